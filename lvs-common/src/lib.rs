@@ -1,0 +1,316 @@
+//! Types shared by the XDP program (`lvs-ebpf`) and the agent (`lvs-userspace`).
+//!
+//! Every map key and value is `#[repr(C)]` with explicit padding fields, so the
+//! layout the kernel sees, the layout userspace writes and the BTF that bpftool
+//! prints are one and the same. Flags are `u32` bit sets, never `bool`/enums.
+//!
+//! Byte order: addresses and ports are kept in **network byte order** exactly as
+//! they appear in the packet (fields named `*_be` hold such values), so the
+//! data path compares them without swapping. Everything else is host order.
+//!
+//! Changing any struct here changes the pinned maps' layout: bump
+//! [`LAYOUT_VERSION`] so a running datapath of the old layout is not re-adopted.
+#![no_std]
+
+pub mod tcp;
+
+/// Version of the shared map layout. A pinned datapath of another version is
+/// refused by the agent instead of being silently re-used (aya does not check).
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Services (VIP:port:proto) the program knows. Also the size of `svc_stats`.
+pub const MAX_SERVICES: u32 = 1024;
+/// Backend slots. A backend id indexes `backends` and `backend_stats`.
+pub const MAX_BACKENDS: u32 = 65536;
+/// Total length of all schedule tables together (`rings`).
+pub const RING_CAPACITY: u32 = 1 << 20;
+/// Default size of the connection table (`conns`); the agent may override it.
+pub const DEFAULT_CONN_TABLE_SIZE: u32 = 1 << 20;
+/// Persistence templates (`persist`).
+pub const PERSIST_TABLE_SIZE: u32 = 1 << 18;
+/// Slots of the per-CPU flow cache; a power of two.
+pub const FLOW_CACHE_SLOTS: u32 = 4096;
+/// Bits of the VIP pre-filter (`vip_filter`): `VIP_FILTER_WORDS` × 64.
+pub const VIP_FILTER_WORDS: u32 = 1024;
+/// Devmap slots for `bpf_redirect_map` (indexed by ifindex).
+pub const MAX_IFINDEX: u32 = 4096;
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// Names of the pinned maps, as `bpftool map dump pinned <dir>/<name>` wants them.
+pub mod map_names {
+    pub const SERVICES: &str = "services";
+    pub const BACKENDS: &str = "backends";
+    pub const RINGS: &str = "rings";
+    pub const CURSORS: &str = "cursors";
+    pub const CONNS: &str = "conns";
+    pub const PERSIST: &str = "persist";
+    pub const FLOW_CACHE: &str = "flow_cache";
+    pub const VIP_FILTER: &str = "vip_filter";
+    pub const SETTINGS: &str = "settings";
+    pub const SVC_STATS: &str = "svc_stats";
+    pub const BACKEND_STATS: &str = "backend_stats";
+    pub const VERDICTS: &str = "verdicts";
+    pub const TX_PORTS: &str = "tx_ports";
+    /// Every map the program pins, in documentation order.
+    pub const ALL: [&str; 13] = [
+        SERVICES,
+        BACKENDS,
+        RINGS,
+        CURSORS,
+        CONNS,
+        PERSIST,
+        FLOW_CACHE,
+        VIP_FILTER,
+        SETTINGS,
+        SVC_STATS,
+        BACKEND_STATS,
+        VERDICTS,
+        TX_PORTS,
+    ];
+}
+
+/// `services` key: one virtual service.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    /// VIP, network byte order.
+    pub addr_be: u32,
+    /// Port, network byte order.
+    pub port_be: u16,
+    /// IPPROTO_TCP or IPPROTO_UDP.
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Service flag: clients stick to a backend through `persist` templates.
+pub const SVC_F_PERSISTENT: u32 = 1 << 0;
+/// Service flag: a TCP packet without SYN and without a connection entry is
+/// scheduled anyway (needed after a takeover without synced connections).
+/// Off by default: such packets are passed to the kernel, as IPVS does.
+pub const SVC_F_SLOPPY: u32 = 1 << 1;
+
+/// `services` value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// Index into `svc_stats` and `cursors`; < MAX_SERVICES.
+    pub id: u32,
+    /// SVC_F_* bits.
+    pub flags: u32,
+    /// First slot of this service's schedule in `rings`.
+    pub ring_start: u32,
+    /// Slots in the schedule; 0 = no backend available (packets pass).
+    pub ring_len: u32,
+    /// Persistence timeout in seconds (with SVC_F_PERSISTENT).
+    pub persist_timeout_s: u32,
+    /// Persistence granularity netmask, network byte order (255.255.255.255 = per client).
+    pub persist_mask_be: u32,
+}
+
+/// Backend flag: may receive traffic. Cleared when a health check fails:
+/// flows and templates pointing at it are rescheduled on their next packet.
+pub const BE_F_ALIVE: u32 = 1 << 0;
+
+/// `backends` value (array indexed by backend id).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backend {
+    /// The real server's MAC: the new destination MAC.
+    pub mac: [u8; 6],
+    /// The egress interface's MAC: the new source MAC.
+    pub src_mac: [u8; 6],
+    /// Egress interface; equal to the ingress one → XDP_TX, else redirect.
+    pub ifindex: u32,
+    /// Real server address, network byte order (for listings; DR does not rewrite it).
+    pub addr_be: u32,
+    /// Real server port, network byte order (for listings).
+    pub port_be: u16,
+    pub _pad: u16,
+    /// BE_F_* bits.
+    pub flags: u32,
+    /// Configured weight (for listings; the schedule already encodes it).
+    pub weight: u32,
+    /// Owning service id (for listings).
+    pub service: u32,
+}
+
+/// `conns` key, `flow_cache` tag: the client-side 5-tuple.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src_be: u32,
+    pub dst_be: u32,
+    pub sport_be: u16,
+    pub dport_be: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Connection flag: entry written by connection sync, not by this director.
+pub const CONN_F_SYNCED: u32 = 1 << 0;
+
+/// `conns` value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conn {
+    pub backend: u32,
+    pub service: u32,
+    /// `tcp::State` as u32 for TCP, `tcp::STATE_UDP` for UDP.
+    pub state: u32,
+    /// CONN_F_* bits.
+    pub flags: u32,
+    /// CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first packet.
+    pub created_ns: u64,
+    /// CLOCK_MONOTONIC of the last packet that went through the slow path
+    /// (at least once per `settings.tick`, see `flow_cache`).
+    pub last_seen_ns: u64,
+}
+
+/// `persist` key: (service, client address & granularity mask).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PersistKey {
+    pub service: u32,
+    pub client_be: u32,
+}
+
+/// `persist` value: the persistence template.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Persist {
+    pub backend: u32,
+    pub _pad: u32,
+    /// CLOCK_MONOTONIC of the last use; the template expires `persist_timeout_s` later.
+    pub last_seen_ns: u64,
+}
+
+/// `flow_cache` value (per-CPU array, direct-mapped by a hash of the 5-tuple).
+///
+/// Lets an established flow skip the VIP hash and the connection table: a hit
+/// needs the full 5-tuple to match and `tick` to equal `settings.tick`. The
+/// agent bumps the tick every second and on every change of services or
+/// backends, so each flow still refreshes its `conns` entry once a tick and no
+/// cached decision outlives a configuration change.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCacheEntry {
+    pub key: FlowKey,
+    pub mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub ifindex: u32,
+    pub backend: u32,
+    pub tick: u32,
+}
+
+/// Global flag: schedule non-SYN TCP packets that have no connection entry
+/// for every service (as `SVC_F_SLOPPY` does for one).
+pub const SET_F_SLOPPY: u32 = 1 << 0;
+
+/// `settings` value (array with one element).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Generation of cached decisions; see [`FlowCacheEntry`].
+    pub tick: u32,
+    /// SET_F_* bits.
+    pub flags: u32,
+    /// Idle timeout in seconds per connection state, indexed by `tcp::State`
+    /// (and `tcp::STATE_UDP`). IPVS defaults.
+    pub timeouts_s: [u32; tcp::NUM_STATES],
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            tick: 1,
+            flags: 0,
+            timeouts_s: tcp::DEFAULT_TIMEOUTS_S,
+        }
+    }
+}
+
+/// `svc_stats` / `backend_stats` value (per-CPU arrays; userspace sums CPUs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// New connections scheduled.
+    pub conns: u64,
+}
+
+/// Why the program returned what it returned: index into `verdicts`
+/// (per-CPU array of u64 packet counts).
+pub mod verdict {
+    /// Forwarded out of the ingress interface (XDP_TX).
+    pub const TX: u32 = 0;
+    /// Forwarded out of another interface (bpf_redirect_map).
+    pub const REDIRECT: u32 = 1;
+    /// Not IPv4 (ARP, IPv6, LLDP…): passed.
+    pub const PASS_NOT_IPV4: u32 = 2;
+    /// 802.1Q/802.1ad tagged: passed untouched, not handled.
+    pub const PASS_VLAN: u32 = 3;
+    /// IPv4 but not to a virtual service (or not TCP/UDP): passed.
+    pub const PASS_NOT_SERVICE: u32 = 4;
+    /// IPv4 fragment to a virtual service: passed (no L4 ports to follow).
+    pub const PASS_FRAGMENT: u32 = 5;
+    /// Truncated or malformed header: passed, the kernel drops and counts it.
+    pub const PASS_MALFORMED: u32 = 6;
+    /// TCP without SYN and without a connection entry (not sloppy): passed.
+    pub const PASS_NO_CONN: u32 = 7;
+    /// Service with no available backend: passed.
+    pub const PASS_NO_BACKEND: u32 = 8;
+    /// Redirect to a port missing from `tx_ports`: dropped (XDP_ABORTED).
+    pub const DROP_NO_TX_PORT: u32 = 9;
+    /// Of the forwarded packets: how many took the flow-cache fast path.
+    pub const FLOW_CACHE_HIT: u32 = 10;
+    pub const COUNT: u32 = 11;
+    /// Names in index order, for listings and metrics.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "tx",
+        "redirect",
+        "pass_not_ipv4",
+        "pass_vlan",
+        "pass_not_service",
+        "pass_fragment",
+        "pass_malformed",
+        "pass_no_conn",
+        "pass_no_backend",
+        "drop_no_tx_port",
+        "flow_cache_hit",
+    ];
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are #[repr(C)], made only of integers and byte
+    // arrays, with every padding byte spelled out as a field: any bit pattern
+    // is a valid value and none has uninitialised bytes.
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for Service {}
+    unsafe impl aya::Pod for Backend {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for Conn {}
+    unsafe impl aya::Pod for PersistKey {}
+    unsafe impl aya::Pod for Persist {}
+    unsafe impl aya::Pod for FlowCacheEntry {}
+    unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for Stats {}
+}
+
+// The layouts the kernel sees: no implicit padding anywhere.
+const _: () = {
+    assert!(core::mem::size_of::<ServiceKey>() == 8);
+    assert!(core::mem::size_of::<Service>() == 24);
+    assert!(core::mem::size_of::<Backend>() == 36);
+    assert!(core::mem::size_of::<FlowKey>() == 16);
+    assert!(core::mem::size_of::<Conn>() == 32);
+    assert!(core::mem::size_of::<PersistKey>() == 8);
+    assert!(core::mem::size_of::<Persist>() == 16);
+    assert!(core::mem::size_of::<FlowCacheEntry>() == 40);
+    assert!(core::mem::size_of::<Settings>() == 8 + 4 * tcp::NUM_STATES);
+    assert!(core::mem::size_of::<Stats>() == 24);
+};

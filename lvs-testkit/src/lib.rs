@@ -1,0 +1,1 @@
+//! The lab: network namespaces, a bridge, directors, real servers, clients.
