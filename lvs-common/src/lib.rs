@@ -12,6 +12,8 @@
 //! [`LAYOUT_VERSION`] so a running datapath of the old layout is not re-adopted.
 #![no_std]
 
+pub mod bench;
+pub mod hash;
 pub mod tcp;
 
 /// Version of the shared map layout. A pinned datapath of another version is
@@ -73,7 +75,7 @@ pub mod map_names {
 
 /// `services` key: one virtual service.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
     /// VIP, network byte order.
     pub addr_be: u32,
@@ -112,6 +114,8 @@ pub struct Service {
 /// Backend flag: may receive traffic. Cleared when a health check fails:
 /// flows and templates pointing at it are rescheduled on their next packet.
 pub const BE_F_ALIVE: u32 = 1 << 0;
+/// Backend flag: the slot is in use (alive or not). A free slot is all zero.
+pub const BE_F_CONFIGURED: u32 = 1 << 1;
 
 /// `backends` value (array indexed by backend id).
 #[repr(C)]
@@ -201,6 +205,7 @@ pub struct FlowCacheEntry {
     pub src_mac: [u8; 6],
     pub ifindex: u32,
     pub backend: u32,
+    pub service: u32,
     pub tick: u32,
 }
 
@@ -212,10 +217,14 @@ pub const SET_F_SLOPPY: u32 = 1 << 0;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
+    /// LAYOUT_VERSION of the program that created the maps: a restarted
+    /// agent re-adopts pinned maps only when it matches its own.
+    pub layout: u32,
     /// Generation of cached decisions; see [`FlowCacheEntry`].
     pub tick: u32,
     /// SET_F_* bits.
     pub flags: u32,
+    pub _pad: u32,
     /// Idle timeout in seconds per connection state, indexed by `tcp::State`
     /// (and `tcp::STATE_UDP`). IPVS defaults.
     pub timeouts_s: [u32; tcp::NUM_STATES],
@@ -224,8 +233,10 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            layout: LAYOUT_VERSION,
             tick: 1,
             flags: 0,
+            _pad: 0,
             timeouts_s: tcp::DEFAULT_TIMEOUTS_S,
         }
     }
@@ -310,7 +321,7 @@ const _: () = {
     assert!(core::mem::size_of::<Conn>() == 32);
     assert!(core::mem::size_of::<PersistKey>() == 8);
     assert!(core::mem::size_of::<Persist>() == 16);
-    assert!(core::mem::size_of::<FlowCacheEntry>() == 40);
-    assert!(core::mem::size_of::<Settings>() == 8 + 4 * tcp::NUM_STATES);
+    assert!(core::mem::size_of::<FlowCacheEntry>() == 44);
+    assert!(core::mem::size_of::<Settings>() == 16 + 4 * tcp::NUM_STATES);
     assert!(core::mem::size_of::<Stats>() == 24);
 };

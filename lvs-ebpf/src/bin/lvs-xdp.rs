@@ -1,0 +1,10 @@
+//! The XDP program lvsd attaches.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{macros::xdp, programs::XdpContext};
+
+#[xdp]
+pub fn lvs_xdp(ctx: XdpContext) -> u32 {
+    lvs_ebpf::datapath::run(&ctx)
+}

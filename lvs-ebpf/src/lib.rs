@@ -1,0 +1,24 @@
+//! The XDP Direct-Routing data path, as small inline steps.
+//!
+//! Each step returns `Result<T, Verdict>`: `Ok` to continue with the next
+//! step, `Err` to stop with a verdict (an XDP action and the reason counted
+//! in `verdicts`). `datapath::run` chains them with `?`, Katran-style.
+#![no_std]
+
+pub mod conntrack;
+pub mod datapath;
+pub mod flow_cache;
+pub mod forward;
+pub mod maps;
+pub mod parse;
+pub mod schedule;
+pub mod stats;
+pub mod verdict;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any program that could reach this: every index is
+    // bounds-checked before use, so no panic path survives optimisation.
+    loop {}
+}

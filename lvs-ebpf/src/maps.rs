@@ -1,0 +1,68 @@
+//! Every map of the data path. Pinned by the agent under
+//! `/sys/fs/bpf/lvs/<instance>/<name>`; see README.md for who writes what.
+
+use aya_ebpf::{
+    btf_maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
+    macros::btf_map,
+};
+use lvs_common::{
+    verdict, Backend, Conn, FlowCacheEntry, FlowKey, Persist, PersistKey, Service, ServiceKey,
+    Settings, Stats, DEFAULT_CONN_TABLE_SIZE, FLOW_CACHE_SLOTS, MAX_BACKENDS, MAX_IFINDEX,
+    MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, VIP_FILTER_WORDS,
+};
+
+/// (VIP, port, proto) → service. Written by the agent.
+#[btf_map(name = "services")]
+pub static SERVICES: HashMap<ServiceKey, Service, { MAX_SERVICES as usize }> = HashMap::new();
+
+/// Backend id → where to send. Written by the agent.
+#[btf_map(name = "backends")]
+pub static BACKENDS: Array<Backend, { MAX_BACKENDS as usize }> = Array::new();
+
+/// Every service's precomputed schedule (backend ids), one slice each.
+#[btf_map(name = "rings")]
+pub static RINGS: Array<u32, { RING_CAPACITY as usize }> = Array::new();
+
+/// Per-CPU position in each service's schedule.
+#[btf_map(name = "cursors")]
+pub static CURSORS: PerCpuArray<u32, { MAX_SERVICES as usize }> = PerCpuArray::new();
+
+/// Client 5-tuple → connection. Written by the program (and by sync).
+#[btf_map(name = "conns")]
+pub static CONNS: LruHashMap<FlowKey, Conn, { DEFAULT_CONN_TABLE_SIZE as usize }> =
+    LruHashMap::new();
+
+/// (service, masked client) → persistence template. Written by the program.
+#[btf_map(name = "persist")]
+pub static PERSIST: LruHashMap<PersistKey, Persist, { PERSIST_TABLE_SIZE as usize }> =
+    LruHashMap::new();
+
+/// Per-CPU direct-mapped cache of established flows' forwarding decisions.
+#[btf_map(name = "flow_cache")]
+pub static FLOW_CACHE: PerCpuArray<FlowCacheEntry, { FLOW_CACHE_SLOTS as usize }> =
+    PerCpuArray::new();
+
+/// Bitmap over hashes of (VIP, port, proto): a clear bit means "not a
+/// service" without a hash-map lookup. Written by the agent.
+#[btf_map(name = "vip_filter")]
+pub static VIP_FILTER: Array<u64, { VIP_FILTER_WORDS as usize }> = Array::new();
+
+/// Global settings: the cache tick, flags, state timeouts.
+#[btf_map(name = "settings")]
+pub static SETTINGS: Array<Settings, 1> = Array::new();
+
+/// Per-CPU counters per service id.
+#[btf_map(name = "svc_stats")]
+pub static SVC_STATS: PerCpuArray<Stats, { MAX_SERVICES as usize }> = PerCpuArray::new();
+
+/// Per-CPU counters per backend id.
+#[btf_map(name = "backend_stats")]
+pub static BACKEND_STATS: PerCpuArray<Stats, { MAX_BACKENDS as usize }> = PerCpuArray::new();
+
+/// Per-CPU packet counts per verdict reason (`lvs_common::verdict`).
+#[btf_map(name = "verdicts")]
+pub static VERDICTS: PerCpuArray<u64, { verdict::COUNT as usize }> = PerCpuArray::new();
+
+/// ifindex → ifindex, for `bpf_redirect_map` to another interface.
+#[btf_map(name = "tx_ports")]
+pub static TX_PORTS: DevMap<{ MAX_IFINDEX as usize }> = DevMap::new();

@@ -1,0 +1,107 @@
+//! Header parsing: Ethernet → IPv4 → TCP/UDP ports, every access
+//! bounds-checked against `data_end` (the verifier insists, and a truncated
+//! frame must be passed, never mis-forwarded).
+
+use aya_ebpf::programs::XdpContext;
+use lvs_common::{verdict as reason, FlowKey, IPPROTO_TCP, IPPROTO_UDP};
+use network_types::{eth::EthHdr, ip::Ipv4Hdr, tcp::TcpHdr, udp::UdpHdr};
+
+use crate::verdict::{Step, Verdict};
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+/// More-fragments flag and fragment offset, in the host-order `frags` word.
+const IP_MF_OFFSET_MASK: u16 = 0x3FFF;
+
+/// What the later steps need from a frame.
+pub struct Packet {
+    /// The client-side 5-tuple, network byte order, padding zeroed.
+    pub key: FlowKey,
+    /// TCP flags byte (0 for UDP).
+    pub tcp_flags: u8,
+    /// Frame length in bytes, for the byte counters.
+    pub len: u32,
+}
+
+/// A pointer to a `T` at `offset`, if the whole `T` lies inside the frame.
+#[inline(always)]
+fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Step<*const T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + core::mem::size_of::<T>() > end {
+        return Err(Verdict::pass(reason::PASS_MALFORMED));
+    }
+    Ok((start + offset) as *const T)
+}
+
+/// Parses a frame up to the L4 ports. Anything that is not an unfragmented
+/// IPv4 TCP/UDP packet stops here with a PASS verdict.
+#[inline(always)]
+pub fn parse(ctx: &XdpContext) -> Step<Packet> {
+    let eth: *const EthHdr = ptr_at(ctx, 0)?;
+    // SAFETY: ptr_at checked that the Ethernet header is inside the frame.
+    let ether_type = u16::from_be(unsafe { (*eth).ether_type });
+    if ether_type != ETH_P_IP {
+        return Err(Verdict::pass(match ether_type {
+            ETH_P_8021Q | ETH_P_8021AD => reason::PASS_VLAN,
+            _ => reason::PASS_NOT_IPV4,
+        }));
+    }
+
+    let ip: *const Ipv4Hdr = ptr_at(ctx, EthHdr::LEN)?;
+    // SAFETY: ptr_at checked the 20-byte IPv4 header; fields are byte arrays.
+    let (vihl, proto, frags, tot_len, src, dst) = unsafe {
+        (
+            (*ip).vihl,
+            (*ip).proto,
+            u16::from_be_bytes((*ip).frags),
+            u16::from_be_bytes((*ip).tot_len),
+            u32::from_ne_bytes((*ip).src_addr),
+            u32::from_ne_bytes((*ip).dst_addr),
+        )
+    };
+    let ihl_bytes = ((vihl & 0x0F) as usize) * 4;
+    if vihl >> 4 != 4 || ihl_bytes < Ipv4Hdr::LEN || (tot_len as usize) < ihl_bytes {
+        return Err(Verdict::pass(reason::PASS_MALFORMED));
+    }
+    if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
+        return Err(Verdict::pass(reason::PASS_NOT_SERVICE));
+    }
+    // A fragment has no ports (or, the first one, ports for a datagram we
+    // cannot see whole): never forward it by a guess.
+    if frags & IP_MF_OFFSET_MASK != 0 {
+        return Err(Verdict::pass(reason::PASS_FRAGMENT));
+    }
+    // IP options are skipped over, never rewritten: DR changes no L3 byte.
+    let l4 = EthHdr::LEN + ihl_bytes;
+
+    let (ports, tcp_flags) = if proto == IPPROTO_TCP {
+        let tcp: *const TcpHdr = ptr_at(ctx, l4)?;
+        // SAFETY: ptr_at checked the 20-byte TCP header.
+        unsafe {
+            let hdr = tcp as *const [u8; 20];
+            (
+                ((*tcp).source, (*tcp).dest),
+                (*hdr)[13], // flags byte: CWR ECE URG ACK PSH RST SYN FIN
+            )
+        }
+    } else {
+        let udp: *const UdpHdr = ptr_at(ctx, l4)?;
+        // SAFETY: ptr_at checked the 8-byte UDP header.
+        unsafe { (((*udp).src, (*udp).dst), 0) }
+    };
+
+    Ok(Packet {
+        key: FlowKey {
+            src_be: src,
+            dst_be: dst,
+            sport_be: u16::from_ne_bytes(ports.0),
+            dport_be: u16::from_ne_bytes(ports.1),
+            proto,
+            _pad: [0; 3],
+        },
+        tcp_flags,
+        len: (ctx.data_end() - ctx.data()) as u32,
+    })
+}

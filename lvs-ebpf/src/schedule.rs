@@ -1,0 +1,113 @@
+//! Choosing a backend for a new connection: the persistence template if
+//! the service has one for this client, else the next slot of the service's
+//! precomputed schedule (IPVS wrr/rr order, computed by the agent).
+
+use lvs_common::{
+    verdict as reason, Persist, PersistKey, Service, BE_F_ALIVE, SVC_F_PERSISTENT,
+};
+
+use crate::{
+    forward::NextHop,
+    maps::{BACKENDS, CURSORS, PERSIST, RINGS},
+    verdict::{Step, Verdict},
+};
+
+/// How many schedule slots to try when a slot names a backend that went
+/// down after the schedule was written (the agent rewrites it right away).
+const MAX_SKIP: u32 = 4;
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// Where backend `id` is, if it may receive traffic.
+#[inline(always)]
+pub fn backend_hop(id: u32) -> Option<NextHop> {
+    let b = BACKENDS.get(id)?;
+    if b.flags & BE_F_ALIVE == 0 {
+        return None;
+    }
+    Some(NextHop {
+        mac: b.mac,
+        src_mac: b.src_mac,
+        ifindex: b.ifindex,
+    })
+}
+
+/// A backend for a new connection of `svc` from `client_be`.
+#[inline(always)]
+pub fn pick(svc: &Service, client_be: u32, now: u64) -> Step<(u32, NextHop)> {
+    if svc.flags & SVC_F_PERSISTENT == 0 {
+        return next_in_ring(svc);
+    }
+    let key = PersistKey {
+        service: svc.id,
+        client_be: client_be & svc.persist_mask_be,
+    };
+    let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
+    if let Some(t) = PERSIST.get_ptr_mut(&key) {
+        // SAFETY: the pointer is to a live map value; a concurrent writer can
+        // only store another whole template, which is as good as this one.
+        let t = unsafe { &mut *t };
+        if now.saturating_sub(t.last_seen_ns) <= timeout {
+            if let Some(hop) = backend_hop(t.backend) {
+                t.last_seen_ns = now;
+                return Ok((t.backend, hop));
+            }
+        }
+    }
+    // No template, an expired one, or one whose backend is down: schedule
+    // and (re)write the template.
+    let (id, hop) = next_in_ring(svc)?;
+    let template = Persist {
+        backend: id,
+        _pad: 0,
+        last_seen_ns: now,
+    };
+    // A full LRU evicts its oldest template: never a reason to drop.
+    let _ = PERSIST.insert(&key, &template, 0);
+    Ok((id, hop))
+}
+
+/// Refreshes the persistence template a connection of `svc` depends on, as
+/// IPVS keeps a template alive while it controls connections.
+#[inline(always)]
+pub fn touch_template(svc: &Service, client_be: u32, now: u64) {
+    if svc.flags & SVC_F_PERSISTENT == 0 {
+        return;
+    }
+    let key = PersistKey {
+        service: svc.id,
+        client_be: client_be & svc.persist_mask_be,
+    };
+    if let Some(t) = PERSIST.get_ptr_mut(&key) {
+        // SAFETY: see pick; a timestamp store.
+        unsafe { (*t).last_seen_ns = now };
+    }
+}
+
+/// The next backend of the service's schedule, walked with this CPU's cursor.
+#[inline(always)]
+fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
+    let len = svc.ring_len;
+    let cursor = CURSORS
+        .get_ptr_mut(svc.id)
+        .ok_or(Verdict::pass(reason::PASS_NO_BACKEND))?;
+    // SAFETY: per-CPU slot: only this CPU touches it while we run.
+    let mut pos = unsafe { *cursor };
+    for _ in 0..MAX_SKIP {
+        if pos >= len {
+            pos = 0;
+        }
+        let slot = svc.ring_start.wrapping_add(pos);
+        pos += 1;
+        if let Some(id) = RINGS.get(slot) {
+            if let Some(hop) = backend_hop(*id) {
+                // SAFETY: as above.
+                unsafe { *cursor = pos };
+                return Ok((*id, hop));
+            }
+        }
+        if len == 0 {
+            break;
+        }
+    }
+    Err(Verdict::pass(reason::PASS_NO_BACKEND))
+}

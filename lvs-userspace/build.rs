@@ -1,0 +1,58 @@
+//! Builds the XDP objects (`lvs-ebpf`) with nightly for bpfel-unknown-none and
+//! puts them in OUT_DIR, where `datapath::objects` embeds them: one `lvsd`
+//! binary carries its own data path. `cargo xtask setup` installs what this
+//! needs (nightly's rust-src and a bpf-linker built against nightly's LLVM).
+
+use std::{env, path::PathBuf, process::Command};
+
+const OBJECTS: [&str; 2] = ["lvs-xdp", "lvs-tools"];
+
+fn main() {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let root = manifest.parent().expect("workspace root").to_path_buf();
+    let ebpf = root.join("lvs-ebpf");
+    for dir in ["lvs-ebpf/src", "lvs-ebpf/Cargo.toml", "lvs-ebpf/Cargo.lock", "lvs-common/src"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("bpf");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
+
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo", "build", "--release", "--locked"])
+        .args(["-Z", "build-std=core", "--target", "bpfel-unknown-none"])
+        .arg("--manifest-path")
+        .arg(ebpf.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // The outer cargo's settings are for the host build: none may leak in.
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ] {
+        cmd.env_remove(var);
+    }
+    // BTF: debug info in, bpf-linker emits .BTF (named map fields in bpftool).
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf");
+
+    let status = cmd.status().unwrap_or_else(|e| {
+        panic!("cannot run `rustup run nightly cargo` to build lvs-ebpf ({e}); run `cargo xtask setup`")
+    });
+    if !status.success() {
+        panic!("building the XDP program failed (see above); if bpf-linker or nightly's rust-src is missing, run `cargo xtask setup`");
+    }
+    for obj in OBJECTS {
+        let built = target_dir.join("bpfel-unknown-none/release").join(obj);
+        std::fs::copy(&built, out_dir.join(obj))
+            .unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    }
+}

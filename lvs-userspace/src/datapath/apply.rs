@@ -1,0 +1,459 @@
+//! Applying a desired state by diff, so unchanged services and backends keep
+//! their ids, flows, counters and schedules.
+//!
+//! Order of writes, so no packet ever sees a half-made service: new and
+//! changed backends first, then each changed schedule into a fresh slice of
+//! `rings`, then the `services` entry that points at it (one atomic hash
+//! update), and only then the removal of what is gone. Last, the VIP
+//! pre-filter and a tick, which retires every cached decision.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aya::maps::PerCpuValues;
+use lvs_common::{
+    hash::vip_filter_bit, map_names as names, Backend, Service, ServiceKey, Stats, BE_F_ALIVE,
+    BE_F_CONFIGURED, MAX_BACKENDS, MAX_SERVICES, RING_CAPACITY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
+    VIP_FILTER_WORDS,
+};
+
+use super::{map_err, DatapathError, Datapath, DesiredState, Maps, Result};
+use crate::sched;
+
+/// One service as it is in the maps.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AppliedService {
+    pub svc: Service,
+    /// Backend ids of this service, in list order.
+    pub backends: Vec<u32>,
+    /// The schedule as written in `rings`.
+    pub ring: Vec<u32>,
+}
+
+/// The maps' contents as far as `apply` cares, mirrored in memory so a diff
+/// costs no map reads. Rebuilt from the maps when a datapath is re-adopted.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    pub services: BTreeMap<ServiceKey, AppliedService>,
+    pub backends: BTreeMap<u32, Backend>,
+    ring_free: RangeAllocator,
+    /// Next backend id to try: ids are handed out round-robin so a freed id
+    /// is not re-used while stale flows may still name it.
+    next_backend: u32,
+    vip_filter: Vec<u64>,
+}
+
+/// What an `apply` changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub services_added: usize,
+    pub services_removed: usize,
+    pub services_changed: usize,
+    pub backends_added: usize,
+    pub backends_removed: usize,
+    pub backends_changed: usize,
+    pub schedules_rewritten: usize,
+}
+
+impl ApplyReport {
+    pub fn is_empty(&self) -> bool {
+        *self == ApplyReport::default()
+    }
+}
+
+impl Applied {
+    /// Reads what a previous agent left in the maps.
+    pub fn read(maps: &Maps) -> Result<Applied> {
+        let mut applied = Applied {
+            ring_free: RangeAllocator::new(RING_CAPACITY),
+            vip_filter: vec![0; VIP_FILTER_WORDS as usize],
+            ..Default::default()
+        };
+        for item in maps.services.iter() {
+            let (key, svc) = item.map_err(map_err(names::SERVICES))?;
+            let mut ring = Vec::with_capacity(svc.ring_len as usize);
+            for i in 0..svc.ring_len {
+                ring.push(
+                    maps.rings
+                        .get(&(svc.ring_start + i), 0)
+                        .map_err(map_err(names::RINGS))?,
+                );
+            }
+            if svc.ring_len > 0 {
+                applied.ring_free.reserve(svc.ring_start, svc.ring_len);
+            }
+            applied.services.insert(
+                key,
+                AppliedService {
+                    svc,
+                    backends: Vec::new(),
+                    ring,
+                },
+            );
+        }
+        for (id, item) in maps.backends.iter().enumerate() {
+            let b = item.map_err(map_err(names::BACKENDS))?;
+            if b.flags & BE_F_CONFIGURED == 0 {
+                continue;
+            }
+            let id = id as u32;
+            if let Some(s) = applied
+                .services
+                .values_mut()
+                .find(|s| s.svc.id == b.service)
+            {
+                s.backends.push(id);
+            }
+            applied.backends.insert(id, b);
+            applied.next_backend = (id + 1) % MAX_BACKENDS;
+        }
+        for (i, item) in maps.vip_filter.iter().enumerate() {
+            applied.vip_filter[i] = item.map_err(map_err(names::VIP_FILTER))?;
+        }
+        Ok(applied)
+    }
+
+    fn alloc_service_id(&self) -> Result<u32> {
+        let used: BTreeSet<u32> = self.services.values().map(|s| s.svc.id).collect();
+        (0..MAX_SERVICES)
+            .find(|id| !used.contains(id))
+            .ok_or_else(|| DatapathError::Capacity {
+                what: "service ids",
+                detail: format!("{MAX_SERVICES} services at most"),
+            })
+    }
+
+    fn alloc_backend_id(&mut self) -> Result<u32> {
+        for n in 0..MAX_BACKENDS {
+            let id = (self.next_backend + n) % MAX_BACKENDS;
+            if !self.backends.contains_key(&id) {
+                self.next_backend = (id + 1) % MAX_BACKENDS;
+                return Ok(id);
+            }
+        }
+        Err(DatapathError::Capacity {
+            what: "backend ids",
+            detail: format!("{MAX_BACKENDS} backends at most"),
+        })
+    }
+}
+
+impl Datapath {
+    /// Makes the maps match `desired`, touching only what differs.
+    pub fn apply(&mut self, desired: &DesiredState) -> Result<ApplyReport> {
+        let mut report = ApplyReport::default();
+        let mut keep: BTreeSet<ServiceKey> = BTreeSet::new();
+
+        for d in &desired.services {
+            let key = d.key();
+            keep.insert(key);
+            let current = self.applied.services.get(&key).cloned();
+            let id = match &current {
+                Some(c) => c.svc.id,
+                None => {
+                    report.services_added += 1;
+                    let id = self.applied.alloc_service_id()?;
+                    // A re-used service id starts with clean counters.
+                    zero_stats(&mut self.maps, names::SVC_STATS, id)?;
+                    id
+                }
+            };
+
+            // Backends: same (addr, port) keeps its id.
+            let mut ids = Vec::with_capacity(d.backends.len());
+            for b in &d.backends {
+                let addr_be = u32::from_ne_bytes(b.addr.octets());
+                let port_be = b.port.to_be();
+                let existing = current.as_ref().and_then(|c| {
+                    c.backends.iter().copied().find(|id| {
+                        let v = &self.applied.backends[id];
+                        v.addr_be == addr_be && v.port_be == port_be
+                    })
+                });
+                let bid = match existing {
+                    Some(bid) => bid,
+                    None => {
+                        let bid = self.applied.alloc_backend_id()?;
+                        zero_stats(&mut self.maps, names::BACKEND_STATS, bid)?;
+                        report.backends_added += 1;
+                        bid
+                    }
+                };
+                let value = Backend {
+                    mac: b.next_hop.mac,
+                    src_mac: b.next_hop.src_mac,
+                    ifindex: b.next_hop.ifindex,
+                    addr_be,
+                    port_be,
+                    _pad: 0,
+                    flags: BE_F_CONFIGURED | if b.alive { BE_F_ALIVE } else { 0 },
+                    weight: b.weight,
+                    service: id,
+                };
+                if self.applied.backends.get(&bid) != Some(&value) {
+                    if existing.is_some() {
+                        report.backends_changed += 1;
+                    }
+                    self.maps
+                        .backends
+                        .set(bid, value, 0)
+                        .map_err(map_err(names::BACKENDS))?;
+                    self.applied.backends.insert(bid, value);
+                }
+                ids.push(bid);
+            }
+
+            // The schedule over alive backends; down ones weigh nothing.
+            let weights: Vec<u32> = d
+                .backends
+                .iter()
+                .map(|b| if b.alive { b.weight } else { 0 })
+                .collect();
+            let ring: Vec<u32> = sched::schedule(d.algo, &weights)?
+                .into_iter()
+                .map(|i| ids[i])
+                .collect();
+            let (mut ring_start, mut ring_len) = current
+                .as_ref()
+                .map(|c| (c.svc.ring_start, c.svc.ring_len))
+                .unwrap_or((0, 0));
+            let old_ring = current.as_ref().map(|c| c.ring.clone()).unwrap_or_default();
+            let ring_changed = ring != old_ring;
+            if ring_changed {
+                report.schedules_rewritten += 1;
+                ring_len = ring.len() as u32;
+                ring_start = 0;
+                if ring_len > 0 {
+                    ring_start = self.applied.ring_free.alloc(ring_len).ok_or_else(|| {
+                        DatapathError::Capacity {
+                            what: "schedule slots",
+                            detail: format!("{RING_CAPACITY} slots for all services together"),
+                        }
+                    })?;
+                    for (i, bid) in ring.iter().enumerate() {
+                        self.maps
+                            .rings
+                            .set(ring_start + i as u32, *bid, 0)
+                            .map_err(map_err(names::RINGS))?;
+                    }
+                }
+            }
+
+            let mut flags = 0;
+            let (mut persist_timeout_s, mut persist_mask_be) = (0, 0);
+            if let Some(p) = d.persistence {
+                flags |= SVC_F_PERSISTENT;
+                persist_timeout_s = p.timeout_s;
+                persist_mask_be = u32::from_ne_bytes(p.netmask.octets());
+            }
+            if d.sloppy {
+                flags |= SVC_F_SLOPPY;
+            }
+            let svc = Service {
+                id,
+                flags,
+                ring_start,
+                ring_len,
+                persist_timeout_s,
+                persist_mask_be,
+            };
+            if current.as_ref().map(|c| c.svc) != Some(svc) {
+                if current.is_some() {
+                    report.services_changed += 1;
+                }
+                self.maps
+                    .services
+                    .insert(key, svc, 0)
+                    .map_err(map_err(names::SERVICES))?;
+            }
+            if ring_changed {
+                // Every CPU starts the new schedule from its beginning, as
+                // IPVS restarts its wrr walk when the destinations change.
+                let zeros = PerCpuValues::try_from(vec![0u32; nr_cpus()?])
+                    .map_err(|source| DatapathError::Io { what: "per-CPU values", source })?;
+                self.maps
+                    .cursors
+                    .set(id, zeros, 0)
+                    .map_err(map_err(names::CURSORS))?;
+                if let Some(c) = &current {
+                    if c.svc.ring_len > 0 {
+                        self.applied.ring_free.free(c.svc.ring_start, c.svc.ring_len);
+                    }
+                }
+            }
+
+            // Backends gone from this service: free their slots (flows that
+            // still name them are rescheduled on their next packet).
+            if let Some(c) = &current {
+                for bid in c.backends.iter().filter(|b| !ids.contains(b)) {
+                    self.remove_backend(*bid)?;
+                    report.backends_removed += 1;
+                }
+            }
+            self.applied.services.insert(
+                key,
+                super::apply::AppliedService {
+                    svc,
+                    backends: ids,
+                    ring,
+                },
+            );
+        }
+
+        // Services gone.
+        let gone: Vec<ServiceKey> = self
+            .applied
+            .services
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            let s = self.applied.services.remove(&key).expect("listed above");
+            match self.maps.services.remove(&key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(names::SERVICES)(e)),
+            }
+            for bid in s.backends {
+                self.remove_backend(bid)?;
+                report.backends_removed += 1;
+            }
+            if s.svc.ring_len > 0 {
+                self.applied.ring_free.free(s.svc.ring_start, s.svc.ring_len);
+            }
+            report.services_removed += 1;
+        }
+
+        self.write_vip_filter()?;
+        if !report.is_empty() {
+            self.tick()?;
+        }
+        Ok(report)
+    }
+
+    fn remove_backend(&mut self, bid: u32) -> Result<()> {
+        self.maps
+            .backends
+            .set(bid, Backend::default(), 0)
+            .map_err(map_err(names::BACKENDS))?;
+        self.applied.backends.remove(&bid);
+        Ok(())
+    }
+
+    fn write_vip_filter(&mut self) -> Result<()> {
+        let mut words = vec![0u64; VIP_FILTER_WORDS as usize];
+        for key in self.applied.services.keys() {
+            let (w, b) = vip_filter_bit(key.addr_be, key.port_be, key.proto);
+            words[w as usize] |= 1 << b;
+        }
+        for (i, w) in words.iter().enumerate() {
+            if self.applied.vip_filter.get(i) != Some(w) {
+                self.maps
+                    .vip_filter
+                    .set(i as u32, *w, 0)
+                    .map_err(map_err(names::VIP_FILTER))?;
+            }
+        }
+        self.applied.vip_filter = words;
+        Ok(())
+    }
+}
+
+fn zero_stats(maps: &mut Maps, name: &'static str, index: u32) -> Result<()> {
+    let zeros = PerCpuValues::try_from(vec![Stats::default(); nr_cpus()?])
+        .map_err(|source| DatapathError::Io { what: "per-CPU values", source })?;
+    let map = if name == names::SVC_STATS {
+        &mut maps.svc_stats
+    } else {
+        &mut maps.backend_stats
+    };
+    map.set(index, zeros, 0).map_err(map_err(name))
+}
+
+pub(crate) fn nr_cpus() -> Result<usize> {
+    aya::util::nr_cpus().map_err(|(_, source)| DatapathError::Pin {
+        path: "/sys/devices/system/cpu/possible".into(),
+        source,
+    })
+}
+
+/// First-fit allocator of slices of `rings`, merging freed neighbours.
+#[derive(Debug, Default)]
+struct RangeAllocator {
+    /// Free ranges, start → len, never adjacent.
+    free: BTreeMap<u32, u32>,
+}
+
+impl RangeAllocator {
+    fn new(capacity: u32) -> Self {
+        RangeAllocator {
+            free: BTreeMap::from([(0, capacity)]),
+        }
+    }
+
+    fn alloc(&mut self, len: u32) -> Option<u32> {
+        let (&start, &free_len) = self.free.iter().find(|(_, &l)| l >= len)?;
+        self.free.remove(&start);
+        if free_len > len {
+            self.free.insert(start + len, free_len - len);
+        }
+        Some(start)
+    }
+
+    /// Marks a range in use (when re-reading the maps).
+    fn reserve(&mut self, start: u32, len: u32) {
+        let Some((&fs, &fl)) = self.free.range(..=start).next_back() else {
+            return;
+        };
+        if fs + fl < start + len {
+            return; // not inside one free range: already reserved
+        }
+        self.free.remove(&fs);
+        if start > fs {
+            self.free.insert(fs, start - fs);
+        }
+        if fs + fl > start + len {
+            self.free.insert(start + len, fs + fl - start - len);
+        }
+    }
+
+    fn free(&mut self, start: u32, len: u32) {
+        let mut s = start;
+        let mut l = len;
+        if let Some((&ps, &pl)) = self.free.range(..start).next_back() {
+            if ps + pl == start {
+                self.free.remove(&ps);
+                s = ps;
+                l += pl;
+            }
+        }
+        if let Some(&nl) = self.free.get(&(start + len)) {
+            self.free.remove(&(start + len));
+            l += nl;
+        }
+        self.free.insert(s, l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RangeAllocator;
+
+    #[test]
+    fn ranges_are_reused_and_merged() {
+        let mut r = RangeAllocator::new(100);
+        let a = r.alloc(10).unwrap();
+        let b = r.alloc(20).unwrap();
+        assert_eq!((a, b), (0, 10));
+        r.free(a, 10);
+        assert_eq!(r.alloc(5), Some(0));
+        r.free(0, 5);
+        r.free(b, 20);
+        assert_eq!(r.free.len(), 1);
+        assert_eq!(r.alloc(100), Some(0));
+        let mut r = RangeAllocator::new(100);
+        r.reserve(40, 10);
+        assert_eq!(r.alloc(45), Some(50));
+        assert_eq!(r.alloc(40), Some(0));
+        assert_eq!(r.alloc(1), None);
+    }
+}

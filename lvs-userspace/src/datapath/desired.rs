@@ -1,0 +1,105 @@
+//! What the agent wants the data path to do: services and their backends,
+//! in plain types. `Datapath::apply` turns it into map writes by diff.
+
+use std::net::Ipv4Addr;
+
+use lvs_common::{ServiceKey, IPPROTO_TCP, IPPROTO_UDP};
+
+use crate::sched::Algorithm;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => IPPROTO_TCP,
+            Proto::Udp => IPPROTO_UDP,
+        }
+    }
+    pub fn from_number(n: u8) -> Option<Proto> {
+        match n {
+            IPPROTO_TCP => Some(Proto::Tcp),
+            IPPROTO_UDP => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+    /// As ipvsadm prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        }
+    }
+}
+
+/// Where an L2 frame for a backend goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NextHop {
+    /// The real server's MAC.
+    pub mac: [u8; 6],
+    /// The egress interface's MAC.
+    pub src_mac: [u8; 6],
+    /// The egress interface.
+    pub ifindex: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredBackend {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// 0 = quiescent: keeps its flows and templates, gets no new ones.
+    pub weight: u32,
+    /// false = down: out of the schedule, its flows rescheduled.
+    pub alive: bool,
+    pub next_hop: NextHop,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    pub timeout_s: u32,
+    /// Granularity: clients in the same network (addr & mask) share a template.
+    pub netmask: Ipv4Addr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredService {
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub proto: Proto,
+    pub algo: Algorithm,
+    pub persistence: Option<Persistence>,
+    /// Schedule TCP segments without SYN that have no connection entry.
+    pub sloppy: bool,
+    /// In list order: the order IPVS would have them (config order).
+    pub backends: Vec<DesiredBackend>,
+}
+
+impl DesiredService {
+    pub fn key(&self) -> ServiceKey {
+        service_key(self.vip, self.port, self.proto)
+    }
+}
+
+/// The map key of a service.
+pub fn service_key(vip: Ipv4Addr, port: u16, proto: Proto) -> ServiceKey {
+    ServiceKey {
+        addr_be: u32::from_ne_bytes(vip.octets()),
+        port_be: port.to_be(),
+        proto: proto.number(),
+        _pad: 0,
+    }
+}
+
+/// Network-order u32 (as kept in the maps) back to an address.
+pub fn addr_of(be: u32) -> Ipv4Addr {
+    Ipv4Addr::from(be.to_ne_bytes())
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DesiredState {
+    pub services: Vec<DesiredService>,
+}

@@ -1,0 +1,501 @@
+//! The datapath API: everything the agent, `lvsadm`, the tests and the
+//! bench do to the XDP program and its maps goes through here.
+//!
+//! - [`Datapath::open`] loads the program, re-using the instance's pinned
+//!   maps when they exist (after checking their layout), so a restarted
+//!   agent continues with every connection and counter.
+//! - [`Datapath::attach`] swaps the program into the interface's pinned XDP
+//!   link if there is one (no gap in forwarding), else attaches — native
+//!   first, generic as the reported fallback — and pins the link.
+//! - [`Datapath::apply`] makes the maps match a [`DesiredState`] by diff.
+//! - `read` has the counters and the connection table.
+
+mod apply;
+pub mod desired;
+pub mod objects;
+pub mod pins;
+pub mod read;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::{Array, DevMap, HashMap, Map, MapData, MapError, MapInfo, PerCpuArray},
+    programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+use lvs_common::{
+    map_names as names, Backend, Conn, FlowKey, Persist, PersistKey, Service, ServiceKey,
+    Settings, Stats, LAYOUT_VERSION,
+};
+use thiserror::Error;
+
+pub use apply::ApplyReport;
+pub use desired::{
+    DesiredBackend, DesiredService, DesiredState, NextHop, Persistence, Proto,
+};
+pub use pins::PinDir;
+
+#[derive(Debug, Error)]
+pub enum DatapathError {
+    #[error("loading the XDP object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("map `{name}`: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("map `{0}` is missing from the XDP object")]
+    MissingMap(&'static str),
+    #[error("XDP program: {0}")]
+    Program(#[from] ProgramError),
+    #[error("the datapath pinned in {dir} has map layout {found}, this binary has layout {expected}; stop it with `lvsd --flush` (or remove {dir}) first")]
+    LayoutMismatch {
+        dir: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error("pinned map {path} has key/value sizes {found:?}, this binary expects {expected:?}; remove the stale pin directory")]
+    PinnedMapMismatch {
+        path: PathBuf,
+        found: (u32, u32),
+        expected: (u32, u32),
+    },
+    #[error("interface `{0}` not found")]
+    NoSuchInterface(String),
+    #[error("attaching to `{ifname}` in {mode:?} mode: {source}")]
+    Attach {
+        ifname: String,
+        mode: XdpMode,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("bpffs path {path}: {source}")]
+    Pin {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("link pin {path}: {reason}")]
+    Link { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Sched(#[from] crate::sched::SchedError),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("map `tx_ports`: {0}")]
+    TxPorts(#[from] aya::maps::xdp::XdpMapError),
+    #[error("out of {what}: {detail}")]
+    Capacity { what: &'static str, detail: String },
+}
+
+pub type Result<T, E = DatapathError> = std::result::Result<T, E>;
+
+fn map_err(name: &'static str) -> impl FnOnce(MapError) -> DatapathError {
+    move |source| DatapathError::Map { name, source }
+}
+
+/// How to attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AttachMode {
+    /// Native (driver) mode, falling back to generic (skb) mode with a warning.
+    #[default]
+    Auto,
+    Native,
+    Generic,
+}
+
+/// What `attach` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attached {
+    pub ifname: String,
+    pub ifindex: u32,
+    /// `None` when an existing pinned link was re-used (its mode is kept).
+    pub mode: Option<XdpMode>,
+    /// The program was swapped into a link a previous agent pinned.
+    pub adopted: bool,
+    /// Native was asked for (Auto) but refused; generic mode is in use.
+    pub fell_back: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Instance name: one pin directory, one set of maps.
+    pub instance: String,
+    /// bpffs directory holding the instance directories.
+    pub bpffs_root: PathBuf,
+    /// Pin maps and links (false: everything goes away with this process; tests).
+    pub pin: bool,
+    /// `conns` entries (only when the map is created, not when re-adopted).
+    pub conn_table_size: u32,
+}
+
+impl Options {
+    pub fn new(instance: &str) -> Self {
+        Options {
+            instance: instance.to_owned(),
+            bpffs_root: PathBuf::from(pins::DEFAULT_ROOT),
+            pin: true,
+            conn_table_size: lvs_common::DEFAULT_CONN_TABLE_SIZE,
+        }
+    }
+    /// Unpinned, for tests: nothing outlives the process.
+    pub fn ephemeral() -> Self {
+        Options {
+            pin: false,
+            ..Options::new("ephemeral")
+        }
+    }
+}
+
+/// The maps the agent reads and writes, typed.
+pub(crate) struct Maps {
+    pub services: HashMap<MapData, ServiceKey, Service>,
+    pub backends: Array<MapData, Backend>,
+    pub rings: Array<MapData, u32>,
+    pub cursors: PerCpuArray<MapData, u32>,
+    pub conns: HashMap<MapData, FlowKey, Conn>,
+    pub persist: HashMap<MapData, PersistKey, Persist>,
+    pub vip_filter: Array<MapData, u64>,
+    pub settings: Array<MapData, Settings>,
+    pub svc_stats: PerCpuArray<MapData, Stats>,
+    pub backend_stats: PerCpuArray<MapData, Stats>,
+    pub verdicts: PerCpuArray<MapData, u64>,
+    pub tx_ports: DevMap<MapData>,
+}
+
+/// Key and value sizes of every map, to refuse re-adopting stale pins.
+fn expected_sizes(name: &str) -> Option<(u32, u32)> {
+    use std::mem::size_of;
+    let s = |k: usize, v: usize| Some((k as u32, v as u32));
+    match name {
+        names::SERVICES => s(size_of::<ServiceKey>(), size_of::<Service>()),
+        names::BACKENDS => s(4, size_of::<Backend>()),
+        names::RINGS | names::CURSORS => s(4, 4),
+        names::CONNS => s(size_of::<FlowKey>(), size_of::<Conn>()),
+        names::PERSIST => s(size_of::<PersistKey>(), size_of::<Persist>()),
+        names::FLOW_CACHE => s(4, size_of::<lvs_common::FlowCacheEntry>()),
+        names::VIP_FILTER | names::VERDICTS => s(4, 8),
+        names::SETTINGS => s(4, size_of::<Settings>()),
+        names::SVC_STATS | names::BACKEND_STATS => s(4, size_of::<Stats>()),
+        names::TX_PORTS => s(4, 4),
+        _ => None,
+    }
+}
+
+pub struct Datapath {
+    ebpf: Ebpf,
+    pins: Option<PinDir>,
+    pub(crate) maps: Maps,
+    pub(crate) applied: apply::Applied,
+    /// Links held by this process when not pinning (dropping them detaches).
+    held_links: BTreeMap<String, FdLink>,
+    /// The program found pinned maps and continued with them.
+    adopted_maps: bool,
+}
+
+impl Datapath {
+    /// Loads the data path, re-using the instance's pinned maps if any.
+    pub fn open(opts: &Options) -> Result<Self> {
+        let pins = opts
+            .pin
+            .then(|| PinDir::new(&opts.bpffs_root, &opts.instance));
+        let mut adopted_maps = false;
+        if let Some(p) = &pins {
+            adopted_maps = check_pinned_layout(p)?;
+            std::fs::create_dir_all(p.dir()).map_err(|source| DatapathError::Pin {
+                path: p.dir().to_owned(),
+                source,
+            })?;
+        }
+        let map_paths: Vec<(&str, PathBuf)> = match &pins {
+            Some(p) => names::ALL.iter().map(|n| (*n, p.map(n))).collect(),
+            None => Vec::new(),
+        };
+        let mut loader = EbpfLoader::new();
+        for (name, path) in &map_paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        loader.map_max_entries(names::CONNS, opts.conn_table_size);
+        let mut ebpf = loader.load(objects::LVS_XDP)?;
+        let maps = take_maps(&mut ebpf)?;
+        let prog: &mut Xdp = program(&mut ebpf)?;
+        prog.load()?;
+
+        let mut dp = Datapath {
+            ebpf,
+            pins,
+            maps,
+            applied: apply::Applied::default(),
+            held_links: BTreeMap::new(),
+            adopted_maps,
+        };
+        dp.init_settings()?;
+        dp.applied = apply::Applied::read(&dp.maps)?;
+        Ok(dp)
+    }
+
+    /// Whether `open` continued with maps a previous agent pinned.
+    pub fn adopted_maps(&self) -> bool {
+        self.adopted_maps
+    }
+
+    pub fn pin_dir(&self) -> Option<&Path> {
+        self.pins.as_ref().map(|p| p.dir())
+    }
+
+    /// The loaded XDP program (tests run it with BPF_PROG_TEST_RUN).
+    pub fn program(&mut self) -> Result<&mut Xdp> {
+        program(&mut self.ebpf)
+    }
+
+    fn init_settings(&mut self) -> Result<()> {
+        let current = self
+            .maps
+            .settings
+            .get(&0, 0)
+            .map_err(map_err(names::SETTINGS))?;
+        if current.layout != LAYOUT_VERSION {
+            // A fresh map is all zero: start from IPVS's defaults.
+            self.maps
+                .settings
+                .set(0, Settings::default(), 0)
+                .map_err(map_err(names::SETTINGS))?;
+        }
+        Ok(())
+    }
+
+    pub fn settings(&self) -> Result<Settings> {
+        self.maps
+            .settings
+            .get(&0, 0)
+            .map_err(map_err(names::SETTINGS))
+    }
+
+    /// Changes global settings (flags, timeouts); keeps the layout and tick.
+    pub fn update_settings(&mut self, f: impl FnOnce(&mut Settings)) -> Result<()> {
+        let mut s = self.settings()?;
+        f(&mut s);
+        s.layout = LAYOUT_VERSION;
+        s.tick = s.tick.wrapping_add(1);
+        self.maps
+            .settings
+            .set(0, s, 0)
+            .map_err(map_err(names::SETTINGS))
+    }
+
+    /// Ends the current flow-cache generation: every established flow takes
+    /// the slow path once (refreshing its connection entry). The agent calls
+    /// this every second; `apply` calls it after each change.
+    pub fn tick(&mut self) -> Result<()> {
+        self.update_settings(|_| {})
+    }
+
+    /// Attaches the program to `ifname`, or swaps it into the interface's
+    /// pinned link when a previous agent left one.
+    pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<Attached> {
+        let ifindex = ifindex(ifname)?;
+        self.maps
+            .tx_ports
+            .set(ifindex, ifindex, None, 0)?;
+        let link_pin = self.pins.as_ref().map(|p| p.link(ifname));
+        if let Some(path) = link_pin.as_ref().filter(|p| p.exists()) {
+            let pinned = PinnedLink::from_pin(path).map_err(|e| DatapathError::Link {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let link = aya::programs::xdp::XdpLink::try_from(FdLink::from(pinned)).map_err(
+                |e| DatapathError::Link {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+            )?;
+            let prog = program(&mut self.ebpf)?;
+            let id = prog.attach_to_link(link)?;
+            // The pin keeps the link (and now our program) attached; drop our fd.
+            drop(prog.take_link(id)?);
+            return Ok(Attached {
+                ifname: ifname.to_owned(),
+                ifindex,
+                mode: None,
+                adopted: true,
+                fell_back: false,
+            });
+        }
+
+        let attempts: &[XdpMode] = match mode {
+            AttachMode::Auto => &[XdpMode::Driver, XdpMode::Skb],
+            AttachMode::Native => &[XdpMode::Driver],
+            AttachMode::Generic => &[XdpMode::Skb],
+        };
+        let mut last_err = None;
+        for (n, &m) in attempts.iter().enumerate() {
+            let prog = program(&mut self.ebpf)?;
+            match prog.attach_to_if_index(ifindex, m) {
+                Ok(id) => {
+                    let link = FdLink::try_from(prog.take_link(id)?).map_err(|e| {
+                        DatapathError::Link {
+                            path: PathBuf::from(ifname),
+                            reason: format!("not a bpf_link (kernel too old?): {e}"),
+                        }
+                    })?;
+                    match &link_pin {
+                        Some(path) => {
+                            link.pin(path).map_err(|e| DatapathError::Link {
+                                path: path.clone(),
+                                reason: e.to_string(),
+                            })?;
+                        }
+                        None => {
+                            self.held_links.insert(ifname.to_owned(), link);
+                        }
+                    }
+                    return Ok(Attached {
+                        ifname: ifname.to_owned(),
+                        ifindex,
+                        mode: Some(m),
+                        adopted: false,
+                        fell_back: n > 0,
+                    });
+                }
+                Err(source) => {
+                    last_err = Some(DatapathError::Attach {
+                        ifname: ifname.to_owned(),
+                        mode: m,
+                        source,
+                    })
+                }
+            }
+        }
+        Err(last_err.expect("at least one attach attempt"))
+    }
+
+    /// Detaches from every interface and removes the instance's pins: the
+    /// data path stops (clean shutdown without `--keep-datapath`).
+    pub fn destroy(mut self) -> Result<()> {
+        self.held_links.clear();
+        if let Some(p) = self.pins.take() {
+            for ifname in p.linked_interfaces() {
+                let path = p.link(&ifname);
+                if let Ok(pinned) = PinnedLink::from_pin(&path) {
+                    // Unpinning drops the last reference: the link detaches.
+                    let _ = pinned.unpin();
+                }
+            }
+            remove_pin_dir(&p)?;
+        }
+        Ok(())
+    }
+}
+
+fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
+    ebpf.program_mut(objects::PROGRAM)
+        .ok_or(DatapathError::Program(ProgramError::UnexpectedProgramType))?
+        .try_into()
+        .map_err(DatapathError::Program)
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
+    ebpf.take_map(name).ok_or(DatapathError::MissingMap(name))
+}
+
+fn take_maps(ebpf: &mut Ebpf) -> Result<Maps> {
+    macro_rules! typed {
+        ($name:expr) => {
+            take(ebpf, $name)?.try_into().map_err(map_err($name))?
+        };
+    }
+    Ok(Maps {
+        services: typed!(names::SERVICES),
+        backends: typed!(names::BACKENDS),
+        rings: typed!(names::RINGS),
+        cursors: typed!(names::CURSORS),
+        conns: typed!(names::CONNS),
+        persist: typed!(names::PERSIST),
+        vip_filter: typed!(names::VIP_FILTER),
+        settings: typed!(names::SETTINGS),
+        svc_stats: typed!(names::SVC_STATS),
+        backend_stats: typed!(names::BACKEND_STATS),
+        verdicts: typed!(names::VERDICTS),
+        tx_ports: typed!(names::TX_PORTS),
+    })
+}
+
+/// Before re-using pinned maps: same sizes, same layout version. Returns
+/// whether there were pinned maps to re-use.
+fn check_pinned_layout(p: &PinDir) -> Result<bool> {
+    let mut found_any = false;
+    for name in names::ALL {
+        let path = p.map(name);
+        if !path.exists() {
+            continue;
+        }
+        found_any = true;
+        let info = MapInfo::from_pin(&path).map_err(map_err(name))?;
+        let found = (info.key_size(), info.value_size());
+        let expected = expected_sizes(name).expect("every pinned map has sizes");
+        if found != expected {
+            return Err(DatapathError::PinnedMapMismatch {
+                path,
+                found,
+                expected,
+            });
+        }
+    }
+    let settings_path = p.map(names::SETTINGS);
+    if settings_path.exists() {
+        let data = MapData::from_pin(&settings_path).map_err(map_err(names::SETTINGS))?;
+        let settings: Array<MapData, Settings> = Map::Array(data)
+            .try_into()
+            .map_err(map_err(names::SETTINGS))?;
+        let s = settings.get(&0, 0).map_err(map_err(names::SETTINGS))?;
+        if s.layout != LAYOUT_VERSION && s.layout != 0 {
+            return Err(DatapathError::LayoutMismatch {
+                dir: p.dir().to_owned(),
+                found: s.layout,
+                expected: LAYOUT_VERSION,
+            });
+        }
+    }
+    Ok(found_any)
+}
+
+fn remove_pin_dir(p: &PinDir) -> Result<()> {
+    match std::fs::remove_dir_all(p.dir()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(DatapathError::Pin {
+            path: p.dir().to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Removes an instance's pins without loading anything (`lvsd --flush`).
+pub fn flush_instance(root: &Path, instance: &str) -> Result<()> {
+    let p = PinDir::new(root, instance);
+    for ifname in p.linked_interfaces() {
+        if let Ok(pinned) = PinnedLink::from_pin(p.link(&ifname)) {
+            let _ = pinned.unpin();
+        }
+    }
+    remove_pin_dir(&p)
+}
+
+/// The index of a network interface in this network namespace.
+pub fn ifindex(ifname: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(ifname)
+        .map_err(|_| DatapathError::NoSuchInterface(ifname.to_owned()))?;
+    // SAFETY: a valid NUL-terminated string; the call only reads it.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        return Err(DatapathError::NoSuchInterface(ifname.to_owned()));
+    }
+    Ok(idx)
+}

@@ -1,0 +1,235 @@
+//! Reading the data path: per-service and per-backend counters (summed over
+//! CPUs), verdict counters, the connection table with IPVS states, and the
+//! expiry of idle connections.
+
+use std::net::Ipv4Addr;
+
+use lvs_common::{
+    map_names as names, tcp, verdict, Backend, Conn, FlowKey, Persist, PersistKey, Service,
+    ServiceKey, Stats, BE_F_ALIVE,
+};
+
+use super::{desired::addr_of, map_err, Datapath, Proto, Result};
+
+/// One real server as the maps have it.
+#[derive(Clone, Debug)]
+pub struct BackendView {
+    pub id: u32,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub weight: u32,
+    pub alive: bool,
+    pub mac: [u8; 6],
+    pub stats: Stats,
+    /// Connections in ESTABLISHED (IPVS ActiveConn).
+    pub active: u64,
+    /// Connections in any other state (IPVS InActConn).
+    pub inactive: u64,
+    /// Persistence templates pointing here.
+    pub templates: u64,
+}
+
+/// One virtual service as the maps have it.
+#[derive(Clone, Debug)]
+pub struct ServiceView {
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub proto: Option<Proto>,
+    pub svc: Service,
+    pub stats: Stats,
+    /// In list order.
+    pub backends: Vec<BackendView>,
+}
+
+/// A connection entry, decoded.
+#[derive(Clone, Debug)]
+pub struct ConnView {
+    pub key: FlowKey,
+    pub conn: Conn,
+    /// Seconds until it expires if idle (IPVS `expire`).
+    pub expires_in_s: u64,
+}
+
+/// A persistence template, decoded.
+#[derive(Clone, Debug)]
+pub struct TemplateView {
+    pub key: PersistKey,
+    pub value: Persist,
+    pub expires_in_s: u64,
+}
+
+/// CLOCK_MONOTONIC in ns: the clock `bpf_ktime_get_ns` reads.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn sum_stats(values: &[Stats]) -> Stats {
+    values.iter().fold(Stats::default(), |a, s| Stats {
+        packets: a.packets + s.packets,
+        bytes: a.bytes + s.bytes,
+        conns: a.conns + s.conns,
+    })
+}
+
+impl Datapath {
+    /// Counters per verdict reason, summed over CPUs, in `verdict::NAMES` order.
+    pub fn verdicts(&self) -> Result<[u64; verdict::COUNT as usize]> {
+        let mut out = [0u64; verdict::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let v = self
+                .maps
+                .verdicts
+                .get(&(i as u32), 0)
+                .map_err(map_err(names::VERDICTS))?;
+            *slot = v.iter().sum();
+        }
+        Ok(out)
+    }
+
+    fn stats_of(&self, backend: bool, id: u32) -> Result<Stats> {
+        let (map, name) = if backend {
+            (&self.maps.backend_stats, names::BACKEND_STATS)
+        } else {
+            (&self.maps.svc_stats, names::SVC_STATS)
+        };
+        let v = map.get(&id, 0).map_err(map_err(name))?;
+        Ok(sum_stats(&v))
+    }
+
+    /// Every connection entry, with its time left.
+    pub fn conns(&self) -> Result<Vec<ConnView>> {
+        let settings = self.settings()?;
+        let now = monotonic_ns();
+        let mut out = Vec::new();
+        for item in self.maps.conns.iter() {
+            let (key, conn) = match item {
+                Ok(kv) => kv,
+                // An entry evicted or expired between listing and reading.
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(names::CONNS)(e)),
+            };
+            let timeout_s = settings
+                .timeouts_s
+                .get(conn.state as usize)
+                .copied()
+                .unwrap_or(0) as u64;
+            let idle_s = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
+            out.push(ConnView {
+                key,
+                conn,
+                expires_in_s: timeout_s.saturating_sub(idle_s),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every persistence template, with its time left.
+    pub fn templates(&self) -> Result<Vec<TemplateView>> {
+        let now = monotonic_ns();
+        let mut out = Vec::new();
+        for item in self.maps.persist.iter() {
+            let (key, value) = match item {
+                Ok(kv) => kv,
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(names::PERSIST)(e)),
+            };
+            let timeout_s = self
+                .applied
+                .services
+                .values()
+                .find(|s| s.svc.id == key.service)
+                .map(|s| s.svc.persist_timeout_s as u64)
+                .unwrap_or(0);
+            let idle_s = now.saturating_sub(value.last_seen_ns) / 1_000_000_000;
+            out.push(TemplateView {
+                key,
+                value,
+                expires_in_s: timeout_s.saturating_sub(idle_s),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Services with their backends and counters, in VIP/port order.
+    pub fn services(&self) -> Result<Vec<ServiceView>> {
+        let conns = self.conns()?;
+        let templates = self.templates()?;
+        let mut out = Vec::new();
+        for (key, applied) in &self.applied.services {
+            let mut backends = Vec::new();
+            for &id in &applied.backends {
+                let b: &Backend = &self.applied.backends[&id];
+                let mine = conns.iter().filter(|c| c.conn.backend == id && c.expires_in_s > 0);
+                let (mut active, mut inactive) = (0, 0);
+                for c in mine {
+                    if tcp::is_active(c.conn.state) {
+                        active += 1
+                    } else {
+                        inactive += 1
+                    }
+                }
+                backends.push(BackendView {
+                    id,
+                    addr: addr_of(b.addr_be),
+                    port: u16::from_be(b.port_be),
+                    weight: b.weight,
+                    alive: b.flags & BE_F_ALIVE != 0,
+                    mac: b.mac,
+                    stats: self.stats_of(true, id)?,
+                    active,
+                    inactive,
+                    templates: templates
+                        .iter()
+                        .filter(|t| t.value.backend == id && t.expires_in_s > 0)
+                        .count() as u64,
+                });
+            }
+            out.push(ServiceView {
+                vip: addr_of(key.addr_be),
+                port: u16::from_be(key.port_be),
+                proto: Proto::from_number(key.proto),
+                svc: applied.svc,
+                stats: self.stats_of(false, applied.svc.id)?,
+                backends,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes connections and templates idle past their timeout, as IPVS's
+    /// timers do; returns how many went. (The LRU also evicts under pressure.)
+    pub fn expire(&mut self) -> Result<(usize, usize)> {
+        let mut conns_gone = 0;
+        for c in self.conns()? {
+            if c.expires_in_s == 0 {
+                match self.maps.conns.remove(&c.key) {
+                    Ok(()) => conns_gone += 1,
+                    Err(aya::maps::MapError::KeyNotFound) => {}
+                    Err(e) => return Err(map_err(names::CONNS)(e)),
+                }
+            }
+        }
+        let mut templates_gone = 0;
+        for t in self.templates()? {
+            if t.expires_in_s == 0 {
+                match self.maps.persist.remove(&t.key) {
+                    Ok(()) => templates_gone += 1,
+                    Err(aya::maps::MapError::KeyNotFound) => {}
+                    Err(e) => return Err(map_err(names::PERSIST)(e)),
+                }
+            }
+        }
+        Ok((conns_gone, templates_gone))
+    }
+
+    /// The service a key names, if applied.
+    pub fn service_id(&self, key: &ServiceKey) -> Option<u32> {
+        self.applied.services.get(key).map(|s| s.svc.id)
+    }
+}
