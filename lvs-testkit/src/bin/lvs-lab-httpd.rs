@@ -1,0 +1,487 @@
+//! `lvs-lab-httpd`: the lab's real-server HTTP server.
+//!
+//! ```text
+//! lvs-lab-httpd --name rs1 --listen 0.0.0.0:80 [--listen 198.18.10.1-198.18.13.232:8080 …]
+//!               [--freebind] [--backlog N] [--verbose]
+//! ```
+//!
+//! Answers every request (any method, any path) with `200 OK` and the body
+//! `<name>\n`, plus headers `X-Server: <name>`, `X-Client: <peer ip:port>`
+//! and `X-Local: <local ip:port>`. HTTP/1.1 keep-alive (and pipelining);
+//! `Connection: close` honoured; HTTP/1.0 closes unless
+//! `Connection: keep-alive`. One thread, epoll, non-blocking sockets: many
+//! thousands of connections and listeners. `--listen` is repeatable and
+//! takes `ADDR:PORT` or an address range `FIRST-LAST:PORT`.
+//! Prints `READY …` on stdout once every listener is bound.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::RawFd;
+use std::process::exit;
+
+struct Opts {
+    name: String,
+    listen: Vec<SocketAddrV4>,
+    freebind: bool,
+    backlog: i32,
+    verbose: bool,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("lvs-lab-httpd: {msg}");
+    eprintln!(
+        "usage: lvs-lab-httpd --name NAME --listen ADDR:PORT|FIRST-LAST:PORT [--listen …] \
+         [--freebind] [--backlog N] [--verbose]"
+    );
+    exit(2)
+}
+
+fn parse_listen(spec: &str, out: &mut Vec<SocketAddrV4>) -> Result<(), String> {
+    let (addrs, port) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{spec:?}: expected ADDR:PORT"))?;
+    let port: u16 = port.parse().map_err(|_| format!("{spec:?}: bad port"))?;
+    let (first, last) = match addrs.split_once('-') {
+        Some((a, b)) => (a, b),
+        None => (addrs, addrs),
+    };
+    let first: Ipv4Addr = first
+        .parse()
+        .map_err(|_| format!("{spec:?}: bad address"))?;
+    let last: Ipv4Addr = last.parse().map_err(|_| format!("{spec:?}: bad address"))?;
+    let (a, b) = (u32::from(first), u32::from(last));
+    if b < a || b - a > 1 << 20 {
+        return Err(format!("{spec:?}: bad range"));
+    }
+    for x in a..=b {
+        out.push(SocketAddrV4::new(Ipv4Addr::from(x), port));
+    }
+    Ok(())
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts {
+        name: "httpd".into(),
+        listen: Vec::new(),
+        freebind: false,
+        backlog: 4096,
+        verbose: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = |what: &str| {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{what} needs a value")))
+        };
+        match a.as_str() {
+            "--name" => o.name = val("--name"),
+            "--listen" => {
+                let v = val("--listen");
+                if let Err(e) = parse_listen(&v, &mut o.listen) {
+                    usage(&e);
+                }
+            }
+            "--backlog" => {
+                o.backlog = val("--backlog")
+                    .parse()
+                    .unwrap_or_else(|_| usage("bad --backlog"))
+            }
+            "--freebind" => o.freebind = true,
+            "--verbose" | "-v" => o.verbose = true,
+            "--help" | "-h" => usage("help"),
+            other => usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    if o.listen.is_empty() {
+        usage("at least one --listen is needed");
+    }
+    o
+}
+
+fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn from_sockaddr(sa: &libc::sockaddr_in) -> SocketAddrV4 {
+    SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+        u16::from_be(sa.sin_port),
+    )
+}
+
+fn last_err() -> io::Error {
+    io::Error::last_os_error()
+}
+
+fn setopt(fd: RawFd, level: i32, opt: i32, v: i32) {
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            &v as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        );
+    }
+}
+
+fn listen_on(a: SocketAddrV4, freebind: bool, backlog: i32) -> io::Result<RawFd> {
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(last_err());
+        }
+        setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+        if freebind {
+            setopt(fd, libc::IPPROTO_IP, libc::IP_FREEBIND, 1);
+        }
+        let sa = sockaddr(a);
+        if libc::bind(
+            fd,
+            &sa as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        ) != 0
+            || libc::listen(fd, backlog) != 0
+        {
+            let e = last_err();
+            libc::close(fd);
+            return Err(e);
+        }
+        Ok(fd)
+    }
+}
+
+struct Conn {
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    close_after: bool,
+    want_out: bool,
+    peer: SocketAddrV4,
+    local: SocketAddrV4,
+}
+
+const MAX_HEAD: usize = 64 * 1024;
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses and answers every complete request in `c.inbuf`.
+fn process(c: &mut Conn, name: &str) {
+    loop {
+        if c.close_after {
+            c.inbuf.clear();
+            return;
+        }
+        let Some(p) = find(&c.inbuf, b"\r\n\r\n") else {
+            if c.inbuf.len() > MAX_HEAD {
+                respond(
+                    c,
+                    name,
+                    431,
+                    "Request Header Fields Too Large",
+                    false,
+                    false,
+                );
+                c.close_after = true;
+            }
+            return;
+        };
+        let head_end = p + 4;
+        let head = String::from_utf8_lossy(&c.inbuf[..p]).into_owned();
+        let mut lines = head.split("\r\n");
+        let req_line = lines.next().unwrap_or_default();
+        let mut parts = req_line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let _path = parts.next();
+        let version = parts.next().unwrap_or("HTTP/1.0");
+        if method.is_empty() || !version.starts_with("HTTP/1.") {
+            respond(c, name, 400, "Bad Request", false, false);
+            c.close_after = true;
+            continue;
+        }
+        let mut content_length = 0usize;
+        let mut conn_close = false;
+        let mut conn_keep = false;
+        for l in lines {
+            if let Some((k, v)) = l.split_once(':') {
+                let k = k.trim();
+                let v = v.trim();
+                if k.eq_ignore_ascii_case("content-length") {
+                    content_length = v.parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("connection") {
+                    for t in v.split(',') {
+                        let t = t.trim();
+                        conn_close |= t.eq_ignore_ascii_case("close");
+                        conn_keep |= t.eq_ignore_ascii_case("keep-alive");
+                    }
+                }
+            }
+        }
+        if c.inbuf.len() < head_end + content_length {
+            return; // body not complete yet
+        }
+        c.inbuf.drain(..head_end + content_length);
+        let keep = if version == "HTTP/1.0" {
+            conn_keep && !conn_close
+        } else {
+            !conn_close
+        };
+        respond(c, name, 200, "OK", keep, method == "HEAD");
+        if !keep {
+            c.close_after = true;
+        }
+    }
+}
+
+fn respond(c: &mut Conn, name: &str, status: u16, reason: &str, keep: bool, head: bool) {
+    let body = if status == 200 {
+        format!("{name}\n")
+    } else {
+        format!("{status} {reason}\n")
+    };
+    let _ = write!(
+        c.out,
+        "HTTP/1.1 {status} {reason}\r\nServer: lvs-lab-httpd\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\nX-Server: {name}\r\nX-Client: {}\r\nX-Local: {}\r\n\
+         Connection: {}\r\n\r\n",
+        body.len(),
+        c.peer,
+        c.local,
+        if keep { "keep-alive" } else { "close" }
+    );
+    if !head {
+        c.out.extend_from_slice(body.as_bytes());
+    }
+}
+
+/// Writes pending output; returns false if the connection is broken.
+fn flush(fd: RawFd, c: &mut Conn) -> bool {
+    while c.out_pos < c.out.len() {
+        let rest = &c.out[c.out_pos..];
+        let n = unsafe {
+            libc::send(
+                fd,
+                rest.as_ptr() as *const libc::c_void,
+                rest.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = last_err();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => break,
+                io::ErrorKind::Interrupted => continue,
+                _ => return false,
+            }
+        }
+        c.out_pos += n as usize;
+    }
+    if c.out_pos == c.out.len() {
+        c.out.clear();
+        c.out_pos = 0;
+    }
+    true
+}
+
+fn epoll_mod(ep: RawFd, op: i32, fd: RawFd, events: u32) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events,
+        u64: fd as u64,
+    };
+    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } != 0 {
+        return Err(last_err());
+    }
+    Ok(())
+}
+
+fn raise_nofile() {
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+fn main() {
+    let o = parse_args();
+    raise_nofile();
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        eprintln!("lvs-lab-httpd: epoll_create1: {}", last_err());
+        exit(1);
+    }
+    let mut listeners = std::collections::HashSet::new();
+    for a in &o.listen {
+        match listen_on(*a, o.freebind, o.backlog) {
+            Ok(fd) => {
+                epoll_mod(ep, libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32).expect("epoll_ctl");
+                listeners.insert(fd);
+            }
+            Err(e) => {
+                eprintln!("lvs-lab-httpd {}: cannot listen on {a}: {e}", o.name);
+                exit(1);
+            }
+        }
+    }
+    println!(
+        "READY {} listening on {} socket(s){}",
+        o.name,
+        o.listen.len(),
+        if o.listen.len() == 1 {
+            format!(" ({})", o.listen[0])
+        } else {
+            String::new()
+        }
+    );
+    let _ = io::stdout().flush();
+
+    let mut conns: HashMap<RawFd, Conn> = HashMap::new();
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut emfile_reported = false;
+    loop {
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
+        if n < 0 {
+            if last_err().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            eprintln!("lvs-lab-httpd: epoll_wait: {}", last_err());
+            exit(1);
+        }
+        for ev in &events[..n as usize] {
+            let fd = ev.u64 as RawFd;
+            let flags = ev.events;
+            if listeners.contains(&fd) {
+                loop {
+                    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    let cfd = unsafe {
+                        libc::accept4(
+                            fd,
+                            &mut sa as *mut _ as *mut libc::sockaddr,
+                            &mut len,
+                            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                        )
+                    };
+                    if cfd < 0 {
+                        let e = last_err();
+                        match e.raw_os_error() {
+                            Some(libc::EAGAIN) => {}
+                            Some(libc::EINTR) | Some(libc::ECONNABORTED) => continue,
+                            _ => {
+                                if !emfile_reported {
+                                    eprintln!("lvs-lab-httpd {}: accept: {e}", o.name);
+                                    emfile_reported = true;
+                                }
+                            }
+                        }
+                        break;
+                    }
+                    let peer = from_sockaddr(&sa);
+                    let mut la: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                    let mut llen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    unsafe {
+                        libc::getsockname(cfd, &mut la as *mut _ as *mut libc::sockaddr, &mut llen)
+                    };
+                    setopt(cfd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+                    if epoll_mod(ep, libc::EPOLL_CTL_ADD, cfd, libc::EPOLLIN as u32).is_err() {
+                        unsafe { libc::close(cfd) };
+                        continue;
+                    }
+                    if o.verbose {
+                        eprintln!("{}: connection from {peer}", o.name);
+                    }
+                    conns.insert(
+                        cfd,
+                        Conn {
+                            inbuf: Vec::new(),
+                            out: Vec::new(),
+                            out_pos: 0,
+                            close_after: false,
+                            want_out: false,
+                            peer,
+                            local: from_sockaddr(&la),
+                        },
+                    );
+                }
+                continue;
+            }
+            let Some(c) = conns.get_mut(&fd) else {
+                continue;
+            };
+            let mut alive = true;
+            if flags & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                loop {
+                    let r = unsafe {
+                        libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
+                    };
+                    if r > 0 {
+                        if !c.close_after {
+                            c.inbuf.extend_from_slice(&buf[..r as usize]);
+                        }
+                        if (r as usize) < buf.len() {
+                            break;
+                        }
+                        continue;
+                    }
+                    if r == 0 {
+                        alive = false;
+                        break;
+                    }
+                    match last_err().kind() {
+                        io::ErrorKind::WouldBlock => break,
+                        io::ErrorKind::Interrupted => continue,
+                        _ => {
+                            alive = false;
+                            break;
+                        }
+                    }
+                }
+                process(c, &o.name);
+            }
+            let ok = flush(fd, c);
+            let pending = !c.out.is_empty();
+            // Done when broken, or when nothing is left to send and either
+            // side wants the connection closed. A peer that half-closed
+            // after its request still gets the pending answer.
+            if !ok || (!pending && (c.close_after || !alive)) {
+                conns.remove(&fd);
+                unsafe { libc::close(fd) };
+                continue;
+            }
+            if !alive {
+                // Output pending but the peer closed its side: try once more
+                // on EPOLLOUT, reading nothing further.
+                c.close_after = true;
+            }
+            if pending != c.want_out {
+                c.want_out = pending;
+                let evs = if pending {
+                    (libc::EPOLLIN | libc::EPOLLOUT) as u32
+                } else {
+                    libc::EPOLLIN as u32
+                };
+                let _ = epoll_mod(ep, libc::EPOLL_CTL_MOD, fd, evs);
+            }
+        }
+    }
+}
