@@ -620,3 +620,30 @@ pub fn http_load_with(
     r.elapsed = t0.elapsed();
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_deviation() {
+        let mut r = LoadReport::default();
+        r.per_body.insert("rs1".into(), 200);
+        r.per_body.insert("rs2".into(), 300);
+        r.per_body.insert("rs3".into(), 500);
+        assert_eq!(r.ok(), 1000);
+        assert!((r.share("rs2") - 0.3).abs() < 1e-9);
+        let w = [("rs1", 2), ("rs2", 3), ("rs3", 5)];
+        assert!(r.max_weight_deviation(&w) < 1e-9);
+        r.ensure_weights(&w, 0.01).unwrap();
+        let w = [("rs1", 1), ("rs2", 1), ("rs3", 1)];
+        assert!((r.max_weight_deviation(&w) - (0.5 - 1.0 / 3.0)).abs() < 1e-9);
+        assert!(r.ensure_weights(&w, 0.1).is_err());
+        // A server missing from the weights counts as deviation.
+        let w = [("rs1", 2), ("rs2", 3)];
+        assert!((r.max_weight_deviation(&w) - 0.5).abs() < 1e-9);
+        r.failures = 1;
+        assert!(r.ensure_no_failures().is_err());
+        assert_eq!(r.total(), 1001);
+    }
+}

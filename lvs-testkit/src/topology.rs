@@ -67,6 +67,8 @@ pub struct LabSpec {
     /// entries of *all* namespaces together, and 5 real servers × 200
     /// clients already reach it. Permanent entries are exempt.
     pub static_neighbors: bool,
+    /// The `lvs-lab-httpd` binary; `None`: found by [`crate::httpd_path`].
+    pub httpd_bin: Option<PathBuf>,
 }
 
 impl Default for LabSpec {
@@ -83,6 +85,7 @@ impl Default for LabSpec {
             second_client_addrs: 10,
             httpd: true,
             static_neighbors: true,
+            httpd_bin: None,
         }
     }
 }
@@ -153,6 +156,7 @@ pub struct Lab {
     procs: ProcessTable,
     httpd_pids: Mutex<Vec<Option<Pid>>>,
     log_dir: PathBuf,
+    httpd_bin: Option<PathBuf>,
     torn_down: bool,
 }
 
@@ -192,9 +196,14 @@ impl Lab {
                 "VIP {v} is outside the lab range 198.18.0.0/15"
             );
         }
-        if spec.httpd && spec.real_servers > 0 {
-            process::httpd_path()?;
-        }
+        let httpd_bin = match &spec.httpd_bin {
+            Some(p) => {
+                ensure!(p.is_file(), "httpd_bin {} is not a file", p.display());
+                Some(p.clone())
+            }
+            None if spec.httpd && spec.real_servers > 0 => Some(process::httpd_path()?),
+            None => process::httpd_path().ok(),
+        };
 
         let n = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("lvs-{}-{}-", std::process::id(), n);
@@ -262,6 +271,7 @@ impl Lab {
             namespaces: Vec::new(),
             procs: ProcessTable::default(),
             log_dir,
+            httpd_bin,
             torn_down: false,
         };
         lab.build()
@@ -543,7 +553,10 @@ impl Lab {
     /// Starts `lvs-lab-httpd --name NAME --listen L …` in `ns` and waits until
     /// it listens. Each listen entry is `ADDR:PORT` or `FIRST-LAST:PORT`.
     pub fn spawn_httpd(&self, ns: &str, name: &str, listen: &[&str]) -> Result<Pid> {
-        let bin = process::httpd_path()?;
+        let bin = match &self.httpd_bin {
+            Some(b) => b.clone(),
+            None => process::httpd_path()?,
+        };
         let bin = bin.to_string_lossy().into_owned();
         let mut argv = vec![bin.as_str(), "--name", name];
         for l in listen {
@@ -704,6 +717,12 @@ impl Lab {
         }
     }
 }
+
+// Test code shares `&Lab` with closures on other threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Lab>();
+};
 
 impl Drop for Lab {
     fn drop(&mut self) {

@@ -16,8 +16,13 @@ fn setup() {
         0,
         "the lab tests need root (network namespaces)"
     );
-    if std::env::var_os("LVS_LAB_HTTPD").is_none() {
-        std::env::set_var("LVS_LAB_HTTPD", env!("CARGO_BIN_EXE_lvs-lab-httpd"));
+}
+
+/// The default spec, with this crate's freshly built HTTP server.
+fn spec() -> LabSpec {
+    LabSpec {
+        httpd_bin: Some(env!("CARGO_BIN_EXE_lvs-lab-httpd").into()),
+        ..LabSpec::default()
     }
 }
 
@@ -42,7 +47,7 @@ fn three_real_servers_answer_120_clients_then_teardown() {
         directors: 1,
         real_servers: 3,
         client_addrs: 120,
-        ..LabSpec::default()
+        ..spec()
     })
     .unwrap();
     let created = t0.elapsed();
@@ -160,7 +165,7 @@ fn panic_inside_a_lab_closure_still_tears_down() {
         let lab = Lab::create(LabSpec {
             real_servers: 2,
             client_addrs: 4,
-            ..LabSpec::default()
+            ..spec()
         })
         .unwrap();
         let extra = lab.spawn(lab.real_server_ns(0), &["sleep", "300"]).unwrap();
@@ -192,7 +197,7 @@ fn two_labs_in_parallel_do_not_collide() {
             client_addrs: 20,
             second_client_net: true,
             second_client_addrs: 5,
-            ..LabSpec::default()
+            ..spec()
         })
         .unwrap();
         for i in 0..2 {
@@ -240,7 +245,8 @@ fn stopping_and_restarting_a_real_server() {
         real_servers: 2,
         client_addrs: 3,
         service_port: 8080,
-        ..LabSpec::default()
+        static_neighbors: false,
+        ..spec()
     })
     .unwrap();
     let target = lab.real_server_service(1);
@@ -267,7 +273,7 @@ fn httpd_listens_on_many_addresses() {
         real_servers: 1,
         client_addrs: 1,
         httpd: false,
-        ..LabSpec::default()
+        ..spec()
     })
     .unwrap();
     let ns = lab.real_server_ns(0);
@@ -308,7 +314,7 @@ fn exec_is_bounded() {
         directors: 0,
         real_servers: 0,
         client_addrs: 1,
-        ..LabSpec::default()
+        ..spec()
     })
     .unwrap();
     let t = Instant::now();
@@ -321,4 +327,139 @@ fn exec_is_bounded() {
         .unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(format!("{e}").contains("did not finish"), "{e}");
+}
+
+#[test]
+fn five_real_servers_200_clients_under_load() {
+    setup();
+    let t0 = Instant::now();
+    let lab = Lab::create(LabSpec {
+        real_servers: 5,
+        client_addrs: 200,
+        ..spec()
+    })
+    .unwrap();
+    let created = t0.elapsed();
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.real_server_service(4),
+        5,
+        500,
+    )
+    .unwrap();
+    r.ensure_no_failures().unwrap();
+    assert_eq!(r.count("rs5"), 1000, "{}", r.summary());
+    assert_eq!(r.max_servers_per_client(), 1);
+    eprintln!("1000 requests, 500 at a time: {}", r.summary());
+    // Without static neighbours too (real ARP for every client address).
+    let t1 = Instant::now();
+    lab.teardown().unwrap();
+    eprintln!(
+        "lab 1 dir/5 rs/200 clients: create {created:?}, teardown {:?}",
+        t1.elapsed()
+    );
+}
+
+#[test]
+fn arp_mode_without_static_neighbours() {
+    setup();
+    let lab = Lab::create(LabSpec {
+        real_servers: 2,
+        client_addrs: 50,
+        static_neighbors: false,
+        ..spec()
+    })
+    .unwrap();
+    let neigh = lab
+        .exec_ok(
+            lab.real_server_ns(0),
+            &["ip", "neigh", "show", "nud", "permanent"],
+        )
+        .unwrap();
+    assert!(neigh.trim().is_empty(), "{neigh}");
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.real_server_service(0),
+        2,
+        20,
+    )
+    .unwrap();
+    r.ensure_no_failures().unwrap();
+    assert_eq!(r.count("rs1"), 100);
+}
+
+#[test]
+fn director_variants() {
+    setup();
+    let lab = Lab::create(LabSpec {
+        directors: 2,
+        director_if: "eth1".into(),
+        director_holds_vip: false,
+        real_servers: 1,
+        client_addrs: 2,
+        vips: vec![
+            "198.18.0.100".parse().unwrap(),
+            "198.18.0.101".parse().unwrap(),
+        ],
+        ..spec()
+    })
+    .unwrap();
+    for i in 0..2 {
+        let a = lab
+            .exec_ok(
+                lab.director_ns(i),
+                &["ip", "-o", "-4", "addr", "show", "dev", "eth1"],
+            )
+            .unwrap();
+        assert!(a.contains(&format!("{}/16", lab.director_addr(i))), "{a}");
+        assert!(!a.contains("198.18.0.100"), "{a}");
+        assert_eq!(lab.director_peer(i).1, format!("dir{}", i + 1));
+    }
+    let lo = lab
+        .exec_ok(
+            lab.real_server_ns(0),
+            &["ip", "-o", "-4", "addr", "show", "dev", "lo"],
+        )
+        .unwrap();
+    assert!(
+        lo.contains("198.18.0.100/32") && lo.contains("198.18.0.101/32"),
+        "{lo}"
+    );
+    // Nobody holds the VIP: ARP for it goes unanswered.
+    let out = lab
+        .exec(
+            lab.client_ns(),
+            &["ping", "-c", "1", "-W", "1", "198.18.0.101"],
+        )
+        .unwrap();
+    assert!(!out.status.success());
+    // Directors reach real servers.
+    let out = lab
+        .exec(
+            lab.director_ns(1),
+            &[
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "2",
+                &lab.real_server_addr(0).to_string(),
+            ],
+        )
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(Lab::create(LabSpec {
+        director_if: "a-very-long-ifname".into(),
+        ..spec()
+    })
+    .is_err());
+    assert!(Lab::create(LabSpec {
+        vips: vec!["10.0.0.1".parse().unwrap()],
+        ..spec()
+    })
+    .is_err());
 }
