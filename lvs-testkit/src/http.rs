@@ -143,6 +143,16 @@ pub fn connect_from(
     }
 }
 
+fn connect_error(e: io::Error, bind: Option<Ipv4Addr>, target: SocketAddrV4) -> anyhow::Error {
+    let hint = if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+        " (is this thread inside the namespace holding that address? see Lab::run_in_netns)"
+    } else {
+        ""
+    };
+    let from = bind.map_or("*".to_string(), |b| b.to_string());
+    io_ctx(e, &format!("connect {from} -> {target}{hint}"))
+}
+
 fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
@@ -273,15 +283,7 @@ pub fn http_request(
     timeout: Duration,
 ) -> Result<HttpResponse> {
     let deadline = Instant::now() + timeout;
-    let mut s = connect_from(bind, target, timeout).map_err(|e| {
-        io_ctx(
-            e,
-            &format!(
-                "connect {} -> {target}",
-                bind.map_or("*".to_string(), |b| b.to_string())
-            ),
-        )
-    })?;
+    let mut s = connect_from(bind, target, timeout).map_err(|e| connect_error(e, bind, target))?;
     s.set_write_timeout(Some(timeout))?;
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lvs-testkit\r\nConnection: close\r\n\r\n",
@@ -311,6 +313,10 @@ pub fn http_get(bind: Ipv4Addr, target: SocketAddrV4, timeout: Duration) -> Resu
 
 /// A long-lived HTTP/1.1 keep-alive connection (for tests that reload or
 /// fail over while connections stay open).
+///
+/// A socket stays in the namespace it was created in: connect inside
+/// `lab.run_in_netns(lab.client_ns(), ..)`, return the client from the
+/// closure and keep using it from any thread.
 pub struct KeepAliveClient {
     stream: TcpStream,
     target: SocketAddrV4,
@@ -326,8 +332,8 @@ impl KeepAliveClient {
         target: SocketAddrV4,
         timeout: Duration,
     ) -> Result<Self> {
-        let stream = connect_from(bind, target, timeout)
-            .map_err(|e| io_ctx(e, &format!("connect to {target}")))?;
+        let stream =
+            connect_from(bind, target, timeout).map_err(|e| connect_error(e, bind, target))?;
         stream.set_write_timeout(Some(timeout))?;
         Ok(KeepAliveClient {
             stream,

@@ -69,6 +69,7 @@ pub mod http;
 pub mod netns;
 pub mod process;
 pub mod topology;
+mod wait;
 
 pub use http::{
     connect_from, http_get, http_load, http_load_with, http_request, HttpResponse, KeepAliveClient,
@@ -76,3 +77,4 @@ pub use http::{
 };
 pub use process::{httpd_path, Pid, SpawnOutput};
 pub use topology::{Lab, LabSpec, DEFAULT_VIP};
+pub use wait::wait_until;

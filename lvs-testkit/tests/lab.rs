@@ -363,6 +363,33 @@ fn five_real_servers_200_clients_under_load() {
 }
 
 #[test]
+fn keep_alive_connection_outlives_the_netns_thread() {
+    setup();
+    let lab = Lab::create(LabSpec {
+        real_servers: 1,
+        client_addrs: 3,
+        ..spec()
+    })
+    .unwrap();
+    let mut c = lab
+        .run_in_netns(lab.client_ns(), || {
+            KeepAliveClient::connect(Some(lab.client_addrs()[2]), lab.real_server_service(0), T)
+        })
+        .unwrap()
+        .unwrap();
+    // Used from this (root-namespace) thread: the socket lives in the client's.
+    for _ in 0..3 {
+        assert_eq!(c.get().unwrap(), "rs1");
+    }
+    // The real server's HTTP server is stopped: the connection breaks.
+    lab.stop_real_server_httpd(0).unwrap();
+    assert!(c.get().is_err());
+    // Outside the namespace, the client addresses do not exist.
+    let e = http_get(lab.client_addrs()[0], lab.real_server_service(0), T).unwrap_err();
+    assert!(format!("{e:#}").contains("run_in_netns"), "{e:#}");
+}
+
+#[test]
 fn arp_mode_without_static_neighbours() {
     setup();
     let lab = Lab::create(LabSpec {

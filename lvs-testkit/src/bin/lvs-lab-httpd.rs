@@ -485,3 +485,67 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn {
+        Conn {
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            close_after: false,
+            want_out: false,
+            peer: "198.18.1.1:40000".parse().unwrap(),
+            local: "198.18.0.11:80".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn listen_specs() {
+        let mut v = Vec::new();
+        parse_listen("0.0.0.0:80", &mut v).unwrap();
+        parse_listen("198.18.10.254-198.18.11.1:8080", &mut v).unwrap();
+        assert_eq!(v.len(), 5);
+        assert_eq!(v[4], "198.18.11.1:8080".parse().unwrap());
+        assert!(parse_listen("198.18.0.2-198.18.0.1:80", &mut v).is_err());
+        assert!(parse_listen("198.18.0.1", &mut v).is_err());
+    }
+
+    #[test]
+    fn keep_alive_pipelining_and_close() {
+        let mut c = conn();
+        c.inbuf
+            .extend_from_slice(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nConnection: close\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n");
+        process(&mut c, "rs1");
+        let out = String::from_utf8(c.out.clone()).unwrap();
+        assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 3, "{out}");
+        assert_eq!(out.matches("Connection: keep-alive").count(), 2);
+        assert_eq!(out.matches("Connection: close").count(), 1);
+        assert!(out.ends_with("\r\n\r\nrs1\n"));
+        assert!(out.contains("X-Client: 198.18.1.1:40000"));
+        assert!(c.close_after);
+    }
+
+    #[test]
+    fn http10_and_partial_requests() {
+        let mut c = conn();
+        c.inbuf.extend_from_slice(b"GET / HTTP/1.0\r\n");
+        process(&mut c, "rs2");
+        assert!(c.out.is_empty());
+        c.inbuf.extend_from_slice(b"\r\n");
+        process(&mut c, "rs2");
+        let out = String::from_utf8(c.out.clone()).unwrap();
+        assert!(out.contains("Connection: close") && out.ends_with("rs2\n"));
+        assert!(c.close_after);
+
+        let mut c = conn();
+        c.inbuf
+            .extend_from_slice(b"HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        process(&mut c, "rs2");
+        let out = String::from_utf8(c.out.clone()).unwrap();
+        assert!(out.contains("Connection: keep-alive") && out.ends_with("\r\n\r\n"));
+        assert!(!c.close_after);
+    }
+}
