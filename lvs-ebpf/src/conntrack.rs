@@ -60,7 +60,7 @@ pub fn track(pkt: &Packet, svc: &Service, settings: &Settings, now: u64) -> Step
         let expired = now.saturating_sub(c.last_seen_ns) > timeout_ns(settings, c.state);
         let reuse = syn && reusable(c.state);
         if !expired && !reuse {
-            if let Some(hop) = schedule::backend_hop(c.backend) {
+            if let Some(hop) = schedule::backend_hop(c.backend, svc.id) {
                 let state = if is_tcp {
                     tcp::next_state(c.state, pkt.tcp_flags)
                 } else {

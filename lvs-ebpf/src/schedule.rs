@@ -17,11 +17,13 @@ use crate::{
 const MAX_SKIP: u32 = 4;
 const NS_PER_S: u64 = 1_000_000_000;
 
-/// Where backend `id` is, if it may receive traffic.
+/// Where backend `id` of service `service` is, if it may receive traffic.
+/// The service check guards against ids re-used by another service after a
+/// reconfiguration: a stale reference is treated as a dead backend.
 #[inline(always)]
-pub fn backend_hop(id: u32) -> Option<NextHop> {
+pub fn backend_hop(id: u32, service: u32) -> Option<NextHop> {
     let b = BACKENDS.get(id)?;
-    if b.flags & BE_F_ALIVE == 0 {
+    if b.flags & BE_F_ALIVE == 0 || b.service != service {
         return None;
     }
     Some(NextHop {
@@ -47,7 +49,7 @@ pub fn pick(svc: &Service, client_be: u32, now: u64) -> Step<(u32, NextHop)> {
         // only store another whole template, which is as good as this one.
         let t = unsafe { &mut *t };
         if now.saturating_sub(t.last_seen_ns) <= timeout {
-            if let Some(hop) = backend_hop(t.backend) {
+            if let Some(hop) = backend_hop(t.backend, svc.id) {
                 t.last_seen_ns = now;
                 return Ok((t.backend, hop));
             }
@@ -87,6 +89,9 @@ pub fn touch_template(svc: &Service, client_be: u32, now: u64) {
 #[inline(always)]
 fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
     let len = svc.ring_len;
+    if len == 0 {
+        return Err(Verdict::pass(reason::PASS_NO_BACKEND));
+    }
     let cursor = CURSORS
         .get_ptr_mut(svc.id)
         .ok_or(Verdict::pass(reason::PASS_NO_BACKEND))?;
@@ -99,14 +104,11 @@ fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
         let slot = svc.ring_start.wrapping_add(pos);
         pos += 1;
         if let Some(id) = RINGS.get(slot) {
-            if let Some(hop) = backend_hop(*id) {
+            if let Some(hop) = backend_hop(*id, svc.id) {
                 // SAFETY: as above.
                 unsafe { *cursor = pos };
                 return Ok((*id, hop));
             }
-        }
-        if len == 0 {
-            break;
         }
     }
     Err(Verdict::pass(reason::PASS_NO_BACKEND))

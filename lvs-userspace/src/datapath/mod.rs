@@ -11,10 +11,12 @@
 //! - `read` has the counters and the connection table.
 
 mod apply;
+mod entries;
 pub mod desired;
 pub mod objects;
 pub mod pins;
 pub mod read;
+pub mod testrun;
 
 use std::{
     collections::BTreeMap,

@@ -199,6 +199,7 @@ impl Datapath {
                 backends,
             });
         }
+        out.sort_by_key(|s| (s.vip, s.port, s.svc.id));
         Ok(out)
     }
 

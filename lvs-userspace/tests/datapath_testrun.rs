@@ -1,0 +1,556 @@
+//! The XDP program under BPF_PROG_TEST_RUN: every path, each checked by
+//! verdict and output bytes, plus the IPVS wrr order against a reference
+//! implementation of `ip_vs_wrr.c` written here.
+//!
+//! Needs root (loading BPF). Each test loads its own unpinned datapath.
+
+use std::net::Ipv4Addr;
+
+use lvs_common::{tcp, verdict, FlowKey, PersistKey, IPPROTO_TCP};
+use lvs_userspace::{
+    datapath::{
+        testrun::{self, backend_mac, rewritten, tcp_frame, udp_frame, Flags, DIRECTOR_MAC},
+        Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
+        Proto,
+    },
+    sched::Algorithm,
+};
+
+const XDP_ABORTED: u32 = 0;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const PVIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+const WEIGHTS: [u32; 5] = [2, 3, 3, 2, 2];
+/// The test-run ingress device is `lo`: backends "on" it are XDP_TX.
+const LO: u32 = 1;
+
+fn backend(n: u8, weight: u32) -> DesiredBackend {
+    DesiredBackend {
+        addr: Ipv4Addr::new(198, 18, 0, 10 + n),
+        port: 80,
+        weight,
+        alive: true,
+        next_hop: NextHop {
+            mac: backend_mac(n),
+            src_mac: DIRECTOR_MAC,
+            ifindex: LO,
+        },
+    }
+}
+
+fn pool() -> Vec<DesiredBackend> {
+    WEIGHTS
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| backend(i as u8 + 1, w))
+        .collect()
+}
+
+fn service(vip: Ipv4Addr, port: u16, proto: Proto) -> DesiredService {
+    DesiredService {
+        vip,
+        port,
+        proto,
+        algo: Algorithm::Wrr,
+        persistence: None,
+        sloppy: false,
+        backends: pool(),
+    }
+}
+
+/// The seed's shape: a wrr TCP service, a UDP one, a persistent one.
+fn seed_state() -> DesiredState {
+    let mut persistent = service(PVIP, 80, Proto::Tcp);
+    persistent.persistence = Some(Persistence {
+        timeout_s: 120,
+        netmask: Ipv4Addr::new(255, 255, 255, 0),
+    });
+    DesiredState {
+        services: vec![
+            service(VIP, 80, Proto::Tcp),
+            service(VIP, 53, Proto::Udp),
+            persistent,
+        ],
+    }
+}
+
+fn open(state: &DesiredState) -> Datapath {
+    testrun::pin_to_cpu(0);
+    let mut dp = Datapath::open(&Options::ephemeral()).expect("load the XDP program (root?)");
+    dp.apply(state).expect("apply");
+    dp
+}
+
+fn run(dp: &mut Datapath, frame: &[u8]) -> testrun::Outcome {
+    testrun::run(dp.program().unwrap(), frame).expect("test run")
+}
+
+/// Which backend (1-based) a forwarded frame went to, from its MAC.
+fn backend_of(out: &testrun::Outcome) -> u8 {
+    assert_eq!(out.action, XDP_TX, "forwarded");
+    assert_eq!(out.frame[0..5], backend_mac(0)[0..5], "a backend MAC");
+    assert_eq!(out.frame[6..12], DIRECTOR_MAC, "source MAC is ours");
+    out.frame[5]
+}
+
+fn syn(sport: u16) -> Vec<u8> {
+    tcp_frame((CLIENT, sport), (VIP, 80), Flags::SYN, b"")
+}
+
+fn key(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> FlowKey {
+    FlowKey {
+        src_be: u32::from_ne_bytes(src.octets()),
+        dst_be: u32::from_ne_bytes(dst.octets()),
+        sport_be: sport.to_be(),
+        dport_be: dport.to_be(),
+        proto: IPPROTO_TCP,
+        _pad: [0; 3],
+    }
+}
+
+fn verdict_count(dp: &Datapath, reason: u32) -> u64 {
+    dp.verdicts().unwrap()[reason as usize]
+}
+
+/// One row of the table: a frame, the expected verdict and output.
+struct Case {
+    name: &'static str,
+    frame: Vec<u8>,
+    action: u32,
+    reason: u32,
+}
+
+/// Frames that must come back untouched with XDP_PASS.
+fn pass_cases() -> Vec<Case> {
+    let syn_to_vip = syn(40000);
+    let mut cases = vec![
+        Case {
+            name: "TCP to the director itself (ssh)",
+            frame: tcp_frame((CLIENT, 40001), (Ipv4Addr::new(198, 18, 0, 2), 22), Flags::SYN, b""),
+            action: XDP_PASS,
+            reason: verdict::PASS_NOT_SERVICE,
+        },
+        Case {
+            name: "VIP, other port",
+            frame: tcp_frame((CLIENT, 40002), (VIP, 443), Flags::SYN, b""),
+            action: XDP_PASS,
+            reason: verdict::PASS_NOT_SERVICE,
+        },
+        Case {
+            name: "UDP to a TCP-only port",
+            frame: udp_frame((CLIENT, 40003), (VIP, 80), b"x"),
+            action: XDP_PASS,
+            reason: verdict::PASS_NOT_SERVICE,
+        },
+        Case {
+            name: "ICMP echo to the VIP",
+            frame: {
+                let b = etherparse::PacketBuilder::ethernet2(testrun::CLIENT_MAC, DIRECTOR_MAC)
+                    .ipv4(CLIENT.octets(), VIP.octets(), 64)
+                    .icmpv4_echo_request(1, 1);
+                let mut v = Vec::new();
+                b.write(&mut v, b"ping").unwrap();
+                v
+            },
+            action: XDP_PASS,
+            reason: verdict::PASS_NOT_SERVICE,
+        },
+        Case {
+            name: "ARP",
+            frame: {
+                let mut f = vec![0xff; 6];
+                f.extend_from_slice(&testrun::CLIENT_MAC);
+                f.extend_from_slice(&[0x08, 0x06]);
+                f.extend_from_slice(&[0u8; 28]);
+                f
+            },
+            action: XDP_PASS,
+            reason: verdict::PASS_NOT_IPV4,
+        },
+        Case {
+            name: "IPv6",
+            frame: {
+                let b = etherparse::PacketBuilder::ethernet2(testrun::CLIENT_MAC, DIRECTOR_MAC)
+                    .ipv6([0xfd; 16], [0xfe; 16], 64)
+                    .tcp(1, 80, 1, 1);
+                let mut v = Vec::new();
+                b.write(&mut v, b"").unwrap();
+                v
+            },
+            action: XDP_PASS,
+            reason: verdict::PASS_NOT_IPV4,
+        },
+        Case {
+            name: "802.1Q-tagged SYN to the VIP",
+            frame: {
+                let mut f = syn_to_vip[..12].to_vec();
+                f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+                f.extend_from_slice(&syn_to_vip[12..]);
+                f
+            },
+            action: XDP_PASS,
+            reason: verdict::PASS_VLAN,
+        },
+        Case {
+            name: "IPv4 header with version 5",
+            frame: {
+                let mut f = syn_to_vip.clone();
+                f[14] = 0x55;
+                f
+            },
+            action: XDP_PASS,
+            reason: verdict::PASS_MALFORMED,
+        },
+        Case {
+            name: "IHL below 5",
+            frame: {
+                let mut f = syn_to_vip.clone();
+                f[14] = 0x44;
+                f
+            },
+            action: XDP_PASS,
+            reason: verdict::PASS_MALFORMED,
+        },
+        Case {
+            name: "first fragment (MF) to the VIP",
+            frame: {
+                let mut f = syn_to_vip.clone();
+                f[20] |= 0x20;
+                f
+            },
+            action: XDP_PASS,
+            reason: verdict::PASS_FRAGMENT,
+        },
+        Case {
+            name: "later fragment (offset) to the VIP",
+            frame: {
+                let mut f = syn_to_vip.clone();
+                f[21] = 0x10;
+                f
+            },
+            action: XDP_PASS,
+            reason: verdict::PASS_FRAGMENT,
+        },
+        Case {
+            name: "ACK without a connection",
+            frame: tcp_frame((CLIENT, 40004), (VIP, 80), Flags::ACK, b"GET /"),
+            action: XDP_PASS,
+            reason: verdict::PASS_NO_CONN,
+        },
+    ];
+    // Truncated at every header boundary and inside each header. (The
+    // kernel refuses test frames shorter than an Ethernet header.)
+    for len in [14, 20, 33, 34, 40, 53] {
+        cases.push(Case {
+            name: "truncated SYN to the VIP",
+            frame: syn_to_vip[..len].to_vec(),
+            action: XDP_PASS,
+            reason: verdict::PASS_MALFORMED,
+        });
+    }
+    cases
+}
+
+#[test]
+fn frames_that_are_not_for_a_service_pass_untouched() {
+    let mut dp = open(&seed_state());
+    for case in pass_cases() {
+        let before = verdict_count(&dp, case.reason);
+        let out = run(&mut dp, &case.frame);
+        assert_eq!(out.action, case.action, "{}: verdict", case.name);
+        assert_eq!(out.frame, case.frame, "{}: frame must be untouched", case.name);
+        assert_eq!(
+            verdict_count(&dp, case.reason),
+            before + 1,
+            "{}: counted as {}",
+            case.name,
+            verdict::NAMES[case.reason as usize]
+        );
+    }
+    assert!(dp.conns().unwrap().is_empty(), "no connection created");
+}
+
+#[test]
+fn new_tcp_flow_is_rewritten_to_a_backend_and_nothing_else_changes() {
+    let mut dp = open(&seed_state());
+    let frame = syn(41000);
+    let out = run(&mut dp, &frame);
+    let b = backend_of(&out);
+    assert_eq!(out.frame, rewritten(&frame, backend_mac(b), DIRECTOR_MAC));
+    let conn = dp.conn(&key(CLIENT, 41000, VIP, 80)).expect("connection entry");
+    assert_eq!(conn.state, tcp::SYN_RECV);
+    assert_eq!(verdict_count(&dp, verdict::TX), 1);
+}
+
+#[test]
+fn established_flow_sticks_to_its_backend_and_follows_tcp_states() {
+    let mut dp = open(&seed_state());
+    let k = key(CLIENT, 42000, VIP, 80);
+    let b = backend_of(&run(&mut dp, &syn(42000)));
+    // Handshake ACK: SYN_RECV → ESTABLISHED (slow path, then cached).
+    let ack = tcp_frame((CLIENT, 42000), (VIP, 80), Flags::ACK, b"");
+    for _ in 0..3 {
+        let out = run(&mut dp, &ack);
+        assert_eq!(backend_of(&out), b);
+        assert_eq!(out.frame, rewritten(&ack, backend_mac(b), DIRECTOR_MAC));
+    }
+    assert_eq!(dp.conn(&k).unwrap().state, tcp::ESTABLISHED);
+    assert!(verdict_count(&dp, verdict::FLOW_CACHE_HIT) >= 2, "fast path used");
+    // Data with PSH goes the same way; a retransmitted SYN too.
+    let data = tcp_frame(
+        (CLIENT, 42000),
+        (VIP, 80),
+        Flags { psh: true, ..Flags::ACK },
+        b"GET / HTTP/1.1\r\n\r\n",
+    );
+    assert_eq!(backend_of(&run(&mut dp, &data)), b);
+    assert_eq!(backend_of(&run(&mut dp, &syn(42000))), b, "SYN retransmit");
+    // FIN: ESTABLISHED → FIN_WAIT, still forwarded to the same backend.
+    let fin = tcp_frame((CLIENT, 42000), (VIP, 80), Flags::FIN_ACK, b"");
+    assert_eq!(backend_of(&run(&mut dp, &fin)), b);
+    assert_eq!(dp.conn(&k).unwrap().state, tcp::FIN_WAIT);
+    // RST: → CLOSE.
+    let rst = tcp_frame((CLIENT, 42000), (VIP, 80), Flags::RST, b"");
+    assert_eq!(backend_of(&run(&mut dp, &rst)), b);
+    assert_eq!(dp.conn(&k).unwrap().state, tcp::CLOSE);
+    // A new SYN on the closed port is a new connection: scheduled afresh.
+    run(&mut dp, &syn(42000));
+    assert_eq!(dp.conn(&k).unwrap().state, tcp::SYN_RECV);
+    let listed = dp.services().unwrap();
+    let s = listed.iter().find(|s| s.vip == VIP && s.port == 80).unwrap();
+    assert_eq!(s.backends.iter().map(|b| b.inactive).sum::<u64>(), 1);
+    assert_eq!(s.backends.iter().map(|b| b.active).sum::<u64>(), 0);
+}
+
+#[test]
+fn ip_options_ttl_and_checksums_are_left_alone() {
+    let mut dp = open(&seed_state());
+    // A SYN with 4 bytes of IP options (NOP NOP NOP EOL), IHL 6.
+    let base = syn(43000);
+    let mut f = base[..34].to_vec();
+    f.extend_from_slice(&[1, 1, 1, 0]);
+    f.extend_from_slice(&base[34..]);
+    f[14] = 0x46;
+    let tot = u16::from_be_bytes([f[16], f[17]]) + 4;
+    f[16..18].copy_from_slice(&tot.to_be_bytes());
+    f[22] = 1; // TTL 1: DR forwards without decrementing, like IPVS DR
+    let out = run(&mut dp, &f);
+    let b = backend_of(&out);
+    assert_eq!(out.frame, rewritten(&f, backend_mac(b), DIRECTOR_MAC), "only MACs change");
+}
+
+#[test]
+fn udp_flows_are_forwarded_and_remembered() {
+    let mut dp = open(&seed_state());
+    let q = udp_frame((CLIENT, 5353), (VIP, 53), b"query");
+    let b = backend_of(&run(&mut dp, &q));
+    for _ in 0..3 {
+        let out = run(&mut dp, &q);
+        assert_eq!(out.frame, rewritten(&q, backend_mac(b), DIRECTOR_MAC));
+    }
+    let mut k = key(CLIENT, 5353, VIP, 53);
+    k.proto = lvs_common::IPPROTO_UDP;
+    assert_eq!(dp.conn(&k).unwrap().state, tcp::STATE_UDP);
+}
+
+#[test]
+fn sloppy_service_schedules_mid_stream_segments() {
+    let mut state = seed_state();
+    state.services[0].sloppy = true;
+    let mut dp = open(&state);
+    let ack = tcp_frame((CLIENT, 44000), (VIP, 80), Flags::ACK, b"data");
+    let b = backend_of(&run(&mut dp, &ack));
+    assert_eq!(backend_of(&run(&mut dp, &ack)), b);
+}
+
+/// Linux `ip_vs_wrr_schedule`, as a stateful reference: mark->cl/cw/mw/di.
+struct IpvsWrr {
+    weights: Vec<u32>,
+    cl: Option<usize>,
+    cw: i64,
+    mw: i64,
+    di: i64,
+}
+
+impl IpvsWrr {
+    fn new(weights: &[u32]) -> Self {
+        fn gcd(a: i64, b: i64) -> i64 {
+            if b == 0 {
+                a
+            } else {
+                gcd(b, a % b)
+            }
+        }
+        let di = weights.iter().filter(|&&w| w > 0).fold(0, |g, &w| gcd(w as i64, g));
+        let max = *weights.iter().max().unwrap() as i64;
+        // ip_vs_wrr_init_svc: mw = max - (di - 1); cw = mw.
+        let mw = max - (di - 1);
+        IpvsWrr {
+            weights: weights.to_vec(),
+            cl: None,
+            cw: mw,
+            mw,
+            di,
+        }
+    }
+
+    fn schedule(&mut self) -> usize {
+        let n = self.weights.len();
+        let mut pos = self.cl;
+        loop {
+            // list_for_each_entry_continue from the last pick (or the head).
+            let start = pos.map(|p| p + 1).unwrap_or(0);
+            for i in start..n {
+                if self.weights[i] as i64 >= self.cw {
+                    self.cl = Some(i);
+                    return i;
+                }
+            }
+            pos = None;
+            self.cw -= self.di;
+            if self.cw <= 0 {
+                self.cw = self.mw;
+            }
+        }
+    }
+}
+
+#[test]
+fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
+    let mut dp = open(&seed_state());
+    let mut reference = IpvsWrr::new(&WEIGHTS);
+    let mut counts = [0u32; 5];
+    for i in 0..1200u32 {
+        let src = Ipv4Addr::new(198, 18, 1 + (i / 250) as u8, (i % 250) as u8 + 1);
+        let out = run(&mut dp, &tcp_frame((src, 50000), (VIP, 80), Flags::SYN, b""));
+        let got = backend_of(&out) as usize - 1;
+        let want = reference.schedule();
+        assert_eq!(got, want, "flow {i}: data path picked backend {got}, IPVS would pick {want}");
+        counts[got] += 1;
+    }
+    assert_eq!(counts, [200, 300, 300, 200, 200]);
+}
+
+#[test]
+fn persistence_hit_granularity_and_expiry() {
+    let mut dp = open(&seed_state());
+    let first = tcp_frame((CLIENT, 45000), (PVIP, 80), Flags::SYN, b"");
+    let b = backend_of(&run(&mut dp, &first));
+    // Same client, other connections: same backend (WRR would move on).
+    for sport in 45001..45010 {
+        let f = tcp_frame((CLIENT, sport), (PVIP, 80), Flags::SYN, b"");
+        assert_eq!(backend_of(&run(&mut dp, &f)), b, "persistent");
+    }
+    // Same /24 (granularity 255.255.255.0): same template.
+    let neighbour = Ipv4Addr::new(198, 18, 1, 77);
+    let f = tcp_frame((neighbour, 45100), (PVIP, 80), Flags::SYN, b"");
+    assert_eq!(backend_of(&run(&mut dp, &f)), b, "same network");
+    // Another network gets the next backend in the wrr order.
+    let other = Ipv4Addr::new(198, 18, 2, 1);
+    let f = tcp_frame((other, 45200), (PVIP, 80), Flags::SYN, b"");
+    assert_ne!(backend_of(&run(&mut dp, &f)), b, "independent network");
+
+    // Age the template past its 120 s: the next connection is rescheduled.
+    let svc = dp
+        .service_id(&lvs_userspace::datapath::desired::service_key(PVIP, 80, Proto::Tcp))
+        .unwrap();
+    let tkey = PersistKey {
+        service: svc,
+        client_be: u32::from_ne_bytes([198, 18, 1, 0]),
+    };
+    let mac_of = |dp: &Datapath, id: u32| {
+        let svcs = dp.services().unwrap();
+        let s = svcs.iter().find(|s| s.vip == PVIP).unwrap();
+        s.backends.iter().find(|b| b.id == id).unwrap().mac[5]
+    };
+    let mut t = dp.template(&tkey).expect("template");
+    assert_eq!(mac_of(&dp, t.backend), b, "template names the backend");
+    t.last_seen_ns = t.last_seen_ns.saturating_sub(121_000_000_000);
+    dp.insert_template(tkey, t).unwrap();
+    let f = tcp_frame((CLIENT, 45300), (PVIP, 80), Flags::SYN, b"");
+    let after = backend_of(&run(&mut dp, &f));
+    assert_ne!(after, b, "expired template: rescheduled by wrr");
+    assert_eq!(mac_of(&dp, dp.template(&tkey).unwrap().backend), after, "template rewritten");
+}
+
+#[test]
+fn weight_zero_is_quiescent() {
+    let mut dp = open(&seed_state());
+    let b = backend_of(&run(&mut dp, &syn(46000)));
+    let mut state = seed_state();
+    state.services[0].backends[b as usize - 1].weight = 0;
+    dp.apply(&state).unwrap();
+    let ack = tcp_frame((CLIENT, 46000), (VIP, 80), Flags::ACK, b"");
+    assert_eq!(backend_of(&run(&mut dp, &ack)), b, "existing flow stays");
+    for sport in 46001..46101 {
+        assert_ne!(backend_of(&run(&mut dp, &syn(sport))), b, "no new flow");
+    }
+}
+
+#[test]
+fn backend_down_moves_its_flows_and_templates_on_their_next_packet() {
+    let mut dp = open(&seed_state());
+    let ack = tcp_frame((CLIENT, 47000), (VIP, 80), Flags::ACK, b"");
+    let b = backend_of(&run(&mut dp, &syn(47000)));
+    run(&mut dp, &ack); // established and cached
+    let pf = tcp_frame((CLIENT, 47001), (PVIP, 80), Flags::SYN, b"");
+    let pb = backend_of(&run(&mut dp, &pf));
+
+    let mut state = seed_state();
+    state.services[0].backends[b as usize - 1].alive = false;
+    state.services[2].backends[pb as usize - 1].alive = false;
+    dp.apply(&state).unwrap();
+    let moved = backend_of(&run(&mut dp, &ack));
+    assert_ne!(moved, b, "flow of a dead backend rescheduled");
+    assert_eq!(backend_of(&run(&mut dp, &ack)), moved, "and stays on its new one");
+    for sport in 47100..47200 {
+        assert_ne!(backend_of(&run(&mut dp, &syn(sport))), b);
+    }
+    let pf2 = tcp_frame((CLIENT, 47002), (PVIP, 80), Flags::SYN, b"");
+    assert_ne!(backend_of(&run(&mut dp, &pf2)), pb, "template re-pointed");
+}
+
+#[test]
+fn no_alive_backend_passes_to_the_kernel() {
+    let mut state = seed_state();
+    for b in &mut state.services[0].backends {
+        b.alive = false;
+    }
+    let mut dp = open(&state);
+    let f = syn(48000);
+    let out = run(&mut dp, &f);
+    assert_eq!((out.action, out.frame), (XDP_PASS, f));
+    assert_eq!(verdict_count(&dp, verdict::PASS_NO_BACKEND), 1);
+}
+
+#[test]
+fn backend_on_another_interface_is_redirected() {
+    let mut state = seed_state();
+    for b in &mut state.services[0].backends {
+        b.next_hop.ifindex = 999_999; // not the ingress, not in tx_ports
+    }
+    let mut dp = open(&state);
+    let out = run(&mut dp, &syn(49000));
+    // No such port in the devmap: dropped, never sent out of the wrong port.
+    assert_eq!(out.action, XDP_ABORTED);
+    assert_eq!(verdict_count(&dp, verdict::DROP_NO_TX_PORT), 1);
+}
+
+#[test]
+fn counters_follow_services_and_backends() {
+    let mut dp = open(&seed_state());
+    let b = backend_of(&run(&mut dp, &syn(51000)));
+    let ack = tcp_frame((CLIENT, 51000), (VIP, 80), Flags::ACK, b"");
+    for _ in 0..4 {
+        run(&mut dp, &ack);
+    }
+    let svcs = dp.services().unwrap();
+    let s = svcs.iter().find(|s| s.vip == VIP && s.port == 80).unwrap();
+    assert_eq!((s.stats.packets, s.stats.conns), (5, 1));
+    let be = &s.backends[b as usize - 1];
+    assert_eq!((be.stats.packets, be.stats.conns, be.active), (5, 1, 1));
+    assert_eq!(be.stats.bytes, 5 * ack.len() as u64);
+}
