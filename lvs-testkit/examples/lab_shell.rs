@@ -3,6 +3,7 @@
 //!
 //! `cargo run -p lvs-testkit --example lab_shell -- [REAL_SERVERS] [CLIENT_ADDRS] [-- CMD…]`
 //! (`{vip}` and `{rs1}`… in CMD are replaced by addresses).
+//! `lab_shell --cleanup-stale` removes namespaces of dead lab runs instead.
 
 use std::time::Instant;
 
@@ -10,6 +11,11 @@ use lvs_testkit::{Lab, LabSpec};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--cleanup-stale") {
+        let removed = lvs_testkit::netns::cleanup_stale()?;
+        println!("removed {} stale namespace(s): {removed:?}", removed.len());
+        return Ok(());
+    }
     let (nums, cmd) = match args.iter().position(|a| a == "--") {
         Some(p) => (&args[..p], &args[p + 1..]),
         None => (&args[..], &[][..]),

@@ -408,11 +408,22 @@ fn log_tail(log: Option<&Path>) -> String {
 }
 
 /// SIGTERM to all, reap within `grace`, SIGKILL the rest, reap them.
+/// Descendants that outlive them (a daemon's children orphaned by its
+/// SIGKILL, a shell's background jobs) are then sent SIGTERM and, after a
+/// short bound, SIGKILL, by pid (checked against their start time, so a
+/// reused pid is never hit).
 fn terminate_all(procs: &mut [Tracked], grace: Duration) -> Vec<ExitStatus> {
     let mut status: Vec<Option<ExitStatus>> = procs
         .iter_mut()
         .map(|t| t.child.try_wait().ok().flatten())
         .collect();
+    let roots: Vec<u32> = procs
+        .iter()
+        .zip(&status)
+        .filter(|(_, s)| s.is_none())
+        .map(|(t, _)| t.child.id())
+        .collect();
+    let descendants = descendants(&roots);
     for (t, s) in procs.iter().zip(&status) {
         if s.is_none() {
             // Safe against pid reuse: the child is not reaped yet, so the pid
@@ -432,7 +443,7 @@ fn terminate_all(procs: &mut [Tracked], grace: Duration) -> Vec<ExitStatus> {
         }
         thread::sleep(Duration::from_millis(5));
     }
-    procs
+    let statuses = procs
         .iter_mut()
         .zip(status)
         .map(|(t, s)| match s {
@@ -444,5 +455,84 @@ fn terminate_all(procs: &mut [Tracked], grace: Duration) -> Vec<ExitStatus> {
                     .unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(9))
             }
         })
-        .collect()
+        .collect();
+    kill_leftovers(&descendants, DESCENDANT_GRACE);
+    statuses
+}
+
+/// How long orphaned descendants get between SIGTERM and SIGKILL.
+const DESCENDANT_GRACE: Duration = Duration::from_secs(1);
+
+/// (ppid, state, start time) from /proc/PID/stat.
+fn proc_stat(pid: u32) -> Option<(u32, char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let state = f.first()?.chars().next()?;
+    let ppid = f.get(1)?.parse().ok()?;
+    let start = f.get(19)?.parse().ok()?;
+    Some((ppid, state, start))
+}
+
+/// Every live descendant of `roots`, as (pid, start time).
+fn descendants(roots: &[u32]) -> Vec<(u32, u64)> {
+    if roots.is_empty() {
+        return Vec::new();
+    }
+    let mut table = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some((ppid, _, start)) = proc_stat(pid) {
+                table.push((pid, ppid, start));
+            }
+        }
+    }
+    let mut found: Vec<(u32, u64)> = Vec::new();
+    let mut frontier: Vec<u32> = roots.to_vec();
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid, start) in &table {
+            if ppid == parent && !found.iter().any(|(p, _)| *p == pid) {
+                found.push((pid, start));
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+fn still_there(pid: u32, start: u64) -> bool {
+    matches!(proc_stat(pid), Some((_, state, s)) if s == start && state != 'Z' && state != 'X')
+}
+
+fn kill_leftovers(procs: &[(u32, u64)], grace: Duration) {
+    let alive: Vec<(u32, u64)> = procs
+        .iter()
+        .copied()
+        .filter(|(p, s)| still_there(*p, *s))
+        .collect();
+    if alive.is_empty() {
+        return;
+    }
+    for (p, _) in &alive {
+        unsafe { libc::kill(*p as libc::pid_t, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && alive.iter().any(|(p, s)| still_there(*p, *s)) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    for (p, s) in &alive {
+        if still_there(*p, *s) {
+            unsafe { libc::kill(*p as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+    // Not our children: init reaps them. Wait (bounded) until they are gone
+    // so that the namespace is empty when it is deleted.
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && alive.iter().any(|(p, s)| still_there(*p, *s)) {
+        thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -308,6 +308,47 @@ fn httpd_listens_on_many_addresses() {
 }
 
 #[test]
+fn orphaned_descendants_are_killed_too() {
+    setup();
+    let lab = Lab::create(LabSpec {
+        directors: 0,
+        real_servers: 0,
+        client_addrs: 1,
+        ..spec()
+    })
+    .unwrap();
+    let ns = lab.client_ns().to_string();
+    // A shell with background children; SIGTERM kills the shell only.
+    let pid = lab
+        .spawn(
+            &ns,
+            &["sh", "-c", "sleep 300 & sleep 300 & echo started; wait"],
+        )
+        .unwrap();
+    lvs_testkit::wait_until(
+        "the shell to start its children",
+        T,
+        Duration::from_millis(10),
+        || netns::pids(&ns).unwrap().len() >= 3,
+    )
+    .unwrap();
+    let prefix = lab.prefix().to_string();
+    let inside = netns::pids(&ns).unwrap();
+    assert!(inside.contains(&pid.0));
+    drop(lab);
+    for p in inside {
+        assert!(
+            !pid_alive(p)
+                || std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .unwrap()
+                    .contains(") Z"),
+            "descendant {p} survived"
+        );
+    }
+    assert_gone(&prefix, &[pid.0]);
+}
+
+#[test]
 fn exec_is_bounded() {
     setup();
     let lab = Lab::create(LabSpec {
