@@ -69,7 +69,7 @@ impl Drop for ReapGuard {
     }
 }
 
-/// Runs `argv` (argv[0] looked up in PATH), feeding `stdin` if given, and
+/// Runs `argv` (`argv[0]` looked up in PATH), feeding `stdin` if given, and
 /// collects its output. Fails if it cannot start or does not finish within
 /// `timeout` (it is then killed). The exit status is *not* checked.
 pub fn run(argv: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> Result<Output> {

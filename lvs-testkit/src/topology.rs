@@ -205,8 +205,22 @@ impl Lab {
             None => process::httpd_path().ok(),
         };
 
-        let n = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!("lvs-{}-{}-", std::process::id(), n);
+        // Skip prefixes still used by namespaces left behind by a dead run
+        // that had our pid (see `netns::cleanup_stale`).
+        let existing: Vec<String> = std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let prefix = loop {
+            let n = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
+            let p = format!("lvs-{}-{}-", std::process::id(), n);
+            if !existing.iter().any(|e| e.starts_with(&p)) {
+                break p;
+            }
+        };
         let log_dir = std::env::temp_dir().join(prefix.trim_end_matches('-'));
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("cannot create {}", log_dir.display()))?;
