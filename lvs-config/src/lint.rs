@@ -1,0 +1,252 @@
+//! Whole-config checks: the mistakes real configs make, which keepalived
+//! accepts silently but which break or weaken an lvs-xdp director.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::diag::Severity;
+use crate::model::{Config, LbKind, VipEntry, VrrpInstance, VsAddr, VsgEntry};
+use crate::parse::Parser;
+
+pub(crate) fn lint(p: &mut Parser, cfg: &Config) {
+    brd(p, cfg);
+    vip_coverage(p, cfg);
+    forwarding(p, cfg);
+    references(p, cfg);
+    vrid_clash(p, cfg);
+}
+
+fn net_of(a: Ipv4Addr, len: u8) -> (u32, u32) {
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    };
+    (u32::from(a) & mask, mask)
+}
+
+/// `brd` must be the subnet's broadcast address.
+fn brd(p: &mut Parser, cfg: &Config) {
+    for vi in &cfg.vrrp_instances {
+        for v in vi
+            .virtual_ipaddress
+            .iter()
+            .chain(&vi.virtual_ipaddress_excluded)
+        {
+            let (IpAddr::V4(a), Some(b)) = (v.addr, v.brd) else {
+                continue;
+            };
+            if v.prefix_len >= 31 {
+                continue; // /31 and /32 have no broadcast address
+            }
+            let (net, mask) = net_of(a, v.prefix_len);
+            let want = Ipv4Addr::from(net | !mask);
+            if b != want {
+                let span = v.brd_span.as_ref().unwrap_or(&v.span);
+                p.diags.add(
+                    Severity::Warning,
+                    span,
+                    format!(
+                        "brd {b} is not the broadcast address of {a}/{} (vrrp_instance {}); the broadcast address is {want}",
+                        v.prefix_len, vi.name
+                    ),
+                    Some(format!("write `brd {want}`, or leave `brd` out")),
+                );
+            }
+        }
+    }
+}
+
+/// Whether VIP entry `v` carries address `a`.
+fn carries(v: &VipEntry, a: IpAddr) -> bool {
+    v.addr == a
+}
+
+/// A VIP entry whose subnet holds `a` (for a hint).
+fn same_subnet(insts: &[VrrpInstance], a: IpAddr) -> Option<(&VrrpInstance, &VipEntry)> {
+    let IpAddr::V4(a4) = a else { return None };
+    insts.iter().find_map(|vi| {
+        vi.virtual_ipaddress.iter().find_map(|v| match v.addr {
+            IpAddr::V4(v4) if net_of(v4, v.prefix_len).0 == net_of(a4, v.prefix_len).0 => {
+                Some((vi, v))
+            }
+            _ => None,
+        })
+    })
+}
+
+/// Every virtual-server address should be a VIP of some vrrp_instance, or
+/// failover does not move the service.
+fn vip_coverage(p: &mut Parser, cfg: &Config) {
+    if cfg.vrrp_instances.is_empty() {
+        return; // no VRRP here: the addresses are managed elsewhere
+    }
+    let covered = |a: IpAddr| {
+        cfg.vrrp_instances.iter().any(|vi| {
+            vi.virtual_ipaddress
+                .iter()
+                .chain(&vi.virtual_ipaddress_excluded)
+                .any(|v| carries(v, a))
+        })
+    };
+    let who = if cfg.vrrp_instances.len() == 1 {
+        format!("vrrp_instance {}", cfg.vrrp_instances[0].name)
+    } else {
+        "any vrrp_instance".to_string()
+    };
+    for vs in &cfg.virtual_servers {
+        let addrs: Vec<IpAddr> = match &vs.addr {
+            VsAddr::Ip(a, _) => vec![*a],
+            VsAddr::Fwmark(_) => continue,
+            VsAddr::Group(g) => match cfg.virtual_server_group(g) {
+                Some(g) => g
+                    .entries
+                    .iter()
+                    .filter_map(|e| match e {
+                        VsgEntry::Range { first, .. } => Some(*first),
+                        VsgEntry::Fwmark { .. } => None,
+                    })
+                    .collect(),
+                None => continue,
+            },
+        };
+        for a in addrs {
+            if covered(a) {
+                continue;
+            }
+            let help = match same_subnet(&cfg.vrrp_instances, a) {
+                Some((vi, v)) => format!(
+                    "vrrp_instance {} carries {}/{}: add `{a}/{}{}` to its virtual_ipaddress, or correct the virtual_server address",
+                    vi.name,
+                    v.addr,
+                    v.prefix_len,
+                    v.prefix_len,
+                    v.dev.as_ref().map(|d| format!(" dev {d}")).unwrap_or_default()
+                ),
+                None => format!("add `{a}` to the virtual_ipaddress of the vrrp_instance that should carry it"),
+            };
+            p.diags.add(
+                Severity::Warning,
+                &vs.addr_span,
+                format!("virtual_server address {a} is not carried by {who} (not in any virtual_ipaddress): it will not move on failover"),
+                Some(help),
+            );
+        }
+    }
+}
+
+/// lvs-xdp forwards by Direct Routing only; with DR the real server gets the
+/// virtual server's port.
+fn forwarding(p: &mut Parser, cfg: &Config) {
+    for vs in &cfg.virtual_servers {
+        if vs.lb_kind != LbKind::Dr {
+            let span = vs.lb_kind_span.as_ref().unwrap_or(&vs.span);
+            p.diags.add(
+                Severity::Warning,
+                span,
+                format!("lb_kind {:?} is not supported: lvs-xdp does Direct Routing only (virtual_server {})", vs.lb_kind, vs.addr)
+                    .replace("Nat", "NAT")
+                    .replace("Tun", "TUN"),
+                Some("write `lb_kind DR`; real servers must hold the VIP on lo with arp_ignore=1, arp_announce=2".into()),
+            );
+        }
+        let vs_port = match vs.addr {
+            VsAddr::Ip(_, port) => port,
+            _ => 0,
+        };
+        for rs in &vs.real_servers {
+            if rs.lb_kind != vs.lb_kind && rs.lb_kind != LbKind::Dr {
+                let span = rs.lb_kind_span.as_ref().unwrap_or(&rs.span);
+                p.diags.add(
+                    Severity::Warning,
+                    span,
+                    format!("real_server {} lvs_method {:?} is not supported: lvs-xdp does Direct Routing only", rs.addr, rs.lb_kind)
+                        .replace("Nat", "NAT")
+                        .replace("Tun", "TUN"),
+                    Some("write `lvs_method DR`".into()),
+                );
+            }
+            if rs.lb_kind == LbKind::Dr && vs_port != 0 && rs.port != vs_port {
+                p.diags.add(
+                    Severity::Warning,
+                    &rs.span,
+                    format!(
+                        "real_server {} port {} differs from the virtual_server port {vs_port}: with lb_kind DR packets keep port {vs_port}",
+                        rs.addr, rs.port
+                    ),
+                    Some(format!("write `real_server {} {vs_port}`", rs.addr)),
+                );
+            }
+        }
+    }
+}
+
+/// Names used before/without being defined.
+fn references(p: &mut Parser, cfg: &Config) {
+    for vi in &cfg.vrrp_instances {
+        for t in &vi.track_script {
+            if !cfg.vrrp_scripts.iter().any(|s| s.name == t.name) {
+                p.diags.add(
+                    Severity::Warning,
+                    &t.span,
+                    format!(
+                        "track_script `{}` of vrrp_instance {} names no vrrp_script; ignored",
+                        t.name, vi.name
+                    ),
+                    Some(format!("define `vrrp_script {} {{ script ... }}`", t.name)),
+                );
+            }
+        }
+    }
+    for g in &cfg.vrrp_sync_groups {
+        for name in &g.group {
+            if cfg.vrrp_instance(name).is_none() {
+                p.diags.add(
+                    Severity::Error,
+                    &g.span,
+                    format!(
+                        "vrrp_sync_group {} names `{name}`, which is no vrrp_instance",
+                        g.name
+                    ),
+                    Some("check the instance name".into()),
+                );
+            }
+        }
+    }
+    for vs in &cfg.virtual_servers {
+        if let VsAddr::Group(gname) = &vs.addr {
+            if cfg.virtual_server_group(gname).is_none() {
+                p.diags.add(
+                    Severity::Error,
+                    &vs.addr_span,
+                    format!("virtual_server group `{gname}`: no virtual_server_group of that name"),
+                    Some(format!(
+                        "define `virtual_server_group {gname} {{ ADDRESS PORT }}`"
+                    )),
+                );
+            }
+        }
+    }
+}
+
+/// Two instances with one virtual_router_id on one interface fight.
+fn vrid_clash(p: &mut Parser, cfg: &Config) {
+    let mut seen: HashMap<(&str, u8, bool), &VrrpInstance> = HashMap::new();
+    for vi in &cfg.vrrp_instances {
+        let v6 = vi
+            .virtual_ipaddress
+            .first()
+            .is_some_and(|v| v.addr.is_ipv6());
+        if let Some(prev) = seen.insert((vi.interface.as_str(), vi.virtual_router_id, v6), vi) {
+            p.diags.add(
+                Severity::Error,
+                &vi.span,
+                format!(
+                    "vrrp_instance {} uses virtual_router_id {} on {} like vrrp_instance {} ({})",
+                    vi.name, vi.virtual_router_id, vi.interface, prev.name, prev.span
+                ),
+                Some("give each instance on an interface its own virtual_router_id".into()),
+            );
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The typed configuration model. Every item keeps the [`Span`] of the
+//! keyword that introduced it. Values are resolved: defaults and inherited
+//! settings (checker ← real server ← virtual server) are filled in, so the
+//! agent reads what keepalived would use.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::diag::Span;
+
+/// A whole keepalived configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub global: GlobalDefs,
+    pub vrrp_scripts: Vec<VrrpScript>,
+    pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
+    pub vrrp_instances: Vec<VrrpInstance>,
+    pub virtual_server_groups: Vec<VirtualServerGroup>,
+    pub virtual_servers: Vec<VirtualServer>,
+}
+
+impl Config {
+    pub fn vrrp_instance(&self, name: &str) -> Option<&VrrpInstance> {
+        self.vrrp_instances.iter().find(|v| v.name == name)
+    }
+    pub fn virtual_server_group(&self, name: &str) -> Option<&VirtualServerGroup> {
+        self.virtual_server_groups.iter().find(|v| v.name == name)
+    }
+}
+
+/// `global_defs { ... }`.
+#[derive(Clone, Debug)]
+pub struct GlobalDefs {
+    pub span: Option<Span>,
+    /// `router_id`; keepalived defaults it to the host name.
+    pub router_id: Option<String>,
+    pub notification_email: Vec<String>,
+    pub notification_email_from: Option<String>,
+    /// `smtp_server ADDR [PORT]` (port defaults to 25).
+    pub smtp_server: Option<(IpAddr, u16)>,
+    pub smtp_helo_name: Option<String>,
+    /// `smtp_connect_timeout`, keepalived default 30 s.
+    pub smtp_connect_timeout: Duration,
+    pub smtp_alert: Option<bool>,
+    pub script_user: Option<String>,
+    pub enable_script_security: bool,
+    /// `vrrp_version` default for all instances (keepalived default 2).
+    pub vrrp_version: u8,
+    pub default_interface: Option<String>,
+    pub vrrp_mcast_group4: Option<Ipv4Addr>,
+    /// `vrrp_garp_master_delay` (default 5 s).
+    pub vrrp_garp_master_delay: Duration,
+    /// `vrrp_garp_master_repeat` (default 5).
+    pub vrrp_garp_master_repeat: u32,
+    /// `vrrp_garp_master_refresh` (default: none).
+    pub vrrp_garp_master_refresh: Option<Duration>,
+    pub vrrp_strict: bool,
+    pub dynamic_interfaces: bool,
+    pub lvs_flush: bool,
+}
+
+/// `vrrp_script NAME { ... }`.
+#[derive(Clone, Debug)]
+pub struct VrrpScript {
+    pub span: Span,
+    pub name: String,
+    pub script: String,
+    /// Default 1 s.
+    pub interval: Duration,
+    /// Default: `interval`.
+    pub timeout: Option<Duration>,
+    /// -253..=253, default 0.
+    pub weight: i32,
+    pub weight_reverse: bool,
+    pub rise: u32,
+    pub fall: u32,
+    pub user: Option<String>,
+    pub init_fail: bool,
+}
+
+/// `vrrp_sync_group NAME { group { ... } ... }`.
+#[derive(Clone, Debug)]
+pub struct VrrpSyncGroup {
+    pub span: Span,
+    pub name: String,
+    pub group: Vec<String>,
+    pub notify: Notify,
+    pub track_interface: Vec<TrackInterface>,
+    pub track_script: Vec<TrackScript>,
+    pub smtp_alert: bool,
+    pub global_tracking: bool,
+}
+
+/// Notification scripts of an instance or sync group.
+#[derive(Clone, Debug, Default)]
+pub struct Notify {
+    pub master: Option<String>,
+    pub backup: Option<String>,
+    pub fault: Option<String>,
+    pub stop: Option<String>,
+    pub any: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VrrpState {
+    Master,
+    Backup,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthType {
+    Pass,
+    Ah,
+}
+
+/// `authentication { auth_type ..; auth_pass .. }`.
+#[derive(Clone, Debug)]
+pub struct Auth {
+    pub span: Span,
+    pub ty: AuthType,
+    /// At most 8 bytes (keepalived truncates longer passwords).
+    pub pass: String,
+}
+
+/// One line of `virtual_ipaddress`.
+#[derive(Clone, Debug)]
+pub struct VipEntry {
+    pub span: Span,
+    pub addr: IpAddr,
+    /// Default 32 (IPv4) / 128 (IPv6).
+    pub prefix_len: u8,
+    pub brd: Option<Ipv4Addr>,
+    /// Where the `brd` address is written.
+    pub brd_span: Option<Span>,
+    pub dev: Option<String>,
+    pub scope: Option<String>,
+    pub label: Option<String>,
+    pub no_track: bool,
+}
+
+/// `track_interface` entry: `IFNAME [weight W]`.
+#[derive(Clone, Debug)]
+pub struct TrackInterface {
+    pub span: Span,
+    pub name: String,
+    pub weight: Option<i32>,
+}
+
+/// `track_script` entry: `NAME [weight W [reverse]]`.
+#[derive(Clone, Debug)]
+pub struct TrackScript {
+    pub span: Span,
+    pub name: String,
+    pub weight: Option<i32>,
+}
+
+/// `vrrp_instance NAME { ... }`.
+#[derive(Clone, Debug)]
+pub struct VrrpInstance {
+    pub span: Span,
+    pub name: String,
+    pub state: Option<VrrpState>,
+    pub interface: String,
+    pub virtual_router_id: u8,
+    /// 1..=255, default 100.
+    pub priority: u8,
+    /// Default 1 s; VRRPv3 allows centiseconds.
+    pub advert_int: Duration,
+    /// `version` (2 or 3); `None` = the global `vrrp_version`.
+    pub version: Option<u8>,
+    /// `nopreempt` clears it; default true.
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    pub authentication: Option<Auth>,
+    pub virtual_ipaddress: Vec<VipEntry>,
+    pub virtual_ipaddress_excluded: Vec<VipEntry>,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peer: Vec<IpAddr>,
+    pub mcast_src_ip: Option<IpAddr>,
+    pub track_interface: Vec<TrackInterface>,
+    pub track_script: Vec<TrackScript>,
+    pub dont_track_primary: bool,
+    pub notify: Notify,
+    pub smtp_alert: bool,
+    pub lvs_sync_daemon_interface: Option<String>,
+    /// `garp_master_delay`, default: the global one (5 s).
+    pub garp_master_delay: Duration,
+    pub garp_master_repeat: u32,
+    pub garp_master_refresh: Option<Duration>,
+    pub garp_master_refresh_repeat: u32,
+    pub use_vmac: Option<String>,
+    pub accept: Option<bool>,
+}
+
+/// Transport protocol of a virtual server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+/// IPVS forwarding method (`lb_kind` / `lvs_method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbKind {
+    Dr,
+    Nat,
+    Tun,
+}
+
+/// What a virtual server listens on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VsAddr {
+    Ip(IpAddr, u16),
+    Fwmark(u32),
+    Group(String),
+}
+
+impl std::fmt::Display for VsAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VsAddr::Ip(IpAddr::V6(a), p) => write!(f, "[{a}]:{p}"),
+            VsAddr::Ip(a, p) => write!(f, "{a}:{p}"),
+            VsAddr::Fwmark(m) => write!(f, "fwmark {m}"),
+            VsAddr::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
+/// `persistence_granularity`: an IPv4 netmask or an IPv6 prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Granularity {
+    V4Mask(Ipv4Addr),
+    V6Prefix(u8),
+}
+
+/// A `sorry_server ADDR PORT`.
+#[derive(Clone, Debug)]
+pub struct SorryServer {
+    pub span: Span,
+    pub addr: IpAddr,
+    pub port: u16,
+    pub inhibit: bool,
+    pub lb_kind: Option<LbKind>,
+}
+
+/// `virtual_server ... { ... }`.
+#[derive(Clone, Debug)]
+pub struct VirtualServer {
+    pub span: Span,
+    pub addr: VsAddr,
+    /// Where the address (or `fwmark` / `group`) is written.
+    pub addr_span: Span,
+    pub protocol: Protocol,
+    /// Scheduler name; keepalived's default is `wlc`.
+    pub lb_algo: String,
+    /// Scheduler flags (`ops`, `sh-port`, ...).
+    pub lb_flags: Vec<String>,
+    /// keepalived's default is NAT.
+    pub lb_kind: LbKind,
+    /// Where `lb_kind` / `lvs_method` was written, if it was.
+    pub lb_kind_span: Option<Span>,
+    /// Default 60 s.
+    pub delay_loop: Duration,
+    /// Seconds; a bare `persistence_timeout` is 360 s.
+    pub persistence_timeout: Option<u32>,
+    pub persistence_granularity: Option<Granularity>,
+    pub persistence_engine: Option<String>,
+    pub quorum: u32,
+    pub hysteresis: u32,
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
+    pub sorry_server: Option<SorryServer>,
+    pub inhibit_on_failure: bool,
+    pub alpha: bool,
+    pub omega: bool,
+    pub ha_suspend: bool,
+    pub virtualhost: Option<String>,
+    pub smtp_alert: Option<bool>,
+    /// Default real-server weight (`weight` in the virtual server, default 1).
+    pub weight: u32,
+    pub real_servers: Vec<RealServer>,
+}
+
+/// `real_server ADDR [PORT] { ... }`.
+#[derive(Clone, Debug)]
+pub struct RealServer {
+    pub span: Span,
+    pub addr: IpAddr,
+    /// The virtual server's port when not given.
+    pub port: u16,
+    /// 0..=2147483647 (keepalived's IPVS_WEIGHT_LIMIT), default: the virtual
+    /// server's `weight` (1).
+    pub weight: u32,
+    /// Its own `lvs_method`, else the virtual server's.
+    pub lb_kind: LbKind,
+    /// Where `lvs_method` / `lb_kind` was written (the real server's own, else
+    /// the virtual server's), if it was.
+    pub lb_kind_span: Option<Span>,
+    pub inhibit_on_failure: bool,
+    pub alpha: bool,
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
+    pub uthreshold: Option<u32>,
+    pub lthreshold: Option<u32>,
+    pub virtualhost: Option<String>,
+    pub checkers: Vec<Checker>,
+}
+
+/// Connection options shared by the connecting checkers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnOpts {
+    /// Default: the real server's address.
+    pub connect_ip: Option<IpAddr>,
+    /// Default: the real server's port.
+    pub connect_port: Option<u16>,
+    pub bindto: Option<IpAddr>,
+    pub bind_port: Option<u16>,
+    pub bind_if: Option<String>,
+    pub fwmark: Option<u32>,
+    /// Resolved; default 5 s (keepalived check_data.c `alloc_vs`).
+    pub connect_timeout: Duration,
+}
+
+/// Options every checker has, resolved (checker ← real server ← virtual
+/// server ← checker-type default).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckCommon {
+    pub span: Span,
+    /// `None` for MISC_CHECK, FILE_CHECK and BFD_CHECK.
+    pub conn: Option<ConnOpts>,
+    /// Failed attempts before the server is declared down. Defaults (keepalived
+    /// check_api.c `queue_checker`): 1; HTTP_GET/SSL_GET 1; DNS_CHECK 3;
+    /// MISC_CHECK 0.
+    pub retry: u32,
+    /// Defaults: 1 s; HTTP_GET/SSL_GET 3 s; DNS_CHECK `delay_loop`.
+    pub delay_before_retry: Duration,
+    pub delay_loop: Duration,
+    /// Default: `delay_loop`.
+    pub warmup: Duration,
+    pub alpha: bool,
+    pub log_all_failures: bool,
+}
+
+/// A `url { ... }` of HTTP_GET / SSL_GET.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    pub span: Span,
+    pub path: String,
+    pub digest: Option<String>,
+    /// Inclusive ranges; empty = keepalived's default 200-299.
+    pub status_code: Vec<(u16, u16)>,
+    pub virtualhost: Option<String>,
+    pub regex: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpCheck {
+    pub common: CheckCommon,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub common: CheckCommon,
+    pub urls: Vec<Url>,
+    pub virtualhost: Option<String>,
+    pub http_protocol: Option<String>,
+    pub enable_sni: bool,
+    pub sni_name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MiscCheck {
+    pub common: CheckCommon,
+    pub path: String,
+    /// Default: `delay_loop`.
+    pub timeout: Option<Duration>,
+    pub dynamic: bool,
+    pub user: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpCheck {
+    pub common: CheckCommon,
+    pub helo_name: Option<String>,
+    pub hosts: Vec<ConnOpts>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpCheck {
+    pub common: CheckCommon,
+    pub payload: Option<String>,
+    pub require_reply: Option<String>,
+    pub min_reply_length: Option<u32>,
+    pub max_reply_length: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsCheck {
+    pub common: CheckCommon,
+    pub query_type: Option<String>,
+    pub name: Option<String>,
+}
+
+/// A health checker of a real server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Checker {
+    Tcp(TcpCheck),
+    Http(HttpCheck),
+    Ssl(HttpCheck),
+    Misc(MiscCheck),
+    Smtp(SmtpCheck),
+    Udp(UdpCheck),
+    Dns(DnsCheck),
+    Ping(TcpCheck),
+    /// FILE_CHECK, BFD_CHECK: recognised, not modelled.
+    Other {
+        kind: String,
+        span: Span,
+    },
+}
+
+impl Checker {
+    /// The keepalived keyword of this checker.
+    pub fn kind(&self) -> &str {
+        match self {
+            Checker::Tcp(_) => "TCP_CHECK",
+            Checker::Http(_) => "HTTP_GET",
+            Checker::Ssl(_) => "SSL_GET",
+            Checker::Misc(_) => "MISC_CHECK",
+            Checker::Smtp(_) => "SMTP_CHECK",
+            Checker::Udp(_) => "UDP_CHECK",
+            Checker::Dns(_) => "DNS_CHECK",
+            Checker::Ping(_) => "PING_CHECK",
+            Checker::Other { kind, .. } => kind,
+        }
+    }
+
+    pub fn common(&self) -> Option<&CheckCommon> {
+        match self {
+            Checker::Tcp(c) | Checker::Ping(c) => Some(&c.common),
+            Checker::Http(c) | Checker::Ssl(c) => Some(&c.common),
+            Checker::Misc(c) => Some(&c.common),
+            Checker::Smtp(c) => Some(&c.common),
+            Checker::Udp(c) => Some(&c.common),
+            Checker::Dns(c) => Some(&c.common),
+            Checker::Other { .. } => None,
+        }
+    }
+}
+
+/// One entry of a `virtual_server_group`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VsgEntry {
+    /// `ADDR[-LAST] PORT`: addresses `first..=last` (last = first when no range).
+    Range {
+        span: Span,
+        first: IpAddr,
+        last: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        span: Span,
+        mark: u32,
+    },
+}
+
+/// `virtual_server_group NAME { ... }`.
+#[derive(Clone, Debug)]
+pub struct VirtualServerGroup {
+    pub span: Span,
+    pub name: String,
+    pub entries: Vec<VsgEntry>,
+}

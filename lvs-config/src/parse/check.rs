@@ -1,0 +1,1083 @@
+//! `virtual_server_group`, `virtual_server`, `real_server` and the health
+//! checkers (keepalived's check_parser.c, check_api.c, check_*.c).
+//!
+//! Defaults, from keepalived (acassen/keepalived 9cbce3e):
+//! - `lb_kind`/`lvs_method`: NAT when unset (check_data.c `validate_check_config`:
+//!   "no forwarding method set, setting default NAT").
+//! - `lb_algo`/`lvs_sched`: `wlc` (ipvswrapper.h `IPVS_DEF_SCHED`).
+//! - `delay_loop`: 60 s (check_data.h `KEEPALIVED_DEFAULT_DELAY`).
+//! - `connect_timeout`: 5 s (check_data.c `alloc_vs`).
+//! - bare `persistence_timeout`: 360 s (libipvs.h `IPVS_SVC_PERSISTENT_TIMEOUT`),
+//!   maximum 31 days (global_data.h `LVS_MAX_TIMEOUT`).
+//! - `retry`: 1 (check_api.c `queue_checker`), 3 for DNS_CHECK
+//!   (check_dns.h `DNS_DEFAULT_RETRY`), 0 for MISC_CHECK (check_misc.c).
+//! - `delay_before_retry`: 1 s, 3 s for HTTP_GET/SSL_GET (check_http.c),
+//!   `delay_loop` for DNS_CHECK.
+//! - `warmup`: `delay_loop`.
+//! - real-server `weight`: the virtual server's `weight` (default 1), range
+//!   0..=2147483647 (ip_vs.h `IPVS_WEIGHT_LIMIT` = INT32_MAX).
+//!
+//! Checker settings inherit checker ← real server ← virtual server ← default.
+//! `nb_get_retry` is keepalived's deprecated name of `retry`; keepalived
+//! accepts it only in HTTP_GET/SSL_GET, we accept it in every checker (old
+//! configs, like the seed, use it in TCP_CHECK) with a deprecation warning.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{block, leaf, Kw, Parser};
+use crate::diag::{Severity, Span};
+use crate::keywords::{RS_ALL, VS_ALL};
+use crate::model::{
+    CheckCommon, Checker, Config, ConnOpts, DnsCheck, Granularity, HttpCheck, LbKind, MiscCheck,
+    Protocol, RealServer, SmtpCheck, SorryServer, TcpCheck, UdpCheck, Url, VirtualServer,
+    VirtualServerGroup, VsAddr, VsgEntry,
+};
+use crate::tree::{Node, Word};
+
+const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
+const WEIGHT_MAX: u64 = i32::MAX as u64;
+const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
+const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// IPVS schedulers keepalived accepts (check_parser.c `lvs_schedulers`).
+const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+];
+
+// ------------------------------------------------------- virtual_server_group
+
+pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
+    let Some(name) = p.string(n, 1) else { return };
+    let Some(body) = &n.block else {
+        p.diags
+            .fatal(n.span(), "`virtual_server_group` needs a block");
+        return;
+    };
+    let mut g = VirtualServerGroup {
+        span: n.span().clone(),
+        name,
+        entries: Vec::new(),
+    };
+    for e in body {
+        let w0 = &e.words[0];
+        if w0.text == "fwmark" {
+            if let Some(m) = p.uint(e, 1, 1, u64::from(u32::MAX)) {
+                g.entries.push(VsgEntry::Fwmark {
+                    span: w0.span.clone(),
+                    mark: m as u32,
+                });
+            }
+            continue;
+        }
+        let Some((first, last)) = addr_range(p, w0) else {
+            continue;
+        };
+        let port = if e.words.len() > 1 {
+            p.port(e, 1).unwrap_or(0)
+        } else {
+            0
+        };
+        p.extra(e, 1);
+        g.entries.push(VsgEntry::Range {
+            span: w0.span.clone(),
+            first,
+            last,
+            port,
+        });
+    }
+    if cfg.virtual_server_groups.iter().any(|x| x.name == g.name) {
+        p.diags.error(
+            n.span(),
+            format!(
+                "virtual_server_group `{}` defined twice; the second is ignored",
+                g.name
+            ),
+        );
+        return;
+    }
+    cfg.virtual_server_groups.push(g);
+}
+
+/// `A.B.C.D[-E]` or `X::Y[-Z]` (the range replaces the last byte / group).
+fn addr_range(p: &mut Parser, w: &Word) -> Option<(IpAddr, IpAddr)> {
+    let (a, r) = match w.text.rsplit_once('-') {
+        Some((a, r)) => (a, Some(r)),
+        None => (w.text.as_str(), None),
+    };
+    let bad = |p: &mut Parser| {
+        p.diags.add(
+            Severity::Fatal,
+            &w.span,
+            format!("`{}` is not an address or address range", w.text),
+            Some("write ADDRESS or ADDRESS-LAST, e.g. 192.0.2.3-10".into()),
+        );
+        None
+    };
+    let Ok(first) = a.parse::<IpAddr>() else {
+        return bad(p);
+    };
+    let last = match (first, r) {
+        (_, None) => first,
+        (IpAddr::V4(f), Some(r)) => {
+            let Ok(end) = r.parse::<u8>() else {
+                return bad(p);
+            };
+            let o = f.octets();
+            if end < o[3] {
+                return bad(p);
+            }
+            IpAddr::from([o[0], o[1], o[2], end])
+        }
+        (IpAddr::V6(f), Some(r)) => {
+            let Ok(end) = u16::from_str_radix(r, 16) else {
+                return bad(p);
+            };
+            let mut s = f.segments();
+            if end < s[7] {
+                return bad(p);
+            }
+            s[7] = end;
+            IpAddr::from(s)
+        }
+    };
+    Some((first, last))
+}
+
+// ------------------------------------------------------------------ checkers
+
+/// A checker being built; one struct for all checker kinds.
+struct CheckB {
+    kind: &'static str,
+    span: Span,
+    conn: Option<ConnOpts>,
+    connect_timeout: Option<Duration>,
+    retry: Option<u32>,
+    delay_before_retry: Option<Duration>,
+    delay_loop: Option<Duration>,
+    warmup: Option<Duration>,
+    alpha: Option<bool>,
+    log_all_failures: bool,
+    urls: Vec<Url>,
+    virtualhost: Option<String>,
+    http_protocol: Option<String>,
+    enable_sni: bool,
+    sni_name: Option<String>,
+    misc_path: Option<String>,
+    misc_timeout: Option<Duration>,
+    misc_dynamic: bool,
+    user: Option<String>,
+    helo_name: Option<String>,
+    hosts: Vec<(ConnOpts, Option<Duration>)>,
+    payload: Option<String>,
+    require_reply: Option<String>,
+    min_reply_length: Option<u32>,
+    max_reply_length: Option<u32>,
+    dns_type: Option<String>,
+    dns_name: Option<String>,
+}
+
+impl CheckB {
+    fn new(kind: &'static str, span: Span) -> Self {
+        let conn = !matches!(kind, "MISC_CHECK" | "FILE_CHECK" | "BFD_CHECK");
+        CheckB {
+            kind,
+            span,
+            conn: conn.then(ConnOpts::default),
+            connect_timeout: None,
+            retry: None,
+            delay_before_retry: None,
+            delay_loop: None,
+            warmup: None,
+            alpha: None,
+            log_all_failures: false,
+            urls: Vec::new(),
+            virtualhost: None,
+            http_protocol: None,
+            enable_sni: false,
+            sni_name: None,
+            misc_path: None,
+            misc_timeout: None,
+            misc_dynamic: false,
+            user: None,
+            helo_name: None,
+            hosts: Vec::new(),
+            payload: None,
+            require_reply: None,
+            min_reply_length: None,
+            max_reply_length: None,
+            dns_type: None,
+            dns_name: None,
+        }
+    }
+    fn conn(&mut self) -> &mut ConnOpts {
+        self.conn.get_or_insert_with(ConnOpts::default)
+    }
+}
+
+/// Connection keywords (check_api.c `install_checker_common_keywords(true)`).
+static CONN_KW: &[Kw<CheckB>] = &[
+    leaf("connect_ip", |p, c, n| c.conn().connect_ip = p.ip(n, 1)),
+    leaf("connect_port", |p, c, n| {
+        c.conn().connect_port = p.port(n, 1)
+    }),
+    leaf("bindto", |p, c, n| c.conn().bindto = p.ip(n, 1)),
+    leaf("bind_port", |p, c, n| c.conn().bind_port = p.port(n, 1)),
+    leaf("bind_if", |p, c, n| c.conn().bind_if = p.string(n, 1)),
+    leaf("fwmark", |p, c, n| {
+        c.conn().fwmark = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
+    }),
+    leaf("connect_timeout", |p, c, n| {
+        c.connect_timeout = p
+            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
+            .or(c.connect_timeout);
+    }),
+];
+
+/// Keywords of every checker (check_api.c).
+static COMMON_KW: &[Kw<CheckB>] = &[
+    leaf("retry", |p, c, n| {
+        c.retry = p
+            .uint(n, 1, 0, u64::from(u32::MAX))
+            .map(|v| v as u32)
+            .or(c.retry)
+    }),
+    leaf("nb_get_retry", |p, c, n| {
+        p.warn_once(
+            "deprecated/nb_get_retry",
+            n,
+            "`nb_get_retry` is deprecated".into(),
+            Some("write `retry` instead".into()),
+        );
+        c.retry = p
+            .uint(n, 1, 0, u64::from(u32::MAX))
+            .map(|v| v as u32)
+            .or(c.retry);
+    }),
+    leaf("delay_before_retry", |p, c, n| {
+        c.delay_before_retry = p
+            .timer(n, 1, Duration::ZERO, MAX_SECS)
+            .or(c.delay_before_retry);
+    }),
+    leaf("warmup", |p, c, n| {
+        c.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(c.warmup)
+    }),
+    leaf("delay_loop", |p, c, n| {
+        c.delay_loop = p
+            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
+            .or(c.delay_loop);
+    }),
+    leaf("alpha", |p, c, n| c.alpha = p.flag(n).or(c.alpha)),
+    leaf("log_all_failures", |p, c, n| {
+        c.log_all_failures = p.flag(n).unwrap_or(c.log_all_failures)
+    }),
+];
+
+static URL_KW: &[Kw<Url>] = &[
+    leaf("path", |p, u, n| u.path = p.rest(n, 1).unwrap_or_default()),
+    leaf("digest", |p, u, n| {
+        if let Some(w) = p.arg(n, 1) {
+            if w.text.len() != 32 || !w.text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                p.diags.add(
+                    Severity::Error,
+                    &w.span,
+                    format!(
+                        "digest `{}` is not an MD5 sum (32 hex digits); ignored",
+                        w.text
+                    ),
+                    Some("compute it with `genhash` or `curl -s URL | md5sum`".into()),
+                );
+            } else {
+                u.digest = Some(w.text.to_ascii_lowercase());
+            }
+        }
+    }),
+    leaf("status_code", |p, u, n| {
+        p.arg(n, 1);
+        for w in &n.words[1..] {
+            let (a, b) = match w.text.split_once('-') {
+                Some((a, b)) => (a, b),
+                None => (w.text.as_str(), w.text.as_str()),
+            };
+            match (a.parse::<u16>(), b.parse::<u16>()) {
+                (Ok(a), Ok(b)) if (100..=599).contains(&a) && (a..=599).contains(&b) => {
+                    u.status_code.push((a, b))
+                }
+                _ => p.diags.add(
+                    Severity::Fatal,
+                    &w.span,
+                    format!("status_code `{}` is not a status code or range", w.text),
+                    Some("write codes from 100 to 599, or ranges like 200-299".into()),
+                ),
+            }
+        }
+    }),
+    leaf("virtualhost", |p, u, n| u.virtualhost = p.string(n, 1)),
+    leaf("regex", |p, u, n| u.regex = p.rest(n, 1)),
+];
+const URL_IGNORED: &[&str] = &[
+    "regex_no_match",
+    "regex_options",
+    "regex_min_offset",
+    "regex_max_offset",
+    "regex_stack",
+    "tls_compliant",
+];
+
+static HTTP_KW: &[Kw<CheckB>] = &[
+    block("url", |p, c, n| {
+        let mut u = Url {
+            span: n.span().clone(),
+            path: String::new(),
+            digest: None,
+            status_code: Vec::new(),
+            virtualhost: None,
+            regex: None,
+        };
+        p.dispatch(
+            "url",
+            &[URL_KW],
+            URL_IGNORED,
+            &mut u,
+            n.block.as_deref().unwrap_or(&[]),
+        );
+        if u.path.is_empty() {
+            p.diags.add(
+                Severity::Error,
+                n.span(),
+                "url without `path`; ignored",
+                Some("add `path /`".into()),
+            );
+        } else {
+            c.urls.push(u);
+        }
+    }),
+    leaf("virtualhost", |p, c, n| c.virtualhost = p.string(n, 1)),
+    leaf("http_protocol", |p, c, n| c.http_protocol = p.string(n, 1)),
+    leaf("enable_sni", |p, c, n| {
+        c.enable_sni = p.flag(n).unwrap_or(false)
+    }),
+    leaf("sni_name", |p, c, n| c.sni_name = p.string(n, 1)),
+];
+const HTTP_IGNORED: &[&str] = &["fast_recovery", "tls_compliant"];
+
+static MISC_KW: &[Kw<CheckB>] = &[
+    leaf("misc_path", |p, c, n| c.misc_path = p.rest(n, 1)),
+    leaf("misc_timeout", |p, c, n| {
+        c.misc_timeout = p.timer(n, 1, Duration::from_micros(1), MAX_SECS)
+    }),
+    leaf("misc_dynamic", |_, c, _| c.misc_dynamic = true),
+    leaf("user", |p, c, n| c.user = p.rest(n, 1)),
+];
+
+static SMTP_KW: &[Kw<CheckB>] = &[
+    leaf("helo_name", |p, c, n| c.helo_name = p.string(n, 1)),
+    block("host", |p, c, n| {
+        let mut h = CheckB::new("host", n.span().clone());
+        p.dispatch(
+            "SMTP_CHECK host",
+            &[CONN_KW, COMMON_KW],
+            &[],
+            &mut h,
+            n.block.as_deref().unwrap_or(&[]),
+        );
+        c.hosts
+            .push((h.conn.unwrap_or_default(), h.connect_timeout));
+    }),
+];
+
+static UDP_KW: &[Kw<CheckB>] = &[
+    leaf("payload", |p, c, n| c.payload = p.rest(n, 1)),
+    leaf("require_reply", |_, c, n| {
+        c.require_reply = Some(
+            n.words[1..]
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    }),
+    leaf("min_reply_length", |p, c, n| {
+        c.min_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
+    }),
+    leaf("max_reply_length", |p, c, n| {
+        c.max_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
+    }),
+];
+
+static DNS_KW: &[Kw<CheckB>] = &[
+    leaf("type", |p, c, n| c.dns_type = p.string(n, 1)),
+    leaf("name", |p, c, n| c.dns_name = p.string(n, 1)),
+];
+
+const CHECKERS: &[&str] = &[
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "MISC_CHECK",
+    "SMTP_CHECK",
+    "DNS_CHECK",
+    "UDP_CHECK",
+    "PING_CHECK",
+    "FILE_CHECK",
+    "BFD_CHECK",
+];
+
+fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
+    let kind = CHECKERS
+        .iter()
+        .copied()
+        .find(|k| *k == n.keyword())
+        .unwrap_or("TCP_CHECK");
+    let mut c = CheckB::new(kind, n.span().clone());
+    let body = n.block.as_deref().unwrap_or(&[]);
+    match kind {
+        "TCP_CHECK" | "PING_CHECK" => p.dispatch(kind, &[CONN_KW, COMMON_KW], &[], &mut c, body),
+        "HTTP_GET" | "SSL_GET" => p.dispatch(
+            kind,
+            &[HTTP_KW, CONN_KW, COMMON_KW],
+            HTTP_IGNORED,
+            &mut c,
+            body,
+        ),
+        "MISC_CHECK" => p.dispatch(kind, &[MISC_KW, COMMON_KW], &[], &mut c, body),
+        "SMTP_CHECK" => p.dispatch(kind, &[SMTP_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
+        "UDP_CHECK" => p.dispatch(kind, &[UDP_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
+        "DNS_CHECK" => p.dispatch(kind, &[DNS_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
+        // FILE_CHECK and BFD_CHECK are recognised only; their bodies are skipped.
+        _ => {}
+    }
+    // End-of-block validation (keepalived's level end handlers).
+    match kind {
+        "HTTP_GET" | "SSL_GET" if c.urls.is_empty() => {
+            p.diags.add(
+                Severity::Error,
+                n.span(),
+                format!("{kind} has no `url`; checker ignored"),
+                Some("add `url { path / }`".into()),
+            );
+            return;
+        }
+        "MISC_CHECK" if c.misc_path.is_none() => {
+            p.diags.add(
+                Severity::Error,
+                n.span(),
+                "MISC_CHECK has no `misc_path`; checker ignored",
+                Some("add `misc_path \"/path/to/script args\"`".into()),
+            );
+            return;
+        }
+        _ => {}
+    }
+    rs.checkers.push(c);
+}
+
+// ------------------------------------------------------------- real_server
+
+struct RsB {
+    span: Span,
+    addr: IpAddr,
+    port: u16,
+    weight: Option<u32>,
+    lb_kind: Option<(LbKind, Span)>,
+    inhibit: Option<bool>,
+    alpha: Option<bool>,
+    notify_up: Option<String>,
+    notify_down: Option<String>,
+    uthreshold: Option<u32>,
+    lthreshold: Option<u32>,
+    virtualhost: Option<String>,
+    retry: Option<u32>,
+    connect_timeout: Option<Duration>,
+    delay_loop: Option<Duration>,
+    delay_before_retry: Option<Duration>,
+    warmup: Option<Duration>,
+    checkers: Vec<CheckB>,
+}
+
+/// `lb_kind` / `lvs_method` value.
+fn lb_kind(p: &mut Parser, n: &Node) -> Option<(LbKind, Span)> {
+    let w = p.arg(n, 1)?;
+    let k = match w.text.as_str() {
+        "DR" => LbKind::Dr,
+        "NAT" => LbKind::Nat,
+        "TUN" => LbKind::Tun,
+        other => {
+            p.diags.add(
+                Severity::Fatal,
+                &w.span,
+                format!("unknown forwarding method `{other}`"),
+                Some("write `DR` (lvs-xdp supports Direct Routing only)".into()),
+            );
+            return None;
+        }
+    };
+    if k == LbKind::Tun && n.words.len() > 2 {
+        p.warn_once(
+            "tun-options",
+            n,
+            "TUN tunnel options are not supported yet, ignored".into(),
+            None,
+        );
+    } else {
+        p.extra(n, 1);
+    }
+    Some((k, w.span.clone()))
+}
+
+static RS_KW: &[Kw<RsB>] = &[
+    leaf("weight", |p, r, n| {
+        r.weight = p.uint(n, 1, 0, WEIGHT_MAX).map(|v| v as u32).or(r.weight)
+    }),
+    leaf("lvs_method", |p, r, n| {
+        r.lb_kind = lb_kind(p, n).or(r.lb_kind.take())
+    }),
+    leaf("uthreshold", |p, r, n| {
+        r.uthreshold = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
+    }),
+    leaf("lthreshold", |p, r, n| {
+        r.lthreshold = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
+    }),
+    leaf("inhibit_on_failure", |p, r, n| {
+        r.inhibit = p.flag(n).or(r.inhibit)
+    }),
+    leaf("notify_up", |p, r, n| r.notify_up = p.rest(n, 1)),
+    leaf("notify_down", |p, r, n| r.notify_down = p.rest(n, 1)),
+    leaf("alpha", |p, r, n| r.alpha = p.flag(n).or(r.alpha)),
+    leaf("retry", |p, r, n| {
+        r.retry = p
+            .uint(n, 1, 1, u64::from(u32::MAX))
+            .map(|v| v as u32)
+            .or(r.retry)
+    }),
+    leaf("delay_before_retry", |p, r, n| {
+        r.delay_before_retry = p
+            .timer(n, 1, Duration::ZERO, MAX_SECS)
+            .or(r.delay_before_retry)
+    }),
+    leaf("warmup", |p, r, n| {
+        r.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(r.warmup)
+    }),
+    leaf("connect_timeout", |p, r, n| {
+        r.connect_timeout = p
+            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
+            .or(r.connect_timeout)
+    }),
+    leaf("delay_loop", |p, r, n| {
+        r.delay_loop = p
+            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
+            .or(r.delay_loop)
+    }),
+    leaf("smtp_alert", |p, _, n| {
+        p.flag(n);
+    }),
+    leaf("virtualhost", |p, r, n| r.virtualhost = p.string(n, 1)),
+    block("TCP_CHECK", parse_checker),
+    block("HTTP_GET", parse_checker),
+    block("SSL_GET", parse_checker),
+    block("MISC_CHECK", parse_checker),
+    block("SMTP_CHECK", parse_checker),
+    block("DNS_CHECK", parse_checker),
+    block("UDP_CHECK", parse_checker),
+    block("PING_CHECK", parse_checker),
+    block("FILE_CHECK", parse_checker),
+    block("BFD_CHECK", parse_checker),
+];
+
+// ------------------------------------------------------------ virtual_server
+
+struct VsB {
+    vs: VirtualServer,
+    lb_algo: Option<String>,
+    lb_kind: Option<(LbKind, Span)>,
+    protocol_set: bool,
+    retry: Option<u32>,
+    connect_timeout: Option<Duration>,
+    delay_before_retry: Option<Duration>,
+    warmup: Option<Duration>,
+    rss: Vec<RsB>,
+}
+
+static VS_KW: &[Kw<VsB>] = &[
+    leaf("delay_loop", |p, v, n| {
+        if let Some(d) = p.timer(n, 1, Duration::from_micros(1), MAX_SECS) {
+            v.vs.delay_loop = d;
+        }
+    }),
+    leaf("lb_algo", |p, v, n| {
+        v.lb_algo = sched(p, n).or(v.lb_algo.take())
+    }),
+    leaf("lvs_sched", |p, v, n| {
+        v.lb_algo = sched(p, n).or(v.lb_algo.take())
+    }),
+    leaf("hashed", lb_flag),
+    leaf("ops", lb_flag),
+    leaf("flag-1", lb_flag),
+    leaf("flag-2", lb_flag),
+    leaf("flag-3", lb_flag),
+    leaf("sh-port", lb_flag),
+    leaf("sh-fallback", lb_flag),
+    leaf("mh-port", lb_flag),
+    leaf("mh-fallback", lb_flag),
+    leaf("lb_kind", |p, v, n| {
+        v.lb_kind = lb_kind(p, n).or(v.lb_kind.take())
+    }),
+    leaf("lvs_method", |p, v, n| {
+        v.lb_kind = lb_kind(p, n).or(v.lb_kind.take())
+    }),
+    leaf("persistence_timeout", |p, v, n| {
+        if n.words.len() < 2 {
+            // keepalived pto_handler: no value = IPVS_SVC_PERSISTENT_TIMEOUT.
+            v.vs.persistence_timeout = Some(360);
+        } else if let Some(t) = p.uint(n, 1, 1, LVS_MAX_TIMEOUT) {
+            v.vs.persistence_timeout = Some(t as u32);
+        }
+    }),
+    leaf("persistence_granularity", |p, v, n| {
+        let Some(w) = p.arg(n, 1) else { return };
+        let g = if w.text.contains('.') {
+            p.ipv4_word("persistence_granularity", w)
+                .map(Granularity::V4Mask)
+        } else {
+            p.uint_word("persistence_granularity", w, 1, 128)
+                .map(|v| Granularity::V6Prefix(v as u8))
+        };
+        if g.is_some() {
+            v.vs.persistence_granularity = g;
+            // keepalived pgr_handler: granularity implies persistence.
+            v.vs.persistence_timeout.get_or_insert(360);
+        }
+    }),
+    leaf("persistence_engine", |p, v, n| {
+        v.vs.persistence_engine = p.string(n, 1)
+    }),
+    leaf("protocol", |p, v, n| {
+        let Some(w) = p.arg(n, 1) else { return };
+        v.vs.protocol = match w.text.to_ascii_uppercase().as_str() {
+            "TCP" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            "SCTP" => Protocol::Sctp,
+            _ => {
+                p.diags.add(
+                    Severity::Fatal,
+                    &w.span,
+                    format!("unknown protocol `{}`", w.text),
+                    Some("write `protocol TCP`, `UDP` or `SCTP`".into()),
+                );
+                return;
+            }
+        };
+        v.protocol_set = true;
+    }),
+    leaf("ha_suspend", |_, v, _| v.vs.ha_suspend = true),
+    leaf("smtp_alert", |p, v, n| v.vs.smtp_alert = p.flag(n)),
+    leaf("virtualhost", |p, v, n| v.vs.virtualhost = p.string(n, 1)),
+    leaf("alpha", |_, v, _| v.vs.alpha = true),
+    leaf("omega", |_, v, _| v.vs.omega = true),
+    leaf("quorum_up", |p, v, n| v.vs.quorum_up = p.rest(n, 1)),
+    leaf("quorum_down", |p, v, n| v.vs.quorum_down = p.rest(n, 1)),
+    leaf("quorum", |p, v, n| {
+        // keepalived quorum_handler: [1, UINT_MAX], else 1.
+        v.vs.quorum = p
+            .uint(n, 1, 1, u64::from(u32::MAX))
+            .map(|q| q as u32)
+            .unwrap_or(1);
+    }),
+    leaf("hysteresis", |p, v, n| {
+        if let Some(h) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
+            v.vs.hysteresis = h as u32;
+        }
+    }),
+    leaf("weight", |p, v, n| {
+        if let Some(w) = p.uint(n, 1, 1, WEIGHT_MAX) {
+            v.vs.weight = w as u32;
+        }
+    }),
+    leaf("inhibit_on_failure", |_, v, _| {
+        v.vs.inhibit_on_failure = true
+    }),
+    leaf("retry", |p, v, n| {
+        v.retry = p
+            .uint(n, 1, 1, u64::from(u32::MAX))
+            .map(|x| x as u32)
+            .or(v.retry)
+    }),
+    leaf("delay_before_retry", |p, v, n| {
+        v.delay_before_retry = p
+            .timer(n, 1, Duration::ZERO, MAX_SECS)
+            .or(v.delay_before_retry)
+    }),
+    leaf("warmup", |p, v, n| {
+        v.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(v.warmup)
+    }),
+    leaf("connect_timeout", |p, v, n| {
+        v.connect_timeout = p
+            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
+            .or(v.connect_timeout)
+    }),
+    leaf("sorry_server", |p, v, n| {
+        let Some(addr) = p.ip(n, 1) else { return };
+        let port = if n.words.len() > 2 {
+            p.port(n, 2).unwrap_or(0)
+        } else {
+            0
+        };
+        v.vs.sorry_server = Some(SorryServer {
+            span: n.span().clone(),
+            addr,
+            port,
+            inhibit: false,
+            lb_kind: None,
+        });
+    }),
+    leaf("sorry_server_inhibit", |p, v, n| {
+        match &mut v.vs.sorry_server {
+            Some(s) => s.inhibit = true,
+            None => p.diags.error(
+                n.span(),
+                "`sorry_server_inhibit` before or without `sorry_server`; ignored",
+            ),
+        }
+    }),
+    leaf("sorry_server_lvs_method", |p, v, n| {
+        let k = lb_kind(p, n);
+        match &mut v.vs.sorry_server {
+            Some(s) => s.lb_kind = k.map(|k| k.0),
+            None => p.diags.error(
+                n.span(),
+                "`sorry_server_lvs_method` before or without `sorry_server`; ignored",
+            ),
+        }
+    }),
+    block("real_server", |p, v, n| {
+        let Some(w) = p.arg(n, 1) else { return };
+        let Some(addr) = p.ip_word("real_server", w) else {
+            return;
+        };
+        let port = if n.words.len() > 2 {
+            p.port(n, 2).unwrap_or(0)
+        } else {
+            0
+        };
+        p.extra(n, 2);
+        let mut r = RsB {
+            span: n.span().clone(),
+            addr,
+            port,
+            weight: None,
+            lb_kind: None,
+            inhibit: None,
+            alpha: None,
+            notify_up: None,
+            notify_down: None,
+            uthreshold: None,
+            lthreshold: None,
+            virtualhost: None,
+            retry: None,
+            connect_timeout: None,
+            delay_loop: None,
+            delay_before_retry: None,
+            warmup: None,
+            checkers: Vec::new(),
+        };
+        p.dispatch(
+            "real_server",
+            &[RS_KW],
+            RS_ALL,
+            &mut r,
+            n.block.as_deref().unwrap_or(&[]),
+        );
+        v.rss.push(r);
+    }),
+];
+
+fn sched(p: &mut Parser, n: &Node) -> Option<String> {
+    let w = p.arg(n, 1)?;
+    if SCHEDULERS.contains(&w.text.as_str()) {
+        Some(w.text.clone())
+    } else {
+        p.diags.add(
+            Severity::Fatal,
+            &w.span,
+            format!("unknown scheduler `{}`", w.text),
+            Some(format!("use one of {}", SCHEDULERS.join(", "))),
+        );
+        None
+    }
+}
+
+fn lb_flag(_: &mut Parser, v: &mut VsB, n: &Node) {
+    v.vs.lb_flags.push(n.keyword().to_string());
+}
+
+fn vs_addr(p: &mut Parser, n: &Node) -> Option<(VsAddr, Span)> {
+    let w = p.arg(n, 1)?;
+    let span = w.span.clone();
+    match w.text.as_str() {
+        "fwmark" => {
+            let m = p.uint(n, 2, 1, u64::from(u32::MAX))?;
+            Some((VsAddr::Fwmark(m as u32), span))
+        }
+        "group" => Some((VsAddr::Group(p.string(n, 2)?), span)),
+        _ => {
+            let ip = p.ip_word("virtual_server", w)?;
+            let port = if n.words.len() > 2 { p.port(n, 2)? } else { 0 };
+            p.extra(n, 2);
+            Some((VsAddr::Ip(ip, port), span))
+        }
+    }
+}
+
+pub(super) fn parse_vs(p: &mut Parser, cfg: &mut Config, n: &Node) {
+    let Some((addr, addr_span)) = vs_addr(p, n) else {
+        return;
+    };
+    let Some(body) = &n.block else {
+        p.diags.fatal(n.span(), "`virtual_server` needs a block");
+        return;
+    };
+    let mut b = VsB {
+        vs: VirtualServer {
+            span: n.span().clone(),
+            addr,
+            addr_span,
+            protocol: Protocol::Tcp,
+            lb_algo: String::new(),
+            lb_flags: Vec::new(),
+            lb_kind: LbKind::Nat,
+            lb_kind_span: None,
+            delay_loop: DEFAULT_DELAY_LOOP,
+            persistence_timeout: None,
+            persistence_granularity: None,
+            persistence_engine: None,
+            quorum: 1,
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            sorry_server: None,
+            inhibit_on_failure: false,
+            alpha: false,
+            omega: false,
+            ha_suspend: false,
+            virtualhost: None,
+            smtp_alert: None,
+            weight: 1,
+            real_servers: Vec::new(),
+        },
+        lb_algo: None,
+        lb_kind: None,
+        protocol_set: false,
+        retry: None,
+        connect_timeout: None,
+        delay_before_retry: None,
+        warmup: None,
+        rss: Vec::new(),
+    };
+    p.dispatch("virtual_server", &[VS_KW], VS_ALL, &mut b, body);
+    if let Some(vs) = finish_vs(p, b) {
+        if let Some(prev) = cfg
+            .virtual_servers
+            .iter()
+            .find(|x| x.addr == vs.addr && x.protocol == vs.protocol)
+        {
+            p.diags.add(
+                Severity::Error,
+                &vs.span,
+                format!(
+                    "virtual_server {} is defined twice (first at {}); the second is ignored",
+                    vs.addr, prev.span
+                ),
+                None,
+            );
+            return;
+        }
+        cfg.virtual_servers.push(vs);
+    }
+}
+
+/// End of a `virtual_server` block: defaults, inheritance and checks.
+fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
+    let vs = &mut b.vs;
+    let label = vs.addr.to_string();
+    match b.lb_algo.take() {
+        Some(a) => vs.lb_algo = a,
+        None => {
+            p.diags.add(
+                Severity::Warning,
+                &vs.span,
+                format!("virtual_server {label}: no `lb_algo`, keepalived's default `wlc` is used"),
+                Some("write `lb_algo wrr` (or rr, wlc, ...)".into()),
+            );
+            vs.lb_algo = "wlc".into();
+        }
+    }
+    match b.lb_kind.take() {
+        Some((k, s)) => {
+            vs.lb_kind = k;
+            vs.lb_kind_span = Some(s);
+        }
+        None => {
+            p.diags.add(
+                Severity::Warning,
+                &vs.span,
+                format!("virtual_server {label}: no `lb_kind`, keepalived's default NAT is used"),
+                Some("write `lb_kind DR`".into()),
+            );
+            vs.lb_kind = LbKind::Nat;
+        }
+    }
+    if matches!(vs.addr, VsAddr::Fwmark(_)) && b.protocol_set {
+        // keepalived ignores it too.
+        p.diags.warn(
+            &vs.span,
+            format!("virtual_server {label}: `protocol` is ignored for fwmark services"),
+        );
+    }
+    let vs_port = match vs.addr {
+        VsAddr::Ip(_, port) => port,
+        _ => 0,
+    };
+
+    for r in b.rss.drain(..) {
+        let port = if r.port == 0 { vs_port } else { r.port };
+        if let Some(prev) = vs
+            .real_servers
+            .iter()
+            .find(|x| x.addr == r.addr && x.port == port)
+        {
+            p.diags.add(
+                Severity::Error,
+                &r.span,
+                format!(
+                    "virtual_server {label}: real_server {} port {port} is a duplicate of the one at {}; removed",
+                    r.addr, prev.span
+                ),
+                Some("remove this real_server, or correct its address".into()),
+            );
+            continue;
+        }
+        let (lb_kind, lb_kind_span) = match r.lb_kind {
+            Some((k, s)) => (k, Some(s)),
+            None => (vs.lb_kind, vs.lb_kind_span.clone()),
+        };
+        let rs_alpha = r.alpha.unwrap_or(vs.alpha);
+        let retry = r.retry.or(b.retry);
+        let connect_timeout = r
+            .connect_timeout
+            .or(b.connect_timeout)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let rs_delay_loop = r.delay_loop.unwrap_or(vs.delay_loop);
+        let rs_warmup = r.warmup.or(b.warmup);
+        let rs_dbr = r.delay_before_retry.or(b.delay_before_retry);
+        let mut checkers = Vec::new();
+        for c in r.checkers {
+            let delay_loop = c.delay_loop.unwrap_or(rs_delay_loop);
+            let (default_retry, default_dbr) = match c.kind {
+                "HTTP_GET" | "SSL_GET" => (1, Duration::from_secs(3)),
+                "DNS_CHECK" => (3, delay_loop),
+                "MISC_CHECK" => (0, Duration::from_secs(1)),
+                _ => (1, Duration::from_secs(1)),
+            };
+            let conn = c.conn.clone().map(|mut co| {
+                co.connect_timeout = c.connect_timeout.unwrap_or(connect_timeout);
+                co
+            });
+            let common = CheckCommon {
+                span: c.span.clone(),
+                conn,
+                retry: c.retry.or(retry).unwrap_or(default_retry),
+                delay_before_retry: c.delay_before_retry.or(rs_dbr).unwrap_or(default_dbr),
+                delay_loop,
+                warmup: c.warmup.or(rs_warmup).unwrap_or(delay_loop),
+                alpha: c.alpha.unwrap_or(rs_alpha),
+                log_all_failures: c.log_all_failures,
+            };
+            let checker = match c.kind {
+                "TCP_CHECK" => Checker::Tcp(TcpCheck { common }),
+                "PING_CHECK" => Checker::Ping(TcpCheck { common }),
+                "HTTP_GET" | "SSL_GET" => {
+                    let h = HttpCheck {
+                        common,
+                        urls: c.urls,
+                        virtualhost: c
+                            .virtualhost
+                            .or_else(|| r.virtualhost.clone())
+                            .or_else(|| vs.virtualhost.clone()),
+                        http_protocol: c.http_protocol,
+                        enable_sni: c.enable_sni,
+                        sni_name: c.sni_name,
+                    };
+                    if c.kind == "HTTP_GET" {
+                        Checker::Http(h)
+                    } else {
+                        Checker::Ssl(h)
+                    }
+                }
+                "MISC_CHECK" => Checker::Misc(MiscCheck {
+                    common,
+                    path: c.misc_path.unwrap_or_default(),
+                    timeout: c.misc_timeout,
+                    dynamic: c.misc_dynamic,
+                    user: c.user,
+                }),
+                "SMTP_CHECK" => Checker::Smtp(SmtpCheck {
+                    common,
+                    helo_name: c.helo_name,
+                    hosts: c
+                        .hosts
+                        .into_iter()
+                        .map(|(mut h, t)| {
+                            h.connect_timeout =
+                                t.unwrap_or(c.connect_timeout.unwrap_or(connect_timeout));
+                            h
+                        })
+                        .collect(),
+                }),
+                "UDP_CHECK" => Checker::Udp(UdpCheck {
+                    common,
+                    payload: c.payload,
+                    require_reply: c.require_reply,
+                    min_reply_length: c.min_reply_length,
+                    max_reply_length: c.max_reply_length,
+                }),
+                "DNS_CHECK" => Checker::Dns(DnsCheck {
+                    common,
+                    query_type: c.dns_type,
+                    name: c.dns_name,
+                }),
+                other => Checker::Other {
+                    kind: other.to_string(),
+                    span: c.span,
+                },
+            };
+            checkers.push(checker);
+        }
+        vs.real_servers.push(RealServer {
+            span: r.span,
+            addr: r.addr,
+            port,
+            weight: r.weight.unwrap_or(vs.weight),
+            lb_kind,
+            lb_kind_span,
+            inhibit_on_failure: r.inhibit.unwrap_or(vs.inhibit_on_failure),
+            alpha: rs_alpha,
+            notify_up: r.notify_up,
+            notify_down: r.notify_down,
+            uthreshold: r.uthreshold,
+            lthreshold: r.lthreshold,
+            virtualhost: r.virtualhost,
+            checkers,
+        });
+    }
+    if vs.real_servers.is_empty() {
+        p.diags.add(
+            Severity::Error,
+            &vs.span,
+            format!("virtual_server {label} has no real servers; ignored"),
+            Some("add `real_server ADDRESS PORT { ... }`".into()),
+        );
+        return None;
+    }
+    Some(b.vs)
+}

@@ -1,0 +1,170 @@
+//! From the statement tree to the typed model. Each block kind has a keyword
+//! table (keyword → handler, as keepalived's `install_keyword`); unknown and
+//! unsupported keywords are reported here, and each block is validated when
+//! it ends.
+
+mod check;
+mod global;
+mod values;
+mod vrrp;
+
+use std::collections::HashSet;
+
+use crate::diag::{suggest, Diagnostics, Severity};
+use crate::keywords;
+use crate::model::Config;
+use crate::tree::Node;
+
+/// A keyword handler: applies statement `n` to the block being built.
+pub(crate) type Handler<T> = fn(&mut Parser, &mut T, &Node);
+
+/// One keyword of a block.
+pub(crate) struct Kw<T: 'static> {
+    pub name: &'static str,
+    /// Whether the keyword takes a `{ }` block.
+    pub block: bool,
+    pub h: Handler<T>,
+}
+
+/// A leaf keyword (no block).
+pub(crate) const fn leaf<T>(name: &'static str, h: Handler<T>) -> Kw<T> {
+    Kw {
+        name,
+        block: false,
+        h,
+    }
+}
+
+/// A keyword that opens a block.
+pub(crate) const fn block<T>(name: &'static str, h: Handler<T>) -> Kw<T> {
+    Kw {
+        name,
+        block: true,
+        h,
+    }
+}
+
+pub(crate) struct Parser {
+    pub diags: Diagnostics,
+    /// "ctx/keyword" pairs already warned about (one warning each).
+    warned: HashSet<String>,
+}
+
+impl Parser {
+    pub fn new(diags: Diagnostics) -> Self {
+        Parser {
+            diags,
+            warned: HashSet::new(),
+        }
+    }
+
+    /// Emits a warning only the first time `key` is seen.
+    pub fn warn_once(&mut self, key: &str, n: &Node, msg: String, help: Option<String>) {
+        if self.warned.insert(key.to_string()) {
+            self.diags.add(Severity::Warning, n.span(), msg, help);
+        }
+    }
+
+    /// Applies `nodes` to `target` with the keyword tables `tables`.
+    /// `ctx` names the block for messages; `ignored` lists keywords
+    /// keepalived knows in this block that we do not model.
+    pub fn dispatch<T>(
+        &mut self,
+        ctx: &'static str,
+        tables: &[&'static [Kw<T>]],
+        ignored: &[&str],
+        target: &mut T,
+        nodes: &[Node],
+    ) {
+        for n in nodes {
+            let kw = n.keyword();
+            if let Some(k) = tables.iter().flat_map(|t| t.iter()).find(|k| k.name == kw) {
+                if k.block && n.block.is_none() {
+                    self.diags.add(
+                        Severity::Error,
+                        n.span(),
+                        format!("`{kw}` needs a block; ignored"),
+                        Some(format!("write `{kw} {{ ... }}`")),
+                    );
+                    continue;
+                }
+                if !k.block && n.block.is_some() {
+                    self.diags.add(
+                        Severity::Error,
+                        n.span(),
+                        format!("`{kw}` does not take a block; the block is ignored"),
+                        Some("remove the braces".into()),
+                    );
+                }
+                (k.h)(self, target, n);
+                if let Some(why) = keywords::agent_pending(ctx, kw) {
+                    self.warn_once(
+                        &format!("pending/{ctx}/{kw}"),
+                        n,
+                        format!(
+                            "`{kw}` in {ctx} is understood but not supported yet by lvs-xdp: {why}"
+                        ),
+                        None,
+                    );
+                }
+            } else if ignored.contains(&kw) {
+                self.warn_once(
+                    &format!("ignored/{ctx}/{kw}"),
+                    n,
+                    format!("`{kw}` in {ctx} is not supported yet, ignored"),
+                    None,
+                );
+            } else {
+                let names = tables.iter().flat_map(|t| t.iter()).map(|k| k.name);
+                let help = suggest(kw, names.chain(ignored.iter().copied()))
+                    .map(|s| format!("did you mean `{s}`?"));
+                self.diags.add(
+                    Severity::Warning,
+                    n.span(),
+                    format!("unknown keyword `{kw}` in {ctx}; ignored"),
+                    help,
+                );
+            }
+        }
+    }
+}
+
+/// Parses the top level of a configuration.
+pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
+    let mut cfg = Config::default();
+    for n in nodes {
+        let kw = n.keyword();
+        match kw {
+            "global_defs" => global::parse(p, &mut cfg, n),
+            "vrrp_script" => vrrp::parse_script(p, &mut cfg, n),
+            "vrrp_sync_group" => vrrp::parse_sync_group(p, &mut cfg, n),
+            "vrrp_instance" => vrrp::parse_instance(p, &mut cfg, n),
+            "virtual_server_group" => check::parse_vsg(p, &mut cfg, n),
+            "virtual_server" => check::parse_vs(p, &mut cfg, n),
+            _ if keywords::ROOT_IGNORED.contains(&kw) => p.warn_once(
+                &format!("ignored/root/{kw}"),
+                n,
+                format!("`{kw}` is not supported yet, ignored"),
+                None,
+            ),
+            _ => {
+                let help = suggest(kw, keywords::ROOT_ALL.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or_else(|| {
+                        Some(format!(
+                            "top-level blocks are {}",
+                            keywords::ROOT_MODELLED.join(", ")
+                        ))
+                    });
+                p.diags.add(
+                    Severity::Fatal,
+                    n.span(),
+                    format!("unknown top-level keyword `{kw}`"),
+                    help,
+                );
+            }
+        }
+    }
+    crate::lint::lint(p, &cfg);
+    cfg
+}

@@ -1,0 +1,275 @@
+//! Value readers. A value that does not parse at all (not a number, not an
+//! address) is fatal and points at the value; a value that parses but is out
+//! of range is an error (keepalived ignores the line or uses its default).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use super::Parser;
+use crate::diag::Severity;
+use crate::tree::{Node, Word};
+
+impl Parser {
+    /// The `i`th word of `n`, or an error saying it is missing.
+    pub fn arg<'n>(&mut self, n: &'n Node, i: usize) -> Option<&'n Word> {
+        let w = n.words.get(i);
+        if w.is_none() {
+            self.diags.add(
+                Severity::Error,
+                &n.end_span(),
+                format!("`{}` needs a value; ignored", n.keyword()),
+                None,
+            );
+        }
+        w
+    }
+
+    /// The `i`th word as a string.
+    pub fn string(&mut self, n: &Node, i: usize) -> Option<String> {
+        self.arg(n, i).map(|w| w.text.clone())
+    }
+
+    /// Words from `i` on, joined by spaces (scripts may be written unquoted).
+    pub fn rest(&mut self, n: &Node, i: usize) -> Option<String> {
+        self.arg(n, i)?;
+        Some(
+            n.words[i..]
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    }
+
+    /// Unsigned number in `min..=max`.
+    pub fn uint(&mut self, n: &Node, i: usize, min: u64, max: u64) -> Option<u64> {
+        let w = self.arg(n, i)?;
+        self.uint_word(n.keyword(), w, min, max)
+    }
+
+    pub fn uint_word(&mut self, kw: &str, w: &Word, min: u64, max: u64) -> Option<u64> {
+        match w.text.parse::<u64>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
+            Ok(_) => {
+                self.diags.add(
+                    Severity::Error,
+                    &w.span,
+                    format!("`{kw}` value {} is out of range; ignored", w.text),
+                    Some(format!("use a value from {min} to {max}")),
+                );
+                None
+            }
+            Err(_) => {
+                self.diags.add(
+                    Severity::Fatal,
+                    &w.span,
+                    format!("`{kw}` value `{}` is not a number", w.text),
+                    Some(format!("use a whole number from {min} to {max}")),
+                );
+                None
+            }
+        }
+    }
+
+    /// Signed number in `min..=max`.
+    pub fn int(&mut self, n: &Node, i: usize, min: i64, max: i64) -> Option<i64> {
+        let w = self.arg(n, i)?;
+        self.int_word(n.keyword(), w, min, max)
+    }
+
+    pub fn int_word(&mut self, kw: &str, w: &Word, min: i64, max: i64) -> Option<i64> {
+        match w.text.parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
+            Ok(_) => {
+                self.diags.add(
+                    Severity::Error,
+                    &w.span,
+                    format!("`{kw}` value {} is out of range; ignored", w.text),
+                    Some(format!("use a value from {min} to {max}")),
+                );
+                None
+            }
+            Err(_) => {
+                self.diags.add(
+                    Severity::Fatal,
+                    &w.span,
+                    format!("`{kw}` value `{}` is not a number", w.text),
+                    Some(format!("use a whole number from {min} to {max}")),
+                );
+                None
+            }
+        }
+    }
+
+    /// A time in seconds, decimals allowed (keepalived's `read_timer`:
+    /// microsecond resolution), in `min..=max`.
+    pub fn timer(&mut self, n: &Node, i: usize, min: Duration, max: Duration) -> Option<Duration> {
+        let w = self.arg(n, i)?;
+        match parse_seconds(&w.text) {
+            Some(d) if d >= min && d <= max => Some(d),
+            Some(_) => {
+                self.diags.add(
+                    Severity::Error,
+                    &w.span,
+                    format!(
+                        "`{}` value {} is out of range; ignored",
+                        n.keyword(),
+                        w.text
+                    ),
+                    Some(format!(
+                        "use a number of seconds from {} to {}",
+                        fmt_secs(min),
+                        fmt_secs(max)
+                    )),
+                );
+                None
+            }
+            None => {
+                self.diags.add(
+                    Severity::Fatal,
+                    &w.span,
+                    format!(
+                        "`{}` value `{}` is not a number of seconds",
+                        n.keyword(),
+                        w.text
+                    ),
+                    Some("write seconds, e.g. `3` or `1.5`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// An IP address.
+    pub fn ip(&mut self, n: &Node, i: usize) -> Option<IpAddr> {
+        let w = self.arg(n, i)?;
+        self.ip_word(n.keyword(), w)
+    }
+
+    pub fn ip_word(&mut self, kw: &str, w: &Word) -> Option<IpAddr> {
+        match w.text.parse::<IpAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.diags.add(
+                    Severity::Fatal,
+                    &w.span,
+                    format!("`{kw}`: `{}` is not a valid IP address", w.text),
+                    Some("write an IPv4 (192.0.2.1) or IPv6 (2001:db8::1) address".into()),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn ipv4_word(&mut self, kw: &str, w: &Word) -> Option<Ipv4Addr> {
+        match self.ip_word(kw, w)? {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => {
+                self.diags.add(
+                    Severity::Fatal,
+                    &w.span,
+                    format!("`{kw}`: `{}` must be an IPv4 address", w.text),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// A port number 1..=65535.
+    pub fn port(&mut self, n: &Node, i: usize) -> Option<u16> {
+        self.uint(n, i, 1, 65535).map(|v| v as u16)
+    }
+
+    /// A flag: bare keyword = true, or an explicit true/false/on/off/yes/no.
+    pub fn flag(&mut self, n: &Node) -> Option<bool> {
+        let Some(w) = n.words.get(1) else {
+            return Some(true);
+        };
+        match w.text.to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" => Some(true),
+            "false" | "off" | "no" => Some(false),
+            _ => {
+                self.diags.add(
+                    Severity::Error,
+                    &w.span,
+                    format!(
+                        "`{}` takes no value or true/false, not `{}`; ignored",
+                        n.keyword(),
+                        w.text
+                    ),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// Warns about words after the `max`th argument.
+    pub fn extra(&mut self, n: &Node, max: usize) {
+        if let Some(w) = n.words.get(max + 1) {
+            self.diags.add(
+                Severity::Warning,
+                &w.span,
+                format!(
+                    "`{}` takes {max} value(s); `{}` and what follows is ignored",
+                    n.keyword(),
+                    w.text
+                ),
+                None,
+            );
+        }
+    }
+}
+
+/// Parses decimal seconds ("3", "0.5", "1.000001").
+pub(crate) fn parse_seconds(s: &str) -> Option<Duration> {
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if frac.len() > 6 {
+        return None;
+    }
+    let secs: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut micros: u32 = 0;
+    for (k, b) in frac.bytes().enumerate() {
+        micros += u32::from(b - b'0') * 10u32.pow(5 - k as u32);
+    }
+    if secs > u64::from(u32::MAX) {
+        return None;
+    }
+    Some(Duration::from_secs(secs) + Duration::from_micros(u64::from(micros)))
+}
+
+pub(crate) fn fmt_secs(d: Duration) -> String {
+    if d.subsec_micros() == 0 {
+        d.as_secs().to_string()
+    } else {
+        let s = format!("{}.{:06}", d.as_secs(), d.subsec_micros());
+        s.trim_end_matches('0').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_seconds("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_seconds(".01"), Some(Duration::from_millis(10)));
+        assert_eq!(parse_seconds("1.0000001"), None);
+        assert_eq!(parse_seconds("x"), None);
+        assert_eq!(parse_seconds("."), None);
+        assert_eq!(parse_seconds("-1"), None);
+        assert_eq!(fmt_secs(Duration::from_millis(1500)), "1.5");
+    }
+}

@@ -1,0 +1,753 @@
+//! `vrrp_script`, `vrrp_sync_group` and `vrrp_instance`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{block, leaf, Kw, Parser};
+use crate::diag::Severity;
+use crate::keywords::{SCRIPT_ALL, SYNC_GROUP_ALL, VRRP_ALL};
+use crate::model::{
+    Auth, AuthType, Config, Notify, TrackInterface, TrackScript, VipEntry, VrrpInstance,
+    VrrpScript, VrrpState, VrrpSyncGroup,
+};
+use crate::tree::Node;
+
+const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// The block's name (second word), or an error.
+fn block_name(p: &mut Parser, n: &Node) -> Option<String> {
+    let name = p.string(n, 1)?;
+    p.extra(n, 1);
+    if n.block.is_none() {
+        p.diags.add(
+            Severity::Fatal,
+            n.span(),
+            format!("`{}` needs a block", n.keyword()),
+            Some(format!("write `{} {} {{ ... }}`", n.keyword(), name)),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+// ---------------------------------------------------------------- vrrp_script
+
+struct ScriptB {
+    s: VrrpScript,
+    has_script: bool,
+}
+
+static SCRIPT_KW: &[Kw<ScriptB>] = &[
+    leaf("script", |p, b, n| {
+        if let Some(s) = p.rest(n, 1) {
+            b.s.script = s;
+            b.has_script = true;
+        }
+    }),
+    leaf("interval", |p, b, n| {
+        // keepalived: 0.001 .. UINT_MAX/TIMER_HZ*1000; 0 means 1 s.
+        if let Some(d) = p.timer(n, 1, Duration::ZERO, MAX_SECS) {
+            b.s.interval = if d.is_zero() {
+                Duration::from_secs(1)
+            } else {
+                d
+            };
+        }
+    }),
+    leaf("timeout", |p, b, n| {
+        b.s.timeout = p.timer(n, 1, Duration::ZERO, MAX_SECS)
+    }),
+    leaf("weight", |p, b, n| {
+        // keepalived vrrp_vscript_weight_handler: [-253, 253] [reverse].
+        if let Some(w) = p.int(n, 1, -253, 253) {
+            b.s.weight = w as i32;
+        }
+        if let Some(w) = n.words.get(2) {
+            if w.text == "reverse" {
+                b.s.weight_reverse = true;
+            } else {
+                p.diags.error(
+                    &w.span,
+                    format!(
+                        "unknown weight option `{}`; only `reverse` is allowed",
+                        w.text
+                    ),
+                );
+            }
+        }
+    }),
+    leaf("rise", |p, b, n| {
+        if let Some(v) = p.uint(n, 1, 1, u64::from(u32::MAX)) {
+            b.s.rise = v as u32;
+        }
+    }),
+    leaf("fall", |p, b, n| {
+        if let Some(v) = p.uint(n, 1, 1, u64::from(u32::MAX)) {
+            b.s.fall = v as u32;
+        }
+    }),
+    leaf("user", |p, b, n| b.s.user = p.rest(n, 1)),
+    leaf("init_fail", |_, b, _| b.s.init_fail = true),
+];
+
+pub(super) fn parse_script(p: &mut Parser, cfg: &mut Config, n: &Node) {
+    let Some(name) = block_name(p, n) else { return };
+    let mut b = ScriptB {
+        s: VrrpScript {
+            span: n.span().clone(),
+            name,
+            script: String::new(),
+            // keepalived vrrp_script defaults: interval 1 s, rise 1, fall 1.
+            interval: Duration::from_secs(1),
+            timeout: None,
+            weight: 0,
+            weight_reverse: false,
+            rise: 1,
+            fall: 1,
+            user: None,
+            init_fail: false,
+        },
+        has_script: false,
+    };
+    p.dispatch(
+        "vrrp_script",
+        &[SCRIPT_KW],
+        SCRIPT_ALL,
+        &mut b,
+        n.block.as_deref().unwrap_or(&[]),
+    );
+    if !b.has_script {
+        p.diags.add(
+            Severity::Error,
+            n.span(),
+            format!("vrrp_script `{}` has no `script`; ignored", b.s.name),
+            Some("add `script \"/path/to/check args\"`".into()),
+        );
+        return;
+    }
+    if cfg.vrrp_scripts.iter().any(|s| s.name == b.s.name) {
+        p.diags.error(
+            n.span(),
+            format!(
+                "vrrp_script `{}` defined twice; the second is ignored",
+                b.s.name
+            ),
+        );
+        return;
+    }
+    cfg.vrrp_scripts.push(b.s);
+}
+
+// ------------------------------------------------------------ shared entries
+
+fn track_interfaces(p: &mut Parser, n: &Node) -> Vec<TrackInterface> {
+    let mut out = Vec::new();
+    for e in n.block.iter().flatten() {
+        let weight = match e.words.get(1) {
+            Some(w) if w.text == "weight" => match e.words.get(2) {
+                Some(v) => p.int_word("weight", v, -254, 254).map(|v| v as i32),
+                None => {
+                    p.diags.error(&w.span, "`weight` needs a value");
+                    None
+                }
+            },
+            Some(w) => {
+                p.diags.warn(
+                    &w.span,
+                    format!("unknown track_interface option `{}`; ignored", w.text),
+                );
+                None
+            }
+            None => None,
+        };
+        out.push(TrackInterface {
+            span: e.span().clone(),
+            name: e.keyword().to_string(),
+            weight,
+        });
+    }
+    out
+}
+
+fn track_scripts(p: &mut Parser, n: &Node) -> Vec<TrackScript> {
+    let mut out = Vec::new();
+    for e in n.block.iter().flatten() {
+        let weight = match e.words.get(1) {
+            Some(w) if w.text == "weight" => match e.words.get(2) {
+                Some(v) => p.int_word("weight", v, -254, 254).map(|v| v as i32),
+                None => {
+                    p.diags.error(&w.span, "`weight` needs a value");
+                    None
+                }
+            },
+            Some(w) => {
+                p.diags.warn(
+                    &w.span,
+                    format!("unknown track_script option `{}`; ignored", w.text),
+                );
+                None
+            }
+            None => None,
+        };
+        out.push(TrackScript {
+            span: e.span().clone(),
+            name: e.keyword().to_string(),
+            weight,
+        });
+    }
+    out
+}
+
+fn notify(p: &mut Parser, notify: &mut Notify, n: &Node) {
+    let v = p.rest(n, 1);
+    match n.keyword() {
+        "notify_master" => notify.master = v,
+        "notify_backup" => notify.backup = v,
+        "notify_fault" => notify.fault = v,
+        "notify_stop" => notify.stop = v,
+        _ => notify.any = v,
+    }
+}
+
+// ------------------------------------------------------------ vrrp_sync_group
+
+static SYNC_KW: &[Kw<VrrpSyncGroup>] = &[
+    block("group", |_, g, n| {
+        for e in n.block.iter().flatten() {
+            g.group.extend(e.words.iter().map(|w| w.text.clone()));
+        }
+    }),
+    block("track_interface", |p, g, n| {
+        g.track_interface = track_interfaces(p, n)
+    }),
+    block("track_script", |p, g, n| {
+        g.track_script = track_scripts(p, n)
+    }),
+    leaf("notify_master", |p, g, n| notify(p, &mut g.notify, n)),
+    leaf("notify_backup", |p, g, n| notify(p, &mut g.notify, n)),
+    leaf("notify_fault", |p, g, n| notify(p, &mut g.notify, n)),
+    leaf("notify_stop", |p, g, n| notify(p, &mut g.notify, n)),
+    leaf("notify", |p, g, n| notify(p, &mut g.notify, n)),
+    leaf("smtp_alert", |p, g, n| {
+        g.smtp_alert = p.flag(n).unwrap_or(false)
+    }),
+    leaf("global_tracking", |_, g, _| g.global_tracking = true),
+];
+
+pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
+    let Some(name) = block_name(p, n) else { return };
+    let mut g = VrrpSyncGroup {
+        span: n.span().clone(),
+        name,
+        group: Vec::new(),
+        notify: Notify::default(),
+        track_interface: Vec::new(),
+        track_script: Vec::new(),
+        smtp_alert: false,
+        global_tracking: false,
+    };
+    let body = n.block.as_deref().unwrap_or(&[]);
+    // Old syntax (keepalived.conf.vrrp.lvs_syncd): instance names listed
+    // directly in the block, without `group { }`.
+    let (names, rest): (Vec<&Node>, Vec<&Node>) = body.iter().partition(|c| {
+        c.block.is_none() && c.words.len() == 1 && !SYNC_GROUP_ALL.contains(&c.keyword())
+    });
+    if !names.is_empty() {
+        p.diags.add(
+            Severity::Warning,
+            names[0].span(),
+            format!(
+                "instance names listed directly in vrrp_sync_group `{}`",
+                g.name
+            ),
+            Some("put them in a `group { ... }` block".into()),
+        );
+        g.group
+            .extend(names.iter().map(|c| c.keyword().to_string()));
+    }
+    let rest: Vec<Node> = rest.into_iter().cloned().collect();
+    p.dispatch("vrrp_sync_group", &[SYNC_KW], SYNC_GROUP_ALL, &mut g, &rest);
+    if g.group.is_empty() {
+        p.diags.error(
+            n.span(),
+            format!("vrrp_sync_group `{}` has no instances; ignored", g.name),
+        );
+        return;
+    }
+    cfg.vrrp_sync_groups.push(g);
+}
+
+// -------------------------------------------------------------- vrrp_instance
+
+struct VrrpB {
+    v: VrrpInstance,
+    interface: Option<String>,
+    vrid: Option<u8>,
+    garp_delay: Option<Duration>,
+    garp_repeat: Option<u32>,
+    garp_refresh: Option<Option<Duration>>,
+}
+
+fn vips(p: &mut Parser, n: &Node) -> Vec<VipEntry> {
+    let mut out = Vec::new();
+    for e in n.block.iter().flatten() {
+        if let Some(v) = vip(p, e) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// `ADDR[/LEN] [brd ADDR] [dev IF] [scope S] [label L] [no_track] ...`
+fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
+    let w = &e.words[0];
+    let (addr_s, len_s) = match w.text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (w.text.as_str(), None),
+    };
+    let addr: IpAddr = match addr_s.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            p.diags.add(
+                Severity::Fatal,
+                &w.span,
+                format!("virtual_ipaddress: `{}` is not a valid IP address", w.text),
+                Some("write ADDRESS[/PREFIX], e.g. 192.0.2.10/24".into()),
+            );
+            return None;
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix_len = match len_s {
+        None => max,
+        Some(l) => match l.parse::<u8>() {
+            Ok(v) if v <= max => v,
+            _ => {
+                p.diags.add(
+                    Severity::Fatal,
+                    &w.span,
+                    format!(
+                        "virtual_ipaddress: bad prefix length `/{l}` in `{}`",
+                        w.text
+                    ),
+                    Some(format!("use a prefix length from 0 to {max}")),
+                );
+                return None;
+            }
+        },
+    };
+    let mut v = VipEntry {
+        span: w.span.clone(),
+        addr,
+        prefix_len,
+        brd: None,
+        brd_span: None,
+        dev: None,
+        scope: None,
+        label: None,
+        no_track: false,
+    };
+    let mut i = 1;
+    while i < e.words.len() {
+        let opt = &e.words[i];
+        let val = e.words.get(i + 1);
+        let takes_value = matches!(
+            opt.text.as_str(),
+            "brd"
+                | "broadcast"
+                | "dev"
+                | "scope"
+                | "label"
+                | "peer"
+                | "preferred_lft"
+                | "track_group"
+        );
+        if takes_value && val.is_none() {
+            p.diags.error(
+                &opt.span,
+                format!("virtual_ipaddress option `{}` needs a value", opt.text),
+            );
+            break;
+        }
+        match (opt.text.as_str(), val) {
+            ("brd" | "broadcast", Some(b)) => {
+                if b.text == "+" || b.text == "-" {
+                    // `brd +` / `brd -`: computed by the kernel / none.
+                } else if addr.is_ipv4() {
+                    v.brd = p.ipv4_word("brd", b);
+                    v.brd_span = Some(b.span.clone());
+                } else {
+                    p.diags
+                        .warn(&b.span, "`brd` does not apply to IPv6 addresses; ignored");
+                }
+            }
+            ("dev", Some(b)) => v.dev = Some(b.text.clone()),
+            ("scope", Some(b)) => v.scope = Some(b.text.clone()),
+            ("label", Some(b)) => v.label = Some(b.text.clone()),
+            ("peer" | "preferred_lft" | "track_group", Some(_)) => {
+                p.warn_once(
+                    &format!("vip/{}", opt.text),
+                    e,
+                    format!(
+                        "virtual_ipaddress option `{}` is not supported yet, ignored",
+                        opt.text
+                    ),
+                    None,
+                );
+            }
+            ("no_track", _) => v.no_track = true,
+            ("home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" | "use_vmac", _) => {
+                p.warn_once(
+                    &format!("vip/{}", opt.text),
+                    e,
+                    format!(
+                        "virtual_ipaddress option `{}` is not supported yet, ignored",
+                        opt.text
+                    ),
+                    None,
+                );
+                i += 1;
+                continue;
+            }
+            _ => {
+                p.diags.add(
+                    Severity::Warning,
+                    &opt.span,
+                    format!("unknown virtual_ipaddress option `{}`; ignored", opt.text),
+                    Some("options are brd, dev, scope, label, no_track".into()),
+                );
+                i += 1;
+                continue;
+            }
+        }
+        i += if takes_value { 2 } else { 1 };
+    }
+    Some(v)
+}
+
+static VRRP_KW: &[Kw<VrrpB>] = &[
+    leaf("state", |p, b, n| {
+        let Some(w) = p.arg(n, 1) else { return };
+        b.v.state = match w.text.as_str() {
+            "MASTER" => Some(VrrpState::Master),
+            "BACKUP" => Some(VrrpState::Backup),
+            other => {
+                p.diags.add(
+                    Severity::Error,
+                    &w.span,
+                    format!("unknown state `{other}`, using BACKUP"),
+                    Some("write `state MASTER` or `state BACKUP`".into()),
+                );
+                Some(VrrpState::Backup)
+            }
+        };
+    }),
+    leaf("interface", |p, b, n| {
+        b.interface = p.string(n, 1);
+        p.extra(n, 1);
+    }),
+    leaf("virtual_router_id", |p, b, n| {
+        // keepalived vrrp_vrid_handler: 1..=255.
+        b.vrid = p.uint(n, 1, 1, 255).map(|v| v as u8);
+    }),
+    leaf("priority", |p, b, n| {
+        // keepalived vrrp_prio_handler: 1..=255 (VRRP_PRIO_OWNER), else the
+        // default 100.
+        if let Some(v) = p.uint(n, 1, 1, 255) {
+            b.v.priority = v as u8;
+        }
+    }),
+    leaf("advert_int", |p, b, n| {
+        // keepalived vrrp_adv_handler: 0.01 .. 255 s.
+        if let Some(d) = p.timer(n, 1, Duration::from_millis(10), Duration::from_secs(255)) {
+            b.v.advert_int = d;
+        }
+    }),
+    leaf("version", |p, b, n| {
+        b.v.version = p.uint(n, 1, 2, 3).map(|v| v as u8)
+    }),
+    leaf("nopreempt", |_, b, _| b.v.preempt = false),
+    leaf("preempt", |_, b, _| b.v.preempt = true),
+    leaf("preempt_delay", |p, b, n| {
+        // keepalived: 0 .. TIMER_MAX_SEC (1000 s).
+        if let Some(d) = p.timer(n, 1, Duration::ZERO, Duration::from_secs(1000)) {
+            b.v.preempt_delay = d;
+        }
+    }),
+    block("authentication", |p, b, n| {
+        let mut ty = None;
+        let mut pass = None;
+        for e in n.block.iter().flatten() {
+            match e.keyword() {
+                "auth_type" => {
+                    let Some(w) = p.arg(e, 1) else { continue };
+                    ty = match w.text.as_str() {
+                        "PASS" => Some(AuthType::Pass),
+                        "AH" => Some(AuthType::Ah),
+                        other => {
+                            p.diags.add(
+                                Severity::Fatal,
+                                &w.span,
+                                format!("unknown auth_type `{other}`"),
+                                Some("write `auth_type PASS` or `auth_type AH`".into()),
+                            );
+                            None
+                        }
+                    };
+                }
+                "auth_pass" => {
+                    let Some(w) = p.arg(e, 1) else { continue };
+                    let mut s = w.text.clone();
+                    // keepalived vrrp_auth_pass_handler: truncated to 8 bytes.
+                    if s.len() > 8 {
+                        let mut cut = 8;
+                        while !s.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        s.truncate(cut);
+                        p.diags.add(
+                            Severity::Warning,
+                            &w.span,
+                            format!("auth_pass is longer than 8 characters; only `{s}` is used"),
+                            Some(format!("write `auth_pass {s}` on every router")),
+                        );
+                    }
+                    pass = Some(s);
+                }
+                other => {
+                    p.diags.warn(
+                        e.span(),
+                        format!("unknown keyword `{other}` in authentication; ignored"),
+                    );
+                }
+            }
+        }
+        match ty {
+            Some(ty) => {
+                b.v.authentication = Some(Auth {
+                    span: n.span().clone(),
+                    ty,
+                    pass: pass.unwrap_or_default(),
+                })
+            }
+            None => p.diags.add(
+                Severity::Error,
+                n.span(),
+                "authentication without a valid auth_type; ignored",
+                Some("add `auth_type PASS`".into()),
+            ),
+        }
+    }),
+    block("virtual_ipaddress", |p, b, n| {
+        let v = vips(p, n);
+        b.v.virtual_ipaddress.extend(v);
+    }),
+    block("virtual_ipaddress_excluded", |p, b, n| {
+        let v = vips(p, n);
+        b.v.virtual_ipaddress_excluded.extend(v);
+    }),
+    leaf("unicast_src_ip", |p, b, n| b.v.unicast_src_ip = p.ip(n, 1)),
+    leaf("mcast_src_ip", |p, b, n| b.v.mcast_src_ip = p.ip(n, 1)),
+    block("unicast_peer", |p, b, n| {
+        for e in n.block.iter().flatten() {
+            if let Some(a) = p.ip_word("unicast_peer", &e.words[0]) {
+                b.v.unicast_peer.push(a);
+            }
+        }
+    }),
+    block("track_interface", |p, b, n| {
+        let t = track_interfaces(p, n);
+        b.v.track_interface.extend(t);
+    }),
+    block("track_script", |p, b, n| {
+        let t = track_scripts(p, n);
+        b.v.track_script.extend(t);
+    }),
+    leaf("dont_track_primary", |_, b, _| {
+        b.v.dont_track_primary = true
+    }),
+    leaf("notify_master", |p, b, n| notify(p, &mut b.v.notify, n)),
+    leaf("notify_backup", |p, b, n| notify(p, &mut b.v.notify, n)),
+    leaf("notify_fault", |p, b, n| notify(p, &mut b.v.notify, n)),
+    leaf("notify_stop", |p, b, n| notify(p, &mut b.v.notify, n)),
+    leaf("notify", |p, b, n| notify(p, &mut b.v.notify, n)),
+    leaf("smtp_alert", |p, b, n| {
+        b.v.smtp_alert = p.flag(n).unwrap_or(false)
+    }),
+    leaf("lvs_sync_daemon_interface", |p, b, n| {
+        b.v.lvs_sync_daemon_interface = p.string(n, 1)
+    }),
+    leaf("garp_master_delay", |p, b, n| {
+        b.garp_delay = p
+            .uint(n, 1, 0, u64::from(u32::MAX))
+            .map(Duration::from_secs);
+    }),
+    leaf("garp_master_repeat", |p, b, n| {
+        // keepalived: 0 is taken as 1.
+        b.garp_repeat = p
+            .uint(n, 1, 0, u64::from(u32::MAX))
+            .map(|v| (v as u32).max(1));
+    }),
+    leaf("garp_master_refresh", |p, b, n| {
+        b.garp_refresh = p
+            .uint(n, 1, 0, u64::from(u32::MAX))
+            .map(|v| (v > 0).then(|| Duration::from_secs(v)));
+    }),
+    leaf("garp_master_refresh_repeat", |p, b, n| {
+        if let Some(v) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
+            b.v.garp_master_refresh_repeat = (v as u32).max(1);
+        }
+    }),
+    leaf("use_vmac", |_, b, n| {
+        b.v.use_vmac = Some(n.words.get(1).map(|w| w.text.clone()).unwrap_or_default());
+    }),
+    leaf("accept", |_, b, _| b.v.accept = Some(true)),
+    leaf("no_accept", |_, b, _| b.v.accept = Some(false)),
+];
+
+pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
+    let Some(name) = block_name(p, n) else { return };
+    let mut b = VrrpB {
+        v: VrrpInstance {
+            span: n.span().clone(),
+            name,
+            state: None,
+            interface: String::new(),
+            virtual_router_id: 0,
+            // keepalived vrrp.h: VRRP_PRIO_DFL 100, advert 1 s.
+            priority: 100,
+            advert_int: Duration::from_secs(1),
+            version: None,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            authentication: None,
+            virtual_ipaddress: Vec::new(),
+            virtual_ipaddress_excluded: Vec::new(),
+            unicast_src_ip: None,
+            unicast_peer: Vec::new(),
+            mcast_src_ip: None,
+            track_interface: Vec::new(),
+            track_script: Vec::new(),
+            dont_track_primary: false,
+            notify: Notify::default(),
+            smtp_alert: false,
+            lvs_sync_daemon_interface: None,
+            garp_master_delay: cfg.global.vrrp_garp_master_delay,
+            garp_master_repeat: cfg.global.vrrp_garp_master_repeat,
+            garp_master_refresh: cfg.global.vrrp_garp_master_refresh,
+            garp_master_refresh_repeat: 1,
+            use_vmac: None,
+            accept: None,
+        },
+        interface: None,
+        vrid: None,
+        garp_delay: None,
+        garp_repeat: None,
+        garp_refresh: None,
+    };
+    p.dispatch(
+        "vrrp_instance",
+        &[VRRP_KW],
+        VRRP_ALL,
+        &mut b,
+        n.block.as_deref().unwrap_or(&[]),
+    );
+
+    // End of block: required items and cross-field checks.
+    let mut ok = true;
+    match b
+        .interface
+        .take()
+        .or_else(|| cfg.global.default_interface.clone())
+    {
+        Some(i) => b.v.interface = i,
+        None => {
+            p.diags.add(
+                Severity::Fatal,
+                n.span(),
+                format!("vrrp_instance `{}` has no `interface`", b.v.name),
+                Some("add `interface IFNAME` (the interface VRRP adverts are sent on)".into()),
+            );
+            ok = false;
+        }
+    }
+    match b.vrid {
+        Some(id) => b.v.virtual_router_id = id,
+        None => {
+            p.diags.add(
+                Severity::Fatal,
+                n.span(),
+                format!("vrrp_instance `{}` has no valid `virtual_router_id`", b.v.name),
+                Some("add `virtual_router_id N` with N from 1 to 255, the same on all routers of this instance".into()),
+            );
+            ok = false;
+        }
+    }
+    if let Some(d) = b.garp_delay {
+        b.v.garp_master_delay = d;
+    }
+    if let Some(r) = b.garp_repeat {
+        b.v.garp_master_repeat = r;
+    }
+    if let Some(r) = b.garp_refresh {
+        b.v.garp_master_refresh = r;
+    }
+    let version = b.v.version.unwrap_or(cfg.global.vrrp_version);
+    let ai = b.v.advert_int;
+    if version == 2 && ai.subsec_nanos() != 0 {
+        // VRRPv2 adverts carry whole seconds.
+        let rounded = Duration::from_secs(ai.as_secs().max(1));
+        p.diags.add(
+            Severity::Warning,
+            n.span(),
+            format!(
+                "vrrp_instance `{}`: advert_int {} is not whole seconds, VRRPv2 uses {} s",
+                b.v.name,
+                super::values::fmt_secs(ai),
+                rounded.as_secs()
+            ),
+            Some("use whole seconds, or `version 3` for centisecond intervals".into()),
+        );
+        b.v.advert_int = rounded;
+    } else if version == 3 && ai > Duration::from_millis(40950) {
+        p.diags.add(
+            Severity::Error,
+            n.span(),
+            format!(
+                "vrrp_instance `{}`: VRRPv3 advert_int must be at most 40.95 s",
+                b.v.name
+            ),
+            Some("use a smaller advert_int".into()),
+        );
+    }
+    if b.v.priority == 255 && b.v.state == Some(VrrpState::Backup) {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "vrrp_instance `{}`: priority 255 (address owner) with state BACKUP",
+                b.v.name
+            ),
+        );
+    }
+    if b.v.virtual_ipaddress.is_empty() {
+        p.diags.warn(
+            n.span(),
+            format!("vrrp_instance `{}` has no virtual_ipaddress", b.v.name),
+        );
+    }
+    if cfg.vrrp_instances.iter().any(|v| v.name == b.v.name) {
+        p.diags.add(
+            Severity::Error,
+            n.span(),
+            format!(
+                "vrrp_instance `{}` defined twice; the second is ignored",
+                b.v.name
+            ),
+            None,
+        );
+        return;
+    }
+    if ok {
+        cfg.vrrp_instances.push(b.v);
+    }
+}
