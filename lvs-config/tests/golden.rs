@@ -1,0 +1,91 @@
+//! Golden tests: every config under tests/configs (and its samples/) is
+//! parsed; the diagnostics and a model summary must match `NAME.expected`.
+//! `UPDATE_GOLDEN=1 cargo test -p lvs-config --test golden` rewrites them.
+//! A `NAME.options` file may set `config_id=ID` (default `lvs1`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use lvs_config::{parse_file, ParseOptions};
+
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("configs dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            !n.ends_with(".expected") && !n.ends_with(".options") && !n.ends_with(".md")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn options(path: &Path) -> ParseOptions {
+    let mut opts = ParseOptions::with_config_id("lvs1");
+    let opt_file = PathBuf::from(format!("{}.options", path.display()));
+    if let Ok(text) = std::fs::read_to_string(opt_file) {
+        for line in text.lines() {
+            if let Some(id) = line.strip_prefix("config_id=") {
+                opts.config_id = Some(id.trim().to_string());
+            }
+        }
+    }
+    opts
+}
+
+#[test]
+fn golden() {
+    let dir = common::configs_dir();
+    let mut files = inputs(&dir);
+    files.extend(inputs(&dir.join("samples")));
+    assert!(files.len() >= 15, "only {} golden configs", files.len());
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let mut failed = Vec::new();
+    for f in &files {
+        let r = parse_file(f, &options(f));
+        let got = common::render(&r);
+        let exp_path = PathBuf::from(format!("{}.expected", f.display()));
+        if update {
+            std::fs::write(&exp_path, &got).expect("write golden");
+            continue;
+        }
+        let want = std::fs::read_to_string(&exp_path).unwrap_or_default();
+        if got != want {
+            eprintln!("--- {} differs; got:\n{got}", f.display());
+            failed.push(f.display().to_string());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "golden mismatch (UPDATE_GOLDEN=1 to accept): {failed:?}"
+    );
+}
+
+/// keepalived's own samples parse without errors: every keyword is either
+/// implemented or warned about once.
+#[test]
+fn samples_have_no_errors() {
+    let dir = common::configs_dir().join("samples");
+    let files = inputs(&dir);
+    assert_eq!(files.len(), 25);
+    for f in files {
+        let r = parse_file(&f, &options(&f));
+        assert!(
+            !r.diagnostics.has_errors(),
+            "{}:\n{}",
+            f.display(),
+            r.diagnostics
+        );
+        assert_eq!(r.exit_code(), 0, "{}", f.display());
+        // No keyword is reported twice as unsupported.
+        let mut seen = std::collections::HashSet::new();
+        for d in &r.diagnostics {
+            if d.message.contains("not supported yet") {
+                assert!(seen.insert(d.message.clone()), "twice: {d}");
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The no-panic property of the fuzz target, as a plain test: thousands of
+//! pseudo-random mutations of the seed config go through `parse_str`.
+
+mod common;
+
+use lvs_config::{parse_str, ParseOptions};
+
+/// xorshift64*: small, deterministic, good enough to pick mutations.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Bytes that matter to the grammar, to make mutations interesting.
+const SPICE: &[&[u8]] = &[
+    b"{",
+    b"}",
+    b"\"",
+    b"#",
+    b"!",
+    b"\\",
+    b"$",
+    b"${",
+    b"@",
+    b"@^",
+    b"\n",
+    b"\t",
+    "\u{a0}".as_bytes(),
+    b"include ",
+    b"$X=",
+    b"$X",
+    b"-",
+    b"/",
+    b"/33",
+    b"999999999999999999999",
+    b"0.0000001",
+    b"virtual_server ",
+    b"real_server ",
+    b"fwmark ",
+    b"group ",
+    b"vrrp_instance ",
+    b"::",
+    b"\xff\xfe",
+    b"TCP_CHECK {",
+    b"url {",
+    b"}}}}",
+    b"{{{{",
+    b"persistence_timeout\n",
+    b"lb_kind NAT\n",
+];
+
+#[test]
+fn mutated_seed_never_panics() {
+    let seed = std::fs::read(common::configs_dir().join("seed.conf.orig")).unwrap();
+    let extra = std::fs::read(common::configs_dir().join("all_blocks.conf")).unwrap();
+    let opts = ParseOptions {
+        config_id: Some("lvs1".into()),
+        defines: vec![("X".into(), "$X$X".into())],
+        follow_includes: false,
+    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for i in 0..3000 {
+        let mut buf = if i % 2 == 0 {
+            seed.clone()
+        } else {
+            extra.clone()
+        };
+        for _ in 0..1 + rng.below(8) {
+            let at = rng.below(buf.len() + 1).min(buf.len());
+            match rng.below(5) {
+                0 => {
+                    let end = (at + rng.below(40)).min(buf.len());
+                    buf.drain(at..end);
+                }
+                1 => {
+                    let s = SPICE[rng.below(SPICE.len())];
+                    buf.splice(at..at, s.iter().copied());
+                }
+                2 if at < buf.len() => buf[at] = rng.next() as u8,
+                3 => {
+                    // Duplicate a chunk (blocks, lines).
+                    let end = (at + rng.below(200)).min(buf.len());
+                    let chunk: Vec<u8> = buf[at..end].to_vec();
+                    let to = rng.below(buf.len() + 1).min(buf.len());
+                    buf.splice(to..to, chunk);
+                }
+                _ => {
+                    let end = (at + rng.below(20)).min(buf.len());
+                    buf.truncate(end.max(at));
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let r = parse_str("fuzz.conf", &text, &opts);
+        // Exercise Display too.
+        let _ = r.diagnostics.to_string();
+        let _ = r.exit_code();
+    }
+}

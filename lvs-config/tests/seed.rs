@@ -1,0 +1,229 @@
+//! Acceptance: the operator's seed config (as pasted, with U+00A0 and Chinese
+//! comments) and broken configs.
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use lvs_config::{parse_file, parse_str, Checker, LbKind, ParseOptions, Severity, VsAddr};
+
+fn seed(name: &str) -> lvs_config::ParseResult {
+    parse_file(
+        &common::configs_dir().join(name),
+        &ParseOptions::with_config_id("lvs1"),
+    )
+}
+
+#[test]
+fn seed_orig_parses_with_the_expected_warnings() {
+    let r = seed("seed.conf.orig");
+    let code = r.exit_code();
+    assert!(code == 0 || code == 4, "exit {code}:\n{}", r.diagnostics);
+    assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+    let text: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
+    let find = |needle: &str| {
+        r.diagnostics
+            .iter()
+            .find(|d| d.message.contains(needle))
+            .unwrap_or_else(|| panic!("no diagnostic with {needle:?} in {text:#?}"))
+    };
+    // VIP .42 is not carried by VI_1 (it carries .44/27): at the address of
+    // `virtual_server 222.211.74.42 80` (line 41, after U+00A0 indentation).
+    let d = find("222.211.74.42 is not carried by vrrp_instance VI_1");
+    assert_eq!(d.severity, Severity::Warning);
+    assert_eq!((d.span.line, d.span.col), (41, 24));
+    assert!(d.help.as_deref().unwrap().contains("222.211.74.42/27"));
+    // brd .255 is not the broadcast of a /27 (.63): at the brd value.
+    let d = find("brd 222.211.74.255 is not the broadcast");
+    assert_eq!((d.span.line, d.span.col), (33, 39));
+    assert!(d.help.as_deref().unwrap().contains("brd 222.211.74.63"));
+    // nb_get_retry: one deprecation warning.
+    let dep: Vec<_> = r
+        .diagnostics
+        .iter()
+        .filter(|d| d.message.contains("nb_get_retry"))
+        .collect();
+    assert_eq!(dep.len(), 1);
+    assert_eq!(dep[0].severity, Severity::Warning);
+    assert_eq!(dep[0].span.line, 52);
+
+    let c = &r.config;
+    assert_eq!(c.global.router_id.as_deref(), Some("mllvs1"));
+    let vi = &c.vrrp_instances[0];
+    assert_eq!(vi.name, "VI_1");
+    assert_eq!(vi.interface, "bond0");
+    assert_eq!(vi.virtual_router_id, 20);
+    assert_eq!(vi.priority, 200);
+    assert_eq!(vi.advert_int, Duration::from_secs(1));
+    assert_eq!(vi.lvs_sync_daemon_interface.as_deref(), Some("bond0"));
+    assert_eq!(vi.authentication.as_ref().unwrap().pass, "7890");
+    let vip = &vi.virtual_ipaddress[0];
+    assert_eq!(vip.addr, "222.211.74.44".parse::<IpAddr>().unwrap());
+    assert_eq!(vip.prefix_len, 27);
+    assert_eq!(vip.label.as_deref(), Some("bond0:1"));
+
+    assert_eq!(c.virtual_servers.len(), 1);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.addr, VsAddr::Ip("222.211.74.42".parse().unwrap(), 80));
+    assert_eq!(vs.lb_algo, "wrr");
+    assert_eq!(vs.lb_kind, LbKind::Dr);
+    assert_eq!(vs.persistence_timeout, Some(120));
+    assert_eq!(vs.delay_loop, Duration::from_secs(6));
+    assert_eq!(vs.real_servers.len(), 5);
+    let weights: Vec<u32> = vs.real_servers.iter().map(|r| r.weight).collect();
+    assert_eq!(weights, [2, 3, 3, 2, 2]);
+    for (i, rs) in vs.real_servers.iter().enumerate() {
+        assert_eq!(
+            rs.addr,
+            format!("222.211.74.{}", 36 + i).parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(rs.port, 80);
+        assert_eq!(rs.lb_kind, LbKind::Dr);
+        let [Checker::Tcp(t)] = rs.checkers.as_slice() else {
+            panic!("checkers {:?}", rs.checkers)
+        };
+        let conn = t.common.conn.as_ref().unwrap();
+        assert_eq!(conn.connect_timeout, Duration::from_secs(10));
+        assert_eq!(conn.connect_port, Some(80));
+        assert_eq!(t.common.retry, 3);
+        assert_eq!(t.common.delay_before_retry, Duration::from_secs(3));
+        assert_eq!(t.common.delay_loop, Duration::from_secs(6));
+    }
+}
+
+#[test]
+fn seed_plain_and_orig_agree() {
+    let a = seed("seed.conf");
+    let b = seed("seed.conf.orig");
+    assert_eq!(common::summary(&a.config), common::summary(&b.config));
+    assert_eq!(a.diagnostics.len(), b.diagnostics.len());
+}
+
+fn broken(name: &str) -> lvs_config::ParseResult {
+    let r = seed(name);
+    assert_eq!(
+        r.exit_code(),
+        lvs_config::EXIT_CANNOT_RUN,
+        "{name}:\n{}",
+        r.diagnostics
+    );
+    r
+}
+
+fn fatal_at(r: &lvs_config::ParseResult, line: u32, col: u32, needle: &str) {
+    assert!(
+        r.diagnostics.iter().any(|d| d.severity == Severity::Fatal
+            && d.span.line == line
+            && d.span.col == col
+            && d.message.contains(needle)),
+        "no fatal {needle:?} at {line}:{col} in:\n{}",
+        r.diagnostics
+    );
+}
+
+#[test]
+fn missing_brace_points_at_the_unclosed_block() {
+    let r = broken("broken_brace.conf");
+    fatal_at(&r, 1, 1, "missing '}': block `vrrp_instance VI_1`");
+    // Recovery: the virtual server after it is still read.
+    assert_eq!(r.config.virtual_servers.len(), 1);
+    let r = broken("broken_eof.conf");
+    fatal_at(&r, 4, 1, "not closed at end of file");
+    let r = broken("broken_extra.conf");
+    fatal_at(&r, 4, 1, "extra '}'");
+}
+
+#[test]
+fn bad_values_point_at_the_value() {
+    let r = broken("broken_ip.conf");
+    fatal_at(&r, 4, 17, "`192.0.2.300` is not a valid IP address");
+    fatal_at(&r, 8, 16, "`weight` value `x1` is not a number");
+}
+
+#[test]
+fn unknown_block_is_fatal_with_a_suggestion() {
+    let r = broken("broken_block.conf");
+    fatal_at(&r, 4, 1, "unknown top-level keyword `virtual_servr`");
+    let d = r
+        .diagnostics
+        .iter()
+        .find(|d| d.severity == Severity::Fatal)
+        .unwrap();
+    assert_eq!(d.help.as_deref(), Some("did you mean `virtual_server`?"));
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "{}:4:1: fatal: unknown top-level keyword `virtual_servr` (hint: did you mean `virtual_server`?)",
+            common::configs_dir().join("broken_block.conf").display()
+        )
+    );
+}
+
+#[test]
+fn defaults_follow_keepalived() {
+    let r = parse_str(
+        "t.conf",
+        "virtual_server 10.0.0.1 80 {\n persistence_timeout\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
+        &ParseOptions::with_config_id("x"),
+    );
+    let vs = &r.config.virtual_servers[0];
+    assert_eq!(vs.lb_kind, LbKind::Nat, "keepalived defaults to NAT");
+    assert_eq!(vs.lb_algo, "wlc");
+    assert_eq!(vs.persistence_timeout, Some(360));
+    assert_eq!(vs.delay_loop, Duration::from_secs(60));
+    let rs = &vs.real_servers[0];
+    assert_eq!(rs.weight, 1);
+    let c: Vec<_> = rs
+        .checkers
+        .iter()
+        .map(|c| c.common().unwrap().clone())
+        .collect();
+    assert_eq!(
+        c[0].conn.as_ref().unwrap().connect_timeout,
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        (c[0].retry, c[0].delay_before_retry),
+        (1, Duration::from_secs(1))
+    );
+    assert_eq!(
+        (c[1].retry, c[1].delay_before_retry),
+        (1, Duration::from_secs(3))
+    );
+    assert_eq!(c[2].retry, 0);
+    assert!(c[2].conn.is_none());
+    assert_eq!(c[0].warmup, Duration::from_secs(60));
+    assert_eq!(r.exit_code(), 0, "{}", r.diagnostics);
+}
+
+#[test]
+fn vrrp_required_items_and_ranges() {
+    let r = parse_str(
+        "v.conf",
+        "vrrp_instance A {\n priority 256\n advert_int 300\n}\n",
+        &ParseOptions::with_config_id("x"),
+    );
+    let msgs: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("v.conf:2:11: error: `priority` value 256 is out of range")),
+        "{msgs:#?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("v.conf:3:13: error: `advert_int` value 300")),
+        "{msgs:#?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("v.conf:1:1: fatal: vrrp_instance `A` has no `interface`")),
+        "{msgs:#?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("has no valid `virtual_router_id`")),
+        "{msgs:#?}"
+    );
+    assert_eq!(r.exit_code(), lvs_config::EXIT_CANNOT_RUN);
+}
