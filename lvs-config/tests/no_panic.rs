@@ -66,8 +66,17 @@ fn mutated_seed_never_panics() {
         defines: vec![("X".into(), "$X$X".into())],
         follow_includes: false,
     };
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for i in 0..3000 {
+    // LVS_CONFIG_MUTATIONS=N runs more (CI runs 3000).
+    let iters: usize = std::env::var("LVS_CONFIG_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let seed_state = std::env::var("LVS_CONFIG_MUTATION_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15_u64);
+    let mut rng = Rng(seed_state | 1);
+    for i in 0..iters {
         let mut buf = if i % 2 == 0 {
             seed.clone()
         } else {
