@@ -5,11 +5,12 @@ use crate::{FLOW_CACHE_SLOTS, VIP_FILTER_WORDS};
 
 const GOLDEN: u32 = 0x9E37_79B1;
 
-/// Bit of the VIP pre-filter for (VIP, port, proto), as (word, bit).
-/// Inputs are the raw network-order values (see the crate docs).
+/// Bit of the VIP pre-filter for a destination address, as (word, bit).
+/// The input is the raw network-order value (see the crate docs). Keyed on
+/// the address alone so traffic to other hosts passes before L4 parsing.
 #[inline(always)]
-pub fn vip_filter_bit(addr_be: u32, port_be: u16, proto: u8) -> (u32, u32) {
-    let h = (addr_be ^ ((port_be as u32) << 8) ^ proto as u32).wrapping_mul(GOLDEN);
+pub fn vip_filter_bit(addr_be: u32) -> (u32, u32) {
+    let h = addr_be.wrapping_mul(GOLDEN);
     // VIP_FILTER_WORDS × 64 bits = 2^16 bits: take the top 16 bits.
     let bit = h >> 16;
     ((bit >> 6) % VIP_FILTER_WORDS, bit & 63)

@@ -32,7 +32,7 @@ pub const DEFAULT_CONN_TABLE_SIZE: u32 = 1 << 20;
 pub const PERSIST_TABLE_SIZE: u32 = 1 << 18;
 /// Slots of the per-CPU flow cache; a power of two.
 pub const FLOW_CACHE_SLOTS: u32 = 4096;
-/// Bits of the VIP pre-filter (`vip_filter`): `VIP_FILTER_WORDS` × 64.
+/// Bits of the VIP address pre-filter (`vip_filter`): `VIP_FILTER_WORDS` × 64.
 pub const VIP_FILTER_WORDS: u32 = 1024;
 /// Devmap slots for `bpf_redirect_map` (indexed by ifindex).
 pub const MAX_IFINDEX: u32 = 4096;
@@ -154,6 +154,10 @@ pub struct FlowKey {
 
 /// Connection flag: entry written by connection sync, not by this director.
 pub const CONN_F_SYNCED: u32 = 1 << 0;
+/// Connection flag: its service is persistent; its packets keep the
+/// persistence template alive (IPVS: a template lives while it controls
+/// connections).
+pub const CONN_F_PERSISTENT: u32 = 1 << 1;
 
 /// `conns` value.
 #[repr(C)]
@@ -165,9 +169,9 @@ pub struct Conn {
     pub state: u32,
     /// CONN_F_* bits.
     pub flags: u32,
-    /// CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first packet.
+    /// CLOCK_MONOTONIC_COARSE (bpf_ktime_get_coarse_ns) of the first packet.
     pub created_ns: u64,
-    /// CLOCK_MONOTONIC of the last packet that went through the slow path
+    /// CLOCK_MONOTONIC_COARSE of the last packet that went through the slow path
     /// (at least once per `settings.tick`, see `flow_cache`).
     pub last_seen_ns: u64,
 }

@@ -1,11 +1,13 @@
-//! The pipeline: parse → VIP pre-filter → flow cache → service →
-//! connection (→ persistence → schedule) → rewrite → XDP_TX / redirect.
+//! The pipeline: parse IPv4 → VIP pre-filter → parse L4 → flow cache →
+//! connection → (service → persistence → schedule) → rewrite → XDP_TX or
+//! redirect.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
-use lvs_common::{hash::vip_filter_bit, tcp, verdict as reason, ServiceKey};
+use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
+use lvs_common::{hash::vip_filter_bit, tcp, verdict as reason};
 
 use crate::{
-    conntrack, flow_cache, forward,
+    conntrack::{self, Existing, Tracked},
+    flow_cache, forward,
     maps::{SERVICES, SETTINGS, VIP_FILTER},
     parse::{self, Packet},
     stats,
@@ -22,10 +24,10 @@ pub fn run(ctx: &XdpContext) -> u32 {
     verdict.action
 }
 
-/// Clear bit in the pre-filter: certainly not a service, pass cheaply.
+/// Clear bit in the pre-filter: certainly not a VIP, pass before parsing L4.
 #[inline(always)]
-fn vip_prefilter(pkt: &Packet) -> Step<()> {
-    let (word, bit) = vip_filter_bit(pkt.key.dst_be, pkt.key.dport_be, pkt.key.proto);
+fn vip_prefilter(dst_be: u32) -> Step<()> {
+    let (word, bit) = vip_filter_bit(dst_be);
     match VIP_FILTER.get(word) {
         Some(w) if *w & (1u64 << bit) != 0 => Ok(()),
         _ => Err(Verdict::pass(reason::PASS_NOT_SERVICE)),
@@ -34,8 +36,9 @@ fn vip_prefilter(pkt: &Packet) -> Step<()> {
 
 #[inline(always)]
 fn process(ctx: &XdpContext) -> Step<Verdict> {
-    let pkt = parse::parse(ctx)?;
-    vip_prefilter(&pkt)?;
+    let ip = parse::ipv4(ctx)?;
+    vip_prefilter(ip.dst_be)?;
+    let pkt = parse::l4(ctx, &ip)?;
     let settings = SETTINGS
         .get(0)
         .ok_or(Verdict::pass(reason::PASS_NOT_SERVICE))?;
@@ -46,24 +49,34 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
         return forward::send(ctx, &hop);
     }
 
-    let key = ServiceKey {
-        addr_be: pkt.key.dst_be,
-        port_be: pkt.key.dport_be,
-        proto: pkt.key.proto,
-        _pad: 0,
+    // CLOCK_MONOTONIC at jiffy resolution: timeouts are in seconds, and the
+    // coarse clock is a plain load where the precise one reads the TSC.
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let found = conntrack::existing(&pkt, settings, now);
+    let t = match found {
+        Existing::Forward(t) => t,
+        ref other => schedule(&pkt, other, settings, now)?,
     };
+    if t.state == tcp::ESTABLISHED || t.state == tcp::STATE_UDP {
+        flow_cache::store(&pkt, &t.hop, t.service, t.backend, settings.tick);
+    }
+    stats::count_forwarded(t.service, t.backend, pkt.len, t.new_conn);
+    forward::send(ctx, &t.hop)
+}
+
+/// The service's part: only packets without a usable connection get here.
+#[inline(always)]
+fn schedule(
+    pkt: &Packet,
+    found: &Existing,
+    settings: &lvs_common::Settings,
+    now: u64,
+) -> Step<Tracked> {
     let svc = SERVICES
-        .get_ptr(&key)
+        .get_ptr(&conntrack::service_key(pkt))
         .ok_or(Verdict::pass(reason::PASS_NOT_SERVICE))?;
     // SAFETY: a live map value, copied out before anything else runs.
     let svc = unsafe { *svc };
-
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let t = conntrack::track(&pkt, &svc, settings, now)?;
-    if t.state == tcp::ESTABLISHED || t.state == tcp::STATE_UDP {
-        flow_cache::store(&pkt, &t.hop, svc.id, t.backend, settings.tick);
-    }
-    stats::count_forwarded(svc.id, t.backend, pkt.len, t.new_conn);
-    forward::send(ctx, &t.hop)
+    conntrack::create(pkt, &svc, found, settings, now)
 }

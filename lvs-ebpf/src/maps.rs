@@ -27,23 +27,32 @@ pub static RINGS: Array<u32, { RING_CAPACITY as usize }> = Array::new();
 #[btf_map(name = "cursors")]
 pub static CURSORS: PerCpuArray<u32, { MAX_SERVICES as usize }> = PerCpuArray::new();
 
+/// BPF_F_NO_COMMON_LRU: one LRU list per CPU. The table is still one
+/// table (every CPU sees every entry), but inserting a new flow takes no
+/// global lock; with RSS a flow stays on one CPU anyway.
+const NO_COMMON_LRU: usize = aya_ebpf::bindings::BPF_F_NO_COMMON_LRU as usize;
+
 /// Client 5-tuple → connection. Written by the program (and by sync).
 #[btf_map(name = "conns")]
-pub static CONNS: LruHashMap<FlowKey, Conn, { DEFAULT_CONN_TABLE_SIZE as usize }> =
+pub static CONNS: LruHashMap<FlowKey, Conn, { DEFAULT_CONN_TABLE_SIZE as usize }, NO_COMMON_LRU> =
     LruHashMap::new();
 
 /// (service, masked client) → persistence template. Written by the program.
 #[btf_map(name = "persist")]
-pub static PERSIST: LruHashMap<PersistKey, Persist, { PERSIST_TABLE_SIZE as usize }> =
-    LruHashMap::new();
+pub static PERSIST: LruHashMap<
+    PersistKey,
+    Persist,
+    { PERSIST_TABLE_SIZE as usize },
+    NO_COMMON_LRU,
+> = LruHashMap::new();
 
 /// Per-CPU direct-mapped cache of established flows' forwarding decisions.
 #[btf_map(name = "flow_cache")]
 pub static FLOW_CACHE: PerCpuArray<FlowCacheEntry, { FLOW_CACHE_SLOTS as usize }> =
     PerCpuArray::new();
 
-/// Bitmap over hashes of (VIP, port, proto): a clear bit means "not a
-/// service" without a hash-map lookup. Written by the agent.
+/// Bitmap over hashes of VIP addresses: a clear bit means "not a VIP"
+/// before L4 parsing and without a hash-map lookup. Written by the agent.
 #[btf_map(name = "vip_filter")]
 pub static VIP_FILTER: Array<u64, { VIP_FILTER_WORDS as usize }> = Array::new();
 

@@ -1,1 +1,143 @@
-fn main() {}
+//! `cargo xtask …`: toolchain setup, builds, tests, the bench and the demo.
+//!
+//! Kept free of the eBPF build itself (no dependency on lvs-userspace), so
+//! `cargo xtask setup` works on a machine that cannot build the XDP program
+//! yet — installing what it needs is its job.
+
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "lvs-xdp developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install nightly's rust-src, bpf-linker built against nightly's LLVM,
+    /// and the lab's Debian packages; skips what is already right.
+    Setup {
+        /// Do not apt-get install missing lab tools.
+        #[arg(long)]
+        no_apt: bool,
+    },
+    /// Build the XDP objects and the binaries (release).
+    Build,
+    /// Every test: unit, BPF test-run, lab end-to-end (needs root).
+    Test {
+        /// Extra arguments for `cargo test` (after `--`, for the test binaries).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Measure the data path under BPF_PROG_TEST_RUN against baselines.
+    Bench {
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+        /// Test-run repetitions per measurement.
+        #[arg(long, default_value_t = 2_000_000)]
+        repeat: u32,
+    },
+    /// The seed-shaped lab: one director, five real servers (2:3:3:2:2),
+    /// real HTTP clients from many addresses; prints the split.
+    Demo,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Setup { no_apt } => setup::run(!no_apt),
+        Cmd::Build => {
+            setup::run(false)?;
+            cargo(&["build", "--release", "--workspace", "--bins"])
+        }
+        Cmd::Test { args } => {
+            setup::run(true)?;
+            require_root("the tests load BPF programs and build network namespaces")?;
+            // Binaries the lab starts (httpd, lvsd, lvs-xdp-pass) must exist
+            // before the tests look for them.
+            cargo(&["build", "--workspace", "--bins"])?;
+            let mut argv = vec!["test", "--workspace", "--no-fail-fast"];
+            if !args.is_empty() {
+                argv.push("--");
+                argv.extend(args.iter().map(String::as_str));
+            }
+            cargo(&argv)
+        }
+        Cmd::Bench { json, repeat } => {
+            setup::run(false)?;
+            require_root("the bench loads BPF programs")?;
+            let repeat = repeat.to_string();
+            let mut argv = vec![
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "lvs-userspace",
+                "--example",
+                "bench",
+                "--",
+                "--repeat",
+                &repeat,
+            ];
+            if json {
+                argv.push("--json");
+            }
+            cargo(&argv)
+        }
+        Cmd::Demo => {
+            setup::run(true)?;
+            require_root("the demo builds network namespaces and attaches XDP")?;
+            cargo(&["build", "--release", "--workspace", "--bins"])?;
+            cargo(&[
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "lvs-userspace",
+                "--example",
+                "demo",
+            ])
+        }
+    }
+}
+
+/// Runs cargo (the same one that runs us) in the workspace root.
+pub fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn require_root(why: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        bail!("run as root: {why}");
+    }
+    Ok(())
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

@@ -342,7 +342,7 @@ impl Datapath {
     fn write_vip_filter(&mut self) -> Result<()> {
         let mut words = vec![0u64; VIP_FILTER_WORDS as usize];
         for key in self.applied.services.keys() {
-            let (w, b) = vip_filter_bit(key.addr_be, key.port_be, key.proto);
+            let (w, b) = vip_filter_bit(key.addr_be);
             words[w as usize] |= 1 << b;
         }
         for (i, w) in words.iter().enumerate() {

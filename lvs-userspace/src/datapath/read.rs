@@ -58,7 +58,8 @@ pub struct TemplateView {
     pub expires_in_s: u64,
 }
 
-/// CLOCK_MONOTONIC in ns: the clock `bpf_ktime_get_ns` reads.
+/// CLOCK_MONOTONIC in ns: the clock `bpf_ktime_get_coarse_ns` reads (at
+/// jiffy resolution).
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

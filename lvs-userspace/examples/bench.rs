@@ -1,0 +1,362 @@
+//! `cargo xtask bench`: the data path under BPF_PROG_TEST_RUN, next to two
+//! baselines measured in the same run:
+//!
+//! - reflector: swap MACs, XDP_TX (the least any XDP forwarder does);
+//! - floor: parse to the 5-tuple, one LRU lookup, one array lookup, MAC
+//!   rewrite (the least any connection-tracking balancer does).
+//!
+//! Test-run repeats one buffer, so the paths that need many flows run behind
+//! a harness program that rewrites the client address/port every repetition
+//! and tail-calls the program under test; the harness's own cost is measured
+//! in front of the reflector and subtracted.
+//!
+//! Frames come from `datapath::testrun`, the same builders as the unit tests.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context, Result};
+use aya::{
+    maps::{Array, HashMap, MapData, ProgramArray},
+    programs::Xdp,
+    Ebpf, EbpfLoader,
+};
+use clap::Parser;
+use lvs_common::{bench::HarnessCfg, Backend, FlowKey, IPPROTO_TCP};
+use lvs_userspace::{
+    datapath::{
+        objects,
+        testrun::{self, backend_mac, tcp_frame, Flags, DIRECTOR_MAC},
+        Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
+        Proto,
+    },
+    sched::Algorithm,
+};
+
+#[derive(Parser)]
+struct Args {
+    /// Repetitions per measurement.
+    #[arg(long, default_value_t = 2_000_000)]
+    repeat: u32,
+    /// Flows in the many-flows case.
+    #[arg(long, default_value_t = 1_000_000)]
+    flows: u32,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const PVIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
+const BIG_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 102);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+const ROUNDS: usize = 5;
+
+fn backends(n: usize, weight: impl Fn(usize) -> u32) -> Vec<DesiredBackend> {
+    (0..n)
+        .map(|i| DesiredBackend {
+            addr: Ipv4Addr::new(198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1),
+            port: 80,
+            weight: weight(i),
+            alive: true,
+            next_hop: NextHop {
+                mac: backend_mac((i % 250) as u8 + 1),
+                src_mac: DIRECTOR_MAC,
+                ifindex: 1, // lo: the test-run ingress, so XDP_TX
+            },
+        })
+        .collect()
+}
+
+fn state() -> DesiredState {
+    let seed = [2, 3, 3, 2, 2];
+    let svc = |vip, persistence, backends| DesiredService {
+        vip,
+        port: 80,
+        proto: Proto::Tcp,
+        algo: Algorithm::Wrr,
+        persistence,
+        sloppy: false,
+        backends,
+    };
+    DesiredState {
+        services: vec![
+            svc(VIP, None, backends(5, |i| seed[i])),
+            // The harness varies the low 16 address bits: a /16 granularity
+            // makes every generated client hit one template.
+            svc(
+                PVIP,
+                Some(Persistence {
+                    timeout_s: 120,
+                    netmask: Ipv4Addr::new(255, 255, 0, 0),
+                }),
+                backends(5, |i| seed[i]),
+            ),
+            svc(BIG_VIP, None, backends(1000, |i| 1 + (i % 7) as u32)),
+        ],
+    }
+}
+
+/// Median over rounds of the kernel's mean ns per repetition.
+fn measure(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<f64> {
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let (_, d) = testrun::time(prog, frame, repeat)?;
+        samples.push(d.as_nanos() as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[ROUNDS / 2])
+}
+
+/// Runs `prog` once and insists on a verdict, so a broken setup cannot
+/// produce a fast-looking number.
+fn expect_action(prog: &Xdp, frame: &[u8], want: u32, what: &str) -> Result<()> {
+    let out = testrun::run(prog, frame)?;
+    anyhow::ensure!(
+        out.action == want,
+        "{what}: verdict {} instead of {want}",
+        out.action
+    );
+    Ok(())
+}
+
+struct Tools {
+    ebpf: Ebpf,
+}
+
+impl Tools {
+    fn load(floor_entries: u32) -> Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("floor_flows", floor_entries)
+            .load(objects::LVS_TOOLS)
+            .context("loading lvs-tools")?;
+        for name in ["bench_reflector", "bench_floor", "bench_harness"] {
+            let p: &mut Xdp = ebpf.program_mut(name).context(name)?.try_into()?;
+            p.load().with_context(|| format!("verifying {name}"))?;
+        }
+        Ok(Tools { ebpf })
+    }
+
+    fn prog(&self, name: &str) -> Result<&Xdp> {
+        Ok(self.ebpf.program(name).context("program")?.try_into()?)
+    }
+
+    /// Points the harness at `target`, cycling `flows` flows (0 = always new).
+    fn harness_to(&mut self, target: &Xdp, flows: u32) -> Result<()> {
+        let fd = target.fd()?.try_clone()?;
+        let mut slots: ProgramArray<&mut MapData> =
+            ProgramArray::try_from(self.ebpf.map_mut("harness_target").context("map")?)?;
+        slots.set(0, &fd, 0)?;
+        let mut cfg: Array<&mut MapData, HarnessCfg> =
+            Array::try_from(self.ebpf.map_mut("harness_cfg").context("map")?)?;
+        cfg.set(0, HarnessCfg { flows, _pad: 0 }, 0)?;
+        Ok(())
+    }
+
+    fn floor_insert(&mut self, keys: impl Iterator<Item = FlowKey>) -> Result<()> {
+        let mut flows: HashMap<&mut MapData, FlowKey, u32> =
+            HashMap::try_from(self.ebpf.map_mut("floor_flows").context("map")?)?;
+        for k in keys {
+            flows.insert(k, 0, 0)?;
+        }
+        let mut backends: Array<&mut MapData, Backend> =
+            Array::try_from(self.ebpf.map_mut("floor_backends").context("map")?)?;
+        backends.set(
+            0,
+            Backend {
+                mac: backend_mac(1),
+                src_mac: DIRECTOR_MAC,
+                ifindex: 1,
+                ..Default::default()
+            },
+            0,
+        )?;
+        Ok(())
+    }
+}
+
+/// The 5-tuple of harness flow `idx` for a frame from CLIENT:40000.
+fn harness_key(idx: u32, dst: Ipv4Addr) -> FlowKey {
+    let (low, sport) = lvs_common::bench::flow_variation(idx);
+    let mut src = CLIENT.octets();
+    src[2..4].copy_from_slice(&low.to_be_bytes());
+    FlowKey {
+        src_be: u32::from_ne_bytes(src),
+        dst_be: u32::from_ne_bytes(dst.octets()),
+        sport_be: sport.to_be(),
+        dport_be: 80u16.to_be(),
+        proto: IPPROTO_TCP,
+        _pad: [0; 3],
+    }
+}
+
+struct Row {
+    name: &'static str,
+    ns: f64,
+    vs_reflector: f64,
+    vs_floor: f64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    testrun::pin_to_cpu(0);
+    let repeat = args.repeat;
+    // conns keeps one LRU list per CPU and the bench runs on one CPU: size
+    // the table so that CPU's share holds every flow twice over.
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)? as u32;
+    let table = args.flows.next_power_of_two().max(1 << 20) * 2 * cpus;
+
+    let mut opts = Options::ephemeral();
+    opts.conn_table_size = table;
+    let mut dp = Datapath::open(&opts)?;
+    dp.apply(&state())?;
+    let mut tools = Tools::load(table)?;
+
+    const TX: u32 = 3;
+    const PASS: u32 = 2;
+    let ack = |dst| tcp_frame((CLIENT, 40000), (dst, 80), Flags::ACK, b"");
+    let syn = |dst| tcp_frame((CLIENT, 40000), (dst, 80), Flags::SYN, b"");
+    let pass_frame = tcp_frame((CLIENT, 40000), (Ipv4Addr::new(198, 18, 0, 2), 22), Flags::ACK, b"");
+
+    // Baselines, one hot flow.
+    tools.floor_insert(std::iter::once(harness_key_plain(VIP)))?;
+    let reflector = measure(tools.prog("bench_reflector")?, &ack(VIP), repeat)?;
+    expect_action(tools.prog("bench_floor")?, &ack(VIP), TX, "floor")?;
+    let floor = measure(tools.prog("bench_floor")?, &ack(VIP), repeat)?;
+
+    // Ours, one hot established flow.
+    {
+        let prog = dp.program()?;
+        expect_action(prog, &syn(VIP), TX, "SYN")?;
+        expect_action(prog, &ack(VIP), TX, "ACK")?;
+    }
+    let established = measure(dp.program()?, &ack(VIP), repeat)?;
+    expect_action(dp.program()?, &pass_frame, PASS, "pass")?;
+    let pass = measure(dp.program()?, &pass_frame, repeat)?;
+
+    // The harness's own cost, in front of the reflector.
+    {
+        let refl: *const Xdp = tools.prog("bench_reflector")?;
+        // SAFETY: `refl` points into `tools.ebpf`, which outlives this block
+        // and whose programs are not moved by the map update in harness_to.
+        tools.harness_to(unsafe { &*refl }, 0)?;
+    }
+    let harnessed_reflector = measure(tools.prog("bench_harness")?, &ack(VIP), repeat)?;
+    let harness = (harnessed_reflector - reflector).max(0.0);
+
+    // New flows: every repetition a SYN from a new client address/port.
+    tools.harness_to(dp.program()?, 0)?;
+    expect_action(tools.prog("bench_harness")?, &syn(VIP), TX, "harness SYN")?;
+    let new_flow = measure(tools.prog("bench_harness")?, &syn(VIP), repeat)? - harness;
+    let new_flow_1000 = measure(tools.prog("bench_harness")?, &syn(BIG_VIP), repeat)? - harness;
+    // Persistence hit: new connection, existing template.
+    let persist_hit = measure(tools.prog("bench_harness")?, &syn(PVIP), repeat)? - harness;
+
+    // Many flows: establish `flows` connections, then cycle ACKs over them.
+    let flows = args.flows;
+    tools.harness_to(dp.program()?, flows)?;
+    testrun::time(tools.prog("bench_harness")?, &syn(VIP), flows)?;
+    testrun::time(tools.prog("bench_harness")?, &ack(VIP), flows)?; // SYN_RECV → ESTABLISHED
+    let established_many = measure(tools.prog("bench_harness")?, &ack(VIP), repeat)? - harness;
+    // 1000 backends, one hot flow.
+    {
+        let prog = dp.program()?;
+        expect_action(prog, &syn(BIG_VIP), TX, "SYN")?;
+        expect_action(prog, &ack(BIG_VIP), TX, "ACK")?;
+    }
+    let established_1000 = measure(dp.program()?, &ack(BIG_VIP), repeat)?;
+
+    // The floor with the same number of flows.
+    tools.floor_insert((0..flows).map(|i| harness_key(i, VIP)))?;
+    {
+        let floor_prog: *const Xdp = tools.prog("bench_floor")?;
+        // SAFETY: as above.
+        tools.harness_to(unsafe { &*floor_prog }, flows)?;
+    }
+    let floor_many = measure(tools.prog("bench_harness")?, &ack(VIP), repeat)? - harness;
+
+    let verdicts = dp.verdicts()?;
+    let rows = [
+        ("reflector (baseline)", reflector),
+        ("floor, 1 flow (baseline)", floor),
+        ("harness overhead (subtracted)", harness),
+        ("established, 1 hot flow", established),
+        ("established, 1000 backends", established_1000),
+        ("non-service pass", pass),
+        ("new TCP flow (SYN)", new_flow),
+        ("new TCP flow, 1000 backends", new_flow_1000),
+        ("persistence hit (new conn)", persist_hit),
+    ]
+    .into_iter()
+    .map(|(name, ns)| Row {
+        name,
+        ns,
+        vs_reflector: ns / reflector,
+        vs_floor: ns / floor,
+    })
+    .chain([
+        Row {
+            name: "floor, many flows (baseline)",
+            ns: floor_many,
+            vs_reflector: floor_many / reflector,
+            vs_floor: 1.0,
+        },
+        Row {
+            name: "established, many flows",
+            ns: established_many,
+            vs_reflector: established_many / reflector,
+            vs_floor: established_many / floor_many,
+        },
+    ])
+    .collect::<Vec<_>>();
+
+    println!(
+        "BPF_PROG_TEST_RUN, {repeat} repetitions, median of {ROUNDS}; many flows = {flows} (floor ratio against the floor at the same flow count)"
+    );
+    println!("{:<32} {:>10} {:>12} {:>10}", "path", "ns/packet", "x reflector", "x floor");
+    for r in &rows {
+        println!(
+            "{:<32} {:>10.1} {:>12.2} {:>10.2}",
+            r.name, r.ns, r.vs_reflector, r.vs_floor
+        );
+    }
+    println!(
+        "flow-cache hits during the run: {} of {} forwarded",
+        verdicts[lvs_common::verdict::FLOW_CACHE_HIT as usize],
+        verdicts[lvs_common::verdict::TX as usize]
+    );
+    let json = serde_json::json!({
+        "reflector_ns": reflector,
+        "floor_ns": floor,
+        "floor_many_ns": floor_many,
+        "harness_ns": harness,
+        "established_ns": established,
+        "established_ratio": established / reflector,
+        "established_1m_ns": established_many,
+        "established_1m_floor_ratio": established_many / floor_many,
+        "new_flow_ns": new_flow,
+        "new_flow_ratio": new_flow / reflector,
+        "new_flow_1000_backends_ratio": new_flow_1000 / reflector,
+        "established_1000_backends_ratio": established_1000 / reflector,
+        "persistence_hit_ratio": persist_hit / reflector,
+        "pass_ns": pass,
+        "pass_ratio": pass / reflector,
+        "flows": flows,
+        "repeat": repeat,
+    });
+    if args.json {
+        println!("{json}");
+    }
+    Ok(())
+}
+
+/// The 5-tuple of the plain (non-harness) frames: CLIENT:40000 → dst:80.
+fn harness_key_plain(dst: Ipv4Addr) -> FlowKey {
+    FlowKey {
+        src_be: u32::from_ne_bytes(CLIENT.octets()),
+        dst_be: u32::from_ne_bytes(dst.octets()),
+        sport_be: 40000u16.to_be(),
+        dport_be: 80u16.to_be(),
+        proto: IPPROTO_TCP,
+        _pad: [0; 3],
+    }
+}
