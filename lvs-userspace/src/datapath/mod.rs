@@ -186,7 +186,7 @@ fn expected_sizes(name: &str) -> Option<(u32, u32)> {
         names::VIP_FILTER | names::VERDICTS => s(4, 8),
         names::SETTINGS => s(4, size_of::<Settings>()),
         names::SVC_STATS | names::BACKEND_STATS => s(4, size_of::<Stats>()),
-        names::TX_PORTS => s(4, 4),
+        names::TX_PORTS => s(4, 8), // struct bpf_devmap_val: ifindex, prog fd
         _ => None,
     }
 }
@@ -210,6 +210,10 @@ impl Datapath {
             .then(|| PinDir::new(&opts.bpffs_root, &opts.instance));
         let mut adopted_maps = false;
         if let Some(p) = &pins {
+            pins::ensure_bpffs(&opts.bpffs_root).map_err(|source| DatapathError::Pin {
+                path: opts.bpffs_root.clone(),
+                source,
+            })?;
             adopted_maps = check_pinned_layout(p)?;
             std::fs::create_dir_all(p.dir()).map_err(|source| DatapathError::Pin {
                 path: p.dir().to_owned(),

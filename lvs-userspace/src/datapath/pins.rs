@@ -10,6 +10,49 @@ use std::path::{Path, PathBuf};
 /// Default bpffs root; `lvsd --bpffs` changes it.
 pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/lvs";
 
+/// bpffs's statfs magic.
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+/// Makes sure `root` lies on a bpffs, mounting one when it does not (as
+/// bpftool does): at /sys/fs/bpf for paths below it, else at `root` itself.
+/// Note `ip netns exec` gives its command a fresh /sys, hiding the root
+/// namespace's /sys/fs/bpf: pin roots outside /sys survive that.
+pub fn ensure_bpffs(root: &Path) -> std::io::Result<()> {
+    let sys = Path::new("/sys/fs/bpf");
+    let mount_point = if root.starts_with(sys) { sys } else { root };
+    std::fs::create_dir_all(mount_point)?;
+    if is_bpffs(mount_point)? {
+        return Ok(());
+    }
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("no NUL");
+    let target = c(mount_point);
+    // SAFETY: NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            target.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            c"mode=0700".as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn is_bpffs(p: &Path) -> std::io::Result<bool> {
+    let path = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: a zeroed statfs is valid; statfs writes into it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and buffer.
+    if unsafe { libc::statfs(path.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+}
+
 /// The pin directory of one datapath instance.
 #[derive(Clone, Debug)]
 pub struct PinDir {
