@@ -11,7 +11,12 @@ fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = manifest.parent().expect("workspace root").to_path_buf();
     let ebpf = root.join("lvs-ebpf");
-    for dir in ["lvs-ebpf/src", "lvs-ebpf/Cargo.toml", "lvs-ebpf/Cargo.lock", "lvs-common/src"] {
+    for dir in [
+        "lvs-ebpf/src",
+        "lvs-ebpf/Cargo.toml",
+        "lvs-ebpf/Cargo.lock",
+        "lvs-common/src",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let target_dir = env::var_os("CARGO_TARGET_DIR")
@@ -42,7 +47,10 @@ fn main() {
         cmd.env_remove(var);
     }
     // BTF: debug info in, bpf-linker emits .BTF (named map fields in bpftool).
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf");
+    cmd.env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        "-Cdebuginfo=2\x1f-Clink-arg=--btf",
+    );
 
     let status = cmd.status().unwrap_or_else(|e| {
         panic!("cannot run `rustup run nightly cargo` to build lvs-ebpf ({e}); run `cargo xtask setup`")

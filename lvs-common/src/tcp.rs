@@ -74,10 +74,18 @@ const S_LI: u8 = LISTEN as u8;
 /// IPVS INPUT-ONLY rows: `TRANSITIONS[event][current] = next`.
 pub const TRANSITIONS: [[u8; 11]; 4] = [
     //  sNO   sES   sSS   sSR   sFW   sTW   sCL   sCW   sLA   sLI   sSA
-    [S_SR, S_ES, S_ES, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR], // syn
-    [S_CL, S_FW, S_SS, S_TW, S_FW, S_TW, S_CL, S_CW, S_LA, S_LI, S_TW], // fin
-    [S_CL, S_ES, S_SS, S_ES, S_FW, S_TW, S_CL, S_CW, S_CL, S_LI, S_ES], // ack
-    [S_CL, S_CL, S_CL, S_SR, S_CL, S_CL, S_CL, S_CL, S_LA, S_LI, S_CL], // rst
+    [
+        S_SR, S_ES, S_ES, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR, S_SR,
+    ], // syn
+    [
+        S_CL, S_FW, S_SS, S_TW, S_FW, S_TW, S_CL, S_CW, S_LA, S_LI, S_TW,
+    ], // fin
+    [
+        S_CL, S_ES, S_SS, S_ES, S_FW, S_TW, S_CL, S_CW, S_CL, S_LI, S_ES,
+    ], // ack
+    [
+        S_CL, S_CL, S_CL, S_SR, S_CL, S_CL, S_CL, S_CL, S_LA, S_LI, S_CL,
+    ], // rst
 ];
 
 /// TCP flag bits in byte 13 of the header.

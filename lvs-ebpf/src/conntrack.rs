@@ -73,7 +73,7 @@ fn is_syn(pkt: &Packet) -> bool {
 /// state.
 #[inline(always)]
 pub fn existing(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
-    let Some(c) = CONNS.get_ptr_mut(&pkt.key) else {
+    let Some(c) = CONNS.get_ptr_mut(pkt.key) else {
         return Existing::Missing;
     };
     // SAFETY: a live map value; concurrent packets of one flow may race on
@@ -112,7 +112,7 @@ pub fn existing(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
 /// Keeps the persistence template of a persistent connection alive.
 #[inline(always)]
 fn touch_template(pkt: &Packet, now: u64) {
-    if let Some(svc) = SERVICES.get_ptr(&service_key(pkt)) {
+    if let Some(svc) = SERVICES.get_ptr(service_key(pkt)) {
         // SAFETY: a live map value, copied.
         let svc = unsafe { *svc };
         schedule::touch_template(&svc, pkt.key.src_be, now);
@@ -171,7 +171,7 @@ pub fn create(
     };
     // A full LRU evicts its least recently used entry; insert cannot fail
     // for lack of room, and if it fails anyway the packet still goes out.
-    let _ = CONNS.insert(&pkt.key, &conn, 0);
+    let _ = CONNS.insert(pkt.key, conn, 0);
     Ok(Tracked {
         backend,
         service: svc.id,

@@ -74,7 +74,7 @@ fn schedule(
     now: u64,
 ) -> Step<Tracked> {
     let svc = SERVICES
-        .get_ptr(&conntrack::service_key(pkt))
+        .get_ptr(conntrack::service_key(pkt))
         .ok_or(Verdict::pass(reason::PASS_NOT_SERVICE))?;
     // SAFETY: a live map value, copied out before anything else runs.
     let svc = unsafe { *svc };

@@ -2,9 +2,7 @@
 //! the service has one for this client, else the next slot of the service's
 //! precomputed schedule (IPVS wrr/rr order, computed by the agent).
 
-use lvs_common::{
-    verdict as reason, Persist, PersistKey, Service, BE_F_ALIVE, SVC_F_PERSISTENT,
-};
+use lvs_common::{verdict as reason, Persist, PersistKey, Service, BE_F_ALIVE, SVC_F_PERSISTENT};
 
 use crate::{
     forward::NextHop,
@@ -44,7 +42,7 @@ pub fn pick(svc: &Service, client_be: u32, now: u64) -> Step<(u32, NextHop)> {
         client_be: client_be & svc.persist_mask_be,
     };
     let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
-    if let Some(t) = PERSIST.get_ptr_mut(&key) {
+    if let Some(t) = PERSIST.get_ptr_mut(key) {
         // SAFETY: the pointer is to a live map value; a concurrent writer can
         // only store another whole template, which is as good as this one.
         let t = unsafe { &mut *t };
@@ -64,7 +62,7 @@ pub fn pick(svc: &Service, client_be: u32, now: u64) -> Step<(u32, NextHop)> {
         last_seen_ns: now,
     };
     // A full LRU evicts its oldest template: never a reason to drop.
-    let _ = PERSIST.insert(&key, &template, 0);
+    let _ = PERSIST.insert(key, template, 0);
     Ok((id, hop))
 }
 
@@ -79,7 +77,7 @@ pub fn touch_template(svc: &Service, client_be: u32, now: u64) {
         service: svc.id,
         client_be: client_be & svc.persist_mask_be,
     };
-    if let Some(t) = PERSIST.get_ptr_mut(&key) {
+    if let Some(t) = PERSIST.get_ptr_mut(key) {
         // SAFETY: see pick; a timestamp store.
         unsafe { (*t).last_seen_ns = now };
     }

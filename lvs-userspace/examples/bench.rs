@@ -215,7 +215,12 @@ fn main() -> Result<()> {
     const PASS: u32 = 2;
     let ack = |dst| tcp_frame((CLIENT, 40000), (dst, 80), Flags::ACK, b"");
     let syn = |dst| tcp_frame((CLIENT, 40000), (dst, 80), Flags::SYN, b"");
-    let pass_frame = tcp_frame((CLIENT, 40000), (Ipv4Addr::new(198, 18, 0, 2), 22), Flags::ACK, b"");
+    let pass_frame = tcp_frame(
+        (CLIENT, 40000),
+        (Ipv4Addr::new(198, 18, 0, 2), 22),
+        Flags::ACK,
+        b"",
+    );
 
     // Baselines, one hot flow.
     tools.floor_insert(std::iter::once(harness_key_plain(VIP)))?;
@@ -312,7 +317,10 @@ fn main() -> Result<()> {
     println!(
         "BPF_PROG_TEST_RUN, {repeat} repetitions, median of {ROUNDS}; many flows = {flows} (floor ratio against the floor at the same flow count)"
     );
-    println!("{:<32} {:>10} {:>12} {:>10}", "path", "ns/packet", "x reflector", "x floor");
+    println!(
+        "{:<32} {:>10} {:>12} {:>10}",
+        "path", "ns/packet", "x reflector", "x floor"
+    );
     for r in &rows {
         println!(
             "{:<32} {:>10.1} {:>12.2} {:>10.2}",

@@ -25,7 +25,12 @@ fn main() -> Result<()> {
         lab.director_if(),
         lab.service(),
         (0..SEED_WEIGHTS.len())
-            .map(|i| format!("{}={} w{}", lab.real_server_name(i), lab.real_server_addr(i), SEED_WEIGHTS[i]))
+            .map(|i| format!(
+                "{}={} w{}",
+                lab.real_server_name(i),
+                lab.real_server_addr(i),
+                SEED_WEIGHTS[i]
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -47,10 +52,20 @@ fn main() -> Result<()> {
         clients.len(),
         lab.service()
     );
-    let report = http_load(&lab, lab.client_ns(), clients, lab.service(), requests_per_client, 100)?;
+    let report = http_load(
+        &lab,
+        lab.client_ns(),
+        clients,
+        lab.service(),
+        requests_per_client,
+        100,
+    )?;
     let total_weight: u32 = SEED_WEIGHTS.iter().sum();
     println!();
-    println!("{:<6} {:>15} {:>6} {:>9} {:>9} {:>9}", "server", "address", "weight", "expected", "answered", "share");
+    println!(
+        "{:<6} {:>15} {:>6} {:>9} {:>9} {:>9}",
+        "server", "address", "weight", "expected", "answered", "share"
+    );
     for (i, w) in SEED_WEIGHTS.iter().enumerate() {
         let name = lab.real_server_name(i);
         let expected = report.total() as f64 * *w as f64 / total_weight as f64;

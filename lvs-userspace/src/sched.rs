@@ -64,11 +64,7 @@ fn wrr_cycle(weights: &[u32]) -> Result<Vec<usize>, SchedError> {
     if max == 0 {
         return Ok(Vec::new());
     }
-    let step = weights
-        .iter()
-        .copied()
-        .filter(|&w| w > 0)
-        .fold(0, gcd);
+    let step = weights.iter().copied().filter(|&w| w > 0).fold(0, gcd);
     let sum: u64 = weights.iter().map(|&w| w as u64).sum();
     let len = sum / step as u64;
     if len > MAX_SCHEDULE_LEN as u64 {
@@ -102,7 +98,10 @@ mod tests {
     fn gcd_steps_and_quiescent_servers() {
         // gcd 2: cw = 4, 2.
         assert_eq!(schedule(Algorithm::Wrr, &[4, 2, 0]).unwrap(), vec![0, 0, 1]);
-        assert_eq!(schedule(Algorithm::Wrr, &[0, 0]).unwrap(), Vec::<usize>::new());
+        assert_eq!(
+            schedule(Algorithm::Wrr, &[0, 0]).unwrap(),
+            Vec::<usize>::new()
+        );
         assert_eq!(schedule(Algorithm::Rr, &[5, 0, 1]).unwrap(), vec![0, 2]);
     }
 

@@ -129,7 +129,12 @@ fn pass_cases() -> Vec<Case> {
     let mut cases = vec![
         Case {
             name: "TCP to the director itself (ssh)",
-            frame: tcp_frame((CLIENT, 40001), (Ipv4Addr::new(198, 18, 0, 2), 22), Flags::SYN, b""),
+            frame: tcp_frame(
+                (CLIENT, 40001),
+                (Ipv4Addr::new(198, 18, 0, 2), 22),
+                Flags::SYN,
+                b"",
+            ),
             action: XDP_PASS,
             reason: verdict::PASS_NOT_SERVICE,
         },
@@ -261,7 +266,11 @@ fn frames_that_are_not_for_a_service_pass_untouched() {
         let before = verdict_count(&dp, case.reason);
         let out = run(&mut dp, &case.frame);
         assert_eq!(out.action, case.action, "{}: verdict", case.name);
-        assert_eq!(out.frame, case.frame, "{}: frame must be untouched", case.name);
+        assert_eq!(
+            out.frame, case.frame,
+            "{}: frame must be untouched",
+            case.name
+        );
         assert_eq!(
             verdict_count(&dp, case.reason),
             before + 1,
@@ -280,7 +289,9 @@ fn new_tcp_flow_is_rewritten_to_a_backend_and_nothing_else_changes() {
     let out = run(&mut dp, &frame);
     let b = backend_of(&out);
     assert_eq!(out.frame, rewritten(&frame, backend_mac(b), DIRECTOR_MAC));
-    let conn = dp.conn(&key(CLIENT, 41000, VIP, 80)).expect("connection entry");
+    let conn = dp
+        .conn(&key(CLIENT, 41000, VIP, 80))
+        .expect("connection entry");
     assert_eq!(conn.state, tcp::SYN_RECV);
     assert_eq!(verdict_count(&dp, verdict::TX), 1);
 }
@@ -298,12 +309,18 @@ fn established_flow_sticks_to_its_backend_and_follows_tcp_states() {
         assert_eq!(out.frame, rewritten(&ack, backend_mac(b), DIRECTOR_MAC));
     }
     assert_eq!(dp.conn(&k).unwrap().state, tcp::ESTABLISHED);
-    assert!(verdict_count(&dp, verdict::FLOW_CACHE_HIT) >= 2, "fast path used");
+    assert!(
+        verdict_count(&dp, verdict::FLOW_CACHE_HIT) >= 2,
+        "fast path used"
+    );
     // Data with PSH goes the same way; a retransmitted SYN too.
     let data = tcp_frame(
         (CLIENT, 42000),
         (VIP, 80),
-        Flags { psh: true, ..Flags::ACK },
+        Flags {
+            psh: true,
+            ..Flags::ACK
+        },
         b"GET / HTTP/1.1\r\n\r\n",
     );
     assert_eq!(backend_of(&run(&mut dp, &data)), b);
@@ -320,7 +337,10 @@ fn established_flow_sticks_to_its_backend_and_follows_tcp_states() {
     run(&mut dp, &syn(42000));
     assert_eq!(dp.conn(&k).unwrap().state, tcp::SYN_RECV);
     let listed = dp.services().unwrap();
-    let s = listed.iter().find(|s| s.vip == VIP && s.port == 80).unwrap();
+    let s = listed
+        .iter()
+        .find(|s| s.vip == VIP && s.port == 80)
+        .unwrap();
     assert_eq!(s.backends.iter().map(|b| b.inactive).sum::<u64>(), 1);
     assert_eq!(s.backends.iter().map(|b| b.active).sum::<u64>(), 0);
 }
@@ -339,7 +359,11 @@ fn ip_options_ttl_and_checksums_are_left_alone() {
     f[22] = 1; // TTL 1: DR forwards without decrementing, like IPVS DR
     let out = run(&mut dp, &f);
     let b = backend_of(&out);
-    assert_eq!(out.frame, rewritten(&f, backend_mac(b), DIRECTOR_MAC), "only MACs change");
+    assert_eq!(
+        out.frame,
+        rewritten(&f, backend_mac(b), DIRECTOR_MAC),
+        "only MACs change"
+    );
 }
 
 #[test]
@@ -384,7 +408,10 @@ impl IpvsWrr {
                 gcd(b, a % b)
             }
         }
-        let di = weights.iter().filter(|&&w| w > 0).fold(0, |g, &w| gcd(w as i64, g));
+        let di = weights
+            .iter()
+            .filter(|&&w| w > 0)
+            .fold(0, |g, &w| gcd(w as i64, g));
         let max = *weights.iter().max().unwrap() as i64;
         // ip_vs_wrr_init_svc: mw = max - (di - 1); cw = mw.
         let mw = max - (di - 1);
@@ -425,10 +452,16 @@ fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
     let mut counts = [0u32; 5];
     for i in 0..1200u32 {
         let src = Ipv4Addr::new(198, 18, 1 + (i / 250) as u8, (i % 250) as u8 + 1);
-        let out = run(&mut dp, &tcp_frame((src, 50000), (VIP, 80), Flags::SYN, b""));
+        let out = run(
+            &mut dp,
+            &tcp_frame((src, 50000), (VIP, 80), Flags::SYN, b""),
+        );
         let got = backend_of(&out) as usize - 1;
         let want = reference.schedule();
-        assert_eq!(got, want, "flow {i}: data path picked backend {got}, IPVS would pick {want}");
+        assert_eq!(
+            got, want,
+            "flow {i}: data path picked backend {got}, IPVS would pick {want}"
+        );
         counts[got] += 1;
     }
     assert_eq!(counts, [200, 300, 300, 200, 200]);
@@ -455,7 +488,11 @@ fn persistence_hit_granularity_and_expiry() {
 
     // Age the template past its 120 s: the next connection is rescheduled.
     let svc = dp
-        .service_id(&lvs_userspace::datapath::desired::service_key(PVIP, 80, Proto::Tcp))
+        .service_id(&lvs_userspace::datapath::desired::service_key(
+            PVIP,
+            80,
+            Proto::Tcp,
+        ))
         .unwrap();
     let tkey = PersistKey {
         service: svc,
@@ -473,7 +510,11 @@ fn persistence_hit_granularity_and_expiry() {
     let f = tcp_frame((CLIENT, 45300), (PVIP, 80), Flags::SYN, b"");
     let after = backend_of(&run(&mut dp, &f));
     assert_ne!(after, b, "expired template: rescheduled by wrr");
-    assert_eq!(mac_of(&dp, dp.template(&tkey).unwrap().backend), after, "template rewritten");
+    assert_eq!(
+        mac_of(&dp, dp.template(&tkey).unwrap().backend),
+        after,
+        "template rewritten"
+    );
 }
 
 #[test]
@@ -505,7 +546,11 @@ fn backend_down_moves_its_flows_and_templates_on_their_next_packet() {
     dp.apply(&state).unwrap();
     let moved = backend_of(&run(&mut dp, &ack));
     assert_ne!(moved, b, "flow of a dead backend rescheduled");
-    assert_eq!(backend_of(&run(&mut dp, &ack)), moved, "and stays on its new one");
+    assert_eq!(
+        backend_of(&run(&mut dp, &ack)),
+        moved,
+        "and stays on its new one"
+    );
     for sport in 47100..47200 {
         assert_ne!(backend_of(&run(&mut dp, &syn(sport))), b);
     }

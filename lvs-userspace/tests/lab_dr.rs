@@ -35,10 +35,21 @@ fn split_follows_weights(mode: AttachMode) -> Result<()> {
     let lab = Lab::create(seed_spec(120))?;
     let (dp, attached) = program_director(&lab, mode, &Options::ephemeral(), None)?;
     if mode == AttachMode::Native {
-        assert_eq!(attached.mode, Some(aya::programs::XdpMode::Driver), "native on veth");
+        assert_eq!(
+            attached.mode,
+            Some(aya::programs::XdpMode::Driver),
+            "native on veth"
+        );
     }
     // 10 requests from each of 120 client addresses, new connection each.
-    let report = http_load(&lab, lab.client_ns(), lab.client_addrs(), lab.service(), 10, 40)?;
+    let report = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        10,
+        40,
+    )?;
     println!("{mode:?}: {}", report.summary());
     report.ensure_no_failures()?;
     assert_eq!(report.ok(), 1200);
@@ -52,7 +63,10 @@ fn split_follows_weights(mode: AttachMode) -> Result<()> {
     // director saw only client → VIP traffic (and ARP).
     let v = dp.verdicts()?;
     let forwarded = v[verdict::TX as usize];
-    assert!(forwarded >= 1200 * 5, "every request's packets went through XDP ({forwarded})");
+    assert!(
+        forwarded >= 1200 * 5,
+        "every request's packets went through XDP ({forwarded})"
+    );
     assert!(
         v[verdict::PASS_NOT_SERVICE as usize] <= 10,
         "no reply traffic reached the director: {v:?}"
@@ -60,7 +74,12 @@ fn split_follows_weights(mode: AttachMode) -> Result<()> {
     // Per-backend counters agree with what the clients saw.
     let svcs = dp.services()?;
     for (i, b) in svcs[0].backends.iter().enumerate() {
-        assert_eq!(b.stats.conns, report.count(&lab.real_server_name(i)), "new conns of rs{}", i + 1);
+        assert_eq!(
+            b.stats.conns,
+            report.count(&lab.real_server_name(i)),
+            "new conns of rs{}",
+            i + 1
+        );
     }
     drop(dp);
     lab.teardown()?;
@@ -81,14 +100,29 @@ fn lab_generic_xdp_splits_by_weight_and_replies_bypass_the_director() -> Result<
 fn lab_persistence_pins_each_client_and_networks_are_independent() -> Result<()> {
     let lab = Lab::create(seed_spec(40))?;
     let (_dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), Some(120))?;
-    let report = http_load(&lab, lab.client_ns(), lab.client_addrs(), lab.service(), 5, 20)?;
+    let report = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        5,
+        20,
+    )?;
     report.ensure_no_failures()?;
-    assert_eq!(report.max_servers_per_client(), 1, "each client stays on one server");
+    assert_eq!(
+        report.max_servers_per_client(),
+        1,
+        "each client stays on one server"
+    );
     let ns2 = lab.second_client_ns().expect("second client network");
     let r2 = http_load(&lab, ns2, lab.second_client_addrs(), lab.service(), 5, 10)?;
     r2.ensure_no_failures()?;
     assert_eq!(r2.max_servers_per_client(), 1);
-    assert!(report.per_body.len() >= 4, "clients spread over the pool: {}", report.summary());
+    assert!(
+        report.per_body.len() >= 4,
+        "clients spread over the pool: {}",
+        report.summary()
+    );
     Ok(())
 }
 
@@ -124,7 +158,11 @@ fn restarted_agent_readopts_the_running_datapath_without_dropping_a_flow() -> Re
     }
     let after = dp2.verdicts()?[verdict::TX as usize];
     assert!(after > before, "counters continue ({before} → {after})");
-    assert_eq!(dp2.services()?.len(), 1, "applied state read back from the maps");
+    assert_eq!(
+        dp2.services()?.len(),
+        1,
+        "applied state read back from the maps"
+    );
     let dir = dp2.pin_dir().unwrap().to_owned();
     dp2.destroy()?;
     assert!(!dir.exists(), "pins removed on destroy");
@@ -152,8 +190,17 @@ fn bpftool_dumps_pinned_maps_with_field_names() -> Result<()> {
             .arg(&path)
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "bpftool on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains(field), "{map}: field `{field}` in bpftool output:\n{}", &text[..text.len().min(800)]);
+        assert!(
+            out.status.success(),
+            "bpftool on {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(field),
+            "{map}: field `{field}` in bpftool output:\n{}",
+            &text[..text.len().min(800)]
+        );
     }
     dp.destroy()?;
     Ok(())

@@ -28,9 +28,7 @@ pub fn bench_reflector(ctx: XdpContext) -> u32 {
     let eth = start as *mut EthHdr;
     // SAFETY: bounds-checked above.
     unsafe {
-        let dst = (*eth).dst_addr;
-        (*eth).dst_addr = (*eth).src_addr;
-        (*eth).src_addr = dst;
+        core::mem::swap(&mut (*eth).dst_addr, &mut (*eth).src_addr);
     }
     xdp_action::XDP_TX
 }
@@ -48,7 +46,7 @@ pub fn bench_floor(ctx: XdpContext) -> u32 {
     let Ok(pkt) = lvs_ebpf::parse::parse(&ctx) else {
         return xdp_action::XDP_PASS;
     };
-    let Some(id) = FLOOR_FLOWS.get_ptr(&pkt.key) else {
+    let Some(id) = FLOOR_FLOWS.get_ptr(pkt.key) else {
         return xdp_action::XDP_PASS;
     };
     // SAFETY: a live map value.

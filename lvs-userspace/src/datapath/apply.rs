@@ -16,7 +16,7 @@ use lvs_common::{
     VIP_FILTER_WORDS,
 };
 
-use super::{map_err, DatapathError, Datapath, DesiredState, Maps, Result};
+use super::{map_err, Datapath, DatapathError, DesiredState, Maps, Result};
 use crate::sched;
 
 /// One service as it is in the maps.
@@ -268,15 +268,21 @@ impl Datapath {
             if ring_changed {
                 // Every CPU starts the new schedule from its beginning, as
                 // IPVS restarts its wrr walk when the destinations change.
-                let zeros = PerCpuValues::try_from(vec![0u32; nr_cpus()?])
-                    .map_err(|source| DatapathError::Io { what: "per-CPU values", source })?;
+                let zeros = PerCpuValues::try_from(vec![0u32; nr_cpus()?]).map_err(|source| {
+                    DatapathError::Io {
+                        what: "per-CPU values",
+                        source,
+                    }
+                })?;
                 self.maps
                     .cursors
                     .set(id, zeros, 0)
                     .map_err(map_err(names::CURSORS))?;
                 if let Some(c) = &current {
                     if c.svc.ring_len > 0 {
-                        self.applied.ring_free.free(c.svc.ring_start, c.svc.ring_len);
+                        self.applied
+                            .ring_free
+                            .free(c.svc.ring_start, c.svc.ring_len);
                     }
                 }
             }
@@ -318,7 +324,9 @@ impl Datapath {
                 report.backends_removed += 1;
             }
             if s.svc.ring_len > 0 {
-                self.applied.ring_free.free(s.svc.ring_start, s.svc.ring_len);
+                self.applied
+                    .ring_free
+                    .free(s.svc.ring_start, s.svc.ring_len);
             }
             report.services_removed += 1;
         }
@@ -359,8 +367,12 @@ impl Datapath {
 }
 
 fn zero_stats(maps: &mut Maps, name: &'static str, index: u32) -> Result<()> {
-    let zeros = PerCpuValues::try_from(vec![Stats::default(); nr_cpus()?])
-        .map_err(|source| DatapathError::Io { what: "per-CPU values", source })?;
+    let zeros = PerCpuValues::try_from(vec![Stats::default(); nr_cpus()?]).map_err(|source| {
+        DatapathError::Io {
+            what: "per-CPU values",
+            source,
+        }
+    })?;
     let map = if name == names::SVC_STATS {
         &mut maps.svc_stats
     } else {
@@ -454,6 +466,7 @@ mod tests {
         r.reserve(40, 10);
         assert_eq!(r.alloc(45), Some(50));
         assert_eq!(r.alloc(40), Some(0));
+        assert_eq!(r.alloc(5), Some(95));
         assert_eq!(r.alloc(1), None);
     }
 }

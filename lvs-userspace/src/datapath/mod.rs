@@ -11,8 +11,8 @@
 //! - `read` has the counters and the connection table.
 
 mod apply;
-mod entries;
 pub mod desired;
+mod entries;
 pub mod objects;
 pub mod pins;
 pub mod read;
@@ -29,15 +29,13 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use lvs_common::{
-    map_names as names, Backend, Conn, FlowKey, Persist, PersistKey, Service, ServiceKey,
-    Settings, Stats, LAYOUT_VERSION,
+    map_names as names, Backend, Conn, FlowKey, Persist, PersistKey, Service, ServiceKey, Settings,
+    Stats, LAYOUT_VERSION,
 };
 use thiserror::Error;
 
 pub use apply::ApplyReport;
-pub use desired::{
-    DesiredBackend, DesiredService, DesiredState, NextHop, Persistence, Proto,
-};
+pub use desired::{DesiredBackend, DesiredService, DesiredState, NextHop, Persistence, Proto};
 pub use pins::PinDir;
 
 #[derive(Debug, Error)]
@@ -307,21 +305,20 @@ impl Datapath {
     /// pinned link when a previous agent left one.
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<Attached> {
         let ifindex = ifindex(ifname)?;
-        self.maps
-            .tx_ports
-            .set(ifindex, ifindex, None, 0)?;
+        self.maps.tx_ports.set(ifindex, ifindex, None, 0)?;
         let link_pin = self.pins.as_ref().map(|p| p.link(ifname));
         if let Some(path) = link_pin.as_ref().filter(|p| p.exists()) {
             let pinned = PinnedLink::from_pin(path).map_err(|e| DatapathError::Link {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-            let link = aya::programs::xdp::XdpLink::try_from(FdLink::from(pinned)).map_err(
-                |e| DatapathError::Link {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                },
-            )?;
+            let link =
+                aya::programs::xdp::XdpLink::try_from(FdLink::from(pinned)).map_err(|e| {
+                    DatapathError::Link {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
             let prog = program(&mut self.ebpf)?;
             let id = prog.attach_to_link(link)?;
             // The pin keeps the link (and now our program) attached; drop our fd.
@@ -345,12 +342,11 @@ impl Datapath {
             let prog = program(&mut self.ebpf)?;
             match prog.attach_to_if_index(ifindex, m) {
                 Ok(id) => {
-                    let link = FdLink::try_from(prog.take_link(id)?).map_err(|e| {
-                        DatapathError::Link {
+                    let link =
+                        FdLink::try_from(prog.take_link(id)?).map_err(|e| DatapathError::Link {
                             path: PathBuf::from(ifname),
                             reason: format!("not a bpf_link (kernel too old?): {e}"),
-                        }
-                    })?;
+                        })?;
                     match &link_pin {
                         Some(path) => {
                             link.pin(path).map_err(|e| DatapathError::Link {

@@ -166,7 +166,9 @@ impl Datapath {
             let mut backends = Vec::new();
             for &id in &applied.backends {
                 let b: &Backend = &self.applied.backends[&id];
-                let mine = conns.iter().filter(|c| c.conn.backend == id && c.expires_in_s > 0);
+                let mine = conns
+                    .iter()
+                    .filter(|c| c.conn.backend == id && c.expires_in_s > 0);
                 let (mut active, mut inactive) = (0, 0);
                 for c in mine {
                     if tcp::is_active(c.conn.state) {

@@ -64,7 +64,12 @@ impl Flags {
 }
 
 /// An Ethernet/IPv4/TCP frame from the client to `dst`, with a payload.
-pub fn tcp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: Flags, payload: &[u8]) -> Vec<u8> {
+pub fn tcp_frame(
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    flags: Flags,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
         .ipv4(src.0.octets(), dst.0.octets(), 64)
         .tcp(src.1, dst.1, 1000, 65535);
