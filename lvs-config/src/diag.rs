@@ -77,12 +77,14 @@ impl fmt::Display for Diagnostic {
 
 /// `keepalived -t` exit code: the configuration is fine (warnings allowed).
 pub const EXIT_OK: i32 = 0;
-/// `keepalived -t` exit code when the configuration cannot be run
-/// (keepalived's `KEEPALIVED_CHK_EXIT_CONFIG`, lib/scheduler.h).
-pub const EXIT_CANNOT_RUN: i32 = 4;
-/// `keepalived -t` exit code when there are errors but the configuration would
-/// still run (keepalived's `KEEPALIVED_CHK_EXIT_CONFIG_TEST`).
-pub const EXIT_ERRORS: i32 = 5;
+/// `lvsd -t` exit code when the configuration cannot be run: 3, keepalived's
+/// `KEEPALIVED_EXIT_FATAL`. (keepalived 2.2's own `-t` returns 4 here and 5
+/// for "errors but would run"; lvs-xdp keeps the 0/3/4 scale its operators
+/// were promised, where 4 is keepalived's `KEEPALIVED_EXIT_CONFIG`.)
+pub const EXIT_CANNOT_RUN: i32 = 3;
+/// `lvsd -t` exit code when there are errors but the configuration would
+/// still run: 4, keepalived's `KEEPALIVED_EXIT_CONFIG`.
+pub const EXIT_ERRORS: i32 = 4;
 
 /// The diagnostics of one parse, in the order they were found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -149,9 +151,9 @@ impl Diagnostics {
     }
 
     /// The config-test exit code, following `keepalived -t`
-    /// (keepalived/core/main.c `config_test_exit`): [`EXIT_OK`] (0) with only
-    /// warnings, [`EXIT_ERRORS`] (5) when some item is wrong but the config
-    /// would run, [`EXIT_CANNOT_RUN`] (4) when it cannot be used at all.
+    /// (see the constants): [`EXIT_OK`] (0) with only warnings,
+    /// [`EXIT_ERRORS`] (4) when some item is wrong but the config would run,
+    /// [`EXIT_CANNOT_RUN`] (3) when it cannot be used at all.
     /// Unlike keepalived, warnings (unknown or unsupported keywords, lints)
     /// keep the exit code at 0.
     pub fn exit_code(&self) -> i32 {
