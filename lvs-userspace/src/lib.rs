@@ -1,6 +1,21 @@
-//! The userspace half of lvs-xdp: the datapath API (load or re-adopt the
-//! pinned XDP program and maps, apply a desired state by diff, read counters
-//! and connections) and the schedulers it precomputes.
+//! The userspace half of lvs-xdp.
+//!
+//! - `datapath`: load or re-adopt the pinned XDP program and maps, apply a
+//!   desired state by diff, read counters and connections;
+//! - `sched`: the schedules the data path walks (IPVS wrr/rr);
+//! - `netlink`: links, neighbours, addresses (rtnetlink), gratuitous ARP;
+//! - `check`: keepalived's health checkers (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK);
+//! - `vrrp`: keepalived-compatible VRRP v2/v3 instances;
+//! - `agent`: `lvsd`, tying config, checkers, VRRP and the data path together;
+//! - `adm`: `lvsadm`, the ipvsadm-compatible listing.
 
+pub mod adm;
+pub mod agent;
+pub mod check;
 pub mod datapath;
+pub mod netlink;
 pub mod sched;
+pub mod vrrp;
+
+/// keepalived.conf parsing and linting.
+pub use lvs_config as config;
