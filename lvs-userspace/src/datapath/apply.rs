@@ -146,14 +146,14 @@ impl Datapath {
         for d in &desired.services {
             let key = d.key();
             keep.insert(key);
-            let current = self.applied.services.get(&key).cloned();
+            let current = self.state.applied.services.get(&key).cloned();
             let id = match &current {
                 Some(c) => c.svc.id,
                 None => {
                     report.services_added += 1;
-                    let id = self.applied.alloc_service_id()?;
+                    let id = self.state.applied.alloc_service_id()?;
                     // A re-used service id starts with clean counters.
-                    zero_stats(&mut self.maps, names::SVC_STATS, id)?;
+                    zero_stats(&mut self.state.maps, names::SVC_STATS, id)?;
                     id
                 }
             };
@@ -165,15 +165,15 @@ impl Datapath {
                 let port_be = b.port.to_be();
                 let existing = current.as_ref().and_then(|c| {
                     c.backends.iter().copied().find(|id| {
-                        let v = &self.applied.backends[id];
+                        let v = &self.state.applied.backends[id];
                         v.addr_be == addr_be && v.port_be == port_be
                     })
                 });
                 let bid = match existing {
                     Some(bid) => bid,
                     None => {
-                        let bid = self.applied.alloc_backend_id()?;
-                        zero_stats(&mut self.maps, names::BACKEND_STATS, bid)?;
+                        let bid = self.state.applied.alloc_backend_id()?;
+                        zero_stats(&mut self.state.maps, names::BACKEND_STATS, bid)?;
                         report.backends_added += 1;
                         bid
                     }
@@ -189,15 +189,16 @@ impl Datapath {
                     weight: b.weight,
                     service: id,
                 };
-                if self.applied.backends.get(&bid) != Some(&value) {
+                if self.state.applied.backends.get(&bid) != Some(&value) {
                     if existing.is_some() {
                         report.backends_changed += 1;
                     }
-                    self.maps
+                    self.state
+                        .maps
                         .backends
                         .set(bid, value, 0)
                         .map_err(map_err(names::BACKENDS))?;
-                    self.applied.backends.insert(bid, value);
+                    self.state.applied.backends.insert(bid, value);
                 }
                 ids.push(bid);
             }
@@ -223,14 +224,18 @@ impl Datapath {
                 ring_len = ring.len() as u32;
                 ring_start = 0;
                 if ring_len > 0 {
-                    ring_start = self.applied.ring_free.alloc(ring_len).ok_or_else(|| {
-                        DatapathError::Capacity {
+                    ring_start = self
+                        .state
+                        .applied
+                        .ring_free
+                        .alloc(ring_len)
+                        .ok_or_else(|| DatapathError::Capacity {
                             what: "schedule slots",
                             detail: format!("{RING_CAPACITY} slots for all services together"),
-                        }
-                    })?;
+                        })?;
                     for (i, bid) in ring.iter().enumerate() {
-                        self.maps
+                        self.state
+                            .maps
                             .rings
                             .set(ring_start + i as u32, *bid, 0)
                             .map_err(map_err(names::RINGS))?;
@@ -260,7 +265,8 @@ impl Datapath {
                 if current.is_some() {
                     report.services_changed += 1;
                 }
-                self.maps
+                self.state
+                    .maps
                     .services
                     .insert(key, svc, 0)
                     .map_err(map_err(names::SERVICES))?;
@@ -274,13 +280,15 @@ impl Datapath {
                         source,
                     }
                 })?;
-                self.maps
+                self.state
+                    .maps
                     .cursors
                     .set(id, zeros, 0)
                     .map_err(map_err(names::CURSORS))?;
                 if let Some(c) = &current {
                     if c.svc.ring_len > 0 {
-                        self.applied
+                        self.state
+                            .applied
                             .ring_free
                             .free(c.svc.ring_start, c.svc.ring_len);
                     }
@@ -295,7 +303,7 @@ impl Datapath {
                     report.backends_removed += 1;
                 }
             }
-            self.applied.services.insert(
+            self.state.applied.services.insert(
                 key,
                 super::apply::AppliedService {
                     svc,
@@ -314,8 +322,13 @@ impl Datapath {
             .copied()
             .collect();
         for key in gone {
-            let s = self.applied.services.remove(&key).expect("listed above");
-            match self.maps.services.remove(&key) {
+            let s = self
+                .state
+                .applied
+                .services
+                .remove(&key)
+                .expect("listed above");
+            match self.state.maps.services.remove(&key) {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
                 Err(e) => return Err(map_err(names::SERVICES)(e)),
             }
@@ -324,7 +337,8 @@ impl Datapath {
                 report.backends_removed += 1;
             }
             if s.svc.ring_len > 0 {
-                self.applied
+                self.state
+                    .applied
                     .ring_free
                     .free(s.svc.ring_start, s.svc.ring_len);
             }
@@ -339,29 +353,31 @@ impl Datapath {
     }
 
     fn remove_backend(&mut self, bid: u32) -> Result<()> {
-        self.maps
+        self.state
+            .maps
             .backends
             .set(bid, Backend::default(), 0)
             .map_err(map_err(names::BACKENDS))?;
-        self.applied.backends.remove(&bid);
+        self.state.applied.backends.remove(&bid);
         Ok(())
     }
 
     fn write_vip_filter(&mut self) -> Result<()> {
         let mut words = vec![0u64; VIP_FILTER_WORDS as usize];
-        for key in self.applied.services.keys() {
+        for key in self.state.applied.services.keys() {
             let (w, b) = vip_filter_bit(key.addr_be);
             words[w as usize] |= 1 << b;
         }
         for (i, w) in words.iter().enumerate() {
-            if self.applied.vip_filter.get(i) != Some(w) {
-                self.maps
+            if self.state.applied.vip_filter.get(i) != Some(w) {
+                self.state
+                    .maps
                     .vip_filter
                     .set(i as u32, *w, 0)
                     .map_err(map_err(names::VIP_FILTER))?;
             }
         }
-        self.applied.vip_filter = words;
+        self.state.applied.vip_filter = words;
         Ok(())
     }
 }

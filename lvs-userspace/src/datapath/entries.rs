@@ -7,24 +7,26 @@ use super::{map_err, Datapath, Result};
 
 impl Datapath {
     pub fn insert_conn(&mut self, key: FlowKey, conn: Conn) -> Result<()> {
-        self.maps
+        self.state
+            .maps
             .conns
             .insert(key, conn, 0)
             .map_err(map_err(names::CONNS))
     }
 
     pub fn conn(&self, key: &FlowKey) -> Option<Conn> {
-        self.maps.conns.get(key, 0).ok()
+        self.state.maps.conns.get(key, 0).ok()
     }
 
     pub fn insert_template(&mut self, key: PersistKey, value: Persist) -> Result<()> {
-        self.maps
+        self.state
+            .maps
             .persist
             .insert(key, value, 0)
             .map_err(map_err(names::PERSIST))
     }
 
     pub fn template(&self, key: &PersistKey) -> Option<Persist> {
-        self.maps.persist.get(key, 0).ok()
+        self.state.maps.persist.get(key, 0).ok()
     }
 }

@@ -64,6 +64,10 @@ pub enum DatapathError {
         found: (u32, u32),
         expected: (u32, u32),
     },
+    #[error(
+        "no lvs-xdp datapath is pinned in {0} (is lvsd running, with this --instance and --bpffs?)"
+    )]
+    NotRunning(PathBuf),
     #[error("interface `{0}` not found")]
     NoSuchInterface(String),
     #[error("attaching to `{ifname}` in {mode:?} mode: {source}")]
@@ -189,11 +193,18 @@ fn expected_sizes(name: &str) -> Option<(u32, u32)> {
     }
 }
 
+/// The maps and what is applied in them: everything reads go through.
+/// Shared by [`Datapath`] (which also owns the program) and [`Inspector`]
+/// (read-only, from pins, for `lvsadm`).
+pub struct State {
+    pub(crate) maps: Maps,
+    pub(crate) applied: apply::Applied,
+}
+
 pub struct Datapath {
     ebpf: Ebpf,
     pins: Option<PinDir>,
-    pub(crate) maps: Maps,
-    pub(crate) applied: apply::Applied,
+    state: State,
     /// Links held by this process when not pinning (dropping them detaches).
     held_links: BTreeMap<String, FdLink>,
     /// The program found pinned maps and continued with them.
@@ -235,13 +246,15 @@ impl Datapath {
         let mut dp = Datapath {
             ebpf,
             pins,
-            maps,
-            applied: apply::Applied::default(),
+            state: State {
+                maps,
+                applied: apply::Applied::default(),
+            },
             held_links: BTreeMap::new(),
             adopted_maps,
         };
         dp.init_settings()?;
-        dp.applied = apply::Applied::read(&dp.maps)?;
+        dp.state.applied = apply::Applied::read(&dp.state.maps)?;
         Ok(dp)
     }
 
@@ -267,19 +280,13 @@ impl Datapath {
             .map_err(map_err(names::SETTINGS))?;
         if current.layout != LAYOUT_VERSION {
             // A fresh map is all zero: start from IPVS's defaults.
-            self.maps
+            self.state
+                .maps
                 .settings
                 .set(0, Settings::default(), 0)
                 .map_err(map_err(names::SETTINGS))?;
         }
         Ok(())
-    }
-
-    pub fn settings(&self) -> Result<Settings> {
-        self.maps
-            .settings
-            .get(&0, 0)
-            .map_err(map_err(names::SETTINGS))
     }
 
     /// Changes global settings (flags, timeouts); keeps the layout and tick.
@@ -288,7 +295,8 @@ impl Datapath {
         f(&mut s);
         s.layout = LAYOUT_VERSION;
         s.tick = s.tick.wrapping_add(1);
-        self.maps
+        self.state
+            .maps
             .settings
             .set(0, s, 0)
             .map_err(map_err(names::SETTINGS))
@@ -305,7 +313,7 @@ impl Datapath {
     /// pinned link when a previous agent left one.
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<Attached> {
         let ifindex = ifindex(ifname)?;
-        self.maps.tx_ports.set(ifindex, ifindex, None, 0)?;
+        self.state.maps.tx_ports.set(ifindex, ifindex, None, 0)?;
         let link_pin = self.pins.as_ref().map(|p| p.link(ifname));
         if let Some(path) = link_pin.as_ref().filter(|p| p.exists()) {
             let pinned = PinnedLink::from_pin(path).map_err(|e| DatapathError::Link {
@@ -393,6 +401,85 @@ impl Datapath {
             remove_pin_dir(&p)?;
         }
         Ok(())
+    }
+}
+
+impl std::ops::Deref for Datapath {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Datapath {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl State {
+    pub fn settings(&self) -> Result<Settings> {
+        self.maps
+            .settings
+            .get(&0, 0)
+            .map_err(map_err(names::SETTINGS))
+    }
+}
+
+/// Read-only access to a running instance's pinned maps, without loading
+/// or touching the program: `lvsadm` works whether `lvsd` runs or not.
+pub struct Inspector {
+    state: State,
+    dir: PathBuf,
+}
+
+impl Inspector {
+    pub fn open(root: &Path, instance: &str) -> Result<Self> {
+        let p = PinDir::new(root, instance);
+        if !p.map(names::SERVICES).exists() {
+            return Err(DatapathError::NotRunning(p.dir().to_owned()));
+        }
+        check_pinned_layout(&p)?;
+        let pinned = |name: &'static str| -> Result<MapData> {
+            MapData::from_pin(p.map(name)).map_err(map_err(name))
+        };
+        macro_rules! typed {
+            ($name:expr, $variant:ident) => {
+                Map::$variant(pinned($name)?)
+                    .try_into()
+                    .map_err(map_err($name))?
+            };
+        }
+        let maps = Maps {
+            services: typed!(names::SERVICES, HashMap),
+            backends: typed!(names::BACKENDS, Array),
+            rings: typed!(names::RINGS, Array),
+            cursors: typed!(names::CURSORS, PerCpuArray),
+            conns: typed!(names::CONNS, LruHashMap),
+            persist: typed!(names::PERSIST, LruHashMap),
+            vip_filter: typed!(names::VIP_FILTER, Array),
+            settings: typed!(names::SETTINGS, Array),
+            svc_stats: typed!(names::SVC_STATS, PerCpuArray),
+            backend_stats: typed!(names::BACKEND_STATS, PerCpuArray),
+            verdicts: typed!(names::VERDICTS, PerCpuArray),
+            tx_ports: typed!(names::TX_PORTS, DevMap),
+        };
+        let applied = apply::Applied::read(&maps)?;
+        Ok(Inspector {
+            state: State { maps, applied },
+            dir: p.dir().to_owned(),
+        })
+    }
+
+    pub fn pin_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl std::ops::Deref for Inspector {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
     }
 }
 

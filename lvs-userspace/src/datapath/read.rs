@@ -9,7 +9,7 @@ use lvs_common::{
     ServiceKey, Stats, BE_F_ALIVE,
 };
 
-use super::{desired::addr_of, map_err, Datapath, Proto, Result};
+use super::{desired::addr_of, map_err, Proto, Result, State};
 
 /// One real server as the maps have it.
 #[derive(Clone, Debug)]
@@ -78,7 +78,7 @@ fn sum_stats(values: &[Stats]) -> Stats {
     })
 }
 
-impl Datapath {
+impl State {
     /// Counters per verdict reason, summed over CPUs, in `verdict::NAMES` order.
     pub fn verdicts(&self) -> Result<[u64; verdict::COUNT as usize]> {
         let mut out = [0u64; verdict::COUNT as usize];
