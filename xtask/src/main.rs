@@ -47,7 +47,23 @@ enum Cmd {
     /// The seed-shaped lab: one director, five real servers (2:3:3:2:2),
     /// real HTTP clients from many addresses; prints the split.
     Demo,
+    /// Run the cargo-fuzz targets (config parser, VRRP advert parser), each
+    /// for the given time; installs cargo-fuzz when missing.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Only this target (`parse`, `vrrp_advert`).
+        #[arg(long)]
+        target: Option<String>,
+    },
 }
+
+/// Fuzz targets: (directory with its own fuzz workspace, target name).
+const FUZZ_TARGETS: [(&str, &str); 2] = [
+    ("lvs-config/fuzz", "parse"),
+    ("lvs-userspace/fuzz", "vrrp_advert"),
+];
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -91,6 +107,7 @@ fn main() -> Result<()> {
             }
             cargo(&argv)
         }
+        Cmd::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
         Cmd::Demo => {
             setup::run(true)?;
             require_root("the demo builds network namespaces and attaches XDP")?;
@@ -106,6 +123,38 @@ fn main() -> Result<()> {
             ])
         }
     }
+}
+
+fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
+    setup::run(false)?;
+    setup::ensure_cargo_fuzz()?;
+    let mut ran = 0;
+    for (dir, target) in FUZZ_TARGETS {
+        if only.is_some_and(|t| t != target) {
+            continue;
+        }
+        let path = workspace_root().join(dir);
+        if !path.join("Cargo.toml").exists() {
+            eprintln!("fuzz: {dir} has no fuzz crate yet, skipped");
+            continue;
+        }
+        eprintln!("fuzz: {target} for {seconds} s");
+        let max_time = format!("-max_total_time={seconds}");
+        let status = Command::new("rustup")
+            .args(["run", "nightly", "cargo", "fuzz", "run", target, "--", &max_time])
+            .current_dir(path.parent().expect("fuzz dir has a parent"))
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .status()
+            .context("cargo fuzz")?;
+        if !status.success() {
+            bail!("fuzz target {target} failed (a crash is saved under {dir}/artifacts)");
+        }
+        ran += 1;
+    }
+    if ran == 0 {
+        bail!("no fuzz target ran");
+    }
+    Ok(())
 }
 
 /// Runs cargo (the same one that runs us) in the workspace root.

@@ -164,6 +164,22 @@ fn ensure_bpf_linker(nightly: &str) -> Result<()> {
     Ok(())
 }
 
+/// `cargo fuzz` for `cargo xtask fuzz` (from crates.io, built locally).
+pub fn ensure_cargo_fuzz() -> Result<()> {
+    if cargo_bin("cargo-fuzz").is_file() {
+        return Ok(());
+    }
+    eprintln!("setup: cargo install cargo-fuzz");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "cargo-fuzz", "--locked"])
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .status()?;
+    if !status.success() {
+        bail!("cargo install cargo-fuzz failed");
+    }
+    Ok(())
+}
+
 fn have(cmd: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
