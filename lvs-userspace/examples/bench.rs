@@ -43,6 +43,9 @@ struct Args {
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
+    /// Connection-table entries (default: enough for --flows on one CPU).
+    #[arg(long)]
+    table: Option<u32>,
 }
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
@@ -203,7 +206,9 @@ fn main() -> Result<()> {
     // conns keeps one LRU list per CPU and the bench runs on one CPU: size
     // the table so that CPU's share holds every flow twice over.
     let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)? as u32;
-    let table = args.flows.next_power_of_two().max(1 << 20) * 2 * cpus;
+    let table = args
+        .table
+        .unwrap_or(args.flows.next_power_of_two().max(1 << 20) * 2 * cpus);
 
     let mut opts = Options::ephemeral();
     opts.conn_table_size = table;

@@ -1,1 +1,278 @@
-//! (being written)
+//! `lvsd`: reads a keepalived.conf, runs the checkers and VRRP, and keeps
+//! the XDP data path in step through one reconciler that owns the maps.
+//!
+//! One tokio runtime; the checkers and VRRP instances are tasks that send
+//! messages; only the main loop touches the data path. SIGHUP reloads by
+//! diff (unchanged services keep flows, counters and checker state; an
+//! invalid file is refused and the old config keeps running); SIGTERM and
+//! SIGINT stop cleanly (the data path is removed unless --keep-datapath).
+
+pub mod cli;
+mod neigh;
+pub mod plan;
+pub mod reconcile;
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use lvs_config::{Config, ParseOptions, ParseResult, Severity, EXIT_CANNOT_RUN};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use self::neigh as netlink;
+use self::{
+    cli::{Args, XdpModeArg},
+    reconcile::{Egress, Reconciler},
+};
+use crate::datapath::{self, AttachMode, Datapath, Options};
+
+/// `lvsd`'s main: exit codes follow keepalived's.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args);
+
+    if args.flush {
+        return match datapath::flush_instance(&args.bpffs, &args.instance) {
+            Ok(()) => {
+                info!(
+                    "flushed instance {} under {}",
+                    args.instance,
+                    args.bpffs.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                error!("flush: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if let Some(ns) = &args.netns {
+        // Before any thread exists, so every runtime thread is in it.
+        if let Err(e) = enter_netns(ns) {
+            error!("net_namespace {ns}: {e:#}");
+            return ExitCode::from(EXIT_CANNOT_RUN as u8);
+        }
+    }
+
+    let parsed = load_config(&args.use_file, args.config_id.as_deref());
+    if args.config_test {
+        for d in parsed.diagnostics.iter() {
+            eprintln!("{d}");
+        }
+        let code = parsed.exit_code();
+        if code == 0 {
+            eprintln!("{}: configuration OK", args.use_file.display());
+        }
+        return ExitCode::from(code as u8);
+    }
+    log_diagnostics(&parsed);
+    if parsed.exit_code() == EXIT_CANNOT_RUN {
+        error!(
+            "{}: configuration cannot run, exiting",
+            args.use_file.display()
+        );
+        return ExitCode::from(EXIT_CANNOT_RUN as u8);
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(args, parsed.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(args: &Args) {
+    let default = if args.log_detail { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LVSD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load_config(path: &Path, config_id: Option<&str>) -> ParseResult {
+    let opts = match config_id {
+        Some(id) => ParseOptions::with_config_id(id),
+        None => ParseOptions::default(),
+    };
+    lvs_config::parse_file(path, &opts)
+}
+
+fn log_diagnostics(parsed: &ParseResult) {
+    for d in parsed.diagnostics.iter() {
+        match d.severity {
+            Severity::Warning => warn!("{d}"),
+            Severity::Error | Severity::Fatal => error!("{d}"),
+        }
+    }
+}
+
+fn enter_netns(name: &str) -> Result<()> {
+    let path = PathBuf::from("/run/netns").join(name);
+    let f = std::fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid namespace fd; setns affects only this (single) thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("setns");
+    }
+    Ok(())
+}
+
+/// The interfaces the data path attaches to.
+fn datapath_interfaces(args: &Args, cfg: &Config) -> Result<Vec<String>> {
+    let mut out: Vec<String> = args.interface.clone();
+    if out.is_empty() {
+        for v in &cfg.vrrp_instances {
+            if !out.contains(&v.interface) {
+                out.push(v.interface.clone());
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "no interface for the data path: give --interface or a vrrp_instance with `interface`"
+        );
+    }
+    Ok(out)
+}
+
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    fn create(path: Option<PathBuf>) -> Result<Self> {
+        if let Some(p) = &path {
+            std::fs::write(p, format!("{}\n", std::process::id()))
+                .with_context(|| format!("writing pid file {}", p.display()))?;
+        }
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+async fn run(args: Args, cfg: Config) -> Result<()> {
+    let _pid = PidFile::create(args.pid.clone())?;
+    info!(
+        "Starting lvsd {} (instance {})",
+        env!("CARGO_PKG_VERSION"),
+        args.instance
+    );
+
+    let plan = plan::plan(&cfg);
+    for s in &plan.skipped {
+        warn!("{s}");
+    }
+
+    let mut opts = Options::new(&args.instance);
+    opts.bpffs_root = args.bpffs.clone();
+    opts.conn_table_size = args.conn_table_size;
+    let mut dp = Datapath::open(&opts).context("loading the XDP data path")?;
+    if dp.adopted_maps() {
+        info!(
+            "re-adopting the running data path in {} (connections and counters kept)",
+            dp.pin_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    let mode = match args.xdp_mode {
+        XdpModeArg::Auto => AttachMode::Auto,
+        XdpModeArg::Native => AttachMode::Native,
+        XdpModeArg::Generic => AttachMode::Generic,
+    };
+    let mut egress = Vec::new();
+    for ifname in datapath_interfaces(&args, &cfg)? {
+        let a = dp
+            .attach(&ifname, mode)
+            .with_context(|| format!("attaching XDP to {ifname}"))?;
+        match (a.adopted, a.mode) {
+            (true, _) => info!("XDP on {ifname}: took over the running program's link"),
+            (false, Some(m)) if a.fell_back => {
+                warn!("XDP on {ifname}: native mode refused, running in generic mode ({m:?})")
+            }
+            (false, m) => info!("XDP on {ifname}: attached ({m:?})"),
+        }
+        let link = netlink::link_by_name(&ifname).with_context(|| format!("link {ifname}"))?;
+        egress.push(Egress {
+            ifindex: link.index,
+            name: ifname,
+            mac: link.mac,
+        });
+    }
+
+    let mut rec = Reconciler::new(dp, egress, Duration::from_secs(args.drain_timeout));
+    rec.set_plan(plan);
+    rec.apply()?;
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = rec.tick() {
+                    error!("datapath update failed: {e:#}");
+                }
+            }
+            _ = hup.recv() => {
+                info!("Reloading configuration file {}", args.use_file.display());
+                let parsed = load_config(&args.use_file, args.config_id.as_deref());
+                log_diagnostics(&parsed);
+                if parsed.exit_code() == EXIT_CANNOT_RUN {
+                    error!("{}: new configuration refused; the running one stays in force", args.use_file.display());
+                    continue;
+                }
+                let plan = plan::plan(&parsed.config);
+                for s in &plan.skipped {
+                    warn!("{s}");
+                }
+                rec.set_plan(plan);
+                if let Err(e) = rec.apply() {
+                    error!("applying the new configuration: {e:#}");
+                }
+            }
+            _ = term.recv() => { info!("Stopping (SIGTERM)"); break; }
+            _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
+        }
+    }
+
+    if args.keep_datapath {
+        info!("--keep-datapath: leaving the data path forwarding");
+        drop(rec);
+    } else {
+        rec.into_datapath().destroy()?;
+        info!("data path detached and unpinned");
+    }
+    info!("Stopped lvsd");
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! `lvsd`'s command line: keepalived's options where they make sense, and
+//! ours for the data path.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    /// Native (driver) mode, falling back to generic with a warning.
+    #[default]
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lvsd",
+    version,
+    about = "keepalived-compatible director: VRRP, health checks and an XDP Direct-Routing data path"
+)]
+pub struct Args {
+    /// Configuration file (keepalived.conf syntax).
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
+    pub use_file: PathBuf,
+    /// Check the configuration and exit: 0 ok, 4 errors but would run, 3 cannot run.
+    #[arg(short = 't', long = "config-test")]
+    pub config_test: bool,
+    /// Stay in the foreground (lvsd never forks; accepted for keepalived compatibility).
+    #[arg(short = 'n', long = "dont-fork")]
+    pub dont_fork: bool,
+    /// Log to the console (lvsd always logs to stderr; accepted for compatibility).
+    #[arg(short = 'l', long = "log-console")]
+    pub log_console: bool,
+    /// Detailed logs (debug level).
+    #[arg(short = 'D', long = "log-detail")]
+    pub log_detail: bool,
+    /// PID file.
+    #[arg(short = 'p', long = "pid")]
+    pub pid: Option<PathBuf>,
+    /// Config id for `@id` conditional lines (default: the short host name).
+    #[arg(short = 'i', long = "config-id")]
+    pub config_id: Option<String>,
+    /// Run the VRRP side only (no checkers, no data path).
+    #[arg(short = 'P', long = "vrrp", conflicts_with = "check")]
+    pub vrrp: bool,
+    /// Run the checkers and the data path only (no VRRP).
+    #[arg(short = 'C', long = "check")]
+    pub check: bool,
+
+    /// Interface(s) to attach the data path to (default: the vrrp_instances' interfaces).
+    #[arg(long = "interface")]
+    pub interface: Vec<String>,
+    /// bpffs directory holding the pinned instances.
+    #[arg(long, default_value = crate::datapath::pins::DEFAULT_ROOT)]
+    pub bpffs: PathBuf,
+    /// Instance name: one pin directory, one set of maps.
+    #[arg(long, default_value = "default")]
+    pub instance: String,
+    /// XDP attach mode.
+    #[arg(long = "xdp-mode", value_enum, default_value_t = XdpModeArg::Auto)]
+    pub xdp_mode: XdpModeArg,
+    /// On SIGTERM/SIGINT leave the data path forwarding (for an upgrade): a
+    /// new lvsd re-adopts it without dropping a flow.
+    #[arg(long = "keep-datapath")]
+    pub keep_datapath: bool,
+    /// Detach and remove the pinned data path of --instance, then exit.
+    #[arg(long)]
+    pub flush: bool,
+    /// Connection table entries (when the table is created).
+    #[arg(long = "conn-table-size", default_value_t = lvs_common::DEFAULT_CONN_TABLE_SIZE)]
+    pub conn_table_size: u32,
+    /// Seconds a real server removed by a reload keeps its connections
+    /// (weight 0) before it is deleted.
+    #[arg(long = "drain-timeout", default_value_t = 60)]
+    pub drain_timeout: u64,
+    /// Enter this network namespace first (keepalived's `net_namespace`).
+    #[arg(long)]
+    pub netns: Option<String>,
+}

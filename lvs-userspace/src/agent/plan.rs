@@ -1,0 +1,188 @@
+//! From a keepalived config to what the data path should serve: the
+//! virtual servers lvs-xdp can run (IPv4, TCP/UDP, Direct Routing), each with
+//! its real servers in config order (IPVS's list order, so wrr picks the
+//! same sequence keepalived+IPVS would). What cannot run is reported once.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use lvs_config::{Config, Granularity, LbKind, Protocol, VsAddr};
+
+use crate::{datapath::Proto, sched::Algorithm};
+
+/// A virtual service's identity: (VIP, port, protocol).
+pub type ServiceId = (Ipv4Addr, u16, Proto);
+
+/// A real server's identity within its service.
+pub type RealId = (Ipv4Addr, u16);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedReal {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub weight: u32,
+    /// On failure keep it with weight 0 instead of removing it.
+    pub inhibit_on_failure: bool,
+    /// Checkers decide whether it is up; without any it is always up.
+    pub checked: bool,
+    /// keepalived's `alpha`: start down until the first successful check.
+    pub alpha: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedService {
+    pub id: ServiceId,
+    pub algo: Algorithm,
+    /// The scheduler name as configured (for listings).
+    pub lb_algo: String,
+    /// Persistence timeout (s) and granularity mask.
+    pub persistence: Option<(u32, Ipv4Addr)>,
+    pub reals: Vec<PlannedReal>,
+    /// Used when no real server is up (or quorum is not met).
+    pub sorry_server: Option<(Ipv4Addr, u16)>,
+    pub quorum: u32,
+    pub hysteresis: u32,
+}
+
+/// The plan, and why parts of the config are left out.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub services: Vec<PlannedService>,
+    pub skipped: Vec<String>,
+}
+
+fn v4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// Builds the plan. Never fails: unsupported pieces are skipped with a reason.
+pub fn plan(cfg: &Config) -> Plan {
+    let mut out = Plan::default();
+    for vs in &cfg.virtual_servers {
+        let what = format!("virtual_server {} ({})", vs.addr, vs.span);
+        let (addrs, port): (Vec<Ipv4Addr>, u16) = match &vs.addr {
+            VsAddr::Ip(a, p) => match v4(*a) {
+                Some(a) => (vec![a], *p),
+                None => {
+                    out.skipped
+                        .push(format!("{what}: IPv6 services are not supported yet"));
+                    continue;
+                }
+            },
+            VsAddr::Fwmark(_) => {
+                out.skipped
+                    .push(format!("{what}: fwmark services are not supported"));
+                continue;
+            }
+            VsAddr::Group(_) => {
+                out.skipped.push(format!(
+                    "{what}: virtual_server_group services are not supported yet"
+                ));
+                continue;
+            }
+        };
+        let proto = match vs.protocol {
+            Protocol::Tcp => Proto::Tcp,
+            Protocol::Udp => Proto::Udp,
+            Protocol::Sctp => {
+                out.skipped.push(format!("{what}: SCTP is not supported"));
+                continue;
+            }
+        };
+        if vs.lb_kind != LbKind::Dr {
+            out.skipped.push(format!(
+                "{what}: lb_kind {:?} is not supported: lvs-xdp does Direct Routing only (lb_kind DR)",
+                vs.lb_kind
+            ));
+            continue;
+        }
+        let algo = match vs.lb_algo.as_str() {
+            "rr" => Algorithm::Rr,
+            "wrr" => Algorithm::Wrr,
+            other => {
+                out.skipped.push(format!(
+                    "{what}: lb_algo {other} is scheduled as wrr (load-based schedulers need feedback the data path does not have yet)"
+                ));
+                Algorithm::Wrr
+            }
+        };
+        let persistence = vs.persistence_timeout.map(|t| {
+            let mask = match vs.persistence_granularity {
+                Some(Granularity::V4Mask(m)) => m,
+                _ => Ipv4Addr::BROADCAST,
+            };
+            (t, mask)
+        });
+        let mut reals = Vec::new();
+        for rs in &vs.real_servers {
+            let Some(addr) = v4(rs.addr) else {
+                out.skipped
+                    .push(format!("real_server {} ({}): IPv6", rs.addr, rs.span));
+                continue;
+            };
+            if rs.lb_kind != LbKind::Dr {
+                out.skipped.push(format!(
+                    "real_server {addr} ({}): only lb_kind DR is supported",
+                    rs.span
+                ));
+                continue;
+            }
+            reals.push(PlannedReal {
+                addr,
+                port: rs.port,
+                weight: rs.weight,
+                inhibit_on_failure: rs.inhibit_on_failure,
+                checked: !rs.checkers.is_empty(),
+                alpha: rs.alpha,
+            });
+        }
+        let sorry_server = vs
+            .sorry_server
+            .as_ref()
+            .and_then(|s| v4(s.addr).map(|a| (a, s.port)));
+        for addr in addrs {
+            out.services.push(PlannedService {
+                id: (addr, port, proto),
+                algo,
+                lb_algo: vs.lb_algo.clone(),
+                persistence,
+                reals: reals.clone(),
+                sorry_server,
+                quorum: vs.quorum,
+                hysteresis: vs.hysteresis,
+            });
+        }
+    }
+    out
+}
+
+/// keepalived's way of naming a service in logs: `[198.18.0.11]:tcp:80`.
+pub fn fmt_service(addr: Ipv4Addr, port: u16, proto: Proto) -> String {
+    let p = match proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    };
+    format!("[{addr}]:{p}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_plans_one_persistent_wrr_service_with_five_reals() {
+        let text = include_str!("../../../lvs-config/tests/configs/seed.conf");
+        let r = lvs_config::parse_str("seed.conf", text, &Default::default());
+        let p = plan(&r.config);
+        assert_eq!(p.services.len(), 1);
+        let s = &p.services[0];
+        assert_eq!(s.id, (Ipv4Addr::new(222, 211, 74, 42), 80, Proto::Tcp));
+        assert_eq!(s.algo, Algorithm::Wrr);
+        assert_eq!(s.persistence, Some((120, Ipv4Addr::BROADCAST)));
+        let w: Vec<u32> = s.reals.iter().map(|r| r.weight).collect();
+        assert_eq!(w, [2, 3, 3, 2, 2]);
+        assert!(s.reals.iter().all(|r| r.checked));
+    }
+}

@@ -1,0 +1,386 @@
+//! The one owner of the data path. Everything that changes what the XDP
+//! program does — a new config, a health-check result, a resolved MAC, a
+//! drained real server — arrives here as a message; the reconciler computes
+//! the whole desired state and lets `Datapath::apply` write the difference.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use tracing::{info, warn};
+
+use super::{
+    neigh as netlink,
+    plan::{fmt_service, Plan, PlannedReal, PlannedService, RealId, ServiceId},
+};
+use crate::datapath::{
+    Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Persistence,
+};
+
+/// A datapath interface: where real servers are reached.
+#[derive(Clone, Debug)]
+pub struct Egress {
+    pub ifindex: u32,
+    pub name: String,
+    pub mac: [u8; 6],
+}
+
+/// What the agent knows about one real server at run time.
+#[derive(Clone, Debug)]
+struct RealState {
+    /// As the checkers say (no checkers: always up).
+    up: bool,
+    /// MISC_CHECK misc_dynamic's weight, replacing the configured one.
+    dyn_weight: Option<u32>,
+    /// Resolved next hop; a real server without one is kept out.
+    hop: Option<NextHop>,
+    /// Logged as unresolvable already (log once, not every tick).
+    warned_unresolved: bool,
+}
+
+type RealKey = (ServiceId, RealId);
+
+pub struct Reconciler {
+    dp: Datapath,
+    egress: Vec<Egress>,
+    plan: Plan,
+    reals: BTreeMap<RealKey, RealState>,
+    /// Removed from the config by a reload: kept with weight 0 (existing
+    /// flows continue, no new ones) until idle or the drain timeout.
+    draining: BTreeMap<RealKey, (PlannedReal, Instant)>,
+    drain_timeout: Duration,
+    /// Real servers currently in a schedule (for keepalived's Adding/Removing logs).
+    in_service: BTreeSet<RealKey>,
+    /// Services whose sorry server is in use.
+    sorry_active: BTreeSet<ServiceId>,
+    ticks: u64,
+}
+
+impl Reconciler {
+    pub fn new(dp: Datapath, egress: Vec<Egress>, drain_timeout: Duration) -> Self {
+        Reconciler {
+            dp,
+            egress,
+            plan: Plan::default(),
+            reals: BTreeMap::new(),
+            draining: BTreeMap::new(),
+            drain_timeout,
+            in_service: BTreeSet::new(),
+            sorry_active: BTreeSet::new(),
+            ticks: 0,
+        }
+    }
+
+    pub fn datapath(&self) -> &Datapath {
+        &self.dp
+    }
+
+    pub fn into_datapath(self) -> Datapath {
+        self.dp
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// A new (or the first) config: keep what is unchanged, drain what went.
+    pub fn set_plan(&mut self, plan: Plan) {
+        let new_keys: BTreeSet<RealKey> = plan
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter().map(move |r| (s.id, (r.addr, r.port))))
+            .collect();
+        // Real servers that went away: drain those of services that stay.
+        let staying: BTreeSet<ServiceId> = plan.services.iter().map(|s| s.id).collect();
+        for old in &self.plan.services {
+            for r in &old.reals {
+                let key = (old.id, (r.addr, r.port));
+                if !new_keys.contains(&key) && staying.contains(&old.id) {
+                    info!(
+                        "Removing service {} from VS {} (draining: weight 0 until idle)",
+                        fmt_service(r.addr, r.port, old.id.2),
+                        fmt_service(old.id.0, old.id.1, old.id.2)
+                    );
+                    self.draining.insert(key, (r.clone(), Instant::now()));
+                }
+            }
+        }
+        // A real server added back while draining stops draining.
+        self.draining.retain(|k, _| !new_keys.contains(k));
+        for s in &plan.services {
+            for r in &s.reals {
+                self.reals
+                    .entry((s.id, (r.addr, r.port)))
+                    .or_insert_with(|| RealState {
+                        up: !r.alpha,
+                        dyn_weight: None,
+                        hop: None,
+                        warned_unresolved: false,
+                    });
+            }
+        }
+        let draining = &self.draining;
+        self.reals
+            .retain(|k, _| new_keys.contains(k) || draining.contains_key(k));
+        self.plan = plan;
+        self.resolve_all();
+    }
+
+    /// A checker's verdict on a real server of every service that has it.
+    pub fn set_up(&mut self, service: ServiceId, real: RealId, up: bool, reason: &str) {
+        if let Some(st) = self.reals.get_mut(&(service, real)) {
+            if st.up != up {
+                st.up = up;
+                if !up {
+                    warn!(
+                        "{} of VS {} is down: {reason}",
+                        fmt_service(real.0, real.1, service.2),
+                        fmt_service(service.0, service.1, service.2)
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn set_dyn_weight(&mut self, service: ServiceId, real: RealId, weight: u32) {
+        if let Some(st) = self.reals.get_mut(&(service, real)) {
+            st.dyn_weight = Some(weight);
+        }
+    }
+
+    /// Finds next hops for real servers that have none: neighbour table
+    /// first, else ask the kernel to resolve (found on a later tick).
+    fn resolve_all(&mut self) {
+        let egress = self.egress.clone();
+        for ((_, (addr, _)), st) in self.reals.iter_mut() {
+            if st.hop.is_some() {
+                continue;
+            }
+            st.hop = resolve(&egress, *addr);
+            if st.hop.is_none() {
+                for e in &egress {
+                    let _ = netlink::solicit(e.ifindex, *addr);
+                }
+            }
+        }
+        // The sorry servers too.
+        for s in &self.plan.services {
+            if let Some((addr, port)) = s.sorry_server {
+                let key = (s.id, (addr, port));
+                let st = self.reals.entry(key).or_insert_with(|| RealState {
+                    up: true,
+                    dyn_weight: None,
+                    hop: None,
+                    warned_unresolved: false,
+                });
+                if st.hop.is_none() {
+                    st.hop = resolve(&egress, addr);
+                    if st.hop.is_none() {
+                        for e in &egress {
+                            let _ = netlink::solicit(e.ifindex, addr);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every second: new cache generation, MACs still missing, drains done,
+    /// idle connections expired.
+    pub fn tick(&mut self) -> anyhow::Result<()> {
+        self.ticks += 1;
+        self.dp.tick()?;
+        self.resolve_all();
+        if !self.draining.is_empty() {
+            self.finish_drains()?;
+        }
+        if self.ticks % 5 == 0 {
+            let (conns, templates) = self.dp.expire()?;
+            if conns + templates > 0 {
+                tracing::debug!("expired {conns} connections, {templates} persistence templates");
+            }
+        }
+        self.apply()
+    }
+
+    fn finish_drains(&mut self) -> anyhow::Result<()> {
+        let services = self.dp.services()?;
+        let now = Instant::now();
+        let mut done = Vec::new();
+        for (key, (_, since)) in &self.draining {
+            let ((vip, port, _), (addr, rport)) = *key;
+            let busy = services
+                .iter()
+                .filter(|s| s.vip == vip && s.port == port)
+                .flat_map(|s| s.backends.iter())
+                .find(|b| b.addr == addr && b.port == rport)
+                .map(|b| b.active + b.inactive)
+                .unwrap_or(0);
+            if busy == 0 || now.duration_since(*since) >= self.drain_timeout {
+                done.push(*key);
+            }
+        }
+        for key in done {
+            self.draining.remove(&key);
+            self.reals.remove(&key);
+        }
+        Ok(())
+    }
+
+    /// The whole desired state from the plan and what is known at run time.
+    fn desired(&mut self) -> DesiredState {
+        let mut services = Vec::new();
+        let mut in_service = BTreeSet::new();
+        let mut sorry_active = BTreeSet::new();
+        for s in &self.plan.services {
+            let mut backends = Vec::new();
+            let mut alive_weight = 0u32;
+            for r in &s.reals {
+                let key = (s.id, (r.addr, r.port));
+                let Some(st) = self.reals.get_mut(&key) else {
+                    continue;
+                };
+                let Some(hop) = st.hop else {
+                    if !st.warned_unresolved {
+                        warn!(
+                            "{} of VS {}: no MAC address in the neighbour table yet; kept out until it resolves",
+                            fmt_service(r.addr, r.port, s.id.2),
+                            fmt_service(s.id.0, s.id.1, s.id.2)
+                        );
+                        st.warned_unresolved = true;
+                    }
+                    continue;
+                };
+                let weight = st.dyn_weight.unwrap_or(r.weight);
+                let (alive, weight) = match (st.up, r.inhibit_on_failure) {
+                    (true, _) => (true, weight),
+                    // inhibit_on_failure: stays with weight 0 (flows continue).
+                    (false, true) => (true, 0),
+                    (false, false) => (false, weight),
+                };
+                if st.up {
+                    alive_weight += weight;
+                    in_service.insert(key);
+                }
+                backends.push(DesiredBackend {
+                    addr: r.addr,
+                    port: r.port,
+                    weight,
+                    alive,
+                    next_hop: hop,
+                });
+            }
+            for (key, (r, _)) in &self.draining {
+                if key.0 != s.id {
+                    continue;
+                }
+                if let Some(hop) = self.reals.get(key).and_then(|st| st.hop) {
+                    backends.push(DesiredBackend {
+                        addr: r.addr,
+                        port: r.port,
+                        weight: 0,
+                        alive: true,
+                        next_hop: hop,
+                    });
+                }
+            }
+            // No real server up (or quorum not met): the sorry server.
+            let quorum_met = alive_weight >= s.quorum.max(1);
+            if !quorum_met {
+                if let Some((addr, port)) = s.sorry_server {
+                    if let Some(hop) = self.reals.get(&(s.id, (addr, port))).and_then(|st| st.hop) {
+                        sorry_active.insert(s.id);
+                        for b in &mut backends {
+                            b.alive = false;
+                        }
+                        backends.push(DesiredBackend {
+                            addr,
+                            port,
+                            weight: 1,
+                            alive: true,
+                            next_hop: hop,
+                        });
+                    }
+                }
+            }
+            services.push(desired_service(s, backends));
+        }
+        self.log_transitions(&in_service, &sorry_active);
+        self.in_service = in_service;
+        self.sorry_active = sorry_active;
+        DesiredState { services }
+    }
+
+    fn log_transitions(&self, now: &BTreeSet<RealKey>, sorry: &BTreeSet<ServiceId>) {
+        for (s, r) in now.difference(&self.in_service) {
+            info!(
+                "Adding service {} to VS {}",
+                fmt_service(r.0, r.1, s.2),
+                fmt_service(s.0, s.1, s.2)
+            );
+        }
+        for (s, r) in self.in_service.difference(now) {
+            if self.draining.contains_key(&(*s, *r)) {
+                continue; // logged when the reload removed it
+            }
+            info!(
+                "Removing service {} from VS {}",
+                fmt_service(r.0, r.1, s.2),
+                fmt_service(s.0, s.1, s.2)
+            );
+        }
+        for s in sorry.difference(&self.sorry_active) {
+            warn!(
+                "No real server available for VS {}: using its sorry server",
+                fmt_service(s.0, s.1, s.2)
+            );
+        }
+        for s in self.sorry_active.difference(sorry) {
+            info!(
+                "VS {} has real servers again: sorry server out",
+                fmt_service(s.0, s.1, s.2)
+            );
+        }
+    }
+
+    /// Writes whatever differs into the maps.
+    pub fn apply(&mut self) -> anyhow::Result<()> {
+        let desired = self.desired();
+        let report = self.dp.apply(&desired)?;
+        if !report.is_empty() {
+            tracing::debug!("datapath updated: {report:?}");
+        }
+        Ok(())
+    }
+}
+
+fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> DesiredService {
+    DesiredService {
+        vip: s.id.0,
+        port: s.id.1,
+        proto: s.id.2,
+        algo: s.algo,
+        persistence: s
+            .persistence
+            .map(|(timeout_s, netmask)| Persistence { timeout_s, netmask }),
+        sloppy: false,
+        backends,
+    }
+}
+
+/// The next hop of `addr` through the first egress interface whose
+/// neighbour table knows it.
+fn resolve(egress: &[Egress], addr: Ipv4Addr) -> Option<NextHop> {
+    egress.iter().find_map(|e| {
+        netlink::neighbour(e.ifindex, addr)
+            .ok()
+            .flatten()
+            .map(|mac| NextHop {
+                mac,
+                src_mac: e.mac,
+                ifindex: e.ifindex,
+            })
+    })
+}

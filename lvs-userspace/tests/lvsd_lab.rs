@@ -1,0 +1,459 @@
+//! `lvsd -f` on a lab copy of the seed's keepalived.conf: real HTTP traffic
+//! through the XDP data path, persistence, SIGHUP reloads under load, and
+//! kill -9 + restart without losing a connection.
+//!
+//! Needs root, `ip`, `ethtool`.
+
+mod common;
+
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{ensure, Context, Result};
+use lvs_testkit::{http_get, http_load, wait_until, KeepAliveClient, Lab, LabSpec, Pid};
+use lvs_userspace::datapath::{Inspector, Options};
+
+/// The seed's keepalived.conf.orig (no-break spaces, Chinese comments and
+/// all) with its addresses moved into the lab: real servers .36–.40 →
+/// 198.18.0.11–15, the service .42 → the lab VIP, and VI_1's address
+/// (.44/27, the seed's slip) → the VIP too, so VRRP carries the service.
+pub fn seed_lab_config() -> String {
+    let orig = include_str!("../../lvs-config/tests/configs/seed.conf.orig");
+    let mut s = orig.replace(
+        "222.211.74.44/27 brd 222.211.74.255",
+        "198.18.0.100/16 brd 198.18.255.255",
+    );
+    for (i, last) in (36..=40).enumerate() {
+        s = s.replace(
+            &format!("222.211.74.{last} "),
+            &format!("198.18.0.{} ", 11 + i),
+        );
+    }
+    s.replace("222.211.74.42", "198.18.0.100")
+        .replace("222.211.74.44", "198.18.0.100")
+}
+
+/// A bpffs of the test's own, mounted in the root namespace before lvsd
+/// starts: `ip netns exec` gives lvsd a fresh /sys, so pins must live
+/// elsewhere to be found again by a restarted lvsd. Unmounted on drop.
+struct Bpffs(PathBuf);
+
+impl Bpffs {
+    fn mount(lab: &Lab) -> Result<Self> {
+        let dir = PathBuf::from(format!(
+            "/run/lvs-test-bpf-{}",
+            lab.prefix().trim_end_matches('-')
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let st = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()?;
+        ensure!(st.success(), "mount bpffs at {}", dir.display());
+        Ok(Bpffs(dir))
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = lvs_userspace::datapath::flush_instance(&self.0, "lab");
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+struct Director<'a> {
+    lab: &'a Lab,
+    conf: PathBuf,
+    bpffs: &'a Path,
+    pid: Option<Pid>,
+}
+
+impl<'a> Director<'a> {
+    fn new(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
+        let conf = lab.log_dir().join("keepalived.conf");
+        std::fs::write(&conf, config)?;
+        Ok(Director {
+            lab,
+            conf,
+            bpffs,
+            pid: None,
+        })
+    }
+
+    fn write_config(&self, config: &str) -> Result<()> {
+        std::fs::write(&self.conf, config)?;
+        Ok(())
+    }
+
+    fn start(&mut self) -> Result<Pid> {
+        let lvsd = common::own_bin("lvsd");
+        let pid = self.lab.spawn(
+            self.lab.director_ns(0),
+            &[
+                lvsd.to_str().context("path")?,
+                "-n",
+                "-l",
+                "-f",
+                self.conf.to_str().context("path")?,
+                "--bpffs",
+                self.bpffs.to_str().context("path")?,
+                "--instance",
+                "lab",
+                "--xdp-mode",
+                "generic",
+                "--conn-table-size",
+                "65536",
+                "--drain-timeout",
+                "30",
+            ],
+        )?;
+        self.pid = Some(pid);
+        Ok(pid)
+    }
+
+    fn signal(&self, sig: i32) -> Result<()> {
+        let pid = self.pid.context("not started")?;
+        // SAFETY: a signal to a process this test started.
+        ensure!(unsafe { libc::kill(pid.0 as i32, sig) } == 0, "kill {sig}");
+        Ok(())
+    }
+
+    fn log(&self) -> String {
+        self.pid
+            .and_then(|p| self.lab.log_path(p))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
+    fn wait_log(&self, needle: &str, timeout: Duration) -> Result<()> {
+        wait_until(needle, timeout, Duration::from_millis(50), || {
+            self.log().contains(needle)
+        })
+        .with_context(|| format!("lvsd log:\n{}", self.log()))
+    }
+
+    fn inspect(&self) -> Result<Inspector> {
+        Ok(Inspector::open(self.bpffs, "lab")?)
+    }
+}
+
+fn lab() -> Result<Lab> {
+    Ok(Lab::create(LabSpec {
+        real_servers: 5,
+        client_addrs: 120,
+        second_client_net: true,
+        second_client_addrs: 30,
+        ..LabSpec::default()
+    })?)
+}
+
+/// Waits until a request through the VIP succeeds.
+fn wait_forwarding(lab: &Lab) -> Result<()> {
+    let client = lab.client_addrs()[0];
+    wait_until(
+        "forwarding through lvsd",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            lab.run_in_netns(lab.client_ns(), || {
+                http_get(client, lab.service(), Duration::from_millis(500)).is_ok()
+            })
+            .unwrap_or(false)
+        },
+    )
+}
+
+#[test]
+fn lvsd_config_test_on_the_seed_reports_its_slips() -> Result<()> {
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../lvs-config/tests/configs/seed.conf.orig"
+    );
+    let out = std::process::Command::new(common::own_bin("lvsd"))
+        .args(["-t", "-f", seed])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code().unwrap_or(-1);
+    assert!(code == 0 || code == 4, "exit {code}: {text}");
+    assert!(
+        text.contains("seed.conf.orig:41:"),
+        "VIP slip with line:col: {text}"
+    );
+    assert!(text.contains("222.211.74.42"), "{text}");
+    assert!(text.contains("brd"), "brd slip: {text}");
+
+    let broken = std::env::temp_dir().join(format!("lvsd-broken-{}.conf", std::process::id()));
+    std::fs::write(
+        &broken,
+        "virtual_server 198.18.0.100 80 {\n  lb_kind DR\n  real_server 198.18.0.300 80 {\n  }\n}\n",
+    )?;
+    let out = std::process::Command::new(common::own_bin("lvsd"))
+        .args(["-t", "-f"])
+        .arg(&broken)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    std::fs::remove_file(&broken)?;
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(":3:15:"),
+        "bad IP pointed at line 3 col 15: {text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
+    let lab = lab()?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(&lab, &bpffs.0, &seed_lab_config())?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+
+    // 120 clients × 5 connections each.
+    let report = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        5,
+        40,
+    )?;
+    println!("seed via lvsd: {}", report.summary());
+    report.ensure_no_failures()?;
+    assert_eq!(
+        report.max_servers_per_client(),
+        1,
+        "persistence 120: one server per client"
+    );
+    // Each client got one template, scheduled by wrr 2:3:3:2:2.
+    let names: Vec<String> = (0..5).map(|i| lab.real_server_name(i)).collect();
+    let w = [2u32, 3, 3, 2, 2];
+    let weights: Vec<(&str, u32)> = names.iter().map(String::as_str).zip(w).collect();
+    report.ensure_weights(&weights, 0.05)?;
+
+    // Another client network is scheduled independently.
+    let ns2 = lab.second_client_ns().context("cl2")?;
+    let r2 = http_load(&lab, ns2, lab.second_client_addrs(), lab.service(), 3, 10)?;
+    r2.ensure_no_failures()?;
+    assert_eq!(r2.max_servers_per_client(), 1);
+    assert!(
+        r2.per_body.len() >= 3,
+        "second network spread: {}",
+        r2.summary()
+    );
+
+    // The agent's datapath is inspectable from outside, like ipvsadm -ln.
+    let svcs = d.inspect()?.services()?;
+    assert_eq!(svcs.len(), 1);
+    assert_eq!(svcs[0].svc.persist_timeout_s, 120);
+    let log = d.log();
+    assert!(
+        log.contains("Adding service [198.18.0.11]:tcp:80 to VS [198.18.0.100]:tcp:80"),
+        "{log}"
+    );
+    d.signal(libc::SIGTERM)?;
+    d.wait_log("Stopped lvsd", Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// The seed without persistence (so the split follows weights per
+/// connection) and with the real servers given.
+fn config_with(reals: &[(u8, u32)]) -> String {
+    let mut s = String::from(
+        "vrrp_instance VI_1 {\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n advert_int 1\n virtual_ipaddress {\n  198.18.0.100/16 dev bond0 label bond0:1\n }\n}\nvirtual_server 198.18.0.100 80 {\n delay_loop 6\n lb_algo wrr\n lb_kind DR\n protocol TCP\n",
+    );
+    for (n, w) in reals {
+        s += &format!(
+            " real_server 198.18.0.{} 80 {{\n  weight {w}\n }}\n",
+            10 + n
+        );
+    }
+    s + "}\n"
+}
+
+#[test]
+fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Result<()> {
+    let lab = lab()?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(
+        &lab,
+        &bpffs.0,
+        &config_with(&[(1, 1), (2, 1), (3, 1), (4, 1)]),
+    )?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+
+    // Long-lived keep-alive connections, one per client address 100..119.
+    let long_clients: Vec<Ipv4Addr> = lab.client_addrs()[100..120].to_vec();
+    let mut long = lab.run_in_netns(
+        lab.client_ns(),
+        || -> Result<Vec<(KeepAliveClient, String)>> {
+            long_clients
+                .iter()
+                .map(|a| {
+                    let mut c =
+                        KeepAliveClient::connect(Some(*a), lab.service(), Duration::from_secs(5))?;
+                    let s = c.get()?;
+                    Ok((c, s))
+                })
+                .collect()
+        },
+    )??;
+    ensure!(
+        long.iter().any(|(_, s)| s == "rs4"),
+        "some long connection on rs4 (to be removed)"
+    );
+
+    // A steady stream of short connections in the background.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let short_clients: Vec<Ipv4Addr> = lab.client_addrs()[..100].to_vec();
+    std::thread::scope(|scope| -> Result<()> {
+        let (stop2, failures2, done2) = (stop.clone(), failures.clone(), done.clone());
+        let lab_ref = &lab;
+        let clients = &short_clients;
+        scope.spawn(move || {
+            let _ = lab_ref.run_in_netns(lab_ref.client_ns(), || {
+                let mut i = 0;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    match http_get(
+                        clients[i % clients.len()],
+                        lab_ref.service(),
+                        Duration::from_secs(3),
+                    ) {
+                        Ok(_) => done2.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            eprintln!("short request failed: {e:#}");
+                            failures2.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                    i += 1;
+                }
+            });
+        });
+
+        std::thread::sleep(Duration::from_millis(500));
+        // Weight change (rs1 1 → 3), add rs5, remove rs4.
+        d.write_config(&config_with(&[(1, 3), (2, 1), (3, 1), (5, 1)]))?;
+        d.signal(libc::SIGHUP)?;
+        d.wait_log(
+            "Adding service [198.18.0.15]:tcp:80",
+            Duration::from_secs(10),
+        )?;
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        Ok(())
+    })?;
+    let short_done = done.load(Ordering::Relaxed);
+    println!(
+        "short requests during the reload: {short_done} ok, {} failed",
+        failures.load(Ordering::Relaxed)
+    );
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "no failed request");
+    assert!(short_done > 50);
+
+    // Every long-lived connection still works on its server, rs4 (drained) included.
+    lab.run_in_netns(lab.client_ns(), || -> Result<()> {
+        for (c, server) in long.iter_mut() {
+            assert_eq!(&c.get()?, server, "long-lived connection kept its server");
+        }
+        Ok(())
+    })??;
+
+    // New connections follow the new weights 3:1:1:1 over rs1,2,3,5; none to rs4.
+    let report = http_load(&lab, lab.client_ns(), &short_clients, lab.service(), 6, 40)?;
+    report.ensure_no_failures()?;
+    report.ensure_weights(&[("rs1", 3), ("rs2", 1), ("rs3", 1), ("rs5", 1)], 0.05)?;
+
+    // An invalid file is refused; the old config keeps forwarding.
+    d.write_config("virtual_server 198.18.0.100 80 {\n real_server 198.18.0.999 80 {\n")?;
+    d.signal(libc::SIGHUP)?;
+    d.wait_log("new configuration refused", Duration::from_secs(10))?;
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        &short_clients[..30],
+        lab.service(),
+        2,
+        10,
+    )?;
+    r.ensure_no_failures()?;
+    assert!(
+        r.count("rs5") > 0,
+        "still the last good config: {}",
+        r.summary()
+    );
+    Ok(())
+}
+
+#[test]
+fn kill_9_and_restart_loses_no_connection() -> Result<()> {
+    let lab = lab()?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(
+        &lab,
+        &bpffs.0,
+        &config_with(&[(1, 2), (2, 3), (3, 3), (4, 2), (5, 2)]),
+    )?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+    let clients: Vec<Ipv4Addr> = lab.client_addrs()[..20].to_vec();
+    let mut conns = lab.run_in_netns(
+        lab.client_ns(),
+        || -> Result<Vec<(KeepAliveClient, String)>> {
+            clients
+                .iter()
+                .map(|a| {
+                    let mut c =
+                        KeepAliveClient::connect(Some(*a), lab.service(), Duration::from_secs(5))?;
+                    let s = c.get()?;
+                    Ok((c, s))
+                })
+                .collect()
+        },
+    )??;
+    let before = d.inspect()?.services()?[0].stats.packets;
+
+    d.signal(libc::SIGKILL)?;
+    std::thread::sleep(Duration::from_millis(300));
+    // No agent: the pinned program keeps forwarding.
+    lab.run_in_netns(lab.client_ns(), || -> Result<()> {
+        for (c, s) in conns.iter_mut() {
+            assert_eq!(&c.get()?, s, "forwarding without an agent");
+        }
+        Ok(())
+    })??;
+
+    d.start()?;
+    d.wait_log("re-adopting the running data path", Duration::from_secs(10))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.run_in_netns(lab.client_ns(), || -> Result<()> {
+        for (c, s) in conns.iter_mut() {
+            assert_eq!(&c.get()?, s, "same connection, same server after restart");
+        }
+        Ok(())
+    })??;
+    let after = d.inspect()?.services()?[0].stats.packets;
+    assert!(after > before, "counters continue: {before} → {after}");
+    let report = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        2,
+        20,
+    )?;
+    report.ensure_no_failures()?;
+    let _ = Options::ephemeral();
+    Ok(())
+}
