@@ -1,19 +1,21 @@
 //! `cargo xtask demo`: the seed deployment, rebuilt in the lab.
 //!
-//! One director with interface `bond0` and the XDP data path, five real
-//! servers weighted 2:3:3:2:2 (the seed's .36–.40), the VIP on the
-//! director; 200 client addresses send real HTTP requests; prints what each
-//! real server answered next to its weight share, the data path's counters,
-//! and an `ipvsadm -ln`-style table. Everything is torn down at the end.
+//! One director (`bond0`) running `lvsd -f` on a lab copy of the seed's
+//! keepalived.conf (its U+00A0 spaces and Chinese comments included), five
+//! real servers weighted 2:3:3:2:2 with `persistence_timeout 120`, the VIP
+//! on the director; 200 client addresses send real HTTP requests. Prints
+//! lvsd's log, what each real server answered next to its weight share, and
+//! the `ipvsadm -ln`-style listing. Everything is torn down at the end.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use anyhow::Result;
-use common::{program_director, seed_spec, SEED_WEIGHTS};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use common::{own_bin, seed_lab_config, seed_spec, wait_forwarding, Bpffs, Director, SEED_WEIGHTS};
 use lvs_common::verdict;
-use lvs_testkit::{http_load, Lab};
-use lvs_userspace::datapath::{AttachMode, Options};
+use lvs_testkit::{http_load, process::SpawnOutput, Lab};
 
 fn main() -> Result<()> {
     let requests_per_client = 10;
@@ -34,21 +36,27 @@ fn main() -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let (dp, attached) = program_director(&lab, AttachMode::Auto, &Options::ephemeral(), None)?;
-    println!(
-        "XDP attached to {} (ifindex {}) in {} mode",
-        attached.ifname,
-        attached.ifindex,
-        match attached.mode {
-            Some(aya::programs::XdpMode::Driver) => "native",
-            Some(aya::programs::XdpMode::Skb) => "generic",
-            _ => "existing",
-        }
-    );
+    // Native XDP_TX on a veth needs an XDP program on the receiving peer.
+    let (sw, peer) = lab.director_peer(0);
+    let pass = own_bin("lvs-xdp-pass");
+    lab.spawn_with(
+        sw,
+        &[pass.to_str().context("path")?, peer],
+        SpawnOutput::Log,
+        Some(("attached", Duration::from_secs(10))),
+    )?;
+
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut director = Director::new(&lab, &bpffs.0, &seed_lab_config())?;
+    director.xdp_mode = "auto";
+    director.start()?;
+    wait_forwarding(&lab)?;
+    println!("\n--- lvsd -f keepalived.conf (lab copy of the seed) ---");
+    print!("{}", director.log());
 
     let clients = lab.client_addrs();
     println!(
-        "{} clients × {requests_per_client} HTTP requests (new TCP connection each) to http://{}/ …",
+        "\n--- {} clients × {requests_per_client} HTTP requests (a new TCP connection each) to http://{}/ ---",
         clients.len(),
         lab.service()
     );
@@ -61,61 +69,87 @@ fn main() -> Result<()> {
         100,
     )?;
     let total_weight: u32 = SEED_WEIGHTS.iter().sum();
-    println!();
     println!(
-        "{:<6} {:>15} {:>6} {:>9} {:>9} {:>9}",
-        "server", "address", "weight", "expected", "answered", "share"
+        "{:<6} {:>15} {:>6} {:>13} {:>8} {:>9} {:>7}",
+        "server", "address", "weight", "weight share", "clients", "answered", "share"
     );
     for (i, w) in SEED_WEIGHTS.iter().enumerate() {
         let name = lab.real_server_name(i);
-        let expected = report.total() as f64 * *w as f64 / total_weight as f64;
+        let pinned = report
+            .per_client
+            .values()
+            .filter(|m| m.contains_key(&name))
+            .count();
         println!(
-            "{:<6} {:>15} {:>6} {:>9.0} {:>9} {:>8.1}%",
+            "{:<6} {:>15} {:>6} {:>12.1}% {:>8} {:>9} {:>6.1}%",
             name,
             lab.real_server_addr(i).to_string(),
             w,
-            expected,
+            100.0 * *w as f64 / total_weight as f64,
+            pinned,
             report.count(&name),
             100.0 * report.share(&name)
         );
     }
     println!(
-        "requests: {} ok, {} failed, in {:.2?}",
+        "requests: {} ok, {} failed, in {:.2?}; persistence 120 s: every client stayed on one server (max servers per client: {})",
         report.ok(),
         report.failures,
-        report.elapsed
+        report.elapsed,
+        report.max_servers_per_client()
     );
 
-    let v = dp.verdicts()?;
-    println!();
-    println!("data path verdicts (director):");
+    let inspector = director.inspect()?;
+    let v = inspector.verdicts()?;
+    println!("\n--- data path verdicts (director) ---");
     for (i, n) in v.iter().enumerate() {
         if *n > 0 {
             println!("  {:<18} {n}", verdict::NAMES[i]);
         }
     }
-    println!(
-        "  (replies went straight from the real servers to the clients: pass_not_service stays ~0)"
-    );
+    println!("  (replies go straight from the real servers to the clients: no reply traffic is counted here)");
 
-    println!();
-    println!("IP Virtual Server (lvs-xdp) — as `ipvsadm -ln` would show it");
-    println!("Prot LocalAddress:Port Scheduler Flags");
-    println!("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn");
-    for s in dp.services()? {
-        println!("TCP  {}:{} wrr", s.vip, s.port);
-        for b in &s.backends {
-            println!(
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
-                format!("{}:{}", b.addr, b.port),
-                "Route",
-                b.weight,
-                b.active,
-                b.inactive
-            );
+    println!("\n--- lvsadm -ln ---");
+    let lvsadm = own_bin("lvsadm");
+    let listing = lab.exec(
+        lab.director_ns(0),
+        &[
+            lvsadm.to_str().context("path")?,
+            "-L",
+            "-n",
+            "--bpffs",
+            bpffs.0.to_str().context("path")?,
+            "--instance",
+            "lab",
+        ],
+    );
+    match listing {
+        Ok(out) if out.status.success() => print!("{}", String::from_utf8_lossy(&out.stdout)),
+        _ => {
+            // Before lvsadm exists: the same numbers from the maps.
+            for s in inspector.services()? {
+                println!(
+                    "TCP  {}:{} wrr persistent {}",
+                    s.vip, s.port, s.svc.persist_timeout_s
+                );
+                for b in &s.backends {
+                    println!(
+                        "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                        format!("{}:{}", b.addr, b.port),
+                        "Route",
+                        b.weight,
+                        b.active,
+                        b.inactive
+                    );
+                }
+            }
         }
     }
-    drop(dp);
+
+    director.signal(libc::SIGTERM)?;
+    director.wait_log("Stopped lvsd", Duration::from_secs(10))?;
+    drop(inspector);
+    drop(bpffs);
     lab.teardown()?;
     report.ensure_no_failures()?;
     Ok(())

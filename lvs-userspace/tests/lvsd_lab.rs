@@ -8,7 +8,6 @@ mod common;
 
 use std::{
     net::Ipv4Addr,
-    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -17,133 +16,9 @@ use std::{
 };
 
 use anyhow::{ensure, Context, Result};
-use lvs_testkit::{http_get, http_load, wait_until, KeepAliveClient, Lab, LabSpec, Pid};
-use lvs_userspace::datapath::{Inspector, Options};
-
-/// The seed's keepalived.conf.orig (no-break spaces, Chinese comments and
-/// all) with its addresses moved into the lab: real servers .36–.40 →
-/// 198.18.0.11–15, the service .42 → the lab VIP, and VI_1's address
-/// (.44/27, the seed's slip) → the VIP too, so VRRP carries the service.
-pub fn seed_lab_config() -> String {
-    let orig = include_str!("../../lvs-config/tests/configs/seed.conf.orig");
-    let mut s = orig.replace(
-        "222.211.74.44/27 brd 222.211.74.255",
-        "198.18.0.100/16 brd 198.18.255.255",
-    );
-    for (i, last) in (36..=40).enumerate() {
-        s = s.replace(
-            &format!("222.211.74.{last} "),
-            &format!("198.18.0.{} ", 11 + i),
-        );
-    }
-    s.replace("222.211.74.42", "198.18.0.100")
-        .replace("222.211.74.44", "198.18.0.100")
-}
-
-/// A bpffs of the test's own, mounted in the root namespace before lvsd
-/// starts: `ip netns exec` gives lvsd a fresh /sys, so pins must live
-/// elsewhere to be found again by a restarted lvsd. Unmounted on drop.
-struct Bpffs(PathBuf);
-
-impl Bpffs {
-    fn mount(lab: &Lab) -> Result<Self> {
-        let dir = PathBuf::from(format!(
-            "/run/lvs-test-bpf-{}",
-            lab.prefix().trim_end_matches('-')
-        ));
-        std::fs::create_dir_all(&dir)?;
-        let st = std::process::Command::new("mount")
-            .args(["-t", "bpf", "bpf"])
-            .arg(&dir)
-            .status()?;
-        ensure!(st.success(), "mount bpffs at {}", dir.display());
-        Ok(Bpffs(dir))
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = lvs_userspace::datapath::flush_instance(&self.0, "lab");
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-struct Director<'a> {
-    lab: &'a Lab,
-    conf: PathBuf,
-    bpffs: &'a Path,
-    pid: Option<Pid>,
-}
-
-impl<'a> Director<'a> {
-    fn new(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
-        let conf = lab.log_dir().join("keepalived.conf");
-        std::fs::write(&conf, config)?;
-        Ok(Director {
-            lab,
-            conf,
-            bpffs,
-            pid: None,
-        })
-    }
-
-    fn write_config(&self, config: &str) -> Result<()> {
-        std::fs::write(&self.conf, config)?;
-        Ok(())
-    }
-
-    fn start(&mut self) -> Result<Pid> {
-        let lvsd = common::own_bin("lvsd");
-        let pid = self.lab.spawn(
-            self.lab.director_ns(0),
-            &[
-                lvsd.to_str().context("path")?,
-                "-n",
-                "-l",
-                "-f",
-                self.conf.to_str().context("path")?,
-                "--bpffs",
-                self.bpffs.to_str().context("path")?,
-                "--instance",
-                "lab",
-                "--xdp-mode",
-                "generic",
-                "--conn-table-size",
-                "65536",
-                "--drain-timeout",
-                "30",
-            ],
-        )?;
-        self.pid = Some(pid);
-        Ok(pid)
-    }
-
-    fn signal(&self, sig: i32) -> Result<()> {
-        let pid = self.pid.context("not started")?;
-        // SAFETY: a signal to a process this test started.
-        ensure!(unsafe { libc::kill(pid.0 as i32, sig) } == 0, "kill {sig}");
-        Ok(())
-    }
-
-    fn log(&self) -> String {
-        self.pid
-            .and_then(|p| self.lab.log_path(p))
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_default()
-    }
-
-    fn wait_log(&self, needle: &str, timeout: Duration) -> Result<()> {
-        wait_until(needle, timeout, Duration::from_millis(50), || {
-            self.log().contains(needle)
-        })
-        .with_context(|| format!("lvsd log:\n{}", self.log()))
-    }
-
-    fn inspect(&self) -> Result<Inspector> {
-        Ok(Inspector::open(self.bpffs, "lab")?)
-    }
-}
+use common::{seed_lab_config, wait_forwarding, Bpffs, Director};
+use lvs_testkit::{http_get, http_load, wait_until, KeepAliveClient, Lab, LabSpec};
+use lvs_userspace::datapath::Options;
 
 fn lab() -> Result<Lab> {
     Ok(Lab::create(LabSpec {
@@ -153,22 +28,6 @@ fn lab() -> Result<Lab> {
         second_client_addrs: 30,
         ..LabSpec::default()
     })?)
-}
-
-/// Waits until a request through the VIP succeeds.
-fn wait_forwarding(lab: &Lab) -> Result<()> {
-    let client = lab.client_addrs()[0];
-    wait_until(
-        "forwarding through lvsd",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || {
-            lab.run_in_netns(lab.client_ns(), || {
-                http_get(client, lab.service(), Duration::from_millis(500)).is_ok()
-            })
-            .unwrap_or(false)
-        },
-    )
 }
 
 #[test]

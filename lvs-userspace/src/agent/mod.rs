@@ -107,6 +107,7 @@ fn init_logging(args: &Args) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -214,10 +215,16 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
             .with_context(|| format!("attaching XDP to {ifname}"))?;
         match (a.adopted, a.mode) {
             (true, _) => info!("XDP on {ifname}: took over the running program's link"),
-            (false, Some(m)) if a.fell_back => {
-                warn!("XDP on {ifname}: native mode refused, running in generic mode ({m:?})")
+            (false, Some(_)) if a.fell_back => {
+                warn!("XDP on {ifname}: native mode refused by the driver, running in generic (skb) mode")
             }
-            (false, m) => info!("XDP on {ifname}: attached ({m:?})"),
+            (false, m) => info!(
+                "XDP on {ifname}: attached in {} mode",
+                match m {
+                    Some(aya::programs::XdpMode::Skb) => "generic (skb)",
+                    _ => "native (driver)",
+                }
+            ),
         }
         let link = netlink::link_by_name(&ifname).with_context(|| format!("link {ifname}"))?;
         egress.push(Egress {
