@@ -47,9 +47,18 @@ fn main() {
         cmd.env_remove(var);
     }
     // BTF: debug info in, bpf-linker emits .BTF (named map fields in bpftool).
+    // Code generation happens in bpf-linker (LTO): cpu v3 (kernel >= 5.1)
+    // gives 32-bit jumps and ALU. (LLVM's allows-misaligned-mem-access would
+    // merge byte loads of packet fields, but it also emits misaligned stack
+    // accesses, which the verifier rejects.)
     cmd.env(
         "CARGO_ENCODED_RUSTFLAGS",
-        "-Cdebuginfo=2\x1f-Clink-arg=--btf",
+        [
+            "-Cdebuginfo=2",
+            "-Clink-arg=--btf",
+            "-Ctarget-cpu=v3",
+        ]
+        .join("\x1f"),
     );
 
     let status = cmd.status().unwrap_or_else(|e| {
