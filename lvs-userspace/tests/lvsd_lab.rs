@@ -16,9 +16,10 @@ use std::{
 };
 
 use anyhow::{ensure, Context, Result};
-use common::{seed_lab_config, wait_forwarding, Bpffs, Director};
-use lvs_testkit::{http_get, http_load, wait_until, KeepAliveClient, Lab, LabSpec};
-use lvs_userspace::datapath::Options;
+use common::{
+    ensure_same_servers, keep_alive_clients, seed_lab_config, wait_forwarding, Bpffs, Director,
+};
+use lvs_testkit::{http_get, http_load, Lab, LabSpec};
 
 fn lab() -> Result<Lab> {
     Ok(Lab::create(LabSpec {
@@ -152,20 +153,7 @@ fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Resu
 
     // Long-lived keep-alive connections, one per client address 100..119.
     let long_clients: Vec<Ipv4Addr> = lab.client_addrs()[100..120].to_vec();
-    let mut long = lab.run_in_netns(
-        lab.client_ns(),
-        || -> Result<Vec<(KeepAliveClient, String)>> {
-            long_clients
-                .iter()
-                .map(|a| {
-                    let mut c =
-                        KeepAliveClient::connect(Some(*a), lab.service(), Duration::from_secs(5))?;
-                    let s = c.get()?;
-                    Ok((c, s))
-                })
-                .collect()
-        },
-    )??;
+    let mut long = keep_alive_clients(&lab, &long_clients)?;
     ensure!(
         long.iter().any(|(_, s)| s == "rs4"),
         "some long connection on rs4 (to be removed)"
@@ -222,12 +210,7 @@ fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Resu
     assert!(short_done > 50);
 
     // Every long-lived connection still works on its server, rs4 (drained) included.
-    lab.run_in_netns(lab.client_ns(), || -> Result<()> {
-        for (c, server) in long.iter_mut() {
-            assert_eq!(&c.get()?, server, "long-lived connection kept its server");
-        }
-        Ok(())
-    })??;
+    ensure_same_servers(&lab, &mut long, "after the reload")?;
 
     // New connections follow the new weights 3:1:1:1 over rs1,2,3,5; none to rs4.
     let report = http_load(&lab, lab.client_ns(), &short_clients, lab.service(), 6, 40)?;
@@ -267,41 +250,18 @@ fn kill_9_and_restart_loses_no_connection() -> Result<()> {
     d.start()?;
     wait_forwarding(&lab)?;
     let clients: Vec<Ipv4Addr> = lab.client_addrs()[..20].to_vec();
-    let mut conns = lab.run_in_netns(
-        lab.client_ns(),
-        || -> Result<Vec<(KeepAliveClient, String)>> {
-            clients
-                .iter()
-                .map(|a| {
-                    let mut c =
-                        KeepAliveClient::connect(Some(*a), lab.service(), Duration::from_secs(5))?;
-                    let s = c.get()?;
-                    Ok((c, s))
-                })
-                .collect()
-        },
-    )??;
+    let mut conns = keep_alive_clients(&lab, &clients)?;
     let before = d.inspect()?.services()?[0].stats.packets;
 
     d.signal(libc::SIGKILL)?;
     std::thread::sleep(Duration::from_millis(300));
     // No agent: the pinned program keeps forwarding.
-    lab.run_in_netns(lab.client_ns(), || -> Result<()> {
-        for (c, s) in conns.iter_mut() {
-            assert_eq!(&c.get()?, s, "forwarding without an agent");
-        }
-        Ok(())
-    })??;
+    ensure_same_servers(&lab, &mut conns, "forwarding without an agent")?;
 
     d.start()?;
     d.wait_log("re-adopting the running data path", Duration::from_secs(10))?;
     std::thread::sleep(Duration::from_millis(1500));
-    lab.run_in_netns(lab.client_ns(), || -> Result<()> {
-        for (c, s) in conns.iter_mut() {
-            assert_eq!(&c.get()?, s, "same connection, same server after restart");
-        }
-        Ok(())
-    })??;
+    ensure_same_servers(&lab, &mut conns, "after the restart")?;
     let after = d.inspect()?.services()?[0].stats.packets;
     assert!(after > before, "counters continue: {before} → {after}");
     let report = http_load(
@@ -313,6 +273,5 @@ fn kill_9_and_restart_loses_no_connection() -> Result<()> {
         20,
     )?;
     report.ensure_no_failures()?;
-    let _ = Options::ephemeral();
     Ok(())
 }

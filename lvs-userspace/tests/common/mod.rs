@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use lvs_testkit::{http_get, wait_until, Lab, LabSpec, Pid};
+use lvs_testkit::{http_get, wait_until, KeepAliveClient, Lab, LabSpec, Pid};
 use lvs_userspace::datapath::Inspector;
 use lvs_userspace::{
     datapath::{
@@ -254,4 +254,40 @@ pub fn wait_forwarding(lab: &Lab) -> Result<()> {
             .unwrap_or(false)
         },
     )
+}
+
+/// Long-lived keep-alive connections through the VIP, one per client
+/// address, each with the server that answered its first request.
+pub fn keep_alive_clients(
+    lab: &Lab,
+    addrs: &[std::net::Ipv4Addr],
+) -> Result<Vec<(KeepAliveClient, String)>> {
+    lab.run_in_netns(lab.client_ns(), || {
+        addrs
+            .iter()
+            .map(|a| {
+                let mut c =
+                    KeepAliveClient::connect(Some(*a), lab.service(), Duration::from_secs(5))?;
+                let s = c.get()?;
+                Ok((c, s))
+            })
+            .collect()
+    })?
+}
+
+/// Every keep-alive connection still answers, from the same server.
+pub fn ensure_same_servers(
+    lab: &Lab,
+    conns: &mut [(KeepAliveClient, String)],
+    what: &str,
+) -> Result<()> {
+    lab.run_in_netns(lab.client_ns(), || -> Result<()> {
+        for (c, server) in conns.iter_mut() {
+            let got = c
+                .get()
+                .with_context(|| format!("{what}: request on a kept connection"))?;
+            ensure!(&got == server, "{what}: {got} answered instead of {server}");
+        }
+        Ok(())
+    })?
 }
