@@ -125,7 +125,7 @@ impl Reconciler {
         self.reals
             .retain(|k, _| new_keys.contains(k) || draining.contains_key(k));
         self.plan = plan;
-        self.resolve_all();
+        self.resolve_all(false);
     }
 
     /// A checker's verdict on a real server of every service that has it.
@@ -151,11 +151,19 @@ impl Reconciler {
     }
 
     /// Finds next hops for real servers that have none: neighbour table
-    /// first, else ask the kernel to resolve (found on a later tick).
-    fn resolve_all(&mut self) {
+    /// first, else ask the kernel to resolve (found on a later tick). With
+    /// `refresh`, known ones are looked up again too, so a real server whose
+    /// MAC changed (a replaced NIC, a bond failover) is followed.
+    fn resolve_all(&mut self, refresh: bool) {
         let egress = self.egress.clone();
         for ((_, (addr, _)), st) in self.reals.iter_mut() {
-            if st.hop.is_some() {
+            if let Some(old) = st.hop {
+                if refresh {
+                    if let Some(new) = resolve(&egress, *addr).filter(|n| n.mac != old.mac) {
+                        info!("{addr}: MAC address changed, now {}", fmt_mac(new.mac));
+                        st.hop = Some(new);
+                    }
+                }
                 continue;
             }
             st.hop = resolve(&egress, *addr);
@@ -192,7 +200,7 @@ impl Reconciler {
     pub fn tick(&mut self) -> anyhow::Result<()> {
         self.ticks += 1;
         self.dp.tick()?;
-        self.resolve_all();
+        self.resolve_all(self.ticks % 10 == 0);
         if !self.draining.is_empty() {
             self.finish_drains()?;
         }
@@ -368,6 +376,13 @@ fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> Desired
         sloppy: false,
         backends,
     }
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The next hop of `addr` through the first egress interface whose
