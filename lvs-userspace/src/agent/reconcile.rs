@@ -42,6 +42,9 @@ struct RealState {
 
 type RealKey = (ServiceId, RealId);
 
+/// Seconds between passes that delete idle connections and templates.
+const EXPIRE_EVERY_TICKS: u64 = 30;
+
 pub struct Reconciler {
     dp: Datapath,
     egress: Vec<Egress>,
@@ -201,10 +204,12 @@ impl Reconciler {
         self.ticks += 1;
         self.dp.tick()?;
         self.resolve_all(self.ticks % 10 == 0);
-        if !self.draining.is_empty() {
+        // Both scan the connection table: not every second. The LRU bounds
+        // memory on its own; this only keeps listings and drains honest.
+        if !self.draining.is_empty() && self.ticks % 5 == 0 {
             self.finish_drains()?;
         }
-        if self.ticks % 5 == 0 {
+        if self.ticks % EXPIRE_EVERY_TICKS == 0 {
             let (conns, templates) = self.dp.expire()?;
             if conns + templates > 0 {
                 tracing::debug!("expired {conns} connections, {templates} persistence templates");

@@ -18,6 +18,31 @@ impl Datapath {
         self.state.maps.conns.get(key, 0).ok()
     }
 
+    /// Marks every connection as seen now. A re-adopted data path may have
+    /// forwarded established flows from its flow cache while no agent bumped
+    /// the tick, leaving their entries' timestamps old: without this, the
+    /// new agent's first expiry pass would delete live connections.
+    pub fn refresh_conns(&mut self) -> Result<usize> {
+        let now = super::read::monotonic_ns();
+        let keys: Vec<FlowKey> = self
+            .state
+            .maps
+            .conns
+            .keys()
+            .filter_map(|k| k.ok())
+            .collect();
+        let mut n = 0;
+        for key in keys {
+            if let Ok(mut c) = self.state.maps.conns.get(&key, 0) {
+                c.last_seen_ns = now;
+                if self.state.maps.conns.insert(key, c, 0).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     pub fn insert_template(&mut self, key: PersistKey, value: Persist) -> Result<()> {
         self.state
             .maps
