@@ -18,7 +18,7 @@ pub mod tcp;
 
 /// Version of the shared map layout. A pinned datapath of another version is
 /// refused by the agent instead of being silently re-used (aya does not check).
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Services (VIP:port:proto) the program knows. Also the size of `svc_stats`.
 pub const MAX_SERVICES: u32 = 1024;
@@ -34,6 +34,8 @@ pub const PERSIST_TABLE_SIZE: u32 = 1 << 18;
 pub const FLOW_CACHE_SLOTS: u32 = 4096;
 /// Bits of the VIP address pre-filter (`vip_filter`): `VIP_FILTER_WORDS` × 64.
 pub const VIP_FILTER_WORDS: u32 = 1024;
+/// Bytes of the `sync_events` ring buffer (connection sync).
+pub const SYNC_RING_BYTES: u32 = 256 * 1024;
 /// Devmap slots for `bpf_redirect_map` (indexed by ifindex).
 pub const MAX_IFINDEX: u32 = 4096;
 
@@ -55,8 +57,9 @@ pub mod map_names {
     pub const BACKEND_STATS: &str = "backend_stats";
     pub const VERDICTS: &str = "verdicts";
     pub const TX_PORTS: &str = "tx_ports";
+    pub const SYNC_EVENTS: &str = "sync_events";
     /// Every map the program pins, in documentation order.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         SERVICES,
         BACKENDS,
         RINGS,
@@ -70,6 +73,7 @@ pub mod map_names {
         BACKEND_STATS,
         VERDICTS,
         TX_PORTS,
+        SYNC_EVENTS,
     ];
 }
 
@@ -184,12 +188,17 @@ pub struct PersistKey {
     pub client_be: u32,
 }
 
+/// Template flag: written by connection sync, not by this director (it is
+/// not sent back, so two directors never keep each other's templates alive).
+pub const PERSIST_F_SYNCED: u32 = 1 << 0;
+
 /// `persist` value: the persistence template.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Persist {
     pub backend: u32,
-    pub _pad: u32,
+    /// PERSIST_F_* bits.
+    pub flags: u32,
     /// CLOCK_MONOTONIC of the last use; the template expires `persist_timeout_s` later.
     pub last_seen_ns: u64,
 }
@@ -216,6 +225,33 @@ pub struct FlowCacheEntry {
 /// Global flag: schedule non-SYN TCP packets that have no connection entry
 /// for every service (as `SVC_F_SLOPPY` does for one).
 pub const SET_F_SLOPPY: u32 = 1 << 0;
+/// Global flag: report new connections, state changes and new persistence
+/// templates in `sync_events`, for connection sync to the backup director.
+pub const SET_F_SYNC: u32 = 1 << 1;
+
+/// `SyncEvent::kind`: a connection was created or changed state.
+pub const SYNC_CONN: u32 = 1;
+/// `SyncEvent::kind`: a persistence template was (re)written.
+pub const SYNC_TEMPLATE: u32 = 2;
+
+/// `sync_events` record (ring buffer), read by the agent's sync sender.
+/// Ids are this director's: the agent turns them into addresses before
+/// anything leaves the machine.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncEvent {
+    /// SYNC_CONN or SYNC_TEMPLATE.
+    pub kind: u32,
+    /// Connection state (SYNC_CONN).
+    pub state: u32,
+    pub backend: u32,
+    pub service: u32,
+    /// The connection (SYNC_CONN).
+    pub key: FlowKey,
+    /// Masked client address of the template (SYNC_TEMPLATE), network order.
+    pub client_be: u32,
+    pub _pad: u32,
+}
 
 /// `settings` value (array with one element).
 #[repr(C)]
@@ -281,7 +317,9 @@ pub mod verdict {
     pub const DROP_NO_TX_PORT: u32 = 9;
     /// Of the forwarded packets: how many took the flow-cache fast path.
     pub const FLOW_CACHE_HIT: u32 = 10;
-    pub const COUNT: u32 = 11;
+    /// Sync events lost because `sync_events` was full (not a verdict).
+    pub const SYNC_LOST: u32 = 11;
+    pub const COUNT: u32 = 12;
     /// Names in index order, for listings and metrics.
     pub const NAMES: [&str; COUNT as usize] = [
         "tx",
@@ -295,6 +333,7 @@ pub mod verdict {
         "pass_no_backend",
         "drop_no_tx_port",
         "flow_cache_hit",
+        "sync_lost",
     ];
 }
 
@@ -314,6 +353,7 @@ mod pod {
     unsafe impl aya::Pod for FlowCacheEntry {}
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for Stats {}
+    unsafe impl aya::Pod for SyncEvent {}
 }
 
 // The layouts the kernel sees: no implicit padding anywhere.
@@ -328,4 +368,5 @@ const _: () = {
     assert!(core::mem::size_of::<FlowCacheEntry>() == 44);
     assert!(core::mem::size_of::<Settings>() == 16 + 4 * tcp::NUM_STATES);
     assert!(core::mem::size_of::<Stats>() == 24);
+    assert!(core::mem::size_of::<SyncEvent>() == 40);
 };

@@ -14,7 +14,7 @@ use crate::{
     forward::NextHop,
     maps::{CONNS, SERVICES},
     parse::Packet,
-    schedule,
+    schedule, sync,
     verdict::{Step, Verdict},
 };
 
@@ -95,6 +95,9 @@ pub fn existing(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
     } else {
         tcp::STATE_UDP
     };
+    if state != c.state {
+        sync::conn(settings, &pkt.key, state, c.backend, c.service);
+    }
     c.state = state;
     c.last_seen_ns = now;
     if c.flags & CONN_F_PERSISTENT != 0 {
@@ -151,7 +154,7 @@ pub fn create(
     if !may_start {
         return Err(Verdict::pass(reason::PASS_NO_CONN));
     }
-    let (backend, hop) = schedule::pick(svc, pkt.key.src_be, now)?;
+    let (backend, hop) = schedule::pick(svc, pkt.key.src_be, now, settings)?;
     let state = if pkt.key.proto == IPPROTO_TCP {
         tcp::next_state(tcp::NONE, pkt.tcp_flags)
     } else {
@@ -172,6 +175,7 @@ pub fn create(
     // A full LRU evicts its least recently used entry; insert cannot fail
     // for lack of room, and if it fails anyway the packet still goes out.
     let _ = CONNS.insert(pkt.key, conn, 0);
+    sync::conn(settings, &pkt.key, state, backend, svc.id);
     Ok(Tracked {
         backend,
         service: svc.id,

@@ -13,6 +13,7 @@ pub mod maps;
 pub mod parse;
 pub mod schedule;
 pub mod stats;
+pub mod sync;
 pub mod verdict;
 
 #[cfg(not(test))]

@@ -2,13 +2,14 @@
 //! `/sys/fs/bpf/lvs/<instance>/<name>`; see README.md for who writes what.
 
 use aya_ebpf::{
-    btf_maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
+    btf_maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray, RingBuf},
     macros::btf_map,
 };
 use lvs_common::{
     verdict, Backend, Conn, FlowCacheEntry, FlowKey, Persist, PersistKey, Service, ServiceKey,
-    Settings, Stats, DEFAULT_CONN_TABLE_SIZE, FLOW_CACHE_SLOTS, MAX_BACKENDS, MAX_IFINDEX,
-    MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, VIP_FILTER_WORDS,
+    Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE, FLOW_CACHE_SLOTS, MAX_BACKENDS,
+    MAX_IFINDEX, MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES,
+    VIP_FILTER_WORDS,
 };
 
 /// (VIP, port, proto) → service. Written by the agent.
@@ -75,3 +76,8 @@ pub static VERDICTS: PerCpuArray<u64, { verdict::COUNT as usize }> = PerCpuArray
 /// ifindex → ifindex, for `bpf_redirect_map` to another interface.
 #[btf_map(name = "tx_ports")]
 pub static TX_PORTS: DevMap<{ MAX_IFINDEX as usize }> = DevMap::new();
+
+/// New connections, state changes and new templates, for the agent's
+/// connection sync (only while `settings.flags` has SET_F_SYNC).
+#[btf_map(name = "sync_events")]
+pub static SYNC_EVENTS: RingBuf<SyncEvent, { SYNC_RING_BYTES as usize }> = RingBuf::new();

@@ -2,11 +2,14 @@
 //! the service has one for this client, else the next slot of the service's
 //! precomputed schedule (IPVS wrr/rr order, computed by the agent).
 
-use lvs_common::{verdict as reason, Persist, PersistKey, Service, BE_F_ALIVE, SVC_F_PERSISTENT};
+use lvs_common::{
+    verdict as reason, Persist, PersistKey, Service, Settings, BE_F_ALIVE, SVC_F_PERSISTENT,
+};
 
 use crate::{
     forward::NextHop,
     maps::{BACKENDS, CURSORS, PERSIST, RINGS},
+    sync,
     verdict::{Step, Verdict},
 };
 
@@ -33,7 +36,7 @@ pub fn backend_hop(id: u32, service: u32) -> Option<NextHop> {
 
 /// A backend for a new connection of `svc` from `client_be`.
 #[inline(always)]
-pub fn pick(svc: &Service, client_be: u32, now: u64) -> Step<(u32, NextHop)> {
+pub fn pick(svc: &Service, client_be: u32, now: u64, settings: &Settings) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_PERSISTENT == 0 {
         return next_in_ring(svc);
     }
@@ -58,11 +61,12 @@ pub fn pick(svc: &Service, client_be: u32, now: u64) -> Step<(u32, NextHop)> {
     let (id, hop) = next_in_ring(svc)?;
     let template = Persist {
         backend: id,
-        _pad: 0,
+        flags: 0,
         last_seen_ns: now,
     };
     // A full LRU evicts its oldest template: never a reason to drop.
     let _ = PERSIST.insert(key, template, 0);
+    sync::template(settings, svc.id, key.client_be, id);
     Ok((id, hop))
 }
 

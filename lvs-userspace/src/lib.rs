@@ -6,6 +6,7 @@
 //! - `netlink`: links, neighbours, addresses (rtnetlink), gratuitous ARP;
 //! - `check`: keepalived's health checkers (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK);
 //! - `vrrp`: keepalived-compatible VRRP v2/v3 instances;
+//! - `sync`: connection sync between directors;
 //! - `agent`: `lvsd`, tying config, checkers, VRRP and the data path together;
 //! - `adm`: `lvsadm`, the ipvsadm-compatible listing.
 
@@ -15,6 +16,7 @@ pub mod check;
 pub mod datapath;
 pub mod netlink;
 pub mod sched;
+pub mod sync;
 pub mod vrrp;
 
 /// keepalived.conf parsing and linting.

@@ -158,6 +158,39 @@ fn datapath_interfaces(args: &Args, cfg: &Config) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Seconds between re-sends of long-lived connections to the other director.
+const RESYNC_EVERY_TICKS: u64 = 120;
+
+/// The next batch from the sync receiver, or never when sync is off.
+async fn recv_synced(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<Vec<crate::sync::Entry>>>,
+) -> Option<Vec<crate::sync::Entry>> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// keepalived's `lvs_sync_daemon_interface` (in a vrrp_instance): sync on
+/// that interface with the instance's virtual_router_id as syncid.
+fn sync_setup(cfg: &Config) -> Result<Option<crate::sync::SyncSetup>> {
+    let Some(v) = cfg
+        .vrrp_instances
+        .iter()
+        .find(|v| v.lvs_sync_daemon_interface.is_some())
+    else {
+        return Ok(None);
+    };
+    let ifname = v.lvs_sync_daemon_interface.clone().unwrap_or_default();
+    let link = netlink::link_by_name(&ifname)
+        .with_context(|| format!("lvs_sync_daemon_interface {ifname}"))?;
+    Ok(Some(crate::sync::SyncSetup {
+        ifname,
+        ifindex: link.index,
+        syncid: v.virtual_router_id,
+    }))
+}
+
 struct PidFile(Option<PathBuf>);
 
 impl PidFile {
@@ -238,10 +271,37 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     rec.set_plan(plan);
     rec.apply()?;
 
+    // Connection sync, when the config names an lvs_sync_daemon_interface.
+    let (mut synced_rx, resend_tx) = match sync_setup(&cfg)? {
+        Some(setup) => {
+            rec.datapath_mut().set_sync(true)?;
+            let ring = rec
+                .datapath_mut()
+                .take_sync_events()
+                .context("sync ring already taken")?;
+            let (ids_tx, ids_rx) = tokio::sync::watch::channel(Default::default());
+            rec.publish_ids(ids_tx);
+            let (resend_tx, resend_rx) = tokio::sync::mpsc::channel(4);
+            crate::sync::spawn_sender(setup.clone(), ring, ids_rx, resend_rx)?;
+            let (in_tx, in_rx) = tokio::sync::mpsc::channel(1024);
+            crate::sync::spawn_receiver(setup.clone(), in_tx)?;
+            info!(
+                "Starting connection sync on {} (syncid {}, {}:{})",
+                setup.ifname,
+                setup.syncid,
+                crate::sync::GROUP,
+                crate::sync::PORT
+            );
+            (Some(in_rx), Some(resend_tx))
+        }
+        None => (None, None),
+    };
+
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
@@ -250,6 +310,17 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 if let Err(e) = rec.tick() {
                     error!("datapath update failed: {e:#}");
                 }
+                ticks += 1;
+                if let Some(tx) = resend_tx.as_ref().filter(|_| ticks % RESYNC_EVERY_TICKS == 0) {
+                    match rec.resend_entries() {
+                        Ok(entries) if !entries.is_empty() => { let _ = tx.try_send(entries); }
+                        Ok(_) => {}
+                        Err(e) => warn!("connection sync: listing connections: {e:#}"),
+                    }
+                }
+            }
+            Some(entries) = recv_synced(&mut synced_rx) => {
+                rec.apply_synced(&entries);
             }
             _ = hup.recv() => {
                 info!("Reloading configuration file {}", args.use_file.display());
@@ -273,6 +344,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         }
     }
 
+    if resend_tx.is_some() {
+        // Nobody reads the ring any more: stop filling it.
+        let _ = rec.datapath_mut().set_sync(false);
+    }
     if args.keep_datapath {
         info!("--keep-datapath: leaving the data path forwarding");
         drop(rec);

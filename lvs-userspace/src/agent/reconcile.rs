@@ -15,8 +15,15 @@ use super::{
     neigh as netlink,
     plan::{fmt_service, Plan, PlannedReal, PlannedService, RealId, ServiceId},
 };
-use crate::datapath::{
-    Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Persistence,
+use crate::{
+    datapath::{
+        desired::service_key, read::IdMap, Datapath, DesiredBackend, DesiredService, DesiredState,
+        NextHop, Persistence, Proto,
+    },
+    sync::{self, Entry},
+};
+use lvs_common::{
+    Conn, FlowKey, Persist, PersistKey, CONN_F_PERSISTENT, CONN_F_SYNCED, PERSIST_F_SYNCED,
 };
 
 /// A datapath interface: where real servers are reached.
@@ -59,6 +66,8 @@ pub struct Reconciler {
     /// Services whose sorry server is in use.
     sorry_active: BTreeSet<ServiceId>,
     ticks: u64,
+    /// Connection sync: where the sender learns ids → addresses.
+    ids: Option<tokio::sync::watch::Sender<std::sync::Arc<IdMap>>>,
 }
 
 impl Reconciler {
@@ -73,11 +82,123 @@ impl Reconciler {
             in_service: BTreeSet::new(),
             sorry_active: BTreeSet::new(),
             ticks: 0,
+            ids: None,
         }
     }
 
     pub fn datapath(&self) -> &Datapath {
         &self.dp
+    }
+
+    pub fn datapath_mut(&mut self) -> &mut Datapath {
+        &mut self.dp
+    }
+
+    /// Connection sync is on: keep the sender's id map current.
+    pub fn publish_ids(&mut self, tx: tokio::sync::watch::Sender<std::sync::Arc<IdMap>>) {
+        let _ = tx.send(std::sync::Arc::new(self.dp.id_map()));
+        self.ids = Some(tx);
+    }
+
+    /// Writes what another director synced into our maps, by our own ids.
+    pub fn apply_synced(&mut self, entries: &[Entry]) -> usize {
+        let now = crate::datapath::read::monotonic_ns();
+        let mut applied = 0;
+        for e in entries {
+            let Some(proto) = Proto::from_number(e.proto) else {
+                continue;
+            };
+            let key = service_key(e.vip, e.vport, proto);
+            let (Some(service), Some(backend)) = (
+                self.dp.service_id(&key),
+                self.dp.backend_id(&key, e.rs, e.rsport),
+            ) else {
+                continue; // a service or real server we do not have
+            };
+            let persistent = self
+                .plan
+                .services
+                .iter()
+                .any(|s| s.id == (e.vip, e.vport, proto) && s.persistence.is_some());
+            let ok = if e.kind == sync::wire::KIND_TEMPLATE {
+                self.dp
+                    .insert_template(
+                        PersistKey {
+                            service,
+                            client_be: u32::from_ne_bytes(e.client.octets()),
+                        },
+                        Persist {
+                            backend,
+                            flags: PERSIST_F_SYNCED,
+                            last_seen_ns: now,
+                        },
+                    )
+                    .is_ok()
+            } else {
+                let fkey = FlowKey {
+                    src_be: u32::from_ne_bytes(e.client.octets()),
+                    dst_be: key.addr_be,
+                    sport_be: e.cport.to_be(),
+                    dport_be: key.port_be,
+                    proto: e.proto,
+                    _pad: [0; 3],
+                };
+                let flags = CONN_F_SYNCED | if persistent { CONN_F_PERSISTENT } else { 0 };
+                self.dp
+                    .insert_conn(
+                        fkey,
+                        Conn {
+                            backend,
+                            service,
+                            state: e.state as u32,
+                            flags,
+                            created_ns: now,
+                            last_seen_ns: now,
+                        },
+                    )
+                    .is_ok()
+            };
+            applied += ok as usize;
+        }
+        applied
+    }
+
+    /// Our own long-lived connections and templates, to send again so the
+    /// other director does not time them out.
+    pub fn resend_entries(&self) -> anyhow::Result<Vec<Entry>> {
+        let ids = self.dp.id_map();
+        let mut out = Vec::new();
+        for c in self.dp.conns()? {
+            if c.conn.flags & CONN_F_SYNCED != 0 || !sync::worth_resending(c.conn.state) {
+                continue;
+            }
+            let ev = lvs_common::SyncEvent {
+                kind: lvs_common::SYNC_CONN,
+                state: c.conn.state,
+                backend: c.conn.backend,
+                service: c.conn.service,
+                key: c.key,
+                client_be: 0,
+                _pad: 0,
+            };
+            out.extend(sync::entry_of(&ev, &ids));
+        }
+        for t in self.dp.templates()? {
+            if t.value.flags & PERSIST_F_SYNCED != 0 || t.expires_in_s == 0 {
+                continue;
+            }
+            let ev = lvs_common::SyncEvent {
+                kind: lvs_common::SYNC_TEMPLATE,
+                state: 0,
+                backend: t.value.backend,
+                service: t.key.service,
+                key: FlowKey::default(),
+                client_be: t.key.client_be,
+                _pad: 0,
+            };
+            out.extend(sync::entry_of(&ev, &ids));
+        }
+        Ok(out)
     }
 
     pub fn into_datapath(self) -> Datapath {
@@ -364,6 +485,9 @@ impl Reconciler {
         let report = self.dp.apply(&desired)?;
         if !report.is_empty() {
             tracing::debug!("datapath updated: {report:?}");
+            if let Some(tx) = &self.ids {
+                let _ = tx.send(std::sync::Arc::new(self.dp.id_map()));
+            }
         }
         Ok(())
     }

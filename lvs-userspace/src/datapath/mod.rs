@@ -189,6 +189,7 @@ fn expected_sizes(name: &str) -> Option<(u32, u32)> {
         names::SETTINGS => s(4, size_of::<Settings>()),
         names::SVC_STATS | names::BACKEND_STATS => s(4, size_of::<Stats>()),
         names::TX_PORTS => s(4, 8), // struct bpf_devmap_val: ifindex, prog fd
+        names::SYNC_EVENTS => s(0, 0), // a ring buffer has neither
         _ => None,
     }
 }
@@ -205,6 +206,8 @@ pub struct Datapath {
     ebpf: Ebpf,
     pins: Option<PinDir>,
     state: State,
+    /// Connection-sync events, until the sync sender takes them.
+    sync_events: Option<aya::maps::RingBuf<MapData>>,
     /// Links held by this process when not pinning (dropping them detaches).
     held_links: BTreeMap<String, FdLink>,
     /// The program found pinned maps and continued with them.
@@ -240,6 +243,9 @@ impl Datapath {
         loader.map_max_entries(names::CONNS, opts.conn_table_size);
         let mut ebpf = loader.load(objects::LVS_XDP)?;
         let maps = take_maps(&mut ebpf)?;
+        let sync_events = take(&mut ebpf, names::SYNC_EVENTS)?
+            .try_into()
+            .map_err(map_err(names::SYNC_EVENTS))?;
         let prog: &mut Xdp = program(&mut ebpf)?;
         prog.load()?;
 
@@ -252,10 +258,28 @@ impl Datapath {
             },
             held_links: BTreeMap::new(),
             adopted_maps,
+            sync_events: Some(sync_events),
         };
         dp.init_settings()?;
         dp.state.applied = apply::Applied::read(&dp.state.maps)?;
         Ok(dp)
+    }
+
+    /// The ring of connection-sync events (once: the sync sender owns it).
+    /// Events flow only while sync is on (`set_sync`).
+    pub fn take_sync_events(&mut self) -> Option<aya::maps::RingBuf<MapData>> {
+        self.sync_events.take()
+    }
+
+    /// Turns the data path's connection-sync events on or off.
+    pub fn set_sync(&mut self, on: bool) -> Result<()> {
+        self.update_settings(|s| {
+            if on {
+                s.flags |= lvs_common::SET_F_SYNC;
+            } else {
+                s.flags &= !lvs_common::SET_F_SYNC;
+            }
+        })
     }
 
     /// Whether `open` continued with maps a previous agent pinned.

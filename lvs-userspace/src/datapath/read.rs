@@ -41,6 +41,14 @@ pub struct ServiceView {
     pub backends: Vec<BackendView>,
 }
 
+/// This director's service and backend ids, as addresses (ids are local:
+/// another director numbers the same real server differently).
+#[derive(Clone, Debug, Default)]
+pub struct IdMap {
+    pub services: std::collections::BTreeMap<u32, ServiceKey>,
+    pub backends: std::collections::BTreeMap<u32, (Ipv4Addr, u16)>,
+}
+
 /// A connection entry, decoded.
 #[derive(Clone, Debug)]
 pub struct ConnView {
@@ -230,6 +238,34 @@ impl State {
             }
         }
         Ok((conns_gone, templates_gone))
+    }
+
+    /// Ids → addresses of what is applied, for connection sync.
+    pub fn id_map(&self) -> IdMap {
+        IdMap {
+            services: self
+                .applied
+                .services
+                .iter()
+                .map(|(k, s)| (s.svc.id, *k))
+                .collect(),
+            backends: self
+                .applied
+                .backends
+                .iter()
+                .map(|(id, b)| (*id, (addr_of(b.addr_be), u16::from_be(b.port_be))))
+                .collect(),
+        }
+    }
+
+    /// The local id of a service's real server, if applied.
+    pub fn backend_id(&self, key: &ServiceKey, addr: Ipv4Addr, port: u16) -> Option<u32> {
+        let s = self.applied.services.get(key)?;
+        s.backends.iter().copied().find(|id| {
+            self.applied.backends.get(id).is_some_and(|b| {
+                b.addr_be == u32::from_ne_bytes(addr.octets()) && b.port_be == port.to_be()
+            })
+        })
     }
 
     /// The service a key names, if applied.
