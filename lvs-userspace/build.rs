@@ -53,12 +53,7 @@ fn main() {
     // accesses, which the verifier rejects.)
     cmd.env(
         "CARGO_ENCODED_RUSTFLAGS",
-        [
-            "-Cdebuginfo=2",
-            "-Clink-arg=--btf",
-            "-Ctarget-cpu=v3",
-        ]
-        .join("\x1f"),
+        ["-Cdebuginfo=2", "-Clink-arg=--btf", "-Ctarget-cpu=v3"].join("\x1f"),
     );
 
     let status = cmd.status().unwrap_or_else(|e| {
