@@ -141,7 +141,9 @@ fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
         eprintln!("fuzz: {target} for {seconds} s");
         let max_time = format!("-max_total_time={seconds}");
         let status = Command::new("rustup")
-            .args(["run", "nightly", "cargo", "fuzz", "run", target, "--", &max_time])
+            .args([
+                "run", "nightly", "cargo", "fuzz", "run", target, "--", &max_time,
+            ])
             .current_dir(path.parent().expect("fuzz dir has a parent"))
             .env_remove("RUSTUP_TOOLCHAIN")
             .status()
