@@ -58,8 +58,9 @@ pub mod map_names {
     pub const VERDICTS: &str = "verdicts";
     pub const TX_PORTS: &str = "tx_ports";
     pub const SYNC_EVENTS: &str = "sync_events";
+    pub const LOCAL_MACS: &str = "local_macs";
     /// Every map the program pins, in documentation order.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         SERVICES,
         BACKENDS,
         RINGS,
@@ -74,6 +75,7 @@ pub mod map_names {
         VERDICTS,
         TX_PORTS,
         SYNC_EVENTS,
+        LOCAL_MACS,
     ];
 }
 
@@ -282,6 +284,16 @@ impl Default for Settings {
     }
 }
 
+/// `local_macs` value (array indexed by ifindex): the interface's own MAC.
+/// A frame to a VIP whose destination MAC is not this is not ours to
+/// forward. All zero = not attached there: no check (test-run).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalMac {
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
 /// `svc_stats` / `backend_stats` value (per-CPU arrays; userspace sums CPUs).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -319,7 +331,10 @@ pub mod verdict {
     pub const FLOW_CACHE_HIT: u32 = 10;
     /// Sync events lost because `sync_events` was full (not a verdict).
     pub const SYNC_LOST: u32 = 11;
-    pub const COUNT: u32 = 12;
+    /// Addressed to another host's MAC (flooded by a switch to a backup
+    /// director, say): passed, so the kernel drops it; never forwarded.
+    pub const PASS_OTHER_HOST: u32 = 12;
+    pub const COUNT: u32 = 13;
     /// Names in index order, for listings and metrics.
     pub const NAMES: [&str; COUNT as usize] = [
         "tx",
@@ -334,6 +349,7 @@ pub mod verdict {
         "drop_no_tx_port",
         "flow_cache_hit",
         "sync_lost",
+        "pass_other_host",
     ];
 }
 
@@ -354,6 +370,7 @@ mod pod {
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for Stats {}
     unsafe impl aya::Pod for SyncEvent {}
+    unsafe impl aya::Pod for LocalMac {}
 }
 
 // The layouts the kernel sees: no implicit padding anywhere.
@@ -369,4 +386,5 @@ const _: () = {
     assert!(core::mem::size_of::<Settings>() == 16 + 4 * tcp::NUM_STATES);
     assert!(core::mem::size_of::<Stats>() == 24);
     assert!(core::mem::size_of::<SyncEvent>() == 40);
+    assert!(core::mem::size_of::<LocalMac>() == 8);
 };

@@ -8,7 +8,7 @@ use lvs_common::{hash::vip_filter_bit, tcp, verdict as reason};
 use crate::{
     conntrack::{self, Existing, Tracked},
     flow_cache, forward,
-    maps::{SERVICES, SETTINGS, VIP_FILTER},
+    maps::{LOCAL_MACS, SERVICES, SETTINGS, VIP_FILTER},
     parse::{self, Packet},
     stats,
     verdict::{Step, Verdict},
@@ -34,10 +34,36 @@ fn vip_prefilter(dst_be: u32) -> Step<()> {
     }
 }
 
+/// Only frames addressed to this interface are ours: a switch flooding a
+/// client's frames to every port must not make a backup director forward
+/// copies (IPVS never sees them either: the stack drops OTHERHOST frames).
+#[inline(always)]
+fn addressed_to_us(ctx: &XdpContext) -> Step<()> {
+    // SAFETY: reading the context's ingress ifindex field.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    let Some(local) = LOCAL_MACS.get(ifindex) else {
+        return Ok(());
+    };
+    if local.mac == [0; 6] {
+        return Ok(()); // not attached here through the agent (test-run)
+    }
+    let start = ctx.data();
+    if start + 6 > ctx.data_end() {
+        return Err(Verdict::pass(reason::PASS_MALFORMED));
+    }
+    // SAFETY: the 6 bytes of the destination MAC are inside the frame.
+    let dst = unsafe { *(start as *const [u8; 6]) };
+    if dst != local.mac {
+        return Err(Verdict::pass(reason::PASS_OTHER_HOST));
+    }
+    Ok(())
+}
+
 #[inline(always)]
 fn process(ctx: &XdpContext) -> Step<Verdict> {
     let ip = parse::ipv4(ctx)?;
     vip_prefilter(ip.dst_be)?;
+    addressed_to_us(ctx)?;
     let pkt = parse::l4(ctx, &ip)?;
     let settings = SETTINGS
         .get(0)

@@ -6,9 +6,9 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lvs_common::{
-    verdict, Backend, Conn, FlowCacheEntry, FlowKey, Persist, PersistKey, Service, ServiceKey,
-    Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE, FLOW_CACHE_SLOTS, MAX_BACKENDS,
-    MAX_IFINDEX, MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES,
+    verdict, Backend, Conn, FlowCacheEntry, FlowKey, LocalMac, Persist, PersistKey, Service,
+    ServiceKey, Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE, FLOW_CACHE_SLOTS,
+    MAX_BACKENDS, MAX_IFINDEX, MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES,
     VIP_FILTER_WORDS,
 };
 
@@ -81,3 +81,7 @@ pub static TX_PORTS: DevMap<{ MAX_IFINDEX as usize }> = DevMap::new();
 /// connection sync (only while `settings.flags` has SET_F_SYNC).
 #[btf_map(name = "sync_events")]
 pub static SYNC_EVENTS: RingBuf<SyncEvent, { SYNC_RING_BYTES as usize }> = RingBuf::new();
+
+/// ifindex → the interface's own MAC: frames for other hosts are not ours.
+#[btf_map(name = "local_macs")]
+pub static LOCAL_MACS: Array<LocalMac, { MAX_IFINDEX as usize }> = Array::new();

@@ -80,6 +80,7 @@ fn seed_state() -> DesiredState {
 fn open(state: &DesiredState) -> Datapath {
     testrun::pin_to_cpu(0);
     let mut dp = Datapath::open(&Options::ephemeral()).expect("load the XDP program (root?)");
+    dp.set_local_mac(LO, DIRECTOR_MAC).expect("local MAC");
     dp.apply(state).expect("apply");
     dp
 }
@@ -238,6 +239,16 @@ fn pass_cases() -> Vec<Case> {
             },
             action: XDP_PASS,
             reason: verdict::PASS_FRAGMENT,
+        },
+        Case {
+            name: "SYN to the VIP for another host's MAC (flooded by a switch)",
+            frame: {
+                let mut f = syn_to_vip.clone();
+                f[0..6].copy_from_slice(&[0x02, 0xd2, 0, 0, 0, 0x02]);
+                f
+            },
+            action: XDP_PASS,
+            reason: verdict::PASS_OTHER_HOST,
         },
         Case {
             name: "ACK without a connection",

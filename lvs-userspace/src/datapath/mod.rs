@@ -172,6 +172,7 @@ pub(crate) struct Maps {
     pub backend_stats: PerCpuArray<MapData, Stats>,
     pub verdicts: PerCpuArray<MapData, u64>,
     pub tx_ports: DevMap<MapData>,
+    pub local_macs: Array<MapData, lvs_common::LocalMac>,
 }
 
 /// Key and value sizes of every map, to refuse re-adopting stale pins.
@@ -190,6 +191,7 @@ fn expected_sizes(name: &str) -> Option<(u32, u32)> {
         names::SVC_STATS | names::BACKEND_STATS => s(4, size_of::<Stats>()),
         names::TX_PORTS => s(4, 8), // struct bpf_devmap_val: ifindex, prog fd
         names::SYNC_EVENTS => s(0, 0), // a ring buffer has neither
+        names::LOCAL_MACS => s(4, 8),
         _ => None,
     }
 }
@@ -265,6 +267,16 @@ impl Datapath {
         Ok(dp)
     }
 
+    /// The MAC frames must be addressed to on `ifindex` to be forwarded
+    /// (`attach` sets it; tests set it for test-run's `lo`).
+    pub fn set_local_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<()> {
+        self.state
+            .maps
+            .local_macs
+            .set(ifindex, lvs_common::LocalMac { mac, _pad: [0; 2] }, 0)
+            .map_err(map_err(names::LOCAL_MACS))
+    }
+
     /// The ring of connection-sync events (once: the sync sender owns it).
     /// Events flow only while sync is on (`set_sync`).
     pub fn take_sync_events(&mut self) -> Option<aya::maps::RingBuf<MapData>> {
@@ -338,6 +350,7 @@ impl Datapath {
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<Attached> {
         let ifindex = ifindex(ifname)?;
         self.state.maps.tx_ports.set(ifindex, ifindex, None, 0)?;
+        self.set_local_mac(ifindex, interface_mac(ifname)?)?;
         let link_pin = self.pins.as_ref().map(|p| p.link(ifname));
         if let Some(path) = link_pin.as_ref().filter(|p| p.exists()) {
             let pinned = PinnedLink::from_pin(path).map_err(|e| DatapathError::Link {
@@ -487,6 +500,7 @@ impl Inspector {
             backend_stats: typed!(names::BACKEND_STATS, PerCpuArray),
             verdicts: typed!(names::VERDICTS, PerCpuArray),
             tx_ports: typed!(names::TX_PORTS, DevMap),
+            local_macs: typed!(names::LOCAL_MACS, Array),
         };
         let applied = apply::Applied::read(&maps)?;
         Ok(Inspector {
@@ -537,6 +551,7 @@ fn take_maps(ebpf: &mut Ebpf) -> Result<Maps> {
         backend_stats: typed!(names::BACKEND_STATS),
         verdicts: typed!(names::VERDICTS),
         tx_ports: typed!(names::TX_PORTS),
+        local_macs: typed!(names::LOCAL_MACS),
     })
 }
 
@@ -599,6 +614,48 @@ pub fn flush_instance(root: &Path, instance: &str) -> Result<()> {
         }
     }
     remove_pin_dir(&p)
+}
+
+/// The MAC of a network interface in this thread's network namespace
+/// (an ioctl, so it is right even where /sys shows another namespace).
+pub fn interface_mac(ifname: &str) -> Result<[u8; 6]> {
+    let err = |e: std::io::Error| DatapathError::Io {
+        what: "SIOCGIFHWADDR",
+        source: e,
+    };
+    if ifname.len() >= libc::IFNAMSIZ {
+        return Err(DatapathError::NoSuchInterface(ifname.to_owned()));
+    }
+    // SAFETY: a plain datagram socket, closed by OwnedFd.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a fresh, valid descriptor we own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: a zeroed ifreq is valid; the name fits (checked above).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(ifname.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR reads the name and writes ifr_hwaddr in `req`.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::SIOCGIFHWADDR,
+            &mut req,
+        )
+    };
+    if rc != 0 {
+        return Err(DatapathError::NoSuchInterface(ifname.to_owned()));
+    }
+    // SAFETY: the ioctl filled the hwaddr member of the union.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (m, d) in mac.iter_mut().zip(data.iter()) {
+        *m = *d as u8;
+    }
+    Ok(mac)
 }
 
 /// The index of a network interface in this network namespace.

@@ -118,6 +118,9 @@ pub fn spawn_sender(
             let entries: Vec<Entry> = tokio::select! {
                 ready = ring.readable_mut() => {
                     let Ok(mut guard) = ready else { break };
+                    // Clear first, then drain: an event written while we
+                    // drain raises readiness again instead of being missed.
+                    guard.clear_ready();
                     let ids = ids.borrow().clone();
                     let mut out = Vec::new();
                     let ring = guard.get_inner_mut();
@@ -131,7 +134,6 @@ pub fn spawn_sender(
                             }
                         }
                     }
-                    guard.clear_ready();
                     out
                 }
                 more = resend.recv() => match more {

@@ -155,7 +155,9 @@ impl Bpffs {
 
 impl Drop for Bpffs {
     fn drop(&mut self) {
-        let _ = lvs_userspace::datapath::flush_instance(&self.0, "lab");
+        for instance in ["lab", "lab2"] {
+            let _ = lvs_userspace::datapath::flush_instance(&self.0, instance);
+        }
         let _ = std::process::Command::new("umount").arg(&self.0).status();
         let _ = std::fs::remove_dir(&self.0);
     }
@@ -168,11 +170,17 @@ pub struct Director<'a> {
     pid: Option<Pid>,
     /// `--xdp-mode` for lvsd (tests: generic; the demo: auto).
     pub xdp_mode: &'static str,
+    /// Which director namespace it runs in.
+    pub index: usize,
+    /// `--instance` (directors sharing a bpffs need different ones).
+    pub instance: String,
 }
 
 impl<'a> Director<'a> {
     pub fn new(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
-        let conf = lab.log_dir().join("keepalived.conf");
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let conf = lab.log_dir().join(format!("keepalived-{n}.conf"));
         std::fs::write(&conf, config)?;
         Ok(Director {
             lab,
@@ -180,6 +188,8 @@ impl<'a> Director<'a> {
             bpffs,
             pid: None,
             xdp_mode: "generic",
+            index: 0,
+            instance: "lab".into(),
         })
     }
 
@@ -191,7 +201,7 @@ impl<'a> Director<'a> {
     pub fn start(&mut self) -> Result<Pid> {
         let lvsd = own_bin("lvsd");
         let pid = self.lab.spawn(
-            self.lab.director_ns(0),
+            self.lab.director_ns(self.index),
             &[
                 lvsd.to_str().context("path")?,
                 "-n",
@@ -201,7 +211,7 @@ impl<'a> Director<'a> {
                 "--bpffs",
                 self.bpffs.to_str().context("path")?,
                 "--instance",
-                "lab",
+                &self.instance,
                 "--xdp-mode",
                 self.xdp_mode,
                 "--conn-table-size",
@@ -236,7 +246,7 @@ impl<'a> Director<'a> {
     }
 
     pub fn inspect(&self) -> Result<Inspector> {
-        Ok(Inspector::open(self.bpffs, "lab")?)
+        Ok(Inspector::open(self.bpffs, &self.instance)?)
     }
 }
 
