@@ -311,7 +311,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     error!("datapath update failed: {e:#}");
                 }
                 ticks += 1;
-                if let Some(tx) = resend_tx.as_ref().filter(|_| ticks % RESYNC_EVERY_TICKS == 0) {
+                if let Some(tx) = resend_tx.as_ref().filter(|_| ticks.is_multiple_of(RESYNC_EVERY_TICKS)) {
                     match rec.resend_entries() {
                         Ok(entries) if !entries.is_empty() => { let _ = tx.try_send(entries); }
                         Ok(_) => {}

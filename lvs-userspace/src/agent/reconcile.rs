@@ -324,13 +324,13 @@ impl Reconciler {
     pub fn tick(&mut self) -> anyhow::Result<()> {
         self.ticks += 1;
         self.dp.tick()?;
-        self.resolve_all(self.ticks % 10 == 0);
+        self.resolve_all(self.ticks.is_multiple_of(10));
         // Both scan the connection table: not every second. The LRU bounds
         // memory on its own; this only keeps listings and drains honest.
-        if !self.draining.is_empty() && self.ticks % 5 == 0 {
+        if !self.draining.is_empty() && self.ticks.is_multiple_of(5) {
             self.finish_drains()?;
         }
-        if self.ticks % EXPIRE_EVERY_TICKS == 0 {
+        if self.ticks.is_multiple_of(EXPIRE_EVERY_TICKS) {
             let (conns, templates) = self.dp.expire()?;
             if conns + templates > 0 {
                 tracing::debug!("expired {conns} connections, {templates} persistence templates");
