@@ -205,3 +205,43 @@ fn bpftool_dumps_pinned_maps_with_field_names() -> Result<()> {
     dp.destroy()?;
     Ok(())
 }
+
+#[test]
+fn backend_behind_another_interface_is_redirected_through_the_devmap() -> Result<()> {
+    use lvs_userspace::datapath::{testrun, Datapath, DesiredState};
+    let lab = Lab::create(lvs_testkit::LabSpec {
+        directors: 1,
+        real_servers: SEED_WEIGHTS.len(),
+        client_addrs: 1,
+        httpd: false,
+        ..lvs_testkit::LabSpec::default()
+    })?;
+    let ifname = lab.director_if().to_owned();
+    lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
+        let mut dp = Datapath::open(&Options::ephemeral())?;
+        let bond0 = lvs_userspace::datapath::ifindex(&ifname)?;
+        // The real server sits behind `lo` (ifindex 1), frames arrive on bond0.
+        let mut state: DesiredState = common::seed_service(&lab, 1, None);
+        state.services[0].backends.truncate(1);
+        dp.apply(&state)?;
+        dp.add_tx_port(1)?;
+        let frame = testrun::tcp_frame(
+            (lab.client_addrs()[0], 40000),
+            (lab.vip(), 80),
+            testrun::Flags::SYN,
+            b"",
+        );
+        let out = testrun::run_on(dp.program()?, &frame, bond0)?;
+        assert_eq!(out.action, 4, "XDP_REDIRECT: {:?}", dp.verdicts()?);
+        assert_eq!(
+            out.frame,
+            testrun::rewritten(&frame, lab.real_server_mac(0), lab.director_mac(0))
+        );
+        assert_eq!(dp.verdicts()?[verdict::REDIRECT as usize], 1);
+        // Arriving on lo itself, the same backend is XDP_TX.
+        let out = testrun::run_on(dp.program()?, &frame, 1)?;
+        assert_eq!(out.action, 3, "XDP_TX");
+        Ok(())
+    })??;
+    Ok(())
+}

@@ -267,6 +267,13 @@ impl Datapath {
         Ok(dp)
     }
 
+    /// Lets the program redirect frames out of `ifindex` (`attach` does it
+    /// for every attached interface).
+    pub fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
+        self.state.maps.tx_ports.set(ifindex, ifindex, None, 0)?;
+        Ok(())
+    }
+
     /// The MAC frames must be addressed to on `ifindex` to be forwarded
     /// (`attach` sets it; tests set it for test-run's `lo`).
     pub fn set_local_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<()> {
@@ -349,7 +356,7 @@ impl Datapath {
     /// pinned link when a previous agent left one.
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<Attached> {
         let ifindex = ifindex(ifname)?;
-        self.state.maps.tx_ports.set(ifindex, ifindex, None, 0)?;
+        self.add_tx_port(ifindex)?;
         self.set_local_mac(ifindex, interface_mac(ifname)?)?;
         let link_pin = self.pins.as_ref().map(|p| p.link(ifname));
         if let Some(path) = link_pin.as_ref().filter(|p| p.exists()) {

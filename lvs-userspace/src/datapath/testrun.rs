@@ -134,6 +134,28 @@ pub fn run(prog: &Xdp, frame: &[u8]) -> Result<Outcome, ProgramError> {
     })
 }
 
+/// Runs `prog` once on `frame` as if it arrived on `ingress_ifindex` (a
+/// device of the calling thread's network namespace).
+pub fn run_on(prog: &Xdp, frame: &[u8], ingress_ifindex: u32) -> Result<Outcome, ProgramError> {
+    let mut out = vec![0u8; frame.len() + 256];
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+    // rx_queue_index, egress_ifindex. The kernel wants data_end to be the
+    // frame's length when a context is given.
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&ingress_ifindex.to_ne_bytes());
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(frame);
+    opts.data_out = Some(&mut out);
+    opts.ctx_in = Some(&ctx);
+    let r = prog.test_run(opts)?;
+    out.truncate(r.data_size_out as usize);
+    Ok(Outcome {
+        action: r.return_value,
+        frame: out,
+    })
+}
+
 /// Runs `prog` `repeat` times on one buffer; the kernel's mean per run.
 pub fn time(prog: &Xdp, frame: &[u8], repeat: u32) -> Result<(u32, Duration), ProgramError> {
     let mut opts = TestRunOptions::new();
