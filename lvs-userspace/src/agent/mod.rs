@@ -8,6 +8,7 @@
 //! SIGINT stop cleanly (the data path is removed unless --keep-datapath).
 
 pub mod cli;
+pub mod health;
 mod neigh;
 pub mod plan;
 pub mod reconcile;
@@ -297,6 +298,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         None => (None, None),
     };
 
+    let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(1024);
+    let mut health = health::Health::new(health_tx);
+    health.reconcile(&cfg);
+
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -319,6 +324,12 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     }
                 }
             }
+            Some(ev) = health_rx.recv() => {
+                rec.set_up(ev.service, ev.real, ev.up, &ev.reason);
+                if let Err(e) = rec.apply() {
+                    error!("datapath update failed: {e:#}");
+                }
+            }
             Some(entries) = recv_synced(&mut synced_rx) => {
                 rec.apply_synced(&entries);
             }
@@ -338,12 +349,14 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 if let Err(e) = rec.apply() {
                     error!("applying the new configuration: {e:#}");
                 }
+                health.reconcile(&parsed.config);
             }
             _ = term.recv() => { info!("Stopping (SIGTERM)"); break; }
             _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
         }
     }
 
+    health.shutdown();
     if resend_tx.is_some() {
         // Nobody reads the ring any more: stop filling it.
         let _ = rec.datapath_mut().set_sync(false);

@@ -245,6 +245,14 @@ impl<'a> Director<'a> {
         .with_context(|| format!("lvsd log:\n{}", self.log()))
     }
 
+    /// Waits until `needle` has appeared `n` times in the log.
+    pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> Result<()> {
+        wait_until(needle, timeout, Duration::from_millis(50), || {
+            self.log().matches(needle).count() >= n
+        })
+        .with_context(|| format!("lvsd log:\n{}", self.log()))
+    }
+
     pub fn inspect(&self) -> Result<Inspector> {
         Ok(Inspector::open(self.bpffs, &self.instance)?)
     }

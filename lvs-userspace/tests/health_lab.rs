@@ -1,0 +1,150 @@
+//! TCP_CHECK in the lab: stop a real server's HTTP process under steady
+//! client load; lvsd takes it out within keepalived's bound, after which no
+//! request fails; start it again and it is back within a delay_loop, the
+//! split following the weights again.
+//!
+//! Needs root, `ip`, `ethtool`.
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+use common::{wait_forwarding, Bpffs, Director};
+use lvs_testkit::{http_get, http_load, Lab, LabSpec};
+
+const DELAY_LOOP: u64 = 1;
+const CONNECT_TIMEOUT: u64 = 1;
+const RETRY: u64 = 1;
+const DELAY_BEFORE_RETRY: u64 = 1;
+
+fn config() -> String {
+    let mut s = String::from(
+        "vrrp_instance VI_1 {\n interface bond0\n virtual_router_id 20\n priority 100\n virtual_ipaddress {\n  198.18.0.100/16 dev bond0\n }\n}\nvirtual_server 198.18.0.100 80 {\n lb_algo wrr\n lb_kind DR\n protocol TCP\n",
+    );
+    s += &format!(" delay_loop {DELAY_LOOP}\n");
+    for (n, w) in [(1, 1), (2, 1), (3, 1)] {
+        s += &format!(
+            " real_server 198.18.0.{} 80 {{\n  weight {w}\n  TCP_CHECK {{\n   connect_timeout {CONNECT_TIMEOUT}\n   retry {RETRY}\n   delay_before_retry {DELAY_BEFORE_RETRY}\n  }}\n }}\n",
+            10 + n
+        );
+    }
+    s + "}\n"
+}
+
+#[test]
+fn a_dead_real_server_is_removed_in_time_and_no_request_fails_after() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 3,
+        client_addrs: 60,
+        ..LabSpec::default()
+    })?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(&lab, &bpffs.0, &config())?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+    d.wait_log(
+        "Activating healthchecker for service [198.18.0.13]:tcp:80",
+        Duration::from_secs(5),
+    )?;
+
+    let bound = Duration::from_secs(
+        DELAY_LOOP + CONNECT_TIMEOUT * (RETRY + 1) + DELAY_BEFORE_RETRY * RETRY,
+    );
+    let stopped_at = Instant::now();
+    lab.stop_real_server_httpd(2)?;
+    // Steady load meanwhile: requests that land on rs3 before its removal
+    // fail (connection refused); none may fail after.
+    let removed = Arc::new(AtomicBool::new(false));
+    let failures_after = Arc::new(AtomicU64::new(0));
+    let ok_after = Arc::new(AtomicU64::new(0));
+    let clients = lab.client_addrs().to_vec();
+    let removal_time = std::thread::scope(|scope| -> Result<Duration> {
+        let (removed2, failures2, ok2) =
+            (removed.clone(), failures_after.clone(), ok_after.clone());
+        let lab_ref = &lab;
+        let clients = &clients;
+        let load = scope.spawn(move || {
+            let _ = lab_ref.run_in_netns(lab_ref.client_ns(), || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut i = 0;
+                let mut after_removal = 0;
+                while Instant::now() < deadline && after_removal < 300 {
+                    let was_removed = removed2.load(Ordering::SeqCst);
+                    let r = http_get(
+                        clients[i % clients.len()],
+                        lab_ref.service(),
+                        Duration::from_secs(2),
+                    );
+                    if was_removed {
+                        after_removal += 1;
+                        match r {
+                            Ok(_) => ok2.fetch_add(1, Ordering::SeqCst),
+                            Err(e) => {
+                                eprintln!("request after removal failed: {e:#}");
+                                failures2.fetch_add(1, Ordering::SeqCst)
+                            }
+                        };
+                    }
+                    i += 1;
+                }
+            });
+        });
+        d.wait_log(
+            "Removing service [198.18.0.13]:tcp:80 from VS [198.18.0.100]:tcp:80",
+            bound + Duration::from_secs(5),
+        )?;
+        let t = stopped_at.elapsed();
+        // Give in-flight requests that were already scheduled a moment.
+        std::thread::sleep(Duration::from_millis(200));
+        removed.store(true, Ordering::SeqCst);
+        load.join().expect("load thread");
+        Ok(t)
+    })?;
+    println!(
+        "rs3 removed {:.2} s after its HTTP server stopped (bound: delay_loop + connect_timeout × (retry+1) + delay_before_retry × retry = {} s)",
+        removal_time.as_secs_f64(),
+        bound.as_secs()
+    );
+    assert!(
+        removal_time <= bound + Duration::from_millis(1500),
+        "removed within the bound"
+    );
+    assert_eq!(
+        failures_after.load(Ordering::SeqCst),
+        0,
+        "no request failed after the removal"
+    );
+    assert!(ok_after.load(Ordering::SeqCst) >= 300);
+
+    // Back: within one delay_loop (plus the probe itself), split even again.
+    let started = Instant::now();
+    lab.start_real_server_httpd(2)?;
+    // (Its first "Adding service" was at start-up.)
+    d.wait_log_count(
+        "Adding service [198.18.0.13]:tcp:80 to VS [198.18.0.100]:tcp:80",
+        2,
+        Duration::from_secs(DELAY_LOOP + 3),
+    )?;
+    println!(
+        "rs3 back {:.2} s after its HTTP server started",
+        started.elapsed().as_secs_f64()
+    );
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        6,
+        20,
+    )?;
+    r.ensure_no_failures()?;
+    r.ensure_weights(&[("rs1", 1), ("rs2", 1), ("rs3", 1)], 0.05)?;
+    Ok(())
+}
