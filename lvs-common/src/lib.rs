@@ -98,6 +98,9 @@ pub const SVC_F_PERSISTENT: u32 = 1 << 0;
 /// scheduled anyway (needed after a takeover without synced connections).
 /// Off by default: such packets are passed to the kernel, as IPVS does.
 pub const SVC_F_SLOPPY: u32 = 1 << 1;
+/// Service flag: the schedule is plain round robin (`rr`), else `wrr`. The
+/// program does not look at it (the schedule says it all); listings do.
+pub const SVC_F_SCHED_RR: u32 = 1 << 2;
 
 /// `services` value.
 #[repr(C)]

@@ -253,6 +253,9 @@ impl Datapath {
             if d.sloppy {
                 flags |= SVC_F_SLOPPY;
             }
+            if d.algo == sched::Algorithm::Rr {
+                flags |= lvs_common::SVC_F_SCHED_RR;
+            }
             let svc = Service {
                 id,
                 flags,

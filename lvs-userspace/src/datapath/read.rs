@@ -111,6 +111,18 @@ impl State {
         Ok(sum_stats(&v))
     }
 
+    /// Entries the connection table holds at most.
+    pub fn conn_table_size(&self) -> Result<u32> {
+        use aya::maps::IterableMap;
+        let info = self
+            .maps
+            .conns
+            .map()
+            .info()
+            .map_err(map_err(names::CONNS))?;
+        Ok(info.max_entries())
+    }
+
     /// Every connection entry, with its time left.
     pub fn conns(&self) -> Result<Vec<ConnView>> {
         let settings = self.settings()?;
