@@ -1,0 +1,102 @@
+//! The kernel neighbour (ARP) table.
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::sock::{request, Kind};
+use super::{link_by_index, NetlinkError};
+
+/// The resolved MAC of `ip` on `ifindex`, or `None` if the kernel has no
+/// usable entry. REACHABLE, STALE, DELAY, PROBE, PERMANENT and NOARP entries
+/// count (a STALE entry still has a valid address, the kernel just has not
+/// confirmed it lately); INCOMPLETE and FAILED do not.
+pub fn neighbour(ifindex: u32, ip: Ipv4Addr) -> Result<Option<[u8; 6]>, NetlinkError> {
+    let mut q = NeighbourMessage::default();
+    q.header.family = AddressFamily::Inet;
+    let msgs = request(
+        "list neighbours",
+        RouteNetlinkMessage::GetNeighbour(q),
+        Kind::Dump,
+        0,
+    )?;
+    for m in msgs {
+        let RouteNetlinkMessage::NewNeighbour(m) = m else {
+            continue;
+        };
+        if m.header.ifindex != ifindex {
+            continue;
+        }
+        let dst = m.attributes.iter().find_map(|a| match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(d)) => Some(*d),
+            _ => None,
+        });
+        if dst != Some(ip) {
+            continue;
+        }
+        let usable = matches!(
+            m.header.state,
+            NeighbourState::Reachable
+                | NeighbourState::Stale
+                | NeighbourState::Delay
+                | NeighbourState::Probe
+                | NeighbourState::Permanent
+                | NeighbourState::Noarp
+        );
+        if !usable {
+            return Ok(None);
+        }
+        let mac = m.attributes.iter().find_map(|a| match a {
+            NeighbourAttribute::LinkLayerAddress(b) if b.len() == 6 => {
+                let mut mac = [0u8; 6];
+                mac.copy_from_slice(b);
+                Some(mac)
+            }
+            _ => None,
+        });
+        return Ok(mac);
+    }
+    Ok(None)
+}
+
+/// Makes the kernel resolve `ip` on `ifindex`.
+///
+/// Chosen method: one empty UDP datagram to `ip:9` (discard) from a socket
+/// bound to the interface (`SO_BINDTODEVICE`). Routing it needs the
+/// neighbour, so the kernel creates an INCOMPLETE entry and sends an ARP
+/// request out of that interface; the reply makes the entry REACHABLE and a
+/// later [`neighbour`] finds it. The datagram itself is queued behind the
+/// resolution and then harmlessly discarded (or answered with ICMP port
+/// unreachable). This needs no extra privilege beyond CAP_NET_RAW for the
+/// bind-to-device and works in any namespace the calling thread is in.
+pub fn solicit(ifindex: u32, ip: Ipv4Addr) -> Result<(), NetlinkError> {
+    let link = link_by_index(ifindex)?;
+    let sock = UdpSocket::bind("0.0.0.0:0")?;
+    let name = link.name.as_bytes();
+    // SAFETY: valid socket fd; `name` points to `name.len()` readable bytes
+    // (the kernel copies at most IFNAMSIZ and does not need a terminator
+    // when the length is given).
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr() as *const libc::c_void,
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    match sock.send_to(&[], SocketAddrV4::new(ip, 9)) {
+        Ok(_) => Ok(()),
+        // A neighbour that already failed answers EHOSTUNREACH at once; the
+        // request still went out (or will be retried by the kernel).
+        Err(e) if e.raw_os_error() == Some(libc::EHOSTUNREACH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
