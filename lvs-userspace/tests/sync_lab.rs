@@ -69,6 +69,8 @@ fn takeover_keeps_established_connections_and_persistence() -> Result<()> {
         directors: 2,
         real_servers: 5,
         client_addrs: 40,
+        // VRRP (lvsd's own) puts the VIP on the MASTER.
+        director_holds_vip: false,
         ..LabSpec::default()
     })?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -78,8 +80,9 @@ fn takeover_keeps_established_connections_and_persistence() -> Result<()> {
     backup.instance = "lab2".into();
     master.start()?;
     backup.start()?;
-    master.wait_log("Starting connection sync on bond0", Duration::from_secs(10))?;
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(10))?;
     backup.wait_log("Starting connection sync on bond0", Duration::from_secs(10))?;
+    backup.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(10))?;
     wait_forwarding(&lab)?;
 
     let clients = lab.client_addrs()[..20].to_vec();
@@ -107,21 +110,10 @@ fn takeover_keeps_established_connections_and_persistence() -> Result<()> {
         templates.len()
     );
 
-    // Takeover: the VIP moves to the backup; the client re-learns its MAC.
-    let vip = format!("{}/32", lab.vip());
-    lab.exec_ok(
-        lab.director_ns(0),
-        &["ip", "addr", "del", &vip, "dev", "bond0"],
-    )?;
-    lab.exec_ok(
-        lab.director_ns(1),
-        &["ip", "addr", "add", &vip, "dev", "bond0"],
-    )?;
-    lab.exec_ok(
-        lab.client_ns(),
-        &["ip", "neigh", "flush", "to", &lab.vip().to_string()],
-    )?;
-
+    // Takeover: the master stops (priority 0); the backup's VRRP takes the
+    // VIP and its gratuitous ARPs move the client over.
+    master.signal(libc::SIGTERM)?;
+    backup.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(5))?;
     ensure_same_servers(&lab, &mut conns, "after the takeover")?;
     let forwarded_by_backup = backup.inspect()?.services()?[0].stats.packets;
     assert!(forwarded_by_backup > 0, "the backup forwards now");

@@ -9,9 +9,11 @@
 
 pub mod cli;
 pub mod health;
+pub mod ifaddr;
 mod neigh;
 pub mod plan;
 pub mod reconcile;
+pub mod vrrp;
 
 use std::{
     path::{Path, PathBuf},
@@ -298,6 +300,14 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         None => (None, None),
     };
 
+    // VRRP (not with -C, checkers only): MASTER holds the VIPs.
+    let (vrrp_tx, mut vrrp_rx) = tokio::sync::mpsc::channel(64);
+    let vrrp = if args.check {
+        None
+    } else {
+        Some(vrrp::Vrrp::start(&cfg, vrrp_tx)?)
+    };
+
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(1024);
     let mut health = health::Health::new(health_tx);
     health.reconcile(&cfg);
@@ -323,6 +333,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                         Err(e) => warn!("connection sync: listing connections: {e:#}"),
                     }
                 }
+            }
+            Some(ev) = vrrp_rx.recv() => {
+                tracing::debug!("VRRP {}: {:?}", ev.instance, ev.state);
             }
             Some(ev) = health_rx.recv() => {
                 rec.set_up(ev.service, ev.real, ev.up, &ev.reason);
@@ -350,6 +363,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     error!("applying the new configuration: {e:#}");
                 }
                 health.reconcile(&parsed.config);
+                if vrrp.is_some() {
+                    info!("VRRP instances keep running as they are; a change to them needs a restart");
+                }
             }
             _ = term.recv() => { info!("Stopping (SIGTERM)"); break; }
             _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
@@ -357,6 +373,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
 
     health.shutdown();
+    if let Some(v) = vrrp {
+        v.shutdown().await;
+    }
     if resend_tx.is_some() {
         // Nobody reads the ring any more: stop filling it.
         let _ = rec.datapath_mut().set_sync(false);

@@ -309,3 +309,13 @@ pub fn ensure_same_servers(
         Ok(())
     })?
 }
+
+/// Waits (at most 10 s) for a condition.
+pub fn wait_until_true(cond: impl FnMut() -> bool) -> Result<()> {
+    wait_until(
+        "condition",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        cond,
+    )
+}
