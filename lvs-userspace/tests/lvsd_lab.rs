@@ -275,3 +275,91 @@ fn kill_9_and_restart_loses_no_connection() -> Result<()> {
     report.ensure_no_failures()?;
     Ok(())
 }
+
+#[test]
+fn metrics_agree_with_lvsadm_stats() -> Result<()> {
+    let lab = lab()?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(&lab, &bpffs.0, &config_with(&[(1, 2), (2, 3), (3, 3)]))?;
+    d.extra_args = vec!["--metrics".into(), "198.18.0.2:9105".into()];
+    d.start()?;
+    wait_forwarding(&lab)?;
+    d.wait_log(
+        "Serving metrics on http://198.18.0.2:9105/metrics",
+        Duration::from_secs(5),
+    )?;
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        &lab.client_addrs()[..40],
+        lab.service(),
+        3,
+        10,
+    )?;
+    r.ensure_no_failures()?;
+    std::thread::sleep(Duration::from_millis(200));
+    let metrics = lab.exec_ok(
+        lab.client_ns(),
+        &["curl", "-sf", "http://198.18.0.2:9105/metrics"],
+    )?;
+    let lvsadm = common::own_bin("lvsadm");
+    let stats = lab.exec_ok(
+        lab.director_ns(0),
+        &[
+            lvsadm.to_str().context("path")?,
+            "-L",
+            "-n",
+            "--stats",
+            "--exact",
+            "--bpffs",
+            bpffs.0.to_str().context("path")?,
+            "--instance",
+            "lab",
+        ],
+    )?;
+    // The service line: Conns InPkts OutPkts InBytes OutBytes.
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("TCP  198.18.0.100:80"))
+        .context("service line")?;
+    let cols: Vec<u64> = line
+        .split_whitespace()
+        .skip(2)
+        .map(|c| c.parse().unwrap())
+        .collect();
+    let metric = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{vip=\"198.18.0.100\",port=\"80\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    // Counters only grow: the scrape came first, so it may be a little behind.
+    let (conns, pkts, bytes) = (
+        metric("lvs_service_connections_total"),
+        metric("lvs_service_packets_total"),
+        metric("lvs_service_bytes_total"),
+    );
+    assert_eq!(
+        conns, cols[0],
+        "connections: metrics {conns}, lvsadm {}\n{metrics}",
+        cols[0]
+    );
+    assert!(
+        pkts <= cols[1] && pkts + 20 >= cols[1],
+        "packets {pkts} vs {}",
+        cols[1]
+    );
+    assert!(
+        bytes <= cols[3] && bytes + 20 * 1500 >= cols[3],
+        "bytes {bytes} vs {}",
+        cols[3]
+    );
+    assert!(
+        metrics.contains("lvs_vrrp_master{instance=\"VI_1\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lvs_real_server_up{vip=\"198.18.0.100\",port=\"80\",proto=\"TCP\",real_server=\"198.18.0.11:80\"} 1"));
+    Ok(())
+}

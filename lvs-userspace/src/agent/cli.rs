@@ -79,6 +79,9 @@ pub struct Args {
     /// (weight 0) before it is deleted.
     #[arg(long = "drain-timeout", default_value_t = 60)]
     pub drain_timeout: u64,
+    /// Serve Prometheus metrics on this address (`GET /metrics`).
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Enter this network namespace first (keepalived's `net_namespace`).
     #[arg(long)]
     pub netns: Option<String>,

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod health;
 pub mod ifaddr;
+pub mod metrics;
 mod neigh;
 pub mod plan;
 pub mod reconcile;
@@ -159,6 +160,30 @@ fn datapath_interfaces(args: &Args, cfg: &Config) -> Result<Vec<String>> {
         );
     }
     Ok(out)
+}
+
+/// The next metrics client, or never without --metrics.
+async fn accept(
+    l: &Option<tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers one scrape: reads the request head, writes the exposition.
+async fn serve_metrics(mut stream: tokio::net::TcpStream, body: String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Seconds between re-sends of long-lived connections to the other director.
@@ -312,6 +337,18 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     let mut health = health::Health::new(health_tx);
     health.reconcile(&cfg);
 
+    let metrics_listener = match args.metrics {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics {addr}"))?;
+            info!("Serving metrics on http://{addr}/metrics");
+            Some(l)
+        }
+        None => None,
+    };
+    let mut vrrp_view: std::collections::BTreeMap<String, metrics::VrrpView> = Default::default();
+
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -335,7 +372,18 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
             }
             Some(ev) = vrrp_rx.recv() => {
-                tracing::debug!("VRRP {}: {:?}", ev.instance, ev.state);
+                let v = vrrp_view.entry(ev.instance.clone()).or_insert(metrics::VrrpView {
+                    state: ev.state,
+                    transitions: 0,
+                });
+                if v.state != ev.state {
+                    v.transitions += 1;
+                }
+                v.state = ev.state;
+            }
+            Ok((stream, _)) = accept(&metrics_listener) => {
+                let body = metrics::render(rec.datapath(), &vrrp_view);
+                tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
                 rec.set_up(ev.service, ev.real, ev.up, &ev.reason);

@@ -174,6 +174,8 @@ pub struct Director<'a> {
     pub index: usize,
     /// `--instance` (directors sharing a bpffs need different ones).
     pub instance: String,
+    /// More lvsd arguments.
+    pub extra_args: Vec<String>,
 }
 
 impl<'a> Director<'a> {
@@ -190,6 +192,7 @@ impl<'a> Director<'a> {
             xdp_mode: "generic",
             index: 0,
             instance: "lab".into(),
+            extra_args: Vec::new(),
         })
     }
 
@@ -200,26 +203,25 @@ impl<'a> Director<'a> {
 
     pub fn start(&mut self) -> Result<Pid> {
         let lvsd = own_bin("lvsd");
-        let pid = self.lab.spawn(
-            self.lab.director_ns(self.index),
-            &[
-                lvsd.to_str().context("path")?,
-                "-n",
-                "-l",
-                "-f",
-                self.conf.to_str().context("path")?,
-                "--bpffs",
-                self.bpffs.to_str().context("path")?,
-                "--instance",
-                &self.instance,
-                "--xdp-mode",
-                self.xdp_mode,
-                "--conn-table-size",
-                "65536",
-                "--drain-timeout",
-                "30",
-            ],
-        )?;
+        let mut argv: Vec<&str> = vec![
+            lvsd.to_str().context("path")?,
+            "-n",
+            "-l",
+            "-f",
+            self.conf.to_str().context("path")?,
+            "--bpffs",
+            self.bpffs.to_str().context("path")?,
+            "--instance",
+            &self.instance,
+            "--xdp-mode",
+            self.xdp_mode,
+            "--conn-table-size",
+            "65536",
+            "--drain-timeout",
+            "30",
+        ];
+        argv.extend(self.extra_args.iter().map(String::as_str));
+        let pid = self.lab.spawn(self.lab.director_ns(self.index), &argv)?;
         self.pid = Some(pid);
         Ok(pid)
     }

@@ -1,0 +1,187 @@
+//! `lvsd --metrics ADDR`: Prometheus text exposition of the data path's
+//! counters, the real servers' state and VRRP, rendered on each scrape from
+//! the maps (the same numbers `lvsadm --stats --exact` prints).
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use lvs_common::verdict;
+
+use super::vrrp::State as VrrpState;
+use crate::datapath::State;
+
+/// What the agent knows about a VRRP instance, for the metrics.
+#[derive(Clone, Debug)]
+pub struct VrrpView {
+    pub state: VrrpState,
+    pub transitions: u64,
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The whole exposition. Errors reading the maps become a comment line, so
+/// a scrape never fails half-way through a family.
+pub fn render(state: &State, vrrp: &BTreeMap<String, VrrpView>) -> String {
+    let mut out = String::new();
+    let services = match state.services() {
+        Ok(s) => s,
+        Err(e) => return format!("# lvsd: reading the data path failed: {e}\n"),
+    };
+    let svc_label = |s: &crate::datapath::read::ServiceView| {
+        format!(
+            "vip=\"{}\",port=\"{}\",proto=\"{}\"",
+            s.vip,
+            s.port,
+            s.proto.map(|p| p.name()).unwrap_or("?")
+        )
+    };
+    for (name, help, get) in [
+        (
+            "lvs_service_packets_total",
+            "Packets forwarded for a virtual service.",
+            (|s: &lvs_common::Stats| s.packets) as fn(&lvs_common::Stats) -> u64,
+        ),
+        (
+            "lvs_service_bytes_total",
+            "Bytes forwarded for a virtual service.",
+            |s| s.bytes,
+        ),
+        (
+            "lvs_service_connections_total",
+            "Connections scheduled for a virtual service.",
+            |s| s.conns,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for s in &services {
+            let _ = writeln!(out, "{name}{{{}}} {}", svc_label(s), get(&s.stats));
+        }
+    }
+    for (name, help, get) in [
+        (
+            "lvs_real_server_packets_total",
+            "Packets forwarded to a real server.",
+            (|s: &lvs_common::Stats| s.packets) as fn(&lvs_common::Stats) -> u64,
+        ),
+        (
+            "lvs_real_server_bytes_total",
+            "Bytes forwarded to a real server.",
+            |s| s.bytes,
+        ),
+        (
+            "lvs_real_server_connections_total",
+            "Connections scheduled to a real server.",
+            |s| s.conns,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for s in &services {
+            for b in &s.backends {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{},real_server=\"{}:{}\"}} {}",
+                    svc_label(s),
+                    b.addr,
+                    b.port,
+                    get(&b.stats)
+                );
+            }
+        }
+    }
+    type Gauge = fn(&crate::datapath::read::BackendView) -> u64;
+    let gauges: [(&str, &str, Gauge); 4] = [
+        (
+            "lvs_real_server_active_connections",
+            "Connections in ESTABLISHED (ipvsadm ActiveConn).",
+            |b| b.active,
+        ),
+        (
+            "lvs_real_server_inactive_connections",
+            "Connections in any other state (ipvsadm InActConn).",
+            |b| b.inactive,
+        ),
+        ("lvs_real_server_weight", "Configured weight.", |b| {
+            b.weight as u64
+        }),
+        (
+            "lvs_real_server_up",
+            "1 while health checks pass and the server is in the schedule.",
+            |b| b.alive as u64,
+        ),
+    ];
+    for (name, help, get) in gauges {
+        family(&mut out, name, "gauge", help);
+        for s in &services {
+            for b in &s.backends {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{},real_server=\"{}:{}\"}} {}",
+                    svc_label(s),
+                    b.addr,
+                    b.port,
+                    get(b)
+                );
+            }
+        }
+    }
+    if let Ok(v) = state.verdicts() {
+        family(
+            &mut out,
+            "lvs_datapath_packets_total",
+            "counter",
+            "Packets seen by the XDP program, by verdict reason.",
+        );
+        for (i, n) in v.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "lvs_datapath_packets_total{{reason=\"{}\"}} {n}",
+                verdict::NAMES[i]
+            );
+        }
+    }
+    if let (Ok(conns), Ok(size)) = (state.conns(), state.conn_table_size()) {
+        family(
+            &mut out,
+            "lvs_conn_table_entries",
+            "gauge",
+            "Entries in the connection table.",
+        );
+        let _ = writeln!(out, "lvs_conn_table_entries {}", conns.len());
+        family(
+            &mut out,
+            "lvs_conn_table_size",
+            "gauge",
+            "Entries the connection table holds at most.",
+        );
+        let _ = writeln!(out, "lvs_conn_table_size {size}");
+    }
+    family(
+        &mut out,
+        "lvs_vrrp_master",
+        "gauge",
+        "1 while the VRRP instance is MASTER.",
+    );
+    for (name, v) in vrrp {
+        let _ = writeln!(
+            out,
+            "lvs_vrrp_master{{instance=\"{name}\"}} {}",
+            (v.state == VrrpState::Master) as u8
+        );
+    }
+    family(
+        &mut out,
+        "lvs_vrrp_transitions_total",
+        "counter",
+        "VRRP state changes.",
+    );
+    for (name, v) in vrrp {
+        let _ = writeln!(
+            out,
+            "lvs_vrrp_transitions_total{{instance=\"{name}\"}} {}",
+            v.transitions
+        );
+    }
+    out
+}
