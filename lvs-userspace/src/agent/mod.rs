@@ -9,9 +9,7 @@
 
 pub mod cli;
 pub mod health;
-pub mod ifaddr;
 pub mod metrics;
-mod neigh;
 pub mod plan;
 pub mod reconcile;
 pub mod vrrp;
@@ -28,12 +26,14 @@ use lvs_config::{Config, ParseOptions, ParseResult, Severity, EXIT_CANNOT_RUN};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
-use self::neigh as netlink;
 use self::{
     cli::{Args, XdpModeArg},
     reconcile::{Egress, Reconciler},
 };
-use crate::datapath::{self, AttachMode, Datapath, Options};
+use crate::{
+    datapath::{self, AttachMode, Datapath, Options},
+    netlink,
+};
 
 /// `lvsd`'s main: exit codes follow keepalived's.
 pub fn main() -> ExitCode {

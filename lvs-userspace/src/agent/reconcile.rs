@@ -11,15 +11,13 @@ use std::{
 
 use tracing::{info, warn};
 
-use super::{
-    neigh as netlink,
-    plan::{fmt_service, Plan, PlannedReal, PlannedService, RealId, ServiceId},
-};
+use super::plan::{fmt_service, Plan, PlannedReal, PlannedService, RealId, ServiceId};
 use crate::{
     datapath::{
         desired::service_key, read::IdMap, Datapath, DesiredBackend, DesiredService, DesiredState,
         NextHop, Persistence, Proto,
     },
+    netlink,
     sync::{self, Entry},
 };
 use lvs_common::{

@@ -26,7 +26,14 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::ifaddr::{self, Vip};
+use crate::netlink::{self, IfAddr};
+
+/// A `virtual_ipaddress` entry and the interface it goes on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vip {
+    pub ifindex: u32,
+    pub addr: IfAddr,
+}
 
 pub const IPPROTO_VRRP: i32 = 112;
 pub const VRRP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
@@ -318,15 +325,6 @@ fn first_v4(ifname: &str) -> Option<Ipv4Addr> {
     found
 }
 
-fn scope_of(s: Option<&str>) -> u8 {
-    match s {
-        Some("host") => 254,
-        Some("link") => 253,
-        Some("site") => 200,
-        _ => 0,
-    }
-}
-
 /// Resolves the config's instances against this host's interfaces.
 pub fn specs(cfg: &Config) -> Vec<Result<InstanceSpec, String>> {
     cfg.vrrp_instances.iter().map(|v| spec_of(cfg, v)).collect()
@@ -360,12 +358,14 @@ fn spec_of(cfg: &Config, v: &VrrpInstance) -> Result<InstanceSpec, String> {
                 let dev = e.dev.as_deref().unwrap_or(&v.interface);
                 let ifindex = crate::datapath::ifindex(dev).ok()?;
                 Some(Vip {
-                    addr,
-                    prefix_len: e.prefix_len,
-                    brd: e.brd,
-                    scope: scope_of(e.scope.as_deref()),
-                    label: e.label.clone(),
                     ifindex,
+                    addr: IfAddr {
+                        addr,
+                        prefix_len: e.prefix_len,
+                        brd: e.brd,
+                        scope: e.scope.as_deref().and_then(netlink::scope_from_name),
+                        label: e.label.clone(),
+                    },
                 })
             }
             IpAddr::V6(_) => None,
@@ -477,7 +477,7 @@ impl Vrrp {
 }
 
 async fn send(sock: &AsyncFd<Socket>, spec: &InstanceSpec, priority: u8) {
-    let addrs: Vec<Ipv4Addr> = spec.vips.iter().map(|v| v.addr).collect();
+    let addrs: Vec<Ipv4Addr> = spec.vips.iter().map(|v| v.addr.addr).collect();
     let dsts: Vec<Ipv4Addr> = if spec.peers.is_empty() {
         vec![spec.group]
     } else {
@@ -497,8 +497,8 @@ fn become_master(spec: &InstanceSpec) {
     info!("({}) Entering MASTER STATE", spec.name);
     info!("({}) setting VIPs.", spec.name);
     for v in &spec.vips {
-        if let Err(e) = ifaddr::add(v) {
-            warn!("({}) adding {}/{}: {e}", spec.name, v.addr, v.prefix_len);
+        if let Err(e) = netlink::addr_add(v.ifindex, &v.addr) {
+            warn!("({}) adding {}/{}: {e}", spec.name, v.addr.addr, v.addr.prefix_len);
         }
     }
     garp_burst(spec);
@@ -508,10 +508,10 @@ fn garp_burst(spec: &InstanceSpec) {
     for v in &spec.vips {
         info!(
             "({}) Sending/queueing gratuitous ARPs on {} for {}",
-            spec.name, spec.ifname, v.addr
+            spec.name, spec.ifname, v.addr.addr
         );
         for _ in 0..spec.garp_repeat {
-            let _ = ifaddr::gratuitous_arp(v, spec.mac);
+            let _ = netlink::send_garp(v.ifindex, spec.mac, v.addr.addr);
         }
     }
 }
@@ -519,8 +519,8 @@ fn garp_burst(spec: &InstanceSpec) {
 fn leave_master(spec: &InstanceSpec) {
     info!("({}) removing VIPs.", spec.name);
     for v in &spec.vips {
-        if let Err(e) = ifaddr::del(v) {
-            warn!("({}) removing {}: {e}", spec.name, v.addr);
+        if let Err(e) = netlink::addr_del(v.ifindex, &v.addr) {
+            warn!("({}) removing {}: {e}", spec.name, v.addr.addr);
         }
     }
 }
