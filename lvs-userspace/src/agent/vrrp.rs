@@ -498,7 +498,10 @@ fn become_master(spec: &InstanceSpec) {
     info!("({}) setting VIPs.", spec.name);
     for v in &spec.vips {
         if let Err(e) = netlink::addr_add(v.ifindex, &v.addr) {
-            warn!("({}) adding {}/{}: {e}", spec.name, v.addr.addr, v.addr.prefix_len);
+            warn!(
+                "({}) adding {}/{}: {e}",
+                spec.name, v.addr.addr, v.addr.prefix_len
+            );
         }
     }
     garp_burst(spec);
