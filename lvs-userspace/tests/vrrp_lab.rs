@@ -345,3 +345,117 @@ fn wrong_password_is_refused_and_counted() -> Result<()> {
     )?;
     Ok(())
 }
+
+#[test]
+fn split_brain_heals_to_one_master_within_an_advert_interval() -> Result<()> {
+    let lab = lab()?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let (m, b) = pair(&lab, &bpffs.0, 2, "1")?;
+    // Cut the backup's bridge port for 5 s: it stops hearing the master.
+    let (sw, peer) = lab.director_peer(1);
+    lab.exec_ok(sw, &["ip", "link", "set", peer, "down"])?;
+    b.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(5))?;
+    std::thread::sleep(Duration::from_secs(2));
+    lab.exec_ok(sw, &["ip", "link", "set", peer, "up"])?;
+    let restored = Instant::now();
+    b.wait_log(
+        "(VI_1) Master received advert from 198.18.0.2 with higher priority 200, ours 100",
+        Duration::from_secs(3),
+    )?;
+    let healed = restored.elapsed();
+    println!(
+        "split brain healed {:.2} s after the link came back",
+        healed.as_secs_f64()
+    );
+    assert!(
+        healed <= Duration::from_millis(1500),
+        "within one advert interval (+ link up)"
+    );
+    assert!(
+        has_vip(&lab, 0)? && !has_vip(&lab, 1)?,
+        "exactly one MASTER holds the VIP"
+    );
+    assert!(
+        !m.log().contains("Entering BACKUP STATE\n"),
+        "the master stayed master"
+    );
+    // The client's ARP entry for the VIP names the master.
+    let neigh = lab.exec_ok(
+        lab.client_ns(),
+        &["ip", "neigh", "show", "to", "198.18.0.100"],
+    )?;
+    if !neigh.trim().is_empty() {
+        let mac = lab.director_mac(0);
+        let want = mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        assert!(neigh.contains(&want), "client ARP: {neigh}");
+    }
+    Ok(())
+}
+
+#[test]
+fn malformed_adverts_on_the_wire_are_counted_and_change_nothing() -> Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let lab = lab()?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let (m, b) = pair(&lab, &bpffs.0, 2, "1")?;
+    let src = lab.client_addrs()[0];
+    let group = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(224, 0, 0, 18), 0);
+    let good = lvs_userspace::agent::vrrp::Expect {
+        version: 2,
+        vrid: 20,
+        pass: Some(*b"7890\0\0\0\0"),
+        interval_cs: 100,
+    };
+    let adverts: Vec<(u32, Vec<u8>)> = {
+        let enc = |e: &lvs_userspace::agent::vrrp::Expect, prio| {
+            lvs_userspace::agent::vrrp::encode(e, prio, src, *group.ip(), &[lab.vip()])
+        };
+        let mut bad_sum = enc(&good, 250);
+        bad_sum[7] ^= 0xff;
+        let mut wrong_pass = good.clone();
+        wrong_pass.pass = Some(*b"hacked\0\0");
+        let mut v3 = good.clone();
+        v3.version = 3;
+        vec![
+            (1, enc(&good, 250)), // TTL 1: must be 255
+            (255, bad_sum),
+            (255, enc(&wrong_pass, 250)),
+            (255, enc(&v3, 250)),
+            (255, vec![0x21, 20, 250]), // truncated
+        ]
+    };
+    lab.run_in_netns(lab.client_ns(), || -> Result<()> {
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
+        s.bind_device(Some(b"eth0"))?;
+        for (ttl, pkt) in &adverts {
+            s.set_multicast_ttl_v4(*ttl)?;
+            for _ in 0..3 {
+                s.send_to(pkt, &group.into())?;
+            }
+        }
+        Ok(())
+    })??;
+    for (who, d) in [("master", &m), ("backup", &b)] {
+        for reason in [
+            "invalid TTL",
+            "invalid checksum",
+            "received an invalid passwd",
+            "wrong VRRP version",
+        ] {
+            d.wait_log(reason, Duration::from_secs(3))
+                .with_context(|| format!("{who}: {reason}"))?;
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !m.log().contains("Entering BACKUP STATE\n"),
+        "master unmoved by a priority-250 forgery"
+    );
+    assert!(!b.log().contains("Entering MASTER STATE"), "backup unmoved");
+    assert!(has_vip(&lab, 0)? && !has_vip(&lab, 1)?);
+    Ok(())
+}
