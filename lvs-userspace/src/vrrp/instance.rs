@@ -1,0 +1,497 @@
+//! One `vrrp_instance`: its resolved parameters and the task that runs it
+//! (socket ↔ state machine ↔ netlink/GARP).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lvs_config::{AuthType, Config, VrrpInstance};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, info, warn};
+
+use super::packet::{self, Expect, Outgoing, RejectReason, VRRP_MCAST_GROUP};
+use super::socket::VrrpSocket;
+use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
+use super::{VrrpError, VrrpEvent, VrrpStats};
+use crate::netlink::{self, IfAddr};
+
+/// How often the interface's link state is checked (FAULT when down).
+const LINK_CHECK: Duration = Duration::from_secs(1);
+
+/// One `virtual_ipaddress` line, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Vip {
+    pub dev: String,
+    pub addr: IfAddr,
+}
+
+/// Everything an instance runs with (spans dropped, so a reload that only
+/// moves lines in the file does not count as a change).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Params {
+    pub machine: MachineParams,
+    pub ifname: String,
+    pub vrid: u8,
+    pub auth_pass: Option<[u8; 8]>,
+    /// Added on MASTER: `virtual_ipaddress` then `virtual_ipaddress_excluded`.
+    pub vips: Vec<Vip>,
+    /// Carried in adverts: the IPv4 `virtual_ipaddress`es.
+    pub advert_addrs: Vec<Ipv4Addr>,
+    pub src_ip: Option<Ipv4Addr>,
+    pub unicast_peers: Vec<Ipv4Addr>,
+    pub mcast_group: Ipv4Addr,
+    pub garp_delay: Duration,
+    pub garp_repeat: u32,
+    pub garp_refresh: Option<Duration>,
+    pub garp_refresh_repeat: u32,
+}
+
+fn v4(a: &IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(a) => Some(*a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+impl Params {
+    pub fn resolve(cfg: &Config, i: &VrrpInstance) -> Result<Params, VrrpError> {
+        let version = i.version.unwrap_or(cfg.global.vrrp_version);
+        if version != 2 && version != 3 {
+            return Err(VrrpError::Config(format!(
+                "({}) unsupported VRRP version {version}",
+                i.name
+            )));
+        }
+        let mut adver_int = i.advert_int;
+        if version == 2 {
+            // v2 carries whole seconds (keepalived rounds the same way).
+            let s = adver_int.as_secs_f64().round().clamp(1.0, 255.0);
+            adver_int = Duration::from_secs(s as u64);
+        } else {
+            let cs = (adver_int.as_millis() / 10).clamp(1, 4095) as u64;
+            adver_int = Duration::from_millis(cs * 10);
+        }
+        let auth_pass = match (&i.authentication, version) {
+            (Some(a), 2) if a.ty == AuthType::Pass => Some(packet::pad_pass(&a.pass)),
+            (Some(a), 2) if a.ty == AuthType::Ah => {
+                return Err(VrrpError::Config(format!(
+                    "({}) auth_type AH is not supported",
+                    i.name
+                )))
+            }
+            _ => None,
+        };
+        let mut vips = Vec::new();
+        let mut advert_addrs = Vec::new();
+        for (list, in_advert) in [
+            (&i.virtual_ipaddress, true),
+            (&i.virtual_ipaddress_excluded, false),
+        ] {
+            for e in list.iter() {
+                let Some(addr) = v4(&e.addr) else {
+                    warn!("({}) IPv6 VIP {} ignored (IPv4 only)", i.name, e.addr);
+                    continue;
+                };
+                let scope = match &e.scope {
+                    Some(s) => Some(netlink::scope_from_name(s).ok_or_else(|| {
+                        VrrpError::Config(format!("({}) unknown scope {s}", i.name))
+                    })?),
+                    None => None,
+                };
+                vips.push(Vip {
+                    dev: e.dev.clone().unwrap_or_else(|| i.interface.clone()),
+                    addr: IfAddr {
+                        addr,
+                        prefix_len: e.prefix_len,
+                        brd: e.brd,
+                        scope,
+                        label: e.label.clone(),
+                    },
+                });
+                if in_advert {
+                    advert_addrs.push(addr);
+                }
+            }
+        }
+        Ok(Params {
+            machine: MachineParams {
+                name: i.name.clone(),
+                version,
+                priority: i.priority,
+                adver_int,
+                preempt: i.preempt,
+                preempt_delay: i.preempt_delay,
+            },
+            ifname: i.interface.clone(),
+            vrid: i.virtual_router_id,
+            auth_pass,
+            vips,
+            advert_addrs,
+            src_ip: i
+                .unicast_src_ip
+                .as_ref()
+                .or(i.mcast_src_ip.as_ref())
+                .and_then(v4),
+            unicast_peers: i.unicast_peer.iter().filter_map(v4).collect(),
+            mcast_group: cfg.global.vrrp_mcast_group4.unwrap_or(VRRP_MCAST_GROUP),
+            garp_delay: i.garp_master_delay,
+            garp_repeat: i.garp_master_repeat.max(1),
+            garp_refresh: i.garp_master_refresh.filter(|d| !d.is_zero()),
+            garp_refresh_repeat: i.garp_master_refresh_repeat.max(1),
+        })
+    }
+}
+
+pub(crate) enum Ctl {
+    /// Stop (priority 0 if MASTER, VIPs removed); answer when done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running instance.
+pub(crate) struct Handle {
+    pub params: Params,
+    pub stats: Arc<Mutex<VrrpStats>>,
+    ctl: mpsc::Sender<Ctl>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// Resolves the interfaces, opens the socket and starts the task.
+    pub fn spawn(params: Params, events: mpsc::Sender<VrrpEvent>) -> Result<Handle, VrrpError> {
+        let name = params.machine.name.clone();
+        let link = netlink::link_by_name(&params.ifname)?;
+        let mut vip_links = BTreeMap::new();
+        for v in &params.vips {
+            if !vip_links.contains_key(&v.dev) {
+                vip_links.insert(v.dev.clone(), netlink::link_by_name(&v.dev)?);
+            }
+        }
+        // Our source address: configured, else the interface's first
+        // address that is not one of our VIPs (the primary).
+        let local_ip = match params.src_ip {
+            Some(a) => a,
+            None => netlink::addrs(link.index)?
+                .into_iter()
+                .map(|a| a.addr)
+                .find(|a| !params.vips.iter().any(|v| v.addr.addr == *a))
+                .ok_or_else(|| {
+                    VrrpError::Config(format!(
+                        "({name}) interface {} has no IPv4 address",
+                        params.ifname
+                    ))
+                })?,
+        };
+        let group = params
+            .unicast_peers
+            .is_empty()
+            .then_some(params.mcast_group);
+        let sock = VrrpSocket::open(&params.ifname, link.index, group)?;
+        let stats = Arc::new(Mutex::new(VrrpStats {
+            instance: name.clone(),
+            state: VrrpState::Init,
+            priority: params.machine.priority,
+            ..VrrpStats::default()
+        }));
+        let (ctl, ctl_rx) = mpsc::channel(4);
+        let task = Task {
+            machine: Machine::new(params.machine.clone(), local_ip),
+            p: params.clone(),
+            sock,
+            ifindex: link.index,
+            vip_links,
+            stats: stats.clone(),
+            events,
+            garp_next: None,
+            refresh_next: None,
+            reasons_logged: BTreeMap::new(),
+        };
+        let task = tokio::spawn(task.run(ctl_rx));
+        Ok(Handle {
+            params,
+            stats,
+            ctl,
+            task,
+        })
+    }
+
+    /// Graceful stop, bounded.
+    pub async fn stop(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.ctl.send(Ctl::Shutdown(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.task).await;
+    }
+}
+
+struct Task {
+    p: Params,
+    machine: Machine,
+    sock: VrrpSocket,
+    ifindex: u32,
+    vip_links: BTreeMap<String, netlink::Link>,
+    stats: Arc<Mutex<VrrpStats>>,
+    events: mpsc::Sender<VrrpEvent>,
+    /// Second gratuitous ARP burst (garp_master_delay after MASTER).
+    garp_next: Option<Instant>,
+    /// Periodic bursts (garp_master_refresh).
+    refresh_next: Option<Instant>,
+    /// Rejections per reason so far (the first few of each are logged at
+    /// info, the rest at debug: a misconfigured peer sends one a second).
+    reasons_logged: BTreeMap<&'static str, u64>,
+}
+
+impl Task {
+    async fn run(mut self, mut ctl: mpsc::Receiver<Ctl>) {
+        let acts = self.machine.start(Instant::now());
+        self.apply(acts).await;
+        let mut buf = vec![0u8; 4096];
+        let mut link_check = Instant::now() + LINK_CHECK;
+        loop {
+            let deadline = [
+                self.machine.deadline(),
+                self.garp_next,
+                self.refresh_next,
+                Some(link_check),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(link_check);
+            tokio::select! {
+                r = self.sock.recv(&mut buf) => match r {
+                    Ok(n) => {
+                        let pkt = buf[..n].to_vec();
+                        self.on_packet(&pkt).await;
+                    }
+                    Err(e) => {
+                        warn!("({}) receive error: {e}", self.p.machine.name);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    let acts = self.machine.on_timer(now);
+                    self.apply(acts).await;
+                    if self.garp_next.is_some_and(|t| now >= t) {
+                        self.garp_next = None;
+                        self.garp_burst(self.p.garp_repeat);
+                    }
+                    if let Some(t) = self.refresh_next {
+                        if now >= t {
+                            self.garp_burst(self.p.garp_refresh_repeat);
+                            self.refresh_next = self.p.garp_refresh.map(|r| now + r);
+                        }
+                    }
+                    if now >= link_check {
+                        link_check = now + LINK_CHECK;
+                        self.check_link(now).await;
+                    }
+                }
+                c = ctl.recv() => {
+                    let done = match c {
+                        Some(Ctl::Shutdown(done)) => Some(done),
+                        None => None,
+                    };
+                    let acts = self.machine.shutdown();
+                    self.apply(acts).await;
+                    if let Some(d) = done {
+                        let _ = d.send(());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn check_link(&mut self, now: Instant) {
+        let up = match netlink::link_by_index(self.ifindex) {
+            Ok(l) => l.up,
+            Err(_) => false,
+        };
+        let fault = !up;
+        if fault != (self.machine.state == VrrpState::Fault) {
+            if fault {
+                info!(
+                    "({}) Interface {} is down",
+                    self.p.machine.name, self.p.ifname
+                );
+            }
+            let acts = self.machine.set_fault(now, fault);
+            self.apply(acts).await;
+        }
+    }
+
+    async fn on_packet(&mut self, pkt: &[u8]) {
+        let exp = Expect {
+            version: self.p.machine.version,
+            vrid: self.p.vrid,
+            auth_pass: self.p.auth_pass,
+            adver_int_cs: (self.p.machine.adver_int.as_millis() / 10) as u16,
+            vips: &self.p.advert_addrs,
+            check_ttl: self.p.unicast_peers.is_empty(),
+        };
+        match packet::parse_advert(pkt, &exp) {
+            Err(reason) => self.reject(&reason),
+            Ok(a) => {
+                {
+                    let mut s = self.stats.lock().unwrap();
+                    s.adverts_received += 1;
+                    if a.priority == 0 {
+                        s.priority_zero_received += 1;
+                    }
+                }
+                if matches!(self.machine.state, VrrpState::Init | VrrpState::Fault) {
+                    return;
+                }
+                let heard = Heard {
+                    src: a.src,
+                    priority: a.priority,
+                    adver_int: Duration::from_millis(a.adver_int_cs as u64 * 10),
+                };
+                let acts = self.machine.on_advert(Instant::now(), heard);
+                self.apply(acts).await;
+            }
+        }
+    }
+
+    fn reject(&mut self, reason: &RejectReason) {
+        let key = reason.key();
+        *self
+            .stats
+            .lock()
+            .unwrap()
+            .rejected
+            .entry(key.to_string())
+            .or_default() += 1;
+        let n = self.reasons_logged.entry(key).or_default();
+        *n += 1;
+        let line = reason.log_line(&self.p.machine.name);
+        // Other instances' adverts on a shared segment are normal traffic.
+        if matches!(reason, RejectReason::Vrid { .. }) || *n > 20 {
+            debug!("{line}");
+        } else {
+            info!("{line}");
+        }
+    }
+
+    fn send(&mut self, priority: u8) {
+        let src = self.machine.local_ip;
+        let dsts: Vec<Ipv4Addr> = if self.p.unicast_peers.is_empty() {
+            vec![self.p.mcast_group]
+        } else {
+            self.p.unicast_peers.clone()
+        };
+        for dst in dsts {
+            let pkt = packet::build_advert(&Outgoing {
+                version: self.p.machine.version,
+                vrid: self.p.vrid,
+                priority,
+                adver_int_cs: (self.p.machine.adver_int.as_millis() / 10) as u16,
+                addrs: &self.p.advert_addrs,
+                auth_pass: self.p.auth_pass,
+                src,
+                dst,
+            });
+            match self.sock.send(&pkt, dst) {
+                Ok(()) => {
+                    let mut s = self.stats.lock().unwrap();
+                    s.adverts_sent += 1;
+                    if priority == 0 {
+                        s.priority_zero_sent += 1;
+                    }
+                }
+                Err(e) => warn!("({}) cannot send advert to {dst}: {e}", self.p.machine.name),
+            }
+        }
+    }
+
+    fn garp_burst(&self, repeat: u32) {
+        for v in &self.p.vips {
+            let Some(link) = self.vip_links.get(&v.dev) else {
+                continue;
+            };
+            info!(
+                "({}) Sending/queueing gratuitous ARPs on {} for {}",
+                self.p.machine.name, v.dev, v.addr.addr
+            );
+            for _ in 0..repeat {
+                if let Err(e) = netlink::send_garp(link.index, link.mac, v.addr.addr) {
+                    warn!(
+                        "({}) gratuitous ARP for {}: {e}",
+                        self.p.machine.name, v.addr.addr
+                    );
+                    break;
+                }
+            }
+        }
+    }
+
+    // The netlink calls below are synchronous; each is one request on a
+    // fresh socket answered by the kernel in microseconds, so they run on
+    // the task itself rather than on a blocking thread.
+    async fn apply(&mut self, acts: Vec<Action>) {
+        for a in acts {
+            match a {
+                Action::Send(prio) => self.send(prio),
+                Action::TakeVips => {
+                    info!("({}) setting VIPs.", self.p.machine.name);
+                    for v in &self.p.vips {
+                        let Some(link) = self.vip_links.get(&v.dev) else {
+                            continue;
+                        };
+                        if let Err(e) = netlink::addr_add(link.index, &v.addr) {
+                            warn!(
+                                "({}) cannot add {}/{} to {}: {e}",
+                                self.p.machine.name, v.addr.addr, v.addr.prefix_len, v.dev
+                            );
+                        }
+                    }
+                    self.garp_burst(self.p.garp_repeat);
+                    let now = Instant::now();
+                    self.garp_next =
+                        (!self.p.garp_delay.is_zero()).then(|| now + self.p.garp_delay);
+                    self.refresh_next = self.p.garp_refresh.map(|r| now + r);
+                }
+                Action::DropVips => {
+                    info!("({}) removing VIPs.", self.p.machine.name);
+                    self.garp_next = None;
+                    self.refresh_next = None;
+                    for v in &self.p.vips {
+                        if let Some(link) = self.vip_links.get(&v.dev) {
+                            if let Err(e) = netlink::addr_del(link.index, &v.addr) {
+                                warn!(
+                                    "({}) cannot remove {} from {}: {e}",
+                                    self.p.machine.name, v.addr.addr, v.dev
+                                );
+                            }
+                        }
+                    }
+                }
+                Action::Changed { prev, state } => {
+                    {
+                        let mut s = self.stats.lock().unwrap();
+                        s.state = state;
+                        if state == VrrpState::Master {
+                            s.became_master += 1;
+                        }
+                    }
+                    let ev = VrrpEvent {
+                        instance: self.p.machine.name.clone(),
+                        state,
+                        prev,
+                    };
+                    // A receiver that went away must not stop VRRP.
+                    let _ = self.events.send(ev).await;
+                }
+            }
+        }
+        self.stats.lock().unwrap().master_ip = match self.machine.state {
+            VrrpState::Master => Some(self.machine.local_ip),
+            VrrpState::Backup => self.machine.master_ip,
+            _ => None,
+        };
+    }
+}

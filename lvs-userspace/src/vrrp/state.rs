@@ -1,0 +1,392 @@
+//! The VRRP state machine (RFC 5798 §6.4, RFC 3768 §6.4), pure: inputs are
+//! validated adverts and the clock, outputs are [`Action`]s the instance
+//! task carries out. Log lines follow keepalived's wording.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::info;
+
+/// An instance's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum VrrpState {
+    Init,
+    Backup,
+    Master,
+    Fault,
+}
+
+impl std::fmt::Display for VrrpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VrrpState::Init => "INIT",
+            VrrpState::Backup => "BACKUP",
+            VrrpState::Master => "MASTER",
+            VrrpState::Fault => "FAULT",
+        })
+    }
+}
+
+/// What the machine needs to know about its instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineParams {
+    pub name: String,
+    pub version: u8,
+    /// 1..=255 (255 = address owner: straight to MASTER).
+    pub priority: u8,
+    /// Our advertisement interval.
+    pub adver_int: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+}
+
+/// What the instance task must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send one advert with this priority.
+    Send(u8),
+    /// Add the VIPs and start the gratuitous ARP bursts.
+    TakeVips,
+    /// Remove the VIPs.
+    DropVips,
+    /// The state changed (for events, notify, stats).
+    Changed { prev: VrrpState, state: VrrpState },
+}
+
+/// The essentials of a valid advert.
+#[derive(Clone, Copy, Debug)]
+pub struct Heard {
+    pub src: Ipv4Addr,
+    pub priority: u8,
+    pub adver_int: Duration,
+}
+
+#[derive(Debug)]
+pub struct Machine {
+    pub p: MachineParams,
+    pub state: VrrpState,
+    /// Our primary address (ties at equal priority go to the higher one).
+    pub local_ip: Ipv4Addr,
+    /// v3: the master's interval as last heard; v2: ours.
+    master_adver_int: Duration,
+    master_down_at: Option<Instant>,
+    advert_at: Option<Instant>,
+    /// preempt_delay: when a lower-priority master may be preempted.
+    preempt_at: Option<Instant>,
+    pub master_ip: Option<Ipv4Addr>,
+}
+
+impl Machine {
+    pub fn new(p: MachineParams, local_ip: Ipv4Addr) -> Self {
+        Machine {
+            master_adver_int: p.adver_int,
+            p,
+            state: VrrpState::Init,
+            local_ip,
+            master_down_at: None,
+            advert_at: None,
+            preempt_at: None,
+            master_ip: None,
+        }
+    }
+
+    /// v2: (256 − prio)/256 s; v3: (256 − prio) × Master_Adver_Interval / 256.
+    pub fn skew_time(&self) -> Duration {
+        let k = 256 - self.p.priority as u32;
+        if self.p.version == 3 {
+            self.master_adver_int * k / 256
+        } else {
+            Duration::from_secs(1) * k / 256
+        }
+    }
+
+    /// 3 × Master_Adver_Interval + Skew_Time.
+    pub fn master_down_interval(&self) -> Duration {
+        self.master_adver_int * 3 + self.skew_time()
+    }
+
+    /// When [`Machine::on_timer`] must be called next.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            VrrpState::Master => self.advert_at,
+            VrrpState::Backup => self.master_down_at,
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, state: VrrpState, out: &mut Vec<Action>) {
+        let prev = self.state;
+        self.state = state;
+        out.push(Action::Changed { prev, state });
+    }
+
+    fn to_backup(&mut self, now: Instant, out: &mut Vec<Action>, why: &str) {
+        let was_master = self.state == VrrpState::Master;
+        self.advert_at = None;
+        self.master_down_at = Some(now + self.master_down_interval());
+        if was_master {
+            out.push(Action::DropVips);
+        }
+        info!("({}) Entering BACKUP STATE{why}", self.p.name);
+        self.set(VrrpState::Backup, out);
+    }
+
+    fn to_master(&mut self, now: Instant, out: &mut Vec<Action>) {
+        info!("({}) Transition to MASTER STATE", self.p.name);
+        out.push(Action::Send(self.p.priority));
+        info!("({}) Entering MASTER STATE", self.p.name);
+        out.push(Action::TakeVips);
+        self.master_down_at = None;
+        self.advert_at = Some(now + self.p.adver_int);
+        self.master_ip = Some(self.local_ip);
+        self.master_adver_int = self.p.adver_int;
+        self.set(VrrpState::Master, out);
+    }
+
+    /// Startup (RFC: the Startup event in Initialize).
+    pub fn start(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.p.priority == 255 {
+            self.to_master(now, &mut out);
+        } else {
+            self.to_backup(now, &mut out, " (init)");
+            if self.p.preempt_delay > Duration::ZERO {
+                self.preempt_at = Some(now + self.p.preempt_delay);
+            }
+        }
+        out
+    }
+
+    /// Timers: master-down expiry in BACKUP, advert in MASTER.
+    pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match self.state {
+            VrrpState::Backup if self.master_down_at.is_some_and(|t| now >= t) => {
+                info!("({}) Receive advertisement timeout", self.p.name);
+                self.to_master(now, &mut out);
+            }
+            VrrpState::Master if self.advert_at.is_some_and(|t| now >= t) => {
+                out.push(Action::Send(self.p.priority));
+                self.advert_at = Some(now + self.p.adver_int);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// A valid advert for our VRID.
+    pub fn on_advert(&mut self, now: Instant, h: Heard) -> Vec<Action> {
+        let mut out = Vec::new();
+        let name = self.p.name.clone();
+        match self.state {
+            VrrpState::Backup => {
+                if h.priority == 0 {
+                    // The master is leaving: take over after Skew_Time.
+                    info!("({name}) Backup received priority 0 advertisement");
+                    self.master_down_at = Some(now + self.skew_time());
+                    return out;
+                }
+                let lower = h.priority < self.p.priority;
+                let may_preempt = self.p.preempt && self.preempt_at.is_none_or(|t| now >= t);
+                if lower && may_preempt {
+                    info!(
+                        "({name}) received lower priority ({}) advert from {} - discarding",
+                        h.priority, h.src
+                    );
+                    // Let the master-down timer run out: we take over.
+                    return out;
+                }
+                if lower && self.p.preempt && self.preempt_at.is_none() {
+                    self.preempt_at = Some(now + self.p.preempt_delay);
+                }
+                if self.p.version == 3 {
+                    if self.master_adver_int != h.adver_int {
+                        info!(
+                            "({name}) advertisement interval changed: mine={} milli-sec, rcved={} milli-sec",
+                            self.master_adver_int.as_millis(),
+                            h.adver_int.as_millis()
+                        );
+                    }
+                    self.master_adver_int = h.adver_int;
+                }
+                self.master_ip = Some(h.src);
+                self.master_down_at = Some(now + self.master_down_interval());
+            }
+            VrrpState::Master => {
+                if h.priority == 0 {
+                    // Another master is leaving: answer at once so backups
+                    // see us (RFC 5798 6.4.3).
+                    out.push(Action::Send(self.p.priority));
+                    self.advert_at = Some(now + self.p.adver_int);
+                    return out;
+                }
+                let higher = h.priority > self.p.priority
+                    || (h.priority == self.p.priority
+                        && u32::from(h.src) > u32::from(self.local_ip));
+                if higher {
+                    info!(
+                        "({name}) Master received advert from {} with higher priority {}, ours {}",
+                        h.src, h.priority, self.p.priority
+                    );
+                    if self.p.version == 3 {
+                        self.master_adver_int = h.adver_int;
+                    }
+                    self.master_ip = Some(h.src);
+                    self.to_backup(now, &mut out, "");
+                } else {
+                    info!(
+                        "({name}) Received advert from {} with lower priority {}, ours {}, forcing new election",
+                        h.src, h.priority, self.p.priority
+                    );
+                    out.push(Action::Send(self.p.priority));
+                    self.advert_at = Some(now + self.p.adver_int);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Graceful stop: a MASTER sends priority 0 and drops its VIPs.
+    pub fn shutdown(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == VrrpState::Master {
+            out.push(Action::Send(0));
+            out.push(Action::DropVips);
+        }
+        info!("({}) Stopped", self.p.name);
+        self.master_down_at = None;
+        self.advert_at = None;
+        self.set(VrrpState::Init, &mut out);
+        out
+    }
+
+    /// The interface went down (FAULT) or came back (→ BACKUP).
+    pub fn set_fault(&mut self, now: Instant, fault: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        if fault && self.state != VrrpState::Fault {
+            if self.state == VrrpState::Master {
+                out.push(Action::DropVips);
+            }
+            info!("({}) Entering FAULT STATE", self.p.name);
+            self.master_down_at = None;
+            self.advert_at = None;
+            self.set(VrrpState::Fault, &mut out);
+        } else if !fault && self.state == VrrpState::Fault {
+            self.to_backup(now, &mut out, "");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(prio: u8, version: u8, adv_ms: u64, preempt: bool) -> Machine {
+        Machine::new(
+            MachineParams {
+                name: "VI_1".into(),
+                version,
+                priority: prio,
+                adver_int: Duration::from_millis(adv_ms),
+                preempt,
+                preempt_delay: Duration::ZERO,
+            },
+            Ipv4Addr::new(198, 18, 0, 3),
+        )
+    }
+
+    fn heard(prio: u8, adv_ms: u64) -> Heard {
+        Heard {
+            src: Ipv4Addr::new(198, 18, 0, 2),
+            priority: prio,
+            adver_int: Duration::from_millis(adv_ms),
+        }
+    }
+
+    #[test]
+    fn timers() {
+        let b = m(100, 2, 1000, true);
+        // 3 s + 156/256 s
+        assert_eq!(b.master_down_interval(), Duration::from_micros(3_609_375));
+        let b3 = m(100, 3, 100, true);
+        assert_eq!(b3.master_down_interval(), Duration::from_nanos(360_937_500));
+    }
+
+    #[test]
+    fn backup_takes_over_and_yields() {
+        let t0 = Instant::now();
+        let mut b = m(100, 2, 1000, true);
+        let a = b.start(t0);
+        assert_eq!(b.state, VrrpState::Backup);
+        assert!(a.contains(&Action::Changed {
+            prev: VrrpState::Init,
+            state: VrrpState::Backup
+        }));
+        // Heard the master: no takeover before the down interval.
+        b.on_advert(t0 + Duration::from_secs(1), heard(200, 1000));
+        assert!(b.on_timer(t0 + Duration::from_secs(4)).is_empty());
+        let a = b.on_timer(t0 + Duration::from_millis(4700));
+        assert_eq!(b.state, VrrpState::Master);
+        assert!(a.contains(&Action::TakeVips) && a.contains(&Action::Send(100)));
+        // Higher priority returns: yield.
+        let a = b.on_advert(t0 + Duration::from_secs(5), heard(200, 1000));
+        assert_eq!(b.state, VrrpState::Backup);
+        assert!(a.contains(&Action::DropVips));
+        // Priority 0: takeover after skew only.
+        let t = t0 + Duration::from_secs(6);
+        b.on_advert(t, heard(0, 1000));
+        assert_eq!(b.deadline(), Some(t + b.skew_time()));
+    }
+
+    #[test]
+    fn preempt_and_nopreempt() {
+        let t0 = Instant::now();
+        let mut hi = m(200, 2, 1000, true);
+        hi.start(t0);
+        let a = hi.on_advert(t0, heard(100, 1000));
+        assert!(a.is_empty(), "lower priority advert is discarded");
+        hi.on_timer(t0 + Duration::from_secs(4));
+        assert_eq!(hi.state, VrrpState::Master);
+
+        let mut np = m(200, 2, 1000, false);
+        np.start(t0);
+        for s in 0..10 {
+            np.on_advert(t0 + Duration::from_secs(s), heard(100, 1000));
+            np.on_timer(t0 + Duration::from_secs(s) + Duration::from_millis(500));
+        }
+        assert_eq!(
+            np.state,
+            VrrpState::Backup,
+            "nopreempt keeps the lower master"
+        );
+    }
+
+    #[test]
+    fn owner_and_shutdown() {
+        let mut o = m(255, 3, 100, true);
+        o.start(Instant::now());
+        assert_eq!(o.state, VrrpState::Master);
+        let a = o.shutdown();
+        assert_eq!(a[0], Action::Send(0));
+        assert!(a.contains(&Action::DropVips));
+    }
+
+    #[test]
+    fn master_tie_break_and_v3_interval() {
+        let t0 = Instant::now();
+        let mut x = m(100, 3, 100, true);
+        x.start(t0);
+        x.on_timer(t0 + Duration::from_secs(1));
+        assert_eq!(x.state, VrrpState::Master);
+        // Equal priority from a lower address: we stay and re-advertise.
+        let a = x.on_advert(t0, heard(100, 100));
+        assert_eq!(a, vec![Action::Send(100)]);
+        // A higher priority master with a 1 s interval: our down timer scales.
+        x.on_advert(t0, heard(150, 1000));
+        assert_eq!(x.state, VrrpState::Backup);
+        assert!(x.master_down_interval() > Duration::from_secs(3));
+    }
+}
