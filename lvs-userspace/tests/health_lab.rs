@@ -47,6 +47,11 @@ fn a_dead_real_server_is_removed_in_time_and_no_request_fails_after() -> Result<
     })?;
     let bpffs = Bpffs::mount(&lab)?;
     let mut d = Director::new(&lab, &bpffs.0, &config())?;
+    let status_file = lab.log_dir().join("status.json");
+    d.extra_args = vec![
+        "--status-file".into(),
+        status_file.to_string_lossy().into_owned(),
+    ];
     d.start()?;
     wait_forwarding(&lab)?;
     d.wait_log(
@@ -122,6 +127,40 @@ fn a_dead_real_server_is_removed_in_time_and_no_request_fails_after() -> Result<
         "no request failed after the removal"
     );
     assert!(ok_after.load(Ordering::SeqCst) >= 300);
+
+    // What the operator sees: lvsadm --health and --vrrp from lvsd's status.
+    std::thread::sleep(Duration::from_millis(1200));
+    let lvsadm = common::own_bin("lvsadm");
+    let st = status_file.to_string_lossy().into_owned();
+    let run = |flag: &str| -> Result<String> {
+        let out = std::process::Command::new(&lvsadm)
+            .args([flag, "--status-file", &st])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let health = run("--health")?;
+    println!("{health}");
+    let line = health
+        .lines()
+        .find(|l| l.contains("198.18.0.13:80"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("DOWN") && line.contains("TCP_CHECK") && line.contains("failed"),
+        "{health}"
+    );
+    assert!(
+        health
+            .lines()
+            .any(|l| l.contains("198.18.0.11:80") && l.contains("UP")),
+        "{health}"
+    );
+    let vrrp = run("--vrrp")?;
+    assert!(vrrp.contains("VI_1") && vrrp.contains("bond0"), "{vrrp}");
 
     // Back: within one delay_loop (plus the probe itself), split even again.
     let started = Instant::now();

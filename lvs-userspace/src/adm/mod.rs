@@ -440,3 +440,80 @@ mod tests {
         assert_eq!(f(12, true), "       12");
     }
 }
+
+/// `--health`: what the checkers say (ipvsadm has no such column).
+pub fn health(st: &crate::agent::status::Status) -> String {
+    let mut out = format!(
+        "{:<26} {:<22} {:<6} {:<12} {:<20} Reason\n",
+        "Prot LocalAddress:Port", "RemoteAddress:Port", "Health", "Checkers", "Last failure"
+    );
+    for h in &st.health {
+        let when = h
+            .last_failure_unix_s
+            .map(|t| format!("{}s ago", st.updated_unix_s.saturating_sub(t)))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<26} {:<22} {:<6} {:<12} {:<20} {}",
+            format!("{:<4} {}:{}", h.protocol, h.vip, h.port),
+            format!("{}:{}", h.real_server, h.real_port),
+            if h.up { "UP" } else { "DOWN" },
+            if h.checkers.is_empty() {
+                "-".to_string()
+            } else {
+                h.checkers.join(",")
+            },
+            when,
+            h.last_reason.as_deref().unwrap_or("-")
+        );
+    }
+    out
+}
+
+/// `--vrrp`: each instance's state, priority, master and advert counters.
+pub fn vrrp(st: &crate::agent::status::Status) -> String {
+    let mut out = format!(
+        "{:<10} {:<9} {:>4} {:>3} {:<7} {:>4} {:<15} {:>9} {:>9} Rejected\n",
+        "Instance", "Interface", "VRID", "Ver", "State", "Prio", "Master", "Received", "Sent"
+    );
+    for v in &st.vrrp {
+        let rejected = if v.rejected.is_empty() {
+            "-".to_string()
+        } else {
+            v.rejected
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "{:<10} {:<9} {:>4} {:>3} {:<7} {:>4} {:<15} {:>9} {:>9} {}",
+            v.name,
+            v.interface,
+            v.vrid,
+            v.version,
+            v.state,
+            v.priority,
+            v.master
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into()),
+            v.adverts_received,
+            v.adverts_sent,
+            rejected
+        );
+    }
+    out
+}
+
+/// `--daemon`: the connection sync, in ipvsadm's words. lvs-xdp runs the
+/// sender and the receiver together (no role to switch on failover).
+pub fn daemon(st: &crate::agent::status::Status) -> String {
+    match &st.sync {
+        Some(s) => format!(
+            "master sync daemon (mcast={}, syncid={})\nbackup sync daemon (mcast={}, syncid={})\n",
+            s.interface, s.syncid, s.interface, s.syncid
+        ),
+        None => String::new(),
+    }
+}

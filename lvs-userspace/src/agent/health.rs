@@ -90,6 +90,14 @@ impl Health {
         }
     }
 
+    /// The checker kinds running for a real server.
+    pub fn kinds(&self, key: &(ServiceId, RealId)) -> Vec<String> {
+        self.tasks
+            .get(key)
+            .map(|(specs, _)| specs.iter().map(|s| s.kind.clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn shutdown(&mut self) {
         for (_, (_, handles)) in std::mem::take(&mut self.tasks) {
             handles.iter().for_each(JoinHandle::abort);

@@ -12,6 +12,7 @@ pub mod health;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod status;
 pub mod vrrp;
 
 use std::{
@@ -348,6 +349,18 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         None => None,
     };
     let mut vrrp_view: std::collections::BTreeMap<String, metrics::VrrpView> = Default::default();
+    let status_path = args
+        .status_file
+        .clone()
+        .unwrap_or_else(|| status::default_path(&args.instance));
+    // Last failure per real server, for `lvsadm --health`.
+    let mut failures: std::collections::BTreeMap<(plan::ServiceId, plan::RealId), (u64, String)> =
+        Default::default();
+    let sync_status = sync_setup(&cfg).ok().flatten().map(|s| status::SyncStatus {
+        interface: s.ifname,
+        syncid: s.syncid,
+        group: format!("{}:{}", crate::sync::GROUP, crate::sync::PORT),
+    });
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -363,6 +376,16 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     error!("datapath update failed: {e:#}");
                 }
                 ticks += 1;
+                let st = status::Status {
+                    pid: std::process::id(),
+                    updated_unix_s: status::now_unix_s(),
+                    health: health_view(&rec, &health, &failures),
+                    vrrp: vrrp.as_ref().map(|v| v.status()).unwrap_or_default(),
+                    sync: sync_status.clone(),
+                };
+                if let Err(e) = st.write(&status_path) {
+                    tracing::debug!("status file {}: {e}", status_path.display());
+                }
                 if let Some(tx) = resend_tx.as_ref().filter(|_| ticks.is_multiple_of(RESYNC_EVERY_TICKS)) {
                     match rec.resend_entries() {
                         Ok(entries) if !entries.is_empty() => { let _ = tx.try_send(entries); }
@@ -386,6 +409,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
+                if !ev.up {
+                    failures.insert((ev.service, ev.real), (status::now_unix_s(), ev.reason.clone()));
+                }
                 rec.set_up(ev.service, ev.real, ev.up, &ev.reason);
                 if let Err(e) = rec.apply() {
                     error!("datapath update failed: {e:#}");
@@ -424,6 +450,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     if let Some(v) = vrrp {
         v.shutdown().await;
     }
+    let _ = std::fs::remove_file(&status_path);
     if resend_tx.is_some() {
         // Nobody reads the ring any more: stop filling it.
         let _ = rec.datapath_mut().set_sync(false);
@@ -437,4 +464,31 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
     info!("Stopped lvsd");
     Ok(())
+}
+
+/// Every planned real server with its health, for the status file.
+fn health_view(
+    rec: &Reconciler,
+    health: &health::Health,
+    failures: &std::collections::BTreeMap<(plan::ServiceId, plan::RealId), (u64, String)>,
+) -> Vec<status::RealHealth> {
+    let mut out = Vec::new();
+    for s in &rec.plan().services {
+        for r in &s.reals {
+            let key = (s.id, (r.addr, r.port));
+            let failure = failures.get(&key);
+            out.push(status::RealHealth {
+                protocol: s.id.2.name().into(),
+                vip: s.id.0,
+                port: s.id.1,
+                real_server: r.addr,
+                real_port: r.port,
+                checkers: health.kinds(&key),
+                up: rec.is_up(&key),
+                last_failure_unix_s: failure.map(|f| f.0),
+                last_reason: failure.map(|f| f.1.clone()),
+            });
+        }
+    }
+    out
 }

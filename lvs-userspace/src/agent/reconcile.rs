@@ -266,6 +266,11 @@ impl Reconciler {
         }
     }
 
+    /// Whether a real server is up as far as the checkers know.
+    pub fn is_up(&self, key: &(ServiceId, RealId)) -> bool {
+        self.reals.get(key).is_some_and(|st| st.up)
+    }
+
     pub fn set_dyn_weight(&mut self, service: ServiceId, real: RealId, weight: u32) {
         if let Some(st) = self.reals.get_mut(&(service, real)) {
             st.dyn_weight = Some(weight);

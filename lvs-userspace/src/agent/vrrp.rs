@@ -434,10 +434,27 @@ pub struct Counters {
     pub rejected: BTreeMap<&'static str, u64>,
 }
 
+/// What `lvsadm --vrrp` shows of an instance.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub state: String,
+    pub priority: u8,
+    /// The last master heard (or ourselves when MASTER).
+    pub master: Option<Ipv4Addr>,
+    pub adverts_received: u64,
+    pub adverts_sent: u64,
+    pub rejected: BTreeMap<String, u64>,
+}
+
 /// Running instances; dropping the handle does not stop them: call `shutdown`.
 pub struct Vrrp {
     tasks: Vec<(String, JoinHandle<()>)>,
     stop: watch::Sender<bool>,
+    status: Vec<watch::Receiver<InstanceStatus>>,
 }
 
 impl Vrrp {
@@ -445,6 +462,7 @@ impl Vrrp {
     pub fn start(cfg: &Config, events: mpsc::Sender<VrrpEvent>) -> Result<Vrrp, VrrpError> {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        let mut status = Vec::new();
         for spec in specs(cfg) {
             let spec = match spec {
                 Ok(s) => s,
@@ -459,12 +477,23 @@ impl Vrrp {
                 source,
             })?;
             let name = spec.name.clone();
+            let (status_tx, status_rx) = watch::channel(InstanceStatus::default());
+            status.push(status_rx);
             tasks.push((
                 name,
-                tokio::spawn(run(spec, sock, events.clone(), stop_rx.clone())),
+                tokio::spawn(run(spec, sock, events.clone(), stop_rx.clone(), status_tx)),
             ));
         }
-        Ok(Vrrp { tasks, stop })
+        Ok(Vrrp {
+            tasks,
+            stop,
+            status,
+        })
+    }
+
+    /// Every instance's state and counters, as of now.
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        self.status.iter().map(|r| r.borrow().clone()).collect()
     }
 
     /// Graceful stop: a MASTER sends priority 0 and releases its addresses.
@@ -533,8 +562,37 @@ async fn run(
     sock: AsyncFd<Socket>,
     events: mpsc::Sender<VrrpEvent>,
     mut stop: watch::Receiver<bool>,
+    status: watch::Sender<InstanceStatus>,
 ) {
     let started = Instant::now();
+    let mut master: Option<Ipv4Addr> = None;
+    let publish = |state: State, counters: &Counters, master: Option<Ipv4Addr>| {
+        let _ = status.send(InstanceStatus {
+            name: spec.name.clone(),
+            interface: spec.ifname.clone(),
+            vrid: spec.expect.vrid,
+            version: spec.expect.version,
+            state: match state {
+                State::Master => "MASTER",
+                State::Backup => "BACKUP",
+                State::Fault => "FAULT",
+            }
+            .into(),
+            priority: spec.priority,
+            master: if state == State::Master {
+                Some(spec.src)
+            } else {
+                master
+            },
+            adverts_received: counters.received,
+            adverts_sent: counters.sent,
+            rejected: counters
+                .rejected
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        });
+    };
     let mut counters = Counters::default();
     let mut state = State::Backup;
     let mut next = Instant::now() + spec.master_down(spec.expect.interval_cs);
@@ -556,6 +614,7 @@ async fn run(
         .await;
     let mut buf = vec![0u8; 2048];
     loop {
+        publish(state, &counters, master);
         let garp_at = second_garp.unwrap_or(next + Duration::from_secs(3600));
         tokio::select! {
             _ = stop.changed() => {
@@ -618,6 +677,7 @@ async fn run(
                     continue;
                 }
                 counters.received += 1;
+                master = Some(advert.src);
                 if advert.addrs.len() != spec.vips.len() {
                     tracing::debug!("({}) advert from {} lists {} addresses, we have {}", spec.name, advert.src, advert.addrs.len(), spec.vips.len());
                 }

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lvs_userspace::{
     adm::{self, Format, Select, Snapshot},
+    agent::status::{self, Status},
     datapath::{pins::DEFAULT_ROOT, Inspector, Proto},
 };
 
@@ -50,6 +51,18 @@ struct Args {
     /// The table as ipvsadm-restore input.
     #[arg(short = 'S', long = "save")]
     save: bool,
+    /// Health-check state of every real server (from lvsd's status file).
+    #[arg(long)]
+    health: bool,
+    /// VRRP instances: state, priority, master, adverts seen and rejected.
+    #[arg(long)]
+    vrrp: bool,
+    /// The connection-sync daemon, as `ipvsadm -L --daemon` shows it.
+    #[arg(long)]
+    daemon: bool,
+    /// lvsd's status file (default /run/lvs-xdp/<instance>/status.json).
+    #[arg(long = "status-file")]
+    status_file: Option<PathBuf>,
     /// JSON instead of columns.
     #[arg(long)]
     json: bool,
@@ -64,8 +77,35 @@ struct Args {
     bpffs: PathBuf,
 }
 
+fn agent_status(args: &Args) -> Result<Status> {
+    let path = args
+        .status_file
+        .clone()
+        .unwrap_or_else(|| status::default_path(&args.instance));
+    Status::read(&path).with_context(|| {
+        format!(
+            "reading {} (written every second by a running lvsd --instance {})",
+            path.display(),
+            args.instance
+        )
+    })
+}
+
 fn run(args: Args) -> Result<String> {
     let _ = args.numeric;
+    if args.health || args.vrrp || args.daemon {
+        let st = agent_status(&args)?;
+        if args.json {
+            return Ok(serde_json::to_string_pretty(&st)? + "\n");
+        }
+        return Ok(if args.health {
+            adm::health(&st)
+        } else if args.vrrp {
+            adm::vrrp(&st)
+        } else {
+            adm::daemon(&st)
+        });
+    }
     let inspector = Inspector::open(&args.bpffs, &args.instance)
         .with_context(|| format!("instance {} under {}", args.instance, args.bpffs.display()))?;
     let snap = Snapshot::take(&inspector)?;

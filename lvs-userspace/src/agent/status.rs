@@ -1,0 +1,73 @@
+//! The agent's state that the maps do not hold — health, VRRP, sync —
+//! written every second as JSON (atomically: write, then rename) for
+//! `lvsadm --health`, `--vrrp` and `--daemon`.
+
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::vrrp::InstanceStatus;
+
+/// Default place of the status file of an instance.
+pub fn default_path(instance: &str) -> PathBuf {
+    PathBuf::from("/run/lvs-xdp")
+        .join(instance)
+        .join("status.json")
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RealHealth {
+    pub protocol: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub real_server: Ipv4Addr,
+    pub real_port: u16,
+    /// Checker keywords (TCP_CHECK, …); empty = not checked (always up).
+    pub checkers: Vec<String>,
+    pub up: bool,
+    /// Seconds since the epoch of the last failure, if any.
+    pub last_failure_unix_s: Option<u64>,
+    pub last_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub interface: String,
+    pub syncid: u8,
+    pub group: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    pub pid: u32,
+    pub updated_unix_s: u64,
+    pub health: Vec<RealHealth>,
+    pub vrrp: Vec<InstanceStatus>,
+    pub sync: Option<SyncStatus>,
+}
+
+pub fn now_unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Status {
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    pub fn read(path: &Path) -> std::io::Result<Status> {
+        let bytes = std::fs::read(path)?;
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    }
+}
