@@ -422,25 +422,6 @@ pub fn json(snap: &Snapshot) -> String {
     .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn largenum_matches_ipvsadm() {
-        let f = |i, exact| {
-            let mut s = String::new();
-            largenum(&mut s, i, exact);
-            s
-        };
-        assert_eq!(f(12, false), "       12");
-        assert_eq!(f(123_456_789, false), "  123456K");
-        assert_eq!(f(12_345_678_901, false), "   12345M");
-        assert_eq!(f(123_456_789, true), " 123456789");
-        assert_eq!(f(12, true), "       12");
-    }
-}
-
 /// `--health`: what the checkers say (ipvsadm has no such column).
 pub fn health(st: &crate::agent::status::Status) -> String {
     let mut out = format!(
@@ -515,5 +496,24 @@ pub fn daemon(st: &crate::agent::status::Status) -> String {
             s.interface, s.syncid, s.interface, s.syncid
         ),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largenum_matches_ipvsadm() {
+        let f = |i, exact| {
+            let mut s = String::new();
+            largenum(&mut s, i, exact);
+            s
+        };
+        assert_eq!(f(12, false), "       12");
+        assert_eq!(f(123_456_789, false), "  123456K");
+        assert_eq!(f(12_345_678_901, false), "   12345M");
+        assert_eq!(f(123_456_789, true), " 123456789");
+        assert_eq!(f(12, true), "       12");
     }
 }
