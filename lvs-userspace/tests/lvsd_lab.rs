@@ -119,6 +119,60 @@ fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
         log.contains("Adding service [198.18.0.11]:tcp:80 to VS [198.18.0.100]:tcp:80"),
         "{log}"
     );
+
+    // lvsadm, as the operator runs it: the connection counts follow the
+    // weights, and -lnc lists every connection and template.
+    let lvsadm = common::own_bin("lvsadm");
+    let lvsadm_args = |extra: &[&str]| -> Result<String> {
+        let mut argv = vec![lvsadm.to_str().context("path")?, "--bpffs"];
+        argv.push(bpffs.0.to_str().context("path")?);
+        argv.extend(["--instance", "lab"]);
+        argv.extend(extra);
+        lab.exec_ok(lab.director_ns(0), &argv)
+    };
+    let ln = lvsadm_args(&["-L", "-n"])?;
+    println!("{ln}");
+    assert!(
+        ln.contains("TCP  198.18.0.100:80 wrr persistent 120\n"),
+        "{ln}"
+    );
+    let inact: Vec<u64> = ln
+        .lines()
+        .filter(|l| l.starts_with("  -> 198.18.0.1"))
+        .map(|l| l.split_whitespace().nth(5).unwrap().parse().unwrap())
+        .collect();
+    let total: u64 = inact.iter().sum();
+    assert!(
+        total >= 600,
+        "every finished connection is listed: {inact:?}"
+    );
+    for (n, w) in inact.iter().zip([2.0, 3.0, 3.0, 2.0, 2.0]) {
+        let share = *n as f64 / total as f64;
+        assert!(
+            (share - w / 12.0).abs() <= 0.06,
+            "InActConn {inact:?} follow 2:3:3:2:2"
+        );
+    }
+    let lnc = lvsadm_args(&["-L", "-n", "-c"])?;
+    let conns = lnc
+        .lines()
+        .filter(|l| l.starts_with("TCP ") && !l.contains(" NONE "))
+        .count();
+    let templates = lnc.lines().filter(|l| l.contains(" NONE ")).count();
+    assert!(
+        conns as u64 >= total,
+        "-lnc lists the connections ({conns})"
+    );
+    assert!(
+        templates >= 150,
+        "and one template per client ({templates})"
+    );
+    assert!(
+        lnc.lines()
+            .any(|l| l.contains("TIME_WAIT") || l.contains("FIN_WAIT") || l.contains("CLOSE")),
+        "{lnc}"
+    );
+
     d.signal(libc::SIGTERM)?;
     d.wait_log("Stopped lvsd", Duration::from_secs(10))?;
     Ok(())
@@ -361,5 +415,50 @@ fn metrics_agree_with_lvsadm_stats() -> Result<()> {
         "{metrics}"
     );
     assert!(metrics.contains("lvs_real_server_up{vip=\"198.18.0.100\",port=\"80\",proto=\"TCP\",real_server=\"198.18.0.11:80\"} 1"));
+    Ok(())
+}
+
+#[test]
+fn lvsadm_works_while_lvsd_is_stopped_with_keep_datapath() -> Result<()> {
+    let lab = lab()?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(&lab, &bpffs.0, &config_with(&[(1, 1), (2, 1)]))?;
+    d.extra_args = vec!["--keep-datapath".into()];
+    d.start()?;
+    wait_forwarding(&lab)?;
+    d.signal(libc::SIGTERM)?;
+    d.wait_log(
+        "--keep-datapath: leaving the data path forwarding",
+        Duration::from_secs(10),
+    )?;
+    d.wait_log("Stopped lvsd", Duration::from_secs(10))?;
+    // Still forwarding, and lvsadm reads it.
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        &lab.client_addrs()[..10],
+        lab.service(),
+        2,
+        5,
+    )?;
+    r.ensure_no_failures()?;
+    let lvsadm = common::own_bin("lvsadm");
+    let out = lab.exec_ok(
+        lab.director_ns(0),
+        &[
+            lvsadm.to_str().context("path")?,
+            "-L",
+            "-n",
+            "--bpffs",
+            bpffs.0.to_str().context("path")?,
+            "--instance",
+            "lab",
+        ],
+    )?;
+    assert!(out.contains("TCP  198.18.0.100:80 wrr\n"), "{out}");
+    assert!(
+        out.contains("  -> 198.18.0.12:80               Route   1"),
+        "{out}"
+    );
     Ok(())
 }
