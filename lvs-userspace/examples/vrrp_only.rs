@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use lvs_userspace::vrrp::Vrrp;
 use tokio::signal::unix::{signal, SignalKind};
 
-fn load(path: &PathBuf) -> Result<lvs_config::Config> {
+fn load(path: &std::path::Path) -> Result<lvs_config::Config> {
     let r = lvs_config::parse_file(path, &lvs_config::ParseOptions::default());
     for d in r.diagnostics.iter() {
         eprintln!("{d}");

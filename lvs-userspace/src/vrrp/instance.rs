@@ -291,10 +291,7 @@ impl Task {
                     }
                 }
                 c = ctl.recv() => {
-                    let done = match c {
-                        Some(Ctl::Shutdown(done)) => Some(done),
-                        None => None,
-                    };
+                    let done = c.map(|Ctl::Shutdown(done)| done);
                     let acts = self.machine.shutdown();
                     self.apply(acts).await;
                     if let Some(d) = done {

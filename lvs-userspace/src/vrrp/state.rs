@@ -121,7 +121,7 @@ impl Machine {
         out.push(Action::Changed { prev, state });
     }
 
-    fn to_backup(&mut self, now: Instant, out: &mut Vec<Action>, why: &str) {
+    fn enter_backup(&mut self, now: Instant, out: &mut Vec<Action>, why: &str) {
         let was_master = self.state == VrrpState::Master;
         self.advert_at = None;
         self.master_down_at = Some(now + self.master_down_interval());
@@ -132,7 +132,7 @@ impl Machine {
         self.set(VrrpState::Backup, out);
     }
 
-    fn to_master(&mut self, now: Instant, out: &mut Vec<Action>) {
+    fn enter_master(&mut self, now: Instant, out: &mut Vec<Action>) {
         info!("({}) Transition to MASTER STATE", self.p.name);
         out.push(Action::Send(self.p.priority));
         info!("({}) Entering MASTER STATE", self.p.name);
@@ -148,9 +148,9 @@ impl Machine {
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         if self.p.priority == 255 {
-            self.to_master(now, &mut out);
+            self.enter_master(now, &mut out);
         } else {
-            self.to_backup(now, &mut out, " (init)");
+            self.enter_backup(now, &mut out, " (init)");
             if self.p.preempt_delay > Duration::ZERO {
                 self.preempt_at = Some(now + self.p.preempt_delay);
             }
@@ -164,7 +164,7 @@ impl Machine {
         match self.state {
             VrrpState::Backup if self.master_down_at.is_some_and(|t| now >= t) => {
                 info!("({}) Receive advertisement timeout", self.p.name);
-                self.to_master(now, &mut out);
+                self.enter_master(now, &mut out);
             }
             VrrpState::Master if self.advert_at.is_some_and(|t| now >= t) => {
                 out.push(Action::Send(self.p.priority));
@@ -233,7 +233,7 @@ impl Machine {
                         self.master_adver_int = h.adver_int;
                     }
                     self.master_ip = Some(h.src);
-                    self.to_backup(now, &mut out, "");
+                    self.enter_backup(now, &mut out, "");
                 } else {
                     info!(
                         "({name}) Received advert from {} with lower priority {}, ours {}, forcing new election",
@@ -274,7 +274,7 @@ impl Machine {
             self.advert_at = None;
             self.set(VrrpState::Fault, &mut out);
         } else if !fault && self.state == VrrpState::Fault {
-            self.to_backup(now, &mut out, "");
+            self.enter_backup(now, &mut out, "");
         }
         out
     }

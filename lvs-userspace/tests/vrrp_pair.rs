@@ -1,0 +1,137 @@
+//! Two of our VRRP speakers (`examples/vrrp_only`) on the seed's VI_1
+//! (vrid 20, PASS 7890, priorities 200/100, VIP 198.18.0.100/16 brd
+//! 198.18.255.255 label bond0:1) in two director namespaces. The MASTER
+//! holds the VIP with its label, the BACKUP not; a client pings the VIP
+//! every 10 ms and the test prints the longest gap when the master dies
+//! (SIGKILL; the VIP it leaves behind is then removed, as if its host were
+//! gone), or stops (SIGTERM → priority 0). The old master rejoining
+//! preempts, or not with `nopreempt`.
+//!
+//! Needs root, `ip`, `ethtool`, `ping`.
+
+mod vrrp_util;
+
+use std::time::Duration;
+
+use vrrp_util::*;
+
+/// Kill the master, measure, let it rejoin (preempt).
+fn failover(master: Conf, backup: Conf, bound: Duration, settle: Duration) {
+    let lab = lab();
+    let m = start_ours(&lab, 0, &master);
+    // Backup second: the master is alone at first and takes the VIP.
+    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let b = start_ours(&lab, 1, &backup);
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(settle);
+    assert!(vip_on(&lab, 1).is_none(), "BACKUP must not hold the VIP");
+
+    let ping = Ping::start(&lab);
+    std::thread::sleep(Duration::from_millis(1000));
+    let at = now_s();
+    sigkill(m.pid);
+    drop_vip(&lab, 0);
+    wait_master(&lab, 1, Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let ts = ping.stop(&lab);
+    let gap = gap_around(&ts, at).unwrap();
+    println!(
+        "VRRPv{} advert_int {}: SIGKILL of the master → client ping gap {:?} (bound {:?})",
+        master.version, master.advert_int, gap, bound
+    );
+    assert!(gap <= bound, "gap {gap:?} > {bound:?}");
+    let _ = lab.kill(m.pid);
+    let log_b = log_text(&b);
+    assert!(
+        log_b.contains("(VI_1) Transition to MASTER STATE"),
+        "{log_b}"
+    );
+    assert!(log_b.contains("(VI_1) Entering MASTER STATE"), "{log_b}");
+    assert!(log_b.contains("Sending/queueing gratuitous ARPs on bond0 for 198.18.0.100"));
+
+    // The old master comes back with its higher priority: it preempts.
+    let m2 = start_ours(&lab, 0, &master);
+    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    wait_log(
+        &b,
+        "with higher priority 200, ours 100",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    let _ = lab.kill(m2.pid);
+    let _ = lab.kill(b.pid);
+}
+
+#[test]
+fn v2_advert_int_1_sigkill_gap_and_preempt() {
+    failover(
+        Conf::master(),
+        Conf::backup(),
+        Duration::from_millis(3700),
+        Duration::from_millis(1500),
+    );
+}
+
+#[test]
+fn v3_advert_int_0_1_sigkill_gap_and_preempt() {
+    failover(
+        Conf::master().v3("0.1"),
+        Conf::backup().v3("0.1"),
+        Duration::from_millis(500),
+        Duration::from_millis(500),
+    );
+}
+
+#[test]
+fn v2_graceful_stop_priority_0() {
+    let lab = lab();
+    let m = start_ours(&lab, 0, &Conf::master());
+    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let b = start_ours(&lab, 1, &Conf::backup());
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let ping = Ping::start(&lab);
+    std::thread::sleep(Duration::from_millis(1000));
+    let at = now_s();
+    sigterm(m.pid);
+    wait_master(&lab, 1, Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let ts = ping.stop(&lab);
+    let gap = gap_around(&ts, at).unwrap();
+    println!(
+        "VRRPv2 advert_int 1: graceful stop (priority 0) → client ping gap {gap:?} (bound 1s)"
+    );
+    assert!(gap <= Duration::from_secs(1), "gap {gap:?}");
+    assert!(log_text(&b).contains("Backup received priority 0 advertisement"));
+    let st = stats(&b).unwrap();
+    assert!(st["priority_zero_received"].as_u64().unwrap() >= 1);
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+}
+
+#[test]
+fn nopreempt_keeps_the_current_master() {
+    let lab = lab();
+    // The lower-priority node is master first; the higher one starts with
+    // nopreempt (keepalived requires state BACKUP for it) and must wait.
+    let low = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
+    wait_master(&lab, 1, Duration::from_secs(5)).unwrap();
+    let hi = Conf {
+        state: "BACKUP",
+        nopreempt: true,
+        ..Conf::master().v3("0.1")
+    };
+    let h = start_ours(&lab, 0, &hi);
+    wait_log(&h, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_secs(2)); // 20 advert intervals
+    assert!(vip_on(&lab, 0).is_none(), "nopreempt node took over");
+    assert!(vip_on(&lab, 1).is_some());
+    wait_state(&h, "Backup", Duration::from_secs(1)).unwrap();
+    // Without nopreempt it does take over.
+    let _ = lab.kill(h.pid);
+    let h2 = start_ours(&lab, 0, &Conf::master().v3("0.1"));
+    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let _ = lab.kill(h2.pid);
+    let _ = lab.kill(low.pid);
+}

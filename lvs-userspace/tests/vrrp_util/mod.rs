@@ -1,0 +1,365 @@
+//! Shared helpers of the VRRP lab tests: configs derived from the seed,
+//! starting `examples/vrrp_only` (and keepalived) in director namespaces,
+//! reading their counters, VIP checks through the netlink module, and a
+//! 10 ms ping from the client measuring the longest gap.
+
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use lvs_testkit::{Lab, LabSpec, Pid};
+use lvs_userspace::netlink::{self, IfAddr};
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+
+/// Two directors, one client; no data path, no real-server traffic: the
+/// directors themselves answer the client's pings to the VIP.
+pub fn lab() -> Lab {
+    Lab::create(LabSpec {
+        directors: 2,
+        director_holds_vip: false,
+        real_servers: 1,
+        client_addrs: 1,
+        httpd: false,
+        ..LabSpec::default()
+    })
+    .expect("lab")
+}
+
+/// The seed's `vrrp_instance VI_1`, mapped into the lab.
+#[derive(Clone, Debug)]
+pub struct Conf {
+    pub state: &'static str,
+    pub priority: u8,
+    pub version: u8,
+    pub advert_int: &'static str,
+    /// v2 `auth_type PASS` password (the seed's is 7890).
+    pub pass: Option<&'static str>,
+    pub nopreempt: bool,
+    pub extra: &'static str,
+}
+
+impl Conf {
+    pub fn master() -> Conf {
+        Conf {
+            state: "MASTER",
+            priority: 200,
+            version: 2,
+            advert_int: "1",
+            pass: Some("7890"),
+            nopreempt: false,
+            extra: "",
+        }
+    }
+    pub fn backup() -> Conf {
+        Conf {
+            state: "BACKUP",
+            priority: 100,
+            ..Conf::master()
+        }
+    }
+    pub fn v3(mut self, advert_int: &'static str) -> Conf {
+        self.version = 3;
+        self.advert_int = advert_int;
+        self.pass = None;
+        self
+    }
+    pub fn text(&self) -> String {
+        let auth = match self.pass {
+            Some(p) => format!(
+                "    authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}\n"
+            ),
+            None => String::new(),
+        };
+        format!(
+            "global_defs {{\n    router_id mllvs1\n}}\n\
+             vrrp_instance VI_1 {{\n    state {}\n    priority {}\n    interface bond0\n    \
+             lvs_sync_daemon_interface bond0\n    virtual_router_id 20\n    version {}\n    \
+             advert_int {}\n{auth}{}{}    virtual_ipaddress {{\n        \
+             198.18.0.100/16 brd 198.18.255.255 dev bond0 label bond0:1\n    }}\n}}\n",
+            self.state,
+            self.priority,
+            self.version,
+            self.advert_int,
+            if self.nopreempt {
+                "    nopreempt\n"
+            } else {
+                ""
+            },
+            self.extra,
+        )
+    }
+}
+
+/// The `vrrp_only` example, built once per test binary.
+pub fn vrrp_only_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/<test> → target/<profile>/examples/vrrp_only
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let target_dir = profile_dir.parent().unwrap().to_path_buf();
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-p", "lvs-userspace", "--example", "vrrp_only"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build --example vrrp_only");
+        assert!(st.success(), "building vrrp_only failed");
+        let bin = profile_dir.join("examples").join("vrrp_only");
+        assert!(bin.is_file(), "{} missing", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// One of our VRRP speakers running in a director namespace.
+pub struct Speaker {
+    pub pid: Pid,
+    pub stats: PathBuf,
+    pub log: PathBuf,
+}
+
+static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn unique(lab: &Lab, what: &str) -> PathBuf {
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    lab.log_dir().join(format!("{what}-{n}"))
+}
+
+pub fn start_ours(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
+    let base = unique(lab, &format!("dir{}", dir + 1));
+    let cfg = base.with_extension("conf");
+    let stats = base.with_extension("json");
+    std::fs::write(&cfg, conf.text()).unwrap();
+    let bin = vrrp_only_bin();
+    let pid = lab
+        .spawn(
+            lab.director_ns(dir),
+            &[
+                bin.to_str().unwrap(),
+                "-f",
+                cfg.to_str().unwrap(),
+                "--stats",
+                stats.to_str().unwrap(),
+            ],
+        )
+        .expect("spawn vrrp_only");
+    let log = lab.log_path(pid).unwrap();
+    Speaker { pid, stats, log }
+}
+
+/// keepalived 2.2.7 (VRRP only) in a director namespace, with its own pid
+/// files so it never touches the system's.
+pub fn start_keepalived(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
+    let base = unique(lab, &format!("ka-dir{}", dir + 1));
+    let cfg = base.with_extension("conf");
+    std::fs::write(&cfg, conf.text()).unwrap();
+    let p = |e: &str| base.with_extension(e).to_string_lossy().into_owned();
+    let (pid_main, pid_vrrp, pid_chk) = (p("pid"), p("vrrp.pid"), p("chk.pid"));
+    let pid = lab
+        .spawn(
+            lab.director_ns(dir),
+            &[
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-f",
+                cfg.to_str().unwrap(),
+                "-p",
+                &pid_main,
+                "-r",
+                &pid_vrrp,
+                "-c",
+                &pid_chk,
+                "--vrrp",
+            ],
+        )
+        .expect("spawn keepalived");
+    let log = lab.log_path(pid).unwrap();
+    Speaker {
+        pid,
+        stats: PathBuf::new(),
+        log,
+    }
+}
+
+/// The counters `vrrp_only --stats` wrote last (instance VI_1).
+pub fn stats(s: &Speaker) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(&s.stats).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.as_array()?.first().cloned()
+}
+
+pub fn rejected(s: &Speaker, key: &str) -> u64 {
+    stats(s)
+        .and_then(|v| v["rejected"][key].as_u64())
+        .unwrap_or(0)
+}
+
+pub fn state(s: &Speaker) -> String {
+    stats(s)
+        .and_then(|v| v["state"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub fn log_text(s: &Speaker) -> String {
+    std::fs::read_to_string(&s.log).unwrap_or_default()
+}
+
+/// The VIP as configured on director `dir`'s bond0, if present.
+pub fn vip_on(lab: &Lab, dir: usize) -> Option<IfAddr> {
+    lab.run_in_netns(lab.director_ns(dir), || {
+        let l = netlink::link_by_name("bond0").unwrap();
+        netlink::addrs(l.index)
+            .unwrap()
+            .into_iter()
+            .find(|a| a.addr == VIP)
+    })
+    .unwrap()
+}
+
+/// Waits until exactly director `master` holds the VIP (with the seed's
+/// label and broadcast) and the other does not.
+pub fn wait_master(lab: &Lab, master: usize, timeout: Duration) -> Result<()> {
+    let t0 = Instant::now();
+    lvs_testkit::wait_until(
+        &format!("dir{} to hold the VIP alone", master + 1),
+        timeout,
+        Duration::from_millis(20),
+        || vip_on(lab, master).is_some() && vip_on(lab, 1 - master).is_none(),
+    )?;
+    let a = vip_on(lab, master).unwrap();
+    assert_eq!(a.label.as_deref(), Some("bond0:1"));
+    assert_eq!(a.prefix_len, 16);
+    assert_eq!(a.brd, Some(Ipv4Addr::new(198, 18, 255, 255)));
+    eprintln!("dir{} holds the VIP after {:?}", master + 1, t0.elapsed());
+    Ok(())
+}
+
+pub fn sigkill(pid: Pid) {
+    // SAFETY: plain kill(2) on a pid this test started (tracked by the lab).
+    unsafe { libc::kill(pid.0 as libc::pid_t, libc::SIGKILL) };
+}
+
+pub fn sigterm(pid: Pid) {
+    // SAFETY: as above.
+    unsafe { libc::kill(pid.0 as libc::pid_t, libc::SIGTERM) };
+}
+
+/// Simulates the death of director `dir`'s host for the VIP's traffic after
+/// its VRRP speaker was SIGKILLed: the VIP it left behind stops answering.
+pub fn drop_vip(lab: &Lab, dir: usize) {
+    lab.run_in_netns(lab.director_ns(dir), || {
+        let l = netlink::link_by_name("bond0").unwrap();
+        netlink::addr_del(l.index, &IfAddr::new(VIP, 16)).unwrap();
+    })
+    .unwrap();
+}
+
+pub fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `ping -D -i 0.01` from the client to the VIP.
+pub struct Ping {
+    pub pid: Pid,
+    log: PathBuf,
+}
+
+impl Ping {
+    pub fn start(lab: &Lab) -> Ping {
+        let pid = lab
+            .spawn(
+                lab.client_ns(),
+                &[
+                    "ping",
+                    "-n",
+                    "-D",
+                    "-i",
+                    "0.01",
+                    "-W",
+                    "1",
+                    &VIP.to_string(),
+                ],
+            )
+            .expect("ping");
+        let log = lab.log_path(pid).unwrap();
+        Ping { pid, log }
+    }
+
+    /// Stops ping; returns the reply timestamps (UNIX seconds).
+    pub fn stop(self, lab: &Lab) -> Vec<f64> {
+        let _ = lab.kill(self.pid);
+        parse_ping(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+pub fn parse_ping(text: &str) -> Vec<f64> {
+    text.lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| {
+            let ts = l.strip_prefix('[')?.split(']').next()?;
+            ts.parse().ok()
+        })
+        .collect()
+}
+
+/// The longest interval without a reply that contains time `at`
+/// (replies before and after it must exist).
+pub fn gap_around(ts: &[f64], at: f64) -> Result<Duration> {
+    let before = ts
+        .iter()
+        .copied()
+        .filter(|t| *t <= at)
+        .fold(f64::NAN, f64::max);
+    let after = ts.iter().copied().find(|t| *t > at);
+    let (Some(after), false) = (after, before.is_nan()) else {
+        bail!("no replies around the event ({} replies)", ts.len());
+    };
+    // The largest gap from the last reply before the event through the
+    // first few seconds after it.
+    let mut worst = after - before;
+    let mut prev = after;
+    for t in ts.iter().copied().filter(|t| *t > after) {
+        worst = worst.max(t - prev);
+        prev = t;
+    }
+    Ok(Duration::from_secs_f64(worst))
+}
+
+pub fn log_contains(path: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(path)
+        .map(|t| t.contains(needle))
+        .unwrap_or(false)
+}
+
+pub fn wait_log(s: &Speaker, needle: &str, timeout: Duration) -> Result<()> {
+    lvs_testkit::wait_until(
+        &format!("{needle:?} in {}", s.log.display()),
+        timeout,
+        Duration::from_millis(50),
+        || log_contains(&s.log, needle),
+    )
+    .with_context(|| log_text(s))
+}
+
+/// Waits until the speaker's stats file shows `state` (it is rewritten
+/// every 100 ms).
+pub fn wait_state(s: &Speaker, want: &str, timeout: Duration) -> Result<()> {
+    lvs_testkit::wait_until(
+        &format!("state {want}"),
+        timeout,
+        Duration::from_millis(20),
+        || state(s) == want,
+    )
+}
