@@ -459,3 +459,31 @@ fn malformed_adverts_on_the_wire_are_counted_and_change_nothing() -> Result<()> 
     assert!(has_vip(&lab, 0)? && !has_vip(&lab, 1)?);
     Ok(())
 }
+
+#[test]
+fn with_nopreempt_the_returning_higher_priority_router_stays_backup() -> Result<()> {
+    let lab = lab()?;
+    let bpffs = Bpffs::mount(&lab)?;
+    // keepalived's nopreempt needs `state BACKUP` on both.
+    let cfg = |prio: u8| {
+        config("BACKUP", prio, 2, "1", "7890")
+            .replace(" state BACKUP\n", " state BACKUP\n nopreempt\n")
+    };
+    let mut b = Director::new(&lab, &bpffs.0, &cfg(100))?;
+    b.index = 1;
+    b.instance = "lab2".into();
+    b.start()?;
+    b.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(10))?;
+    // The priority-200 router arrives later: it must not take over.
+    let mut m = Director::new(&lab, &bpffs.0, &cfg(200))?;
+    m.start()?;
+    m.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(10))?;
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !m.log().contains("Entering MASTER STATE"),
+        "no preemption:\n{}",
+        m.log()
+    );
+    assert!(has_vip(&lab, 1)? && !has_vip(&lab, 0)?);
+    Ok(())
+}
