@@ -187,3 +187,188 @@ fn a_dead_real_server_is_removed_in_time_and_no_request_fails_after() -> Result<
     r.ensure_weights(&[("rs1", 1), ("rs2", 1), ("rs3", 1)], 0.05)?;
     Ok(())
 }
+
+/// A real server config with the given checker block (config text inside
+/// the real_server braces).
+fn config_checked(checkers: &[(u8, u32, String)]) -> String {
+    let mut s = String::from(
+        "vrrp_instance VI_1 {\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n virtual_ipaddress {\n  198.18.0.100/16 dev bond0\n }\n}\nvirtual_server 198.18.0.100 80 {\n delay_loop 1\n lb_algo wrr\n lb_kind DR\n protocol TCP\n",
+    );
+    for (n, w, check) in checkers {
+        s += &format!(
+            " real_server 198.18.0.{} 80 {{\n  weight {w}\n{check} }}\n",
+            10 + n
+        );
+    }
+    s + "}\n"
+}
+
+fn http_get_block(digest: &str, status: &str) -> String {
+    format!(
+        "  HTTP_GET {{\n   url {{\n    path /\n    digest {digest}\n    status_code {status}\n   }}\n   connect_timeout 1\n   retry 0\n  }}\n"
+    )
+}
+
+#[test]
+fn http_get_status_and_digest_and_ssl_get() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 3,
+        client_addrs: 30,
+        ..LabSpec::default()
+    })?;
+    // lvs-lab-httpd answers "<name>\n".
+    let md5 = |s: &str| lvs_userspace::agent::probe::md5_hex(s.as_bytes());
+    // rs3 gets a TLS server on 443 (self-signed, made here).
+    let cert = rcgen::generate_simple_self_signed(vec!["rs3".into()])?;
+    let (cert_der, key_der) = (cert.cert.der().to_vec(), cert.key_pair.serialize_der());
+    let tls_ns = lab.real_server_ns(2).to_owned();
+    let _tls = lvs_testkit::netns::spawn_thread(&tls_ns, move || tls_server(cert_der, key_der))?;
+    let ssl_block = format!(
+        "  SSL_GET {{\n   url {{\n    path /\n    digest {}\n   }}\n   connect_port 443\n   connect_timeout 1\n   retry 0\n  }}\n",
+        md5("tls-rs3\n")
+    );
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(
+        &lab,
+        &bpffs.0,
+        &config_checked(&[
+            (1, 1, http_get_block(&md5("rs1\n"), "200")),
+            (2, 1, http_get_block(&md5("not rs2\n"), "200")),
+            (3, 1, ssl_block),
+        ]),
+    )?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+    // rs2's digest is wrong: it goes down; rs1 and rs3 (over TLS) stay up.
+    d.wait_log(
+        "Removing service [198.18.0.12]:tcp:80 from VS [198.18.0.100]:tcp:80",
+        Duration::from_secs(6),
+    )?;
+    std::thread::sleep(Duration::from_secs(2));
+    let log = d.log();
+    assert!(log.contains("MD5 digest of / is"), "{log}");
+    assert!(!log.contains("Removing service [198.18.0.11]"), "{log}");
+    assert!(
+        !log.contains("Removing service [198.18.0.13]"),
+        "SSL_GET up:\n{log}"
+    );
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        4,
+        10,
+    )?;
+    r.ensure_no_failures()?;
+    r.ensure_weights(&[("rs1", 1), ("rs3", 1)], 0.05)?;
+
+    // A wrong status code takes rs1 down too.
+    d.write_config(&config_checked(&[
+        (1, 1, http_get_block(&md5("rs1\n"), "201-299")),
+        (2, 1, String::new()),
+        (3, 1, String::new()),
+    ]))?;
+    d.signal(libc::SIGHUP)?;
+    d.wait_log(
+        "HTTP status code 200 (expected 201-299)",
+        Duration::from_secs(6),
+    )?;
+    d.wait_log(
+        "Removing service [198.18.0.11]:tcp:80 from VS [198.18.0.100]:tcp:80",
+        Duration::from_secs(6),
+    )?;
+    Ok(())
+}
+
+/// A tiny HTTPS server answering "tls-rs3\n" (runs in rs3's namespace).
+fn tls_server(cert: Vec<u8>, key: Vec<u8>) {
+    use std::sync::Arc;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(cert)],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let l = tokio::net::TcpListener::bind("0.0.0.0:443").await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while let Ok(Ok((s, _))) = tokio::time::timeout_at(deadline, l.accept()).await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                if let Ok(mut t) = acceptor.accept(s).await {
+                    let mut buf = [0u8; 1024];
+                    let _ = t.read(&mut buf).await;
+                    let _ = t
+                        .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\ntls-rs3\n")
+                        .await;
+                    let _ = t.shutdown().await;
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 2,
+        client_addrs: 60,
+        ..LabSpec::default()
+    })?;
+    // The script exits with whatever the file says: 2 + weight.
+    let knob = lab.log_dir().join("rs2-exit");
+    std::fs::write(&knob, "3")?; // weight 1
+    let block = format!(
+        "  MISC_CHECK {{\n   misc_path \"/bin/sh -c 'exit $(cat {})'\"\n   misc_timeout 2\n   misc_dynamic\n  }}\n",
+        knob.display()
+    );
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(
+        &lab,
+        &bpffs.0,
+        &config_checked(&[(1, 1, String::new()), (2, 1, block)]),
+    )?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        4,
+        10,
+    )?;
+    r.ensure_no_failures()?;
+    r.ensure_weights(&[("rs1", 1), ("rs2", 1)], 0.05)?;
+    std::fs::write(&knob, "5")?; // weight 3
+    std::thread::sleep(Duration::from_secs(3));
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        4,
+        10,
+    )?;
+    r.ensure_no_failures()?;
+    println!("misc_dynamic weight 3: {}", r.summary());
+    r.ensure_weights(&[("rs1", 1), ("rs2", 3)], 0.05)?;
+    std::fs::write(&knob, "1")?; // down
+    d.wait_log(
+        "Removing service [198.18.0.12]:tcp:80",
+        Duration::from_secs(5),
+    )?;
+    Ok(())
+}

@@ -53,7 +53,7 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 600)]
         seconds: u64,
-        /// Only this target (`parse`, `vrrp_advert`).
+        /// Only this target (`parse`, `parse_advert`).
         #[arg(long)]
         target: Option<String>,
     },
@@ -62,7 +62,7 @@ enum Cmd {
 /// Fuzz targets: (directory with its own fuzz workspace, target name).
 const FUZZ_TARGETS: [(&str, &str); 2] = [
     ("lvs-config/fuzz", "parse"),
-    ("lvs-userspace/fuzz", "vrrp_advert"),
+    ("lvs-userspace/fuzz", "parse_advert"),
 ];
 
 fn main() -> Result<()> {

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod health;
 pub mod metrics;
 pub mod plan;
+pub mod probe;
 pub mod reconcile;
 pub mod status;
 pub mod vrrp;
@@ -409,6 +410,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
+                let Some(ev) = health.fold(ev) else { continue };
+                if let Some(w) = ev.weight.filter(|_| ev.up) {
+                    rec.set_dyn_weight(ev.service, ev.real, w);
+                }
                 if !ev.up {
                     failures.insert((ev.service, ev.real), (status::now_unix_s(), ev.reason.clone()));
                 }
