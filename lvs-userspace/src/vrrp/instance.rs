@@ -245,6 +245,15 @@ struct Task {
 
 impl Task {
     async fn run(mut self, mut ctl: mpsc::Receiver<Ctl>) {
+        // VIPs left behind by a predecessor that died (SIGKILL) must not
+        // stay while we are BACKUP (keepalived removes them too).
+        if self.p.machine.priority != 255 {
+            for v in &self.p.vips {
+                if let Some(link) = self.vip_links.get(&v.dev) {
+                    let _ = netlink::addr_del(link.index, &v.addr);
+                }
+            }
+        }
         let acts = self.machine.start(Instant::now());
         self.apply(acts).await;
         let mut buf = vec![0u8; 4096];

@@ -42,6 +42,9 @@ pub struct Conf {
     pub pass: Option<&'static str>,
     pub nopreempt: bool,
     pub extra: &'static str,
+    /// The seed's `lvs_sync_daemon_interface bond0` line (left out for
+    /// keepalived: it would start the IPVS sync daemon in the kernel).
+    pub sync_daemon: bool,
 }
 
 impl Conf {
@@ -54,6 +57,7 @@ impl Conf {
             pass: Some("7890"),
             nopreempt: false,
             extra: "",
+            sync_daemon: true,
         }
     }
     pub fn backup() -> Conf {
@@ -79,11 +83,16 @@ impl Conf {
         format!(
             "global_defs {{\n    router_id mllvs1\n}}\n\
              vrrp_instance VI_1 {{\n    state {}\n    priority {}\n    interface bond0\n    \
-             lvs_sync_daemon_interface bond0\n    virtual_router_id 20\n    version {}\n    \
+             {}virtual_router_id 20\n    version {}\n    \
              advert_int {}\n{auth}{}{}    virtual_ipaddress {{\n        \
              198.18.0.100/16 brd 198.18.255.255 dev bond0 label bond0:1\n    }}\n}}\n",
             self.state,
             self.priority,
+            if self.sync_daemon {
+                "lvs_sync_daemon_interface bond0\n    "
+            } else {
+                ""
+            },
             self.version,
             self.advert_int,
             if self.nopreempt {
@@ -159,6 +168,10 @@ pub fn start_ours(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
 pub fn start_keepalived(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
     let base = unique(lab, &format!("ka-dir{}", dir + 1));
     let cfg = base.with_extension("conf");
+    let conf = Conf {
+        sync_daemon: false,
+        ..conf.clone()
+    };
     std::fs::write(&cfg, conf.text()).unwrap();
     let p = |e: &str| base.with_extension(e).to_string_lossy().into_owned();
     let (pid_main, pid_vrrp, pid_chk) = (p("pid"), p("vrrp.pid"), p("chk.pid"));
