@@ -372,3 +372,70 @@ fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
     )?;
     Ok(())
 }
+
+#[test]
+fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 3,
+        client_addrs: 30,
+        ..LabSpec::default()
+    })?;
+    let events = lab.log_dir().join("quorum-events");
+    let tcp = "  TCP_CHECK {\n   connect_timeout 1\n   retry 0\n  }\n".to_string();
+    let cfg = config_checked(&[(1, 1, tcp.clone()), (2, 1, tcp)]).replace(
+        " delay_loop 1\n",
+        &format!(
+            " delay_loop 1\n quorum 2\n hysteresis 0\n sorry_server 198.18.0.13 80\n quorum_up \"/bin/sh -c 'echo up >> {e}'\"\n quorum_down \"/bin/sh -c 'echo down >> {e}'\"\n",
+            e = events.display()
+        ),
+    );
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(&lab, &bpffs.0, &cfg)?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+    // One down: weight 1 < quorum 2 — the sorry server answers everything.
+    lab.stop_real_server_httpd(0)?;
+    d.wait_log("Lost quorum", Duration::from_secs(6))?;
+    d.wait_log("using its sorry server", Duration::from_secs(3))?;
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        2,
+        10,
+    )?;
+    r.ensure_no_failures()?;
+    assert_eq!(
+        r.count("rs3"),
+        r.total(),
+        "all to the sorry server: {}",
+        r.summary()
+    );
+    lvs_testkit::wait_until(
+        "quorum_down ran",
+        Duration::from_secs(3),
+        Duration::from_millis(50),
+        || std::fs::read_to_string(&events).is_ok_and(|s| s.contains("down")),
+    )?;
+    // Back: quorum gained, the real servers again, quorum_up ran.
+    lab.start_real_server_httpd(0)?;
+    d.wait_log("Gained quorum", Duration::from_secs(6))?;
+    let r = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        2,
+        10,
+    )?;
+    r.ensure_no_failures()?;
+    r.ensure_weights(&[("rs1", 1), ("rs2", 1)], 0.1)?;
+    lvs_testkit::wait_until(
+        "quorum_up ran",
+        Duration::from_secs(3),
+        Duration::from_millis(50),
+        || std::fs::read_to_string(&events).is_ok_and(|s| s.contains("up")),
+    )?;
+    Ok(())
+}

@@ -41,6 +41,10 @@ pub struct PlannedService {
     pub sorry_server: Option<(Ipv4Addr, u16)>,
     pub quorum: u32,
     pub hysteresis: u32,
+    /// Run when the alive weight reaches quorum + hysteresis / drops below
+    /// quorum − hysteresis (keepalived's `quorum_up` / `quorum_down`).
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
 }
 
 /// The plan, and why parts of the config are left out.
@@ -152,6 +156,8 @@ pub fn plan(cfg: &Config) -> Plan {
                 sorry_server,
                 quorum: vs.quorum,
                 hysteresis: vs.hysteresis,
+                quorum_up: vs.quorum_up.clone(),
+                quorum_down: vs.quorum_down.clone(),
             });
         }
     }

@@ -63,6 +63,8 @@ pub struct Reconciler {
     in_service: BTreeSet<RealKey>,
     /// Services whose sorry server is in use.
     sorry_active: BTreeSet<ServiceId>,
+    /// Services that have lost their quorum (hysteresis applies).
+    quorum_lost: BTreeSet<ServiceId>,
     ticks: u64,
     /// Connection sync: where the sender learns ids → addresses.
     ids: Option<tokio::sync::watch::Sender<std::sync::Arc<IdMap>>>,
@@ -79,6 +81,7 @@ impl Reconciler {
             drain_timeout,
             in_service: BTreeSet::new(),
             sorry_active: BTreeSet::new(),
+            quorum_lost: BTreeSet::new(),
             ticks: 0,
             ids: None,
         }
@@ -423,9 +426,37 @@ impl Reconciler {
                     });
                 }
             }
-            // No real server up (or quorum not met): the sorry server.
-            let quorum_met = alive_weight >= s.quorum.max(1);
-            if !quorum_met {
+            // Quorum, with keepalived's hysteresis: lost below
+            // quorum − hysteresis, gained again at quorum + hysteresis.
+            let quorum = s.quorum.max(1);
+            let was_lost = self.quorum_lost.contains(&s.id);
+            let lost = if was_lost {
+                alive_weight < quorum.saturating_add(s.hysteresis)
+            } else {
+                alive_weight < quorum.saturating_sub(s.hysteresis).max(1)
+            };
+            if lost != was_lost {
+                let vs = fmt_service(s.id.0, s.id.1, s.id.2);
+                if lost {
+                    warn!(
+                        "Lost quorum {alive_weight}-{}={} > {quorum} for VS {vs}",
+                        s.hysteresis,
+                        alive_weight.saturating_sub(s.hysteresis)
+                    );
+                    self.quorum_lost.insert(s.id);
+                    run_script(s.quorum_down.as_deref());
+                } else {
+                    info!(
+                        "Gained quorum {alive_weight}+{}={} >= {quorum} for VS {vs}",
+                        s.hysteresis,
+                        alive_weight + s.hysteresis
+                    );
+                    self.quorum_lost.remove(&s.id);
+                    run_script(s.quorum_up.as_deref());
+                }
+            }
+            // Quorum lost (no real server up, at the least): the sorry server.
+            if lost {
                 if let Some((addr, port)) = s.sorry_server {
                     if let Some(hop) = self.reals.get(&(s.id, (addr, port))).and_then(|st| st.hop) {
                         sorry_active.insert(s.id);
@@ -493,6 +524,25 @@ impl Reconciler {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs a notify script (quorum_up/quorum_down) without waiting for it;
+/// it is reaped by the runtime, never left a zombie.
+fn run_script(script: Option<&str>) {
+    let Some(script) = script else { return };
+    match tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+        }
+        Err(e) => warn!("running {script}: {e}"),
     }
 }
 
