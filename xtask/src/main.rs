@@ -87,8 +87,9 @@ fn main() -> Result<()> {
             cargo(&argv)
         }
         Cmd::Bench { json, repeat } => {
-            setup::run(false)?;
-            require_root("the bench loads BPF programs")?;
+            setup::run(true)?;
+            require_root("the bench loads BPF programs and builds a lab")?;
+            cargo(&["build", "--release", "--workspace", "--bins"])?;
             let repeat = repeat.to_string();
             let mut argv = vec![
                 "run",
@@ -101,6 +102,21 @@ fn main() -> Result<()> {
                 "--",
                 "--repeat",
                 &repeat,
+            ];
+            if json {
+                argv.push("--json");
+            }
+            cargo(&argv)?;
+            // The agent side: 1000 real servers checked every second.
+            let mut argv = vec![
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "lvs-userspace",
+                "--example",
+                "health_bench",
+                "--",
             ];
             if json {
                 argv.push("--json");
