@@ -6,8 +6,11 @@ use std::{net::SocketAddrV4, path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lvs_userspace::{
-    adm::{self, Format, Select, Snapshot},
-    agent::status::{self, Status},
+    adm::{
+        self, json,
+        status::{status_path, Status},
+        Format, Select, Snapshot,
+    },
     datapath::{pins::DEFAULT_ROOT, Inspector, Proto},
 };
 
@@ -15,16 +18,17 @@ use lvs_userspace::{
 #[command(
     name = "lvsadm",
     version,
-    about = "ipvsadm-compatible listing of an lvs-xdp data path"
+    about = "ipvsadm-compatible listing of an lvs-xdp data path",
+    after_help = "lvsadm only lists: the table is lvsd's (keepalived.conf), not edited by hand."
 )]
 struct Args {
-    /// List the virtual server table (-L / -l).
+    /// List the virtual server table (-L / -l; the default).
     #[arg(short = 'L', long = "list", visible_short_alias = 'l')]
     list: bool,
     /// Numeric output (always: lvsadm never resolves names).
     #[arg(short = 'n', long = "numeric")]
     numeric: bool,
-    /// List the connection table.
+    /// List the connection table (and persistence templates).
     #[arg(short = 'c', long = "connection")]
     connection: bool,
     /// Counters (Conns, InPkts, OutPkts, InBytes, OutBytes).
@@ -34,20 +38,26 @@ struct Args {
     #[arg(long)]
     rate: bool,
     /// Exact numbers, not K/M/G.
-    #[arg(long)]
+    #[arg(short = 'X', long)]
     exact: bool,
     /// Persistence: how many clients are pinned to each real server.
     #[arg(long = "persistent-conn")]
     persistent_conn: bool,
+    /// Sorted output (the default; accepted for ipvsadm compatibility).
+    #[arg(long)]
+    sort: bool,
     /// Only this TCP service (VIP:port).
-    #[arg(short = 't', long = "tcp-service")]
+    #[arg(short = 't', long = "tcp-service", value_name = "VIP:PORT")]
     tcp_service: Option<SocketAddrV4>,
     /// Only this UDP service (VIP:port).
-    #[arg(short = 'u', long = "udp-service")]
+    #[arg(short = 'u', long = "udp-service", value_name = "VIP:PORT")]
     udp_service: Option<SocketAddrV4>,
     /// The TCP, TCP FIN and UDP timeouts.
     #[arg(long)]
     timeout: bool,
+    /// The connection-sync daemon, as `ipvsadm -L --daemon` shows it.
+    #[arg(long)]
+    daemon: bool,
     /// The table as ipvsadm-restore input.
     #[arg(short = 'S', long = "save")]
     save: bool,
@@ -57,23 +67,20 @@ struct Args {
     /// VRRP instances: state, priority, master, adverts seen and rejected.
     #[arg(long)]
     vrrp: bool,
-    /// The connection-sync daemon, as `ipvsadm -L --daemon` shows it.
-    #[arg(long)]
-    daemon: bool,
     /// lvsd's status file (default /run/lvs-xdp/<instance>/status.json).
-    #[arg(long = "status-file")]
+    #[arg(long = "status-file", value_name = "PATH")]
     status_file: Option<PathBuf>,
-    /// JSON instead of columns.
+    /// JSON instead of columns (every listing).
     #[arg(long)]
     json: bool,
     /// Seconds between the two samples of --rate.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     interval: f64,
     /// The instance (lvsd --instance).
     #[arg(long, default_value = "default")]
     instance: String,
     /// The bpffs directory holding the instances (lvsd --bpffs).
-    #[arg(long, default_value = DEFAULT_ROOT)]
+    #[arg(long, default_value = DEFAULT_ROOT, value_name = "DIR")]
     bpffs: PathBuf,
 }
 
@@ -81,7 +88,7 @@ fn agent_status(args: &Args) -> Result<Status> {
     let path = args
         .status_file
         .clone()
-        .unwrap_or_else(|| status::default_path(&args.instance));
+        .unwrap_or_else(|| status_path(&args.instance));
     Status::read(&path).with_context(|| {
         format!(
             "reading {} (written every second by a running lvsd --instance {})",
@@ -91,12 +98,38 @@ fn agent_status(args: &Args) -> Result<Status> {
     })
 }
 
+fn select(args: &Args) -> Result<Option<Select>> {
+    let sel = |proto, a: SocketAddrV4| Select {
+        proto,
+        vip: *a.ip(),
+        port: a.port(),
+    };
+    Ok(match (args.tcp_service, args.udp_service) {
+        (Some(a), None) => Some(sel(Proto::Tcp, a)),
+        (None, Some(a)) => Some(sel(Proto::Udp, a)),
+        (None, None) => None,
+        (Some(_), Some(_)) => bail!("give -t or -u, not both"),
+    })
+}
+
 fn run(args: Args) -> Result<String> {
-    let _ = args.numeric;
+    // ipvsadm's own refusal ("options conflicts in the list command").
+    if ((args.connection || args.timeout || args.daemon) && (args.stats || args.rate))
+        || ((args.timeout || args.daemon) && args.persistent_conn)
+    {
+        bail!("options conflicts in the list command");
+    }
     if args.health || args.vrrp || args.daemon {
         let st = agent_status(&args)?;
         if args.json {
-            return Ok(serde_json::to_string_pretty(&st)? + "\n");
+            let v = if args.health {
+                serde_json::to_value(&st.health)?
+            } else if args.vrrp {
+                serde_json::to_value(&st.vrrp)?
+            } else {
+                serde_json::to_value(&st.sync)?
+            };
+            return Ok(json::to_text(&v));
         }
         return Ok(if args.health {
             adm::health(&st)
@@ -108,56 +141,57 @@ fn run(args: Args) -> Result<String> {
     }
     let inspector = Inspector::open(&args.bpffs, &args.instance)
         .with_context(|| format!("instance {} under {}", args.instance, args.bpffs.display()))?;
+    let select = select(&args)?;
     let snap = Snapshot::take(&inspector)?;
-    if args.json {
-        return Ok(adm::json(&snap) + "\n");
-    }
-    if args.timeout {
-        return Ok(adm::timeout(&snap));
-    }
-    if args.save {
-        return Ok(adm::save(&snap));
-    }
-    if args.connection {
-        return Ok(adm::conns(&snap));
-    }
-    let select = match (args.tcp_service, args.udp_service) {
-        (Some(a), None) => Some(Select {
-            proto: Proto::Tcp,
-            vip: *a.ip(),
-            port: a.port(),
-        }),
-        (None, Some(a)) => Some(Select {
-            proto: Proto::Udp,
-            vip: *a.ip(),
-            port: a.port(),
-        }),
-        (None, None) => None,
-        (Some(_), Some(_)) => bail!("give -t or -u, not both"),
-    };
     let f = Format {
         stats: args.stats,
         rate: args.rate,
         exact: args.exact,
         persistent_conn: args.persistent_conn,
     };
-    if args.rate {
-        std::thread::sleep(Duration::from_secs_f64(args.interval.max(0.1)));
-        let now = Snapshot::take(&inspector)?;
-        return Ok(adm::list(
-            &now,
-            f,
-            select,
-            Some(&snap),
-            args.interval.max(0.1),
-        ));
+    if args.save {
+        return Ok(if args.json {
+            json::to_text(&json::services(&snap, select, None))
+        } else {
+            adm::save(&snap)
+        });
     }
-    let _ = args.list;
-    Ok(adm::list(&snap, f, select, None, 1.0))
+    if args.connection {
+        return Ok(if args.json {
+            json::to_text(&json::conns(&snap, select))
+        } else {
+            adm::conns(&snap, f, select)
+        });
+    }
+    if args.timeout {
+        return Ok(if args.json {
+            json::to_text(&json::timeout(&snap))
+        } else {
+            adm::timeout(&snap)
+        });
+    }
+    if args.rate {
+        let secs = args.interval.max(0.1);
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        let now = Snapshot::take(&inspector)?;
+        return Ok(if args.json {
+            json::to_text(&json::services(&now, select, Some((&snap, secs))))
+        } else {
+            adm::list(&now, f, select, Some((&snap, secs)))?
+        });
+    }
+    if args.json {
+        return Ok(json::to_text(&json::services(&snap, select, None)));
+    }
+    Ok(adm::list(&snap, f, select, None)?)
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    // -L, -n and --sort change nothing: listing, numeric and sorted is all
+    // lvsadm does.
+    let _ = (args.list, args.numeric, args.sort);
+    match run(args) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

@@ -1,0 +1,34 @@
+//! `-S -n`: the table in ipvsadm-restore syntax (print_service_entry with
+//! FMT_RULE), so an operator can load it into a kernel IPVS if they must.
+
+use std::fmt::Write as _;
+
+use super::{persistence, Snapshot};
+use crate::datapath::Proto;
+
+pub fn save(snap: &Snapshot) -> String {
+    let mut out = String::new();
+    for s in snap.sorted_services(None) {
+        let opt = match s.proto {
+            Some(Proto::Udp) => "-u",
+            Some(Proto::Tcp) => "-t",
+            None => "--xxx-service",
+        };
+        let svc = format!("{opt} {}:{}", s.vip, s.port);
+        let _ = write!(out, "-A {svc} -s {}", snap.scheduler(s));
+        if let Some((timeout, mask)) = persistence(s) {
+            let _ = write!(out, " -p {timeout}");
+            if let Some(mask) = mask {
+                let _ = write!(out, " -M {mask}");
+            }
+        }
+        out.push('\n');
+        let mut dests: Vec<_> = s.backends.iter().collect();
+        dests.sort_by_key(|b| (b.addr, b.port));
+        for b in dests {
+            // -g: gatewaying, i.e. Direct Routing.
+            let _ = writeln!(out, "-a {svc} -r {}:{} -g -w {}", b.addr, b.port, b.weight);
+        }
+    }
+    out
+}
