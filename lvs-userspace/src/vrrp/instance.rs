@@ -461,6 +461,7 @@ impl Task {
                         (!self.p.garp_delay.is_zero()).then(|| now + self.p.garp_delay);
                     self.refresh_next = self.p.garp_refresh.map(|r| now + r);
                 }
+                Action::Garp => self.garp_burst(self.p.garp_repeat),
                 Action::DropVips => {
                     info!("({}) removing VIPs.", self.p.machine.name);
                     self.garp_next = None;

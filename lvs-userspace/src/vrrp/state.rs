@@ -50,6 +50,8 @@ pub enum Action {
     TakeVips,
     /// Remove the VIPs.
     DropVips,
+    /// One burst of gratuitous ARPs for the VIPs (while MASTER).
+    Garp,
     /// The state changed (for events, notify, stats).
     Changed { prev: VrrpState, state: VrrpState },
 }
@@ -240,6 +242,10 @@ impl Machine {
                         h.src, h.priority, self.p.priority
                     );
                     out.push(Action::Send(self.p.priority));
+                    // After a split brain the segment's ARP caches may point
+                    // at the other (now yielding) master: re-announce the
+                    // VIPs (keepalived's garp_lower_prio_repeat).
+                    out.push(Action::Garp);
                     self.advert_at = Some(now + self.p.adver_int);
                 }
             }
@@ -383,7 +389,7 @@ mod tests {
         assert_eq!(x.state, VrrpState::Master);
         // Equal priority from a lower address: we stay and re-advertise.
         let a = x.on_advert(t0, heard(100, 100));
-        assert_eq!(a, vec![Action::Send(100)]);
+        assert_eq!(a, vec![Action::Send(100), Action::Garp]);
         // A higher priority master with a 1 s interval: our down timer scales.
         x.on_advert(t0, heard(150, 1000));
         assert_eq!(x.state, VrrpState::Backup);
