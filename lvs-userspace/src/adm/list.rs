@@ -90,10 +90,7 @@ pub fn list(
             }
         }
         out.push('\n');
-        // ipvs_cmp_dests: address, then port.
-        let mut dests: Vec<_> = s.backends.iter().collect();
-        dests.sort_by_key(|b| (b.addr, b.port));
-        for b in dests {
+        for b in snap.listed_backends(s) {
             let dname = cut(format!("{}:{}", b.addr, b.port), 28);
             if f.stats {
                 let _ = write!(out, "  -> {dname:<28}");

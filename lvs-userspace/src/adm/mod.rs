@@ -34,7 +34,7 @@ pub use status::{daemon, health, vrrp};
 
 use crate::datapath::{
     desired::addr_of,
-    read::{ConnView, ServiceView, TemplateView},
+    read::{BackendView, ConnView, ServiceView, TemplateView},
     DatapathError, Proto, State,
 };
 
@@ -154,7 +154,19 @@ impl Snapshot {
         v
     }
 
-    /// `(proto, vip, port)` of the service with this id.
+    /// The real servers ipvsadm would list, in its order (`ipvs_cmp_dests`:
+    /// address, then port). A real server that failed its checks is out
+    /// (`alive` false): keepalived deletes it from IPVS, so `ipvsadm -ln`
+    /// stops listing it, and scripts that look for it rely on that. With
+    /// `inhibit_on_failure` the agent keeps it alive at weight 0, as
+    /// keepalived does. `--health` and `--json` still show every one.
+    pub(crate) fn listed_backends<'a>(&self, s: &'a ServiceView) -> Vec<&'a BackendView> {
+        let mut v: Vec<&BackendView> = s.backends.iter().filter(|b| b.alive).collect();
+        v.sort_by_key(|b| (b.addr, b.port));
+        v
+    }
+
+    /// The service with this id.
     pub(crate) fn service_by_id(&self, id: u32) -> Option<&ServiceView> {
         self.services.iter().find(|s| s.svc.id == id)
     }

@@ -23,9 +23,7 @@ pub fn save(snap: &Snapshot) -> String {
             }
         }
         out.push('\n');
-        let mut dests: Vec<_> = s.backends.iter().collect();
-        dests.sort_by_key(|b| (b.addr, b.port));
-        for b in dests {
+        for b in snap.listed_backends(s) {
             // -g: gatewaying, i.e. Direct Routing.
             let _ = writeln!(out, "-a {svc} -r {}:{} -g -w {}", b.addr, b.port, b.weight);
         }

@@ -139,8 +139,8 @@ fn run(args: Args) -> Result<String> {
             adm::daemon(&st)
         });
     }
-    let inspector = Inspector::open(&args.bpffs, &args.instance)
-        .with_context(|| format!("instance {} under {}", args.instance, args.bpffs.display()))?;
+    // The error names the pin directory and asks whether lvsd runs.
+    let inspector = Inspector::open(&args.bpffs, &args.instance)?;
     let select = select(&args)?;
     let snap = Snapshot::take(&inspector)?;
     let f = Format {
