@@ -1,0 +1,453 @@
+//! HTTP_GET and SSL_GET, the way keepalived's check_http.c does them: one
+//! `GET` per url with keepalived's request (`User-Agent: KeepAliveClient`,
+//! `Host:` the virtualhost or `ip:port`, `Connection: close` for `1.0C` and
+//! `1.1`), the response read to EOF (each read within `connect_timeout`),
+//! the status code checked against the url's ranges and the MD5 of the
+//! bytes after the header (up to `Content-Length`) compared with `digest`.
+//!
+//! The client is hand-written rather than hyper: keepalived digests the raw
+//! bytes after the header (chunk framing included), and an operator's
+//! digests from keepalived's `genhash` must keep matching.
+//!
+//! TLS is rustls with certificate verification off, as keepalived's SSL_GET
+//! (it checks that the service answers, not who it is).
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use md5::{Digest, Md5};
+use rustls::{
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    pki_types::{CertificateDer, ServerName, UnixTime},
+    ClientConfig, DigitallySignedStruct, SignatureScheme,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{
+    error::CheckError,
+    spec::{Conn, HttpProtocol, HttpSpec, UrlSpec},
+    tcp,
+};
+
+/// What a GET returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    pub status: u16,
+    /// MD5 of the body, lower-case hex (keepalived's genhash output).
+    pub digest: String,
+    pub body_len: u64,
+}
+
+/// The largest response header we accept.
+const MAX_HEADER: usize = 16 * 1024;
+
+/// keepalived's GET request.
+pub fn request(
+    path: &str,
+    host: &Option<String>,
+    target: SocketAddr,
+    proto: HttpProtocol,
+) -> String {
+    let minor = match proto {
+        HttpProtocol::Http11 => 1,
+        _ => 0,
+    };
+    let close = match proto {
+        HttpProtocol::Http10 => "",
+        _ => "Connection: close\r\n",
+    };
+    let host = match host {
+        Some(h) => h.clone(),
+        None => match target {
+            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        },
+    };
+    format!(
+        "GET {path} HTTP/1.{minor}\r\nUser-Agent: KeepAliveClient\r\n{close}Host: {host}\r\n\r\n"
+    )
+}
+
+/// The status code of a status line, as keepalived's `extract_status_code`
+/// (0 when malformed).
+pub fn status_code(head: &[u8]) -> u16 {
+    let Some(sp) = head.iter().position(|&b| b == b' ' || b == b'\r') else {
+        return 0;
+    };
+    if head[sp] != b' ' {
+        return 0;
+    }
+    let code = &head[sp + 1..];
+    if code.len() < 4 || code[3] != b' ' || !code[..3].iter().all(u8::is_ascii_digit) {
+        return 0;
+    }
+    code[..3]
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'))
+}
+
+/// `Content-Length` of a header block, if any.
+fn content_length(head: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(head);
+    text.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
+}
+
+fn find_header_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Reads a response to EOF, each read within `read_timeout`.
+pub async fn read_response<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    read_timeout: Duration,
+) -> Result<Fetched, CheckError> {
+    let mut head = Vec::with_capacity(1024);
+    let mut status = 0;
+    let mut remaining: Option<u64> = None;
+    let mut in_body = false;
+    let mut md5 = Md5::new();
+    let mut body_len = 0u64;
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match tokio::time::timeout(read_timeout, stream.read(&mut buf)).await {
+            Err(_) => return Err(CheckError::ReadTimeout(read_timeout)),
+            Ok(Ok(n)) => n,
+            // A TLS peer that closes without close_notify: EOF for us.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof && in_body => 0,
+            Ok(Err(e)) => return Err(CheckError::Read(e)),
+        };
+        if n == 0 {
+            break;
+        }
+        let mut data = &buf[..n];
+        if !in_body {
+            head.extend_from_slice(data);
+            let Some(end) = find_header_end(&head) else {
+                if head.len() > MAX_HEADER {
+                    return Err(CheckError::Invalid("response header too long".into()));
+                }
+                continue;
+            };
+            in_body = true;
+            status = status_code(&head[..end]);
+            remaining = content_length(&head[..end]);
+            let body = head.split_off(end);
+            let take = body_part(&body, &mut remaining);
+            md5.update(take);
+            body_len += take.len() as u64;
+            continue;
+        }
+        data = body_part(data, &mut remaining);
+        md5.update(data);
+        body_len += data.len() as u64;
+    }
+    if !in_body {
+        return Err(CheckError::NoData);
+    }
+    Ok(Fetched {
+        status,
+        digest: hex(&md5.finalize()),
+        body_len,
+    })
+}
+
+/// The part of `data` inside `Content-Length`.
+fn body_part<'a>(data: &'a [u8], remaining: &mut Option<u64>) -> &'a [u8] {
+    match remaining {
+        None => data,
+        Some(r) => {
+            let n = (*r).min(data.len() as u64) as usize;
+            *r -= n as u64;
+            &data[..n]
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sends the request and reads the response.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    req: &str,
+    read_timeout: Duration,
+) -> Result<Fetched, CheckError> {
+    tokio::time::timeout(read_timeout, stream.write_all(req.as_bytes()))
+        .await
+        .map_err(|_| CheckError::ReadTimeout(read_timeout))?
+        .map_err(CheckError::Send)?;
+    stream.flush().await.map_err(CheckError::Send)?;
+    read_response(stream, read_timeout).await
+}
+
+/// One GET of one url.
+pub async fn fetch(
+    conn: &Conn,
+    tls: bool,
+    url: &UrlSpec,
+    proto: HttpProtocol,
+) -> Result<Fetched, CheckError> {
+    let mut tcp = tcp::connect(conn).await?;
+    let req = request(&url.path, &url.virtualhost, conn.target, proto);
+    if !tls {
+        return exchange(&mut tcp, &req, conn.connect_timeout).await;
+    }
+    let name = url
+        .sni
+        .as_ref()
+        .and_then(|n| ServerName::try_from(n.clone()).ok())
+        // An IP address as server name: rustls then sends no SNI.
+        .unwrap_or_else(|| ServerName::IpAddress(conn.target.ip().into()));
+    let connector = tokio_rustls::TlsConnector::from(tls_config());
+    let mut stream = tokio::time::timeout(conn.connect_timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| CheckError::ConnectTimeout(conn.connect_timeout))?
+        .map_err(CheckError::Tls)?;
+    exchange(&mut stream, &req, conn.connect_timeout).await
+}
+
+/// One HTTP_GET / SSL_GET attempt: every url must pass. On success, the
+/// keepalived words of the last url (`HTTP status code` or `MD5 digest`)
+/// and its path.
+pub async fn check(conn: &Conn, spec: &HttpSpec) -> Result<(&'static str, String), CheckError> {
+    let mut what = ("HTTP status code", String::new());
+    for url in &spec.urls {
+        let got = fetch(conn, spec.tls, url, spec.protocol).await?;
+        if !url
+            .status
+            .iter()
+            .any(|&(a, b)| (a..=b).contains(&got.status))
+        {
+            return Err(CheckError::Status {
+                got: got.status,
+                want: fmt_ranges(&url.status),
+            });
+        }
+        match &url.digest {
+            Some(want) if *want != got.digest => {
+                return Err(CheckError::Digest {
+                    got: got.digest,
+                    want: want.clone(),
+                })
+            }
+            Some(_) => what = ("MD5 digest", url.path.clone()),
+            None => what = ("HTTP status code", url.path.clone()),
+        }
+    }
+    Ok(what)
+}
+
+fn fmt_ranges(r: &[(u16, u16)]) -> String {
+    r.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// keepalived's messages for a failed HTTP attempt (`timeout_epilog`).
+pub fn failure_words(e: &CheckError) -> &'static str {
+    match e {
+        CheckError::ConnectTimeout(_) => "Timeout connecting",
+        CheckError::Connect(_) | CheckError::Bind { .. } | CheckError::Socket(_) => {
+            "Error connecting"
+        }
+        CheckError::Tls(_) => "SSL handshake/communication error connecting to",
+        CheckError::Send(_) => "Cannot send get request to",
+        CheckError::ReadTimeout(_) => "Timeout HTTP read",
+        CheckError::Read(_) => "Read error with",
+        CheckError::NoData | CheckError::Invalid(_) => "Read, no data received from",
+        CheckError::Status { .. } => "HTTP status code error to",
+        CheckError::Digest { .. } => "MD5 digest error to",
+        _ => "Connection failed",
+    }
+}
+
+/// Options of [`genhash`] (keepalived's `genhash` flags).
+#[derive(Clone, Debug)]
+pub struct GenhashOptions {
+    /// `-S`: TLS.
+    pub tls: bool,
+    /// `-I`: send SNI (the virtualhost).
+    pub sni: bool,
+    /// `-V`: the `Host:` header.
+    pub virtualhost: Option<String>,
+    /// `-P`: `1.0`, `1.0C`, `1.1`.
+    pub protocol: HttpProtocol,
+    /// `-t`: connect and read timeout.
+    pub timeout: Duration,
+    /// Source address to bind.
+    pub bind: Option<SocketAddr>,
+}
+
+impl Default for GenhashOptions {
+    fn default() -> Self {
+        GenhashOptions {
+            tls: false,
+            sni: false,
+            virtualhost: None,
+            protocol: HttpProtocol::Http10,
+            timeout: Duration::from_secs(5),
+            bind: None,
+        }
+    }
+}
+
+/// The `digest` to write in a `url { }` for `path` on `target`: the MD5 of
+/// the body as keepalived's `genhash` prints it (lower-case hex).
+pub async fn genhash(
+    target: SocketAddr,
+    path: &str,
+    opts: &GenhashOptions,
+) -> Result<Fetched, CheckError> {
+    let conn = Conn {
+        target,
+        bind: opts.bind,
+        bind_if: None,
+        fwmark: None,
+        connect_timeout: opts.timeout,
+    };
+    let url = UrlSpec {
+        path: path.to_owned(),
+        digest: None,
+        status: vec![(100, 599)],
+        virtualhost: opts.virtualhost.clone(),
+        sni: opts.sni.then(|| opts.virtualhost.clone()).flatten(),
+    };
+    fetch(&conn, opts.tls, &url, opts.protocol).await
+}
+
+fn tls_config() -> Arc<ClientConfig> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = Arc::new(NoVerify(provider.clone()));
+            let cfg = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default TLS versions")
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth();
+            Arc::new(cfg)
+        })
+        .clone()
+}
+
+/// Accepts any certificate (keepalived's SSL_GET does not verify unless
+/// given a CA; we have no `ssl { }` block yet). Handshake signatures are still
+/// checked, so the peer must hold the key of the certificate it sends.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_is_keepalived_s() {
+        let t: SocketAddr = "198.18.0.11:80".parse().unwrap();
+        assert_eq!(
+            request("/", &None, t, HttpProtocol::Http10),
+            "GET / HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 198.18.0.11:80\r\n\r\n"
+        );
+        assert_eq!(
+            request("/x", &Some("www".into()), t, HttpProtocol::Http11),
+            "GET /x HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: www\r\n\r\n"
+        );
+        let t6: SocketAddr = "[2001:db8::1]:8080".parse().unwrap();
+        assert!(request("/", &None, t6, HttpProtocol::Http10Close)
+            .contains("Host: [2001:db8::1]:8080\r\n"));
+    }
+
+    #[test]
+    fn status_line() {
+        assert_eq!(status_code(b"HTTP/1.1 200 OK\r\n"), 200);
+        assert_eq!(status_code(b"HTTP/1.0 404 Not Found\r\n"), 404);
+        assert_eq!(status_code(b"HTTP/1.0 2000 x\r\n"), 0);
+        assert_eq!(status_code(b"garbage\r\n"), 0);
+    }
+
+    #[tokio::test]
+    async fn digest_of_body_up_to_content_length() {
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nrs1\nEXTRA";
+        let got = read_response(&mut &resp[..], Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body_len, 4);
+        // md5("rs1\n")
+        assert_eq!(got.digest, hex(&Md5::digest(b"rs1\n")));
+        let resp = b"HTTP/1.0 500 x\r\n\r\nabc";
+        let got = read_response(&mut &resp[..], Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!((got.status, got.body_len), (500, 3));
+        assert_eq!(got.digest, "900150983cd24fb0d6963f7d28e17f72");
+        let resp = b"HTTP/1.0 200";
+        assert!(matches!(
+            read_response(&mut &resp[..], Duration::from_secs(1)).await,
+            Err(CheckError::NoData)
+        ));
+    }
+}

@@ -1,0 +1,318 @@
+//! MISC_CHECK: run `misc_path`; exit 0 is up, anything else down, and with
+//! `misc_dynamic` exit 2..=255 is up with weight `exit - 2` (keepalived's
+//! check_misc.c).
+//!
+//! How the command runs (our rule): `misc_path` is split into words with
+//! shell-like quoting (`'…'`, `"…"`, `\`) and executed directly, without a
+//! shell. Only when it contains a shell metacharacter outside quotes
+//! (`| & ; < > ( ) $ \` * ? [ ] { } ~` or a newline), or when its first word
+//! is neither a path nor a program in `$PATH` (a shell builtin such as
+//! `exit`), does it run as `/bin/sh -c 'misc_path'`. The script runs in its own process group with
+//! stdin/stdout/stderr on /dev/null, as `user` (or the global
+//! `script_user`) when given. After `misc_timeout` (default `delay_loop`)
+//! the group gets SIGTERM, then SIGKILL 2 s later (keepalived's sequence);
+//! the child is always waited for, and a checker stopped mid-run kills the
+//! group, so no zombie and no stray script is left behind.
+
+use std::{ffi::CString, process::Stdio, time::Duration};
+
+use tokio::process::Command;
+
+use super::{error::CheckError, spec::MiscSpec};
+
+/// How a script run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Exit(i32),
+    Signal(i32),
+    TimedOut,
+}
+
+/// The program and its arguments, or `None` when a shell is needed.
+pub fn split_command(line: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return None,
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return None,
+                        },
+                        Some('$' | '`') => return None,
+                        Some(c) => cur.push(c),
+                        None => return None,
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.push(chars.next()?);
+            }
+            ' ' | '\t' => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '|' | '&' | ';' | '<' | '>' | '(' | ')' | '$' | '`' | '*' | '?' | '[' | ']' | '{'
+            | '}' | '~' | '\n' => return None,
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    (!words.is_empty()).then_some(words)
+}
+
+/// The command for `misc_path` (see the module doc for the rule).
+pub fn command(path: &str) -> Command {
+    match split_command(path).filter(|w| w[0].contains('/') || in_path(&w[0])) {
+        Some(words) => {
+            let mut c = Command::new(&words[0]);
+            c.args(&words[1..]);
+            c
+        }
+        None => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(path);
+            c
+        }
+    }
+}
+
+fn in_path(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        .unwrap_or(false)
+}
+
+/// uid and gid of `user NAME [GROUP]`.
+pub fn resolve_user(spec: &str) -> Result<(u32, u32), CheckError> {
+    let mut it = spec.split_whitespace();
+    let name = it
+        .next()
+        .ok_or_else(|| CheckError::Spawn("empty user".into()))?;
+    let (uid, mut gid) = lookup_user(name)?;
+    if let Some(group) = it.next() {
+        gid = lookup_group(group)?;
+    }
+    Ok((uid, gid))
+}
+
+fn lookup_user(name: &str) -> Result<(u32, u32), CheckError> {
+    let cname = CString::new(name).map_err(|_| CheckError::Spawn(format!("bad user {name:?}")))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value of a plain C struct; it is
+    // only read after getpwnam_r filled it.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call, `buf` outlives it and its
+    // length is passed; the strings it fills in point into `buf`.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    if rc != 0 || out.is_null() {
+        return Err(CheckError::Spawn(format!("unknown user {name}")));
+    }
+    Ok((pw.pw_uid, pw.pw_gid))
+}
+
+fn lookup_group(name: &str) -> Result<u32, CheckError> {
+    let cname = CString::new(name).map_err(|_| CheckError::Spawn(format!("bad group {name:?}")))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: as in lookup_user, for struct group.
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as in lookup_user.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut gr,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    if rc != 0 || out.is_null() {
+        return Err(CheckError::Spawn(format!("unknown group {name}")));
+    }
+    Ok(gr.gr_gid)
+}
+
+/// Sends `sig` to the process group `pgid`.
+fn kill_group(pgid: i32, sig: i32) {
+    if pgid > 0 {
+        // SAFETY: kill(2) with a negative pid only signals that process
+        // group; no memory is involved.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+/// Kills the script's process group if the run is abandoned (the checker
+/// task was stopped while the script ran).
+struct GroupGuard {
+    pgid: i32,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            kill_group(self.pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Runs the script once.
+pub async fn run(spec: &MiscSpec) -> Result<Outcome, CheckError> {
+    let mut cmd = command(&spec.path);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        // Backstop: tokio reaps a dropped child in the background.
+        .kill_on_drop(true);
+    if let Some(user) = &spec.user {
+        let (uid, gid) = resolve_user(user)?;
+        cmd.uid(uid).gid(gid);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| CheckError::Spawn(format!("{}: {e}", spec.path)))?;
+    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    let mut guard = GroupGuard { pgid, armed: true };
+    let status = match tokio::time::timeout(spec.timeout, child.wait()).await {
+        Ok(r) => r.map_err(|e| CheckError::Spawn(e.to_string()))?,
+        Err(_) => {
+            kill_group(pgid, libc::SIGTERM);
+            if tokio::time::timeout(Duration::from_secs(2), child.wait())
+                .await
+                .is_err()
+            {
+                kill_group(pgid, libc::SIGKILL);
+                let _ = child.wait().await;
+            }
+            // Whatever the script started in its group goes too.
+            kill_group(pgid, libc::SIGKILL);
+            guard.armed = false;
+            return Ok(Outcome::TimedOut);
+        }
+    };
+    guard.armed = false;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => Outcome::Exit(c),
+        (None, Some(s)) => Outcome::Signal(s),
+        _ => Outcome::Exit(-1),
+    })
+}
+
+/// keepalived's reading of an exit: `Ok(Some(weight))` up with a dynamic
+/// weight, `Ok(None)` up, `Err(reason)` down.
+pub fn verdict(outcome: Outcome, dynamic: bool) -> Result<Option<u32>, String> {
+    match outcome {
+        Outcome::Exit(0) => Ok(None),
+        Outcome::Exit(c @ 2..=255) if dynamic => Ok(Some(c as u32 - 2)),
+        Outcome::Exit(c) => Err(format!("exited with status {c}")),
+        Outcome::Signal(s) => Err(format!("due to signal {s}")),
+        Outcome::TimedOut => Err("timed out".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(words: &[&str]) -> Option<Vec<String>> {
+        Some(words.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn split_without_shell() {
+        assert_eq!(
+            split_command("/bin/check.sh a b"),
+            v(&["/bin/check.sh", "a", "b"])
+        );
+        assert_eq!(
+            split_command("/bin/check 'a b' \"c d\" e\\ f"),
+            v(&["/bin/check", "a b", "c d", "e f"])
+        );
+        assert_eq!(split_command("  /bin/true  "), v(&["/bin/true"]));
+        assert_eq!(split_command("/bin/x ''"), v(&["/bin/x", ""]));
+    }
+
+    #[test]
+    fn shell_when_needed() {
+        assert_eq!(split_command("/bin/a | /bin/b"), None);
+        assert_eq!(split_command("exit $X"), None);
+        assert_eq!(split_command("a > /dev/null"), None);
+        assert_eq!(split_command("a 'unterminated"), None);
+        assert_eq!(split_command("a '$literal'"), v(&["a", "$literal"]));
+        assert_eq!(split_command(""), None);
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(verdict(Outcome::Exit(0), true), Ok(None));
+        assert_eq!(verdict(Outcome::Exit(7), true), Ok(Some(5)));
+        assert_eq!(verdict(Outcome::Exit(2), true), Ok(Some(0)));
+        assert!(verdict(Outcome::Exit(7), false).is_err());
+        assert!(verdict(Outcome::Exit(1), true).is_err());
+        assert!(verdict(Outcome::TimedOut, true).is_err());
+    }
+
+    #[tokio::test]
+    async fn runs_times_out_and_reaps() {
+        let spec = |path: &str, t: u64| MiscSpec {
+            path: path.into(),
+            timeout: Duration::from_millis(t),
+            dynamic: true,
+            user: None,
+        };
+        assert_eq!(
+            run(&spec("/bin/sh -c 'exit 5'", 5000)).await.unwrap(),
+            Outcome::Exit(5)
+        );
+        assert_eq!(run(&spec("exit 3", 5000)).await.unwrap(), Outcome::Exit(3));
+        let t = std::time::Instant::now();
+        assert_eq!(
+            run(&spec("sleep 30", 200)).await.unwrap(),
+            Outcome::TimedOut
+        );
+        assert!(t.elapsed() < Duration::from_secs(3));
+        assert!(run(&spec("/nonexistent/x", 5000)).await.is_err());
+    }
+}

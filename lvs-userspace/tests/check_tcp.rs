@@ -1,0 +1,176 @@
+//! TCP_CHECK in the lab, the checkers alone (no data path): the checkers
+//! run in the director's namespace against the real servers'
+//! `lvs-lab-httpd`. Stopping one is reported `Down` within keepalived's
+//! bound `delay_loop + connect_timeout × (retry+1) + delay_before_retry ×
+//! retry` (measured and printed); starting it again is `Up` within one
+//! `delay_loop`. A reload with the same config keeps the checkers (no new
+//! event); `alpha` starts a server down.
+//!
+//! Needs root, `ip`, `ethtool` and `lvs-lab-httpd`
+//! (`cargo build -p lvs-testkit --bins` or `LVS_LAB_HTTPD`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use lvs_testkit::{Lab, LabSpec};
+use lvs_userspace::check::{CheckEvent, Checkers, RsKey};
+use tokio::sync::mpsc;
+
+const DELAY_LOOP: u64 = 1;
+const CONNECT_TIMEOUT: u64 = 1;
+const RETRY: u64 = 1;
+const DELAY_BEFORE_RETRY: u64 = 1;
+
+fn config(alpha_rs3: bool) -> lvs_config::Config {
+    let mut s = String::from(
+        "virtual_server 198.18.0.100 80 {\n lb_algo wrr\n lb_kind DR\n protocol TCP\n",
+    );
+    s += &format!(" delay_loop {DELAY_LOOP}\n");
+    for n in 1..=3 {
+        let alpha = if n == 3 && alpha_rs3 {
+            "   alpha\n"
+        } else {
+            ""
+        };
+        s += &format!(
+            " real_server 198.18.0.{} 80 {{\n  weight 1\n  TCP_CHECK {{\n   connect_timeout {CONNECT_TIMEOUT}\n   retry {RETRY}\n   delay_before_retry {DELAY_BEFORE_RETRY}\n   warmup 0\n{alpha}  }}\n }}\n",
+            10 + n
+        );
+    }
+    s += "}\n";
+    let parsed = lvs_config::parse_str("check_tcp.conf", &s, &Default::default());
+    assert!(!parsed.diagnostics.has_errors(), "{:?}", parsed.diagnostics);
+    parsed.config
+}
+
+fn rs(n: u8) -> RsKey {
+    RsKey {
+        vs_addr: "198.18.0.100".parse().unwrap(),
+        vs_port: 80,
+        proto: lvs_userspace::check::Proto::Tcp,
+        rs_addr: format!("198.18.0.{}", 10 + n).parse().unwrap(),
+        rs_port: 80,
+    }
+}
+
+/// Waits for an event matching `f`, returning it and the time it took.
+async fn wait_event(
+    rx: &mut mpsc::Receiver<CheckEvent>,
+    timeout: Duration,
+    what: &str,
+    f: impl Fn(&CheckEvent) -> bool,
+) -> Result<(CheckEvent, Duration)> {
+    let t = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) if f(&ev) => return Ok((ev, t.elapsed())),
+            Ok(Some(ev)) => eprintln!("  (event {ev:?})"),
+            Ok(None) => bail!("event channel closed waiting for {what}"),
+            Err(_) => bail!("timed out after {timeout:?} waiting for {what}"),
+        }
+    }
+}
+
+#[test]
+fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 3,
+        client_addrs: 1,
+        ..LabSpec::default()
+    })?;
+    // rs3 is dead from the start: with alpha it is Down at once.
+    lab.stop_real_server_httpd(2)?;
+    lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let (tx, mut rx) = mpsc::channel(64);
+            let mut checkers = Checkers::new(tx);
+            checkers.reconcile(&config(true));
+            // alpha: down before any check.
+            wait_event(
+                &mut rx,
+                Duration::from_secs(1),
+                "rs3 Down (alpha)",
+                |e| matches!(e, CheckEvent::Down { rs: r, .. } if *r == rs(3)),
+            )
+            .await?;
+            for n in [1, 2] {
+                wait_event(
+                    &mut rx,
+                    Duration::from_secs(3),
+                    "rs Up",
+                    |e| matches!(e, CheckEvent::Up { rs: r } if *r == rs(n)),
+                )
+                .await?;
+            }
+            let states = checkers.states();
+            assert_eq!(states.len(), 3);
+            assert!(states.iter().all(|s| s.checkers == ["TCP_CHECK"]));
+
+            // A reload with the same config keeps everything: no event.
+            checkers.reconcile(&config(true));
+            if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(2500), rx.recv()).await
+            {
+                bail!("unexpected event after a no-op reload: {ev:?}");
+            }
+
+            // Stop rs1's server: Down within the bound.
+            let bound = DELAY_LOOP + CONNECT_TIMEOUT * (RETRY + 1) + DELAY_BEFORE_RETRY * RETRY;
+            lab.stop_real_server_httpd(0)?;
+            let (ev, took) = wait_event(
+                &mut rx,
+                Duration::from_secs(bound + 2),
+                "rs1 Down",
+                |e| matches!(e, CheckEvent::Down { rs: r, .. } if *r == rs(1)),
+            )
+            .await?;
+            println!(
+                "TCP_CHECK: rs1 Down {:.2} s after its server stopped (bound {bound} s): {ev:?}",
+                took.as_secs_f64()
+            );
+            assert!(took <= Duration::from_secs(bound) + Duration::from_millis(300));
+            let h = checkers
+                .states()
+                .into_iter()
+                .find(|s| s.rs == rs(1))
+                .context("rs1 state")?;
+            assert!(!h.up && h.last_failure.is_some(), "{h:?}");
+            assert!(h.last_reason.as_deref().unwrap_or("").contains("TCP_CHECK"));
+
+            // Start it again: Up within one delay_loop.
+            lab.start_real_server_httpd(0)?;
+            let (_, took) = wait_event(
+                &mut rx,
+                Duration::from_secs(DELAY_LOOP + 2),
+                "rs1 Up",
+                |e| matches!(e, CheckEvent::Up { rs: r } if *r == rs(1)),
+            )
+            .await?;
+            println!(
+                "TCP_CHECK: rs1 Up {:.2} s after its server started (bound {DELAY_LOOP} s)",
+                took.as_secs_f64()
+            );
+            assert!(took <= Duration::from_secs(DELAY_LOOP) + Duration::from_millis(300));
+
+            // rs3 comes up once its server runs.
+            lab.start_real_server_httpd(2)?;
+            wait_event(
+                &mut rx,
+                Duration::from_secs(DELAY_LOOP + 2),
+                "rs3 Up",
+                |e| matches!(e, CheckEvent::Up { rs: r } if *r == rs(3)),
+            )
+            .await?;
+
+            // A reload without alpha on rs3 changes only rs3's checker.
+            checkers.reconcile(&config(false));
+            assert_eq!(checkers.states().len(), 3);
+            checkers.shutdown().await;
+            Ok(())
+        })
+    })?
+}
