@@ -628,3 +628,58 @@ fn lvsadm_reads_a_pinned_instance_with_no_agent() {
     assert!(!nothing.status.success());
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("is lvsd running"));
 }
+
+/// `--health`, `--vrrp` and `--daemon` from a status file as lvsd writes it
+/// (through the file: write, then read, as lvsadm does).
+#[test]
+fn status_listings() {
+    use lvs_userspace::adm::status::{self, InstanceStatus, RealHealth, Status, SyncStatus};
+    let real = |n: u8, up: bool| RealHealth {
+        protocol: "TCP".into(),
+        vip: VIP,
+        port: 80,
+        real_server: Ipv4Addr::new(198, 18, 0, 10 + n),
+        real_port: 80,
+        checkers: vec!["TCP_CHECK".into()],
+        up,
+        last_failure_unix_s: (!up).then_some(1_000 - 42),
+        last_reason: (!up).then(|| "TCP connection to [198.18.0.12]:tcp:80 failed".into()),
+    };
+    let st = Status {
+        pid: 4242,
+        updated_unix_s: 1_000,
+        health: vec![real(1, true), real(2, false)],
+        vrrp: vec![InstanceStatus {
+            name: "VI_1".into(),
+            interface: "bond0".into(),
+            vrid: 51,
+            version: 2,
+            state: "MASTER".into(),
+            priority: 200,
+            master: Some(Ipv4Addr::new(198, 18, 0, 2)),
+            adverts_received: 12,
+            adverts_sent: 340,
+            rejected: [("invalid passwd".to_string(), 3), ("ttl".to_string(), 1)]
+                .into_iter()
+                .collect(),
+        }],
+        sync: Some(SyncStatus {
+            interface: "bond0".into(),
+            syncid: 51,
+            group: "224.0.0.81:8848".into(),
+        }),
+    };
+    let dir = std::env::temp_dir().join(format!("adm-golden-status-{}", std::process::id()));
+    let path = dir.join("status.json");
+    st.write(&path).unwrap();
+    let back = Status::read(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(back, st);
+    golden("health.txt", &adm::health(&back));
+    golden("vrrp.txt", &adm::vrrp(&back));
+    golden("daemon.txt", &adm::daemon(&back));
+    assert_eq!(
+        status::status_path("lab"),
+        PathBuf::from("/run/lvs-xdp/lab/status.json")
+    );
+}
