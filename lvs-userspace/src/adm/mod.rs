@@ -106,10 +106,20 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn take(state: &State) -> Result<Self, AdmError> {
+        let mut snap = Self::take_services(state)?;
+        snap.conns = state.conns()?;
+        snap.templates = state.templates()?;
+        Ok(snap)
+    }
+
+    /// Without the connection and template lists (`conns` and
+    /// `templates` empty): enough for every listing but `-c`, and one walk
+    /// of a table that may hold a million entries fewer.
+    pub fn take_services(state: &State) -> Result<Self, AdmError> {
         Ok(Snapshot {
             services: state.services()?,
-            conns: state.conns()?,
-            templates: state.templates()?,
+            conns: Vec::new(),
+            templates: Vec::new(),
             timeouts_s: state.settings()?.timeouts_s,
             table_size: state.conn_table_size()?,
             extras: Extras::default(),

@@ -142,7 +142,14 @@ fn run(args: Args) -> Result<String> {
     // The error names the pin directory and asks whether lvsd runs.
     let inspector = Inspector::open(&args.bpffs, &args.instance)?;
     let select = select(&args)?;
-    let snap = Snapshot::take(&inspector)?;
+    let take = |state: &_| {
+        if args.connection {
+            Snapshot::take(state)
+        } else {
+            Snapshot::take_services(state)
+        }
+    };
+    let snap = take(&inspector)?;
     let f = Format {
         stats: args.stats,
         rate: args.rate,
@@ -173,7 +180,7 @@ fn run(args: Args) -> Result<String> {
     if args.rate {
         let secs = args.interval.max(0.1);
         std::thread::sleep(Duration::from_secs_f64(secs));
-        let now = Snapshot::take(&inspector)?;
+        let now = take(&inspector)?;
         return Ok(if args.json {
             json::to_text(&json::services(&now, select, Some((&snap, secs))))
         } else {
