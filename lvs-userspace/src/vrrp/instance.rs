@@ -144,9 +144,28 @@ impl Params {
     }
 }
 
+impl Params {
+    /// Whether `other` differs only in what a running instance can take
+    /// over in place (priority, intervals, preemption, GARP settings).
+    pub fn same_identity(&self, other: &Params) -> bool {
+        self.machine.name == other.machine.name
+            && self.machine.version == other.machine.version
+            && self.ifname == other.ifname
+            && self.vrid == other.vrid
+            && self.auth_pass == other.auth_pass
+            && self.vips == other.vips
+            && self.advert_addrs == other.advert_addrs
+            && self.src_ip == other.src_ip
+            && self.unicast_peers == other.unicast_peers
+            && self.mcast_group == other.mcast_group
+    }
+}
+
 pub(crate) enum Ctl {
     /// Stop (priority 0 if MASTER, VIPs removed); answer when done.
     Shutdown(oneshot::Sender<()>),
+    /// New parameters with the same identity (see [`Params::same_identity`]).
+    Update(Box<Params>),
 }
 
 /// A running instance.
@@ -214,6 +233,13 @@ impl Handle {
             ctl,
             task,
         })
+    }
+
+    /// Applies parameters with the same identity in place: the instance
+    /// keeps its state (a MASTER advertises its new priority at once).
+    pub async fn update(&mut self, p: Params) {
+        let _ = self.ctl.send(Ctl::Update(Box::new(p.clone()))).await;
+        self.params = p;
     }
 
     /// Graceful stop, bounded.
@@ -300,7 +326,14 @@ impl Task {
                     }
                 }
                 c = ctl.recv() => {
-                    let done = c.map(|Ctl::Shutdown(done)| done);
+                    let done = match c {
+                        Some(Ctl::Update(p)) => {
+                            self.update(*p);
+                            continue;
+                        }
+                        Some(Ctl::Shutdown(done)) => Some(done),
+                        None => None,
+                    };
                     let acts = self.machine.shutdown();
                     self.apply(acts).await;
                     if let Some(d) = done {
@@ -309,6 +342,19 @@ impl Task {
                     return;
                 }
             }
+        }
+    }
+
+    fn update(&mut self, p: Params) {
+        info!(
+            "({}) configuration updated (priority {}, advert_int {:?})",
+            p.machine.name, p.machine.priority, p.machine.adver_int
+        );
+        self.machine.p = p.machine.clone();
+        self.p = p;
+        self.stats.lock().unwrap().priority = self.p.machine.priority;
+        if self.machine.state == VrrpState::Master {
+            self.send(self.p.machine.priority);
         }
     }
 

@@ -134,20 +134,29 @@ impl Vrrp {
     }
 
     /// SIGHUP: applies a new config. Removed instances stop (priority 0 if
-    /// MASTER), changed ones restart, added ones start; unchanged ones keep
-    /// running in their state. A config that cannot be resolved changes
-    /// nothing.
+    /// MASTER), added ones start, unchanged ones keep running in their
+    /// state. A changed priority, interval, preemption or GARP setting is
+    /// applied in place (state kept); a changed interface, VRID, version,
+    /// authentication, address list or peer list restarts the instance. A
+    /// config that cannot be resolved changes nothing.
     pub async fn reload(&mut self, cfg: &lvs_config::Config) -> Result<(), VrrpError> {
         let new = resolve_all(cfg)?;
         let names: Vec<String> = self.instances.keys().cloned().collect();
         for name in names {
-            let keep = new
-                .get(&name)
-                .is_some_and(|p| *p == self.instances[&name].params);
-            if !keep {
-                info!("({name}) stopping for reload");
-                if let Some(h) = self.instances.remove(&name) {
-                    h.stop().await;
+            let cur = &self.instances[&name].params;
+            match new.get(&name) {
+                Some(p) if p == cur => {}
+                Some(p) if p.same_identity(cur) => {
+                    let p = p.clone();
+                    if let Some(h) = self.instances.get_mut(&name) {
+                        h.update(p).await;
+                    }
+                }
+                _ => {
+                    info!("({name}) stopping for reload");
+                    if let Some(h) = self.instances.remove(&name) {
+                        h.stop().await;
+                    }
                 }
             }
         }

@@ -130,6 +130,8 @@ pub fn vrrp_only_bin() -> PathBuf {
 /// One of our VRRP speakers running in a director namespace.
 pub struct Speaker {
     pub pid: Pid,
+    /// The config file it was started with (rewrite + SIGHUP to reload).
+    pub conf: PathBuf,
     pub stats: PathBuf,
     pub log: PathBuf,
 }
@@ -160,7 +162,12 @@ pub fn start_ours(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
         )
         .expect("spawn vrrp_only");
     let log = lab.log_path(pid).unwrap();
-    Speaker { pid, stats, log }
+    Speaker {
+        pid,
+        conf: cfg,
+        stats,
+        log,
+    }
 }
 
 /// keepalived 2.2.7 (VRRP only) in a director namespace, with its own pid
@@ -198,6 +205,7 @@ pub fn start_keepalived(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
     let log = lab.log_path(pid).unwrap();
     Speaker {
         pid,
+        conf: cfg,
         stats: PathBuf::new(),
         log,
     }
@@ -259,6 +267,11 @@ pub fn wait_master(lab: &Lab, master: usize, timeout: Duration) -> Result<()> {
 pub fn sigkill(pid: Pid) {
     // SAFETY: plain kill(2) on a pid this test started (tracked by the lab).
     unsafe { libc::kill(pid.0 as libc::pid_t, libc::SIGKILL) };
+}
+
+pub fn sighup(pid: Pid) {
+    // SAFETY: as above.
+    unsafe { libc::kill(pid.0 as libc::pid_t, libc::SIGHUP) };
 }
 
 pub fn sigterm(pid: Pid) {

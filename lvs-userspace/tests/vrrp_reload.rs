@@ -1,0 +1,104 @@
+//! SIGHUP: an added instance starts, a removed one stops (its VIP goes),
+//! an unchanged one keeps its state without a new transition, a priority
+//! change is applied in place, a VRID change restarts the instance.
+//!
+//! Needs root, `ip`, `ethtool`.
+
+mod vrrp_util;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use lvs_userspace::netlink;
+use vrrp_util::*;
+
+const VIP2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
+
+fn vi_2() -> &'static str {
+    "vrrp_instance VI_2 {\n    state MASTER\n    priority 150\n    interface bond0\n    \
+     virtual_router_id 21\n    version 3\n    advert_int 0.5\n    virtual_ipaddress {\n        \
+     198.18.0.101/16 dev bond0 label bond0:2\n    }\n}\n"
+}
+
+fn has(lab: &lvs_testkit::Lab, a: Ipv4Addr) -> Option<netlink::IfAddr> {
+    lab.run_in_netns(lab.director_ns(0), || {
+        let l = netlink::link_by_name("bond0").unwrap();
+        netlink::addrs(l.index)
+            .unwrap()
+            .into_iter()
+            .find(|x| x.addr == a)
+    })
+    .unwrap()
+}
+
+#[test]
+fn sighup_adds_and_removes_instances_keeping_unchanged_ones() {
+    let lab = lab();
+    let base = Conf::master().text();
+    let s = start_ours(&lab, 0, &Conf::master());
+    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let entering = |s: &Speaker| log_text(s).matches("(VI_1) Entering MASTER STATE").count();
+    assert_eq!(entering(&s), 1);
+
+    // Add VI_2 (lines of VI_1 move: only spans change, VI_1 stays).
+    std::fs::write(&s.conf, format!("# reloaded\n\n{base}{}", vi_2())).unwrap();
+    sighup(s.pid);
+    lvs_testkit::wait_until(
+        "VI_2's VIP",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || has(&lab, VIP2).is_some(),
+    )
+    .unwrap();
+    assert_eq!(has(&lab, VIP2).unwrap().label.as_deref(), Some("bond0:2"));
+    assert!(log_text(&s).contains("(VI_2) Entering MASTER STATE"));
+    assert_eq!(entering(&s), 1, "VI_1 went through a transition");
+    assert!(vip_on(&lab, 0).is_some());
+
+    // Remove VI_2 again.
+    std::fs::write(&s.conf, &base).unwrap();
+    sighup(s.pid);
+    lvs_testkit::wait_until(
+        "VI_2's VIP to go",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || has(&lab, VIP2).is_none(),
+    )
+    .unwrap();
+    assert_eq!(entering(&s), 1);
+    assert!(vip_on(&lab, 0).is_some());
+    // A priority change is applied in place: no transition, VIP stays.
+    std::fs::write(&s.conf, base.replace("priority 200", "priority 201")).unwrap();
+    sighup(s.pid);
+    wait_log(
+        &s,
+        "(VI_1) configuration updated (priority 201",
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    lvs_testkit::wait_until(
+        "priority 201 in the stats",
+        Duration::from_secs(2),
+        Duration::from_millis(20),
+        || stats(&s).is_some_and(|v| v["priority"] == 201),
+    )
+    .unwrap();
+    assert_eq!(entering(&s), 1);
+    assert!(vip_on(&lab, 0).is_some());
+    // A VRID change restarts it (priority 0 first, then a new election).
+    std::fs::write(
+        &s.conf,
+        base.replace("virtual_router_id 20", "virtual_router_id 22"),
+    )
+    .unwrap();
+    sighup(s.pid);
+    lvs_testkit::wait_until(
+        "VI_1 restarted",
+        Duration::from_secs(8),
+        Duration::from_millis(50),
+        || entering(&s) == 2,
+    )
+    .unwrap();
+    wait_master(&lab, 0, Duration::from_secs(2)).unwrap();
+    let _ = lab.kill(s.pid);
+}
