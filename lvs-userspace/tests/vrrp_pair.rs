@@ -135,3 +135,45 @@ fn nopreempt_keeps_the_current_master() {
     let _ = lab.kill(h2.pid);
     let _ = lab.kill(low.pid);
 }
+
+#[test]
+fn v3_unicast_peers_failover() {
+    let lab = lab();
+    let uni = |me: u8, peer: u8| -> &'static str {
+        Box::leak(
+            format!(
+                "    unicast_src_ip 198.18.0.{me}\n    unicast_peer {{\n        198.18.0.{peer}\n    }}\n"
+            )
+            .into_boxed_str(),
+        )
+    };
+    let mc = Conf {
+        extra: uni(2, 3),
+        ..Conf::master().v3("0.1")
+    };
+    let bc = Conf {
+        extra: uni(3, 2),
+        ..Conf::backup().v3("0.1")
+    };
+    let m = start_ours(&lab, 0, &mc);
+    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let b = start_ours(&lab, 1, &bc);
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(vip_on(&lab, 1).is_none(), "unicast backup took over");
+    let st = stats(&b).unwrap();
+    assert!(st["adverts_received"].as_u64().unwrap() >= 5, "{st}");
+    assert_eq!(st["master_ip"], "198.18.0.2");
+    let ping = Ping::start(&lab);
+    std::thread::sleep(Duration::from_millis(500));
+    let at = now_s();
+    sigkill(m.pid);
+    drop_vip(&lab, 0);
+    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let gap = gap_around(&ping.stop(&lab), at).unwrap();
+    println!("VRRPv3 unicast advert_int 0.1: SIGKILL of the master → ping gap {gap:?}");
+    assert!(gap <= Duration::from_millis(500));
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+}
