@@ -8,10 +8,8 @@
 //! SIGINT stop cleanly (the data path is removed unless --keep-datapath).
 
 pub mod cli;
-pub mod health;
 pub mod metrics;
 pub mod plan;
-pub mod probe;
 pub mod reconcile;
 pub mod status;
 pub mod vrrp;
@@ -336,8 +334,8 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     };
 
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(1024);
-    let mut health = health::Health::new(health_tx);
-    health.reconcile(&cfg);
+    let mut checkers = crate::check::Checkers::new(health_tx);
+    checkers.reconcile(&cfg);
 
     let metrics_listener = match args.metrics {
         Some(addr) => {
@@ -354,9 +352,6 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         .status_file
         .clone()
         .unwrap_or_else(|| status::default_path(&args.instance));
-    // Last failure per real server, for `lvsadm --health`.
-    let mut failures: std::collections::BTreeMap<(plan::ServiceId, plan::RealId), (u64, String)> =
-        Default::default();
     let sync_status = sync_setup(&cfg).ok().flatten().map(|s| status::SyncStatus {
         interface: s.ifname,
         syncid: s.syncid,
@@ -380,7 +375,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 let st = status::Status {
                     pid: std::process::id(),
                     updated_unix_s: status::now_unix_s(),
-                    health: health_view(&rec, &health, &failures),
+                    health: health_view(&rec, &checkers),
                     vrrp: vrrp.as_ref().map(|v| v.status()).unwrap_or_default(),
                     sync: sync_status.clone(),
                 };
@@ -404,20 +399,33 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     v.transitions += 1;
                 }
                 v.state = ev.state;
+                // ha_suspend: checks of such virtual servers pause unless MASTER.
+                let master = vrrp_view.values().any(|v| v.state == vrrp::State::Master);
+                checkers.set_suspended(!master);
             }
             Ok((stream, _)) = accept(&metrics_listener) => {
                 let body = metrics::render(rec.datapath(), &vrrp_view);
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
-                let Some(ev) = health.fold(ev) else { continue };
-                if let Some(w) = ev.weight.filter(|_| ev.up) {
-                    rec.set_dyn_weight(ev.service, ev.real, w);
+                use crate::check::CheckEvent;
+                match ev {
+                    CheckEvent::Up { rs } => {
+                        if let Some((service, real)) = plan::key_of(&rs) {
+                            rec.set_up(service, real, true, "");
+                        }
+                    }
+                    CheckEvent::Down { rs, reason } => {
+                        if let Some((service, real)) = plan::key_of(&rs) {
+                            rec.set_up(service, real, false, &reason);
+                        }
+                    }
+                    CheckEvent::Weight { rs, weight } => {
+                        if let Some((service, real)) = plan::key_of(&rs) {
+                            rec.set_dyn_weight(service, real, weight);
+                        }
+                    }
                 }
-                if !ev.up {
-                    failures.insert((ev.service, ev.real), (status::now_unix_s(), ev.reason.clone()));
-                }
-                rec.set_up(ev.service, ev.real, ev.up, &ev.reason);
                 if let Err(e) = rec.apply() {
                     error!("datapath update failed: {e:#}");
                 }
@@ -441,7 +449,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 if let Err(e) = rec.apply() {
                     error!("applying the new configuration: {e:#}");
                 }
-                health.reconcile(&parsed.config);
+                checkers.reconcile(&parsed.config);
                 if vrrp.is_some() {
                     info!("VRRP instances keep running as they are; a change to them needs a restart");
                 }
@@ -451,7 +459,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         }
     }
 
-    health.shutdown();
+    checkers.shutdown().await;
     if let Some(v) = vrrp {
         v.shutdown().await;
     }
@@ -472,26 +480,27 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
 }
 
 /// Every planned real server with its health, for the status file.
-fn health_view(
-    rec: &Reconciler,
-    health: &health::Health,
-    failures: &std::collections::BTreeMap<(plan::ServiceId, plan::RealId), (u64, String)>,
-) -> Vec<status::RealHealth> {
+fn health_view(rec: &Reconciler, checkers: &crate::check::Checkers) -> Vec<status::RealHealth> {
+    let states = checkers.states();
     let mut out = Vec::new();
     for s in &rec.plan().services {
         for r in &s.reals {
             let key = (s.id, (r.addr, r.port));
-            let failure = failures.get(&key);
+            let h = states.iter().find(|h| plan::key_of(&h.rs) == Some(key));
             out.push(status::RealHealth {
                 protocol: s.id.2.name().into(),
                 vip: s.id.0,
                 port: s.id.1,
                 real_server: r.addr,
                 real_port: r.port,
-                checkers: health.kinds(&key),
+                checkers: h.map(|h| h.checkers.clone()).unwrap_or_default(),
                 up: rec.is_up(&key),
-                last_failure_unix_s: failure.map(|f| f.0),
-                last_reason: failure.map(|f| f.1.clone()),
+                last_failure_unix_s: h.and_then(|h| h.last_failure).and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_secs())
+                }),
+                last_reason: h.and_then(|h| h.last_reason.clone()),
             });
         }
     }

@@ -164,6 +164,19 @@ pub fn plan(cfg: &Config) -> Plan {
     out
 }
 
+/// The plan's identity of a checked real server (IPv4 TCP/UDP only).
+pub fn key_of(rs: &crate::check::RsKey) -> Option<(ServiceId, RealId)> {
+    let (IpAddr::V4(vip), IpAddr::V4(addr)) = (rs.vs_addr, rs.rs_addr) else {
+        return None;
+    };
+    let proto = match rs.proto {
+        crate::check::Proto::Tcp => Proto::Tcp,
+        crate::check::Proto::Udp => Proto::Udp,
+        crate::check::Proto::Sctp => return None,
+    };
+    Some(((vip, rs.vs_port, proto), (addr, rs.rs_port)))
+}
+
 /// keepalived's way of naming a service in logs: `[198.18.0.11]:tcp:80`.
 pub fn fmt_service(addr: Ipv4Addr, port: u16, proto: Proto) -> String {
     let p = match proto {
