@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn};
 
+use super::notify::{notify, NotifyScripts};
 use super::packet::{self, Expect, Outgoing, RejectReason, VRRP_MCAST_GROUP};
 use super::socket::VrrpSocket;
 use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
@@ -46,6 +47,7 @@ pub(crate) struct Params {
     pub garp_repeat: u32,
     pub garp_refresh: Option<Duration>,
     pub garp_refresh_repeat: u32,
+    pub notify: NotifyScripts,
 }
 
 fn v4(a: &IpAddr) -> Option<Ipv4Addr> {
@@ -140,6 +142,7 @@ impl Params {
             garp_repeat: i.garp_master_repeat.max(1),
             garp_refresh: i.garp_master_refresh.filter(|d| !d.is_zero()),
             garp_refresh_repeat: i.garp_master_refresh_repeat.max(1),
+            notify: NotifyScripts::from(&i.notify),
         })
     }
 }
@@ -531,6 +534,12 @@ impl Task {
                             s.became_master += 1;
                         }
                     }
+                    notify(
+                        &self.p.notify,
+                        &self.p.machine.name,
+                        state,
+                        self.p.machine.priority,
+                    );
                     let ev = VrrpEvent {
                         instance: self.p.machine.name.clone(),
                         state,

@@ -7,7 +7,8 @@
 //! - [`state`]: the state machine INIT/BACKUP/MASTER/FAULT, pure;
 //! - `socket`: the raw protocol-112 socket (`IP_HDRINCL`, TTL 255);
 //! - `instance`: one task per `vrrp_instance` tying them to netlink (VIPs)
-//!   and gratuitous ARP.
+//!   and gratuitous ARP;
+//! - [`notify`]: `notify_master/backup/fault/stop` and `notify` scripts.
 //!
 //! ```no_run
 //! # async fn f(cfg: lvs_config::Config) -> anyhow::Result<()> {
@@ -22,6 +23,7 @@
 //! ```
 
 mod instance;
+pub mod notify;
 pub mod packet;
 mod socket;
 pub mod state;
