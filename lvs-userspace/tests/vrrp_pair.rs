@@ -177,3 +177,28 @@ fn v3_unicast_peers_failover() {
     let _ = lab.kill(m.pid);
     let _ = lab.kill(b.pid);
 }
+
+#[test]
+fn carrier_loss_is_fault_and_recovery_preempts() {
+    let lab = lab();
+    let m = start_ours(&lab, 0, &Conf::master().v3("0.1"));
+    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let b = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Director 1 loses its carrier (its bridge-side peer goes down).
+    let (sw, peer) = lab.director_peer(0);
+    let (sw, peer) = (sw.to_string(), peer.to_string());
+    lab.exec_ok(&sw, &["ip", "link", "set", &peer, "down"])
+        .unwrap();
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(3)).unwrap();
+    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
+    wait_state(&m, "Fault", Duration::from_secs(1)).unwrap();
+    // Carrier back: BACKUP, then it preempts with its higher priority.
+    lab.exec_ok(&sw, &["ip", "link", "set", &peer, "up"])
+        .unwrap();
+    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+}

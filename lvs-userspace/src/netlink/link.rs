@@ -26,6 +26,21 @@ pub fn link_by_index(index: u32) -> Result<Link, NetlinkError> {
     })
 }
 
+/// Whether interface `index` is up and has carrier (`IFF_UP` and
+/// `IFF_LOWER_UP`): what VRRP needs to work on it.
+pub fn link_operational(index: u32) -> Result<bool, NetlinkError> {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    let msgs = request("get link", RouteNetlinkMessage::GetLink(m), Kind::Get, 0)?;
+    match msgs.into_iter().next() {
+        Some(RouteNetlinkMessage::NewLink(l)) => {
+            Ok(l.header.flags.contains(LinkFlags::Up)
+                && l.header.flags.contains(LinkFlags::LowerUp))
+        }
+        _ => Err(NetlinkError::Protocol("no RTM_NEWLINK in answer")),
+    }
+}
+
 /// Every interface of the namespace.
 pub fn links() -> Result<Vec<Link>, NetlinkError> {
     let msgs = request(

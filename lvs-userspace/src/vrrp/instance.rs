@@ -18,7 +18,8 @@ use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
 use super::{VrrpError, VrrpEvent, VrrpStats};
 use crate::netlink::{self, IfAddr};
 
-/// How often the interface's link state is checked (FAULT when down).
+/// How often the interface's link state is checked (FAULT when it is down
+/// or has no carrier).
 const LINK_CHECK: Duration = Duration::from_secs(1);
 
 /// One `virtual_ipaddress` line, resolved.
@@ -362,10 +363,8 @@ impl Task {
     }
 
     async fn check_link(&mut self, now: Instant) {
-        let up = match netlink::link_by_index(self.ifindex) {
-            Ok(l) => l.up,
-            Err(_) => false,
-        };
+        // Up with carrier; a vanished interface counts as down.
+        let up = netlink::link_operational(self.ifindex).unwrap_or(false);
         let fault = !up;
         if fault != (self.machine.state == VrrpState::Fault) {
             if fault {

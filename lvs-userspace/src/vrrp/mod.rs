@@ -192,8 +192,14 @@ impl Vrrp {
 
     /// Graceful stop: a MASTER sends priority 0 adverts and removes its VIPs.
     pub async fn shutdown(self) {
-        for (_, h) in self.instances {
-            h.stop().await;
+        // All at once: every backup should hear its priority 0 promptly.
+        let tasks: Vec<_> = self
+            .instances
+            .into_values()
+            .map(|h| tokio::spawn(h.stop()))
+            .collect();
+        for t in tasks {
+            let _ = t.await;
         }
     }
 }
