@@ -134,6 +134,8 @@ pub struct Speaker {
     pub conf: PathBuf,
     pub stats: PathBuf,
     pub log: PathBuf,
+    /// keepalived only: its VRRP child's pid file.
+    pub child_pidfile: Option<PathBuf>,
 }
 
 static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -167,6 +169,7 @@ pub fn start_ours(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
         conf: cfg,
         stats,
         log,
+        child_pidfile: None,
     }
 }
 
@@ -208,6 +211,7 @@ pub fn start_keepalived(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
         conf: cfg,
         stats: PathBuf::new(),
         log,
+        child_pidfile: Some(PathBuf::from(pid_vrrp)),
     }
 }
 
@@ -267,6 +271,19 @@ pub fn wait_master(lab: &Lab, master: usize, timeout: Duration) -> Result<()> {
 pub fn sigkill(pid: Pid) {
     // SAFETY: plain kill(2) on a pid this test started (tracked by the lab).
     unsafe { libc::kill(pid.0 as libc::pid_t, libc::SIGKILL) };
+}
+
+/// SIGKILLs keepalived's VRRP child first (a crash: no priority 0), then
+/// the parent (which would otherwise stop the child gracefully).
+pub fn sigkill_keepalived(s: &Speaker) {
+    let child = s
+        .child_pidfile
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .expect("keepalived VRRP child pid");
+    sigkill(Pid(child));
+    sigkill(s.pid);
 }
 
 pub fn sighup(pid: Pid) {
