@@ -15,6 +15,7 @@ use super::notify::{notify, NotifyScripts};
 use super::packet::{self, Expect, Outgoing, RejectReason, VRRP_MCAST_GROUP};
 use super::socket::VrrpSocket;
 use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
+use super::track::{self, ScriptState, TrackedScript};
 use super::{VrrpError, VrrpEvent, VrrpStats};
 use crate::netlink::{self, IfAddr};
 
@@ -49,6 +50,7 @@ pub(crate) struct Params {
     pub garp_refresh: Option<Duration>,
     pub garp_refresh_repeat: u32,
     pub notify: NotifyScripts,
+    pub scripts: Vec<TrackedScript>,
 }
 
 fn v4(a: &IpAddr) -> Option<Ipv4Addr> {
@@ -144,6 +146,7 @@ impl Params {
             garp_refresh: i.garp_master_refresh.filter(|d| !d.is_zero()),
             garp_refresh_repeat: i.garp_master_refresh_repeat.max(1),
             notify: NotifyScripts::from(&i.notify),
+            scripts: track::resolve(cfg, i).map_err(VrrpError::Config)?,
         })
     }
 }
@@ -162,6 +165,7 @@ impl Params {
             && self.src_ip == other.src_ip
             && self.unicast_peers == other.unicast_peers
             && self.mcast_group == other.mcast_group
+            && self.scripts == other.scripts
     }
 }
 
@@ -229,6 +233,9 @@ impl Handle {
             garp_next: None,
             refresh_next: None,
             reasons_logged: BTreeMap::new(),
+            script_states: params.scripts.iter().map(ScriptState::new).collect(),
+            link_fault: false,
+            script_fault: false,
         };
         let task = tokio::spawn(task.run(ctl_rx));
         Ok(Handle {
@@ -271,6 +278,9 @@ struct Task {
     /// Rejections per reason so far (the first few of each are logged at
     /// info, the rest at debug: a misconfigured peer sends one a second).
     reasons_logged: BTreeMap<&'static str, u64>,
+    script_states: Vec<ScriptState>,
+    link_fault: bool,
+    script_fault: bool,
 }
 
 impl Task {
@@ -284,8 +294,30 @@ impl Task {
                 }
             }
         }
+        // Tracked scripts: one task each, results come back here.
+        let (script_tx, mut script_rx) = mpsc::channel(16);
+        let script_tasks: Vec<_> = self
+            .p
+            .scripts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                tokio::spawn(track::run(
+                    i,
+                    s.clone(),
+                    self.p.machine.name.clone(),
+                    script_tx.clone(),
+                ))
+            })
+            .collect();
+        drop(script_tx);
+        self.apply_tracking(Instant::now()).await;
         let acts = self.machine.start(Instant::now());
         self.apply(acts).await;
+        if self.script_fault {
+            let acts = self.machine.set_fault(Instant::now(), true);
+            self.apply(acts).await;
+        }
         let mut buf = vec![0u8; 4096];
         let mut link_check = Instant::now() + LINK_CHECK;
         loop {
@@ -329,6 +361,18 @@ impl Task {
                         self.check_link(now).await;
                     }
                 }
+                Some((idx, ok)) = script_rx.recv() => {
+                    let s = &self.p.scripts[idx];
+                    if self.script_states[idx].feed(s, ok) {
+                        info!(
+                            "({}) Script `{}` now returning {}",
+                            self.p.machine.name,
+                            s.name,
+                            if ok { "success" } else { "failure" }
+                        );
+                        self.apply_tracking(Instant::now()).await;
+                    }
+                }
                 c = ctl.recv() => {
                     let done = match c {
                         Some(Ctl::Update(p)) => {
@@ -340,6 +384,9 @@ impl Task {
                     };
                     let acts = self.machine.shutdown();
                     self.apply(acts).await;
+                    for t in &script_tasks {
+                        t.abort();
+                    }
                     if let Some(d) = done {
                         let _ = d.send(());
                     }
@@ -354,28 +401,63 @@ impl Task {
             "({}) configuration updated (priority {}, advert_int {:?})",
             p.machine.name, p.machine.priority, p.machine.adver_int
         );
+        let effective = track::effective(p.machine.priority, &p.scripts, &self.script_states).0;
         self.machine.p = p.machine.clone();
+        self.machine.p.priority = effective;
         self.p = p;
-        self.stats.lock().unwrap().priority = self.p.machine.priority;
+        self.stats.lock().unwrap().priority = effective;
         if self.machine.state == VrrpState::Master {
-            self.send(self.p.machine.priority);
+            self.send(effective);
         }
     }
 
     async fn check_link(&mut self, now: Instant) {
         // Up with carrier; a vanished interface counts as down.
         let up = netlink::link_operational(self.ifindex).unwrap_or(false);
-        let fault = !up;
-        if fault != (self.machine.state == VrrpState::Fault) {
-            if fault {
-                info!(
-                    "({}) Interface {} is down",
-                    self.p.machine.name, self.p.ifname
-                );
-            }
+        if self.link_fault == !up {
+            return;
+        }
+        self.link_fault = !up;
+        if self.link_fault {
+            info!(
+                "({}) Interface {} is down",
+                self.p.machine.name, self.p.ifname
+            );
+        }
+        self.sync_fault(now).await;
+    }
+
+    /// FAULT while the interface is down or a weight-0 script is KO.
+    async fn sync_fault(&mut self, now: Instant) {
+        let fault = self.link_fault || self.script_fault;
+        if fault != (self.machine.state == VrrpState::Fault)
+            && self.machine.state != VrrpState::Init
+        {
             let acts = self.machine.set_fault(now, fault);
             self.apply(acts).await;
         }
+    }
+
+    /// Recomputes the priority from the tracked scripts.
+    async fn apply_tracking(&mut self, now: Instant) {
+        let (prio, fault) = track::effective(
+            self.p.machine.priority,
+            &self.p.scripts,
+            &self.script_states,
+        );
+        if prio != self.machine.p.priority {
+            info!(
+                "({}) Changing effective priority from {} to {}",
+                self.p.machine.name, self.machine.p.priority, prio
+            );
+            self.machine.p.priority = prio;
+            self.stats.lock().unwrap().priority = prio;
+            if self.machine.state == VrrpState::Master {
+                self.send(prio);
+            }
+        }
+        self.script_fault = fault;
+        self.sync_fault(now).await;
     }
 
     async fn on_packet(&mut self, pkt: &[u8]) {

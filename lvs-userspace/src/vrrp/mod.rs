@@ -8,7 +8,8 @@
 //! - `socket`: the raw protocol-112 socket (`IP_HDRINCL`, TTL 255);
 //! - `instance`: one task per `vrrp_instance` tying them to netlink (VIPs)
 //!   and gratuitous ARP;
-//! - [`notify`]: `notify_master/backup/fault/stop` and `notify` scripts.
+//! - [`notify`]: `notify_master/backup/fault/stop` and `notify` scripts;
+//! - [`track`]: `track_script` / `vrrp_script` (weights, rise, fall).
 //!
 //! ```no_run
 //! # async fn f(cfg: lvs_config::Config) -> anyhow::Result<()> {
@@ -27,6 +28,7 @@ pub mod notify;
 pub mod packet;
 mod socket;
 pub mod state;
+pub mod track;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

@@ -45,6 +45,8 @@ pub struct Conf {
     /// The seed's `lvs_sync_daemon_interface bond0` line (left out for
     /// keepalived: it would start the IPVS sync daemon in the kernel).
     pub sync_daemon: bool,
+    /// Top-level blocks before the instance (e.g. `vrrp_script`).
+    pub top: &'static str,
 }
 
 impl Conf {
@@ -58,6 +60,7 @@ impl Conf {
             nopreempt: false,
             extra: "",
             sync_daemon: true,
+            top: "",
         }
     }
     pub fn backup() -> Conf {
@@ -80,28 +83,29 @@ impl Conf {
             ),
             None => String::new(),
         };
-        format!(
-            "global_defs {{\n    router_id mllvs1\n}}\n\
+        self.top.to_string()
+            + &format!(
+                "global_defs {{\n    router_id mllvs1\n}}\n\
              vrrp_instance VI_1 {{\n    state {}\n    priority {}\n    interface bond0\n    \
              {}virtual_router_id 20\n    version {}\n    \
              advert_int {}\n{auth}{}{}    virtual_ipaddress {{\n        \
              198.18.0.100/16 brd 198.18.255.255 dev bond0 label bond0:1\n    }}\n}}\n",
-            self.state,
-            self.priority,
-            if self.sync_daemon {
-                "lvs_sync_daemon_interface bond0\n    "
-            } else {
-                ""
-            },
-            self.version,
-            self.advert_int,
-            if self.nopreempt {
-                "    nopreempt\n"
-            } else {
-                ""
-            },
-            self.extra,
-        )
+                self.state,
+                self.priority,
+                if self.sync_daemon {
+                    "lvs_sync_daemon_interface bond0\n    "
+                } else {
+                    ""
+                },
+                self.version,
+                self.advert_int,
+                if self.nopreempt {
+                    "    nopreempt\n"
+                } else {
+                    ""
+                },
+                self.extra,
+            )
     }
 }
 

@@ -1,0 +1,62 @@
+//! track_script: a failing script with a negative weight lowers the
+//! master's priority below the backup's (the backup takes over) and its
+//! recovery lets the master preempt back; a weight-0 script puts the
+//! instance in FAULT.
+//!
+//! Needs root, `ip`, `ethtool`.
+
+mod vrrp_util;
+
+use std::time::Duration;
+
+use vrrp_util::*;
+
+#[test]
+fn track_script_weight_and_fault() {
+    let lab = lab();
+    let flag = lab.log_dir().join("down.flag");
+    let fault_flag = lab.log_dir().join("fault.flag");
+    let top: &'static str = Box::leak(
+        format!(
+            "vrrp_script chk_down {{\n    script \"/usr/bin/test ! -e {}\"\n    interval 0.2\n    \
+             weight -150\n    fall 1\n    rise 1\n}}\n\
+             vrrp_script chk_fault {{\n    script \"/usr/bin/test ! -e {}\"\n    interval 0.2\n    \
+             weight 0\n}}\n",
+            flag.display(),
+            fault_flag.display()
+        )
+        .into_boxed_str(),
+    );
+    let mc = Conf {
+        top,
+        extra: "    track_script {\n        chk_down\n        chk_fault\n    }\n",
+        ..Conf::master().v3("0.1")
+    };
+    let m = start_ours(&lab, 0, &mc);
+    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let b = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // chk_down fails: 200 - 150 = 50 < 100: the backup takes over.
+    std::fs::write(&flag, "").unwrap();
+    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
+    wait_log(
+        &m,
+        "Changing effective priority from 200 to 50",
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    // Recovers: the master preempts back.
+    std::fs::remove_file(&flag).unwrap();
+    wait_master(&lab, 0, Duration::from_secs(3)).unwrap();
+
+    // chk_fault (weight 0) fails: FAULT, VIP gone, the backup takes over.
+    std::fs::write(&fault_flag, "").unwrap();
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(3)).unwrap();
+    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
+    std::fs::remove_file(&fault_flag).unwrap();
+    wait_master(&lab, 0, Duration::from_secs(3)).unwrap();
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+}
