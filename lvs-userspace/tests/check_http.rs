@@ -5,7 +5,7 @@
 //!
 //! - the right digest (from `genhash`, equal to MD5 of the body) → Up;
 //! - a status code range the server does not answer → Down;
-//! - a digest mismatch → Down;
+//! - a digest mismatch → Down; a regex matching the body → Up, not → Down;
 //! - SSL_GET with SNI and the TLS body's digest → Up, the server saw the SNI;
 //! - a reload that breaks the good digest → Down (the changed checker
 //!   restarts, presumed up, and fails).
@@ -71,6 +71,18 @@ fn config(good_digest: &str, tls_digest: &str) -> lvs_config::Config {
         "198.18.0.11",
         80,
         &http("path /\n    digest 00000000000000000000000000000000"),
+    );
+    s += &vs(
+        83,
+        "198.18.0.11",
+        80,
+        &http("path /\n    regex \"^rs[0-9]\""),
+    );
+    s += &vs(
+        84,
+        "198.18.0.11",
+        80,
+        &http("path /\n    regex \"^nomatch\""),
     );
     s += &vs(
         443,
@@ -222,6 +234,8 @@ fn http_get_and_ssl_get() -> Result<()> {
                 ("HTTP_GET wrong status Down", key(81, 11, 80), false),
                 ("HTTP_GET digest mismatch Down", key(82, 11, 80), false),
                 ("SSL_GET Up", key(443, 12, 443), true),
+                ("HTTP_GET regex match Up", key(83, 11, 80), true),
+                ("HTTP_GET regex mismatch Down", key(84, 11, 80), false),
             ];
             let deadline = Instant::now() + Duration::from_secs(5);
             while !pending.is_empty() {

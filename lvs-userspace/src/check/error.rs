@@ -31,6 +31,8 @@ pub enum CheckError {
     Status { got: u16, want: String },
     #[error("MD5 digest {got} != {want}")]
     Digest { got: String, want: String },
+    #[error("body does not match regex {0}")]
+    Regex(String),
     #[error("script {0}")]
     Script(String),
     #[error("script timed out after {0:?}")]

@@ -4,6 +4,8 @@
 //! `1.1`), the response read to EOF (each read within `connect_timeout`),
 //! the status code checked against the url's ranges and the MD5 of the
 //! bytes after the header (up to `Content-Length`) compared with `digest`.
+//! and, with `regex`, the body's first MiB searched for it (Rust `regex`
+//! syntax, not PCRE2; `regex_no_match` and the offsets are not supported).
 //!
 //! The client is hand-written rather than hyper: keepalived digests the raw
 //! bytes after the header (chunk framing included), and an operator's
@@ -39,7 +41,12 @@ pub struct Fetched {
     /// MD5 of the body, lower-case hex (keepalived's genhash output).
     pub digest: String,
     pub body_len: u64,
+    /// The body's first [`KEPT_BODY`] bytes, when asked for (regex).
+    pub body: Vec<u8>,
 }
+
+/// How much of a body a `regex` is searched in.
+pub const KEPT_BODY: usize = 1 << 20;
 
 /// The largest response header we accept.
 const MAX_HEADER: usize = 16 * 1024;
@@ -109,7 +116,15 @@ fn find_header_end(buf: &[u8]) -> Option<usize> {
 pub async fn read_response<S: AsyncRead + Unpin>(
     stream: &mut S,
     read_timeout: Duration,
+    keep_body: bool,
 ) -> Result<Fetched, CheckError> {
+    let mut kept = Vec::new();
+    let mut keep = |part: &[u8]| {
+        if keep_body && kept.len() < KEPT_BODY {
+            let n = part.len().min(KEPT_BODY - kept.len());
+            kept.extend_from_slice(&part[..n]);
+        }
+    };
     let mut head = Vec::with_capacity(1024);
     let mut status = 0;
     let mut remaining: Option<u64> = None;
@@ -142,11 +157,13 @@ pub async fn read_response<S: AsyncRead + Unpin>(
             remaining = content_length(&head[..end]);
             let body = head.split_off(end);
             let take = body_part(&body, &mut remaining);
+            keep(take);
             md5.update(take);
             body_len += take.len() as u64;
             continue;
         }
         data = body_part(data, &mut remaining);
+        keep(data);
         md5.update(data);
         body_len += data.len() as u64;
     }
@@ -157,6 +174,7 @@ pub async fn read_response<S: AsyncRead + Unpin>(
         status,
         digest: hex(&md5.finalize()),
         body_len,
+        body: kept,
     })
 }
 
@@ -181,13 +199,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     req: &str,
     read_timeout: Duration,
+    keep_body: bool,
 ) -> Result<Fetched, CheckError> {
     tokio::time::timeout(read_timeout, stream.write_all(req.as_bytes()))
         .await
         .map_err(|_| CheckError::ReadTimeout(read_timeout))?
         .map_err(CheckError::Send)?;
     stream.flush().await.map_err(CheckError::Send)?;
-    read_response(stream, read_timeout).await
+    read_response(stream, read_timeout, keep_body).await
 }
 
 /// One GET of one url.
@@ -200,7 +219,7 @@ pub async fn fetch(
     let mut tcp = tcp::connect(conn).await?;
     let req = request(&url.path, &url.virtualhost, conn.target, proto);
     if !tls {
-        return exchange(&mut tcp, &req, conn.connect_timeout).await;
+        return exchange(&mut tcp, &req, conn.connect_timeout, url.regex.is_some()).await;
     }
     let name = url
         .sni
@@ -213,7 +232,7 @@ pub async fn fetch(
         .await
         .map_err(|_| CheckError::ConnectTimeout(conn.connect_timeout))?
         .map_err(CheckError::Tls)?;
-    exchange(&mut stream, &req, conn.connect_timeout).await
+    exchange(&mut stream, &req, conn.connect_timeout, url.regex.is_some()).await
 }
 
 /// One HTTP_GET / SSL_GET attempt: every url must pass. On success, the
@@ -242,6 +261,12 @@ pub async fn check(conn: &Conn, spec: &HttpSpec) -> Result<(&'static str, String
             }
             Some(_) => what = ("MD5 digest", url.path.clone()),
             None => what = ("HTTP status code", url.path.clone()),
+        }
+        if let Some(re) = &url.regex {
+            if !re.0.is_match(&got.body) {
+                return Err(CheckError::Regex(re.0.as_str().to_owned()));
+            }
+            what = ("Regex match", url.path.clone());
         }
     }
     Ok(what)
@@ -274,6 +299,7 @@ pub fn failure_words(e: &CheckError) -> &'static str {
         CheckError::NoData | CheckError::Invalid(_) => "Read, no data received from",
         CheckError::Status { .. } => "HTTP status code error to",
         CheckError::Digest { .. } => "MD5 digest error to",
+        CheckError::Regex(_) => "Regex match failed",
         _ => "Connection failed",
     }
 }
@@ -327,6 +353,7 @@ pub async fn genhash(
         digest: None,
         status: vec![(100, 599)],
         virtualhost: opts.virtualhost.clone(),
+        regex: None,
         sni: opts.sni.then(|| opts.virtualhost.clone()).flatten(),
     };
     fetch(&conn, opts.tls, &url, opts.protocol).await
@@ -431,22 +458,23 @@ mod tests {
     #[tokio::test]
     async fn digest_of_body_up_to_content_length() {
         let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nrs1\nEXTRA";
-        let got = read_response(&mut &resp[..], Duration::from_secs(1))
+        let got = read_response(&mut &resp[..], Duration::from_secs(1), true)
             .await
             .unwrap();
         assert_eq!(got.status, 200);
         assert_eq!(got.body_len, 4);
+        assert_eq!(got.body, b"rs1\n");
         // md5("rs1\n")
         assert_eq!(got.digest, hex(&Md5::digest(b"rs1\n")));
         let resp = b"HTTP/1.0 500 x\r\n\r\nabc";
-        let got = read_response(&mut &resp[..], Duration::from_secs(1))
+        let got = read_response(&mut &resp[..], Duration::from_secs(1), true)
             .await
             .unwrap();
         assert_eq!((got.status, got.body_len), (500, 3));
         assert_eq!(got.digest, "900150983cd24fb0d6963f7d28e17f72");
         let resp = b"HTTP/1.0 200";
         assert!(matches!(
-            read_response(&mut &resp[..], Duration::from_secs(1)).await,
+            read_response(&mut &resp[..], Duration::from_secs(1), true).await,
             Err(CheckError::NoData)
         ));
     }

@@ -81,10 +81,24 @@ pub struct UrlSpec {
     /// The `Host:` header: the first of url, checker, real server, virtual
     /// server `virtualhost` (keepalived's `http_request`).
     pub virtualhost: Option<String>,
+    /// keepalived's `regex`: the body must match (searched in its first MiB).
+    pub regex: Option<Pattern>,
     /// The TLS server name when SNI is on (keepalived's order: `sni_name`,
     /// url, checker, virtual server `virtualhost`).
     pub sni: Option<String>,
 }
+
+/// A compiled `regex`, compared by its source.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::bytes::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
 
 /// HTTP_GET / SSL_GET.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,9 +262,16 @@ fn http_spec(
         .urls
         .iter()
         .map(|u| {
-            if u.regex.is_some() {
-                warn!("url {}: regex is not supported and is ignored", u.path);
-            }
+            let regex = u
+                .regex
+                .as_ref()
+                .and_then(|r| match regex::bytes::Regex::new(r) {
+                    Ok(re) => Some(Pattern(re)),
+                    Err(e) => {
+                        warn!("url {}: invalid regex {r:?} ignored: {e}", u.path);
+                        None
+                    }
+                });
             let virtualhost = u
                 .virtualhost
                 .clone()
@@ -273,6 +294,7 @@ fn http_spec(
                     u.status_code.clone()
                 },
                 virtualhost,
+                regex,
                 sni: sni.flatten(),
             }
         })
@@ -284,6 +306,7 @@ fn http_spec(
             digest: None,
             status: vec![(200, 299)],
             virtualhost: vs.virtualhost.clone(),
+            regex: None,
             sni: None,
         });
     }
