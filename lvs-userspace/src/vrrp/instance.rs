@@ -414,7 +414,8 @@ impl Task {
     async fn check_link(&mut self, now: Instant) {
         // Up with carrier; a vanished interface counts as down.
         let up = netlink::link_operational(self.ifindex).unwrap_or(false);
-        if self.link_fault == !up {
+        // Nothing to do unless the link state flipped.
+        if self.link_fault != up {
             return;
         }
         self.link_fault = !up;

@@ -162,13 +162,20 @@ mod tests {
         let mut st = ScriptState::new(&s);
         assert!(!st.feed(&s, false) && !st.feed(&s, false));
         assert!(st.feed(&s, false), "third failure flips");
-        assert_eq!(effective(200, &[s.clone()], &[st.clone()]), (50, false));
+
+        assert_eq!(
+            effective(200, std::slice::from_ref(&s), std::slice::from_ref(&st)),
+            (50, false)
+        );
         assert!(!st.feed(&s, true));
         assert!(st.feed(&s, true));
-        assert_eq!(effective(200, &[s.clone()], &[st.clone()]), (200, false));
+        assert_eq!(
+            effective(200, std::slice::from_ref(&s), std::slice::from_ref(&st)),
+            (200, false)
+        );
         let up = ts(100, 1, 1);
         assert_eq!(
-            effective(200, &[up.clone()], &[ScriptState::new(&up)]),
+            effective(200, std::slice::from_ref(&up), &[ScriptState::new(&up)]),
             (254, false)
         );
         let f = ts(0, 1, 1);
