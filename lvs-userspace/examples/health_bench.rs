@@ -28,12 +28,13 @@ struct Args {
     json: bool,
 }
 
-fn proc_cpu_ticks(pid: u32) -> Result<u64> {
+/// (user, system) clock ticks of a process.
+fn proc_cpu_ticks(pid: u32) -> Result<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the ")" of the command name: utime is 14th, stime 15th.
     let rest = stat.rsplit_once(')').context("stat")?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
+    Ok((f[11].parse()?, f[12].parse()?))
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -80,19 +81,22 @@ fn main() -> Result<()> {
     let (t1, c1) = (Instant::now(), proc_cpu_ticks(pid.0)?);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let cpu = (c1 - c0) as f64 / hz / t1.duration_since(t0).as_secs_f64() * 100.0;
+    let secs = t1.duration_since(t0).as_secs_f64();
+    let user = (c1.0 - c0.0) as f64 / hz / secs * 100.0;
+    let system = (c1.1 - c0.1) as f64 / hz / secs * 100.0;
+    let cpu = user + system;
     let rss_mb = rss_kib(pid.0)? as f64 / 1024.0;
     let log = d.log();
     let checks_ok = !log.contains("Removing service");
     println!(
-        "lvsd checking {} real servers every second (TCP_CHECK): CPU {cpu:.1} % of one core, RSS {rss_mb:.1} MB (targets: < 10 %, < 50 MB){}",
+        "lvsd checking {} real servers every second (TCP_CHECK): CPU {cpu:.1} % of one core ({user:.1} % user, {system:.1} % system), RSS {rss_mb:.1} MB (targets: < 10 %, < 50 MB){}",
         args.servers,
         if checks_ok { "" } else { "; some checks failed!" }
     );
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"servers": args.servers, "cpu_percent": cpu, "rss_mb": rss_mb, "all_up": checks_ok})
+            serde_json::json!({"servers": args.servers, "cpu_percent": cpu, "cpu_user_percent": user, "cpu_system_percent": system, "rss_mb": rss_mb, "all_up": checks_ok})
         );
     }
     d.signal(libc::SIGTERM)?;

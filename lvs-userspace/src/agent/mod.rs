@@ -408,23 +408,14 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
-                use crate::check::CheckEvent;
-                match ev {
-                    CheckEvent::Up { rs } => {
-                        if let Some((service, real)) = plan::key_of(&rs) {
-                            rec.set_up(service, real, true, "");
-                        }
-                    }
-                    CheckEvent::Down { rs, reason } => {
-                        if let Some((service, real)) = plan::key_of(&rs) {
-                            rec.set_up(service, real, false, &reason);
-                        }
-                    }
-                    CheckEvent::Weight { rs, weight } => {
-                        if let Some((service, real)) = plan::key_of(&rs) {
-                            rec.set_dyn_weight(service, real, weight);
-                        }
-                    }
+                // Take every verdict already queued, then write the maps
+                // once: a thousand real servers coming up is one update.
+                let mut batch = vec![ev];
+                while let Ok(more) = health_rx.try_recv() {
+                    batch.push(more);
+                }
+                for ev in batch {
+                    apply_check_event(&mut rec, ev);
                 }
                 if let Err(e) = rec.apply() {
                     error!("datapath update failed: {e:#}");
@@ -479,14 +470,40 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     Ok(())
 }
 
+/// A checker's verdict, into the reconciler's view.
+fn apply_check_event(rec: &mut Reconciler, ev: crate::check::CheckEvent) {
+    use crate::check::CheckEvent;
+    match ev {
+        CheckEvent::Up { rs } => {
+            if let Some((service, real)) = plan::key_of(&rs) {
+                rec.set_up(service, real, true, "");
+            }
+        }
+        CheckEvent::Down { rs, reason } => {
+            if let Some((service, real)) = plan::key_of(&rs) {
+                rec.set_up(service, real, false, &reason);
+            }
+        }
+        CheckEvent::Weight { rs, weight } => {
+            if let Some((service, real)) = plan::key_of(&rs) {
+                rec.set_dyn_weight(service, real, weight);
+            }
+        }
+    }
+}
+
 /// Every planned real server with its health, for the status file.
 fn health_view(rec: &Reconciler, checkers: &crate::check::Checkers) -> Vec<status::RealHealth> {
-    let states = checkers.states();
+    let states: std::collections::HashMap<_, _> = checkers
+        .states()
+        .into_iter()
+        .filter_map(|h| plan::key_of(&h.rs).map(|k| (k, h)))
+        .collect();
     let mut out = Vec::new();
     for s in &rec.plan().services {
         for r in &s.reals {
             let key = (s.id, (r.addr, r.port));
-            let h = states.iter().find(|h| plan::key_of(&h.rs) == Some(key));
+            let h = states.get(&key);
             out.push(status::RealHealth {
                 protocol: s.id.2.name().into(),
                 vip: s.id.0,

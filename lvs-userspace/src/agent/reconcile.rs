@@ -66,6 +66,8 @@ pub struct Reconciler {
     /// Services that have lost their quorum (hysteresis applies).
     quorum_lost: BTreeSet<ServiceId>,
     ticks: u64,
+    /// Something changed since the last apply (ticks skip a no-op diff).
+    dirty: bool,
     /// Connection sync: where the sender learns ids → addresses.
     ids: Option<tokio::sync::watch::Sender<std::sync::Arc<IdMap>>>,
 }
@@ -83,6 +85,7 @@ impl Reconciler {
             sorry_active: BTreeSet::new(),
             quorum_lost: BTreeSet::new(),
             ticks: 0,
+            dirty: true,
             ids: None,
         }
     }
@@ -250,6 +253,7 @@ impl Reconciler {
         self.reals
             .retain(|k, _| new_keys.contains(k) || draining.contains_key(k));
         self.plan = plan;
+        self.dirty = true;
         self.resolve_all(false);
     }
 
@@ -258,6 +262,7 @@ impl Reconciler {
         if let Some(st) = self.reals.get_mut(&(service, real)) {
             if st.up != up {
                 st.up = up;
+                self.dirty = true;
                 if !up {
                     warn!(
                         "{} of VS {} is down: {reason}",
@@ -276,7 +281,10 @@ impl Reconciler {
 
     pub fn set_dyn_weight(&mut self, service: ServiceId, real: RealId, weight: u32) {
         if let Some(st) = self.reals.get_mut(&(service, real)) {
-            st.dyn_weight = Some(weight);
+            if st.dyn_weight != Some(weight) {
+                st.dyn_weight = Some(weight);
+                self.dirty = true;
+            }
         }
     }
 
@@ -285,42 +293,68 @@ impl Reconciler {
     /// `refresh`, known ones are looked up again too, so a real server whose
     /// MAC changed (a replaced NIC, a bond failover) is followed.
     fn resolve_all(&mut self, refresh: bool) {
-        let egress = self.egress.clone();
-        for ((_, (addr, _)), st) in self.reals.iter_mut() {
-            if let Some(old) = st.hop {
-                if refresh {
-                    if let Some(new) = resolve(&egress, *addr).filter(|n| n.mac != old.mac) {
-                        info!("{addr}: MAC address changed, now {}", fmt_mac(new.mac));
-                        st.hop = Some(new);
-                    }
-                }
-                continue;
-            }
-            st.hop = resolve(&egress, *addr);
-            if st.hop.is_none() {
-                for e in &egress {
-                    let _ = netlink::solicit(e.ifindex, *addr);
-                }
-            }
+        let needed = refresh
+            || self.reals.values().any(|st| st.hop.is_none())
+            || self.plan.services.iter().any(|s| {
+                s.sorry_server
+                    .is_some_and(|(a, p)| !self.reals.contains_key(&(s.id, (a, p))))
+            });
+        if !needed {
+            return;
         }
-        // The sorry servers too.
+        // One dump per interface, whatever the number of real servers.
+        let tables: Vec<(Egress, std::collections::HashMap<Ipv4Addr, [u8; 6]>)> = self
+            .egress
+            .iter()
+            .map(|e| {
+                (
+                    e.clone(),
+                    netlink::neighbours(e.ifindex).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let lookup = |addr: Ipv4Addr| {
+            tables.iter().find_map(|(e, t)| {
+                t.get(&addr).map(|mac| NextHop {
+                    mac: *mac,
+                    src_mac: e.mac,
+                    ifindex: e.ifindex,
+                })
+            })
+        };
         for s in &self.plan.services {
             if let Some((addr, port)) = s.sorry_server {
-                let key = (s.id, (addr, port));
-                let st = self.reals.entry(key).or_insert_with(|| RealState {
-                    up: true,
-                    dyn_weight: None,
-                    hop: None,
-                    warned_unresolved: false,
-                });
-                if st.hop.is_none() {
-                    st.hop = resolve(&egress, addr);
-                    if st.hop.is_none() {
-                        for e in &egress {
-                            let _ = netlink::solicit(e.ifindex, addr);
+                self.reals
+                    .entry((s.id, (addr, port)))
+                    .or_insert_with(|| RealState {
+                        up: true,
+                        dyn_weight: None,
+                        hop: None,
+                        warned_unresolved: false,
+                    });
+            }
+        }
+        let mut solicited = std::collections::BTreeSet::new();
+        for ((_, (addr, _)), st) in self.reals.iter_mut() {
+            match (st.hop, lookup(*addr)) {
+                (Some(old), Some(new)) if refresh && new.mac != old.mac => {
+                    info!("{addr}: MAC address changed, now {}", fmt_mac(new.mac));
+                    st.hop = Some(new);
+                    self.dirty = true;
+                }
+                (None, Some(new)) => {
+                    st.hop = Some(new);
+                    self.dirty = true;
+                }
+                (None, None) => {
+                    // Ask the kernel to resolve it; found on a later tick.
+                    if solicited.insert(*addr) {
+                        for (e, _) in &tables {
+                            let _ = netlink::solicit(e.ifindex, *addr);
                         }
                     }
                 }
+                _ => {}
             }
         }
     }
@@ -342,7 +376,10 @@ impl Reconciler {
                 tracing::debug!("expired {conns} connections, {templates} persistence templates");
             }
         }
-        self.apply()
+        if self.dirty {
+            self.apply()?;
+        }
+        Ok(())
     }
 
     fn finish_drains(&mut self) -> anyhow::Result<()> {
@@ -365,6 +402,7 @@ impl Reconciler {
         for key in done {
             self.draining.remove(&key);
             self.reals.remove(&key);
+            self.dirty = true;
         }
         Ok(())
     }
@@ -515,6 +553,7 @@ impl Reconciler {
 
     /// Writes whatever differs into the maps.
     pub fn apply(&mut self) -> anyhow::Result<()> {
+        self.dirty = false;
         let desired = self.desired();
         let report = self.dp.apply(&desired)?;
         if !report.is_empty() {
@@ -565,19 +604,4 @@ fn fmt_mac(m: [u8; 6]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
-}
-
-/// The next hop of `addr` through the first egress interface whose
-/// neighbour table knows it.
-fn resolve(egress: &[Egress], addr: Ipv4Addr) -> Option<NextHop> {
-    egress.iter().find_map(|e| {
-        netlink::neighbour(e.ifindex, addr)
-            .ok()
-            .flatten()
-            .map(|mac| NextHop {
-                mac,
-                src_mac: e.mac,
-                ifindex: e.ifindex,
-            })
-    })
 }

@@ -158,17 +158,25 @@ impl Datapath {
                 }
             };
 
-            // Backends: same (addr, port) keeps its id.
+            // Backends: same (addr, port) keeps its id (indexed: a service
+            // may have thousands).
+            let by_addr: std::collections::HashMap<(u32, u16), u32> = current
+                .as_ref()
+                .map(|c| {
+                    c.backends
+                        .iter()
+                        .map(|id| {
+                            let v = &self.state.applied.backends[id];
+                            ((v.addr_be, v.port_be), *id)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             let mut ids = Vec::with_capacity(d.backends.len());
             for b in &d.backends {
                 let addr_be = u32::from_ne_bytes(b.addr.octets());
                 let port_be = b.port.to_be();
-                let existing = current.as_ref().and_then(|c| {
-                    c.backends.iter().copied().find(|id| {
-                        let v = &self.state.applied.backends[id];
-                        v.addr_be == addr_be && v.port_be == port_be
-                    })
-                });
+                let existing = by_addr.get(&(addr_be, port_be)).copied();
                 let bid = match existing {
                     Some(bid) => bid,
                     None => {
@@ -301,7 +309,8 @@ impl Datapath {
             // Backends gone from this service: free their slots (flows that
             // still name them are rescheduled on their next packet).
             if let Some(c) = &current {
-                for bid in c.backends.iter().filter(|b| !ids.contains(b)) {
+                let kept: BTreeSet<u32> = ids.iter().copied().collect();
+                for bid in c.backends.iter().filter(|b| !kept.contains(b)) {
                     self.remove_backend(*bid)?;
                     report.backends_removed += 1;
                 }

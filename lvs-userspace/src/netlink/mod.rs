@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 pub use addr::{addr_add, addr_del, addrs};
 pub use garp::{garp_frame, send_garp};
 pub use link::{link_by_index, link_by_name, link_operational, links};
-pub use neigh::{neighbour, solicit};
+pub use neigh::{neighbour, neighbours, solicit};
 
 /// One network interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
