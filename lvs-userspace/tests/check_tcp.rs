@@ -98,14 +98,16 @@ fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
                 |e| matches!(e, CheckEvent::Down { rs: r, .. } if *r == rs(3)),
             )
             .await?;
-            for n in [1, 2] {
-                wait_event(
-                    &mut rx,
-                    Duration::from_secs(3),
-                    "rs Up",
-                    |e| matches!(e, CheckEvent::Up { rs: r } if *r == rs(n)),
-                )
+            // rs1 and rs2 up, in any order.
+            let mut waiting = vec![rs(1), rs(2)];
+            while !waiting.is_empty() {
+                let (ev, _) = wait_event(&mut rx, Duration::from_secs(3), "rs1 and rs2 Up", |e| {
+                    matches!(e, CheckEvent::Up { .. })
+                })
                 .await?;
+                if let CheckEvent::Up { rs: r } = ev {
+                    waiting.retain(|w| *w != r);
+                }
             }
             let states = checkers.states();
             assert_eq!(states.len(), 3);
@@ -132,7 +134,8 @@ fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
                 "TCP_CHECK: rs1 Down {:.2} s after its server stopped (bound {bound} s): {ev:?}",
                 took.as_secs_f64()
             );
-            assert!(took <= Duration::from_secs(bound) + Duration::from_millis(300));
+            // Slack for a loaded 2-core machine (builds run beside the tests).
+            assert!(took <= Duration::from_secs(bound) + Duration::from_millis(1000));
             let h = checkers
                 .states()
                 .into_iter()
@@ -154,7 +157,7 @@ fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
                 "TCP_CHECK: rs1 Up {:.2} s after its server started (bound {DELAY_LOOP} s)",
                 took.as_secs_f64()
             );
-            assert!(took <= Duration::from_secs(DELAY_LOOP) + Duration::from_millis(300));
+            assert!(took <= Duration::from_secs(DELAY_LOOP) + Duration::from_millis(1000));
 
             // rs3 comes up once its server runs.
             lab.start_real_server_httpd(2)?;

@@ -184,7 +184,7 @@ pub struct Checkers {
     rt: tokio::runtime::Handle,
     running: BTreeMap<RsKey, RsRunning>,
     to_manager: mpsc::UnboundedSender<Msg>,
-    manager: JoinHandle<()>,
+    manager: Option<JoinHandle<()>>,
     states: watch::Receiver<BTreeMap<RsKey, RsHealth>>,
     suspended: watch::Sender<bool>,
     permits: Arc<Semaphore>,
@@ -207,7 +207,7 @@ impl Checkers {
             rt,
             running: BTreeMap::new(),
             to_manager,
-            manager,
+            manager: Some(manager),
             states,
             suspended: watch::channel(false).0,
             permits: Arc::new(Semaphore::new(limits.concurrent_probes.max(1))),
@@ -357,15 +357,9 @@ impl Checkers {
 
     /// Stops every checker (scripts running are killed and reaped) and the
     /// manager.
-    pub async fn shutdown(self) {
-        let Checkers {
-            running,
-            to_manager,
-            manager,
-            ..
-        } = self;
+    pub async fn shutdown(mut self) {
         let mut tasks = Vec::new();
-        for (_, rs) in running {
+        for (_, rs) in std::mem::take(&mut self.running) {
             for r in rs.checkers {
                 r.task.abort();
                 tasks.push(r.task);
@@ -374,9 +368,25 @@ impl Checkers {
         for t in tasks {
             let _ = t.await;
         }
-        drop(to_manager);
-        manager.abort();
-        let _ = manager.await;
+        if let Some(m) = self.manager.take() {
+            m.abort();
+            let _ = m.await;
+        }
+    }
+}
+
+/// Dropped without [`Checkers::shutdown`]: the tasks are aborted (a running
+/// script's group is killed as its task unwinds).
+impl Drop for Checkers {
+    fn drop(&mut self) {
+        for rs in self.running.values() {
+            for r in &rs.checkers {
+                r.task.abort();
+            }
+        }
+        if let Some(m) = &self.manager {
+            m.abort();
+        }
     }
 }
 
