@@ -148,7 +148,10 @@ pub(crate) async fn run(mut ctx: Ctx) {
                             info!("Remote Web server {name} succeed on service.");
                         }
                         Kind::Misc(m) => {
-                            info!("Misc check for [{name} VS {vs}] by [{}] succeeded.", m.path)
+                            info!(
+                                "Misc check for [{name} VS {vs}] by [{}] succeeded.",
+                                prog(&m.path)
+                            )
                         }
                     }
                     ctx.send(Report::Verdict {
@@ -181,7 +184,7 @@ pub(crate) async fn run(mut ctx: Ctx) {
                         };
                         info!(
                             "Misc check for [{name} VS {vs}] by [{}] failed{msg} ({e}).",
-                            m.path
+                            prog(&m.path)
                         );
                     }
                     _ => debug!("{kw} on service {name}: {e}"),
@@ -212,7 +215,7 @@ pub(crate) async fn run(mut ctx: Ctx) {
                             };
                             warn!(
                                 "Misc check for [{name} VS {vs}] by [{}] failed{msg} ({e}).",
-                                m.path
+                                prog(&m.path)
                             );
                         }
                         _ if c.retry > 0 && was_up => warn!(
@@ -237,6 +240,11 @@ pub(crate) async fn run(mut ctx: Ctx) {
         };
         tokio::time::sleep(delay).await;
     }
+}
+
+/// The program of a `misc_path` (keepalived logs its `args[0]`).
+fn prog(path: &str) -> &str {
+    path.split_whitespace().next().unwrap_or(path)
 }
 
 fn retries(n: u32) -> &'static str {
