@@ -194,3 +194,51 @@ async fn a_slow_server_does_not_hold_up_another() -> Result<()> {
     checkers.shutdown().await;
     Ok(())
 }
+
+/// Log lines, captured (a current-thread runtime: every task logs on this
+/// thread, under this test's subscriber).
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn keepalived_log_lines() -> Result<()> {
+    let cap = Capture::default();
+    let writer = cap.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (a, _) = counting_listener("127.0.0.1:0").await?;
+    let closed = closed_port().await?;
+    let dead: SocketAddr = format!("127.0.0.1:{closed}").parse()?;
+    let retry1 = "  TCP_CHECK {\n   connect_timeout 1\n   retry 1\n   delay_before_retry 1\n   warmup 0\n  }\n";
+    let cfg = parse(&vs(80, "", &(rs(a, &tcp("")) + &rs(dead, retry1))));
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut checkers = Checkers::new(tx);
+    checkers.reconcile(&cfg);
+    collect(&mut rx, 2, Duration::from_secs(4)).await?;
+    checkers.shutdown().await;
+    let text = String::from_utf8(cap.0.lock().unwrap().clone())?;
+    print!("{text}");
+    let (pa, pd) = (a.port(), closed);
+    for line in [
+        format!("Activating healthchecker for service [127.0.0.1]:tcp:{pa} for VS [198.18.0.100]:tcp:80"),
+        format!("TCP connection to [127.0.0.1]:tcp:{pa} success."),
+        format!("TCP connection to [127.0.0.1]:tcp:{pd} failed."),
+        format!("TCP_CHECK on service [127.0.0.1]:tcp:{pd} failed after 1 retries."),
+    ] {
+        assert!(text.contains(&line), "missing log line {line:?}");
+    }
+    Ok(())
+}
