@@ -486,7 +486,9 @@ impl Task {
                 let heard = Heard {
                     src: a.src,
                     priority: a.priority,
-                    adver_int: Duration::from_millis(a.adver_int_cs as u64 * 10),
+                    // A (checksum-valid) zero interval would make our
+                    // master-down timer zero: count it as 10 ms.
+                    adver_int: Duration::from_millis(a.adver_int_cs.max(1) as u64 * 10),
                 };
                 let acts = self.machine.on_advert(Instant::now(), heard);
                 self.apply(acts).await;
@@ -627,8 +629,14 @@ impl Task {
                         state,
                         prev,
                     };
-                    // A receiver that went away must not stop VRRP.
-                    let _ = self.events.send(ev).await;
+                    // Neither a receiver that went away nor one that
+                    // does not keep up may stall the protocol's timers.
+                    if let Err(mpsc::error::TrySendError::Full(ev)) = self.events.try_send(ev) {
+                        warn!(
+                            "({}) event queue full: {:?} -> {:?} not delivered",
+                            ev.instance, ev.prev, ev.state
+                        );
+                    }
                 }
             }
         }

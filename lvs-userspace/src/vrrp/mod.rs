@@ -112,7 +112,9 @@ fn resolve_all(cfg: &lvs_config::Config) -> Result<BTreeMap<String, Params>, Vrr
 
 impl Vrrp {
     /// Starts one task per `vrrp_instance` of the config (in the calling
-    /// thread's network namespace); state changes are sent to `events`.
+    /// thread's network namespace); state changes are sent to `events`
+    /// (with `try_send`: a full queue loses the event, logged, rather than
+    /// stalling the protocol; give it room, e.g. 64).
     /// Nothing is started if any instance cannot be set up.
     pub async fn start(
         cfg: &lvs_config::Config,
