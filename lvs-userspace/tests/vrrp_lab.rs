@@ -351,12 +351,14 @@ fn split_brain_heals_to_one_master_within_an_advert_interval() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
     let (m, b) = pair(&lab, &bpffs.0, 2, "1")?;
-    // Cut the backup's bridge port for 5 s: it stops hearing the master.
+    // Cut the backup's bridge port for 5 s without touching its carrier
+    // (a link down would rightly send it to FAULT): the bridge stops
+    // forwarding to and from that port, so it stops hearing the master.
     let (sw, peer) = lab.director_peer(1);
-    lab.exec_ok(sw, &["ip", "link", "set", peer, "down"])?;
+    lab.exec_ok(sw, &["bridge", "link", "set", "dev", peer, "state", "0"])?;
     b.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(5))?;
     std::thread::sleep(Duration::from_secs(2));
-    lab.exec_ok(sw, &["ip", "link", "set", peer, "up"])?;
+    lab.exec_ok(sw, &["bridge", "link", "set", "dev", peer, "state", "3"])?;
     let restored = Instant::now();
     b.wait_log(
         "(VI_1) Master received advert from 198.18.0.2 with higher priority 200, ours 100",
@@ -398,53 +400,59 @@ fn split_brain_heals_to_one_master_within_an_advert_interval() -> Result<()> {
 
 #[test]
 fn malformed_adverts_on_the_wire_are_counted_and_change_nothing() -> Result<()> {
+    use lvs_userspace::vrrp::packet::{build_advert, Outgoing};
     use socket2::{Domain, Protocol, Socket, Type};
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
     let (m, b) = pair(&lab, &bpffs.0, 2, "1")?;
     let src = lab.client_addrs()[0];
-    let group = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(224, 0, 0, 18), 0);
-    let good = lvs_userspace::agent::vrrp::Expect {
-        version: 2,
-        vrid: 20,
-        pass: Some(*b"7890\0\0\0\0"),
-        interval_cs: 100,
+    let group = std::net::Ipv4Addr::new(224, 0, 0, 18);
+    let vips = [lab.vip()];
+    // Forgeries claiming priority 250: each must be refused.
+    let advert = |version: u8, pass: &[u8; 8]| {
+        build_advert(&Outgoing {
+            version,
+            vrid: 20,
+            priority: 250,
+            adver_int_cs: 100,
+            addrs: &vips,
+            auth_pass: (version == 2).then_some(*pass),
+            src,
+            dst: group,
+        })
     };
-    let adverts: Vec<(u32, Vec<u8>)> = {
-        let enc = |e: &lvs_userspace::agent::vrrp::Expect, prio| {
-            lvs_userspace::agent::vrrp::encode(e, prio, src, *group.ip(), &[lab.vip()])
-        };
-        let mut bad_sum = enc(&good, 250);
-        bad_sum[7] ^= 0xff;
-        let mut wrong_pass = good.clone();
-        wrong_pass.pass = Some(*b"hacked\0\0");
-        let mut v3 = good.clone();
-        v3.version = 3;
-        vec![
-            (1, enc(&good, 250)), // TTL 1: must be 255
-            (255, bad_sum),
-            (255, enc(&wrong_pass, 250)),
-            (255, enc(&v3, 250)),
-            (255, vec![0x21, 20, 250]), // truncated
-        ]
-    };
+    let good_pass = *b"7890\0\0\0\0";
+    let mut ttl_1 = advert(2, &good_pass);
+    ttl_1[8] = 1;
+    let mut bad_sum = advert(2, &good_pass);
+    bad_sum[20 + 6] ^= 0xff;
+    let packets = vec![
+        ttl_1,
+        bad_sum,
+        advert(2, b"hacked\0\0"),
+        advert(3, &good_pass),
+        advert(2, &good_pass)[..26].to_vec(), // truncated
+    ];
     lab.run_in_netns(lab.client_ns(), || -> Result<()> {
         let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
+        s.set_header_included_v4(true)?;
         s.bind_device(Some(b"eth0"))?;
-        for (ttl, pkt) in &adverts {
-            s.set_multicast_ttl_v4(*ttl)?;
+        let to = std::net::SocketAddrV4::new(group, 0).into();
+        for pkt in &packets {
             for _ in 0..3 {
-                s.send_to(pkt, &group.into())?;
+                s.send_to(pkt, &to)?;
             }
         }
         Ok(())
     })??;
     for (who, d) in [("master", &m), ("backup", &b)] {
         for reason in [
-            "invalid TTL",
-            "invalid checksum",
-            "received an invalid passwd",
-            "wrong VRRP version",
+            "(VI_1) invalid ttl. 1 and expect 255",
+            "(VI_1) Invalid VRRPv2 checksum",
+            "(VI_1) received an invalid passwd!",
+            // A v3 advert is refused by a v2 instance (keepalived reads its
+            // interval field as the auth type).
+            "(VI_1) received a 0 auth, expecting 1!",
         ] {
             d.wait_log(reason, Duration::from_secs(3))
                 .with_context(|| format!("{who}: {reason}"))?;

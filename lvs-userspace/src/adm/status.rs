@@ -8,7 +8,7 @@
 use std::{fmt::Write as _, path::PathBuf};
 
 pub use crate::agent::status::{now_unix_s, RealHealth, Status, SyncStatus};
-pub use crate::agent::vrrp::InstanceStatus;
+pub use crate::agent::status::InstanceStatus;
 
 /// `/run/lvs-xdp/<instance>/status.json`.
 pub fn status_path(instance: &str) -> PathBuf {

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use lvs_common::verdict;
 
-use super::vrrp::State as VrrpState;
+use crate::vrrp::VrrpState;
 use crate::datapath::State;
 
 /// What the agent knows about a VRRP instance, for the metrics.

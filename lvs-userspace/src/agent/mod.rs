@@ -12,7 +12,6 @@ pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod status;
-pub mod vrrp;
 
 use std::{
     path::{Path, PathBuf},
@@ -327,10 +326,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
 
     // VRRP (not with -C, checkers only): MASTER holds the VIPs.
     let (vrrp_tx, mut vrrp_rx) = tokio::sync::mpsc::channel(64);
-    let vrrp = if args.check {
+    let mut vrrp = if args.check {
         None
     } else {
-        Some(vrrp::Vrrp::start(&cfg, vrrp_tx)?)
+        Some(crate::vrrp::Vrrp::start(&cfg, vrrp_tx).await?)
     };
 
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(1024);
@@ -348,6 +347,8 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         None => None,
     };
     let mut vrrp_view: std::collections::BTreeMap<String, metrics::VrrpView> = Default::default();
+    // The config in force (for names in the status file after reloads).
+    let mut cfg_now = cfg.clone();
     let status_path = args
         .status_file
         .clone()
@@ -376,7 +377,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     pid: std::process::id(),
                     updated_unix_s: status::now_unix_s(),
                     health: health_view(&rec, &checkers),
-                    vrrp: vrrp.as_ref().map(|v| v.status()).unwrap_or_default(),
+                    vrrp: vrrp
+                        .as_ref()
+                        .map(|v| status::vrrp_status(&cfg_now, &v.stats()))
+                        .unwrap_or_default(),
                     sync: sync_status.clone(),
                 };
                 if let Err(e) = st.write(&status_path) {
@@ -400,7 +404,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
                 v.state = ev.state;
                 // ha_suspend: checks of such virtual servers pause unless MASTER.
-                let master = vrrp_view.values().any(|v| v.state == vrrp::State::Master);
+                let master = vrrp_view
+                    .values()
+                    .any(|v| v.state == crate::vrrp::VrrpState::Master);
                 checkers.set_suspended(!master);
             }
             Ok((stream, _)) = accept(&metrics_listener) => {
@@ -441,9 +447,12 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     error!("applying the new configuration: {e:#}");
                 }
                 checkers.reconcile(&parsed.config);
-                if vrrp.is_some() {
-                    info!("VRRP instances keep running as they are; a change to them needs a restart");
+                if let Some(v) = vrrp.as_mut() {
+                    if let Err(e) = v.reload(&parsed.config).await {
+                        error!("VRRP: new configuration not applied: {e}");
+                    }
                 }
+                cfg_now = parsed.config.clone();
             }
             _ = term.recv() => { info!("Stopping (SIGTERM)"); break; }
             _ = int.recv() => { info!("Stopping (SIGINT)"); break; }

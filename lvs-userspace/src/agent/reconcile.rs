@@ -346,12 +346,10 @@ impl Reconciler {
                     st.hop = Some(new);
                     self.dirty = true;
                 }
-                (None, None) => {
-                    // Ask the kernel to resolve it; found on a later tick.
-                    if solicited.insert(*addr) {
-                        for (e, _) in &tables {
-                            let _ = netlink::solicit(e.ifindex, *addr);
-                        }
+                // Ask the kernel to resolve it; found on a later tick.
+                (None, None) if solicited.insert(*addr) => {
+                    for (e, _) in &tables {
+                        let _ = netlink::solicit(e.ifindex, *addr);
                     }
                 }
                 _ => {}

@@ -9,7 +9,6 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::vrrp::InstanceStatus;
 
 /// Default place of the status file of an instance.
 pub fn default_path(instance: &str) -> PathBuf {
@@ -31,6 +30,22 @@ pub struct RealHealth {
     /// Seconds since the epoch of the last failure, if any.
     pub last_failure_unix_s: Option<u64>,
     pub last_reason: Option<String>,
+}
+
+/// What `lvsadm --vrrp` shows of an instance.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub state: String,
+    pub priority: u8,
+    /// The last master heard (or ourselves when MASTER).
+    pub master: Option<Ipv4Addr>,
+    pub adverts_received: u64,
+    pub adverts_sent: u64,
+    pub rejected: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -70,4 +85,28 @@ impl Status {
         let bytes = std::fs::read(path)?;
         serde_json::from_slice(&bytes).map_err(std::io::Error::other)
     }
+}
+
+/// The VRRP instances as `lvsadm --vrrp` shows them.
+pub fn vrrp_status(cfg: &lvs_config::Config, stats: &[crate::vrrp::VrrpStats]) -> Vec<InstanceStatus> {
+    stats
+        .iter()
+        .map(|st| {
+            let inst = cfg.vrrp_instance(&st.instance);
+            InstanceStatus {
+                name: st.instance.clone(),
+                interface: inst.map(|i| i.interface.clone()).unwrap_or_default(),
+                vrid: inst.map(|i| i.virtual_router_id).unwrap_or_default(),
+                version: inst
+                    .and_then(|i| i.version)
+                    .unwrap_or(cfg.global.vrrp_version),
+                state: st.state.to_string(),
+                priority: st.priority,
+                master: st.master_ip,
+                adverts_received: st.adverts_received,
+                adverts_sent: st.adverts_sent,
+                rejected: st.rejected.clone(),
+            }
+        })
+        .collect()
 }
