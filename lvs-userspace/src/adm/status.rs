@@ -7,8 +7,8 @@
 
 use std::{fmt::Write as _, path::PathBuf};
 
-pub use crate::agent::status::{now_unix_s, RealHealth, Status, SyncStatus};
 pub use crate::agent::status::InstanceStatus;
+pub use crate::agent::status::{now_unix_s, RealHealth, Status, SyncStatus};
 
 /// `/run/lvs-xdp/<instance>/status.json`.
 pub fn status_path(instance: &str) -> PathBuf {

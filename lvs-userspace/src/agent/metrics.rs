@@ -6,8 +6,8 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use lvs_common::verdict;
 
-use crate::vrrp::VrrpState;
 use crate::datapath::State;
+use crate::vrrp::VrrpState;
 
 /// What the agent knows about a VRRP instance, for the metrics.
 #[derive(Clone, Debug)]

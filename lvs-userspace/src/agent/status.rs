@@ -9,7 +9,6 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-
 /// Default place of the status file of an instance.
 pub fn default_path(instance: &str) -> PathBuf {
     PathBuf::from("/run/lvs-xdp")
@@ -88,7 +87,10 @@ impl Status {
 }
 
 /// The VRRP instances as `lvsadm --vrrp` shows them.
-pub fn vrrp_status(cfg: &lvs_config::Config, stats: &[crate::vrrp::VrrpStats]) -> Vec<InstanceStatus> {
+pub fn vrrp_status(
+    cfg: &lvs_config::Config,
+    stats: &[crate::vrrp::VrrpStats],
+) -> Vec<InstanceStatus> {
     stats
         .iter()
         .map(|st| {
