@@ -202,3 +202,39 @@ fn carrier_loss_is_fault_and_recovery_preempts() {
     let _ = lab.kill(m.pid);
     let _ = lab.kill(b.pid);
 }
+
+#[test]
+fn garp_bursts_on_master_then_after_delay_and_refresh() {
+    let lab = lab();
+    let m = start_ours(
+        &lab,
+        0,
+        &Conf {
+            extra: "    garp_master_delay 1\n    garp_master_repeat 3\n    garp_master_refresh 2\n",
+            ..Conf::master().v3("0.1")
+        },
+    );
+    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let bursts = || {
+        log_text(&m)
+            .matches("Sending/queueing gratuitous ARPs on bond0 for 198.18.0.100")
+            .count()
+    };
+    assert_eq!(bursts(), 1, "first burst on entering MASTER");
+    // The second burst garp_master_delay (1 s) later, refreshes every 2 s.
+    lvs_testkit::wait_until(
+        "second burst",
+        Duration::from_millis(1800),
+        Duration::from_millis(20),
+        || bursts() == 2,
+    )
+    .unwrap();
+    lvs_testkit::wait_until(
+        "refresh burst",
+        Duration::from_millis(1800),
+        Duration::from_millis(20),
+        || bursts() == 3,
+    )
+    .unwrap();
+    let _ = lab.kill(m.pid);
+}
