@@ -342,6 +342,7 @@ fn metrics_agree_with_lvsadm_stats() -> Result<()> {
         "Serving metrics on http://198.18.0.2:9105/metrics",
         Duration::from_secs(5),
     )?;
+    d.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(10))?;
     let r = http_load(
         &lab,
         lab.client_ns(),

@@ -84,6 +84,12 @@ fn main() -> Result<()> {
                 argv.push("--");
                 argv.extend(args.iter().map(String::as_str));
             }
+            // One test at a time: the lab tests measure failover gaps and
+            // removal times, and on two cores parallel labs would measure
+            // each other. (RUST_TEST_THREADS set by the caller wins.)
+            if std::env::var_os("RUST_TEST_THREADS").is_none() {
+                std::env::set_var("RUST_TEST_THREADS", "1");
+            }
             cargo(&argv)
         }
         Cmd::Bench { json, repeat } => {

@@ -9,11 +9,12 @@ use lvs_common::verdict;
 use crate::datapath::State;
 use crate::vrrp::VrrpState;
 
-/// What the agent knows about a VRRP instance, for the metrics.
+/// What the metrics show of a VRRP instance (from `Vrrp::stats`).
 #[derive(Clone, Debug)]
 pub struct VrrpView {
     pub state: VrrpState,
-    pub transitions: u64,
+    /// Times it became MASTER.
+    pub became_master: u64,
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -172,15 +173,15 @@ pub fn render(state: &State, vrrp: &BTreeMap<String, VrrpView>) -> String {
     }
     family(
         &mut out,
-        "lvs_vrrp_transitions_total",
+        "lvs_vrrp_became_master_total",
         "counter",
-        "VRRP state changes.",
+        "Times the VRRP instance became MASTER.",
     );
     for (name, v) in vrrp {
         let _ = writeln!(
             out,
-            "lvs_vrrp_transitions_total{{instance=\"{name}\"}} {}",
-            v.transitions
+            "lvs_vrrp_became_master_total{{instance=\"{name}\"}} {}",
+            v.became_master
         );
     }
     out

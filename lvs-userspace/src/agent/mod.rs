@@ -346,7 +346,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         }
         None => None,
     };
-    let mut vrrp_view: std::collections::BTreeMap<String, metrics::VrrpView> = Default::default();
+    // Each VRRP instance's state, for ha_suspend.
+    let mut vrrp_state: std::collections::BTreeMap<String, crate::vrrp::VrrpState> =
+        Default::default();
     // The config in force (for names in the status file after reloads).
     let mut cfg_now = cfg.clone();
     let status_path = args
@@ -395,22 +397,26 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
             }
             Some(ev) = vrrp_rx.recv() => {
-                let v = vrrp_view.entry(ev.instance.clone()).or_insert(metrics::VrrpView {
-                    state: ev.state,
-                    transitions: 0,
-                });
-                if v.state != ev.state {
-                    v.transitions += 1;
-                }
-                v.state = ev.state;
+                vrrp_state.insert(ev.instance.clone(), ev.state);
                 // ha_suspend: checks of such virtual servers pause unless MASTER.
-                let master = vrrp_view
+                let master = vrrp_state
                     .values()
-                    .any(|v| v.state == crate::vrrp::VrrpState::Master);
+                    .any(|s| *s == crate::vrrp::VrrpState::Master);
                 checkers.set_suspended(!master);
             }
             Ok((stream, _)) = accept(&metrics_listener) => {
-                let body = metrics::render(rec.datapath(), &vrrp_view);
+                let view = vrrp
+                    .as_ref()
+                    .map(|v| {
+                        v.stats()
+                            .into_iter()
+                            .map(|s| {
+                                (s.instance.clone(), metrics::VrrpView { state: s.state, became_master: s.became_master })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let body = metrics::render(rec.datapath(), &view);
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
