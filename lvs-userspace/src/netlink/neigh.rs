@@ -11,9 +11,10 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use super::sock::{request, Kind};
 use super::{link_by_index, NetlinkError};
 
-/// Every usable entry of `ifindex`'s neighbour table (same states as
-/// [`neighbour`]), from one dump: what to use when resolving many
-/// addresses at once.
+/// Every usable entry of `ifindex`'s neighbour table, from one dump.
+/// REACHABLE, STALE, DELAY, PROBE, PERMANENT and NOARP entries count (a
+/// STALE entry still has a valid address, the kernel just has not confirmed
+/// it lately); INCOMPLETE and FAILED do not.
 pub fn neighbours(
     ifindex: u32,
 ) -> Result<std::collections::HashMap<Ipv4Addr, [u8; 6]>, NetlinkError> {
@@ -62,55 +63,9 @@ pub fn neighbours(
 }
 
 /// The resolved MAC of `ip` on `ifindex`, or `None` if the kernel has no
-/// usable entry. REACHABLE, STALE, DELAY, PROBE, PERMANENT and NOARP entries
-/// count (a STALE entry still has a valid address, the kernel just has not
-/// confirmed it lately); INCOMPLETE and FAILED do not.
+/// usable entry (see [`neighbours`] for which states count).
 pub fn neighbour(ifindex: u32, ip: Ipv4Addr) -> Result<Option<[u8; 6]>, NetlinkError> {
-    let mut q = NeighbourMessage::default();
-    q.header.family = AddressFamily::Inet;
-    let msgs = request(
-        "list neighbours",
-        RouteNetlinkMessage::GetNeighbour(q),
-        Kind::Dump,
-        0,
-    )?;
-    for m in msgs {
-        let RouteNetlinkMessage::NewNeighbour(m) = m else {
-            continue;
-        };
-        if m.header.ifindex != ifindex {
-            continue;
-        }
-        let dst = m.attributes.iter().find_map(|a| match a {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(d)) => Some(*d),
-            _ => None,
-        });
-        if dst != Some(ip) {
-            continue;
-        }
-        let usable = matches!(
-            m.header.state,
-            NeighbourState::Reachable
-                | NeighbourState::Stale
-                | NeighbourState::Delay
-                | NeighbourState::Probe
-                | NeighbourState::Permanent
-                | NeighbourState::Noarp
-        );
-        if !usable {
-            return Ok(None);
-        }
-        let mac = m.attributes.iter().find_map(|a| match a {
-            NeighbourAttribute::LinkLayerAddress(b) if b.len() == 6 => {
-                let mut mac = [0u8; 6];
-                mac.copy_from_slice(b);
-                Some(mac)
-            }
-            _ => None,
-        });
-        return Ok(mac);
-    }
-    Ok(None)
+    Ok(neighbours(ifindex)?.get(&ip).copied())
 }
 
 /// Makes the kernel resolve `ip` on `ifindex`.
