@@ -48,8 +48,17 @@ impl Parser {
     }
 
     pub fn uint_word(&mut self, kw: &str, w: &Word, min: u64, max: u64) -> Option<u64> {
-        match w.text.parse::<u64>() {
-            Ok(v) if (min..=max).contains(&v) => Some(v),
+        self.number_word(kw, w, min, max)
+    }
+
+    /// A whole number in `min..=max`: out of range is an error (ignored),
+    /// not a number is fatal.
+    fn number_word<T>(&mut self, kw: &str, w: &Word, min: T, max: T) -> Option<T>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        match w.text.parse::<T>() {
+            Ok(v) if min <= v && v <= max => Some(v),
             Ok(_) => {
                 self.diags.add(
                     Severity::Error,
@@ -78,27 +87,7 @@ impl Parser {
     }
 
     pub fn int_word(&mut self, kw: &str, w: &Word, min: i64, max: i64) -> Option<i64> {
-        match w.text.parse::<i64>() {
-            Ok(v) if (min..=max).contains(&v) => Some(v),
-            Ok(_) => {
-                self.diags.add(
-                    Severity::Error,
-                    &w.span,
-                    format!("`{kw}` value {} is out of range; ignored", w.text),
-                    Some(format!("use a value from {min} to {max}")),
-                );
-                None
-            }
-            Err(_) => {
-                self.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("`{kw}` value `{}` is not a number", w.text),
-                    Some(format!("use a whole number from {min} to {max}")),
-                );
-                None
-            }
-        }
+        self.number_word(kw, w, min, max)
     }
 
     /// A time in seconds, decimals allowed (keepalived's `read_timer`:
