@@ -172,6 +172,13 @@ fn misc_dynamic_weight_and_timeout() -> Result<()> {
         assert_eq!(h.len(), 2);
         assert!(h.iter().all(|s| s.checkers == ["MISC_CHECK"]));
         checkers.shutdown().await;
+        // A script killed by the shutdown is reaped by the runtime's
+        // SIGCHLD handling, as in lvsd, whose runtime outlives its checkers:
+        // keep this runtime alive (bounded) until nothing is left.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while leftovers(&marker) != (0, 0) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         anyhow::Ok(())
     });
     drop(rt);
