@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
-use crate::diag::Severity;
+use crate::diag::{Severity, Span};
 use crate::keywords::{SCRIPT_ALL, SYNC_GROUP_ALL, VRRP_ALL};
 use crate::model::{
     Auth, AuthType, Config, Notify, TrackInterface, TrackScript, VipEntry, VrrpInstance,
@@ -141,35 +141,27 @@ pub(super) fn parse_script(p: &mut Parser, cfg: &mut Config, n: &Node) {
 // ------------------------------------------------------------ shared entries
 
 fn track_interfaces(p: &mut Parser, n: &Node) -> Vec<TrackInterface> {
-    let mut out = Vec::new();
-    for e in n.block.iter().flatten() {
-        let weight = match e.words.get(1) {
-            Some(w) if w.text == "weight" => match e.words.get(2) {
-                Some(v) => p.int_word("weight", v, -254, 254).map(|v| v as i32),
-                None => {
-                    p.diags.error(&w.span, "`weight` needs a value");
-                    None
-                }
-            },
-            Some(w) => {
-                p.diags.warn(
-                    &w.span,
-                    format!("unknown track_interface option `{}`; ignored", w.text),
-                );
-                None
-            }
-            None => None,
-        };
-        out.push(TrackInterface {
-            span: e.span().clone(),
-            name: e.keyword().to_string(),
-            weight,
-        });
-    }
-    out
+    tracked(p, n, "track_interface", |span, name, weight| {
+        TrackInterface { span, name, weight }
+    })
 }
 
 fn track_scripts(p: &mut Parser, n: &Node) -> Vec<TrackScript> {
+    tracked(p, n, "track_script", |span, name, weight| TrackScript {
+        span,
+        name,
+        weight,
+    })
+}
+
+/// The entries of a `track_interface` / `track_script` block: `NAME [weight
+/// W]`, W in -254..=254; other options are warned about and ignored.
+fn tracked<T>(
+    p: &mut Parser,
+    n: &Node,
+    block: &str,
+    make: impl Fn(Span, String, Option<i32>) -> T,
+) -> Vec<T> {
     let mut out = Vec::new();
     for e in n.block.iter().flatten() {
         let weight = match e.words.get(1) {
@@ -183,17 +175,13 @@ fn track_scripts(p: &mut Parser, n: &Node) -> Vec<TrackScript> {
             Some(w) => {
                 p.diags.warn(
                     &w.span,
-                    format!("unknown track_script option `{}`; ignored", w.text),
+                    format!("unknown {block} option `{}`; ignored", w.text),
                 );
                 None
             }
             None => None,
         };
-        out.push(TrackScript {
-            span: e.span().clone(),
-            name: e.keyword().to_string(),
-            weight,
-        });
+        out.push(make(e.span().clone(), e.keyword().to_string(), weight));
     }
     out
 }
