@@ -38,46 +38,33 @@ pub fn render(state: &State, vrrp: &BTreeMap<String, VrrpView>) -> String {
             s.proto.map(|p| p.name()).unwrap_or("?")
         )
     };
-    for (name, help, get) in [
-        (
-            "lvs_service_packets_total",
-            "Packets forwarded for a virtual service.",
-            (|s: &lvs_common::Stats| s.packets) as fn(&lvs_common::Stats) -> u64,
-        ),
-        (
-            "lvs_service_bytes_total",
-            "Bytes forwarded for a virtual service.",
-            |s| s.bytes,
-        ),
-        (
-            "lvs_service_connections_total",
-            "Connections scheduled for a virtual service.",
-            |s| s.conns,
-        ),
-    ] {
-        family(&mut out, name, "counter", help);
+    // The same three counters are kept per service and per real server.
+    type Counter = fn(&lvs_common::Stats) -> u64;
+    let counters: [(&str, &str, Counter); 3] = [
+        ("packets", "Packets forwarded", |s| s.packets),
+        ("bytes", "Bytes forwarded", |s| s.bytes),
+        ("connections", "Connections scheduled", |s| s.conns),
+    ];
+    for (what, help, get) in counters {
+        let name = format!("lvs_service_{what}_total");
+        family(
+            &mut out,
+            &name,
+            "counter",
+            &format!("{help} for a virtual service."),
+        );
         for s in &services {
             let _ = writeln!(out, "{name}{{{}}} {}", svc_label(s), get(&s.stats));
         }
     }
-    for (name, help, get) in [
-        (
-            "lvs_real_server_packets_total",
-            "Packets forwarded to a real server.",
-            (|s: &lvs_common::Stats| s.packets) as fn(&lvs_common::Stats) -> u64,
-        ),
-        (
-            "lvs_real_server_bytes_total",
-            "Bytes forwarded to a real server.",
-            |s| s.bytes,
-        ),
-        (
-            "lvs_real_server_connections_total",
-            "Connections scheduled to a real server.",
-            |s| s.conns,
-        ),
-    ] {
-        family(&mut out, name, "counter", help);
+    for (what, help, get) in counters {
+        let name = format!("lvs_real_server_{what}_total");
+        family(
+            &mut out,
+            &name,
+            "counter",
+            &format!("{help} to a real server."),
+        );
         for s in &services {
             for b in &s.backends {
                 let _ = writeln!(
