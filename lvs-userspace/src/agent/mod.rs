@@ -30,7 +30,11 @@ use self::{
     reconcile::{Egress, Reconciler},
 };
 use crate::{
-    datapath::{self, AttachMode, Datapath, Options},
+    datapath::{
+        self,
+        owner::{self, InstanceLock},
+        AttachMode, Datapath, Options,
+    },
     netlink,
 };
 
@@ -40,6 +44,14 @@ pub fn main() -> ExitCode {
     init_logging(&args);
 
     if args.flush {
+        // Never under a running lvsd's feet.
+        let _lock = match InstanceLock::acquire(&args.bpffs, &args.instance, Duration::ZERO) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("flush: {e}");
+                return ExitCode::from(1);
+            }
+        };
         return match datapath::flush_instance(&args.bpffs, &args.instance) {
             Ok(()) => {
                 info!(
@@ -239,6 +251,11 @@ impl Drop for PidFile {
 }
 
 async fn run(args: Args, cfg: Config) -> Result<()> {
+    // First: a second lvsd on this instance stops here, touching nothing.
+    // Until `started()`, dropping the lock undoes what this start pinned.
+    let mut lock = tokio::task::block_in_place(|| {
+        InstanceLock::acquire(&args.bpffs, &args.instance, owner::HANDOVER_WAIT)
+    })?;
     let _pid = PidFile::create(args.pid.clone())?;
     info!(
         "Starting lvsd {} (instance {})",
@@ -368,6 +385,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     let mut ticks: u64 = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+    lock.started();
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -460,8 +478,8 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
                 cfg_now = parsed.config.clone();
             }
-            _ = term.recv() => { info!("Stopping (SIGTERM)"); break; }
-            _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
+            _ = term.recv() => { lock.mark_stopping(); info!("Stopping (SIGTERM)"); break; }
+            _ = int.recv() => { lock.mark_stopping(); info!("Stopping (SIGINT)"); break; }
         }
     }
 
