@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod reconcile;
 pub mod status;
@@ -386,6 +387,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     lock.started();
+    notify::ready(&format!(
+        "forwarding {} virtual servers",
+        rec.plan().services.len()
+    ));
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -455,11 +460,13 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 rec.apply_synced(&entries);
             }
             _ = hup.recv() => {
+                notify::reloading();
                 info!("Reloading configuration file {}", args.use_file.display());
                 let parsed = load_config(&args.use_file, args.config_id.as_deref());
                 log_diagnostics(&parsed);
                 if parsed.exit_code() == EXIT_CANNOT_RUN {
                     error!("{}: new configuration refused; the running one stays in force", args.use_file.display());
+                    notify::ready("new configuration refused; the previous one runs");
                     continue;
                 }
                 let plan = plan::plan(&parsed.config);
@@ -477,9 +484,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     }
                 }
                 cfg_now = parsed.config.clone();
+                notify::ready(&format!("reloaded: {} virtual servers", rec.plan().services.len()));
             }
-            _ = term.recv() => { lock.mark_stopping(); info!("Stopping (SIGTERM)"); break; }
-            _ = int.recv() => { lock.mark_stopping(); info!("Stopping (SIGINT)"); break; }
+            _ = term.recv() => { stopping(&lock); info!("Stopping (SIGTERM)"); break; }
+            _ = int.recv() => { stopping(&lock); info!("Stopping (SIGINT)"); break; }
         }
     }
 
@@ -501,6 +509,12 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
     info!("Stopped lvsd");
     Ok(())
+}
+
+/// Tells systemd and a waiting successor that this agent is on its way out.
+fn stopping(lock: &InstanceLock) {
+    notify::stopping();
+    lock.mark_stopping();
 }
 
 /// A checker's verdict, into the reconciler's view.
