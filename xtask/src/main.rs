@@ -4,6 +4,7 @@
 //! `cargo xtask setup` works on a machine that cannot build the XDP program
 //! yet — installing what it needs is its job.
 
+mod package;
 mod setup;
 
 use std::process::Command;
@@ -44,6 +45,15 @@ enum Cmd {
         #[arg(long, default_value_t = 2_000_000)]
         repeat: u32,
     },
+    /// The Debian package (cargo-deb): binaries, unit, man pages,
+    /// completions, alert rules. Writes target/package/lvs-xdp_*.deb.
+    Package {
+        /// Then install it here, check every file, the unit
+        /// (systemd-analyze verify) and the man pages (man -l), and purge
+        /// it (needs root; the package must not be installed already).
+        #[arg(long)]
+        check: bool,
+    },
     /// The seed-shaped lab: one director, five real servers (2:3:3:2:2),
     /// real HTTP clients from many addresses; prints the split.
     Demo,
@@ -76,6 +86,8 @@ fn main() -> Result<()> {
         Cmd::Test { args } => {
             setup::run(true)?;
             require_root("the tests load BPF programs and build network namespaces")?;
+            // The shipped alert rules: valid, and each fires when it should.
+            package::check_alert_rules()?;
             // Binaries the lab starts (httpd, lvsd, lvs-xdp-pass) must exist
             // before the tests look for them.
             cargo(&["build", "--workspace", "--bins"])?;
@@ -130,6 +142,15 @@ fn main() -> Result<()> {
             cargo(&argv)
         }
         Cmd::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
+        Cmd::Package { check } => {
+            setup::run(check)?;
+            let deb = package::build()?;
+            if check {
+                require_root("the check installs and purges the package")?;
+                package::check(&deb)?;
+            }
+            Ok(())
+        }
         Cmd::Demo => {
             setup::run(true)?;
             require_root("the demo builds network namespaces and attaches XDP")?;

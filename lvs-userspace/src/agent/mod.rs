@@ -428,18 +428,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 checkers.set_suspended(!master);
             }
             Ok((stream, _)) = accept(&metrics_listener) => {
-                let view = vrrp
-                    .as_ref()
-                    .map(|v| {
-                        v.stats()
-                            .into_iter()
-                            .map(|s| {
-                                (s.instance.clone(), metrics::VrrpView { state: s.state, became_master: s.became_master })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let body = metrics::render(rec.datapath(), &view);
+                let body = metrics::render(rec.datapath(), &metrics::AgentView::of(vrrp.as_ref(), &rec));
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {

@@ -13,6 +13,7 @@ use lvs_userspace::check::{genhash, GenhashOptions, HttpProtocol};
 #[derive(Parser, Debug)]
 #[command(
     name = "lvs-genhash",
+    version,
     about = "MD5 digest of a url's body, as keepalived's genhash prints it"
 )]
 struct Args {
