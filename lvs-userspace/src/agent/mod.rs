@@ -8,6 +8,7 @@
 //! SIGINT stop cleanly (the data path is removed unless --keep-datapath).
 
 pub mod cli;
+pub mod interfaces;
 pub mod metrics;
 pub mod notify;
 pub mod plan;
@@ -20,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use lvs_config::{Config, ParseOptions, ParseResult, Severity, EXIT_CANNOT_RUN};
 use tokio::signal::unix::{signal, SignalKind};
@@ -156,24 +157,6 @@ fn enter_netns(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The interfaces the data path attaches to.
-fn datapath_interfaces(args: &Args, cfg: &Config) -> Result<Vec<String>> {
-    let mut out: Vec<String> = args.interface.clone();
-    if out.is_empty() {
-        for v in &cfg.vrrp_instances {
-            if !out.contains(&v.interface) {
-                out.push(v.interface.clone());
-            }
-        }
-    }
-    if out.is_empty() {
-        bail!(
-            "no interface for the data path: give --interface or a vrrp_instance with `interface`"
-        );
-    }
-    Ok(out)
-}
-
 /// The next metrics client, or never without --metrics.
 async fn accept(
     l: &Option<tokio::net::TcpListener>,
@@ -269,6 +252,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         warn!("{s}");
     }
 
+    let ifaces = interfaces::datapath_interfaces(&args.interface, &cfg, &plan)?;
     let mut opts = Options::new(&args.instance);
     opts.bpffs_root = args.bpffs.clone();
     opts.conn_table_size = args.conn_table_size;
@@ -287,7 +271,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         XdpModeArg::Generic => AttachMode::Generic,
     };
     let mut egress = Vec::new();
-    for ifname in datapath_interfaces(&args, &cfg)? {
+    for ifname in ifaces {
         let a = dp
             .attach(&ifname, mode)
             .with_context(|| format!("attaching XDP to {ifname}"))?;
