@@ -21,6 +21,7 @@
 //! does not parse, an unknown top-level block or a missing required item is
 //! fatal.
 
+pub mod capability;
 pub mod diag;
 mod keywords;
 mod lexer;

@@ -94,3 +94,43 @@ fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Resul
     assert!(d.log().contains("XDP on bond0: attached"), "{}", d.log());
     Ok(())
 }
+
+/// A NAT service beside a DR one: `lvsd -t` says error (exit 4), lvsd runs
+/// the DR service only and never programs the NAT one as DR.
+#[test]
+fn a_nat_service_is_an_error_and_is_not_forwarded() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 2,
+        client_addrs: 10,
+        director_holds_vip: true,
+        ..LabSpec::default()
+    })?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let config = format!(
+        "{}virtual_server 198.18.0.100 8080 {{\n lb_algo rr\n lb_kind NAT\n protocol TCP\n real_server 198.18.0.11 80 {{\n }}\n}}\n",
+        vs_only(&["198.18.0.11", "198.18.0.12"])
+    );
+    let conf = lab.log_dir().join("nat.conf");
+    std::fs::write(&conf, &config)?;
+    let out = std::process::Command::new(own_bin("lvsd"))
+        .args(["-t", "-f"])
+        .arg(&conf)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains(
+            "nat.conf:14:10: error: lb_kind NAT: virtual_server 198.18.0.100:8080 is not run"
+        ),
+        "{text}"
+    );
+
+    let mut d = Director::new(&lab, &bpffs.0, &config)?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+    d.wait_log("virtual_server 198.18.0.100:8080", Duration::from_secs(5))?;
+    let services = d.inspect()?.services()?;
+    let ports: Vec<u16> = services.iter().map(|s| s.port).collect();
+    assert_eq!(ports, vec![80], "only the DR service is programmed");
+    Ok(())
+}
