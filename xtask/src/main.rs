@@ -53,6 +53,10 @@ enum Cmd {
         /// it (needs root; the package must not be installed already).
         #[arg(long)]
         check: bool,
+        /// Package the debug build instead of the release one (quicker;
+        /// what `cargo xtask test` checks).
+        #[arg(long)]
+        dev: bool,
     },
     /// The seed-shaped lab: one director, five real servers (2:3:3:2:2),
     /// real HTTP clients from many addresses; prints the split.
@@ -102,7 +106,13 @@ fn main() -> Result<()> {
             if std::env::var_os("RUST_TEST_THREADS").is_none() {
                 std::env::set_var("RUST_TEST_THREADS", "1");
             }
-            cargo(&argv)
+            let tests = cargo(&argv);
+            // The Debian package of the debug build (already built above):
+            // installed, checked and purged.
+            eprintln!("package check (debug build)");
+            let package =
+                package::build(package::Profile::Dev).and_then(|deb| package::check(&deb));
+            tests.and(package)
         }
         Cmd::Bench { json, repeat } => {
             setup::run(true)?;
@@ -142,9 +152,13 @@ fn main() -> Result<()> {
             cargo(&argv)
         }
         Cmd::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
-        Cmd::Package { check } => {
+        Cmd::Package { check, dev } => {
             setup::run(check)?;
-            let deb = package::build()?;
+            let deb = package::build(if dev {
+                package::Profile::Dev
+            } else {
+                package::Profile::Release
+            })?;
             if check {
                 require_root("the check installs and purges the package")?;
                 package::check(&deb)?;

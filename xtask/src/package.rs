@@ -37,14 +37,36 @@ const EXPECTED: &[&str] = &[
     "/usr/share/doc/lvs-xdp/alerts.yml",
 ];
 
-fn docs_dir() -> PathBuf {
-    workspace_root().join("target/package/docs")
+/// Which build the package holds: `Release` for `cargo xtask package`;
+/// `Dev` for the check in `cargo xtask test`, which reuses the debug build
+/// the tests need anyway (the layout, unit, pages and scripts are the same).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Release,
+    Dev,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Dev => "debug",
+        }
+    }
 }
 
 /// Builds the .deb and returns its path.
-pub fn build() -> Result<PathBuf> {
-    cargo(&["build", "--release", "--workspace", "--bins"])?;
-    let docs = docs_dir();
+pub fn build(profile: Profile) -> Result<PathBuf> {
+    match profile {
+        Profile::Release => cargo(&["build", "--release", "--workspace", "--bins"])?,
+        Profile::Dev => cargo(&["build", "--workspace", "--bins"])?,
+    }
+    // Where [package.metadata.deb] finds them (target/release/… is mapped
+    // to the profile's directory by cargo-deb).
+    let docs = workspace_root()
+        .join("target")
+        .join(profile.dir())
+        .join("lvs-docs");
     let _ = std::fs::remove_dir_all(&docs);
     let docs_arg = docs.to_str().context("target path")?.to_owned();
     cargo(&[
@@ -64,14 +86,27 @@ pub fn build() -> Result<PathBuf> {
         )?;
     }
     ensure_cargo_deb()?;
-    let out_dir = workspace_root().join("target/package");
+    let out_dir = workspace_root().join("target/package").join(profile.dir());
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir)?;
     let out = out_dir.to_str().context("target path")?;
-    cargo(&["deb", "-p", "lvs-userspace", "--no-build", "--output", out])?;
+    let mut argv = vec![
+        "deb",
+        "-p",
+        "lvs-userspace",
+        "--no-build",
+        "--strip",
+        "--output",
+        out,
+    ];
+    if profile == Profile::Dev {
+        argv.extend(["--profile", "dev"]);
+    }
+    cargo(&argv)?;
     let deb = std::fs::read_dir(&out_dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .context("cargo deb wrote no .deb")?;
     eprintln!("package: {}", deb.display());
     Ok(deb)
