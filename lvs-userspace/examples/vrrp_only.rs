@@ -46,7 +46,7 @@ async fn main() -> Result<()> {
     let conf = conf.context("-f FILE is required")?;
     let cfg = load(&conf)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let mut vrrp = Vrrp::start(&cfg, tx).await?;
+    let mut vrrp = Vrrp::start(&cfg, tx, lvs_userspace::vrrp::PreemptGate::open()).await?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
