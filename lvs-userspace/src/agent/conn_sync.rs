@@ -41,8 +41,8 @@ pub fn setup(cfg: &Config, key_file: Option<&Path>) -> Result<Option<SyncSetup>>
         .with_context(|| format!("lvs_sync_daemon_interface {ifname}"))?;
     let mut s = SyncSetup::new(ifname, link.index, v.virtual_router_id);
     if let Some(path) = key_file {
-        let key = std::fs::read(path)
-            .with_context(|| format!("--sync-key-file {}", path.display()))?;
+        let key =
+            std::fs::read(path).with_context(|| format!("--sync-key-file {}", path.display()))?;
         let key: Vec<u8> = key.trim_ascii().to_vec();
         anyhow::ensure!(
             !key.is_empty(),

@@ -176,10 +176,12 @@ impl BulkSync {
             }
             return None;
         }
-        let stalled = |p: &Peer| {
-            !p.complete() && p.last.is_some_and(|t| now.duration_since(t) >= STALL)
-        };
-        if self.peers.values().any(|p| p.done.is_some() && !p.complete())
+        let stalled =
+            |p: &Peer| !p.complete() && p.last.is_some_and(|t| now.duration_since(t) >= STALL);
+        if self
+            .peers
+            .values()
+            .any(|p| p.done.is_some() && !p.complete())
             || self.peers.values().any(stalled)
         {
             // Something was lost: ask everyone again (entries are idempotent).
@@ -243,7 +245,12 @@ mod tests {
         b.on_done(t0 + ms(200), A, 8, 2, 100);
         assert!(matches!(
             b.on_timer(t0 + ms(600)),
-            Some(BulkAction::Finished(BulkReport { complete: true, entries: 100, attempts: 2, .. }))
+            Some(BulkAction::Finished(BulkReport {
+                complete: true,
+                entries: 100,
+                attempts: 2,
+                ..
+            }))
         ));
     }
 
@@ -256,7 +263,11 @@ mod tests {
         assert_eq!(b.on_timer(t0 + ms(2000)), Some(BulkAction::Request(1)));
         assert!(matches!(
             b.on_timer(t0 + ms(3000)),
-            Some(BulkAction::Finished(BulkReport { complete: false, peers: 0, .. }))
+            Some(BulkAction::Finished(BulkReport {
+                complete: false,
+                peers: 0,
+                ..
+            }))
         ));
     }
 
@@ -272,7 +283,12 @@ mod tests {
         b.on_done(t0 + ms(450), B, 3, 2, 63);
         assert!(matches!(
             b.on_timer(t0 + ms(500)),
-            Some(BulkAction::Finished(BulkReport { complete: true, peers: 2, entries: 73, .. }))
+            Some(BulkAction::Finished(BulkReport {
+                complete: true,
+                peers: 2,
+                entries: 73,
+                ..
+            }))
         ));
     }
 }

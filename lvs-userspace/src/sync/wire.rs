@@ -203,8 +203,7 @@ pub fn decode(buf: &[u8], key: Option<&[u8]>) -> Result<Message, WireError> {
             let mut m = <Hmac<Sha256> as Mac>::new_from_slice(k).expect("any key length");
             m.update(&buf[..end]);
             // Constant-time comparison.
-            m.verify_slice(&buf[end..])
-                .map_err(|_| WireError::BadMac)?;
+            m.verify_slice(&buf[end..]).map_err(|_| WireError::BadMac)?;
             end
         }
     };
