@@ -53,16 +53,17 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 600)]
         seconds: u64,
-        /// Only this target (`parse`, `parse_advert`).
+        /// Only this target (`parse`, `parse_advert`, `sync_decode`).
         #[arg(long)]
         target: Option<String>,
     },
 }
 
 /// Fuzz targets: (directory with its own fuzz workspace, target name).
-const FUZZ_TARGETS: [(&str, &str); 2] = [
+const FUZZ_TARGETS: [(&str, &str); 3] = [
     ("lvs-config/fuzz", "parse"),
     ("lvs-userspace/fuzz", "parse_advert"),
+    ("lvs-userspace/fuzz", "sync_decode"),
 ];
 
 fn main() -> Result<()> {

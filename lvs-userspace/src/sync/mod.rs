@@ -281,7 +281,7 @@ async fn send_bulk(
         };
         send(&udp, &setup, dest, &wire::encode_one(&m, setup.key())).await;
         seq += 1;
-        if seq as usize % BULK_BURST == 0 {
+        if (seq as usize).is_multiple_of(BULK_BURST) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
