@@ -98,6 +98,22 @@ fn main() -> Result<()> {
             require_root("the bench loads BPF programs and builds a lab")?;
             cargo(&["build", "--release", "--workspace", "--bins"])?;
             let repeat = repeat.to_string();
+            // The agent side first: 1000 real servers checked every second.
+            let mut argv = vec![
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "lvs-userspace",
+                "--example",
+                "health_bench",
+                "--",
+            ];
+            if json {
+                argv.push("--json");
+            }
+            cargo(&argv)?;
+            // The data path last, so its JSON object is the last line.
             let mut argv = vec![
                 "run",
                 "--release",
@@ -109,21 +125,6 @@ fn main() -> Result<()> {
                 "--",
                 "--repeat",
                 &repeat,
-            ];
-            if json {
-                argv.push("--json");
-            }
-            cargo(&argv)?;
-            // The agent side: 1000 real servers checked every second.
-            let mut argv = vec![
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lvs-userspace",
-                "--example",
-                "health_bench",
-                "--",
             ];
             if json {
                 argv.push("--json");
