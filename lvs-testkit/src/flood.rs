@@ -5,7 +5,7 @@
 //! inside the attacking namespace (`netns::spawn_thread`).
 
 use std::{
-    net::{Ipv4Addr, SocketAddrV4},
+    net::SocketAddrV4,
     time::{Duration, Instant},
 };
 
@@ -121,7 +121,7 @@ pub fn syn_flood(f: &Flood) -> Result<FloodReport> {
     let mut buf = [0u8; 54];
     let mut sent = 0u64;
     while sent < f.count {
-        if sent % 1024 == 0 && start.elapsed() >= f.max_time {
+        if sent.is_multiple_of(1024) && start.elapsed() >= f.max_time {
             break;
         }
         frame(f, sent, &mut buf);
@@ -164,6 +164,7 @@ impl Drop for Closer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn frames_have_valid_checksums_and_stay_in_range() {
