@@ -4,8 +4,9 @@
 //! (the same numbers `lvsadm --stats --exact` prints).
 //!
 //! Table-driven: a new counter is one row in [`SERVICE_COUNTERS`],
-//! [`REAL_SERVER_GAUGES`] or [`DATAPATH_GAUGES`]; every data-path verdict
-//! reason in `lvs_common::verdict::NAMES` appears on its own. Alert rules
+//! [`REAL_SERVER_GAUGES`] or [`TABLE_GAUGES`]; every data-path verdict
+//! (`lvs_common::verdict::NAMES`) and event (`lvs_common::event::NAMES`)
+//! appears on its own. Alert rules
 //! over these names: packaging/prometheus/alerts.yml.
 
 use std::{collections::BTreeMap, fmt::Write as _};
@@ -97,18 +98,50 @@ const REAL_SERVER_GAUGES: [BackendGauge; 4] = [
     ),
 ];
 
-/// Whole-data-path gauges (`None`: the map could not be read; left out).
-type StateGauge = (&'static str, &'static str, fn(&State) -> Option<u64>);
-const DATAPATH_GAUGES: [StateGauge; 2] = [
+/// The connection tables' fill, read once per scrape (`conns()` walks
+/// both maps).
+struct Tables {
+    established: u64,
+    size: u64,
+    half_open: u64,
+    half_open_size: u64,
+}
+
+impl Tables {
+    fn read(state: &State) -> Option<Tables> {
+        let conns = state.conns().ok()?;
+        let half = conns.iter().filter(|c| c.half_open).count() as u64;
+        Some(Tables {
+            established: conns.len() as u64 - half,
+            size: state.conn_table_size().ok()?.into(),
+            half_open: half,
+            half_open_size: state.half_open_size().ok()?.into(),
+        })
+    }
+}
+
+/// Whole-data-path gauges over [`Tables`].
+type TableGauge = (&'static str, &'static str, fn(&Tables) -> u64);
+const TABLE_GAUGES: [TableGauge; 4] = [
     (
         "lvs_conn_table_entries",
-        "Entries in the connection table.",
-        |s| s.conns().ok().map(|c| c.len() as u64),
+        "Established entries in the connection table (conns).",
+        |t| t.established,
     ),
     (
         "lvs_conn_table_size",
-        "Entries the connection table holds at most.",
-        |s| s.conn_table_size().ok().map(u64::from),
+        "Established connections the connection table holds at most.",
+        |t| t.size,
+    ),
+    (
+        "lvs_half_open_entries",
+        "Flows awaiting the client's second packet (half_open); near its size during a SYN flood.",
+        |t| t.half_open,
+    ),
+    (
+        "lvs_half_open_size",
+        "Entries the half-open table holds at most (all CPUs' shares).",
+        |t| t.half_open_size,
     ),
 ];
 
@@ -263,10 +296,20 @@ pub fn render(state: &State, agent: &AgentView) -> String {
             out.sample("lvs_datapath_packets_total", &[("reason", reason)], *n);
         }
     }
-    for (name, help, get) in DATAPATH_GAUGES {
-        if let Some(v) = get(state) {
+    if let Ok(v) = state.events() {
+        out.family(
+            "lvs_datapath_events_total",
+            Kind::Counter,
+            "Events in the XDP program beside the verdicts (flow-cache hits, half-open flows scheduled and promoted, sync events lost).",
+        );
+        for (event, n) in lvs_common::event::NAMES.iter().zip(v.iter()) {
+            out.sample("lvs_datapath_events_total", &[("event", event)], *n);
+        }
+    }
+    if let Some(t) = Tables::read(state) {
+        for (name, help, get) in TABLE_GAUGES {
             out.family(name, Kind::Gauge, help);
-            out.sample(name, &[], v);
+            out.sample(name, &[], get(&t));
         }
     }
 
