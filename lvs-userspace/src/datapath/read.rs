@@ -278,19 +278,30 @@ impl State {
     /// Deletes connections and templates idle past their timeout, as IPVS's
     /// timers do; returns how many went. (The LRU also evicts under pressure.)
     pub fn expire(&mut self) -> Result<(usize, usize)> {
+        // Each entry is read again right before it is deleted and kept if
+        // the data path touched it since the scan: a SYN or a packet that
+        // revived the 5-tuple in between must not lose its entry (the window
+        // left is the few microseconds between that read and the delete).
         let mut conns_gone = 0;
         for c in self.conns()? {
-            if c.expires_in_s == 0 {
-                let (map, name) = if c.half_open {
-                    (&mut self.maps.half_open, names::HALF_OPEN)
-                } else {
-                    (&mut self.maps.conns, names::CONNS)
-                };
-                match map.remove(&c.key) {
-                    Ok(()) => conns_gone += 1,
-                    Err(aya::maps::MapError::KeyNotFound) => {}
-                    Err(e) => return Err(map_err(name)(e)),
-                }
+            if c.expires_in_s > 0 {
+                continue;
+            }
+            let (map, name) = if c.half_open {
+                (&mut self.maps.half_open, names::HALF_OPEN)
+            } else {
+                (&mut self.maps.conns, names::CONNS)
+            };
+            if map
+                .get(&c.key, 0)
+                .is_ok_and(|now| now.last_seen_ns != c.conn.last_seen_ns)
+            {
+                continue;
+            }
+            match map.remove(&c.key) {
+                Ok(()) => conns_gone += 1,
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(name)(e)),
             }
         }
         let mut templates_gone = 0;
@@ -300,17 +311,24 @@ impl State {
             .map(|t| (false, t))
             .chain(self.pending_templates()?.into_iter().map(|t| (true, t)))
         {
-            if t.expires_in_s == 0 {
-                let (map, name) = if pending {
-                    (&mut self.maps.persist_pending, names::PERSIST_PENDING)
-                } else {
-                    (&mut self.maps.persist, names::PERSIST)
-                };
-                match map.remove(&t.key) {
-                    Ok(()) => templates_gone += 1,
-                    Err(aya::maps::MapError::KeyNotFound) => {}
-                    Err(e) => return Err(map_err(name)(e)),
-                }
+            if t.expires_in_s > 0 {
+                continue;
+            }
+            let (map, name) = if pending {
+                (&mut self.maps.persist_pending, names::PERSIST_PENDING)
+            } else {
+                (&mut self.maps.persist, names::PERSIST)
+            };
+            if map
+                .get(&t.key, 0)
+                .is_ok_and(|now| now.last_seen_ns != t.value.last_seen_ns)
+            {
+                continue;
+            }
+            match map.remove(&t.key) {
+                Ok(()) => templates_gone += 1,
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(name)(e)),
             }
         }
         Ok((conns_gone, templates_gone))
