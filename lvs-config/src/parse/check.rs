@@ -244,12 +244,28 @@ static COMMON_KW: &[Kw<CheckB>] = &[
             .or(c.retry)
     }),
     leaf("nb_get_retry", |p, c, n| {
-        p.warn_once(
-            "deprecated/nb_get_retry",
-            n,
-            "`nb_get_retry` is deprecated".into(),
-            Some("write `retry` instead".into()),
-        );
+        // keepalived 2.2.7 knows `nb_get_retry` in HTTP_GET/SSL_GET only;
+        // elsewhere it is an unknown keyword there (its -t fails, the checker
+        // keeps its default retry). lvs-xdp honours it as `retry` everywhere
+        // (README: deliberate differences).
+        if matches!(c.kind, "HTTP_GET" | "SSL_GET") {
+            p.warn_once(
+                "deprecated/nb_get_retry",
+                n,
+                "`nb_get_retry` is deprecated - please use 'retry'".into(),
+                Some("write `retry` instead".into()),
+            );
+        } else {
+            p.diags.add(
+                Severity::Warning,
+                n.span(),
+                format!(
+                    "`nb_get_retry` in {}: keepalived 2.2.7 does not know it here (Unknown keyword; it keeps the default retry); lvs-xdp honours it as `retry`",
+                    c.kind
+                ),
+                Some("write `retry` instead: both read it".into()),
+            );
+        }
         c.retry = p
             .uint(n, 1, 0, u64::from(u32::MAX))
             .map(|v| v as u32)
@@ -636,6 +652,24 @@ static VS_KW: &[Kw<VsB>] = &[
     }),
     leaf("persistence_granularity", |p, v, n| {
         let Some(w) = p.arg(n, 1) else { return };
+        let v4 = matches!(v.vs.addr, VsAddr::Ip(IpAddr::V4(_), _));
+        if v4 && !w.text.contains('.') {
+            // keepalived reads `24` with inet_aton, i.e. as the netmask
+            // 0.0.0.24; neither that nor a /32 is what was meant.
+            p.diags.add(
+                Severity::Fatal,
+                &w.span,
+                format!(
+                    "persistence_granularity `{}` on an IPv4 virtual_server is not a netmask (keepalived would use 0.0.0.{})",
+                    w.text, w.text
+                ),
+                Some(
+                    "write a netmask, e.g. `persistence_granularity 255.255.255.0` for a /24"
+                        .into(),
+                ),
+            );
+            return;
+        }
         let g = if w.text.contains('.') {
             p.ipv4_word("persistence_granularity", w)
                 .map(Granularity::V4Mask)
@@ -878,18 +912,40 @@ pub(super) fn parse_vs(p: &mut Parser, cfg: &mut Config, n: &Node) {
     if let Some(vs) = finish_vs(p, b) {
         if let Some(prev) = cfg
             .virtual_servers
-            .iter()
+            .iter_mut()
             .find(|x| x.addr == vs.addr && x.protocol == vs.protocol)
         {
+            // keepalived adds the second block's real servers to the IPVS
+            // service the first block created; the first block's settings
+            // stay (its service already exists).
             p.diags.add(
-                Severity::Error,
+                Severity::Warning,
                 &vs.span,
                 format!(
-                    "virtual_server {} is defined twice (first at {}); the second is ignored",
+                    "virtual_server {} is defined twice (first at {}): its real servers are added to the first, its other settings are ignored (as keepalived does)",
                     vs.addr, prev.span
                 ),
-                None,
+                Some("merge the two blocks into one".into()),
             );
+            for r in vs.real_servers {
+                if let Some(dup) = prev
+                    .real_servers
+                    .iter()
+                    .find(|x| x.addr == r.addr && x.port == r.port)
+                {
+                    p.diags.add(
+                        Severity::Error,
+                        &r.span,
+                        format!(
+                            "VS {}: real server {} port {} is duplicated (first at {}) - removing second rs",
+                            prev.addr, r.addr, r.port, dup.span
+                        ),
+                        None,
+                    );
+                } else {
+                    prev.real_servers.push(r);
+                }
+            }
             return;
         }
         cfg.virtual_servers.push(vs);
@@ -933,6 +989,32 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             &vs.span,
             format!("virtual_server {label}: `protocol` is ignored for fwmark services"),
         );
+    }
+    if !matches!(vs.addr, VsAddr::Fwmark(_)) && !b.protocol_set {
+        // keepalived check_data.c validate_check_config: protocol 0 would be
+        // UDP to the kernel, so keepalived sets it explicitly.
+        p.diags.add(
+            Severity::Error,
+            &vs.span,
+            format!("Virtual server {label}: no protocol set - defaulting to UDP"),
+            Some("write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP)".into()),
+        );
+        vs.protocol = Protocol::Udp;
+    }
+    if let VsAddr::Ip(_, 0) = vs.addr {
+        // keepalived: an all-ports service (IPVS port 0), made persistent
+        // ("zero port only valid for persistent services - setting").
+        // The data path matches exact ports; it has no catch-all port.
+        p.diags.add(
+            Severity::Error,
+            &vs.addr_span,
+            format!(
+                "virtual_server {label} has no port: keepalived serves every port of the address (IPVS port 0, persistence {} s); lvs-xdp matches exact ports and cannot serve it; ignored",
+                vs.persistence_timeout.unwrap_or(360)
+            ),
+            Some("write the port, `virtual_server ADDRESS PORT`, one virtual_server per port".into()),
+        );
+        return None;
     }
     let vs_port = match vs.addr {
         VsAddr::Ip(_, port) => port,
@@ -1079,5 +1161,39 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         );
         return None;
     }
+    adjust_quorum(p, vs, &label);
     Some(b.vs)
+}
+
+/// keepalived's validate_check_config: a quorum above the sum of the real
+/// servers' weights could never be reached, so it is lowered to that sum;
+/// a hysteresis of at least the quorum is lowered to quorum - 1.
+fn adjust_quorum(p: &mut Parser, vs: &mut VirtualServer, label: &str) {
+    let weight_sum: u64 = vs.real_servers.iter().map(|r| u64::from(r.weight)).sum();
+    if u64::from(vs.quorum) > weight_sum {
+        let to = u32::try_from(weight_sum).unwrap_or(u32::MAX);
+        p.diags.add(
+            Severity::Error,
+            &vs.span,
+            format!(
+                "Warning - quorum {} for {label} exceeds total weight of real servers {weight_sum}, reducing quorum to {to}",
+                vs.quorum
+            ),
+            Some(format!("write `quorum {to}` or less")),
+        );
+        vs.quorum = to;
+    }
+    if vs.hysteresis >= vs.quorum && vs.hysteresis > 0 {
+        let to = vs.quorum.saturating_sub(1);
+        p.diags.add(
+            Severity::Error,
+            &vs.span,
+            format!(
+                "Virtual server {label}: hysteresis {} >= quorum {}; setting hysteresis to {to}",
+                vs.hysteresis, vs.quorum
+            ),
+            Some(format!("write `hysteresis {to}` or less")),
+        );
+        vs.hysteresis = to;
+    }
 }

@@ -55,7 +55,14 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
         }
     }),
     leaf("timeout", |p, b, n| {
-        b.s.timeout = p.timer(n, 1, Duration::ZERO, MAX_SECS)
+        // keepalived vrrp_vscript_timeout_handler: 0 means 1 s.
+        b.s.timeout = p.timer(n, 1, Duration::ZERO, MAX_SECS).map(|d| {
+            if d.is_zero() {
+                Duration::from_secs(1)
+            } else {
+                d
+            }
+        })
     }),
     leaf("weight", |p, b, n| {
         // keepalived vrrp_vscript_weight_handler: [-253, 253] [reverse].
