@@ -194,7 +194,19 @@ fn defaults_follow_keepalived() {
     assert_eq!(c[2].retry, 0);
     assert!(c[2].conn.is_none());
     assert_eq!(c[0].warmup, Duration::from_secs(60));
-    assert_eq!(r.exit_code(), 0, "{}", r.diagnostics);
+    // No `protocol`: keepalived's UDP, reported as keepalived words it.
+    assert_eq!(vs.protocol, lvs_config::Protocol::Udp);
+    let errors: Vec<String> = r
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity >= Severity::Error)
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(
+        errors,
+        ["t.conf:1:1: error: Virtual server 10.0.0.1:80: no protocol set - defaulting to UDP (hint: write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP))"]
+    );
+    assert_eq!(r.exit_code(), lvs_config::EXIT_ERRORS);
 }
 
 #[test]

@@ -74,10 +74,11 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
         let Some((first, last)) = addr_range(p, w0) else {
             continue;
         };
-        let port = if e.words.len() > 1 {
-            p.port(e, 1).unwrap_or(0)
-        } else {
-            0
+        // keepalived: a port of 0 (or "00") is no port.
+        let port = match e.words.get(1) {
+            Some(w) if w.text.bytes().all(|b| b == b'0') => 0,
+            Some(_) => p.port(e, 1).unwrap_or(0),
+            None => 0,
         };
         p.extra(e, 1);
         g.entries.push(VsgEntry::Range {
@@ -100,49 +101,111 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
     cfg.virtual_server_groups.push(g);
 }
 
-/// `A.B.C.D[-E]` or `X::Y[-Z]` (the range replaces the last byte / group).
+/// A `virtual_server_group` address entry, as keepalived's
+/// `alloc_vsg_entry` reads it: `ADDR`, `ADDR-LAST` (the last byte / group),
+/// `ADDR-ADDR` (a full end address) or `ADDR/LEN` (every address of the
+/// prefix; the host bits must be 0). A bad entry is skipped (an error).
 fn addr_range(p: &mut Parser, w: &Word) -> Option<(IpAddr, IpAddr)> {
-    let (a, r) = match w.text.rsplit_once('-') {
-        Some((a, r)) => (a, Some(r)),
-        None => (w.text.as_str(), None),
-    };
-    let bad = |p: &mut Parser| {
+    let text = w.text.as_str();
+    let skip = |p: &mut Parser, why: &str| {
         p.diags.add(
-            Severity::Fatal,
+            Severity::Error,
             &w.span,
-            format!("`{}` is not an address or address range", w.text),
-            Some("write ADDRESS or ADDRESS-LAST, e.g. 192.0.2.3-10".into()),
+            format!("{why} - {text} - skipping"),
+            Some(
+                "write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN".into(),
+            ),
         );
         None
     };
-    let Ok(first) = a.parse::<IpAddr>() else {
-        return bad(p);
+    let head_end = text.find(['-', '/']).unwrap_or(text.len());
+    let Ok(first) = text[..head_end].parse::<IpAddr>() else {
+        p.diags.add(
+            Severity::Fatal,
+            &w.span,
+            format!("`{text}` is not an address or address range"),
+            Some(
+                "write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN".into(),
+            ),
+        );
+        return None;
     };
-    let last = match (first, r) {
-        (_, None) => first,
-        (IpAddr::V4(f), Some(r)) => {
-            let Ok(end) = r.parse::<u8>() else {
-                return bad(p);
+    let bits: u32 = if first.is_ipv4() { 32 } else { 128 };
+    let as_u128 = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    let from_u128 = |v: u128| -> IpAddr {
+        if bits == 32 {
+            IpAddr::from(std::net::Ipv4Addr::from(v as u32))
+        } else {
+            IpAddr::from(std::net::Ipv6Addr::from(v))
+        }
+    };
+    let rest = &text[head_end..];
+    if let Some(len) = rest.strip_prefix('/') {
+        let Ok(len) = len.parse::<u32>() else {
+            return skip(p, "Invalid netmask");
+        };
+        if len == 0 || len > bits {
+            return skip(p, "Invalid netmask");
+        }
+        let host: u128 = if len == bits {
+            0
+        } else {
+            (1u128 << (bits - len)) - 1
+        };
+        let start = as_u128(first);
+        if start & host != 0 {
+            return skip(p, "Address mask bits not empty");
+        }
+        return Some((first, from_u128(start | host)));
+    }
+    let Some(end) = rest.strip_prefix('-') else {
+        return Some((first, first));
+    };
+    let full_end = if first.is_ipv4() {
+        end.contains('.')
+    } else {
+        end.contains(':')
+    };
+    if full_end {
+        let Ok(last) = end.parse::<IpAddr>() else {
+            return skip(p, "Invalid range end");
+        };
+        if last.is_ipv4() != first.is_ipv4() {
+            return skip(p, "Range address families do not match");
+        }
+        if as_u128(last) < as_u128(first) {
+            return skip(p, "Address range end is less than address range start");
+        }
+        return Some((first, last));
+    }
+    let last = match first {
+        IpAddr::V4(f) => {
+            let Ok(e) = end.parse::<u8>() else {
+                return skip(p, "Invalid range end");
             };
             let o = f.octets();
-            if end < o[3] {
-                return bad(p);
-            }
-            IpAddr::from([o[0], o[1], o[2], end])
+            (e > o[3]).then(|| IpAddr::from([o[0], o[1], o[2], e]))
         }
-        (IpAddr::V6(f), Some(r)) => {
-            let Ok(end) = u16::from_str_radix(r, 16) else {
-                return bad(p);
+        IpAddr::V6(f) => {
+            let Ok(e) = u16::from_str_radix(end, 16) else {
+                return skip(p, "Invalid range end");
             };
             let mut s = f.segments();
-            if end < s[7] {
-                return bad(p);
-            }
-            s[7] = end;
-            IpAddr::from(s)
+            let ok = e > s[7];
+            s[7] = e;
+            ok.then(|| IpAddr::from(s))
         }
     };
-    Some((first, last))
+    match last {
+        Some(l) => Some((first, l)),
+        None => skip(
+            p,
+            "Address range end is not greater than address range start",
+        ),
+    }
 }
 
 // ------------------------------------------------------------------ checkers
@@ -256,14 +319,14 @@ static COMMON_KW: &[Kw<CheckB>] = &[
                 Some("write `retry` instead".into()),
             );
         } else {
-            p.diags.add(
-                Severity::Warning,
-                n.span(),
+            p.warn_once(
+                &format!("nb_get_retry/{}", c.kind),
+                n,
                 format!(
                     "`nb_get_retry` in {}: keepalived 2.2.7 does not know it here (Unknown keyword; it keeps the default retry); lvs-xdp honours it as `retry`",
                     c.kind
                 ),
-                Some("write `retry` instead: both read it".into()),
+                Some("write `retry` instead: both read it (only this first use is reported)".into()),
             );
         }
         c.retry = p
@@ -751,7 +814,10 @@ static VS_KW: &[Kw<VsB>] = &[
             .or(v.connect_timeout)
     }),
     leaf("sorry_server", |p, v, n| {
-        let Some(addr) = p.ip(n, 1) else { return };
+        let Some(w) = p.arg(n, 1) else { return };
+        let Some(addr) = p.sockaddr_word("sorry_server", w) else {
+            return;
+        };
         let port = if n.words.len() > 2 {
             p.port(n, 2).unwrap_or(0)
         } else {
@@ -786,7 +852,7 @@ static VS_KW: &[Kw<VsB>] = &[
     }),
     block("real_server", |p, v, n| {
         let Some(w) = p.arg(n, 1) else { return };
-        let Some(addr) = p.ip_word("real_server", w) else {
+        let Some(addr) = p.sockaddr_word("real_server", w) else {
             return;
         };
         let port = if n.words.len() > 2 {
@@ -855,7 +921,7 @@ fn vs_addr(p: &mut Parser, n: &Node) -> Option<(VsAddr, Span)> {
         }
         "group" => Some((VsAddr::Group(p.string(n, 2)?), span)),
         _ => {
-            let ip = p.ip_word("virtual_server", w)?;
+            let ip = p.sockaddr_word("virtual_server", w)?;
             let port = if n.words.len() > 2 { p.port(n, 2)? } else { 0 };
             p.extra(n, 2);
             Some((VsAddr::Ip(ip, port), span))
