@@ -206,6 +206,17 @@ impl<'a> Loader<'a> {
         } else {
             line
         };
+        // `include a/{b,c}.conf`: the braces are a glob, not a block.
+        if let Some(rest) = line
+            .strip_prefix("include")
+            .filter(|r| r.starts_with(is_blank))
+        {
+            let pat = strip_comment(rest).trim_matches(is_blank);
+            if pat.contains('{') && !pat.contains(is_blank) {
+                self.include(pat, here, dir);
+                return;
+            }
+        }
 
         let first = self.toks.len();
         tokenize(line, name, lineno, col, &mut self.toks, &mut self.diags);
@@ -412,6 +423,11 @@ impl<'a> Loader<'a> {
         }
         let pattern = words[1].0.to_string();
         self.toks.truncate(first);
+        self.include(&pattern, span, dir);
+    }
+
+    /// Reads the files `include PATTERN` names.
+    fn include(&mut self, pattern: &str, span: Span, dir: Option<&Path>) {
         if !self.opts.follow_includes {
             self.diags.warn(
                 &span,
@@ -419,10 +435,10 @@ impl<'a> Loader<'a> {
             );
             return;
         }
-        let full = if Path::new(&pattern).is_absolute() {
-            PathBuf::from(&pattern)
+        let full = if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
         } else {
-            dir.unwrap_or(Path::new(".")).join(&pattern)
+            dir.unwrap_or(Path::new(".")).join(pattern)
         };
         // keepalived globs with GLOB_BRACE: `{a,b}` alternatives are
         // expanded first, each globbed (and sorted) in turn.

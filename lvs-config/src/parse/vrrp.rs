@@ -58,6 +58,13 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
         // keepalived vrrp_vscript_timeout_handler: 0 means 1 s.
         b.s.timeout = p.timer(n, 1, Duration::ZERO, MAX_SECS).map(|d| {
             if d.is_zero() {
+                p.diags.error(
+                    n.span(),
+                    format!(
+                        "({}): vrrp script timeout must be greater than 0, setting to 1",
+                        b.s.name
+                    ),
+                );
                 Duration::from_secs(1)
             } else {
                 d
