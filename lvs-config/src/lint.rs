@@ -154,6 +154,35 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
             VsAddr::Ip(_, port) => port,
             _ => 0,
         };
+        if let VsAddr::Group(g) = &vs.addr {
+            // keepalived warns (and keeps going) when a group entry's port
+            // is not the real server's: with DR the packet keeps its port.
+            for e in cfg
+                .virtual_server_group(g)
+                .map(|g| g.entries.as_slice())
+                .unwrap_or_default()
+            {
+                let VsgEntry::Range {
+                    span, first, port, ..
+                } = e
+                else {
+                    continue;
+                };
+                for rs in &vs.real_servers {
+                    if rs.lb_kind != LbKind::Nat && rs.port != 0 && rs.port != *port {
+                        p.diags.add(
+                            Severity::Warning,
+                            span,
+                            format!(
+                                "virtual server group {g} entry {first} port {port} and real server {} port {} ports don't match: with lb_kind DR packets keep port {port}",
+                                rs.addr, rs.port
+                            ),
+                            Some(format!("give the entry port {}", rs.port)),
+                        );
+                    }
+                }
+            }
+        }
         for rs in &vs.real_servers {
             if rs.lb_kind != vs.lb_kind && rs.lb_kind != LbKind::Dr {
                 let span = rs.lb_kind_span.as_ref().unwrap_or(&rs.span);

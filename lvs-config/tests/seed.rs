@@ -38,15 +38,19 @@ fn seed_orig_parses_with_the_expected_warnings() {
     let d = find("brd 222.211.74.255 is not the broadcast");
     assert_eq!((d.span.line, d.span.col), (33, 39));
     assert!(d.help.as_deref().unwrap().contains("brd 222.211.74.63"));
-    // nb_get_retry: one deprecation warning.
+    // nb_get_retry in TCP_CHECK: keepalived 2.2.7 ignores it, lvsd honours
+    // it; a warning at each use says so.
     let dep: Vec<_> = r
         .diagnostics
         .iter()
         .filter(|d| d.message.contains("nb_get_retry"))
         .collect();
-    assert_eq!(dep.len(), 1);
-    assert_eq!(dep[0].severity, Severity::Warning);
-    assert_eq!(dep[0].span.line, 52);
+    assert_eq!(
+        dep.iter().map(|d| d.span.line).collect::<Vec<_>>(),
+        [52, 62, 72, 82, 92]
+    );
+    assert!(dep.iter().all(|d| d.severity == Severity::Warning
+        && d.message.contains("keepalived 2.2.7 does not know it here")));
 
     let c = &r.config;
     assert_eq!(c.global.router_id.as_deref(), Some("mllvs1"));

@@ -19,8 +19,9 @@
 //!
 //! Checker settings inherit checker ← real server ← virtual server ← default.
 //! `nb_get_retry` is keepalived's deprecated name of `retry`; keepalived
-//! accepts it only in HTTP_GET/SSL_GET, we accept it in every checker (old
-//! configs, like the seed, use it in TCP_CHECK) with a deprecation warning.
+//! 2.2.7 accepts it only in HTTP_GET/SSL_GET, we accept it in every checker
+//! (old configs, like the seed, use it in TCP_CHECK) with a warning at each
+//! use saying that keepalived 2.2.7 ignores it there.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -311,24 +312,22 @@ static COMMON_KW: &[Kw<CheckB>] = &[
         // elsewhere it is an unknown keyword there (its -t fails, the checker
         // keeps its default retry). lvs-xdp honours it as `retry` everywhere
         // (README: deliberate differences).
-        if matches!(c.kind, "HTTP_GET" | "SSL_GET") {
-            p.warn_once(
-                "deprecated/nb_get_retry",
-                n,
-                "`nb_get_retry` is deprecated - please use 'retry'".into(),
-                Some("write `retry` instead".into()),
-            );
+        let (msg, help) = if matches!(c.kind, "HTTP_GET" | "SSL_GET") {
+            (
+                "`nb_get_retry` is deprecated - please use 'retry'".to_string(),
+                "write `retry` instead",
+            )
         } else {
-            p.warn_once(
-                &format!("nb_get_retry/{}", c.kind),
-                n,
+            (
                 format!(
                     "`nb_get_retry` in {}: keepalived 2.2.7 does not know it here (Unknown keyword; it keeps the default retry); lvs-xdp honours it as `retry`",
                     c.kind
                 ),
-                Some("write `retry` instead: both read it (only this first use is reported)".into()),
-            );
-        }
+                "write `retry` instead: both read it",
+            )
+        };
+        p.diags
+            .add(Severity::Warning, n.span(), msg, Some(help.into()));
         c.retry = p
             .uint(n, 1, 0, u64::from(u32::MAX))
             .map(|v| v as u32)
@@ -1088,7 +1087,26 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
     };
 
     for r in b.rss.drain(..) {
-        let port = if r.port == 0 { vs_port } else { r.port };
+        let rs_kind = r.lb_kind.as_ref().map(|k| k.0).unwrap_or(vs.lb_kind);
+        let port = if r.port == 0 {
+            vs_port
+        } else if rs_kind != LbKind::Nat && vs_port != 0 && r.port != vs_port {
+            // keepalived validate_check_config: only NAT may change the
+            // port; for DR and TUN the real server's port is reset (its
+            // checkers then connect to the virtual server's port).
+            p.diags.add(
+                Severity::Warning,
+                &r.span,
+                format!(
+                    "WARNING - virtual server {label} and real server {} port {} ports don't match - resetting to {vs_port}",
+                    r.addr, r.port
+                ),
+                Some(format!("write `real_server {} {vs_port}`", r.addr)),
+            );
+            vs_port
+        } else {
+            r.port
+        };
         if let Some(prev) = vs
             .real_servers
             .iter()

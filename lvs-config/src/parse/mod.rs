@@ -179,6 +179,7 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             }
         }
     }
+    vrrp::resolve_sync_group_states(p, &mut cfg);
     crate::lint::lint(p, &cfg);
     cfg
 }

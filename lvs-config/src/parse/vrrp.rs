@@ -250,22 +250,22 @@ pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
     };
     let body = n.block.as_deref().unwrap_or(&[]);
     // Old syntax (keepalived.conf.vrrp.lvs_syncd): instance names listed
-    // directly in the block, without `group { }`.
+    // directly in the block, without `group { }`. keepalived 2.2.7 no longer
+    // reads them ("Unknown keyword 'VI_2'"): the instances are not synced.
     let (names, rest): (Vec<&Node>, Vec<&Node>) = body.iter().partition(|c| {
         c.block.is_none() && c.words.len() == 1 && !SYNC_GROUP_ALL.contains(&c.keyword())
     });
-    if !names.is_empty() {
+    for c in &names {
         p.diags.add(
-            Severity::Warning,
-            names[0].span(),
+            Severity::Error,
+            c.span(),
             format!(
-                "instance names listed directly in vrrp_sync_group `{}`",
+                "Unknown keyword '{}' in vrrp_sync_group `{}`: instance names listed without `group {{ }}` are ignored, as keepalived 2.2.7 ignores them",
+                c.keyword(),
                 g.name
             ),
             Some("put them in a `group { ... }` block".into()),
         );
-        g.group
-            .extend(names.iter().map(|c| c.keyword().to_string()));
     }
     let rest: Vec<Node> = rest.into_iter().cloned().collect();
     p.dispatch("vrrp_sync_group", &[SYNC_KW], SYNC_GROUP_ALL, &mut g, &rest);
@@ -288,6 +288,7 @@ struct VrrpB {
     garp_delay: Option<Duration>,
     garp_repeat: Option<u32>,
     garp_refresh: Option<Option<Duration>>,
+    priority_set: bool,
 }
 
 fn vips(p: &mut Parser, n: &Node) -> Vec<VipEntry> {
@@ -457,6 +458,7 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         // default 100.
         if let Some(v) = p.uint(n, 1, 1, 255) {
             b.v.priority = v as u8;
+            b.priority_set = true;
         }
     }),
     leaf("advert_int", |p, b, n| {
@@ -577,6 +579,15 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         b.v.smtp_alert = p.flag(n).unwrap_or(false)
     }),
     leaf("lvs_sync_daemon_interface", |p, b, n| {
+        p.diags.add(
+            Severity::Warning,
+            n.span(),
+            format!(
+                "({}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated.",
+                b.v.name
+            ),
+            Some("Please use global lvs_sync_daemon".into()),
+        );
         b.v.lvs_sync_daemon_interface = p.string(n, 1)
     }),
     leaf("garp_master_delay", |p, b, n| {
@@ -646,6 +657,7 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         garp_delay: None,
         garp_repeat: None,
         garp_refresh: None,
+        priority_set: false,
     };
     p.dispatch(
         "vrrp_instance",
@@ -722,6 +734,42 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
             Some("use a smaller advert_int".into()),
         );
     }
+    // keepalived vrrp.c vrrp_complete_instance: no priority and state
+    // MASTER makes the address owner (255); no state follows the priority.
+    if !b.priority_set && b.v.state == Some(VrrpState::Master) {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "vrrp_instance `{}`: state MASTER without `priority`: keepalived makes it the address owner, priority 255",
+                b.v.name
+            ),
+        );
+        b.v.priority = 255;
+    }
+    if b.v.state.is_none() {
+        b.v.state = Some(if b.v.priority == 255 {
+            VrrpState::Master
+        } else {
+            VrrpState::Backup
+        });
+    }
+    if b.v.state == Some(VrrpState::Master)
+        && b.v.priority != 255
+        && b.v
+            .authentication
+            .as_ref()
+            .is_some_and(|a| a.ty == AuthType::Ah)
+    {
+        // keepalived vrrp.c: an AH instance cannot start as master.
+        p.diags.warn(
+            n.span(),
+            format!(
+                "({}) Initial state master is incompatible with AH authentication - clearing",
+                b.v.name
+            ),
+        );
+        b.v.state = Some(VrrpState::Backup);
+    }
     if b.v.priority == 255 && b.v.state == Some(VrrpState::Backup) {
         p.diags.warn(
             n.span(),
@@ -751,5 +799,44 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
     }
     if ok {
         cfg.vrrp_instances.push(b.v);
+    }
+}
+
+/// keepalived vrrp.c: in a sync group, if some member would start as backup
+/// (state BACKUP, or not the address owner), the members wanting MASTER
+/// start as BACKUP too, so the group starts in one state.
+pub(super) fn resolve_sync_group_states(p: &mut Parser, cfg: &mut Config) {
+    for g in &cfg.vrrp_sync_groups {
+        let members: Vec<usize> = g
+            .group
+            .iter()
+            .filter_map(|name| cfg.vrrp_instances.iter().position(|v| &v.name == name))
+            .collect();
+        let inst = |i: usize| &cfg.vrrp_instances[i];
+        let have_backup = members
+            .iter()
+            .any(|&i| inst(i).state != Some(VrrpState::Master) || inst(i).priority != 255);
+        let masters: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| inst(i).state == Some(VrrpState::Master))
+            .collect();
+        if !have_backup || masters.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = masters.iter().map(|&i| inst(i).name.as_str()).collect();
+        p.diags.add(
+            Severity::Warning,
+            &g.span,
+            format!(
+                "vrrp_sync_group {}: {} start as BACKUP, not MASTER: keepalived starts a sync group as MASTER only when every member is an address owner (priority 255)",
+                g.name,
+                names.join(", ")
+            ),
+            Some("write `state BACKUP` (the instance with the highest priority becomes master)".into()),
+        );
+        for i in masters {
+            cfg.vrrp_instances[i].state = Some(VrrpState::Backup);
+        }
     }
 }
