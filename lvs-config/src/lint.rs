@@ -196,12 +196,15 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
                 );
             }
             if rs.lb_kind == LbKind::Dr && vs_port != 0 && rs.port != vs_port {
+                // keepalived resets the port to the virtual server's (its
+                // checkers then connect there); lvs-xdp keeps it for the
+                // checkers (README: deliberate differences).
                 p.diags.add(
                     Severity::Warning,
                     &rs.span,
                     format!(
-                        "real_server {} port {} differs from the virtual_server port {vs_port}: with lb_kind DR packets keep port {vs_port}",
-                        rs.addr, rs.port
+                        "virtual server {} and real server {} port {} ports don't match: with lb_kind DR packets keep port {vs_port}; keepalived resets the real server to port {vs_port} (its checkers then connect there), lvs-xdp's checkers use port {}",
+                        vs.addr, rs.addr, rs.port, rs.port
                     ),
                     Some(format!("write `real_server {} {vs_port}`", rs.addr)),
                 );

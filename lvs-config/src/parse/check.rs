@@ -1087,26 +1087,7 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
     };
 
     for r in b.rss.drain(..) {
-        let rs_kind = r.lb_kind.as_ref().map(|k| k.0).unwrap_or(vs.lb_kind);
-        let port = if r.port == 0 {
-            vs_port
-        } else if rs_kind != LbKind::Nat && vs_port != 0 && r.port != vs_port {
-            // keepalived validate_check_config: only NAT may change the
-            // port; for DR and TUN the real server's port is reset (its
-            // checkers then connect to the virtual server's port).
-            p.diags.add(
-                Severity::Warning,
-                &r.span,
-                format!(
-                    "WARNING - virtual server {label} and real server {} port {} ports don't match - resetting to {vs_port}",
-                    r.addr, r.port
-                ),
-                Some(format!("write `real_server {} {vs_port}`", r.addr)),
-            );
-            vs_port
-        } else {
-            r.port
-        };
+        let port = if r.port == 0 { vs_port } else { r.port };
         if let Some(prev) = vs
             .real_servers
             .iter()
