@@ -101,9 +101,22 @@ impl<'a> Loader<'a> {
 
     fn load_lines(&mut self, name: &Arc<str>, dir: Option<&Path>, text: &str) {
         let mut pending: Option<PendingDef> = None;
+        let mut odd_blanks: Option<(Span, char, usize)> = None;
         for (idx, raw) in text.split('\n').enumerate() {
             let lineno = u32::try_from(idx + 1).unwrap_or(u32::MAX);
             let raw = raw.strip_suffix('\r').unwrap_or(raw);
+            // keepalived separates words by ASCII blanks only; we also
+            // take U+00A0 and other Unicode spaces (README: differences).
+            if let Some((col, c)) = strip_comment(raw)
+                .chars()
+                .enumerate()
+                .find(|(_, c)| is_blank(*c) && !c.is_ascii())
+            {
+                match &mut odd_blanks {
+                    Some((_, _, n)) => *n += 1,
+                    None => odd_blanks = Some((Span::new(name, lineno, col as u32 + 1), c, 1)),
+                }
+            }
 
             if let Some(mut def) = pending.take() {
                 // Continuation of a multi-line definition.
@@ -136,6 +149,22 @@ impl<'a> Loader<'a> {
         }
         if let Some(def) = pending {
             self.defs.insert(def.name, def.value);
+        }
+        if let Some((span, c, n)) = odd_blanks {
+            let more = if n > 1 {
+                format!(" (and on {} more lines)", n - 1)
+            } else {
+                String::new()
+            };
+            self.diags.add(
+                crate::diag::Severity::Warning,
+                &span,
+                format!(
+                    "U+{:04X} separates words here{more}: lvs-xdp reads it as a space, keepalived 2.2.7 reads it as part of a word (and rejects the line)",
+                    u32::from(c)
+                ),
+                Some("replace it with a space or a tab so keepalived reads the file the same way".into()),
+            );
         }
     }
 
@@ -478,7 +507,7 @@ impl<'a> Loader<'a> {
             self.diags.add(
                 crate::diag::Severity::Error,
                 &span,
-                format!("no file matches include `{pattern}`"),
+                format!("no file matches include `{pattern}` (keepalived reads on without it; lvs-xdp reports it)"),
                 Some(format!(
                     "relative patterns are resolved from {}",
                     dir.unwrap_or(Path::new(".")).display()

@@ -101,7 +101,13 @@ fn seed_plain_and_orig_agree() {
     let a = seed("seed.conf");
     let b = seed("seed.conf.orig");
     assert_eq!(common::summary(&a.config), common::summary(&b.config));
-    assert_eq!(a.diagnostics.len(), b.diagnostics.len());
+    // The same findings, plus one warning that the .orig's U+00A0 would
+    // not separate words for keepalived.
+    assert_eq!(a.diagnostics.len() + 1, b.diagnostics.len());
+    assert!(b
+        .diagnostics
+        .iter()
+        .any(|d| d.message.starts_with("U+00A0 separates words here")));
 }
 
 fn broken(name: &str) -> lvs_config::ParseResult {
