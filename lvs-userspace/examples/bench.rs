@@ -14,18 +14,13 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::{Context, Result};
-use aya::{
-    maps::{Array, HashMap, MapData, ProgramArray},
-    programs::Xdp,
-    Ebpf, EbpfLoader,
-};
+use anyhow::Result;
+use aya::programs::Xdp;
 use clap::Parser;
-use lvs_common::{bench::HarnessCfg, Backend, FlowKey, IPPROTO_TCP};
+use lvs_common::{FlowKey, IPPROTO_TCP};
 use lvs_userspace::{
     datapath::{
-        objects,
-        testrun::{self, backend_mac, tcp_frame, Flags, DIRECTOR_MAC},
+        testrun::{self, backend_mac, harness_key, tcp_frame, Flags, Tools, DIRECTOR_MAC},
         Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
         Proto,
     },
@@ -122,76 +117,6 @@ fn expect_action(prog: &Xdp, frame: &[u8], want: u32, what: &str) -> Result<()> 
     Ok(())
 }
 
-struct Tools {
-    ebpf: Ebpf,
-}
-
-impl Tools {
-    fn load(floor_entries: u32) -> Result<Self> {
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries("floor_flows", floor_entries)
-            .load(objects::LVS_TOOLS)
-            .context("loading lvs-tools")?;
-        for name in ["bench_reflector", "bench_floor", "bench_harness"] {
-            let p: &mut Xdp = ebpf.program_mut(name).context(name)?.try_into()?;
-            p.load().with_context(|| format!("verifying {name}"))?;
-        }
-        Ok(Tools { ebpf })
-    }
-
-    fn prog(&self, name: &str) -> Result<&Xdp> {
-        Ok(self.ebpf.program(name).context("program")?.try_into()?)
-    }
-
-    /// Points the harness at `target`, cycling `flows` flows (0 = always new).
-    fn harness_to(&mut self, target: &Xdp, flows: u32) -> Result<()> {
-        let fd = target.fd()?.try_clone()?;
-        let mut slots: ProgramArray<&mut MapData> =
-            ProgramArray::try_from(self.ebpf.map_mut("harness_target").context("map")?)?;
-        slots.set(0, &fd, 0)?;
-        let mut cfg: Array<&mut MapData, HarnessCfg> =
-            Array::try_from(self.ebpf.map_mut("harness_cfg").context("map")?)?;
-        cfg.set(0, HarnessCfg { flows, _pad: 0 }, 0)?;
-        Ok(())
-    }
-
-    fn floor_insert(&mut self, keys: impl Iterator<Item = FlowKey>) -> Result<()> {
-        let mut flows: HashMap<&mut MapData, FlowKey, u32> =
-            HashMap::try_from(self.ebpf.map_mut("floor_flows").context("map")?)?;
-        for k in keys {
-            flows.insert(k, 0, 0)?;
-        }
-        let mut backends: Array<&mut MapData, Backend> =
-            Array::try_from(self.ebpf.map_mut("floor_backends").context("map")?)?;
-        backends.set(
-            0,
-            Backend {
-                mac: backend_mac(1),
-                src_mac: DIRECTOR_MAC,
-                ifindex: 1,
-                ..Default::default()
-            },
-            0,
-        )?;
-        Ok(())
-    }
-}
-
-/// The 5-tuple of harness flow `idx` for a frame from CLIENT:40000.
-fn harness_key(idx: u32, dst: Ipv4Addr) -> FlowKey {
-    let (low, sport) = lvs_common::bench::flow_variation(idx);
-    let mut src = CLIENT.octets();
-    src[2..4].copy_from_slice(&low.to_be_bytes());
-    FlowKey {
-        src_be: u32::from_ne_bytes(src),
-        dst_be: u32::from_ne_bytes(dst.octets()),
-        sport_be: sport.to_be(),
-        dport_be: 80u16.to_be(),
-        proto: IPPROTO_TCP,
-        _pad: [0; 3],
-    }
-}
-
 struct Row {
     name: &'static str,
     ns: f64,
@@ -276,7 +201,7 @@ fn main() -> Result<()> {
     let established_1000 = measure(dp.program()?, &ack(BIG_VIP), repeat)?;
 
     // The floor with the same number of flows.
-    tools.floor_insert((0..flows).map(|i| harness_key(i, VIP)))?;
+    tools.floor_insert((0..flows).map(|i| harness_key(CLIENT, i, VIP)))?;
     {
         let floor_prog: *const Xdp = tools.prog("bench_floor")?;
         // SAFETY: as above.
@@ -285,6 +210,7 @@ fn main() -> Result<()> {
     let floor_many = measure(tools.prog("bench_harness")?, &ack(VIP), repeat)? - harness;
 
     let verdicts = dp.verdicts()?;
+    let events = dp.events()?;
     let rows = [
         ("reflector (baseline)", reflector),
         ("floor, 1 flow (baseline)", floor),
@@ -334,7 +260,7 @@ fn main() -> Result<()> {
     }
     println!(
         "flow-cache hits during the run: {} of {} forwarded",
-        verdicts[lvs_common::verdict::FLOW_CACHE_HIT as usize],
+        events[lvs_common::event::FLOW_CACHE_HIT as usize],
         verdicts[lvs_common::verdict::TX as usize]
     );
     let json = serde_json::json!({

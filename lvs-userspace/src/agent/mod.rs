@@ -329,7 +329,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     let mut vrrp = if args.check {
         None
     } else {
-        Some(crate::vrrp::Vrrp::start(&cfg, vrrp_tx).await?)
+        Some(crate::vrrp::Vrrp::start(&cfg, vrrp_tx, crate::vrrp::PreemptGate::open()).await?)
     };
 
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(1024);

@@ -173,7 +173,10 @@ impl Reconciler {
         let ids = self.dp.id_map();
         let mut out = Vec::new();
         for c in self.dp.conns()? {
-            if c.conn.flags & CONN_F_SYNCED != 0 || !sync::worth_resending(c.conn.state) {
+            if c.half_open
+                || c.conn.flags & CONN_F_SYNCED != 0
+                || !sync::worth_resending(c.conn.state)
+            {
                 continue;
             }
             let ev = lvs_common::SyncEvent {
