@@ -378,6 +378,8 @@ fn is_root() -> bool {
 struct Record {
     fields: BTreeMap<String, String>,
     vips: BTreeSet<String>,
+    /// `Tracked scripts :` entries, by name.
+    tracked: BTreeSet<String>,
 }
 
 /// Parses keepalived's `-d` output: instances and scripts by name.
@@ -387,6 +389,7 @@ fn parse_dump(text: &str) -> (BTreeMap<String, Record>, BTreeMap<String, Record>
     let mut section = "";
     let mut cur: Option<(bool, String)> = None;
     let mut vips_left = 0usize;
+    let mut in_tracked = false;
     for raw in text.lines() {
         // Strip the log's time stamp ("Thu Nov 26 00:40:56 2026: ").
         let l = match raw.find(": ") {
@@ -435,6 +438,19 @@ fn parse_dump(text: &str) -> (BTreeMap<String, Record>, BTreeMap<String, Record>
             scripts.get_mut(name)
         }
         .expect("record");
+        if in_tracked {
+            if l.starts_with("     ") {
+                if let Some(a) = t.split_whitespace().next() {
+                    rec.tracked.insert(a.to_string());
+                }
+                continue;
+            }
+            in_tracked = false;
+        }
+        if t == "Tracked scripts :" {
+            in_tracked = true;
+            continue;
+        }
         if vips_left > 0 {
             vips_left -= 1;
             if let Some(a) = t.split_whitespace().next() {
@@ -678,6 +694,12 @@ fn keepalived_dump_matches_the_vrrp_model() {
                 .into(),
             );
             check(
+                w("garp_master_delay"),
+                field("Gratuitous ARP delay")
+                    .map(|d| format!("{:?}", Duration::from_secs(d.parse().unwrap_or(u64::MAX)))),
+                format!("{:?}", v.garp_master_delay),
+            );
+            check(
                 w("preempt"),
                 field("Preempt"),
                 if v.preempt { "enabled" } else { "disabled" }.into(),
@@ -698,6 +720,17 @@ fn keepalived_dump_matches_the_vrrp_model() {
                     .map(|a| a.pass.clone())
                     .unwrap_or_else(|| "None".into()),
             );
+            let tracked: BTreeSet<String> = v.track_script.iter().map(|t| t.name.clone()).collect();
+            compared.set(compared.get() + 1);
+            if tracked != k.tracked {
+                problems.borrow_mut().push(format!(
+                    "{}: vrrp_instance {} track_script: keepalived {:?}, lvs-config {:?}",
+                    f.display(),
+                    v.name,
+                    k.tracked,
+                    tracked
+                ));
+            }
             let ours: BTreeSet<String> = v
                 .virtual_ipaddress
                 .iter()

@@ -276,7 +276,30 @@ pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
         );
         return;
     }
+    let name = g.name.clone();
+    known_scripts_only(p, cfg, &name, &mut g.track_script);
     cfg.vrrp_sync_groups.push(g);
+}
+
+/// keepalived looks a `track_script` name up when it reads it
+/// (vrrp_track.c alloc_track_script): a script defined further down, or not
+/// at all, is not tracked ("track script X not found, ignoring...").
+fn known_scripts_only(p: &mut Parser, cfg: &Config, owner: &str, list: &mut Vec<TrackScript>) {
+    list.retain(|t| {
+        if cfg.vrrp_scripts.iter().any(|s| s.name == t.name) {
+            return true;
+        }
+        p.diags.add(
+            Severity::Error,
+            &t.span,
+            format!("({owner}) track script {} not found, ignoring...", t.name),
+            Some(format!(
+                "define `vrrp_script {} {{ ... }}` above this block: keepalived looks scripts up as it reads",
+                t.name
+            )),
+        );
+        false
+    });
 }
 
 // -------------------------------------------------------------- vrrp_instance
@@ -706,6 +729,15 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
     if let Some(r) = b.garp_refresh {
         b.v.garp_master_refresh = r;
     }
+    // keepalived vrrp.c: an IPv6 instance (its first address) is VRRPv3.
+    if b.v.version.is_none()
+        && b.v
+            .virtual_ipaddress
+            .first()
+            .is_some_and(|a| a.addr.is_ipv6())
+    {
+        b.v.version = Some(3);
+    }
     let version = b.v.version.unwrap_or(cfg.global.vrrp_version);
     let ai = b.v.advert_int;
     if version == 2 && ai.subsec_nanos() != 0 {
@@ -798,6 +830,8 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         return;
     }
     if ok {
+        let name = b.v.name.clone();
+        known_scripts_only(p, cfg, &name, &mut b.v.track_script);
         cfg.vrrp_instances.push(b.v);
     }
 }
