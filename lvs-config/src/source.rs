@@ -24,7 +24,10 @@ const MAX_LINE_LEN: usize = 64 * 1024;
 /// How deep `~SEQ`/`~LST` may nest on one line.
 const MAX_SEQ_DEPTH: usize = 8;
 /// How many values one `~SEQ`/`~LST` may give.
-const MAX_SEQ_VALUES: usize = 65536;
+const MAX_SEQ_VALUES: usize = 20_000;
+/// How many lines all `~SEQ`/`~LST` of a parse may produce (nested ones
+/// multiply).
+const MAX_SEQ_LINES: usize = 20_000;
 
 pub(crate) struct Loader<'a> {
     opts: &'a ParseOptions,
@@ -34,6 +37,8 @@ pub(crate) struct Loader<'a> {
     stack: Vec<PathBuf>,
     /// The directory of the file being read (`${_PWD}`).
     dir: Option<PathBuf>,
+    /// Lines produced by `~SEQ`/`~LST` so far.
+    seq_lines: usize,
 }
 
 /// A definition being continued on the next line (value ends with `\`).
@@ -55,6 +60,7 @@ impl<'a> Loader<'a> {
             toks: Vec::new(),
             stack: Vec::new(),
             dir: None,
+            seq_lines: 0,
         }
     }
 
@@ -303,6 +309,16 @@ impl<'a> Loader<'a> {
         let text = after.trim_start_matches(is_blank);
         let text_col = col + line[..line.len() - text.len()].chars().count() as u32;
         for set in sets {
+            self.seq_lines += 1;
+            if self.seq_lines > MAX_SEQ_LINES {
+                if self.seq_lines == MAX_SEQ_LINES + 1 {
+                    self.diags.error(
+                        &span,
+                        format!("{what}: more than {MAX_SEQ_LINES} lines produced in all; the rest is ignored"),
+                    );
+                }
+                return;
+            }
             for (var, value) in set {
                 self.defs.insert(var, value);
             }
