@@ -394,7 +394,6 @@ pub(crate) const RS_ALL: &[&str] = &[
 pub(crate) fn agent_pending(ctx: &str, kw: &str) -> Option<&'static str> {
     Some(match (ctx, kw) {
         ("virtual_server", "persistence_engine") => "no persistence engines (sip)",
-        ("virtual_server", "ha_suspend") => "checkers always run",
         ("real_server", "uthreshold" | "lthreshold") => "no connection thresholds",
         (
             "real_server",
