@@ -170,11 +170,17 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
                 };
                 for rs in &vs.real_servers {
                     if rs.lb_kind != LbKind::Nat && rs.port != 0 && rs.port != *port {
+                        let keep = if *port == 0 {
+                            "an entry without a port serves every port, and packets keep theirs"
+                                .to_string()
+                        } else {
+                            format!("with lb_kind DR packets keep port {port}")
+                        };
                         p.diags.add(
                             Severity::Warning,
                             span,
                             format!(
-                                "virtual server group {g} entry {first} port {port} and real server {} port {} ports don't match: with lb_kind DR packets keep port {port}",
+                                "virtual server group {g} entry {first} port {port} and real server {} port {} ports don't match: {keep}",
                                 rs.addr, rs.port
                             ),
                             Some(format!("give the entry port {}", rs.port)),

@@ -1066,7 +1066,8 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         );
         vs.protocol = Protocol::Udp;
     }
-    if let VsAddr::Ip(_, 0) = vs.addr {
+    if let VsAddr::Ip(addr, 0) = vs.addr {
+        let label = addr.to_string();
         // keepalived: an all-ports service (IPVS port 0), made persistent
         // ("zero port only valid for persistent services - setting").
         // The data path matches exact ports; it has no catch-all port.
