@@ -62,6 +62,14 @@ const DELIBERATE: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Fields of keepalived's `-d` dump that differ on purpose: (file name
+/// suffix, the field as the test names it, why).
+const DUMP_DELIBERATE: &[(&str, &str, &str)] = &[(
+    "10_vrrp_family.conf",
+    "vrrp_script chk_a interval",
+    "keepalived 2.2.7 reads vrrp_script intervals as whole seconds (1.5 → 1); lvsd, like keepalived 2.3, uses 1.5 s",
+)];
+
 /// keepalived findings that depend on the host, not on the config's
 /// meaning, or that lvs-xdp reports elsewhere.
 const HOST_DEPENDENT: &[&str] = &[
@@ -655,7 +663,11 @@ fn keepalived_dump_matches_the_vrrp_model() {
         let check = |what: String, ka: Option<String>, ours: String| {
             let ka = Some(ka.unwrap_or_else(|| "None".into()));
             compared.set(compared.get() + 1);
-            if ka.as_deref() != Some(ours.as_str()) {
+            let name = f.to_string_lossy();
+            let on_purpose = DUMP_DELIBERATE
+                .iter()
+                .any(|(file, w, _)| name.ends_with(file) && what == *w);
+            if ka.as_deref() != Some(ours.as_str()) && !on_purpose {
                 problems.borrow_mut().push(format!(
                     "{}: {what}: keepalived {ka:?}, lvs-config {ours:?}",
                     f.display()

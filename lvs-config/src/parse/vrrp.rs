@@ -45,8 +45,9 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
         }
     }),
     leaf("interval", |p, b, n| {
-        // keepalived: 0.001 .. UINT_MAX/TIMER_HZ*1000; 0 means 1 s.
+        // keepalived 2.3: 0.001 .. UINT_MAX/TIMER_HZ*1000; 0 means 1 s.
         if let Some(d) = p.timer(n, 1, Duration::ZERO, MAX_SECS) {
+            whole_seconds_in_2_2_7(p, n, &b.s.name, d);
             b.s.interval = if d.is_zero() {
                 Duration::from_secs(1)
             } else {
@@ -57,6 +58,7 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
     leaf("timeout", |p, b, n| {
         // keepalived vrrp_vscript_timeout_handler: 0 means 1 s.
         b.s.timeout = p.timer(n, 1, Duration::ZERO, MAX_SECS).map(|d| {
+            whole_seconds_in_2_2_7(p, n, &b.s.name, d);
             if d.is_zero() {
                 p.diags.error(
                     n.span(),
@@ -234,6 +236,10 @@ static SYNC_KW: &[Kw<VrrpSyncGroup>] = &[
         g.smtp_alert = p.flag(n).unwrap_or(false)
     }),
     leaf("global_tracking", |_, g, _| g.global_tracking = true),
+    // The newer name of `global_tracking`.
+    leaf("sync_group_tracking_weight", |_, g, _| {
+        g.global_tracking = true
+    }),
 ];
 
 pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
@@ -802,6 +808,40 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         );
         b.v.state = Some(VrrpState::Backup);
     }
+    // keepalived vrrp.c vrrp_complete_instance: the address owner always
+    // preempts; a MASTER start clears nopreempt and preempt_delay.
+    if b.v.priority == 255 && !b.v.preempt {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "({}) nopreempt is incompatible with priority 255. resetting nopreempt",
+                b.v.name
+            ),
+        );
+        b.v.preempt = true;
+    }
+    if b.v.state == Some(VrrpState::Master) {
+        if !b.v.preempt {
+            p.diags.warn(
+                n.span(),
+                format!(
+                    "({}) Warning - nopreempt will not work with initial state MASTER - clearing",
+                    b.v.name
+                ),
+            );
+            b.v.preempt = true;
+        }
+        if !b.v.preempt_delay.is_zero() {
+            p.diags.warn(
+                n.span(),
+                format!(
+                    "({}) Warning - preempt delay will not work with initial state MASTER - clearing",
+                    b.v.name
+                ),
+            );
+            b.v.preempt_delay = Duration::ZERO;
+        }
+    }
     if b.v.priority == 255 && b.v.state == Some(VrrpState::Backup) {
         p.diags.warn(
             n.span(),
@@ -840,6 +880,7 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
 /// (state BACKUP, or not the address owner), the members wanting MASTER
 /// start as BACKUP too, so the group starts in one state.
 pub(super) fn resolve_sync_group_states(p: &mut Parser, cfg: &mut Config) {
+    drop_weighted_tracking(p, cfg);
     for g in &cfg.vrrp_sync_groups {
         let members: Vec<usize> = g
             .group
@@ -872,5 +913,100 @@ pub(super) fn resolve_sync_group_states(p: &mut Parser, cfg: &mut Config) {
         for i in masters {
             cfg.vrrp_instances[i].state = Some(VrrpState::Backup);
         }
+    }
+}
+
+/// keepalived 2.2.7 reads a vrrp_script `interval`/`timeout` as whole
+/// seconds (a running keepalived truncates `1.5` to 1, and 0 to 1 s); 2.3
+/// reads decimals, as lvs-xdp does (README: deliberate differences).
+fn whole_seconds_in_2_2_7(p: &mut Parser, n: &Node, script: &str, d: Duration) {
+    if d.subsec_nanos() == 0 {
+        return;
+    }
+    let truncated = d.as_secs().max(1);
+    p.diags.add(
+        Severity::Warning,
+        n.span(),
+        format!(
+            "({script}): vrrp script {} {}: keepalived 2.2.7 reads whole seconds only and would use {truncated} s; lvs-xdp uses {} s (as keepalived 2.3 does)",
+            n.keyword(),
+            super::values::fmt_secs(d),
+            super::values::fmt_secs(d)
+        ),
+        Some(format!("write `{} {truncated}` if the file is also read by keepalived 2.2.7", n.keyword())),
+    );
+}
+
+/// keepalived vrrp.c: an address owner (priority 255), or a member of a
+/// sync group without `sync_group_tracking_weight`, cannot float its
+/// priority: weighted track_scripts are dropped, tracked interfaces lose
+/// their weight (sync group) or are dropped (owner).
+fn drop_weighted_tracking(p: &mut Parser, cfg: &mut Config) {
+    for i in 0..cfg.vrrp_instances.len() {
+        let name = cfg.vrrp_instances[i].name.clone();
+        let sync = cfg
+            .vrrp_sync_groups
+            .iter()
+            .find(|g| g.group.contains(&name))
+            .map(|g| !g.global_tracking);
+        let owner = cfg.vrrp_instances[i].priority == 255;
+        let in_sync = sync == Some(true);
+        if !in_sync && !owner {
+            continue;
+        }
+        let why = if in_sync {
+            "SYNC group"
+        } else {
+            "address_owner"
+        };
+        let scripts = &cfg.vrrp_scripts;
+        let v = &mut cfg.vrrp_instances[i];
+        v.track_script.retain(|t| {
+            let w = t.weight.unwrap_or_else(|| {
+                scripts
+                    .iter()
+                    .find(|s| s.name == t.name)
+                    .map_or(0, |s| s.weight)
+            });
+            if w == 0 {
+                return true;
+            }
+            p.diags.add(
+                Severity::Warning,
+                &t.span,
+                format!(
+                    "({name}) ignoring tracked script {} with weights due to {why}",
+                    t.name
+                ),
+                Some("track it with `weight 0` (fault when it fails), or use sync_group_tracking_weight in the group".into()),
+            );
+            false
+        });
+        let mut keep = Vec::new();
+        for mut t in std::mem::take(&mut v.track_interface) {
+            if t.weight.is_some_and(|w| w != 0) {
+                p.diags.add(
+                    Severity::Warning,
+                    &t.span,
+                    format!(
+                        "({name}) ignoring {} tracked interface {}due to {}",
+                        t.name,
+                        if in_sync { "weight " } else { "" },
+                        if in_sync {
+                            "SYNC group"
+                        } else {
+                            "address owner"
+                        }
+                    ),
+                    None,
+                );
+                if !in_sync {
+                    continue;
+                }
+                t.weight = Some(0);
+            }
+            keep.push(t);
+        }
+        v.track_interface = keep;
     }
 }
