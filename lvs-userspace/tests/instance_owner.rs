@@ -206,3 +206,60 @@ fn a_failed_start_leaves_no_pins_mounts_or_xdp_behind() -> Result<()> {
     wait_forwarding(&lab)?;
     Ok(())
 }
+
+/// The lock itself, deterministically: a running owner is refused at once
+/// with its pid; a stopping one is waited for, and the waiter gets the
+/// directory the owner left (or a fresh one if the owner removed it).
+#[test]
+fn the_instance_lock_refuses_a_running_owner_and_waits_for_a_stopping_one() -> Result<()> {
+    use lvs_userspace::datapath::owner::{read_owner, InstanceLock, OwnerError};
+    use std::time::Instant;
+
+    // Only for its per-run bpffs (cleaned up however the test ends).
+    let lab = Lab::create(LabSpec {
+        real_servers: 1,
+        client_addrs: 1,
+        ..LabSpec::default()
+    })?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let root = bpffs.0.clone();
+    let pid = std::process::id().to_string();
+
+    let mut first = InstanceLock::acquire(&root, "lab", Duration::from_secs(5))?;
+    first.started();
+    let owner = read_owner(&root.join("lab")).context("owner link")?;
+    assert_eq!((owner.pid.as_str(), owner.stopping), (pid.as_str(), false));
+    let t = Instant::now();
+    match InstanceLock::acquire(&root, "lab", Duration::from_secs(5)) {
+        Err(OwnerError::Running { pid: p, .. }) => assert_eq!(p, pid),
+        Err(e) => panic!("wrong refusal: {e}"),
+        Ok(_) => panic!("a second owner was let in"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "refused at once");
+
+    // Stopping, and gone after 1 s: the waiter gets in then, not before.
+    first.mark_stopping();
+    assert!(read_owner(&root.join("lab")).context("owner")?.stopping);
+    let t = Instant::now();
+    let waiter = std::thread::spawn({
+        let root = root.clone();
+        move || InstanceLock::acquire(&root, "lab", Duration::from_secs(10))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    // The stopping owner removes its data path (a stop without
+    // --keep-datapath) and exits.
+    std::fs::remove_dir_all(root.join("lab"))?;
+    drop(first);
+    let mut second = waiter.join().expect("waiter thread")?;
+    second.started();
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "waited {waited:?}"
+    );
+    assert!(root.join("lab").is_dir(), "a fresh directory");
+    let owner = read_owner(&root.join("lab")).context("owner link")?;
+    assert!(!owner.stopping);
+    drop(second);
+    Ok(())
+}
