@@ -57,6 +57,25 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     pub dynamic_interfaces: bool,
     pub lvs_flush: bool,
+    /// keepalived 2.x's global `lvs_sync_daemon IF [INSTANCE] [id N]
+    /// [maxlen N] [port N] [ttl N] [group ADDR]`.
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+}
+
+/// The connection-sync daemon's settings (global `lvs_sync_daemon`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LvsSyncDaemon {
+    pub span: Span,
+    pub interface: String,
+    /// The vrrp_instance whose virtual_router_id is the default syncid.
+    pub instance: Option<String>,
+    pub syncid: Option<u8>,
+    /// Accepted for keepalived's sake: lvs-xdp's datagrams always fit the
+    /// MTU (kernel IPVS uses it to size its own).
+    pub maxlen: Option<u16>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+    pub group: Option<Ipv4Addr>,
 }
 
 /// `vrrp_script NAME { ... }`.
