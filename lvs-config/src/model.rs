@@ -60,6 +60,17 @@ pub struct GlobalDefs {
     /// keepalived 2.x's global `lvs_sync_daemon IF [INSTANCE] [id N]
     /// [maxlen N] [port N] [ttl N] [group ADDR]`.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`: IPVS's idle timeouts for
+    /// ESTABLISHED, FIN_WAIT and UDP, seconds (`ipvsadm --set`).
+    pub lvs_timeouts: LvsTimeouts,
+}
+
+/// `lvs_timeouts`; `None` keeps IPVS's default (900, 120, 300).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LvsTimeouts {
+    pub tcp: Option<u32>,
+    pub tcpfin: Option<u32>,
+    pub udp: Option<u32>,
 }
 
 /// The connection-sync daemon's settings (global `lvs_sync_daemon`).

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
 use crate::keywords::GLOBAL_ALL;
-use crate::model::{Config, GlobalDefs, LvsSyncDaemon};
+use crate::model::{Config, GlobalDefs, LvsSyncDaemon, LvsTimeouts};
 use crate::tree::Node;
 
 const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
@@ -80,6 +80,32 @@ static GLOBAL_KW: &[Kw<GlobalDefs>] = &[
     leaf("lvs_flush", |_, g, _| g.lvs_flush = true),
     leaf("lvs_sync_daemon", |p, g, n| {
         g.lvs_sync_daemon = lvs_sync_daemon(p, n)
+    }),
+    leaf("lvs_timeouts", |p, g, n| {
+        // keepalived: pairs of (tcp|tcpfin|udp) and seconds, any order.
+        let mut i = 1;
+        while let Some(w) = n.words.get(i) {
+            let Some(v) = n.words.get(i + 1) else {
+                p.diags
+                    .error(&w.span, format!("lvs_timeouts `{}` needs a value", w.text));
+                break;
+            };
+            let secs = p
+                .uint_word("lvs_timeouts", v, 1, 86_400 * 365)
+                .map(|x| x as u32);
+            match w.text.as_str() {
+                "tcp" => g.lvs_timeouts.tcp = secs,
+                "tcpfin" => g.lvs_timeouts.tcpfin = secs,
+                "udp" => g.lvs_timeouts.udp = secs,
+                other => {
+                    p.diags.error(
+                        &w.span,
+                        format!("unknown lvs_timeouts `{other}` (tcp, tcpfin, udp); ignored"),
+                    );
+                }
+            }
+            i += 2;
+        }
     }),
 ];
 
@@ -181,6 +207,7 @@ impl Default for GlobalDefs {
             dynamic_interfaces: false,
             lvs_flush: false,
             lvs_sync_daemon: None,
+            lvs_timeouts: LvsTimeouts::default(),
         }
     }
 }
@@ -229,6 +256,14 @@ mod tests {
         );
         assert_eq!(d.group, Some("224.0.0.82".parse().unwrap()));
         assert!(r.diagnostics.iter().next().is_none(), "no findings");
+
+        let r = parse_str(
+            "t.conf",
+            "global_defs {\n lvs_timeouts tcp 3600 udp 60\n}\n",
+            &ParseOptions::default(),
+        );
+        let t = r.config.global.lvs_timeouts;
+        assert_eq!((t.tcp, t.tcpfin, t.udp), (Some(3600), None, Some(60)));
 
         let r = parse_str(
             "t.conf",

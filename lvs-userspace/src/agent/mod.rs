@@ -274,6 +274,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
 
     dp.set_expire_nodest(args.expire_nodest_conn)?;
+    apply_timeouts(&mut dp, &cfg)?;
     let mut rec = Reconciler::new(dp, egress, Duration::from_secs(args.drain_timeout));
     rec.set_plan(plan);
     rec.apply()?;
@@ -418,6 +419,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     warn!("{s}");
                 }
                 rec.set_plan(plan);
+                if let Err(e) = apply_timeouts(rec.datapath_mut(), &parsed.config) {
+                    error!("lvs_timeouts: {e:#}");
+                }
                 if let Err(e) = rec.apply() {
                     error!("applying the new configuration: {e:#}");
                 }
@@ -452,6 +456,13 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
     info!("Stopped lvsd");
     Ok(())
+}
+
+/// keepalived's global `lvs_timeouts` into the data path's settings.
+fn apply_timeouts(dp: &mut Datapath, cfg: &Config) -> Result<()> {
+    let t = cfg.global.lvs_timeouts;
+    dp.set_timeouts(t.tcp, t.tcpfin, t.udp)
+        .context("setting lvs_timeouts")
 }
 
 /// A checker's verdict, into the reconciler's view.

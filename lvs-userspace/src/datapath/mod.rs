@@ -370,6 +370,24 @@ impl Datapath {
         })
     }
 
+    /// keepalived's `lvs_timeouts` (ipvsadm --set tcp tcpfin udp): idle
+    /// timeouts of ESTABLISHED, FIN_WAIT and UDP entries; `None` = IPVS's
+    /// default. Applies to existing entries too, as in IPVS.
+    pub fn set_timeouts(
+        &mut self,
+        tcp: Option<u32>,
+        tcpfin: Option<u32>,
+        udp: Option<u32>,
+    ) -> Result<()> {
+        use lvs_common::tcp as t;
+        self.update_settings(|s| {
+            let d = t::DEFAULT_TIMEOUTS_S;
+            s.timeouts_s[t::ESTABLISHED as usize] = tcp.unwrap_or(d[t::ESTABLISHED as usize]);
+            s.timeouts_s[t::FIN_WAIT as usize] = tcpfin.unwrap_or(d[t::FIN_WAIT as usize]);
+            s.timeouts_s[t::STATE_UDP as usize] = udp.unwrap_or(d[t::STATE_UDP as usize]);
+        })
+    }
+
     /// Whether `open` continued with maps a previous agent pinned.
     pub fn adopted_maps(&self) -> bool {
         self.adopted_maps
