@@ -274,6 +274,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
 
     dp.set_expire_nodest(args.expire_nodest_conn)?;
+    dp.set_expire_quiescent(args.expire_quiescent_template)?;
     apply_timeouts(&mut dp, &cfg)?;
     let mut rec = Reconciler::new(dp, egress, Duration::from_secs(args.drain_timeout));
     rec.set_plan(plan);

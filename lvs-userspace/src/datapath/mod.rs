@@ -370,6 +370,19 @@ impl Datapath {
         })
     }
 
+    /// IPVS's `expire_quiescent_template`: on, a persistence template naming
+    /// a real server at weight 0 is treated as expired (persistent clients
+    /// of a drained or failed-and-inhibited server are scheduled anew).
+    pub fn set_expire_quiescent(&mut self, on: bool) -> Result<()> {
+        self.update_settings(|s| {
+            if on {
+                s.flags |= lvs_common::SET_F_EXPIRE_QUIESCENT;
+            } else {
+                s.flags &= !lvs_common::SET_F_EXPIRE_QUIESCENT;
+            }
+        })
+    }
+
     /// keepalived's `lvs_timeouts` (ipvsadm --set tcp tcpfin udp): idle
     /// timeouts of ESTABLISHED, FIN_WAIT and UDP entries; `None` = IPVS's
     /// default. Applies to existing entries too, as in IPVS.
