@@ -13,6 +13,14 @@
 //!
 //! TLS is rustls with certificate verification off, as keepalived's SSL_GET
 //! (it checks that the service answers, not who it is).
+//!
+//! Where rustls and keepalived (the system OpenSSL, Debian's default
+//! policy) differ: both speak TLS 1.2 and 1.3 only (Debian's OpenSSL 3 at
+//! SECLEVEL 2 refuses TLS 1.0/1.1 too) and accept RSA keys of 2048 bits and
+//! more, ECDSA P-256 and P-384 and Ed25519; rustls (ring) has no ECDSA
+//! P-521 and no finite-field DHE or CBC-SHA1 suites, which OpenSSL has. A
+//! server offering only those fails the handshake: the log line carries
+//! the reason and says so, to tell a TLS mismatch from a dead server.
 
 use std::{
     net::SocketAddr,
@@ -231,8 +239,34 @@ pub async fn fetch(
     let mut stream = tokio::time::timeout(conn.connect_timeout, connector.connect(name, tcp))
         .await
         .map_err(|_| CheckError::ConnectTimeout(conn.connect_timeout))?
-        .map_err(CheckError::Tls)?;
+        .map_err(|e| CheckError::Tls(with_tls_hint(e)))?;
     exchange(&mut stream, &req, conn.connect_timeout, url.regex.is_some()).await
+}
+
+/// Adds what a failed handshake usually means when the peer found nothing
+/// in common with us (rustls' reach; see the module doc).
+fn with_tls_hint(e: std::io::Error) -> std::io::Error {
+    let text = e.to_string();
+    let mismatch = [
+        "HandshakeFailure",
+        "PeerIncompatible",
+        "NoSignatureSchemesInCommon",
+        "ProtocolVersion",
+        "InsufficientSecurity",
+        "IllegalParameter",
+    ];
+    if mismatch.iter().any(|m| text.contains(m)) {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "{text} (no TLS version, cipher suite or key type in common: lvsd's SSL_GET \
+                 speaks TLS 1.2/1.3 with RSA >= 2048 bits, ECDSA P-256/P-384 or Ed25519 \
+                 keys; not ECDSA P-521, TLS <= 1.1, DHE or CBC-SHA1 suites)"
+            ),
+        )
+    } else {
+        e
+    }
 }
 
 /// One HTTP_GET / SSL_GET attempt: every url must pass. On success, the
