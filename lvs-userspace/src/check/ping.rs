@@ -127,7 +127,7 @@ pub async fn check(conn: &Conn) -> Result<(), CheckError> {
         let mut buf = [0u8; 1500];
         loop {
             let mut g = fd.readable().await.map_err(CheckError::Read)?;
-            let n = match g.try_io(|s| (&mut &*s.get_ref()).read(&mut buf)) {
+            let n = match g.try_io(|s| (&mut s.get_ref()).read(&mut buf)) {
                 Ok(r) => r.map_err(CheckError::Read)?,
                 Err(_would_block) => continue,
             };
