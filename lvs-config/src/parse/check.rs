@@ -65,6 +65,11 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
         let w0 = &e.words[0];
         if w0.text == "fwmark" {
             if let Some(m) = p.uint(e, 1, 1, u64::from(u32::MAX)) {
+                refuse_fwmark(
+                    p,
+                    &w0.span,
+                    &format!("virtual_server_group {} entry fwmark {m}", g.name),
+                );
                 g.entries.push(VsgEntry::Fwmark {
                     span: w0.span.clone(),
                     mark: m as u32,
@@ -99,6 +104,27 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
         return;
     }
     cfg.virtual_server_groups.push(g);
+}
+
+/// lvs-xdp cannot serve firewall-mark services: its XDP program sees a
+/// packet before netfilter, so no iptables/nftables rule has marked it
+/// yet. Refused (the item is left out) with what to write instead; a
+/// warning, as for every keepalived feature lvs-xdp does not run (the
+/// file still means the same to keepalived, and the rest of it runs).
+fn refuse_fwmark(p: &mut Parser, span: &Span, what: &str) {
+    p.diags.add(
+        Severity::Warning,
+        span,
+        format!(
+            "{what}: fwmark services are not supported: the XDP program runs before netfilter, \
+             so no packet carries a mark when lvs-xdp schedules it; left out"
+        ),
+        Some(
+            "list the addresses and ports the mark selects instead: `virtual_server ADDR PORT`, \
+             or a `virtual_server_group` with `ADDR[-LAST] PORT` entries"
+                .into(),
+        ),
+    );
 }
 
 /// `A.B.C.D[-E]` or `X::Y[-Z]` (the range replaces the last byte / group).
@@ -1030,6 +1056,7 @@ fn vs_addr(p: &mut Parser, n: &Node) -> Option<(VsAddr, Span)> {
     match w.text.as_str() {
         "fwmark" => {
             let m = p.uint(n, 2, 1, u64::from(u32::MAX))?;
+            refuse_fwmark(p, &span, &format!("virtual_server fwmark {m}"));
             Some((VsAddr::Fwmark(m as u32), span))
         }
         "group" => Some((VsAddr::Group(p.string(n, 2)?), span)),

@@ -267,20 +267,25 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
         }
     };
     for vs in &cfg.virtual_servers {
-        let VsAddr::Ip(vs_addr, vs_port) = vs.addr else {
-            warn_once(format!(
-                "health checks of virtual server {} are not supported (fwmark / group): its real servers are not checked",
-                vs.addr
-            ));
-            continue;
+        // A group's real servers are checked once, under the group's first
+        // service (keepalived), and the verdict applies to all of them.
+        let (vs_addr, vs_port) = match &vs.addr {
+            VsAddr::Ip(a, p) => (*a, *p),
+            VsAddr::Group(name) => match group_first(cfg, name) {
+                Some(x) => x,
+                None => continue,
+            },
+            VsAddr::Fwmark(_) => continue, // refused: not served, not checked
         };
         for rs in &vs.real_servers {
+            // A group's real server without a port: the first service's.
+            let rs_port = if rs.port == 0 { vs_port } else { rs.port };
             let key = RsKey {
                 vs_addr,
                 vs_port,
                 proto: vs.protocol.into(),
                 rs_addr: rs.addr,
-                rs_port: rs.port,
+                rs_port,
             };
             let mut list = Vec::new();
             for c in &rs.checkers {
@@ -312,7 +317,7 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                     ));
                     continue;
                 };
-                let conn = common.conn.as_ref().map(|o| Conn::new(o, rs.addr, rs.port));
+                let conn = common.conn.as_ref().map(|o| Conn::new(o, rs.addr, rs_port));
                 let kind = match c {
                     Checker::Tcp(_) => Kind::Tcp,
                     Checker::Ping(_) => Kind::Ping,
@@ -352,7 +357,7 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                         let mut hosts: Vec<Conn> = m
                             .hosts
                             .iter()
-                            .map(|h| Conn::new(h, rs.addr, rs.port))
+                            .map(|h| Conn::new(h, rs.addr, rs_port))
                             .collect();
                         let first = if own_set || hosts.is_empty() {
                             conn.clone()
@@ -410,6 +415,25 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
         }
     }
     out
+}
+
+/// The first service of a `virtual_server_group` (its first IPv4 address
+/// entry, else its first entry): the one its checkers report under.
+fn group_first(cfg: &Config, name: &str) -> Option<(IpAddr, u16)> {
+    let ranges: Vec<(IpAddr, u16)> = cfg
+        .virtual_server_group(name)?
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            lvs_config::VsgEntry::Range { first, port, .. } => Some((*first, *port)),
+            lvs_config::VsgEntry::Fwmark { .. } => None,
+        })
+        .collect();
+    ranges
+        .iter()
+        .find(|(a, _)| a.is_ipv4())
+        .or(ranges.first())
+        .copied()
 }
 
 fn udp_spec(u: &lvs_config::UdpCheck) -> UdpSpec {
