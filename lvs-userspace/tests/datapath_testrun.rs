@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use lvs_common::{tcp, verdict, FlowKey, PersistKey, IPPROTO_TCP};
+use lvs_common::{event, tcp, verdict, FlowKey, PersistKey, IPPROTO_TCP};
 use lvs_userspace::{
     datapath::{
         testrun::{self, backend_mac, rewritten, tcp_frame, udp_frame, Flags, DIRECTOR_MAC},
@@ -321,7 +321,7 @@ fn established_flow_sticks_to_its_backend_and_follows_tcp_states() {
     }
     assert_eq!(dp.conn(&k).unwrap().state, tcp::ESTABLISHED);
     assert!(
-        verdict_count(&dp, verdict::FLOW_CACHE_HIT) >= 2,
+        dp.events().unwrap()[event::FLOW_CACHE_HIT as usize] >= 2,
         "fast path used"
     );
     // Data with PSH goes the same way; a retransmitted SYN too.
@@ -483,6 +483,9 @@ fn persistence_hit_granularity_and_expiry() {
     let mut dp = open(&seed_state());
     let first = tcp_frame((CLIENT, 45000), (PVIP, 80), Flags::SYN, b"");
     let b = backend_of(&run(&mut dp, &first));
+    // The handshake completes: the template becomes an established one.
+    let ack = tcp_frame((CLIENT, 45000), (PVIP, 80), Flags::ACK, b"");
+    assert_eq!(backend_of(&run(&mut dp, &ack)), b);
     // Same client, other connections: same backend (WRR would move on).
     for sport in 45001..45010 {
         let f = tcp_frame((CLIENT, sport), (PVIP, 80), Flags::SYN, b"");
@@ -521,6 +524,8 @@ fn persistence_hit_granularity_and_expiry() {
     let f = tcp_frame((CLIENT, 45300), (PVIP, 80), Flags::SYN, b"");
     let after = backend_of(&run(&mut dp, &f));
     assert_ne!(after, b, "expired template: rescheduled by wrr");
+    let ack = tcp_frame((CLIENT, 45300), (PVIP, 80), Flags::ACK, b"");
+    assert_eq!(backend_of(&run(&mut dp, &ack)), after, "promoted");
     assert_eq!(
         mac_of(&dp, dp.template(&tkey).unwrap().backend),
         after,
