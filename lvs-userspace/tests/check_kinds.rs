@@ -192,16 +192,24 @@ fn udp_check_echo_up_stopped_down_mismatch_down() -> Result<()> {
             let (tx, mut rx) = mpsc::channel(64);
             let mut checkers = Checkers::new(tx);
             checkers.reconcile(&cfg);
-            wait_event(&mut rx, Duration::from_secs(4), "rs1 UDP up", is_up(&k1)).await?;
-            // rs2's echo never starts with 0xff: down at its first check.
-            let (ev, _) = wait_event(
-                &mut rx,
-                Duration::from_secs(4),
-                "rs2 UDP mismatch",
-                is_down(&k2),
-            )
-            .await?;
-            assert!(down_reason(&ev).contains("reply data mismatch"), "{ev:?}");
+            // rs1 up; rs2's echo never starts with 0xff: down at its first
+            // check. In either order.
+            let (mut up1, mut down2) = (false, false);
+            while !(up1 && down2) {
+                let (ev, _) = wait_event(
+                    &mut rx,
+                    Duration::from_secs(4),
+                    "rs1 up, rs2 mismatch",
+                    |e| is_up(&k1)(e) || is_down(&k2)(e),
+                )
+                .await?;
+                if is_up(&k1)(&ev) {
+                    up1 = true;
+                } else {
+                    assert!(down_reason(&ev).contains("reply data mismatch"), "{ev:?}");
+                    down2 = true;
+                }
+            }
             lab.kill(pid)?;
             let (ev, took) =
                 wait_event(&mut rx, DOWN_BOUND + SLACK, "rs1 UDP down", is_down(&k1)).await?;
