@@ -168,6 +168,9 @@ pub(crate) enum Msg {
     Remove {
         rs: RsKey,
         id: u64,
+        /// The real server stays (its checker is replaced by a reload):
+        /// keep its state, even without checkers for a moment.
+        keep: bool,
     },
     Weight {
         rs: RsKey,
@@ -240,7 +243,7 @@ impl Checkers {
             let Some(want) = wanted.get(&key) else {
                 let old = self.running.remove(&key).expect("key listed");
                 for r in old.checkers {
-                    self.stop(&key, r);
+                    self.stop(&key, r, false);
                 }
                 continue;
             };
@@ -249,7 +252,7 @@ impl Checkers {
                 // Rare: restart the real server's checkers with the new mode.
                 let old = self.running.remove(&key).expect("key listed");
                 for r in old.checkers {
-                    self.stop(&key, r);
+                    self.stop(&key, r, false);
                 }
                 continue;
             }
@@ -285,7 +288,7 @@ impl Checkers {
             }
             old.checkers = kept;
             for r in stopped {
-                self.stop(&key, r);
+                self.stop(&key, r, true);
             }
         }
         // Start what is new.
@@ -343,11 +346,12 @@ impl Checkers {
         }
     }
 
-    fn stop(&self, key: &RsKey, r: Running) {
+    fn stop(&self, key: &RsKey, r: Running, keep: bool) {
         r.task.abort();
         let _ = self.to_manager.send(Msg::Remove {
             rs: key.clone(),
             id: r.id,
+            keep,
         });
     }
 
@@ -595,14 +599,18 @@ async fn manager(
                 }
                 continue;
             }
-            Msg::Remove { rs, id } => {
+            Msg::Remove { rs, id, keep } => {
                 if let Some(st) = all.get_mut(&rs) {
                     st.checkers.remove(&id);
                     if st.checkers.is_empty() {
-                        all.remove(&rs);
-                        states.send_modify(|m| {
-                            m.remove(&rs);
-                        });
+                        if !keep {
+                            all.remove(&rs);
+                            states.send_modify(|m| {
+                                m.remove(&rs);
+                            });
+                        }
+                        // Kept: its new checkers follow at once; nothing
+                        // to decide without any.
                         continue;
                     }
                 }
