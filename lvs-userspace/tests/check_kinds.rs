@@ -17,7 +17,8 @@
 //!   stopped, started again; an HTTP server is no SMTP server (no greeting);
 //! - FILE_CHECK: a track_file whose number sets the weight (configured +
 //!   value × weight, never below 0) and, with weight 0, the state; the
-//!   real server's `notify_up` / `notify_down` scripts run on each change.
+//!   real server's `notify_up` / `notify_down` scripts run on each change;
+//!   with `omega`, `notify_down` of the servers still up runs at shutdown.
 //!
 //! Needs root, `ip`, `ethtool`, `sysctl`, `dnsmasq`, `lvs-lab-httpd` and
 //! `lvs-lab-responder` (`cargo build -p lvs-testkit --bins`).
@@ -461,4 +462,65 @@ impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `omega`: when the checkers stop, `notify_down` runs for the real servers
+/// still up (and only for virtual servers with `omega`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn omega_runs_notify_down_of_servers_still_up_at_shutdown() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("lvs-omega-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = RemoveDir(dir.clone());
+    let (up, down) = (dir.join("up"), dir.join("down"));
+    std::fs::write(&up, "0\n")?;
+    std::fs::write(&down, "1\n")?;
+    let log = dir.join("notify.log");
+    let notify = dir.join("notify.sh");
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", log.display()),
+    )?;
+    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let n = notify.display();
+    let vs = |port: u16, omega: &str| {
+        format!(
+            "virtual_server 198.18.0.100 {port} {{\n lb_kind DR\n protocol TCP\n{omega}\
+             real_server 198.18.0.11 80 {{\n  notify_down \"{n} down rs1-{port}\"\n  FILE_CHECK {{\n   track_file up\n  }}\n }}\n\
+             real_server 198.18.0.12 80 {{\n  notify_down \"{n} down rs2-{port}\"\n  FILE_CHECK {{\n   track_file down\n  }}\n }}\n}}\n"
+        )
+    };
+    let cfg = parse(&format!(
+        "track_file up {{\n file {}\n weight 0\n}}\ntrack_file down {{\n file {}\n weight 0\n}}\n{}{}",
+        up.display(),
+        down.display(),
+        vs(80, " omega\n"),
+        vs(81, ""),
+    ));
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut checkers = Checkers::new(tx);
+    checkers.reconcile(&cfg);
+    for port in [80, 81] {
+        let k = key(Proto::Tcp, port, 12, 80);
+        wait_event(&mut rx, Duration::from_secs(2), "rs2 down", is_down(&k)).await?;
+    }
+    let read = || {
+        let mut l: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        l.sort();
+        l
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while read() != ["down rs2-80", "down rs2-81"] {
+        if Instant::now() > deadline {
+            bail!("notify_down of rs2: {:?}", read());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    checkers.shutdown().await;
+    // rs1 of the omega virtual server only; shutdown waited for it.
+    assert_eq!(read(), ["down rs1-80", "down rs2-80", "down rs2-81"]);
+    Ok(())
 }
