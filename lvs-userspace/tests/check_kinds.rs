@@ -6,7 +6,8 @@
 //!   (`net.ipv4.icmp_echo_ignore_all=1` in the real server), then answered
 //!   again; first through a raw socket (the namespace's default
 //!   `ping_group_range` refuses ICMP datagram sockets), then through a
-//!   datagram socket once the range allows it;
+//!   datagram socket once the range allows it; the same over ICMPv6
+//!   (IPv6 enabled on the two interfaces, addresses in 2001:2::/48);
 //! - UDP_CHECK: `lvs-lab-responder --udp-echo` echoing the payload that
 //!   `require_reply` wants, stopped (port unreachable), started again; a
 //!   `require_reply` the echo cannot match is down from the start;
@@ -148,6 +149,101 @@ fn ping_check_answered_ignored_answered() -> Result<()> {
                 icmp("0")?;
             }
             wait_event(&mut rx, Duration::from_secs(4), "PING up again", is_up(&k)).await?;
+            checkers.shutdown().await;
+            Ok(())
+        })
+    })??;
+    Ok(())
+}
+
+/// PING_CHECK over ICMPv6: the lab is IPv4-only, so this test enables
+/// IPv6 on the director's and real server's interfaces, gives them
+/// addresses in 2001:2::/48 and static neighbour entries (no NDP needed).
+#[test]
+fn ping_check_icmpv6_answered_ignored_answered() -> Result<()> {
+    let lab = small_lab(1)?;
+    let (dir_ns, rs_ns) = (
+        lab.director_ns(0).to_string(),
+        lab.real_server_ns(0).to_string(),
+    );
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let dif = lab.director_if().to_string();
+    lab.exec_ok(
+        &dir_ns,
+        &[
+            "sysctl",
+            "-q",
+            "-w",
+            &format!("net.ipv6.conf.{dif}.disable_ipv6=0"),
+        ],
+    )?;
+    lab.exec_ok(
+        &rs_ns,
+        &["sysctl", "-q", "-w", "net.ipv6.conf.eth0.disable_ipv6=0"],
+    )?;
+    lab.ip_batch(
+        &dir_ns,
+        &format!(
+            "addr add 2001:2::1/64 dev {dif} nodad\nneigh replace 2001:2::11 lladdr {} dev {dif} nud permanent\n",
+            mac(lab.real_server_mac(0))
+        ),
+    )?;
+    lab.ip_batch(
+        &rs_ns,
+        &format!(
+            "addr add 2001:2::11/64 dev eth0 nodad\nneigh replace 2001:2::1 lladdr {} dev eth0 nud permanent\n",
+            mac(lab.director_mac(0))
+        ),
+    )?;
+    let cfg = parse(&format!(
+        "virtual_server 2001:2::100 80 {{\n delay_loop 1\n lb_kind DR\n protocol TCP\n real_server 2001:2::11 80 {{\n  PING_CHECK {{\n   {TIMING}\n  }}\n }}\n}}\n"
+    ));
+    let k = RsKey {
+        vs_addr: "2001:2::100".parse()?,
+        vs_port: 80,
+        proto: Proto::Tcp,
+        rs_addr: "2001:2::11".parse()?,
+        rs_port: 80,
+    };
+    let icmp = |ignore: &str| -> Result<()> {
+        lab.exec_ok(
+            &rs_ns,
+            &[
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.ipv6.icmp.echo_ignore_all={ignore}"),
+            ],
+        )?;
+        Ok(())
+    };
+    lab.run_in_netns(&dir_ns, || -> Result<()> {
+        runtime()?.block_on(async {
+            let (tx, mut rx) = mpsc::channel(64);
+            let mut checkers = Checkers::new(tx);
+            checkers.reconcile(&cfg);
+            for socket in ["raw", "datagram"] {
+                if socket == "datagram" {
+                    // ping_group_range governs ICMPv6 datagram sockets too.
+                    std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
+                }
+                wait_event(&mut rx, Duration::from_secs(4), "PING6 up", is_up(&k)).await?;
+                icmp("1")?;
+                let (ev, took) =
+                    wait_event(&mut rx, DOWN_BOUND + SLACK, "PING6 down", is_down(&k)).await?;
+                println!(
+                    "PING_CHECK ICMPv6 ({socket} socket): down {:.2} s after echo was ignored: {}",
+                    took.as_secs_f64(),
+                    down_reason(&ev)
+                );
+                icmp("0")?;
+            }
+            wait_event(&mut rx, Duration::from_secs(4), "PING6 up again", is_up(&k)).await?;
             checkers.shutdown().await;
             Ok(())
         })
