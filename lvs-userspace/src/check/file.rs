@@ -10,15 +10,27 @@
 //!   `value × W`, never below 0 (weight 0: no new connections); a product at
 //!   or below −2147483648 (keepalived's `IPVS_WEIGHT_FAULT`) is FAULT.
 //!
-//! keepalived is woken by inotify; we read the file every
-//! [`POLL`], which bounds how late a change is seen.
+//! As keepalived, the file's directory is watched with inotify (a write
+//! closed, a file moved in or out, deleted: a deleted file reads as 0), so
+//! a change is seen at once; the file is also read every [`POLL`], in case
+//! inotify is unavailable or the directory appears later.
 
-use std::{path::Path, time::Duration};
+use std::{
+    ffi::{CString, OsStr},
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
+    path::Path,
+    time::Duration,
+};
+
+use tokio::io::unix::AsyncFd;
 
 use super::spec::FileSpec;
 
-/// How often the file is read.
-pub const POLL: Duration = Duration::from_millis(250);
+/// How often the file is read besides inotify's events.
+pub const POLL: Duration = Duration::from_secs(1);
 
 /// keepalived's `IPVS_WEIGHT_FAULT` (−IPVS_WEIGHT_MAX − 1).
 const WEIGHT_FAULT: i64 = i32::MIN as i64;
@@ -106,9 +118,106 @@ pub fn init(spec: &FileSpec) -> std::io::Result<()> {
     Ok(())
 }
 
+/// An inotify watch on a file's directory, for that file's name.
+pub struct Watch {
+    fd: AsyncFd<OwnedFd>,
+    name: Vec<u8>,
+}
+
+impl Watch {
+    /// `None` when inotify or the directory is not available (then the
+    /// file is only polled).
+    pub fn new(path: &Path) -> Option<Watch> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path.file_name()?.as_bytes().to_vec();
+        let cdir = CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: inotify_init1 takes flags only and returns a new
+        // descriptor or -1.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: `raw` is a descriptor we just opened and own alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mask = libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE;
+        // SAFETY: `cdir` is a NUL-terminated path that outlives the call.
+        if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), cdir.as_ptr(), mask) } < 0 {
+            return None;
+        }
+        // SAFETY: the OwnedFd is moved into the AsyncFd, which is its only
+        // owner until it is dropped and closed.
+        let fd = unsafe { AsyncFd::register(fd) }.ok()?;
+        Some(Watch { fd, name })
+    }
+
+    /// Waits until an event names the file (or the watch fails: then never
+    /// returns, and polling takes over).
+    pub async fn changed(&self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok(mut g) = self.fd.readable().await else {
+                return std::future::pending().await;
+            };
+            let n = match g.try_io(|fd| {
+                // SAFETY: read(2) into a buffer valid for its whole length.
+                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }) {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) => return std::future::pending().await,
+                Err(_would_block) => continue,
+            };
+            if names(&buf[..n]).any(|name| name == OsStr::from_bytes(&self.name)) {
+                return;
+            }
+        }
+    }
+}
+
+/// The names in a buffer of `struct inotify_event`s.
+fn names(mut buf: &[u8]) -> impl Iterator<Item = &OsStr> {
+    const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
+    std::iter::from_fn(move || {
+        if buf.len() < HEADER {
+            return None;
+        }
+        // `len` (the name's padded length) is the header's last u32.
+        let len = u32::from_ne_bytes(buf[HEADER - 4..HEADER].try_into().ok()?) as usize;
+        let name = buf.get(HEADER..HEADER + len)?;
+        buf = &buf[HEADER + len..];
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        Some(OsStr::from_bytes(&name[..end]))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inotify_event_names() {
+        // wd, mask, cookie, len, then the NUL-padded name.
+        let mut buf = Vec::new();
+        for name in ["weights", "other.tmp"] {
+            let mut padded = name.as_bytes().to_vec();
+            padded.resize(16, 0);
+            buf.extend_from_slice(&1i32.to_ne_bytes());
+            buf.extend_from_slice(&libc::IN_CLOSE_WRITE.to_ne_bytes());
+            buf.extend_from_slice(&0u32.to_ne_bytes());
+            buf.extend_from_slice(&16u32.to_ne_bytes());
+            buf.extend_from_slice(&padded);
+        }
+        let got: Vec<&OsStr> = names(&buf).collect();
+        assert_eq!(got, [OsStr::new("weights"), OsStr::new("other.tmp")]);
+        assert_eq!(names(&buf[..10]).count(), 0);
+    }
 
     #[test]
     fn strtol_as_c() {

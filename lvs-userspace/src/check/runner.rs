@@ -384,6 +384,7 @@ async fn run_file(ctx: &Ctx, f: &super::spec::FileSpec) {
         warn!("track_file {}: init_file {}: {e}", f.name, f.path);
     }
     let path = std::path::PathBuf::from(&f.path);
+    let watch = file::Watch::new(&path);
     let mut last: Option<file::FileState> = None;
     let mut value = 0;
     loop {
@@ -433,7 +434,12 @@ async fn run_file(ctx: &Ctx, f: &super::spec::FileSpec) {
             }
             last = Some(now);
         }
-        tokio::time::sleep(file::POLL).await;
+        match &watch {
+            Some(w) => {
+                let _ = tokio::time::timeout(file::POLL, w.changed()).await;
+            }
+            None => tokio::time::sleep(file::POLL).await,
+        }
     }
 }
 
