@@ -2,7 +2,9 @@
 //! range of 4 VIPs on 2 ports (`198.18.0.100-103 80`, `… 8080`) is 8
 //! services, each forwarded round robin to both real servers; the real
 //! servers' checkers run once for the group (`Activating healthchecker` per
-//! real server, not per service), and a stopped server leaves all 8.
+//! real server, not per service), and a stopped server leaves all 8 (its
+//! `notify_down` runs once); with `omega`, stopping lvsd runs the
+//! `notify_down` of the server still up and the `quorum_down` of the group.
 //! `lvsd -t` names the `fwmark` entry it leaves out, and why.
 //!
 //! Needs root, `ip`, `ethtool`, `lvs-lab-httpd`.
@@ -24,32 +26,40 @@ fn vips() -> Vec<Ipv4Addr> {
     (100..=103).map(|l| Ipv4Addr::new(198, 18, 0, l)).collect()
 }
 
-const CONFIG: &str = "\
-virtual_server_group WEB {
+fn config(notify: &str) -> String {
+    format!(
+        "\
+virtual_server_group WEB {{
     198.18.0.100-103 80
     198.18.0.100-103 8080
-}
-virtual_server group WEB {
+}}
+virtual_server group WEB {{
     delay_loop 1
     lb_algo rr
     lb_kind DR
     protocol TCP
-    real_server 198.18.0.11 {
-        TCP_CHECK {
+    omega
+    quorum_down \"{notify} quorum_down\"
+    real_server 198.18.0.11 {{
+        notify_down \"{notify} down rs1\"
+        TCP_CHECK {{
             connect_timeout 1
             retry 0
             warmup 0
-        }
-    }
-    real_server 198.18.0.12 {
-        TCP_CHECK {
+        }}
+    }}
+    real_server 198.18.0.12 {{
+        notify_down \"{notify} down rs2\"
+        TCP_CHECK {{
             connect_timeout 1
             retry 0
             warmup 0
-        }
-    }
+        }}
+    }}
+}}
+"
+    )
 }
-";
 
 /// The bodies (real-server names) of `n` requests to `vip:port`.
 fn answers(lab: &Lab, vip: Ipv4Addr, port: u16, n: usize) -> Result<Vec<String>> {
@@ -80,8 +90,25 @@ fn a_group_of_4_vips_and_2_ports_forwards_8_services() -> Result<()> {
             &["0.0.0.0:8080"],
         )?;
     }
+    let notify_log = lab.log_dir().join("notify.log");
+    let notify = lab.log_dir().join("notify.sh");
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", notify_log.display()),
+    )?;
+    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let config = config(&notify.display().to_string());
+    let notified = || {
+        let mut l: Vec<String> = std::fs::read_to_string(&notify_log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        l.sort();
+        l
+    };
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, CONFIG)?;
+    let mut d = Director::new(&lab, &bpffs.0, &config)?;
     d.extra_args = vec!["--interface".into(), lab.director_if().into()];
     d.start()?;
     let names = [lab.real_server_name(0), lab.real_server_name(1)];
@@ -129,14 +156,29 @@ fn a_group_of_4_vips_and_2_ports_forwards_8_services() -> Result<()> {
             );
         }
     }
+    // rs2's notify_down ran once: one checker for the whole group.
+    wait_until(
+        "notify_down rs2",
+        Duration::from_secs(3),
+        Duration::from_millis(50),
+        || notified() == ["down rs2"],
+    )
+    .with_context(|| format!("{:?}", notified()))?;
+    // omega: stopping runs rs1's notify_down (still up) and the group's
+    // quorum_down (quorum still up), once each.
     d.signal(libc::SIGTERM)?;
     d.wait_log("Stopped lvsd", Duration::from_secs(10))?;
+    ensure!(
+        notified() == ["down rs1", "down rs2", "quorum_down"],
+        "{:?}",
+        notified()
+    );
 
     // fwmark: lvsd -t says what it leaves out and why.
     let conf = lab.log_dir().join("fwmark.conf");
     std::fs::write(
         &conf,
-        CONFIG.replace(
+        config.replace(
             "198.18.0.100-103 8080\n",
             "198.18.0.100-103 8080\n    fwmark 7\n",
         ),

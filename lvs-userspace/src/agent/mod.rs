@@ -434,6 +434,23 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
 
     checkers.shutdown().await;
+    // omega: quorum_down of the virtual servers still in quorum, each
+    // waited for (bounded), as keepalived runs them when it stops.
+    for script in rec.omega_quorum_down() {
+        let mut cmd = crate::check::misc::command(&script);
+        cmd.stdin(std::process::Stdio::null());
+        match cmd.spawn() {
+            Ok(mut child) => {
+                if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                    .await
+                    .is_err()
+                {
+                    warn!("omega: quorum_down {script} still running after 5 s; left");
+                }
+            }
+            Err(e) => warn!("omega: running quorum_down {script}: {e}"),
+        }
+    }
     if let Some(v) = vrrp {
         v.shutdown().await;
     }

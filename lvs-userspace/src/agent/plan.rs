@@ -53,6 +53,9 @@ pub struct PlannedService {
     /// of a `virtual_server_group`, the group's first (keepalived checks a
     /// group's real servers once, for all its services).
     pub checked_as: ServiceId,
+    /// keepalived's `omega`: at shutdown, run `quorum_down` if quorum is up
+    /// (and the real servers' `notify_down`, which the checkers do).
+    pub omega: bool,
 }
 
 /// The plan, and why parts of the config are left out.
@@ -180,6 +183,7 @@ pub fn plan(cfg: &Config) -> Plan {
                 quorum_up: vs.quorum_up.clone(),
                 quorum_down: vs.quorum_down.clone(),
                 checked_as,
+                omega: vs.omega,
             });
         }
     }

@@ -565,6 +565,20 @@ impl Reconciler {
         }
     }
 
+    /// `omega` at shutdown: the `quorum_down` scripts of the virtual
+    /// servers whose quorum is up, once per virtual server (a group's
+    /// services share theirs).
+    pub fn omega_quorum_down(&self) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        self.plan
+            .services
+            .iter()
+            .filter(|s| s.omega && !self.quorum_lost.contains(&s.id))
+            .filter(|s| seen.insert(s.checked_as))
+            .filter_map(|s| s.quorum_down.clone())
+            .collect()
+    }
+
     /// Writes whatever differs into the maps.
     pub fn apply(&mut self) -> anyhow::Result<()> {
         self.dirty = false;
