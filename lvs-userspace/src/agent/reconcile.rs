@@ -496,7 +496,10 @@ impl Reconciler {
                         alive_weight.saturating_sub(s.hysteresis)
                     );
                     self.quorum_lost.insert(s.id);
-                    run_script(s.quorum_down.as_deref());
+                    // A group's services share one quorum_down run.
+                    if s.id == s.checked_as {
+                        run_script(s.quorum_down.as_deref());
+                    }
                 } else {
                     info!(
                         "Gained quorum {alive_weight}+{}={} >= {quorum} for VS {vs}",
@@ -504,7 +507,9 @@ impl Reconciler {
                         alive_weight + s.hysteresis
                     );
                     self.quorum_lost.remove(&s.id);
-                    run_script(s.quorum_up.as_deref());
+                    if s.id == s.checked_as {
+                        run_script(s.quorum_up.as_deref());
+                    }
                 }
             }
             // Quorum lost (no real server up, at the least): the sorry server.
