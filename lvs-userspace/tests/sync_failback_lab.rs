@@ -11,17 +11,11 @@
 
 mod common;
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director};
-use lvs_testkit::{KeepAliveClient, Lab, LabSpec};
+use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director, Streamer};
+use lvs_testkit::{Lab, LabSpec};
 
 fn config(state: &str, priority: u8) -> String {
     let mut s = format!(
@@ -31,65 +25,6 @@ fn config(state: &str, priority: u8) -> String {
         s += &format!(" real_server 198.18.0.{} 80 {{\n  weight 1\n }}\n", 10 + n);
     }
     s + "}\n"
-}
-
-/// Keeps every connection busy (a request every 200 ms each) until
-/// stopped; counts requests that failed or were answered by another server.
-struct Streamer {
-    stop: Arc<AtomicBool>,
-    broken: Arc<AtomicU64>,
-    done: Arc<AtomicU64>,
-    conns: Arc<Mutex<Vec<(KeepAliveClient, String)>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Streamer {
-    fn start(conns: Vec<(KeepAliveClient, String)>) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let broken = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicU64::new(0));
-        let conns = Arc::new(Mutex::new(conns));
-        let thread = {
-            let (stop, broken, done, conns) =
-                (stop.clone(), broken.clone(), done.clone(), conns.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let mut cs = conns.lock().unwrap();
-                    for (c, server) in cs.iter_mut() {
-                        match c.get() {
-                            Ok(got) if &got == server => {}
-                            _ => {
-                                broken.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    drop(cs);
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            })
-        };
-        Streamer {
-            stop,
-            broken,
-            done,
-            conns,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> (u64, u64, Vec<(KeepAliveClient, String)>) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let conns = std::mem::take(&mut *self.conns.lock().unwrap());
-        (
-            self.broken.load(Ordering::Relaxed),
-            self.done.load(Ordering::Relaxed),
-            conns,
-        )
-    }
 }
 
 fn crash(lab: &Lab, d: &Director, bpffs: &std::path::Path) -> Result<()> {
@@ -206,5 +141,96 @@ fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> R
         "{broken} of {done} requests broke across the graceful handover"
     );
     ensure_same_servers(&lab, &mut all, "after the graceful failback")?;
+    Ok(())
+}
+
+/// Lets this test (and the servers the lab spawns) hold 10 000 sockets.
+fn raise_fd_limit() -> Result<()> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit on a struct we own.
+    unsafe {
+        ensure!(
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0,
+            "getrlimit"
+        );
+        l.rlim_cur = l.rlim_max;
+        ensure!(libc::setrlimit(libc::RLIMIT_NOFILE, &l) == 0, "setrlimit");
+    }
+    ensure!(
+        l.rlim_cur >= 12_000,
+        "RLIMIT_NOFILE hard limit {} < 12 000",
+        l.rlim_max
+    );
+    Ok(())
+}
+
+#[test]
+fn ten_thousand_connections_fail_back_warm() -> Result<()> {
+    raise_fd_limit()?;
+    let lab = Lab::create(LabSpec {
+        directors: 2,
+        real_servers: 3,
+        client_addrs: 100,
+        director_holds_vip: false,
+        ..LabSpec::default()
+    })?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
+    let mut backup = Director::new(&lab, &bpffs.0, &config("BACKUP", 100))?;
+    backup.index = 1;
+    backup.instance = "lab2".into();
+    master.start()?;
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
+    backup.start()?;
+    backup.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(15))?;
+    wait_forwarding(&lab)?;
+
+    // 10 000 connections, 100 per client address.
+    let addrs = lab.client_addrs().to_vec();
+    let mut all = Vec::with_capacity(10_000);
+    for _ in 0..100 {
+        all.extend(keep_alive_clients(&lab, &addrs)?);
+    }
+    std::thread::sleep(Duration::from_secs(2)); // synced to the backup
+    crash(&lab, &master, &bpffs.0)?;
+    backup.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(6))?;
+
+    let t0 = std::time::Instant::now();
+    master.start()?;
+    master.wait_log("bulk sync done", Duration::from_secs(30))?;
+    let synced_at = t0.elapsed();
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(30))?;
+    let master_at = t0.elapsed();
+    backup.wait_log_count("(VI_1) Entering BACKUP STATE", 2, Duration::from_secs(5))?;
+    let bulk_line = master
+        .log()
+        .lines()
+        .find(|l| l.contains("bulk sync done"))
+        .unwrap_or_default()
+        .to_owned();
+    eprintln!(
+        "10 000 connections: bulk sync done {:.2} s after start, MASTER at {:.2} s; {bulk_line}",
+        synced_at.as_secs_f64(),
+        master_at.as_secs_f64()
+    );
+    ensure!(
+        synced_at <= master_at,
+        "preemption waited for the bulk sync"
+    );
+    // Every one of them carries on with its server through the new master.
+    ensure_same_servers(&lab, &mut all, "after failing back with 10 000 connections")?;
+    let established = master
+        .inspect()?
+        .conns()?
+        .iter()
+        .filter(|c| !c.half_open && c.conn.state == lvs_common::tcp::ESTABLISHED)
+        .count();
+    ensure!(
+        established >= 10_000,
+        "the returning master holds them all ({established})"
+    );
     Ok(())
 }

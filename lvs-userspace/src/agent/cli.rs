@@ -82,6 +82,12 @@ pub struct Args {
     /// its CPU) seconds of flood.
     #[arg(long = "half-open-size", default_value_t = lvs_common::DEFAULT_HALF_OPEN_PER_CPU)]
     pub half_open_per_cpu: u32,
+    /// IPVS's expire_nodest_conn: reschedule the packets of a connection
+    /// whose real server went down (TCP ones are then reset by the new
+    /// server). Default, as IPVS: drop them, so a health-check flap only
+    /// stalls its connections.
+    #[arg(long = "expire-nodest-conn")]
+    pub expire_nodest_conn: bool,
     /// Connection sync: a file holding a shared key; every sync datagram
     /// then carries an HMAC-SHA256 under it and only such are accepted.
     #[arg(long = "sync-key-file")]

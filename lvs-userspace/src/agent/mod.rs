@@ -273,6 +273,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         });
     }
 
+    dp.set_expire_nodest(args.expire_nodest_conn)?;
     let mut rec = Reconciler::new(dp, egress, Duration::from_secs(args.drain_timeout));
     rec.set_plan(plan);
     rec.apply()?;

@@ -356,6 +356,20 @@ impl Datapath {
         })
     }
 
+    /// IPVS's `expire_nodest_conn`: on, a packet of a connection whose real
+    /// server is down is rescheduled (a TCP one then gets a RST from its new
+    /// server); off (the default, as IPVS), such TCP segments are dropped
+    /// and the connection waits for its server to come back.
+    pub fn set_expire_nodest(&mut self, on: bool) -> Result<()> {
+        self.update_settings(|s| {
+            if on {
+                s.flags |= lvs_common::SET_F_EXPIRE_NODEST;
+            } else {
+                s.flags &= !lvs_common::SET_F_EXPIRE_NODEST;
+            }
+        })
+    }
+
     /// Whether `open` continued with maps a previous agent pinned.
     pub fn adopted_maps(&self) -> bool {
         self.adopted_maps
