@@ -99,6 +99,17 @@ pub fn plan(cfg: &Config) -> Plan {
                 None => continue,
             },
         };
+        let (all_ports, endpoints): (Vec<_>, Vec<_>) =
+            endpoints.into_iter().partition(|(_, port)| *port == 0);
+        if !all_ports.is_empty() {
+            // lvs-config refuses these; the data path has no catch-all port.
+            out.skipped.push(format!(
+                "{what}: all-ports (port 0) services are not supported"
+            ));
+        }
+        if endpoints.is_empty() {
+            continue;
+        }
         let proto = match vs.protocol {
             Protocol::Tcp => Proto::Tcp,
             Protocol::Udp => Proto::Udp,
@@ -211,6 +222,17 @@ fn group_endpoints(
             } => match (v4(*first), v4(*last)) {
                 (Some(a), Some(b)) => {
                     for x in u32::from(a)..=u32::from(b) {
+                        // A /8 entry must not make 16 M services: stop at
+                        // what the data path holds.
+                        if out.len() >= lvs_common::MAX_SERVICES as usize {
+                            skipped.push(format!(
+                                "{what}: group {name} has more than {} services (the data \
+                                 path's limit); entries from {} on are left out",
+                                lvs_common::MAX_SERVICES,
+                                Ipv4Addr::from(x)
+                            ));
+                            return Some(out);
+                        }
                         let ep = (Ipv4Addr::from(x), *port);
                         if !out.contains(&ep) {
                             out.push(ep);
