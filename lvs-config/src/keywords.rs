@@ -18,6 +18,7 @@ pub(crate) const ROOT_MODELLED: &[&str] = &[
     "vrrp_instance",
     "virtual_server_group",
     "virtual_server",
+    "track_file",
 ];
 
 /// Top-level keywords keepalived knows that we do not model (their blocks
@@ -33,8 +34,6 @@ pub(crate) const ROOT_IGNORED: &[&str] = &[
     "interface_up_down_delays",
     "bfd_instance",
     "SSL",
-    "track_file",
-    "vrrp_track_file",
     "linkbeat_use_polling",
     "net_namespace",
     "net_namespace_ipvs",

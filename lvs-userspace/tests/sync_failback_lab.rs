@@ -18,8 +18,23 @@ use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Di
 use lvs_testkit::{Lab, LabSpec};
 
 fn config(state: &str, priority: u8) -> String {
-    let mut s = format!(
-        "vrrp_instance VI_1 {{\n state {state}\n interface bond0\n lvs_sync_daemon_interface bond0\n virtual_router_id 20\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0 label bond0:1\n }}\n}}\nvirtual_server 198.18.0.100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n"
+    config_with(state, priority, " lvs_sync_daemon_interface bond0\n", "")
+}
+
+/// keepalived 2.x's global form: `lvs_sync_daemon IF INSTANCE id N`.
+fn config_global(state: &str, priority: u8) -> String {
+    config_with(
+        state,
+        priority,
+        "",
+        "global_defs {\n lvs_sync_daemon bond0 VI_1 id 20\n}\n",
+    )
+}
+
+fn config_with(state: &str, priority: u8, in_instance: &str, global: &str) -> String {
+    let mut s = global.to_string();
+    s += &format!(
+        "vrrp_instance VI_1 {{\n state {state}\n interface bond0\n{in_instance} virtual_router_id 20\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0 label bond0:1\n }}\n}}\nvirtual_server 198.18.0.100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n"
     );
     for n in 1..=3 {
         s += &format!(" real_server 198.18.0.{} 80 {{\n  weight 1\n }}\n", 10 + n);
@@ -178,8 +193,9 @@ fn ten_thousand_connections_fail_back_warm() -> Result<()> {
         ..LabSpec::default()
     })?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
-    let mut backup = Director::new(&lab, &bpffs.0, &config("BACKUP", 100))?;
+    // keepalived 2.x's global lvs_sync_daemon here.
+    let mut master = Director::new(&lab, &bpffs.0, &config_global("MASTER", 200))?;
+    let mut backup = Director::new(&lab, &bpffs.0, &config_global("BACKUP", 100))?;
     backup.index = 1;
     backup.instance = "lab2".into();
     master.start()?;

@@ -17,7 +17,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 /// Commands the lab and tests run, and the Debian package of each.
-const LAB_TOOLS: [(&str, &str); 13] = [
+const LAB_TOOLS: [(&str, &str); 15] = [
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
@@ -26,6 +26,10 @@ const LAB_TOOLS: [(&str, &str); 13] = [
     ("wrk", "wrk"),
     ("keepalived", "keepalived"),
     ("ping", "iputils-ping"),
+    // DNS_CHECK's real DNS server (dnsmasq-base: the binary, no service).
+    ("dnsmasq", "dnsmasq-base"),
+    // SSL_GET's real TLS servers (openssl s_server) and the test's keys.
+    ("openssl", "openssl"),
     // promtool and a Prometheus server for the metrics tests and rules.
     ("promtool", "prometheus"),
     // `cargo xtask package --check`: shared-library depends, stripping,
