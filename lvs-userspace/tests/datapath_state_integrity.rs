@@ -283,13 +283,13 @@ fn a_cached_flow_refreshes_its_entry_without_the_agent() {
     let ack = tcp_frame((client(4), 40000), (VIP, 80), Flags::ACK, b"");
     run(&mut dp, &ack); // promoted
     run(&mut dp, &ack); // cached
-                        // Age the entry to one second short of ESTABLISHED's 900 s, as if the
-                        // flow had been served from the cache that long with no agent bumping
-                        // the tick. (Nothing in this test bumps it.)
+    // Age the entry to ten seconds short of ESTABLISHED's 900 s (the sleep
+    // below must not expire it), as if the flow had been served from the
+    // cache that long with no agent bumping the tick. (Nothing in this test
+    // bumps it; a machine up for less than that ages it half its clock.)
     let mut c = dp.conn(&k).unwrap();
     let seen = c.last_seen_ns;
-    // (A machine up for less than that ages it half as far as its clock.)
-    c.last_seen_ns = seen - (899 * 1_000_000_000).min(seen / 2);
+    c.last_seen_ns = seen - (890 * 1_000_000_000).min(seen / 2);
     dp.insert_conn(k, c).unwrap();
     // Within one clock epoch (about 1.07 s) the cache entry goes stale by
     // itself and the next packet refreshes the connection.
