@@ -20,8 +20,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install nightly's rust-src, bpf-linker built against nightly's LLVM,
-    /// and the lab's Debian packages; skips what is already right.
+    /// Install the pinned nightly (lvs-ebpf/rust-toolchain.toml) with
+    /// rust-src, bpf-linker built against its LLVM, and the lab's Debian
+    /// packages; skips what is already right.
     Setup {
         /// Do not apt-get install missing lab tools.
         #[arg(long)]
@@ -150,6 +151,7 @@ fn main() -> Result<()> {
 fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
     setup::run(false)?;
     setup::ensure_cargo_fuzz()?;
+    let pin = setup::pinned_toolchain()?;
     let mut ran = 0;
     for (dir, target) in FUZZ_TARGETS {
         if only.is_some_and(|t| t != target) {
@@ -164,7 +166,14 @@ fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
         let max_time = format!("-max_total_time={seconds}");
         let status = Command::new("rustup")
             .args([
-                "run", "nightly", "cargo", "fuzz", "run", target, "--", &max_time,
+                "run",
+                &pin.channel,
+                "cargo",
+                "fuzz",
+                "run",
+                target,
+                "--",
+                &max_time,
             ])
             .current_dir(path.parent().expect("fuzz dir has a parent"))
             .env_remove("RUSTUP_TOOLCHAIN")
