@@ -211,6 +211,7 @@ fn with_extras(snap: Snapshot) -> Snapshot {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn listings_match_golden_files_and_ipvsadm_formats() {
     let dp = datapath();
     let s = with_extras(normalized(&dp));
@@ -372,6 +373,7 @@ fn listings_match_golden_files_and_ipvsadm_formats() {
 /// `--stats` with and without `--exact`, from the test-run counters and
 /// from counters big enough for ipvsadm's K/M/G suffixes.
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn stats_exact_and_large_numbers() {
     let dp = datapath();
     let s = normalized(&dp);
@@ -426,6 +428,7 @@ fn stats_exact_and_large_numbers() {
 
 /// `--rate` from two synthetic snapshots 2 s apart.
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn rate_from_two_snapshots() {
     let dp = datapath();
     let before = normalized(&dp);
@@ -467,6 +470,7 @@ fn rate_from_two_snapshots() {
 
 /// The numbers `/metrics` exports are the numbers `--stats --exact` prints.
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn metrics_counters_agree_with_stats_exact() {
     let dp = datapath();
     let text = lvs_userspace::agent::metrics::render(&dp, &BTreeMap::new());
@@ -542,6 +546,7 @@ fn metrics_counters_agree_with_stats_exact() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lvsadm_reads_a_pinned_instance_with_no_agent() {
     let instance = format!("test-adm-{}", std::process::id());
     struct Flush(String);

@@ -271,6 +271,7 @@ fn pass_cases() -> Vec<Case> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn frames_that_are_not_for_a_service_pass_untouched() {
     let mut dp = open(&seed_state());
     for case in pass_cases() {
@@ -294,6 +295,7 @@ fn frames_that_are_not_for_a_service_pass_untouched() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn new_tcp_flow_is_rewritten_to_a_backend_and_nothing_else_changes() {
     let mut dp = open(&seed_state());
     let frame = syn(41000);
@@ -308,6 +310,7 @@ fn new_tcp_flow_is_rewritten_to_a_backend_and_nothing_else_changes() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn established_flow_sticks_to_its_backend_and_follows_tcp_states() {
     let mut dp = open(&seed_state());
     let k = key(CLIENT, 42000, VIP, 80);
@@ -357,6 +360,7 @@ fn established_flow_sticks_to_its_backend_and_follows_tcp_states() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn ip_options_ttl_and_checksums_are_left_alone() {
     let mut dp = open(&seed_state());
     // A SYN with 4 bytes of IP options (NOP NOP NOP EOL), IHL 6.
@@ -378,6 +382,7 @@ fn ip_options_ttl_and_checksums_are_left_alone() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn udp_flows_are_forwarded_and_remembered() {
     let mut dp = open(&seed_state());
     let q = udp_frame((CLIENT, 5353), (VIP, 53), b"query");
@@ -392,6 +397,7 @@ fn udp_flows_are_forwarded_and_remembered() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sloppy_service_schedules_mid_stream_segments() {
     let mut state = seed_state();
     state.services[0].sloppy = true;
@@ -457,6 +463,7 @@ impl IpvsWrr {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
     let mut dp = open(&seed_state());
     let mut reference = IpvsWrr::new(&WEIGHTS);
@@ -479,6 +486,7 @@ fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn persistence_hit_granularity_and_expiry() {
     let mut dp = open(&seed_state());
     let first = tcp_frame((CLIENT, 45000), (PVIP, 80), Flags::SYN, b"");
@@ -529,6 +537,7 @@ fn persistence_hit_granularity_and_expiry() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn weight_zero_is_quiescent() {
     let mut dp = open(&seed_state());
     let b = backend_of(&run(&mut dp, &syn(46000)));
@@ -543,6 +552,7 @@ fn weight_zero_is_quiescent() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn backend_down_moves_its_flows_and_templates_on_their_next_packet() {
     let mut dp = open(&seed_state());
     let ack = tcp_frame((CLIENT, 47000), (VIP, 80), Flags::ACK, b"");
@@ -570,6 +580,7 @@ fn backend_down_moves_its_flows_and_templates_on_their_next_packet() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn no_alive_backend_passes_to_the_kernel() {
     let mut state = seed_state();
     for b in &mut state.services[0].backends {
@@ -583,6 +594,7 @@ fn no_alive_backend_passes_to_the_kernel() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn backend_on_another_interface_is_redirected() {
     let mut state = seed_state();
     for b in &mut state.services[0].backends {
@@ -596,6 +608,7 @@ fn backend_on_another_interface_is_redirected() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn counters_follow_services_and_backends() {
     let mut dp = open(&seed_state());
     let b = backend_of(&run(&mut dp, &syn(51000)));

@@ -39,6 +39,7 @@ fn config() -> String {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn a_dead_real_server_is_removed_in_time_and_no_request_fails_after() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 3,
@@ -210,6 +211,7 @@ fn http_get_block(digest: &str, status: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn http_get_status_and_digest_and_ssl_get() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 3,
@@ -329,6 +331,7 @@ fn tls_server(cert: Vec<u8>, key: Vec<u8>) {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 2,
@@ -383,6 +386,7 @@ fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 3,

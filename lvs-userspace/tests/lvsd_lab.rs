@@ -70,6 +70,7 @@ fn lvsd_config_test_on_the_seed_reports_its_slips() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -194,6 +195,7 @@ fn config_with(reals: &[(u8, u32)]) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -293,6 +295,7 @@ fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Resu
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn kill_9_and_restart_loses_no_connection() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -331,6 +334,7 @@ fn kill_9_and_restart_loses_no_connection() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn metrics_agree_with_lvsadm_stats() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -420,6 +424,7 @@ fn metrics_agree_with_lvsadm_stats() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lvsadm_works_while_lvsd_is_stopped_with_keep_datapath() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;

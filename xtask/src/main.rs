@@ -30,7 +30,8 @@ enum Cmd {
     },
     /// Build the XDP objects and the binaries (release).
     Build,
-    /// Every test: unit, BPF test-run, lab end-to-end (needs root).
+    /// Every test: unit, BPF test-run, lab end-to-end (needs root), the
+    /// root-only ones included (`--include-ignored`).
     Test {
         /// Extra arguments for `cargo test` (after `--`, for the test binaries).
         #[arg(trailing_var_arg = true)]
@@ -80,11 +81,16 @@ fn main() -> Result<()> {
             // Binaries the lab starts (httpd, lvsd, lvs-xdp-pass) must exist
             // before the tests look for them.
             cargo(&["build", "--workspace", "--bins"])?;
-            let mut argv = vec!["test", "--workspace", "--no-fail-fast"];
-            if !args.is_empty() {
-                argv.push("--");
-                argv.extend(args.iter().map(String::as_str));
-            }
+            // Tests that need root are `#[ignore = "needs root: …"]` so that
+            // a plain `cargo test` passes as any user; here they all run.
+            let mut argv = vec![
+                "test",
+                "--workspace",
+                "--no-fail-fast",
+                "--",
+                "--include-ignored",
+            ];
+            argv.extend(args.iter().map(String::as_str));
             // One test at a time: the lab tests measure failover gaps and
             // removal times, and on two cores parallel labs would measure
             // each other. (RUST_TEST_THREADS set by the caller wins.)

@@ -87,16 +87,19 @@ fn split_follows_weights(mode: AttachMode) -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lab_native_xdp_splits_by_weight_and_replies_bypass_the_director() -> Result<()> {
     split_follows_weights(AttachMode::Native)
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lab_generic_xdp_splits_by_weight_and_replies_bypass_the_director() -> Result<()> {
     split_follows_weights(AttachMode::Generic)
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lab_persistence_pins_each_client_and_networks_are_independent() -> Result<()> {
     let lab = Lab::create(seed_spec(40))?;
     let (_dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), Some(120))?;
@@ -127,6 +130,7 @@ fn lab_persistence_pins_each_client_and_networks_are_independent() -> Result<()>
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn restarted_agent_readopts_the_running_datapath_without_dropping_a_flow() -> Result<()> {
     let lab = Lab::create(seed_spec(20))?;
     let instance = format!("test-readopt-{}", std::process::id());
@@ -170,6 +174,7 @@ fn restarted_agent_readopts_the_running_datapath_without_dropping_a_flow() -> Re
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn bpftool_dumps_pinned_maps_with_field_names() -> Result<()> {
     let lab = Lab::create(seed_spec(4))?;
     let instance = format!("test-bpftool-{}", std::process::id());
@@ -207,6 +212,7 @@ fn bpftool_dumps_pinned_maps_with_field_names() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn backend_behind_another_interface_is_redirected_through_the_devmap() -> Result<()> {
     use lvs_userspace::datapath::{testrun, Datapath, DesiredState};
     let lab = Lab::create(lvs_testkit::LabSpec {

@@ -73,6 +73,7 @@ async fn wait_event(
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 3,

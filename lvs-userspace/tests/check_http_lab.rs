@@ -175,6 +175,7 @@ fn is_down(k: RsKey) -> impl Fn(&CheckEvent) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn http_get_and_ssl_get() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 2,
