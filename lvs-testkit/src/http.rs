@@ -57,6 +57,8 @@ pub fn connect_from(
     target: SocketAddrV4,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
+    // SAFETY: plain socket calls on a descriptor created here and owned by
+    // `OwnedFd` right away; every pointer passed is to a live local.
     unsafe {
         let fd = libc::socket(
             libc::AF_INET,

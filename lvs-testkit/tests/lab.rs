@@ -12,6 +12,7 @@ const T: Duration = Duration::from_secs(5);
 
 fn setup() {
     assert_eq!(
+        // SAFETY: geteuid() has no preconditions.
         unsafe { libc::geteuid() },
         0,
         "the lab tests need root (network namespaces)"
