@@ -11,12 +11,12 @@ use std::{
 
 use tracing::{info, warn};
 
-use super::plan::{fmt_service, Plan, PlannedReal, PlannedService, RealId, ServiceId};
+mod policy;
+
+use self::policy::{Memory, RealKey, RealState, Transition};
+use super::plan::{fmt_service, Plan, PlannedReal, RealId, ServiceId};
 use crate::{
-    datapath::{
-        desired::service_key, read::IdMap, Datapath, DesiredBackend, DesiredService, DesiredState,
-        NextHop, Persistence, Proto,
-    },
+    datapath::{desired::service_key, read::IdMap, Datapath, DesiredState, NextHop, Proto},
     netlink,
     sync::{self, Entry},
 };
@@ -32,21 +32,6 @@ pub struct Egress {
     pub mac: [u8; 6],
 }
 
-/// What the agent knows about one real server at run time.
-#[derive(Clone, Debug)]
-struct RealState {
-    /// As the checkers say (no checkers: always up).
-    up: bool,
-    /// MISC_CHECK misc_dynamic's weight, replacing the configured one.
-    dyn_weight: Option<u32>,
-    /// Resolved next hop; a real server without one is kept out.
-    hop: Option<NextHop>,
-    /// Logged as unresolvable already (log once, not every tick).
-    warned_unresolved: bool,
-}
-
-type RealKey = (ServiceId, RealId);
-
 /// Seconds between passes that delete idle connections and templates.
 const EXPIRE_EVERY_TICKS: u64 = 30;
 
@@ -59,12 +44,8 @@ pub struct Reconciler {
     /// flows continue, no new ones) until idle or the drain timeout.
     draining: BTreeMap<RealKey, (PlannedReal, Instant)>,
     drain_timeout: Duration,
-    /// Real servers currently in a schedule (for keepalived's Adding/Removing logs).
-    in_service: BTreeSet<RealKey>,
-    /// Services whose sorry server is in use.
-    sorry_active: BTreeSet<ServiceId>,
-    /// Services that have lost their quorum (hysteresis applies).
-    quorum_lost: BTreeSet<ServiceId>,
+    /// The policy's memory: what is in service, quorum, sorry servers.
+    memory: Memory,
     ticks: u64,
     /// Something changed since the last apply (ticks skip a no-op diff).
     dirty: bool,
@@ -81,9 +62,7 @@ impl Reconciler {
             reals: BTreeMap::new(),
             draining: BTreeMap::new(),
             drain_timeout,
-            in_service: BTreeSet::new(),
-            sorry_active: BTreeSet::new(),
-            quorum_lost: BTreeSet::new(),
+            memory: Memory::default(),
             ticks: 0,
             dirty: true,
             ids: None,
@@ -241,12 +220,7 @@ impl Reconciler {
             for r in &s.reals {
                 self.reals
                     .entry((s.id, (r.addr, r.port)))
-                    .or_insert_with(|| RealState {
-                        up: !r.alpha,
-                        dyn_weight: None,
-                        hop: None,
-                        warned_unresolved: false,
-                    });
+                    .or_insert_with(|| RealState::new(!r.alpha));
             }
         }
         let draining = &self.draining;
@@ -326,12 +300,7 @@ impl Reconciler {
             if let Some((addr, port)) = s.sorry_server {
                 self.reals
                     .entry((s.id, (addr, port)))
-                    .or_insert_with(|| RealState {
-                        up: true,
-                        dyn_weight: None,
-                        hop: None,
-                        warned_unresolved: false,
-                    });
+                    .or_insert_with(|| RealState::new(true));
             }
         }
         let mut solicited = std::collections::BTreeSet::new();
@@ -405,147 +374,70 @@ impl Reconciler {
         Ok(())
     }
 
-    /// The whole desired state from the plan and what is known at run time.
+    /// The whole desired state from the plan and what is known at run time
+    /// (see [`policy`]); its transitions are logged and acted on here.
     fn desired(&mut self) -> DesiredState {
-        let mut services = Vec::new();
-        let mut in_service = BTreeSet::new();
-        let mut sorry_active = BTreeSet::new();
-        for s in &self.plan.services {
-            let mut backends = Vec::new();
-            let mut alive_weight = 0u32;
-            for r in &s.reals {
-                let key = (s.id, (r.addr, r.port));
-                let Some(st) = self.reals.get_mut(&key) else {
-                    continue;
-                };
-                let Some(hop) = st.hop else {
-                    if !st.warned_unresolved {
-                        warn!(
-                            "{} of VS {}: no MAC address in the neighbour table yet; kept out until it resolves",
-                            fmt_service(r.addr, r.port, s.id.2),
-                            fmt_service(s.id.0, s.id.1, s.id.2)
-                        );
-                        st.warned_unresolved = true;
-                    }
-                    continue;
-                };
-                let weight = st.dyn_weight.unwrap_or(r.weight);
-                let (alive, weight) = match (st.up, r.inhibit_on_failure) {
-                    (true, _) => (true, weight),
-                    // inhibit_on_failure: stays with weight 0 (flows continue).
-                    (false, true) => (true, 0),
-                    (false, false) => (false, weight),
-                };
-                if st.up {
-                    alive_weight += weight;
-                    in_service.insert(key);
-                }
-                backends.push(DesiredBackend {
-                    addr: r.addr,
-                    port: r.port,
-                    weight,
-                    alive,
-                    next_hop: hop,
-                });
-            }
-            for (key, (r, _)) in &self.draining {
-                if key.0 != s.id {
-                    continue;
-                }
-                if let Some(hop) = self.reals.get(key).and_then(|st| st.hop) {
-                    backends.push(DesiredBackend {
-                        addr: r.addr,
-                        port: r.port,
-                        weight: 0,
-                        alive: true,
-                        next_hop: hop,
-                    });
-                }
-            }
-            // Quorum, with keepalived's hysteresis: lost below
-            // quorum − hysteresis, gained again at quorum + hysteresis.
-            let quorum = s.quorum.max(1);
-            let was_lost = self.quorum_lost.contains(&s.id);
-            let lost = if was_lost {
-                alive_weight < quorum.saturating_add(s.hysteresis)
-            } else {
-                alive_weight < quorum.saturating_sub(s.hysteresis).max(1)
-            };
-            if lost != was_lost {
-                let vs = fmt_service(s.id.0, s.id.1, s.id.2);
-                if lost {
-                    warn!(
-                        "Lost quorum {alive_weight}-{}={} > {quorum} for VS {vs}",
-                        s.hysteresis,
-                        alive_weight.saturating_sub(s.hysteresis)
-                    );
-                    self.quorum_lost.insert(s.id);
-                    run_script(s.quorum_down.as_deref());
-                } else {
-                    info!(
-                        "Gained quorum {alive_weight}+{}={} >= {quorum} for VS {vs}",
-                        s.hysteresis,
-                        alive_weight + s.hysteresis
-                    );
-                    self.quorum_lost.remove(&s.id);
-                    run_script(s.quorum_up.as_deref());
-                }
-            }
-            // Quorum lost (no real server up, at the least): the sorry server.
-            if lost {
-                if let Some((addr, port)) = s.sorry_server {
-                    if let Some(hop) = self.reals.get(&(s.id, (addr, port))).and_then(|st| st.hop) {
-                        sorry_active.insert(s.id);
-                        for b in &mut backends {
-                            b.alive = false;
-                        }
-                        backends.push(DesiredBackend {
-                            addr,
-                            port,
-                            weight: 1,
-                            alive: true,
-                            next_hop: hop,
-                        });
-                    }
-                }
-            }
-            services.push(desired_service(s, backends));
+        let out = policy::desired(&self.plan, &self.reals, &self.draining, &self.memory);
+        self.memory = out.memory;
+        for t in &out.transitions {
+            self.carry_out(t);
         }
-        self.log_transitions(&in_service, &sorry_active);
-        self.in_service = in_service;
-        self.sorry_active = sorry_active;
-        DesiredState { services }
+        out.state
     }
 
-    fn log_transitions(&self, now: &BTreeSet<RealKey>, sorry: &BTreeSet<ServiceId>) {
-        for (s, r) in now.difference(&self.in_service) {
-            info!(
-                "Adding service {} to VS {}",
-                fmt_service(r.0, r.1, s.2),
-                fmt_service(s.0, s.1, s.2)
-            );
-        }
-        for (s, r) in self.in_service.difference(now) {
-            if self.draining.contains_key(&(*s, *r)) {
-                continue; // logged when the reload removed it
+    /// Logs a transition in keepalived's words and runs its script.
+    fn carry_out(&mut self, t: &Transition) {
+        let vs = |s: &ServiceId| fmt_service(s.0, s.1, s.2);
+        let rs = |(s, r): &RealKey| fmt_service(r.0, r.1, s.2);
+        let planned = |id: &ServiceId| self.plan.services.iter().find(|s| s.id == *id);
+        match t {
+            Transition::Unresolved(key) => {
+                warn!(
+                    "{} of VS {}: no MAC address in the neighbour table yet; kept out until it resolves",
+                    rs(key),
+                    vs(&key.0)
+                );
+                if let Some(st) = self.reals.get_mut(key) {
+                    st.warned_unresolved = true;
+                }
             }
-            info!(
-                "Removing service {} from VS {}",
-                fmt_service(r.0, r.1, s.2),
-                fmt_service(s.0, s.1, s.2)
-            );
-        }
-        for s in sorry.difference(&self.sorry_active) {
-            warn!(
+            Transition::Added(key) => info!("Adding service {} to VS {}", rs(key), vs(&key.0)),
+            Transition::Removed(key) => {
+                info!("Removing service {} from VS {}", rs(key), vs(&key.0))
+            }
+            Transition::QuorumLost {
+                service,
+                alive_weight,
+                quorum,
+                hysteresis,
+            } => {
+                warn!(
+                    "Lost quorum {alive_weight}-{hysteresis}={} > {quorum} for VS {}",
+                    alive_weight.saturating_sub(*hysteresis),
+                    vs(service)
+                );
+                run_script(planned(service).and_then(|s| s.quorum_down.as_deref()));
+            }
+            Transition::QuorumGained {
+                service,
+                alive_weight,
+                quorum,
+                hysteresis,
+            } => {
+                info!(
+                    "Gained quorum {alive_weight}+{hysteresis}={} >= {quorum} for VS {}",
+                    alive_weight + hysteresis,
+                    vs(service)
+                );
+                run_script(planned(service).and_then(|s| s.quorum_up.as_deref()));
+            }
+            Transition::SorryServerIn(s) => warn!(
                 "No real server available for VS {}: using its sorry server",
-                fmt_service(s.0, s.1, s.2)
-            );
-        }
-        for s in self.sorry_active.difference(sorry) {
-            info!(
-                "VS {} has real servers again: sorry server out",
-                fmt_service(s.0, s.1, s.2)
-            );
+                vs(s)
+            ),
+            Transition::SorryServerOut(s) => {
+                info!("VS {} has real servers again: sorry server out", vs(s))
+            }
         }
     }
 
@@ -580,20 +472,6 @@ fn run_script(script: Option<&str>) {
             });
         }
         Err(e) => warn!("running {script}: {e}"),
-    }
-}
-
-fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> DesiredService {
-    DesiredService {
-        vip: s.id.0,
-        port: s.id.1,
-        proto: s.id.2,
-        algo: s.algo,
-        persistence: s
-            .persistence
-            .map(|(timeout_s, netmask)| Persistence { timeout_s, netmask }),
-        sloppy: false,
-        backends,
     }
 }
 
