@@ -27,7 +27,7 @@ use lvs_userspace::{
         objects,
         testrun::{self, backend_mac, tcp_frame, Flags, DIRECTOR_MAC},
         Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
-        Proto,
+        Protocol,
     },
     sched::Algorithm,
 };
@@ -75,7 +75,7 @@ fn state() -> DesiredState {
     let svc = |vip, persistence, backends| DesiredService {
         vip,
         port: 80,
-        proto: Proto::Tcp,
+        proto: Protocol::Tcp,
         algo: Algorithm::Wrr,
         persistence,
         sloppy: false,

@@ -20,7 +20,7 @@ use lvs_userspace::{
     datapath::{
         testrun::{self, backend_mac, tcp_frame, udp_frame, Flags, DIRECTOR_MAC},
         Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
-        Proto, State,
+        Protocol, State,
     },
     sched::Algorithm,
 };
@@ -41,7 +41,7 @@ fn backend(n: u8, port: u16, weight: u32) -> DesiredBackend {
     }
 }
 
-fn service(port: u16, proto: Proto, algo: Algorithm) -> DesiredService {
+fn service(port: u16, proto: Protocol, algo: Algorithm) -> DesiredService {
     DesiredService {
         vip: VIP,
         port,
@@ -56,18 +56,18 @@ fn service(port: u16, proto: Proto, algo: Algorithm) -> DesiredService {
 /// The seed's shape, smaller: wrr 2:3 on :80, a persistent /24 service on
 /// :443, a UDP service on :53.
 fn desired() -> DesiredState {
-    let mut http = service(80, Proto::Tcp, Algorithm::Wrr);
+    let mut http = service(80, Protocol::Tcp, Algorithm::Wrr);
     // rs5 failed its checks: out of the schedule, and of ipvsadm's listing.
     let mut dead = backend(5, 80, 2);
     dead.alive = false;
     http.backends = vec![backend(1, 80, 2), backend(2, 80, 3), dead];
-    let mut https = service(443, Proto::Tcp, Algorithm::Rr);
+    let mut https = service(443, Protocol::Tcp, Algorithm::Rr);
     https.persistence = Some(Persistence {
         timeout_s: 120,
         netmask: Ipv4Addr::new(255, 255, 255, 0),
     });
     https.backends = vec![backend(3, 443, 1), backend(4, 443, 1)];
-    let mut dns = service(53, Proto::Udp, Algorithm::Wrr);
+    let mut dns = service(53, Protocol::Udp, Algorithm::Wrr);
     dns.backends = vec![backend(1, 53, 1), backend(2, 53, 1)];
     DesiredState {
         services: vec![http, https, dns],
@@ -199,7 +199,7 @@ fn with_extras(snap: Snapshot) -> Snapshot {
     let mut extras = Extras::default();
     extras.services.insert(
         Select {
-            proto: Proto::Tcp,
+            proto: Protocol::Tcp,
             vip: VIP,
             port: 443,
         },
@@ -345,7 +345,7 @@ fn listings_match_golden_files_and_ipvsadm_formats() {
     assert_eq!(adm::timeout(&s), "Timeout (tcp tcpfin udp): 900 120 300\n");
 
     let one = Select {
-        proto: Proto::Udp,
+        proto: Protocol::Udp,
         vip: VIP,
         port: 53,
     };

@@ -11,7 +11,7 @@ use lvs_userspace::{
     datapath::{
         testrun::{self, backend_mac, rewritten, tcp_frame, udp_frame, Flags, DIRECTOR_MAC},
         Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
-        Proto,
+        Protocol,
     },
     sched::Algorithm,
 };
@@ -49,7 +49,7 @@ fn pool() -> Vec<DesiredBackend> {
         .collect()
 }
 
-fn service(vip: Ipv4Addr, port: u16, proto: Proto) -> DesiredService {
+fn service(vip: Ipv4Addr, port: u16, proto: Protocol) -> DesiredService {
     DesiredService {
         vip,
         port,
@@ -63,15 +63,15 @@ fn service(vip: Ipv4Addr, port: u16, proto: Proto) -> DesiredService {
 
 /// The seed's shape: a wrr TCP service, a UDP one, a persistent one.
 fn seed_state() -> DesiredState {
-    let mut persistent = service(PVIP, 80, Proto::Tcp);
+    let mut persistent = service(PVIP, 80, Protocol::Tcp);
     persistent.persistence = Some(Persistence {
         timeout_s: 120,
         netmask: Ipv4Addr::new(255, 255, 255, 0),
     });
     DesiredState {
         services: vec![
-            service(VIP, 80, Proto::Tcp),
-            service(VIP, 53, Proto::Udp),
+            service(VIP, 80, Protocol::Tcp),
+            service(VIP, 53, Protocol::Udp),
             persistent,
         ],
     }
@@ -510,7 +510,7 @@ fn persistence_hit_granularity_and_expiry() {
         .service_id(&lvs_userspace::datapath::desired::service_key(
             PVIP,
             80,
-            Proto::Tcp,
+            Protocol::Tcp,
         ))
         .unwrap();
     let tkey = PersistKey {

@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use lvs_config::{Config, Granularity, LbKind, Protocol, VsAddr};
 
-use crate::{datapath::Proto, sched::Algorithm};
+use crate::sched::Algorithm;
 
 /// A virtual service's identity: (VIP, port, protocol).
-pub type ServiceId = (Ipv4Addr, u16, Proto);
+pub type ServiceId = (Ipv4Addr, u16, Protocol);
 
 /// A real server's identity within its service.
 pub type RealId = (Ipv4Addr, u16);
@@ -87,14 +87,11 @@ pub fn plan(cfg: &Config) -> Plan {
                 continue;
             }
         };
-        let proto = match vs.protocol {
-            Protocol::Tcp => Proto::Tcp,
-            Protocol::Udp => Proto::Udp,
-            Protocol::Sctp => {
-                out.skipped.push(format!("{what}: SCTP is not supported"));
-                continue;
-            }
-        };
+        let proto = vs.protocol;
+        if proto == Protocol::Sctp {
+            out.skipped.push(format!("{what}: SCTP is not supported"));
+            continue;
+        }
         if vs.lb_kind != LbKind::Dr {
             out.skipped.push(format!(
                 "{what}: lb_kind {:?} is not supported: lvs-xdp does Direct Routing only (lb_kind DR)",
@@ -169,21 +166,15 @@ pub fn key_of(rs: &crate::check::RsKey) -> Option<(ServiceId, RealId)> {
     let (IpAddr::V4(vip), IpAddr::V4(addr)) = (rs.vs_addr, rs.rs_addr) else {
         return None;
     };
-    let proto = match rs.proto {
-        crate::check::Proto::Tcp => Proto::Tcp,
-        crate::check::Proto::Udp => Proto::Udp,
-        crate::check::Proto::Sctp => return None,
-    };
-    Some(((vip, rs.vs_port, proto), (addr, rs.rs_port)))
+    if rs.proto == Protocol::Sctp {
+        return None;
+    }
+    Some(((vip, rs.vs_port, rs.proto), (addr, rs.rs_port)))
 }
 
 /// keepalived's way of naming a service in logs: `[198.18.0.11]:tcp:80`.
-pub fn fmt_service(addr: Ipv4Addr, port: u16, proto: Proto) -> String {
-    let p = match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    };
-    format!("[{addr}]:{p}:{port}")
+pub fn fmt_service(addr: Ipv4Addr, port: u16, proto: Protocol) -> String {
+    format!("[{addr}]:{}:{port}", proto.as_str())
 }
 
 #[cfg(test)]
@@ -197,7 +188,7 @@ mod tests {
         let p = plan(&r.config);
         assert_eq!(p.services.len(), 1);
         let s = &p.services[0];
-        assert_eq!(s.id, (Ipv4Addr::new(222, 211, 74, 42), 80, Proto::Tcp));
+        assert_eq!(s.id, (Ipv4Addr::new(222, 211, 74, 42), 80, Protocol::Tcp));
         assert_eq!(s.algo, Algorithm::Wrr);
         assert_eq!(s.persistence, Some((120, Ipv4Addr::BROADCAST)));
         let w: Vec<u32> = s.reals.iter().map(|r| r.weight).collect();

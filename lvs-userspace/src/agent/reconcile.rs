@@ -16,7 +16,7 @@ mod policy;
 use self::policy::{Memory, RealKey, RealState, Transition};
 use super::plan::{fmt_service, Plan, PlannedReal, RealId, ServiceId};
 use crate::{
-    datapath::{desired::service_key, read::IdMap, Datapath, DesiredState, NextHop, Proto},
+    datapath::{desired::service_key, read::IdMap, Datapath, DesiredState, NextHop, Protocol},
     netlink,
     sync::{self, Entry},
 };
@@ -88,7 +88,7 @@ impl Reconciler {
         let now = crate::datapath::read::monotonic_ns();
         let mut applied = 0;
         for e in entries {
-            let Some(proto) = Proto::from_number(e.proto) else {
+            let Some(proto) = Protocol::from_number(e.proto) else {
                 continue;
             };
             let key = service_key(e.vip, e.vport, proto);

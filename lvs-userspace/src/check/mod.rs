@@ -43,37 +43,15 @@ pub use state::quorum_state;
 use runner::{FromChecker, Report};
 use spec::CheckerSpec;
 
-/// Transport protocol of a virtual server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Proto {
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-impl Proto {
-    /// keepalived's name (`tcp`, `udp`, `sctp`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Sctp => "sctp",
-        }
-    }
-}
-
-impl From<lvs_config::Protocol> for Proto {
-    fn from(p: lvs_config::Protocol) -> Self {
-        match p {
-            lvs_config::Protocol::Tcp => Proto::Tcp,
-            lvs_config::Protocol::Udp => Proto::Udp,
-            lvs_config::Protocol::Sctp => Proto::Sctp,
-        }
-    }
-}
+/// The transport protocol (one type for config, checkers and data path).
+pub use lvs_config::Protocol;
+/// The name this type had here before there was one protocol type; kept so
+/// that branches written against it still build. Prefer `Protocol`.
+#[doc(hidden)]
+pub use lvs_config::Protocol as Proto;
 
 /// keepalived's `[ip]:proto:port`.
-pub fn fmt_rs(addr: IpAddr, proto: Proto, port: u16) -> String {
+pub fn fmt_rs(addr: IpAddr, proto: Protocol, port: u16) -> String {
     format!("[{addr}]:{}:{port}", proto.as_str())
 }
 
@@ -82,7 +60,7 @@ pub fn fmt_rs(addr: IpAddr, proto: Proto, port: u16) -> String {
 pub struct RsKey {
     pub vs_addr: IpAddr,
     pub vs_port: u16,
-    pub proto: Proto,
+    pub proto: Protocol,
     pub rs_addr: IpAddr,
     pub rs_port: u16,
 }

@@ -35,7 +35,7 @@ use lvs_common::{
 use thiserror::Error;
 
 pub use apply::ApplyReport;
-pub use desired::{DesiredBackend, DesiredService, DesiredState, NextHop, Persistence, Proto};
+pub use desired::{DesiredBackend, DesiredService, DesiredState, NextHop, Persistence, Protocol};
 pub use pins::PinDir;
 
 #[derive(Debug, Error)]

@@ -9,7 +9,7 @@ use lvs_common::{
     ServiceKey, Stats, BE_F_ALIVE,
 };
 
-use super::{desired::addr_of, map_err, Proto, Result, State};
+use super::{desired::addr_of, map_err, Protocol, Result, State};
 
 /// One real server as the maps have it.
 #[derive(Clone, Debug)]
@@ -34,7 +34,7 @@ pub struct BackendView {
 pub struct ServiceView {
     pub vip: Ipv4Addr,
     pub port: u16,
-    pub proto: Option<Proto>,
+    pub proto: Option<Protocol>,
     pub svc: Service,
     pub stats: Stats,
     /// In list order.
@@ -216,7 +216,7 @@ impl State {
             out.push(ServiceView {
                 vip: addr_of(key.addr_be),
                 port: u16::from_be(key.port_be),
-                proto: Proto::from_number(key.proto),
+                proto: Protocol::from_number(key.proto),
                 svc: applied.svc,
                 stats: self.stats_of(false, applied.svc.id)?,
                 backends,

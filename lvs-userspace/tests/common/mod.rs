@@ -13,7 +13,7 @@ use lvs_userspace::datapath::Inspector;
 use lvs_userspace::{
     datapath::{
         self, AttachMode, Attached, Datapath, DesiredBackend, DesiredService, DesiredState,
-        NextHop, Options, Persistence, Proto,
+        NextHop, Options, Persistence, Protocol,
     },
     sched::Algorithm,
 };
@@ -70,7 +70,7 @@ pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> Desire
         services: vec![DesiredService {
             vip: lab.vip(),
             port: lab.spec().service_port,
-            proto: Proto::Tcp,
+            proto: Protocol::Tcp,
             algo: Algorithm::Wrr,
             persistence: persistence.map(|timeout_s| Persistence {
                 timeout_s,

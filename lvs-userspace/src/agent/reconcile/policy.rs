@@ -269,7 +269,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::{datapath::Proto, sched::Algorithm};
+    use crate::{datapath::Protocol, sched::Algorithm};
 
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
     const SORRY: RealId = (Ipv4Addr::new(198, 18, 0, 99), 80);
@@ -279,7 +279,7 @@ mod tests {
     }
 
     fn svc() -> ServiceId {
-        (VIP, 80, Proto::Tcp)
+        (VIP, 80, Protocol::Tcp)
     }
 
     fn hop(n: u8) -> NextHop {
