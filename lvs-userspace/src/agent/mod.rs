@@ -490,18 +490,18 @@ fn apply_check_event(rec: &mut Reconciler, ev: crate::check::CheckEvent) {
     use crate::check::CheckEvent;
     match ev {
         CheckEvent::Up { rs } => {
-            if let Some((service, real)) = plan::key_of(&rs) {
-                rec.set_up(service, real, true, "");
+            if let Some(key) = plan::key_of(&rs) {
+                rec.set_up(key, true, "");
             }
         }
         CheckEvent::Down { rs, reason } => {
-            if let Some((service, real)) = plan::key_of(&rs) {
-                rec.set_up(service, real, false, &reason);
+            if let Some(key) = plan::key_of(&rs) {
+                rec.set_up(key, false, &reason);
             }
         }
         CheckEvent::Weight { rs, weight } => {
-            if let Some((service, real)) = plan::key_of(&rs) {
-                rec.set_dyn_weight(service, real, weight);
+            if let Some(key) = plan::key_of(&rs) {
+                rec.set_dyn_weight(key, weight);
             }
         }
     }
@@ -517,12 +517,12 @@ fn health_view(rec: &Reconciler, checkers: &crate::check::Checkers) -> Vec<statu
     let mut out = Vec::new();
     for s in &rec.plan().services {
         for r in &s.reals {
-            let key = (s.id, (r.addr, r.port));
+            let key = s.id.real(r.id());
             let h = states.get(&key);
             out.push(status::RealHealth {
-                protocol: s.id.2.name().into(),
-                vip: s.id.0,
-                port: s.id.1,
+                protocol: s.id.proto.name().into(),
+                vip: s.id.vip,
+                port: s.id.port,
                 real_server: r.addr,
                 real_port: r.port,
                 checkers: h.map(|h| h.checkers.clone()).unwrap_or_default(),

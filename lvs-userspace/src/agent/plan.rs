@@ -7,13 +7,54 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use lvs_config::{Config, Granularity, LbKind, Protocol, VsAddr};
 
-use crate::sched::Algorithm;
+use crate::{check::fmt_rs, sched::Algorithm};
 
-/// A virtual service's identity: (VIP, port, protocol).
-pub type ServiceId = (Ipv4Addr, u16, Protocol);
+/// A virtual service's identity. Shown as keepalived names it in logs:
+/// `[198.18.0.100]:tcp:80`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceId {
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub proto: Protocol,
+}
 
 /// A real server's identity within its service.
-pub type RealId = (Ipv4Addr, u16);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RealId {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// A real server of a service: the reconciler's key for what it knows at
+/// run time. Shown as keepalived names a real server (with the service's
+/// protocol): `[198.18.0.11]:tcp:80`; `.service` shows the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RealKey {
+    pub service: ServiceId,
+    pub real: RealId,
+}
+
+impl ServiceId {
+    pub fn real(self, real: RealId) -> RealKey {
+        RealKey {
+            service: self,
+            real,
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&fmt_rs(self.vip.into(), self.proto, self.port))
+    }
+}
+
+impl std::fmt::Display for RealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.real;
+        f.write_str(&fmt_rs(r.addr.into(), self.service.proto, r.port))
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedReal {
@@ -28,6 +69,15 @@ pub struct PlannedReal {
     pub alpha: bool,
 }
 
+impl PlannedReal {
+    pub fn id(&self) -> RealId {
+        RealId {
+            addr: self.addr,
+            port: self.port,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedService {
     pub id: ServiceId,
@@ -38,7 +88,7 @@ pub struct PlannedService {
     pub persistence: Option<(u32, Ipv4Addr)>,
     pub reals: Vec<PlannedReal>,
     /// Used when no real server is up (or quorum is not met).
-    pub sorry_server: Option<(Ipv4Addr, u16)>,
+    pub sorry_server: Option<RealId>,
     pub quorum: u32,
     pub hysteresis: u32,
     /// Run when the alive weight reaches quorum + hysteresis / drops below
@@ -142,10 +192,14 @@ pub fn plan(cfg: &Config) -> Plan {
         let sorry_server = vs
             .sorry_server
             .as_ref()
-            .and_then(|s| v4(s.addr).map(|a| (a, s.port)));
+            .and_then(|s| v4(s.addr).map(|addr| RealId { addr, port: s.port }));
         for addr in addrs {
             out.services.push(PlannedService {
-                id: (addr, port, proto),
+                id: ServiceId {
+                    vip: addr,
+                    port,
+                    proto,
+                },
                 algo,
                 lb_algo: vs.lb_algo.clone(),
                 persistence,
@@ -162,19 +216,22 @@ pub fn plan(cfg: &Config) -> Plan {
 }
 
 /// The plan's identity of a checked real server (IPv4 TCP/UDP only).
-pub fn key_of(rs: &crate::check::RsKey) -> Option<(ServiceId, RealId)> {
+pub fn key_of(rs: &crate::check::RsKey) -> Option<RealKey> {
     let (IpAddr::V4(vip), IpAddr::V4(addr)) = (rs.vs_addr, rs.rs_addr) else {
         return None;
     };
     if rs.proto == Protocol::Sctp {
         return None;
     }
-    Some(((vip, rs.vs_port, rs.proto), (addr, rs.rs_port)))
-}
-
-/// keepalived's way of naming a service in logs: `[198.18.0.11]:tcp:80`.
-pub fn fmt_service(addr: Ipv4Addr, port: u16, proto: Protocol) -> String {
-    format!("[{addr}]:{}:{port}", proto.as_str())
+    let service = ServiceId {
+        vip,
+        port: rs.vs_port,
+        proto: rs.proto,
+    };
+    Some(service.real(RealId {
+        addr,
+        port: rs.rs_port,
+    }))
 }
 
 #[cfg(test)]
@@ -188,7 +245,15 @@ mod tests {
         let p = plan(&r.config);
         assert_eq!(p.services.len(), 1);
         let s = &p.services[0];
-        assert_eq!(s.id, (Ipv4Addr::new(222, 211, 74, 42), 80, Protocol::Tcp));
+        assert_eq!(
+            s.id,
+            ServiceId {
+                vip: Ipv4Addr::new(222, 211, 74, 42),
+                port: 80,
+                proto: Protocol::Tcp
+            }
+        );
+        assert_eq!(s.id.to_string(), "[222.211.74.42]:tcp:80");
         assert_eq!(s.algo, Algorithm::Wrr);
         assert_eq!(s.persistence, Some((120, Ipv4Addr::BROADCAST)));
         let w: Vec<u32> = s.reals.iter().map(|r| r.weight).collect();

@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 mod policy;
 
-use self::policy::{Memory, RealKey, RealState, Transition};
-use super::plan::{fmt_service, Plan, PlannedReal, RealId, ServiceId};
+use self::policy::{Memory, RealState, Transition};
+use super::plan::{Plan, PlannedReal, RealKey, ServiceId};
 use crate::{
     datapath::{desired::service_key, read::IdMap, Datapath, DesiredState, NextHop, Protocol},
     netlink,
@@ -98,11 +98,16 @@ impl Reconciler {
             ) else {
                 continue; // a service or real server we do not have
             };
+            let id = ServiceId {
+                vip: e.vip,
+                port: e.vport,
+                proto,
+            };
             let persistent = self
                 .plan
                 .services
                 .iter()
-                .any(|s| s.id == (e.vip, e.vport, proto) && s.persistence.is_some());
+                .any(|s| s.id == id && s.persistence.is_some());
             let ok = if e.kind == sync::wire::KIND_TEMPLATE {
                 self.dp
                     .insert_template(
@@ -197,18 +202,17 @@ impl Reconciler {
         let new_keys: BTreeSet<RealKey> = plan
             .services
             .iter()
-            .flat_map(|s| s.reals.iter().map(move |r| (s.id, (r.addr, r.port))))
+            .flat_map(|s| s.reals.iter().map(move |r| s.id.real(r.id())))
             .collect();
         // Real servers that went away: drain those of services that stay.
         let staying: BTreeSet<ServiceId> = plan.services.iter().map(|s| s.id).collect();
         for old in &self.plan.services {
             for r in &old.reals {
-                let key = (old.id, (r.addr, r.port));
+                let key = old.id.real(r.id());
                 if !new_keys.contains(&key) && staying.contains(&old.id) {
                     info!(
-                        "Removing service {} from VS {} (draining: weight 0 until idle)",
-                        fmt_service(r.addr, r.port, old.id.2),
-                        fmt_service(old.id.0, old.id.1, old.id.2)
+                        "Removing service {key} from VS {} (draining: weight 0 until idle)",
+                        old.id
                     );
                     self.draining.insert(key, (r.clone(), Instant::now()));
                 }
@@ -219,7 +223,7 @@ impl Reconciler {
         for s in &plan.services {
             for r in &s.reals {
                 self.reals
-                    .entry((s.id, (r.addr, r.port)))
+                    .entry(s.id.real(r.id()))
                     .or_insert_with(|| RealState::new(!r.alpha));
             }
         }
@@ -232,29 +236,25 @@ impl Reconciler {
     }
 
     /// A checker's verdict on a real server of every service that has it.
-    pub fn set_up(&mut self, service: ServiceId, real: RealId, up: bool, reason: &str) {
-        if let Some(st) = self.reals.get_mut(&(service, real)) {
+    pub fn set_up(&mut self, key: RealKey, up: bool, reason: &str) {
+        if let Some(st) = self.reals.get_mut(&key) {
             if st.up != up {
                 st.up = up;
                 self.dirty = true;
                 if !up {
-                    warn!(
-                        "{} of VS {} is down: {reason}",
-                        fmt_service(real.0, real.1, service.2),
-                        fmt_service(service.0, service.1, service.2)
-                    );
+                    warn!("{key} of VS {} is down: {reason}", key.service);
                 }
             }
         }
     }
 
     /// Whether a real server is up as far as the checkers know.
-    pub fn is_up(&self, key: &(ServiceId, RealId)) -> bool {
+    pub fn is_up(&self, key: &RealKey) -> bool {
         self.reals.get(key).is_some_and(|st| st.up)
     }
 
-    pub fn set_dyn_weight(&mut self, service: ServiceId, real: RealId, weight: u32) {
-        if let Some(st) = self.reals.get_mut(&(service, real)) {
+    pub fn set_dyn_weight(&mut self, key: RealKey, weight: u32) {
+        if let Some(st) = self.reals.get_mut(&key) {
             if st.dyn_weight != Some(weight) {
                 st.dyn_weight = Some(weight);
                 self.dirty = true;
@@ -271,7 +271,7 @@ impl Reconciler {
             || self.reals.values().any(|st| st.hop.is_none())
             || self.plan.services.iter().any(|s| {
                 s.sorry_server
-                    .is_some_and(|(a, p)| !self.reals.contains_key(&(s.id, (a, p))))
+                    .is_some_and(|sorry| !self.reals.contains_key(&s.id.real(sorry)))
             });
         if !needed {
             return;
@@ -297,14 +297,15 @@ impl Reconciler {
             })
         };
         for s in &self.plan.services {
-            if let Some((addr, port)) = s.sorry_server {
+            if let Some(sorry) = s.sorry_server {
                 self.reals
-                    .entry((s.id, (addr, port)))
+                    .entry(s.id.real(sorry))
                     .or_insert_with(|| RealState::new(true));
             }
         }
         let mut solicited = std::collections::BTreeSet::new();
-        for ((_, (addr, _)), st) in self.reals.iter_mut() {
+        for (key, st) in self.reals.iter_mut() {
+            let addr = &key.real.addr;
             match (st.hop, lookup(*addr)) {
                 (Some(old), Some(new)) if refresh && new.mac != old.mac => {
                     info!("{addr}: MAC address changed, now {}", fmt_mac(new.mac));
@@ -354,12 +355,11 @@ impl Reconciler {
         let now = Instant::now();
         let mut done = Vec::new();
         for (key, (_, since)) in &self.draining {
-            let ((vip, port, _), (addr, rport)) = *key;
             let busy = services
                 .iter()
-                .filter(|s| s.vip == vip && s.port == port)
+                .filter(|s| s.vip == key.service.vip && s.port == key.service.port)
                 .flat_map(|s| s.backends.iter())
-                .find(|b| b.addr == addr && b.port == rport)
+                .find(|b| b.addr == key.real.addr && b.port == key.real.port)
                 .map(|b| b.active + b.inactive)
                 .unwrap_or(0);
             if busy == 0 || now.duration_since(*since) >= self.drain_timeout {
@@ -387,23 +387,20 @@ impl Reconciler {
 
     /// Logs a transition in keepalived's words and runs its script.
     fn carry_out(&mut self, t: &Transition) {
-        let vs = |s: &ServiceId| fmt_service(s.0, s.1, s.2);
-        let rs = |(s, r): &RealKey| fmt_service(r.0, r.1, s.2);
         let planned = |id: &ServiceId| self.plan.services.iter().find(|s| s.id == *id);
         match t {
             Transition::Unresolved(key) => {
                 warn!(
-                    "{} of VS {}: no MAC address in the neighbour table yet; kept out until it resolves",
-                    rs(key),
-                    vs(&key.0)
+                    "{key} of VS {}: no MAC address in the neighbour table yet; kept out until it resolves",
+                    key.service
                 );
                 if let Some(st) = self.reals.get_mut(key) {
                     st.warned_unresolved = true;
                 }
             }
-            Transition::Added(key) => info!("Adding service {} to VS {}", rs(key), vs(&key.0)),
+            Transition::Added(key) => info!("Adding service {key} to VS {}", key.service),
             Transition::Removed(key) => {
-                info!("Removing service {} from VS {}", rs(key), vs(&key.0))
+                info!("Removing service {key} from VS {}", key.service)
             }
             Transition::QuorumLost {
                 service,
@@ -412,9 +409,8 @@ impl Reconciler {
                 hysteresis,
             } => {
                 warn!(
-                    "Lost quorum {alive_weight}-{hysteresis}={} > {quorum} for VS {}",
+                    "Lost quorum {alive_weight}-{hysteresis}={} > {quorum} for VS {service}",
                     alive_weight.saturating_sub(*hysteresis),
-                    vs(service)
                 );
                 run_script(planned(service).and_then(|s| s.quorum_down.as_deref()));
             }
@@ -425,18 +421,16 @@ impl Reconciler {
                 hysteresis,
             } => {
                 info!(
-                    "Gained quorum {alive_weight}+{hysteresis}={} >= {quorum} for VS {}",
+                    "Gained quorum {alive_weight}+{hysteresis}={} >= {quorum} for VS {service}",
                     alive_weight + hysteresis,
-                    vs(service)
                 );
                 run_script(planned(service).and_then(|s| s.quorum_up.as_deref()));
             }
-            Transition::SorryServerIn(s) => warn!(
-                "No real server available for VS {}: using its sorry server",
-                vs(s)
-            ),
+            Transition::SorryServerIn(s) => {
+                warn!("No real server available for VS {s}: using its sorry server")
+            }
             Transition::SorryServerOut(s) => {
-                info!("VS {} has real servers again: sorry server out", vs(s))
+                info!("VS {s} has real servers again: sorry server out")
             }
         }
     }

@@ -21,12 +21,9 @@ use std::{
 };
 
 use crate::{
-    agent::plan::{Plan, PlannedReal, PlannedService, RealId, ServiceId},
+    agent::plan::{Plan, PlannedReal, PlannedService, RealKey, ServiceId},
     datapath::{DesiredBackend, DesiredService, DesiredState, NextHop, Persistence},
 };
-
-/// A real server within its service.
-pub type RealKey = (ServiceId, RealId);
 
 /// What the agent knows about one real server at run time.
 #[derive(Clone, Debug)]
@@ -117,7 +114,7 @@ pub fn desired(
         let mut backends = Vec::new();
         let mut alive_weight = 0u32;
         for r in &s.reals {
-            let key = (s.id, (r.addr, r.port));
+            let key = s.id.real(r.id());
             let Some(st) = reals.get(&key) else {
                 continue;
             };
@@ -147,7 +144,7 @@ pub fn desired(
             });
         }
         for (key, (r, _)) in draining {
-            if key.0 != s.id {
+            if key.service != s.id {
                 continue;
             }
             if let Some(hop) = reals.get(key).and_then(|st| st.hop) {
@@ -166,15 +163,15 @@ pub fn desired(
             // Quorum lost (no real server up, at the least): the sorry server.
             let sorry_hop = s
                 .sorry_server
-                .and_then(|sorry| reals.get(&(s.id, sorry)).and_then(|st| st.hop));
-            if let (Some((addr, port)), Some(hop)) = (s.sorry_server, sorry_hop) {
+                .and_then(|sorry| reals.get(&s.id.real(sorry)).and_then(|st| st.hop));
+            if let (Some(sorry), Some(hop)) = (s.sorry_server, sorry_hop) {
                 memory.sorry_active.insert(s.id);
                 for b in &mut backends {
                     b.alive = false;
                 }
                 backends.push(DesiredBackend {
-                    addr,
-                    port,
+                    addr: sorry.addr,
+                    port: sorry.port,
                     weight: 1,
                     alive: true,
                     next_hop: hop,
@@ -252,9 +249,9 @@ fn quorum(
 
 fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> DesiredService {
     DesiredService {
-        vip: s.id.0,
-        port: s.id.1,
-        proto: s.id.2,
+        vip: s.id.vip,
+        port: s.id.port,
+        proto: s.id.proto,
         algo: s.algo,
         persistence: s
             .persistence
@@ -269,17 +266,32 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::{datapath::Protocol, sched::Algorithm};
+    use crate::{agent::plan::RealId, datapath::Protocol, sched::Algorithm};
 
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-    const SORRY: RealId = (Ipv4Addr::new(198, 18, 0, 99), 80);
+    const SORRY: RealId = RealId {
+        addr: Ipv4Addr::new(198, 18, 0, 99),
+        port: 80,
+    };
 
     fn rs(n: u8) -> RealId {
-        (Ipv4Addr::new(198, 18, 0, 10 + n), 80)
+        RealId {
+            addr: Ipv4Addr::new(198, 18, 0, 10 + n),
+            port: 80,
+        }
     }
 
     fn svc() -> ServiceId {
-        (VIP, 80, Protocol::Tcp)
+        ServiceId {
+            vip: VIP,
+            port: 80,
+            proto: Protocol::Tcp,
+        }
+    }
+
+    /// Real server `n` of the service.
+    fn key(n: u8) -> RealKey {
+        svc().real(rs(n))
     }
 
     fn hop(n: u8) -> NextHop {
@@ -292,8 +304,8 @@ mod tests {
 
     fn real(n: u8, weight: u32) -> PlannedReal {
         PlannedReal {
-            addr: rs(n).0,
-            port: rs(n).1,
+            addr: rs(n).addr,
+            port: rs(n).port,
             weight,
             inhibit_on_failure: false,
             checked: true,
@@ -331,12 +343,12 @@ mod tests {
             for (n, r) in s.reals.iter().enumerate() {
                 let mut st = RealState::new(true);
                 st.hop = Some(hop(n as u8));
-                reals.insert((s.id, (r.addr, r.port)), st);
+                reals.insert(s.id.real(r.id()), st);
             }
             if let Some(sorry) = s.sorry_server {
                 let mut st = RealState::new(true);
                 st.hop = Some(hop(99));
-                reals.insert((s.id, sorry), st);
+                reals.insert(s.id.real(sorry), st);
             }
             World {
                 plan: Plan {
@@ -350,7 +362,7 @@ mod tests {
         }
 
         fn set_up(&mut self, n: u8, up: bool) -> &mut Self {
-            self.reals.get_mut(&(svc(), rs(n))).unwrap().up = up;
+            self.reals.get_mut(&key(n)).unwrap().up = up;
             self
         }
 
@@ -386,13 +398,13 @@ mod tests {
     fn first_computation_adds_every_resolved_real_server_in_config_order() {
         let mut w = World::new(service(vec![real(1, 2), real(2, 3)]));
         let out = w.step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, true), (rs(2).0, 3, true)]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, true), (rs(2).addr, 3, true)]
+        );
         assert_eq!(
             out.transitions,
-            [
-                Transition::Added((svc(), rs(1))),
-                Transition::Added((svc(), rs(2)))
-            ]
+            [Transition::Added(key(1)), Transition::Added(key(2))]
         );
         // Nothing changed: nothing to report.
         assert_eq!(w.step().transitions, []);
@@ -403,11 +415,17 @@ mod tests {
         let mut w = World::new(service(vec![real(1, 2), real(2, 3)]));
         w.step();
         let out = w.set_up(1, false).step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, false), (rs(2).0, 3, true)]);
-        assert_eq!(out.transitions, [Transition::Removed((svc(), rs(1)))]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, false), (rs(2).addr, 3, true)]
+        );
+        assert_eq!(out.transitions, [Transition::Removed(key(1))]);
         let out = w.set_up(1, true).step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, true), (rs(2).0, 3, true)]);
-        assert_eq!(out.transitions, [Transition::Added((svc(), rs(1)))]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, true), (rs(2).addr, 3, true)]
+        );
+        assert_eq!(out.transitions, [Transition::Added(key(1))]);
     }
 
     #[test]
@@ -418,10 +436,16 @@ mod tests {
         w.step();
         let out = w.set_up(1, false).step();
         // Alive with weight 0: its flows continue, it gets no new ones.
-        assert_eq!(backends(&out), [(rs(1).0, 0, true), (rs(2).0, 3, true)]);
-        assert_eq!(out.transitions, [Transition::Removed((svc(), rs(1)))]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 0, true), (rs(2).addr, 3, true)]
+        );
+        assert_eq!(out.transitions, [Transition::Removed(key(1))]);
         let out = w.set_up(1, true).step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, true), (rs(2).0, 3, true)]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, true), (rs(2).addr, 3, true)]
+        );
     }
 
     #[test]
@@ -430,14 +454,20 @@ mod tests {
         s.quorum = 4;
         let mut w = World::new(s);
         assert_eq!(quorum_changes(&w.step()), Vec::<&str>::new());
-        w.reals.get_mut(&(svc(), rs(2))).unwrap().dyn_weight = Some(1);
+        w.reals.get_mut(&key(2)).unwrap().dyn_weight = Some(1);
         let out = w.step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, true), (rs(2).0, 1, true)]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, true), (rs(2).addr, 1, true)]
+        );
         // 2 + 1 < 4.
         assert_eq!(quorum_changes(&out), ["lost"]);
-        w.reals.get_mut(&(svc(), rs(2))).unwrap().dyn_weight = Some(7);
+        w.reals.get_mut(&key(2)).unwrap().dyn_weight = Some(7);
         let out = w.step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, true), (rs(2).0, 7, true)]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, true), (rs(2).addr, 7, true)]
+        );
         assert_eq!(quorum_changes(&out), ["gained"]);
     }
 
@@ -506,11 +536,18 @@ mod tests {
         // Every real server out, the sorry server alone takes new flows.
         assert_eq!(
             backends(&out),
-            [(rs(1).0, 2, false), (rs(2).0, 3, false), (SORRY.0, 1, true)]
+            [
+                (rs(1).addr, 2, false),
+                (rs(2).addr, 3, false),
+                (SORRY.addr, 1, true)
+            ]
         );
         assert!(out.transitions.contains(&Transition::SorryServerIn(svc())));
         let out = w.set_up(2, true).step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, false), (rs(2).0, 3, true)]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, false), (rs(2).addr, 3, true)]
+        );
         assert!(out.transitions.contains(&Transition::SorryServerOut(svc())));
     }
 
@@ -522,7 +559,10 @@ mod tests {
         let mut w = World::new(s);
         w.step();
         let out = w.set_up(1, false).step();
-        assert_eq!(backends(&out), [(rs(1).0, 0, false), (SORRY.0, 1, true)]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 0, false), (SORRY.addr, 1, true)]
+        );
     }
 
     #[test]
@@ -530,10 +570,10 @@ mod tests {
         let mut s = service(vec![real(1, 2)]);
         s.sorry_server = Some(SORRY);
         let mut w = World::new(s);
-        w.reals.get_mut(&(svc(), SORRY)).unwrap().hop = None;
+        w.reals.get_mut(&svc().real(SORRY)).unwrap().hop = None;
         w.step();
         let out = w.set_up(1, false).step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, false)]);
+        assert_eq!(backends(&out), [(rs(1).addr, 2, false)]);
         assert!(w.memory.sorry_active.is_empty());
         assert_eq!(quorum_changes(&out), ["lost"]);
     }
@@ -544,32 +584,35 @@ mod tests {
         w.step();
         // A reload removed rs2: the plan no longer has it; it drains.
         let gone = w.plan.services[0].reals.remove(1);
-        w.draining
-            .insert((svc(), rs(2)), (gone.clone(), Instant::now()));
+        w.draining.insert(key(2), (gone.clone(), Instant::now()));
         let out = w.step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, true), (rs(2).0, 0, true)]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, true), (rs(2).addr, 0, true)]
+        );
         assert_eq!(out.transitions, [], "the reload logged its removal");
         // Drained: gone from the state.
         w.draining.clear();
-        w.reals.remove(&(svc(), rs(2)));
-        assert_eq!(backends(&w.step()), [(rs(1).0, 2, true)]);
+        w.reals.remove(&key(2));
+        assert_eq!(backends(&w.step()), [(rs(1).addr, 2, true)]);
     }
 
     #[test]
     fn an_unresolved_real_server_is_kept_out_and_reported_until_warned() {
         let mut w = World::new(service(vec![real(1, 2), real(2, 3)]));
-        w.reals.get_mut(&(svc(), rs(2))).unwrap().hop = None;
+        w.reals.get_mut(&key(2)).unwrap().hop = None;
         let out = w.step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, true)]);
-        assert!(out
-            .transitions
-            .contains(&Transition::Unresolved((svc(), rs(2)))));
-        w.reals.get_mut(&(svc(), rs(2))).unwrap().warned_unresolved = true;
+        assert_eq!(backends(&out), [(rs(1).addr, 2, true)]);
+        assert!(out.transitions.contains(&Transition::Unresolved(key(2))));
+        w.reals.get_mut(&key(2)).unwrap().warned_unresolved = true;
         assert_eq!(w.step().transitions, []);
         // Resolved: scheduled and added.
-        w.reals.get_mut(&(svc(), rs(2))).unwrap().hop = Some(hop(2));
+        w.reals.get_mut(&key(2)).unwrap().hop = Some(hop(2));
         let out = w.step();
-        assert_eq!(backends(&out), [(rs(1).0, 2, true), (rs(2).0, 3, true)]);
-        assert_eq!(out.transitions, [Transition::Added((svc(), rs(2)))]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, true), (rs(2).addr, 3, true)]
+        );
+        assert_eq!(out.transitions, [Transition::Added(key(2))]);
     }
 }
