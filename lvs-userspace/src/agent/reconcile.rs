@@ -450,22 +450,12 @@ impl Reconciler {
     }
 }
 
-/// Runs a notify script (quorum_up/quorum_down) without waiting for it;
-/// it is reaped by the runtime, never left a zombie.
+/// Runs quorum_up/quorum_down without waiting for it (reaped in the
+/// background), by [`crate::script`]'s rule.
 fn run_script(script: Option<&str>) {
     let Some(script) = script else { return };
-    match tokio::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-    {
-        Ok(mut child) => {
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-            });
-        }
-        Err(e) => warn!("running {script}: {e}"),
+    if let Err(e) = crate::script::spawn_reaped(script, &[]) {
+        warn!("running {script}: {e}");
     }
 }
 
