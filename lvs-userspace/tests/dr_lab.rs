@@ -225,7 +225,7 @@ fn backend_behind_another_interface_is_redirected_through_the_devmap() -> Result
     let ifname = lab.director_if().to_owned();
     lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
         let mut dp = Datapath::open(&Options::ephemeral())?;
-        let bond0 = lvs_userspace::datapath::ifindex(&ifname)?;
+        let bond0 = lvs_userspace::netlink::link_by_name(&ifname)?.index;
         // The real server sits behind `lo` (ifindex 1), frames arrive on bond0.
         let mut state: DesiredState = common::seed_service(&lab, 1, None);
         state.services[0].backends.truncate(1);

@@ -286,11 +286,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
             ),
         }
-        let link = netlink::link_by_name(&ifname).with_context(|| format!("link {ifname}"))?;
         egress.push(Egress {
-            ifindex: link.index,
+            ifindex: a.ifindex,
             name: ifname,
-            mac: link.mac,
+            mac: a.mac,
         });
     }
 

@@ -12,8 +12,8 @@ use lvs_testkit::{http_get, wait_until, KeepAliveClient, Lab, LabSpec, Pid};
 use lvs_userspace::datapath::Inspector;
 use lvs_userspace::{
     datapath::{
-        self, AttachMode, Attached, Datapath, DesiredBackend, DesiredService, DesiredState,
-        NextHop, Options, Persistence, Protocol,
+        AttachMode, Attached, Datapath, DesiredBackend, DesiredService, DesiredState, NextHop,
+        Options, Persistence, Protocol,
     },
     sched::Algorithm,
 };
@@ -106,8 +106,7 @@ pub fn program_director(
     lab.run_in_netns(lab.director_ns(0), || -> Result<(Datapath, Attached)> {
         let mut dp = Datapath::open(opts).context("open datapath")?;
         let attached = dp.attach(&ifname, mode).context("attach")?;
-        let ifindex = datapath::ifindex(&ifname)?;
-        dp.apply(&seed_service(lab, ifindex, persistence))?;
+        dp.apply(&seed_service(lab, attached.ifindex, persistence))?;
         Ok((dp, attached))
     })?
 }
