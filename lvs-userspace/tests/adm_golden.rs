@@ -473,7 +473,8 @@ fn rate_from_two_snapshots() {
 #[ignore = "needs root: run cargo xtask test"]
 fn metrics_counters_agree_with_stats_exact() {
     let dp = datapath();
-    let text = lvs_userspace::agent::metrics::render(&dp, &BTreeMap::new());
+    let text =
+        lvs_userspace::agent::metrics::render(&dp, &dp.count_conns().unwrap(), &BTreeMap::new());
     let s = Snapshot::take(&dp).unwrap();
     let stats = adm::list(
         &s,

@@ -120,21 +120,26 @@ fn main() -> Result<()> {
                 argv.push("--json");
             }
             cargo(&argv)?;
-            // The agent side: 1000 real servers checked every second.
-            let mut argv = vec![
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lvs-userspace",
-                "--example",
-                "health_bench",
-                "--",
-            ];
-            if json {
-                argv.push("--json");
+            // The agent side: 1000 real servers checked every second, and
+            // 1 M connections in the table while /metrics is scraped every
+            // second.
+            for example in ["health_bench", "metrics_bench"] {
+                let mut argv = vec![
+                    "run",
+                    "--release",
+                    "--quiet",
+                    "-p",
+                    "lvs-userspace",
+                    "--example",
+                    example,
+                    "--",
+                ];
+                if json {
+                    argv.push("--json");
+                }
+                cargo(&argv)?;
             }
-            cargo(&argv)
+            Ok(())
         }
         Cmd::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
         Cmd::Demo => {

@@ -1,12 +1,14 @@
 //! `lvsd --metrics ADDR`: Prometheus text exposition of the data path's
 //! counters, the real servers' state and VRRP, rendered on each scrape from
-//! the maps (the same numbers `lvsadm --stats --exact` prints).
+//! the maps (the same numbers `lvsadm --stats --exact` prints). Connection
+//! counts come from the latest pass over the connection table (see
+//! `datapath::table`): a scrape never walks the table itself.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
 use lvs_common::verdict;
 
-use crate::datapath::State;
+use crate::datapath::{table::ConnCounts, State};
 use crate::vrrp::VrrpState;
 
 /// What the metrics show of a VRRP instance (from `Vrrp::stats`).
@@ -24,9 +26,9 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// The whole exposition. Errors reading the maps become a comment line, so
 /// a scrape never fails half-way through a family.
-pub fn render(state: &State, vrrp: &BTreeMap<String, VrrpView>) -> String {
+pub fn render(state: &State, counts: &ConnCounts, vrrp: &BTreeMap<String, VrrpView>) -> String {
     let mut out = String::new();
-    let services = match state.services() {
+    let services = match state.services_counted(counts) {
         Ok(s) => s,
         Err(e) => return format!("# lvsd: reading the data path failed: {e}\n"),
     };
@@ -129,14 +131,14 @@ pub fn render(state: &State, vrrp: &BTreeMap<String, VrrpView>) -> String {
             );
         }
     }
-    if let (Ok(conns), Ok(size)) = (state.conns(), state.conn_table_size()) {
+    if let Ok(size) = state.conn_table_size() {
         family(
             &mut out,
             "lvs_conn_table_entries",
             "gauge",
             "Entries in the connection table.",
         );
-        let _ = writeln!(out, "lvs_conn_table_entries {}", conns.len());
+        let _ = writeln!(out, "lvs_conn_table_entries {}", counts.entries);
         family(
             &mut out,
             "lvs_conn_table_size",

@@ -415,7 +415,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                             .collect()
                     })
                     .unwrap_or_default();
-                let body = metrics::render(rec.datapath(), &view);
+                let body = metrics::render(rec.datapath(), &rec.conn_counts(), &view);
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {

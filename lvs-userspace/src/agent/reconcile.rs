@@ -6,6 +6,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::Ipv4Addr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -16,7 +17,12 @@ mod policy;
 use self::policy::{Memory, RealState, Transition};
 use super::plan::{Plan, PlannedReal, RealKey, ServiceId};
 use crate::{
-    datapath::{desired::service_key, read::IdMap, Datapath, DesiredState, NextHop, Protocol},
+    datapath::{
+        desired::service_key,
+        read::IdMap,
+        table::{ConnCounts, TableScanner},
+        Datapath, DesiredState, NextHop, Protocol,
+    },
     netlink,
     sync::{self, Entry},
 };
@@ -35,6 +41,15 @@ pub struct Egress {
 /// Seconds between passes that delete idle connections and templates.
 const EXPIRE_EVERY_TICKS: u64 = 30;
 
+/// Between two passes of the connection-table thread: how stale metrics'
+/// and drains' connection counts may be, for a small table.
+const COUNT_EVERY: Duration = Duration::from_secs(2);
+
+/// A big table takes longer to walk (about 0.2 s per million entries): the
+/// thread then rests this many times as long as a pass took, so that it
+/// never uses more than 1/(1 + this) of a core.
+const REST_PER_PASS: u32 = 39;
+
 pub struct Reconciler {
     dp: Datapath,
     egress: Vec<Egress>,
@@ -51,10 +66,21 @@ pub struct Reconciler {
     dirty: bool,
     /// Connection sync: where the sender learns ids → addresses.
     ids: Option<tokio::sync::watch::Sender<std::sync::Arc<IdMap>>>,
+    /// The latest counts from the connection-table thread, which also
+    /// expires idle entries; `None` when it could not start (then this
+    /// loop counts and expires, as it did before there was a thread).
+    counts: Option<tokio::sync::watch::Receiver<Arc<ConnCounts>>>,
 }
 
 impl Reconciler {
     pub fn new(dp: Datapath, egress: Vec<Egress>, drain_timeout: Duration) -> Self {
+        let counts = match dp.table_scanner() {
+            Ok(scanner) => spawn_table_thread(scanner),
+            Err(e) => {
+                warn!("counting connections in the agent's loop: {e}");
+                None
+            }
+        };
         Reconciler {
             dp,
             egress,
@@ -66,6 +92,15 @@ impl Reconciler {
             ticks: 0,
             dirty: true,
             ids: None,
+            counts,
+        }
+    }
+
+    /// Connections per real server, as of the last pass over the table.
+    pub fn conn_counts(&self) -> Arc<ConnCounts> {
+        match &self.counts {
+            Some(rx) => rx.borrow().clone(),
+            None => Arc::new(self.dp.count_conns().unwrap_or_default()),
         }
     }
 
@@ -333,12 +368,13 @@ impl Reconciler {
         self.ticks += 1;
         self.dp.tick()?;
         self.resolve_all(self.ticks.is_multiple_of(10));
-        // Both scan the connection table: not every second. The LRU bounds
-        // memory on its own; this only keeps listings and drains honest.
+        // Drains read the connection-table thread's counts; expiry is that
+        // thread's job. The LRU bounds memory on its own; expiry only keeps
+        // listings and drains honest.
         if !self.draining.is_empty() && self.ticks.is_multiple_of(5) {
             self.finish_drains()?;
         }
-        if self.ticks.is_multiple_of(EXPIRE_EVERY_TICKS) {
+        if self.counts.is_none() && self.ticks.is_multiple_of(EXPIRE_EVERY_TICKS) {
             let (conns, templates) = self.dp.expire()?;
             if conns + templates > 0 {
                 tracing::debug!("expired {conns} connections, {templates} persistence templates");
@@ -351,7 +387,7 @@ impl Reconciler {
     }
 
     fn finish_drains(&mut self) -> anyhow::Result<()> {
-        let services = self.dp.services()?;
+        let services = self.dp.services_counted(&self.conn_counts())?;
         let now = Instant::now();
         let mut done = Vec::new();
         for (key, (_, since)) in &self.draining {
@@ -447,6 +483,56 @@ impl Reconciler {
             }
         }
         Ok(())
+    }
+}
+
+/// Starts the thread that walks the connection table every
+/// [`COUNT_EVERY`] or [`REST_PER_PASS`] times as long as a pass takes,
+/// whichever is longer, and expires idle entries about every
+/// [`EXPIRE_EVERY_TICKS`] seconds, off the agent's loop. It ends when the
+/// reconciler is gone.
+fn spawn_table_thread(
+    mut scanner: TableScanner,
+) -> Option<tokio::sync::watch::Receiver<Arc<ConnCounts>>> {
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(ConnCounts::default()));
+    let expire_every = Duration::from_secs(EXPIRE_EVERY_TICKS);
+    let spawned = std::thread::Builder::new()
+        .name("conn-table".into())
+        .spawn(move || {
+            let mut last_expiry = Instant::now();
+            loop {
+                let started = Instant::now();
+                let expire = started.duration_since(last_expiry) >= expire_every;
+                if expire {
+                    last_expiry = started;
+                }
+                let result = scanner.pass(expire);
+                let rest = COUNT_EVERY.max(started.elapsed() * REST_PER_PASS);
+                match result {
+                    Ok((counts, (conns, templates))) => {
+                        if conns + templates > 0 {
+                            tracing::debug!(
+                                "expired {conns} connections, {templates} persistence templates"
+                            );
+                        }
+                        if tx.send(Arc::new(counts)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!("reading the connection table: {e}"),
+                }
+                std::thread::sleep(rest);
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(rx),
+        Err(e) => {
+            warn!("counting connections in the agent's loop: {e}");
+            None
+        }
     }
 }
 

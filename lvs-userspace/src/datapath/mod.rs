@@ -16,6 +16,7 @@ mod entries;
 pub mod objects;
 pub mod pins;
 pub mod read;
+pub mod table;
 pub mod testrun;
 
 use std::{

@@ -5,11 +5,11 @@
 use std::net::Ipv4Addr;
 
 use lvs_common::{
-    map_names as names, tcp, verdict, Backend, Conn, FlowKey, Persist, PersistKey, Service,
-    ServiceKey, Stats, BE_F_ALIVE,
+    map_names as names, verdict, Backend, Conn, FlowKey, Persist, PersistKey, Service, ServiceKey,
+    Stats, BE_F_ALIVE,
 };
 
-use super::{desired::addr_of, map_err, Protocol, Result, State};
+use super::{desired::addr_of, map_err, table::ConnCounts, Protocol, Result, State};
 
 /// One real server as the maps have it.
 #[derive(Clone, Debug)]
@@ -177,26 +177,21 @@ impl State {
         Ok(out)
     }
 
-    /// Services with their backends and counters, in VIP/port order.
+    /// Services with their backends and counters, in VIP/port order; one
+    /// pass over the connection table counts the connections.
     pub fn services(&self) -> Result<Vec<ServiceView>> {
-        let conns = self.conns()?;
-        let templates = self.templates()?;
+        self.services_counted(&self.count_conns()?)
+    }
+
+    /// Services with their backends and counters, the connections counted
+    /// by an earlier pass (`count_conns`, or a `TableScanner`).
+    pub fn services_counted(&self, counts: &ConnCounts) -> Result<Vec<ServiceView>> {
         let mut out = Vec::new();
         for (key, applied) in &self.applied.services {
             let mut backends = Vec::new();
             for &id in &applied.backends {
                 let b: &Backend = &self.applied.backends[&id];
-                let mine = conns
-                    .iter()
-                    .filter(|c| c.conn.backend == id && c.expires_in_s > 0);
-                let (mut active, mut inactive) = (0, 0);
-                for c in mine {
-                    if tcp::is_active(c.conn.state) {
-                        active += 1
-                    } else {
-                        inactive += 1
-                    }
-                }
+                let n = counts.of(id);
                 backends.push(BackendView {
                     id,
                     addr: addr_of(b.addr_be),
@@ -205,12 +200,9 @@ impl State {
                     alive: b.flags & BE_F_ALIVE != 0,
                     mac: b.mac,
                     stats: self.stats_of(true, id)?,
-                    active,
-                    inactive,
-                    templates: templates
-                        .iter()
-                        .filter(|t| t.value.backend == id && t.expires_in_s > 0)
-                        .count() as u64,
+                    active: n.active,
+                    inactive: n.inactive,
+                    templates: n.templates,
                 });
             }
             out.push(ServiceView {
@@ -224,32 +216,6 @@ impl State {
         }
         out.sort_by_key(|s| (s.vip, s.port, s.svc.id));
         Ok(out)
-    }
-
-    /// Deletes connections and templates idle past their timeout, as IPVS's
-    /// timers do; returns how many went. (The LRU also evicts under pressure.)
-    pub fn expire(&mut self) -> Result<(usize, usize)> {
-        let mut conns_gone = 0;
-        for c in self.conns()? {
-            if c.expires_in_s == 0 {
-                match self.maps.conns.remove(&c.key) {
-                    Ok(()) => conns_gone += 1,
-                    Err(aya::maps::MapError::KeyNotFound) => {}
-                    Err(e) => return Err(map_err(names::CONNS)(e)),
-                }
-            }
-        }
-        let mut templates_gone = 0;
-        for t in self.templates()? {
-            if t.expires_in_s == 0 {
-                match self.maps.persist.remove(&t.key) {
-                    Ok(()) => templates_gone += 1,
-                    Err(aya::maps::MapError::KeyNotFound) => {}
-                    Err(e) => return Err(map_err(names::PERSIST)(e)),
-                }
-            }
-        }
-        Ok((conns_gone, templates_gone))
     }
 
     /// Ids → addresses of what is applied, for connection sync.

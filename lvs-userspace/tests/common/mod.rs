@@ -175,6 +175,8 @@ pub struct Director<'a> {
     pub instance: String,
     /// More lvsd arguments.
     pub extra_args: Vec<String>,
+    /// `--conn-table-size`.
+    pub conn_table_size: u32,
 }
 
 impl<'a> Director<'a> {
@@ -192,6 +194,7 @@ impl<'a> Director<'a> {
             index: 0,
             instance: "lab".into(),
             extra_args: Vec::new(),
+            conn_table_size: 65536,
         })
     }
 
@@ -202,6 +205,7 @@ impl<'a> Director<'a> {
 
     pub fn start(&mut self) -> Result<Pid> {
         let lvsd = own_bin("lvsd");
+        let table_size = self.conn_table_size.to_string();
         let mut argv: Vec<&str> = vec![
             lvsd.to_str().context("path")?,
             "-n",
@@ -215,7 +219,7 @@ impl<'a> Director<'a> {
             "--xdp-mode",
             self.xdp_mode,
             "--conn-table-size",
-            "65536",
+            &table_size,
             "--drain-timeout",
             "30",
         ];
