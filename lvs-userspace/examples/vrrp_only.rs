@@ -1,5 +1,8 @@
 //! Runs only the VRRP side of a keepalived.conf (for lab tests until lvsd
-//! carries it): `vrrp_only -f FILE [--stats FILE]`.
+//! carries it): `vrrp_only -f FILE [--stats FILE] [--hold-preempt SECS]`.
+//!
+//! `--hold-preempt SECS` holds the preemption gate for SECS seconds after
+//! start (as lvsd does while connection sync fills a returning director).
 //!
 //! SIGTERM/SIGINT: graceful stop (priority 0). SIGHUP: reload. With
 //! `--stats FILE` the instances' counters are written there as JSON every
@@ -9,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use lvs_userspace::vrrp::Vrrp;
+use lvs_userspace::vrrp::{PreemptGate, Vrrp};
 use tokio::signal::unix::{signal, SignalKind};
 
 fn load(path: &std::path::Path) -> Result<lvs_config::Config> {
@@ -36,17 +39,26 @@ async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut conf = None;
     let mut stats = None;
+    let mut hold = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "-f" => conf = args.next().map(PathBuf::from),
             "--stats" => stats = args.next().map(PathBuf::from),
-            _ => bail!("usage: vrrp_only -f FILE [--stats FILE]"),
+            "--hold-preempt" => {
+                let secs: f64 = args.next().context("--hold-preempt SECS")?.parse()?;
+                hold = Some(Duration::from_secs_f64(secs));
+            }
+            _ => bail!("usage: vrrp_only -f FILE [--stats FILE] [--hold-preempt SECS]"),
         }
     }
     let conf = conf.context("-f FILE is required")?;
     let cfg = load(&conf)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let mut vrrp = Vrrp::start(&cfg, tx).await?;
+    let gate = PreemptGate::open();
+    if let Some(d) = hold {
+        gate.hold_until(std::time::Instant::now() + d);
+    }
+    let mut vrrp = Vrrp::start(&cfg, tx, gate).await?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;

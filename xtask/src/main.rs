@@ -55,16 +55,17 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 600)]
         seconds: u64,
-        /// Only this target (`parse`, `parse_advert`).
+        /// Only this target (`parse`, `parse_advert`, `sync_decode`).
         #[arg(long)]
         target: Option<String>,
     },
 }
 
 /// Fuzz targets: (directory with its own fuzz workspace, target name).
-const FUZZ_TARGETS: [(&str, &str); 2] = [
+const FUZZ_TARGETS: [(&str, &str); 3] = [
     ("lvs-config/fuzz", "parse"),
     ("lvs-userspace/fuzz", "parse_advert"),
+    ("lvs-userspace/fuzz", "sync_decode"),
 ];
 
 fn main() -> Result<()> {
@@ -104,25 +105,9 @@ fn main() -> Result<()> {
             require_root("the bench loads BPF programs and builds a lab")?;
             cargo(&["build", "--release", "--workspace", "--bins"])?;
             let repeat = repeat.to_string();
-            let mut argv = vec![
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lvs-userspace",
-                "--example",
-                "bench",
-                "--",
-                "--repeat",
-                &repeat,
-            ];
-            if json {
-                argv.push("--json");
-            }
-            cargo(&argv)?;
-            // The agent side: 1000 real servers checked every second, and
-            // 1 M connections in the table while /metrics is scraped every
-            // second.
+            // The agent side first: 1000 real servers checked every second,
+            // and 1 M connections in the table while /metrics is scraped
+            // every second.
             for example in ["health_bench", "metrics_bench"] {
                 let mut argv = vec![
                     "run",
@@ -139,7 +124,23 @@ fn main() -> Result<()> {
                 }
                 cargo(&argv)?;
             }
-            Ok(())
+            // The data path last, so its JSON object is the last line.
+            let mut argv = vec![
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "lvs-userspace",
+                "--example",
+                "bench",
+                "--",
+                "--repeat",
+                &repeat,
+            ];
+            if json {
+                argv.push("--json");
+            }
+            cargo(&argv)
         }
         Cmd::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
         Cmd::Demo => {

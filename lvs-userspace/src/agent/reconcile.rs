@@ -66,9 +66,8 @@ pub struct Reconciler {
     dirty: bool,
     /// Connection sync: where the sender learns ids → addresses.
     ids: Option<tokio::sync::watch::Sender<std::sync::Arc<IdMap>>>,
-    /// The latest counts from the connection-table thread, which also
-    /// expires idle entries; `None` when it could not start (then this
-    /// loop counts and expires, as it did before there was a thread).
+    /// The latest counts from the connection-table thread; `None` when it
+    /// could not start (then this loop counts when asked).
     counts: Option<tokio::sync::watch::Receiver<Arc<ConnCounts>>>,
 }
 
@@ -189,10 +188,26 @@ impl Reconciler {
     /// Our own long-lived connections and templates, to send again so the
     /// other director does not time them out.
     pub fn resend_entries(&self) -> anyhow::Result<Vec<Entry>> {
+        self.sync_entries(false)
+    }
+
+    /// Every live connection and template, ours and synced, for a peer's
+    /// bulk request (a returning director needs the ones we learned from it
+    /// before it failed, too).
+    pub fn bulk_entries(&self) -> anyhow::Result<Vec<Entry>> {
+        self.sync_entries(true)
+    }
+
+    fn sync_entries(&self, bulk: bool) -> anyhow::Result<Vec<Entry>> {
         let ids = self.dp.id_map();
         let mut out = Vec::new();
         for c in self.dp.conns()? {
-            if c.conn.flags & CONN_F_SYNCED != 0 || !sync::worth_resending(c.conn.state) {
+            let wanted = if bulk {
+                c.expires_in_s > 0
+            } else {
+                c.conn.flags & CONN_F_SYNCED == 0 && sync::worth_resending(c.conn.state)
+            };
+            if c.half_open || !wanted {
                 continue;
             }
             let ev = lvs_common::SyncEvent {
@@ -207,7 +222,7 @@ impl Reconciler {
             out.extend(sync::entry_of(&ev, &ids));
         }
         for t in self.dp.templates()? {
-            if t.value.flags & PERSIST_F_SYNCED != 0 || t.expires_in_s == 0 {
+            if t.expires_in_s == 0 || (!bulk && t.value.flags & PERSIST_F_SYNCED != 0) {
                 continue;
             }
             let ev = lvs_common::SyncEvent {
@@ -368,13 +383,13 @@ impl Reconciler {
         self.ticks += 1;
         self.dp.tick()?;
         self.resolve_all(self.ticks.is_multiple_of(10));
-        // Drains read the connection-table thread's counts; expiry is that
-        // thread's job. The LRU bounds memory on its own; expiry only keeps
-        // listings and drains honest.
+        // Drains read the connection-table thread's counts. Expiry scans the
+        // table: not every second. The LRU bounds memory on its own; this
+        // only keeps listings and drains honest.
         if !self.draining.is_empty() && self.ticks.is_multiple_of(5) {
             self.finish_drains()?;
         }
-        if self.counts.is_none() && self.ticks.is_multiple_of(EXPIRE_EVERY_TICKS) {
+        if self.ticks.is_multiple_of(EXPIRE_EVERY_TICKS) {
             let (conns, templates) = self.dp.expire()?;
             if conns + templates > 0 {
                 tracing::debug!("expired {conns} connections, {templates} persistence templates");
@@ -486,45 +501,29 @@ impl Reconciler {
     }
 }
 
-/// Starts the thread that walks the connection table every
+/// Starts the thread that counts the connection table every
 /// [`COUNT_EVERY`] or [`REST_PER_PASS`] times as long as a pass takes,
-/// whichever is longer, and expires idle entries about every
-/// [`EXPIRE_EVERY_TICKS`] seconds, off the agent's loop. It ends when the
-/// reconciler is gone.
+/// whichever is longer, off the agent's loop. It ends when the reconciler
+/// is gone.
 fn spawn_table_thread(
-    mut scanner: TableScanner,
+    scanner: TableScanner,
 ) -> Option<tokio::sync::watch::Receiver<Arc<ConnCounts>>> {
     let (tx, rx) = tokio::sync::watch::channel(Arc::new(ConnCounts::default()));
-    let expire_every = Duration::from_secs(EXPIRE_EVERY_TICKS);
     let spawned = std::thread::Builder::new()
         .name("conn-table".into())
-        .spawn(move || {
-            let mut last_expiry = Instant::now();
-            loop {
-                let started = Instant::now();
-                let expire = started.duration_since(last_expiry) >= expire_every;
-                if expire {
-                    last_expiry = started;
-                }
-                let result = scanner.pass(expire);
-                let rest = COUNT_EVERY.max(started.elapsed() * REST_PER_PASS);
-                match result {
-                    Ok((counts, (conns, templates))) => {
-                        if conns + templates > 0 {
-                            tracing::debug!(
-                                "expired {conns} connections, {templates} persistence templates"
-                            );
-                        }
-                        if tx.send(Arc::new(counts)).is_err() {
-                            return;
-                        }
+        .spawn(move || loop {
+            let started = Instant::now();
+            match scanner.count() {
+                Ok(counts) => {
+                    if tx.send(Arc::new(counts)).is_err() {
+                        return;
                     }
-                    Err(e) => warn!("reading the connection table: {e}"),
                 }
-                std::thread::sleep(rest);
-                if tx.is_closed() {
-                    return;
-                }
+                Err(e) => warn!("reading the connection table: {e}"),
+            }
+            std::thread::sleep(COUNT_EVERY.max(started.elapsed() * REST_PER_PASS));
+            if tx.is_closed() {
+                return;
             }
         });
     match spawned {

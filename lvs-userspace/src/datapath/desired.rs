@@ -10,6 +10,10 @@ use crate::sched::Algorithm;
 /// The data path serves TCP and UDP services; `Protocol::number()` is the
 /// map key's protocol byte.
 pub use lvs_config::Protocol;
+/// The name this type had here before there was one protocol type; kept so
+/// that branches written against it still build. Prefer `Protocol`.
+#[doc(hidden)]
+pub use lvs_config::Protocol as Proto;
 
 /// Where an L2 frame for a backend goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

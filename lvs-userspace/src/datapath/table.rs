@@ -1,13 +1,14 @@
-//! One pass over the connection table and the persistence templates: the
-//! per-real-server counts ipvsadm shows (ActiveConn, InActConn, templates)
-//! and, when asked, the entries idle past their timeout. Entries are read
+//! One pass over the connection tables (`conns` and `half_open`) and the
+//! persistence templates: the per-real-server counts ipvsadm shows
+//! (ActiveConn, InActConn, templates). Entries are read
 //! in batches (`BPF_MAP_LOOKUP_BATCH`, thousands per system call; one key at
 //! a time where the kernel has no batch lookup), so a million connections
 //! cost a few hundred system calls, not two million.
 //!
 //! A [`TableScanner`] holds map handles of its own: the agent runs it on a
 //! thread of its own, off the loop that owns the data path, and reads its
-//! latest [`ConnCounts`] for metrics and drains.
+//! latest [`ConnCounts`] for metrics and drains. (Expiry, which re-checks
+//! and refreshes entries, stays `State::expire`.)
 
 use std::{
     collections::HashMap as StdHashMap,
@@ -37,22 +38,17 @@ pub struct BackendCounts {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnCounts {
     pub backends: StdHashMap<u32, BackendCounts>,
-    /// Entries in the connection table, expired ones included (what the
-    /// table holds).
+    /// Entries in `conns` (established), expired ones included: what the
+    /// table holds.
     pub entries: u64,
+    /// Entries in `half_open` (awaiting the client's second packet).
+    pub half_open_entries: u64,
 }
 
 impl ConnCounts {
     pub fn of(&self, backend: u32) -> BackendCounts {
         self.backends.get(&backend).copied().unwrap_or_default()
     }
-}
-
-/// Keys found idle past their timeout.
-#[derive(Debug, Default)]
-struct Expired {
-    conns: Vec<FlowKey>,
-    templates: Vec<PersistKey>,
 }
 
 /// Timeouts a pass needs: per connection state, per persistent service.
@@ -153,11 +149,8 @@ fn batch_unsupported(e: &std::io::Error) -> bool {
     )
 }
 
-fn for_each_one_by_one<K: aya::Pod, V: aya::Pod>(
-    map: &MapData,
-    name: &'static str,
-    mut f: impl FnMut(&K, &V),
-) -> Result<()> {
+/// A handle of its own on `map` (a dup of its fd).
+fn dup(map: &MapData, name: &'static str) -> Result<MapData> {
     let fd = map
         .fd()
         .as_fd()
@@ -166,8 +159,17 @@ fn for_each_one_by_one<K: aya::Pod, V: aya::Pod>(
             what: "dup of a map fd",
             source,
         })?;
-    let data = MapData::from_fd(fd).map_err(map_err(name))?;
-    let typed: HashMap<MapData, K, V> = Map::HashMap(data).try_into().map_err(map_err(name))?;
+    MapData::from_fd(fd).map_err(map_err(name))
+}
+
+fn for_each_one_by_one<K: aya::Pod, V: aya::Pod>(
+    map: &MapData,
+    name: &'static str,
+    mut f: impl FnMut(&K, &V),
+) -> Result<()> {
+    let typed: HashMap<MapData, K, V> = Map::HashMap(dup(map, name)?)
+        .try_into()
+        .map_err(map_err(name))?;
     for item in typed.iter() {
         match item {
             Ok((k, v)) => f(&k, &v),
@@ -179,41 +181,44 @@ fn for_each_one_by_one<K: aya::Pod, V: aya::Pod>(
     Ok(())
 }
 
-/// The pass itself: counts, and collects expired keys when `expired` is given.
+/// The pass itself. Entries idle past their timeout are not counted
+/// (ipvsadm does not show what IPVS has expired).
 fn scan(
     conns: &MapData,
+    half_open: &MapData,
     persist: &MapData,
     t: &Timeouts,
-    mut expired: Option<&mut Expired>,
 ) -> Result<ConnCounts> {
     let now = monotonic_ns();
     let idle_s = |last_seen_ns: u64| now.saturating_sub(last_seen_ns) / 1_000_000_000;
     let mut counts = ConnCounts::default();
-    for_each::<FlowKey, Conn>(conns, names::CONNS, |k, c| {
-        counts.entries += 1;
-        let timeout_s = t.by_state.get(c.state as usize).copied().unwrap_or(0);
-        if idle_s(c.last_seen_ns) >= timeout_s {
-            if let Some(x) = expired.as_deref_mut() {
-                x.conns.push(*k);
+    for (map, name, half) in [
+        (conns, names::CONNS, false),
+        (half_open, names::HALF_OPEN, true),
+    ] {
+        for_each::<FlowKey, Conn>(map, name, |_, c| {
+            if half {
+                counts.half_open_entries += 1;
+            } else {
+                counts.entries += 1;
             }
-            return;
-        }
-        let b = counts.backends.entry(c.backend).or_default();
-        if tcp::is_active(c.state) {
-            b.active += 1;
-        } else {
-            b.inactive += 1;
-        }
-    })?;
+            let timeout_s = t.by_state.get(c.state as usize).copied().unwrap_or(0);
+            if idle_s(c.last_seen_ns) >= timeout_s {
+                return;
+            }
+            let b = counts.backends.entry(c.backend).or_default();
+            if tcp::is_active(c.state) {
+                b.active += 1;
+            } else {
+                b.inactive += 1;
+            }
+        })?;
+    }
     for_each::<PersistKey, Persist>(persist, names::PERSIST, |k, p| {
         let timeout_s = t.persist_by_service.get(&k.service).copied().unwrap_or(0);
-        if idle_s(p.last_seen_ns) >= timeout_s {
-            if let Some(x) = expired.as_deref_mut() {
-                x.templates.push(*k);
-            }
-            return;
+        if idle_s(p.last_seen_ns) < timeout_s {
+            counts.backends.entry(p.backend).or_default().templates += 1;
         }
-        counts.backends.entry(p.backend).or_default().templates += 1;
     })?;
     Ok(counts)
 }
@@ -235,49 +240,22 @@ impl State {
         ))
     }
 
-    /// Per-real-server counts, from one pass over both tables.
+    /// Per-real-server counts, from one pass over the tables.
     pub fn count_conns(&self) -> Result<ConnCounts> {
         scan(
             self.maps.conns.map(),
+            self.maps.half_open.map(),
             self.maps.persist.map(),
             &self.timeouts()?,
-            None,
         )
-    }
-
-    /// Deletes connections and templates idle past their timeout, as IPVS's
-    /// timers do; returns how many went. (The LRU also evicts under pressure.)
-    pub fn expire(&mut self) -> Result<(usize, usize)> {
-        let mut x = Expired::default();
-        scan(
-            self.maps.conns.map(),
-            self.maps.persist.map(),
-            &self.timeouts()?,
-            Some(&mut x),
-        )?;
-        remove_expired(&mut self.maps.conns, &mut self.maps.persist, x)
     }
 
     /// A scanner with handles of its own on the tables it reads.
     pub fn table_scanner(&self) -> Result<TableScanner> {
-        fn dup(map: &MapData, name: &'static str) -> Result<MapData> {
-            let fd = map
-                .fd()
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|source| DatapathError::Io {
-                    what: "dup of a map fd",
-                    source,
-                })?;
-            MapData::from_fd(fd).map_err(map_err(name))
-        }
         Ok(TableScanner {
-            conns: Map::LruHashMap(dup(self.maps.conns.map(), names::CONNS)?)
-                .try_into()
-                .map_err(map_err(names::CONNS))?,
-            persist: Map::LruHashMap(dup(self.maps.persist.map(), names::PERSIST)?)
-                .try_into()
-                .map_err(map_err(names::PERSIST))?,
+            conns: dup(self.maps.conns.map(), names::CONNS)?,
+            half_open: dup(self.maps.half_open.map(), names::HALF_OPEN)?,
+            persist: dup(self.maps.persist.map(), names::PERSIST)?,
             services: Map::HashMap(dup(self.maps.services.map(), names::SERVICES)?)
                 .try_into()
                 .map_err(map_err(names::SERVICES))?,
@@ -288,36 +266,14 @@ impl State {
     }
 }
 
-fn remove_expired(
-    conns: &mut HashMap<MapData, FlowKey, Conn>,
-    persist: &mut HashMap<MapData, PersistKey, Persist>,
-    x: Expired,
-) -> Result<(usize, usize)> {
-    let mut gone = (0, 0);
-    for k in &x.conns {
-        match conns.remove(k) {
-            Ok(()) => gone.0 += 1,
-            Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(e) => return Err(map_err(names::CONNS)(e)),
-        }
-    }
-    for k in &x.templates {
-        match persist.remove(k) {
-            Ok(()) => gone.1 += 1,
-            Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(e) => return Err(map_err(names::PERSIST)(e)),
-        }
-    }
-    Ok(gone)
-}
-
-/// Counts (and expires) the connection table from its own map handles,
-/// for a thread other than the one that owns the data path. Timeouts are
-/// read from the maps on each pass, so reloads and `ipvsadm --set`-style
-/// changes apply without telling it.
+/// Counts the connection tables from its own map handles, for a thread
+/// other than the one that owns the data path. Timeouts are read from the
+/// maps on each pass, so reloads and `ipvsadm --set`-style changes apply
+/// without telling it.
 pub struct TableScanner {
-    conns: HashMap<MapData, FlowKey, Conn>,
-    persist: HashMap<MapData, PersistKey, Persist>,
+    conns: MapData,
+    half_open: MapData,
+    persist: MapData,
     services: HashMap<MapData, ServiceKey, Service>,
     settings: Array<MapData, Settings>,
 }
@@ -332,18 +288,13 @@ impl TableScanner {
         Ok(timeouts(&settings, services.into_iter()))
     }
 
-    /// One pass; with `expire`, entries idle past their timeout are deleted
-    /// too. Returns the counts and how many connections and templates went.
-    pub fn pass(&mut self, expire: bool) -> Result<(ConnCounts, (usize, usize))> {
-        let t = self.timeouts()?;
-        let mut x = Expired::default();
-        let counts = scan(
-            self.conns.map(),
-            self.persist.map(),
-            &t,
-            expire.then_some(&mut x),
-        )?;
-        let gone = remove_expired(&mut self.conns, &mut self.persist, x)?;
-        Ok((counts, gone))
+    /// One pass.
+    pub fn count(&self) -> Result<ConnCounts> {
+        scan(
+            &self.conns,
+            &self.half_open,
+            &self.persist,
+            &self.timeouts()?,
+        )
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn};
 
+use super::gate::PreemptGate;
 use super::notify::{notify, NotifyScripts};
 use super::packet::{self, Expect, Outgoing, RejectReason, VRRP_MCAST_GROUP};
 use super::socket::VrrpSocket;
@@ -128,6 +129,7 @@ impl Params {
                 adver_int,
                 preempt: i.preempt,
                 preempt_delay: i.preempt_delay,
+                init_master: i.state == Some(lvs_config::VrrpState::Master),
             },
             ifname: i.interface.clone(),
             vrid: i.virtual_router_id,
@@ -186,7 +188,11 @@ pub(crate) struct Handle {
 
 impl Handle {
     /// Resolves the interfaces, opens the socket and starts the task.
-    pub fn spawn(params: Params, events: mpsc::Sender<VrrpEvent>) -> Result<Handle, VrrpError> {
+    pub fn spawn(
+        params: Params,
+        events: mpsc::Sender<VrrpEvent>,
+        gate: &PreemptGate,
+    ) -> Result<Handle, VrrpError> {
         let name = params.machine.name.clone();
         let link = netlink::link_by_name(&params.ifname)?;
         let mut vip_links = BTreeMap::new();
@@ -237,7 +243,7 @@ impl Handle {
             link_fault: false,
             script_fault: false,
         };
-        let task = tokio::spawn(task.run(ctl_rx));
+        let task = tokio::spawn(task.run(ctl_rx, gate.subscribe()));
         Ok(Handle {
             params,
             stats,
@@ -284,7 +290,11 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, mut ctl: mpsc::Receiver<Ctl>) {
+    async fn run(
+        mut self,
+        mut ctl: mpsc::Receiver<Ctl>,
+        mut gate: tokio::sync::watch::Receiver<Option<std::time::Instant>>,
+    ) {
         // VIPs left behind by a predecessor that died (SIGKILL) must not
         // stay while we are BACKUP (keepalived removes them too).
         if self.p.machine.priority != 255 {
@@ -312,6 +322,8 @@ impl Task {
             .collect();
         drop(script_tx);
         self.apply_tracking(Instant::now()).await;
+        let hold = gate.borrow_and_update().map(Instant::from_std);
+        self.machine.set_preempt_hold(Instant::now(), hold);
         let acts = self.machine.start(Instant::now());
         self.apply(acts).await;
         if self.script_fault {
@@ -360,6 +372,10 @@ impl Task {
                         link_check = now + LINK_CHECK;
                         self.check_link(now).await;
                     }
+                }
+                Ok(()) = gate.changed() => {
+                    let hold = gate.borrow_and_update().map(Instant::from_std);
+                    self.machine.set_preempt_hold(Instant::now(), hold);
                 }
                 Some((idx, ok)) = script_rx.recv() => {
                     let s = &self.p.scripts[idx];

@@ -14,7 +14,8 @@
 //! ```no_run
 //! # async fn f(cfg: lvs_config::Config) -> anyhow::Result<()> {
 //! let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-//! let vrrp = lvs_userspace::vrrp::Vrrp::start(&cfg, tx).await?;
+//! let gate = lvs_userspace::vrrp::PreemptGate::open();
+//! let vrrp = lvs_userspace::vrrp::Vrrp::start(&cfg, tx, gate).await?;
 //! while let Some(ev) = rx.recv().await {
 //!     println!("{} {:?} -> {:?}", ev.instance, ev.prev, ev.state);
 //! #   break;
@@ -23,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod gate;
 mod instance;
 pub mod notify;
 pub mod packet;
@@ -36,6 +38,7 @@ use std::net::Ipv4Addr;
 use tokio::sync::mpsc;
 use tracing::info;
 
+pub use gate::PreemptGate;
 pub use packet::{parse_advert, Advert, Expect, RejectReason};
 pub use state::VrrpState;
 
@@ -100,6 +103,7 @@ pub enum VrrpError {
 pub struct Vrrp {
     instances: BTreeMap<String, Handle>,
     events: mpsc::Sender<VrrpEvent>,
+    gate: PreemptGate,
 }
 
 fn resolve_all(cfg: &lvs_config::Config) -> Result<BTreeMap<String, Params>, VrrpError> {
@@ -115,18 +119,22 @@ impl Vrrp {
     /// thread's network namespace); state changes are sent to `events`
     /// (with `try_send`: a full queue loses the event, logged, rather than
     /// stalling the protocol; give it room, e.g. 64).
+    /// While `gate` is held no instance becomes MASTER by preemption (see
+    /// [`PreemptGate`]).
     /// Nothing is started if any instance cannot be set up.
     pub async fn start(
         cfg: &lvs_config::Config,
         events: mpsc::Sender<VrrpEvent>,
+        gate: PreemptGate,
     ) -> Result<Vrrp, VrrpError> {
         let params = resolve_all(cfg)?;
         let mut v = Vrrp {
             instances: BTreeMap::new(),
             events,
+            gate,
         };
         for (name, p) in params {
-            match Handle::spawn(p, v.events.clone()) {
+            match Handle::spawn(p, v.events.clone(), &v.gate) {
                 Ok(h) => {
                     v.instances.insert(name, h);
                 }
@@ -171,7 +179,7 @@ impl Vrrp {
             if self.instances.contains_key(&name) {
                 continue;
             }
-            match Handle::spawn(p, self.events.clone()) {
+            match Handle::spawn(p, self.events.clone(), &self.gate) {
                 Ok(h) => {
                     self.instances.insert(name, h);
                 }

@@ -39,6 +39,9 @@ pub struct MachineParams {
     pub adver_int: Duration,
     pub preempt: bool,
     pub preempt_delay: Duration,
+    /// `state MASTER`: take over after one advert interval when no master
+    /// is heard (an owner, priority 255, takes over at once).
+    pub init_master: bool,
 }
 
 /// What the instance task must do.
@@ -76,6 +79,10 @@ pub struct Machine {
     advert_at: Option<Instant>,
     /// preempt_delay: when a lower-priority master may be preempted.
     preempt_at: Option<Instant>,
+    /// The [`super::PreemptGate`]: no MASTER by preemption before this.
+    preempt_hold: Option<Instant>,
+    /// "delaying preemption" logged for the current hold.
+    hold_logged: bool,
     pub master_ip: Option<Ipv4Addr>,
 }
 
@@ -89,7 +96,41 @@ impl Machine {
             master_down_at: None,
             advert_at: None,
             preempt_at: None,
+            preempt_hold: None,
+            hold_logged: false,
             master_ip: None,
+        }
+    }
+
+    /// Whether the preemption gate is held at `now`.
+    pub fn preempt_held(&self, now: Instant) -> bool {
+        self.preempt_hold.is_some_and(|d| now < d)
+    }
+
+    /// The preemption gate changed: held until `until`, or open (`None`).
+    /// Nothing happens at once: a held gate keeps a BACKUP from preempting
+    /// a lower-priority master; once open, the next lower-priority advert
+    /// is discarded as usual and the master-down timer takes over.
+    pub fn set_preempt_hold(&mut self, now: Instant, until: Option<Instant>) {
+        let was = self.preempt_held(now);
+        self.preempt_hold = until;
+        let held = self.preempt_held(now);
+        if was && !held {
+            info!("({}) preemption no longer delayed", self.p.name);
+        }
+        if held != was {
+            self.hold_logged = false;
+        }
+    }
+
+    /// Logs the delay once per hold.
+    fn log_hold(&mut self) {
+        if !self.hold_logged {
+            self.hold_logged = true;
+            info!(
+                "({}) delaying preemption: connection sync in progress",
+                self.p.name
+            );
         }
     }
 
@@ -146,13 +187,33 @@ impl Machine {
         self.set(VrrpState::Master, out);
     }
 
+    /// v2: 1/256 s; v3: Master_Adver_Interval / 256 (keepalived's
+    /// VRRP_TIMER_SKEW_MIN).
+    fn skew_min(&self) -> Duration {
+        if self.p.version == 3 {
+            self.master_adver_int / 256
+        } else {
+            Duration::from_secs(1) / 256
+        }
+    }
+
     /// Startup (RFC: the Startup event in Initialize).
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
-        if self.p.priority == 255 {
+        let wants_master = self.p.priority == 255 || self.p.init_master;
+        if wants_master && self.preempt_held(now) {
+            // Wait for the current master's adverts like any backup; if
+            // none comes, the master-down timer still takes over.
+            self.log_hold();
+            self.enter_backup(now, &mut out, " (init)");
+        } else if self.p.priority == 255 {
             self.enter_master(now, &mut out);
         } else {
             self.enter_backup(now, &mut out, " (init)");
+            if wants_master {
+                // One interval to hear whether another master is there.
+                self.master_down_at = Some(now + self.master_adver_int + self.skew_min());
+            }
             if self.p.preempt_delay > Duration::ZERO {
                 self.preempt_at = Some(now + self.p.preempt_delay);
             }
@@ -191,7 +252,10 @@ impl Machine {
                 }
                 let lower = h.priority < self.p.priority;
                 let may_preempt = self.p.preempt && self.preempt_at.is_none_or(|t| now >= t);
-                if lower && may_preempt {
+                if lower && may_preempt && self.preempt_held(now) {
+                    // Accept the lower master for now (below).
+                    self.log_hold();
+                } else if lower && may_preempt {
                     info!(
                         "({name}) received lower priority ({}) advert from {} - discarding",
                         h.priority, h.src
@@ -299,6 +363,7 @@ mod tests {
                 adver_int: Duration::from_millis(adv_ms),
                 preempt,
                 preempt_delay: Duration::ZERO,
+                init_master: false,
             },
             Ipv4Addr::new(198, 18, 0, 3),
         )
@@ -394,5 +459,105 @@ mod tests {
         x.on_advert(t0, heard(150, 1000));
         assert_eq!(x.state, VrrpState::Backup);
         assert!(x.master_down_interval() > Duration::from_secs(3));
+    }
+
+    fn held_until(x: &mut Machine, t: Instant) {
+        x.set_preempt_hold(t, Some(t + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn held_gate_keeps_backup_under_lower_master() {
+        let t0 = Instant::now();
+        let mut hi = m(200, 2, 1000, true);
+        held_until(&mut hi, t0);
+        hi.start(t0);
+        // A lower master keeps advertising: accepted while held.
+        for s in 0..10 {
+            let t = t0 + Duration::from_secs(s);
+            assert!(hi.on_advert(t, heard(100, 1000)).is_empty());
+            hi.on_timer(t + Duration::from_millis(900));
+            assert_eq!(hi.state, VrrpState::Backup, "held: no preemption at {s} s");
+        }
+        // Released: the next lower advert is discarded, the down timer
+        // (from the last accepted advert) takes over.
+        let t = t0 + Duration::from_secs(10);
+        hi.set_preempt_hold(t, None);
+        hi.on_advert(t, heard(100, 1000));
+        let a = hi.on_timer(t0 + Duration::from_secs(9) + hi.master_down_interval());
+        assert_eq!(hi.state, VrrpState::Master);
+        assert!(a.contains(&Action::TakeVips));
+    }
+
+    #[test]
+    fn held_gate_deadline_passes() {
+        let t0 = Instant::now();
+        let mut hi = m(200, 2, 1000, true);
+        hi.set_preempt_hold(t0, Some(t0 + Duration::from_secs(5)));
+        hi.start(t0);
+        for s in 0..5 {
+            hi.on_advert(t0 + Duration::from_secs(s), heard(100, 1000));
+        }
+        assert!(hi.preempt_held(t0 + Duration::from_millis(4999)));
+        assert!(!hi.preempt_held(t0 + Duration::from_secs(5)));
+        // Past the deadline the lower advert is discarded again.
+        hi.on_advert(t0 + Duration::from_secs(5), heard(100, 1000));
+        hi.on_timer(t0 + Duration::from_secs(4) + hi.master_down_interval());
+        assert_eq!(hi.state, VrrpState::Master);
+    }
+
+    #[test]
+    fn held_gate_never_leaves_the_vip_unowned() {
+        let t0 = Instant::now();
+        let mut b = m(200, 2, 1000, true);
+        held_until(&mut b, t0);
+        b.start(t0);
+        // No master at all: take over at master-down expiry, held or not.
+        b.on_timer(t0 + b.master_down_interval());
+        assert_eq!(b.state, VrrpState::Master);
+        // Priority 0 from a leaving master while held: takeover after skew.
+        let mut c = m(150, 2, 1000, true);
+        held_until(&mut c, t0);
+        c.start(t0);
+        c.on_advert(t0, heard(200, 1000));
+        c.on_advert(t0 + Duration::from_secs(1), heard(0, 1000));
+        c.on_timer(t0 + Duration::from_secs(1) + c.skew_time());
+        assert_eq!(c.state, VrrpState::Master);
+    }
+
+    #[test]
+    fn held_gate_owner_and_state_master_start_as_backup() {
+        let t0 = Instant::now();
+        let mut o = m(255, 2, 1000, true);
+        held_until(&mut o, t0);
+        let a = o.start(t0);
+        assert_eq!(o.state, VrrpState::Backup);
+        assert!(!a.contains(&Action::TakeVips));
+        o.on_advert(t0 + Duration::from_secs(1), heard(100, 1000));
+        o.on_timer(t0 + Duration::from_secs(4));
+        assert_eq!(o.state, VrrpState::Backup, "the owner waits too");
+        o.set_preempt_hold(t0 + Duration::from_secs(4), None);
+        o.on_advert(t0 + Duration::from_secs(4), heard(100, 1000));
+        o.on_timer(t0 + Duration::from_secs(4) + o.master_down_interval());
+        assert_eq!(o.state, VrrpState::Master);
+
+        let mut s = m(150, 2, 1000, true);
+        s.p.init_master = true;
+        held_until(&mut s, t0);
+        s.start(t0);
+        assert_eq!(s.state, VrrpState::Backup);
+        assert_eq!(s.deadline(), Some(t0 + s.master_down_interval()));
+    }
+
+    #[test]
+    fn state_master_takes_over_after_one_interval() {
+        let t0 = Instant::now();
+        let mut s = m(150, 2, 1000, true);
+        s.p.init_master = true;
+        s.start(t0);
+        assert_eq!(s.state, VrrpState::Backup);
+        let at = t0 + Duration::from_secs(1) + Duration::from_secs(1) / 256;
+        assert_eq!(s.deadline(), Some(at));
+        s.on_timer(at);
+        assert_eq!(s.state, VrrpState::Master);
     }
 }

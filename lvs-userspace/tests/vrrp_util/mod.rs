@@ -150,22 +150,26 @@ fn unique(lab: &Lab, what: &str) -> PathBuf {
 }
 
 pub fn start_ours(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
+    start_ours_with(lab, dir, conf, &[])
+}
+
+/// As [`start_ours`], with extra `vrrp_only` arguments.
+pub fn start_ours_with(lab: &Lab, dir: usize, conf: &Conf, extra: &[&str]) -> Speaker {
     let base = unique(lab, &format!("dir{}", dir + 1));
     let cfg = base.with_extension("conf");
     let stats = base.with_extension("json");
     std::fs::write(&cfg, conf.text()).unwrap();
     let bin = vrrp_only_bin();
+    let mut argv = vec![
+        bin.to_str().unwrap(),
+        "-f",
+        cfg.to_str().unwrap(),
+        "--stats",
+        stats.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(extra);
     let pid = lab
-        .spawn(
-            lab.director_ns(dir),
-            &[
-                bin.to_str().unwrap(),
-                "-f",
-                cfg.to_str().unwrap(),
-                "--stats",
-                stats.to_str().unwrap(),
-            ],
-        )
+        .spawn(lab.director_ns(dir), &argv)
         .expect("spawn vrrp_only");
     let log = lab.log_path(pid).unwrap();
     Speaker {
