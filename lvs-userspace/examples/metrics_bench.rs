@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use aya::maps::{HashMap, Map, MapData};
 use clap::Parser;
-use common::{Bpffs, Director};
+use common::{Bpffs, CpuWindow, Director};
 use lvs_common::{map_names, tcp, Conn, FlowKey, IPPROTO_TCP};
 use lvs_testkit::{Lab, LabSpec};
 use lvs_userspace::datapath::{pins::PinDir, read::monotonic_ns};
@@ -31,15 +31,6 @@ struct Args {
     seconds: u64,
     #[arg(long)]
     json: bool,
-}
-
-/// (user, system) clock ticks of a process.
-fn proc_cpu_ticks(pid: u32) -> Result<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the ")" of the command name: utime is 14th, stime 15th.
-    let rest = stat.rsplit_once(')').context("stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Ok((f[11].parse()?, f[12].parse()?))
 }
 
 fn main() -> Result<()> {
@@ -134,7 +125,8 @@ fn main() -> Result<()> {
     }
     let count_s = counted.elapsed().as_secs_f64();
 
-    let (t0, c0) = (Instant::now(), proc_cpu_ticks(pid.0)?);
+    let window = CpuWindow::start(pid.0)?;
+    let t0 = Instant::now();
     let mut scrapes = 0;
     let mut slowest = Duration::ZERO;
     while t0.elapsed() < Duration::from_secs(args.seconds) {
@@ -144,12 +136,7 @@ fn main() -> Result<()> {
         slowest = slowest.max(start.elapsed());
         std::thread::sleep(Duration::from_secs(1).saturating_sub(start.elapsed()));
     }
-    let (t1, c1) = (Instant::now(), proc_cpu_ticks(pid.0)?);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let secs = t1.duration_since(t0).as_secs_f64();
-    let user = (c1.0 - c0.0) as f64 / hz / secs * 100.0;
-    let system = (c1.1 - c0.1) as f64 / hz / secs * 100.0;
+    let (user, system) = window.percent()?;
     let cpu = user + system;
     println!(
         "lvsd with {} connections, /metrics scraped every second ({scrapes} scrapes, slowest {:.0} ms): CPU {cpu:.1} % of one core ({user:.1} % user, {system:.1} % system); counted within {count_s:.1} s of filling the table (goal: < 5 %; filled in {fill_s:.1} s)",

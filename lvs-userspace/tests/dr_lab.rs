@@ -42,14 +42,7 @@ fn split_follows_weights(mode: AttachMode) -> Result<()> {
         );
     }
     // 10 requests from each of 120 client addresses, new connection each.
-    let report = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        10,
-        40,
-    )?;
+    let report = common::load_every_client(&lab, 10, 40)?;
     println!("{mode:?}: {}", report.summary());
     report.ensure_no_failures()?;
     assert_eq!(report.ok(), 1200);
@@ -103,14 +96,7 @@ fn lab_generic_xdp_splits_by_weight_and_replies_bypass_the_director() -> Result<
 fn lab_persistence_pins_each_client_and_networks_are_independent() -> Result<()> {
     let lab = Lab::create(seed_spec(40))?;
     let (_dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), Some(120))?;
-    let report = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        5,
-        20,
-    )?;
+    let report = common::load_every_client(&lab, 5, 20)?;
     report.ensure_no_failures()?;
     assert_eq!(
         report.max_servers_per_client(),

@@ -79,14 +79,7 @@ fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
     wait_forwarding(&lab)?;
 
     // 120 clients × 5 connections each.
-    let report = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        5,
-        40,
-    )?;
+    let report = common::load_every_client(&lab, 5, 40)?;
     println!("seed via lvsd: {}", report.summary());
     report.ensure_no_failures()?;
     assert_eq!(
@@ -321,14 +314,7 @@ fn kill_9_and_restart_loses_no_connection() -> Result<()> {
     ensure_same_servers(&lab, &mut conns, "after the restart")?;
     let after = d.inspect()?.services()?[0].stats.packets;
     assert!(after > before, "counters continue: {before} → {after}");
-    let report = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        2,
-        20,
-    )?;
+    let report = common::load_every_client(&lab, 2, 20)?;
     report.ensure_no_failures()?;
     Ok(())
 }

@@ -104,58 +104,22 @@ fn main() -> Result<()> {
             setup::run(true)?;
             require_root("the bench loads BPF programs and builds a lab")?;
             cargo(&["build", "--release", "--workspace", "--bins"])?;
-            let repeat = repeat.to_string();
+            let json = if json { &["--json"][..] } else { &[] };
             // The agent side first: 1000 real servers checked every second,
             // and 1 M connections in the table while /metrics is scraped
             // every second.
-            for example in ["health_bench", "metrics_bench"] {
-                let mut argv = vec![
-                    "run",
-                    "--release",
-                    "--quiet",
-                    "-p",
-                    "lvs-userspace",
-                    "--example",
-                    example,
-                    "--",
-                ];
-                if json {
-                    argv.push("--json");
-                }
-                cargo(&argv)?;
-            }
+            example("health_bench", json)?;
+            example("metrics_bench", json)?;
             // The data path last, so its JSON object is the last line.
-            let mut argv = vec![
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lvs-userspace",
-                "--example",
-                "bench",
-                "--",
-                "--repeat",
-                &repeat,
-            ];
-            if json {
-                argv.push("--json");
-            }
-            cargo(&argv)
+            let repeat = repeat.to_string();
+            example("bench", &[&["--repeat", repeat.as_str()], json].concat())
         }
         Cmd::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
         Cmd::Demo => {
             setup::run(true)?;
             require_root("the demo builds network namespaces and attaches XDP")?;
             cargo(&["build", "--release", "--workspace", "--bins"])?;
-            cargo(&[
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lvs-userspace",
-                "--example",
-                "demo",
-            ])
+            example("demo", &[])
         }
     }
 }
@@ -200,6 +164,22 @@ fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
         bail!("no fuzz target ran");
     }
     Ok(())
+}
+
+/// Runs one of lvs-userspace's examples (release) with `args`.
+fn example(name: &str, args: &[&str]) -> Result<()> {
+    let mut argv = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "lvs-userspace",
+        "--example",
+        name,
+        "--",
+    ];
+    argv.extend_from_slice(args);
+    cargo(&argv)
 }
 
 /// Runs cargo (the same one that runs us) in the workspace root.

@@ -59,6 +59,22 @@ pub fn render(state: &State, counts: &ConnCounts, vrrp: &BTreeMap<String, VrrpVi
             let _ = writeln!(out, "{name}{{{}}} {}", svc_label(s), get(&s.stats));
         }
     }
+    // One line per real server of every service.
+    let real_server_lines =
+        |out: &mut String, name: &str, get: &dyn Fn(&crate::datapath::read::BackendView) -> u64| {
+            for s in &services {
+                for b in &s.backends {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{{},real_server=\"{}:{}\"}} {}",
+                        svc_label(s),
+                        b.addr,
+                        b.port,
+                        get(b)
+                    );
+                }
+            }
+        };
     for (what, help, get) in counters {
         let name = format!("lvs_real_server_{what}_total");
         family(
@@ -67,18 +83,7 @@ pub fn render(state: &State, counts: &ConnCounts, vrrp: &BTreeMap<String, VrrpVi
             "counter",
             &format!("{help} to a real server."),
         );
-        for s in &services {
-            for b in &s.backends {
-                let _ = writeln!(
-                    out,
-                    "{name}{{{},real_server=\"{}:{}\"}} {}",
-                    svc_label(s),
-                    b.addr,
-                    b.port,
-                    get(&b.stats)
-                );
-            }
-        }
+        real_server_lines(&mut out, &name, &|b| get(&b.stats));
     }
     type Gauge = fn(&crate::datapath::read::BackendView) -> u64;
     let gauges: [(&str, &str, Gauge); 4] = [
@@ -103,18 +108,7 @@ pub fn render(state: &State, counts: &ConnCounts, vrrp: &BTreeMap<String, VrrpVi
     ];
     for (name, help, get) in gauges {
         family(&mut out, name, "gauge", help);
-        for s in &services {
-            for b in &s.backends {
-                let _ = writeln!(
-                    out,
-                    "{name}{{{},real_server=\"{}:{}\"}} {}",
-                    svc_label(s),
-                    b.addr,
-                    b.port,
-                    get(b)
-                );
-            }
-        }
+        real_server_lines(&mut out, name, &get);
     }
     if let Ok(v) = state.verdicts() {
         family(

@@ -155,6 +155,7 @@ impl State {
 
     /// Every connection entry, established and half-open, with its time left.
     pub fn conns(&self) -> Result<Vec<ConnView>> {
+        use aya::maps::IterableMap;
         let settings = self.settings()?;
         let now = monotonic_ns();
         let mut out = Vec::new();
@@ -162,13 +163,7 @@ impl State {
             (false, &self.maps.conns, names::CONNS),
             (true, &self.maps.half_open, names::HALF_OPEN),
         ] {
-            for item in map.iter() {
-                let (key, conn) = match item {
-                    Ok(kv) => kv,
-                    // An entry evicted or expired between listing and reading.
-                    Err(aya::maps::MapError::KeyNotFound) => continue,
-                    Err(e) => return Err(map_err(name)(e)),
-                };
+            super::table::for_each::<FlowKey, Conn>(map.map(), name, |key, conn| {
                 let timeout_s = settings
                     .timeouts_s
                     .get(conn.state as usize)
@@ -176,12 +171,12 @@ impl State {
                     .unwrap_or(0) as u64;
                 let idle_s = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
                 out.push(ConnView {
-                    key,
-                    conn,
+                    key: *key,
+                    conn: *conn,
                     half_open,
                     expires_in_s: timeout_s.saturating_sub(idle_s),
                 });
-            }
+            })?;
         }
         Ok(out)
     }
@@ -201,28 +196,24 @@ impl State {
         map: &aya::maps::HashMap<aya::maps::MapData, PersistKey, Persist>,
         name: &'static str,
     ) -> Result<Vec<TemplateView>> {
+        use aya::maps::IterableMap;
         let now = monotonic_ns();
+        let timeouts: std::collections::HashMap<u32, u64> = self
+            .applied
+            .services
+            .values()
+            .map(|s| (s.svc.id, s.svc.persist_timeout_s as u64))
+            .collect();
         let mut out = Vec::new();
-        for item in map.iter() {
-            let (key, value) = match item {
-                Ok(kv) => kv,
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(map_err(name)(e)),
-            };
-            let timeout_s = self
-                .applied
-                .services
-                .values()
-                .find(|s| s.svc.id == key.service)
-                .map(|s| s.svc.persist_timeout_s as u64)
-                .unwrap_or(0);
+        super::table::for_each::<PersistKey, Persist>(map.map(), name, |key, value| {
+            let timeout_s = timeouts.get(&key.service).copied().unwrap_or(0);
             let idle_s = now.saturating_sub(value.last_seen_ns) / 1_000_000_000;
             out.push(TemplateView {
-                key,
-                value,
+                key: *key,
+                value: *value,
                 expires_in_s: timeout_s.saturating_sub(idle_s),
             });
-        }
+        })?;
         Ok(out)
     }
 

@@ -58,7 +58,7 @@ struct Timeouts {
 }
 
 /// Calls `f` for every entry of a hash map, in batches.
-fn for_each<K: aya::Pod, V: aya::Pod>(
+pub(super) fn for_each<K: aya::Pod, V: aya::Pod>(
     map: &MapData,
     name: &'static str,
     mut f: impl FnMut(&K, &V),

@@ -387,3 +387,58 @@ impl Streamer {
         )
     }
 }
+
+/// A process's CPU use over a window, from /proc/<pid>/stat (the benches'
+/// measure of the agent).
+pub struct CpuWindow {
+    pid: u32,
+    started: std::time::Instant,
+    ticks: (u64, u64),
+}
+
+impl CpuWindow {
+    /// (user, system) clock ticks of a process.
+    fn ticks(pid: u32) -> Result<(u64, u64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the ")" of the command name: utime is 14th, stime 15th.
+        let rest = stat.rsplit_once(')').context("stat")?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Ok((f[11].parse()?, f[12].parse()?))
+    }
+
+    pub fn start(pid: u32) -> Result<Self> {
+        Ok(CpuWindow {
+            pid,
+            started: std::time::Instant::now(),
+            ticks: Self::ticks(pid)?,
+        })
+    }
+
+    /// (user, system) in % of one core since `start`.
+    pub fn percent(&self) -> Result<(f64, f64)> {
+        let now = Self::ticks(self.pid)?;
+        let secs = self.started.elapsed().as_secs_f64();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let pct = |a: u64, b: u64| (b - a) as f64 / hz / secs * 100.0;
+        Ok((pct(self.ticks.0, now.0), pct(self.ticks.1, now.1)))
+    }
+}
+
+/// HTTP load on the lab's service from every client address (the usual
+/// `http_load` of the lab tests): `requests` per address, `concurrency`
+/// at once.
+pub fn load_every_client(
+    lab: &Lab,
+    requests: usize,
+    concurrency: usize,
+) -> Result<lvs_testkit::LoadReport> {
+    lvs_testkit::http_load(
+        lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        requests,
+        concurrency,
+    )
+}
