@@ -155,7 +155,8 @@ fn connect_error(e: io::Error, bind: Option<Ipv4Addr>, target: SocketAddrV4) -> 
     io_ctx(e, &format!("connect {from} -> {target}{hint}"))
 }
 
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+/// `a` as the C socket address (for the lab's raw socket calls).
+pub fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: a.port().to_be(),

@@ -116,14 +116,7 @@ fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
 
     // lvsadm, as the operator runs it: the connection counts follow the
     // weights, and -lnc lists every connection and template.
-    let lvsadm = common::own_bin("lvsadm");
-    let lvsadm_args = |extra: &[&str]| -> Result<String> {
-        let mut argv = vec![lvsadm.to_str().context("path")?, "--bpffs"];
-        argv.push(bpffs.0.to_str().context("path")?);
-        argv.extend(["--instance", "lab"]);
-        argv.extend(extra);
-        lab.exec_ok(lab.director_ns(0), &argv)
-    };
+    let lvsadm_args = |extra: &[&str]| common::lvsadm(&lab, &bpffs.0, extra);
     let ln = lvsadm_args(&["-L", "-n"])?;
     println!("{ln}");
     assert!(
@@ -347,21 +340,7 @@ fn metrics_agree_with_lvsadm_stats() -> Result<()> {
         lab.client_ns(),
         &["curl", "-sf", "http://198.18.0.2:9105/metrics"],
     )?;
-    let lvsadm = common::own_bin("lvsadm");
-    let stats = lab.exec_ok(
-        lab.director_ns(0),
-        &[
-            lvsadm.to_str().context("path")?,
-            "-L",
-            "-n",
-            "--stats",
-            "--exact",
-            "--bpffs",
-            bpffs.0.to_str().context("path")?,
-            "--instance",
-            "lab",
-        ],
-    )?;
+    let stats = common::lvsadm(&lab, &bpffs.0, &["-L", "-n", "--stats", "--exact"])?;
     // The service line: Conns InPkts OutPkts InBytes OutBytes.
     let line = stats
         .lines()
@@ -434,19 +413,7 @@ fn lvsadm_works_while_lvsd_is_stopped_with_keep_datapath() -> Result<()> {
         5,
     )?;
     r.ensure_no_failures()?;
-    let lvsadm = common::own_bin("lvsadm");
-    let out = lab.exec_ok(
-        lab.director_ns(0),
-        &[
-            lvsadm.to_str().context("path")?,
-            "-L",
-            "-n",
-            "--bpffs",
-            bpffs.0.to_str().context("path")?,
-            "--instance",
-            "lab",
-        ],
-    )?;
+    let out = common::lvsadm(&lab, &bpffs.0, &["-L", "-n"])?;
     assert!(out.contains("TCP  198.18.0.100:80 wrr\n"), "{out}");
     assert!(
         out.contains("  -> 198.18.0.12:80               Route   1"),

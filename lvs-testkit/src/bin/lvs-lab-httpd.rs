@@ -20,6 +20,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::RawFd;
 use std::process::exit;
 
+use lvs_testkit::http::sockaddr;
+
 struct Opts {
     name: String,
     listen: Vec<SocketAddrV4>,
@@ -97,17 +99,6 @@ fn parse_args() -> Opts {
         usage("at least one --listen is needed");
     }
     o
-}
-
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
 }
 
 fn from_sockaddr(sa: &libc::sockaddr_in) -> SocketAddrV4 {

@@ -442,3 +442,18 @@ pub fn load_every_client(
         concurrency,
     )
 }
+
+/// `lvsadm ARGS --bpffs BPFFS --instance lab` in the first director's
+/// namespace; its output.
+pub fn lvsadm(lab: &Lab, bpffs: &Path, args: &[&str]) -> Result<String> {
+    let bin = own_bin("lvsadm");
+    let mut argv = vec![bin.to_str().context("path")?];
+    argv.extend_from_slice(args);
+    argv.extend([
+        "--bpffs",
+        bpffs.to_str().context("path")?,
+        "--instance",
+        "lab",
+    ]);
+    lab.exec_ok(lab.director_ns(0), &argv)
+}
