@@ -17,6 +17,7 @@ pub(crate) const ROOT_MODELLED: &[&str] = &[
     "vrrp_instance",
     "virtual_server_group",
     "virtual_server",
+    "track_file",
 ];
 
 /// Top-level keywords keepalived knows that we do not model (their blocks
@@ -32,8 +33,6 @@ pub(crate) const ROOT_IGNORED: &[&str] = &[
     "interface_up_down_delays",
     "bfd_instance",
     "SSL",
-    "track_file",
-    "vrrp_track_file",
     "linkbeat_use_polling",
     "net_namespace",
     "net_namespace_ipvs",
@@ -395,10 +394,7 @@ pub(crate) fn agent_pending(ctx: &str, kw: &str) -> Option<&'static str> {
     Some(match (ctx, kw) {
         ("virtual_server", "persistence_engine") => "no persistence engines (sip)",
         ("real_server", "uthreshold" | "lthreshold") => "no connection thresholds",
-        (
-            "real_server",
-            "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK",
-        ) => "this checker type does not run",
+        ("real_server", "BFD_CHECK") => "this checker type does not run",
         ("vrrp_instance", "use_vmac") => "no VMAC interfaces",
         (_, "smtp_alert") => "no e-mail alerts",
         _ => return None,

@@ -18,7 +18,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 /// Commands the lab and tests run, and the Debian package of each.
-const LAB_TOOLS: [(&str, &str); 8] = [
+const LAB_TOOLS: [(&str, &str); 10] = [
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
@@ -27,6 +27,10 @@ const LAB_TOOLS: [(&str, &str); 8] = [
     ("wrk", "wrk"),
     ("keepalived", "keepalived"),
     ("ping", "iputils-ping"),
+    // DNS_CHECK's real DNS server (dnsmasq-base: the binary, no service).
+    ("dnsmasq", "dnsmasq-base"),
+    // SSL_GET's real TLS servers (openssl s_server) and the test's keys.
+    ("openssl", "openssl"),
 ];
 
 /// The bpf-linker release (built with its own Cargo.lock).

@@ -155,6 +155,7 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             "vrrp_instance" => vrrp::parse_instance(p, &mut cfg, n),
             "virtual_server_group" => check::parse_vsg(p, &mut cfg, n),
             "virtual_server" => check::parse_vs(p, &mut cfg, n),
+            "track_file" | "vrrp_track_file" => check::parse_track_file(p, &mut cfg, n),
             _ if keywords::ROOT_IGNORED.contains(&kw) => p.warn_once(
                 &format!("ignored/root/{kw}"),
                 n,
@@ -179,6 +180,7 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             }
         }
     }
+    check::resolve_file_checks(p, &mut cfg);
     vrrp::resolve_sync_group_states(p, &mut cfg);
     crate::lint::lint(p, &cfg);
     cfg

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 mod policy;
 
 use self::policy::{Memory, RealState, Transition};
-use super::plan::{Plan, PlannedReal, RealKey, ServiceId};
+use super::plan::{Plan, PlannedReal, PlannedService, RealKey, ServiceId};
 use crate::{
     datapath::{
         desired::service_key,
@@ -438,7 +438,15 @@ impl Reconciler {
 
     /// Logs a transition in keepalived's words and runs its script.
     fn carry_out(&mut self, t: &Transition) {
-        let planned = |id: &ServiceId| self.plan.services.iter().find(|s| s.id == *id);
+        // A group's services share one quorum_up/quorum_down run: the
+        // script of the service its checkers report under.
+        let group_script = |id: &ServiceId, script: fn(&PlannedService) -> &Option<String>| {
+            self.plan
+                .services
+                .iter()
+                .find(|s| s.id == *id && s.checked_as == *id)
+                .and_then(|s| script(s).as_deref())
+        };
         match t {
             Transition::Unresolved(key) => {
                 warn!(
@@ -463,7 +471,7 @@ impl Reconciler {
                     "Lost quorum {alive_weight}-{hysteresis}={} > {quorum} for VS {service}",
                     alive_weight.saturating_sub(*hysteresis),
                 );
-                run_script(planned(service).and_then(|s| s.quorum_down.as_deref()));
+                run_script(group_script(service, |s| &s.quorum_down));
             }
             Transition::QuorumGained {
                 service,
@@ -475,7 +483,7 @@ impl Reconciler {
                     "Gained quorum {alive_weight}+{hysteresis}={} >= {quorum} for VS {service}",
                     alive_weight + hysteresis,
                 );
-                run_script(planned(service).and_then(|s| s.quorum_up.as_deref()));
+                run_script(group_script(service, |s| &s.quorum_up));
             }
             Transition::SorryServerIn(s) => {
                 warn!("No real server available for VS {s}: using its sorry server")
@@ -484,6 +492,20 @@ impl Reconciler {
                 info!("VS {s} has real servers again: sorry server out")
             }
         }
+    }
+
+    /// `omega` at shutdown: the `quorum_down` scripts of the virtual
+    /// servers whose quorum is up, once per virtual server (a group's
+    /// services share theirs).
+    pub fn omega_quorum_down(&self) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        self.plan
+            .services
+            .iter()
+            .filter(|s| s.omega && !self.memory.quorum_lost.contains(&s.id))
+            .filter(|s| seen.insert(s.checked_as))
+            .filter_map(|s| s.quorum_down.clone())
+            .collect()
     }
 
     /// Writes whatever differs into the maps.

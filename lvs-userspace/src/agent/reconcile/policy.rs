@@ -310,6 +310,7 @@ mod tests {
             inhibit_on_failure: false,
             checked: true,
             alpha: false,
+            check_port: rs(n).port,
         }
     }
 
@@ -325,6 +326,8 @@ mod tests {
             hysteresis: 0,
             quorum_up: None,
             quorum_down: None,
+            checked_as: svc(),
+            omega: false,
         }
     }
 
