@@ -45,9 +45,11 @@ const EXPIRE_EVERY_TICKS: u64 = 30;
 /// and drains' connection counts may be, for a small table.
 const COUNT_EVERY: Duration = Duration::from_secs(2);
 
-/// A big table takes longer to walk (about 0.2 s per million entries): the
-/// thread then rests this many times as long as a pass took, so that it
-/// never uses more than 1/(1 + this) of a core.
+/// A big table takes longer to walk (about 0.2 s of CPU per million
+/// entries): the thread then rests this many times the CPU time a pass
+/// took, so that it never uses more than 1/(1 + this) of a core. (CPU time,
+/// not wall time: on a busy machine a pass takes longer without costing
+/// more, and the counts should not go stale for it.)
 const REST_PER_PASS: u32 = 39;
 
 pub struct Reconciler {
@@ -534,7 +536,7 @@ fn spawn_table_thread(
     let spawned = std::thread::Builder::new()
         .name("conn-table".into())
         .spawn(move || loop {
-            let started = Instant::now();
+            let started = thread_cpu_time();
             match scanner.count() {
                 Ok(counts) => {
                     if tx.send(Arc::new(counts)).is_err() {
@@ -543,7 +545,8 @@ fn spawn_table_thread(
                 }
                 Err(e) => warn!("reading the connection table: {e}"),
             }
-            std::thread::sleep(COUNT_EVERY.max(started.elapsed() * REST_PER_PASS));
+            let cost = thread_cpu_time().saturating_sub(started);
+            std::thread::sleep(COUNT_EVERY.max(cost * REST_PER_PASS));
             if tx.is_closed() {
                 return;
             }
@@ -555,6 +558,17 @@ fn spawn_table_thread(
             None
         }
     }
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Runs quorum_up/quorum_down without waiting for it (reaped in the
