@@ -9,7 +9,9 @@
 
 pub mod cli;
 pub mod conn_sync;
+pub mod interfaces;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod reconcile;
 pub mod status;
@@ -20,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use lvs_config::{Config, ParseOptions, ParseResult, Severity, EXIT_CANNOT_RUN};
 use tokio::signal::unix::{signal, SignalKind};
@@ -30,7 +32,11 @@ use self::{
     cli::{Args, XdpModeArg},
     reconcile::{Egress, Reconciler},
 };
-use crate::datapath::{self, AttachMode, Datapath, Options};
+use crate::datapath::{
+    self,
+    owner::{self, InstanceLock},
+    AttachMode, Datapath, Options,
+};
 
 /// `lvsd`'s main: exit codes follow keepalived's.
 pub fn main() -> ExitCode {
@@ -38,6 +44,14 @@ pub fn main() -> ExitCode {
     init_logging(&args);
 
     if args.flush {
+        // Never under a running lvsd's feet.
+        let _lock = match InstanceLock::acquire(&args.bpffs, &args.instance, Duration::ZERO) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("flush: {e}");
+                return ExitCode::from(1);
+            }
+        };
         return match datapath::flush_instance(&args.bpffs, &args.instance) {
             Ok(()) => {
                 info!(
@@ -141,24 +155,6 @@ fn enter_netns(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The interfaces the data path attaches to.
-fn datapath_interfaces(args: &Args, cfg: &Config) -> Result<Vec<String>> {
-    let mut out: Vec<String> = args.interface.clone();
-    if out.is_empty() {
-        for v in &cfg.vrrp_instances {
-            if !out.contains(&v.interface) {
-                out.push(v.interface.clone());
-            }
-        }
-    }
-    if out.is_empty() {
-        bail!(
-            "no interface for the data path: give --interface or a vrrp_instance with `interface`"
-        );
-    }
-    Ok(out)
-}
-
 /// The next metrics client, or never without --metrics.
 async fn accept(
     l: &Option<tokio::net::TcpListener>,
@@ -215,6 +211,11 @@ impl Drop for PidFile {
 }
 
 async fn run(args: Args, cfg: Config) -> Result<()> {
+    // First: a second lvsd on this instance stops here, touching nothing.
+    // Until `started()`, dropping the lock undoes what this start pinned.
+    let mut lock = tokio::task::block_in_place(|| {
+        InstanceLock::acquire(&args.bpffs, &args.instance, owner::HANDOVER_WAIT)
+    })?;
     let _pid = PidFile::create(args.pid.clone())?;
     info!(
         "Starting lvsd {} (instance {})",
@@ -227,6 +228,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         warn!("{s}");
     }
 
+    let ifaces = interfaces::datapath_interfaces(&args.interface, &cfg, &plan)?;
     let mut opts = Options::new(&args.instance);
     opts.bpffs_root = args.bpffs.clone();
     opts.conn_table_size = args.conn_table_size;
@@ -245,7 +247,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         XdpModeArg::Generic => AttachMode::Generic,
     };
     let mut egress = Vec::new();
-    for ifname in datapath_interfaces(&args, &cfg)? {
+    for ifname in ifaces {
         let a = dp
             .attach(&ifname, mode)
             .with_context(|| format!("attaching XDP to {ifname}"))?;
@@ -332,6 +334,11 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sync_timer = tokio::time::interval(Duration::from_millis(100));
 
+    lock.started();
+    notify::ready(&format!(
+        "forwarding {} virtual servers",
+        rec.plan().services.len()
+    ));
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -370,18 +377,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 checkers.set_suspended(!master);
             }
             Ok((stream, _)) = accept(&metrics_listener) => {
-                let view = vrrp
-                    .as_ref()
-                    .map(|v| {
-                        v.stats()
-                            .into_iter()
-                            .map(|s| {
-                                (s.instance.clone(), metrics::VrrpView { state: s.state, became_master: s.became_master })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let body = metrics::render(rec.datapath(), &rec.conn_counts(), &view);
+                let mut view = metrics::AgentView::of(vrrp.as_ref(), &rec);
+                view.sync = conn_sync.as_ref().map(|s| s.status());
+                let body = metrics::render(rec.datapath(), &view);
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
@@ -404,11 +402,13 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
             }
             _ = hup.recv() => {
+                notify::reloading();
                 info!("Reloading configuration file {}", args.use_file.display());
                 let parsed = load_config(&args.use_file, args.config_id.as_deref());
                 log_diagnostics(&parsed);
                 if parsed.exit_code() == EXIT_CANNOT_RUN {
                     error!("{}: new configuration refused; the running one stays in force", args.use_file.display());
+                    notify::ready("new configuration refused; the previous one runs");
                     continue;
                 }
                 let plan = plan::plan(&parsed.config);
@@ -429,9 +429,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     }
                 }
                 cfg_now = parsed.config.clone();
+                notify::ready(&format!("reloaded: {} virtual servers", rec.plan().services.len()));
             }
-            _ = term.recv() => { info!("Stopping (SIGTERM)"); break; }
-            _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
+            _ = term.recv() => { stopping(&lock); info!("Stopping (SIGTERM)"); break; }
+            _ = int.recv() => { stopping(&lock); info!("Stopping (SIGINT)"); break; }
         }
     }
 
@@ -470,6 +471,12 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
     info!("Stopped lvsd");
     Ok(())
+}
+
+/// Tells systemd and a waiting successor that this agent is on its way out.
+fn stopping(lock: &InstanceLock) {
+    notify::stopping();
+    lock.mark_stopping();
 }
 
 /// keepalived's global `lvs_timeouts` into the data path's settings.
