@@ -57,6 +57,9 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     pub dynamic_interfaces: bool,
     pub lvs_flush: bool,
+    /// `vrrp_startup_delay`: VRRP waits this long after start (e.g. for
+    /// the network to settle after boot).
+    pub vrrp_startup_delay: Duration,
 }
 
 /// `vrrp_script NAME { ... }`.
@@ -144,6 +147,8 @@ pub struct TrackInterface {
     pub span: Span,
     pub name: String,
     pub weight: Option<i32>,
+    /// `weight W reverse`: the adjustment goes the other way.
+    pub reverse: bool,
 }
 
 /// `track_script` entry: `NAME [weight W [reverse]]`.
@@ -152,6 +157,8 @@ pub struct TrackScript {
     pub span: Span,
     pub name: String,
     pub weight: Option<i32>,
+    /// `weight W reverse`: the adjustment goes the other way.
+    pub reverse: bool,
 }
 
 /// `vrrp_instance NAME { ... }`.

@@ -78,6 +78,12 @@ static GLOBAL_KW: &[Kw<GlobalDefs>] = &[
     leaf("vrrp_strict", |_, g, _| g.vrrp_strict = true),
     leaf("dynamic_interfaces", |_, g, _| g.dynamic_interfaces = true),
     leaf("lvs_flush", |_, g, _| g.lvs_flush = true),
+    leaf("vrrp_startup_delay", |p, g, n| {
+        // keepalived: decimal seconds, at most TIMER_MAX_SEC (1000).
+        if let Some(d) = p.timer(n, 1, Duration::ZERO, Duration::from_secs(1000)) {
+            g.vrrp_startup_delay = d;
+        }
+    }),
 ];
 
 impl Default for GlobalDefs {
@@ -104,6 +110,7 @@ impl Default for GlobalDefs {
             vrrp_strict: false,
             dynamic_interfaces: false,
             lvs_flush: false,
+            vrrp_startup_delay: Duration::ZERO,
         }
     }
 }

@@ -141,32 +141,52 @@ pub(super) fn parse_script(p: &mut Parser, cfg: &mut Config, n: &Node) {
 // ------------------------------------------------------------ shared entries
 
 fn track_interfaces(p: &mut Parser, n: &Node) -> Vec<TrackInterface> {
-    tracked(p, n, "track_interface", |span, name, weight| {
-        TrackInterface { span, name, weight }
+    tracked(p, n, "track_interface", |span, name, weight, reverse| {
+        TrackInterface {
+            span,
+            name,
+            weight,
+            reverse,
+        }
     })
 }
 
 fn track_scripts(p: &mut Parser, n: &Node) -> Vec<TrackScript> {
-    tracked(p, n, "track_script", |span, name, weight| TrackScript {
-        span,
-        name,
-        weight,
+    tracked(p, n, "track_script", |span, name, weight, reverse| {
+        TrackScript {
+            span,
+            name,
+            weight,
+            reverse,
+        }
     })
 }
 
 /// The entries of a `track_interface` / `track_script` block: `NAME [weight
-/// W]`, W in -254..=254; other options are warned about and ignored.
+/// W [reverse]]`, W in -254..=254; other options are warned about and
+/// ignored.
 fn tracked<T>(
     p: &mut Parser,
     n: &Node,
     block: &str,
-    make: impl Fn(Span, String, Option<i32>) -> T,
+    make: impl Fn(Span, String, Option<i32>, bool) -> T,
 ) -> Vec<T> {
     let mut out = Vec::new();
     for e in n.block.iter().flatten() {
+        let mut reverse = false;
         let weight = match e.words.get(1) {
             Some(w) if w.text == "weight" => match e.words.get(2) {
-                Some(v) => p.int_word("weight", v, -254, 254).map(|v| v as i32),
+                Some(v) => {
+                    match e.words.get(3) {
+                        Some(r) if r.text == "reverse" => reverse = true,
+                        Some(r) => p.diags.warn(
+                            &r.span,
+                            format!("unknown {block} weight option `{}`; ignored", r.text),
+                        ),
+                        None => {}
+                    }
+                    p.int_word("weight", v, -254, 254).map(|v| v as i32)
+                }
                 None => {
                     p.diags.error(&w.span, "`weight` needs a value");
                     None
@@ -181,7 +201,12 @@ fn tracked<T>(
             }
             None => None,
         };
-        out.push(make(e.span().clone(), e.keyword().to_string(), weight));
+        out.push(make(
+            e.span().clone(),
+            e.keyword().to_string(),
+            weight,
+            reverse,
+        ));
     }
     out
 }
@@ -274,6 +299,9 @@ struct VrrpB {
     garp_delay: Option<Duration>,
     garp_repeat: Option<u32>,
     garp_refresh: Option<Option<Duration>>,
+    /// `priority` as written (keepalived derives 255 from `state MASTER`
+    /// when it is absent).
+    priority: Option<u8>,
 }
 
 fn vips(p: &mut Parser, n: &Node) -> Vec<VipEntry> {
@@ -442,7 +470,7 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         // keepalived vrrp_prio_handler: 1..=255 (VRRP_PRIO_OWNER), else the
         // default 100.
         if let Some(v) = p.uint(n, 1, 1, 255) {
-            b.v.priority = v as u8;
+            b.priority = Some(v as u8);
         }
     }),
     leaf("advert_int", |p, b, n| {
@@ -632,6 +660,7 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         garp_delay: None,
         garp_repeat: None,
         garp_refresh: None,
+        priority: None,
     };
     p.dispatch(
         "vrrp_instance",
@@ -683,8 +712,9 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
     let version = b.v.version.unwrap_or(cfg.global.vrrp_version);
     let ai = b.v.advert_int;
     if version == 2 && ai.subsec_nanos() != 0 {
-        // VRRPv2 adverts carry whole seconds.
-        let rounded = Duration::from_secs(ai.as_secs().max(1));
+        // VRRPv2 adverts carry whole seconds; keepalived rounds to the
+        // nearest (1.5 → 2), at least 1.
+        let rounded = Duration::from_secs(((ai.as_millis() + 500) / 1000).max(1) as u64);
         p.diags.add(
             Severity::Warning,
             n.span(),
@@ -707,6 +737,51 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
             ),
             Some("use a smaller advert_int".into()),
         );
+    }
+    // keepalived vrrp_complete_instance: no priority → 255 with `state
+    // MASTER`, else 100; an owner or `state MASTER` cannot be nopreempt,
+    // and `state MASTER` clears preempt_delay.
+    let wants_master = b.v.state == Some(VrrpState::Master);
+    b.v.priority = b.priority.unwrap_or(if wants_master { 255 } else { 100 });
+    if b.v.priority == 255 && !b.v.preempt {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "({}) nopreempt is incompatible with priority 255. resetting nopreempt",
+                b.v.name
+            ),
+        );
+        b.v.preempt = true;
+    }
+    if wants_master && !b.v.preempt {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "({}) Warning - nopreempt will not work with initial state MASTER - clearing",
+                b.v.name
+            ),
+        );
+        b.v.preempt = true;
+    }
+    if wants_master && !b.v.preempt_delay.is_zero() {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "({}) Warning - preempt delay will not work with initial state MASTER - clearing",
+                b.v.name
+            ),
+        );
+        b.v.preempt_delay = Duration::ZERO;
+    }
+    if !b.v.preempt && !b.v.preempt_delay.is_zero() {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "({}) preempt_delay is incompatible with nopreempt mode - resetting",
+                b.v.name
+            ),
+        );
+        b.v.preempt_delay = Duration::ZERO;
     }
     if b.v.priority == 255 && b.v.state == Some(VrrpState::Backup) {
         p.diags.warn(

@@ -34,6 +34,7 @@ pub mod track;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tracing::info;
@@ -63,6 +64,8 @@ pub struct VrrpStats {
     pub adverts_sent: u64,
     pub priority_zero_received: u64,
     pub priority_zero_sent: u64,
+    /// Accepted adverts whose address list differs from ours (logged).
+    pub addr_list_mismatch: u64,
     /// Rejected datagrams by [`RejectReason::key`].
     pub rejected: BTreeMap<String, u64>,
     /// Times this instance entered MASTER.
@@ -82,6 +85,7 @@ impl Default for VrrpStats {
             adverts_sent: 0,
             priority_zero_received: 0,
             priority_zero_sent: 0,
+            addr_list_mismatch: 0,
             rejected: BTreeMap::new(),
             became_master: 0,
             master_ip: None,
@@ -134,7 +138,8 @@ impl Vrrp {
             gate,
         };
         for (name, p) in params {
-            match Handle::spawn(p, v.events.clone(), &v.gate) {
+            let delay = cfg.global.vrrp_startup_delay;
+            match Handle::spawn(p, v.events.clone(), &v.gate, delay) {
                 Ok(h) => {
                     v.instances.insert(name, h);
                 }
@@ -149,10 +154,12 @@ impl Vrrp {
 
     /// SIGHUP: applies a new config. Removed instances stop (priority 0 if
     /// MASTER), added ones start, unchanged ones keep running in their
-    /// state. A changed priority, interval, preemption or GARP setting is
-    /// applied in place (state kept); a changed interface, VRID, version,
-    /// authentication, address list or peer list restarts the instance. A
-    /// config that cannot be resolved changes nothing.
+    /// state. Changes to VIPs, peers, authentication, scripts, tracked
+    /// interfaces, priority, intervals, preemption or GARP settings are
+    /// applied in place (state kept, as keepalived's `restore_vrrp_state`);
+    /// a changed interface, VRID, version, or multicast group / unicast
+    /// mode restarts the instance. A config that cannot be resolved
+    /// changes nothing.
     pub async fn reload(&mut self, cfg: &lvs_config::Config) -> Result<(), VrrpError> {
         let new = resolve_all(cfg)?;
         let names: Vec<String> = self.instances.keys().cloned().collect();
@@ -179,7 +186,7 @@ impl Vrrp {
             if self.instances.contains_key(&name) {
                 continue;
             }
-            match Handle::spawn(p, self.events.clone(), &self.gate) {
+            match Handle::spawn(p, self.events.clone(), &self.gate, Duration::ZERO) {
                 Ok(h) => {
                     self.instances.insert(name, h);
                 }

@@ -1,10 +1,17 @@
-//! `track_script` (with `vrrp_script NAME { script, interval, timeout,
-//! weight, rise, fall, init_fail }`): each script runs every `interval` in
-//! its own task; `rise` consecutive successes make it OK, `fall`
-//! consecutive failures make it KO. A script with weight 0 puts the
-//! instance in FAULT while KO; otherwise a positive weight is added to the
-//! priority while OK, a negative one while KO (keepalived's rules; the
-//! result stays within 1..=254, an owner's 255 is not changed).
+//! What an instance tracks and how it moves its priority: `track_script`
+//! (with `vrrp_script NAME { script, interval, timeout, weight, rise, fall,
+//! init_fail }`) and tracked interfaces (`track_interface`, the primary
+//! interface, the VIPs' interfaces).
+//!
+//! Each script runs every `interval` in its own task. Its state starts
+//! unknown: the first result decides (keepalived's `rise - 1` start), then
+//! `rise` consecutive successes make it OK and `fall` consecutive failures
+//! make it KO; `init_fail` starts it KO. Every tracked object has a weight:
+//! weight 0 puts the instance in FAULT while the object is down (and, for
+//! a script, while it has not run yet); otherwise a positive weight is
+//! added to the priority while up, a negative one while down, and
+//! `reverse` turns the direction round (keepalived's rules; the result
+//! stays within 1..=254, an owner's 255 is not changed).
 
 use std::time::Duration;
 
@@ -21,9 +28,59 @@ pub struct TrackedScript {
     pub interval: Duration,
     pub timeout: Duration,
     pub weight: i32,
+    pub reverse: bool,
     pub rise: u32,
     pub fall: u32,
     pub init_fail: bool,
+}
+
+/// One tracked interface, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackedIf {
+    pub name: String,
+    /// 0: FAULT while down.
+    pub weight: i32,
+    pub reverse: bool,
+}
+
+/// The interfaces an instance tracks, as keepalived: `track_interface`
+/// entries (with their weights), then the primary interface (unless
+/// `dont_track_primary`) and every VIP's interface (unless `no_track`),
+/// which are unweighted: FAULT when down, whatever weight was given.
+pub fn tracked_interfaces(i: &lvs_config::VrrpInstance) -> Vec<TrackedIf> {
+    let mut out: Vec<TrackedIf> = Vec::new();
+    let mut add =
+        |name: &str, weight: i32, reverse: bool| match out.iter_mut().find(|t| t.name == name) {
+            Some(t) => {
+                if t.weight != 0 {
+                    t.weight = weight;
+                    t.reverse = reverse;
+                }
+            }
+            None => out.push(TrackedIf {
+                name: name.to_string(),
+                weight,
+                reverse,
+            }),
+        };
+    for t in &i.track_interface {
+        add(&t.name, t.weight.unwrap_or(0), t.reverse);
+    }
+    if !i.dont_track_primary {
+        add(&i.interface, 0, false);
+    }
+    for v in i
+        .virtual_ipaddress
+        .iter()
+        .chain(&i.virtual_ipaddress_excluded)
+    {
+        let dev = v.dev.as_deref().unwrap_or(&i.interface);
+        if v.no_track || (i.dont_track_primary && dev == i.interface) {
+            continue;
+        }
+        add(dev, 0, false);
+    }
+    out
 }
 
 /// Resolves an instance's `track_script` entries against the config.
@@ -44,6 +101,11 @@ pub fn resolve(
             interval: s.interval.max(Duration::from_millis(10)),
             timeout: s.timeout.unwrap_or(s.interval),
             weight: t.weight.unwrap_or(s.weight),
+            reverse: if t.weight.is_some() {
+                t.reverse
+            } else {
+                s.weight_reverse
+            },
             rise: s.rise.max(1),
             fall: s.fall.max(1),
             init_fail: s.init_fail,
@@ -55,28 +117,46 @@ pub fn resolve(
 /// The live state of one tracked script.
 #[derive(Clone, Debug)]
 pub struct ScriptState {
-    pub ok: bool,
+    /// `None` until the first result (unless `init_fail`).
+    pub ok: Option<bool>,
     streak: u32,
+    /// Added by a reload: unknown does not hold a weight-0 script's
+    /// instance in FAULT (keepalived's SCRIPT_INIT_STATE_INIT_RELOAD).
+    reload: bool,
 }
 
 impl ScriptState {
     pub fn new(s: &TrackedScript) -> Self {
         ScriptState {
-            ok: !s.init_fail,
+            ok: s.init_fail.then_some(false),
             streak: 0,
+            reload: false,
         }
     }
 
-    /// Feeds one run's result; returns true when OK/KO flipped.
+    /// A script added to a running instance by a reload.
+    pub fn on_reload(s: &TrackedScript) -> Self {
+        ScriptState {
+            reload: true,
+            ..ScriptState::new(s)
+        }
+    }
+
+    /// Feeds one run's result; returns true when the state changed (the
+    /// first result always changes it).
     pub fn feed(&mut self, s: &TrackedScript, success: bool) -> bool {
-        if success == self.ok {
+        let Some(ok) = self.ok else {
+            self.ok = Some(success);
+            return true;
+        };
+        if success == ok {
             self.streak = 0;
             return false;
         }
         self.streak += 1;
         let need = if success { s.rise } else { s.fall };
         if self.streak >= need {
-            self.ok = success;
+            self.ok = Some(success);
             self.streak = 0;
             return true;
         }
@@ -84,22 +164,62 @@ impl ScriptState {
     }
 }
 
-/// Effective priority and whether a weight-0 script is KO.
-pub fn effective(base: u8, scripts: &[TrackedScript], states: &[ScriptState]) -> (u8, bool) {
+/// What one tracked object does to its instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    /// Weight 0 and down: FAULT.
+    Fault,
+    /// Weight 0 and not known yet (a script that has not run): FAULT
+    /// until it has (keepalived's `num_script_init`).
+    Init,
+    Add(i32),
+}
+
+/// keepalived's rule for one tracked object with `weight` (and
+/// `reverse`) whose state is `up` (`None`: unknown).
+pub fn effect(weight: i32, reverse: bool, up: Option<bool>) -> Effect {
+    let m = if reverse { -1 } else { 1 };
+    match (weight, up) {
+        (0, None) => Effect::Init,
+        (0, Some(up)) if up == reverse => Effect::Fault,
+        (0, Some(_)) | (_, None) => Effect::None,
+        (w, Some(true)) if w > 0 => Effect::Add(w * m),
+        (w, Some(false)) if w < 0 => Effect::Add(w * m),
+        _ => Effect::None,
+    }
+}
+
+/// Effective priority and whether the instance must be in FAULT, from
+/// the effects of everything it tracks.
+pub fn effective(base: u8, effects: impl IntoIterator<Item = Effect>) -> (u8, bool) {
     let mut prio = base as i32;
     let mut fault = false;
-    for (s, st) in scripts.iter().zip(states) {
-        match (s.weight, st.ok) {
-            (0, false) => fault = true,
-            (w, true) if w > 0 => prio += w,
-            (w, false) if w < 0 => prio += w,
-            _ => {}
+    for e in effects {
+        match e {
+            Effect::Fault | Effect::Init => fault = true,
+            Effect::Add(w) => prio += w,
+            Effect::None => {}
         }
     }
     if base == 255 {
         return (255, fault);
     }
     (prio.clamp(1, 254) as u8, fault)
+}
+
+/// The effects of an instance's scripts.
+pub fn script_effects<'a>(
+    scripts: &'a [TrackedScript],
+    states: &'a [ScriptState],
+) -> impl Iterator<Item = Effect> + 'a {
+    scripts
+        .iter()
+        .zip(states)
+        .map(|(s, st)| match effect(s.weight, s.reverse, st.ok) {
+            Effect::Init if st.reload => Effect::None,
+            e => e,
+        })
 }
 
 /// Runs script `idx` forever, sending `(idx, success)` after each run.
@@ -150,6 +270,7 @@ mod tests {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             weight,
+            reverse: false,
             rise,
             fall,
             init_fail: false,
@@ -160,27 +281,81 @@ mod tests {
     fn rise_fall_and_weights() {
         let s = ts(-150, 2, 3);
         let mut st = ScriptState::new(&s);
+        assert_eq!(st.ok, None, "unknown until the first result");
+        assert!(st.feed(&s, true), "the first result decides");
         assert!(!st.feed(&s, false) && !st.feed(&s, false));
         assert!(st.feed(&s, false), "third failure flips");
-
-        assert_eq!(
-            effective(200, std::slice::from_ref(&s), std::slice::from_ref(&st)),
-            (50, false)
-        );
+        let eff = |s: &TrackedScript, st: &ScriptState| {
+            effective(
+                200,
+                script_effects(std::slice::from_ref(s), std::slice::from_ref(st)),
+            )
+        };
+        assert_eq!(eff(&s, &st), (50, false));
         assert!(!st.feed(&s, true));
         assert!(st.feed(&s, true));
-        assert_eq!(
-            effective(200, std::slice::from_ref(&s), std::slice::from_ref(&st)),
-            (200, false)
-        );
+        assert_eq!(eff(&s, &st), (200, false));
         let up = ts(100, 1, 1);
+        let mut ust = ScriptState::new(&up);
         assert_eq!(
-            effective(200, std::slice::from_ref(&up), &[ScriptState::new(&up)]),
-            (254, false)
+            eff(&up, &ust),
+            (200, false),
+            "no weight before the first run"
         );
+        ust.feed(&up, true);
+        assert_eq!(eff(&up, &ust), (254, false));
         let f = ts(0, 1, 1);
         let mut fs = ScriptState::new(&f);
+        assert_eq!(eff(&f, &fs), (200, true), "weight 0 holds FAULT until run");
+        fs.feed(&f, true);
+        assert_eq!(eff(&f, &fs), (200, false));
         fs.feed(&f, false);
-        assert_eq!(effective(100, &[f], &[fs]), (100, true));
+        assert_eq!(eff(&f, &fs), (200, true));
+        // init_fail: KO from the start, `rise` successes to come up.
+        let mut i = ts(0, 2, 1);
+        i.init_fail = true;
+        let mut is = ScriptState::new(&i);
+        assert_eq!(is.ok, Some(false));
+        assert!(!is.feed(&i, true) && is.feed(&i, true));
+    }
+
+    #[test]
+    fn reverse_weights() {
+        assert_eq!(effect(10, false, Some(true)), Effect::Add(10));
+        assert_eq!(effect(10, true, Some(true)), Effect::Add(-10));
+        assert_eq!(effect(10, true, Some(false)), Effect::None);
+        assert_eq!(effect(-10, false, Some(false)), Effect::Add(-10));
+        assert_eq!(effect(-10, true, Some(false)), Effect::Add(10));
+        assert_eq!(effect(0, false, Some(false)), Effect::Fault);
+        assert_eq!(
+            effect(0, true, Some(true)),
+            Effect::Fault,
+            "reverse: FAULT while up"
+        );
+        assert_eq!(effect(0, true, Some(false)), Effect::None);
+        assert_eq!(effect(-10, false, None), Effect::None);
+    }
+
+    #[test]
+    fn which_interfaces_are_tracked() {
+        let text = "vrrp_instance VI_1 {\n interface bond0\n virtual_router_id 1\n \
+            track_interface {\n  eth1 weight -20\n  bond0 weight 10\n  eth3 weight 5 reverse\n }\n \
+            virtual_ipaddress {\n  198.18.0.100/16\n  198.18.3.1/24 dev eth2\n  198.18.4.1/24 dev eth4 no_track\n }\n}\n";
+        let r = lvs_config::parse_str("t.conf", text, &lvs_config::ParseOptions::default());
+        let i = &r.config.vrrp_instances[0];
+        let t = tracked_interfaces(i);
+        let w: Vec<(&str, i32, bool)> = t
+            .iter()
+            .map(|t| (t.name.as_str(), t.weight, t.reverse))
+            .collect();
+        assert_eq!(
+            w,
+            vec![
+                ("eth1", -20, false),
+                ("bond0", 0, false),
+                ("eth3", 5, true),
+                ("eth2", 0, false)
+            ]
+        );
     }
 }
