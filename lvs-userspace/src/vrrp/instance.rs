@@ -16,6 +16,7 @@ use super::notify::{notify, NotifyScripts};
 use super::packet::{self, Expect, Outgoing, RejectReason, VRRP_MCAST_GROUP};
 use super::socket::VrrpSocket;
 use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
+use super::sync::{GroupCmd, MemberLink, Report};
 use super::track::{self, ScriptState, TrackedIf, TrackedScript};
 use super::{VrrpError, VrrpEvent, VrrpStats};
 use crate::netlink::monitor::{Monitor, NetEvent};
@@ -268,6 +269,7 @@ impl Handle {
         events: mpsc::Sender<VrrpEvent>,
         gate: &PreemptGate,
         startup_delay: Duration,
+        group: Option<MemberLink>,
     ) -> Result<Handle, VrrpError> {
         let name = params.machine.name.clone();
         let link = netlink::link_by_name(&params.ifname)?;
@@ -275,11 +277,11 @@ impl Handle {
         let local_ip = local_ip(&params, link.index)?;
         // Opened here: the socket belongs to the caller's namespace.
         let monitor = Monitor::open()?;
-        let group = params
+        let mcast = params
             .unicast_peers
             .is_empty()
             .then_some(params.mcast_group);
-        let sock = VrrpSocket::open(&params.ifname, link.index, group)?;
+        let sock = VrrpSocket::open(&params.ifname, link.index, mcast)?;
         let stats = Arc::new(Mutex::new(VrrpStats {
             instance: name.clone(),
             state: VrrpState::Init,
@@ -287,8 +289,10 @@ impl Handle {
             ..VrrpStats::default()
         }));
         let (ctl, ctl_rx) = mpsc::channel(4);
+        let mut machine = Machine::new(params.machine.clone(), local_ip);
+        machine.grouped = group.is_some();
         let task = Task {
-            machine: Machine::new(params.machine.clone(), local_ip),
+            machine,
             p: params.clone(),
             sock,
             ifindex: link.index,
@@ -304,6 +308,11 @@ impl Handle {
             if_states: params.tracked_ifs.iter().map(IfState::read).collect(),
             fault: false,
             monitor,
+            group: group.map(|member| GroupMember {
+                link: member,
+                last: None,
+                fault: false,
+            }),
         };
         let task = tokio::spawn(task.run(ctl_rx, gate.subscribe(), startup_delay));
         Ok(Handle {
@@ -354,6 +363,24 @@ struct Task {
     /// A tracked interface is down or a weight-0 script failed.
     fault: bool,
     monitor: Monitor,
+    group: Option<GroupMember>,
+}
+
+/// This instance's membership of a `vrrp_sync_group`.
+struct GroupMember {
+    link: MemberLink,
+    /// What the group was told last.
+    last: Option<Report>,
+    /// Some member of the group has a fault.
+    fault: bool,
+}
+
+/// The next command of the sync group, if any (never, without one).
+async fn group_cmd(g: &mut Option<GroupMember>) -> Option<GroupCmd> {
+    match g {
+        Some(g) => g.link.cmds.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Task {
@@ -439,6 +466,9 @@ impl Task {
                         self.check_vips(now).await;
                     }
                 }
+                Some(cmd) = group_cmd(&mut self.group) => {
+                    self.on_group_cmd(cmd).await;
+                }
                 Ok(()) = gate.changed() => {
                     let hold = gate.borrow_and_update().map(Instant::from_std);
                     self.machine.set_preempt_hold(Instant::now(), hold);
@@ -478,6 +508,44 @@ impl Task {
                     return;
                 }
             }
+        }
+    }
+
+    async fn on_group_cmd(&mut self, cmd: GroupCmd) {
+        let now = Instant::now();
+        match cmd {
+            GroupCmd::Fault(f) => {
+                if let Some(g) = &mut self.group {
+                    g.fault = f;
+                }
+                self.sync_fault(now).await;
+            }
+            GroupCmd::ToMaster => {
+                let acts = self.machine.force_master(now);
+                self.apply(acts).await;
+            }
+            GroupCmd::ToBackup { quick } => {
+                let acts = self.machine.force_backup(now, quick);
+                self.apply(acts).await;
+            }
+        }
+    }
+
+    /// Tells the sync group what changed.
+    fn report_group(&mut self) {
+        let Some(g) = &mut self.group else { return };
+        let r = Report {
+            state: self.machine.state,
+            own_fault: self.fault,
+            wants_master: self.machine.wants_master,
+            quick: self.machine.left_quick,
+        };
+        if g.last == Some(r) || r.state == VrrpState::Init {
+            return;
+        }
+        g.last = Some(r);
+        if g.link.reports.try_send((g.link.idx, r)).is_err() {
+            warn!("({}) sync group does not take reports", self.p.machine.name);
         }
     }
 
@@ -668,12 +736,15 @@ impl Task {
     /// FAULT while a tracked interface is down or a weight-0 script is KO
     /// (or has not run yet).
     async fn sync_fault(&mut self, now: Instant) {
-        if self.fault != (self.machine.state == VrrpState::Fault)
+        // A sync group member is also in FAULT while another member is.
+        let fault = self.fault || self.group.as_ref().is_some_and(|g| g.fault);
+        if fault != (self.machine.state == VrrpState::Fault)
             && self.machine.state != VrrpState::Init
         {
-            let acts = self.machine.set_fault(now, self.fault);
+            let acts = self.machine.set_fault(now, fault);
             self.apply(acts).await;
         }
+        self.report_group();
     }
 
     /// Effective priority and FAULT from everything tracked.
@@ -869,6 +940,7 @@ impl Task {
                     self.refresh_next = self.p.garp_refresh.map(|r| now + r);
                 }
                 Action::Garp => self.garp_burst(self.p.garp_repeat),
+                Action::WantMaster => {}
                 Action::DropVips => {
                     info!("({}) removing VIPs.", self.p.machine.name);
                     self.garp_next = None;
@@ -919,5 +991,6 @@ impl Task {
             VrrpState::Backup => self.machine.master_ip,
             _ => None,
         };
+        self.report_group();
     }
 }

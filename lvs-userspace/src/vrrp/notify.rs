@@ -94,6 +94,15 @@ fn run(name: &str, line: &str, extra: &[String]) {
 
 /// Runs the scripts for entering `state` (Init = stopped).
 pub fn notify(scripts: &NotifyScripts, name: &str, state: VrrpState, priority: u8) {
+    notify_as(scripts, "INSTANCE", name, state, priority)
+}
+
+/// A `vrrp_sync_group`'s scripts: `notify` gets `GROUP <name> <state> 0`.
+pub fn notify_group(scripts: &NotifyScripts, name: &str, state: VrrpState) {
+    notify_as(scripts, "GROUP", name, state, 0)
+}
+
+fn notify_as(scripts: &NotifyScripts, kind: &str, name: &str, state: VrrpState, priority: u8) {
     let specific = match state {
         VrrpState::Master => &scripts.master,
         VrrpState::Backup => &scripts.backup,
@@ -105,7 +114,7 @@ pub fn notify(scripts: &NotifyScripts, name: &str, state: VrrpState, priority: u
     }
     if let Some(s) = &scripts.any {
         let extra = [
-            "INSTANCE".to_string(),
+            kind.to_string(),
             name.to_string(),
             state_word(state).to_string(),
             priority.to_string(),

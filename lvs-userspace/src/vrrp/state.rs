@@ -57,6 +57,8 @@ pub enum Action {
     Garp,
     /// The state changed (for events, notify, stats).
     Changed { prev: VrrpState, state: VrrpState },
+    /// [`Machine::wants_master`] changed (sync group members report it).
+    WantMaster,
 }
 
 /// The essentials of a valid advert.
@@ -84,6 +86,14 @@ pub struct Machine {
     /// "delaying preemption" logged for the current hold.
     hold_logged: bool,
     pub master_ip: Option<Ipv4Addr>,
+    /// A `vrrp_sync_group` member: MASTER only when the group says so.
+    pub grouped: bool,
+    /// Grouped BACKUP whose master-down timer ran out (keepalived's
+    /// wantstate MASTER).
+    pub wants_master: bool,
+    /// Left MASTER because a VIP was removed (the group brings the
+    /// others back quickly too).
+    pub left_quick: bool,
 }
 
 impl Machine {
@@ -99,6 +109,9 @@ impl Machine {
             preempt_hold: None,
             hold_logged: false,
             master_ip: None,
+            grouped: false,
+            wants_master: false,
+            left_quick: false,
         }
     }
 
@@ -169,6 +182,8 @@ impl Machine {
         self.advert_at = None;
         // preempt_delay starts again at the next lower-priority advert.
         self.preempt_at = None;
+        self.wants_master = false;
+        self.left_quick = false;
         self.master_down_at = Some(now + self.master_down_interval());
         if was_master {
             out.push(Action::DropVips);
@@ -186,7 +201,48 @@ impl Machine {
         self.advert_at = Some(now + self.p.adver_int);
         self.master_ip = Some(self.local_ip);
         self.master_adver_int = self.p.adver_int;
+        self.wants_master = false;
+        self.left_quick = false;
         self.set(VrrpState::Master, out);
+    }
+
+    /// The master-down timer ran out (or we may preempt): MASTER, or, in
+    /// a sync group, ask the group and keep waiting.
+    fn timeout_to_master(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.grouped {
+            if !self.wants_master {
+                info!("({}) Receive advertisement timeout", self.p.name);
+                self.wants_master = true;
+                out.push(Action::WantMaster);
+            }
+            self.master_down_at = Some(now + self.master_down_interval());
+            return;
+        }
+        info!("({}) Receive advertisement timeout", self.p.name);
+        self.enter_master(now, out);
+    }
+
+    /// The sync group takes this member to MASTER.
+    pub fn force_master(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == VrrpState::Backup {
+            self.enter_master(now, &mut out);
+        }
+        out
+    }
+
+    /// The sync group takes this member from MASTER to BACKUP (no
+    /// priority 0: the group's other director takes over by its timers);
+    /// `quick`: try MASTER again after the skew time.
+    pub fn force_backup(&mut self, now: Instant, quick: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == VrrpState::Master {
+            self.enter_backup(now, &mut out, "");
+        }
+        if quick && self.state == VrrpState::Backup {
+            self.master_down_at = Some(now + self.skew_time());
+        }
+        out
     }
 
     /// v2: 1/256 s; v3: Master_Adver_Interval / 256 (keepalived's
@@ -203,7 +259,15 @@ impl Machine {
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         let wants_master = self.p.priority == 255 || self.p.init_master;
-        if wants_master && self.preempt_held(now) {
+        if self.grouped {
+            // The group decides; an owner asks at once.
+            self.enter_backup(now, &mut out, " (init)");
+            if self.p.priority == 255 && !self.preempt_held(now) {
+                self.master_down_at = Some(now);
+            } else if wants_master {
+                self.master_down_at = Some(now + self.master_adver_int + self.skew_min());
+            }
+        } else if wants_master && self.preempt_held(now) {
             // Wait for the current master's adverts like any backup; if
             // none comes, the master-down timer still takes over.
             self.log_hold();
@@ -225,8 +289,7 @@ impl Machine {
         let mut out = Vec::new();
         match self.state {
             VrrpState::Backup if self.master_down_at.is_some_and(|t| now >= t) => {
-                info!("({}) Receive advertisement timeout", self.p.name);
-                self.enter_master(now, &mut out);
+                self.timeout_to_master(now, &mut out);
             }
             VrrpState::Master if self.advert_at.is_some_and(|t| now >= t) => {
                 out.push(Action::Send(self.p.priority));
@@ -286,6 +349,12 @@ impl Machine {
                 }
                 self.master_ip = Some(h.src);
                 self.master_down_at = Some(now + self.master_down_interval());
+                if self.wants_master {
+                    // A master is there after all (keepalived: wantstate
+                    // BACKUP).
+                    self.wants_master = false;
+                    out.push(Action::WantMaster);
+                }
             }
             VrrpState::Master => {
                 if h.priority == 0 {
@@ -380,6 +449,7 @@ impl Machine {
         info!("({}) VIP {addr} was removed while MASTER", self.p.name);
         self.enter_backup(now, &mut out, "");
         self.master_down_at = Some(now + self.skew_time());
+        self.left_quick = true;
         out
     }
 }
@@ -731,5 +801,31 @@ mod tests {
         hi.on_advert(t0 + Duration::from_secs(11), heard(100, 1000));
         hi.on_timer(t0 + Duration::from_secs(10) + hi.master_down_interval());
         assert_eq!(hi.state, VrrpState::Master);
+    }
+
+    #[test]
+    fn grouped_member_asks_the_group() {
+        let t0 = Instant::now();
+        let mut x = m(200, 2, 1000, true);
+        x.grouped = true;
+        x.start(t0);
+        let a = x.on_timer(t0 + x.master_down_interval());
+        assert_eq!(x.state, VrrpState::Backup, "waits for the group");
+        assert_eq!(a, vec![Action::WantMaster]);
+        assert!(x.wants_master);
+        // Another timeout while waiting: no second report.
+        assert!(x.on_timer(t0 + x.master_down_interval() * 2).is_empty());
+        let a = x.force_master(t0 + Duration::from_secs(8));
+        assert!(a.contains(&Action::TakeVips));
+        assert_eq!(x.state, VrrpState::Master);
+        let a = x.force_backup(t0 + Duration::from_secs(9), false);
+        assert!(a.contains(&Action::DropVips) && !a.contains(&Action::Send(0)));
+        assert_eq!(x.state, VrrpState::Backup);
+        // A master heard while wanting: no longer wants.
+        x.on_timer(t0 + Duration::from_secs(20));
+        assert!(x.wants_master);
+        let a = x.on_advert(t0 + Duration::from_secs(21), heard(250, 1000));
+        assert_eq!(a, vec![Action::WantMaster]);
+        assert!(!x.wants_master);
     }
 }

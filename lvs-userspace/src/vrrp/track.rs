@@ -49,25 +49,11 @@ pub struct TrackedIf {
 /// which are unweighted: FAULT when down, whatever weight was given.
 pub fn tracked_interfaces(i: &lvs_config::VrrpInstance) -> Vec<TrackedIf> {
     let mut out: Vec<TrackedIf> = Vec::new();
-    let mut add =
-        |name: &str, weight: i32, reverse: bool| match out.iter_mut().find(|t| t.name == name) {
-            Some(t) => {
-                if t.weight != 0 {
-                    t.weight = weight;
-                    t.reverse = reverse;
-                }
-            }
-            None => out.push(TrackedIf {
-                name: name.to_string(),
-                weight,
-                reverse,
-            }),
-        };
     for t in &i.track_interface {
-        add(&t.name, t.weight.unwrap_or(0), t.reverse);
+        merge_if(&mut out, &t.name, t.weight.unwrap_or(0), t.reverse);
     }
     if !i.dont_track_primary {
-        add(&i.interface, 0, false);
+        merge_if(&mut out, &i.interface, 0, false);
     }
     for v in i
         .virtual_ipaddress
@@ -78,9 +64,27 @@ pub fn tracked_interfaces(i: &lvs_config::VrrpInstance) -> Vec<TrackedIf> {
         if v.no_track || (i.dont_track_primary && dev == i.interface) {
             continue;
         }
-        add(dev, 0, false);
+        merge_if(&mut out, dev, 0, false);
     }
     out
+}
+
+/// Adds a tracked interface; tracked twice, an unweighted (FAULT) entry
+/// wins over a weighted one (keepalived's add_vrrp_to_interface).
+pub fn merge_if(list: &mut Vec<TrackedIf>, name: &str, weight: i32, reverse: bool) {
+    match list.iter_mut().find(|t| t.name == name) {
+        Some(t) => {
+            if t.weight != 0 {
+                t.weight = weight;
+                t.reverse = reverse;
+            }
+        }
+        None => list.push(TrackedIf {
+            name: name.to_string(),
+            weight,
+            reverse,
+        }),
+    }
 }
 
 /// Resolves an instance's `track_script` entries against the config.
@@ -88,13 +92,23 @@ pub fn resolve(
     cfg: &lvs_config::Config,
     i: &lvs_config::VrrpInstance,
 ) -> Result<Vec<TrackedScript>, String> {
+    resolve_entries(cfg, &i.name, &i.track_script)
+}
+
+/// Resolves `track_script` entries (of an instance or a sync group named
+/// `owner`) against the config.
+pub fn resolve_entries(
+    cfg: &lvs_config::Config,
+    owner: &str,
+    entries: &[lvs_config::TrackScript],
+) -> Result<Vec<TrackedScript>, String> {
     let mut out = Vec::new();
-    for t in &i.track_script {
+    for t in entries {
         let s = cfg
             .vrrp_scripts
             .iter()
             .find(|s| s.name == t.name)
-            .ok_or_else(|| format!("({}) track_script {}: no such vrrp_script", i.name, t.name))?;
+            .ok_or_else(|| format!("({owner}) track_script {}: no such vrrp_script", t.name))?;
         out.push(TrackedScript {
             name: s.name.clone(),
             script: s.script.clone(),

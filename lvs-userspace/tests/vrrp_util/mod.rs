@@ -469,3 +469,40 @@ pub fn priority_zero_received(s: &Speaker) -> u64 {
         .and_then(|v| v["priority_zero_received"].as_u64())
         .unwrap_or(0)
 }
+
+/// A second segment `in0` between the two directors (198.19.3.2/24 and
+/// .3/24) through a bridge in the lab's switch namespace; gone with the
+/// namespaces.
+pub fn add_shared_in0(lab: &Lab) {
+    let sw = lab.switch_ns().to_string();
+    for dir in 0..2 {
+        lab.ip_batch(
+            lab.director_ns(dir),
+            &format!(
+                "link add in0 type veth peer name in0d{dir} netns {sw}\n\
+                 addr add 198.19.3.{}/24 dev in0\n\
+                 link set in0 up\n",
+                dir + 2
+            ),
+        )
+        .expect("veth in0");
+    }
+    lab.ip_batch(
+        &sw,
+        "link add brin0 type bridge\n\
+         link set in0d0 master brin0\n\
+         link set in0d1 master brin0\n\
+         link set in0d0 up\n\
+         link set in0d1 up\n\
+         link set brin0 up\n",
+    )
+    .expect("bridge brin0");
+}
+
+/// Cuts (`false`) or restores director `dir`'s cable on the shared `in0`
+/// segment: its `in0` loses carrier, the other director's does not.
+pub fn shared_in0_cable(lab: &Lab, dir: usize, on: bool) {
+    let state = if on { "up" } else { "down" };
+    lab.ip_batch(lab.switch_ns(), &format!("link set in0d{dir} {state}\n"))
+        .expect("in0dN up/down");
+}
