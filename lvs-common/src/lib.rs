@@ -18,7 +18,7 @@ pub mod tcp;
 
 /// Version of the shared map layout. A pinned datapath of another version is
 /// refused by the agent instead of being silently re-used (aya does not check).
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Services (VIP:port:proto) the program knows. Also the size of `svc_stats`.
 pub const MAX_SERVICES: u32 = 1024;
@@ -30,6 +30,23 @@ pub const RING_CAPACITY: u32 = 1 << 20;
 pub const DEFAULT_CONN_TABLE_SIZE: u32 = 1 << 20;
 /// Persistence templates (`persist`).
 pub const PERSIST_TABLE_SIZE: u32 = 1 << 18;
+/// Default per-CPU share of the half-open table (`half_open`): new flows
+/// wait there for the client's second packet. A SYN flood churns only this
+/// table; a legitimate handshake survives `share / flood rate per CPU`
+/// seconds (16 Ki entries at 250 k SYN/s on one CPU: 65 ms).
+pub const DEFAULT_HALF_OPEN_PER_CPU: u32 = 1 << 14;
+/// Per-CPU share of `persist_pending` (templates of flows not yet promoted).
+pub const DEFAULT_PENDING_TEMPLATES_PER_CPU: u32 = 1 << 12;
+/// Free nodes the kernel's common LRU parks per CPU (`LOCAL_FREE_TARGET` in
+/// kernel/bpf/bpf_lru_list.c). It starts evicting when the global free list
+/// holds fewer, so a table of N must be created with N plus this per
+/// possible CPU to really hold N entries.
+pub const LRU_LOCAL_FREE_TARGET: u32 = 128;
+/// The flow-cache epoch: `bpf_ktime_get_coarse_ns() >> FLOW_CACHE_EPOCH_SHIFT`
+/// (about 1.07 s). A cached decision is good for one epoch at most, so an
+/// established flow refreshes its connection entry by itself, with or
+/// without an agent bumping the tick.
+pub const FLOW_CACHE_EPOCH_SHIFT: u32 = 30;
 /// Slots of the per-CPU flow cache; a power of two.
 pub const FLOW_CACHE_SLOTS: u32 = 4096;
 /// Bits of the VIP address pre-filter (`vip_filter`): `VIP_FILTER_WORDS` × 64.
@@ -41,6 +58,7 @@ pub const MAX_IFINDEX: u32 = 4096;
 
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMP: u8 = 1;
 
 /// Names of the pinned maps, as `bpftool map dump pinned <dir>/<name>` wants them.
 pub mod map_names {
@@ -59,20 +77,26 @@ pub mod map_names {
     pub const TX_PORTS: &str = "tx_ports";
     pub const SYNC_EVENTS: &str = "sync_events";
     pub const LOCAL_MACS: &str = "local_macs";
+    pub const HALF_OPEN: &str = "half_open";
+    pub const PERSIST_PENDING: &str = "persist_pending";
+    pub const EVENTS: &str = "events";
     /// Every map the program pins, in documentation order.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 18] = [
         SERVICES,
         BACKENDS,
         RINGS,
         CURSORS,
         CONNS,
+        HALF_OPEN,
         PERSIST,
+        PERSIST_PENDING,
         FLOW_CACHE,
         VIP_FILTER,
         SETTINGS,
         SVC_STATS,
         BACKEND_STATS,
         VERDICTS,
+        EVENTS,
         TX_PORTS,
         SYNC_EVENTS,
         LOCAL_MACS,
@@ -149,7 +173,7 @@ pub struct Backend {
     pub service: u32,
 }
 
-/// `conns` key, `flow_cache` tag: the client-side 5-tuple.
+/// `conns` and `half_open` key, `flow_cache` tag: the client-side 5-tuple.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -168,7 +192,7 @@ pub const CONN_F_SYNCED: u32 = 1 << 0;
 /// connections).
 pub const CONN_F_PERSISTENT: u32 = 1 << 1;
 
-/// `conns` value.
+/// `conns` and `half_open` value.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Conn {
@@ -225,6 +249,8 @@ pub struct FlowCacheEntry {
     pub backend: u32,
     pub service: u32,
     pub tick: u32,
+    /// `now >> FLOW_CACHE_EPOCH_SHIFT` when written: valid in that epoch only.
+    pub epoch: u32,
 }
 
 /// Global flag: schedule non-SYN TCP packets that have no connection entry
@@ -233,6 +259,11 @@ pub const SET_F_SLOPPY: u32 = 1 << 0;
 /// Global flag: report new connections, state changes and new persistence
 /// templates in `sync_events`, for connection sync to the backup director.
 pub const SET_F_SYNC: u32 = 1 << 1;
+/// Global flag (IPVS `expire_nodest_conn = 1`): a packet of a connection
+/// whose real server is down is rescheduled to another one (for TCP the
+/// new server answers a mid-stream segment with RST). Off: such TCP
+/// segments are dropped and the connection waits for its server.
+pub const SET_F_EXPIRE_NODEST: u32 = 1 << 2;
 
 /// `SyncEvent::kind`: a connection was created or changed state.
 pub const SYNC_CONN: u32 = 1;
@@ -330,14 +361,15 @@ pub mod verdict {
     pub const PASS_NO_BACKEND: u32 = 8;
     /// Redirect to a port missing from `tx_ports`: dropped (XDP_ABORTED).
     pub const DROP_NO_TX_PORT: u32 = 9;
-    /// Of the forwarded packets: how many took the flow-cache fast path.
-    pub const FLOW_CACHE_HIT: u32 = 10;
-    /// Sync events lost because `sync_events` was full (not a verdict).
-    pub const SYNC_LOST: u32 = 11;
     /// Addressed to another host's MAC (flooded by a switch to a backup
     /// director, say): passed, so the kernel drops it; never forwarded.
-    pub const PASS_OTHER_HOST: u32 = 12;
-    pub const COUNT: u32 = 13;
+    pub const PASS_OTHER_HOST: u32 = 10;
+    /// A mid-stream TCP segment of a connection whose real server is down:
+    /// dropped, as IPVS does with `expire_nodest_conn = 0` (the client
+    /// retransmits; a server back within the retransmission time keeps its
+    /// connections). With `--expire-nodest-conn` they are rescheduled.
+    pub const DROP_DEST_DOWN: u32 = 11;
+    pub const COUNT: u32 = 12;
     /// Names in index order, for listings and metrics.
     pub const NAMES: [&str; COUNT as usize] = [
         "tx",
@@ -350,9 +382,39 @@ pub mod verdict {
         "pass_no_conn",
         "pass_no_backend",
         "drop_no_tx_port",
+        "pass_other_host",
+        "drop_dest_down",
+    ];
+}
+
+/// Things that happen to some packets, counted beside their verdict: index
+/// into `events` (per-CPU array of u64). A packet has exactly one verdict
+/// and any number of events.
+pub mod event {
+    /// Forwarded from the flow cache (the established fast path).
+    pub const FLOW_CACHE_HIT: u32 = 0;
+    /// Sync events lost because `sync_events` was full.
+    pub const SYNC_LOST: u32 = 1;
+    /// A new flow was scheduled into the half-open table (a SYN, a first
+    /// UDP datagram). Far above `promoted`: a SYN flood.
+    pub const HALF_OPEN_NEW: u32 = 2;
+    /// A half-open flow's second packet arrived: moved into `conns`.
+    pub const PROMOTED: u32 = 3;
+    /// A retransmitted SYN (or repeated first datagram) of a half-open flow:
+    /// sent to the backend it was scheduled to.
+    pub const HALF_OPEN_REPEAT: u32 = 4;
+    /// An ICMP error about a known connection (fragmentation needed, port
+    /// unreachable…), forwarded to that connection's real server.
+    pub const ICMP_ERROR_FORWARDED: u32 = 5;
+    pub const COUNT: u32 = 6;
+    /// Names in index order, for listings and metrics.
+    pub const NAMES: [&str; COUNT as usize] = [
         "flow_cache_hit",
         "sync_lost",
-        "pass_other_host",
+        "half_open_new",
+        "promoted",
+        "half_open_repeat",
+        "icmp_error_forwarded",
     ];
 }
 
@@ -385,7 +447,7 @@ const _: () = {
     assert!(core::mem::size_of::<Conn>() == 32);
     assert!(core::mem::size_of::<PersistKey>() == 8);
     assert!(core::mem::size_of::<Persist>() == 16);
-    assert!(core::mem::size_of::<FlowCacheEntry>() == 44);
+    assert!(core::mem::size_of::<FlowCacheEntry>() == 48);
     assert!(core::mem::size_of::<Settings>() == 16 + 4 * tcp::NUM_STATES);
     assert!(core::mem::size_of::<Stats>() == 24);
     assert!(core::mem::size_of::<SyncEvent>() == 40);

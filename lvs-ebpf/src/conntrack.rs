@@ -1,20 +1,27 @@
-//! The connection table: a flow keeps its backend for its whole life, and
+//! The connection tables: a flow keeps its backend for its whole life, and
 //! its TCP state is followed from the client side the way IPVS does it.
 //!
-//! Looked up before the service: an established flow needs only its entry,
-//! so the common slow path costs one hash lookup, like the cheapest
-//! connection-tracking balancer; the service is read only to schedule.
+//! Two tables, so that no flood evicts an established connection:
+//! - `half_open`: a new flow (a SYN, a first UDP datagram) is scheduled and
+//!   waits here, in a small per-CPU LRU that floods may churn freely;
+//! - `conns`: the flow is promoted here by the client's second packet (the
+//!   handshake's ACK, the next datagram). Spoofed SYNs never get here.
+//!
+//! `conns` is looked up first: an established flow needs only its entry, so
+//! the common slow path costs one hash lookup; the service is read only to
+//! schedule.
 
 use lvs_common::{
-    tcp, verdict as reason, Conn, Service, ServiceKey, Settings, CONN_F_PERSISTENT, IPPROTO_TCP,
-    SET_F_SLOPPY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
+    event, tcp, verdict as reason, Conn, Service, ServiceKey, Settings, CONN_F_PERSISTENT,
+    IPPROTO_TCP, SET_F_EXPIRE_NODEST, SET_F_SLOPPY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
 };
 
 use crate::{
+    flow_cache,
     forward::NextHop,
-    maps::{CONNS, SERVICES},
+    maps::{CONNS, HALF_OPEN, SERVICES},
     parse::Packet,
-    schedule, sync,
+    schedule, stats, sync,
     verdict::{Step, Verdict},
 };
 
@@ -29,9 +36,12 @@ pub struct Tracked {
     pub new_conn: bool,
     /// The connection's state after this packet.
     pub state: u32,
+    /// The flow is still half-open: never cached (its next packet must
+    /// reach the slow path to be promoted).
+    pub pending: bool,
 }
 
-/// What the connection table says about a packet.
+/// What the connection tables say about a packet.
 pub enum Existing {
     /// A live connection to a live backend: forward.
     Forward(Tracked),
@@ -39,8 +49,13 @@ pub enum Existing {
     Missing,
     /// An entry idle past its timeout (IPVS would have deleted it).
     Expired,
-    /// An entry whose backend is gone, or a SYN reusing a closed port.
+    /// An established entry whose backend is gone (with
+    /// `SET_F_EXPIRE_NODEST`, or not TCP, or a SYN), or a SYN reusing a
+    /// closed port.
     Reschedule,
+    /// A mid-stream TCP segment of a connection whose backend is down:
+    /// dropped, so the connection waits for its server (IPVS's default).
+    DestDown,
 }
 
 /// A SYN on these states starts a new connection on a reused port (IPVS
@@ -69,10 +84,28 @@ fn is_syn(pkt: &Packet) -> bool {
     pkt.key.proto == IPPROTO_TCP && pkt.tcp_flags & tcp::FLAG_SYN != 0
 }
 
-/// Looks the packet's connection up and, if it may continue, advances its
-/// state.
+#[inline(always)]
+fn next_state(pkt: &Packet, current: u32) -> u32 {
+    if pkt.key.proto == IPPROTO_TCP {
+        tcp::next_state(current, pkt.tcp_flags)
+    } else {
+        tcp::STATE_UDP
+    }
+}
+
+/// Looks the packet's flow up in `conns`, then in `half_open`, and, if it
+/// may continue, advances its state (promoting a half-open flow).
 #[inline(always)]
 pub fn existing(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
+    match established(pkt, settings, now) {
+        Existing::Missing | Existing::Expired => half_open(pkt, settings, now),
+        other => other,
+    }
+}
+
+/// The `conns` step.
+#[inline(always)]
+fn established(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
     let Some(c) = CONNS.get_ptr_mut(pkt.key) else {
         return Existing::Missing;
     };
@@ -86,15 +119,18 @@ pub fn existing(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
         return Existing::Reschedule;
     }
     let Some(hop) = schedule::backend_hop(c.backend, c.service) else {
-        // Its backend is gone: reschedule on this packet, SYN or not, so a
-        // dead real server never keeps receiving traffic.
+        // Its backend is down. A dead real server never receives traffic;
+        // a mid-stream TCP segment is dropped (IPVS `expire_nodest_conn=0`:
+        // a server back within the client's retransmissions keeps its
+        // connections) unless the operator asked for rescheduling; a SYN
+        // or a datagram is scheduled anew.
+        let tcp_mid_stream = pkt.key.proto == IPPROTO_TCP && !is_syn(pkt);
+        if tcp_mid_stream && settings.flags & SET_F_EXPIRE_NODEST == 0 {
+            return Existing::DestDown;
+        }
         return Existing::Reschedule;
     };
-    let state = if pkt.key.proto == IPPROTO_TCP {
-        tcp::next_state(c.state, pkt.tcp_flags)
-    } else {
-        tcp::STATE_UDP
-    };
+    let state = next_state(pkt, c.state);
     if state != c.state {
         sync::conn(settings, &pkt.key, state, c.backend, c.service);
     }
@@ -109,6 +145,66 @@ pub fn existing(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
         hop,
         new_conn: false,
         state,
+        pending: false,
+    })
+}
+
+/// The `half_open` step: a repeated first packet goes where the first one
+/// went; any other packet promotes the flow into `conns`.
+#[inline(always)]
+fn half_open(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
+    let Some(c) = HALF_OPEN.get_ptr(pkt.key) else {
+        return Existing::Missing;
+    };
+    // SAFETY: a live map value, copied out before the entry is touched.
+    let mut c = unsafe { *c };
+    let live = now.saturating_sub(c.last_seen_ns) <= timeout_ns(settings, c.state);
+    let hop = match schedule::backend_hop(c.backend, c.service) {
+        Some(hop) if live => hop,
+        _ => {
+            let _ = HALF_OPEN.remove(pkt.key);
+            return Existing::Missing;
+        }
+    };
+    let repeat =
+        pkt.key.proto == IPPROTO_TCP && pkt.tcp_flags & (tcp::FLAG_SYN | tcp::FLAG_RST) != 0;
+    if repeat {
+        // A retransmitted SYN (or the client's RST): the client has not
+        // completed the handshake; nothing to promote.
+        c.last_seen_ns = now;
+        let _ = HALF_OPEN.insert(pkt.key, c, 0);
+        stats::count_event(event::HALF_OPEN_REPEAT);
+        return Existing::Forward(Tracked {
+            backend: c.backend,
+            service: c.service,
+            hop,
+            new_conn: false,
+            state: c.state,
+            pending: true,
+        });
+    }
+    c.state = next_state(pkt, c.state);
+    c.last_seen_ns = now;
+    // Into `conns` first, then out of `half_open`: a concurrent packet of
+    // the flow finds it in one table or the other.
+    let _ = CONNS.insert(pkt.key, c, 0);
+    let _ = HALF_OPEN.remove(pkt.key);
+    stats::count_event(event::PROMOTED);
+    sync::conn(settings, &pkt.key, c.state, c.backend, c.service);
+    if c.flags & CONN_F_PERSISTENT != 0 {
+        if let Some(svc) = SERVICES.get_ptr(service_key(pkt)) {
+            // SAFETY: a live map value, copied.
+            let svc = unsafe { *svc };
+            schedule::promote_template(&svc, pkt.key.src_be, c.backend, now, settings);
+        }
+    }
+    Existing::Forward(Tracked {
+        backend: c.backend,
+        service: c.service,
+        hop,
+        new_conn: false,
+        state: c.state,
+        pending: false,
     })
 }
 
@@ -144,22 +240,23 @@ pub fn create(
     now: u64,
 ) -> Step<Tracked> {
     let sloppy = (svc.flags & SVC_F_SLOPPY) | (settings.flags & SET_F_SLOPPY) != 0;
+    let fresh = matches!(found, Existing::Missing | Existing::Expired);
     let may_start = match found {
         // IPVS schedules TCP only on SYN; a stray segment goes to the kernel.
         Existing::Missing | Existing::Expired => {
             pkt.key.proto != IPPROTO_TCP || is_syn(pkt) || sloppy
         }
-        Existing::Reschedule | Existing::Forward(_) => true,
+        Existing::Reschedule | Existing::Forward(_) | Existing::DestDown => true,
     };
     if !may_start {
         return Err(Verdict::pass(reason::PASS_NO_CONN));
     }
-    let (backend, hop) = schedule::pick(svc, pkt.key.src_be, now, settings)?;
-    let state = if pkt.key.proto == IPPROTO_TCP {
-        tcp::next_state(tcp::NONE, pkt.tcp_flags)
-    } else {
-        tcp::STATE_UDP
-    };
+    // A SYN or a first datagram waits in `half_open` for its second packet;
+    // a mid-stream segment (sloppy, or moved off a dead backend) is already
+    // a connection.
+    let pending = is_syn(pkt) || (pkt.key.proto != IPPROTO_TCP && fresh);
+    let (backend, hop) = schedule::pick(svc, pkt.key.src_be, now, settings, pending)?;
+    let state = next_state(pkt, tcp::NONE);
     let conn = Conn {
         backend,
         service: svc.id,
@@ -172,15 +269,30 @@ pub fn create(
         created_ns: now,
         last_seen_ns: now,
     };
-    // A full LRU evicts its least recently used entry; insert cannot fail
-    // for lack of room, and if it fails anyway the packet still goes out.
-    let _ = CONNS.insert(pkt.key, conn, 0);
-    sync::conn(settings, &pkt.key, state, backend, svc.id);
+    if pending {
+        // A full LRU evicts its least recently used entry; insert cannot
+        // fail for lack of room, and if it fails anyway the packet still
+        // goes out (its ACK will then be passed to the kernel).
+        let _ = HALF_OPEN.insert(pkt.key, conn, 0);
+        if !fresh {
+            // A SYN reusing a closed connection's 5-tuple: the old entry
+            // and any cached decision for it must not catch the new
+            // handshake's ACK.
+            let _ = CONNS.remove(pkt.key);
+            flow_cache::forget(pkt);
+        }
+        stats::count_event(event::HALF_OPEN_NEW);
+    } else {
+        let _ = CONNS.insert(pkt.key, conn, 0);
+        flow_cache::forget(pkt);
+        sync::conn(settings, &pkt.key, state, backend, svc.id);
+    }
     Ok(Tracked {
         backend,
         service: svc.id,
         hop,
         new_conn: true,
         state,
+        pending,
     })
 }

@@ -3,11 +3,13 @@
 //! redirect.
 
 use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
-use lvs_common::{hash::vip_filter_bit, tcp, verdict as reason};
+use lvs_common::{
+    event, hash::vip_filter_bit, tcp, verdict as reason, FLOW_CACHE_EPOCH_SHIFT, IPPROTO_ICMP,
+};
 
 use crate::{
     conntrack::{self, Existing, Tracked},
-    flow_cache, forward,
+    flow_cache, forward, icmp,
     maps::{LOCAL_MACS, SERVICES, SETTINGS, VIP_FILTER},
     parse::{self, Packet},
     stats,
@@ -64,28 +66,38 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
     let ip = parse::ipv4(ctx)?;
     vip_prefilter(ip.dst_be)?;
     addressed_to_us(ctx)?;
+    if ip.proto == IPPROTO_ICMP {
+        let (hop, service, backend) = icmp::error_hop(ctx, &ip)?;
+        let len = (ctx.data_end() - ctx.data()) as u32;
+        stats::count_forwarded(service, backend, len, false);
+        return forward::send(ctx, &hop);
+    }
     let pkt = parse::l4(ctx, &ip)?;
     let settings = SETTINGS
         .get(0)
         .ok_or(Verdict::pass(reason::PASS_NOT_SERVICE))?;
-
-    if let Some((hop, service, backend)) = flow_cache::lookup(&pkt, settings.tick) {
-        stats::count_verdict(reason::FLOW_CACHE_HIT);
-        stats::count_forwarded(service, backend, pkt.len, false);
-        return forward::send(ctx, &hop);
-    }
-
+    // Read once: the agent may bump it while this packet is in flight.
+    let tick = settings.tick;
     // CLOCK_MONOTONIC at jiffy resolution: timeouts are in seconds, and the
     // coarse clock is a plain load where the precise one reads the TSC.
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let epoch = (now >> FLOW_CACHE_EPOCH_SHIFT) as u32;
+
+    if let Some((hop, service, backend)) = flow_cache::lookup(&pkt, tick, epoch) {
+        stats::count_event(event::FLOW_CACHE_HIT);
+        stats::count_forwarded(service, backend, pkt.len, false);
+        return forward::send(ctx, &hop);
+    }
+
     let found = conntrack::existing(&pkt, settings, now);
     let t = match found {
         Existing::Forward(t) => t,
+        Existing::DestDown => return Err(Verdict::drop(reason::DROP_DEST_DOWN)),
         ref other => schedule(&pkt, other, settings, now)?,
     };
-    if t.state == tcp::ESTABLISHED || t.state == tcp::STATE_UDP {
-        flow_cache::store(&pkt, &t.hop, t.service, t.backend, settings.tick);
+    if !t.pending && (t.state == tcp::ESTABLISHED || t.state == tcp::STATE_UDP) {
+        flow_cache::store(&pkt, &t.hop, t.service, t.backend, tick, epoch);
     }
     stats::count_forwarded(t.service, t.backend, pkt.len, t.new_conn);
     forward::send(ctx, &t.hop)

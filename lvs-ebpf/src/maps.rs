@@ -6,10 +6,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lvs_common::{
-    verdict, Backend, Conn, FlowCacheEntry, FlowKey, LocalMac, Persist, PersistKey, Service,
-    ServiceKey, Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE, FLOW_CACHE_SLOTS,
-    MAX_BACKENDS, MAX_IFINDEX, MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES,
-    VIP_FILTER_WORDS,
+    event, verdict, Backend, Conn, FlowCacheEntry, FlowKey, LocalMac, Persist, PersistKey, Service,
+    ServiceKey, Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE, DEFAULT_HALF_OPEN_PER_CPU,
+    DEFAULT_PENDING_TEMPLATES_PER_CPU, FLOW_CACHE_SLOTS, MAX_BACKENDS, MAX_IFINDEX, MAX_SERVICES,
+    PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES, VIP_FILTER_WORDS,
 };
 
 /// (VIP, port, proto) → service. Written by the agent.
@@ -28,22 +28,44 @@ pub static RINGS: Array<u32, { RING_CAPACITY as usize }> = Array::new();
 #[btf_map(name = "cursors")]
 pub static CURSORS: PerCpuArray<u32, { MAX_SERVICES as usize }> = PerCpuArray::new();
 
-/// BPF_F_NO_COMMON_LRU: one LRU list per CPU. The table is still one
-/// table (every CPU sees every entry), but inserting a new flow takes no
-/// global lock; with RSS a flow stays on one CPU anyway.
+/// BPF_F_NO_COMMON_LRU: one LRU list per CPU, each holding an equal share
+/// of max_entries, and a CPU evicts only from its own share. Right for the
+/// flood buffers (an insert takes no global lock); wrong for `conns`, whose
+/// capacity must not depend on how RSS spreads flows.
 const NO_COMMON_LRU: usize = aya_ebpf::bindings::BPF_F_NO_COMMON_LRU as usize;
 
-/// Client 5-tuple → connection. Written by the program (and by sync).
+/// Client 5-tuple → established connection (promoted from `half_open`,
+/// or written by sync). One common LRU: it holds what the agent sized it
+/// for whatever the CPU count and RSS spread, and floods never insert here.
 #[btf_map(name = "conns")]
-pub static CONNS: LruHashMap<FlowKey, Conn, { DEFAULT_CONN_TABLE_SIZE as usize }, NO_COMMON_LRU> =
+pub static CONNS: LruHashMap<FlowKey, Conn, { DEFAULT_CONN_TABLE_SIZE as usize }> =
     LruHashMap::new();
 
-/// (service, masked client) → persistence template. Written by the program.
+/// Client 5-tuple → a new flow waiting for the client's second packet (the
+/// handshake's ACK, the next datagram). SYN floods churn this table only.
+/// Sized per possible CPU by the agent.
+#[btf_map(name = "half_open")]
+pub static HALF_OPEN: LruHashMap<
+    FlowKey,
+    Conn,
+    { (DEFAULT_HALF_OPEN_PER_CPU * 2) as usize },
+    NO_COMMON_LRU,
+> = LruHashMap::new();
+
+/// (service, masked client) → persistence template of established
+/// connections. Written on promotion (and by sync): a flood cannot evict it.
 #[btf_map(name = "persist")]
-pub static PERSIST: LruHashMap<
+pub static PERSIST: LruHashMap<PersistKey, Persist, { PERSIST_TABLE_SIZE as usize }> =
+    LruHashMap::new();
+
+/// Templates of clients whose first connection is still half-open, so that
+/// parallel SYNs of one client go to one real server (IPVS creates the
+/// template on the first SYN); moved to `persist` on promotion.
+#[btf_map(name = "persist_pending")]
+pub static PERSIST_PENDING: LruHashMap<
     PersistKey,
     Persist,
-    { PERSIST_TABLE_SIZE as usize },
+    { (DEFAULT_PENDING_TEMPLATES_PER_CPU * 2) as usize },
     NO_COMMON_LRU,
 > = LruHashMap::new();
 
@@ -72,6 +94,10 @@ pub static BACKEND_STATS: PerCpuArray<Stats, { MAX_BACKENDS as usize }> = PerCpu
 /// Per-CPU packet counts per verdict reason (`lvs_common::verdict`).
 #[btf_map(name = "verdicts")]
 pub static VERDICTS: PerCpuArray<u64, { verdict::COUNT as usize }> = PerCpuArray::new();
+
+/// Per-CPU counts of events (`lvs_common::event`), beside the verdicts.
+#[btf_map(name = "events")]
+pub static EVENTS: PerCpuArray<u64, { event::COUNT as usize }> = PerCpuArray::new();
 
 /// ifindex → ifindex, for `bpf_redirect_map` to another interface.
 #[btf_map(name = "tx_ports")]

@@ -8,7 +8,7 @@ use lvs_common::{
 
 use crate::{
     forward::NextHop,
-    maps::{BACKENDS, CURSORS, PERSIST, RINGS},
+    maps::{BACKENDS, CURSORS, PERSIST, PERSIST_PENDING, RINGS},
     sync,
     verdict::{Step, Verdict},
 };
@@ -34,27 +34,24 @@ pub fn backend_hop(id: u32, service: u32) -> Option<NextHop> {
     })
 }
 
-/// A backend for a new connection of `svc` from `client_be`.
+/// A backend for a new connection of `svc` from `client_be`. A `pending`
+/// connection (half-open) may only write a pending template: a flood of
+/// spoofed SYNs must not evict the templates of real clients.
 #[inline(always)]
-pub fn pick(svc: &Service, client_be: u32, now: u64, settings: &Settings) -> Step<(u32, NextHop)> {
+pub fn pick(
+    svc: &Service,
+    client_be: u32,
+    now: u64,
+    settings: &Settings,
+    pending: bool,
+) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_PERSISTENT == 0 {
         return next_in_ring(svc);
     }
-    let key = PersistKey {
-        service: svc.id,
-        client_be: client_be & svc.persist_mask_be,
-    };
+    let key = template_key(svc, client_be);
     let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
-    if let Some(t) = PERSIST.get_ptr_mut(key) {
-        // SAFETY: the pointer is to a live map value; a concurrent writer can
-        // only store another whole template, which is as good as this one.
-        let t = unsafe { &mut *t };
-        if now.saturating_sub(t.last_seen_ns) <= timeout {
-            if let Some(hop) = backend_hop(t.backend, svc.id) {
-                t.last_seen_ns = now;
-                return Ok((t.backend, hop));
-            }
-        }
+    if let Some(found) = live_template(&key, now, timeout, svc.id) {
+        return Ok(found);
     }
     // No template, an expired one, or one whose backend is down: schedule
     // and (re)write the template.
@@ -65,9 +62,84 @@ pub fn pick(svc: &Service, client_be: u32, now: u64, settings: &Settings) -> Ste
         last_seen_ns: now,
     };
     // A full LRU evicts its oldest template: never a reason to drop.
-    let _ = PERSIST.insert(key, template, 0);
-    sync::template(settings, svc.id, key.client_be, id);
+    if pending {
+        let _ = PERSIST_PENDING.insert(key, template, 0);
+    } else {
+        let _ = PERSIST.insert(key, template, 0);
+        sync::template(settings, svc.id, key.client_be, id);
+    }
     Ok((id, hop))
+}
+
+#[inline(always)]
+fn template_key(svc: &Service, client_be: u32) -> PersistKey {
+    PersistKey {
+        service: svc.id,
+        client_be: client_be & svc.persist_mask_be,
+    }
+}
+
+/// The backend a live template (established, else pending) names, if that
+/// backend may receive traffic; refreshes the template.
+#[inline(always)]
+fn live_template(key: &PersistKey, now: u64, timeout: u64, service: u32) -> Option<(u32, NextHop)> {
+    if let Some(found) = use_template(PERSIST.get_ptr_mut(key), now, timeout, service) {
+        return Some(found);
+    }
+    use_template(PERSIST_PENDING.get_ptr_mut(key), now, timeout, service)
+}
+
+#[inline(always)]
+fn use_template(
+    t: Option<*mut Persist>,
+    now: u64,
+    timeout: u64,
+    service: u32,
+) -> Option<(u32, NextHop)> {
+    // SAFETY: the pointer is to a live map value; a concurrent writer can
+    // only store another whole template, as good as this one.
+    let t = unsafe { &mut *t? };
+    if now.saturating_sub(t.last_seen_ns) > timeout {
+        return None;
+    }
+    let hop = backend_hop(t.backend, service)?;
+    t.last_seen_ns = now;
+    Some((t.backend, hop))
+}
+
+/// A persistent connection was promoted: its client's template becomes an
+/// established one (written to `persist` and synced) unless a live one
+/// already is.
+#[inline(always)]
+pub fn promote_template(
+    svc: &Service,
+    client_be: u32,
+    backend: u32,
+    now: u64,
+    settings: &Settings,
+) {
+    if svc.flags & SVC_F_PERSISTENT == 0 {
+        return;
+    }
+    let key = template_key(svc, client_be);
+    let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
+    if let Some(t) = PERSIST.get_ptr_mut(key) {
+        // SAFETY: see live_template.
+        let t = unsafe { &mut *t };
+        if now.saturating_sub(t.last_seen_ns) <= timeout && backend_hop(t.backend, svc.id).is_some()
+        {
+            t.last_seen_ns = now;
+            return;
+        }
+    }
+    let template = Persist {
+        backend,
+        flags: 0,
+        last_seen_ns: now,
+    };
+    let _ = PERSIST.insert(key, template, 0);
+    let _ = PERSIST_PENDING.remove(key);
+    sync::template(settings, svc.id, key.client_be, backend);
 }
 
 /// Refreshes the persistence template a connection of `svc` depends on, as
@@ -77,12 +149,9 @@ pub fn touch_template(svc: &Service, client_be: u32, now: u64) {
     if svc.flags & SVC_F_PERSISTENT == 0 {
         return;
     }
-    let key = PersistKey {
-        service: svc.id,
-        client_be: client_be & svc.persist_mask_be,
-    };
+    let key = template_key(svc, client_be);
     if let Some(t) = PERSIST.get_ptr_mut(key) {
-        // SAFETY: see pick; a timestamp store.
+        // SAFETY: see live_template; a timestamp store.
         unsafe { (*t).last_seen_ns = now };
     }
 }

@@ -1,11 +1,20 @@
 //! Per-CPU counters: no atomics needed, userspace sums the CPUs.
 
-use crate::maps::{BACKEND_STATS, SVC_STATS, VERDICTS};
+use crate::maps::{BACKEND_STATS, EVENTS, SVC_STATS, VERDICTS};
 
 /// Counts one packet under a verdict reason.
 #[inline(always)]
 pub fn count_verdict(reason: u32) {
     if let Some(n) = VERDICTS.get_ptr_mut(reason) {
+        // SAFETY: a per-CPU slot: only this CPU writes it while we run.
+        unsafe { *n += 1 };
+    }
+}
+
+/// Counts one event (`lvs_common::event`).
+#[inline(always)]
+pub fn count_event(event: u32) {
+    if let Some(n) = EVENTS.get_ptr_mut(event) {
         // SAFETY: a per-CPU slot: only this CPU writes it while we run.
         unsafe { *n += 1 };
     }

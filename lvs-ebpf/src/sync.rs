@@ -1,7 +1,7 @@
 //! Connection sync events: what the backup director must know to take over
 //! established flows. Emitted only when the agent turned sync on.
 
-use lvs_common::{verdict, FlowKey, Settings, SyncEvent, SET_F_SYNC, SYNC_CONN, SYNC_TEMPLATE};
+use lvs_common::{event, FlowKey, Settings, SyncEvent, SET_F_SYNC, SYNC_CONN, SYNC_TEMPLATE};
 
 use crate::{maps::SYNC_EVENTS, stats};
 
@@ -10,7 +10,7 @@ fn emit(event: &SyncEvent) {
     // A full ring loses the event (counted): the flow itself is unaffected,
     // and the agent's periodic re-sync sends long-lived connections again.
     if SYNC_EVENTS.output(event, 0).is_err() {
-        stats::count_verdict(verdict::SYNC_LOST);
+        stats::count_event(event::SYNC_LOST);
     }
 }
 

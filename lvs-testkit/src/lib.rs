@@ -65,6 +65,7 @@
 //! keeps the log directory (it is always kept when the lab is dropped during
 //! a panic).
 
+pub mod flood;
 pub mod http;
 pub mod netns;
 pub mod process;

@@ -518,6 +518,11 @@ impl Lab {
         self.client2.as_ref().map(|h| h.ns.as_str())
     }
     /// The second client's addresses (198.18.2.1 …); empty without one.
+    /// MAC address of the second client namespace's eth0.
+    pub fn second_client_mac(&self) -> Option<[u8; 6]> {
+        self.client2.as_ref().map(|c| c.mac)
+    }
+
     pub fn second_client_addrs(&self) -> &[Ipv4Addr] {
         self.client2.as_ref().map_or(&[], |h| &h.addrs)
     }

@@ -14,18 +14,13 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::{Context, Result};
-use aya::{
-    maps::{Array, HashMap, MapData, ProgramArray},
-    programs::Xdp,
-    Ebpf, EbpfLoader,
-};
+use anyhow::Result;
+use aya::programs::Xdp;
 use clap::Parser;
-use lvs_common::{bench::HarnessCfg, Backend, FlowKey, IPPROTO_TCP};
+use lvs_common::{FlowKey, IPPROTO_TCP};
 use lvs_userspace::{
     datapath::{
-        objects,
-        testrun::{self, backend_mac, tcp_frame, Flags, DIRECTOR_MAC},
+        testrun::{self, backend_mac, harness_key, tcp_frame, Flags, Tools, DIRECTOR_MAC},
         Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
         Proto,
     },
@@ -122,76 +117,6 @@ fn expect_action(prog: &Xdp, frame: &[u8], want: u32, what: &str) -> Result<()> 
     Ok(())
 }
 
-struct Tools {
-    ebpf: Ebpf,
-}
-
-impl Tools {
-    fn load(floor_entries: u32) -> Result<Self> {
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries("floor_flows", floor_entries)
-            .load(objects::LVS_TOOLS)
-            .context("loading lvs-tools")?;
-        for name in ["bench_reflector", "bench_floor", "bench_harness"] {
-            let p: &mut Xdp = ebpf.program_mut(name).context(name)?.try_into()?;
-            p.load().with_context(|| format!("verifying {name}"))?;
-        }
-        Ok(Tools { ebpf })
-    }
-
-    fn prog(&self, name: &str) -> Result<&Xdp> {
-        Ok(self.ebpf.program(name).context("program")?.try_into()?)
-    }
-
-    /// Points the harness at `target`, cycling `flows` flows (0 = always new).
-    fn harness_to(&mut self, target: &Xdp, flows: u32) -> Result<()> {
-        let fd = target.fd()?.try_clone()?;
-        let mut slots: ProgramArray<&mut MapData> =
-            ProgramArray::try_from(self.ebpf.map_mut("harness_target").context("map")?)?;
-        slots.set(0, &fd, 0)?;
-        let mut cfg: Array<&mut MapData, HarnessCfg> =
-            Array::try_from(self.ebpf.map_mut("harness_cfg").context("map")?)?;
-        cfg.set(0, HarnessCfg { flows, _pad: 0 }, 0)?;
-        Ok(())
-    }
-
-    fn floor_insert(&mut self, keys: impl Iterator<Item = FlowKey>) -> Result<()> {
-        let mut flows: HashMap<&mut MapData, FlowKey, u32> =
-            HashMap::try_from(self.ebpf.map_mut("floor_flows").context("map")?)?;
-        for k in keys {
-            flows.insert(k, 0, 0)?;
-        }
-        let mut backends: Array<&mut MapData, Backend> =
-            Array::try_from(self.ebpf.map_mut("floor_backends").context("map")?)?;
-        backends.set(
-            0,
-            Backend {
-                mac: backend_mac(1),
-                src_mac: DIRECTOR_MAC,
-                ifindex: 1,
-                ..Default::default()
-            },
-            0,
-        )?;
-        Ok(())
-    }
-}
-
-/// The 5-tuple of harness flow `idx` for a frame from CLIENT:40000.
-fn harness_key(idx: u32, dst: Ipv4Addr) -> FlowKey {
-    let (low, sport) = lvs_common::bench::flow_variation(idx);
-    let mut src = CLIENT.octets();
-    src[2..4].copy_from_slice(&low.to_be_bytes());
-    FlowKey {
-        src_be: u32::from_ne_bytes(src),
-        dst_be: u32::from_ne_bytes(dst.octets()),
-        sport_be: sport.to_be(),
-        dport_be: 80u16.to_be(),
-        proto: IPPROTO_TCP,
-        _pad: [0; 3],
-    }
-}
-
 struct Row {
     name: &'static str,
     ns: f64,
@@ -203,15 +128,16 @@ fn main() -> Result<()> {
     let args = Args::parse();
     testrun::pin_to_cpu(0);
     let repeat = args.repeat;
-    // conns keeps one LRU list per CPU and the bench runs on one CPU: size
-    // the table so that CPU's share holds every flow twice over.
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)? as u32;
+    // conns is one common LRU: twice the flows leaves it half full. The
+    // many-flows case first opens every flow with a SYN, so this CPU's
+    // half-open share must hold them all.
     let table = args
         .table
-        .unwrap_or(args.flows.next_power_of_two().max(1 << 20) * 2 * cpus);
+        .unwrap_or(args.flows.next_power_of_two().max(1 << 20) * 2);
 
     let mut opts = Options::ephemeral();
     opts.conn_table_size = table;
+    opts.half_open_per_cpu = args.flows.next_power_of_two();
     let mut dp = Datapath::open(&opts)?;
     dp.apply(&state())?;
     let mut tools = Tools::load(table)?;
@@ -265,7 +191,9 @@ fn main() -> Result<()> {
     let flows = args.flows;
     tools.harness_to(dp.program()?, flows)?;
     testrun::time(tools.prog("bench_harness")?, &syn(VIP), flows)?;
-    testrun::time(tools.prog("bench_harness")?, &ack(VIP), flows)?; // SYN_RECV → ESTABLISHED
+    // The handshake's ACK of each: half-open → conns (the promotion).
+    let (_, promote) = testrun::time(tools.prog("bench_harness")?, &ack(VIP), flows)?;
+    let promotion = (promote.as_nanos() as f64 - harness).max(0.0);
     let established_many = measure(tools.prog("bench_harness")?, &ack(VIP), repeat)? - harness;
     // 1000 backends, one hot flow.
     {
@@ -276,7 +204,7 @@ fn main() -> Result<()> {
     let established_1000 = measure(dp.program()?, &ack(BIG_VIP), repeat)?;
 
     // The floor with the same number of flows.
-    tools.floor_insert((0..flows).map(|i| harness_key(i, VIP)))?;
+    tools.floor_insert((0..flows).map(|i| harness_key(CLIENT, i, VIP)))?;
     {
         let floor_prog: *const Xdp = tools.prog("bench_floor")?;
         // SAFETY: as above.
@@ -285,6 +213,7 @@ fn main() -> Result<()> {
     let floor_many = measure(tools.prog("bench_harness")?, &ack(VIP), repeat)? - harness;
 
     let verdicts = dp.verdicts()?;
+    let events = dp.events()?;
     let rows = [
         ("reflector (baseline)", reflector),
         ("floor, 1 flow (baseline)", floor),
@@ -292,7 +221,9 @@ fn main() -> Result<()> {
         ("established, 1 hot flow", established),
         ("established, 1000 backends", established_1000),
         ("non-service pass", pass),
-        ("new TCP flow (SYN)", new_flow),
+        ("new TCP flow (SYN, never completes)", new_flow),
+        ("handshake ACK (promotion)", promotion),
+        ("new connection (SYN + ACK)", new_flow + promotion),
         ("new TCP flow, 1000 backends", new_flow_1000),
         ("persistence hit (new conn)", persist_hit),
     ]
@@ -334,7 +265,7 @@ fn main() -> Result<()> {
     }
     println!(
         "flow-cache hits during the run: {} of {} forwarded",
-        verdicts[lvs_common::verdict::FLOW_CACHE_HIT as usize],
+        events[lvs_common::event::FLOW_CACHE_HIT as usize],
         verdicts[lvs_common::verdict::TX as usize]
     );
     let json = serde_json::json!({
@@ -348,6 +279,8 @@ fn main() -> Result<()> {
         "established_1m_floor_ratio": established_many / floor_many,
         "new_flow_ns": new_flow,
         "new_flow_ratio": new_flow / reflector,
+        "promotion_ns": promotion,
+        "new_connection_ratio": (new_flow + promotion) / reflector,
         "new_flow_1000_backends_ratio": new_flow_1000 / reflector,
         "established_1000_backends_ratio": established_1000 / reflector,
         "persistence_hit_ratio": persist_hit / reflector,

@@ -667,6 +667,17 @@ fn status_listings() {
             interface: "bond0".into(),
             syncid: 51,
             group: "224.0.0.81:8848".into(),
+            sent_entries: 1200,
+            received_entries: 10040,
+            rejected_datagrams: 2,
+            bulk: lvs_userspace::sync::BulkStatus {
+                state: "done".into(),
+                entries: 10040,
+                peers: 1,
+                duration_ms: 412,
+                finished_unix_s: 1_764_000_000,
+                answers_sent: 1,
+            },
         }),
     };
     let dir = std::env::temp_dir().join(format!("adm-golden-status-{}", std::process::id()));

@@ -53,16 +53,17 @@ enum Cmd {
         /// Seconds per target.
         #[arg(long, default_value_t = 600)]
         seconds: u64,
-        /// Only this target (`parse`, `parse_advert`).
+        /// Only this target (`parse`, `parse_advert`, `sync_decode`).
         #[arg(long)]
         target: Option<String>,
     },
 }
 
 /// Fuzz targets: (directory with its own fuzz workspace, target name).
-const FUZZ_TARGETS: [(&str, &str); 2] = [
+const FUZZ_TARGETS: [(&str, &str); 3] = [
     ("lvs-config/fuzz", "parse"),
     ("lvs-userspace/fuzz", "parse_advert"),
+    ("lvs-userspace/fuzz", "sync_decode"),
 ];
 
 fn main() -> Result<()> {
@@ -97,6 +98,22 @@ fn main() -> Result<()> {
             require_root("the bench loads BPF programs and builds a lab")?;
             cargo(&["build", "--release", "--workspace", "--bins"])?;
             let repeat = repeat.to_string();
+            // The agent side first: 1000 real servers checked every second.
+            let mut argv = vec![
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "lvs-userspace",
+                "--example",
+                "health_bench",
+                "--",
+            ];
+            if json {
+                argv.push("--json");
+            }
+            cargo(&argv)?;
+            // The data path last, so its JSON object is the last line.
             let mut argv = vec![
                 "run",
                 "--release",
@@ -108,21 +125,6 @@ fn main() -> Result<()> {
                 "--",
                 "--repeat",
                 &repeat,
-            ];
-            if json {
-                argv.push("--json");
-            }
-            cargo(&argv)?;
-            // The agent side: 1000 real servers checked every second.
-            let mut argv = vec![
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lvs-userspace",
-                "--example",
-                "health_bench",
-                "--",
             ];
             if json {
                 argv.push("--json");

@@ -93,7 +93,7 @@ pub fn daemon(st: &Status) -> String {
         None if !s.group.is_empty() => format!(", group={}, ttl=1", s.group),
         None => String::new(),
     };
-    ["master", "backup"]
+    let mut out: String = ["master", "backup"]
         .iter()
         .map(|role| {
             format!(
@@ -101,7 +101,20 @@ pub fn daemon(st: &Status) -> String {
                 s.interface, s.syncid
             )
         })
-        .collect()
+        .collect();
+    // lvs-xdp's own lines: what ipvsadm cannot know.
+    if !s.bulk.state.is_empty() {
+        let b = &s.bulk;
+        out += &format!(
+            "bulk sync: {}, {} entries from {} peer(s) in {} ms; answered {} request(s)\n",
+            b.state, b.entries, b.peers, b.duration_ms, b.answers_sent
+        );
+        out += &format!(
+            "sync entries: sent {}, received {}; datagrams rejected {}\n",
+            s.sent_entries, s.received_entries, s.rejected_datagrams
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,6 +128,7 @@ mod tests {
                 interface: "bond0".into(),
                 syncid: 51,
                 group: "224.0.0.81:8848".into(),
+                ..Default::default()
             }),
             ..Default::default()
         };

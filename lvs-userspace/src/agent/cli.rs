@@ -72,9 +72,31 @@ pub struct Args {
     /// Detach and remove the pinned data path of --instance, then exit.
     #[arg(long)]
     pub flush: bool,
-    /// Connection table entries (when the table is created).
+    /// Established connections the table holds (when it is created), on
+    /// any number of CPUs. Memory: see README, "Sizing".
     #[arg(long = "conn-table-size", default_value_t = lvs_common::DEFAULT_CONN_TABLE_SIZE)]
     pub conn_table_size: u32,
+    /// Each CPU's share of the half-open table: new flows wait there for
+    /// the client's second packet, so SYN floods never reach the
+    /// connection table. A handshake survives share / (SYNs per second on
+    /// its CPU) seconds of flood.
+    #[arg(long = "half-open-size", default_value_t = lvs_common::DEFAULT_HALF_OPEN_PER_CPU)]
+    pub half_open_per_cpu: u32,
+    /// IPVS's expire_nodest_conn: reschedule the packets of a connection
+    /// whose real server went down (TCP ones are then reset by the new
+    /// server). Default, as IPVS: drop them, so a health-check flap only
+    /// stalls its connections.
+    #[arg(long = "expire-nodest-conn")]
+    pub expire_nodest_conn: bool,
+    /// Connection sync: a file holding a shared key; every sync datagram
+    /// then carries an HMAC-SHA256 under it and only such are accepted.
+    #[arg(long = "sync-key-file")]
+    pub sync_key_file: Option<PathBuf>,
+    /// Connection sync: the longest a starting director holds VRRP
+    /// preemption while it receives its peers' tables (seconds; a
+    /// vrrp_instance's `preempt_delay`, if longer, wins).
+    #[arg(long = "sync-hold", default_value_t = 10)]
+    pub sync_hold_s: u64,
     /// Seconds a real server removed by a reload keeps its connections
     /// (weight 0) before it is deleted.
     #[arg(long = "drain-timeout", default_value_t = 60)]

@@ -129,21 +129,55 @@ pub fn render(state: &State, vrrp: &BTreeMap<String, VrrpView>) -> String {
             );
         }
     }
-    if let (Ok(conns), Ok(size)) = (state.conns(), state.conn_table_size()) {
+    if let Ok(v) = state.events() {
+        family(
+            &mut out,
+            "lvs_datapath_events_total",
+            "counter",
+            "Events in the XDP program beside the verdicts (flow-cache hits, half-open flows scheduled and promoted, sync events lost).",
+        );
+        for (i, n) in v.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "lvs_datapath_events_total{{event=\"{}\"}} {n}",
+                lvs_common::event::NAMES[i]
+            );
+        }
+    }
+    if let (Ok(conns), Ok(size), Ok(half_size)) = (
+        state.conns(),
+        state.conn_table_size(),
+        state.half_open_size(),
+    ) {
+        let half = conns.iter().filter(|c| c.half_open).count();
         family(
             &mut out,
             "lvs_conn_table_entries",
             "gauge",
-            "Entries in the connection table.",
+            "Established entries in the connection table (conns).",
         );
-        let _ = writeln!(out, "lvs_conn_table_entries {}", conns.len());
+        let _ = writeln!(out, "lvs_conn_table_entries {}", conns.len() - half);
         family(
             &mut out,
             "lvs_conn_table_size",
             "gauge",
-            "Entries the connection table holds at most.",
+            "Established connections the connection table holds at most.",
         );
         let _ = writeln!(out, "lvs_conn_table_size {size}");
+        family(
+            &mut out,
+            "lvs_half_open_entries",
+            "gauge",
+            "Flows awaiting the client's second packet (half_open); near its size during a SYN flood.",
+        );
+        let _ = writeln!(out, "lvs_half_open_entries {half}");
+        family(
+            &mut out,
+            "lvs_half_open_size",
+            "gauge",
+            "Entries the half-open table holds at most (all CPUs' shares).",
+        );
+        let _ = writeln!(out, "lvs_half_open_size {half_size}");
     }
     family(
         &mut out,

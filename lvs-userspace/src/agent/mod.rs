@@ -8,6 +8,7 @@
 //! SIGINT stop cleanly (the data path is removed unless --keep-datapath).
 
 pub mod cli;
+pub mod conn_sync;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
@@ -188,34 +189,12 @@ async fn serve_metrics(mut stream: tokio::net::TcpStream, body: String) {
 /// Seconds between re-sends of long-lived connections to the other director.
 const RESYNC_EVERY_TICKS: u64 = 120;
 
-/// The next batch from the sync receiver, or never when sync is off.
-async fn recv_synced(
-    rx: &mut Option<tokio::sync::mpsc::Receiver<Vec<crate::sync::Entry>>>,
-) -> Option<Vec<crate::sync::Entry>> {
-    match rx {
-        Some(rx) => rx.recv().await,
+/// The next message from the sync receiver, or never when sync is off.
+async fn recv_synced(sync: &mut Option<conn_sync::ConnSync>) -> Option<crate::sync::Incoming> {
+    match sync {
+        Some(s) => s.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// keepalived's `lvs_sync_daemon_interface` (in a vrrp_instance): sync on
-/// that interface with the instance's virtual_router_id as syncid.
-fn sync_setup(cfg: &Config) -> Result<Option<crate::sync::SyncSetup>> {
-    let Some(v) = cfg
-        .vrrp_instances
-        .iter()
-        .find(|v| v.lvs_sync_daemon_interface.is_some())
-    else {
-        return Ok(None);
-    };
-    let ifname = v.lvs_sync_daemon_interface.clone().unwrap_or_default();
-    let link = netlink::link_by_name(&ifname)
-        .with_context(|| format!("lvs_sync_daemon_interface {ifname}"))?;
-    Ok(Some(crate::sync::SyncSetup {
-        ifname,
-        ifindex: link.index,
-        syncid: v.virtual_router_id,
-    }))
 }
 
 struct PidFile(Option<PathBuf>);
@@ -294,34 +273,25 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         });
     }
 
+    dp.set_expire_nodest(args.expire_nodest_conn)?;
     let mut rec = Reconciler::new(dp, egress, Duration::from_secs(args.drain_timeout));
     rec.set_plan(plan);
     rec.apply()?;
 
-    // Connection sync, when the config names an lvs_sync_daemon_interface.
-    let (mut synced_rx, resend_tx) = match sync_setup(&cfg)? {
+    // Connection sync, when the config names an lvs_sync_daemon_interface;
+    // a starting director asks its peers for their tables first, and VRRP
+    // does not preempt until they are in.
+    let gate = crate::vrrp::PreemptGate::open();
+    let mut conn_sync = match conn_sync::setup(&cfg, args.sync_key_file.as_deref())? {
         Some(setup) => {
-            rec.datapath_mut().set_sync(true)?;
-            let ring = rec
-                .datapath_mut()
-                .take_sync_events()
-                .context("sync ring already taken")?;
-            let (ids_tx, ids_rx) = tokio::sync::watch::channel(Default::default());
-            rec.publish_ids(ids_tx);
-            let (resend_tx, resend_rx) = tokio::sync::mpsc::channel(4);
-            crate::sync::spawn_sender(setup.clone(), ring, ids_rx, resend_rx)?;
-            let (in_tx, in_rx) = tokio::sync::mpsc::channel(1024);
-            crate::sync::spawn_receiver(setup.clone(), in_tx)?;
-            info!(
-                "Starting connection sync on {} (syncid {}, {}:{})",
-                setup.ifname,
-                setup.syncid,
-                crate::sync::GROUP,
-                crate::sync::PORT
-            );
-            (Some(in_rx), Some(resend_tx))
+            let mut s = conn_sync::ConnSync::start(setup, &mut rec, gate.clone())?;
+            s.warm_start(conn_sync::hold_bound(
+                &cfg,
+                Duration::from_secs(args.sync_hold_s),
+            ));
+            Some(s)
         }
-        None => (None, None),
+        None => None,
     };
 
     // VRRP (not with -C, checkers only): MASTER holds the VIPs.
@@ -329,7 +299,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     let mut vrrp = if args.check {
         None
     } else {
-        Some(crate::vrrp::Vrrp::start(&cfg, vrrp_tx, crate::vrrp::PreemptGate::open()).await?)
+        Some(crate::vrrp::Vrrp::start(&cfg, vrrp_tx, gate.clone()).await?)
     };
 
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(1024);
@@ -355,11 +325,6 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         .status_file
         .clone()
         .unwrap_or_else(|| status::default_path(&args.instance));
-    let sync_status = sync_setup(&cfg).ok().flatten().map(|s| status::SyncStatus {
-        interface: s.ifname,
-        syncid: s.syncid,
-        group: format!("{}:{}", crate::sync::GROUP, crate::sync::PORT),
-    });
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -367,6 +332,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks: u64 = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sync_timer = tokio::time::interval(Duration::from_millis(100));
 
     loop {
         tokio::select! {
@@ -383,17 +349,18 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                         .as_ref()
                         .map(|v| status::vrrp_status(&cfg_now, &v.stats()))
                         .unwrap_or_default(),
-                    sync: sync_status.clone(),
+                    sync: conn_sync.as_ref().map(|s| s.status()),
                 };
                 if let Err(e) = st.write(&status_path) {
                     tracing::debug!("status file {}: {e}", status_path.display());
                 }
-                if let Some(tx) = resend_tx.as_ref().filter(|_| ticks.is_multiple_of(RESYNC_EVERY_TICKS)) {
-                    match rec.resend_entries() {
-                        Ok(entries) if !entries.is_empty() => { let _ = tx.try_send(entries); }
-                        Ok(_) => {}
-                        Err(e) => warn!("connection sync: listing connections: {e:#}"),
-                    }
+                if let Some(s) = conn_sync.as_ref().filter(|_| ticks.is_multiple_of(RESYNC_EVERY_TICKS)) {
+                    s.resend(&rec);
+                }
+            }
+            _ = sync_timer.tick(), if conn_sync.is_some() => {
+                if let Some(s) = conn_sync.as_mut() {
+                    s.on_timer();
                 }
             }
             Some(ev) = vrrp_rx.recv() => {
@@ -433,8 +400,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     error!("datapath update failed: {e:#}");
                 }
             }
-            Some(entries) = recv_synced(&mut synced_rx) => {
-                rec.apply_synced(&entries);
+            Some(msg) = recv_synced(&mut conn_sync) => {
+                if let Some(s) = conn_sync.as_mut() {
+                    s.handle(msg, &mut rec);
+                }
             }
             _ = hup.recv() => {
                 info!("Reloading configuration file {}", args.use_file.display());
@@ -470,7 +439,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         v.shutdown().await;
     }
     let _ = std::fs::remove_file(&status_path);
-    if resend_tx.is_some() {
+    if conn_sync.is_some() {
         // Nobody reads the ring any more: stop filling it.
         let _ = rec.datapath_mut().set_sync(false);
     }

@@ -170,10 +170,26 @@ impl Reconciler {
     /// Our own long-lived connections and templates, to send again so the
     /// other director does not time them out.
     pub fn resend_entries(&self) -> anyhow::Result<Vec<Entry>> {
+        self.sync_entries(false)
+    }
+
+    /// Every live connection and template, ours and synced, for a peer's
+    /// bulk request (a returning director needs the ones we learned from it
+    /// before it failed, too).
+    pub fn bulk_entries(&self) -> anyhow::Result<Vec<Entry>> {
+        self.sync_entries(true)
+    }
+
+    fn sync_entries(&self, bulk: bool) -> anyhow::Result<Vec<Entry>> {
         let ids = self.dp.id_map();
         let mut out = Vec::new();
         for c in self.dp.conns()? {
-            if c.conn.flags & CONN_F_SYNCED != 0 || !sync::worth_resending(c.conn.state) {
+            let wanted = if bulk {
+                c.expires_in_s > 0
+            } else {
+                c.conn.flags & CONN_F_SYNCED == 0 && sync::worth_resending(c.conn.state)
+            };
+            if c.half_open || !wanted {
                 continue;
             }
             let ev = lvs_common::SyncEvent {
@@ -188,7 +204,7 @@ impl Reconciler {
             out.extend(sync::entry_of(&ev, &ids));
         }
         for t in self.dp.templates()? {
-            if t.value.flags & PERSIST_F_SYNCED != 0 || t.expires_in_s == 0 {
+            if t.expires_in_s == 0 || (!bulk && t.value.flags & PERSIST_F_SYNCED != 0) {
                 continue;
             }
             let ev = lvs_common::SyncEvent {

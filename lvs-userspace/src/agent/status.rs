@@ -52,6 +52,15 @@ pub struct SyncStatus {
     pub interface: String,
     pub syncid: u8,
     pub group: String,
+    #[serde(default)]
+    pub sent_entries: u64,
+    #[serde(default)]
+    pub received_entries: u64,
+    #[serde(default)]
+    pub rejected_datagrams: u64,
+    /// This director's own warm start.
+    #[serde(default)]
+    pub bulk: crate::sync::BulkStatus,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -14,33 +14,18 @@ impl Datapath {
             .map_err(map_err(names::CONNS))
     }
 
+    /// The flow's entry: established (`conns`), else half-open.
     pub fn conn(&self, key: &FlowKey) -> Option<Conn> {
-        self.state.maps.conns.get(key, 0).ok()
+        let maps = &self.state.maps;
+        maps.conns
+            .get(key, 0)
+            .or_else(|_| maps.half_open.get(key, 0))
+            .ok()
     }
 
-    /// Marks every connection as seen now. A re-adopted data path may have
-    /// forwarded established flows from its flow cache while no agent bumped
-    /// the tick, leaving their entries' timestamps old: without this, the
-    /// new agent's first expiry pass would delete live connections.
-    pub fn refresh_conns(&mut self) -> Result<usize> {
-        let now = super::read::monotonic_ns();
-        let keys: Vec<FlowKey> = self
-            .state
-            .maps
-            .conns
-            .keys()
-            .filter_map(|k| k.ok())
-            .collect();
-        let mut n = 0;
-        for key in keys {
-            if let Ok(mut c) = self.state.maps.conns.get(&key, 0) {
-                c.last_seen_ns = now;
-                if self.state.maps.conns.insert(key, c, 0).is_ok() {
-                    n += 1;
-                }
-            }
-        }
-        Ok(n)
+    /// Whether the flow is established (in `conns`, not half-open).
+    pub fn is_established(&self, key: &FlowKey) -> bool {
+        self.state.maps.conns.get(key, 0).is_ok()
     }
 
     pub fn insert_template(&mut self, key: PersistKey, value: Persist) -> Result<()> {

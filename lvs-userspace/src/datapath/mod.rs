@@ -136,8 +136,12 @@ pub struct Options {
     pub bpffs_root: PathBuf,
     /// Pin maps and links (false: everything goes away with this process; tests).
     pub pin: bool,
-    /// `conns` entries (only when the map is created, not when re-adopted).
+    /// Connections `conns` holds (only when the map is created, not when
+    /// re-adopted), on any number of CPUs and however RSS spreads them.
     pub conn_table_size: u32,
+    /// Each CPU's share of `half_open` (new flows awaiting their second
+    /// packet; the SYN-flood buffer).
+    pub half_open_per_cpu: u32,
 }
 
 impl Options {
@@ -147,6 +151,7 @@ impl Options {
             bpffs_root: PathBuf::from(pins::DEFAULT_ROOT),
             pin: true,
             conn_table_size: lvs_common::DEFAULT_CONN_TABLE_SIZE,
+            half_open_per_cpu: lvs_common::DEFAULT_HALF_OPEN_PER_CPU,
         }
     }
     /// Unpinned, for tests: nothing outlives the process.
@@ -158,6 +163,49 @@ impl Options {
     }
 }
 
+/// The `max_entries` the LRU tables are created with.
+///
+/// `conns` and `persist` are common LRUs: one table whatever the CPU count,
+/// but the kernel starts evicting once fewer than
+/// [`lvs_common::LRU_LOCAL_FREE_TARGET`] nodes are left on the global free
+/// list (the rest sit on the CPUs' local free lists), so they get that much
+/// per possible CPU on top of what was asked, and really hold it.
+/// `half_open` and `persist_pending` are per-CPU LRUs (a flood on one CPU
+/// evicts only that CPU's share): the share is per possible CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSizes {
+    pub conns: u32,
+    pub half_open: u32,
+    pub persist: u32,
+    pub persist_pending: u32,
+}
+
+impl TableSizes {
+    pub fn new(conn_table_size: u32, half_open_per_cpu: u32, possible_cpus: u32) -> Self {
+        let slack = lvs_common::LRU_LOCAL_FREE_TARGET * possible_cpus;
+        TableSizes {
+            conns: conn_table_size.saturating_add(slack),
+            half_open: half_open_per_cpu.max(1).saturating_mul(possible_cpus),
+            persist: lvs_common::PERSIST_TABLE_SIZE + slack,
+            persist_pending: lvs_common::DEFAULT_PENDING_TEMPLATES_PER_CPU * possible_cpus,
+        }
+    }
+
+    fn for_options(opts: &Options) -> Result<Self> {
+        let cpus = apply::nr_cpus()? as u32;
+        Ok(Self::new(
+            opts.conn_table_size,
+            opts.half_open_per_cpu,
+            cpus,
+        ))
+    }
+
+    /// The capacity a `conns` of `max_entries` was asked for.
+    pub fn conn_capacity(max_entries: u32, possible_cpus: u32) -> u32 {
+        max_entries.saturating_sub(lvs_common::LRU_LOCAL_FREE_TARGET * possible_cpus)
+    }
+}
+
 /// The maps the agent reads and writes, typed.
 pub(crate) struct Maps {
     pub services: HashMap<MapData, ServiceKey, Service>,
@@ -165,12 +213,15 @@ pub(crate) struct Maps {
     pub rings: Array<MapData, u32>,
     pub cursors: PerCpuArray<MapData, u32>,
     pub conns: HashMap<MapData, FlowKey, Conn>,
+    pub half_open: HashMap<MapData, FlowKey, Conn>,
     pub persist: HashMap<MapData, PersistKey, Persist>,
+    pub persist_pending: HashMap<MapData, PersistKey, Persist>,
     pub vip_filter: Array<MapData, u64>,
     pub settings: Array<MapData, Settings>,
     pub svc_stats: PerCpuArray<MapData, Stats>,
     pub backend_stats: PerCpuArray<MapData, Stats>,
     pub verdicts: PerCpuArray<MapData, u64>,
+    pub events: PerCpuArray<MapData, u64>,
     pub tx_ports: DevMap<MapData>,
     pub local_macs: Array<MapData, lvs_common::LocalMac>,
 }
@@ -183,10 +234,10 @@ fn expected_sizes(name: &str) -> Option<(u32, u32)> {
         names::SERVICES => s(size_of::<ServiceKey>(), size_of::<Service>()),
         names::BACKENDS => s(4, size_of::<Backend>()),
         names::RINGS | names::CURSORS => s(4, 4),
-        names::CONNS => s(size_of::<FlowKey>(), size_of::<Conn>()),
-        names::PERSIST => s(size_of::<PersistKey>(), size_of::<Persist>()),
+        names::CONNS | names::HALF_OPEN => s(size_of::<FlowKey>(), size_of::<Conn>()),
+        names::PERSIST | names::PERSIST_PENDING => s(size_of::<PersistKey>(), size_of::<Persist>()),
         names::FLOW_CACHE => s(4, size_of::<lvs_common::FlowCacheEntry>()),
-        names::VIP_FILTER | names::VERDICTS => s(4, 8),
+        names::VIP_FILTER | names::VERDICTS | names::EVENTS => s(4, 8),
         names::SETTINGS => s(4, size_of::<Settings>()),
         names::SVC_STATS | names::BACKEND_STATS => s(4, size_of::<Stats>()),
         names::TX_PORTS => s(4, 8), // struct bpf_devmap_val: ifindex, prog fd
@@ -242,7 +293,11 @@ impl Datapath {
         for (name, path) in &map_paths {
             loader.map_pin_path(name, path.as_path());
         }
-        loader.map_max_entries(names::CONNS, opts.conn_table_size);
+        let sizes = TableSizes::for_options(opts)?;
+        loader.map_max_entries(names::CONNS, sizes.conns);
+        loader.map_max_entries(names::HALF_OPEN, sizes.half_open);
+        loader.map_max_entries(names::PERSIST, sizes.persist);
+        loader.map_max_entries(names::PERSIST_PENDING, sizes.persist_pending);
         let mut ebpf = loader.load(objects::LVS_XDP)?;
         let maps = take_maps(&mut ebpf)?;
         let sync_events = take(&mut ebpf, names::SYNC_EVENTS)?
@@ -297,6 +352,20 @@ impl Datapath {
                 s.flags |= lvs_common::SET_F_SYNC;
             } else {
                 s.flags &= !lvs_common::SET_F_SYNC;
+            }
+        })
+    }
+
+    /// IPVS's `expire_nodest_conn`: on, a packet of a connection whose real
+    /// server is down is rescheduled (a TCP one then gets a RST from its new
+    /// server); off (the default, as IPVS), such TCP segments are dropped
+    /// and the connection waits for its server to come back.
+    pub fn set_expire_nodest(&mut self, on: bool) -> Result<()> {
+        self.update_settings(|s| {
+            if on {
+                s.flags |= lvs_common::SET_F_EXPIRE_NODEST;
+            } else {
+                s.flags &= !lvs_common::SET_F_EXPIRE_NODEST;
             }
         })
     }
@@ -500,12 +569,15 @@ impl Inspector {
             rings: typed!(names::RINGS, Array),
             cursors: typed!(names::CURSORS, PerCpuArray),
             conns: typed!(names::CONNS, LruHashMap),
+            half_open: typed!(names::HALF_OPEN, LruHashMap),
             persist: typed!(names::PERSIST, LruHashMap),
+            persist_pending: typed!(names::PERSIST_PENDING, LruHashMap),
             vip_filter: typed!(names::VIP_FILTER, Array),
             settings: typed!(names::SETTINGS, Array),
             svc_stats: typed!(names::SVC_STATS, PerCpuArray),
             backend_stats: typed!(names::BACKEND_STATS, PerCpuArray),
             verdicts: typed!(names::VERDICTS, PerCpuArray),
+            events: typed!(names::EVENTS, PerCpuArray),
             tx_ports: typed!(names::TX_PORTS, DevMap),
             local_macs: typed!(names::LOCAL_MACS, Array),
         };
@@ -551,12 +623,15 @@ fn take_maps(ebpf: &mut Ebpf) -> Result<Maps> {
         rings: typed!(names::RINGS),
         cursors: typed!(names::CURSORS),
         conns: typed!(names::CONNS),
+        half_open: typed!(names::HALF_OPEN),
         persist: typed!(names::PERSIST),
+        persist_pending: typed!(names::PERSIST_PENDING),
         vip_filter: typed!(names::VIP_FILTER),
         settings: typed!(names::SETTINGS),
         svc_stats: typed!(names::SVC_STATS),
         backend_stats: typed!(names::BACKEND_STATS),
         verdicts: typed!(names::VERDICTS),
+        events: typed!(names::EVENTS),
         tx_ports: typed!(names::TX_PORTS),
         local_macs: typed!(names::LOCAL_MACS),
     })

@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use lvs_common::{
-    map_names as names, tcp, verdict, Backend, Conn, FlowKey, Persist, PersistKey, Service,
+    event, map_names as names, tcp, verdict, Backend, Conn, FlowKey, Persist, PersistKey, Service,
     ServiceKey, Stats, BE_F_ALIVE,
 };
 
@@ -54,6 +54,8 @@ pub struct IdMap {
 pub struct ConnView {
     pub key: FlowKey,
     pub conn: Conn,
+    /// In `half_open`: scheduled, awaiting the client's second packet.
+    pub half_open: bool,
     /// Seconds until it expires if idle (IPVS `expire`).
     pub expires_in_s: u64,
 }
@@ -101,6 +103,20 @@ impl State {
         Ok(out)
     }
 
+    /// Counters per event (`lvs_common::event`), summed over CPUs.
+    pub fn events(&self) -> Result<[u64; event::COUNT as usize]> {
+        let mut out = [0u64; event::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let v = self
+                .maps
+                .events
+                .get(&(i as u32), 0)
+                .map_err(map_err(names::EVENTS))?;
+            *slot = v.iter().sum();
+        }
+        Ok(out)
+    }
+
     fn stats_of(&self, backend: bool, id: u32) -> Result<Stats> {
         let (map, name) = if backend {
             (&self.maps.backend_stats, names::BACKEND_STATS)
@@ -111,7 +127,8 @@ impl State {
         Ok(sum_stats(&v))
     }
 
-    /// Entries the connection table holds at most.
+    /// Connections `conns` holds at most (what `--conn-table-size` asked
+    /// for; the map is created a little larger, see `TableSizes`).
     pub fn conn_table_size(&self) -> Result<u32> {
         use aya::maps::IterableMap;
         let info = self
@@ -120,45 +137,77 @@ impl State {
             .map()
             .info()
             .map_err(map_err(names::CONNS))?;
+        let cpus = super::apply::nr_cpus()? as u32;
+        Ok(super::TableSizes::conn_capacity(info.max_entries(), cpus))
+    }
+
+    /// Entries `half_open` holds at most (every CPU's share).
+    pub fn half_open_size(&self) -> Result<u32> {
+        use aya::maps::IterableMap;
+        let info = self
+            .maps
+            .half_open
+            .map()
+            .info()
+            .map_err(map_err(names::HALF_OPEN))?;
         Ok(info.max_entries())
     }
 
-    /// Every connection entry, with its time left.
+    /// Every connection entry, established and half-open, with its time left.
     pub fn conns(&self) -> Result<Vec<ConnView>> {
         let settings = self.settings()?;
         let now = monotonic_ns();
         let mut out = Vec::new();
-        for item in self.maps.conns.iter() {
-            let (key, conn) = match item {
-                Ok(kv) => kv,
-                // An entry evicted or expired between listing and reading.
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(map_err(names::CONNS)(e)),
-            };
-            let timeout_s = settings
-                .timeouts_s
-                .get(conn.state as usize)
-                .copied()
-                .unwrap_or(0) as u64;
-            let idle_s = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
-            out.push(ConnView {
-                key,
-                conn,
-                expires_in_s: timeout_s.saturating_sub(idle_s),
-            });
+        for (half_open, map, name) in [
+            (false, &self.maps.conns, names::CONNS),
+            (true, &self.maps.half_open, names::HALF_OPEN),
+        ] {
+            for item in map.iter() {
+                let (key, conn) = match item {
+                    Ok(kv) => kv,
+                    // An entry evicted or expired between listing and reading.
+                    Err(aya::maps::MapError::KeyNotFound) => continue,
+                    Err(e) => return Err(map_err(name)(e)),
+                };
+                let timeout_s = settings
+                    .timeouts_s
+                    .get(conn.state as usize)
+                    .copied()
+                    .unwrap_or(0) as u64;
+                let idle_s = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
+                out.push(ConnView {
+                    key,
+                    conn,
+                    half_open,
+                    expires_in_s: timeout_s.saturating_sub(idle_s),
+                });
+            }
         }
         Ok(out)
     }
 
     /// Every persistence template, with its time left.
     pub fn templates(&self) -> Result<Vec<TemplateView>> {
+        self.templates_in(&self.maps.persist, names::PERSIST)
+    }
+
+    /// Templates of clients whose connections are all still half-open.
+    pub fn pending_templates(&self) -> Result<Vec<TemplateView>> {
+        self.templates_in(&self.maps.persist_pending, names::PERSIST_PENDING)
+    }
+
+    fn templates_in(
+        &self,
+        map: &aya::maps::HashMap<aya::maps::MapData, PersistKey, Persist>,
+        name: &'static str,
+    ) -> Result<Vec<TemplateView>> {
         let now = monotonic_ns();
         let mut out = Vec::new();
-        for item in self.maps.persist.iter() {
+        for item in map.iter() {
             let (key, value) = match item {
                 Ok(kv) => kv,
                 Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(map_err(names::PERSIST)(e)),
+                Err(e) => return Err(map_err(name)(e)),
             };
             let timeout_s = self
                 .applied
@@ -229,24 +278,57 @@ impl State {
     /// Deletes connections and templates idle past their timeout, as IPVS's
     /// timers do; returns how many went. (The LRU also evicts under pressure.)
     pub fn expire(&mut self) -> Result<(usize, usize)> {
+        // Each entry is read again right before it is deleted and kept if
+        // the data path touched it since the scan: a SYN or a packet that
+        // revived the 5-tuple in between must not lose its entry (the window
+        // left is the few microseconds between that read and the delete).
         let mut conns_gone = 0;
         for c in self.conns()? {
-            if c.expires_in_s == 0 {
-                match self.maps.conns.remove(&c.key) {
-                    Ok(()) => conns_gone += 1,
-                    Err(aya::maps::MapError::KeyNotFound) => {}
-                    Err(e) => return Err(map_err(names::CONNS)(e)),
-                }
+            if c.expires_in_s > 0 {
+                continue;
+            }
+            let (map, name) = if c.half_open {
+                (&mut self.maps.half_open, names::HALF_OPEN)
+            } else {
+                (&mut self.maps.conns, names::CONNS)
+            };
+            if map
+                .get(&c.key, 0)
+                .is_ok_and(|now| now.last_seen_ns != c.conn.last_seen_ns)
+            {
+                continue;
+            }
+            match map.remove(&c.key) {
+                Ok(()) => conns_gone += 1,
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(name)(e)),
             }
         }
         let mut templates_gone = 0;
-        for t in self.templates()? {
-            if t.expires_in_s == 0 {
-                match self.maps.persist.remove(&t.key) {
-                    Ok(()) => templates_gone += 1,
-                    Err(aya::maps::MapError::KeyNotFound) => {}
-                    Err(e) => return Err(map_err(names::PERSIST)(e)),
-                }
+        for (pending, t) in self
+            .templates()?
+            .into_iter()
+            .map(|t| (false, t))
+            .chain(self.pending_templates()?.into_iter().map(|t| (true, t)))
+        {
+            if t.expires_in_s > 0 {
+                continue;
+            }
+            let (map, name) = if pending {
+                (&mut self.maps.persist_pending, names::PERSIST_PENDING)
+            } else {
+                (&mut self.maps.persist, names::PERSIST)
+            };
+            if map
+                .get(&t.key, 0)
+                .is_ok_and(|now| now.last_seen_ns != t.value.last_seen_ns)
+            {
+                continue;
+            }
+            match map.remove(&t.key) {
+                Ok(()) => templates_gone += 1,
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(name)(e)),
             }
         }
         Ok((conns_gone, templates_gone))

@@ -3,8 +3,16 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
-use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
+use anyhow::{Context, Result};
+use aya::{
+    maps::{Array, HashMap, MapData, ProgramArray},
+    programs::{ProgramError, TestRun, TestRunOptions, Xdp},
+    Ebpf, EbpfLoader,
+};
 use etherparse::PacketBuilder;
+use lvs_common::{bench::HarnessCfg, Backend, FlowKey, IPPROTO_TCP};
+
+use super::objects;
 
 /// MACs of the crafted frames.
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0xc1, 0, 0, 0, 0x01];
@@ -175,5 +183,78 @@ pub fn pin_to_cpu(cpu: usize) {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The bench's and the tests' helper programs (`lvs-tools`): the two
+/// baselines and a harness that makes every test-run repetition a new flow.
+pub struct Tools {
+    ebpf: Ebpf,
+}
+
+impl Tools {
+    pub fn load(floor_entries: u32) -> Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("floor_flows", floor_entries)
+            .load(objects::LVS_TOOLS)
+            .context("loading lvs-tools")?;
+        for name in ["bench_reflector", "bench_floor", "bench_harness"] {
+            let p: &mut Xdp = ebpf.program_mut(name).context(name)?.try_into()?;
+            p.load().with_context(|| format!("verifying {name}"))?;
+        }
+        Ok(Tools { ebpf })
+    }
+
+    pub fn prog(&self, name: &str) -> Result<&Xdp> {
+        Ok(self.ebpf.program(name).context("program")?.try_into()?)
+    }
+
+    /// Points the harness at `target`, cycling `flows` flows (0 = always new).
+    pub fn harness_to(&mut self, target: &Xdp, flows: u32) -> Result<()> {
+        let fd = target.fd()?.try_clone()?;
+        let mut slots: ProgramArray<&mut MapData> =
+            ProgramArray::try_from(self.ebpf.map_mut("harness_target").context("map")?)?;
+        slots.set(0, &fd, 0)?;
+        let mut cfg: Array<&mut MapData, HarnessCfg> =
+            Array::try_from(self.ebpf.map_mut("harness_cfg").context("map")?)?;
+        cfg.set(0, HarnessCfg { flows, _pad: 0 }, 0)?;
+        Ok(())
+    }
+
+    pub fn floor_insert(&mut self, keys: impl Iterator<Item = FlowKey>) -> Result<()> {
+        let mut flows: HashMap<&mut MapData, FlowKey, u32> =
+            HashMap::try_from(self.ebpf.map_mut("floor_flows").context("map")?)?;
+        for k in keys {
+            flows.insert(k, 0, 0)?;
+        }
+        let mut backends: Array<&mut MapData, Backend> =
+            Array::try_from(self.ebpf.map_mut("floor_backends").context("map")?)?;
+        backends.set(
+            0,
+            Backend {
+                mac: backend_mac(1),
+                src_mac: DIRECTOR_MAC,
+                ifindex: 1,
+                ..Default::default()
+            },
+            0,
+        )?;
+        Ok(())
+    }
+}
+
+/// The 5-tuple of harness flow `idx` for a TCP frame from `client`:40000
+/// to `dst`:80.
+pub fn harness_key(client: Ipv4Addr, idx: u32, dst: Ipv4Addr) -> FlowKey {
+    let (low, sport) = lvs_common::bench::flow_variation(idx);
+    let mut src = client.octets();
+    src[2..4].copy_from_slice(&low.to_be_bytes());
+    FlowKey {
+        src_be: u32::from_ne_bytes(src),
+        dst_be: u32::from_ne_bytes(dst.octets()),
+        sport_be: sport.to_be(),
+        dport_be: 80u16.to_be(),
+        proto: IPPROTO_TCP,
+        _pad: [0; 3],
     }
 }

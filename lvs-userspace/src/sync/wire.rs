@@ -1,26 +1,62 @@
-//! The connection-sync datagram: what one director tells the other about
+//! The connection-sync datagram: what one director tells the others about
 //! its connections and persistence templates, by address (never by local
 //! id). UDP to 224.0.0.81:8848, the group and port IPVS's sync daemon uses.
 //!
 //! ```text
-//! header  "LVSX" | version 1 | syncid | count (u16, big endian)
+//! header  "LVSX" | version 2 | syncid | type | flags | count (u16) | 0 0
+//!         request (u32) | seq (u32) | total (u32)                    24 bytes
 //! entry   kind | proto | state | 0 | client(4) | vip(4) | cport(2) | vport(2) | rs(4) | rsport(2) | 0 0
+//! trailer HMAC-SHA256 of everything before it (flags bit 0), 32 bytes
 //! ```
-//! A template entry has the masked client address and cport 0.
+//! Types: `Update` (what the data path just did), `BulkRequest` ("send me
+//! your tables", from a director that starts), `BulkEntries` (one datagram
+//! `seq` of the answer to `request`), `BulkDone` (the answer is complete:
+//! `seq` datagrams holding `total` entries). A template entry has the
+//! masked client address and cport 0.
+//!
+//! Everything here is untrusted input: `decode` checks every field it can
+//! and never panics (fuzzed by `cargo xtask fuzz --target sync_decode`).
 
 use std::net::Ipv4Addr;
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use thiserror::Error;
 
 pub const MAGIC: [u8; 4] = *b"LVSX";
-pub const VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 8;
+pub const VERSION: u8 = 2;
+pub const HEADER_LEN: usize = 24;
 pub const ENTRY_LEN: usize = 24;
-/// Entries per datagram: stays under a 1500-byte MTU with IP/UDP headers.
+pub const MAC_LEN: usize = 32;
+/// Entries per datagram: header, entries and MAC stay under a 1500-byte
+/// MTU with IP and UDP headers (24 + 58 × 24 + 32 = 1448 ≤ 1472).
 pub const MAX_ENTRIES: usize = 58;
 
 pub const KIND_CONN: u8 = 1;
 pub const KIND_TEMPLATE: u8 = 2;
+
+const FLAG_MAC: u8 = 1;
+
+/// What a datagram is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgType {
+    Update = 0,
+    BulkRequest = 1,
+    BulkEntries = 2,
+    BulkDone = 3,
+}
+
+impl MsgType {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => MsgType::Update,
+            1 => MsgType::BulkRequest,
+            2 => MsgType::BulkEntries,
+            3 => MsgType::BulkDone,
+            _ => return None,
+        })
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -35,6 +71,34 @@ pub struct Entry {
     pub rsport: u16,
 }
 
+/// One decoded datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub syncid: u8,
+    pub kind: MsgType,
+    /// The bulk request this belongs to (0 for updates).
+    pub request: u32,
+    /// BulkEntries: the datagram's number in the answer, from 0;
+    /// BulkDone: how many datagrams the answer had.
+    pub seq: u32,
+    /// BulkDone: how many entries the answer had.
+    pub total: u32,
+    pub entries: Vec<Entry>,
+}
+
+impl Message {
+    pub fn update(syncid: u8, entries: Vec<Entry>) -> Self {
+        Message {
+            syncid,
+            kind: MsgType::Update,
+            request: 0,
+            seq: 0,
+            total: 0,
+            entries,
+        }
+    }
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum WireError {
     #[error("datagram of {0} bytes is shorter than its header")]
@@ -43,39 +107,78 @@ pub enum WireError {
     Magic,
     #[error("sync protocol version {0}, this lvsd speaks {VERSION}")]
     Version(u8),
+    #[error("unknown message type {0}")]
+    Type(u8),
     #[error("header announces {count} entries, the datagram holds {room}")]
     Count { count: usize, room: usize },
     #[error("entry {0} has an unknown kind")]
     Kind(usize),
+    #[error("entry {0} has protocol {1}, not TCP or UDP")]
+    Proto(usize, u8),
+    #[error("entry {0} has an impossible state {1}")]
+    State(usize, u8),
+    #[error("no HMAC, but a sync key is configured")]
+    MissingMac,
+    #[error("an HMAC, but no sync key is configured here")]
+    UnexpectedMac,
+    #[error("wrong HMAC (another sync key, or a forged datagram)")]
+    BadMac,
 }
 
-/// Encodes entries into datagrams of at most MAX_ENTRIES each.
-pub fn encode(syncid: u8, entries: &[Entry]) -> Vec<Vec<u8>> {
+fn mac_of(key: &[u8], data: &[u8]) -> [u8; MAC_LEN] {
+    // HMAC takes keys of any length.
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+fn put_entry(out: &mut Vec<u8>, e: &Entry) {
+    out.extend_from_slice(&[e.kind, e.proto, e.state, 0]);
+    out.extend_from_slice(&e.client.octets());
+    out.extend_from_slice(&e.vip.octets());
+    out.extend_from_slice(&e.cport.to_be_bytes());
+    out.extend_from_slice(&e.vport.to_be_bytes());
+    out.extend_from_slice(&e.rs.octets());
+    out.extend_from_slice(&e.rsport.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// Encodes one message (at most MAX_ENTRIES entries) into a datagram,
+/// signed with `key` if given.
+pub fn encode_one(m: &Message, key: Option<&[u8]>) -> Vec<u8> {
+    debug_assert!(m.entries.len() <= MAX_ENTRIES);
+    let mut out = Vec::with_capacity(HEADER_LEN + m.entries.len() * ENTRY_LEN + MAC_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(m.syncid);
+    out.push(m.kind as u8);
+    out.push(if key.is_some() { FLAG_MAC } else { 0 });
+    out.extend_from_slice(&(m.entries.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&m.request.to_be_bytes());
+    out.extend_from_slice(&m.seq.to_be_bytes());
+    out.extend_from_slice(&m.total.to_be_bytes());
+    for e in &m.entries {
+        put_entry(&mut out, e);
+    }
+    if let Some(k) = key {
+        let mac = mac_of(k, &out);
+        out.extend_from_slice(&mac);
+    }
+    out
+}
+
+/// Encodes updates into datagrams of at most MAX_ENTRIES each.
+pub fn encode(syncid: u8, entries: &[Entry], key: Option<&[u8]>) -> Vec<Vec<u8>> {
     entries
         .chunks(MAX_ENTRIES)
-        .map(|chunk| {
-            let mut out = Vec::with_capacity(HEADER_LEN + chunk.len() * ENTRY_LEN);
-            out.extend_from_slice(&MAGIC);
-            out.push(VERSION);
-            out.push(syncid);
-            out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
-            for e in chunk {
-                out.extend_from_slice(&[e.kind, e.proto, e.state, 0]);
-                out.extend_from_slice(&e.client.octets());
-                out.extend_from_slice(&e.vip.octets());
-                out.extend_from_slice(&e.cport.to_be_bytes());
-                out.extend_from_slice(&e.vport.to_be_bytes());
-                out.extend_from_slice(&e.rs.octets());
-                out.extend_from_slice(&e.rsport.to_be_bytes());
-                out.extend_from_slice(&[0, 0]);
-            }
-            out
-        })
+        .map(|chunk| encode_one(&Message::update(syncid, chunk.to_vec()), key))
         .collect()
 }
 
-/// Decodes one datagram: its syncid and entries. Never panics.
-pub fn decode(buf: &[u8]) -> Result<(u8, Vec<Entry>), WireError> {
+/// Decodes and checks one datagram. With `key`, only datagrams carrying a
+/// valid HMAC under it are accepted; without, none carrying one.
+pub fn decode(buf: &[u8], key: Option<&[u8]>) -> Result<Message, WireError> {
     if buf.len() < HEADER_LEN {
         return Err(WireError::Short(buf.len()));
     }
@@ -86,20 +189,52 @@ pub fn decode(buf: &[u8]) -> Result<(u8, Vec<Entry>), WireError> {
         return Err(WireError::Version(buf[4]));
     }
     let syncid = buf[5];
-    let count = u16::from_be_bytes([buf[6], buf[7]]) as usize;
-    let room = (buf.len() - HEADER_LEN) / ENTRY_LEN;
-    if count > room {
+    let kind = MsgType::from_u8(buf[6]).ok_or(WireError::Type(buf[6]))?;
+    let signed = buf[7] & FLAG_MAC != 0;
+    let body_end = match (signed, key) {
+        (false, Some(_)) => return Err(WireError::MissingMac),
+        (true, None) => return Err(WireError::UnexpectedMac),
+        (false, None) => buf.len(),
+        (true, Some(k)) => {
+            if buf.len() < HEADER_LEN + MAC_LEN {
+                return Err(WireError::Short(buf.len()));
+            }
+            let end = buf.len() - MAC_LEN;
+            let mut m = <Hmac<Sha256> as Mac>::new_from_slice(k).expect("any key length");
+            m.update(&buf[..end]);
+            // Constant-time comparison.
+            m.verify_slice(&buf[end..]).map_err(|_| WireError::BadMac)?;
+            end
+        }
+    };
+    let count = u16::from_be_bytes([buf[8], buf[9]]) as usize;
+    let room = (body_end - HEADER_LEN) / ENTRY_LEN;
+    if count > room || count > MAX_ENTRIES {
         return Err(WireError::Count { count, room });
     }
+    let word = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
     let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
     let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
-    let mut out = Vec::with_capacity(count);
+    let mut entries = Vec::with_capacity(count);
     for i in 0..count {
         let e = &buf[HEADER_LEN + i * ENTRY_LEN..HEADER_LEN + (i + 1) * ENTRY_LEN];
         if e[0] != KIND_CONN && e[0] != KIND_TEMPLATE {
             return Err(WireError::Kind(i));
         }
-        out.push(Entry {
+        if e[1] != lvs_common::IPPROTO_TCP && e[1] != lvs_common::IPPROTO_UDP {
+            return Err(WireError::Proto(i, e[1]));
+        }
+        let state_ok = if e[0] == KIND_TEMPLATE {
+            e[2] == 0
+        } else if e[1] == lvs_common::IPPROTO_UDP {
+            e[2] as u32 == lvs_common::tcp::STATE_UDP
+        } else {
+            (e[2] as u32) > lvs_common::tcp::NONE && (e[2] as u32) < lvs_common::tcp::STATE_UDP
+        };
+        if !state_ok {
+            return Err(WireError::State(i, e[2]));
+        }
+        entries.push(Entry {
             kind: e[0],
             proto: e[1],
             state: e[2],
@@ -111,7 +246,14 @@ pub fn decode(buf: &[u8]) -> Result<(u8, Vec<Entry>), WireError> {
             rsport: port(&e[20..22]),
         });
     }
-    Ok((syncid, out))
+    Ok(Message {
+        syncid,
+        kind,
+        request: word(12),
+        seq: word(16),
+        total: word(20),
+        entries,
+    })
 }
 
 #[cfg(test)]
@@ -134,37 +276,73 @@ mod tests {
 
     #[test]
     fn round_trip_in_mtu_sized_datagrams() {
-        let entries: Vec<Entry> = (0..130).map(|n| entry(n as u8)).collect();
-        let grams = encode(20, &entries);
-        assert_eq!(grams.len(), 3);
-        assert!(grams.iter().all(|g| g.len() <= 1472));
-        let back: Vec<Entry> = grams
-            .iter()
-            .flat_map(|g| {
-                let (id, e) = decode(g).unwrap();
-                assert_eq!(id, 20);
-                e
-            })
-            .collect();
-        assert_eq!(back, entries);
+        for key in [None, Some(&b"secret"[..])] {
+            let entries: Vec<Entry> = (0..130).map(|n| entry(n as u8)).collect();
+            let grams = encode(20, &entries, key);
+            assert_eq!(grams.len(), 3);
+            assert!(grams.iter().all(|g| g.len() <= 1472));
+            let back: Vec<Entry> = grams
+                .iter()
+                .flat_map(|g| {
+                    let m = decode(g, key).unwrap();
+                    assert_eq!((m.syncid, m.kind), (20, MsgType::Update));
+                    m.entries
+                })
+                .collect();
+            assert_eq!(back, entries);
+        }
+    }
+
+    #[test]
+    fn bulk_messages_round_trip() {
+        let m = Message {
+            syncid: 7,
+            kind: MsgType::BulkDone,
+            request: 0xdead_beef,
+            seq: 12,
+            total: 690,
+            entries: vec![],
+        };
+        assert_eq!(decode(&encode_one(&m, None), None).unwrap(), m);
+    }
+
+    #[test]
+    fn keys_must_match() {
+        let g = &encode(1, &[entry(1)], Some(b"k1"))[0];
+        assert_eq!(decode(g, Some(b"k2")), Err(WireError::BadMac));
+        assert_eq!(decode(g, None), Err(WireError::UnexpectedMac));
+        let plain = &encode(1, &[entry(1)], None)[0];
+        assert_eq!(decode(plain, Some(b"k1")), Err(WireError::MissingMac));
+        let mut forged = g.clone();
+        forged[HEADER_LEN + 4] ^= 1; // another client
+        assert_eq!(decode(&forged, Some(b"k1")), Err(WireError::BadMac));
     }
 
     #[test]
     fn bad_datagrams_are_errors_not_panics() {
-        let good = &encode(1, &[entry(1)])[0];
-        assert_eq!(decode(&good[..3]), Err(WireError::Short(3)));
+        let good = &encode(1, &[entry(1)], None)[0];
+        assert_eq!(decode(&good[..3], None), Err(WireError::Short(3)));
         let mut bad = good.clone();
         bad[0] = b'X';
-        assert_eq!(decode(&bad), Err(WireError::Magic));
+        assert_eq!(decode(&bad, None), Err(WireError::Magic));
         let mut bad = good.clone();
         bad[4] = 9;
-        assert_eq!(decode(&bad), Err(WireError::Version(9)));
+        assert_eq!(decode(&bad, None), Err(WireError::Version(9)));
         let mut bad = good.clone();
-        bad[7] = 2;
-        assert!(matches!(decode(&bad), Err(WireError::Count { .. })));
+        bad[6] = 9;
+        assert_eq!(decode(&bad, None), Err(WireError::Type(9)));
+        let mut bad = good.clone();
+        bad[9] = 2;
+        assert!(matches!(decode(&bad, None), Err(WireError::Count { .. })));
         let mut bad = good.clone();
         bad[HEADER_LEN] = 7;
-        assert_eq!(decode(&bad), Err(WireError::Kind(0)));
+        assert_eq!(decode(&bad, None), Err(WireError::Kind(0)));
+        let mut bad = good.clone();
+        bad[HEADER_LEN + 1] = 1;
+        assert_eq!(decode(&bad, None), Err(WireError::Proto(0, 1)));
+        let mut bad = good.clone();
+        bad[HEADER_LEN + 2] = 200;
+        assert_eq!(decode(&bad, None), Err(WireError::State(0, 200)));
         // Every prefix and a pseudo-random mutation never panic.
         let mut x = 0x2545F4914F6CDD1Du64;
         for _ in 0..5000 {
@@ -174,7 +352,8 @@ mod tests {
             let mut m = good.clone();
             let i = (x as usize) % m.len();
             m[i] = (x >> 32) as u8;
-            let _ = decode(&m[..(x as usize >> 8) % (m.len() + 1)]);
+            let _ = decode(&m[..(x as usize >> 8) % (m.len() + 1)], None);
+            let _ = decode(&m, Some(b"k"));
         }
     }
 }

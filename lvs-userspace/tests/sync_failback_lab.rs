@@ -1,0 +1,236 @@
+//! Warm failback in the lab: the master crashes as a reboot would (lvsd
+//! killed -9, its data path flushed, the VIP gone), the backup takes over
+//! with every connection (sync), new connections open through the backup;
+//! then the old master returns with empty tables and higher priority. It
+//! asks the backup for its tables, holds preemption until they are in, and
+//! only then takes the VIP back: every connection, opened before the crash
+//! or during the outage, carries on with its real server. Then the same
+//! for a graceful stop (priority 0) and return.
+//!
+//! Needs root, `ip`, `ethtool`.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director, Streamer};
+use lvs_testkit::{Lab, LabSpec};
+
+fn config(state: &str, priority: u8) -> String {
+    let mut s = format!(
+        "vrrp_instance VI_1 {{\n state {state}\n interface bond0\n lvs_sync_daemon_interface bond0\n virtual_router_id 20\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0 label bond0:1\n }}\n}}\nvirtual_server 198.18.0.100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n"
+    );
+    for n in 1..=3 {
+        s += &format!(" real_server 198.18.0.{} 80 {{\n  weight 1\n }}\n", 10 + n);
+    }
+    s + "}\n"
+}
+
+fn crash(lab: &Lab, d: &Director, bpffs: &std::path::Path) -> Result<()> {
+    d.signal(libc::SIGKILL)?;
+    std::thread::sleep(Duration::from_millis(200));
+    // What a reboot leaves: no data path, no VIP.
+    let lvsd = common::own_bin("lvsd");
+    lab.exec_ok(
+        lab.director_ns(d.index),
+        &[
+            lvsd.to_str().unwrap(),
+            "--flush",
+            "--bpffs",
+            bpffs.to_str().unwrap(),
+            "--instance",
+            &d.instance,
+        ],
+    )?;
+    lab.exec_ok(
+        lab.director_ns(d.index),
+        &["ip", "addr", "del", "198.18.0.100/16", "dev", "bond0"],
+    )?;
+    Ok(())
+}
+
+#[test]
+fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        directors: 2,
+        real_servers: 3,
+        client_addrs: 80,
+        director_holds_vip: false,
+        ..LabSpec::default()
+    })?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
+    let mut backup = Director::new(&lab, &bpffs.0, &config("BACKUP", 100))?;
+    backup.index = 1;
+    backup.instance = "lab2".into();
+    master.start()?;
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
+    backup.start()?;
+    backup.wait_log("bulk sync done", Duration::from_secs(10))?;
+    backup.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(10))?;
+    wait_forwarding(&lab)?;
+
+    // 40 connections through the master.
+    let addrs = lab.client_addrs().to_vec();
+    let before = keep_alive_clients(&lab, &addrs[..40])?;
+    std::thread::sleep(Duration::from_secs(1)); // synced to the backup
+
+    // The master crashes; the backup takes over with every connection.
+    crash(&lab, &master, &bpffs.0)?;
+    backup.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(6))?;
+    let mut all = before;
+    ensure_same_servers(&lab, &mut all, "after the crash")?;
+    // 40 more connections open through the backup during the outage.
+    all.extend(keep_alive_clients(&lab, &addrs[40..80])?);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The master returns with empty tables and the higher priority, while
+    // every connection keeps streaming.
+    let streamer = Streamer::start(all);
+    let t0 = std::time::Instant::now();
+    master.start()?;
+    master.wait_log("bulk sync done", Duration::from_secs(15))?;
+    let synced_at = t0.elapsed();
+    // (A new process: its log starts anew.)
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
+    let master_at = t0.elapsed();
+    backup.wait_log_count("(VI_1) Entering BACKUP STATE", 2, Duration::from_secs(5))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (broken, done, mut all) = streamer.finish();
+    let log = master.log();
+    let bulk_line = log
+        .lines()
+        .find(|l| l.contains("bulk sync done"))
+        .unwrap_or_default()
+        .to_owned();
+    eprintln!(
+        "failback after crash: bulk sync done {:.2} s after start, MASTER at {:.2} s; {bulk_line}; {done} requests on 80 connections, {broken} failed or moved",
+        synced_at.as_secs_f64(),
+        master_at.as_secs_f64()
+    );
+    ensure!(
+        synced_at <= master_at,
+        "preemption waited for the bulk sync"
+    );
+    ensure!(
+        broken == 0,
+        "{broken} of {done} requests broke during the failback"
+    );
+    ensure_same_servers(&lab, &mut all, "after the failback")?;
+    ensure!(
+        master.inspect()?.services()?[0].stats.packets > 0,
+        "the returning master forwards"
+    );
+
+    // Graceful: the master stops (priority 0), the backup takes over;
+    // the master returns and takes over warm again.
+    let streamer = Streamer::start(all);
+    master.signal(libc::SIGTERM)?;
+    backup.wait_log_count("(VI_1) Entering MASTER STATE", 2, Duration::from_secs(5))?;
+    std::thread::sleep(Duration::from_secs(1));
+    master.start()?;
+    master.wait_log("bulk sync done", Duration::from_secs(15))?;
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
+    backup.wait_log_count("(VI_1) Entering BACKUP STATE", 3, Duration::from_secs(5))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (broken, done, mut all) = streamer.finish();
+    eprintln!("graceful stop and return: {done} requests, {broken} failed or moved");
+    ensure!(
+        broken == 0,
+        "{broken} of {done} requests broke across the graceful handover"
+    );
+    ensure_same_servers(&lab, &mut all, "after the graceful failback")?;
+    Ok(())
+}
+
+/// Lets this test (and the servers the lab spawns) hold 10 000 sockets.
+fn raise_fd_limit() -> Result<()> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit on a struct we own.
+    unsafe {
+        ensure!(
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0,
+            "getrlimit"
+        );
+        l.rlim_cur = l.rlim_max;
+        ensure!(libc::setrlimit(libc::RLIMIT_NOFILE, &l) == 0, "setrlimit");
+    }
+    ensure!(
+        l.rlim_cur >= 12_000,
+        "RLIMIT_NOFILE hard limit {} < 12 000",
+        l.rlim_max
+    );
+    Ok(())
+}
+
+#[test]
+fn ten_thousand_connections_fail_back_warm() -> Result<()> {
+    raise_fd_limit()?;
+    let lab = Lab::create(LabSpec {
+        directors: 2,
+        real_servers: 3,
+        client_addrs: 100,
+        director_holds_vip: false,
+        ..LabSpec::default()
+    })?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
+    let mut backup = Director::new(&lab, &bpffs.0, &config("BACKUP", 100))?;
+    backup.index = 1;
+    backup.instance = "lab2".into();
+    master.start()?;
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
+    backup.start()?;
+    backup.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(15))?;
+    wait_forwarding(&lab)?;
+
+    // 10 000 connections, 100 per client address.
+    let addrs = lab.client_addrs().to_vec();
+    let mut all = Vec::with_capacity(10_000);
+    for _ in 0..100 {
+        all.extend(keep_alive_clients(&lab, &addrs)?);
+    }
+    std::thread::sleep(Duration::from_secs(2)); // synced to the backup
+    crash(&lab, &master, &bpffs.0)?;
+    backup.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(6))?;
+
+    let t0 = std::time::Instant::now();
+    master.start()?;
+    master.wait_log("bulk sync done", Duration::from_secs(30))?;
+    let synced_at = t0.elapsed();
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(30))?;
+    let master_at = t0.elapsed();
+    backup.wait_log_count("(VI_1) Entering BACKUP STATE", 2, Duration::from_secs(5))?;
+    let bulk_line = master
+        .log()
+        .lines()
+        .find(|l| l.contains("bulk sync done"))
+        .unwrap_or_default()
+        .to_owned();
+    eprintln!(
+        "10 000 connections: bulk sync done {:.2} s after start, MASTER at {:.2} s; {bulk_line}",
+        synced_at.as_secs_f64(),
+        master_at.as_secs_f64()
+    );
+    ensure!(
+        synced_at <= master_at,
+        "preemption waited for the bulk sync"
+    );
+    // Every one of them carries on with its server through the new master.
+    ensure_same_servers(&lab, &mut all, "after failing back with 10 000 connections")?;
+    let established = master
+        .inspect()?
+        .conns()?
+        .iter()
+        .filter(|c| !c.half_open && c.conn.state == lvs_common::tcp::ESTABLISHED)
+        .count();
+    ensure!(
+        established >= 10_000,
+        "the returning master holds them all ({established})"
+    );
+    Ok(())
+}
