@@ -137,6 +137,7 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
         match kw {
             "global_defs" => global::parse(p, &mut cfg, n),
             "vrrp_script" => vrrp::parse_script(p, &mut cfg, n),
+            "vrrp_track_process" => vrrp::parse_track_process(p, &mut cfg, n),
             "vrrp_sync_group" => vrrp::parse_sync_group(p, &mut cfg, n),
             "vrrp_instance" => vrrp::parse_instance(p, &mut cfg, n),
             "virtual_server_group" => check::parse_vsg(p, &mut cfg, n),

@@ -11,13 +11,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn};
 
+use super::fifo::NotifyFifos;
 use super::gate::PreemptGate;
 use super::notify::{notify, NotifyScripts};
 use super::packet::{self, Expect, Outgoing, RejectReason, VRRP_MCAST_GROUP};
 use super::socket::VrrpSocket;
 use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
 use super::sync::{GroupCmd, MemberLink, Report};
-use super::track::{self, ScriptState, TrackedIf, TrackedScript};
+use super::track::{self, ProcessState, ScriptState, TrackedIf, TrackedProcess, TrackedScript};
 use super::{VrrpError, VrrpEvent, VrrpStats};
 use crate::netlink::monitor::{Monitor, NetEvent};
 use crate::netlink::{self, IfAddr, NetlinkError};
@@ -57,6 +58,8 @@ pub(crate) struct Params {
     pub scripts: Vec<TrackedScript>,
     /// `track_interface`, the primary and the VIPs' interfaces.
     pub tracked_ifs: Vec<TrackedIf>,
+    /// `track_process`.
+    pub processes: Vec<TrackedProcess>,
 }
 
 fn v4(a: &IpAddr) -> Option<Ipv4Addr> {
@@ -156,6 +159,8 @@ impl Params {
             notify: NotifyScripts::from(&i.notify),
             scripts: track::resolve(cfg, i).map_err(VrrpError::Config)?,
             tracked_ifs: track::tracked_interfaces(i),
+            processes: track::resolve_processes(cfg, &i.name, &i.track_process)
+                .map_err(VrrpError::Config)?,
         })
     }
 }
@@ -202,6 +207,17 @@ fn local_ip(p: &Params, ifindex: u32) -> Result<Ipv4Addr, VrrpError> {
                 ))
             }),
     }
+}
+
+/// The quorum of each tracked process, as /proc shows it now.
+fn process_states(procs: &[TrackedProcess]) -> Vec<ProcessState> {
+    let cfgs: Vec<&lvs_config::TrackProcess> = procs.iter().map(|t| &t.p).collect();
+    let counts = track::count_processes(&cfgs);
+    procs
+        .iter()
+        .zip(counts)
+        .map(|(t, n)| ProcessState::new(t, n))
+        .collect()
 }
 
 /// The live state of one tracked interface.
@@ -254,6 +270,14 @@ pub(crate) enum Ctl {
     Update(Box<Params>),
 }
 
+/// What every instance of a [`super::Vrrp`] shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub events: mpsc::Sender<VrrpEvent>,
+    pub gate: PreemptGate,
+    pub fifos: Arc<NotifyFifos>,
+}
+
 /// A running instance.
 pub(crate) struct Handle {
     pub params: Params,
@@ -266,8 +290,7 @@ impl Handle {
     /// Resolves the interfaces, opens the socket and starts the task.
     pub fn spawn(
         params: Params,
-        events: mpsc::Sender<VrrpEvent>,
-        gate: &PreemptGate,
+        shared: &Shared,
         startup_delay: Duration,
         group: Option<MemberLink>,
     ) -> Result<Handle, VrrpError> {
@@ -298,7 +321,8 @@ impl Handle {
             ifindex: link.index,
             vip_links,
             stats: stats.clone(),
-            events,
+            events: shared.events.clone(),
+            fifos: shared.fifos.clone(),
             garp_next: None,
             refresh_next: None,
             reasons_logged: BTreeMap::new(),
@@ -306,6 +330,7 @@ impl Handle {
             script_tasks: Vec::new(),
             script_tx: None,
             if_states: params.tracked_ifs.iter().map(IfState::read).collect(),
+            proc_states: process_states(&params.processes),
             fault: false,
             monitor,
             group: group.map(|member| GroupMember {
@@ -314,7 +339,7 @@ impl Handle {
                 fault: false,
             }),
         };
-        let task = tokio::spawn(task.run(ctl_rx, gate.subscribe(), startup_delay));
+        let task = tokio::spawn(task.run(ctl_rx, shared.gate.subscribe(), startup_delay));
         Ok(Handle {
             params,
             stats,
@@ -348,6 +373,7 @@ struct Task {
     vip_links: BTreeMap<String, netlink::Link>,
     stats: Arc<Mutex<VrrpStats>>,
     events: mpsc::Sender<VrrpEvent>,
+    fifos: Arc<NotifyFifos>,
     /// Second gratuitous ARP burst (garp_master_delay after MASTER).
     garp_next: Option<Instant>,
     /// Periodic bursts (garp_master_refresh).
@@ -360,6 +386,7 @@ struct Task {
     /// Results of the script tasks come back through this.
     script_tx: Option<mpsc::Sender<(usize, bool)>>,
     if_states: Vec<IfState>,
+    proc_states: Vec<ProcessState>,
     /// A tracked interface is down or a weight-0 script failed.
     fault: bool,
     monitor: Monitor,
@@ -464,6 +491,7 @@ impl Task {
                         link_check = now + LINK_CHECK;
                         self.check_links(now).await;
                         self.check_vips(now).await;
+                        self.check_processes(now).await;
                     }
                 }
                 Some(cmd) = group_cmd(&mut self.group) => {
@@ -578,6 +606,44 @@ impl Task {
                 info!("Netlink reports {} down", t.name);
             }
         }
+        for (t, st) in self.p.processes.iter().zip(&self.proc_states) {
+            if !st.have_quorum {
+                info!(
+                    "({}) tracked process {} quorum not achieved",
+                    self.p.machine.name, t.p.name
+                );
+            }
+        }
+    }
+
+    /// Counts the tracked processes (keepalived watches process events;
+    /// /proc once a second is close enough for failover).
+    async fn check_processes(&mut self, now: Instant) {
+        if self.p.processes.is_empty() {
+            return;
+        }
+        let cfgs: Vec<&lvs_config::TrackProcess> = self.p.processes.iter().map(|t| &t.p).collect();
+        let counts = track::count_processes(&cfgs);
+        let mut changed = false;
+        for ((t, st), n) in self
+            .p
+            .processes
+            .iter()
+            .zip(&mut self.proc_states)
+            .zip(counts)
+        {
+            if st.feed(t, n, now) {
+                info!(
+                    "Quorum {} for tracked process {}",
+                    if st.have_quorum { "gained" } else { "lost" },
+                    t.p.name
+                );
+                changed = true;
+            }
+        }
+        if changed {
+            self.apply_tracking(now).await;
+        }
     }
 
     /// A reload with the same identity: everything else is applied in
@@ -643,6 +709,9 @@ impl Task {
         }
         if old.tracked_ifs != self.p.tracked_ifs {
             self.if_states = self.p.tracked_ifs.iter().map(IfState::read).collect();
+        }
+        if old.processes != self.p.processes {
+            self.proc_states = process_states(&self.p.processes);
         }
         let (effective, _) = self.tracking();
         let prio = self.machine.p.priority;
@@ -755,9 +824,17 @@ impl Task {
             .iter()
             .zip(&self.if_states)
             .map(|(t, st)| track::effect(t.weight, t.reverse, Some(st.up)));
+        let procs = self
+            .p
+            .processes
+            .iter()
+            .zip(&self.proc_states)
+            .map(|(t, st)| track::effect(t.weight, t.reverse, Some(st.have_quorum)));
         track::effective(
             self.p.machine.priority,
-            track::script_effects(&self.p.scripts, &self.script_states).chain(ifs),
+            track::script_effects(&self.p.scripts, &self.script_states)
+                .chain(ifs)
+                .chain(procs),
         )
     }
 
@@ -968,8 +1045,10 @@ impl Task {
                         &self.p.notify,
                         &self.p.machine.name,
                         state,
-                        self.p.machine.priority,
+                        self.machine.p.priority,
                     );
+                    self.fifos
+                        .instance(&self.p.machine.name, state, self.machine.p.priority);
                     let ev = VrrpEvent {
                         instance: self.p.machine.name.clone(),
                         state,

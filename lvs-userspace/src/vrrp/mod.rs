@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod fifo;
 mod gate;
 mod instance;
 pub mod notify;
@@ -44,7 +45,7 @@ pub use gate::PreemptGate;
 pub use packet::{parse_advert, Advert, Expect, RejectReason};
 pub use state::VrrpState;
 
-use instance::{Handle, Params};
+use instance::{Handle, Params, Shared};
 
 /// A state change of one instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,8 +109,7 @@ pub enum VrrpError {
 pub struct Vrrp {
     instances: BTreeMap<String, Handle>,
     groups: Vec<GroupParams>,
-    events: mpsc::Sender<VrrpEvent>,
-    gate: PreemptGate,
+    shared: Shared,
 }
 
 /// A resolved `vrrp_sync_group`: its existing members, in order.
@@ -163,6 +163,8 @@ fn resolve_all(
         }
         let scripts =
             track::resolve_entries(cfg, &g.name, &g.track_script).map_err(VrrpError::Config)?;
+        let processes =
+            track::resolve_processes(cfg, &g.name, &g.track_process).map_err(VrrpError::Config)?;
         for m in &members {
             let p = out.get_mut(m).expect("member exists");
             if !g.global_tracking {
@@ -186,6 +188,15 @@ fn resolve_all(
                     }
                     s.weight == 0
                 });
+                p.processes.retain(|t| {
+                    if t.weight != 0 {
+                        warn!(
+                            "({m}) ignoring tracked process {} with weights due to SYNC group",
+                            t.p.name
+                        );
+                    }
+                    t.weight == 0
+                });
             }
             for t in &g.track_interface {
                 track::merge_if(
@@ -198,6 +209,11 @@ fn resolve_all(
             for s in &scripts {
                 if !p.scripts.iter().any(|x| x.name == s.name) {
                     p.scripts.push(s.clone());
+                }
+            }
+            for t in &processes {
+                if !p.processes.iter().any(|x| x.p.name == t.p.name) {
+                    p.processes.push(t.clone());
                 }
             }
         }
@@ -213,10 +229,16 @@ fn resolve_all(
 /// Starts the group tasks; returns each member's link, by instance name.
 fn spawn_groups<'a>(
     groups: impl IntoIterator<Item = &'a GroupParams>,
+    shared: &Shared,
 ) -> BTreeMap<String, sync::MemberLink> {
     let mut links = BTreeMap::new();
     for g in groups {
-        let l = sync::spawn(g.name.clone(), g.members.len(), g.notify.clone());
+        let l = sync::spawn(
+            g.name.clone(),
+            g.members.len(),
+            g.notify.clone(),
+            shared.fifos.clone(),
+        );
         for (name, link) in g.members.iter().zip(l) {
             links.insert(name.clone(), link);
         }
@@ -239,17 +261,21 @@ impl Vrrp {
         gate: PreemptGate,
     ) -> Result<Vrrp, VrrpError> {
         let (params, groups) = resolve_all(cfg)?;
-        let mut links = spawn_groups(&groups);
+        let shared = Shared {
+            events,
+            gate,
+            fifos: std::sync::Arc::new(fifo::NotifyFifos::open(&cfg.global)),
+        };
+        let mut links = spawn_groups(&groups, &shared);
         let mut v = Vrrp {
             instances: BTreeMap::new(),
             groups,
-            events,
-            gate,
+            shared,
         };
         for (name, p) in params {
             let delay = cfg.global.vrrp_startup_delay;
             let link = links.remove(&name);
-            match Handle::spawn(p, v.events.clone(), &v.gate, delay, link) {
+            match Handle::spawn(p, &v.shared, delay, link) {
                 Ok(h) => {
                     v.instances.insert(name, h);
                 }
@@ -307,7 +333,7 @@ impl Vrrp {
                 }
             }
         }
-        let mut links = spawn_groups(&new_changed);
+        let mut links = spawn_groups(&new_changed, &self.shared);
         self.groups = new_groups;
         let mut first_err = None;
         for (name, p) in new {
@@ -315,7 +341,7 @@ impl Vrrp {
                 continue;
             }
             let link = links.remove(&name);
-            match Handle::spawn(p, self.events.clone(), &self.gate, Duration::ZERO, link) {
+            match Handle::spawn(p, &self.shared, Duration::ZERO, link) {
                 Ok(h) => {
                     self.instances.insert(name, h);
                 }

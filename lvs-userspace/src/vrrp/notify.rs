@@ -63,7 +63,7 @@ pub fn split_words(line: &str) -> Vec<String> {
     out
 }
 
-fn state_word(s: VrrpState) -> &'static str {
+pub(crate) fn state_word(s: VrrpState) -> &'static str {
     match s {
         VrrpState::Master => "MASTER",
         VrrpState::Backup => "BACKUP",

@@ -13,6 +13,9 @@
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use std::sync::Arc;
+
+use super::fifo::NotifyFifos;
 use super::notify::{notify_group, NotifyScripts};
 use super::state::VrrpState;
 
@@ -144,7 +147,12 @@ pub struct MemberLink {
 
 /// Starts the group's task; returns one link per member (in `members`'
 /// order).
-pub fn spawn(name: String, n: usize, notify: NotifyScripts) -> Vec<MemberLink> {
+pub fn spawn(
+    name: String,
+    n: usize,
+    notify: NotifyScripts,
+    fifos: Arc<NotifyFifos>,
+) -> Vec<MemberLink> {
     let (rtx, rrx) = mpsc::channel(64);
     let mut links = Vec::new();
     let mut cmd_txs = Vec::new();
@@ -157,7 +165,7 @@ pub fn spawn(name: String, n: usize, notify: NotifyScripts) -> Vec<MemberLink> {
             cmds: crx,
         });
     }
-    tokio::spawn(run(Group::new(name, n), notify, rrx, cmd_txs));
+    tokio::spawn(run(Group::new(name, n), notify, fifos, rrx, cmd_txs));
     links
 }
 
@@ -165,6 +173,7 @@ pub fn spawn(name: String, n: usize, notify: NotifyScripts) -> Vec<MemberLink> {
 async fn run(
     mut g: Group,
     notify: NotifyScripts,
+    fifos: Arc<NotifyFifos>,
     mut reports: mpsc::Receiver<(usize, Report)>,
     cmds: Vec<mpsc::Sender<GroupCmd>>,
 ) {
@@ -176,6 +185,7 @@ async fn run(
         }
         if let Some(st) = g.update_state() {
             notify_group(&notify, &g.name, st);
+            fifos.group(&g.name, st);
         }
     }
 }

@@ -373,3 +373,271 @@ mod tests {
         );
     }
 }
+
+/// One tracked `vrrp_track_process`, resolved with the instance's weight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackedProcess {
+    pub p: lvs_config::TrackProcess,
+    pub weight: i32,
+    pub reverse: bool,
+}
+
+/// Resolves `track_process` entries (of an instance or a sync group named
+/// `owner`); an entry without a weight takes the process's.
+pub fn resolve_processes(
+    cfg: &lvs_config::Config,
+    owner: &str,
+    entries: &[lvs_config::TrackScript],
+) -> Result<Vec<TrackedProcess>, String> {
+    entries
+        .iter()
+        .map(|t| {
+            let p = cfg
+                .vrrp_track_processes
+                .iter()
+                .find(|p| p.name == t.name)
+                .ok_or_else(|| {
+                    format!(
+                        "({owner}) track_process {}: no such vrrp_track_process",
+                        t.name
+                    )
+                })?;
+            Ok(TrackedProcess {
+                p: p.clone(),
+                weight: t.weight.unwrap_or(p.weight),
+                reverse: if t.weight.is_some() {
+                    t.reverse
+                } else {
+                    p.weight_reverse
+                },
+            })
+        })
+        .collect()
+}
+
+/// Whether a process (its `comm`, and its `/proc/PID/cmdline`: argv
+/// NUL-separated) is one `tp` counts, as keepalived's read_procs and
+/// check_params.
+pub fn process_matches(tp: &lvs_config::TrackProcess, comm: &str, cmdline: &[u8]) -> bool {
+    use lvs_config::ParamMatch;
+    let params: &[u8] = if tp.full_command {
+        let end = cmdline
+            .iter()
+            .position(|b| *b == 0)
+            .unwrap_or(cmdline.len());
+        if &cmdline[..end] != tp.process.as_bytes() {
+            return false;
+        }
+        cmdline.get(end + 1..).unwrap_or(&[])
+    } else {
+        if comm != tp.process {
+            return false;
+        }
+        &[]
+    };
+    if tp.param_match == ParamMatch::None {
+        return true;
+    }
+    // keepalived keeps the configured parameters as "p1\0p2\0".
+    let want: Vec<u8> = tp
+        .params
+        .iter()
+        .flat_map(|p| p.bytes().chain(std::iter::once(0)))
+        .collect();
+    match tp.param_match {
+        ParamMatch::Exact => params == want.as_slice(),
+        ParamMatch::Partial => params.starts_with(&want),
+        ParamMatch::Initial => want.is_empty() || params.starts_with(&want[..want.len() - 1]),
+        ParamMatch::None => true,
+    }
+}
+
+/// How many running (not zombie) processes each of `procs` counts, from
+/// one read of /proc.
+pub fn count_processes(procs: &[&lvs_config::TrackProcess]) -> Vec<u32> {
+    let mut counts = vec![0u32; procs.len()];
+    if procs.is_empty() {
+        return counts;
+    }
+    let need_cmdline = procs.iter().any(|p| p.full_command);
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return counts;
+    };
+    for ent in dir.flatten() {
+        let name = ent.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "PID (comm) S ...": comm may itself contain ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if open >= close || stat[close + 1..].trim_start().starts_with('Z') {
+            continue;
+        }
+        let comm = &stat[open + 1..close];
+        let cmdline = if need_cmdline {
+            std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for (i, p) in procs.iter().enumerate() {
+            if process_matches(p, comm, &cmdline) {
+                counts[i] += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// The live state of one tracked process: quorum, and a change waiting
+/// for its fork/terminate delay.
+#[derive(Clone, Debug)]
+pub struct ProcessState {
+    pub have_quorum: bool,
+    pending: Option<(bool, tokio::time::Instant)>,
+}
+
+impl ProcessState {
+    pub fn new(t: &TrackedProcess, running: u32) -> Self {
+        ProcessState {
+            have_quorum: quorum(&t.p, running),
+            pending: None,
+        }
+    }
+
+    /// Feeds a count; returns true when the quorum flipped (after the
+    /// delay: `fork_delay` to gain it, `terminate_delay` to lose it).
+    pub fn feed(&mut self, t: &TrackedProcess, running: u32, now: tokio::time::Instant) -> bool {
+        let q = quorum(&t.p, running);
+        if q == self.have_quorum {
+            self.pending = None;
+            return false;
+        }
+        let since = match self.pending {
+            Some((p, since)) if p == q => since,
+            _ => {
+                self.pending = Some((q, now));
+                now
+            }
+        };
+        let delay = if q {
+            t.p.fork_delay
+        } else {
+            t.p.terminate_delay
+        };
+        if now.duration_since(since) >= delay {
+            self.have_quorum = q;
+            self.pending = None;
+            return true;
+        }
+        false
+    }
+}
+
+fn quorum(p: &lvs_config::TrackProcess, running: u32) -> bool {
+    running >= p.quorum && running <= p.quorum_max
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+    use lvs_config::{ParamMatch, TrackProcess};
+
+    fn tp(process: &str, params: &[&str], m: ParamMatch, full: bool) -> TrackProcess {
+        let r = lvs_config::parse_str(
+            "t.conf",
+            "vrrp_track_process x {\n process sshd\n}\n",
+            &lvs_config::ParseOptions::default(),
+        );
+        let mut t = r.config.vrrp_track_processes[0].clone();
+        t.process = process.into();
+        t.params = params.iter().map(|s| s.to_string()).collect();
+        t.param_match = m;
+        t.full_command = full;
+        t
+    }
+
+    #[test]
+    fn matching_as_keepalived() {
+        let cmd = b"/usr/sbin/nginx\0-g\0daemon off;\0";
+        assert!(process_matches(
+            &tp("nginx", &[], ParamMatch::None, false),
+            "nginx",
+            cmd
+        ));
+        assert!(!process_matches(
+            &tp("nginx", &[], ParamMatch::None, false),
+            "nginx2",
+            cmd
+        ));
+        let full = |p: &[&str], m| tp("/usr/sbin/nginx", p, m, true);
+        assert!(process_matches(&full(&[], ParamMatch::None), "nginx", cmd));
+        assert!(process_matches(
+            &full(&["-g", "daemon off;"], ParamMatch::Exact),
+            "x",
+            cmd
+        ));
+        assert!(!process_matches(
+            &full(&["-g"], ParamMatch::Exact),
+            "x",
+            cmd
+        ));
+        assert!(process_matches(
+            &full(&["-g"], ParamMatch::Partial),
+            "x",
+            cmd
+        ));
+        assert!(process_matches(
+            &full(&["-g", "daemon"], ParamMatch::Initial),
+            "x",
+            cmd
+        ));
+        assert!(!process_matches(
+            &full(&["-g", "daemon"], ParamMatch::Partial),
+            "x",
+            cmd
+        ));
+        assert!(process_matches(
+            &full(&[], ParamMatch::Exact),
+            "x",
+            b"/usr/sbin/nginx\0"
+        ));
+    }
+
+    #[test]
+    fn quorum_and_delays() {
+        let mut p = tp("x", &[], ParamMatch::None, false);
+        p.quorum = 2;
+        p.quorum_max = 3;
+        p.terminate_delay = Duration::from_secs(2);
+        let t = TrackedProcess {
+            p,
+            weight: 0,
+            reverse: false,
+        };
+        let t0 = tokio::time::Instant::now();
+        let mut st = ProcessState::new(&t, 2);
+        assert!(st.have_quorum);
+        assert!(!st.feed(&t, 1, t0), "lost only after terminate_delay");
+        assert!(!st.feed(&t, 1, t0 + Duration::from_secs(1)));
+        assert!(st.feed(&t, 1, t0 + Duration::from_secs(2)));
+        assert!(!st.have_quorum);
+        assert!(
+            st.feed(&t, 3, t0 + Duration::from_secs(3)),
+            "gained at once"
+        );
+        assert!(!st.feed(&t, 3, t0 + Duration::from_secs(4)));
+        assert!(
+            !st.feed(&t, 4, t0 + Duration::from_secs(5)),
+            "above quorum_max"
+        );
+        assert!(st.feed(&t, 4, t0 + Duration::from_secs(7)));
+    }
+}
