@@ -406,14 +406,7 @@ pub(crate) const RS_ALL: &[&str] = &[
 /// with the reason given to the user. Edit as the agent grows.
 pub(crate) fn agent_pending(ctx: &str, kw: &str) -> Option<&'static str> {
     Some(match (ctx, kw) {
-        ("virtual_server", "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method") => {
-            "no sorry server fallback"
-        }
-        ("virtual_server", "quorum" | "hysteresis" | "quorum_up" | "quorum_down") => {
-            "no quorum tracking"
-        }
         ("virtual_server", "persistence_engine") => "no persistence engines (sip)",
-        ("virtual_server", "ha_suspend") => "checkers always run",
         ("real_server", "uthreshold" | "lthreshold") => "no connection thresholds",
         (
             "real_server",

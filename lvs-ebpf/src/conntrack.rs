@@ -291,7 +291,8 @@ pub fn create(
         backend,
         service: svc.id,
         hop,
-        new_conn: true,
+        // A connection moved off a dead server is not a new one.
+        new_conn: pending || fresh,
         state,
         pending,
     })

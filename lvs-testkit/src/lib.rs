@@ -77,5 +77,5 @@ pub use http::{
     LoadOptions, LoadReport,
 };
 pub use process::{httpd_path, Pid, SpawnOutput};
-pub use topology::{Lab, LabSpec, DEFAULT_VIP};
+pub use topology::{Lab, LabSpec, DEFAULT_VIP, ROUTED_CLIENT_ADDR, ROUTED_NET, ROUTER_ADDR};
 pub use wait::wait_until;

@@ -115,13 +115,21 @@ impl Parser {
                     None,
                 );
             } else {
+                // keepalived's -t fails every unknown keyword ("Unknown
+                // keyword"): a misspelt `TCP_CHEK` or `real_sever` silently
+                // drops a checker or a server, so it is an error here too.
                 let names = tables.iter().flat_map(|t| t.iter()).map(|k| k.name);
                 let help = suggest(kw, names.chain(ignored.iter().copied()))
                     .map(|s| format!("did you mean `{s}`?"));
+                let what = if n.block.is_some() {
+                    "; the keyword and its block are ignored"
+                } else {
+                    "; ignored"
+                };
                 self.diags.add(
-                    Severity::Warning,
+                    Severity::Error,
                     n.span(),
-                    format!("unknown keyword `{kw}` in {ctx}; ignored"),
+                    format!("Unknown keyword '{kw}' in {ctx}{what}"),
                     help,
                 );
             }
@@ -132,10 +140,16 @@ impl Parser {
 /// Parses the top level of a configuration.
 pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
     let mut cfg = Config::default();
+    // keepalived applies global_defs wherever it is written (instances take
+    // their defaults from it when the whole file has been read), so it is
+    // read first.
+    for n in nodes.iter().filter(|n| n.keyword() == "global_defs") {
+        global::parse(p, &mut cfg, n);
+    }
     for n in nodes {
         let kw = n.keyword();
         match kw {
-            "global_defs" => global::parse(p, &mut cfg, n),
+            "global_defs" => {}
             "vrrp_script" => vrrp::parse_script(p, &mut cfg, n),
             "vrrp_track_process" => vrrp::parse_track_process(p, &mut cfg, n),
             "vrrp_sync_group" => vrrp::parse_sync_group(p, &mut cfg, n),
@@ -166,6 +180,7 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             }
         }
     }
+    vrrp::resolve_sync_group_states(p, &mut cfg);
     crate::lint::lint(p, &cfg);
     cfg
 }

@@ -87,6 +87,13 @@ pub fn plan(cfg: &Config) -> Plan {
                 continue;
             }
         };
+        if port == 0 {
+            // lvs-config refuses these; the data path has no catch-all port.
+            out.skipped.push(format!(
+                "{what}: all-ports (port 0) services are not supported"
+            ));
+            continue;
+        }
         let proto = match vs.protocol {
             Protocol::Tcp => Proto::Tcp,
             Protocol::Udp => Proto::Udp,

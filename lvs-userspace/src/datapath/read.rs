@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use lvs_common::{
     event, map_names as names, tcp, verdict, Backend, Conn, FlowKey, Persist, PersistKey, Service,
-    ServiceKey, Stats, BE_F_ALIVE,
+    ServiceKey, Stats, BE_F_ALIVE, CONN_F_PERSISTENT,
 };
 
 use super::{desired::addr_of, map_err, Proto, Result, State};
@@ -282,8 +282,28 @@ impl State {
         // the data path touched it since the scan: a SYN or a packet that
         // revived the 5-tuple in between must not lose its entry (the window
         // left is the few microseconds between that read and the delete).
+        let conns = self.conns()?;
+        // IPVS keeps a persistence template while it controls connections
+        // (and `persistence_timeout` after the last one): the clients of
+        // live persistent connections, by template key.
+        let mask_of: std::collections::HashMap<u32, u32> = self
+            .applied
+            .services
+            .values()
+            .map(|s| (s.svc.id, s.svc.persist_mask_be))
+            .collect();
+        let controlling: std::collections::HashSet<PersistKey> = conns
+            .iter()
+            .filter(|c| !c.half_open && c.expires_in_s > 0 && c.conn.flags & CONN_F_PERSISTENT != 0)
+            .filter_map(|c| {
+                Some(PersistKey {
+                    service: c.conn.service,
+                    client_be: c.key.src_be & mask_of.get(&c.conn.service)?,
+                })
+            })
+            .collect();
         let mut conns_gone = 0;
-        for c in self.conns()? {
+        for c in conns {
             if c.expires_in_s > 0 {
                 continue;
             }
@@ -311,6 +331,23 @@ impl State {
             .map(|t| (false, t))
             .chain(self.pending_templates()?.into_iter().map(|t| (true, t)))
         {
+            if !pending && controlling.contains(&t.key) {
+                // Half its timeout gone: keep it alive for its connections
+                // (one write per template per half timeout, not per pass).
+                let timeout_s = self
+                    .applied
+                    .services
+                    .values()
+                    .find(|s| s.svc.id == t.key.service)
+                    .map(|s| s.svc.persist_timeout_s as u64)
+                    .unwrap_or(0);
+                if t.expires_in_s <= timeout_s / 2 {
+                    let mut v = t.value;
+                    v.last_seen_ns = monotonic_ns();
+                    let _ = self.maps.persist.insert(t.key, v, 0);
+                }
+                continue;
+            }
             if t.expires_in_s > 0 {
                 continue;
             }
