@@ -807,6 +807,22 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         b.v.use_vmac = Some(n.words.get(1).map(|w| w.text.clone()).unwrap_or_default());
     }),
     leaf("accept", |_, b, _| b.v.accept = Some(true)),
+    block("auth_hmac", |p, _, n| {
+        // keepalived 2.4's HMAC-SHA256 advert trailer: not implemented, so
+        // refused rather than ignored (a peer with it set drops our
+        // adverts, and we would not check theirs: two masters).
+        p.diags.add(
+            Severity::Error,
+            n.span(),
+            "`auth_hmac` (keepalived 2.4's HMAC-SHA256 advert authentication) is not supported by lvs-xdp: \
+             peers using it would drop our adverts and we could not check theirs"
+                .to_string(),
+            Some(
+                "remove `auth_hmac` from this instance on every router of it, or keep this instance on keepalived"
+                    .into(),
+            ),
+        );
+    }),
     leaf("no_accept", |_, b, _| b.v.accept = Some(false)),
 ];
 
