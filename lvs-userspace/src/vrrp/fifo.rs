@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use tracing::{info, warn};
 
-use super::notify::{split_words, state_word};
+use super::notify::state_word;
 use super::state::VrrpState;
 
 struct Fifo {
@@ -41,7 +41,11 @@ impl NotifyFifos {
             let Some(f) = f.as_ref().filter(|f| !f.path.is_empty()) else {
                 continue;
             };
-            match open_one(&f.path, f.script.as_deref()) {
+            let script = f
+                .script
+                .as_deref()
+                .filter(|l| crate::script_security::allowed(l));
+            match open_one(&f.path, script) {
                 Ok(fifo) => out.fifos.push(fifo),
                 Err(e) => warn!("Unable to open {kind}notify fifo {}: {e}", f.path),
             }
@@ -108,18 +112,20 @@ fn open_one(path: &str, script: Option<&str>) -> std::io::Result<Fifo> {
         return Err(std::io::Error::other("not a fifo we own - not using"));
     }
     let script = script.and_then(|line| {
-        let mut words = split_words(line);
-        words.push(path.to_string());
-        let (prog, args) = words.split_first()?;
-        match tokio::process::Command::new(prog)
-            .args(args)
+        // The FIFO's path as the script's last argument ("$1" after the
+        // line's own words).
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("{line} \"$1\""))
+            .arg("sh")
+            .arg(path)
             .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-        {
+            .kill_on_drop(true);
+        crate::script_security::apply(&mut cmd);
+        match cmd.spawn() {
             Ok(c) => Some(c),
             Err(e) => {
-                warn!("cannot run notify fifo script {prog}: {e}");
+                warn!("cannot run notify fifo script {line}: {e}");
                 None
             }
         }

@@ -156,8 +156,12 @@ impl Params {
             garp_repeat: i.garp_master_repeat.max(1),
             garp_refresh: i.garp_master_refresh.filter(|d| !d.is_zero()),
             garp_refresh_repeat: i.garp_master_refresh_repeat.max(1),
-            notify: NotifyScripts::from(&i.notify),
-            scripts: track::resolve(cfg, i).map_err(VrrpError::Config)?,
+            notify: NotifyScripts::from(&i.notify).secure(),
+            scripts: track::resolve(cfg, i)
+                .map_err(VrrpError::Config)?
+                .into_iter()
+                .filter(|s| crate::script_security::allowed(&s.script))
+                .collect(),
             tracked_ifs: track::tracked_interfaces(i),
             processes: track::resolve_processes(cfg, &i.name, &i.track_process)
                 .map_err(VrrpError::Config)?,

@@ -125,6 +125,22 @@ struct GroupParams {
 fn resolve_all(
     cfg: &lvs_config::Config,
 ) -> Result<(BTreeMap<String, Params>, Vec<GroupParams>), VrrpError> {
+    // Who scripts run as and which are refused: set before any script is
+    // resolved, put back if the config is refused.
+    let old = crate::script_security::current();
+    crate::script_security::set(
+        crate::script_security::Policy::from_global(&cfg.global).map_err(VrrpError::Config)?,
+    );
+    let r = resolve_with_policy(cfg);
+    if r.is_err() {
+        crate::script_security::set(old);
+    }
+    r
+}
+
+fn resolve_with_policy(
+    cfg: &lvs_config::Config,
+) -> Result<(BTreeMap<String, Params>, Vec<GroupParams>), VrrpError> {
     let mut out = BTreeMap::new();
     for i in &cfg.vrrp_instances {
         out.insert(i.name.clone(), Params::resolve(cfg, i)?);
@@ -220,7 +236,7 @@ fn resolve_all(
         groups.push(GroupParams {
             name: g.name.clone(),
             members,
-            notify: notify::NotifyScripts::from(&g.notify),
+            notify: notify::NotifyScripts::from(&g.notify).secure(),
         });
     }
     Ok((out, groups))

@@ -19,6 +19,26 @@ pub struct NotifyScripts {
     pub any: Option<String>,
 }
 
+impl NotifyScripts {
+    /// Without the scripts `enable_script_security` refuses.
+    pub fn secure(mut self) -> Self {
+        for s in [
+            &mut self.master,
+            &mut self.backup,
+            &mut self.fault,
+            &mut self.stop,
+            &mut self.any,
+        ] {
+            if s.as_deref()
+                .is_some_and(|l| !crate::script_security::allowed(l))
+            {
+                *s = None;
+            }
+        }
+        self
+    }
+}
+
 impl From<&lvs_config::Notify> for NotifyScripts {
     fn from(n: &lvs_config::Notify) -> Self {
         NotifyScripts {
@@ -78,11 +98,10 @@ fn run(name: &str, line: &str, extra: &[String]) {
     let Some((prog, args)) = words.split_first() else {
         return;
     };
-    match tokio::process::Command::new(prog)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-    {
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args).stdin(std::process::Stdio::null());
+    crate::script_security::apply(&mut cmd);
+    match cmd.spawn() {
         Ok(mut child) => {
             tokio::spawn(async move {
                 let _ = child.wait().await;

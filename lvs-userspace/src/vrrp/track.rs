@@ -246,12 +246,13 @@ pub async fn run(idx: usize, s: TrackedScript, iname: String, tx: mpsc::Sender<(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let child = tokio::process::Command::new(prog)
-            .args(args)
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        crate::script_security::apply(&mut cmd);
+        let child = cmd.spawn();
         let ok = match child {
             Ok(mut c) => match tokio::time::timeout(s.timeout, c.wait()).await {
                 Ok(Ok(st)) => st.success(),
