@@ -72,10 +72,9 @@ fn scripts_run_as_script_user_and_unsafe_ones_are_refused() {
         },
     );
     wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let nobody = lvs_userspace::script_security::Policy::from_global(&{
-        let mut g = lvs_config::GlobalDefs::default();
-        g.script_user = Some("nobody".into());
-        g
+    let nobody = lvs_userspace::script_security::Policy::from_global(&lvs_config::GlobalDefs {
+        script_user: Some("nobody".into()),
+        ..Default::default()
     })
     .unwrap()
     .user
