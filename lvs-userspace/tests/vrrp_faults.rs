@@ -237,3 +237,46 @@ fn preempt_delay_on_every_preemption() {
     let _ = lab.kill(hi.pid);
     let _ = lab.kill(low.pid);
 }
+
+/// `track_interface { in0 weight -150 }` on the master (200): `in0` loses
+/// carrier, its priority drops to 50, below the backup's 100, which
+/// preempts; carrier back, 200 again, it takes the VIP back.
+#[test]
+fn weighted_track_interface_moves_priority() {
+    let lab = lab();
+    add_in0(&lab, 0, "198.19.3.2/24");
+    let m = start_ours(
+        &lab,
+        0,
+        &Conf {
+            extra: "    track_interface {\n        in0 weight -150\n    }\n",
+            ..Conf::master().v3("0.1")
+        },
+    );
+    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let b = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    in0_carrier(&lab, 0, false);
+    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
+    wait_log(
+        &m,
+        "(VI_1) Changing effective priority from 200 to 50",
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert!(
+        !log_text(&m).contains("Entering FAULT STATE"),
+        "weighted: no FAULT"
+    );
+    in0_carrier(&lab, 0, true);
+    wait_master(&lab, 0, Duration::from_secs(3)).unwrap();
+    wait_log(
+        &m,
+        "(VI_1) Changing effective priority from 50 to 200",
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+}
