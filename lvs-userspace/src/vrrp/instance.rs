@@ -790,19 +790,27 @@ impl Task {
         if self.machine.state != VrrpState::Master {
             return;
         }
+        // One address dump per interface, not per VIP.
+        let mut present: BTreeMap<u32, Vec<Ipv4Addr>> = BTreeMap::new();
+        let mut missing = None;
         for v in &self.p.vips {
             let Some(link) = self.vip_links.get(&v.dev) else {
                 continue;
             };
-            let Ok(addrs) = netlink::addrs(link.index) else {
-                continue;
-            };
-            if !addrs.iter().any(|a| a.addr == v.addr.addr) {
-                let addr = v.addr.addr;
-                let acts = self.machine.on_vip_removed(now, addr);
-                self.apply(acts).await;
-                return;
+            if !present.contains_key(&link.index) {
+                let Ok(addrs) = netlink::addrs(link.index) else {
+                    continue;
+                };
+                present.insert(link.index, addrs.into_iter().map(|a| a.addr).collect());
             }
+            if !present[&link.index].contains(&v.addr.addr) {
+                missing = Some(v.addr.addr);
+                break;
+            }
+        }
+        if let Some(addr) = missing {
+            let acts = self.machine.on_vip_removed(now, addr);
+            self.apply(acts).await;
         }
     }
 
