@@ -747,3 +747,31 @@ fn an_unschedulable_service_does_not_hold_up_the_others() {
         );
     }
 }
+
+#[test]
+fn expire_quiescent_template_sends_persistent_clients_elsewhere() {
+    let mut dp = open(&seed_state());
+    let first = tcp_frame((CLIENT, 53000), (PVIP, 80), Flags::SYN, b"");
+    let b = backend_of(&run(&mut dp, &first));
+    run(
+        &mut dp,
+        &tcp_frame((CLIENT, 53000), (PVIP, 80), Flags::ACK, b""),
+    );
+    // Its server goes to weight 0 (inhibit_on_failure, or a drain).
+    let mut state = seed_state();
+    state.services[2].backends[b as usize - 1].weight = 0;
+    dp.apply(&state).unwrap();
+    let next = tcp_frame((CLIENT, 53001), (PVIP, 80), Flags::SYN, b"");
+    assert_eq!(
+        backend_of(&run(&mut dp, &next)),
+        b,
+        "IPVS default: the template holds"
+    );
+    dp.set_expire_quiescent(true).unwrap();
+    let again = tcp_frame((CLIENT, 53002), (PVIP, 80), Flags::SYN, b"");
+    assert_ne!(
+        backend_of(&run(&mut dp, &again)),
+        b,
+        "expire_quiescent_template"
+    );
+}

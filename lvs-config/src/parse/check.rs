@@ -30,14 +30,15 @@ use super::{block, leaf, Kw, Parser};
 use crate::diag::{Severity, Span};
 use crate::keywords::{RS_ALL, VS_ALL};
 use crate::model::{
-    CheckCommon, Checker, Config, ConnOpts, DnsCheck, Granularity, HttpCheck, LbKind, MiscCheck,
-    Protocol, RealServer, SmtpCheck, SorryServer, TcpCheck, UdpCheck, Url, VirtualServer,
-    VirtualServerGroup, VsAddr, VsgEntry,
+    CheckCommon, Checker, Config, ConnOpts, DnsCheck, FileCheck, Granularity, HexPattern,
+    HttpCheck, LbKind, MiscCheck, Protocol, RealServer, SmtpCheck, SorryServer, TcpCheck,
+    TrackFile, UdpCheck, Url, VirtualServer, VirtualServerGroup, VsAddr, VsgEntry,
 };
 use crate::tree::{Node, Word};
 
 const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
 const WEIGHT_MAX: u64 = i32::MAX as u64;
+const WEIGHT_MAX_I: i64 = i32::MAX as i64;
 const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
 const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,6 +66,11 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
         let w0 = &e.words[0];
         if w0.text == "fwmark" {
             if let Some(m) = p.uint(e, 1, 1, u64::from(u32::MAX)) {
+                refuse_fwmark(
+                    p,
+                    &w0.span,
+                    &format!("virtual_server_group {} entry fwmark {m}", g.name),
+                );
                 g.entries.push(VsgEntry::Fwmark {
                     span: w0.span.clone(),
                     mark: m as u32,
@@ -100,6 +106,27 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
         return;
     }
     cfg.virtual_server_groups.push(g);
+}
+
+/// lvs-xdp cannot serve firewall-mark services: its XDP program sees a
+/// packet before netfilter, so no iptables/nftables rule has marked it
+/// yet. Refused (the item is left out) with what to write instead; a
+/// warning, as for every keepalived feature lvs-xdp does not run (the
+/// file still means the same to keepalived, and the rest of it runs).
+fn refuse_fwmark(p: &mut Parser, span: &Span, what: &str) {
+    p.diags.add(
+        Severity::Warning,
+        span,
+        format!(
+            "{what}: fwmark services are not supported: the XDP program runs before netfilter, \
+             so no packet carries a mark when lvs-xdp schedules it; left out"
+        ),
+        Some(
+            "list the addresses and ports the mark selects instead: `virtual_server ADDR PORT`, \
+             or a `virtual_server_group` with `ADDR[-LAST] PORT` entries"
+                .into(),
+        ),
+    );
 }
 
 /// A `virtual_server_group` address entry, as keepalived's
@@ -240,6 +267,8 @@ struct CheckB {
     max_reply_length: Option<u32>,
     dns_type: Option<String>,
     dns_name: Option<String>,
+    file_track: Option<String>,
+    file_weight: Option<(i32, bool)>,
 }
 
 impl CheckB {
@@ -273,6 +302,8 @@ impl CheckB {
             max_reply_length: None,
             dns_type: None,
             dns_name: None,
+            file_track: None,
+            file_weight: None,
         }
     }
     fn conn(&mut self) -> &mut ConnOpts {
@@ -465,16 +496,50 @@ static SMTP_KW: &[Kw<CheckB>] = &[
     }),
 ];
 
+/// A hex string argument (keepalived's `read_hex_str`), checked here so a
+/// typo is reported at its place.
+fn hex_arg(p: &mut Parser, n: &Node, wildcard: bool) -> Option<String> {
+    let text = n.words[1..]
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if HexPattern::parse(&text, wildcard).is_none() {
+        let span = n
+            .words
+            .get(1)
+            .map_or_else(|| n.span().clone(), |w| w.span.clone());
+        p.diags.add(
+            Severity::Error,
+            &span,
+            format!("`{text}` is not a hex string; `{}` ignored", n.keyword()),
+            Some(if wildcard {
+                "write octets in hex, e.g. `0a 1b 2c` (x for any nibble)".into()
+            } else {
+                "write octets in hex, e.g. `0a 1b 2c`".into()
+            }),
+        );
+        return None;
+    }
+    Some(text)
+}
+
 static UDP_KW: &[Kw<CheckB>] = &[
-    leaf("payload", |p, c, n| c.payload = p.rest(n, 1)),
-    leaf("require_reply", |_, c, n| {
-        c.require_reply = Some(
-            n.words[1..]
-                .iter()
-                .map(|w| w.text.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
+    leaf("payload", |p, c, n| {
+        if n.words.len() < 2 {
+            p.diags
+                .error(n.span(), "UDP_CHECK payload requires a payload; ignored");
+            return;
+        }
+        c.payload = hex_arg(p, n, false);
+    }),
+    leaf("require_reply", |p, c, n| {
+        // A bare `require_reply`: any reply will do.
+        c.require_reply = if n.words.len() < 2 {
+            Some(String::new())
+        } else {
+            hex_arg(p, n, true).or(Some(String::new()))
+        };
     }),
     leaf("min_reply_length", |p, c, n| {
         c.min_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
@@ -484,10 +549,174 @@ static UDP_KW: &[Kw<CheckB>] = &[
     }),
 ];
 
-static DNS_KW: &[Kw<CheckB>] = &[
-    leaf("type", |p, c, n| c.dns_type = p.string(n, 1)),
-    leaf("name", |p, c, n| c.dns_name = p.string(n, 1)),
+/// DNS_CHECK query types (check_dns.c `DNS_TYPE`).
+pub const DNS_TYPES: &[&str] = &[
+    "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY",
 ];
+
+static DNS_KW: &[Kw<CheckB>] = &[
+    leaf("type", |p, c, n| {
+        let Some(w) = p.arg(n, 1) else { return };
+        match DNS_TYPES.iter().find(|t| t.eq_ignore_ascii_case(&w.text)) {
+            Some(t) => c.dns_type = Some((*t).to_string()),
+            None => p.diags.add(
+                Severity::Error,
+                &w.span,
+                format!("Unknown DNS check type {} - ignoring", w.text),
+                Some(format!("use one of {}", DNS_TYPES.join(", "))),
+            ),
+        }
+    }),
+    leaf("name", |p, c, n| {
+        let Some(w) = p.arg(n, 1) else { return };
+        let name = w.text.as_str();
+        // keepalived refuses empty labels (`a..b`, a leading dot).
+        if (name.starts_with('.') && name != ".") || name.contains("..") {
+            p.diags.add(
+                Severity::Error,
+                &w.span,
+                format!("DNS_CHECK name '{name}' has empty label - ignoring"),
+                None,
+            );
+            return;
+        }
+        if c.dns_name.is_some() {
+            p.diags
+                .error(&w.span, "DNS_CHECK name already specified - ignoring");
+            return;
+        }
+        c.dns_name = Some(name.to_string());
+    }),
+];
+
+static FILE_KW: &[Kw<CheckB>] = &[
+    leaf("track_file", |p, c, n| c.file_track = p.string(n, 1)),
+    leaf("weight", |p, c, n| {
+        let Some(w) = p.int(n, 1, -WEIGHT_MAX_I, WEIGHT_MAX_I) else {
+            return;
+        };
+        let reverse = match n.words.get(2).map(|w| w.text.as_str()) {
+            None | Some("noreverse") => false,
+            Some("reverse") => true,
+            Some(other) => {
+                p.diags.add(
+                    Severity::Error,
+                    &n.words[2].span,
+                    format!("unknown track file weight option {other} - ignoring"),
+                    Some("write `reverse` or nothing".into()),
+                );
+                return;
+            }
+        };
+        c.file_weight = Some((w as i32, reverse));
+    }),
+];
+
+// ---------------------------------------------------------------- track_file
+
+/// `track_file NAME { file PATH; weight W [reverse]; init_file [V] [overwrite] }`.
+pub(super) fn parse_track_file(p: &mut Parser, cfg: &mut Config, n: &Node) {
+    let Some(name) = p.string(n, 1) else { return };
+    if n.keyword() == "vrrp_track_file" {
+        p.warn_once(
+            "deprecated/vrrp_track_file",
+            n,
+            "\"vrrp_track_file\" is deprecated, please use \"track_file\"".into(),
+            None,
+        );
+    }
+    let Some(body) = &n.block else {
+        p.diags.fatal(n.span(), "`track_file` needs a block");
+        return;
+    };
+    let mut t = TrackFile {
+        span: n.span().clone(),
+        name,
+        file: String::new(),
+        weight: 1,
+        weight_reverse: false,
+        init_file: None,
+    };
+    p.dispatch("track_file", &[TRACK_FILE_KW], &[], &mut t, body);
+    if t.file.is_empty() {
+        p.diags.add(
+            Severity::Error,
+            n.span(),
+            format!("No file set for track_file {} - ignoring", t.name),
+            Some("add `file /path/to/file`".into()),
+        );
+        return;
+    }
+    if cfg.track_files.iter().any(|x| x.name == t.name) {
+        p.diags.error(
+            n.span(),
+            format!(
+                "track_file `{}` defined twice; the second is ignored",
+                t.name
+            ),
+        );
+        return;
+    }
+    cfg.track_files.push(t);
+}
+
+static TRACK_FILE_KW: &[Kw<TrackFile>] = &[
+    leaf("file", |p, t, n| {
+        if let Some(f) = p.string(n, 1) {
+            t.file = f;
+        }
+    }),
+    leaf("weight", |p, t, n| {
+        if let Some(w) = p.int(n, 1, -254, 254) {
+            t.weight = w as i32;
+        }
+        match n.words.get(2).map(|w| w.text.as_str()) {
+            None => {}
+            Some("reverse") => t.weight_reverse = true,
+            Some(other) => p.diags.add(
+                Severity::Error,
+                &n.words[2].span,
+                format!("track_file {} unknown weight option {other}", t.name),
+                None,
+            ),
+        }
+    }),
+    leaf("init_file", |p, t, n| {
+        let mut value = 0;
+        let mut overwrite = false;
+        for w in &n.words[1..] {
+            if w.text == "overwrite" {
+                overwrite = true;
+            } else if let Some(v) = p.int_word("init_file", w, -254, 254) {
+                value = v;
+            }
+        }
+        t.init_file = Some((value, overwrite));
+    }),
+];
+
+/// After the whole file: FILE_CHECKs name existing `track_file`s
+/// (keepalived looks them up when it reads the checker).
+pub(super) fn resolve_file_checks(p: &mut Parser, cfg: &mut Config) {
+    let names: Vec<String> = cfg.track_files.iter().map(|t| t.name.clone()).collect();
+    for vs in &mut cfg.virtual_servers {
+        for rs in &mut vs.real_servers {
+            rs.checkers.retain(|c| {
+                let Checker::File(f) = c else { return true };
+                if names.contains(&f.track_file) {
+                    return true;
+                }
+                p.diags.add(
+                    Severity::Error,
+                    &f.span,
+                    format!("track_file {} not found; FILE_CHECK ignored", f.track_file),
+                    Some("define it with `track_file NAME { file PATH }` at the top level".into()),
+                );
+                false
+            });
+        }
+    }
+}
 
 const CHECKERS: &[&str] = &[
     "TCP_CHECK",
@@ -523,7 +752,8 @@ fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
         "SMTP_CHECK" => p.dispatch(kind, &[SMTP_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
         "UDP_CHECK" => p.dispatch(kind, &[UDP_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
         "DNS_CHECK" => p.dispatch(kind, &[DNS_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
-        // FILE_CHECK and BFD_CHECK are recognised only; their bodies are skipped.
+        "FILE_CHECK" => p.dispatch(kind, &[FILE_KW], &[], &mut c, body),
+        // BFD_CHECK is recognised only; its body is skipped.
         _ => {}
     }
     // End-of-block validation (keepalived's level end handlers).
@@ -534,6 +764,15 @@ fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
                 n.span(),
                 format!("{kind} has no `url`; checker ignored"),
                 Some("add `url { path / }`".into()),
+            );
+            return;
+        }
+        "FILE_CHECK" if c.file_track.is_none() => {
+            p.diags.add(
+                Severity::Error,
+                n.span(),
+                "FILE_CHECK has no track_file specified - ignoring",
+                Some("add `track_file NAME`".into()),
             );
             return;
         }
@@ -916,6 +1155,7 @@ fn vs_addr(p: &mut Parser, n: &Node) -> Option<(VsAddr, Span)> {
     match w.text.as_str() {
         "fwmark" => {
             let m = p.uint(n, 2, 1, u64::from(u32::MAX))?;
+            refuse_fwmark(p, &span, &format!("virtual_server fwmark {m}"));
             Some((VsAddr::Fwmark(m as u32), span))
         }
         "group" => Some((VsAddr::Group(p.string(n, 2)?), span)),
@@ -1193,6 +1433,12 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
                     common,
                     query_type: c.dns_type,
                     name: c.dns_name,
+                }),
+                "FILE_CHECK" => Checker::File(FileCheck {
+                    span: c.span,
+                    track_file: c.file_track.unwrap_or_default(),
+                    weight: c.file_weight.map(|w| w.0),
+                    weight_reverse: c.file_weight.is_some_and(|w| w.1),
                 }),
                 other => Checker::Other {
                     kind: other.to_string(),
