@@ -150,6 +150,7 @@ pub const CAPABILITIES: &[Capability] = &[
     runs("root", "vrrp_sync_group"),
     runs("vrrp_instance", "track_interface"),
     runs("vrrp_instance", "track_process"),
+    runs("vrrp_instance", "track_file"),
     runs("root", "vrrp_track_process"),
     runs("global_defs", "notify_fifo"),
     runs("global_defs", "vrrp_notify_fifo"),

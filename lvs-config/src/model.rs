@@ -193,6 +193,8 @@ pub struct VrrpSyncGroup {
     pub track_script: Vec<TrackScript>,
     /// `track_process` entries (`NAME [weight W [reverse]]`, as scripts).
     pub track_process: Vec<TrackScript>,
+    /// `track_file` entries (`NAME [weight W [reverse]]`, as scripts).
+    pub track_file: Vec<TrackScript>,
     pub smtp_alert: bool,
     pub global_tracking: bool,
 }
@@ -291,6 +293,8 @@ pub struct VrrpInstance {
     pub track_script: Vec<TrackScript>,
     /// `track_process` entries (`NAME [weight W [reverse]]`, as scripts).
     pub track_process: Vec<TrackScript>,
+    /// `track_file` entries (`NAME [weight W [reverse]]`, as scripts).
+    pub track_file: Vec<TrackScript>,
     pub dont_track_primary: bool,
     pub notify: Notify,
     pub smtp_alert: bool,

@@ -106,3 +106,46 @@ fn track_process_quorum_and_notify_fifo() {
     let _ = lab.kill(b.pid);
     assert!(!fifo.exists(), "the FIFO we created is removed at exit");
 }
+
+/// `track_file` (weight 0): a non-zero value in the file is FAULT, the
+/// backup takes over; 0 again brings the master back. `init_file` writes
+/// the starting value.
+#[test]
+fn track_file_value_moves_the_vip() {
+    let lab = lab();
+    let state = lab.log_dir().join("vrrp.state");
+    let top: &'static str = Box::leak(
+        format!(
+            "track_file chk_file {{\n    file {}\n    weight 0\n    init_file 0 overwrite\n}}\n",
+            state.display()
+        )
+        .into_boxed_str(),
+    );
+    let m = start_ours(
+        &lab,
+        0,
+        &Conf {
+            top,
+            extra: "    track_file {\n        chk_file\n    }\n",
+            ..Conf::master().v3("0.1")
+        },
+    );
+    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), "0");
+    let b = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&state, "1\n").unwrap();
+    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
+    wait_log(
+        &m,
+        "(VI_1) tracked file chk_file now 1",
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
+    std::fs::write(&state, "0\n").unwrap();
+    wait_master(&lab, 0, Duration::from_secs(4)).unwrap();
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+}

@@ -385,6 +385,9 @@ static SYNC_KW: &[Kw<VrrpSyncGroup>] = &[
     block("track_process", |p, g, n| {
         g.track_process = tracked(p, n, "track_process", track_entry)
     }),
+    block("track_file", |p, g, n| {
+        g.track_file = tracked(p, n, "track_file", track_entry)
+    }),
     leaf("notify_master", |p, g, n| notify(p, &mut g.notify, n)),
     leaf("notify_backup", |p, g, n| notify(p, &mut g.notify, n)),
     leaf("notify_fault", |p, g, n| notify(p, &mut g.notify, n)),
@@ -410,6 +413,7 @@ pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
         track_interface: Vec::new(),
         track_script: Vec::new(),
         track_process: Vec::new(),
+        track_file: Vec::new(),
         smtp_alert: false,
         global_tracking: false,
     };
@@ -759,6 +763,10 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         let t = tracked(p, n, "track_process", track_entry);
         b.v.track_process.extend(t);
     }),
+    block("track_file", |p, b, n| {
+        let t = tracked(p, n, "track_file", track_entry);
+        b.v.track_file.extend(t);
+    }),
     leaf("dont_track_primary", |_, b, _| {
         b.v.dont_track_primary = true
     }),
@@ -850,6 +858,7 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
             track_interface: Vec::new(),
             track_script: Vec::new(),
             track_process: Vec::new(),
+            track_file: Vec::new(),
             dont_track_primary: false,
             notify: Notify::default(),
             smtp_alert: false,

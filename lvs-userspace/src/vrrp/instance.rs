@@ -18,7 +18,9 @@ use super::packet::{self, Expect, Outgoing, RejectReason, VRRP_MCAST_GROUP};
 use super::socket::VrrpSocket;
 use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
 use super::sync::{GroupCmd, MemberLink, Report};
-use super::track::{self, ProcessState, ScriptState, TrackedIf, TrackedProcess, TrackedScript};
+use super::track::{
+    self, ProcessState, ScriptState, TrackedFile, TrackedIf, TrackedProcess, TrackedScript,
+};
 use super::{VrrpError, VrrpEvent, VrrpStats};
 use crate::netlink::monitor::{Monitor, NetEvent};
 use crate::netlink::{self, IfAddr, NetlinkError};
@@ -60,6 +62,8 @@ pub(crate) struct Params {
     pub tracked_ifs: Vec<TrackedIf>,
     /// `track_process`.
     pub processes: Vec<TrackedProcess>,
+    /// `track_file`.
+    pub files: Vec<TrackedFile>,
 }
 
 fn v4(a: &IpAddr) -> Option<Ipv4Addr> {
@@ -165,6 +169,7 @@ impl Params {
             tracked_ifs: track::tracked_interfaces(i),
             processes: track::resolve_processes(cfg, &i.name, &i.track_process)
                 .map_err(VrrpError::Config)?,
+            files: track::resolve_files(cfg, &i.name, &i.track_file),
         })
     }
 }
@@ -221,6 +226,25 @@ fn process_states(procs: &[TrackedProcess]) -> Vec<ProcessState> {
         .iter()
         .zip(counts)
         .map(|(t, n)| ProcessState::new(t, n))
+        .collect()
+}
+
+/// The tracked files' values now (`init_file` written first where it
+/// applies; a missing file is 0, an unreadable number 0 at start).
+fn file_values(files: &[TrackedFile]) -> Vec<i64> {
+    files
+        .iter()
+        .map(|f| {
+            if let Some((v, overwrite)) = f.init_file {
+                let path = std::path::Path::new(&f.path);
+                if overwrite || !path.exists() {
+                    if let Err(e) = std::fs::write(path, format!("{v}\n")) {
+                        warn!("track_file {}: cannot write {}: {e}", f.name, f.path);
+                    }
+                }
+            }
+            crate::check::file::read_value(std::path::Path::new(&f.path)).unwrap_or(0)
+        })
         .collect()
 }
 
@@ -335,6 +359,7 @@ impl Handle {
             script_tx: None,
             if_states: params.tracked_ifs.iter().map(IfState::read).collect(),
             proc_states: process_states(&params.processes),
+            file_values: file_values(&params.files),
             fault: false,
             monitor,
             group: group.map(|member| GroupMember {
@@ -391,6 +416,8 @@ struct Task {
     script_tx: Option<mpsc::Sender<(usize, bool)>>,
     if_states: Vec<IfState>,
     proc_states: Vec<ProcessState>,
+    /// The tracked files' values.
+    file_values: Vec<i64>,
     /// A tracked interface is down or a weight-0 script failed.
     fault: bool,
     monitor: Monitor,
@@ -496,6 +523,7 @@ impl Task {
                         self.check_links(now).await;
                         self.check_vips(now).await;
                         self.check_processes(now).await;
+                        self.check_files(now).await;
                     }
                 }
                 Some(cmd) = group_cmd(&mut self.group) => {
@@ -620,6 +648,29 @@ impl Task {
         }
     }
 
+    /// Re-reads the tracked files (keepalived watches them with inotify;
+    /// once a second is close enough for failover).
+    async fn check_files(&mut self, now: Instant) {
+        let mut changed = false;
+        for (f, v) in self.p.files.iter().zip(&mut self.file_values) {
+            // An unreadable number keeps the last value (keepalived).
+            let Some(new) = crate::check::file::read_value(std::path::Path::new(&f.path)) else {
+                continue;
+            };
+            if new != *v {
+                info!(
+                    "({}) tracked file {} now {new} (was {})",
+                    self.p.machine.name, f.name, v
+                );
+                *v = new;
+                changed = true;
+            }
+        }
+        if changed {
+            self.apply_tracking(now).await;
+        }
+    }
+
     /// Counts the tracked processes (keepalived watches process events;
     /// /proc once a second is close enough for failover).
     async fn check_processes(&mut self, now: Instant) {
@@ -717,6 +768,9 @@ impl Task {
         if old.processes != self.p.processes {
             self.proc_states = process_states(&self.p.processes);
         }
+        if old.files != self.p.files {
+            self.file_values = file_values(&self.p.files);
+        }
         let (effective, _) = self.tracking();
         let prio = self.machine.p.priority;
         self.machine.p = self.p.machine.clone();
@@ -797,13 +851,16 @@ impl Task {
             let Some(link) = self.vip_links.get(&v.dev) else {
                 continue;
             };
-            if !present.contains_key(&link.index) {
-                let Ok(addrs) = netlink::addrs(link.index) else {
-                    continue;
-                };
-                present.insert(link.index, addrs.into_iter().map(|a| a.addr).collect());
-            }
-            if !present[&link.index].contains(&v.addr.addr) {
+            let addrs = match present.entry(link.index) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let Ok(addrs) = netlink::addrs(link.index) else {
+                        continue;
+                    };
+                    e.insert(addrs.into_iter().map(|a| a.addr).collect())
+                }
+            };
+            if !addrs.contains(&v.addr.addr) {
                 missing = Some(v.addr.addr);
                 break;
             }
@@ -842,11 +899,18 @@ impl Task {
             .iter()
             .zip(&self.proc_states)
             .map(|(t, st)| track::effect(t.weight, t.reverse, Some(st.have_quorum)));
+        let files = self
+            .p
+            .files
+            .iter()
+            .zip(&self.file_values)
+            .map(|(f, v)| track::file_effect(*v, f.weight, f.reverse));
         track::effective(
             self.p.machine.priority,
             track::script_effects(&self.p.scripts, &self.script_states)
                 .chain(ifs)
-                .chain(procs),
+                .chain(procs)
+                .chain(files),
         )
     }
 

@@ -181,6 +181,7 @@ fn resolve_with_policy(
             track::resolve_entries(cfg, &g.name, &g.track_script).map_err(VrrpError::Config)?;
         let processes =
             track::resolve_processes(cfg, &g.name, &g.track_process).map_err(VrrpError::Config)?;
+        let files = track::resolve_files(cfg, &g.name, &g.track_file);
         for m in &members {
             let p = out.get_mut(m).expect("member exists");
             if !g.global_tracking {
@@ -213,6 +214,26 @@ fn resolve_with_policy(
                     }
                     t.weight == 0
                 });
+                // keepalived: the default weight 1 becomes 0, an explicit
+                // weight drops the file.
+                p.files.retain_mut(|f| match f.weight {
+                    0 => true,
+                    1 => {
+                        warn!(
+                            "({m}) ignoring weight from tracked file {} due to SYNC group. specify weight 0",
+                            f.name
+                        );
+                        f.weight = 0;
+                        true
+                    }
+                    w => {
+                        warn!(
+                            "({m}) ignoring tracked file {} with weight {w} due to SYNC group",
+                            f.name
+                        );
+                        false
+                    }
+                });
             }
             for t in &g.track_interface {
                 track::merge_if(
@@ -230,6 +251,11 @@ fn resolve_with_policy(
             for t in &processes {
                 if !p.processes.iter().any(|x| x.p.name == t.p.name) {
                     p.processes.push(t.clone());
+                }
+            }
+            for f in &files {
+                if !p.files.iter().any(|x| x.name == f.name) {
+                    p.files.push(f.clone());
                 }
             }
         }

@@ -642,3 +642,84 @@ mod process_tests {
         assert!(st.feed(&t, 4, t0 + Duration::from_secs(7)));
     }
 }
+
+/// One tracked `track_file`, resolved with the instance's weight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackedFile {
+    pub name: String,
+    pub path: String,
+    pub weight: i32,
+    pub reverse: bool,
+    pub init_file: Option<(i64, bool)>,
+}
+
+/// Resolves `track_file` entries (of an instance or a sync group named
+/// `owner`); an entry without a weight takes the file's (default 1). An
+/// unknown name is skipped with keepalived's warning.
+pub fn resolve_files(
+    cfg: &lvs_config::Config,
+    owner: &str,
+    entries: &[lvs_config::TrackScript],
+) -> Vec<TrackedFile> {
+    entries
+        .iter()
+        .filter_map(|t| {
+            let Some(f) = cfg.track_file(&t.name) else {
+                warn!("({owner}) track file {} not found, ignoring...", t.name);
+                return None;
+            };
+            Some(TrackedFile {
+                name: f.name.clone(),
+                path: f.file.clone(),
+                weight: t.weight.unwrap_or(f.weight),
+                reverse: if t.weight.is_some() {
+                    t.reverse
+                } else {
+                    f.weight_reverse
+                },
+                init_file: f.init_file,
+            })
+        })
+        .collect()
+}
+
+/// keepalived's rule for a VRRP instance tracking a file holding `value`
+/// (trackers/track_file.c): weight 0: a non-zero value is FAULT (`reverse`:
+/// zero is); otherwise `value × weight` (negated by `reverse`), within
+/// -254..=253, is added to the priority, and -254 is FAULT.
+pub fn file_effect(value: i64, weight: i32, reverse: bool) -> Effect {
+    if weight == 0 {
+        return if (value != 0) != reverse {
+            Effect::Fault
+        } else {
+            Effect::None
+        };
+    }
+    let m = if reverse { -1 } else { 1 };
+    let status = value
+        .saturating_mul(i64::from(weight))
+        .saturating_mul(m)
+        .clamp(-254, 253);
+    if status == -254 {
+        Effect::Fault
+    } else {
+        Effect::Add(status as i32)
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn file_values_as_keepalived() {
+        assert_eq!(file_effect(0, 0, false), Effect::None);
+        assert_eq!(file_effect(3, 0, false), Effect::Fault);
+        assert_eq!(file_effect(0, 0, true), Effect::Fault);
+        assert_eq!(file_effect(5, 1, false), Effect::Add(5));
+        assert_eq!(file_effect(5, -10, false), Effect::Add(-50));
+        assert_eq!(file_effect(5, 10, true), Effect::Add(-50));
+        assert_eq!(file_effect(-300, 1, false), Effect::Fault);
+        assert_eq!(file_effect(1000, 1, false), Effect::Add(253));
+    }
+}
