@@ -291,10 +291,10 @@ fn a_cached_flow_refreshes_its_entry_without_the_agent() {
     let ack = tcp_frame((client(4), 40000), (VIP, 80), Flags::ACK, b"");
     run(&mut dp, &ack); // promoted
     run(&mut dp, &ack); // cached
-    // Age the entry to ten seconds short of ESTABLISHED's 900 s (the sleep
-    // below must not expire it), as if the flow had been served from the
-    // cache that long with no agent bumping the tick. (Nothing in this test
-    // bumps it; a machine up for less than that ages it half its clock.)
+                        // Age the entry to ten seconds short of ESTABLISHED's 900 s (the sleep
+                        // below must not expire it), as if the flow had been served from the
+                        // cache that long with no agent bumping the tick. (Nothing in this test
+                        // bumps it; a machine up for less than that ages it half its clock.)
     let mut c = dp.conn(&k).unwrap();
     let seen = c.last_seen_ns;
     c.last_seen_ns = seen - (890 * 1_000_000_000).min(seen / 2);
