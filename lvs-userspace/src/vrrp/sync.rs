@@ -7,7 +7,7 @@
 //!   master-down timer ran out, or it already is MASTER): "prefer backup
 //!   state to avoid thrashing".
 //!
-//! [`Group`] is the pure rule; [`run`] is the task that carries reports
+//! [`Group`] is the pure rule; `run` is the task that carries reports
 //! from the member tasks to it and its commands back.
 
 use tokio::sync::mpsc;
