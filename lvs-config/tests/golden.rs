@@ -104,8 +104,7 @@ fn samples_have_no_errors() {
             .virtual_servers
             .iter()
             .any(|v| v.lb_kind != LbKind::Dr)
-            || r
-                .diagnostics
+            || r.diagnostics
                 .iter()
                 .any(|d| d.message.contains("fwmark services are not supported"));
         assert_eq!(

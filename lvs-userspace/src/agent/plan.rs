@@ -362,7 +362,16 @@ mod tests {
             real_server 198.18.0.11 {\n  TCP_CHECK {\n  }\n }\n real_server 198.18.0.12 8080 {\n }\n}\n\
             virtual_server fwmark 5 {\n lb_algo rr\n lb_kind DR\n real_server 198.18.0.11 80 {\n }\n}\n";
         let r = lvs_config::parse_str("g.conf", text, &Default::default());
-        assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+        // The only errors: the two fwmark items, refused (exit 4; the rest runs).
+        assert!(
+            r.diagnostics
+                .iter()
+                .filter(|d| d.severity != lvs_config::Severity::Warning)
+                .all(|d| d.message.contains("fwmark services are not supported")),
+            "{}",
+            r.diagnostics
+        );
+        assert_eq!(r.exit_code(), 4);
         let p = plan(&r.config);
         let ids: Vec<(Ipv4Addr, u16)> = p.services.iter().map(|s| (s.id.vip, s.id.port)).collect();
         let want: Vec<(Ipv4Addr, u16)> = [80, 8080]
