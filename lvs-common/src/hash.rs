@@ -77,14 +77,14 @@ fn sipround(v: &mut [u64; 4]) {
 }
 
 /// The kernel's `hsiphash_1u32` on 64-bit machines (SipHash-1-3 of one
-/// 4-byte word, truncated), with a key whose two words are both `key`.
+/// 4-byte word, truncated) with key (k0, k1).
 #[inline(always)]
-pub fn hsiphash_u32(x: u32, key: u64) -> u32 {
+pub fn hsiphash_u32(x: u32, k0: u64, k1: u64) -> u32 {
     let mut v = [
-        0x736f_6d65_7073_6575 ^ key,
-        0x646f_7261_6e64_6f6d ^ key,
-        0x6c79_6765_6e65_7261 ^ key,
-        0x7465_6462_7974_6573 ^ key,
+        0x736f_6d65_7073_6575 ^ k0,
+        0x646f_7261_6e64_6f6d ^ k1,
+        0x6c79_6765_6e65_7261 ^ k0,
+        0x7465_6462_7974_6573 ^ k1,
     ];
     let b = (4u64 << 56) | x as u64;
     v[3] ^= b;
@@ -100,5 +100,9 @@ pub fn hsiphash_u32(x: u32, key: u64) -> u32 {
 /// `ip_vs_mh_hashkey`: hsiphash of `offset + port + addr` (host order).
 #[inline(always)]
 pub fn mh_hash(addr: u32, port: u16, key: u64, offset: u32) -> u32 {
-    hsiphash_u32(offset.wrapping_add(port as u32).wrapping_add(addr), key)
+    hsiphash_u32(
+        offset.wrapping_add(port as u32).wrapping_add(addr),
+        key,
+        key,
+    )
 }
