@@ -61,6 +61,7 @@ pub const MAX_IFINDEX: u32 = 4096;
 
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMP: u8 = 1;
 
 /// Names of the pinned maps, as `bpftool map dump pinned <dir>/<name>` wants them.
 pub mod map_names {
@@ -312,6 +313,16 @@ pub const SET_F_SLOPPY: u32 = 1 << 0;
 /// Global flag: report new connections, state changes and new persistence
 /// templates in `sync_events`, for connection sync to the backup director.
 pub const SET_F_SYNC: u32 = 1 << 1;
+/// Global flag (IPVS `expire_nodest_conn = 1`): a packet of a connection
+/// whose real server is down is rescheduled to another one (for TCP the
+/// new server answers a mid-stream segment with RST). Off: such TCP
+/// segments are dropped and the connection waits for its server.
+pub const SET_F_EXPIRE_NODEST: u32 = 1 << 2;
+/// Global flag (IPVS `expire_quiescent_template = 1`): a persistence
+/// template naming a real server at weight 0 (drained, or failed with
+/// `inhibit_on_failure`) is treated as expired, so its client's next
+/// connection is scheduled anew instead of following the template.
+pub const SET_F_EXPIRE_QUIESCENT: u32 = 1 << 3;
 
 /// `SyncEvent::kind`: a connection was created or changed state.
 pub const SYNC_CONN: u32 = 1;
@@ -412,7 +423,12 @@ pub mod verdict {
     /// Addressed to another host's MAC (flooded by a switch to a backup
     /// director, say): passed, so the kernel drops it; never forwarded.
     pub const PASS_OTHER_HOST: u32 = 10;
-    pub const COUNT: u32 = 11;
+    /// A mid-stream TCP segment of a connection whose real server is down:
+    /// dropped, as IPVS does with `expire_nodest_conn = 0` (the client
+    /// retransmits; a server back within the retransmission time keeps its
+    /// connections). With `--expire-nodest-conn` they are rescheduled.
+    pub const DROP_DEST_DOWN: u32 = 11;
+    pub const COUNT: u32 = 12;
     /// Names in index order, for listings and metrics.
     pub const NAMES: [&str; COUNT as usize] = [
         "tx",
@@ -426,6 +442,7 @@ pub mod verdict {
         "pass_no_backend",
         "drop_no_tx_port",
         "pass_other_host",
+        "drop_dest_down",
     ];
 }
 
@@ -445,7 +462,10 @@ pub mod event {
     /// A retransmitted SYN (or repeated first datagram) of a half-open flow:
     /// sent to the backend it was scheduled to.
     pub const HALF_OPEN_REPEAT: u32 = 4;
-    pub const COUNT: u32 = 5;
+    /// An ICMP error about a known connection (fragmentation needed, port
+    /// unreachable…), forwarded to that connection's real server.
+    pub const ICMP_ERROR_FORWARDED: u32 = 5;
+    pub const COUNT: u32 = 6;
     /// Names in index order, for listings and metrics.
     pub const NAMES: [&str; COUNT as usize] = [
         "flow_cache_hit",
@@ -453,6 +473,7 @@ pub mod event {
         "half_open_new",
         "promoted",
         "half_open_repeat",
+        "icmp_error_forwarded",
     ];
 }
 

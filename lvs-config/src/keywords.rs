@@ -7,7 +7,8 @@
 //! The keywords we model have handlers in the `parse` module's tables; the
 //! lists here name every other keyword keepalived accepts in each block, so
 //! that they parse with one "not supported yet, ignored" warning instead of
-//! "unknown keyword".
+//! "unknown keyword" (or with the capability table's own warning, which
+//! says what traffic sees: `capability`).
 
 /// Top-level blocks with a typed model.
 pub(crate) const ROOT_MODELLED: &[&str] = &[
@@ -17,6 +18,7 @@ pub(crate) const ROOT_MODELLED: &[&str] = &[
     "vrrp_instance",
     "virtual_server_group",
     "virtual_server",
+    "track_file",
 ];
 
 /// Top-level keywords keepalived knows that we do not model (their blocks
@@ -32,8 +34,6 @@ pub(crate) const ROOT_IGNORED: &[&str] = &[
     "interface_up_down_delays",
     "bfd_instance",
     "SSL",
-    "track_file",
-    "vrrp_track_file",
     "linkbeat_use_polling",
     "net_namespace",
     "net_namespace_ipvs",
@@ -388,26 +388,3 @@ pub(crate) const RS_ALL: &[&str] = &[
     "FILE_CHECK",
     "BFD_CHECK",
 ];
-
-/// Keywords we parse into the model but that lvs-xdp does not act on yet,
-/// with the reason given to the user. Edit as the agent grows.
-pub(crate) fn agent_pending(ctx: &str, kw: &str) -> Option<&'static str> {
-    Some(match (ctx, kw) {
-        ("virtual_server", "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method") => {
-            "no sorry server fallback"
-        }
-        ("virtual_server", "quorum" | "hysteresis" | "quorum_up" | "quorum_down") => {
-            "no quorum tracking"
-        }
-        ("virtual_server", "persistence_engine") => "no persistence engines (sip)",
-        ("virtual_server", "ha_suspend") => "checkers always run",
-        ("real_server", "uthreshold" | "lthreshold") => "no connection thresholds",
-        (
-            "real_server",
-            "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK",
-        ) => "this checker type does not run",
-        ("vrrp_instance", "use_vmac") => "no VMAC interfaces",
-        (_, "smtp_alert") => "no e-mail alerts",
-        _ => return None,
-    })
-}

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::capability::{self, Support};
 use crate::diag::Severity;
 use crate::model::{Config, LbKind, VipEntry, VrrpInstance, VsAddr, VsgEntry};
 use crate::parse::Parser;
@@ -135,18 +136,32 @@ fn vip_coverage(p: &mut Parser, cfg: &Config) {
     }
 }
 
-/// lvs-xdp forwards by Direct Routing only; with DR the real server gets the
-/// virtual server's port.
+/// lvs-xdp forwards by Direct Routing only (the capability table refuses
+/// NAT and TUN: an error, the service is not run); with DR the real server
+/// gets the virtual server's port.
+/// keepalived's spelling of a forwarding method.
+fn method(k: LbKind) -> &'static str {
+    match k {
+        LbKind::Dr => "DR",
+        LbKind::Nat => "NAT",
+        LbKind::Tun => "TUN",
+    }
+}
+
 fn forwarding(p: &mut Parser, cfg: &Config) {
     for vs in &cfg.virtual_servers {
-        if vs.lb_kind != LbKind::Dr {
+        if let Some(Support::Refused(why)) =
+            capability::lookup("virtual_server", "lb_kind", Some(method(vs.lb_kind)))
+        {
             let span = vs.lb_kind_span.as_ref().unwrap_or(&vs.span);
             p.diags.add(
-                Severity::Warning,
+                Severity::Error,
                 span,
-                format!("lb_kind {:?} is not supported: lvs-xdp does Direct Routing only (virtual_server {})", vs.lb_kind, vs.addr)
-                    .replace("Nat", "NAT")
-                    .replace("Tun", "TUN"),
+                format!(
+                    "lb_kind {}: virtual_server {} is not run: {why}",
+                    method(vs.lb_kind),
+                    vs.addr
+                ),
                 Some("write `lb_kind DR`; real servers must hold the VIP on lo with arp_ignore=1, arp_announce=2".into()),
             );
         }
@@ -154,25 +169,66 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
             VsAddr::Ip(_, port) => port,
             _ => 0,
         };
+        if let VsAddr::Group(g) = &vs.addr {
+            // keepalived warns (and keeps going) when a group entry's port
+            // is not the real server's: with DR the packet keeps its port.
+            for e in cfg
+                .virtual_server_group(g)
+                .map(|g| g.entries.as_slice())
+                .unwrap_or_default()
+            {
+                let VsgEntry::Range {
+                    span, first, port, ..
+                } = e
+                else {
+                    continue;
+                };
+                for rs in &vs.real_servers {
+                    if rs.lb_kind != LbKind::Nat && rs.port != 0 && rs.port != *port {
+                        let keep = if *port == 0 {
+                            "an entry without a port serves every port, and packets keep theirs"
+                                .to_string()
+                        } else {
+                            format!("with lb_kind DR packets keep port {port}")
+                        };
+                        p.diags.add(
+                            Severity::Warning,
+                            span,
+                            format!(
+                                "virtual server group {g} entry {first} port {port} and real server {} port {} ports don't match: {keep}",
+                                rs.addr, rs.port
+                            ),
+                            Some(format!("give the entry port {}", rs.port)),
+                        );
+                    }
+                }
+            }
+        }
         for rs in &vs.real_servers {
-            if rs.lb_kind != vs.lb_kind && rs.lb_kind != LbKind::Dr {
+            let refused = capability::lookup("real_server", "lvs_method", Some(method(rs.lb_kind)));
+            if let (true, Some(Support::Refused(why))) = (rs.lb_kind != vs.lb_kind, refused) {
                 let span = rs.lb_kind_span.as_ref().unwrap_or(&rs.span);
                 p.diags.add(
-                    Severity::Warning,
+                    Severity::Error,
                     span,
-                    format!("real_server {} lvs_method {:?} is not supported: lvs-xdp does Direct Routing only", rs.addr, rs.lb_kind)
-                        .replace("Nat", "NAT")
-                        .replace("Tun", "TUN"),
+                    format!(
+                        "lvs_method {}: real_server {} is not run: {why}",
+                        method(rs.lb_kind),
+                        rs.addr
+                    ),
                     Some("write `lvs_method DR`".into()),
                 );
             }
             if rs.lb_kind == LbKind::Dr && vs_port != 0 && rs.port != vs_port {
+                // keepalived resets the port to the virtual server's (its
+                // checkers then connect there); lvs-xdp keeps it for the
+                // checkers (README: deliberate differences).
                 p.diags.add(
                     Severity::Warning,
                     &rs.span,
                     format!(
-                        "real_server {} port {} differs from the virtual_server port {vs_port}: with lb_kind DR packets keep port {vs_port}",
-                        rs.addr, rs.port
+                        "virtual server {} and real server {} port {} ports don't match: with lb_kind DR packets keep port {vs_port}; keepalived resets the real server to port {vs_port} (its checkers then connect there), lvs-xdp's checkers use port {}",
+                        vs.addr, rs.addr, rs.port, rs.port
                     ),
                     Some(format!("write `real_server {} {vs_port}`", rs.addr)),
                 );

@@ -13,7 +13,7 @@
 
 use lvs_common::{
     event, tcp, verdict as reason, Conn, Service, ServiceKey, Settings, CONN_F_PERSISTENT,
-    IPPROTO_TCP, SET_F_SLOPPY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
+    IPPROTO_TCP, SET_F_EXPIRE_NODEST, SET_F_SLOPPY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
 };
 
 use crate::{
@@ -50,12 +50,16 @@ pub enum Existing {
     /// An entry idle past its timeout: deleted (and uncounted) as IPVS's
     /// timer would have.
     Expired,
-    /// An established entry whose backend is gone, or a SYN reusing a
+    /// An established entry whose backend is gone (with
+    /// `SET_F_EXPIRE_NODEST`, or not TCP, or a SYN), or a SYN reusing a
     /// closed port: still in `conns` (and counted) until replaced. (No
     /// payload: an enum payload left undefined in the other variants
     /// makes LLVM spill uninitialised registers, which the verifier
     /// rejects.)
     Reschedule,
+    /// A mid-stream TCP segment of a connection whose backend is down:
+    /// dropped, so the connection waits for its server (IPVS's default).
+    DestDown,
 }
 
 /// A SYN on these states starts a new connection on a reused port (IPVS
@@ -123,8 +127,15 @@ fn established(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
         return Existing::Reschedule;
     }
     let Some(hop) = schedule::backend_hop(c.backend, c.service) else {
-        // Its backend is gone: reschedule on this packet, SYN or not, so a
-        // dead real server never keeps receiving traffic.
+        // Its backend is down. A dead real server never receives traffic;
+        // a mid-stream TCP segment is dropped (IPVS `expire_nodest_conn=0`:
+        // a server back within the client's retransmissions keeps its
+        // connections) unless the operator asked for rescheduling; a SYN
+        // or a datagram is scheduled anew.
+        let tcp_mid_stream = pkt.key.proto == IPPROTO_TCP && !is_syn(pkt);
+        if tcp_mid_stream && settings.flags & SET_F_EXPIRE_NODEST == 0 {
+            return Existing::DestDown;
+        }
         return Existing::Reschedule;
     };
     let state = next_state(pkt, c.state);
@@ -250,7 +261,7 @@ pub fn create(
         Existing::Missing | Existing::Expired => {
             pkt.key.proto != IPPROTO_TCP || is_syn(pkt) || sloppy
         }
-        Existing::Reschedule | Existing::Forward(_) => true,
+        Existing::Reschedule | Existing::Forward(_) | Existing::DestDown => true,
     };
     if !may_start {
         return Err(Verdict::pass(reason::PASS_NO_CONN));
@@ -302,7 +313,8 @@ pub fn create(
         backend,
         service: svc.id,
         hop,
-        new_conn: true,
+        // A connection moved off a dead server is not a new one.
+        new_conn: pending || fresh,
         state,
         pending,
     })

@@ -3,11 +3,13 @@
 //! redirect.
 
 use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
-use lvs_common::{event, hash::vip_filter_bit, tcp, verdict as reason, FLOW_CACHE_EPOCH_SHIFT};
+use lvs_common::{
+    event, hash::vip_filter_bit, tcp, verdict as reason, FLOW_CACHE_EPOCH_SHIFT, IPPROTO_ICMP,
+};
 
 use crate::{
     conntrack::{self, Existing, Tracked},
-    flow_cache, forward,
+    flow_cache, forward, icmp,
     maps::{LOCAL_MACS, SERVICES, SETTINGS, VIP_FILTER},
     parse::{self, Packet},
     stats,
@@ -64,6 +66,12 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
     let ip = parse::ipv4(ctx)?;
     vip_prefilter(ip.dst_be)?;
     addressed_to_us(ctx)?;
+    if ip.proto == IPPROTO_ICMP {
+        let (hop, service, backend) = icmp::error_hop(ctx, &ip)?;
+        let len = (ctx.data_end() - ctx.data()) as u32;
+        stats::count_forwarded(service, backend, len, false);
+        return forward::send(ctx, &hop);
+    }
     let pkt = parse::l4(ctx, &ip)?;
     let settings = SETTINGS
         .get(0)
@@ -85,6 +93,7 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
     let found = conntrack::existing(&pkt, settings, now);
     let t = match found {
         Existing::Forward(t) => t,
+        Existing::DestDown => return Err(Verdict::drop(reason::DROP_DEST_DOWN)),
         ref other => schedule(&pkt, other, settings, now)?,
     };
     if !t.pending && (t.state == tcp::ESTABLISHED || t.state == tcp::STATE_UDP) {

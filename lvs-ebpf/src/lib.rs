@@ -13,6 +13,7 @@ pub mod conntrack;
 pub mod datapath;
 pub mod flow_cache;
 pub mod forward;
+pub mod icmp;
 pub mod maps;
 pub mod parse;
 pub mod schedule;

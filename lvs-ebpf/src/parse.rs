@@ -26,7 +26,7 @@ pub struct Packet {
 
 /// A pointer to a `T` at `offset`, if the whole `T` lies inside the frame.
 #[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Step<*const T> {
+pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Step<*const T> {
     let start = ctx.data();
     let end = ctx.data_end();
     if start + offset + core::mem::size_of::<T>() > end {

@@ -18,6 +18,13 @@ impl Verdict {
             reason,
         }
     }
+    #[inline(always)]
+    pub const fn drop(reason: u32) -> Self {
+        Verdict {
+            action: xdp_action::XDP_DROP,
+            reason,
+        }
+    }
     pub const TX: Verdict = Verdict {
         action: xdp_action::XDP_TX,
         reason: reason::TX,

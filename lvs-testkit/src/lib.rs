@@ -65,6 +65,7 @@
 //! keeps the log directory (it is always kept when the lab is dropped during
 //! a panic).
 
+pub mod flood;
 pub mod http;
 pub mod netns;
 pub mod process;
@@ -75,6 +76,6 @@ pub use http::{
     connect_from, http_get, http_load, http_load_with, http_request, HttpResponse, KeepAliveClient,
     LoadOptions, LoadReport,
 };
-pub use process::{httpd_path, Pid, SpawnOutput};
-pub use topology::{Lab, LabSpec, DEFAULT_VIP};
+pub use process::{httpd_path, responder_path, Pid, SpawnOutput};
+pub use topology::{Lab, LabSpec, DEFAULT_VIP, ROUTED_CLIENT_ADDR, ROUTED_NET, ROUTER_ADDR};
 pub use wait::wait_until;

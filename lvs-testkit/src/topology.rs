@@ -140,6 +140,19 @@ fn mac_str(m: [u8; 6]) -> String {
         .join(":")
 }
 
+/// The router on the lab's segment (see `Lab::add_routed_client`).
+pub const ROUTER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 250);
+/// The network behind the router.
+pub const ROUTED_NET: &str = "198.19.200.0/24";
+/// The client behind the router.
+pub const ROUTED_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 19, 200, 1);
+
+#[derive(Clone, Debug)]
+struct RoutedClient {
+    router_ns: String,
+    client_ns: String,
+}
+
 /// A running lab. Dropping it tears everything down (also while unwinding
 /// from a panic): the processes it started are killed by pid (SIGTERM, then
 /// SIGKILL after 3 s) and reaped, then every namespace it made is deleted.
@@ -153,6 +166,8 @@ pub struct Lab {
     client2: Option<Host>,
     /// Every namespace created so far (deleted on teardown).
     namespaces: Vec<String>,
+    /// A client behind a router, once `add_routed_client` made one.
+    routed: Option<RoutedClient>,
     procs: ProcessTable,
     httpd_pids: Mutex<Vec<Option<Pid>>>,
     log_dir: PathBuf,
@@ -283,6 +298,7 @@ impl Lab {
             client,
             client2,
             namespaces: Vec::new(),
+            routed: None,
             procs: ProcessTable::default(),
             log_dir,
             httpd_bin,
@@ -431,6 +447,82 @@ impl Lab {
         Ok(())
     }
 
+    /// Adds a router on the segment (198.18.0.250) and a client network
+    /// behind it (198.19.200.0/24, the client at .1): the router's link to
+    /// the client has `bottleneck_mtu`, the client's own interface 1500, so
+    /// the client advertises a full-size MSS and the router has to send
+    /// "fragmentation needed" for full-size segments towards it. Real
+    /// servers and directors get a route to the client network via the
+    /// router (DR replies go straight to the client). Removed with the lab.
+    pub fn add_routed_client(&mut self, bottleneck_mtu: u32) -> Result<()> {
+        ensure!(self.routed.is_none(), "one routed client per lab");
+        let rc = RoutedClient {
+            router_ns: format!("{}rt", self.prefix),
+            client_ns: format!("{}far", self.prefix),
+        };
+        for n in [&rc.router_ns, &rc.client_ns] {
+            ensure!(!netns::path(n).exists(), "namespace {n} already exists");
+        }
+        let names = vec![rc.router_ns.clone(), rc.client_ns.clone()];
+        self.namespaces.extend(names.iter().cloned());
+        netns::add_all(&names)?;
+        for ns in &names {
+            netns::run_in(ns, || -> Result<()> {
+                netns::write_sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+                netns::write_sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+                for dev in ["all", "default"] {
+                    netns::write_sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0")?;
+                }
+                Ok(())
+            })??;
+        }
+        // The switch namespace is the lab's own: a plain peer name is unique.
+        let peer = "rt0";
+        ip_batch(
+            &rc.router_ns,
+            &format!(
+                "link set lo up\n\
+                 link add eth0 address 02:00:00:00:04:01 type veth peer name {peer} netns {sw}\n\
+                 addr add {router}/{PREFIX_LEN} dev eth0\n\
+                 link set eth0 up\n\
+                 link add eth1 mtu {bottleneck_mtu} type veth peer name eth0 netns {far}\n\
+                 addr add 198.19.200.254/24 dev eth1\n\
+                 link set eth1 up\n",
+                sw = self.switch,
+                far = rc.client_ns,
+                router = ROUTER_ADDR,
+            ),
+        )?;
+        ip_batch(
+            &self.switch,
+            &format!("link set {peer} master br0\nlink set {peer} up\n"),
+        )?;
+        ip_batch(
+            &rc.client_ns,
+            "link set lo up\nlink set eth0 mtu 1500\naddr add 198.19.200.1/24 dev eth0\n\
+             link set eth0 up\nroute add default via 198.19.200.254\n",
+        )?;
+        netns::run_in(&rc.router_ns, || {
+            netns::write_sysctl("net.ipv4.ip_forward", "1")
+        })??;
+        let _ = self.exec(&rc.client_ns, &["ethtool", "-K", "eth0", "tx", "off"]);
+        let route = format!("route replace {ROUTED_NET} via {ROUTER_ADDR}\n");
+        for h in self.directors.iter().chain(&self.real_servers) {
+            ip_batch(&h.ns, &route)?;
+        }
+        self.routed = Some(rc);
+        Ok(())
+    }
+
+    /// The router's namespace (see `add_routed_client`).
+    pub fn router_ns(&self) -> Option<&str> {
+        self.routed.as_ref().map(|r| r.router_ns.as_str())
+    }
+    /// The routed client's namespace; its address is [`ROUTED_CLIENT_ADDR`].
+    pub fn routed_client_ns(&self) -> Option<&str> {
+        self.routed.as_ref().map(|r| r.client_ns.as_str())
+    }
+
     // ----- names and addresses -------------------------------------------
 
     /// The spec the lab was built from.
@@ -518,6 +610,11 @@ impl Lab {
         self.client2.as_ref().map(|h| h.ns.as_str())
     }
     /// The second client's addresses (198.18.2.1 …); empty without one.
+    /// MAC address of the second client namespace's eth0.
+    pub fn second_client_mac(&self) -> Option<[u8; 6]> {
+        self.client2.as_ref().map(|c| c.mac)
+    }
+
     pub fn second_client_addrs(&self) -> &[Ipv4Addr] {
         self.client2.as_ref().map_or(&[], |h| &h.addrs)
     }

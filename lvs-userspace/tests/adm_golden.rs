@@ -12,7 +12,7 @@
 //! Also: `/metrics` counters agree with `--stats --exact` for one state, and
 //! the `lvsadm` binary lists a pinned instance with no agent running.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
+use std::{net::Ipv4Addr, path::PathBuf};
 
 use lvs_common::{tcp, Stats};
 use lvs_userspace::{
@@ -469,7 +469,20 @@ fn rate_from_two_snapshots() {
 #[test]
 fn metrics_counters_agree_with_stats_exact() {
     let dp = datapath();
-    let text = lvs_userspace::agent::metrics::render(&dp, &BTreeMap::new());
+    let text = lvs_userspace::agent::metrics::render(&dp, &Default::default());
+    // Valid exposition, as Prometheus' own linter sees it.
+    let out = lvs_testkit::process::run(
+        &["promtool", "check", "metrics"],
+        Some(text.as_bytes()),
+        std::time::Duration::from_secs(20),
+    )
+    .expect("promtool (cargo xtask setup installs Debian's prometheus)");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = Snapshot::take(&dp).unwrap();
     let stats = adm::list(
         &s,

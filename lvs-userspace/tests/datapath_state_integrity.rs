@@ -323,3 +323,72 @@ fn a_syn_reusing_a_closed_port_is_not_caught_by_the_cache() {
         );
     }
 }
+
+#[test]
+fn a_template_lives_while_its_connection_does() {
+    // IPVS re-arms a template while it controls connections: an idle
+    // keep-alive connection keeps its client's server for new connections.
+    let mut dp = open(4096, 1024);
+    let c = client(9);
+    let b = backend_of(&run(
+        &mut dp,
+        &tcp_frame((c, 40000), (PVIP, 80), Flags::SYN, b""),
+    ));
+    run(&mut dp, &tcp_frame((c, 40000), (PVIP, 80), Flags::ACK, b""));
+    let svc = dp.service_id(&service_key(PVIP, 80, Proto::Tcp)).unwrap();
+    let tk = PersistKey {
+        service: svc,
+        client_be: u32::from_ne_bytes(c.octets()),
+    };
+    // The template went unused for longer than persistence_timeout (120 s)
+    // while its connection stayed open (idle, within ESTABLISHED's 900 s).
+    let mut t = dp.template(&tk).unwrap();
+    let seen = t.last_seen_ns;
+    t.last_seen_ns = seen - (121 * 1_000_000_000u64).min(seen / 2);
+    dp.insert_template(tk, t).unwrap();
+    let (_, templates_gone) = dp.expire().unwrap();
+    assert_eq!(templates_gone, 0, "kept for its live connection");
+    assert!(dp.template(&tk).unwrap().last_seen_ns >= seen, "re-armed");
+    // A new connection of that client goes to the same server.
+    let f = tcp_frame((c, 40001), (PVIP, 80), Flags::SYN, b"");
+    assert_eq!(backend_of(&run(&mut dp, &f)), b);
+}
+
+#[test]
+fn lvs_timeouts_change_how_long_an_idle_connection_lives() {
+    // keepalived `lvs_timeouts tcp 3600`: a connection idle for 20 minutes
+    // is still established (IPVS's default 900 s would have expired it).
+    let mut dp = open(4096, 1024);
+    dp.set_timeouts(Some(3600), None, None).unwrap();
+    assert_eq!(
+        dp.settings().unwrap().timeouts_s[tcp::ESTABLISHED as usize],
+        3600
+    );
+    let c = client(11);
+    let k = key(c, 40000, VIP);
+    let b = backend_of(&run(
+        &mut dp,
+        &tcp_frame((c, 40000), (VIP, 80), Flags::SYN, b""),
+    ));
+    run(&mut dp, &tcp_frame((c, 40000), (VIP, 80), Flags::ACK, b""));
+    let mut e = dp.conn(&k).unwrap();
+    let seen = e.last_seen_ns;
+    e.last_seen_ns = seen - (1200 * 1_000_000_000u64).min(seen / 2);
+    dp.insert_conn(k, e).unwrap();
+    let data = tcp_frame(
+        (c, 40000),
+        (VIP, 80),
+        Flags {
+            psh: true,
+            ..Flags::ACK
+        },
+        b"x",
+    );
+    assert_eq!(backend_of(&run(&mut dp, &data)), b, "still its connection");
+    // Back to the default: the same idleness expires it.
+    dp.set_timeouts(None, None, None).unwrap();
+    assert_eq!(
+        dp.settings().unwrap().timeouts_s[tcp::ESTABLISHED as usize],
+        900
+    );
+}

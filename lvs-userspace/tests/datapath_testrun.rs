@@ -17,6 +17,7 @@ use lvs_userspace::{
 };
 
 const XDP_ABORTED: u32 = 0;
+const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 
@@ -548,7 +549,7 @@ fn weight_zero_is_quiescent() {
 }
 
 #[test]
-fn backend_down_moves_its_flows_and_templates_on_their_next_packet() {
+fn backend_down_holds_its_tcp_flows_and_moves_templates() {
     let mut dp = open(&seed_state());
     let ack = tcp_frame((CLIENT, 47000), (VIP, 80), Flags::ACK, b"");
     let b = backend_of(&run(&mut dp, &syn(47000)));
@@ -560,18 +561,110 @@ fn backend_down_moves_its_flows_and_templates_on_their_next_packet() {
     state.services[0].backends[b as usize - 1].alive = false;
     state.services[2].backends[pb as usize - 1].alive = false;
     dp.apply(&state).unwrap();
-    let moved = backend_of(&run(&mut dp, &ack));
-    assert_ne!(moved, b, "flow of a dead backend rescheduled");
-    assert_eq!(
-        backend_of(&run(&mut dp, &ack)),
-        moved,
-        "and stays on its new one"
-    );
+    // IPVS's default (expire_nodest_conn=0): the segment is dropped, the
+    // connection waits for its server, never sent elsewhere.
+    let out = run(&mut dp, &ack);
+    assert_eq!(out.action, XDP_DROP, "mid-stream segment of a dead server");
+    assert_eq!(verdict_count(&dp, verdict::DROP_DEST_DOWN), 1);
     for sport in 47100..47200 {
-        assert_ne!(backend_of(&run(&mut dp, &syn(sport))), b);
+        assert_ne!(backend_of(&run(&mut dp, &syn(sport))), b, "no new flow");
     }
     let pf2 = tcp_frame((CLIENT, 47002), (PVIP, 80), Flags::SYN, b"");
     assert_ne!(backend_of(&run(&mut dp, &pf2)), pb, "template re-pointed");
+    // The server comes back within the client's retransmissions: the same
+    // connection carries on with it.
+    dp.apply(&seed_state()).unwrap();
+    assert_eq!(backend_of(&run(&mut dp, &ack)), b, "a flap only stalled it");
+}
+
+#[test]
+fn expire_nodest_conn_moves_flows_of_a_dead_backend() {
+    let mut dp = open(&seed_state());
+    dp.set_expire_nodest(true).unwrap();
+    let ack = tcp_frame((CLIENT, 47500), (VIP, 80), Flags::ACK, b"");
+    let b = backend_of(&run(&mut dp, &syn(47500)));
+    run(&mut dp, &ack);
+    let mut state = seed_state();
+    state.services[0].backends[b as usize - 1].alive = false;
+    dp.apply(&state).unwrap();
+    let moved = backend_of(&run(&mut dp, &ack));
+    assert_ne!(moved, b, "flow of a dead backend rescheduled");
+    assert_eq!(backend_of(&run(&mut dp, &ack)), moved, "and stays there");
+}
+
+/// An ICMP error from a router on the path real server → client: about a
+/// packet VIP:80 → client:port, sent to the VIP.
+fn icmp_error(kind: u8, code: u8, client: Ipv4Addr, cport: u16, vip: Ipv4Addr) -> Vec<u8> {
+    // The quoted packet: the real server's reply, VIP:80 → client:cport.
+    let mut quoted = Vec::new();
+    etherparse::PacketBuilder::ipv4(vip.octets(), client.octets(), 63)
+        .tcp(80, cport, 7, 65535)
+        .ack(1)
+        .write(&mut quoted, &[0u8; 1400])
+        .unwrap();
+    quoted.truncate(20 + 8);
+    let router = Ipv4Addr::new(198, 18, 3, 1);
+    let mut icmp = vec![kind, code, 0, 0, 0, 0, 0x05, 0x78]; // next-hop MTU 1400
+    icmp.extend_from_slice(&quoted);
+    let sum = !icmp
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .fold(0u32, |a, b| {
+            let s = a + b;
+            (s & 0xffff) + (s >> 16)
+        }) as u16;
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut out = Vec::new();
+    etherparse::PacketBuilder::ethernet2(testrun::CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(router.octets(), vip.octets(), 64)
+        .write(&mut out, etherparse::IpNumber::ICMP, &icmp)
+        .unwrap();
+    out
+}
+
+#[test]
+fn icmp_errors_about_a_connection_go_to_its_real_server() {
+    let mut dp = open(&seed_state());
+    let b = backend_of(&run(&mut dp, &syn(48500)));
+    let ack = tcp_frame((CLIENT, 48500), (VIP, 80), Flags::ACK, b"");
+    run(&mut dp, &ack);
+    // Fragmentation needed: forwarded, only the MACs rewritten.
+    let frag_needed = icmp_error(3, 4, CLIENT, 48500, VIP);
+    let out = run(&mut dp, &frag_needed);
+    assert_eq!(backend_of(&out), b, "to the connection's real server");
+    assert_eq!(
+        out.frame,
+        rewritten(&frag_needed, backend_mac(b), DIRECTOR_MAC),
+        "payload untouched"
+    );
+    assert_eq!(
+        dp.events().unwrap()[event::ICMP_ERROR_FORWARDED as usize],
+        1
+    );
+    // Time exceeded too; and a half-open connection's errors as well.
+    let hb = backend_of(&run(&mut dp, &syn(48501)));
+    assert_eq!(
+        backend_of(&run(&mut dp, &icmp_error(11, 0, CLIENT, 48501, VIP))),
+        hb
+    );
+    // Errors about no known connection, and echo requests, are the
+    // director's own: passed untouched.
+    for (name, f) in [
+        ("unknown connection", icmp_error(3, 4, CLIENT, 1, VIP)),
+        ("another VIP than quoted", {
+            let mut f = icmp_error(3, 4, CLIENT, 48500, VIP);
+            // Quoted source 198.18.0.101: not the VIP the error went to.
+            f[14 + 20 + 8 + 15] = 101;
+            f
+        }),
+        (
+            "truncated quote",
+            icmp_error(3, 4, CLIENT, 48500, VIP)[..14 + 20 + 8 + 20 + 2].to_vec(),
+        ),
+    ] {
+        let out = run(&mut dp, &f);
+        assert_eq!((out.action, &out.frame), (XDP_PASS, &f), "{name}: passed");
+    }
 }
 
 #[test]
@@ -614,4 +707,71 @@ fn counters_follow_services_and_backends() {
     let be = &s.backends[b as usize - 1];
     assert_eq!((be.stats.packets, be.stats.conns, be.active), (5, 1, 1));
     assert_eq!(be.stats.bytes, 5 * ack.len() as u64);
+}
+
+#[test]
+fn an_unschedulable_service_does_not_hold_up_the_others() {
+    // 700 servers of weight 100 and one of 99: IPVS's wrr cycle would be
+    // 70 099 slots long, over the per-service limit.
+    let big: Vec<DesiredBackend> = (0..701u32)
+        .map(|i| {
+            let mut b = backend((i % 200) as u8 + 1, if i == 700 { 99 } else { 100 });
+            b.addr = Ipv4Addr::new(198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1);
+            b
+        })
+        .collect();
+    let mut state = seed_state();
+    let mut huge = service(Ipv4Addr::new(198, 18, 0, 110), 80, Proto::Tcp);
+    huge.backends = big;
+    state.services.insert(0, huge);
+    let mut dp = open(&seed_state());
+    let report = dp.apply(&state).unwrap();
+    assert_eq!(report.problems.len(), 1, "reported: {:?}", report.problems);
+    assert!(report.problems[0].contains("scheduled as rr"));
+    // It is still served (round robin over its live servers)…
+    let f = tcp_frame(
+        (CLIENT, 52000),
+        (Ipv4Addr::new(198, 18, 0, 110), 80),
+        Flags::SYN,
+        b"",
+    );
+    assert_eq!(run(&mut dp, &f).action, XDP_TX);
+    // …and a server going down in a service after it leaves that ring.
+    state.services[1].backends[0].alive = false;
+    dp.apply(&state).unwrap();
+    for sport in 52100..52200 {
+        assert_ne!(
+            backend_of(&run(&mut dp, &syn(sport))),
+            1,
+            "dead server unscheduled"
+        );
+    }
+}
+
+#[test]
+fn expire_quiescent_template_sends_persistent_clients_elsewhere() {
+    let mut dp = open(&seed_state());
+    let first = tcp_frame((CLIENT, 53000), (PVIP, 80), Flags::SYN, b"");
+    let b = backend_of(&run(&mut dp, &first));
+    run(
+        &mut dp,
+        &tcp_frame((CLIENT, 53000), (PVIP, 80), Flags::ACK, b""),
+    );
+    // Its server goes to weight 0 (inhibit_on_failure, or a drain).
+    let mut state = seed_state();
+    state.services[2].backends[b as usize - 1].weight = 0;
+    dp.apply(&state).unwrap();
+    let next = tcp_frame((CLIENT, 53001), (PVIP, 80), Flags::SYN, b"");
+    assert_eq!(
+        backend_of(&run(&mut dp, &next)),
+        b,
+        "IPVS default: the template holds"
+    );
+    dp.set_expire_quiescent(true).unwrap();
+    let again = tcp_frame((CLIENT, 53002), (PVIP, 80), Flags::SYN, b"");
+    assert_ne!(
+        backend_of(&run(&mut dp, &again)),
+        b,
+        "expire_quiescent_template"
+    );
 }

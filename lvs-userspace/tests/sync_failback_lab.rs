@@ -11,85 +11,35 @@
 
 mod common;
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director};
-use lvs_testkit::{KeepAliveClient, Lab, LabSpec};
+use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director, Streamer};
+use lvs_testkit::{Lab, LabSpec};
 
 fn config(state: &str, priority: u8) -> String {
-    let mut s = format!(
-        "vrrp_instance VI_1 {{\n state {state}\n interface bond0\n lvs_sync_daemon_interface bond0\n virtual_router_id 20\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0 label bond0:1\n }}\n}}\nvirtual_server 198.18.0.100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n"
+    config_with(state, priority, " lvs_sync_daemon_interface bond0\n", "")
+}
+
+/// keepalived 2.x's global form: `lvs_sync_daemon IF INSTANCE id N`.
+fn config_global(state: &str, priority: u8) -> String {
+    config_with(
+        state,
+        priority,
+        "",
+        "global_defs {\n lvs_sync_daemon bond0 VI_1 id 20\n}\n",
+    )
+}
+
+fn config_with(state: &str, priority: u8, in_instance: &str, global: &str) -> String {
+    let mut s = global.to_string();
+    s += &format!(
+        "vrrp_instance VI_1 {{\n state {state}\n interface bond0\n{in_instance} virtual_router_id 20\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0 label bond0:1\n }}\n}}\nvirtual_server 198.18.0.100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n"
     );
     for n in 1..=3 {
         s += &format!(" real_server 198.18.0.{} 80 {{\n  weight 1\n }}\n", 10 + n);
     }
     s + "}\n"
-}
-
-/// Keeps every connection busy (a request every 200 ms each) until
-/// stopped; counts requests that failed or were answered by another server.
-struct Streamer {
-    stop: Arc<AtomicBool>,
-    broken: Arc<AtomicU64>,
-    done: Arc<AtomicU64>,
-    conns: Arc<Mutex<Vec<(KeepAliveClient, String)>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Streamer {
-    fn start(conns: Vec<(KeepAliveClient, String)>) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let broken = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicU64::new(0));
-        let conns = Arc::new(Mutex::new(conns));
-        let thread = {
-            let (stop, broken, done, conns) =
-                (stop.clone(), broken.clone(), done.clone(), conns.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let mut cs = conns.lock().unwrap();
-                    for (c, server) in cs.iter_mut() {
-                        match c.get() {
-                            Ok(got) if &got == server => {}
-                            _ => {
-                                broken.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    drop(cs);
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            })
-        };
-        Streamer {
-            stop,
-            broken,
-            done,
-            conns,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> (u64, u64, Vec<(KeepAliveClient, String)>) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let conns = std::mem::take(&mut *self.conns.lock().unwrap());
-        (
-            self.broken.load(Ordering::Relaxed),
-            self.done.load(Ordering::Relaxed),
-            conns,
-        )
-    }
 }
 
 fn crash(lab: &Lab, d: &Director, bpffs: &std::path::Path) -> Result<()> {
@@ -188,6 +138,12 @@ fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> R
         "the returning master forwards"
     );
 
+    // Sync works both ways after the roles swapped: connections opened
+    // through the returned master now are known to the backup too.
+    let lab_addrs = lab.client_addrs().to_vec();
+    all.extend(keep_alive_clients(&lab, &lab_addrs[..20])?);
+    std::thread::sleep(Duration::from_secs(1));
+
     // Graceful: the master stops (priority 0), the backup takes over;
     // the master returns and takes over warm again.
     let streamer = Streamer::start(all);
@@ -200,11 +156,105 @@ fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> R
     backup.wait_log_count("(VI_1) Entering BACKUP STATE", 3, Duration::from_secs(5))?;
     std::thread::sleep(Duration::from_secs(2));
     let (broken, done, mut all) = streamer.finish();
-    eprintln!("graceful stop and return: {done} requests, {broken} failed or moved");
+    eprintln!(
+        "graceful stop and return (100 connections, 20 of them opened after the failback): {done} requests, {broken} failed or moved"
+    );
     ensure!(
         broken == 0,
         "{broken} of {done} requests broke across the graceful handover"
     );
     ensure_same_servers(&lab, &mut all, "after the graceful failback")?;
+    Ok(())
+}
+
+/// Lets this test (and the servers the lab spawns) hold 10 000 sockets.
+fn raise_fd_limit() -> Result<()> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit on a struct we own.
+    unsafe {
+        ensure!(
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0,
+            "getrlimit"
+        );
+        l.rlim_cur = l.rlim_max;
+        ensure!(libc::setrlimit(libc::RLIMIT_NOFILE, &l) == 0, "setrlimit");
+    }
+    ensure!(
+        l.rlim_cur >= 12_000,
+        "RLIMIT_NOFILE hard limit {} < 12 000",
+        l.rlim_max
+    );
+    Ok(())
+}
+
+#[test]
+fn ten_thousand_connections_fail_back_warm() -> Result<()> {
+    raise_fd_limit()?;
+    let lab = Lab::create(LabSpec {
+        directors: 2,
+        real_servers: 3,
+        client_addrs: 100,
+        director_holds_vip: false,
+        ..LabSpec::default()
+    })?;
+    let bpffs = Bpffs::mount(&lab)?;
+    // keepalived 2.x's global lvs_sync_daemon here.
+    let mut master = Director::new(&lab, &bpffs.0, &config_global("MASTER", 200))?;
+    let mut backup = Director::new(&lab, &bpffs.0, &config_global("BACKUP", 100))?;
+    backup.index = 1;
+    backup.instance = "lab2".into();
+    master.start()?;
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
+    backup.start()?;
+    backup.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(15))?;
+    wait_forwarding(&lab)?;
+
+    // 10 000 connections, 100 per client address.
+    let addrs = lab.client_addrs().to_vec();
+    let mut all = Vec::with_capacity(10_000);
+    for _ in 0..100 {
+        all.extend(keep_alive_clients(&lab, &addrs)?);
+    }
+    std::thread::sleep(Duration::from_secs(2)); // synced to the backup
+    crash(&lab, &master, &bpffs.0)?;
+    backup.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(6))?;
+
+    let t0 = std::time::Instant::now();
+    master.start()?;
+    master.wait_log("bulk sync done", Duration::from_secs(30))?;
+    let synced_at = t0.elapsed();
+    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(30))?;
+    let master_at = t0.elapsed();
+    backup.wait_log_count("(VI_1) Entering BACKUP STATE", 2, Duration::from_secs(5))?;
+    let bulk_line = master
+        .log()
+        .lines()
+        .find(|l| l.contains("bulk sync done"))
+        .unwrap_or_default()
+        .to_owned();
+    eprintln!(
+        "10 000 connections: bulk sync done {:.2} s after start, MASTER at {:.2} s; {bulk_line}",
+        synced_at.as_secs_f64(),
+        master_at.as_secs_f64()
+    );
+    ensure!(
+        synced_at <= master_at,
+        "preemption waited for the bulk sync"
+    );
+    // Every one of them carries on with its server through the new master.
+    ensure_same_servers(&lab, &mut all, "after failing back with 10 000 connections")?;
+    let established = master
+        .inspect()?
+        .conns()?
+        .iter()
+        .filter(|c| !c.half_open && c.conn.state == lvs_common::tcp::ESTABLISHED)
+        .count();
+    ensure!(
+        established >= 10_000,
+        "the returning master holds them all ({established})"
+    );
     Ok(())
 }

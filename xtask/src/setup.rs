@@ -6,7 +6,8 @@
 //!   recorded in a stamp file and a mismatch (or a linker that no longer
 //!   starts) rebuilds it;
 //! - the lab's tools from Debian (ip, ethtool, bpftool, curl, ab, wrk,
-//!   keepalived), installed with apt-get when missing.
+//!   keepalived, prometheus, and what `cargo xtask package --check` runs),
+//!   installed with apt-get when missing.
 
 use std::{
     path::{Path, PathBuf},
@@ -16,7 +17,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 /// Commands the lab and tests run, and the Debian package of each.
-const LAB_TOOLS: [(&str, &str); 8] = [
+const LAB_TOOLS: [(&str, &str); 15] = [
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
@@ -25,6 +26,18 @@ const LAB_TOOLS: [(&str, &str); 8] = [
     ("wrk", "wrk"),
     ("keepalived", "keepalived"),
     ("ping", "iputils-ping"),
+    // DNS_CHECK's real DNS server (dnsmasq-base: the binary, no service).
+    ("dnsmasq", "dnsmasq-base"),
+    // SSL_GET's real TLS servers (openssl s_server) and the test's keys.
+    ("openssl", "openssl"),
+    // promtool and a Prometheus server for the metrics tests and rules.
+    ("promtool", "prometheus"),
+    // `cargo xtask package --check`: shared-library depends, stripping,
+    // unit verification, man page rendering.
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    ("strip", "binutils"),
+    ("systemd-analyze", "systemd"),
+    ("man", "man-db"),
 ];
 
 pub fn run(with_apt: bool) -> Result<()> {
@@ -210,6 +223,15 @@ fn ensure_lab_tools() -> Result<()> {
         .status()?;
     if !status.success() {
         bail!("apt-get install {} failed", missing.join(" "));
+    }
+    // The lab runs these daemons itself, in its namespaces: the system
+    // services their packages enable must not run beside them.
+    if Path::new("/run/systemd/system").is_dir() {
+        for unit in ["prometheus.service", "keepalived.service"] {
+            let _ = Command::new("systemctl")
+                .args(["disable", "--now", "--quiet", unit])
+                .status();
+        }
     }
     Ok(())
 }

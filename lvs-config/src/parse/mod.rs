@@ -10,6 +10,7 @@ mod vrrp;
 
 use std::collections::HashSet;
 
+use crate::capability::{self, Support};
 use crate::diag::{suggest, Diagnostics, Severity};
 use crate::keywords;
 use crate::model::Config;
@@ -65,6 +66,28 @@ impl Parser {
         }
     }
 
+    /// The capability table's warning for a keyword lvsd accepts but does
+    /// not act on (once per block kind and keyword); whether it had one.
+    fn warn_if_ignored_by_lvsd(&mut self, ctx: &str, n: &Node) -> bool {
+        let kw = n.keyword();
+        let value = n.words.get(1).map(|w| w.text.as_str());
+        match capability::lookup(ctx, kw, value) {
+            Some(Support::Ignored(what)) => {
+                self.warn_once(
+                    &format!("ignored/{ctx}/{kw}"),
+                    n,
+                    match ctx {
+                        "root" => format!("`{kw}` is accepted but not run by lvsd: {what}"),
+                        _ => format!("`{kw}` in {ctx} is accepted but not run by lvsd: {what}"),
+                    },
+                    None,
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Applies `nodes` to `target` with the keyword tables `tables`.
     /// `ctx` names the block for messages; `ignored` lists keywords
     /// keepalived knows in this block that we do not model.
@@ -97,17 +120,11 @@ impl Parser {
                     );
                 }
                 (k.h)(self, target, n);
-                if let Some(why) = keywords::agent_pending(ctx, kw) {
-                    self.warn_once(
-                        &format!("pending/{ctx}/{kw}"),
-                        n,
-                        format!(
-                            "`{kw}` in {ctx} is understood but not supported yet by lvs-xdp: {why}"
-                        ),
-                        None,
-                    );
-                }
+                self.warn_if_ignored_by_lvsd(ctx, n);
             } else if ignored.contains(&kw) {
+                if self.warn_if_ignored_by_lvsd(ctx, n) {
+                    continue;
+                }
                 self.warn_once(
                     &format!("ignored/{ctx}/{kw}"),
                     n,
@@ -115,13 +132,21 @@ impl Parser {
                     None,
                 );
             } else {
+                // keepalived's -t fails every unknown keyword ("Unknown
+                // keyword"): a misspelt `TCP_CHEK` or `real_sever` silently
+                // drops a checker or a server, so it is an error here too.
                 let names = tables.iter().flat_map(|t| t.iter()).map(|k| k.name);
                 let help = suggest(kw, names.chain(ignored.iter().copied()))
                     .map(|s| format!("did you mean `{s}`?"));
+                let what = if n.block.is_some() {
+                    "; the keyword and its block are ignored"
+                } else {
+                    "; ignored"
+                };
                 self.diags.add(
-                    Severity::Warning,
+                    Severity::Error,
                     n.span(),
-                    format!("unknown keyword `{kw}` in {ctx}; ignored"),
+                    format!("Unknown keyword '{kw}' in {ctx}{what}"),
                     help,
                 );
             }
@@ -132,15 +157,25 @@ impl Parser {
 /// Parses the top level of a configuration.
 pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
     let mut cfg = Config::default();
+    // keepalived applies global_defs wherever it is written (instances take
+    // their defaults from it when the whole file has been read), so it is
+    // read first.
+    for n in nodes.iter().filter(|n| n.keyword() == "global_defs") {
+        global::parse(p, &mut cfg, n);
+    }
     for n in nodes {
         let kw = n.keyword();
         match kw {
-            "global_defs" => global::parse(p, &mut cfg, n),
+            "global_defs" => {}
             "vrrp_script" => vrrp::parse_script(p, &mut cfg, n),
-            "vrrp_sync_group" => vrrp::parse_sync_group(p, &mut cfg, n),
+            "vrrp_sync_group" => {
+                vrrp::parse_sync_group(p, &mut cfg, n);
+                p.warn_if_ignored_by_lvsd("root", n);
+            }
             "vrrp_instance" => vrrp::parse_instance(p, &mut cfg, n),
             "virtual_server_group" => check::parse_vsg(p, &mut cfg, n),
             "virtual_server" => check::parse_vs(p, &mut cfg, n),
+            "track_file" | "vrrp_track_file" => check::parse_track_file(p, &mut cfg, n),
             _ if keywords::ROOT_IGNORED.contains(&kw) => p.warn_once(
                 &format!("ignored/root/{kw}"),
                 n,
@@ -165,6 +200,8 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             }
         }
     }
+    check::resolve_file_checks(p, &mut cfg);
+    vrrp::resolve_sync_group_states(p, &mut cfg);
     crate::lint::lint(p, &cfg);
     cfg
 }

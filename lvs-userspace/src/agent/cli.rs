@@ -18,7 +18,12 @@ pub enum XdpModeArg {
 #[command(
     name = "lvsd",
     version,
-    about = "keepalived-compatible director: VRRP, health checks and an XDP Direct-Routing data path"
+    about = "keepalived-compatible director: VRRP, health checks and an XDP Direct-Routing data path",
+    long_about = "lvsd reads a keepalived.conf and does what keepalived does with IPVS in \
+Direct Routing mode, with an XDP program in place of IPVS: it runs the vrrp_instances \
+(VRRP v2/v3, interoperable with keepalived), the real servers' health checkers, quorum \
+and sorry servers, and connection sync, and keeps the data path's pinned BPF maps in step. \
+Run lvsd -t first: it lists what it runs, what it accepts but ignores and what it refuses."
 )]
 pub struct Args {
     /// Configuration file (keepalived.conf syntax).
@@ -82,6 +87,17 @@ pub struct Args {
     /// its CPU) seconds of flood.
     #[arg(long = "half-open-size", default_value_t = lvs_common::DEFAULT_HALF_OPEN_PER_CPU)]
     pub half_open_per_cpu: u32,
+    /// IPVS's expire_nodest_conn: reschedule the packets of a connection
+    /// whose real server went down (TCP ones are then reset by the new
+    /// server). Default, as IPVS: drop them, so a health-check flap only
+    /// stalls its connections.
+    #[arg(long = "expire-nodest-conn")]
+    pub expire_nodest_conn: bool,
+    /// IPVS's expire_quiescent_template: a persistence template naming a
+    /// real server at weight 0 (drained, or failed with
+    /// inhibit_on_failure) no longer binds its clients to it.
+    #[arg(long = "expire-quiescent-template")]
+    pub expire_quiescent_template: bool,
     /// Connection sync: a file holding a shared key; every sync datagram
     /// then carries an HMAC-SHA256 under it and only such are accepted.
     #[arg(long = "sync-key-file")]

@@ -9,7 +9,9 @@
 
 pub mod cli;
 pub mod conn_sync;
+pub mod interfaces;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod reconcile;
 pub mod status;
@@ -20,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use lvs_config::{Config, ParseOptions, ParseResult, Severity, EXIT_CANNOT_RUN};
 use tokio::signal::unix::{signal, SignalKind};
@@ -31,7 +33,11 @@ use self::{
     reconcile::{Egress, Reconciler},
 };
 use crate::{
-    datapath::{self, AttachMode, Datapath, Options},
+    datapath::{
+        self,
+        owner::{self, InstanceLock},
+        AttachMode, Datapath, Options,
+    },
     netlink,
 };
 
@@ -41,6 +47,14 @@ pub fn main() -> ExitCode {
     init_logging(&args);
 
     if args.flush {
+        // Never under a running lvsd's feet.
+        let _lock = match InstanceLock::acquire(&args.bpffs, &args.instance, Duration::ZERO) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("flush: {e}");
+                return ExitCode::from(1);
+            }
+        };
         return match datapath::flush_instance(&args.bpffs, &args.instance) {
             Ok(()) => {
                 info!(
@@ -144,24 +158,6 @@ fn enter_netns(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The interfaces the data path attaches to.
-fn datapath_interfaces(args: &Args, cfg: &Config) -> Result<Vec<String>> {
-    let mut out: Vec<String> = args.interface.clone();
-    if out.is_empty() {
-        for v in &cfg.vrrp_instances {
-            if !out.contains(&v.interface) {
-                out.push(v.interface.clone());
-            }
-        }
-    }
-    if out.is_empty() {
-        bail!(
-            "no interface for the data path: give --interface or a vrrp_instance with `interface`"
-        );
-    }
-    Ok(out)
-}
-
 /// The next metrics client, or never without --metrics.
 async fn accept(
     l: &Option<tokio::net::TcpListener>,
@@ -218,6 +214,11 @@ impl Drop for PidFile {
 }
 
 async fn run(args: Args, cfg: Config) -> Result<()> {
+    // First: a second lvsd on this instance stops here, touching nothing.
+    // Until `started()`, dropping the lock undoes what this start pinned.
+    let mut lock = tokio::task::block_in_place(|| {
+        InstanceLock::acquire(&args.bpffs, &args.instance, owner::HANDOVER_WAIT)
+    })?;
     let _pid = PidFile::create(args.pid.clone())?;
     info!(
         "Starting lvsd {} (instance {})",
@@ -230,6 +231,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         warn!("{s}");
     }
 
+    let ifaces = interfaces::datapath_interfaces(&args.interface, &cfg, &plan)?;
     let mut opts = Options::new(&args.instance);
     opts.bpffs_root = args.bpffs.clone();
     opts.conn_table_size = args.conn_table_size;
@@ -248,7 +250,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         XdpModeArg::Generic => AttachMode::Generic,
     };
     let mut egress = Vec::new();
-    for ifname in datapath_interfaces(&args, &cfg)? {
+    for ifname in ifaces {
         let a = dp
             .attach(&ifname, mode)
             .with_context(|| format!("attaching XDP to {ifname}"))?;
@@ -273,6 +275,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         });
     }
 
+    dp.set_expire_nodest(args.expire_nodest_conn)?;
+    dp.set_expire_quiescent(args.expire_quiescent_template)?;
+    apply_timeouts(&mut dp, &cfg)?;
     let mut rec = Reconciler::new(dp, egress, Duration::from_secs(args.drain_timeout));
     rec.set_plan(plan);
     rec.apply()?;
@@ -333,6 +338,11 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sync_timer = tokio::time::interval(Duration::from_millis(100));
 
+    lock.started();
+    notify::ready(&format!(
+        "forwarding {} virtual servers",
+        rec.plan().services.len()
+    ));
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -371,18 +381,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 checkers.set_suspended(!master);
             }
             Ok((stream, _)) = accept(&metrics_listener) => {
-                let view = vrrp
-                    .as_ref()
-                    .map(|v| {
-                        v.stats()
-                            .into_iter()
-                            .map(|s| {
-                                (s.instance.clone(), metrics::VrrpView { state: s.state, became_master: s.became_master })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let body = metrics::render(rec.datapath(), &view);
+                let body = metrics::render(rec.datapath(), &metrics::AgentView::of(vrrp.as_ref(), &rec));
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
@@ -405,11 +404,13 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
             }
             _ = hup.recv() => {
+                notify::reloading();
                 info!("Reloading configuration file {}", args.use_file.display());
                 let parsed = load_config(&args.use_file, args.config_id.as_deref());
                 log_diagnostics(&parsed);
                 if parsed.exit_code() == EXIT_CANNOT_RUN {
                     error!("{}: new configuration refused; the running one stays in force", args.use_file.display());
+                    notify::ready("new configuration refused; the previous one runs");
                     continue;
                 }
                 let plan = plan::plan(&parsed.config);
@@ -417,6 +418,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     warn!("{s}");
                 }
                 rec.set_plan(plan);
+                if let Err(e) = apply_timeouts(rec.datapath_mut(), &parsed.config) {
+                    error!("lvs_timeouts: {e:#}");
+                }
                 if let Err(e) = rec.apply() {
                     error!("applying the new configuration: {e:#}");
                 }
@@ -427,13 +431,31 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     }
                 }
                 cfg_now = parsed.config.clone();
+                notify::ready(&format!("reloaded: {} virtual servers", rec.plan().services.len()));
             }
-            _ = term.recv() => { info!("Stopping (SIGTERM)"); break; }
-            _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
+            _ = term.recv() => { stopping(&lock); info!("Stopping (SIGTERM)"); break; }
+            _ = int.recv() => { stopping(&lock); info!("Stopping (SIGINT)"); break; }
         }
     }
 
     checkers.shutdown().await;
+    // omega: quorum_down of the virtual servers still in quorum, each
+    // waited for (bounded), as keepalived runs them when it stops.
+    for script in rec.omega_quorum_down() {
+        let mut cmd = crate::check::misc::command(&script);
+        cmd.stdin(std::process::Stdio::null());
+        match cmd.spawn() {
+            Ok(mut child) => {
+                if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                    .await
+                    .is_err()
+                {
+                    warn!("omega: quorum_down {script} still running after 5 s; left");
+                }
+            }
+            Err(e) => warn!("omega: running quorum_down {script}: {e}"),
+        }
+    }
     if let Some(v) = vrrp {
         v.shutdown().await;
     }
@@ -453,24 +475,34 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     Ok(())
 }
 
-/// A checker's verdict, into the reconciler's view.
+/// Tells systemd and a waiting successor that this agent is on its way out.
+fn stopping(lock: &InstanceLock) {
+    notify::stopping();
+    lock.mark_stopping();
+}
+
+/// keepalived's global `lvs_timeouts` into the data path's settings.
+fn apply_timeouts(dp: &mut Datapath, cfg: &Config) -> Result<()> {
+    let t = cfg.global.lvs_timeouts;
+    dp.set_timeouts(t.tcp, t.tcpfin, t.udp)
+        .context("setting lvs_timeouts")
+}
+
+/// A checker's verdict, into the reconciler's view: on the service it was
+/// checked for, or on every service of its `virtual_server_group`.
 fn apply_check_event(rec: &mut Reconciler, ev: crate::check::CheckEvent) {
     use crate::check::CheckEvent;
-    match ev {
-        CheckEvent::Up { rs } => {
-            if let Some((service, real)) = plan::key_of(&rs) {
-                rec.set_up(service, real, true, "");
-            }
-        }
-        CheckEvent::Down { rs, reason } => {
-            if let Some((service, real)) = plan::key_of(&rs) {
-                rec.set_up(service, real, false, &reason);
-            }
-        }
-        CheckEvent::Weight { rs, weight } => {
-            if let Some((service, real)) = plan::key_of(&rs) {
-                rec.set_dyn_weight(service, real, weight);
-            }
+    let rs = match &ev {
+        CheckEvent::Up { rs } | CheckEvent::Down { rs, .. } | CheckEvent::Weight { rs, .. } => rs,
+    };
+    let Some((service, real)) = plan::key_of(rs) else {
+        return;
+    };
+    for (service, real) in plan::checked_reals(rec.plan(), service, real) {
+        match &ev {
+            CheckEvent::Up { .. } => rec.set_up(service, real, true, ""),
+            CheckEvent::Down { reason, .. } => rec.set_up(service, real, false, reason),
+            CheckEvent::Weight { weight, .. } => rec.set_dyn_weight(service, real, *weight),
         }
     }
 }
@@ -486,7 +518,8 @@ fn health_view(rec: &Reconciler, checkers: &crate::check::Checkers) -> Vec<statu
     for s in &rec.plan().services {
         for r in &s.reals {
             let key = (s.id, (r.addr, r.port));
-            let h = states.get(&key);
+            // A group's services share their checkers' verdicts.
+            let h = states.get(&(s.checked_as, (r.addr, r.check_port)));
             out.push(status::RealHealth {
                 protocol: s.id.2.name().into(),
                 vip: s.id.0,

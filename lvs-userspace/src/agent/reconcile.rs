@@ -291,6 +291,11 @@ impl Reconciler {
     }
 
     /// Whether a real server is up as far as the checkers know.
+    /// Services below their quorum (sorry server in use), for the metrics.
+    pub fn quorum_lost(&self) -> impl Iterator<Item = ServiceId> + '_ {
+        self.quorum_lost.iter().copied()
+    }
+
     pub fn is_up(&self, key: &(ServiceId, RealId)) -> bool {
         self.reals.get(key).is_some_and(|st| st.up)
     }
@@ -496,7 +501,10 @@ impl Reconciler {
                         alive_weight.saturating_sub(s.hysteresis)
                     );
                     self.quorum_lost.insert(s.id);
-                    run_script(s.quorum_down.as_deref());
+                    // A group's services share one quorum_down run.
+                    if s.id == s.checked_as {
+                        run_script(s.quorum_down.as_deref());
+                    }
                 } else {
                     info!(
                         "Gained quorum {alive_weight}+{}={} >= {quorum} for VS {vs}",
@@ -504,7 +512,9 @@ impl Reconciler {
                         alive_weight + s.hysteresis
                     );
                     self.quorum_lost.remove(&s.id);
-                    run_script(s.quorum_up.as_deref());
+                    if s.id == s.checked_as {
+                        run_script(s.quorum_up.as_deref());
+                    }
                 }
             }
             // Quorum lost (no real server up, at the least): the sorry server.
@@ -563,6 +573,20 @@ impl Reconciler {
                 fmt_service(s.0, s.1, s.2)
             );
         }
+    }
+
+    /// `omega` at shutdown: the `quorum_down` scripts of the virtual
+    /// servers whose quorum is up, once per virtual server (a group's
+    /// services share theirs).
+    pub fn omega_quorum_down(&self) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        self.plan
+            .services
+            .iter()
+            .filter(|s| s.omega && !self.quorum_lost.contains(&s.id))
+            .filter(|s| seen.insert(s.checked_as))
+            .filter_map(|s| s.quorum_down.clone())
+            .collect()
     }
 
     /// Writes whatever differs into the maps.

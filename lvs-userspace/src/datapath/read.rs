@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use lvs_common::{
     event, map_names as names, tcp, verdict, Backend, Conn, ConnCounts, FlowKey, Persist,
-    PersistKey, Service, ServiceKey, Stats, BE_F_ALIVE,
+    PersistKey, Service, ServiceKey, Stats, BE_F_ALIVE, CONN_F_PERSISTENT,
 };
 
 use super::{desired::addr_of, map_err, Proto, Result, State};
@@ -281,9 +281,33 @@ impl State {
     /// Then re-syncs the data path's per-server connection counts with the
     /// tables (see [`State::reconcile_conn_counts`]).
     pub fn expire(&mut self) -> Result<(usize, usize)> {
+        // Each entry is read again right before it is deleted and kept if
+        // the data path touched it since the scan: a SYN or a packet that
+        // revived the 5-tuple in between must not lose its entry (the window
+        // left is the few microseconds between that read and the delete).
+        let conns = self.conns()?;
+        // IPVS keeps a persistence template while it controls connections
+        // (and `persistence_timeout` after the last one): the clients of
+        // live persistent connections, by template key.
+        let mask_of: std::collections::HashMap<u32, u32> = self
+            .applied
+            .services
+            .values()
+            .map(|s| (s.svc.id, s.svc.persist_mask_be))
+            .collect();
+        let controlling: std::collections::HashSet<PersistKey> = conns
+            .iter()
+            .filter(|c| !c.half_open && c.expires_in_s > 0 && c.conn.flags & CONN_F_PERSISTENT != 0)
+            .filter_map(|c| {
+                Some(PersistKey {
+                    service: c.conn.service,
+                    client_be: c.key.src_be & mask_of.get(&c.conn.service)?,
+                })
+            })
+            .collect();
         let mut conns_gone = 0;
         let mut live = Vec::new();
-        for c in self.conns()? {
+        for c in conns {
             if c.expires_in_s > 0 {
                 live.push(c);
                 continue;
@@ -293,6 +317,13 @@ impl State {
             } else {
                 (&mut self.maps.conns, names::CONNS)
             };
+            if map
+                .get(&c.key, 0)
+                .is_ok_and(|now| now.last_seen_ns != c.conn.last_seen_ns)
+            {
+                live.push(c); // used since it was read: not idle
+                continue;
+            }
             match map.remove(&c.key) {
                 Ok(()) => conns_gone += 1,
                 Err(aya::maps::MapError::KeyNotFound) => {}
@@ -307,17 +338,41 @@ impl State {
             .map(|t| (false, t))
             .chain(self.pending_templates()?.into_iter().map(|t| (true, t)))
         {
-            if t.expires_in_s == 0 {
-                let (map, name) = if pending {
-                    (&mut self.maps.persist_pending, names::PERSIST_PENDING)
-                } else {
-                    (&mut self.maps.persist, names::PERSIST)
-                };
-                match map.remove(&t.key) {
-                    Ok(()) => templates_gone += 1,
-                    Err(aya::maps::MapError::KeyNotFound) => {}
-                    Err(e) => return Err(map_err(name)(e)),
+            if !pending && controlling.contains(&t.key) {
+                // Half its timeout gone: keep it alive for its connections
+                // (one write per template per half timeout, not per pass).
+                let timeout_s = self
+                    .applied
+                    .services
+                    .values()
+                    .find(|s| s.svc.id == t.key.service)
+                    .map(|s| s.svc.persist_timeout_s as u64)
+                    .unwrap_or(0);
+                if t.expires_in_s <= timeout_s / 2 {
+                    let mut v = t.value;
+                    v.last_seen_ns = monotonic_ns();
+                    let _ = self.maps.persist.insert(t.key, v, 0);
                 }
+                continue;
+            }
+            if t.expires_in_s > 0 {
+                continue;
+            }
+            let (map, name) = if pending {
+                (&mut self.maps.persist_pending, names::PERSIST_PENDING)
+            } else {
+                (&mut self.maps.persist, names::PERSIST)
+            };
+            if map
+                .get(&t.key, 0)
+                .is_ok_and(|now| now.last_seen_ns != t.value.last_seen_ns)
+            {
+                continue;
+            }
+            match map.remove(&t.key) {
+                Ok(()) => templates_gone += 1,
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(name)(e)),
             }
         }
         Ok((conns_gone, templates_gone))

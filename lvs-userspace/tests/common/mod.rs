@@ -5,6 +5,10 @@
 use std::{net::Ipv4Addr, path::PathBuf};
 
 use std::path::Path;
+use std::sync::{
+    atomic::{AtomicBool, AtomicU64, Ordering},
+    Arc, Mutex,
+};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -320,4 +324,63 @@ pub fn wait_until_true(cond: impl FnMut() -> bool) -> Result<()> {
         Duration::from_millis(50),
         cond,
     )
+}
+
+/// Keeps every connection busy (a request every 200 ms each) until
+/// stopped; counts requests that failed or were answered by another server.
+pub struct Streamer {
+    stop: Arc<AtomicBool>,
+    broken: Arc<AtomicU64>,
+    done: Arc<AtomicU64>,
+    conns: Arc<Mutex<Vec<(KeepAliveClient, String)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Streamer {
+    pub fn start(conns: Vec<(KeepAliveClient, String)>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let broken = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        let conns = Arc::new(Mutex::new(conns));
+        let thread = {
+            let (stop, broken, done, conns) =
+                (stop.clone(), broken.clone(), done.clone(), conns.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut cs = conns.lock().unwrap();
+                    for (c, server) in cs.iter_mut() {
+                        match c.get() {
+                            Ok(got) if &got == server => {}
+                            _ => {
+                                broken.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    drop(cs);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        };
+        Streamer {
+            stop,
+            broken,
+            done,
+            conns,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn finish(mut self) -> (u64, u64, Vec<(KeepAliveClient, String)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap());
+        (
+            self.broken.load(Ordering::Relaxed),
+            self.done.load(Ordering::Relaxed),
+            conns,
+        )
+    }
 }
