@@ -151,7 +151,7 @@ pub fn plan(cfg: &Config) -> Plan {
             "nq" => Algorithm::Nq,
             other => {
                 out.skipped.push(format!(
-                    "{what}: lb_algo {other} is scheduled as wrr (load-based schedulers need feedback the data path does not have yet)"
+                    "{what}: lb_algo {other} is not supported by lvs-xdp yet: scheduled as wrr (new connections are spread by weight only, ignoring the servers' load and locality)"
                 ));
                 Algorithm::Wrr
             }
@@ -354,6 +354,51 @@ mod tests {
             "{:?}",
             p.skipped
         );
+    }
+
+    #[test]
+    fn schedulers_and_their_flags_as_keepalived_reads_them() {
+        let conf = |algo: &str, flags: &str| {
+            format!(
+                "virtual_server 198.18.0.1 80 {{\n lb_algo {algo}\n {flags}\n lb_kind DR\n protocol TCP\n real_server 198.18.0.2 80 {{\n weight 1\n }}\n}}\n"
+            )
+        };
+        let algo_of = |algo: &str, flags: &str| {
+            let r = lvs_config::parse_str("t.conf", &conf(algo, flags), &Default::default());
+            plan(&r.config).services[0].algo
+        };
+        assert_eq!(
+            algo_of("sh", "sh-port\n sh-fallback"),
+            Algorithm::Sh {
+                port: true,
+                fallback: true
+            }
+        );
+        // flag-1/flag-2 are the same bits; mh-* words do not apply to sh.
+        assert_eq!(
+            algo_of("mh", "flag-2\n sh-fallback"),
+            Algorithm::Mh {
+                port: true,
+                fallback: false
+            }
+        );
+        assert_eq!(
+            algo_of("mh", "mh-fallback"),
+            Algorithm::Mh {
+                port: false,
+                fallback: true
+            }
+        );
+        for (name, algo) in [
+            ("dh", Algorithm::Dh),
+            ("lc", Algorithm::Lc),
+            ("wlc", Algorithm::Wlc),
+            ("sed", Algorithm::Sed),
+            ("nq", Algorithm::Nq),
+            ("fo", Algorithm::Wrr),
+        ] {
+            assert_eq!(algo_of(name, ""), algo, "{name}");
+        }
     }
 
     #[test]
