@@ -616,3 +616,22 @@ fn dh_sends_a_vip_to_the_server_ip_vs_dh_picks() {
     dp.apply(&st).unwrap();
     assert_eq!(pick(&mut dp, client(1), 999), None);
 }
+
+#[test]
+fn sh_keeps_each_client_on_one_server_across_100_connections_on_two_directors() {
+    let algo = Algorithm::Sh {
+        port: false,
+        fallback: false,
+    };
+    let st = state(algo, &[1, 2, 1, 3]);
+    let mut a = open(&st);
+    let mut b = open(&st);
+    for i in 0..50 {
+        let c = client(i * 13);
+        let first = pick(&mut a, c, 10000).expect("scheduled");
+        for sport in 10001..10100 {
+            assert_eq!(pick(&mut a, c, sport), Some(first), "{c}:{sport} on a");
+            assert_eq!(pick(&mut b, c, sport), Some(first), "{c}:{sport} on b");
+        }
+    }
+}
