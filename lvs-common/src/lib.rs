@@ -208,6 +208,12 @@ pub struct Backend {
     pub weight: u32,
     /// Owning service id (for listings).
     pub service: u32,
+    /// IPVS `u_threshold`: at this many connections (active + inactive)
+    /// the server is overloaded and takes no new ones; 0 = no limit.
+    pub u_threshold: u32,
+    /// IPVS `l_threshold`: an overloaded server takes new connections
+    /// again below this many (0: below 3/4 of `u_threshold`).
+    pub l_threshold: u32,
 }
 
 /// `backend_conns` / `backend_conns_adj` value (arrays indexed by backend
@@ -225,6 +231,9 @@ pub struct ConnCounts {
     // u64: BPF has 64-bit atomic adds on every CPU version.
     pub active: u64,
     pub inactive: u64,
+    /// IPVS `IP_VS_DEST_F_OVERLOAD` (1 = set): kept by the data path, set
+    /// when the server reaches `u_threshold`, cleared below `l_threshold`.
+    pub overloaded: u64,
 }
 
 /// `conns` and `half_open` key, `flow_cache` tag: the client-side 5-tuple.
@@ -502,7 +511,8 @@ mod pod {
 const _: () = {
     assert!(core::mem::size_of::<ServiceKey>() == 8);
     assert!(core::mem::size_of::<Service>() == 24);
-    assert!(core::mem::size_of::<Backend>() == 36);
+    assert!(core::mem::size_of::<Backend>() == 44);
+    assert!(core::mem::size_of::<ConnCounts>() == 24);
     assert!(core::mem::size_of::<FlowKey>() == 16);
     assert!(core::mem::size_of::<Conn>() == 32);
     assert!(core::mem::size_of::<PersistKey>() == 8);

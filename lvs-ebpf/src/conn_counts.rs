@@ -5,7 +5,7 @@
 
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 
-use lvs_common::tcp;
+use lvs_common::{tcp, Backend};
 
 use crate::maps::{BACKEND_CONNS, BACKEND_CONNS_ADJ};
 
@@ -73,4 +73,40 @@ pub fn load(backend: u32) -> (u64, u64) {
     // not yet decremented): none.
     let clamp = |v: u64| if (v as i64) < 0 { 0 } else { v };
     (clamp(a.wrapping_sub(da)), clamp(i.wrapping_sub(di)))
+}
+
+/// IPVS's `IP_VS_DEST_F_OVERLOAD` for a new connection to backend `id`: set
+/// once its connections (active + inactive) reach `u_threshold`, cleared
+/// when they fall below `l_threshold` (or 3/4 of `u_threshold` without
+/// one), as `ip_vs_bind_dest` / `ip_vs_unbind_dest` do. Evaluated when a
+/// scheduler looks at the server; the flag lives in `backend_conns` (plain
+/// stores: two CPUs racing store the same answer).
+#[inline(always)]
+pub fn overloaded(id: u32, b: &Backend) -> bool {
+    let upper = b.u_threshold as u64;
+    if upper == 0 {
+        return false;
+    }
+    let Some(c) = BACKEND_CONNS.get_ptr_mut(id) else {
+        return false;
+    };
+    let (active, inactive) = load(id);
+    let total = active + inactive;
+    // SAFETY: a live array value; the flag word is only stored whole.
+    let flagged = unsafe { (*c).overloaded } != 0;
+    let now = if flagged {
+        let lower = b.l_threshold as u64;
+        if lower != 0 {
+            total >= lower
+        } else {
+            total * 4 >= upper * 3
+        }
+    } else {
+        total >= upper
+    };
+    if now != flagged {
+        // SAFETY: as above.
+        unsafe { (*c).overloaded = now as u64 };
+    }
+    now
 }

@@ -207,7 +207,11 @@ fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
         let slot = svc.ring_start.wrapping_add(pos);
         pos += 1;
         if let Some(id) = RINGS.get(slot) {
-            if let Some(hop) = backend_hop(*id, svc.id) {
+            // An overloaded server's slot is skipped, as ip_vs_wrr skips it.
+            let overloaded = BACKENDS
+                .get(*id)
+                .is_some_and(|b| conn_counts::overloaded(*id, b));
+            if let Some(hop) = backend_hop(*id, svc.id).filter(|_| !overloaded) {
                 // SAFETY: as above.
                 unsafe { *cursor = pos };
                 return Ok((*id, hop));
@@ -253,7 +257,7 @@ const NO_BACKEND: Verdict = Verdict::pass(reason::PASS_NO_BACKEND);
 #[inline(always)]
 fn available_hop(id: u32, service: u32) -> Option<NextHop> {
     let b = BACKENDS.get(id)?;
-    if b.weight == 0 {
+    if b.weight == 0 || conn_counts::overloaded(id, b) {
         return None;
     }
     backend_hop(id, service)
@@ -456,6 +460,9 @@ extern "C" fn lc_step(i: u32, ctx: *mut c_void) -> i64 {
         return 0;
     };
     if b.flags & BE_F_ALIVE == 0 || b.service != s.service || b.weight == 0 {
+        return 0;
+    }
+    if conn_counts::overloaded(id, b) {
         return 0;
     }
     let (active, inactive) = conn_counts::load(id);

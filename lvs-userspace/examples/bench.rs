@@ -60,6 +60,8 @@ fn backends(n: usize, weight: impl Fn(usize) -> u32) -> Vec<DesiredBackend> {
             port: 80,
             weight: weight(i),
             alive: true,
+            u_threshold: 0,
+            l_threshold: 0,
             next_hop: NextHop {
                 mac: backend_mac((i % 250) as u8 + 1),
                 src_mac: DIRECTOR_MAC,

@@ -32,6 +32,8 @@ fn backend(n: u8, weight: u32) -> DesiredBackend {
         port: 80,
         weight,
         alive: true,
+        u_threshold: 0,
+        l_threshold: 0,
         next_hop: NextHop {
             mac: backend_mac(n),
             src_mac: DIRECTOR_MAC,
@@ -332,4 +334,37 @@ fn expiry_pass_brings_counts_back_to_the_tables() {
     );
     assert_eq!(a.0 + a.1 + i.0 + i.1, 1, "only the new half-open one");
     assert_eq!(dp.conn_counts(ids[b2 - 1]).unwrap(), (0, 1));
+}
+
+/// IPVS's `uthreshold`/`lthreshold` (IP_VS_DEST_F_OVERLOAD): a server at
+/// its upper threshold of connections (active + inactive) gets no new ones
+/// until it is below the lower one, for the sequence schedulers as for the
+/// least-connection ones.
+#[test]
+fn a_server_at_uthreshold_gets_no_new_connections_until_below_lthreshold() {
+    for algo in [Algorithm::Wrr, Algorithm::Wlc] {
+        let mut st = state(algo, &[1, 1]);
+        st.services[0].backends[0].u_threshold = 3;
+        st.services[0].backends[0].l_threshold = 1;
+        let mut dp = open(&st);
+        let picks: Vec<usize> = (0..20).map(|i| send(&mut dp, i, Flags::SYN)).collect();
+        assert_eq!(
+            picks.iter().filter(|&&b| b == 1).count(),
+            3,
+            "{}: server 1 takes 3 connections, then none: {picks:?}",
+            algo.name()
+        );
+        // Every connection idle past a 1 s timeout and expired: server 1
+        // is below its lower threshold and takes connections again.
+        dp.update_settings(|s| {
+            for t in s.timeouts_s.iter_mut() {
+                *t = 1;
+            }
+        })
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        dp.expire().unwrap();
+        let again: Vec<usize> = (100..104).map(|i| send(&mut dp, i, Flags::SYN)).collect();
+        assert!(again.contains(&1), "{}: {again:?}", algo.name());
+    }
 }

@@ -30,6 +30,9 @@ pub struct PlannedReal {
     /// [`PlannedService::checked_as`]): `port`, or for a group's real
     /// server without a port, the group's first port.
     pub check_port: u16,
+    /// IPVS connection thresholds (`uthreshold`, `lthreshold`; 0 = none).
+    pub uthreshold: u32,
+    pub lthreshold: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,6 +189,8 @@ pub fn plan(cfg: &Config) -> Plan {
                 checked: !rs.checkers.is_empty(),
                 alpha: rs.alpha,
                 check_port: if rs.port == 0 { first_port } else { rs.port },
+                uthreshold: rs.uthreshold.unwrap_or(0),
+                lthreshold: rs.lthreshold.unwrap_or(0),
             });
         }
         let sorry_server = vs

@@ -466,6 +466,8 @@ impl Reconciler {
                     port: r.port,
                     weight,
                     alive,
+                    u_threshold: r.uthreshold,
+                    l_threshold: r.lthreshold,
                     next_hop: hop,
                 });
             }
@@ -479,6 +481,8 @@ impl Reconciler {
                         port: r.port,
                         weight: 0,
                         alive: true,
+                        u_threshold: r.uthreshold,
+                        l_threshold: r.lthreshold,
                         next_hop: hop,
                     });
                 }
@@ -530,6 +534,8 @@ impl Reconciler {
                             port,
                             weight: 1,
                             alive: true,
+                            u_threshold: 0,
+                            l_threshold: 0,
                             next_hop: hop,
                         });
                     }

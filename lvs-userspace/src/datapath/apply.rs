@@ -206,6 +206,8 @@ impl Datapath {
                     flags: BE_F_CONFIGURED | if b.alive { BE_F_ALIVE } else { 0 },
                     weight: b.weight,
                     service: id,
+                    u_threshold: b.u_threshold,
+                    l_threshold: b.l_threshold,
                 };
                 if self.state.applied.backends.get(&bid) != Some(&value) {
                     if existing.is_some() {

@@ -406,6 +406,7 @@ impl State {
             let adj = ConnCounts {
                 active: counted.active.wrapping_sub(t.active),
                 inactive: counted.inactive.wrapping_sub(t.inactive),
+                overloaded: 0, // not read from here
             };
             let old = self
                 .maps
