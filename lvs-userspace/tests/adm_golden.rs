@@ -732,6 +732,8 @@ fn hashed_schedulers_are_listed_with_their_flags() {
         netmask: Ipv4Addr::BROADCAST,
     });
     sh.backends = vec![backend(1, 80, 1), backend(2, 80, 2)];
+    sh.backends[1].u_threshold = 100;
+    sh.backends[1].l_threshold = 80;
     let mut mh = service(
         81,
         Proto::Tcp,
@@ -770,4 +772,33 @@ fn hashed_schedulers_are_listed_with_their_flags() {
     let save = adm::save(&s);
     golden("sched_flags_save.txt", &save);
     assert!(save.contains("-A -t 198.18.0.100:80 -s sh -p 300 -b sh-fallback,sh-port\n"));
+
+    // --thresholds: ipvsadm's title and "  -> %-28s %-10u %-10u %-10u %-10u".
+    let th = Format {
+        thresholds: true,
+        ..Default::default()
+    };
+    let lt = adm::list(&s, th, None, None).unwrap();
+    golden("thresholds.txt", &lt);
+    let lines: Vec<&str> = lt.lines().collect();
+    assert_eq!(
+        lines[1],
+        printf(
+            "%-33s %-10s %-10s %-10s %-10s",
+            &[
+                &"Prot LocalAddress:Port",
+                &"Uthreshold",
+                &"Lthreshold",
+                &"ActiveConn",
+                &"InActConn"
+            ]
+        )
+    );
+    assert_eq!(
+        lines[5],
+        printf(
+            "  -> %-28s %-10u %-10u %-10u %-10u",
+            &[&"198.18.0.12:80", &100, &80, &0, &0]
+        )
+    );
 }

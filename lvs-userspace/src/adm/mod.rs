@@ -238,6 +238,8 @@ pub struct Format {
     pub rate: bool,
     pub exact: bool,
     pub persistent_conn: bool,
+    /// `--thresholds`: Uthreshold Lthreshold ActiveConn InActConn.
+    pub thresholds: bool,
 }
 
 pub(crate) fn proto_name(s: &ServiceView) -> &'static str {

@@ -27,6 +27,9 @@ pub struct BackendView {
     pub inactive: u64,
     /// Persistence templates pointing here.
     pub templates: u64,
+    /// IPVS `u_threshold` / `l_threshold` (0 = none).
+    pub u_threshold: u32,
+    pub l_threshold: u32,
 }
 
 /// One virtual service as the maps have it.
@@ -252,6 +255,8 @@ impl State {
                     port: u16::from_be(b.port_be),
                     weight: b.weight,
                     alive: b.flags & BE_F_ALIVE != 0,
+                    u_threshold: b.u_threshold,
+                    l_threshold: b.l_threshold,
                     mac: b.mac,
                     stats: self.stats_of(true, id)?,
                     active,
