@@ -160,6 +160,12 @@ pub const SVC_F_SCHED_EXPECTED_DELAY: u32 = 1 << 10;
 /// With SVC_F_SCHED_LC: a server with no active connection is taken at once
 /// (`nq`, never queue).
 pub const SVC_F_SCHED_IDLE_FIRST: u32 = 1 << 11;
+/// With SVC_F_SCHED_LC: weighted failover (`fo`): the first server of the
+/// highest weight, counts aside.
+pub const SVC_F_SCHED_FO: u32 = 1 << 12;
+/// With SVC_F_SCHED_LC: overflow (`ovf`): the first server of the highest
+/// weight whose active connections do not exceed its weight.
+pub const SVC_F_SCHED_OVF: u32 = 1 << 13;
 /// Any of the hashed schedules: the ring is a table, not a sequence.
 pub const SVC_F_SCHED_HASHED: u32 = SVC_F_SCHED_SH | SVC_F_SCHED_MH | SVC_F_SCHED_DH;
 

@@ -7,8 +7,8 @@ use lvs_common::{
     hash::{dh_bucket, mh_hash, sh_bucket, MH_KEY1, MH_TABLE_SIZE, SH_TABLE_SIZE},
     verdict as reason, FlowKey, Persist, PersistKey, Service, Settings, BE_F_ALIVE,
     SET_F_EXPIRE_QUIESCENT, SVC_F_PERSISTENT, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK,
-    SVC_F_SCHED_HASHED, SVC_F_SCHED_IDLE_FIRST, SVC_F_SCHED_LC, SVC_F_SCHED_MH, SVC_F_SCHED_PORT,
-    SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
+    SVC_F_SCHED_FO, SVC_F_SCHED_HASHED, SVC_F_SCHED_IDLE_FIRST, SVC_F_SCHED_LC, SVC_F_SCHED_MH,
+    SVC_F_SCHED_OVF, SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
 };
 
 use crate::{
@@ -466,6 +466,19 @@ extern "C" fn lc_step(i: u32, ctx: *mut c_void) -> i64 {
         return 0;
     }
     let (active, inactive) = conn_counts::load(id);
+    // fo / ovf (ip_vs_fo.c, ip_vs_ovf.c): the first of the highest weight;
+    // ovf passes over servers with more active connections than weight.
+    if s.flags & (SVC_F_SCHED_FO | SVC_F_SCHED_OVF) != 0 {
+        let w = b.weight as u64;
+        if s.flags & SVC_F_SCHED_OVF != 0 && active > w {
+            return 0;
+        }
+        if s.least == u32::MAX || w > s.lw {
+            s.least = id;
+            s.lw = w;
+        }
+        return 0;
+    }
     if s.flags & SVC_F_SCHED_IDLE_FIRST != 0 && active == 0 {
         s.least = id;
         return 1;

@@ -42,6 +42,11 @@ pub enum Algorithm {
     Sed,
     /// Never queue (IPVS `nq`): an idle server at once, else as sed.
     Nq,
+    /// Weighted failover (IPVS `fo`): the first server of the highest weight.
+    Fo,
+    /// Overflow (IPVS `ovf`): the first server of the highest weight whose
+    /// active connections do not exceed its weight.
+    Ovf,
 }
 
 impl Algorithm {
@@ -56,6 +61,8 @@ impl Algorithm {
             Algorithm::Wlc => "wlc",
             Algorithm::Sed => "sed",
             Algorithm::Nq => "nq",
+            Algorithm::Fo => "fo",
+            Algorithm::Ovf => "ovf",
         }
     }
 
@@ -63,7 +70,12 @@ impl Algorithm {
     pub fn is_least_connections(self) -> bool {
         matches!(
             self,
-            Algorithm::Lc | Algorithm::Wlc | Algorithm::Sed | Algorithm::Nq
+            Algorithm::Lc
+                | Algorithm::Wlc
+                | Algorithm::Sed
+                | Algorithm::Nq
+                | Algorithm::Fo
+                | Algorithm::Ovf
         )
     }
 

@@ -159,7 +159,11 @@ impl Snapshot {
             } else if f & SVC_F_SCHED_DH != 0 {
                 "dh".into()
             } else if f & SVC_F_SCHED_LC != 0 {
-                if f & SVC_F_SCHED_IDLE_FIRST != 0 {
+                if f & lvs_common::SVC_F_SCHED_FO != 0 {
+                    "fo".into()
+                } else if f & lvs_common::SVC_F_SCHED_OVF != 0 {
+                    "ovf".into()
+                } else if f & SVC_F_SCHED_IDLE_FIRST != 0 {
                     "nq".into()
                 } else if f & SVC_F_SCHED_EXPECTED_DELAY != 0 {
                     "sed".into()

@@ -152,6 +152,8 @@ pub fn plan(cfg: &Config) -> Plan {
             "wlc" => Algorithm::Wlc,
             "sed" => Algorithm::Sed,
             "nq" => Algorithm::Nq,
+            "fo" => Algorithm::Fo,
+            "ovf" => Algorithm::Ovf,
             other => {
                 out.skipped.push(format!(
                     "{what}: lb_algo {other} is not supported by lvs-xdp yet: scheduled as wrr (new connections are spread by weight only, ignoring the servers' load and locality)"
@@ -400,7 +402,9 @@ mod tests {
             ("wlc", Algorithm::Wlc),
             ("sed", Algorithm::Sed),
             ("nq", Algorithm::Nq),
-            ("fo", Algorithm::Wrr),
+            ("fo", Algorithm::Fo),
+            ("ovf", Algorithm::Ovf),
+            ("lblc", Algorithm::Wrr),
         ] {
             assert_eq!(algo_of(name, ""), algo, "{name}");
         }

@@ -348,6 +348,8 @@ impl Datapath {
                         | SVC_F_SCHED_EXPECTED_DELAY
                         | SVC_F_SCHED_IDLE_FIRST
                 }
+                sched::Algorithm::Fo => SVC_F_SCHED_LC | lvs_common::SVC_F_SCHED_FO,
+                sched::Algorithm::Ovf => SVC_F_SCHED_LC | lvs_common::SVC_F_SCHED_OVF,
             };
             let svc = Service {
                 id,
