@@ -62,3 +62,76 @@ fn lab_wlc_sends_new_connections_to_the_servers_with_fewer_per_weight() -> Resul
     lab.teardown()?;
     Ok(())
 }
+
+/// sh and mh with real TCP: every client stays on one real server across
+/// all its connections (a new connection per request), and the clients
+/// spread over the pool.
+#[test]
+fn lab_sh_and_mh_keep_each_client_on_one_server() -> Result<()> {
+    let lab = Lab::create(seed_spec(40))?;
+    let (mut dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), None)?;
+    let ifname = lab.director_if().to_owned();
+    let ifindex = lab.run_in_netns(lab.director_ns(0), || datapath::ifindex(&ifname))??;
+    for algo in [
+        Algorithm::Sh {
+            port: false,
+            fallback: false,
+        },
+        Algorithm::Mh {
+            port: false,
+            fallback: false,
+        },
+    ] {
+        let mut state = seed_service(&lab, ifindex, None);
+        state.services[0].algo = algo;
+        dp.apply(&state)?;
+        let report = lvs_testkit::http_load(
+            &lab,
+            lab.client_ns(),
+            lab.client_addrs(),
+            lab.service(),
+            25,
+            20,
+        )?;
+        println!("{}: {}", algo.name(), report.summary());
+        report.ensure_no_failures()?;
+        assert_eq!(report.ok(), 40 * 25);
+        assert_eq!(
+            report.max_servers_per_client(),
+            1,
+            "{}: each client stays on one server",
+            algo.name()
+        );
+        assert!(
+            report.per_body.len() >= 4,
+            "{}: clients spread over the pool: {}",
+            algo.name(),
+            report.summary()
+        );
+    }
+    drop(dp);
+    lab.teardown()?;
+    Ok(())
+}
+
+/// uthreshold with real TCP: a real server holding `uthreshold`
+/// long-lived connections gets no new one while they last.
+#[test]
+fn lab_a_server_at_uthreshold_gets_no_new_connections() -> Result<()> {
+    let lab = Lab::create(seed_spec(40))?;
+    let (mut dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), None)?;
+    let ifname = lab.director_if().to_owned();
+    let ifindex = lab.run_in_netns(lab.director_ns(0), || datapath::ifindex(&ifname))??;
+    let mut state = seed_service(&lab, ifindex, None);
+    state.services[0].backends[1].u_threshold = 3;
+    state.services[0].backends[1].l_threshold = 2;
+    dp.apply(&state)?;
+    let conns = keep_alive_clients(&lab, &lab.client_addrs()[..36])?;
+    let rs2 = lab.real_server_name(1);
+    let on_rs2 = conns.iter().filter(|(_, s)| *s == rs2).count();
+    assert_eq!(on_rs2, 3, "rs2 (weight 3, uthreshold 3) took 3 of 36");
+    drop(conns);
+    drop(dp);
+    lab.teardown()?;
+    Ok(())
+}
