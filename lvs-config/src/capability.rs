@@ -89,6 +89,11 @@ pub const CAPABILITIES: &[Capability] = &[
     refused("virtual_server", "lvs_method", "TUN", NOT_DR_TUN),
     refused("real_server", "lvs_method", "NAT", NOT_DR_NAT),
     refused("real_server", "lvs_method", "TUN", NOT_DR_TUN),
+    ignored(
+        "virtual_server",
+        "ops",
+        "no one-packet scheduling: the datagrams of one client address and port keep one real server until the UDP timeout (300 s)",
+    ),
     runs("virtual_server", "persistence_timeout"),
     runs("virtual_server", "persistence_granularity"),
     ignored(
@@ -134,6 +139,8 @@ pub const CAPABILITIES: &[Capability] = &[
     // VRRP.
     runs("vrrp_instance", "track_script"),
     runs("vrrp_instance", "lvs_sync_daemon_interface"),
+    runs("global_defs", "lvs_sync_daemon"),
+    runs("global_defs", "lvs_timeouts"),
     ignored(
         "vrrp_instance",
         "use_vmac",

@@ -34,6 +34,8 @@ pub struct AgentView {
     pub vrrp: BTreeMap<String, VrrpView>,
     /// Services whose real servers' weight is below their quorum.
     pub quorum_lost: Vec<ServiceId>,
+    /// Connection sync, when configured.
+    pub sync: Option<super::status::SyncStatus>,
 }
 
 impl AgentView {
@@ -57,6 +59,7 @@ impl AgentView {
         AgentView {
             vrrp,
             quorum_lost: rec.quorum_lost().collect(),
+            sync: None,
         }
     }
 }
@@ -339,7 +342,68 @@ pub fn render(state: &State, agent: &AgentView) -> String {
             v.became_master,
         );
     }
+    if let Some(sync) = &agent.sync {
+        render_sync(&mut out, sync);
+    }
     out.0
+}
+
+/// Connection sync: what flowed, what was refused, and this director's
+/// own warm start (bulk sync).
+fn render_sync(out: &mut Out, s: &super::status::SyncStatus) {
+    let labels = [("interface", s.interface.as_str())];
+    for (name, kind, help, value) in [
+        (
+            "lvs_sync_entries_sent_total",
+            Kind::Counter,
+            "Connection and template entries sent to the other directors (updates and bulk answers).",
+            s.sent_entries,
+        ),
+        (
+            "lvs_sync_entries_received_total",
+            Kind::Counter,
+            "Entries received from the other directors.",
+            s.received_entries,
+        ),
+        (
+            "lvs_sync_datagrams_rejected_total",
+            Kind::Counter,
+            "Sync datagrams refused: off-link, wrong TTL or group, bad HMAC, malformed, other syncid.",
+            s.rejected_datagrams,
+        ),
+        (
+            "lvs_sync_bulk_in_progress",
+            Kind::Gauge,
+            "1 while this director's warm-start bulk sync runs (VRRP preemption held).",
+            (s.bulk.state == "requesting") as u64,
+        ),
+        (
+            "lvs_sync_bulk_entries",
+            Kind::Gauge,
+            "Entries the last warm-start bulk sync received.",
+            s.bulk.entries,
+        ),
+        (
+            "lvs_sync_bulk_answers_total",
+            Kind::Counter,
+            "Bulk requests of other directors this one answered.",
+            s.bulk.answers_sent,
+        ),
+    ] {
+        out.family(name, kind, help);
+        out.sample(name, &labels, value);
+    }
+    out.family(
+        "lvs_sync_bulk_duration_seconds",
+        Kind::Gauge,
+        "How long the last warm-start bulk sync took.",
+    );
+    let _ = writeln!(
+        out.0,
+        "lvs_sync_bulk_duration_seconds{{interface=\"{}\"}} {:.3}",
+        escape_label(&s.interface),
+        s.bulk.duration_ms as f64 / 1000.0
+    );
 }
 
 #[cfg(test)]

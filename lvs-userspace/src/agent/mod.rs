@@ -381,7 +381,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 checkers.set_suspended(!master);
             }
             Ok((stream, _)) = accept(&metrics_listener) => {
-                let body = metrics::render(rec.datapath(), &metrics::AgentView::of(vrrp.as_ref(), &rec));
+                let mut view = metrics::AgentView::of(vrrp.as_ref(), &rec);
+                view.sync = conn_sync.as_ref().map(|s| s.status());
+                let body = metrics::render(rec.datapath(), &view);
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
