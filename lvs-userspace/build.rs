@@ -1,7 +1,8 @@
-//! Builds the XDP objects (`lvs-ebpf`) with nightly for bpfel-unknown-none and
-//! puts them in OUT_DIR, where `datapath::objects` embeds them: one `lvsd`
-//! binary carries its own data path. `cargo xtask setup` installs what this
-//! needs (nightly's rust-src and a bpf-linker built against nightly's LLVM).
+//! Builds the XDP objects (`lvs-ebpf`) with the nightly pinned in
+//! `lvs-ebpf/rust-toolchain.toml` for bpfel-unknown-none and puts them in
+//! OUT_DIR, where `datapath::objects` embeds them: one `lvsd` binary carries
+//! its own data path. `cargo xtask setup` installs what this needs (the
+//! pinned nightly with rust-src, a bpf-linker built against its LLVM).
 
 use std::{env, path::PathBuf, process::Command};
 
@@ -15,6 +16,7 @@ fn main() {
         "lvs-ebpf/src",
         "lvs-ebpf/Cargo.toml",
         "lvs-ebpf/Cargo.lock",
+        "lvs-ebpf/rust-toolchain.toml",
         "lvs-common/src",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
@@ -25,8 +27,9 @@ fn main() {
         .join("bpf");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
 
+    let toolchain = pinned_toolchain(&ebpf.join("rust-toolchain.toml"));
     let mut cmd = Command::new("rustup");
-    cmd.args(["run", "nightly", "cargo", "build", "--release", "--locked"])
+    cmd.args(["run", &toolchain, "cargo", "build", "--release", "--locked"])
         .args(["-Z", "build-std=core", "--target", "bpfel-unknown-none"])
         .arg("--manifest-path")
         .arg(ebpf.join("Cargo.toml"))
@@ -57,14 +60,25 @@ fn main() {
     );
 
     let status = cmd.status().unwrap_or_else(|e| {
-        panic!("cannot run `rustup run nightly cargo` to build lvs-ebpf ({e}); run `cargo xtask setup`")
+        panic!("cannot run `rustup run {toolchain} cargo` to build lvs-ebpf ({e}); run `cargo xtask setup`")
     });
     if !status.success() {
-        panic!("building the XDP program failed (see above); if bpf-linker or nightly's rust-src is missing, run `cargo xtask setup`");
+        panic!("building the XDP program failed (see above); if {toolchain}, its rust-src or bpf-linker is missing, run `cargo xtask setup`");
     }
     for obj in OBJECTS {
         let built = target_dir.join("bpfel-unknown-none/release").join(obj);
         std::fs::copy(&built, out_dir.join(obj))
             .unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
     }
+}
+
+/// `channel = "…"` of rust-toolchain.toml (read by line, as xtask does).
+fn pinned_toolchain(path: &std::path::Path) -> String {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "channel")
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("{}: no `channel = \"…\"`", path.display()))
 }

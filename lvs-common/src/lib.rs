@@ -499,17 +499,29 @@ mod pod {
     // arrays, with every padding byte spelled out as a field: any bit pattern
     // is a valid value and none has uninitialised bytes.
     unsafe impl aya::Pod for ServiceKey {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for Service {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for Backend {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for FlowKey {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for Conn {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for PersistKey {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for Persist {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for FlowCacheEntry {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for Settings {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for Stats {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for ConnCounts {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for SyncEvent {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for LocalMac {}
 }
 

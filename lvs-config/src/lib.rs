@@ -9,10 +9,10 @@
 //! std::process::exit(r.exit_code());
 //! ```
 //!
-//! Pipeline: [`source`] (includes, `@id` conditionals, `$NAME` definitions) →
-//! [`lexer`] (words, quotes, comments, braces) → [`tree`] (statements and
+//! Pipeline: `source` (includes, `@id` conditionals, `$NAME` definitions) →
+//! `lexer` (words, quotes, comments, braces) → `tree` (statements and
 //! blocks) → `parse` (keyword tables per block, end-of-block validation) →
-//! [`lint`] (cross-block checks) → [`model::Config`].
+//! `lint` (cross-block checks) → [`model::Config`].
 //!
 //! Severity policy (see [`Severity`]): a keyword keepalived knows that we do
 //! not support is a warning (the config still means the same to us); an

@@ -242,12 +242,48 @@ pub struct VrrpInstance {
     pub accept: Option<bool>,
 }
 
-/// Transport protocol of a virtual server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Transport protocol of a virtual server: the one protocol type of lvs-xdp
+/// (config, checkers, data path, listings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum Protocol {
     Tcp,
     Udp,
     Sctp,
+}
+
+impl Protocol {
+    /// keepalived's name in logs and config (`tcp`, `udp`, `sctp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+
+    /// As ipvsadm prints it (`TCP`, `UDP`, `SCTP`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+
+    /// The IP protocol number (as in the data path's map keys).
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+
+    pub fn from_number(n: u8) -> Option<Protocol> {
+        [Protocol::Tcp, Protocol::Udp, Protocol::Sctp]
+            .into_iter()
+            .find(|p| p.number() == n)
+    }
 }
 
 /// IPVS forwarding method (`lb_kind` / `lvs_method`).

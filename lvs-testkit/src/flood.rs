@@ -108,7 +108,7 @@ pub fn syn_flood(f: &Flood) -> Result<FloodReport> {
     if fd < 0 {
         return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
     }
-    // SAFETY: the fd was just opened and is closed once, here.
+    // The fd was just opened and is closed once, by this guard.
     let _close = Closer(fd);
     // SAFETY: an all-zero sockaddr_ll is valid; fields set below.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };

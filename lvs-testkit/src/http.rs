@@ -57,6 +57,8 @@ pub fn connect_from(
     target: SocketAddrV4,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
+    // SAFETY: plain socket calls on a descriptor created here and owned by
+    // `OwnedFd` right away; every pointer passed is to a live local.
     unsafe {
         let fd = libc::socket(
             libc::AF_INET,
@@ -153,7 +155,8 @@ fn connect_error(e: io::Error, bind: Option<Ipv4Addr>, target: SocketAddrV4) -> 
     io_ctx(e, &format!("connect {from} -> {target}{hint}"))
 }
 
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+/// `a` as the C socket address (for the lab's raw socket calls).
+pub fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: a.port().to_be(),

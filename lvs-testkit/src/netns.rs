@@ -24,6 +24,7 @@ pub fn path(ns: &str) -> PathBuf {
 pub fn enter(ns: &str) -> Result<()> {
     let p = path(ns);
     let f = File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
+    // SAFETY: `f` is an open namespace file for the duration of the call.
     let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error())
@@ -157,6 +158,8 @@ pub fn cleanup_stale() -> Result<Vec<String>> {
     }
     for ns in &stale {
         for pid in pids(ns).unwrap_or_default() {
+            // SAFETY: kill() takes no pointers; the pids are of a stale lab's
+            // namespace, whose owning test process is gone.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         }
     }

@@ -437,8 +437,9 @@ fn terminate_all(procs: &mut [Tracked], grace: Duration) -> Vec<ExitStatus> {
     let descendants = descendants(&roots);
     for (t, s) in procs.iter().zip(&status) {
         if s.is_none() {
-            // Safe against pid reuse: the child is not reaped yet, so the pid
-            // still names it (at worst as a zombie).
+            // SAFETY: kill() takes no pointers. Safe against pid reuse: the
+            // child is not reaped yet, so the pid still names it (at worst as a
+            // zombie).
             unsafe { libc::kill(t.child.id() as libc::pid_t, libc::SIGTERM) };
         }
     }
@@ -529,6 +530,8 @@ fn kill_leftovers(procs: &[(u32, u64)], grace: Duration) {
         return;
     }
     for (p, _) in &alive {
+        // SAFETY: kill() takes no pointers; `still_there` matched the pid with
+        // its start time just above, so it is not a reused pid.
         unsafe { libc::kill(*p as libc::pid_t, libc::SIGTERM) };
     }
     let deadline = Instant::now() + grace;
@@ -537,6 +540,7 @@ fn kill_leftovers(procs: &[(u32, u64)], grace: Duration) {
     }
     for (p, s) in &alive {
         if still_there(*p, *s) {
+            // SAFETY: as above, checked again with its start time.
             unsafe { libc::kill(*p as libc::pid_t, libc::SIGKILL) };
         }
     }

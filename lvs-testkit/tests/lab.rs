@@ -12,6 +12,7 @@ const T: Duration = Duration::from_secs(5);
 
 fn setup() {
     assert_eq!(
+        // SAFETY: geteuid() has no preconditions.
         unsafe { libc::geteuid() },
         0,
         "the lab tests need root (network namespaces)"
@@ -40,6 +41,7 @@ fn assert_gone(prefix: &str, pids: &[u32]) {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn three_real_servers_answer_120_clients_then_teardown() {
     setup();
     let t0 = Instant::now();
@@ -159,6 +161,7 @@ fn three_real_servers_answer_120_clients_then_teardown() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn panic_inside_a_lab_closure_still_tears_down() {
     setup();
     let seen: Mutex<Option<(String, Vec<u32>, std::path::PathBuf)>> = Mutex::new(None);
@@ -190,6 +193,7 @@ fn panic_inside_a_lab_closure_still_tears_down() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn two_labs_in_parallel_do_not_collide() {
     setup();
     let run = || {
@@ -240,6 +244,7 @@ fn two_labs_in_parallel_do_not_collide() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn stopping_and_restarting_a_real_server() {
     setup();
     let lab = Lab::create(LabSpec {
@@ -267,6 +272,7 @@ fn stopping_and_restarting_a_real_server() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn httpd_listens_on_many_addresses() {
     setup();
     let lab = Lab::create(LabSpec {
@@ -309,6 +315,7 @@ fn httpd_listens_on_many_addresses() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn orphaned_descendants_are_killed_too() {
     setup();
     let lab = Lab::create(LabSpec {
@@ -350,6 +357,7 @@ fn orphaned_descendants_are_killed_too() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn exec_is_bounded() {
     setup();
     let lab = Lab::create(LabSpec {
@@ -372,6 +380,7 @@ fn exec_is_bounded() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn five_real_servers_200_clients_under_load() {
     setup();
     let t0 = Instant::now();
@@ -405,6 +414,7 @@ fn five_real_servers_200_clients_under_load() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn keep_alive_connection_outlives_the_netns_thread() {
     setup();
     let lab = Lab::create(LabSpec {
@@ -432,6 +442,7 @@ fn keep_alive_connection_outlives_the_netns_thread() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn arp_mode_without_static_neighbours() {
     setup();
     let lab = Lab::create(LabSpec {
@@ -462,6 +473,7 @@ fn arp_mode_without_static_neighbours() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn director_variants() {
     setup();
     let lab = Lab::create(LabSpec {

@@ -22,7 +22,7 @@ use lvs_userspace::{
     datapath::{
         testrun::{self, backend_mac, harness_key, tcp_frame, Flags, Tools, DIRECTOR_MAC},
         Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
-        Proto,
+        Protocol,
     },
     sched::Algorithm,
 };
@@ -76,7 +76,7 @@ fn state() -> DesiredState {
     let svc_with = |algo, vip, persistence, backends| DesiredService {
         vip,
         port: 80,
-        proto: Proto::Tcp,
+        proto: Protocol::Tcp,
         algo,
         persistence,
         sloppy: false,

@@ -10,11 +10,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use common::{Bpffs, Director};
+use common::{Bpffs, CpuWindow, Director};
 use lvs_testkit::{Lab, LabSpec};
 
 #[derive(Parser)]
@@ -26,15 +26,6 @@ struct Args {
     seconds: u64,
     #[arg(long)]
     json: bool,
-}
-
-/// (user, system) clock ticks of a process.
-fn proc_cpu_ticks(pid: u32) -> Result<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the ")" of the command name: utime is 14th, stime 15th.
-    let rest = stat.rsplit_once(')').context("stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Ok((f[11].parse()?, f[12].parse()?))
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -76,14 +67,9 @@ fn main() -> Result<()> {
     d.wait_log("Adding service", Duration::from_secs(20))?;
     // Let every checker start and settle.
     std::thread::sleep(Duration::from_secs(3));
-    let (t0, c0) = (Instant::now(), proc_cpu_ticks(pid.0)?);
+    let window = CpuWindow::start(pid.0)?;
     std::thread::sleep(Duration::from_secs(args.seconds));
-    let (t1, c1) = (Instant::now(), proc_cpu_ticks(pid.0)?);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let secs = t1.duration_since(t0).as_secs_f64();
-    let user = (c1.0 - c0.0) as f64 / hz / secs * 100.0;
-    let system = (c1.1 - c0.1) as f64 / hz / secs * 100.0;
+    let (user, system) = window.percent()?;
     let cpu = user + system;
     let rss_mb = rss_kib(pid.0)? as f64 / 1024.0;
     let log = d.log();

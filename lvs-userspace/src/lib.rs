@@ -8,7 +8,8 @@
 //! - `vrrp`: keepalived-compatible VRRP v2/v3 instances;
 //! - `sync`: connection sync between directors;
 //! - `agent`: `lvsd`, tying config, checkers, VRRP and the data path together;
-//! - `adm`: `lvsadm`, the ipvsadm-compatible listing.
+//! - `adm`: `lvsadm`, the ipvsadm-compatible listing;
+//! - `script`: how every configured script is started (one quoting rule).
 
 pub mod adm;
 pub mod agent;
@@ -16,6 +17,7 @@ pub mod check;
 pub mod datapath;
 pub mod netlink;
 pub mod sched;
+pub mod script;
 pub mod sync;
 pub mod vrrp;
 

@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use lvs_userspace::check::{CheckEvent, Checkers, Proto, RsKey};
+use lvs_userspace::check::{CheckEvent, Checkers, Protocol, RsKey};
 use tokio::{net::TcpListener, sync::mpsc};
 
 /// A listener counting accepted connections.
@@ -41,7 +41,7 @@ fn key(vs_port: u16, rs: SocketAddr) -> RsKey {
     RsKey {
         vs_addr: "198.18.0.100".parse().unwrap(),
         vs_port,
-        proto: Proto::Tcp,
+        proto: Protocol::Tcp,
         rs_addr: rs.ip(),
         rs_port: rs.port(),
     }

@@ -10,14 +10,14 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use lvs_userspace::check::{CheckEvent, Checkers, Proto, RsKey};
+use lvs_userspace::check::{CheckEvent, Checkers, Protocol, RsKey};
 use tokio::sync::mpsc;
 
 fn key(last: u8) -> RsKey {
     RsKey {
         vs_addr: "198.18.0.100".parse().unwrap(),
         vs_port: 80,
-        proto: Proto::Tcp,
+        proto: Protocol::Tcp,
         rs_addr: format!("198.18.0.{last}").parse().unwrap(),
         rs_port: 80,
     }

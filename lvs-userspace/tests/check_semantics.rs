@@ -56,6 +56,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const SLACK: Duration = Duration::from_millis(1000);
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn dead_at_start_leaves_after_one_check_and_bind_errors_change_nothing() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 2,

@@ -17,7 +17,7 @@ use lvs_common::verdict;
 use lvs_userspace::{
     datapath::{
         testrun::{self, backend_mac, tcp_frame, Flags, DIRECTOR_MAC},
-        Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Proto,
+        Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Protocol,
     },
     sched::Algorithm,
 };
@@ -48,7 +48,7 @@ fn state(algo: Algorithm, weights: &[u32]) -> DesiredState {
         services: vec![DesiredService {
             vip: VIP,
             port: 80,
-            proto: Proto::Tcp,
+            proto: Protocol::Tcp,
             algo,
             persistence: None,
             sloppy: false,

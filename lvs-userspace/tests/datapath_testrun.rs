@@ -11,7 +11,7 @@ use lvs_userspace::{
     datapath::{
         testrun::{self, backend_mac, rewritten, tcp_frame, udp_frame, Flags, DIRECTOR_MAC},
         Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
-        Proto,
+        Protocol,
     },
     sched::Algorithm,
 };
@@ -52,7 +52,7 @@ fn pool() -> Vec<DesiredBackend> {
         .collect()
 }
 
-fn service(vip: Ipv4Addr, port: u16, proto: Proto) -> DesiredService {
+fn service(vip: Ipv4Addr, port: u16, proto: Protocol) -> DesiredService {
     DesiredService {
         vip,
         port,
@@ -66,15 +66,15 @@ fn service(vip: Ipv4Addr, port: u16, proto: Proto) -> DesiredService {
 
 /// The seed's shape: a wrr TCP service, a UDP one, a persistent one.
 fn seed_state() -> DesiredState {
-    let mut persistent = service(PVIP, 80, Proto::Tcp);
+    let mut persistent = service(PVIP, 80, Protocol::Tcp);
     persistent.persistence = Some(Persistence {
         timeout_s: 120,
         netmask: Ipv4Addr::new(255, 255, 255, 0),
     });
     DesiredState {
         services: vec![
-            service(VIP, 80, Proto::Tcp),
-            service(VIP, 53, Proto::Udp),
+            service(VIP, 80, Protocol::Tcp),
+            service(VIP, 53, Protocol::Udp),
             persistent,
         ],
     }
@@ -274,6 +274,7 @@ fn pass_cases() -> Vec<Case> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn frames_that_are_not_for_a_service_pass_untouched() {
     let mut dp = open(&seed_state());
     for case in pass_cases() {
@@ -297,6 +298,7 @@ fn frames_that_are_not_for_a_service_pass_untouched() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn new_tcp_flow_is_rewritten_to_a_backend_and_nothing_else_changes() {
     let mut dp = open(&seed_state());
     let frame = syn(41000);
@@ -311,6 +313,7 @@ fn new_tcp_flow_is_rewritten_to_a_backend_and_nothing_else_changes() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn established_flow_sticks_to_its_backend_and_follows_tcp_states() {
     let mut dp = open(&seed_state());
     let k = key(CLIENT, 42000, VIP, 80);
@@ -360,6 +363,7 @@ fn established_flow_sticks_to_its_backend_and_follows_tcp_states() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn ip_options_ttl_and_checksums_are_left_alone() {
     let mut dp = open(&seed_state());
     // A SYN with 4 bytes of IP options (NOP NOP NOP EOL), IHL 6.
@@ -381,6 +385,7 @@ fn ip_options_ttl_and_checksums_are_left_alone() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn udp_flows_are_forwarded_and_remembered() {
     let mut dp = open(&seed_state());
     let q = udp_frame((CLIENT, 5353), (VIP, 53), b"query");
@@ -395,6 +400,7 @@ fn udp_flows_are_forwarded_and_remembered() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sloppy_service_schedules_mid_stream_segments() {
     let mut state = seed_state();
     state.services[0].sloppy = true;
@@ -460,6 +466,7 @@ impl IpvsWrr {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
     let mut dp = open(&seed_state());
     let mut reference = IpvsWrr::new(&WEIGHTS);
@@ -482,6 +489,7 @@ fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn persistence_hit_granularity_and_expiry() {
     let mut dp = open(&seed_state());
     let first = tcp_frame((CLIENT, 45000), (PVIP, 80), Flags::SYN, b"");
@@ -508,7 +516,7 @@ fn persistence_hit_granularity_and_expiry() {
         .service_id(&lvs_userspace::datapath::desired::service_key(
             PVIP,
             80,
-            Proto::Tcp,
+            Protocol::Tcp,
         ))
         .unwrap();
     let tkey = PersistKey {
@@ -537,6 +545,7 @@ fn persistence_hit_granularity_and_expiry() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn weight_zero_is_quiescent() {
     let mut dp = open(&seed_state());
     let b = backend_of(&run(&mut dp, &syn(46000)));
@@ -551,6 +560,7 @@ fn weight_zero_is_quiescent() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn backend_down_holds_its_tcp_flows_and_moves_templates() {
     let mut dp = open(&seed_state());
     let ack = tcp_frame((CLIENT, 47000), (VIP, 80), Flags::ACK, b"");
@@ -580,6 +590,7 @@ fn backend_down_holds_its_tcp_flows_and_moves_templates() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn expire_nodest_conn_moves_flows_of_a_dead_backend() {
     let mut dp = open(&seed_state());
     dp.set_expire_nodest(true).unwrap();
@@ -625,6 +636,7 @@ fn icmp_error(kind: u8, code: u8, client: Ipv4Addr, cport: u16, vip: Ipv4Addr) -
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn icmp_errors_about_a_connection_go_to_its_real_server() {
     let mut dp = open(&seed_state());
     let b = backend_of(&run(&mut dp, &syn(48500)));
@@ -670,6 +682,7 @@ fn icmp_errors_about_a_connection_go_to_its_real_server() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn no_alive_backend_passes_to_the_kernel() {
     let mut state = seed_state();
     for b in &mut state.services[0].backends {
@@ -683,6 +696,7 @@ fn no_alive_backend_passes_to_the_kernel() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn backend_on_another_interface_is_redirected() {
     let mut state = seed_state();
     for b in &mut state.services[0].backends {
@@ -696,6 +710,7 @@ fn backend_on_another_interface_is_redirected() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn counters_follow_services_and_backends() {
     let mut dp = open(&seed_state());
     let b = backend_of(&run(&mut dp, &syn(51000)));
@@ -712,6 +727,7 @@ fn counters_follow_services_and_backends() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn an_unschedulable_service_does_not_hold_up_the_others() {
     // 700 servers of weight 100 and one of 99: IPVS's wrr cycle would be
     // 70 099 slots long, over the per-service limit.
@@ -723,7 +739,7 @@ fn an_unschedulable_service_does_not_hold_up_the_others() {
         })
         .collect();
     let mut state = seed_state();
-    let mut huge = service(Ipv4Addr::new(198, 18, 0, 110), 80, Proto::Tcp);
+    let mut huge = service(Ipv4Addr::new(198, 18, 0, 110), 80, Protocol::Tcp);
     huge.backends = big;
     state.services.insert(0, huge);
     let mut dp = open(&seed_state());
@@ -751,6 +767,7 @@ fn an_unschedulable_service_does_not_hold_up_the_others() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn expire_quiescent_template_sends_persistent_clients_elsewhere() {
     let mut dp = open(&seed_state());
     let first = tcp_frame((CLIENT, 53000), (PVIP, 80), Flags::SYN, b"");

@@ -16,6 +16,7 @@ use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Di
 use lvs_testkit::{Lab, LabSpec};
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn a_one_interval_check_flap_breaks_no_connection() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 2,

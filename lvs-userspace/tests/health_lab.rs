@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::Result;
 use common::{wait_forwarding, Bpffs, Director};
-use lvs_testkit::{http_get, http_load, Lab, LabSpec};
+use lvs_testkit::{http_get, Lab, LabSpec};
 
 const DELAY_LOOP: u64 = 1;
 const CONNECT_TIMEOUT: u64 = 1;
@@ -39,6 +39,7 @@ fn config() -> String {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn a_dead_real_server_is_removed_in_time_and_no_request_fails_after() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 3,
@@ -175,14 +176,7 @@ fn a_dead_real_server_is_removed_in_time_and_no_request_fails_after() -> Result<
         "rs3 back {:.2} s after its HTTP server started",
         started.elapsed().as_secs_f64()
     );
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        6,
-        20,
-    )?;
+    let r = common::load_every_client(&lab, 6, 20)?;
     r.ensure_no_failures()?;
     r.ensure_weights(&[("rs1", 1), ("rs2", 1), ("rs3", 1)], 0.05)?;
     Ok(())
@@ -210,6 +204,7 @@ fn http_get_block(digest: &str, status: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn http_get_status_and_digest_and_ssl_get() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 3,
@@ -261,14 +256,7 @@ fn http_get_status_and_digest_and_ssl_get() -> Result<()> {
         !log.contains("Removing service [198.18.0.13]"),
         "SSL_GET up:\n{log}"
     );
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        4,
-        10,
-    )?;
+    let r = common::load_every_client(&lab, 4, 10)?;
     r.ensure_no_failures()?;
     r.ensure_weights(&[("rs1", 1), ("rs3", 1)], 0.05)?;
 
@@ -329,6 +317,7 @@ fn tls_server(cert: Vec<u8>, key: Vec<u8>) {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 2,
@@ -351,26 +340,12 @@ fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
     d.start()?;
     wait_forwarding(&lab)?;
     std::thread::sleep(Duration::from_secs(2));
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        4,
-        10,
-    )?;
+    let r = common::load_every_client(&lab, 4, 10)?;
     r.ensure_no_failures()?;
     r.ensure_weights(&[("rs1", 1), ("rs2", 1)], 0.05)?;
     std::fs::write(&knob, "5")?; // weight 3
     std::thread::sleep(Duration::from_secs(3));
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        4,
-        10,
-    )?;
+    let r = common::load_every_client(&lab, 4, 10)?;
     r.ensure_no_failures()?;
     println!("misc_dynamic weight 3: {}", r.summary());
     r.ensure_weights(&[("rs1", 1), ("rs2", 3)], 0.05)?;
@@ -383,6 +358,7 @@ fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 3,
@@ -406,14 +382,7 @@ fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
     lab.stop_real_server_httpd(0)?;
     d.wait_log("Lost quorum", Duration::from_secs(6))?;
     d.wait_log("using its sorry server", Duration::from_secs(3))?;
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        2,
-        10,
-    )?;
+    let r = common::load_every_client(&lab, 2, 10)?;
     r.ensure_no_failures()?;
     assert_eq!(
         r.count("rs3"),
@@ -430,14 +399,7 @@ fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
     // Back: quorum gained, the real servers again, quorum_up ran.
     lab.start_real_server_httpd(0)?;
     d.wait_log("Gained quorum", Duration::from_secs(6))?;
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        2,
-        10,
-    )?;
+    let r = common::load_every_client(&lab, 2, 10)?;
     r.ensure_no_failures()?;
     r.ensure_weights(&[("rs1", 1), ("rs2", 1)], 0.1)?;
     lvs_testkit::wait_until(

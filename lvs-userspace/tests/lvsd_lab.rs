@@ -70,6 +70,7 @@ fn lvsd_config_test_on_the_seed_reports_its_slips() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -78,14 +79,7 @@ fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
     wait_forwarding(&lab)?;
 
     // 120 clients × 5 connections each.
-    let report = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        5,
-        40,
-    )?;
+    let report = common::load_every_client(&lab, 5, 40)?;
     println!("seed via lvsd: {}", report.summary());
     report.ensure_no_failures()?;
     assert_eq!(
@@ -122,14 +116,7 @@ fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
 
     // lvsadm, as the operator runs it: the connection counts follow the
     // weights, and -lnc lists every connection and template.
-    let lvsadm = common::own_bin("lvsadm");
-    let lvsadm_args = |extra: &[&str]| -> Result<String> {
-        let mut argv = vec![lvsadm.to_str().context("path")?, "--bpffs"];
-        argv.push(bpffs.0.to_str().context("path")?);
-        argv.extend(["--instance", "lab"]);
-        argv.extend(extra);
-        lab.exec_ok(lab.director_ns(0), &argv)
-    };
+    let lvsadm_args = |extra: &[&str]| common::lvsadm(&lab, &bpffs.0, extra);
     let ln = lvsadm_args(&["-L", "-n"])?;
     println!("{ln}");
     assert!(
@@ -194,6 +181,7 @@ fn config_with(reals: &[(u8, u32)]) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -293,6 +281,7 @@ fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Resu
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn kill_9_and_restart_loses_no_connection() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -318,19 +307,13 @@ fn kill_9_and_restart_loses_no_connection() -> Result<()> {
     ensure_same_servers(&lab, &mut conns, "after the restart")?;
     let after = d.inspect()?.services()?[0].stats.packets;
     assert!(after > before, "counters continue: {before} → {after}");
-    let report = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        2,
-        20,
-    )?;
+    let report = common::load_every_client(&lab, 2, 20)?;
     report.ensure_no_failures()?;
     Ok(())
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn metrics_agree_with_lvsadm_stats() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -357,21 +340,7 @@ fn metrics_agree_with_lvsadm_stats() -> Result<()> {
         lab.client_ns(),
         &["curl", "-sf", "http://198.18.0.2:9105/metrics"],
     )?;
-    let lvsadm = common::own_bin("lvsadm");
-    let stats = lab.exec_ok(
-        lab.director_ns(0),
-        &[
-            lvsadm.to_str().context("path")?,
-            "-L",
-            "-n",
-            "--stats",
-            "--exact",
-            "--bpffs",
-            bpffs.0.to_str().context("path")?,
-            "--instance",
-            "lab",
-        ],
-    )?;
+    let stats = common::lvsadm(&lab, &bpffs.0, &["-L", "-n", "--stats", "--exact"])?;
     // The service line: Conns InPkts OutPkts InBytes OutBytes.
     let line = stats
         .lines()
@@ -420,6 +389,7 @@ fn metrics_agree_with_lvsadm_stats() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lvsadm_works_while_lvsd_is_stopped_with_keep_datapath() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -443,19 +413,7 @@ fn lvsadm_works_while_lvsd_is_stopped_with_keep_datapath() -> Result<()> {
         5,
     )?;
     r.ensure_no_failures()?;
-    let lvsadm = common::own_bin("lvsadm");
-    let out = lab.exec_ok(
-        lab.director_ns(0),
-        &[
-            lvsadm.to_str().context("path")?,
-            "-L",
-            "-n",
-            "--bpffs",
-            bpffs.0.to_str().context("path")?,
-            "--instance",
-            "lab",
-        ],
-    )?;
+    let out = common::lvsadm(&lab, &bpffs.0, &["-L", "-n"])?;
     assert!(out.contains("TCP  198.18.0.100:80 wrr\n"), "{out}");
     assert!(
         out.contains("  -> 198.18.0.12:80               Route   1"),

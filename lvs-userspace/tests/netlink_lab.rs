@@ -25,6 +25,7 @@ fn lab() -> Lab {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn links_addresses_neighbours_garp() {
     let lab = lab();
     let dir = lab.director_ns(0).to_string();

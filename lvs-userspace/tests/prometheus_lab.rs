@@ -115,6 +115,7 @@ fn query(lab: &Lab, api: &str, q: &str) -> Result<Option<u64>> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn prometheus_scrapes_lvsd_and_promql_matches_lvsadm() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 3,

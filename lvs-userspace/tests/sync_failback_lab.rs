@@ -66,6 +66,7 @@ fn crash(lab: &Lab, d: &Director, bpffs: &std::path::Path) -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> Result<()> {
     let lab = Lab::create(LabSpec {
         directors: 2,
@@ -191,6 +192,7 @@ fn raise_fd_limit() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn ten_thousand_connections_fail_back_warm() -> Result<()> {
     raise_fd_limit()?;
     let lab = Lab::create(LabSpec {

@@ -170,6 +170,7 @@ fn master_dies(lab: &Lab, version: u8, advert: &str, bound: Duration) -> Result<
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn vrrp_v2_master_death_interrupts_at_most_3_7_s() -> Result<()> {
     let lab = lab()?;
     let gap = master_dies(&lab, 2, "1", Duration::from_millis(3700))?;
@@ -182,6 +183,7 @@ fn vrrp_v2_master_death_interrupts_at_most_3_7_s() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn vrrp_v3_fast_adverts_interrupt_at_most_0_5_s() -> Result<()> {
     let lab = lab()?;
     let gap = master_dies(&lab, 3, "0.1", Duration::from_millis(500))?;
@@ -194,6 +196,7 @@ fn vrrp_v3_fast_adverts_interrupt_at_most_0_5_s() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn graceful_stop_hands_over_within_1_s_and_the_old_master_preempts() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -271,6 +274,7 @@ fn wait_file(path: &std::path::Path, needle: &str, timeout: Duration) -> Result<
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn keepalived_master_lvsd_backup_and_the_reverse() -> Result<()> {
     for version in [2u8, 3] {
         let lab = lab()?;
@@ -321,6 +325,7 @@ fn keepalived_master_lvsd_backup_and_the_reverse() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn wrong_password_is_refused_and_counted() -> Result<()> {
     let lab = lab()?;
     let (_k, klog) = keepalived(&lab, 0, &config("MASTER", 200, 2, "1", "7890"))?;
@@ -347,6 +352,7 @@ fn wrong_password_is_refused_and_counted() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn split_brain_heals_to_one_master_within_an_advert_interval() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -399,6 +405,7 @@ fn split_brain_heals_to_one_master_within_an_advert_interval() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn malformed_adverts_on_the_wire_are_counted_and_change_nothing() -> Result<()> {
     use lvs_userspace::vrrp::packet::{build_advert, Outgoing};
     use socket2::{Domain, Protocol, Socket, Type};
@@ -469,6 +476,7 @@ fn malformed_adverts_on_the_wire_are_counted_and_change_nothing() -> Result<()> 
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn with_nopreempt_the_returning_higher_priority_router_stays_backup() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;

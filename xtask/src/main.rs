@@ -21,8 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install nightly's rust-src, bpf-linker built against nightly's LLVM,
-    /// and the lab's Debian packages; skips what is already right.
+    /// Install the pinned nightly (lvs-ebpf/rust-toolchain.toml) with
+    /// rust-src, bpf-linker built against its LLVM, and the lab's Debian
+    /// packages; skips what is already right.
     Setup {
         /// Do not apt-get install missing lab tools.
         #[arg(long)]
@@ -30,7 +31,8 @@ enum Cmd {
     },
     /// Build the XDP objects and the binaries (release).
     Build,
-    /// Every test: unit, BPF test-run, lab end-to-end (needs root).
+    /// Every test: unit, BPF test-run, lab end-to-end (needs root), the
+    /// root-only ones included (`--include-ignored`).
     Test {
         /// Extra arguments for `cargo test` (after `--`, for the test binaries).
         #[arg(trailing_var_arg = true)]
@@ -96,11 +98,16 @@ fn main() -> Result<()> {
             // Binaries the lab starts (httpd, lvsd, lvs-xdp-pass) must exist
             // before the tests look for them.
             cargo(&["build", "--workspace", "--bins"])?;
-            let mut argv = vec!["test", "--workspace", "--no-fail-fast"];
-            if !args.is_empty() {
-                argv.push("--");
-                argv.extend(args.iter().map(String::as_str));
-            }
+            // Tests that need root are `#[ignore = "needs root: …"]` so that
+            // a plain `cargo test` passes as any user; here they all run.
+            let mut argv = vec![
+                "test",
+                "--workspace",
+                "--no-fail-fast",
+                "--",
+                "--include-ignored",
+            ];
+            argv.extend(args.iter().map(String::as_str));
             // One test at a time: the lab tests measure failover gaps and
             // removal times, and on two cores parallel labs would measure
             // each other. (RUST_TEST_THREADS set by the caller wins.)
@@ -119,39 +126,15 @@ fn main() -> Result<()> {
             setup::run(true)?;
             require_root("the bench loads BPF programs and builds a lab")?;
             cargo(&["build", "--release", "--workspace", "--bins"])?;
-            let repeat = repeat.to_string();
-            // The agent side first: 1000 real servers checked every second.
-            let mut argv = vec![
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lvs-userspace",
-                "--example",
-                "health_bench",
-                "--",
-            ];
-            if json {
-                argv.push("--json");
-            }
-            cargo(&argv)?;
+            let json = if json { &["--json"][..] } else { &[] };
+            // The agent side first: 1000 real servers checked every second,
+            // and 1 M connections in the table while /metrics is scraped
+            // every second.
+            example("health_bench", json)?;
+            example("metrics_bench", json)?;
             // The data path last, so its JSON object is the last line.
-            let mut argv = vec![
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lvs-userspace",
-                "--example",
-                "bench",
-                "--",
-                "--repeat",
-                &repeat,
-            ];
-            if json {
-                argv.push("--json");
-            }
-            cargo(&argv)
+            let repeat = repeat.to_string();
+            example("bench", &[&["--repeat", repeat.as_str()], json].concat())
         }
         Cmd::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
         Cmd::Package { check, dev } => {
@@ -171,15 +154,7 @@ fn main() -> Result<()> {
             setup::run(true)?;
             require_root("the demo builds network namespaces and attaches XDP")?;
             cargo(&["build", "--release", "--workspace", "--bins"])?;
-            cargo(&[
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "lvs-userspace",
-                "--example",
-                "demo",
-            ])
+            example("demo", &[])
         }
     }
 }
@@ -187,6 +162,7 @@ fn main() -> Result<()> {
 fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
     setup::run(false)?;
     setup::ensure_cargo_fuzz()?;
+    let pin = setup::pinned_toolchain()?;
     let mut ran = 0;
     for (dir, target) in FUZZ_TARGETS {
         if only.is_some_and(|t| t != target) {
@@ -201,7 +177,14 @@ fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
         let max_time = format!("-max_total_time={seconds}");
         let status = Command::new("rustup")
             .args([
-                "run", "nightly", "cargo", "fuzz", "run", target, "--", &max_time,
+                "run",
+                &pin.channel,
+                "cargo",
+                "fuzz",
+                "run",
+                target,
+                "--",
+                &max_time,
             ])
             .current_dir(path.parent().expect("fuzz dir has a parent"))
             .env_remove("RUSTUP_TOOLCHAIN")
@@ -216,6 +199,22 @@ fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
         bail!("no fuzz target ran");
     }
     Ok(())
+}
+
+/// Runs one of lvs-userspace's examples (release) with `args`.
+fn example(name: &str, args: &[&str]) -> Result<()> {
+    let mut argv = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "lvs-userspace",
+        "--example",
+        name,
+        "--",
+    ];
+    argv.extend_from_slice(args);
+    cargo(&argv)
 }
 
 /// Runs cargo (the same one that runs us) in the workspace root.

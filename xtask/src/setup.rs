@@ -1,10 +1,12 @@
 //! `cargo xtask setup`: everything the build and the lab need, idempotent.
 //!
-//! - nightly's `rust-src` (the XDP program is built with `-Z build-std=core`);
-//! - `bpf-linker` built against nightly's own libLLVM. Such a bpf-linker
-//!   breaks when the nightly changes, so the nightly it was built for is
-//!   recorded in a stamp file and a mismatch (or a linker that no longer
-//!   starts) rebuilds it;
+//! - the pinned nightly of `lvs-ebpf/rust-toolchain.toml` with `rust-src`
+//!   (the XDP program is built with `-Z build-std=core`), see
+//!   [`ensure_toolchain`];
+//! - `bpf-linker` built against that nightly's own libLLVM. Such a
+//!   bpf-linker breaks when the pin moves, so the `rustc -vV` it was built
+//!   for is recorded in a stamp file and a mismatch (or a linker that no
+//!   longer starts) rebuilds it;
 //! - the lab's tools from Debian (ip, ethtool, bpftool, curl, ab, wrk,
 //!   keepalived, prometheus, and what `cargo xtask package --check` runs),
 //!   installed with apt-get when missing.
@@ -40,10 +42,15 @@ const LAB_TOOLS: [(&str, &str); 15] = [
     ("man", "man-db"),
 ];
 
+/// The bpf-linker release (built with its own Cargo.lock).
+const BPF_LINKER: &str = "=0.13.0";
+
 pub fn run(with_apt: bool) -> Result<()> {
-    let nightly = nightly_version()?;
-    ensure_rust_src()?;
-    ensure_bpf_linker(&nightly)?;
+    let pin = pinned_toolchain()?;
+    ensure_toolchain(&pin)?;
+    ensure_components(&pin)?;
+    let nightly = output("rustup", &["run", &pin.channel, "rustc", "-vV"])?;
+    ensure_bpf_linker(&pin.channel, &nightly)?;
     if with_apt {
         ensure_lab_tools()?;
     }
@@ -65,27 +72,159 @@ fn output(cmd: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `rustc +nightly -vV`: names the exact nightly and its LLVM.
-fn nightly_version() -> Result<String> {
-    output("rustup", &["run", "nightly", "rustc", "-vV"]).context(
-        "the nightly toolchain is needed to build the XDP program (rustup toolchain install nightly)",
-    )
+/// The toolchain pinned in `lvs-ebpf/rust-toolchain.toml`.
+pub struct Pin {
+    /// A dated nightly, e.g. `nightly-2026-05-20`.
+    pub channel: String,
+    pub components: Vec<String>,
 }
 
-fn ensure_rust_src() -> Result<()> {
-    let installed = output(
-        "rustup",
-        &["component", "list", "--toolchain", "nightly", "--installed"],
-    )?;
-    if installed.lines().any(|l| l.starts_with("rust-src")) {
+/// Reads the pin. The file is rustup's own format; its two keys are read
+/// by line so that xtask needs no TOML parser (build.rs does the same).
+pub fn pinned_toolchain() -> Result<Pin> {
+    let path = crate::workspace_root().join("lvs-ebpf/rust-toolchain.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let value = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let channel = value("channel")
+        .map(|v| v.trim_matches('"').to_owned())
+        .with_context(|| format!("{}: no `channel = \"…\"`", path.display()))?;
+    let components = value("components")
+        .map(|v| {
+            v.trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .map(|c| c.trim().trim_matches('"').to_owned())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Pin {
+        channel,
+        components,
+    })
+}
+
+/// The date of a dated nightly channel name (`nightly-2026-05-20`).
+fn pin_date(channel: &str) -> Option<&str> {
+    channel.strip_prefix("nightly-")
+}
+
+/// Makes the pinned nightly available under its own name, in order:
+/// 1. already installed: nothing to do;
+/// 2. `rustup toolchain install` it by name (needs static.rust-lang.org);
+/// 3. offline: the plain `nightly` installed here *is* that nightly (its
+///    channel manifest carries the pin's date): give it the dated name. rustup
+///    refuses `toolchain link` for names of official channels, so the
+///    toolchain directory is copied with hard links (`cp -al`): no disk
+///    space, and a later `rustup update nightly` replaces files rather than
+///    rewriting them, so the dated copy stays what it was;
+/// 4. otherwise fail, naming the pin and how to get it.
+pub fn ensure_toolchain(pin: &Pin) -> Result<()> {
+    if output("rustup", &["run", &pin.channel, "rustc", "-V"]).is_ok() {
         return Ok(());
     }
-    eprintln!("setup: adding rust-src to nightly");
-    let status = Command::new("rustup")
-        .args(["component", "add", "rust-src", "--toolchain", "nightly"])
-        .status()?;
+    eprintln!("setup: rustup toolchain install {}", pin.channel);
+    let components = pin.components.join(",");
+    let mut install = Command::new("rustup");
+    install.args(["toolchain", "install", &pin.channel, "--profile", "minimal"]);
+    if !components.is_empty() {
+        install.args(["--component", &components]);
+    }
+    if install.status().map(|s| s.success()).unwrap_or(false) {
+        return Ok(());
+    }
+    let installed = link_installed_nightly(pin);
+    match installed {
+        Ok(()) => Ok(()),
+        Err(why) => bail!(
+            "the XDP program is built with {channel} (lvs-ebpf/rust-toolchain.toml), \
+             which rustup could not install and is not the installed `nightly` ({why:#}); \
+             on a machine that reaches static.rust-lang.org run \
+             `rustup toolchain install {channel} --component rust-src`, \
+             or move the pin on purpose",
+            channel = pin.channel
+        ),
+    }
+}
+
+/// Step 3 of [`ensure_toolchain`].
+fn link_installed_nightly(pin: &Pin) -> Result<()> {
+    let date = pin_date(&pin.channel)
+        .with_context(|| format!("{} is not a dated nightly", pin.channel))?;
+    let sysroot = output("rustup", &["run", "nightly", "rustc", "--print", "sysroot"])
+        .context("no `nightly` toolchain installed")?;
+    let sysroot = Path::new(sysroot.trim());
+    let manifest = sysroot.join("lib/rustlib/multirust-channel-manifest.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let have = text
+        .lines()
+        .find_map(|l| l.strip_prefix("date = "))
+        .map(|d| d.trim().trim_matches('"'))
+        .with_context(|| format!("{}: no date", manifest.display()))?;
+    if have != date {
+        let version = output("rustup", &["run", "nightly", "rustc", "-V"]).unwrap_or_default();
+        bail!("the installed nightly is of {have} ({})", version.trim());
+    }
+    // `…/toolchains/nightly-<host>` → `…/toolchains/nightly-<date>-<host>`.
+    let dir_name = sysroot
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("nightly's sysroot has no name")?;
+    let host = dir_name
+        .strip_prefix("nightly-")
+        .with_context(|| format!("nightly's sysroot {} is not rustup's", sysroot.display()))?;
+    let dated = sysroot.with_file_name(format!("{}-{host}", pin.channel));
+    eprintln!(
+        "setup: offline; the installed nightly is of {date}: copying it (hard links) to {}",
+        dated.display()
+    );
+    let status = Command::new("cp")
+        .arg("-al")
+        .arg(sysroot)
+        .arg(&dated)
+        .status()
+        .context("cp -al")?;
     if !status.success() {
-        bail!("rustup component add rust-src --toolchain nightly failed");
+        let _ = std::fs::remove_dir_all(&dated);
+        bail!("cp -al {} {} failed", sysroot.display(), dated.display());
+    }
+    // The copy must answer to its new name.
+    output("rustup", &["run", &pin.channel, "rustc", "-V"]).map(drop)
+}
+
+/// The pin's components (`rust-src` for `-Z build-std`, rustfmt and clippy
+/// for CI), added when missing.
+fn ensure_components(pin: &Pin) -> Result<()> {
+    let installed = output(
+        "rustup",
+        &[
+            "component",
+            "list",
+            "--toolchain",
+            &pin.channel,
+            "--installed",
+        ],
+    )?;
+    for component in &pin.components {
+        if installed.lines().any(|l| l.starts_with(component.as_str())) {
+            continue;
+        }
+        eprintln!("setup: adding {component} to {}", pin.channel);
+        let status = Command::new("rustup")
+            .args(["component", "add", component, "--toolchain", &pin.channel])
+            .status()?;
+        if !status.success() {
+            bail!(
+                "rustup component add {component} --toolchain {} failed",
+                pin.channel
+            );
+        }
     }
     Ok(())
 }
@@ -110,7 +249,9 @@ fn cargo_bin(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn ensure_bpf_linker(nightly: &str) -> Result<()> {
+/// `nightly` is `rustc -vV` of the pinned `channel`: its LLVM major picks
+/// bpf-linker's `llvm-N` feature.
+fn ensure_bpf_linker(channel: &str, nightly: &str) -> Result<()> {
     let prefix = llvm_prefix();
     let stamp = prefix.join("built-for");
     let linker = cargo_bin("bpf-linker");
@@ -124,9 +265,9 @@ fn ensure_bpf_linker(nightly: &str) -> Result<()> {
         return Ok(());
     }
     eprintln!(
-        "setup: building bpf-linker against nightly's libLLVM ({})",
+        "setup: building bpf-linker against {channel}'s libLLVM ({})",
         if works {
-            "the nightly changed"
+            "the pinned nightly changed"
         } else {
             "missing or broken"
         }
@@ -138,7 +279,7 @@ fn ensure_bpf_linker(nightly: &str) -> Result<()> {
         .and_then(|v| v.split('.').next())
         .context("rustc -vV shows no LLVM version")?
         .to_owned();
-    let sysroot = output("rustup", &["run", "nightly", "rustc", "--print", "sysroot"])?;
+    let sysroot = output("rustup", &["run", channel, "rustc", "--print", "sysroot"])?;
     let libdir = Path::new(sysroot.trim()).join("lib");
     let lib = std::fs::read_dir(&libdir)?
         .filter_map(|e| e.ok())
@@ -160,7 +301,8 @@ fn ensure_bpf_linker(nightly: &str) -> Result<()> {
             "install",
             "bpf-linker",
             "--version",
-            "^0.13",
+            BPF_LINKER,
+            "--locked",
             "--no-default-features",
             "--features",
             &feature,

@@ -20,6 +20,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::RawFd;
 use std::process::exit;
 
+use lvs_testkit::http::sockaddr;
+
 struct Opts {
     name: String,
     listen: Vec<SocketAddrV4>,
@@ -99,17 +101,6 @@ fn parse_args() -> Opts {
     o
 }
 
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
-
 fn from_sockaddr(sa: &libc::sockaddr_in) -> SocketAddrV4 {
     SocketAddrV4::new(
         Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
@@ -122,6 +113,7 @@ fn last_err() -> io::Error {
 }
 
 fn setopt(fd: RawFd, level: i32, opt: i32, v: i32) {
+    // SAFETY: `v` outlives the call and the length passed is its size.
     unsafe {
         libc::setsockopt(
             fd,
@@ -134,6 +126,8 @@ fn setopt(fd: RawFd, level: i32, opt: i32, v: i32) {
 }
 
 fn listen_on(a: SocketAddrV4, freebind: bool, backlog: i32) -> io::Result<RawFd> {
+    // SAFETY: plain socket calls on a descriptor this function owns; `sa` lives
+    // across bind() and the length passed is its size.
     unsafe {
         let fd = libc::socket(
             libc::AF_INET,
@@ -272,6 +266,7 @@ fn respond(c: &mut Conn, name: &str, status: u16, reason: &str, keep: bool, head
 fn flush(fd: RawFd, c: &mut Conn) -> bool {
     while c.out_pos < c.out.len() {
         let rest = &c.out[c.out_pos..];
+        // SAFETY: `rest` is a live slice and the length passed is its own.
         let n = unsafe {
             libc::send(
                 fd,
@@ -302,6 +297,7 @@ fn epoll_mod(ep: RawFd, op: i32, fd: RawFd, events: u32) -> io::Result<()> {
         events,
         u64: fd as u64,
     };
+    // SAFETY: `ev` is a valid epoll_event for the duration of the call.
     if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } != 0 {
         return Err(last_err());
     }
@@ -309,6 +305,7 @@ fn epoll_mod(ep: RawFd, op: i32, fd: RawFd, events: u32) -> io::Result<()> {
 }
 
 fn raise_nofile() {
+    // SAFETY: `r` is a local rlimit the calls read and write.
     unsafe {
         let mut r = libc::rlimit {
             rlim_cur: 0,
@@ -324,6 +321,7 @@ fn raise_nofile() {
 fn main() {
     let o = parse_args();
     raise_nofile();
+    // SAFETY: no pointers; the result is checked.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if ep < 0 {
         eprintln!("lvs-lab-httpd: epoll_create1: {}", last_err());
@@ -359,6 +357,7 @@ fn main() {
     let mut buf = vec![0u8; 64 * 1024];
     let mut emfile_reported = false;
     loop {
+        // SAFETY: `events` is a live buffer of `events.len()` entries.
         let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
         if n < 0 {
             if last_err().kind() == io::ErrorKind::Interrupted {
@@ -372,8 +371,10 @@ fn main() {
             let flags = ev.events;
             if listeners.contains(&fd) {
                 loop {
+                    // SAFETY: sockaddr_in is plain integers; all zeroes is a valid value.
                     let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
                     let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    // SAFETY: `sa` and `len` are live locals; `len` holds `sa`'s size.
                     let cfd = unsafe {
                         libc::accept4(
                             fd,
@@ -397,13 +398,16 @@ fn main() {
                         break;
                     }
                     let peer = from_sockaddr(&sa);
+                    // SAFETY: sockaddr_in is plain integers; all zeroes is a valid value.
                     let mut la: libc::sockaddr_in = unsafe { std::mem::zeroed() };
                     let mut llen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    // SAFETY: `la` and `llen` are live locals; `llen` holds `la`'s size.
                     unsafe {
                         libc::getsockname(cfd, &mut la as *mut _ as *mut libc::sockaddr, &mut llen)
                     };
                     setopt(cfd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
                     if epoll_mod(ep, libc::EPOLL_CTL_ADD, cfd, libc::EPOLLIN as u32).is_err() {
+                        // SAFETY: `cfd` was just accepted here and is owned by nobody else.
                         unsafe { libc::close(cfd) };
                         continue;
                     }
@@ -431,6 +435,7 @@ fn main() {
             let mut alive = true;
             if flags & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
                 loop {
+                    // SAFETY: `buf` is a live buffer and the length passed is its own.
                     let r = unsafe {
                         libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
                     };
@@ -465,6 +470,7 @@ fn main() {
             // after its request still gets the pending answer.
             if !ok || (!pending && (c.close_after || !alive)) {
                 conns.remove(&fd);
+                // SAFETY: `fd` was removed from `conns`, its only owner; closed once.
                 unsafe { libc::close(fd) };
                 continue;
             }

@@ -63,7 +63,7 @@ pub struct Args {
     /// VRRP instances: state, priority, master, adverts seen and rejected.
     #[arg(long)]
     pub vrrp: bool,
-    /// lvsd's status file (default /run/lvs-xdp/<instance>/status.json).
+    /// lvsd's status file (default `/run/lvs-xdp/<instance>/status.json`).
     #[arg(long = "status-file", value_name = "PATH")]
     pub status_file: Option<PathBuf>,
     /// JSON instead of columns (every listing).

@@ -6,7 +6,7 @@
 use std::{fmt::Write as _, net::Ipv4Addr};
 
 use super::{proto_name, Format, Select, Snapshot};
-use crate::datapath::{desired::addr_of, Proto};
+use crate::datapath::{desired::addr_of, Protocol};
 use lvs_common::tcp;
 
 /// One row of `-c`, decoded (also what `--json -c` prints).
@@ -40,7 +40,7 @@ pub fn rows(snap: &Snapshot, select: Option<Select>) -> Vec<ConnRow> {
             .copied()
             .unwrap_or("ERR!");
         rows.push(ConnRow {
-            protocol: Proto::from_number(c.key.proto)
+            protocol: Protocol::from_number(c.key.proto)
                 .map(|p| p.name())
                 .unwrap_or("???"),
             expire_s: c.expires_in_s,

@@ -40,7 +40,7 @@ pub use status::{daemon, health, vrrp};
 use crate::datapath::{
     desired::addr_of,
     read::{BackendView, ConnView, ServiceView, TemplateView},
-    DatapathError, Proto, State,
+    DatapathError, Protocol, State,
 };
 
 /// ipvsadm's title names the IPVS version it talks to; we print the version
@@ -60,7 +60,7 @@ pub enum AdmError {
 /// One virtual service, as `-t VIP:port` / `-u VIP:port` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Select {
-    pub proto: Proto,
+    pub proto: Protocol,
     pub vip: Ipv4Addr,
     pub port: u16,
 }
@@ -68,8 +68,9 @@ pub struct Select {
 impl std::fmt::Display for Select {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let opt = match self.proto {
-            Proto::Tcp => "-t",
-            Proto::Udp => "-u",
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+            Protocol::Sctp => "--sctp-service",
         };
         write!(f, "{opt} {}:{}", self.vip, self.port)
     }

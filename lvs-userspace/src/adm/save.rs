@@ -4,14 +4,15 @@
 use std::fmt::Write as _;
 
 use super::{persistence, Snapshot};
-use crate::datapath::Proto;
+use crate::datapath::Protocol;
 
 pub fn save(snap: &Snapshot) -> String {
     let mut out = String::new();
     for s in snap.sorted_services(None) {
         let opt = match s.proto {
-            Some(Proto::Udp) => "-u",
-            Some(Proto::Tcp) => "-t",
+            Some(Protocol::Udp) => "-u",
+            Some(Protocol::Tcp) => "-t",
+            Some(Protocol::Sctp) => "--sctp-service",
             None => "--xxx-service",
         };
         let svc = format!("{opt} {}:{}", s.vip, s.port);

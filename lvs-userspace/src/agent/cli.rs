@@ -112,7 +112,7 @@ pub struct Args {
     #[arg(long = "drain-timeout", default_value_t = 60)]
     pub drain_timeout: u64,
     /// Where to write the status `lvsadm --health/--vrrp/--daemon` read
-    /// (default /run/lvs-xdp/<instance>/status.json).
+    /// (default `/run/lvs-xdp/<instance>/status.json`).
     #[arg(long = "status-file")]
     pub status_file: Option<std::path::PathBuf>,
     /// Serve Prometheus metrics on this address (`GET /metrics`).

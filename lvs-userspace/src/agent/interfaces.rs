@@ -65,7 +65,7 @@ fn real_servers(plan: &Plan) -> Vec<Ipv4Addr> {
             s.reals
                 .iter()
                 .map(|r| r.addr)
-                .chain(s.sorry_server.map(|(a, _)| a))
+                .chain(s.sorry_server.map(|sorry| sorry.addr))
         })
         .filter(|a| seen.insert(*a))
         .collect()
@@ -74,7 +74,7 @@ fn real_servers(plan: &Plan) -> Vec<Ipv4Addr> {
 /// VIPs already configured on an interface of this host (by whatever
 /// manages them), with that interface.
 fn vips_held(plan: &Plan) -> Vec<(Ipv4Addr, String)> {
-    let vips: BTreeSet<Ipv4Addr> = plan.services.iter().map(|s| s.id.0).collect();
+    let vips: BTreeSet<Ipv4Addr> = plan.services.iter().map(|s| s.id.vip).collect();
     let Ok(links) = netlink::links() else {
         return Vec::new();
     };

@@ -1,21 +1,25 @@
 //! `lvsd --metrics ADDR`: Prometheus text exposition (format 0.0.4, checked
 //! by `promtool check metrics`) of the data path's counters, the real
 //! servers' state, quorum and VRRP, rendered on each scrape from the maps
-//! (the same numbers `lvsadm --stats --exact` prints).
+//! (the same numbers `lvsadm --stats --exact` prints). Connection counts
+//! come from the latest pass over the connection tables (see
+//! `datapath::table`, done on a thread of the agent's own): a scrape never
+//! walks the tables.
 //!
-//! Table-driven: a new counter is one row in [`SERVICE_COUNTERS`],
-//! [`REAL_SERVER_GAUGES`] or [`TABLE_GAUGES`]; every data-path verdict
+//! Table-driven: a new counter is one row in `SERVICE_COUNTERS`,
+//! `REAL_SERVER_GAUGES` or `TABLE_GAUGES`; every data-path verdict
 //! (`lvs_common::verdict::NAMES`) and event (`lvs_common::event::NAMES`)
 //! appears on its own. Alert rules
 //! over these names: packaging/prometheus/alerts.yml.
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{collections::BTreeMap, fmt::Write as _, sync::Arc};
 
 use lvs_common::{verdict, Stats};
 
 use super::{plan::ServiceId, reconcile::Reconciler};
 use crate::datapath::{
     read::{BackendView, ServiceView},
+    table::ConnCounts,
     State,
 };
 use crate::vrrp::VrrpState;
@@ -36,6 +40,8 @@ pub struct AgentView {
     pub quorum_lost: Vec<ServiceId>,
     /// Connection sync, when configured.
     pub sync: Option<super::status::SyncStatus>,
+    /// Connections per real server and the tables' fill, from the last pass.
+    pub conns: Arc<ConnCounts>,
 }
 
 impl AgentView {
@@ -60,6 +66,7 @@ impl AgentView {
             vrrp,
             quorum_lost: rec.quorum_lost().collect(),
             sync: None,
+            conns: rec.conn_counts(),
         }
     }
 }
@@ -101,8 +108,7 @@ const REAL_SERVER_GAUGES: [BackendGauge; 4] = [
     ),
 ];
 
-/// The connection tables' fill, read once per scrape (`conns()` walks
-/// both maps).
+/// The connection tables' fill, as the last pass counted it.
 struct Tables {
     established: u64,
     size: u64,
@@ -111,13 +117,11 @@ struct Tables {
 }
 
 impl Tables {
-    fn read(state: &State) -> Option<Tables> {
-        let conns = state.conns().ok()?;
-        let half = conns.iter().filter(|c| c.half_open).count() as u64;
+    fn read(state: &State, counts: &ConnCounts) -> Option<Tables> {
         Some(Tables {
-            established: conns.len() as u64 - half,
+            established: counts.entries,
             size: state.conn_table_size().ok()?.into(),
-            half_open: half,
+            half_open: counts.half_open_entries,
             half_open_size: state.half_open_size().ok()?.into(),
         })
     }
@@ -215,7 +219,7 @@ impl SvcLabels {
 /// The whole exposition. Errors reading the maps become a comment line, so
 /// a scrape never fails half-way through a family.
 pub fn render(state: &State, agent: &AgentView) -> String {
-    let services = match state.services() {
+    let services = match state.services_counted(&agent.conns) {
         Ok(s) => s,
         Err(e) => return format!("# lvsd: reading the data path failed: {e}\n"),
     };
@@ -248,7 +252,7 @@ pub fn render(state: &State, agent: &AgentView) -> String {
         let lost = agent
             .quorum_lost
             .iter()
-            .any(|id| id.0 == s.vip && id.1 == s.port && Some(id.2) == s.proto);
+            .any(|id| id.vip == s.vip && id.port == s.port && Some(id.proto) == s.proto);
         out.sample("lvs_service_quorum_up", &l.labels(), (!lost) as u64);
     }
 
@@ -309,7 +313,7 @@ pub fn render(state: &State, agent: &AgentView) -> String {
             out.sample("lvs_datapath_events_total", &[("event", event)], *n);
         }
     }
-    if let Some(t) = Tables::read(state) {
+    if let Some(t) = Tables::read(state, &agent.conns) {
         for (name, help, get) in TABLE_GAUGES {
             out.family(name, Kind::Gauge, help);
             out.sample(name, &[], get(&t));

@@ -32,13 +32,10 @@ use self::{
     cli::{Args, XdpModeArg},
     reconcile::{Egress, Reconciler},
 };
-use crate::{
-    datapath::{
-        self,
-        owner::{self, InstanceLock},
-        AttachMode, Datapath, Options,
-    },
-    netlink,
+use crate::datapath::{
+    self,
+    owner::{self, InstanceLock},
+    AttachMode, Datapath, Options,
 };
 
 /// `lvsd`'s main: exit codes follow keepalived's.
@@ -267,11 +264,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
             ),
         }
-        let link = netlink::link_by_name(&ifname).with_context(|| format!("link {ifname}"))?;
         egress.push(Egress {
-            ifindex: link.index,
+            ifindex: a.ifindex,
             name: ifname,
-            mac: link.mac,
+            mac: a.mac,
         });
     }
 
@@ -444,7 +440,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     // omega: quorum_down of the virtual servers still in quorum, each
     // waited for (bounded), as keepalived runs them when it stops.
     for script in rec.omega_quorum_down() {
-        let mut cmd = crate::check::misc::command(&script);
+        let mut cmd = crate::script::command(&script, &[]);
         cmd.stdin(std::process::Stdio::null());
         match cmd.spawn() {
             Ok(mut child) => {
@@ -497,14 +493,14 @@ fn apply_check_event(rec: &mut Reconciler, ev: crate::check::CheckEvent) {
     let rs = match &ev {
         CheckEvent::Up { rs } | CheckEvent::Down { rs, .. } | CheckEvent::Weight { rs, .. } => rs,
     };
-    let Some((service, real)) = plan::key_of(rs) else {
+    let Some(checked) = plan::key_of(rs) else {
         return;
     };
-    for (service, real) in plan::checked_reals(rec.plan(), service, real) {
+    for key in plan::checked_reals(rec.plan(), checked) {
         match &ev {
-            CheckEvent::Up { .. } => rec.set_up(service, real, true, ""),
-            CheckEvent::Down { reason, .. } => rec.set_up(service, real, false, reason),
-            CheckEvent::Weight { weight, .. } => rec.set_dyn_weight(service, real, *weight),
+            CheckEvent::Up { .. } => rec.set_up(key, true, ""),
+            CheckEvent::Down { reason, .. } => rec.set_up(key, false, reason),
+            CheckEvent::Weight { weight, .. } => rec.set_dyn_weight(key, *weight),
         }
     }
 }
@@ -519,13 +515,16 @@ fn health_view(rec: &Reconciler, checkers: &crate::check::Checkers) -> Vec<statu
     let mut out = Vec::new();
     for s in &rec.plan().services {
         for r in &s.reals {
-            let key = (s.id, (r.addr, r.port));
+            let key = s.id.real(r.id());
             // A group's services share their checkers' verdicts.
-            let h = states.get(&(s.checked_as, (r.addr, r.check_port)));
+            let h = states.get(&s.checked_as.real(plan::RealId {
+                addr: r.addr,
+                port: r.check_port,
+            }));
             out.push(status::RealHealth {
-                protocol: s.id.2.name().into(),
-                vip: s.id.0,
-                port: s.id.1,
+                protocol: s.id.proto.name().into(),
+                vip: s.id.vip,
+                port: s.id.port,
                 real_server: r.addr,
                 real_port: r.port,
                 checkers: h.map(|h| h.checkers.clone()).unwrap_or_default(),

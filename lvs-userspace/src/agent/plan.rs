@@ -7,13 +7,54 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use lvs_config::{Config, Granularity, LbKind, Protocol, VsAddr, VsgEntry};
 
-use crate::{datapath::Proto, sched::Algorithm};
+use crate::{check::fmt_rs, sched::Algorithm};
 
-/// A virtual service's identity: (VIP, port, protocol).
-pub type ServiceId = (Ipv4Addr, u16, Proto);
+/// A virtual service's identity. Shown as keepalived names it in logs:
+/// `[198.18.0.100]:tcp:80`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceId {
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub proto: Protocol,
+}
 
 /// A real server's identity within its service.
-pub type RealId = (Ipv4Addr, u16);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RealId {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// A real server of a service: the reconciler's key for what it knows at
+/// run time. Shown as keepalived names a real server (with the service's
+/// protocol): `[198.18.0.11]:tcp:80`; `.service` shows the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RealKey {
+    pub service: ServiceId,
+    pub real: RealId,
+}
+
+impl ServiceId {
+    pub fn real(self, real: RealId) -> RealKey {
+        RealKey {
+            service: self,
+            real,
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&fmt_rs(self.vip.into(), self.proto, self.port))
+    }
+}
+
+impl std::fmt::Display for RealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.real;
+        f.write_str(&fmt_rs(r.addr.into(), self.service.proto, r.port))
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedReal {
@@ -35,6 +76,15 @@ pub struct PlannedReal {
     pub lthreshold: u32,
 }
 
+impl PlannedReal {
+    pub fn id(&self) -> RealId {
+        RealId {
+            addr: self.addr,
+            port: self.port,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedService {
     pub id: ServiceId,
@@ -45,7 +95,7 @@ pub struct PlannedService {
     pub persistence: Option<(u32, Ipv4Addr)>,
     pub reals: Vec<PlannedReal>,
     /// Used when no real server is up (or quorum is not met).
-    pub sorry_server: Option<(Ipv4Addr, u16)>,
+    pub sorry_server: Option<RealId>,
     pub quorum: u32,
     pub hysteresis: u32,
     /// Run when the alive weight reaches quorum + hysteresis / drops below
@@ -113,14 +163,11 @@ pub fn plan(cfg: &Config) -> Plan {
         if endpoints.is_empty() {
             continue;
         }
-        let proto = match vs.protocol {
-            Protocol::Tcp => Proto::Tcp,
-            Protocol::Udp => Proto::Udp,
-            Protocol::Sctp => {
-                out.skipped.push(format!("{what}: SCTP is not supported"));
-                continue;
-            }
-        };
+        let proto = vs.protocol;
+        if proto == Protocol::Sctp {
+            out.skipped.push(format!("{what}: SCTP is not supported"));
+            continue;
+        }
         if vs.lb_kind != LbKind::Dr {
             // The capability table refuses it (`lvsd -t`: an error, exit 4).
             out.skipped.push(format!(
@@ -198,8 +245,12 @@ pub fn plan(cfg: &Config) -> Plan {
         let sorry_server = vs
             .sorry_server
             .as_ref()
-            .and_then(|s| v4(s.addr).map(|a| (a, s.port)));
-        let checked_as = (endpoints[0].0, endpoints[0].1, proto);
+            .and_then(|s| v4(s.addr).map(|addr| RealId { addr, port: s.port }));
+        let checked_as = ServiceId {
+            vip: endpoints[0].0,
+            port: endpoints[0].1,
+            proto,
+        };
         for (addr, port) in endpoints {
             // A group's real server without a port serves each service on
             // the service's port (Direct Routing keeps the port).
@@ -211,7 +262,11 @@ pub fn plan(cfg: &Config) -> Plan {
                 })
                 .collect();
             out.services.push(PlannedService {
-                id: (addr, port, proto),
+                id: ServiceId {
+                    vip: addr,
+                    port,
+                    proto,
+                },
                 algo,
                 lb_algo: vs.lb_algo.clone(),
                 persistence,
@@ -285,15 +340,19 @@ fn group_endpoints(
     Some(out)
 }
 
-/// The planned services that a checker verdict on `(service, real)`
-/// applies to, with the real server's id in each: the service itself, or
-/// every service of its group.
-pub fn checked_reals(plan: &Plan, service: ServiceId, real: RealId) -> Vec<(ServiceId, RealId)> {
+/// The planned real servers that a checker verdict on `checked` applies
+/// to: the real server of that service itself, or of every service of its
+/// group.
+pub fn checked_reals(plan: &Plan, checked: RealKey) -> Vec<RealKey> {
     let mut out = Vec::new();
-    for s in plan.services.iter().filter(|s| s.checked_as == service) {
+    for s in plan
+        .services
+        .iter()
+        .filter(|s| s.checked_as == checked.service)
+    {
         for r in &s.reals {
-            if r.addr == real.0 && r.check_port == real.1 {
-                out.push((s.id, (r.addr, r.port)));
+            if r.addr == checked.real.addr && r.check_port == checked.real.port {
+                out.push(s.id.real(r.id()));
             }
         }
     }
@@ -301,25 +360,22 @@ pub fn checked_reals(plan: &Plan, service: ServiceId, real: RealId) -> Vec<(Serv
 }
 
 /// The plan's identity of a checked real server (IPv4 TCP/UDP only).
-pub fn key_of(rs: &crate::check::RsKey) -> Option<(ServiceId, RealId)> {
+pub fn key_of(rs: &crate::check::RsKey) -> Option<RealKey> {
     let (IpAddr::V4(vip), IpAddr::V4(addr)) = (rs.vs_addr, rs.rs_addr) else {
         return None;
     };
-    let proto = match rs.proto {
-        crate::check::Proto::Tcp => Proto::Tcp,
-        crate::check::Proto::Udp => Proto::Udp,
-        crate::check::Proto::Sctp => return None,
+    if rs.proto == Protocol::Sctp {
+        return None;
+    }
+    let service = ServiceId {
+        vip,
+        port: rs.vs_port,
+        proto: rs.proto,
     };
-    Some(((vip, rs.vs_port, proto), (addr, rs.rs_port)))
-}
-
-/// keepalived's way of naming a service in logs: `[198.18.0.11]:tcp:80`.
-pub fn fmt_service(addr: Ipv4Addr, port: u16, proto: Proto) -> String {
-    let p = match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    };
-    format!("[{addr}]:{p}:{port}")
+    Some(service.real(RealId {
+        addr,
+        port: rs.rs_port,
+    }))
 }
 
 #[cfg(test)]
@@ -335,22 +391,29 @@ mod tests {
         let r = lvs_config::parse_str("g.conf", text, &Default::default());
         assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
         let p = plan(&r.config);
-        let ids: Vec<(Ipv4Addr, u16)> = p.services.iter().map(|s| (s.id.0, s.id.1)).collect();
+        let ids: Vec<(Ipv4Addr, u16)> = p.services.iter().map(|s| (s.id.vip, s.id.port)).collect();
         let want: Vec<(Ipv4Addr, u16)> = [80, 8080]
             .iter()
             .flat_map(|&port| (100..=103).map(move |l| (Ipv4Addr::new(198, 18, 0, l), port)))
             .collect();
         assert_eq!(ids, want);
-        let first = (Ipv4Addr::new(198, 18, 0, 100), 80, Proto::Tcp);
+        let first = ServiceId {
+            vip: Ipv4Addr::new(198, 18, 0, 100),
+            port: 80,
+            proto: Protocol::Tcp,
+        };
         assert!(p.services.iter().all(|s| s.checked_as == first));
         // Without a port, a real server serves each service's port.
         assert!(p
             .services
             .iter()
-            .all(|s| s.reals[0].port == s.id.1 && s.reals[1].port == 8080));
+            .all(|s| s.reals[0].port == s.id.port && s.reals[1].port == 8080));
         // One verdict on the first service reaches all eight.
-        let rs = (Ipv4Addr::new(198, 18, 0, 11), 80);
-        assert_eq!(checked_reals(&p, first, rs).len(), 8);
+        let rs = RealId {
+            addr: Ipv4Addr::new(198, 18, 0, 11),
+            port: 80,
+        };
+        assert_eq!(checked_reals(&p, first.real(rs)).len(), 8);
         // fwmark: left out, saying why.
         assert_eq!(
             p.skipped
@@ -417,7 +480,15 @@ mod tests {
         let p = plan(&r.config);
         assert_eq!(p.services.len(), 1);
         let s = &p.services[0];
-        assert_eq!(s.id, (Ipv4Addr::new(222, 211, 74, 42), 80, Proto::Tcp));
+        assert_eq!(
+            s.id,
+            ServiceId {
+                vip: Ipv4Addr::new(222, 211, 74, 42),
+                port: 80,
+                proto: Protocol::Tcp
+            }
+        );
+        assert_eq!(s.id.to_string(), "[222.211.74.42]:tcp:80");
         assert_eq!(s.algo, Algorithm::Wrr);
         assert_eq!(s.persistence, Some((120, Ipv4Addr::BROADCAST)));
         let w: Vec<u32> = s.reals.iter().map(|r| r.weight).collect();

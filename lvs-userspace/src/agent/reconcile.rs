@@ -6,16 +6,22 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::Ipv4Addr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use tracing::{info, warn};
 
-use super::plan::{fmt_service, Plan, PlannedReal, PlannedService, RealId, ServiceId};
+mod policy;
+
+use self::policy::{Memory, RealState, Transition};
+use super::plan::{Plan, PlannedReal, PlannedService, RealKey, ServiceId};
 use crate::{
     datapath::{
-        desired::service_key, read::IdMap, Datapath, DesiredBackend, DesiredService, DesiredState,
-        NextHop, Persistence, Proto,
+        desired::service_key,
+        read::IdMap,
+        table::{ConnCounts, TableScanner},
+        Datapath, DesiredState, NextHop, Protocol,
     },
     netlink,
     sync::{self, Entry},
@@ -32,23 +38,19 @@ pub struct Egress {
     pub mac: [u8; 6],
 }
 
-/// What the agent knows about one real server at run time.
-#[derive(Clone, Debug)]
-struct RealState {
-    /// As the checkers say (no checkers: always up).
-    up: bool,
-    /// MISC_CHECK misc_dynamic's weight, replacing the configured one.
-    dyn_weight: Option<u32>,
-    /// Resolved next hop; a real server without one is kept out.
-    hop: Option<NextHop>,
-    /// Logged as unresolvable already (log once, not every tick).
-    warned_unresolved: bool,
-}
-
-type RealKey = (ServiceId, RealId);
-
 /// Seconds between passes that delete idle connections and templates.
 const EXPIRE_EVERY_TICKS: u64 = 30;
+
+/// Between two passes of the connection-table thread: how stale metrics'
+/// and drains' connection counts may be, for a small table.
+const COUNT_EVERY: Duration = Duration::from_secs(2);
+
+/// A big table takes longer to walk (about 0.2 s of CPU per million
+/// entries): the thread then rests this many times the CPU time a pass
+/// took, so that it never uses more than 1/(1 + this) of a core. (CPU time,
+/// not wall time: on a busy machine a pass takes longer without costing
+/// more, and the counts should not go stale for it.)
+const REST_PER_PASS: u32 = 39;
 
 pub struct Reconciler {
     dp: Datapath,
@@ -59,21 +61,27 @@ pub struct Reconciler {
     /// flows continue, no new ones) until idle or the drain timeout.
     draining: BTreeMap<RealKey, (PlannedReal, Instant)>,
     drain_timeout: Duration,
-    /// Real servers currently in a schedule (for keepalived's Adding/Removing logs).
-    in_service: BTreeSet<RealKey>,
-    /// Services whose sorry server is in use.
-    sorry_active: BTreeSet<ServiceId>,
-    /// Services that have lost their quorum (hysteresis applies).
-    quorum_lost: BTreeSet<ServiceId>,
+    /// The policy's memory: what is in service, quorum, sorry servers.
+    memory: Memory,
     ticks: u64,
     /// Something changed since the last apply (ticks skip a no-op diff).
     dirty: bool,
     /// Connection sync: where the sender learns ids → addresses.
     ids: Option<tokio::sync::watch::Sender<std::sync::Arc<IdMap>>>,
+    /// The latest counts from the connection-table thread; `None` when it
+    /// could not start (then this loop counts when asked).
+    counts: Option<tokio::sync::watch::Receiver<Arc<ConnCounts>>>,
 }
 
 impl Reconciler {
     pub fn new(dp: Datapath, egress: Vec<Egress>, drain_timeout: Duration) -> Self {
+        let counts = match dp.table_scanner() {
+            Ok(scanner) => spawn_table_thread(scanner),
+            Err(e) => {
+                warn!("counting connections in the agent's loop: {e}");
+                None
+            }
+        };
         Reconciler {
             dp,
             egress,
@@ -81,12 +89,19 @@ impl Reconciler {
             reals: BTreeMap::new(),
             draining: BTreeMap::new(),
             drain_timeout,
-            in_service: BTreeSet::new(),
-            sorry_active: BTreeSet::new(),
-            quorum_lost: BTreeSet::new(),
+            memory: Memory::default(),
             ticks: 0,
             dirty: true,
             ids: None,
+            counts,
+        }
+    }
+
+    /// Connections per real server, as of the last pass over the table.
+    pub fn conn_counts(&self) -> Arc<ConnCounts> {
+        match &self.counts {
+            Some(rx) => rx.borrow().clone(),
+            None => Arc::new(self.dp.count_conns().unwrap_or_default()),
         }
     }
 
@@ -109,7 +124,7 @@ impl Reconciler {
         let now = crate::datapath::read::monotonic_ns();
         let mut applied = 0;
         for e in entries {
-            let Some(proto) = Proto::from_number(e.proto) else {
+            let Some(proto) = Protocol::from_number(e.proto) else {
                 continue;
             };
             let key = service_key(e.vip, e.vport, proto);
@@ -119,11 +134,16 @@ impl Reconciler {
             ) else {
                 continue; // a service or real server we do not have
             };
+            let id = ServiceId {
+                vip: e.vip,
+                port: e.vport,
+                proto,
+            };
             let persistent = self
                 .plan
                 .services
                 .iter()
-                .any(|s| s.id == (e.vip, e.vport, proto) && s.persistence.is_some());
+                .any(|s| s.id == id && s.persistence.is_some());
             let ok = if e.kind == sync::wire::KIND_TEMPLATE {
                 self.dp
                     .insert_template(
@@ -234,18 +254,17 @@ impl Reconciler {
         let new_keys: BTreeSet<RealKey> = plan
             .services
             .iter()
-            .flat_map(|s| s.reals.iter().map(move |r| (s.id, (r.addr, r.port))))
+            .flat_map(|s| s.reals.iter().map(move |r| s.id.real(r.id())))
             .collect();
         // Real servers that went away: drain those of services that stay.
         let staying: BTreeSet<ServiceId> = plan.services.iter().map(|s| s.id).collect();
         for old in &self.plan.services {
             for r in &old.reals {
-                let key = (old.id, (r.addr, r.port));
+                let key = old.id.real(r.id());
                 if !new_keys.contains(&key) && staying.contains(&old.id) {
                     info!(
-                        "Removing service {} from VS {} (draining: weight 0 until idle)",
-                        fmt_service(r.addr, r.port, old.id.2),
-                        fmt_service(old.id.0, old.id.1, old.id.2)
+                        "Removing service {key} from VS {} (draining: weight 0 until idle)",
+                        old.id
                     );
                     self.draining.insert(key, (r.clone(), Instant::now()));
                 }
@@ -256,13 +275,8 @@ impl Reconciler {
         for s in &plan.services {
             for r in &s.reals {
                 self.reals
-                    .entry((s.id, (r.addr, r.port)))
-                    .or_insert_with(|| RealState {
-                        up: !r.alpha,
-                        dyn_weight: None,
-                        hop: None,
-                        warned_unresolved: false,
-                    });
+                    .entry(s.id.real(r.id()))
+                    .or_insert_with(|| RealState::new(!r.alpha));
             }
         }
         let draining = &self.draining;
@@ -274,17 +288,13 @@ impl Reconciler {
     }
 
     /// A checker's verdict on a real server of every service that has it.
-    pub fn set_up(&mut self, service: ServiceId, real: RealId, up: bool, reason: &str) {
-        if let Some(st) = self.reals.get_mut(&(service, real)) {
+    pub fn set_up(&mut self, key: RealKey, up: bool, reason: &str) {
+        if let Some(st) = self.reals.get_mut(&key) {
             if st.up != up {
                 st.up = up;
                 self.dirty = true;
                 if !up {
-                    warn!(
-                        "{} of VS {} is down: {reason}",
-                        fmt_service(real.0, real.1, service.2),
-                        fmt_service(service.0, service.1, service.2)
-                    );
+                    warn!("{key} of VS {} is down: {reason}", key.service);
                 }
             }
         }
@@ -293,15 +303,15 @@ impl Reconciler {
     /// Whether a real server is up as far as the checkers know.
     /// Services below their quorum (sorry server in use), for the metrics.
     pub fn quorum_lost(&self) -> impl Iterator<Item = ServiceId> + '_ {
-        self.quorum_lost.iter().copied()
+        self.memory.quorum_lost.iter().copied()
     }
 
-    pub fn is_up(&self, key: &(ServiceId, RealId)) -> bool {
+    pub fn is_up(&self, key: &RealKey) -> bool {
         self.reals.get(key).is_some_and(|st| st.up)
     }
 
-    pub fn set_dyn_weight(&mut self, service: ServiceId, real: RealId, weight: u32) {
-        if let Some(st) = self.reals.get_mut(&(service, real)) {
+    pub fn set_dyn_weight(&mut self, key: RealKey, weight: u32) {
+        if let Some(st) = self.reals.get_mut(&key) {
             if st.dyn_weight != Some(weight) {
                 st.dyn_weight = Some(weight);
                 self.dirty = true;
@@ -318,7 +328,7 @@ impl Reconciler {
             || self.reals.values().any(|st| st.hop.is_none())
             || self.plan.services.iter().any(|s| {
                 s.sorry_server
-                    .is_some_and(|(a, p)| !self.reals.contains_key(&(s.id, (a, p))))
+                    .is_some_and(|sorry| !self.reals.contains_key(&s.id.real(sorry)))
             });
         if !needed {
             return;
@@ -344,19 +354,15 @@ impl Reconciler {
             })
         };
         for s in &self.plan.services {
-            if let Some((addr, port)) = s.sorry_server {
+            if let Some(sorry) = s.sorry_server {
                 self.reals
-                    .entry((s.id, (addr, port)))
-                    .or_insert_with(|| RealState {
-                        up: true,
-                        dyn_weight: None,
-                        hop: None,
-                        warned_unresolved: false,
-                    });
+                    .entry(s.id.real(sorry))
+                    .or_insert_with(|| RealState::new(true));
             }
         }
         let mut solicited = std::collections::BTreeSet::new();
-        for ((_, (addr, _)), st) in self.reals.iter_mut() {
+        for (key, st) in self.reals.iter_mut() {
+            let addr = &key.real.addr;
             match (st.hop, lookup(*addr)) {
                 (Some(old), Some(new)) if refresh && new.mac != old.mac => {
                     info!("{addr}: MAC address changed, now {}", fmt_mac(new.mac));
@@ -384,8 +390,9 @@ impl Reconciler {
         self.ticks += 1;
         self.dp.tick()?;
         self.resolve_all(self.ticks.is_multiple_of(10));
-        // Both scan the connection table: not every second. The LRU bounds
-        // memory on its own; this only keeps listings and drains honest.
+        // Drains read the connection-table thread's counts. Expiry scans the
+        // table: not every second. The LRU bounds memory on its own; this
+        // only keeps listings and drains honest.
         if !self.draining.is_empty() && self.ticks.is_multiple_of(5) {
             self.finish_drains()?;
         }
@@ -402,16 +409,15 @@ impl Reconciler {
     }
 
     fn finish_drains(&mut self) -> anyhow::Result<()> {
-        let services = self.dp.services()?;
+        let services = self.dp.services_counted(&self.conn_counts())?;
         let now = Instant::now();
         let mut done = Vec::new();
         for (key, (_, since)) in &self.draining {
-            let ((vip, port, _), (addr, rport)) = *key;
             let busy = services
                 .iter()
-                .filter(|s| s.vip == vip && s.port == port)
+                .filter(|s| s.vip == key.service.vip && s.port == key.service.port)
                 .flat_map(|s| s.backends.iter())
-                .find(|b| b.addr == addr && b.port == rport)
+                .find(|b| b.addr == key.real.addr && b.port == key.real.port)
                 .map(|b| b.active + b.inactive)
                 .unwrap_or(0);
             if busy == 0 || now.duration_since(*since) >= self.drain_timeout {
@@ -426,158 +432,72 @@ impl Reconciler {
         Ok(())
     }
 
-    /// The whole desired state from the plan and what is known at run time.
+    /// The whole desired state from the plan and what is known at run time
+    /// (see [`policy`]); its transitions are logged and acted on here.
     fn desired(&mut self) -> DesiredState {
-        let mut services = Vec::new();
-        let mut in_service = BTreeSet::new();
-        let mut sorry_active = BTreeSet::new();
-        for s in &self.plan.services {
-            let mut backends = Vec::new();
-            let mut alive_weight = 0u32;
-            for r in &s.reals {
-                let key = (s.id, (r.addr, r.port));
-                let Some(st) = self.reals.get_mut(&key) else {
-                    continue;
-                };
-                let Some(hop) = st.hop else {
-                    if !st.warned_unresolved {
-                        warn!(
-                            "{} of VS {}: no MAC address in the neighbour table yet; kept out until it resolves",
-                            fmt_service(r.addr, r.port, s.id.2),
-                            fmt_service(s.id.0, s.id.1, s.id.2)
-                        );
-                        st.warned_unresolved = true;
-                    }
-                    continue;
-                };
-                let weight = st.dyn_weight.unwrap_or(r.weight);
-                let (alive, weight) = match (st.up, r.inhibit_on_failure) {
-                    (true, _) => (true, weight),
-                    // inhibit_on_failure: stays with weight 0 (flows continue).
-                    (false, true) => (true, 0),
-                    (false, false) => (false, weight),
-                };
-                if st.up {
-                    alive_weight += weight;
-                    in_service.insert(key);
-                }
-                backends.push(DesiredBackend {
-                    addr: r.addr,
-                    port: r.port,
-                    weight,
-                    alive,
-                    u_threshold: r.uthreshold,
-                    l_threshold: r.lthreshold,
-                    next_hop: hop,
-                });
-            }
-            for (key, (r, _)) in &self.draining {
-                if key.0 != s.id {
-                    continue;
-                }
-                if let Some(hop) = self.reals.get(key).and_then(|st| st.hop) {
-                    backends.push(DesiredBackend {
-                        addr: r.addr,
-                        port: r.port,
-                        weight: 0,
-                        alive: true,
-                        u_threshold: r.uthreshold,
-                        l_threshold: r.lthreshold,
-                        next_hop: hop,
-                    });
-                }
-            }
-            // Quorum, with keepalived's hysteresis: lost below
-            // quorum − hysteresis, gained again at quorum + hysteresis.
-            let quorum = s.quorum.max(1);
-            let was_lost = self.quorum_lost.contains(&s.id);
-            let lost = if was_lost {
-                alive_weight < quorum.saturating_add(s.hysteresis)
-            } else {
-                alive_weight < quorum.saturating_sub(s.hysteresis).max(1)
-            };
-            if lost != was_lost {
-                let vs = fmt_service(s.id.0, s.id.1, s.id.2);
-                if lost {
-                    warn!(
-                        "Lost quorum {alive_weight}-{}={} > {quorum} for VS {vs}",
-                        s.hysteresis,
-                        alive_weight.saturating_sub(s.hysteresis)
-                    );
-                    self.quorum_lost.insert(s.id);
-                    // A group's services share one quorum_down run.
-                    if s.id == s.checked_as {
-                        run_script(s.quorum_down.as_deref());
-                    }
-                } else {
-                    info!(
-                        "Gained quorum {alive_weight}+{}={} >= {quorum} for VS {vs}",
-                        s.hysteresis,
-                        alive_weight + s.hysteresis
-                    );
-                    self.quorum_lost.remove(&s.id);
-                    if s.id == s.checked_as {
-                        run_script(s.quorum_up.as_deref());
-                    }
-                }
-            }
-            // Quorum lost (no real server up, at the least): the sorry server.
-            if lost {
-                if let Some((addr, port)) = s.sorry_server {
-                    if let Some(hop) = self.reals.get(&(s.id, (addr, port))).and_then(|st| st.hop) {
-                        sorry_active.insert(s.id);
-                        for b in &mut backends {
-                            b.alive = false;
-                        }
-                        backends.push(DesiredBackend {
-                            addr,
-                            port,
-                            weight: 1,
-                            alive: true,
-                            u_threshold: 0,
-                            l_threshold: 0,
-                            next_hop: hop,
-                        });
-                    }
-                }
-            }
-            services.push(desired_service(s, backends));
+        let out = policy::desired(&self.plan, &self.reals, &self.draining, &self.memory);
+        self.memory = out.memory;
+        for t in &out.transitions {
+            self.carry_out(t);
         }
-        self.log_transitions(&in_service, &sorry_active);
-        self.in_service = in_service;
-        self.sorry_active = sorry_active;
-        DesiredState { services }
+        out.state
     }
 
-    fn log_transitions(&self, now: &BTreeSet<RealKey>, sorry: &BTreeSet<ServiceId>) {
-        for (s, r) in now.difference(&self.in_service) {
-            info!(
-                "Adding service {} to VS {}",
-                fmt_service(r.0, r.1, s.2),
-                fmt_service(s.0, s.1, s.2)
-            );
-        }
-        for (s, r) in self.in_service.difference(now) {
-            if self.draining.contains_key(&(*s, *r)) {
-                continue; // logged when the reload removed it
+    /// Logs a transition in keepalived's words and runs its script.
+    fn carry_out(&mut self, t: &Transition) {
+        // A group's services share one quorum_up/quorum_down run: the
+        // script of the service its checkers report under.
+        let group_script = |id: &ServiceId, script: fn(&PlannedService) -> &Option<String>| {
+            self.plan
+                .services
+                .iter()
+                .find(|s| s.id == *id && s.checked_as == *id)
+                .and_then(|s| script(s).as_deref())
+        };
+        match t {
+            Transition::Unresolved(key) => {
+                warn!(
+                    "{key} of VS {}: no MAC address in the neighbour table yet; kept out until it resolves",
+                    key.service
+                );
+                if let Some(st) = self.reals.get_mut(key) {
+                    st.warned_unresolved = true;
+                }
             }
-            info!(
-                "Removing service {} from VS {}",
-                fmt_service(r.0, r.1, s.2),
-                fmt_service(s.0, s.1, s.2)
-            );
-        }
-        for s in sorry.difference(&self.sorry_active) {
-            warn!(
-                "No real server available for VS {}: using its sorry server",
-                fmt_service(s.0, s.1, s.2)
-            );
-        }
-        for s in self.sorry_active.difference(sorry) {
-            info!(
-                "VS {} has real servers again: sorry server out",
-                fmt_service(s.0, s.1, s.2)
-            );
+            Transition::Added(key) => info!("Adding service {key} to VS {}", key.service),
+            Transition::Removed(key) => {
+                info!("Removing service {key} from VS {}", key.service)
+            }
+            Transition::QuorumLost {
+                service,
+                alive_weight,
+                quorum,
+                hysteresis,
+            } => {
+                warn!(
+                    "Lost quorum {alive_weight}-{hysteresis}={} > {quorum} for VS {service}",
+                    alive_weight.saturating_sub(*hysteresis),
+                );
+                run_script(group_script(service, |s| &s.quorum_down));
+            }
+            Transition::QuorumGained {
+                service,
+                alive_weight,
+                quorum,
+                hysteresis,
+            } => {
+                info!(
+                    "Gained quorum {alive_weight}+{hysteresis}={} >= {quorum} for VS {service}",
+                    alive_weight + hysteresis,
+                );
+                run_script(group_script(service, |s| &s.quorum_up));
+            }
+            Transition::SorryServerIn(s) => {
+                warn!("No real server available for VS {s}: using its sorry server")
+            }
+            Transition::SorryServerOut(s) => {
+                info!("VS {s} has real servers again: sorry server out")
+            }
         }
     }
 
@@ -589,7 +509,7 @@ impl Reconciler {
         self.plan
             .services
             .iter()
-            .filter(|s| s.omega && !self.quorum_lost.contains(&s.id))
+            .filter(|s| s.omega && !self.memory.quorum_lost.contains(&s.id))
             .filter(|s| seen.insert(s.checked_as))
             .filter_map(|s| s.quorum_down.clone())
             .collect()
@@ -610,36 +530,58 @@ impl Reconciler {
     }
 }
 
-/// Runs a notify script (quorum_up/quorum_down) without waiting for it;
-/// it is reaped by the runtime, never left a zombie.
-fn run_script(script: Option<&str>) {
-    let Some(script) = script else { return };
-    match tokio::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-    {
-        Ok(mut child) => {
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-            });
+/// Starts the thread that counts the connection table every
+/// [`COUNT_EVERY`] or [`REST_PER_PASS`] times as long as a pass takes,
+/// whichever is longer, off the agent's loop. It ends when the reconciler
+/// is gone.
+fn spawn_table_thread(
+    scanner: TableScanner,
+) -> Option<tokio::sync::watch::Receiver<Arc<ConnCounts>>> {
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(ConnCounts::default()));
+    let spawned = std::thread::Builder::new()
+        .name("conn-table".into())
+        .spawn(move || loop {
+            let started = thread_cpu_time();
+            match scanner.count() {
+                Ok(counts) => {
+                    if tx.send(Arc::new(counts)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => warn!("reading the connection table: {e}"),
+            }
+            let cost = thread_cpu_time().saturating_sub(started);
+            std::thread::sleep(COUNT_EVERY.max(cost * REST_PER_PASS));
+            if tx.is_closed() {
+                return;
+            }
+        });
+    match spawned {
+        Ok(_) => Some(rx),
+        Err(e) => {
+            warn!("counting connections in the agent's loop: {e}");
+            None
         }
-        Err(e) => warn!("running {script}: {e}"),
     }
 }
 
-fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> DesiredService {
-    DesiredService {
-        vip: s.id.0,
-        port: s.id.1,
-        proto: s.id.2,
-        algo: s.algo,
-        persistence: s
-            .persistence
-            .map(|(timeout_s, netmask)| Persistence { timeout_s, netmask }),
-        sloppy: false,
-        backends,
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Runs quorum_up/quorum_down without waiting for it (reaped in the
+/// background), by [`crate::script`]'s rule.
+fn run_script(script: Option<&str>) {
+    let Some(script) = script else { return };
+    if let Err(e) = crate::script::spawn_reaped(script, &[]) {
+        warn!("running {script}: {e}");
     }
 }
 

@@ -13,7 +13,7 @@ use lvs_userspace::{
         status::{status_path, Status},
         Format, Select, Snapshot,
     },
-    datapath::{Inspector, Proto},
+    datapath::{Inspector, Protocol},
 };
 
 fn agent_status(args: &Args) -> Result<Status> {
@@ -37,8 +37,8 @@ fn select(args: &Args) -> Result<Option<Select>> {
         port: a.port(),
     };
     Ok(match (args.tcp_service, args.udp_service) {
-        (Some(a), None) => Some(sel(Proto::Tcp, a)),
-        (None, Some(a)) => Some(sel(Proto::Udp, a)),
+        (Some(a), None) => Some(sel(Protocol::Tcp, a)),
+        (None, Some(a)) => Some(sel(Protocol::Udp, a)),
         (None, None) => None,
         (Some(_), Some(_)) => bail!("give -t or -u, not both"),
     })

@@ -2,12 +2,8 @@
 //! `misc_dynamic` exit 2..=255 is up with weight `exit - 2` (keepalived's
 //! check_misc.c).
 //!
-//! How the command runs (our rule): `misc_path` is split into words with
-//! shell-like quoting (`'…'`, `"…"`, `\`) and executed directly, without a
-//! shell. Only when it contains a shell metacharacter outside quotes
-//! (`| & ; < > ( ) $ \` * ? [ ] { } ~` or a newline), or when its first word
-//! is neither a path nor a program in `$PATH` (a shell builtin such as
-//! `exit`), does it run as `/bin/sh -c 'misc_path'`. The script runs in its own process group with
+//! How the command line runs is [`crate::script`]'s rule, the same for every
+//! script lvsd starts. The script runs in its own process group with
 //! stdin/stdout/stderr on /dev/null, as `user` (or the global
 //! `script_user`) when given. After `misc_timeout` (default `delay_loop`)
 //! the group gets SIGTERM, then SIGKILL 2 s later (keepalived's sequence);
@@ -15,8 +11,6 @@
 //! group, so no zombie and no stray script is left behind.
 
 use std::{ffi::CString, process::Stdio, time::Duration};
-
-use tokio::process::Command;
 
 use super::{error::CheckError, spec::MiscSpec};
 
@@ -28,87 +22,10 @@ pub enum Outcome {
     TimedOut,
 }
 
-/// The program and its arguments, or `None` when a shell is needed.
-pub fn split_command(line: &str) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => cur.push(c),
-                        None => return None,
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
-                            Some(c) => {
-                                cur.push('\\');
-                                cur.push(c);
-                            }
-                            None => return None,
-                        },
-                        Some('$' | '`') => return None,
-                        Some(c) => cur.push(c),
-                        None => return None,
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                cur.push(chars.next()?);
-            }
-            ' ' | '\t' => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            '|' | '&' | ';' | '<' | '>' | '(' | ')' | '$' | '`' | '*' | '?' | '[' | ']' | '{'
-            | '}' | '~' | '\n' => return None,
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    (!words.is_empty()).then_some(words)
-}
-
-/// The command for `misc_path` (see the module doc for the rule).
-pub fn command(path: &str) -> Command {
-    match split_command(path).filter(|w| w[0].contains('/') || in_path(&w[0])) {
-        Some(words) => {
-            let mut c = Command::new(&words[0]);
-            c.args(&words[1..]);
-            c
-        }
-        None => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(path);
-            c
-        }
-    }
-}
-
-fn in_path(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
+/// The command for a script line: [`crate::script::command`] without extra
+/// arguments (kept under this name for branches written against it).
+pub fn command(line: &str) -> tokio::process::Command {
+    crate::script::command(line, &[])
 }
 
 /// uid and gid of `user NAME [GROUP]`.
@@ -198,7 +115,7 @@ impl Drop for GroupGuard {
 
 /// Runs the script once.
 pub async fn run(spec: &MiscSpec) -> Result<Outcome, CheckError> {
-    let mut cmd = command(&spec.path);
+    let mut cmd = crate::script::command(&spec.path, &[]);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -255,34 +172,6 @@ pub fn verdict(outcome: Outcome, dynamic: bool) -> Result<Option<u32>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(words: &[&str]) -> Option<Vec<String>> {
-        Some(words.iter().map(|s| s.to_string()).collect())
-    }
-
-    #[test]
-    fn split_without_shell() {
-        assert_eq!(
-            split_command("/bin/check.sh a b"),
-            v(&["/bin/check.sh", "a", "b"])
-        );
-        assert_eq!(
-            split_command("/bin/check 'a b' \"c d\" e\\ f"),
-            v(&["/bin/check", "a b", "c d", "e f"])
-        );
-        assert_eq!(split_command("  /bin/true  "), v(&["/bin/true"]));
-        assert_eq!(split_command("/bin/x ''"), v(&["/bin/x", ""]));
-    }
-
-    #[test]
-    fn shell_when_needed() {
-        assert_eq!(split_command("/bin/a | /bin/b"), None);
-        assert_eq!(split_command("exit $X"), None);
-        assert_eq!(split_command("a > /dev/null"), None);
-        assert_eq!(split_command("a 'unterminated"), None);
-        assert_eq!(split_command("a '$literal'"), v(&["a", "$literal"]));
-        assert_eq!(split_command(""), None);
-    }
 
     #[test]
     fn verdicts() {

@@ -51,37 +51,15 @@ pub use state::quorum_state;
 use runner::{FromChecker, Report};
 use spec::CheckerSpec;
 
-/// Transport protocol of a virtual server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Proto {
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-impl Proto {
-    /// keepalived's name (`tcp`, `udp`, `sctp`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Sctp => "sctp",
-        }
-    }
-}
-
-impl From<lvs_config::Protocol> for Proto {
-    fn from(p: lvs_config::Protocol) -> Self {
-        match p {
-            lvs_config::Protocol::Tcp => Proto::Tcp,
-            lvs_config::Protocol::Udp => Proto::Udp,
-            lvs_config::Protocol::Sctp => Proto::Sctp,
-        }
-    }
-}
+/// The transport protocol (one type for config, checkers and data path).
+pub use lvs_config::Protocol;
+/// The name this type had here before there was one protocol type; kept so
+/// that branches written against it still build. Prefer `Protocol`.
+#[doc(hidden)]
+pub use lvs_config::Protocol as Proto;
 
 /// keepalived's `[ip]:proto:port`.
-pub fn fmt_rs(addr: IpAddr, proto: Proto, port: u16) -> String {
+pub fn fmt_rs(addr: IpAddr, proto: Protocol, port: u16) -> String {
     format!("[{addr}]:{}:{port}", proto.as_str())
 }
 
@@ -90,7 +68,7 @@ pub fn fmt_rs(addr: IpAddr, proto: Proto, port: u16) -> String {
 pub struct RsKey {
     pub vs_addr: IpAddr,
     pub vs_port: u16,
-    pub proto: Proto,
+    pub proto: Protocol,
     pub rs_addr: IpAddr,
     pub rs_port: u16,
 }
@@ -440,7 +418,7 @@ impl Drop for Checkers {
 /// Starts a real server's notify script (keepalived's `notify_up` /
 /// `notify_down`), as `script_user` when set; returns a task that reaps it.
 fn run_notify(script: &str, user: Option<&str>, rs: &RsKey, what: &str) -> Option<JoinHandle<()>> {
-    let mut cmd = misc::command(script);
+    let mut cmd = crate::script::command(script, &[]);
     cmd.stdin(std::process::Stdio::null()).kill_on_drop(false);
     if let Some(user) = user {
         match misc::resolve_user(user) {

@@ -12,7 +12,7 @@ use std::{
 use lvs_config::{CheckCommon, Checker, Config, ConnOpts, HexPattern, HttpCheck, VsAddr};
 use tracing::warn;
 
-use super::{fmt_rs, Proto, RsKey};
+use super::{fmt_rs, Protocol, RsKey};
 
 /// Options shared by every checker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl Conn {
 
     /// keepalived's checker name, `[ip]:tcp:port` of what it connects to.
     pub fn name(&self) -> String {
-        fmt_rs(self.target.ip(), Proto::Tcp, self.target.port())
+        fmt_rs(self.target.ip(), Protocol::Tcp, self.target.port())
     }
 }
 
@@ -283,7 +283,7 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
             let key = RsKey {
                 vs_addr,
                 vs_port,
-                proto: vs.protocol.into(),
+                proto: vs.protocol,
                 rs_addr: rs.addr,
                 rs_port,
             };

@@ -3,38 +3,17 @@
 
 use std::net::Ipv4Addr;
 
-use lvs_common::{ServiceKey, IPPROTO_TCP, IPPROTO_UDP};
+use lvs_common::ServiceKey;
 
 use crate::sched::Algorithm;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub fn number(self) -> u8 {
-        match self {
-            Proto::Tcp => IPPROTO_TCP,
-            Proto::Udp => IPPROTO_UDP,
-        }
-    }
-    pub fn from_number(n: u8) -> Option<Proto> {
-        match n {
-            IPPROTO_TCP => Some(Proto::Tcp),
-            IPPROTO_UDP => Some(Proto::Udp),
-            _ => None,
-        }
-    }
-    /// As ipvsadm prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Proto::Tcp => "TCP",
-            Proto::Udp => "UDP",
-        }
-    }
-}
+/// The data path serves TCP and UDP services; `Protocol::number()` is the
+/// map key's protocol byte.
+pub use lvs_config::Protocol;
+/// The name this type had here before there was one protocol type; kept so
+/// that branches written against it still build. Prefer `Protocol`.
+#[doc(hidden)]
+pub use lvs_config::Protocol as Proto;
 
 /// Where an L2 frame for a backend goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -74,7 +53,7 @@ pub struct Persistence {
 pub struct DesiredService {
     pub vip: Ipv4Addr,
     pub port: u16,
-    pub proto: Proto,
+    pub proto: Protocol,
     pub algo: Algorithm,
     pub persistence: Option<Persistence>,
     /// Schedule TCP segments without SYN that have no connection entry.
@@ -90,7 +69,7 @@ impl DesiredService {
 }
 
 /// The map key of a service.
-pub fn service_key(vip: Ipv4Addr, port: u16, proto: Proto) -> ServiceKey {
+pub fn service_key(vip: Ipv4Addr, port: u16, proto: Protocol) -> ServiceKey {
     ServiceKey {
         addr_be: u32::from_ne_bytes(vip.octets()),
         port_be: port.to_be(),

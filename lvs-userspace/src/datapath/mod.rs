@@ -17,6 +17,7 @@ pub mod objects;
 pub mod owner;
 pub mod pins;
 pub mod read;
+pub mod table;
 pub mod testrun;
 
 use std::{
@@ -36,7 +37,9 @@ use lvs_common::{
 use thiserror::Error;
 
 pub use apply::ApplyReport;
-pub use desired::{DesiredBackend, DesiredService, DesiredState, NextHop, Persistence, Proto};
+#[doc(hidden)]
+pub use desired::Proto;
+pub use desired::{DesiredBackend, DesiredService, DesiredState, NextHop, Persistence, Protocol};
 pub use pins::PinDir;
 
 #[derive(Debug, Error)]
@@ -71,6 +74,11 @@ pub enum DatapathError {
     NotRunning(PathBuf),
     #[error("interface `{0}` not found")]
     NoSuchInterface(String),
+    #[error("looking up interface `{ifname}`: {source}")]
+    Interface {
+        ifname: String,
+        source: crate::netlink::NetlinkError,
+    },
     #[error("attaching to `{ifname}` in {mode:?} mode: {source}")]
     Attach {
         ifname: String,
@@ -121,6 +129,8 @@ pub enum AttachMode {
 pub struct Attached {
     pub ifname: String,
     pub ifindex: u32,
+    /// The interface's MAC: the source MAC of frames sent out of it.
+    pub mac: [u8; 6],
     /// `None` when an existing pinned link was re-used (its mode is kept).
     pub mode: Option<XdpMode>,
     /// The program was swapped into a link a previous agent pinned.
@@ -459,9 +469,10 @@ impl Datapath {
     /// Attaches the program to `ifname`, or swaps it into the interface's
     /// pinned link when a previous agent left one.
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<Attached> {
-        let ifindex = ifindex(ifname)?;
+        let link = interface(ifname)?;
+        let (ifindex, mac) = (link.index, link.mac);
         self.add_tx_port(ifindex)?;
-        self.set_local_mac(ifindex, interface_mac(ifname)?)?;
+        self.set_local_mac(ifindex, mac)?;
         let link_pin = self.pins.as_ref().map(|p| p.link(ifname));
         if let Some(path) = link_pin.as_ref().filter(|p| p.exists()) {
             let pinned = PinnedLink::from_pin(path).map_err(|e| DatapathError::Link {
@@ -482,6 +493,7 @@ impl Datapath {
             return Ok(Attached {
                 ifname: ifname.to_owned(),
                 ifindex,
+                mac,
                 mode: None,
                 adopted: true,
                 fell_back: false,
@@ -517,6 +529,7 @@ impl Datapath {
                     return Ok(Attached {
                         ifname: ifname.to_owned(),
                         ifindex,
+                        mac,
                         mode: Some(m),
                         adopted: false,
                         fell_back: n > 0,
@@ -737,56 +750,21 @@ pub fn flush_instance(root: &Path, instance: &str) -> Result<()> {
     remove_pin_dir(&p)
 }
 
-/// The MAC of a network interface in this thread's network namespace
-/// (an ioctl, so it is right even where /sys shows another namespace).
-pub fn interface_mac(ifname: &str) -> Result<[u8; 6]> {
-    let err = |e: std::io::Error| DatapathError::Io {
-        what: "SIOCGIFHWADDR",
-        source: e,
-    };
-    if ifname.len() >= libc::IFNAMSIZ {
-        return Err(DatapathError::NoSuchInterface(ifname.to_owned()));
-    }
-    // SAFETY: a plain datagram socket, closed by OwnedFd.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd is a fresh, valid descriptor we own.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: a zeroed ifreq is valid; the name fits (checked above).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(ifname.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFHWADDR reads the name and writes ifr_hwaddr in `req`.
-    let rc = unsafe {
-        libc::ioctl(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            libc::SIOCGIFHWADDR,
-            &mut req,
-        )
-    };
-    if rc != 0 {
-        return Err(DatapathError::NoSuchInterface(ifname.to_owned()));
-    }
-    // SAFETY: the ioctl filled the hwaddr member of the union.
-    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
-    let mut mac = [0u8; 6];
-    for (m, d) in mac.iter_mut().zip(data.iter()) {
-        *m = *d as u8;
-    }
-    Ok(mac)
+/// A network interface of this thread's namespace, by name (netlink: the
+/// one way lvs-xdp looks interfaces up).
+pub fn interface(ifname: &str) -> Result<crate::netlink::Link> {
+    crate::netlink::link_by_name(ifname).map_err(|e| match e {
+        crate::netlink::NetlinkError::NoSuchLink(_) => {
+            DatapathError::NoSuchInterface(ifname.to_owned())
+        }
+        source => DatapathError::Interface {
+            ifname: ifname.to_owned(),
+            source,
+        },
+    })
 }
 
-/// The index of a network interface in this network namespace.
+/// The index of a network interface in this thread's namespace.
 pub fn ifindex(ifname: &str) -> Result<u32> {
-    let c = std::ffi::CString::new(ifname)
-        .map_err(|_| DatapathError::NoSuchInterface(ifname.to_owned()))?;
-    // SAFETY: a valid NUL-terminated string; the call only reads it.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        return Err(DatapathError::NoSuchInterface(ifname.to_owned()));
-    }
-    Ok(idx)
+    Ok(interface(ifname)?.index)
 }

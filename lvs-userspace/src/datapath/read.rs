@@ -5,11 +5,11 @@
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use lvs_common::{
-    event, map_names as names, tcp, verdict, Backend, Conn, ConnCounts, FlowKey, Persist,
-    PersistKey, Service, ServiceKey, Stats, BE_F_ALIVE, CONN_F_PERSISTENT,
+    event, map_names as names, tcp, verdict, Backend, Conn, ConnCounts as MapConnCounts, FlowKey,
+    Persist, PersistKey, Service, ServiceKey, Stats, BE_F_ALIVE, CONN_F_PERSISTENT,
 };
 
-use super::{desired::addr_of, map_err, Proto, Result, State};
+use super::{desired::addr_of, map_err, table::ConnCounts, Protocol, Result, State};
 
 /// One real server as the maps have it.
 #[derive(Clone, Debug)]
@@ -37,7 +37,7 @@ pub struct BackendView {
 pub struct ServiceView {
     pub vip: Ipv4Addr,
     pub port: u16,
-    pub proto: Option<Proto>,
+    pub proto: Option<Protocol>,
     pub svc: Service,
     pub stats: Stats,
     /// In list order.
@@ -158,6 +158,7 @@ impl State {
 
     /// Every connection entry, established and half-open, with its time left.
     pub fn conns(&self) -> Result<Vec<ConnView>> {
+        use aya::maps::IterableMap;
         let settings = self.settings()?;
         let now = monotonic_ns();
         let mut out = Vec::new();
@@ -165,13 +166,7 @@ impl State {
             (false, &self.maps.conns, names::CONNS),
             (true, &self.maps.half_open, names::HALF_OPEN),
         ] {
-            for item in map.iter() {
-                let (key, conn) = match item {
-                    Ok(kv) => kv,
-                    // An entry evicted or expired between listing and reading.
-                    Err(aya::maps::MapError::KeyNotFound) => continue,
-                    Err(e) => return Err(map_err(name)(e)),
-                };
+            super::table::for_each::<FlowKey, Conn>(map.map(), name, |key, conn| {
                 let timeout_s = settings
                     .timeouts_s
                     .get(conn.state as usize)
@@ -179,12 +174,12 @@ impl State {
                     .unwrap_or(0) as u64;
                 let idle_s = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
                 out.push(ConnView {
-                    key,
-                    conn,
+                    key: *key,
+                    conn: *conn,
                     half_open,
                     expires_in_s: timeout_s.saturating_sub(idle_s),
                 });
-            }
+            })?;
         }
         Ok(out)
     }
@@ -204,51 +199,42 @@ impl State {
         map: &aya::maps::HashMap<aya::maps::MapData, PersistKey, Persist>,
         name: &'static str,
     ) -> Result<Vec<TemplateView>> {
+        use aya::maps::IterableMap;
         let now = monotonic_ns();
+        let timeouts: std::collections::HashMap<u32, u64> = self
+            .applied
+            .services
+            .values()
+            .map(|s| (s.svc.id, s.svc.persist_timeout_s as u64))
+            .collect();
         let mut out = Vec::new();
-        for item in map.iter() {
-            let (key, value) = match item {
-                Ok(kv) => kv,
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(map_err(name)(e)),
-            };
-            let timeout_s = self
-                .applied
-                .services
-                .values()
-                .find(|s| s.svc.id == key.service)
-                .map(|s| s.svc.persist_timeout_s as u64)
-                .unwrap_or(0);
+        super::table::for_each::<PersistKey, Persist>(map.map(), name, |key, value| {
+            let timeout_s = timeouts.get(&key.service).copied().unwrap_or(0);
             let idle_s = now.saturating_sub(value.last_seen_ns) / 1_000_000_000;
             out.push(TemplateView {
-                key,
-                value,
+                key: *key,
+                value: *value,
                 expires_in_s: timeout_s.saturating_sub(idle_s),
             });
-        }
+        })?;
         Ok(out)
     }
 
-    /// Services with their backends and counters, in VIP/port order.
+    /// Services with their backends and counters, in VIP/port order; one
+    /// pass over the connection table counts the connections.
     pub fn services(&self) -> Result<Vec<ServiceView>> {
-        let conns = self.conns()?;
-        let templates = self.templates()?;
+        self.services_counted(&self.count_conns()?)
+    }
+
+    /// Services with their backends and counters, the connections counted
+    /// by an earlier pass (`count_conns`, or a `TableScanner`).
+    pub fn services_counted(&self, counts: &ConnCounts) -> Result<Vec<ServiceView>> {
         let mut out = Vec::new();
         for (key, applied) in &self.applied.services {
             let mut backends = Vec::new();
             for &id in &applied.backends {
                 let b: &Backend = &self.applied.backends[&id];
-                let mine = conns
-                    .iter()
-                    .filter(|c| c.conn.backend == id && c.expires_in_s > 0);
-                let (mut active, mut inactive) = (0, 0);
-                for c in mine {
-                    if tcp::is_active(c.conn.state) {
-                        active += 1
-                    } else {
-                        inactive += 1
-                    }
-                }
+                let n = counts.of(id);
                 backends.push(BackendView {
                     id,
                     addr: addr_of(b.addr_be),
@@ -259,18 +245,15 @@ impl State {
                     l_threshold: b.l_threshold,
                     mac: b.mac,
                     stats: self.stats_of(true, id)?,
-                    active,
-                    inactive,
-                    templates: templates
-                        .iter()
-                        .filter(|t| t.value.backend == id && t.expires_in_s > 0)
-                        .count() as u64,
+                    active: n.active,
+                    inactive: n.inactive,
+                    templates: n.templates,
                 });
             }
             out.push(ServiceView {
                 vip: addr_of(key.addr_be),
                 port: u16::from_be(key.port_be),
-                proto: Proto::from_number(key.proto),
+                proto: Protocol::from_number(key.proto),
                 svc: applied.svc,
                 stats: self.stats_of(false, applied.svc.id)?,
                 backends,
@@ -391,7 +374,7 @@ impl State {
     /// changes during the walk: a connection opened after it was read is
     /// left out until the next pass, one closed after is counted once more.
     pub fn reconcile_conn_counts(&mut self, live: &[ConnView]) -> Result<()> {
-        let mut truth: BTreeMap<u32, ConnCounts> = BTreeMap::new();
+        let mut truth: BTreeMap<u32, MapConnCounts> = BTreeMap::new();
         for c in live {
             let t = truth.entry(c.conn.backend).or_default();
             if tcp::is_active(c.conn.state) {
@@ -408,7 +391,7 @@ impl State {
                 .get(&id, 0)
                 .map_err(map_err(names::BACKEND_CONNS))?;
             let t = truth.get(&id).copied().unwrap_or_default();
-            let adj = ConnCounts {
+            let adj = MapConnCounts {
                 active: counted.active.wrapping_sub(t.active),
                 inactive: counted.inactive.wrapping_sub(t.inactive),
                 overloaded: 0, // not read from here

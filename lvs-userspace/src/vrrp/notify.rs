@@ -1,9 +1,9 @@
 //! `notify_master` / `notify_backup` / `notify_fault` / `notify_stop` and
-//! `notify` scripts, run as keepalived runs them: the script line is split
-//! into words (single and double quotes group words) and executed directly,
-//! without a shell; `notify` gets `INSTANCE <name> <MASTER|BACKUP|FAULT|STOP>
-//! <priority>` appended. Scripts run in the background and are reaped; a
-//! script that cannot be started is logged.
+//! `notify` scripts, started by [`crate::script`]'s rule (words with quotes,
+//! executed without a shell unless the line needs one); `notify` gets
+//! `INSTANCE <name> <MASTER|BACKUP|FAULT|STOP> <priority>` appended. Scripts
+//! run in the background and are reaped; a script that cannot be started is
+//! logged.
 
 use tracing::warn;
 
@@ -31,38 +31,6 @@ impl From<&lvs_config::Notify> for NotifyScripts {
     }
 }
 
-/// Splits a script line into words; quotes group, and are removed.
-pub fn split_words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut in_word = false;
-    for c in line.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
-}
-
 fn state_word(s: VrrpState) -> &'static str {
     match s {
         VrrpState::Master => "MASTER",
@@ -73,22 +41,8 @@ fn state_word(s: VrrpState) -> &'static str {
 }
 
 fn run(name: &str, line: &str, extra: &[String]) {
-    let mut words = split_words(line);
-    words.extend(extra.iter().cloned());
-    let Some((prog, args)) = words.split_first() else {
-        return;
-    };
-    match tokio::process::Command::new(prog)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-    {
-        Ok(mut child) => {
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-            });
-        }
-        Err(e) => warn!("({name}) cannot run notify script {prog}: {e}"),
+    if let Err(e) = crate::script::spawn_reaped(line, extra) {
+        warn!("({name}) cannot run notify script {line}: {e}");
     }
 }
 
@@ -111,23 +65,5 @@ pub fn notify(scripts: &NotifyScripts, name: &str, state: VrrpState, priority: u
             priority.to_string(),
         ];
         run(name, s, &extra);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words() {
-        assert_eq!(
-            split_words(r#"/bin/x.sh "a b" c 'd e'"#),
-            vec!["/bin/x.sh", "a b", "c", "d e"]
-        );
-        assert_eq!(
-            split_words("\"/bin/x.sh master\""),
-            vec!["/bin/x.sh master"]
-        );
-        assert!(split_words("  ").is_empty());
     }
 }

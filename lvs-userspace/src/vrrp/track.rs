@@ -11,8 +11,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::notify::split_words;
-
 /// One tracked script, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackedScript {
@@ -104,16 +102,14 @@ pub fn effective(base: u8, scripts: &[TrackedScript], states: &[ScriptState]) ->
 
 /// Runs script `idx` forever, sending `(idx, success)` after each run.
 pub async fn run(idx: usize, s: TrackedScript, iname: String, tx: mpsc::Sender<(usize, bool)>) {
-    let words = split_words(&s.script);
-    let Some((prog, args)) = words.split_first() else {
+    if s.script.trim().is_empty() {
         return;
-    };
+    }
     let mut tick = tokio::time::interval(s.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let child = tokio::process::Command::new(prog)
-            .args(args)
+        let child = crate::script::command(&s.script, &[])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)

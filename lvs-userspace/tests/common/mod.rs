@@ -16,8 +16,8 @@ use lvs_testkit::{http_get, wait_until, KeepAliveClient, Lab, LabSpec, Pid};
 use lvs_userspace::datapath::Inspector;
 use lvs_userspace::{
     datapath::{
-        self, AttachMode, Attached, Datapath, DesiredBackend, DesiredService, DesiredState,
-        NextHop, Options, Persistence, Proto,
+        AttachMode, Attached, Datapath, DesiredBackend, DesiredService, DesiredState, NextHop,
+        Options, Persistence, Protocol,
     },
     sched::Algorithm,
 };
@@ -76,7 +76,7 @@ pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> Desire
         services: vec![DesiredService {
             vip: lab.vip(),
             port: lab.spec().service_port,
-            proto: Proto::Tcp,
+            proto: Protocol::Tcp,
             algo: Algorithm::Wrr,
             persistence: persistence.map(|timeout_s| Persistence {
                 timeout_s,
@@ -112,8 +112,7 @@ pub fn program_director(
     lab.run_in_netns(lab.director_ns(0), || -> Result<(Datapath, Attached)> {
         let mut dp = Datapath::open(opts).context("open datapath")?;
         let attached = dp.attach(&ifname, mode).context("attach")?;
-        let ifindex = datapath::ifindex(&ifname)?;
-        dp.apply(&seed_service(lab, ifindex, persistence))?;
+        dp.apply(&seed_service(lab, attached.ifindex, persistence))?;
         Ok((dp, attached))
     })?
 }
@@ -182,6 +181,8 @@ pub struct Director<'a> {
     pub instance: String,
     /// More lvsd arguments.
     pub extra_args: Vec<String>,
+    /// `--conn-table-size`.
+    pub conn_table_size: u32,
 }
 
 impl<'a> Director<'a> {
@@ -199,6 +200,7 @@ impl<'a> Director<'a> {
             index: 0,
             instance: "lab".into(),
             extra_args: Vec::new(),
+            conn_table_size: 65536,
         })
     }
 
@@ -209,6 +211,7 @@ impl<'a> Director<'a> {
 
     pub fn start(&mut self) -> Result<Pid> {
         let lvsd = own_bin("lvsd");
+        let table_size = self.conn_table_size.to_string();
         let mut argv: Vec<&str> = vec![
             lvsd.to_str().context("path")?,
             "-n",
@@ -222,7 +225,7 @@ impl<'a> Director<'a> {
             "--xdp-mode",
             self.xdp_mode,
             "--conn-table-size",
-            "65536",
+            &table_size,
             "--drain-timeout",
             "30",
         ];
@@ -385,4 +388,74 @@ impl Streamer {
             conns,
         )
     }
+}
+
+/// A process's CPU use over a window, from /proc/<pid>/stat (the benches'
+/// measure of the agent).
+pub struct CpuWindow {
+    pid: u32,
+    started: std::time::Instant,
+    ticks: (u64, u64),
+}
+
+impl CpuWindow {
+    /// (user, system) clock ticks of a process.
+    fn ticks(pid: u32) -> Result<(u64, u64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the ")" of the command name: utime is 14th, stime 15th.
+        let rest = stat.rsplit_once(')').context("stat")?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Ok((f[11].parse()?, f[12].parse()?))
+    }
+
+    pub fn start(pid: u32) -> Result<Self> {
+        Ok(CpuWindow {
+            pid,
+            started: std::time::Instant::now(),
+            ticks: Self::ticks(pid)?,
+        })
+    }
+
+    /// (user, system) in % of one core since `start`.
+    pub fn percent(&self) -> Result<(f64, f64)> {
+        let now = Self::ticks(self.pid)?;
+        let secs = self.started.elapsed().as_secs_f64();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let pct = |a: u64, b: u64| (b - a) as f64 / hz / secs * 100.0;
+        Ok((pct(self.ticks.0, now.0), pct(self.ticks.1, now.1)))
+    }
+}
+
+/// HTTP load on the lab's service from every client address (the usual
+/// `http_load` of the lab tests): `requests` per address, `concurrency`
+/// at once.
+pub fn load_every_client(
+    lab: &Lab,
+    requests: usize,
+    concurrency: usize,
+) -> Result<lvs_testkit::LoadReport> {
+    lvs_testkit::http_load(
+        lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        requests,
+        concurrency,
+    )
+}
+
+/// `lvsadm ARGS --bpffs BPFFS --instance lab` in the first director's
+/// namespace; its output.
+pub fn lvsadm(lab: &Lab, bpffs: &Path, args: &[&str]) -> Result<String> {
+    let bin = own_bin("lvsadm");
+    let mut argv = vec![bin.to_str().context("path")?];
+    argv.extend_from_slice(args);
+    argv.extend([
+        "--bpffs",
+        bpffs.to_str().context("path")?,
+        "--instance",
+        "lab",
+    ]);
+    lab.exec_ok(lab.director_ns(0), &argv)
 }

@@ -42,14 +42,7 @@ fn split_follows_weights(mode: AttachMode) -> Result<()> {
         );
     }
     // 10 requests from each of 120 client addresses, new connection each.
-    let report = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        10,
-        40,
-    )?;
+    let report = common::load_every_client(&lab, 10, 40)?;
     println!("{mode:?}: {}", report.summary());
     report.ensure_no_failures()?;
     assert_eq!(report.ok(), 1200);
@@ -87,27 +80,23 @@ fn split_follows_weights(mode: AttachMode) -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lab_native_xdp_splits_by_weight_and_replies_bypass_the_director() -> Result<()> {
     split_follows_weights(AttachMode::Native)
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lab_generic_xdp_splits_by_weight_and_replies_bypass_the_director() -> Result<()> {
     split_follows_weights(AttachMode::Generic)
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lab_persistence_pins_each_client_and_networks_are_independent() -> Result<()> {
     let lab = Lab::create(seed_spec(40))?;
     let (_dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), Some(120))?;
-    let report = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        5,
-        20,
-    )?;
+    let report = common::load_every_client(&lab, 5, 20)?;
     report.ensure_no_failures()?;
     assert_eq!(
         report.max_servers_per_client(),
@@ -127,6 +116,7 @@ fn lab_persistence_pins_each_client_and_networks_are_independent() -> Result<()>
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn restarted_agent_readopts_the_running_datapath_without_dropping_a_flow() -> Result<()> {
     let lab = Lab::create(seed_spec(20))?;
     let instance = format!("test-readopt-{}", std::process::id());
@@ -170,6 +160,7 @@ fn restarted_agent_readopts_the_running_datapath_without_dropping_a_flow() -> Re
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn bpftool_dumps_pinned_maps_with_field_names() -> Result<()> {
     let lab = Lab::create(seed_spec(4))?;
     let instance = format!("test-bpftool-{}", std::process::id());
@@ -207,6 +198,7 @@ fn bpftool_dumps_pinned_maps_with_field_names() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn backend_behind_another_interface_is_redirected_through_the_devmap() -> Result<()> {
     use lvs_userspace::datapath::{testrun, Datapath, DesiredState};
     let lab = Lab::create(lvs_testkit::LabSpec {
@@ -219,7 +211,7 @@ fn backend_behind_another_interface_is_redirected_through_the_devmap() -> Result
     let ifname = lab.director_if().to_owned();
     lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
         let mut dp = Datapath::open(&Options::ephemeral())?;
-        let bond0 = lvs_userspace::datapath::ifindex(&ifname)?;
+        let bond0 = lvs_userspace::netlink::link_by_name(&ifname)?.index;
         // The real server sits behind `lo` (ifindex 1), frames arrive on bond0.
         let mut state: DesiredState = common::seed_service(&lab, 1, None);
         state.services[0].backends.truncate(1);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use vrrp_util::*;
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn track_script_weight_and_fault() {
     let lab = lab();
     let flag = lab.log_dir().join("down.flag");

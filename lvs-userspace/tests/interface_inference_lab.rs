@@ -25,6 +25,7 @@ fn vs_only(reals: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 3,
@@ -98,6 +99,7 @@ fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Resul
 /// A NAT service beside a DR one: `lvsd -t` says error (exit 4), lvsd runs
 /// the DR service only and never programs the NAT one as DR.
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn a_nat_service_is_an_error_and_is_not_forwarded() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 2,

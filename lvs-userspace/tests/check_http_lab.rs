@@ -23,7 +23,7 @@ use std::{
 
 use anyhow::{bail, Result};
 use lvs_testkit::{Lab, LabSpec};
-use lvs_userspace::check::{genhash, CheckEvent, Checkers, GenhashOptions, Proto, RsKey};
+use lvs_userspace::check::{genhash, CheckEvent, Checkers, GenhashOptions, Protocol, RsKey};
 use md5::{Digest, Md5};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::{
@@ -42,7 +42,7 @@ fn key(vs_port: u16, rs_last: u8, rs_port: u16) -> RsKey {
     RsKey {
         vs_addr: "198.18.0.100".parse().unwrap(),
         vs_port,
-        proto: Proto::Tcp,
+        proto: Protocol::Tcp,
         rs_addr: format!("198.18.0.{rs_last}").parse().unwrap(),
         rs_port,
     }
@@ -175,6 +175,7 @@ fn is_down(k: RsKey) -> impl Fn(&CheckEvent) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn http_get_and_ssl_get() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 2,

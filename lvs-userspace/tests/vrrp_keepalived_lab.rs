@@ -74,6 +74,7 @@ fn keepalived_master_ours_backup(version: u8) {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn v2_keepalived_master_ours_backup() {
     if !have_keepalived() {
         eprintln!("keepalived not installed: skipped");
@@ -83,6 +84,7 @@ fn v2_keepalived_master_ours_backup() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn v3_keepalived_master_ours_backup() {
     if !have_keepalived() {
         eprintln!("keepalived not installed: skipped");
@@ -132,6 +134,7 @@ fn ours_master_keepalived_backup(version: u8) {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn v2_ours_master_keepalived_backup() {
     if !have_keepalived() {
         eprintln!("keepalived not installed: skipped");
@@ -141,6 +144,7 @@ fn v2_ours_master_keepalived_backup() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn v3_ours_master_keepalived_backup() {
     if !have_keepalived() {
         eprintln!("keepalived not installed: skipped");
@@ -150,6 +154,7 @@ fn v3_ours_master_keepalived_backup() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn v2_pass_mismatch_is_refused_both_ways() {
     if !have_keepalived() {
         eprintln!("keepalived not installed: skipped");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use vrrp_util::*;
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn notify_scripts_follow_transitions() {
     let lab = lab();
     let out = lab.log_dir().join("notify.out");

@@ -107,6 +107,7 @@ const SLACK: Duration = Duration::from_secs(2);
 const TIMING: &str = "connect_timeout 1\n   retry 1\n   delay_before_retry 1\n   warmup 0";
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn ping_check_answered_ignored_answered() -> Result<()> {
     let lab = small_lab(1)?;
     let rs_ns = lab.real_server_ns(0).to_string();
@@ -160,6 +161,7 @@ fn ping_check_answered_ignored_answered() -> Result<()> {
 /// IPv6 on the director's and real server's interfaces, gives them
 /// addresses in 2001:2::/48 and static neighbour entries (no NDP needed).
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn ping_check_icmpv6_answered_ignored_answered() -> Result<()> {
     let lab = small_lab(1)?;
     let (dir_ns, rs_ns) = (
@@ -265,6 +267,7 @@ fn spawn_responder(lab: &Lab, ns: &str, args: &[&str]) -> Result<Pid> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn udp_check_echo_up_stopped_down_mismatch_down() -> Result<()> {
     let lab = small_lab(2)?;
     // "lvs-xdp" in hex: the echo sends it back, require_reply wants "lvs-".
@@ -366,6 +369,7 @@ fn spawn_dnsmasq(lab: &Lab, ns: &str, dir: &Path) -> Result<Pid> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn dns_check_dnsmasq_answering_stopped_refusing() -> Result<()> {
     let lab = small_lab(1)?;
     let dir = lab.log_dir().join("dns");
@@ -419,6 +423,7 @@ fn dns_check_dnsmasq_answering_stopped_refusing() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn smtp_check_helo_up_stopped_down_http_is_not_smtp() -> Result<()> {
     let lab = small_lab(2)?;
     let cfg = parse(&format!(

@@ -64,6 +64,7 @@ fn make_key(dir: &Path, i: usize, args: &[&str]) -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn ssl_get_against_openssl_tls12_tls13_rsa_and_ecdsa_keys() -> Result<()> {
     let lab = Lab::create(LabSpec {
         real_servers: 1,

@@ -44,6 +44,7 @@ fn xdp_on_director(lab: &Lab) -> Result<bool> {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn a_second_lvsd_on_a_running_instance_is_refused_and_the_first_keeps_forwarding() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -97,6 +98,7 @@ fn a_second_lvsd_on_a_running_instance_is_refused_and_the_first_keeps_forwarding
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn keep_datapath_hand_over_waits_for_the_stopping_agent_and_keeps_connections() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -129,6 +131,7 @@ fn keep_datapath_hand_over_waits_for_the_stopping_agent_and_keeps_connections() 
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn a_failed_start_leaves_no_pins_mounts_or_xdp_behind() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
@@ -211,6 +214,7 @@ fn a_failed_start_leaves_no_pins_mounts_or_xdp_behind() -> Result<()> {
 /// with its pid; a stopping one is waited for, and the waiter gets the
 /// directory the owner left (or a fresh one if the owner removed it).
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn the_instance_lock_refuses_a_running_owner_and_waits_for_a_stopping_one() -> Result<()> {
     use lvs_userspace::datapath::owner::{read_owner, InstanceLock, OwnerError};
     use std::time::Instant;

@@ -64,6 +64,7 @@ fn failover(master: Conf, backup: Conf, bound: Duration, settle: Duration) {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn v2_advert_int_1_sigkill_gap_and_preempt() {
     failover(
         Conf::master(),
@@ -74,6 +75,7 @@ fn v2_advert_int_1_sigkill_gap_and_preempt() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn v3_advert_int_0_1_sigkill_gap_and_preempt() {
     failover(
         Conf::master().v3("0.1"),
@@ -84,6 +86,7 @@ fn v3_advert_int_0_1_sigkill_gap_and_preempt() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn v2_graceful_stop_priority_0() {
     let lab = lab();
     let m = start_ours(&lab, 0, &Conf::master());
@@ -111,6 +114,7 @@ fn v2_graceful_stop_priority_0() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn nopreempt_keeps_the_current_master() {
     let lab = lab();
     // The lower-priority node is master first; the higher one starts with
@@ -137,6 +141,7 @@ fn nopreempt_keeps_the_current_master() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn v3_unicast_peers_failover() {
     let lab = lab();
     let uni = |me: u8, peer: u8| -> &'static str {
@@ -179,6 +184,7 @@ fn v3_unicast_peers_failover() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn carrier_loss_is_fault_and_recovery_preempts() {
     let lab = lab();
     let m = start_ours(&lab, 0, &Conf::master().v3("0.1"));
@@ -204,6 +210,7 @@ fn carrier_loss_is_fault_and_recovery_preempts() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn garp_bursts_on_master_then_after_delay_and_refresh() {
     let lab = lab();
     let m = start_ours(
