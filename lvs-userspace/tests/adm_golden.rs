@@ -746,6 +746,7 @@ fn status_listings() {
 /// `-b sh-fallback,sh-port` after `-p`/`-M` in `-S` (the order of
 /// ipvsadm's format strings); no parentheses without flags.
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn hashed_schedulers_are_listed_with_their_flags() {
     testrun::pin_to_cpu(0);
     let mut dp = Datapath::open(&Options::ephemeral()).expect("load the data path (root?)");

@@ -391,6 +391,7 @@ fn assert_matches(
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sh_picks_as_ip_vs_sh_through_down_back_and_quiesce() {
     let weights = [2, 3, 1, 4, 2];
     let algo = Algorithm::Sh {
@@ -443,6 +444,7 @@ fn sh_picks_as_ip_vs_sh_through_down_back_and_quiesce() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sh_port_and_fallback_as_ip_vs_sh() {
     let weights = [1, 1, 1, 1];
     let algo = Algorithm::Sh {
@@ -482,6 +484,7 @@ fn sh_port_and_fallback_as_ip_vs_sh() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn mh_picks_as_ip_vs_mh_for_10000_clients_with_weights() {
     let weights = [3, 1, 2, 5, 1, 1, 4];
     let algo = Algorithm::Mh {
@@ -511,6 +514,7 @@ fn mh_picks_as_ip_vs_mh_for_10000_clients_with_weights() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn mh_removing_one_of_ten_moves_only_its_clients() {
     let weights = [1; 10];
     let algo = Algorithm::Mh {
@@ -543,6 +547,7 @@ fn mh_removing_one_of_ten_moves_only_its_clients() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn mh_two_directors_agree_and_fallback_skips_a_quiescent_server() {
     let weights = [2, 2, 1, 1, 3];
     let algo = Algorithm::Mh {
@@ -583,6 +588,7 @@ fn mh_two_directors_agree_and_fallback_skips_a_quiescent_server() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn mh_is_sloppy_a_mid_stream_segment_goes_where_the_hash_says() {
     let algo = Algorithm::Mh {
         port: false,
@@ -602,6 +608,7 @@ fn mh_is_sloppy_a_mid_stream_segment_goes_where_the_hash_says() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn dh_sends_a_vip_to_the_server_ip_vs_dh_picks() {
     let weights = [1, 1, 1];
     let mut st = state(Algorithm::Dh, &weights);
@@ -620,6 +627,7 @@ fn dh_sends_a_vip_to_the_server_ip_vs_dh_picks() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sh_keeps_each_client_on_one_server_across_100_connections_on_two_directors() {
     let algo = Algorithm::Sh {
         port: false,

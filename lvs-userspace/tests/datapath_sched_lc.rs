@@ -286,6 +286,7 @@ fn drive(algo: Algorithm, weights: &[u32], count: u32) -> (Datapath, Model) {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn wlc_picks_as_ip_vs_wlc() {
     let (_, model) = drive(Algorithm::Wlc, &[1, 3, 2, 1, 5], 600);
     // Active connections in the weights' proportion (within one each).
@@ -302,21 +303,25 @@ fn wlc_picks_as_ip_vs_wlc() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lc_picks_as_ip_vs_lc() {
     drive(Algorithm::Lc, &[1, 3, 2, 1], 400);
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn sed_picks_as_ip_vs_sed() {
     drive(Algorithm::Sed, &[1, 3, 2, 1], 400);
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn nq_picks_as_ip_vs_nq() {
     drive(Algorithm::Nq, &[2, 1, 4], 300);
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn fo_picks_as_ip_vs_fo() {
     // Two of the highest weight: IPVS's list is the config reversed, so
     // the later one in the config wins.
@@ -325,6 +330,7 @@ fn fo_picks_as_ip_vs_fo() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn ovf_picks_as_ip_vs_ovf() {
     // Small weights: servers overflow to the next weight as their active
     // connections pass it.
@@ -334,6 +340,7 @@ fn ovf_picks_as_ip_vs_ovf() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn quiescent_and_down_servers_get_no_new_connections() {
     let mut st = state(Algorithm::Wlc, &[1, 1, 1]);
     let mut dp = open(&st);
@@ -346,6 +353,7 @@ fn quiescent_and_down_servers_get_no_new_connections() {
 }
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn expiry_pass_brings_counts_back_to_the_tables() {
     let (mut dp, model) = drive(Algorithm::Wlc, &[1, 2], 60);
     let key = state(Algorithm::Wlc, &[1, 2]).services[0].key();
@@ -395,6 +403,7 @@ fn expiry_pass_brings_counts_back_to_the_tables() {
 /// until it is below the lower one, for the sequence schedulers as for the
 /// least-connection ones.
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn a_server_at_uthreshold_gets_no_new_connections_until_below_lthreshold() {
     for algo in [Algorithm::Wrr, Algorithm::Wlc] {
         let mut st = state(algo, &[1, 1]);

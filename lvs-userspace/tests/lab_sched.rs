@@ -16,6 +16,7 @@ use lvs_userspace::{
 };
 
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lab_wlc_sends_new_connections_to_the_servers_with_fewer_per_weight() -> Result<()> {
     let lab = Lab::create(seed_spec(60))?;
     let (mut dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), None)?;
@@ -67,6 +68,7 @@ fn lab_wlc_sends_new_connections_to_the_servers_with_fewer_per_weight() -> Resul
 /// all its connections (a new connection per request), and the clients
 /// spread over the pool.
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lab_sh_and_mh_keep_each_client_on_one_server() -> Result<()> {
     let lab = Lab::create(seed_spec(40))?;
     let (mut dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), None)?;
@@ -117,6 +119,7 @@ fn lab_sh_and_mh_keep_each_client_on_one_server() -> Result<()> {
 /// uthreshold with real TCP: a real server holding `uthreshold`
 /// long-lived connections gets no new one while they last.
 #[test]
+#[ignore = "needs root: run cargo xtask test"]
 fn lab_a_server_at_uthreshold_gets_no_new_connections() -> Result<()> {
     let lab = Lab::create(seed_spec(40))?;
     let (mut dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), None)?;
