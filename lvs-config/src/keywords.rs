@@ -18,6 +18,7 @@ pub(crate) const ROOT_MODELLED: &[&str] = &[
     "vrrp_instance",
     "virtual_server_group",
     "virtual_server",
+    "vrrp_track_process",
     "track_file",
 ];
 
@@ -29,7 +30,6 @@ pub(crate) const ROOT_IGNORED: &[&str] = &[
     "static_rules",
     "garp_group",
     "linkbeat_interfaces",
-    "vrrp_track_process",
     "track_group",
     "interface_up_down_delays",
     "bfd_instance",
@@ -302,6 +302,19 @@ pub(crate) const SYNC_GROUP_ALL: &[&str] = &[
     "global_tracking",
     "sync_group_tracking_weight",
     "notify_priority_changes",
+];
+
+/// `vrrp_track_process` keywords (vrrp_parser.c).
+pub(crate) const TRACK_PROCESS_ALL: &[&str] = &[
+    "process",
+    "param_match",
+    "weight",
+    "quorum",
+    "quorum_max",
+    "delay",
+    "terminate_delay",
+    "fork_delay",
+    "full_command",
 ];
 
 /// `vrrp_script` keywords.

@@ -13,6 +13,8 @@ use crate::diag::Span;
 pub struct Config {
     pub global: GlobalDefs,
     pub vrrp_scripts: Vec<VrrpScript>,
+    /// `vrrp_track_process NAME { ... }`.
+    pub vrrp_track_processes: Vec<TrackProcess>,
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub virtual_server_groups: Vec<VirtualServerGroup>,
@@ -48,6 +50,52 @@ pub struct TrackFile {
     pub init_file: Option<(i64, bool)>,
 }
 
+/// How `vrrp_track_process` compares a process's parameters
+/// (`param_match`; keepalived track_process.c).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamMatch {
+    /// Parameters are not looked at.
+    None,
+    /// Exactly the configured parameters.
+    Exact,
+    /// The configured parameters, then possibly more.
+    Partial,
+    /// Like `Partial`, the last configured parameter may be a prefix.
+    Initial,
+}
+
+/// `vrrp_track_process NAME { process NAME [PARAMS...]; param_match;
+/// weight W [reverse]; quorum N; quorum_max N; delay/fork_delay/
+/// terminate_delay S; full_command }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackProcess {
+    pub span: Span,
+    pub name: String,
+    /// The process name (`comm`) or, with `full_command`, argv\[0\].
+    pub process: String,
+    pub params: Vec<String>,
+    pub param_match: ParamMatch,
+    pub full_command: bool,
+    /// -254..=254, default 0 (FAULT without quorum).
+    pub weight: i32,
+    pub weight_reverse: bool,
+    /// Quorum when `quorum <= running <= quorum_max` (default 1..).
+    pub quorum: u32,
+    pub quorum_max: u32,
+    /// How long a gained quorum must last before it counts.
+    pub fork_delay: Duration,
+    /// How long a lost quorum must last before it counts.
+    pub terminate_delay: Duration,
+}
+
+/// `notify_fifo PATH [USER [GROUP]]` (and `vrrp_notify_fifo`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyFifo {
+    pub path: String,
+    /// `*_fifo_script`: started with the FIFO's path as its last argument.
+    pub script: Option<String>,
+}
+
 /// `global_defs { ... }`.
 #[derive(Clone, Debug)]
 pub struct GlobalDefs {
@@ -77,6 +125,12 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     pub dynamic_interfaces: bool,
     pub lvs_flush: bool,
+    /// `vrrp_startup_delay`: VRRP waits this long after start (e.g. for
+    /// the network to settle after boot).
+    pub vrrp_startup_delay: Duration,
+    /// `notify_fifo` (all events) and `vrrp_notify_fifo` (VRRP only).
+    pub notify_fifo: Option<NotifyFifo>,
+    pub vrrp_notify_fifo: Option<NotifyFifo>,
     /// keepalived 2.x's global `lvs_sync_daemon IF [INSTANCE] [id N]
     /// [maxlen N] [port N] [ttl N] [group ADDR]`.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
@@ -137,6 +191,10 @@ pub struct VrrpSyncGroup {
     pub notify: Notify,
     pub track_interface: Vec<TrackInterface>,
     pub track_script: Vec<TrackScript>,
+    /// `track_process` entries (`NAME [weight W [reverse]]`, as scripts).
+    pub track_process: Vec<TrackScript>,
+    /// `track_file` entries (`NAME [weight W [reverse]]`, as scripts).
+    pub track_file: Vec<TrackScript>,
     pub smtp_alert: bool,
     pub global_tracking: bool,
 }
@@ -194,6 +252,8 @@ pub struct TrackInterface {
     pub span: Span,
     pub name: String,
     pub weight: Option<i32>,
+    /// `weight W reverse`: the adjustment goes the other way.
+    pub reverse: bool,
 }
 
 /// `track_script` entry: `NAME [weight W [reverse]]`.
@@ -202,6 +262,8 @@ pub struct TrackScript {
     pub span: Span,
     pub name: String,
     pub weight: Option<i32>,
+    /// `weight W reverse`: the adjustment goes the other way.
+    pub reverse: bool,
 }
 
 /// `vrrp_instance NAME { ... }`.
@@ -229,6 +291,10 @@ pub struct VrrpInstance {
     pub mcast_src_ip: Option<IpAddr>,
     pub track_interface: Vec<TrackInterface>,
     pub track_script: Vec<TrackScript>,
+    /// `track_process` entries (`NAME [weight W [reverse]]`, as scripts).
+    pub track_process: Vec<TrackScript>,
+    /// `track_file` entries (`NAME [weight W [reverse]]`, as scripts).
+    pub track_file: Vec<TrackScript>,
     pub dont_track_primary: bool,
     pub notify: Notify,
     pub smtp_alert: bool,

@@ -37,6 +37,11 @@ use lvs_config::{parse_file, Config, ParseOptions, ParseResult, Severity, VrrpSt
 const DELIBERATE: &[(&str, &str, &str)] = &[
     (
         "*",
+        "fwmark services are not supported",
+        "keepalived runs firewall-mark services with IPVS; lvs-xdp's XDP program sees packets before netfilter marks them, so they are refused (an error, exit 4; the rest of the file runs)",
+    ),
+    (
+        "*",
         "is not run: lvsd forwards by Direct Routing only",
         "keepalived runs NAT and TUN services with IPVS; lvsd forwards by Direct Routing only, so the capability table refuses them (the service is not run, exit 4)",
     ),

@@ -7,6 +7,7 @@
 //! - `check`: keepalived's health checkers (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK);
 //! - `vrrp`: keepalived-compatible VRRP v2/v3 instances;
 //! - `sync`: connection sync between directors;
+//! - `script_security`: who VRRP's scripts run as, which are refused;
 //! - `agent`: `lvsd`, tying config, checkers, VRRP and the data path together;
 //! - `adm`: `lvsadm`, the ipvsadm-compatible listing;
 //! - `script`: how every configured script is started (one quoting rule).
@@ -18,6 +19,7 @@ pub mod datapath;
 pub mod netlink;
 pub mod sched;
 pub mod script;
+pub mod script_security;
 pub mod sync;
 pub mod vrrp;
 

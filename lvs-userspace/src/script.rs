@@ -81,6 +81,13 @@ pub fn split_command(line: &str) -> Option<Vec<String>> {
 /// (`notify`'s `INSTANCE name STATE priority`). See the module doc for the
 /// rule; through the shell, `extra` become `"$@"` after the line.
 pub fn command(line: &str, extra: &[String]) -> Command {
+    let mut c = unsecured(line, extra);
+    // Every script runs as keepalived's script_user, whatever its kind.
+    crate::script_security::apply(&mut c);
+    c
+}
+
+fn unsecured(line: &str, extra: &[String]) -> Command {
     match split_command(line).filter(|w| w[0].contains('/') || in_path(&w[0])) {
         Some(words) => {
             let mut c = Command::new(&words[0]);

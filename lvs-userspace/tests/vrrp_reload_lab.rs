@@ -1,6 +1,6 @@
 //! SIGHUP: an added instance starts, a removed one stops (its VIP goes),
 //! an unchanged one keeps its state without a new transition, a priority
-//! change is applied in place, a VRID change restarts the instance.
+//! or VIP change is applied in place, a VRID change restarts the instance.
 //!
 //! Needs root, `ip`, `ethtool`.
 
@@ -102,4 +102,66 @@ fn sighup_adds_and_removes_instances_keeping_unchanged_ones() {
     .unwrap();
     wait_master(&lab, 0, Duration::from_secs(2)).unwrap();
     let _ = lab.kill(s.pid);
+}
+
+/// A reload adding a VIP to the MASTER of a pair keeps it MASTER: the new
+/// VIP appears, no transition, no priority-0 advert reaches the backup
+/// (keepalived's restore_vrrp_state; before, the instance restarted).
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn reload_adding_a_vip_keeps_the_master() {
+    let lab = lab();
+    let m = start_ours(&lab, 0, &Conf::master());
+    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let b = start_ours(&lab, 1, &Conf::backup());
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let with_vip2 = Conf {
+        more_vips: "        198.18.0.101/16 dev bond0 label bond0:2\n",
+        ..Conf::master()
+    };
+    std::fs::write(&m.conf, with_vip2.text()).unwrap();
+    sighup(m.pid);
+    lvs_testkit::wait_until(
+        "the new VIP on the master",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || has(&lab, VIP2).is_some(),
+    )
+    .unwrap();
+    assert_eq!(has(&lab, VIP2).unwrap().label.as_deref(), Some("bond0:2"));
+    // The backup still has the old list: it logs the mismatch, stays.
+    std::thread::sleep(Duration::from_secs(5));
+    let log = log_text(&m);
+    assert_eq!(
+        log.matches("(VI_1) Entering MASTER STATE").count(),
+        1,
+        "{log}"
+    );
+    // Only the start's "Entering BACKUP STATE (init)" (state MASTER takes
+    // over after one interval), no BACKUP since.
+    assert_eq!(log.matches("Entering BACKUP STATE").count(), 1, "{log}");
+    assert!(vip_on(&lab, 0).is_some() && vip_on(&lab, 1).is_none());
+    assert_eq!(priority_zero_received(&b), 0, "priority 0 on the wire");
+    let st = stats(&m).unwrap();
+    assert_eq!(st["priority_zero_sent"], 0, "{st}");
+    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    // And removing it again removes it, still MASTER.
+    std::fs::write(&m.conf, Conf::master().text()).unwrap();
+    sighup(m.pid);
+    lvs_testkit::wait_until(
+        "the VIP gone",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || has(&lab, VIP2).is_none(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(vip_on(&lab, 0).is_some());
+    assert_eq!(
+        log_text(&m).matches("(VI_1) Entering MASTER STATE").count(),
+        1
+    );
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
 }

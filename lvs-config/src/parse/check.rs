@@ -110,12 +110,12 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
 
 /// lvs-xdp cannot serve firewall-mark services: its XDP program sees a
 /// packet before netfilter, so no iptables/nftables rule has marked it
-/// yet. Refused (the item is left out) with what to write instead; a
-/// warning, as for every keepalived feature lvs-xdp does not run (the
-/// file still means the same to keepalived, and the rest of it runs).
+/// yet. Refused (the item is left out) with what to write instead: an
+/// error, as for NAT and TUN services (exit 4, keepalived's "errors but
+/// would run": the rest of the file runs).
 fn refuse_fwmark(p: &mut Parser, span: &Span, what: &str) {
     p.diags.add(
-        Severity::Warning,
+        Severity::Error,
         span,
         format!(
             "{what}: fwmark services are not supported: the XDP program runs before netfilter, \

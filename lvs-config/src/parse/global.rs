@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
 use crate::keywords::GLOBAL_ALL;
-use crate::model::{Config, GlobalDefs, LvsSyncDaemon, LvsTimeouts};
+use crate::model::{Config, GlobalDefs, LvsSyncDaemon, LvsTimeouts, NotifyFifo};
 use crate::tree::Node;
 
 const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
@@ -78,6 +78,22 @@ static GLOBAL_KW: &[Kw<GlobalDefs>] = &[
     leaf("vrrp_strict", |_, g, _| g.vrrp_strict = true),
     leaf("dynamic_interfaces", |_, g, _| g.dynamic_interfaces = true),
     leaf("lvs_flush", |_, g, _| g.lvs_flush = true),
+    leaf("notify_fifo", |p, g, n| fifo(p, &mut g.notify_fifo, n)),
+    leaf("vrrp_notify_fifo", |p, g, n| {
+        fifo(p, &mut g.vrrp_notify_fifo, n)
+    }),
+    leaf("notify_fifo_script", |p, g, n| {
+        fifo_script(p, &mut g.notify_fifo, n)
+    }),
+    leaf("vrrp_notify_fifo_script", |p, g, n| {
+        fifo_script(p, &mut g.vrrp_notify_fifo, n)
+    }),
+    leaf("vrrp_startup_delay", |p, g, n| {
+        // keepalived: decimal seconds, at most TIMER_MAX_SEC (1000).
+        if let Some(d) = p.timer(n, 1, Duration::ZERO, Duration::from_secs(1000)) {
+            g.vrrp_startup_delay = d;
+        }
+    }),
     leaf("lvs_sync_daemon", |p, g, n| {
         g.lvs_sync_daemon = lvs_sync_daemon(p, n)
     }),
@@ -108,6 +124,30 @@ static GLOBAL_KW: &[Kw<GlobalDefs>] = &[
         }
     }),
 ];
+
+/// `notify_fifo PATH [USER [GROUP]]` (the FIFO is created by root; the
+/// user/group words are accepted, the FIFO stays root's).
+fn fifo(p: &mut Parser, f: &mut Option<NotifyFifo>, n: &Node) {
+    let Some(path) = p.string(n, 1) else { return };
+    match f {
+        Some(f) => f.path = path,
+        None => *f = Some(NotifyFifo { path, script: None }),
+    }
+}
+
+/// `notify_fifo_script SCRIPT`: the script line as one string.
+fn fifo_script(p: &mut Parser, f: &mut Option<NotifyFifo>, n: &Node) {
+    let Some(script) = p.string(n, 1) else { return };
+    match f {
+        Some(f) => f.script = Some(script),
+        None => {
+            *f = Some(NotifyFifo {
+                path: String::new(),
+                script: Some(script),
+            })
+        }
+    }
+}
 
 /// `lvs_sync_daemon IF [INSTANCE] [id N] [maxlen N] [port N] [ttl N]
 /// [group ADDR]`, as keepalived's global parser reads it.
@@ -206,6 +246,9 @@ impl Default for GlobalDefs {
             vrrp_strict: false,
             dynamic_interfaces: false,
             lvs_flush: false,
+            vrrp_startup_delay: Duration::ZERO,
+            notify_fifo: None,
+            vrrp_notify_fifo: None,
             lvs_sync_daemon: None,
             lvs_timeouts: LvsTimeouts::default(),
         }

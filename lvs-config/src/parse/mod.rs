@@ -168,6 +168,7 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
         match kw {
             "global_defs" => {}
             "vrrp_script" => vrrp::parse_script(p, &mut cfg, n),
+            "vrrp_track_process" => vrrp::parse_track_process(p, &mut cfg, n),
             "vrrp_sync_group" => {
                 vrrp::parse_sync_group(p, &mut cfg, n);
                 p.warn_if_ignored_by_lvsd("root", n);

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
 use crate::diag::{Severity, Span};
-use crate::keywords::{SCRIPT_ALL, SYNC_GROUP_ALL, VRRP_ALL};
+use crate::keywords::{SCRIPT_ALL, SYNC_GROUP_ALL, TRACK_PROCESS_ALL, VRRP_ALL};
 use crate::model::{
-    Auth, AuthType, Config, Notify, TrackInterface, TrackScript, VipEntry, VrrpInstance,
-    VrrpScript, VrrpState, VrrpSyncGroup,
+    Auth, AuthType, Config, Notify, ParamMatch, TrackInterface, TrackProcess, TrackScript,
+    VipEntry, VrrpInstance, VrrpScript, VrrpState, VrrpSyncGroup,
 };
 use crate::tree::Node;
 
@@ -106,6 +106,134 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
     leaf("init_fail", |_, b, _| b.s.init_fail = true),
 ];
 
+// ---------------------------------------------------------- vrrp_track_process
+
+fn tp_delay(p: &mut Parser, n: &Node) -> Option<Duration> {
+    // keepalived: 0.000001 .. 3600 s.
+    p.timer(n, 1, Duration::from_micros(1), Duration::from_secs(3600))
+}
+
+static TRACK_PROCESS_KW: &[Kw<TrackProcess>] = &[
+    leaf("process", |p, t, n| {
+        let Some(name) = p.string(n, 1) else { return };
+        t.process = name;
+        t.params = n.words.iter().skip(2).map(|w| w.text.clone()).collect();
+        if !t.params.is_empty() {
+            if t.param_match == ParamMatch::None {
+                t.param_match = ParamMatch::Exact;
+            }
+            t.full_command = true;
+        }
+    }),
+    leaf("param_match", |p, t, n| {
+        t.full_command = true;
+        t.param_match = match n.words.get(1).map(|w| w.text.as_str()) {
+            None => ParamMatch::Exact,
+            Some("initial") => ParamMatch::Initial,
+            Some("partial") => ParamMatch::Partial,
+            Some(other) => {
+                p.diags.error(
+                    &n.words[1].span,
+                    format!("Invalid param_match type {other} - ignoring"),
+                );
+                t.param_match
+            }
+        };
+    }),
+    leaf("weight", |p, t, n| {
+        if let Some(w) = p.int(n, 1, -254, 254) {
+            t.weight = w as i32;
+        }
+        if let Some(w) = n.words.get(2) {
+            if w.text == "reverse" {
+                t.weight_reverse = true;
+            } else {
+                p.diags.error(
+                    &w.span,
+                    format!(
+                        "vrrp_track_process {} unknown weight option {}",
+                        t.name, w.text
+                    ),
+                );
+            }
+        }
+    }),
+    leaf("quorum", |p, t, n| {
+        if let Some(q) = p.uint(n, 1, 1, 65535) {
+            t.quorum = q as u32;
+        }
+    }),
+    leaf("quorum_max", |p, t, n| {
+        if let Some(q) = p.uint(n, 1, 0, 65535) {
+            t.quorum_max = q as u32;
+            if q == 0 {
+                t.quorum = 0;
+            }
+        }
+    }),
+    leaf("delay", |p, t, n| {
+        if let Some(d) = tp_delay(p, n) {
+            t.fork_delay = d;
+            t.terminate_delay = d;
+        }
+    }),
+    leaf("terminate_delay", |p, t, n| {
+        if let Some(d) = tp_delay(p, n) {
+            t.terminate_delay = d;
+        }
+    }),
+    leaf("fork_delay", |p, t, n| {
+        if let Some(d) = tp_delay(p, n) {
+            t.fork_delay = d;
+        }
+    }),
+    leaf("full_command", |_, t, _| t.full_command = true),
+];
+
+pub(super) fn parse_track_process(p: &mut Parser, cfg: &mut Config, n: &Node) {
+    let Some(name) = block_name(p, n) else { return };
+    let mut t = TrackProcess {
+        span: n.span().clone(),
+        name,
+        process: String::new(),
+        params: Vec::new(),
+        param_match: ParamMatch::None,
+        full_command: false,
+        weight: 0,
+        weight_reverse: false,
+        // keepalived alloc_vrrp_process: quorum 1, quorum_max unlimited.
+        quorum: 1,
+        quorum_max: u32::MAX,
+        fork_delay: Duration::ZERO,
+        terminate_delay: Duration::ZERO,
+    };
+    p.dispatch(
+        "vrrp_track_process",
+        &[TRACK_PROCESS_KW],
+        TRACK_PROCESS_ALL,
+        &mut t,
+        n.block.as_deref().unwrap_or(&[]),
+    );
+    if t.process.is_empty() {
+        p.diags.error(
+            n.span(),
+            format!("track process '{}' process name not specified", t.name),
+        );
+        return;
+    }
+    if t.quorum > t.quorum_max {
+        p.diags.error(
+            n.span(),
+            format!(
+                "vrrp_track_process {}: quorum is greater than quorum_max",
+                t.name
+            ),
+        );
+        return;
+    }
+    cfg.vrrp_track_processes.push(t);
+}
+
 pub(super) fn parse_script(p: &mut Parser, cfg: &mut Config, n: &Node) {
     let Some(name) = block_name(p, n) else { return };
     let mut b = ScriptB {
@@ -157,32 +285,54 @@ pub(super) fn parse_script(p: &mut Parser, cfg: &mut Config, n: &Node) {
 // ------------------------------------------------------------ shared entries
 
 fn track_interfaces(p: &mut Parser, n: &Node) -> Vec<TrackInterface> {
-    tracked(p, n, "track_interface", |span, name, weight| {
-        TrackInterface { span, name, weight }
+    tracked(p, n, "track_interface", |span, name, weight, reverse| {
+        TrackInterface {
+            span,
+            name,
+            weight,
+            reverse,
+        }
     })
 }
 
 fn track_scripts(p: &mut Parser, n: &Node) -> Vec<TrackScript> {
-    tracked(p, n, "track_script", |span, name, weight| TrackScript {
+    tracked(p, n, "track_script", track_entry)
+}
+
+fn track_entry(span: Span, name: String, weight: Option<i32>, reverse: bool) -> TrackScript {
+    TrackScript {
         span,
         name,
         weight,
-    })
+        reverse,
+    }
 }
 
 /// The entries of a `track_interface` / `track_script` block: `NAME [weight
-/// W]`, W in -254..=254; other options are warned about and ignored.
+/// W [reverse]]`, W in -254..=254; other options are warned about and
+/// ignored.
 fn tracked<T>(
     p: &mut Parser,
     n: &Node,
     block: &str,
-    make: impl Fn(Span, String, Option<i32>) -> T,
+    make: impl Fn(Span, String, Option<i32>, bool) -> T,
 ) -> Vec<T> {
     let mut out = Vec::new();
     for e in n.block.iter().flatten() {
+        let mut reverse = false;
         let weight = match e.words.get(1) {
             Some(w) if w.text == "weight" => match e.words.get(2) {
-                Some(v) => p.int_word("weight", v, -254, 254).map(|v| v as i32),
+                Some(v) => {
+                    match e.words.get(3) {
+                        Some(r) if r.text == "reverse" => reverse = true,
+                        Some(r) => p.diags.warn(
+                            &r.span,
+                            format!("unknown {block} weight option `{}`; ignored", r.text),
+                        ),
+                        None => {}
+                    }
+                    p.int_word("weight", v, -254, 254).map(|v| v as i32)
+                }
                 None => {
                     p.diags.error(&w.span, "`weight` needs a value");
                     None
@@ -197,7 +347,12 @@ fn tracked<T>(
             }
             None => None,
         };
-        out.push(make(e.span().clone(), e.keyword().to_string(), weight));
+        out.push(make(
+            e.span().clone(),
+            e.keyword().to_string(),
+            weight,
+            reverse,
+        ));
     }
     out
 }
@@ -227,6 +382,12 @@ static SYNC_KW: &[Kw<VrrpSyncGroup>] = &[
     block("track_script", |p, g, n| {
         g.track_script = track_scripts(p, n)
     }),
+    block("track_process", |p, g, n| {
+        g.track_process = tracked(p, n, "track_process", track_entry)
+    }),
+    block("track_file", |p, g, n| {
+        g.track_file = tracked(p, n, "track_file", track_entry)
+    }),
     leaf("notify_master", |p, g, n| notify(p, &mut g.notify, n)),
     leaf("notify_backup", |p, g, n| notify(p, &mut g.notify, n)),
     leaf("notify_fault", |p, g, n| notify(p, &mut g.notify, n)),
@@ -251,6 +412,8 @@ pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
         notify: Notify::default(),
         track_interface: Vec::new(),
         track_script: Vec::new(),
+        track_process: Vec::new(),
+        track_file: Vec::new(),
         smtp_alert: false,
         global_tracking: false,
     };
@@ -596,6 +759,14 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         let t = track_scripts(p, n);
         b.v.track_script.extend(t);
     }),
+    block("track_process", |p, b, n| {
+        let t = tracked(p, n, "track_process", track_entry);
+        b.v.track_process.extend(t);
+    }),
+    block("track_file", |p, b, n| {
+        let t = tracked(p, n, "track_file", track_entry);
+        b.v.track_file.extend(t);
+    }),
     leaf("dont_track_primary", |_, b, _| {
         b.v.dont_track_primary = true
     }),
@@ -644,6 +815,22 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         b.v.use_vmac = Some(n.words.get(1).map(|w| w.text.clone()).unwrap_or_default());
     }),
     leaf("accept", |_, b, _| b.v.accept = Some(true)),
+    block("auth_hmac", |p, _, n| {
+        // keepalived 2.4's HMAC-SHA256 advert trailer: not implemented, so
+        // refused rather than ignored (a peer with it set drops our
+        // adverts, and we would not check theirs: two masters).
+        p.diags.add(
+            Severity::Error,
+            n.span(),
+            "`auth_hmac` (keepalived 2.4's HMAC-SHA256 advert authentication) is not supported by lvs-xdp: \
+             peers using it would drop our adverts and we could not check theirs"
+                .to_string(),
+            Some(
+                "remove `auth_hmac` from this instance on every router of it, or keep this instance on keepalived"
+                    .into(),
+            ),
+        );
+    }),
     leaf("no_accept", |_, b, _| b.v.accept = Some(false)),
 ];
 
@@ -670,6 +857,8 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
             mcast_src_ip: None,
             track_interface: Vec::new(),
             track_script: Vec::new(),
+            track_process: Vec::new(),
+            track_file: Vec::new(),
             dont_track_primary: false,
             notify: Notify::default(),
             smtp_alert: false,
@@ -747,8 +936,9 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
     let version = b.v.version.unwrap_or(cfg.global.vrrp_version);
     let ai = b.v.advert_int;
     if version == 2 && ai.subsec_nanos() != 0 {
-        // VRRPv2 adverts carry whole seconds.
-        let rounded = Duration::from_secs(ai.as_secs().max(1));
+        // VRRPv2 adverts carry whole seconds; keepalived rounds to the
+        // nearest (1.5 → 2), at least 1.
+        let rounded = Duration::from_secs(((ai.as_millis() + 500) / 1000).max(1) as u64);
         p.diags.add(
             Severity::Warning,
             n.span(),
@@ -841,6 +1031,16 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
             );
             b.v.preempt_delay = Duration::ZERO;
         }
+    }
+    if !b.v.preempt && !b.v.preempt_delay.is_zero() {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "({}) preempt_delay is incompatible with nopreempt mode - resetting",
+                b.v.name
+            ),
+        );
+        b.v.preempt_delay = Duration::ZERO;
     }
     if b.v.priority == 255 && b.v.state == Some(VrrpState::Backup) {
         p.diags.warn(

@@ -14,6 +14,7 @@
 mod addr;
 mod garp;
 mod link;
+pub mod monitor;
 mod neigh;
 mod route;
 mod sock;

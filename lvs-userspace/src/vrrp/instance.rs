@@ -11,17 +11,23 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn};
 
+use super::fifo::NotifyFifos;
 use super::gate::PreemptGate;
 use super::notify::{notify, NotifyScripts};
 use super::packet::{self, Expect, Outgoing, RejectReason, VRRP_MCAST_GROUP};
 use super::socket::VrrpSocket;
 use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
-use super::track::{self, ScriptState, TrackedScript};
+use super::sync::{GroupCmd, MemberLink, Report};
+use super::track::{
+    self, ProcessState, ScriptState, TrackedFile, TrackedIf, TrackedProcess, TrackedScript,
+};
 use super::{VrrpError, VrrpEvent, VrrpStats};
-use crate::netlink::{self, IfAddr};
+use crate::netlink::monitor::{Monitor, NetEvent};
+use crate::netlink::{self, IfAddr, NetlinkError};
 
-/// How often the interface's link state is checked (FAULT when it is down
-/// or has no carrier).
+/// How often the tracked interfaces' link state (and, while MASTER, the
+/// VIPs) are re-read, besides the netlink notifications (FAULT when a
+/// tracked interface is down or has no carrier).
 const LINK_CHECK: Duration = Duration::from_secs(1);
 
 /// One `virtual_ipaddress` line, resolved.
@@ -52,6 +58,12 @@ pub(crate) struct Params {
     pub garp_refresh_repeat: u32,
     pub notify: NotifyScripts,
     pub scripts: Vec<TrackedScript>,
+    /// `track_interface`, the primary and the VIPs' interfaces.
+    pub tracked_ifs: Vec<TrackedIf>,
+    /// `track_process`.
+    pub processes: Vec<TrackedProcess>,
+    /// `track_file`.
+    pub files: Vec<TrackedFile>,
 }
 
 fn v4(a: &IpAddr) -> Option<Ipv4Addr> {
@@ -72,8 +84,9 @@ impl Params {
         }
         let mut adver_int = i.advert_int;
         if version == 2 {
-            // v2 carries whole seconds (keepalived rounds the same way).
-            let s = adver_int.as_secs_f64().round().clamp(1.0, 255.0);
+            // v2 carries whole seconds: keepalived rounds to the nearest
+            // (1.5 → 2), within 1..=255.
+            let s = ((adver_int.as_millis() + 500) / 1000).clamp(1, 255);
             adver_int = Duration::from_secs(s as u64);
         } else {
             let cs = (adver_int.as_millis() / 10).clamp(1, 4095) as u64;
@@ -147,28 +160,135 @@ impl Params {
             garp_repeat: i.garp_master_repeat.max(1),
             garp_refresh: i.garp_master_refresh.filter(|d| !d.is_zero()),
             garp_refresh_repeat: i.garp_master_refresh_repeat.max(1),
-            notify: NotifyScripts::from(&i.notify),
-            scripts: track::resolve(cfg, i).map_err(VrrpError::Config)?,
+            notify: NotifyScripts::from(&i.notify).secure(),
+            scripts: track::resolve(cfg, i)
+                .map_err(VrrpError::Config)?
+                .into_iter()
+                .filter(|s| crate::script_security::allowed(&s.script))
+                .collect(),
+            tracked_ifs: track::tracked_interfaces(i),
+            processes: track::resolve_processes(cfg, &i.name, &i.track_process)
+                .map_err(VrrpError::Config)?,
+            files: track::resolve_files(cfg, &i.name, &i.track_file),
         })
     }
 }
 
 impl Params {
-    /// Whether `other` differs only in what a running instance can take
-    /// over in place (priority, intervals, preemption, GARP settings).
+    /// Whether `other` can be applied to a running instance in place
+    /// (keepalived's `restore_vrrp_state`: the instance keeps its state).
+    /// Only what the socket is bound to needs a restart: the interface,
+    /// VRID, version, and multicast group or unicast mode.
     pub fn same_identity(&self, other: &Params) -> bool {
         self.machine.name == other.machine.name
             && self.machine.version == other.machine.version
             && self.ifname == other.ifname
             && self.vrid == other.vrid
-            && self.auth_pass == other.auth_pass
-            && self.vips == other.vips
-            && self.advert_addrs == other.advert_addrs
-            && self.src_ip == other.src_ip
-            && self.unicast_peers == other.unicast_peers
+            && self.unicast_peers.is_empty() == other.unicast_peers.is_empty()
             && self.mcast_group == other.mcast_group
-            && self.scripts == other.scripts
     }
+}
+
+/// The links of the VIPs' interfaces.
+fn vip_links(vips: &[Vip]) -> Result<BTreeMap<String, netlink::Link>, VrrpError> {
+    let mut out = BTreeMap::new();
+    for v in vips {
+        if !out.contains_key(&v.dev) {
+            out.insert(v.dev.clone(), netlink::link_by_name(&v.dev)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Our source address: configured, else the interface's first address
+/// that is not one of our VIPs (the primary).
+fn local_ip(p: &Params, ifindex: u32) -> Result<Ipv4Addr, VrrpError> {
+    match p.src_ip {
+        Some(a) => Ok(a),
+        None => netlink::addrs(ifindex)?
+            .into_iter()
+            .map(|a| a.addr)
+            .find(|a| !p.vips.iter().any(|v| v.addr.addr == *a))
+            .ok_or_else(|| {
+                VrrpError::Config(format!(
+                    "({}) interface {} has no IPv4 address",
+                    p.machine.name, p.ifname
+                ))
+            }),
+    }
+}
+
+/// The quorum of each tracked process, as /proc shows it now.
+fn process_states(procs: &[TrackedProcess]) -> Vec<ProcessState> {
+    let cfgs: Vec<&lvs_config::TrackProcess> = procs.iter().map(|t| &t.p).collect();
+    let counts = track::count_processes(&cfgs);
+    procs
+        .iter()
+        .zip(counts)
+        .map(|(t, n)| ProcessState::new(t, n))
+        .collect()
+}
+
+/// The tracked files' values now (`init_file` written first where it
+/// applies; a missing file is 0, an unreadable number 0 at start).
+fn file_values(files: &[TrackedFile]) -> Vec<i64> {
+    files
+        .iter()
+        .map(|f| {
+            if let Some((v, overwrite)) = f.init_file {
+                let path = std::path::Path::new(&f.path);
+                if overwrite || !path.exists() {
+                    if let Err(e) = std::fs::write(path, format!("{v}\n")) {
+                        warn!("track_file {}: cannot write {}: {e}", f.name, f.path);
+                    }
+                }
+            }
+            crate::check::file::read_value(std::path::Path::new(&f.path)).unwrap_or(0)
+        })
+        .collect()
+}
+
+/// The live state of one tracked interface.
+#[derive(Clone, Debug)]
+struct IfState {
+    /// `None` while the interface does not exist.
+    index: Option<u32>,
+    up: bool,
+}
+
+impl IfState {
+    fn read(t: &TrackedIf) -> IfState {
+        let mut st = IfState {
+            index: None,
+            up: false,
+        };
+        st.refresh(&t.name);
+        st
+    }
+
+    /// Re-reads the link; returns whether `up` changed. A netlink error
+    /// other than "no such interface" leaves the state as it was (it says
+    /// nothing about the carrier).
+    fn refresh(&mut self, name: &str) -> bool {
+        let was = self.up;
+        if self.index.is_none() {
+            self.index = netlink::link_by_name(name).ok().map(|l| l.index);
+        }
+        match self.index.map(netlink::link_operational) {
+            None => self.up = false,
+            Some(Ok(up)) => self.up = up,
+            Some(Err(e)) if gone(&e) => {
+                self.index = None;
+                self.up = false;
+            }
+            Some(Err(e)) => debug!("link state of {name}: {e}"),
+        }
+        was != self.up
+    }
+}
+
+fn gone(e: &NetlinkError) -> bool {
+    matches!(e, NetlinkError::NoSuchLink(_)) || e.errno() == Some(libc::ENODEV)
 }
 
 pub(crate) enum Ctl {
@@ -176,6 +296,14 @@ pub(crate) enum Ctl {
     Shutdown(oneshot::Sender<()>),
     /// New parameters with the same identity (see [`Params::same_identity`]).
     Update(Box<Params>),
+}
+
+/// What every instance of a [`super::Vrrp`] shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub events: mpsc::Sender<VrrpEvent>,
+    pub gate: PreemptGate,
+    pub fifos: Arc<NotifyFifos>,
 }
 
 /// A running instance.
@@ -190,37 +318,21 @@ impl Handle {
     /// Resolves the interfaces, opens the socket and starts the task.
     pub fn spawn(
         params: Params,
-        events: mpsc::Sender<VrrpEvent>,
-        gate: &PreemptGate,
+        shared: &Shared,
+        startup_delay: Duration,
+        group: Option<MemberLink>,
     ) -> Result<Handle, VrrpError> {
         let name = params.machine.name.clone();
         let link = netlink::link_by_name(&params.ifname)?;
-        let mut vip_links = BTreeMap::new();
-        for v in &params.vips {
-            if !vip_links.contains_key(&v.dev) {
-                vip_links.insert(v.dev.clone(), netlink::link_by_name(&v.dev)?);
-            }
-        }
-        // Our source address: configured, else the interface's first
-        // address that is not one of our VIPs (the primary).
-        let local_ip = match params.src_ip {
-            Some(a) => a,
-            None => netlink::addrs(link.index)?
-                .into_iter()
-                .map(|a| a.addr)
-                .find(|a| !params.vips.iter().any(|v| v.addr.addr == *a))
-                .ok_or_else(|| {
-                    VrrpError::Config(format!(
-                        "({name}) interface {} has no IPv4 address",
-                        params.ifname
-                    ))
-                })?,
-        };
-        let group = params
+        let vip_links = vip_links(&params.vips)?;
+        let local_ip = local_ip(&params, link.index)?;
+        // Opened here: the socket belongs to the caller's namespace.
+        let monitor = Monitor::open()?;
+        let mcast = params
             .unicast_peers
             .is_empty()
             .then_some(params.mcast_group);
-        let sock = VrrpSocket::open(&params.ifname, link.index, group)?;
+        let sock = VrrpSocket::open(&params.ifname, link.index, mcast)?;
         let stats = Arc::new(Mutex::new(VrrpStats {
             instance: name.clone(),
             state: VrrpState::Init,
@@ -228,22 +340,35 @@ impl Handle {
             ..VrrpStats::default()
         }));
         let (ctl, ctl_rx) = mpsc::channel(4);
+        let mut machine = Machine::new(params.machine.clone(), local_ip);
+        machine.grouped = group.is_some();
         let task = Task {
-            machine: Machine::new(params.machine.clone(), local_ip),
+            machine,
             p: params.clone(),
             sock,
             ifindex: link.index,
             vip_links,
             stats: stats.clone(),
-            events,
+            events: shared.events.clone(),
+            fifos: shared.fifos.clone(),
             garp_next: None,
             refresh_next: None,
             reasons_logged: BTreeMap::new(),
             script_states: params.scripts.iter().map(ScriptState::new).collect(),
-            link_fault: false,
-            script_fault: false,
+            script_tasks: Vec::new(),
+            script_tx: None,
+            if_states: params.tracked_ifs.iter().map(IfState::read).collect(),
+            proc_states: process_states(&params.processes),
+            file_values: file_values(&params.files),
+            fault: false,
+            monitor,
+            group: group.map(|member| GroupMember {
+                link: member,
+                last: None,
+                fault: false,
+            }),
         };
-        let task = tokio::spawn(task.run(ctl_rx, gate.subscribe()));
+        let task = tokio::spawn(task.run(ctl_rx, shared.gate.subscribe(), startup_delay));
         Ok(Handle {
             params,
             stats,
@@ -277,6 +402,7 @@ struct Task {
     vip_links: BTreeMap<String, netlink::Link>,
     stats: Arc<Mutex<VrrpStats>>,
     events: mpsc::Sender<VrrpEvent>,
+    fifos: Arc<NotifyFifos>,
     /// Second gratuitous ARP burst (garp_master_delay after MASTER).
     garp_next: Option<Instant>,
     /// Periodic bursts (garp_master_refresh).
@@ -285,8 +411,34 @@ struct Task {
     /// info, the rest at debug: a misconfigured peer sends one a second).
     reasons_logged: BTreeMap<&'static str, u64>,
     script_states: Vec<ScriptState>,
-    link_fault: bool,
-    script_fault: bool,
+    script_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Results of the script tasks come back through this.
+    script_tx: Option<mpsc::Sender<(usize, bool)>>,
+    if_states: Vec<IfState>,
+    proc_states: Vec<ProcessState>,
+    /// The tracked files' values.
+    file_values: Vec<i64>,
+    /// A tracked interface is down or a weight-0 script failed.
+    fault: bool,
+    monitor: Monitor,
+    group: Option<GroupMember>,
+}
+
+/// This instance's membership of a `vrrp_sync_group`.
+struct GroupMember {
+    link: MemberLink,
+    /// What the group was told last.
+    last: Option<Report>,
+    /// Some member of the group has a fault.
+    fault: bool,
+}
+
+/// The next command of the sync group, if any (never, without one).
+async fn group_cmd(g: &mut Option<GroupMember>) -> Option<GroupCmd> {
+    match g {
+        Some(g) => g.link.cmds.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Task {
@@ -294,7 +446,15 @@ impl Task {
         mut self,
         mut ctl: mpsc::Receiver<Ctl>,
         mut gate: tokio::sync::watch::Receiver<Option<std::time::Instant>>,
+        startup_delay: Duration,
     ) {
+        if !startup_delay.is_zero() {
+            info!(
+                "({}) Delaying startup for {:?}",
+                self.p.machine.name, startup_delay
+            );
+            tokio::time::sleep(startup_delay).await;
+        }
         // VIPs left behind by a predecessor that died (SIGKILL) must not
         // stay while we are BACKUP (keepalived removes them too).
         if self.p.machine.priority != 255 {
@@ -304,29 +464,16 @@ impl Task {
                 }
             }
         }
-        // Tracked scripts: one task each, results come back here.
         let (script_tx, mut script_rx) = mpsc::channel(16);
-        let script_tasks: Vec<_> = self
-            .p
-            .scripts
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                tokio::spawn(track::run(
-                    i,
-                    s.clone(),
-                    self.p.machine.name.clone(),
-                    script_tx.clone(),
-                ))
-            })
-            .collect();
-        drop(script_tx);
+        self.script_tx = Some(script_tx);
+        self.start_scripts();
+        self.log_tracked_down();
         self.apply_tracking(Instant::now()).await;
         let hold = gate.borrow_and_update().map(Instant::from_std);
         self.machine.set_preempt_hold(Instant::now(), hold);
         let acts = self.machine.start(Instant::now());
         self.apply(acts).await;
-        if self.script_fault {
+        if self.fault {
             let acts = self.machine.set_fault(Instant::now(), true);
             self.apply(acts).await;
         }
@@ -354,6 +501,9 @@ impl Task {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
+                evs = self.monitor.next() => {
+                    self.on_net_events(evs).await;
+                }
                 _ = sleep_until(deadline) => {
                     let now = Instant::now();
                     let acts = self.machine.on_timer(now);
@@ -370,29 +520,38 @@ impl Task {
                     }
                     if now >= link_check {
                         link_check = now + LINK_CHECK;
-                        self.check_link(now).await;
+                        self.check_links(now).await;
+                        self.check_vips(now).await;
+                        self.check_processes(now).await;
+                        self.check_files(now).await;
                     }
+                }
+                Some(cmd) = group_cmd(&mut self.group) => {
+                    self.on_group_cmd(cmd).await;
                 }
                 Ok(()) = gate.changed() => {
                     let hold = gate.borrow_and_update().map(Instant::from_std);
                     self.machine.set_preempt_hold(Instant::now(), hold);
                 }
                 Some((idx, ok)) = script_rx.recv() => {
-                    let s = &self.p.scripts[idx];
+                    let Some(s) = self.p.scripts.get(idx) else { continue };
+                    let first = self.script_states[idx].ok.is_none();
                     if self.script_states[idx].feed(s, ok) {
-                        info!(
-                            "({}) Script `{}` now returning {}",
-                            self.p.machine.name,
-                            s.name,
-                            if ok { "success" } else { "failure" }
-                        );
+                        if !first || !ok {
+                            info!(
+                                "({}) Script `{}` now returning {}",
+                                self.p.machine.name,
+                                s.name,
+                                if ok { "success" } else { "failure" }
+                            );
+                        }
                         self.apply_tracking(Instant::now()).await;
                     }
                 }
                 c = ctl.recv() => {
                     let done = match c {
                         Some(Ctl::Update(p)) => {
-                            self.update(*p);
+                            self.update(*p).await;
                             continue;
                         }
                         Some(Ctl::Shutdown(done)) => Some(done),
@@ -400,7 +559,7 @@ impl Task {
                     };
                     let acts = self.machine.shutdown();
                     self.apply(acts).await;
-                    for t in &script_tasks {
+                    for t in &self.script_tasks {
                         t.abort();
                     }
                     if let Some(d) = done {
@@ -412,68 +571,368 @@ impl Task {
         }
     }
 
-    fn update(&mut self, p: Params) {
+    async fn on_group_cmd(&mut self, cmd: GroupCmd) {
+        let now = Instant::now();
+        match cmd {
+            GroupCmd::Fault(f) => {
+                if let Some(g) = &mut self.group {
+                    g.fault = f;
+                }
+                self.sync_fault(now).await;
+            }
+            GroupCmd::ToMaster => {
+                let acts = self.machine.force_master(now);
+                self.apply(acts).await;
+            }
+            GroupCmd::ToBackup { quick } => {
+                let acts = self.machine.force_backup(now, quick);
+                self.apply(acts).await;
+            }
+        }
+    }
+
+    /// Tells the sync group what changed.
+    fn report_group(&mut self) {
+        let Some(g) = &mut self.group else { return };
+        let r = Report {
+            state: self.machine.state,
+            own_fault: self.fault,
+            wants_master: self.machine.wants_master,
+            quick: self.machine.left_quick,
+        };
+        if g.last == Some(r) || r.state == VrrpState::Init {
+            return;
+        }
+        g.last = Some(r);
+        if g.link.reports.try_send((g.link.idx, r)).is_err() {
+            warn!("({}) sync group does not take reports", self.p.machine.name);
+        }
+    }
+
+    /// One task per tracked script; results come back on `script_tx`
+    /// tagged with the script's index.
+    fn start_scripts(&mut self) {
+        for t in self.script_tasks.drain(..) {
+            t.abort();
+        }
+        let Some(tx) = &self.script_tx else { return };
+        self.script_tasks = self
+            .p
+            .scripts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                tokio::spawn(track::run(
+                    i,
+                    s.clone(),
+                    self.p.machine.name.clone(),
+                    tx.clone(),
+                ))
+            })
+            .collect();
+    }
+
+    fn log_tracked_down(&self) {
+        for (t, st) in self.p.tracked_ifs.iter().zip(&self.if_states) {
+            if !st.up {
+                info!("Netlink reports {} down", t.name);
+            }
+        }
+        for (t, st) in self.p.processes.iter().zip(&self.proc_states) {
+            if !st.have_quorum {
+                info!(
+                    "({}) tracked process {} quorum not achieved",
+                    self.p.machine.name, t.p.name
+                );
+            }
+        }
+    }
+
+    /// Re-reads the tracked files (keepalived watches them with inotify;
+    /// once a second is close enough for failover).
+    async fn check_files(&mut self, now: Instant) {
+        let mut changed = false;
+        for (f, v) in self.p.files.iter().zip(&mut self.file_values) {
+            // An unreadable number keeps the last value (keepalived).
+            let Some(new) = crate::check::file::read_value(std::path::Path::new(&f.path)) else {
+                continue;
+            };
+            if new != *v {
+                info!(
+                    "({}) tracked file {} now {new} (was {})",
+                    self.p.machine.name, f.name, v
+                );
+                *v = new;
+                changed = true;
+            }
+        }
+        if changed {
+            self.apply_tracking(now).await;
+        }
+    }
+
+    /// Counts the tracked processes (keepalived watches process events;
+    /// /proc once a second is close enough for failover).
+    async fn check_processes(&mut self, now: Instant) {
+        if self.p.processes.is_empty() {
+            return;
+        }
+        let cfgs: Vec<&lvs_config::TrackProcess> = self.p.processes.iter().map(|t| &t.p).collect();
+        let counts = track::count_processes(&cfgs);
+        let mut changed = false;
+        for ((t, st), n) in self
+            .p
+            .processes
+            .iter()
+            .zip(&mut self.proc_states)
+            .zip(counts)
+        {
+            if st.feed(t, n, now) {
+                info!(
+                    "Quorum {} for tracked process {}",
+                    if st.have_quorum { "gained" } else { "lost" },
+                    t.p.name
+                );
+                changed = true;
+            }
+        }
+        if changed {
+            self.apply_tracking(now).await;
+        }
+    }
+
+    /// A reload with the same identity: everything else is applied in
+    /// place, keeping the state (keepalived's `restore_vrrp_state`).
+    async fn update(&mut self, p: Params) {
         info!(
             "({}) configuration updated (priority {}, advert_int {:?})",
             p.machine.name, p.machine.priority, p.machine.adver_int
         );
-        let effective = track::effective(p.machine.priority, &p.scripts, &self.script_states).0;
-        self.machine.p = p.machine.clone();
-        self.machine.p.priority = effective;
-        self.p = p;
-        self.stats.lock().unwrap().priority = effective;
-        if self.machine.state == VrrpState::Master {
-            self.send(effective);
+        let old = std::mem::replace(&mut self.p, p);
+        let master = self.machine.state == VrrpState::Master;
+        // VIPs: new interfaces resolved; as MASTER, the removed ones go
+        // and the added ones come (announced by gratuitous ARP).
+        if old.vips != self.p.vips {
+            match vip_links(&self.p.vips) {
+                Ok(l) => self.vip_links = l,
+                Err(e) => warn!("({}) VIP interfaces: {e}", self.p.machine.name),
+            }
+            if master {
+                let old_links = vip_links(&old.vips).unwrap_or_default();
+                for v in old.vips.iter().filter(|v| !self.p.vips.contains(v)) {
+                    if let Some(l) = old_links.get(&v.dev) {
+                        let _ = netlink::addr_del(l.index, &v.addr);
+                    }
+                }
+                let added: Vec<Vip> = self
+                    .p
+                    .vips
+                    .iter()
+                    .filter(|v| !old.vips.contains(v))
+                    .cloned()
+                    .collect();
+                self.add_vips(&added);
+                for v in &added {
+                    self.garp_one(v, self.p.garp_repeat);
+                }
+            }
+        }
+        if old.src_ip != self.p.src_ip {
+            match local_ip(&self.p, self.ifindex) {
+                Ok(a) => self.machine.local_ip = a,
+                Err(e) => warn!("({}) {e}", self.p.machine.name),
+            }
+        }
+        if old.scripts != self.p.scripts {
+            // Scripts kept by name keep their state; new ones start
+            // unknown without holding the instance (keepalived's
+            // INIT_RELOAD): a reload never faults a running instance.
+            let states = self
+                .p
+                .scripts
+                .iter()
+                .map(|s| {
+                    old.scripts
+                        .iter()
+                        .position(|o| o.name == s.name)
+                        .map(|i| self.script_states[i].clone())
+                        .unwrap_or_else(|| ScriptState::on_reload(s))
+                })
+                .collect();
+            self.script_states = states;
+            self.start_scripts();
+        }
+        if old.tracked_ifs != self.p.tracked_ifs {
+            self.if_states = self.p.tracked_ifs.iter().map(IfState::read).collect();
+        }
+        if old.processes != self.p.processes {
+            self.proc_states = process_states(&self.p.processes);
+        }
+        if old.files != self.p.files {
+            self.file_values = file_values(&self.p.files);
+        }
+        let (effective, _) = self.tracking();
+        let prio = self.machine.p.priority;
+        self.machine.p = self.p.machine.clone();
+        self.machine.p.priority = prio;
+        if effective != prio {
+            self.set_priority(effective);
+        } else if master {
+            // Auth, addresses or peers may have changed: say so at once.
+            self.send(prio);
+        }
+        self.apply_tracking(Instant::now()).await;
+    }
+
+    /// Link notifications and VIP removals.
+    async fn on_net_events(&mut self, evs: Vec<NetEvent>) {
+        let now = Instant::now();
+        let mut links_changed = false;
+        for ev in evs {
+            match ev {
+                NetEvent::Link { index, operational } => {
+                    for (t, st) in self.p.tracked_ifs.iter().zip(&mut self.if_states) {
+                        if st.index == Some(index) && st.up != operational {
+                            // Re-read: a notification may be stale.
+                            links_changed |= st.refresh(&t.name);
+                        } else if st.index.is_none() {
+                            links_changed |= st.refresh(&t.name);
+                        }
+                    }
+                }
+                NetEvent::AddrRemoved { index, addr } => {
+                    let ours = self.p.vips.iter().any(|v| {
+                        v.addr.addr == addr
+                            && self.vip_links.get(&v.dev).map(|l| l.index) == Some(index)
+                    });
+                    if ours && self.machine.state == VrrpState::Master {
+                        let acts = self.machine.on_vip_removed(now, addr);
+                        self.apply(acts).await;
+                    }
+                }
+                NetEvent::Overrun => {
+                    self.check_links(now).await;
+                    self.check_vips(now).await;
+                }
+            }
+        }
+        if links_changed {
+            self.links_changed(now).await;
         }
     }
 
-    async fn check_link(&mut self, now: Instant) {
-        // Up with carrier; a vanished interface counts as down.
-        let up = netlink::link_operational(self.ifindex).unwrap_or(false);
-        // Nothing to do unless the link state flipped.
-        if self.link_fault != up {
+    async fn check_links(&mut self, now: Instant) {
+        let mut changed = false;
+        for (t, st) in self.p.tracked_ifs.iter().zip(&mut self.if_states) {
+            changed |= st.refresh(&t.name);
+        }
+        if changed {
+            self.links_changed(now).await;
+        }
+    }
+
+    async fn links_changed(&mut self, now: Instant) {
+        for (t, st) in self.p.tracked_ifs.iter().zip(&self.if_states) {
+            debug!("({}) {} up={}", self.p.machine.name, t.name, st.up);
+        }
+        self.apply_tracking(now).await;
+    }
+
+    /// While MASTER: a VIP missing from its interface (a notification we
+    /// did not get) counts as removed.
+    async fn check_vips(&mut self, now: Instant) {
+        if self.machine.state != VrrpState::Master {
             return;
         }
-        self.link_fault = !up;
-        if self.link_fault {
-            info!(
-                "({}) Interface {} is down",
-                self.p.machine.name, self.p.ifname
-            );
+        // One address dump per interface, not per VIP.
+        let mut present: BTreeMap<u32, Vec<Ipv4Addr>> = BTreeMap::new();
+        let mut missing = None;
+        for v in &self.p.vips {
+            let Some(link) = self.vip_links.get(&v.dev) else {
+                continue;
+            };
+            let addrs = match present.entry(link.index) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let Ok(addrs) = netlink::addrs(link.index) else {
+                        continue;
+                    };
+                    e.insert(addrs.into_iter().map(|a| a.addr).collect())
+                }
+            };
+            if !addrs.contains(&v.addr.addr) {
+                missing = Some(v.addr.addr);
+                break;
+            }
         }
-        self.sync_fault(now).await;
+        if let Some(addr) = missing {
+            let acts = self.machine.on_vip_removed(now, addr);
+            self.apply(acts).await;
+        }
     }
 
-    /// FAULT while the interface is down or a weight-0 script is KO.
+    /// FAULT while a tracked interface is down or a weight-0 script is KO
+    /// (or has not run yet).
     async fn sync_fault(&mut self, now: Instant) {
-        let fault = self.link_fault || self.script_fault;
+        // A sync group member is also in FAULT while another member is.
+        let fault = self.fault || self.group.as_ref().is_some_and(|g| g.fault);
         if fault != (self.machine.state == VrrpState::Fault)
             && self.machine.state != VrrpState::Init
         {
             let acts = self.machine.set_fault(now, fault);
             self.apply(acts).await;
         }
+        self.report_group();
     }
 
-    /// Recomputes the priority from the tracked scripts.
-    async fn apply_tracking(&mut self, now: Instant) {
-        let (prio, fault) = track::effective(
+    /// Effective priority and FAULT from everything tracked.
+    fn tracking(&self) -> (u8, bool) {
+        let ifs = self
+            .p
+            .tracked_ifs
+            .iter()
+            .zip(&self.if_states)
+            .map(|(t, st)| track::effect(t.weight, t.reverse, Some(st.up)));
+        let procs = self
+            .p
+            .processes
+            .iter()
+            .zip(&self.proc_states)
+            .map(|(t, st)| track::effect(t.weight, t.reverse, Some(st.have_quorum)));
+        let files = self
+            .p
+            .files
+            .iter()
+            .zip(&self.file_values)
+            .map(|(f, v)| track::file_effect(*v, f.weight, f.reverse));
+        track::effective(
             self.p.machine.priority,
-            &self.p.scripts,
-            &self.script_states,
+            track::script_effects(&self.p.scripts, &self.script_states)
+                .chain(ifs)
+                .chain(procs)
+                .chain(files),
+        )
+    }
+
+    fn set_priority(&mut self, prio: u8) {
+        info!(
+            "({}) Changing effective priority from {} to {}",
+            self.p.machine.name, self.machine.p.priority, prio
         );
-        if prio != self.machine.p.priority {
-            info!(
-                "({}) Changing effective priority from {} to {}",
-                self.p.machine.name, self.machine.p.priority, prio
-            );
-            self.machine.p.priority = prio;
-            self.stats.lock().unwrap().priority = prio;
-            if self.machine.state == VrrpState::Master {
-                self.send(prio);
-            }
+        self.machine.p.priority = prio;
+        self.stats.lock().unwrap().priority = prio;
+        if self.machine.state == VrrpState::Master {
+            self.send(prio);
         }
-        self.script_fault = fault;
+    }
+
+    /// Recomputes the priority and FAULT from what is tracked.
+    async fn apply_tracking(&mut self, now: Instant) {
+        let (prio, fault) = self.tracking();
+        if prio != self.machine.p.priority {
+            self.set_priority(prio);
+        }
+        self.fault = fault;
         self.sync_fault(now).await;
     }
 
@@ -494,6 +953,21 @@ impl Task {
                     s.adverts_received += 1;
                     if a.priority == 0 {
                         s.priority_zero_received += 1;
+                    }
+                    if a.addr_mismatch.is_some() {
+                        s.addr_list_mismatch += 1;
+                    }
+                }
+                if let Some(m) = &a.addr_mismatch {
+                    // Logged, not dropped (keepalived ≥ 2.3.3): during a
+                    // rolling VIP change the nodes' lists differ for a while.
+                    let n = self.reasons_logged.entry("addr_list_mismatch").or_default();
+                    *n += 1;
+                    let line = m.log_line(&self.p.machine.name, a.src);
+                    if *n <= 20 {
+                        info!("{line}");
+                    } else {
+                        debug!("{line}");
                     }
                 }
                 if matches!(self.machine.state, VrrpState::Init | VrrpState::Fault) {
@@ -565,21 +1039,39 @@ impl Task {
 
     fn garp_burst(&self, repeat: u32) {
         for v in &self.p.vips {
+            self.garp_one(v, repeat);
+        }
+    }
+
+    fn garp_one(&self, v: &Vip, repeat: u32) {
+        let Some(link) = self.vip_links.get(&v.dev) else {
+            return;
+        };
+        info!(
+            "({}) Sending/queueing gratuitous ARPs on {} for {}",
+            self.p.machine.name, v.dev, v.addr.addr
+        );
+        for _ in 0..repeat {
+            if let Err(e) = netlink::send_garp(link.index, link.mac, v.addr.addr) {
+                warn!(
+                    "({}) gratuitous ARP for {}: {e}",
+                    self.p.machine.name, v.addr.addr
+                );
+                break;
+            }
+        }
+    }
+
+    fn add_vips(&self, vips: &[Vip]) {
+        for v in vips {
             let Some(link) = self.vip_links.get(&v.dev) else {
                 continue;
             };
-            info!(
-                "({}) Sending/queueing gratuitous ARPs on {} for {}",
-                self.p.machine.name, v.dev, v.addr.addr
-            );
-            for _ in 0..repeat {
-                if let Err(e) = netlink::send_garp(link.index, link.mac, v.addr.addr) {
-                    warn!(
-                        "({}) gratuitous ARP for {}: {e}",
-                        self.p.machine.name, v.addr.addr
-                    );
-                    break;
-                }
+            if let Err(e) = netlink::addr_add(link.index, &v.addr) {
+                warn!(
+                    "({}) cannot add {}/{} to {}: {e}",
+                    self.p.machine.name, v.addr.addr, v.addr.prefix_len, v.dev
+                );
             }
         }
     }
@@ -593,17 +1085,7 @@ impl Task {
                 Action::Send(prio) => self.send(prio),
                 Action::TakeVips => {
                     info!("({}) setting VIPs.", self.p.machine.name);
-                    for v in &self.p.vips {
-                        let Some(link) = self.vip_links.get(&v.dev) else {
-                            continue;
-                        };
-                        if let Err(e) = netlink::addr_add(link.index, &v.addr) {
-                            warn!(
-                                "({}) cannot add {}/{} to {}: {e}",
-                                self.p.machine.name, v.addr.addr, v.addr.prefix_len, v.dev
-                            );
-                        }
-                    }
+                    self.add_vips(&self.p.vips);
                     self.garp_burst(self.p.garp_repeat);
                     let now = Instant::now();
                     self.garp_next =
@@ -611,6 +1093,7 @@ impl Task {
                     self.refresh_next = self.p.garp_refresh.map(|r| now + r);
                 }
                 Action::Garp => self.garp_burst(self.p.garp_repeat),
+                Action::WantMaster => {}
                 Action::DropVips => {
                     info!("({}) removing VIPs.", self.p.machine.name);
                     self.garp_next = None;
@@ -638,8 +1121,10 @@ impl Task {
                         &self.p.notify,
                         &self.p.machine.name,
                         state,
-                        self.p.machine.priority,
+                        self.machine.p.priority,
                     );
+                    self.fifos
+                        .instance(&self.p.machine.name, state, self.machine.p.priority);
                     let ev = VrrpEvent {
                         instance: self.p.machine.name.clone(),
                         state,
@@ -661,5 +1146,6 @@ impl Task {
             VrrpState::Backup => self.machine.master_ip,
             _ => None,
         };
+        self.report_group();
     }
 }

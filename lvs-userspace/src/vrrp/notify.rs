@@ -19,6 +19,26 @@ pub struct NotifyScripts {
     pub any: Option<String>,
 }
 
+impl NotifyScripts {
+    /// Without the scripts `enable_script_security` refuses.
+    pub fn secure(mut self) -> Self {
+        for s in [
+            &mut self.master,
+            &mut self.backup,
+            &mut self.fault,
+            &mut self.stop,
+            &mut self.any,
+        ] {
+            if s.as_deref()
+                .is_some_and(|l| !crate::script_security::allowed(l))
+            {
+                *s = None;
+            }
+        }
+        self
+    }
+}
+
 impl From<&lvs_config::Notify> for NotifyScripts {
     fn from(n: &lvs_config::Notify) -> Self {
         NotifyScripts {
@@ -31,7 +51,7 @@ impl From<&lvs_config::Notify> for NotifyScripts {
     }
 }
 
-fn state_word(s: VrrpState) -> &'static str {
+pub(crate) fn state_word(s: VrrpState) -> &'static str {
     match s {
         VrrpState::Master => "MASTER",
         VrrpState::Backup => "BACKUP",
@@ -48,6 +68,15 @@ fn run(name: &str, line: &str, extra: &[String]) {
 
 /// Runs the scripts for entering `state` (Init = stopped).
 pub fn notify(scripts: &NotifyScripts, name: &str, state: VrrpState, priority: u8) {
+    notify_as(scripts, "INSTANCE", name, state, priority)
+}
+
+/// A `vrrp_sync_group`'s scripts: `notify` gets `GROUP <name> <state> 0`.
+pub fn notify_group(scripts: &NotifyScripts, name: &str, state: VrrpState) {
+    notify_as(scripts, "GROUP", name, state, 0)
+}
+
+fn notify_as(scripts: &NotifyScripts, kind: &str, name: &str, state: VrrpState, priority: u8) {
     let specific = match state {
         VrrpState::Master => &scripts.master,
         VrrpState::Backup => &scripts.backup,
@@ -59,7 +88,7 @@ pub fn notify(scripts: &NotifyScripts, name: &str, state: VrrpState, priority: u
     }
     if let Some(s) = &scripts.any {
         let extra = [
-            "INSTANCE".to_string(),
+            kind.to_string(),
             name.to_string(),
             state_word(state).to_string(),
             priority.to_string(),

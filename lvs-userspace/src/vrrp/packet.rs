@@ -40,6 +40,31 @@ pub struct Advert {
     /// The sender's advertisement interval in centiseconds (v2: seconds × 100).
     pub adver_int_cs: u16,
     pub addrs: Vec<Ipv4Addr>,
+    /// The address list differs from ours: logged and counted, but the
+    /// advert is accepted (keepalived ≥ 2.3.3, RFC 3768 §7.1 "MAY"), so a
+    /// VIP added on one node first does not make two masters.
+    pub addr_mismatch: Option<AddrMismatch>,
+}
+
+/// How an advert's address list differs from ours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddrMismatch {
+    Count { got: u8, expected: usize },
+    Missing { vrid: u8, addr: Ipv4Addr },
+}
+
+impl AddrMismatch {
+    /// keepalived's wording.
+    pub fn log_line(&self, iname: &str, src: Ipv4Addr) -> String {
+        match self {
+            AddrMismatch::Count { got, expected } => {
+                format!("({iname}) expected {expected} VIPs but received {got}")
+            }
+            AddrMismatch::Missing { vrid, addr } => format!(
+                "({iname}) ip address associated with VRID {vrid} not present in advert from {src}: {addr}"
+            ),
+        }
+    }
 }
 
 /// What the receiving instance expects.
@@ -92,10 +117,6 @@ pub enum RejectReason {
         got: u8,
         expected: u8,
     },
-    AddrCount {
-        got: u8,
-        expected: usize,
-    },
     IpTotLen {
         tot_len: usize,
         got: usize,
@@ -106,11 +127,6 @@ pub enum RejectReason {
     },
     Checksum {
         version: u8,
-    },
-    /// One of our VIPs is missing from the advert.
-    AddrMissing {
-        vrid: u8,
-        addr: Ipv4Addr,
     },
 }
 
@@ -128,11 +144,9 @@ impl RejectReason {
             RejectReason::Version { .. } => "version",
             RejectReason::Type(_) => "invalid_type",
             RejectReason::Vrid { .. } => "vrid",
-            RejectReason::AddrCount { .. } => "addr_count",
             RejectReason::IpTotLen { .. } => "ip_tot_len",
             RejectReason::Length { .. } => "packet_length",
             RejectReason::Checksum { .. } => "checksum",
-            RejectReason::AddrMissing { .. } => "addr_list",
         }
     }
 
@@ -163,9 +177,6 @@ impl RejectReason {
             RejectReason::Vrid { got, expected } => format!(
                 "({iname}) received VRID mismatch. Received {got}, Expected {expected}"
             ),
-            RejectReason::AddrCount { got, expected } => format!(
-                "({iname}) received an invalid ip number count {got}, expected {expected}!"
-            ),
             RejectReason::IpTotLen { tot_len, got } => format!(
                 "({iname}) ip_tot_len mismatch against received length. {tot_len} and received {got}"
             ),
@@ -175,9 +186,6 @@ impl RejectReason {
             RejectReason::Checksum { version } => {
                 format!("({iname}) Invalid VRRPv{version} checksum")
             }
-            RejectReason::AddrMissing { vrid, addr } => format!(
-                "({iname}) ip address associated with VRID {vrid} not present in MASTER advert : {addr}"
-            ),
         }
     }
 }
@@ -300,12 +308,6 @@ pub fn parse_advert(bytes: &[u8], exp: &Expect<'_>) -> Result<Advert, RejectReas
         });
     }
     let naddr = hd[3];
-    if naddr as usize != exp.vips.len() {
-        return Err(RejectReason::AddrCount {
-            got: naddr,
-            expected: exp.vips.len(),
-        });
-    }
     if tot_len != bytes.len() {
         return Err(RejectReason::IpTotLen {
             tot_len,
@@ -328,12 +330,20 @@ pub fn parse_advert(bytes: &[u8], exp: &Expect<'_>) -> Result<Advert, RejectReas
         .chunks_exact(4)
         .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]))
         .collect();
-    if let Some(missing) = exp.vips.iter().find(|v| !addrs.contains(v)) {
-        return Err(RejectReason::AddrMissing {
-            vrid: exp.vrid,
-            addr: *missing,
-        });
-    }
+    let addr_mismatch = if naddr as usize != exp.vips.len() {
+        Some(AddrMismatch::Count {
+            got: naddr,
+            expected: exp.vips.len(),
+        })
+    } else {
+        exp.vips
+            .iter()
+            .find(|v| !addrs.contains(v))
+            .map(|missing| AddrMismatch::Missing {
+                vrid: exp.vrid,
+                addr: *missing,
+            })
+    };
     let adver_int_cs = if version == 3 {
         u16::from_be_bytes([hd[4], hd[5]]) & 0x0fff
     } else {
@@ -347,6 +357,7 @@ pub fn parse_advert(bytes: &[u8], exp: &Expect<'_>) -> Result<Advert, RejectReas
         dst,
         adver_int_cs,
         addrs,
+        addr_mismatch,
     })
 }
 
@@ -497,9 +508,24 @@ mod tests {
         let mut b = good.clone();
         b[26] ^= 0xff;
         assert_eq!(r(&b, &e2), "checksum");
-        let mut b = good.clone();
-        b[23] = 2;
-        assert_eq!(r(&b, &e2), "addr_count");
+        let two = build_advert(&Outgoing {
+            version: 2,
+            vrid: 20,
+            priority: 200,
+            adver_int_cs: 100,
+            addrs: &[VIP, Ipv4Addr::new(198, 18, 0, 101)],
+            auth_pass: Some(pad_pass("7890")),
+            src: SRC,
+            dst: VRRP_MCAST_GROUP,
+        });
+        assert_eq!(
+            parse_advert(&two, &e2).unwrap().addr_mismatch,
+            Some(AddrMismatch::Count {
+                got: 2,
+                expected: 1
+            }),
+            "a count mismatch is accepted and flagged"
+        );
         let mut b = good.clone();
         b.push(0);
         assert_eq!(r(&b, &e2), "ip_tot_len");
@@ -519,7 +545,13 @@ mod tests {
             dst: VRRP_MCAST_GROUP,
         });
         assert_eq!(r(&b, &e3), "checksum");
-        assert_eq!(r(&other, &e3), "addr_list");
+        let a = parse_advert(&other, &e3).unwrap();
+        assert_eq!(
+            a.addr_mismatch.as_ref().unwrap().log_line("VI_1", SRC),
+            format!(
+                "(VI_1) ip address associated with VRID 20 not present in advert from {SRC}: {VIP}"
+            )
+        );
         // v3 pseudo-header: a different destination breaks the checksum.
         let mut b = out(3, None);
         b[19] = 19;

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{debug, info};
 
 /// An instance's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -57,6 +57,8 @@ pub enum Action {
     Garp,
     /// The state changed (for events, notify, stats).
     Changed { prev: VrrpState, state: VrrpState },
+    /// [`Machine::wants_master`] changed (sync group members report it).
+    WantMaster,
 }
 
 /// The essentials of a valid advert.
@@ -84,6 +86,14 @@ pub struct Machine {
     /// "delaying preemption" logged for the current hold.
     hold_logged: bool,
     pub master_ip: Option<Ipv4Addr>,
+    /// A `vrrp_sync_group` member: MASTER only when the group says so.
+    pub grouped: bool,
+    /// Grouped BACKUP whose master-down timer ran out (keepalived's
+    /// wantstate MASTER).
+    pub wants_master: bool,
+    /// Left MASTER because a VIP was removed (the group brings the
+    /// others back quickly too).
+    pub left_quick: bool,
 }
 
 impl Machine {
@@ -99,6 +109,9 @@ impl Machine {
             preempt_hold: None,
             hold_logged: false,
             master_ip: None,
+            grouped: false,
+            wants_master: false,
+            left_quick: false,
         }
     }
 
@@ -167,6 +180,10 @@ impl Machine {
     fn enter_backup(&mut self, now: Instant, out: &mut Vec<Action>, why: &str) {
         let was_master = self.state == VrrpState::Master;
         self.advert_at = None;
+        // preempt_delay starts again at the next lower-priority advert.
+        self.preempt_at = None;
+        self.wants_master = false;
+        self.left_quick = false;
         self.master_down_at = Some(now + self.master_down_interval());
         if was_master {
             out.push(Action::DropVips);
@@ -184,7 +201,48 @@ impl Machine {
         self.advert_at = Some(now + self.p.adver_int);
         self.master_ip = Some(self.local_ip);
         self.master_adver_int = self.p.adver_int;
+        self.wants_master = false;
+        self.left_quick = false;
         self.set(VrrpState::Master, out);
+    }
+
+    /// The master-down timer ran out (or we may preempt): MASTER, or, in
+    /// a sync group, ask the group and keep waiting.
+    fn timeout_to_master(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.grouped {
+            if !self.wants_master {
+                info!("({}) Receive advertisement timeout", self.p.name);
+                self.wants_master = true;
+                out.push(Action::WantMaster);
+            }
+            self.master_down_at = Some(now + self.master_down_interval());
+            return;
+        }
+        info!("({}) Receive advertisement timeout", self.p.name);
+        self.enter_master(now, out);
+    }
+
+    /// The sync group takes this member to MASTER.
+    pub fn force_master(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == VrrpState::Backup {
+            self.enter_master(now, &mut out);
+        }
+        out
+    }
+
+    /// The sync group takes this member from MASTER to BACKUP (no
+    /// priority 0: the group's other director takes over by its timers);
+    /// `quick`: try MASTER again after the skew time.
+    pub fn force_backup(&mut self, now: Instant, quick: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == VrrpState::Master {
+            self.enter_backup(now, &mut out, "");
+        }
+        if quick && self.state == VrrpState::Backup {
+            self.master_down_at = Some(now + self.skew_time());
+        }
+        out
     }
 
     /// v2: 1/256 s; v3: Master_Adver_Interval / 256 (keepalived's
@@ -201,7 +259,15 @@ impl Machine {
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         let wants_master = self.p.priority == 255 || self.p.init_master;
-        if wants_master && self.preempt_held(now) {
+        if self.grouped {
+            // The group decides; an owner asks at once.
+            self.enter_backup(now, &mut out, " (init)");
+            if self.p.priority == 255 && !self.preempt_held(now) {
+                self.master_down_at = Some(now);
+            } else if wants_master {
+                self.master_down_at = Some(now + self.master_adver_int + self.skew_min());
+            }
+        } else if wants_master && self.preempt_held(now) {
             // Wait for the current master's adverts like any backup; if
             // none comes, the master-down timer still takes over.
             self.log_hold();
@@ -214,9 +280,6 @@ impl Machine {
                 // One interval to hear whether another master is there.
                 self.master_down_at = Some(now + self.master_adver_int + self.skew_min());
             }
-            if self.p.preempt_delay > Duration::ZERO {
-                self.preempt_at = Some(now + self.p.preempt_delay);
-            }
         }
         out
     }
@@ -226,8 +289,7 @@ impl Machine {
         let mut out = Vec::new();
         match self.state {
             VrrpState::Backup if self.master_down_at.is_some_and(|t| now >= t) => {
-                info!("({}) Receive advertisement timeout", self.p.name);
-                self.enter_master(now, &mut out);
+                self.timeout_to_master(now, &mut out);
             }
             VrrpState::Master if self.advert_at.is_some_and(|t| now >= t) => {
                 out.push(Action::Send(self.p.priority));
@@ -251,20 +313,29 @@ impl Machine {
                     return out;
                 }
                 let lower = h.priority < self.p.priority;
-                let may_preempt = self.p.preempt && self.preempt_at.is_none_or(|t| now >= t);
-                if lower && may_preempt && self.preempt_held(now) {
-                    // Accept the lower master for now (below).
-                    self.log_hold();
-                } else if lower && may_preempt {
-                    info!(
-                        "({name}) received lower priority ({}) advert from {} - discarding",
-                        h.priority, h.src
-                    );
-                    // Let the master-down timer run out: we take over.
-                    return out;
+                if !lower && self.preempt_at.take().is_some() {
+                    debug!("({name}) stop preempt delay");
                 }
-                if lower && self.p.preempt && self.preempt_at.is_none() {
-                    self.preempt_at = Some(now + self.p.preempt_delay);
+                if lower && self.p.preempt {
+                    let delay = !self.p.preempt_delay.is_zero();
+                    if delay && self.preempt_at.is_none() {
+                        // keepalived: the delay runs from the first
+                        // lower-priority advert; until then we accept it.
+                        debug!("({name}) start preempt delay ({:?})", self.p.preempt_delay);
+                        self.preempt_at = Some(now + self.p.preempt_delay);
+                    } else if delay && self.preempt_at.is_some_and(|t| now < t) {
+                        // Still delaying: accept below.
+                    } else if self.preempt_held(now) {
+                        self.log_hold();
+                    } else {
+                        info!(
+                            "({name}) received lower priority ({}) advert from {} - discarding",
+                            h.priority, h.src
+                        );
+                        self.master_ip = Some(h.src);
+                        // Let the master-down timer run out: we take over.
+                        return out;
+                    }
                 }
                 if self.p.version == 3 {
                     if self.master_adver_int != h.adver_int {
@@ -278,6 +349,12 @@ impl Machine {
                 }
                 self.master_ip = Some(h.src);
                 self.master_down_at = Some(now + self.master_down_interval());
+                if self.wants_master {
+                    // A master is there after all (keepalived: wantstate
+                    // BACKUP).
+                    self.wants_master = false;
+                    out.push(Action::WantMaster);
+                }
             }
             VrrpState::Master => {
                 if h.priority == 0 {
@@ -332,20 +409,47 @@ impl Machine {
         out
     }
 
-    /// The interface went down (FAULT) or came back (→ BACKUP).
+    /// A tracked interface or weight-0 script failed (FAULT) or everything
+    /// is fine again (→ BACKUP).
     pub fn set_fault(&mut self, now: Instant, fault: bool) -> Vec<Action> {
         let mut out = Vec::new();
         if fault && self.state != VrrpState::Fault {
             if self.state == VrrpState::Master {
+                // Priority 0: the backup takes over after its skew time,
+                // not after the whole master-down interval.
+                out.push(Action::Send(0));
                 out.push(Action::DropVips);
             }
             info!("({}) Entering FAULT STATE", self.p.name);
             self.master_down_at = None;
             self.advert_at = None;
+            self.preempt_at = None;
             self.set(VrrpState::Fault, &mut out);
         } else if !fault && self.state == VrrpState::Fault {
+            self.master_adver_int = self.p.adver_int;
             self.enter_backup(now, &mut out, "");
+            if self.p.priority == 255 || self.p.init_master {
+                // An owner (or `state MASTER`) waits one interval for a
+                // master that took over meanwhile before taking back.
+                self.master_down_at = Some(now + self.p.adver_int + self.skew_time());
+            }
         }
+        out
+    }
+
+    /// One of our VIPs was removed from its interface while we are MASTER
+    /// (`ip addr flush`, a network reload): as keepalived, leave MASTER,
+    /// and unless another master shows up within the skew time, take over
+    /// again, adding the addresses back and announcing them.
+    pub fn on_vip_removed(&mut self, now: Instant, addr: Ipv4Addr) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state != VrrpState::Master {
+            return out;
+        }
+        info!("({}) VIP {addr} was removed while MASTER", self.p.name);
+        self.enter_backup(now, &mut out, "");
+        self.master_down_at = Some(now + self.skew_time());
+        self.left_quick = true;
         out
     }
 }
@@ -559,5 +663,169 @@ mod tests {
         assert_eq!(s.deadline(), Some(at));
         s.on_timer(at);
         assert_eq!(s.state, VrrpState::Master);
+    }
+
+    fn master_at(x: &mut Machine, t0: Instant) {
+        x.start(t0);
+        x.on_timer(t0 + x.master_down_interval());
+        assert_eq!(x.state, VrrpState::Master);
+    }
+
+    #[test]
+    fn vip_removed_under_master_recovers() {
+        let t0 = Instant::now();
+        let mut x = m(200, 2, 1000, true);
+        master_at(&mut x, t0);
+        let t = t0 + Duration::from_secs(10);
+        let a = x.on_vip_removed(t, Ipv4Addr::new(198, 18, 0, 100));
+        assert_eq!(x.state, VrrpState::Backup);
+        assert!(a.contains(&Action::DropVips), "the other VIPs go too");
+        assert!(!a.contains(&Action::Send(0)), "no priority 0: we come back");
+        // Back after the skew time (0.22 s at priority 200), VIPs re-added.
+        assert_eq!(x.deadline(), Some(t + x.skew_time()));
+        let a = x.on_timer(t + x.skew_time());
+        assert_eq!(x.state, VrrpState::Master);
+        assert!(a.contains(&Action::TakeVips) && a.contains(&Action::Send(200)));
+        // Heard nothing of it while BACKUP: nothing to do.
+        let mut b = m(100, 2, 1000, true);
+        b.start(t0);
+        assert!(b
+            .on_vip_removed(t0, Ipv4Addr::new(198, 18, 0, 100))
+            .is_empty());
+    }
+
+    #[test]
+    fn vip_removed_yields_to_a_master_that_shows_up() {
+        let t0 = Instant::now();
+        let mut x = m(100, 2, 1000, true);
+        master_at(&mut x, t0);
+        let t = t0 + Duration::from_secs(10);
+        x.on_vip_removed(t, Ipv4Addr::new(198, 18, 0, 100));
+        x.on_advert(t + Duration::from_millis(100), heard(150, 1000));
+        assert!(x.on_timer(t + x.skew_time()).is_empty());
+        assert_eq!(x.state, VrrpState::Backup);
+    }
+
+    #[test]
+    fn master_to_fault_sends_priority_0() {
+        let t0 = Instant::now();
+        let mut x = m(200, 2, 1000, true);
+        master_at(&mut x, t0);
+        let a = x.set_fault(t0, true);
+        assert_eq!(a[0], Action::Send(0), "{a:?}");
+        assert!(a.contains(&Action::DropVips));
+        assert_eq!(x.state, VrrpState::Fault);
+        // BACKUP → FAULT sends nothing.
+        let mut b = m(100, 2, 1000, true);
+        b.start(t0);
+        let a = b.set_fault(t0, true);
+        assert!(!a.iter().any(|a| matches!(a, Action::Send(_))), "{a:?}");
+    }
+
+    #[test]
+    fn leaving_fault_waits_for_a_master() {
+        let t0 = Instant::now();
+        let mut b = m(100, 2, 1000, true);
+        b.start(t0);
+        b.set_fault(t0, true);
+        b.set_fault(t0 + Duration::from_secs(5), false);
+        assert_eq!(b.state, VrrpState::Backup);
+        assert_eq!(
+            b.deadline(),
+            Some(t0 + Duration::from_secs(5) + b.master_down_interval())
+        );
+        // The owner waits one interval plus skew, not the full interval.
+        let mut o = m(255, 2, 1000, true);
+        o.start(t0);
+        o.set_fault(t0, true);
+        let t = t0 + Duration::from_secs(5);
+        o.set_fault(t, false);
+        assert_eq!(o.state, VrrpState::Backup);
+        assert_eq!(
+            o.deadline(),
+            Some(t + Duration::from_secs(1) + o.skew_time())
+        );
+        o.on_timer(t + Duration::from_secs(1) + o.skew_time());
+        assert_eq!(o.state, VrrpState::Master);
+    }
+
+    /// Preempts after preempt_delay, counted from the first lower advert,
+    /// every time (not once per process).
+    #[test]
+    fn preempt_delay_every_time() {
+        let mut t = Instant::now();
+        let mut hi = m(200, 2, 1000, true);
+        hi.p.preempt_delay = Duration::from_secs(10);
+        hi.start(t);
+        for round in 0..3 {
+            // A lower master advertises every second: preemption only
+            // once 10 s have passed since the first of its adverts.
+            let first = t;
+            let mut took = None;
+            for s in 0..30 {
+                let now = first + Duration::from_secs(s);
+                hi.on_advert(now, heard(100, 1000));
+                hi.on_timer(now + Duration::from_millis(999));
+                if hi.state == VrrpState::Master {
+                    took = Some(s);
+                    break;
+                }
+            }
+            let took = took.expect("preempted");
+            assert!(
+                (10..=14).contains(&took),
+                "round {round}: took over after {took} s"
+            );
+            // A higher master comes: yield; the next round starts afresh.
+            t = first + Duration::from_secs(took + 1);
+            hi.on_advert(t, heard(250, 1000));
+            assert_eq!(hi.state, VrrpState::Backup);
+            t += Duration::from_secs(1);
+        }
+    }
+
+    #[test]
+    fn preempt_delay_stops_on_equal_or_higher() {
+        let t0 = Instant::now();
+        let mut hi = m(200, 2, 1000, true);
+        hi.p.preempt_delay = Duration::from_secs(5);
+        hi.start(t0);
+        hi.on_advert(t0, heard(100, 1000)); // starts the delay
+        hi.on_advert(t0 + Duration::from_secs(3), heard(200, 1000)); // clears it
+                                                                     // Lower again at 6 s: a fresh 5 s delay, no takeover at 6–10 s.
+        for s in 6..11 {
+            hi.on_advert(t0 + Duration::from_secs(s), heard(100, 1000));
+            hi.on_timer(t0 + Duration::from_secs(s) + Duration::from_millis(999));
+            assert_eq!(hi.state, VrrpState::Backup, "at {s} s");
+        }
+        hi.on_advert(t0 + Duration::from_secs(11), heard(100, 1000));
+        hi.on_timer(t0 + Duration::from_secs(10) + hi.master_down_interval());
+        assert_eq!(hi.state, VrrpState::Master);
+    }
+
+    #[test]
+    fn grouped_member_asks_the_group() {
+        let t0 = Instant::now();
+        let mut x = m(200, 2, 1000, true);
+        x.grouped = true;
+        x.start(t0);
+        let a = x.on_timer(t0 + x.master_down_interval());
+        assert_eq!(x.state, VrrpState::Backup, "waits for the group");
+        assert_eq!(a, vec![Action::WantMaster]);
+        assert!(x.wants_master);
+        // Another timeout while waiting: no second report.
+        assert!(x.on_timer(t0 + x.master_down_interval() * 2).is_empty());
+        let a = x.force_master(t0 + Duration::from_secs(8));
+        assert!(a.contains(&Action::TakeVips));
+        assert_eq!(x.state, VrrpState::Master);
+        let a = x.force_backup(t0 + Duration::from_secs(9), false);
+        assert!(a.contains(&Action::DropVips) && !a.contains(&Action::Send(0)));
+        assert_eq!(x.state, VrrpState::Backup);
+        // A master heard while wanting: no longer wants.
+        x.on_timer(t0 + Duration::from_secs(20));
+        assert!(x.wants_master);
+        let a = x.on_advert(t0 + Duration::from_secs(21), heard(250, 1000));
+        assert_eq!(a, vec![Action::WantMaster]);
+        assert!(!x.wants_master);
     }
 }

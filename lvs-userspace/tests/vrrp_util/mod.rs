@@ -47,6 +47,8 @@ pub struct Conf {
     pub sync_daemon: bool,
     /// Top-level blocks before the instance (e.g. `vrrp_script`).
     pub top: &'static str,
+    /// More `virtual_ipaddress` lines (e.g. on a second interface).
+    pub more_vips: &'static str,
 }
 
 impl Conf {
@@ -61,6 +63,7 @@ impl Conf {
             extra: "",
             sync_daemon: true,
             top: "",
+            more_vips: "",
         }
     }
     pub fn backup() -> Conf {
@@ -89,7 +92,7 @@ impl Conf {
              vrrp_instance VI_1 {{\n    state {}\n    priority {}\n    interface bond0\n    \
              {}virtual_router_id 20\n    version {}\n    \
              advert_int {}\n{auth}{}{}    virtual_ipaddress {{\n        \
-             198.18.0.100/16 brd 198.18.255.255 dev bond0 label bond0:1\n    }}\n}}\n",
+             198.18.0.100/16 brd 198.18.255.255 dev bond0 label bond0:1\n{}    }}\n}}\n",
                 self.state,
                 self.priority,
                 if self.sync_daemon {
@@ -105,6 +108,7 @@ impl Conf {
                     ""
                 },
                 self.extra,
+                self.more_vips,
             )
     }
 }
@@ -413,4 +417,92 @@ pub fn wait_state(s: &Speaker, want: &str, timeout: Duration) -> Result<()> {
         Duration::from_millis(20),
         || state(s) == want,
     )
+}
+
+/// A second interface `in0` in director `dir`, the end of a veth pair
+/// whose other end `in0p` stays in the same namespace: setting `in0p` down
+/// takes `in0`'s carrier away (NO-CARRIER) while `in0` stays up. Gone with
+/// the namespace.
+pub fn add_in0(lab: &Lab, dir: usize, addr: &str) {
+    lab.ip_batch(
+        lab.director_ns(dir),
+        &format!(
+            "link add in0 type veth peer name in0p\n\
+             addr add {addr} dev in0\n\
+             link set in0p up\n\
+             link set in0 up\n"
+        ),
+    )
+    .expect("veth in0");
+}
+
+/// Takes `in0`'s carrier away (`false`) or gives it back.
+pub fn in0_carrier(lab: &Lab, dir: usize, on: bool) {
+    let state = if on { "up" } else { "down" };
+    lab.ip_batch(lab.director_ns(dir), &format!("link set in0p {state}\n"))
+        .expect("in0p up/down");
+}
+
+/// Whether director `dir` holds `addr` on `ifname`.
+pub fn addr_on(lab: &Lab, dir: usize, ifname: &str, addr: Ipv4Addr) -> bool {
+    let ifname = ifname.to_string();
+    lab.run_in_netns(lab.director_ns(dir), move || {
+        let Ok(l) = netlink::link_by_name(&ifname) else {
+            return false;
+        };
+        netlink::addrs(l.index)
+            .unwrap_or_default()
+            .into_iter()
+            .any(|a| a.addr == addr)
+    })
+    .unwrap()
+}
+
+/// `ip addr flush`-like: removes the VIP from director `dir`'s bond0
+/// under its speaker.
+pub fn flush_vip(lab: &Lab, dir: usize) {
+    drop_vip(lab, dir)
+}
+
+pub fn priority_zero_received(s: &Speaker) -> u64 {
+    stats(s)
+        .and_then(|v| v["priority_zero_received"].as_u64())
+        .unwrap_or(0)
+}
+
+/// A second segment `in0` between the two directors (198.19.3.2/24 and
+/// .3/24) through a bridge in the lab's switch namespace; gone with the
+/// namespaces.
+pub fn add_shared_in0(lab: &Lab) {
+    let sw = lab.switch_ns().to_string();
+    for dir in 0..2 {
+        lab.ip_batch(
+            lab.director_ns(dir),
+            &format!(
+                "link add in0 type veth peer name in0d{dir} netns {sw}\n\
+                 addr add 198.19.3.{}/24 dev in0\n\
+                 link set in0 up\n",
+                dir + 2
+            ),
+        )
+        .expect("veth in0");
+    }
+    lab.ip_batch(
+        &sw,
+        "link add brin0 type bridge\n\
+         link set in0d0 master brin0\n\
+         link set in0d1 master brin0\n\
+         link set in0d0 up\n\
+         link set in0d1 up\n\
+         link set brin0 up\n",
+    )
+    .expect("bridge brin0");
+}
+
+/// Cuts (`false`) or restores director `dir`'s cable on the shared `in0`
+/// segment: its `in0` loses carrier, the other director's does not.
+pub fn shared_in0_cable(lab: &Lab, dir: usize, on: bool) {
+    let state = if on { "up" } else { "down" };
+    lab.ip_batch(lab.switch_ns(), &format!("link set in0d{dir} {state}\n"))
+        .expect("in0dN up/down");
 }

@@ -1,0 +1,153 @@
+//! `vrrp_track_process` and `notify_fifo` in the lab: the master tracks a
+//! process (weight 0: FAULT without quorum); killing it moves the VIP to
+//! the backup, starting it again brings it back; every transition is a
+//! line in keepalived's format on the notify FIFO.
+//!
+//! Needs root, `ip`, `ethtool`, `sleep`.
+
+mod vrrp_util;
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
+
+use vrrp_util::*;
+
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn track_process_quorum_and_notify_fifo() {
+    let lab = lab();
+    // A process only this test runs: full command line with a parameter.
+    let marker = format!("1001.{}", std::process::id());
+    let sleeper = || {
+        lab.spawn(lab.director_ns(0), &["/bin/sleep", &marker])
+            .expect("sleep")
+    };
+    let s1 = sleeper();
+    let fifo = lab.log_dir().join("notify.fifo");
+    let top: &'static str = Box::leak(
+        format!(
+            "global_defs {{\n    notify_fifo {}\n}}\n\
+             vrrp_track_process chk_proc {{\n    process /bin/sleep {marker}\n    quorum 1\n}}\n",
+            fifo.display()
+        )
+        .into_boxed_str(),
+    );
+    let m = start_ours(
+        &lab,
+        0,
+        &Conf {
+            top,
+            extra: "    track_process {\n        chk_proc\n    }\n",
+            ..Conf::master()
+        },
+    );
+    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let b = start_ours(&lab, 1, &Conf::backup());
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+
+    let _ = lab.kill(s1);
+    wait_master(&lab, 1, Duration::from_secs(4)).unwrap();
+    wait_log(
+        &m,
+        "Quorum lost for tracked process chk_proc",
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
+    assert!(
+        priority_zero_received(&b) >= 1,
+        "no priority 0 from the FAULT"
+    );
+
+    let s2 = sleeper();
+    wait_master(&lab, 0, Duration::from_secs(8)).unwrap();
+    wait_log(
+        &m,
+        "Quorum gained for tracked process chk_proc",
+        Duration::from_secs(1),
+    )
+    .unwrap();
+
+    // The FIFO (opened read-write by the speaker, so nothing waited for
+    // us) holds every transition.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("the notify fifo exists");
+    // The line comes right after the VIPs: read until it is there.
+    let mut text = String::new();
+    let _ = lvs_testkit::wait_until(
+        "the last MASTER line",
+        Duration::from_secs(2),
+        Duration::from_millis(20),
+        || {
+            let mut buf = vec![0u8; 4096];
+            let n = f.read(&mut buf).unwrap_or(0);
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            text.trim_end().ends_with("MASTER 200")
+        },
+    );
+    println!("notify fifo:\n{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    for want in [
+        "INSTANCE \"VI_1\" BACKUP 200",
+        "INSTANCE \"VI_1\" MASTER 200",
+        "INSTANCE \"VI_1\" FAULT 200",
+    ] {
+        assert!(lines.contains(&want), "{want:?} not in {lines:?}");
+    }
+    let last_master = lines.iter().rposition(|l| l.contains("MASTER")).unwrap();
+    let fault = lines.iter().position(|l| l.contains("FAULT")).unwrap();
+    assert!(last_master > fault, "{lines:?}");
+    let _ = lab.kill(s2);
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+    assert!(!fifo.exists(), "the FIFO we created is removed at exit");
+}
+
+/// `track_file` (weight 0): a non-zero value in the file is FAULT, the
+/// backup takes over; 0 again brings the master back. `init_file` writes
+/// the starting value.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn track_file_value_moves_the_vip() {
+    let lab = lab();
+    let state = lab.log_dir().join("vrrp.state");
+    let top: &'static str = Box::leak(
+        format!(
+            "track_file chk_file {{\n    file {}\n    weight 0\n    init_file 0 overwrite\n}}\n",
+            state.display()
+        )
+        .into_boxed_str(),
+    );
+    let m = start_ours(
+        &lab,
+        0,
+        &Conf {
+            top,
+            extra: "    track_file {\n        chk_file\n    }\n",
+            ..Conf::master().v3("0.1")
+        },
+    );
+    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    assert_eq!(std::fs::read_to_string(&state).unwrap().trim(), "0");
+    let b = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&state, "1\n").unwrap();
+    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
+    wait_log(
+        &m,
+        "(VI_1) tracked file chk_file now 1",
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
+    std::fs::write(&state, "0\n").unwrap();
+    wait_master(&lab, 0, Duration::from_secs(4)).unwrap();
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+}
