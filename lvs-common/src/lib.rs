@@ -18,12 +18,15 @@ pub mod tcp;
 
 /// Version of the shared map layout. A pinned datapath of another version is
 /// refused by the agent instead of being silently re-used (aya does not check).
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Services (VIP:port:proto) the program knows. Also the size of `svc_stats`.
 pub const MAX_SERVICES: u32 = 1024;
 /// Backend slots. A backend id indexes `backends` and `backend_stats`.
 pub const MAX_BACKENDS: u32 = 65536;
+/// Real servers a least-connection service (`lc`, `wlc`, `sed`, `nq`) may
+/// have: the data path compares them all for every new connection.
+pub const LC_MAX_SERVERS: u32 = 1024;
 /// Total length of all schedule tables together (`rings`).
 pub const RING_CAPACITY: u32 = 1 << 20;
 /// Default size of the connection table (`conns`); the agent may override it.
@@ -80,8 +83,10 @@ pub mod map_names {
     pub const HALF_OPEN: &str = "half_open";
     pub const PERSIST_PENDING: &str = "persist_pending";
     pub const EVENTS: &str = "events";
+    pub const BACKEND_CONNS: &str = "backend_conns";
+    pub const BACKEND_CONNS_ADJ: &str = "backend_conns_adj";
     /// Every map the program pins, in documentation order.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 20] = [
         SERVICES,
         BACKENDS,
         RINGS,
@@ -95,6 +100,8 @@ pub mod map_names {
         SETTINGS,
         SVC_STATS,
         BACKEND_STATS,
+        BACKEND_CONNS,
+        BACKEND_CONNS_ADJ,
         VERDICTS,
         EVENTS,
         TX_PORTS,
@@ -125,6 +132,42 @@ pub const SVC_F_SLOPPY: u32 = 1 << 1;
 /// Service flag: the schedule is plain round robin (`rr`), else `wrr`. The
 /// program does not look at it (the schedule says it all); listings do.
 pub const SVC_F_SCHED_RR: u32 = 1 << 2;
+/// Service flag: the schedule is an `sh` bucket table (`SH_TABLE_SIZE`
+/// backend ids) indexed by a hash of the client address (IPVS `sh`).
+pub const SVC_F_SCHED_SH: u32 = 1 << 3;
+/// Service flag: the schedule is an `mh` Maglev lookup table
+/// (`MH_TABLE_SIZE` backend ids) indexed by hsiphash of the client (IPVS `mh`).
+pub const SVC_F_SCHED_MH: u32 = 1 << 4;
+/// Service flag: the schedule is a `dh` bucket table indexed by a hash of
+/// the destination (the VIP) (IPVS `dh`).
+pub const SVC_F_SCHED_DH: u32 = 1 << 5;
+/// Service flag (`sh`/`mh`): hash the client's source port too (`sh-port`,
+/// `mh-port`; IPVS `IP_VS_SVC_F_SCHED2`).
+pub const SVC_F_SCHED_PORT: u32 = 1 << 6;
+/// Service flag (`sh`/`mh`): when the hashed server is unavailable, walk
+/// on to the next one (`sh-fallback`, `mh-fallback`; `IP_VS_SVC_F_SCHED1`).
+pub const SVC_F_SCHED_FALLBACK: u32 = 1 << 7;
+/// Service flag: a least-connection scheduler (`lc`, `wlc`, `sed`, `nq`):
+/// the ring lists the service's real servers in IPVS's list order and the
+/// data path picks among them by their `backend_conns` counts.
+pub const SVC_F_SCHED_LC: u32 = 1 << 8;
+/// With SVC_F_SCHED_LC: compare overhead / weight (`wlc`, `sed`, `nq`),
+/// else overhead alone (`lc`).
+pub const SVC_F_SCHED_WEIGHTED: u32 = 1 << 9;
+/// With SVC_F_SCHED_LC: overhead is active + 1 (`sed`, `nq`), else
+/// (active << 8) + inactive (`lc`, `wlc`; `ip_vs_dest_conn_overhead`).
+pub const SVC_F_SCHED_EXPECTED_DELAY: u32 = 1 << 10;
+/// With SVC_F_SCHED_LC: a server with no active connection is taken at once
+/// (`nq`, never queue).
+pub const SVC_F_SCHED_IDLE_FIRST: u32 = 1 << 11;
+/// With SVC_F_SCHED_LC: weighted failover (`fo`): the first server of the
+/// highest weight, counts aside.
+pub const SVC_F_SCHED_FO: u32 = 1 << 12;
+/// With SVC_F_SCHED_LC: overflow (`ovf`): the first server of the highest
+/// weight whose active connections do not exceed its weight.
+pub const SVC_F_SCHED_OVF: u32 = 1 << 13;
+/// Any of the hashed schedules: the ring is a table, not a sequence.
+pub const SVC_F_SCHED_HASHED: u32 = SVC_F_SCHED_SH | SVC_F_SCHED_MH | SVC_F_SCHED_DH;
 
 /// `services` value.
 #[repr(C)]
@@ -171,6 +214,32 @@ pub struct Backend {
     pub weight: u32,
     /// Owning service id (for listings).
     pub service: u32,
+    /// IPVS `u_threshold`: at this many connections (active + inactive)
+    /// the server is overloaded and takes no new ones; 0 = no limit.
+    pub u_threshold: u32,
+    /// IPVS `l_threshold`: an overloaded server takes new connections
+    /// again below this many (0: below 3/4 of `u_threshold`).
+    pub l_threshold: u32,
+}
+
+/// `backend_conns` / `backend_conns_adj` value (arrays indexed by backend
+/// id): IPVS's per-real-server counters, active = TCP ESTABLISHED,
+/// inactive = every other connection (half-open, closing, UDP).
+///
+/// The data path adds to `backend_conns` atomically as its connections are
+/// created, change state and go. What it cannot see (LRU evictions, entries
+/// the agent expires or sync writes) the agent corrects in
+/// `backend_conns_adj`, which only it writes: a server's count is
+/// `backend_conns - backend_conns_adj` (wrapping, as i64).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnCounts {
+    // u64: BPF has 64-bit atomic adds on every CPU version.
+    pub active: u64,
+    pub inactive: u64,
+    /// IPVS `IP_VS_DEST_F_OVERLOAD` (1 = set): kept by the data path, set
+    /// when the server reaches `u_threshold`, cleared below `l_threshold`.
+    pub overloaded: u64,
 }
 
 /// `conns` and `half_open` key, `flow_cache` tag: the client-side 5-tuple.
@@ -449,6 +518,8 @@ mod pod {
     // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for Stats {}
     // SAFETY: as for ServiceKey above.
+    unsafe impl aya::Pod for ConnCounts {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for SyncEvent {}
     // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for LocalMac {}
@@ -458,7 +529,8 @@ mod pod {
 const _: () = {
     assert!(core::mem::size_of::<ServiceKey>() == 8);
     assert!(core::mem::size_of::<Service>() == 24);
-    assert!(core::mem::size_of::<Backend>() == 36);
+    assert!(core::mem::size_of::<Backend>() == 44);
+    assert!(core::mem::size_of::<ConnCounts>() == 24);
     assert!(core::mem::size_of::<FlowKey>() == 16);
     assert!(core::mem::size_of::<Conn>() == 32);
     assert!(core::mem::size_of::<PersistKey>() == 8);

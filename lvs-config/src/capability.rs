@@ -120,16 +120,8 @@ pub const CAPABILITIES: &[Capability] = &[
     runs("virtual_server", "ha_suspend"),
     runs("virtual_server", "inhibit_on_failure"),
     runs("real_server", "inhibit_on_failure"),
-    ignored(
-        "real_server",
-        "uthreshold",
-        "no connection limit: the real server keeps receiving new connections above it",
-    ),
-    ignored(
-        "real_server",
-        "lthreshold",
-        "no connection limit: the real server keeps receiving new connections above uthreshold",
-    ),
+    runs("real_server", "uthreshold"),
+    runs("real_server", "lthreshold"),
     runs("real_server", "TCP_CHECK"),
     runs("real_server", "HTTP_GET"),
     runs("real_server", "SSL_GET"),

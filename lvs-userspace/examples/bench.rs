@@ -46,6 +46,10 @@ struct Args {
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const PVIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
 const BIG_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 102);
+/// wlc over 1000 real servers (every new flow compares them all).
+const WLC_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 103);
+/// mh over 10 real servers (one siphash and one table slot per new flow).
+const MH_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 104);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 const ROUNDS: usize = 5;
 
@@ -56,6 +60,8 @@ fn backends(n: usize, weight: impl Fn(usize) -> u32) -> Vec<DesiredBackend> {
             port: 80,
             weight: weight(i),
             alive: true,
+            u_threshold: 0,
+            l_threshold: 0,
             next_hop: NextHop {
                 mac: backend_mac((i % 250) as u8 + 1),
                 src_mac: DIRECTOR_MAC,
@@ -67,15 +73,16 @@ fn backends(n: usize, weight: impl Fn(usize) -> u32) -> Vec<DesiredBackend> {
 
 fn state() -> DesiredState {
     let seed = [2, 3, 3, 2, 2];
-    let svc = |vip, persistence, backends| DesiredService {
+    let svc_with = |algo, vip, persistence, backends| DesiredService {
         vip,
         port: 80,
         proto: Protocol::Tcp,
-        algo: Algorithm::Wrr,
+        algo,
         persistence,
         sloppy: false,
         backends,
     };
+    let svc = |vip, persistence, backends| svc_with(Algorithm::Wrr, vip, persistence, backends);
     DesiredState {
         services: vec![
             svc(VIP, None, backends(5, |i| seed[i])),
@@ -90,6 +97,21 @@ fn state() -> DesiredState {
                 backends(5, |i| seed[i]),
             ),
             svc(BIG_VIP, None, backends(1000, |i| 1 + (i % 7) as u32)),
+            svc_with(
+                Algorithm::Wlc,
+                WLC_VIP,
+                None,
+                backends(1000, |i| 1 + (i % 7) as u32),
+            ),
+            svc_with(
+                Algorithm::Mh {
+                    port: false,
+                    fallback: false,
+                },
+                MH_VIP,
+                None,
+                backends(10, |i| seed[i % 5]),
+            ),
         ],
     }
 }
@@ -184,6 +206,16 @@ fn main() -> Result<()> {
     expect_action(tools.prog("bench_harness")?, &syn(VIP), TX, "harness SYN")?;
     let new_flow = measure(tools.prog("bench_harness")?, &syn(VIP), repeat)? - harness;
     let new_flow_1000 = measure(tools.prog("bench_harness")?, &syn(BIG_VIP), repeat)? - harness;
+    // The schedulers that read more than a cursor, in the same run. A wlc
+    // scan is ~1000 steps: fewer repetitions keep the run short.
+    expect_action(tools.prog("bench_harness")?, &syn(WLC_VIP), TX, "wlc SYN")?;
+    let new_flow_wlc = measure(
+        tools.prog("bench_harness")?,
+        &syn(WLC_VIP),
+        (repeat / 20).max(1),
+    )? - harness;
+    expect_action(tools.prog("bench_harness")?, &syn(MH_VIP), TX, "mh SYN")?;
+    let new_flow_mh = measure(tools.prog("bench_harness")?, &syn(MH_VIP), repeat)? - harness;
     // Persistence hit: new connection, existing template.
     let persist_hit = measure(tools.prog("bench_harness")?, &syn(PVIP), repeat)? - harness;
 
@@ -225,6 +257,8 @@ fn main() -> Result<()> {
         ("handshake ACK (promotion)", promotion),
         ("new connection (SYN + ACK)", new_flow + promotion),
         ("new TCP flow, 1000 backends", new_flow_1000),
+        ("new TCP flow, wlc 1000 backends", new_flow_wlc),
+        ("new TCP flow, mh 10 backends", new_flow_mh),
         ("persistence hit (new conn)", persist_hit),
     ]
     .into_iter()
@@ -264,6 +298,11 @@ fn main() -> Result<()> {
         );
     }
     println!(
+        "new flow vs wrr: wlc over 1000 servers {:.2}x, mh {:.2}x",
+        new_flow_wlc / new_flow,
+        new_flow_mh / new_flow
+    );
+    println!(
         "flow-cache hits during the run: {} of {} forwarded",
         events[lvs_common::event::FLOW_CACHE_HIT as usize],
         verdicts[lvs_common::verdict::TX as usize]
@@ -282,6 +321,10 @@ fn main() -> Result<()> {
         "promotion_ns": promotion,
         "new_connection_ratio": (new_flow + promotion) / reflector,
         "new_flow_1000_backends_ratio": new_flow_1000 / reflector,
+        "new_flow_wlc_1000_ns": new_flow_wlc,
+        "new_flow_wlc_1000_vs_wrr": new_flow_wlc / new_flow,
+        "new_flow_mh_ns": new_flow_mh,
+        "new_flow_mh_vs_wrr": new_flow_mh / new_flow,
         "established_1000_backends_ratio": established_1000 / reflector,
         "persistence_hit_ratio": persist_hit / reflector,
         "pass_ns": pass,

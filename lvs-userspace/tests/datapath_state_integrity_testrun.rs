@@ -37,6 +37,8 @@ fn state() -> DesiredState {
             port: 80,
             weight,
             alive: true,
+            u_threshold: 0,
+            l_threshold: 0,
             next_hop: NextHop {
                 mac: backend_mac(i as u8 + 1),
                 src_mac: DIRECTOR_MAC,

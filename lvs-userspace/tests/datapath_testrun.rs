@@ -34,6 +34,8 @@ fn backend(n: u8, weight: u32) -> DesiredBackend {
         port: 80,
         weight,
         alive: true,
+        u_threshold: 0,
+        l_threshold: 0,
         next_hop: NextHop {
             mac: backend_mac(n),
             src_mac: DIRECTOR_MAC,

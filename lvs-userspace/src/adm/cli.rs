@@ -36,6 +36,9 @@ pub struct Args {
     /// Persistence: how many clients are pinned to each real server.
     #[arg(long = "persistent-conn")]
     pub persistent_conn: bool,
+    /// Connection thresholds (Uthreshold, Lthreshold) of each real server.
+    #[arg(long)]
+    pub thresholds: bool,
     /// Sorted output (the default; accepted for ipvsadm compatibility).
     #[arg(long)]
     pub sort: bool,

@@ -24,6 +24,12 @@ fn title(out: &mut String, f: Format) {
             "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
             "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
         );
+    } else if f.thresholds {
+        let _ = writeln!(
+            out,
+            "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port",
+            "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        );
     } else if f.persistent_conn {
         let _ = writeln!(
             out,
@@ -82,6 +88,9 @@ pub fn list(
             }
         } else {
             let _ = write!(out, "{svc_name} {}", snap.scheduler(s));
+            if let Some(flags) = snap.sched_flags(s) {
+                let _ = write!(out, " ({flags})");
+            }
             if let Some((timeout, mask)) = persistence(s) {
                 let _ = write!(out, " persistent {timeout}");
                 if let Some(mask) = mask {
@@ -115,6 +124,12 @@ pub fn list(
                 largenum(&mut out, r.inbps, f.exact);
                 largenum(&mut out, r.outbps, f.exact);
                 out.push('\n');
+            } else if f.thresholds {
+                let _ = writeln!(
+                    out,
+                    "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
+                    b.u_threshold, b.l_threshold, b.active, b.inactive
+                );
             } else if f.persistent_conn {
                 let _ = writeln!(
                     out,

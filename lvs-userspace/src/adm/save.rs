@@ -23,6 +23,10 @@ pub fn save(snap: &Snapshot) -> String {
                 let _ = write!(out, " -M {mask}");
             }
         }
+        // ipvsadm prints the scheduler flags after -p/-M (and --pe, -o).
+        if let Some(flags) = snap.sched_flags(s) {
+            let _ = write!(out, " -b {flags}");
+        }
         out.push('\n');
         for b in snap.listed_backends(s) {
             // -g: gatewaying, i.e. Direct Routing.

@@ -71,6 +71,9 @@ pub struct PlannedReal {
     /// [`PlannedService::checked_as`]): `port`, or for a group's real
     /// server without a port, the group's first port.
     pub check_port: u16,
+    /// IPVS connection thresholds (`uthreshold`, `lthreshold`; 0 = none).
+    pub uthreshold: u32,
+    pub lthreshold: u32,
 }
 
 impl PlannedReal {
@@ -173,12 +176,34 @@ pub fn plan(cfg: &Config) -> Plan {
             ).replace("Nat", "NAT").replace("Tun", "TUN"));
             continue;
         }
+        // keepalived's flag words set IPVS's scheduler bits: SCHED1 is
+        // the hash schedulers' fallback, SCHED2 their port (`sh-*` words
+        // count for sh only, `mh-*` for mh only, as keepalived reads them).
+        let has = |words: &[&str]| vs.lb_flags.iter().any(|f| words.contains(&f.as_str()));
+        let algo_name = vs.lb_algo.as_str();
+        let fallback = has(&["flag-1"]) || has(&[&format!("{algo_name}-fallback")]);
+        let hash_port = has(&["flag-2"]) || has(&[&format!("{algo_name}-port")]);
         let algo = match vs.lb_algo.as_str() {
             "rr" => Algorithm::Rr,
             "wrr" => Algorithm::Wrr,
+            "sh" => Algorithm::Sh {
+                port: hash_port,
+                fallback,
+            },
+            "mh" => Algorithm::Mh {
+                port: hash_port,
+                fallback,
+            },
+            "dh" => Algorithm::Dh,
+            "lc" => Algorithm::Lc,
+            "wlc" => Algorithm::Wlc,
+            "sed" => Algorithm::Sed,
+            "nq" => Algorithm::Nq,
+            "fo" => Algorithm::Fo,
+            "ovf" => Algorithm::Ovf,
             other => {
                 out.skipped.push(format!(
-                    "{what}: lb_algo {other} is scheduled as wrr (load-based schedulers need feedback the data path does not have yet)"
+                    "{what}: lb_algo {other} is not supported by lvs-xdp yet: scheduled as wrr (new connections are spread by weight only, ignoring the servers' load and locality)"
                 ));
                 Algorithm::Wrr
             }
@@ -213,6 +238,8 @@ pub fn plan(cfg: &Config) -> Plan {
                 checked: !rs.checkers.is_empty(),
                 alpha: rs.alpha,
                 check_port: if rs.port == 0 { first_port } else { rs.port },
+                uthreshold: rs.uthreshold.unwrap_or(0),
+                lthreshold: rs.lthreshold.unwrap_or(0),
             });
         }
         let sorry_server = vs
@@ -406,6 +433,53 @@ mod tests {
             "{:?}",
             p.skipped
         );
+    }
+
+    #[test]
+    fn schedulers_and_their_flags_as_keepalived_reads_them() {
+        let conf = |algo: &str, flags: &str| {
+            format!(
+                "virtual_server 198.18.0.1 80 {{\n lb_algo {algo}\n {flags}\n lb_kind DR\n protocol TCP\n real_server 198.18.0.2 80 {{\n weight 1\n }}\n}}\n"
+            )
+        };
+        let algo_of = |algo: &str, flags: &str| {
+            let r = lvs_config::parse_str("t.conf", &conf(algo, flags), &Default::default());
+            plan(&r.config).services[0].algo
+        };
+        assert_eq!(
+            algo_of("sh", "sh-port\n sh-fallback"),
+            Algorithm::Sh {
+                port: true,
+                fallback: true
+            }
+        );
+        // flag-1/flag-2 are the same bits; mh-* words do not apply to sh.
+        assert_eq!(
+            algo_of("mh", "flag-2\n sh-fallback"),
+            Algorithm::Mh {
+                port: true,
+                fallback: false
+            }
+        );
+        assert_eq!(
+            algo_of("mh", "mh-fallback"),
+            Algorithm::Mh {
+                port: false,
+                fallback: true
+            }
+        );
+        for (name, algo) in [
+            ("dh", Algorithm::Dh),
+            ("lc", Algorithm::Lc),
+            ("wlc", Algorithm::Wlc),
+            ("sed", Algorithm::Sed),
+            ("nq", Algorithm::Nq),
+            ("fo", Algorithm::Fo),
+            ("ovf", Algorithm::Ovf),
+            ("lblc", Algorithm::Wrr),
+        ] {
+            assert_eq!(algo_of(name, ""), algo, "{name}");
+        }
     }
 
     #[test]

@@ -87,6 +87,7 @@ fn run(args: Args) -> Result<String> {
         rate: args.rate,
         exact: args.exact,
         persistent_conn: args.persistent_conn,
+        thresholds: args.thresholds,
     };
     if args.save {
         return Ok(if args.json {

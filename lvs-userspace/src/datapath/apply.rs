@@ -12,8 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use aya::maps::PerCpuValues;
 use lvs_common::{
     hash::vip_filter_bit, map_names as names, Backend, Service, ServiceKey, Stats, BE_F_ALIVE,
-    BE_F_CONFIGURED, MAX_BACKENDS, MAX_SERVICES, RING_CAPACITY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
-    VIP_FILTER_WORDS,
+    BE_F_CONFIGURED, LC_MAX_SERVERS, MAX_BACKENDS, MAX_SERVICES, RING_CAPACITY, SVC_F_PERSISTENT,
+    SVC_F_SCHED_DH, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_IDLE_FIRST,
+    SVC_F_SCHED_LC, SVC_F_SCHED_MH, SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
+    SVC_F_SLOPPY, VIP_FILTER_WORDS,
 };
 
 use super::{map_err, Datapath, DatapathError, DesiredState, Maps, Result};
@@ -40,6 +42,9 @@ pub(crate) struct Applied {
     /// is not re-used while stale flows may still name it.
     next_backend: u32,
     vip_filter: Vec<u64>,
+    /// IPVS `last_weight` per backend id (the last weight > 0 applied), for
+    /// `mh` tables. Rebuilt as the current weight on re-adoption.
+    pub last_weight: BTreeMap<u32, u32>,
 }
 
 /// What an `apply` changed.
@@ -106,6 +111,7 @@ impl Applied {
             {
                 s.backends.push(id);
             }
+            applied.last_weight.insert(id, b.weight);
             applied.backends.insert(id, b);
             applied.next_backend = (id + 1) % MAX_BACKENDS;
         }
@@ -185,6 +191,7 @@ impl Datapath {
                     None => {
                         let bid = self.state.applied.alloc_backend_id()?;
                         zero_stats(&mut self.state.maps, names::BACKEND_STATS, bid)?;
+                        zero_conn_counts(&mut self.state.maps, bid)?;
                         report.backends_added += 1;
                         bid
                     }
@@ -199,6 +206,8 @@ impl Datapath {
                     flags: BE_F_CONFIGURED | if b.alive { BE_F_ALIVE } else { 0 },
                     weight: b.weight,
                     service: id,
+                    u_threshold: b.u_threshold,
+                    l_threshold: b.l_threshold,
                 };
                 if self.state.applied.backends.get(&bid) != Some(&value) {
                     if existing.is_some() {
@@ -220,24 +229,52 @@ impl Datapath {
                 .iter()
                 .map(|b| if b.alive { b.weight } else { 0 })
                 .collect();
-            let order = match sched::schedule(d.algo, &weights) {
-                Ok(order) => order,
-                Err(e) => {
-                    // Never leave a dead server scheduled, nor the services
-                    // after this one unapplied: round robin over the live
-                    // servers always fits.
-                    let msg = format!(
-                        "{}:{} {}: {e}; scheduled as rr over its live real servers until the weights change",
-                        d.vip,
-                        d.port,
-                        d.proto.name()
-                    );
-                    tracing::error!("{msg}");
-                    report.problems.push(msg);
-                    sched::schedule(sched::Algorithm::Rr, &weights)?
+            let ring: Vec<u32> = if d.algo.is_hashed() {
+                self.hashed_table(d, &ids)
+            } else if d.algo.is_least_connections() {
+                // The list the data path compares: alive servers in IPVS's
+                // order (config reversed, see sched::HashDest).
+                let list: Vec<u32> = d
+                    .backends
+                    .iter()
+                    .zip(&ids)
+                    .rev()
+                    .filter(|(b, _)| b.alive)
+                    .map(|(_, &bid)| bid)
+                    .collect();
+                if list.len() > LC_MAX_SERVERS as usize {
+                    return Err(DatapathError::Capacity {
+                        what: "least-connection real servers",
+                        detail: format!(
+                            "{} alive in {}:{}, {LC_MAX_SERVERS} at most for {}",
+                            list.len(),
+                            d.vip,
+                            d.port,
+                            d.algo.name()
+                        ),
+                    });
                 }
+                list
+            } else {
+                let order = match sched::schedule(d.algo, &weights) {
+                    Ok(order) => order,
+                    Err(e) => {
+                        // Never leave a dead server scheduled, nor the
+                        // services after this one unapplied: round robin
+                        // over the live servers always fits.
+                        let msg = format!(
+                            "{}:{} {}: {e}; scheduled as rr over its live real servers until the weights change",
+                            d.vip,
+                            d.port,
+                            d.proto.name()
+                        );
+                        tracing::error!("{msg}");
+                        report.problems.push(msg);
+                        sched::schedule(sched::Algorithm::Rr, &weights)?
+                    }
+                };
+                order.into_iter().map(|i| ids[i]).collect()
             };
-            let ring: Vec<u32> = order.into_iter().map(|i| ids[i]).collect();
             let (mut ring_start, mut ring_len) = current
                 .as_ref()
                 .map(|c| (c.svc.ring_start, c.svc.ring_len))
@@ -288,9 +325,32 @@ impl Datapath {
             if d.sloppy {
                 flags |= SVC_F_SLOPPY;
             }
-            if d.algo == sched::Algorithm::Rr {
-                flags |= lvs_common::SVC_F_SCHED_RR;
-            }
+            flags |= match d.algo {
+                sched::Algorithm::Rr => lvs_common::SVC_F_SCHED_RR,
+                sched::Algorithm::Wrr => 0,
+                sched::Algorithm::Sh { port, fallback } => {
+                    SVC_F_SCHED_SH | sched_flags(port, fallback)
+                }
+                // Sloppy: a director that never saw the SYN (active-active,
+                // a takeover) hashes a mid-stream segment to the same server.
+                sched::Algorithm::Mh { port, fallback } => {
+                    SVC_F_SCHED_MH | SVC_F_SLOPPY | sched_flags(port, fallback)
+                }
+                sched::Algorithm::Dh => SVC_F_SCHED_DH,
+                sched::Algorithm::Lc => SVC_F_SCHED_LC,
+                sched::Algorithm::Wlc => SVC_F_SCHED_LC | SVC_F_SCHED_WEIGHTED,
+                sched::Algorithm::Sed => {
+                    SVC_F_SCHED_LC | SVC_F_SCHED_WEIGHTED | SVC_F_SCHED_EXPECTED_DELAY
+                }
+                sched::Algorithm::Nq => {
+                    SVC_F_SCHED_LC
+                        | SVC_F_SCHED_WEIGHTED
+                        | SVC_F_SCHED_EXPECTED_DELAY
+                        | SVC_F_SCHED_IDLE_FIRST
+                }
+                sched::Algorithm::Fo => SVC_F_SCHED_LC | lvs_common::SVC_F_SCHED_FO,
+                sched::Algorithm::Ovf => SVC_F_SCHED_LC | lvs_common::SVC_F_SCHED_OVF,
+            };
             let svc = Service {
                 id,
                 flags,
@@ -393,7 +453,36 @@ impl Datapath {
         Ok(report)
     }
 
+    /// The hashed scheduler's table for `d`, as backend ids. The
+    /// destination list is IPVS's: alive real servers (keepalived removes
+    /// failed ones), newest first (config order reversed).
+    fn hashed_table(&mut self, d: &super::DesiredService, ids: &[u32]) -> Vec<u32> {
+        let mut dests = Vec::new();
+        let mut dest_ids = Vec::new();
+        for (b, &bid) in d.backends.iter().zip(ids).rev() {
+            let last = self.state.applied.last_weight.entry(bid).or_insert(0);
+            if b.weight > 0 {
+                *last = b.weight;
+            }
+            if !b.alive {
+                continue;
+            }
+            dests.push(sched::HashDest {
+                addr: b.addr,
+                port: b.port,
+                weight: b.weight,
+                last_weight: *last,
+            });
+            dest_ids.push(bid);
+        }
+        sched::table(d.algo, &dests)
+            .into_iter()
+            .map(|i| dest_ids[i])
+            .collect()
+    }
+
     fn remove_backend(&mut self, bid: u32) -> Result<()> {
+        self.state.applied.last_weight.remove(&bid);
         self.state
             .maps
             .backends
@@ -421,6 +510,22 @@ impl Datapath {
         self.state.applied.vip_filter = words;
         Ok(())
     }
+}
+
+/// A new backend id starts with no connections (a re-used id's flows were
+/// rescheduled off it long ago; any late one is corrected on expiry).
+fn zero_conn_counts(maps: &mut Maps, bid: u32) -> Result<()> {
+    let zero = lvs_common::ConnCounts::default();
+    maps.backend_conns
+        .set(bid, zero, 0)
+        .map_err(map_err(names::BACKEND_CONNS))?;
+    maps.backend_conns_adj
+        .set(bid, zero, 0)
+        .map_err(map_err(names::BACKEND_CONNS_ADJ))
+}
+
+fn sched_flags(port: bool, fallback: bool) -> u32 {
+    (if port { SVC_F_SCHED_PORT } else { 0 }) | if fallback { SVC_F_SCHED_FALLBACK } else { 0 }
 }
 
 fn zero_stats(maps: &mut Maps, name: &'static str, index: u32) -> Result<()> {

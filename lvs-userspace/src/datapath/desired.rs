@@ -34,6 +34,11 @@ pub struct DesiredBackend {
     pub weight: u32,
     /// false = down: out of the schedule, its flows rescheduled.
     pub alive: bool,
+    /// IPVS `uthreshold` / `lthreshold` (0 = none): at `u_threshold`
+    /// connections the server takes no new ones until it is below
+    /// `l_threshold` (or 3/4 of `u_threshold`).
+    pub u_threshold: u32,
+    pub l_threshold: u32,
     pub next_hop: NextHop,
 }
 

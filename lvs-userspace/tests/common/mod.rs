@@ -63,6 +63,8 @@ pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> Desire
             port: lab.spec().service_port,
             weight,
             alive: true,
+            u_threshold: 0,
+            l_threshold: 0,
             next_hop: NextHop {
                 mac: lab.real_server_mac(i),
                 src_mac: lab.director_mac(0),

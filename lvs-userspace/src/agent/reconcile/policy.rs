@@ -140,6 +140,8 @@ pub fn desired(
                 port: r.port,
                 weight,
                 alive,
+                u_threshold: r.uthreshold,
+                l_threshold: r.lthreshold,
                 next_hop: hop,
             });
         }
@@ -153,6 +155,8 @@ pub fn desired(
                     port: r.port,
                     weight: 0,
                     alive: true,
+                    u_threshold: r.uthreshold,
+                    l_threshold: r.lthreshold,
                     next_hop: hop,
                 });
             }
@@ -174,6 +178,8 @@ pub fn desired(
                     port: sorry.port,
                     weight: 1,
                     alive: true,
+                    u_threshold: 0,
+                    l_threshold: 0,
                     next_hop: hop,
                 });
             }
@@ -311,6 +317,8 @@ mod tests {
             checked: true,
             alpha: false,
             check_port: rs(n).port,
+            uthreshold: 0,
+            lthreshold: 0,
         }
     }
 
