@@ -18,7 +18,7 @@ pub mod tcp;
 
 /// Version of the shared map layout. A pinned datapath of another version is
 /// refused by the agent instead of being silently re-used (aya does not check).
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Services (VIP:port:proto) the program knows. Also the size of `svc_stats`.
 pub const MAX_SERVICES: u32 = 1024;
@@ -125,6 +125,23 @@ pub const SVC_F_SLOPPY: u32 = 1 << 1;
 /// Service flag: the schedule is plain round robin (`rr`), else `wrr`. The
 /// program does not look at it (the schedule says it all); listings do.
 pub const SVC_F_SCHED_RR: u32 = 1 << 2;
+/// Service flag: the schedule is an `sh` bucket table (`SH_TABLE_SIZE`
+/// backend ids) indexed by a hash of the client address (IPVS `sh`).
+pub const SVC_F_SCHED_SH: u32 = 1 << 3;
+/// Service flag: the schedule is an `mh` Maglev lookup table
+/// (`MH_TABLE_SIZE` backend ids) indexed by hsiphash of the client (IPVS `mh`).
+pub const SVC_F_SCHED_MH: u32 = 1 << 4;
+/// Service flag: the schedule is a `dh` bucket table indexed by a hash of
+/// the destination (the VIP) (IPVS `dh`).
+pub const SVC_F_SCHED_DH: u32 = 1 << 5;
+/// Service flag (`sh`/`mh`): hash the client's source port too (`sh-port`,
+/// `mh-port`; IPVS `IP_VS_SVC_F_SCHED2`).
+pub const SVC_F_SCHED_PORT: u32 = 1 << 6;
+/// Service flag (`sh`/`mh`): when the hashed server is unavailable, walk
+/// on to the next one (`sh-fallback`, `mh-fallback`; `IP_VS_SVC_F_SCHED1`).
+pub const SVC_F_SCHED_FALLBACK: u32 = 1 << 7;
+/// Any of the hashed schedules: the ring is a table, not a sequence.
+pub const SVC_F_SCHED_HASHED: u32 = SVC_F_SCHED_SH | SVC_F_SCHED_MH | SVC_F_SCHED_DH;
 
 /// `services` value.
 #[repr(C)]

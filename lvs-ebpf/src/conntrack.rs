@@ -255,7 +255,7 @@ pub fn create(
     // a mid-stream segment (sloppy, or moved off a dead backend) is already
     // a connection.
     let pending = is_syn(pkt) || (pkt.key.proto != IPPROTO_TCP && fresh);
-    let (backend, hop) = schedule::pick(svc, pkt.key.src_be, now, settings, pending)?;
+    let (backend, hop) = schedule::pick(svc, &pkt.key, now, settings, pending)?;
     let state = next_state(pkt, tcp::NONE);
     let conn = Conn {
         backend,

@@ -3,7 +3,10 @@
 //! precomputed schedule (IPVS wrr/rr order, computed by the agent).
 
 use lvs_common::{
-    verdict as reason, Persist, PersistKey, Service, Settings, BE_F_ALIVE, SVC_F_PERSISTENT,
+    hash::{dh_bucket, mh_hash, sh_bucket, MH_KEY1, MH_TABLE_SIZE, SH_TABLE_SIZE},
+    verdict as reason, FlowKey, Persist, PersistKey, Service, Settings, BE_F_ALIVE,
+    SVC_F_PERSISTENT, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_HASHED, SVC_F_SCHED_MH, SVC_F_SCHED_PORT,
+    SVC_F_SCHED_SH,
 };
 
 use crate::{
@@ -16,6 +19,11 @@ use crate::{
 /// How many schedule slots to try when a slot names a backend that went
 /// down after the schedule was written (the agent rewrites it right away).
 const MAX_SKIP: u32 = 4;
+/// `mh-fallback` probes at most this many further table slots (IPVS walks
+/// up to the whole table). A client is passed instead of scheduled only if
+/// every probe lands on an unavailable server: with a share `f` of the
+/// table unavailable, `f^128` (f = 0.9: 1e-6).
+const MH_FALLBACK_PROBES: u32 = 128;
 const NS_PER_S: u64 = 1_000_000_000;
 
 /// Where backend `id` of service `service` is, if it may receive traffic.
@@ -40,22 +48,22 @@ pub fn backend_hop(id: u32, service: u32) -> Option<NextHop> {
 #[inline(always)]
 pub fn pick(
     svc: &Service,
-    client_be: u32,
+    flow: &FlowKey,
     now: u64,
     settings: &Settings,
     pending: bool,
 ) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_PERSISTENT == 0 {
-        return next_in_ring(svc);
+        return choose(svc, flow);
     }
-    let key = template_key(svc, client_be);
+    let key = template_key(svc, flow.src_be);
     let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
     if let Some(found) = live_template(&key, now, timeout, svc.id) {
         return Ok(found);
     }
     // No template, an expired one, or one whose backend is down: schedule
     // and (re)write the template.
-    let (id, hop) = next_in_ring(svc)?;
+    let (id, hop) = choose(svc, flow)?;
     let template = Persist {
         backend: id,
         flags: 0,
@@ -183,4 +191,102 @@ fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
         }
     }
     Err(Verdict::pass(reason::PASS_NO_BACKEND))
+}
+
+/// The service's scheduler: a walk of its sequence (rr, wrr) or a lookup
+/// in its hash table (sh, mh, dh).
+#[inline(always)]
+fn choose(svc: &Service, flow: &FlowKey) -> Step<(u32, NextHop)> {
+    if svc.flags & SVC_F_SCHED_HASHED == 0 {
+        return next_in_ring(svc);
+    }
+    // IPVS hashes host-order values: ntohl(addr) + ntohs(port).
+    let addr = u32::from_be(flow.src_be);
+    let port = if svc.flags & SVC_F_SCHED_PORT != 0 {
+        u16::from_be(flow.sport_be)
+    } else {
+        0
+    };
+    let fallback = svc.flags & SVC_F_SCHED_FALLBACK != 0;
+    if svc.flags & SVC_F_SCHED_MH != 0 {
+        maglev(svc, addr, port, fallback)
+    } else if svc.flags & SVC_F_SCHED_SH != 0 {
+        source_hash(svc, addr, port, fallback)
+    } else {
+        let id = table_entry(svc, dh_bucket(u32::from_be(flow.dst_be))).ok_or(NO_BACKEND)?;
+        Ok((id, available_hop(id, svc.id).ok_or(NO_BACKEND)?))
+    }
+}
+
+const NO_BACKEND: Verdict = Verdict::pass(reason::PASS_NO_BACKEND);
+
+/// Where backend `id` is, if it may take a new connection from a hashed
+/// schedule: alive and with a weight (IPVS `is_unavailable`: weight 0 is
+/// quiescent, its table slots stay but pick nobody).
+#[inline(always)]
+fn available_hop(id: u32, service: u32) -> Option<NextHop> {
+    let b = BACKENDS.get(id)?;
+    if b.weight == 0 {
+        return None;
+    }
+    backend_hop(id, service)
+}
+
+/// Slot `slot` of the service's table.
+#[inline(always)]
+fn table_entry(svc: &Service, slot: u32) -> Option<u32> {
+    if slot >= svc.ring_len {
+        return None;
+    }
+    RINGS.get(svc.ring_start.wrapping_add(slot)).copied()
+}
+
+/// IPVS `sh`: bucket `hash_32(port + addr)`; with `sh-fallback` the walk
+/// `ip_vs_sh_get_fallback` does over the whole 256-bucket table.
+#[inline(always)]
+fn source_hash(svc: &Service, addr: u32, port: u16, fallback: bool) -> Step<(u32, NextHop)> {
+    let ihash = sh_bucket(addr, port, 0);
+    let id = table_entry(svc, ihash).ok_or(NO_BACKEND)?;
+    if let Some(hop) = available_hop(id, svc.id) {
+        return Ok((id, hop));
+    }
+    if !fallback {
+        return Err(NO_BACKEND);
+    }
+    for offset in 0..SH_TABLE_SIZE {
+        let roffset = (offset + ihash) % SH_TABLE_SIZE;
+        let Some(id) = table_entry(svc, sh_bucket(addr, port, roffset)) else {
+            break;
+        };
+        if let Some(hop) = available_hop(id, svc.id) {
+            return Ok((id, hop));
+        }
+    }
+    Err(NO_BACKEND)
+}
+
+/// IPVS `mh`: entry `hsiphash(port + addr) % size` of the Maglev table;
+/// with `mh-fallback` the probes of `ip_vs_mh_get_fallback` (bounded, see
+/// MH_FALLBACK_PROBES).
+#[inline(always)]
+fn maglev(svc: &Service, addr: u32, port: u16, fallback: bool) -> Step<(u32, NextHop)> {
+    let ihash = mh_hash(addr, port, MH_KEY1, 0) % MH_TABLE_SIZE;
+    let id = table_entry(svc, ihash).ok_or(NO_BACKEND)?;
+    if let Some(hop) = available_hop(id, svc.id) {
+        return Ok((id, hop));
+    }
+    if !fallback {
+        return Err(NO_BACKEND);
+    }
+    for offset in 0..MH_FALLBACK_PROBES {
+        let roffset = (offset + ihash) % MH_TABLE_SIZE;
+        let slot = mh_hash(addr, port, MH_KEY1, roffset) % MH_TABLE_SIZE;
+        let Some(id) = table_entry(svc, slot) else {
+            break;
+        };
+        if let Some(hop) = available_hop(id, svc.id) {
+            return Ok((id, hop));
+        }
+    }
+    Err(NO_BACKEND)
 }

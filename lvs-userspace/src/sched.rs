@@ -7,7 +7,18 @@
 //! gcd of the weights; at each step every server whose weight is at least
 //! `cw` is picked, in list order. So a 2:3:3:2:2 pool is served
 //! B C A B C D E A B C D E, exactly as IPVS serves it.
+//!
+//! The hashing schedulers (`sh`, `mh`, `dh`) are tables instead: the agent
+//! builds the table IPVS builds for the same destinations
+//! (`ip_vs_sh_reassign`, `ip_vs_mh_populate`, `ip_vs_dh_assign`), and the
+//! data path indexes it with the kernel's hash of the packet (shared in
+//! `lvs_common::hash`). `mh` uses ip_vs_mh's fixed hsiphash keys, so two
+//! directors with the same real servers build the same table and pick the
+//! same server for a client without talking to each other.
 
+use std::net::Ipv4Addr;
+
+use lvs_common::hash::{mh_hash, MH_KEY1, MH_KEY2, MH_TABLE_BITS, MH_TABLE_SIZE, SH_TABLE_SIZE};
 use thiserror::Error;
 
 /// Scheduling algorithms the data path can walk.
@@ -17,6 +28,12 @@ pub enum Algorithm {
     Wrr,
     /// Round robin (IPVS `rr`): every server with weight > 0 once per cycle.
     Rr,
+    /// Source hashing (IPVS `sh`): `port` = `sh-port`, `fallback` = `sh-fallback`.
+    Sh { port: bool, fallback: bool },
+    /// Maglev hashing (IPVS `mh`): `mh-port`, `mh-fallback`.
+    Mh { port: bool, fallback: bool },
+    /// Destination hashing (IPVS `dh`): by the VIP, so one server per VIP.
+    Dh,
 }
 
 impl Algorithm {
@@ -24,8 +41,170 @@ impl Algorithm {
         match self {
             Algorithm::Wrr => "wrr",
             Algorithm::Rr => "rr",
+            Algorithm::Sh { .. } => "sh",
+            Algorithm::Mh { .. } => "mh",
+            Algorithm::Dh => "dh",
         }
     }
+
+    /// A table indexed by a hash rather than a sequence walked in order.
+    pub fn is_hashed(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Sh { .. } | Algorithm::Mh { .. } | Algorithm::Dh
+        )
+    }
+
+    /// The scheduler flags ipvsadm prints after the name, in its words
+    /// (`sh-fallback,sh-port`), or None.
+    pub fn flags_text(self) -> Option<String> {
+        let (prefix, port, fallback) = match self {
+            Algorithm::Sh { port, fallback } => ("sh", port, fallback),
+            Algorithm::Mh { port, fallback } => ("mh", port, fallback),
+            _ => return None,
+        };
+        flag_words(prefix, fallback, port)
+    }
+}
+
+/// ipvsadm's words for IP_VS_SVC_F_SCHED1 (fallback) and SCHED2 (port).
+pub fn flag_words(prefix: &str, fallback: bool, port: bool) -> Option<String> {
+    let mut words = Vec::new();
+    if fallback {
+        words.push(format!("{prefix}-fallback"));
+    }
+    if port {
+        words.push(format!("{prefix}-port"));
+    }
+    (!words.is_empty()).then(|| words.join(","))
+}
+
+/// A destination as the hashing schedulers see it, in IPVS's list order
+/// (`svc->destinations`: keepalived adds real servers in config order and
+/// IPVS puts each new one at the head, so the list is the config reversed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashDest {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// Current weight: `sh` gives a destination this many buckets.
+    pub weight: u32,
+    /// IPVS `last_weight`, the last weight > 0 it had: `mh` builds its
+    /// table from it, so quiescing (weight 0) a server moves nobody else.
+    pub last_weight: u32,
+}
+
+/// The hashed table for `dests` as indexes into `dests`: IPVS's table for
+/// the scheduler, empty when it would hold no destination.
+pub fn table(algo: Algorithm, dests: &[HashDest]) -> Vec<usize> {
+    match algo {
+        Algorithm::Sh { .. } => sh_table(dests),
+        Algorithm::Mh { .. } => mh_table(dests),
+        Algorithm::Dh => dh_table(dests),
+        Algorithm::Rr | Algorithm::Wrr => Vec::new(),
+    }
+}
+
+/// `ip_vs_sh_reassign`: buckets in order, each destination filling as many
+/// consecutive buckets as its weight (at least one, even at weight 0),
+/// round and round the list until the 256 buckets are full.
+fn sh_table(dests: &[HashDest]) -> Vec<usize> {
+    if dests.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(SH_TABLE_SIZE as usize);
+    let (mut d, mut count) = (0, 0u32);
+    while out.len() < SH_TABLE_SIZE as usize {
+        out.push(d);
+        count += 1;
+        if count >= dests[d].weight {
+            d = (d + 1) % dests.len();
+            count = 0;
+        }
+    }
+    out
+}
+
+/// `ip_vs_dh_assign`: one bucket per destination, round robin, no weights.
+fn dh_table(dests: &[HashDest]) -> Vec<usize> {
+    if dests.is_empty() {
+        return Vec::new();
+    }
+    (0..SH_TABLE_SIZE as usize)
+        .map(|i| i % dests.len())
+        .collect()
+}
+
+fn fls(x: u32) -> i32 {
+    32 - x.leading_zeros() as i32
+}
+
+/// `ip_vs_mh_permutate` + `ip_vs_mh_populate`: each destination's
+/// preference list is `offset + k·skip (mod size)` from two hsiphashes of
+/// its address and port; destinations take turns (last_weight / gcd,
+/// shifted so the largest fits MH_TABLE_BITS bits) claiming their next
+/// free preferred slot until the table is full.
+fn mh_table(dests: &[HashDest]) -> Vec<usize> {
+    let size = MH_TABLE_SIZE;
+    let g = dests
+        .iter()
+        .map(|d| d.last_weight)
+        .filter(|&w| w > 0)
+        .fold(0, gcd);
+    if g < 1 {
+        return Vec::new();
+    }
+    let mw = dests.iter().map(|d| d.last_weight).max().unwrap_or(0) / g;
+    let rshift = (fls(mw) - MH_TABLE_BITS as i32).max(0) as u32;
+    struct Setup {
+        skip: u32,
+        perm: u32,
+        turns: u32,
+    }
+    let mut setup: Vec<Setup> = dests
+        .iter()
+        .map(|d| {
+            let addr = u32::from(d.addr);
+            let offset = mh_hash(addr, d.port, MH_KEY1, 0) % size;
+            let skip = mh_hash(addr, d.port, MH_KEY2, 0) % (size - 1) + 1;
+            let lw = d.last_weight;
+            let t = (lw / g) >> rshift;
+            Setup {
+                skip,
+                perm: offset,
+                turns: if t > 0 { t } else { (lw != 0) as u32 },
+            }
+        })
+        .collect();
+    let mut owner: Vec<Option<usize>> = vec![None; size as usize];
+    let mut n = 0;
+    let mut dt_count = 0;
+    'fill: loop {
+        let mut i = 0;
+        while i < setup.len() {
+            let ds = &mut setup[i];
+            if ds.turns < 1 {
+                i += 1;
+                continue;
+            }
+            while owner[ds.perm as usize].is_some() {
+                ds.perm += ds.skip;
+                if ds.perm >= size {
+                    ds.perm -= size;
+                }
+            }
+            owner[ds.perm as usize] = Some(i);
+            n += 1;
+            if n == size {
+                break 'fill;
+            }
+            dt_count += 1;
+            if dt_count >= ds.turns {
+                dt_count = 0;
+                i += 1;
+            }
+        }
+    }
+    owner.into_iter().map(|o| o.expect("table full")).collect()
 }
 
 /// Longest schedule one service may have (slots in `rings`).
@@ -56,6 +235,8 @@ pub fn schedule(algo: Algorithm, weights: &[u32]) -> Result<Vec<usize>, SchedErr
     match algo {
         Algorithm::Rr => Ok((0..weights.len()).filter(|&i| weights[i] > 0).collect()),
         Algorithm::Wrr => wrr_cycle(weights),
+        // Tables, not sequences: see `table`.
+        _ => Ok(Vec::new()),
     }
 }
 

@@ -82,6 +82,9 @@ pub fn list(
             }
         } else {
             let _ = write!(out, "{svc_name} {}", snap.scheduler(s));
+            if let Some(flags) = snap.sched_flags(s) {
+                let _ = write!(out, " ({flags})");
+            }
             if let Some((timeout, mask)) = persistence(s) {
                 let _ = write!(out, " persistent {timeout}");
                 if let Some(mask) = mask {

@@ -25,7 +25,10 @@ pub mod status;
 
 use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 
-use lvs_common::{tcp, SVC_F_PERSISTENT, SVC_F_SCHED_RR};
+use lvs_common::{
+    tcp, SVC_F_PERSISTENT, SVC_F_SCHED_DH, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_MH, SVC_F_SCHED_PORT,
+    SVC_F_SCHED_RR, SVC_F_SCHED_SH,
+};
 
 pub use conns::conns;
 pub use list::{list, timeout};
@@ -144,12 +147,37 @@ impl Snapshot {
                 .and_then(|e| e.scheduler.clone())
         });
         configured.unwrap_or_else(|| {
-            if s.svc.flags & SVC_F_SCHED_RR != 0 {
+            let f = s.svc.flags;
+            if f & SVC_F_SCHED_RR != 0 {
                 "rr".into()
+            } else if f & SVC_F_SCHED_SH != 0 {
+                "sh".into()
+            } else if f & SVC_F_SCHED_MH != 0 {
+                "mh".into()
+            } else if f & SVC_F_SCHED_DH != 0 {
+                "dh".into()
             } else {
                 "wrr".into()
             }
         })
+    }
+
+    /// The scheduler flags ipvsadm prints in parentheses after the name
+    /// (`sh-fallback,sh-port`), from what the data path runs.
+    pub fn sched_flags(&self, s: &ServiceView) -> Option<String> {
+        let f = s.svc.flags;
+        let prefix = if f & SVC_F_SCHED_SH != 0 {
+            "sh"
+        } else if f & SVC_F_SCHED_MH != 0 {
+            "mh"
+        } else {
+            return None;
+        };
+        crate::sched::flag_words(
+            prefix,
+            f & SVC_F_SCHED_FALLBACK != 0,
+            f & SVC_F_SCHED_PORT != 0,
+        )
     }
 
     /// Services in ipvsadm's order (`ipvs_cmp_services`: protocol, then

@@ -16,6 +16,9 @@ pub fn save(snap: &Snapshot) -> String {
         };
         let svc = format!("{opt} {}:{}", s.vip, s.port);
         let _ = write!(out, "-A {svc} -s {}", snap.scheduler(s));
+        if let Some(flags) = snap.sched_flags(s) {
+            let _ = write!(out, " -b {flags}");
+        }
         if let Some((timeout, mask)) = persistence(s) {
             let _ = write!(out, " -p {timeout}");
             if let Some(mask) = mask {

@@ -102,9 +102,25 @@ pub fn plan(cfg: &Config) -> Plan {
             ));
             continue;
         }
+        // keepalived's flag words set IPVS's scheduler bits: SCHED1 is
+        // the hash schedulers' fallback, SCHED2 their port (`sh-*` words
+        // count for sh only, `mh-*` for mh only, as keepalived reads them).
+        let has = |words: &[&str]| vs.lb_flags.iter().any(|f| words.contains(&f.as_str()));
+        let algo_name = vs.lb_algo.as_str();
+        let fallback = has(&["flag-1"]) || has(&[&format!("{algo_name}-fallback")]);
+        let hash_port = has(&["flag-2"]) || has(&[&format!("{algo_name}-port")]);
         let algo = match vs.lb_algo.as_str() {
             "rr" => Algorithm::Rr,
             "wrr" => Algorithm::Wrr,
+            "sh" => Algorithm::Sh {
+                port: hash_port,
+                fallback,
+            },
+            "mh" => Algorithm::Mh {
+                port: hash_port,
+                fallback,
+            },
+            "dh" => Algorithm::Dh,
             other => {
                 out.skipped.push(format!(
                     "{what}: lb_algo {other} is scheduled as wrr (load-based schedulers need feedback the data path does not have yet)"

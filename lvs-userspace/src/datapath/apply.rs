@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use aya::maps::PerCpuValues;
 use lvs_common::{
     hash::vip_filter_bit, map_names as names, Backend, Service, ServiceKey, Stats, BE_F_ALIVE,
-    BE_F_CONFIGURED, MAX_BACKENDS, MAX_SERVICES, RING_CAPACITY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
+    BE_F_CONFIGURED, MAX_BACKENDS, MAX_SERVICES, RING_CAPACITY, SVC_F_PERSISTENT, SVC_F_SCHED_DH,
+    SVC_F_SCHED_FALLBACK, SVC_F_SCHED_MH, SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SLOPPY,
     VIP_FILTER_WORDS,
 };
 
@@ -40,6 +41,9 @@ pub(crate) struct Applied {
     /// is not re-used while stale flows may still name it.
     next_backend: u32,
     vip_filter: Vec<u64>,
+    /// IPVS `last_weight` per backend id (the last weight > 0 applied), for
+    /// `mh` tables. Rebuilt as the current weight on re-adoption.
+    pub last_weight: BTreeMap<u32, u32>,
 }
 
 /// What an `apply` changed.
@@ -103,6 +107,7 @@ impl Applied {
             {
                 s.backends.push(id);
             }
+            applied.last_weight.insert(id, b.weight);
             applied.backends.insert(id, b);
             applied.next_backend = (id + 1) % MAX_BACKENDS;
         }
@@ -217,10 +222,14 @@ impl Datapath {
                 .iter()
                 .map(|b| if b.alive { b.weight } else { 0 })
                 .collect();
-            let ring: Vec<u32> = sched::schedule(d.algo, &weights)?
-                .into_iter()
-                .map(|i| ids[i])
-                .collect();
+            let ring: Vec<u32> = if d.algo.is_hashed() {
+                self.hashed_table(d, &ids)
+            } else {
+                sched::schedule(d.algo, &weights)?
+                    .into_iter()
+                    .map(|i| ids[i])
+                    .collect()
+            };
             let (mut ring_start, mut ring_len) = current
                 .as_ref()
                 .map(|c| (c.svc.ring_start, c.svc.ring_len))
@@ -261,9 +270,19 @@ impl Datapath {
             if d.sloppy {
                 flags |= SVC_F_SLOPPY;
             }
-            if d.algo == sched::Algorithm::Rr {
-                flags |= lvs_common::SVC_F_SCHED_RR;
-            }
+            flags |= match d.algo {
+                sched::Algorithm::Rr => lvs_common::SVC_F_SCHED_RR,
+                sched::Algorithm::Wrr => 0,
+                sched::Algorithm::Sh { port, fallback } => {
+                    SVC_F_SCHED_SH | sched_flags(port, fallback)
+                }
+                // Sloppy: a director that never saw the SYN (active-active,
+                // a takeover) hashes a mid-stream segment to the same server.
+                sched::Algorithm::Mh { port, fallback } => {
+                    SVC_F_SCHED_MH | SVC_F_SLOPPY | sched_flags(port, fallback)
+                }
+                sched::Algorithm::Dh => SVC_F_SCHED_DH,
+            };
             let svc = Service {
                 id,
                 flags,
@@ -364,7 +383,36 @@ impl Datapath {
         Ok(report)
     }
 
+    /// The hashed scheduler's table for `d`, as backend ids. The
+    /// destination list is IPVS's: alive real servers (keepalived removes
+    /// failed ones), newest first (config order reversed).
+    fn hashed_table(&mut self, d: &super::DesiredService, ids: &[u32]) -> Vec<u32> {
+        let mut dests = Vec::new();
+        let mut dest_ids = Vec::new();
+        for (b, &bid) in d.backends.iter().zip(ids).rev() {
+            let last = self.state.applied.last_weight.entry(bid).or_insert(0);
+            if b.weight > 0 {
+                *last = b.weight;
+            }
+            if !b.alive {
+                continue;
+            }
+            dests.push(sched::HashDest {
+                addr: b.addr,
+                port: b.port,
+                weight: b.weight,
+                last_weight: *last,
+            });
+            dest_ids.push(bid);
+        }
+        sched::table(d.algo, &dests)
+            .into_iter()
+            .map(|i| dest_ids[i])
+            .collect()
+    }
+
     fn remove_backend(&mut self, bid: u32) -> Result<()> {
+        self.state.applied.last_weight.remove(&bid);
         self.state
             .maps
             .backends
@@ -392,6 +440,10 @@ impl Datapath {
         self.state.applied.vip_filter = words;
         Ok(())
     }
+}
+
+fn sched_flags(port: bool, fallback: bool) -> u32 {
+    (if port { SVC_F_SCHED_PORT } else { 0 }) | if fallback { SVC_F_SCHED_FALLBACK } else { 0 }
 }
 
 fn zero_stats(maps: &mut Maps, name: &'static str, index: u32) -> Result<()> {
