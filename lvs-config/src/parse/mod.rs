@@ -3,6 +3,7 @@
 //! unsupported keywords are reported here, and each block is validated when
 //! it ends.
 
+mod announce;
 mod check;
 mod global;
 mod values;
@@ -141,6 +142,7 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             "vrrp_instance" => vrrp::parse_instance(p, &mut cfg, n),
             "virtual_server_group" => check::parse_vsg(p, &mut cfg, n),
             "virtual_server" => check::parse_vs(p, &mut cfg, n),
+            "bgp_announce" => announce::parse(p, &mut cfg, n),
             _ if keywords::ROOT_IGNORED.contains(&kw) => p.warn_once(
                 &format!("ignored/root/{kw}"),
                 n,
