@@ -7,11 +7,13 @@
 //! - `check`: keepalived's health checkers (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK);
 //! - `vrrp`: keepalived-compatible VRRP v2/v3 instances;
 //! - `sync`: connection sync between directors;
+//! - `announce`: route health injection through BIRD (BGP, BFD);
 //! - `agent`: `lvsd`, tying config, checkers, VRRP and the data path together;
 //! - `adm`: `lvsadm`, the ipvsadm-compatible listing.
 
 pub mod adm;
 pub mod agent;
+pub mod announce;
 pub mod check;
 pub mod datapath;
 pub mod netlink;

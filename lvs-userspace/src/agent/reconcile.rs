@@ -290,6 +290,12 @@ impl Reconciler {
         }
     }
 
+    /// Whether a service has its quorum (lost at the latest when every real
+    /// server is down); decided by the last `apply`.
+    pub fn has_quorum(&self, id: &ServiceId) -> bool {
+        !self.quorum_lost.contains(id)
+    }
+
     /// Whether a real server is up as far as the checkers know.
     pub fn is_up(&self, key: &(ServiceId, RealId)) -> bool {
         self.reals.get(key).is_some_and(|st| st.up)
