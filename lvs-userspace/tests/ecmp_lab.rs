@@ -18,6 +18,7 @@
 mod common;
 
 use std::{
+    collections::HashSet,
     net::{Ipv4Addr, SocketAddrV4},
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -147,6 +148,29 @@ fn scheduled(ds: &[Director]) -> Vec<u64> {
         .collect()
 }
 
+/// How many of the long-lived connections (client address, port) each
+/// director has in its connection table.
+fn known(ds: &[Director], keys: &HashSet<(Ipv4Addr, u16)>) -> Vec<usize> {
+    ds.iter()
+        .map(|d| {
+            d.inspect()
+                .and_then(|i| Ok(i.conns()?))
+                .map(|cs| {
+                    cs.iter()
+                        .filter(|c| {
+                            !c.half_open
+                                && keys.contains(&(
+                                    Ipv4Addr::from(u32::from_be(c.key.src_be)),
+                                    u16::from_be(c.key.sport_be),
+                                ))
+                        })
+                        .count()
+                })
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
 fn lvsadm_daemon(lab: &Lab, i: usize) -> Result<String> {
     let status = lab.log_dir().join(format!("status{i}.json"));
     let lvsadm = own_bin("lvsadm");
@@ -186,10 +210,10 @@ fn three_directors_behind_ecmp_lose_and_regain_one_without_breaking_connections(
 
     let bpffs = Bpffs::mount(&lab)?;
     let mut ds = Vec::new();
-    for i in 0..DIRECTORS {
+    for (i, instance) in INSTANCES.iter().enumerate() {
         let mut d = Director::new(&lab, &bpffs.0, &config(&lab, i))?;
         d.index = i;
-        d.instance = INSTANCES[i].into();
+        d.instance = (*instance).into();
         let status = lab.log_dir().join(format!("status{i}.json"));
         d.extra_args = vec![
             "--interface".into(),
@@ -274,6 +298,13 @@ fn three_directors_behind_ecmp_lose_and_regain_one_without_breaking_connections(
         "mh spreads over every real server: {per_rs:?}"
     );
 
+    let keys: HashSet<(Ipv4Addr, u16)> = conns
+        .iter()
+        .filter_map(|(c, _)| match c.local_addr().ok()? {
+            std::net::SocketAddr::V4(a) => Some((*a.ip(), a.port())),
+            _ => None,
+        })
+        .collect();
     let shorts = Shorts::start(&far, vip)?;
     let victim = DIRECTORS - 1;
     let mut streamer = Streamer::start(conns);
@@ -299,6 +330,7 @@ fn three_directors_behind_ecmp_lose_and_regain_one_without_breaking_connections(
     std::thread::sleep(Duration::from_secs(1));
 
     // 1. lvsd killed -9: BIRD dies with it, the router withdraws at once.
+    let held = known(&ds, &keys);
     let t_ev = Instant::now();
     ds[victim].signal(libc::SIGKILL)?;
     let gone = wait_hops(&lab, &router, DIRECTORS - 1, Duration::from_secs(5))?;
@@ -310,6 +342,16 @@ fn three_directors_behind_ecmp_lose_and_regain_one_without_breaking_connections(
     let (s, r) = phase("kill -9", streamer, t_ev, Duration::from_secs(2))?;
     streamer = s;
     ensure!(r.1 == 0, "kill -9: {} short requests failed", r.1);
+    let now = known(&ds, &keys);
+    eprintln!(
+        "long-lived connections in each director's table: before {held:?}, after {now:?} (dir{}'s moved, same real servers)",
+        victim + 1
+    );
+    ensure!(
+        (0..victim).map(|i| now[i] - held[i]).sum::<usize>() >= held[victim],
+        "the other directors picked up dir{}'s connections mid-stream: {held:?} -> {now:?}",
+        victim + 1
+    );
 
     // ... and back (it re-adopts its data path).
     let t_ev = Instant::now();

@@ -16,7 +16,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 /// Commands the lab and tests run, and the Debian package of each.
-const LAB_TOOLS: [(&str, &str); 8] = [
+const LAB_TOOLS: [(&str, &str); 10] = [
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
@@ -25,7 +25,15 @@ const LAB_TOOLS: [(&str, &str); 8] = [
     ("wrk", "wrk"),
     ("keepalived", "keepalived"),
     ("ping", "iputils-ping"),
+    // The ECMP lab: FRR is the router (zebra, bgpd, bfdd), BIRD 2 runs
+    // beside each lvsd. Both run only inside the lab's namespaces.
+    ("vtysh", "frr"),
+    ("bird", "bird2"),
 ];
+
+/// Packages whose Debian install enables a system service the lab never
+/// uses (the lab starts its own daemons in namespaces).
+const NO_SYSTEM_SERVICE: [(&str, &str); 2] = [("frr", "frr.service"), ("bird2", "bird.service")];
 
 pub fn run(with_apt: bool) -> Result<()> {
     let nightly = nightly_version()?;
@@ -210,6 +218,17 @@ fn ensure_lab_tools() -> Result<()> {
         .status()?;
     if !status.success() {
         bail!("apt-get install {} failed", missing.join(" "));
+    }
+    // Under systemd the packages start their daemons in the host's own
+    // namespace: stop and disable them (the lab runs its own).
+    if Path::new("/run/systemd/system").exists() {
+        for (pkg, unit) in NO_SYSTEM_SERVICE {
+            if missing.contains(&pkg) {
+                let _ = Command::new("systemctl")
+                    .args(["disable", "--now", unit])
+                    .status();
+            }
+        }
     }
     Ok(())
 }
