@@ -45,14 +45,14 @@ fn config(lab: &Lab, i: usize) -> String {
     let mut s = format!(
         "bgp_announce {{\n daemon bird\n socket {dir}/bird{i}.ctl\n config_file {dir}/bird{i}.conf\n \
          router_id {}\n local_as 65001\n neighbor {} as 65000\n bfd on\n bfd_interval 0.1\n withdraw_delay 1\n}}\n\
-         virtual_server {} 80 {{\n lb_algo mh\n lb_kind DR\n protocol TCP\n",
+         virtual_server {} 80 {{\n delay_loop 1\n lb_algo mh\n lb_kind DR\n protocol TCP\n",
         lab.director_addr(i),
         lvs_testkit::ROUTER_ADDR,
         lab.vip(),
     );
     for r in 0..lab.real_servers() {
         s += &format!(
-            " real_server {} 80 {{\n  weight 1\n }}\n",
+            " real_server {} 80 {{\n  weight 1\n  TCP_CHECK {{\n   connect_timeout 1\n   retry 0\n  }}\n }}\n",
             lab.real_server_addr(r)
         );
     }
@@ -421,6 +421,42 @@ fn three_directors_behind_ecmp_lose_and_regain_one_without_breaking_connections(
     let (broken, _, _) = streamer.finish();
     shorts.finish()?;
     ensure!(broken == 0);
+
+    // 4. Every real server down: the directors withdraw (a router with no
+    //    route answers clients at once instead of blackholing them); one
+    //    back: announced again.
+    for i in 0..lab.real_servers() {
+        lab.stop_real_server_httpd(i)?;
+    }
+    let t_ev = Instant::now();
+    wait_hops(&lab, &router, 0, Duration::from_secs(10))?;
+    eprintln!(
+        "every real server down: VIP withdrawn by both directors after {:.2} s",
+        t_ev.elapsed().as_secs_f64()
+    );
+    // (The status file is rewritten every second.)
+    wait_until(
+        "lvsadm --daemon shows the VIP withdrawn",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            lvsadm_daemon(&lab, 0)
+                .is_ok_and(|o| o.contains("announced none; withdrawn 198.18.0.100/32"))
+        },
+    )
+    .with_context(|| {
+        format!(
+            "lvsadm --daemon:\n{}",
+            lvsadm_daemon(&lab, 0).unwrap_or_default()
+        )
+    })?;
+    lab.start_real_server_httpd(0)?;
+    let t_ev = Instant::now();
+    wait_hops(&lab, &router, DIRECTORS - 1, Duration::from_secs(10))?;
+    eprintln!(
+        "one real server back: announced again after {:.2} s",
+        t_ev.elapsed().as_secs_f64()
+    );
     eprintln!("ecmp lab done in {:.1} s", t_test.elapsed().as_secs_f64());
     Ok(())
 }
