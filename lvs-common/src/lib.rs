@@ -281,6 +281,11 @@ pub const SET_F_SYNC: u32 = 1 << 1;
 /// new server answers a mid-stream segment with RST). Off: such TCP
 /// segments are dropped and the connection waits for its server.
 pub const SET_F_EXPIRE_NODEST: u32 = 1 << 2;
+/// Global flag (IPVS `expire_quiescent_template = 1`): a persistence
+/// template naming a real server at weight 0 (drained, or failed with
+/// `inhibit_on_failure`) is treated as expired, so its client's next
+/// connection is scheduled anew instead of following the template.
+pub const SET_F_EXPIRE_QUIESCENT: u32 = 1 << 3;
 
 /// `SyncEvent::kind`: a connection was created or changed state.
 pub const SYNC_CONN: u32 = 1;

@@ -17,6 +17,7 @@ pub(crate) const ROOT_MODELLED: &[&str] = &[
     "vrrp_instance",
     "virtual_server_group",
     "virtual_server",
+    "track_file",
     "bgp_announce",
 ];
 
@@ -33,8 +34,6 @@ pub(crate) const ROOT_IGNORED: &[&str] = &[
     "interface_up_down_delays",
     "bfd_instance",
     "SSL",
-    "track_file",
-    "vrrp_track_file",
     "linkbeat_use_polling",
     "net_namespace",
     "net_namespace_ipvs",
@@ -395,19 +394,9 @@ pub(crate) const RS_ALL: &[&str] = &[
 /// with the reason given to the user. Edit as the agent grows.
 pub(crate) fn agent_pending(ctx: &str, kw: &str) -> Option<&'static str> {
     Some(match (ctx, kw) {
-        ("virtual_server", "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method") => {
-            "no sorry server fallback"
-        }
-        ("virtual_server", "quorum" | "hysteresis" | "quorum_up" | "quorum_down") => {
-            "no quorum tracking"
-        }
         ("virtual_server", "persistence_engine") => "no persistence engines (sip)",
-        ("virtual_server", "ha_suspend") => "checkers always run",
         ("real_server", "uthreshold" | "lthreshold") => "no connection thresholds",
-        (
-            "real_server",
-            "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK",
-        ) => "this checker type does not run",
+        ("real_server", "BFD_CHECK") => "this checker type does not run",
         ("vrrp_instance", "use_vmac") => "no VMAC interfaces",
         (_, "smtp_alert") => "no e-mail alerts",
         _ => return None,

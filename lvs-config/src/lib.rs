@@ -14,12 +14,15 @@
 //! blocks) → `parse` (keyword tables per block, end-of-block validation) →
 //! [`lint`] (cross-block checks) → [`model::Config`].
 //!
-//! Severity policy (see [`Severity`]): an unknown keyword, or one keepalived
-//! knows that we do not support, is a warning (the config still means the
-//! same to us); a value that parses but is out of range is an error (the item
-//! is ignored or defaulted, as keepalived does); a syntax error, a value that
+//! Severity policy (see [`Severity`]): a keyword keepalived knows that we do
+//! not support is a warning (the config still means the same to us); an
+//! unknown keyword is an error (keepalived's `-t` fails it too, and a typo
+//! such as `TCP_CHEK` silently drops a checker), as is a value that parses
+//! but is out of range or that keepalived replaces by a default (the item is
+//! ignored or defaulted, as keepalived does); a syntax error, a value that
 //! does not parse, an unknown top-level block or a missing required item is
-//! fatal.
+//! fatal. Where lvs-xdp deliberately reads something differently from
+//! keepalived 2.2.7, a diagnostic at that line says so (README table).
 
 pub mod diag;
 mod keywords;

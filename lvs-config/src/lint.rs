@@ -154,6 +154,41 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
             VsAddr::Ip(_, port) => port,
             _ => 0,
         };
+        if let VsAddr::Group(g) = &vs.addr {
+            // keepalived warns (and keeps going) when a group entry's port
+            // is not the real server's: with DR the packet keeps its port.
+            for e in cfg
+                .virtual_server_group(g)
+                .map(|g| g.entries.as_slice())
+                .unwrap_or_default()
+            {
+                let VsgEntry::Range {
+                    span, first, port, ..
+                } = e
+                else {
+                    continue;
+                };
+                for rs in &vs.real_servers {
+                    if rs.lb_kind != LbKind::Nat && rs.port != 0 && rs.port != *port {
+                        let keep = if *port == 0 {
+                            "an entry without a port serves every port, and packets keep theirs"
+                                .to_string()
+                        } else {
+                            format!("with lb_kind DR packets keep port {port}")
+                        };
+                        p.diags.add(
+                            Severity::Warning,
+                            span,
+                            format!(
+                                "virtual server group {g} entry {first} port {port} and real server {} port {} ports don't match: {keep}",
+                                rs.addr, rs.port
+                            ),
+                            Some(format!("give the entry port {}", rs.port)),
+                        );
+                    }
+                }
+            }
+        }
         for rs in &vs.real_servers {
             if rs.lb_kind != vs.lb_kind && rs.lb_kind != LbKind::Dr {
                 let span = rs.lb_kind_span.as_ref().unwrap_or(&rs.span);
@@ -167,12 +202,15 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
                 );
             }
             if rs.lb_kind == LbKind::Dr && vs_port != 0 && rs.port != vs_port {
+                // keepalived resets the port to the virtual server's (its
+                // checkers then connect there); lvs-xdp keeps it for the
+                // checkers (README: deliberate differences).
                 p.diags.add(
                     Severity::Warning,
                     &rs.span,
                     format!(
-                        "real_server {} port {} differs from the virtual_server port {vs_port}: with lb_kind DR packets keep port {vs_port}",
-                        rs.addr, rs.port
+                        "virtual server {} and real server {} port {} ports don't match: with lb_kind DR packets keep port {vs_port}; keepalived resets the real server to port {vs_port} (its checkers then connect there), lvs-xdp's checkers use port {}",
+                        vs.addr, rs.addr, rs.port, rs.port
                     ),
                     Some(format!("write `real_server {} {vs_port}`", rs.addr)),
                 );

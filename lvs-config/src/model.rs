@@ -17,6 +17,8 @@ pub struct Config {
     pub vrrp_instances: Vec<VrrpInstance>,
     pub virtual_server_groups: Vec<VirtualServerGroup>,
     pub virtual_servers: Vec<VirtualServer>,
+    /// `track_file NAME { ... }` (and the deprecated `vrrp_track_file`).
+    pub track_files: Vec<TrackFile>,
     /// `bgp_announce { }` (lvs-xdp's own): route health injection.
     pub bgp_announce: Option<BgpAnnounce>,
 }
@@ -28,6 +30,24 @@ impl Config {
     pub fn virtual_server_group(&self, name: &str) -> Option<&VirtualServerGroup> {
         self.virtual_server_groups.iter().find(|v| v.name == name)
     }
+    pub fn track_file(&self, name: &str) -> Option<&TrackFile> {
+        self.track_files.iter().find(|t| t.name == name)
+    }
+}
+
+/// `track_file NAME { file PATH; weight W [reverse]; init_file [V] [overwrite] }`
+/// (keepalived trackers/track_file.c).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackFile {
+    pub span: Span,
+    pub name: String,
+    pub file: String,
+    /// -254..=254, default 1.
+    pub weight: i32,
+    pub weight_reverse: bool,
+    /// `init_file [VALUE] [overwrite]`: create the file with VALUE (default
+    /// 0) if it does not exist, or always with `overwrite`.
+    pub init_file: Option<(i64, bool)>,
 }
 
 /// `global_defs { ... }`.
@@ -59,6 +79,36 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     pub dynamic_interfaces: bool,
     pub lvs_flush: bool,
+    /// keepalived 2.x's global `lvs_sync_daemon IF [INSTANCE] [id N]
+    /// [maxlen N] [port N] [ttl N] [group ADDR]`.
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`: IPVS's idle timeouts for
+    /// ESTABLISHED, FIN_WAIT and UDP, seconds (`ipvsadm --set`).
+    pub lvs_timeouts: LvsTimeouts,
+}
+
+/// `lvs_timeouts`; `None` keeps IPVS's default (900, 120, 300).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LvsTimeouts {
+    pub tcp: Option<u32>,
+    pub tcpfin: Option<u32>,
+    pub udp: Option<u32>,
+}
+
+/// The connection-sync daemon's settings (global `lvs_sync_daemon`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LvsSyncDaemon {
+    pub span: Span,
+    pub interface: String,
+    /// The vrrp_instance whose virtual_router_id is the default syncid.
+    pub instance: Option<String>,
+    pub syncid: Option<u8>,
+    /// Accepted for keepalived's sake: lvs-xdp's datagrams always fit the
+    /// MTU (kernel IPVS uses it to size its own).
+    pub maxlen: Option<u16>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+    pub group: Option<Ipv4Addr>,
 }
 
 /// `vrrp_script NAME { ... }`.
@@ -404,6 +454,66 @@ pub struct DnsCheck {
     pub name: Option<String>,
 }
 
+/// `FILE_CHECK { track_file NAME; weight W [reverse] }`: the real server's
+/// weight follows the file's value × weight; with weight 0 a non-zero value
+/// is a failure (keepalived check_file.c).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileCheck {
+    pub span: Span,
+    /// The name of a `track_file` block.
+    pub track_file: String,
+    /// -2147483647..=2147483647; `None`: the track_file's weight.
+    pub weight: Option<i32>,
+    pub weight_reverse: bool,
+}
+
+/// A hex string of UDP_CHECK `payload` / `require_reply` (keepalived's
+/// `read_hex_str`: hex digits, spaces between octets, `x` for a wildcard
+/// nibble where allowed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HexPattern {
+    pub bytes: Vec<u8>,
+    /// Bits set where the nibble is a wildcard (all zero without `x`).
+    pub mask: Vec<u8>,
+}
+
+impl HexPattern {
+    /// `None` when the string is empty or not hex.
+    pub fn parse(s: &str, wildcard: bool) -> Option<HexPattern> {
+        fn nib(c: u8, wildcard: bool) -> Option<(u8, u8)> {
+            match c {
+                b'0'..=b'9' => Some((c - b'0', 0)),
+                b'a'..=b'f' => Some((c - b'a' + 10, 0)),
+                b'A'..=b'F' => Some((c - b'A' + 10, 0)),
+                b'x' | b'X' if wildcard => Some((0, 0x0f)),
+                _ => None,
+            }
+        }
+        let b = s.as_bytes();
+        let (mut bytes, mut mask) = (Vec::new(), Vec::new());
+        let mut i = 0;
+        loop {
+            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+                i += 1;
+            }
+            if i >= b.len() {
+                break;
+            }
+            let (mut v, mut m) = nib(b[i], wildcard)?;
+            i += 1;
+            if i < b.len() && b[i] != b' ' && b[i] != b'\t' {
+                let (v2, m2) = nib(b[i], wildcard)?;
+                i += 1;
+                v = v << 4 | v2;
+                m = m << 4 | m2;
+            }
+            bytes.push(v);
+            mask.push(m);
+        }
+        (!bytes.is_empty()).then_some(HexPattern { bytes, mask })
+    }
+}
+
 /// A health checker of a real server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Checker {
@@ -415,7 +525,8 @@ pub enum Checker {
     Udp(UdpCheck),
     Dns(DnsCheck),
     Ping(TcpCheck),
-    /// FILE_CHECK, BFD_CHECK: recognised, not modelled.
+    File(FileCheck),
+    /// BFD_CHECK: recognised, not modelled.
     Other {
         kind: String,
         span: Span,
@@ -434,6 +545,7 @@ impl Checker {
             Checker::Udp(_) => "UDP_CHECK",
             Checker::Dns(_) => "DNS_CHECK",
             Checker::Ping(_) => "PING_CHECK",
+            Checker::File(_) => "FILE_CHECK",
             Checker::Other { kind, .. } => kind,
         }
     }
@@ -446,7 +558,7 @@ impl Checker {
             Checker::Smtp(c) => Some(&c.common),
             Checker::Udp(c) => Some(&c.common),
             Checker::Dns(c) => Some(&c.common),
-            Checker::Other { .. } => None,
+            Checker::File(_) | Checker::Other { .. } => None,
         }
     }
 }

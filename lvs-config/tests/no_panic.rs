@@ -55,6 +55,16 @@ const SPICE: &[&[u8]] = &[
     b"{{{{",
     b"persistence_timeout\n",
     b"lb_kind NAT\n",
+    b"~SEQ(i, 1, 3) ",
+    b"~SEQx(i, 0, 2, 9) ",
+    b"~LST({a, b}, {1, 2}, {3}) ",
+    b"${i}",
+    b"${_RANDOM 1 9}",
+    b"${_PWD}",
+    b"${_HASH}",
+    b"include a/{b,c}.conf\n",
+    b"198.18.0.0/29 ",
+    b"2;",
 ];
 
 #[test]
@@ -113,4 +123,21 @@ fn mutated_seed_never_panics() {
         let _ = r.diagnostics.to_string();
         let _ = r.exit_code();
     }
+}
+
+/// Nested `~SEQ`s multiply; the total is bounded, the parse stays fast.
+#[test]
+fn nested_seq_is_bounded() {
+    let text = "~SEQ(a, 1, 9000) ~SEQ(b, 1, 9000) ~SEQ(c, 1, 9000) global_defs { router_id r${a}_${b}_${c} }\n";
+    let t = std::time::Instant::now();
+    let r = parse_str("n.conf", text, &ParseOptions::with_config_id("x"));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(r
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("lines produced in all")));
 }

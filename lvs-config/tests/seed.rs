@@ -38,15 +38,19 @@ fn seed_orig_parses_with_the_expected_warnings() {
     let d = find("brd 222.211.74.255 is not the broadcast");
     assert_eq!((d.span.line, d.span.col), (33, 39));
     assert!(d.help.as_deref().unwrap().contains("brd 222.211.74.63"));
-    // nb_get_retry: one deprecation warning.
+    // nb_get_retry in TCP_CHECK: keepalived 2.2.7 ignores it, lvsd honours
+    // it; a warning at each use says so.
     let dep: Vec<_> = r
         .diagnostics
         .iter()
         .filter(|d| d.message.contains("nb_get_retry"))
         .collect();
-    assert_eq!(dep.len(), 1);
-    assert_eq!(dep[0].severity, Severity::Warning);
-    assert_eq!(dep[0].span.line, 52);
+    assert_eq!(
+        dep.iter().map(|d| d.span.line).collect::<Vec<_>>(),
+        [52, 62, 72, 82, 92]
+    );
+    assert!(dep.iter().all(|d| d.severity == Severity::Warning
+        && d.message.contains("keepalived 2.2.7 does not know it here")));
 
     let c = &r.config;
     assert_eq!(c.global.router_id.as_deref(), Some("mllvs1"));
@@ -97,7 +101,13 @@ fn seed_plain_and_orig_agree() {
     let a = seed("seed.conf");
     let b = seed("seed.conf.orig");
     assert_eq!(common::summary(&a.config), common::summary(&b.config));
-    assert_eq!(a.diagnostics.len(), b.diagnostics.len());
+    // The same findings, plus one warning that the .orig's U+00A0 would
+    // not separate words for keepalived.
+    assert_eq!(a.diagnostics.len() + 1, b.diagnostics.len());
+    assert!(b
+        .diagnostics
+        .iter()
+        .any(|d| d.message.starts_with("U+00A0 separates words here")));
 }
 
 fn broken(name: &str) -> lvs_config::ParseResult {
@@ -194,7 +204,19 @@ fn defaults_follow_keepalived() {
     assert_eq!(c[2].retry, 0);
     assert!(c[2].conn.is_none());
     assert_eq!(c[0].warmup, Duration::from_secs(60));
-    assert_eq!(r.exit_code(), 0, "{}", r.diagnostics);
+    // No `protocol`: keepalived's UDP, reported as keepalived words it.
+    assert_eq!(vs.protocol, lvs_config::Protocol::Udp);
+    let errors: Vec<String> = r
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity >= Severity::Error)
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(
+        errors,
+        ["t.conf:1:1: error: Virtual server 10.0.0.1:80: no protocol set - defaulting to UDP (hint: write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP))"]
+    );
+    assert_eq!(r.exit_code(), lvs_config::EXIT_ERRORS);
 }
 
 #[test]

@@ -5,8 +5,8 @@
 use lvs_common::{
     hash::{dh_bucket, mh_hash, sh_bucket, MH_KEY1, MH_TABLE_SIZE, SH_TABLE_SIZE},
     verdict as reason, FlowKey, Persist, PersistKey, Service, Settings, BE_F_ALIVE,
-    SVC_F_PERSISTENT, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_HASHED, SVC_F_SCHED_MH, SVC_F_SCHED_PORT,
-    SVC_F_SCHED_SH,
+    SET_F_EXPIRE_QUIESCENT, SVC_F_PERSISTENT, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_HASHED,
+    SVC_F_SCHED_MH, SVC_F_SCHED_PORT, SVC_F_SCHED_SH,
 };
 
 use crate::{
@@ -58,7 +58,8 @@ pub fn pick(
     }
     let key = template_key(svc, flow.src_be);
     let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
-    if let Some(found) = live_template(&key, now, timeout, svc.id) {
+    let quiescent_expires = settings.flags & SET_F_EXPIRE_QUIESCENT != 0;
+    if let Some(found) = live_template(&key, now, timeout, svc.id, quiescent_expires) {
         return Ok(found);
     }
     // No template, an expired one, or one whose backend is down: schedule
@@ -90,11 +91,29 @@ fn template_key(svc: &Service, client_be: u32) -> PersistKey {
 /// The backend a live template (established, else pending) names, if that
 /// backend may receive traffic; refreshes the template.
 #[inline(always)]
-fn live_template(key: &PersistKey, now: u64, timeout: u64, service: u32) -> Option<(u32, NextHop)> {
-    if let Some(found) = use_template(PERSIST.get_ptr_mut(key), now, timeout, service) {
+fn live_template(
+    key: &PersistKey,
+    now: u64,
+    timeout: u64,
+    service: u32,
+    quiescent_expires: bool,
+) -> Option<(u32, NextHop)> {
+    if let Some(found) = use_template(
+        PERSIST.get_ptr_mut(key),
+        now,
+        timeout,
+        service,
+        quiescent_expires,
+    ) {
         return Some(found);
     }
-    use_template(PERSIST_PENDING.get_ptr_mut(key), now, timeout, service)
+    use_template(
+        PERSIST_PENDING.get_ptr_mut(key),
+        now,
+        timeout,
+        service,
+        quiescent_expires,
+    )
 }
 
 #[inline(always)]
@@ -103,11 +122,15 @@ fn use_template(
     now: u64,
     timeout: u64,
     service: u32,
+    quiescent_expires: bool,
 ) -> Option<(u32, NextHop)> {
     // SAFETY: the pointer is to a live map value; a concurrent writer can
     // only store another whole template, as good as this one.
     let t = unsafe { &mut *t? };
     if now.saturating_sub(t.last_seen_ns) > timeout {
+        return None;
+    }
+    if quiescent_expires && BACKENDS.get(t.backend).is_some_and(|b| b.weight == 0) {
         return None;
     }
     let hop = backend_hop(t.backend, service)?;

@@ -77,6 +77,6 @@ pub use http::{
     connect_from, http_get, http_load, http_load_with, http_request, HttpResponse, KeepAliveClient,
     LoadOptions, LoadReport,
 };
-pub use process::{httpd_path, Pid, SpawnOutput};
+pub use process::{httpd_path, responder_path, Pid, SpawnOutput};
 pub use topology::{Lab, LabSpec, DEFAULT_VIP, ROUTED_CLIENT_ADDR, ROUTED_NET, ROUTER_ADDR};
 pub use wait::wait_until;

@@ -170,20 +170,31 @@ pub fn check_output(argv: &[&str], out: &Output) -> Result<()> {
 /// current executable (or its parent, for `target/*/deps/` test binaries),
 /// else `target/{debug,release}` under `$CARGO_TARGET_DIR` or the workspace.
 pub fn httpd_path() -> Result<PathBuf> {
-    const NAME: &str = "lvs-lab-httpd";
-    if let Some(p) = std::env::var_os("LVS_LAB_HTTPD") {
+    lab_bin_path("lvs-lab-httpd", "LVS_LAB_HTTPD")
+}
+
+/// Finds the `lvs-lab-responder` binary (UDP echo, minimal SMTP) as
+/// [`httpd_path`] does, with `$LVS_LAB_RESPONDER`.
+pub fn responder_path() -> Result<PathBuf> {
+    lab_bin_path("lvs-lab-responder", "LVS_LAB_RESPONDER")
+}
+
+/// One of the lab's binaries: `$ENV`, else next to the current executable
+/// (or its parent), else `target/{debug,release}`.
+fn lab_bin_path(name: &str, env: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
         let p = PathBuf::from(p);
         if p.is_file() {
             return Ok(p);
         }
-        bail!("LVS_LAB_HTTPD={} does not name a file", p.display());
+        bail!("{env}={} does not name a file", p.display());
     }
     let mut candidates = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
-            candidates.push(dir.join(NAME));
+            candidates.push(dir.join(name));
             if let Some(up) = dir.parent() {
-                candidates.push(up.join(NAME));
+                candidates.push(up.join(name));
             }
         }
     }
@@ -195,15 +206,15 @@ pub fn httpd_path() -> Result<PathBuf> {
     roots.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     for root in roots {
         for profile in ["debug", "release"] {
-            candidates.push(root.join(profile).join(NAME));
+            candidates.push(root.join(profile).join(name));
         }
     }
     if let Some(p) = candidates.iter().find(|p| p.is_file()) {
         return Ok(p.clone());
     }
     bail!(
-        "the lab's HTTP server `{NAME}` was not found (looked in: {}); build it with \
-         `cargo build -p lvs-testkit --bin {NAME}` or set LVS_LAB_HTTPD=/path/to/{NAME}",
+        "the lab's `{name}` was not found (looked in: {}); build it with \
+         `cargo build -p lvs-testkit --bin {name}` or set {env}=/path/to/{name}",
         candidates
             .iter()
             .map(|p| p.display().to_string())

@@ -138,12 +138,20 @@ fn misc_dynamic_weight_and_timeout() -> Result<()> {
         )
         .await?;
         std::fs::write(&code, "1")?;
+        // Down resets the dynamic weight to the configured one (keepalived),
+        // so a later exit 0 does not leave the last dynamic weight.
         expect(
             &mut rx,
-            &[CheckEvent::Down {
-                rs: key(11),
-                reason: "MISC_CHECK: script exited with status 1".into(),
-            }],
+            &[
+                CheckEvent::Weight {
+                    rs: key(11),
+                    weight: 1,
+                },
+                CheckEvent::Down {
+                    rs: key(11),
+                    reason: "MISC_CHECK: script exited with status 1".into(),
+                },
+            ],
         )
         .await?;
         std::fs::write(&code, "7")?;

@@ -353,3 +353,42 @@ fn a_template_lives_while_its_connection_does() {
     let f = tcp_frame((c, 40001), (PVIP, 80), Flags::SYN, b"");
     assert_eq!(backend_of(&run(&mut dp, &f)), b);
 }
+
+#[test]
+fn lvs_timeouts_change_how_long_an_idle_connection_lives() {
+    // keepalived `lvs_timeouts tcp 3600`: a connection idle for 20 minutes
+    // is still established (IPVS's default 900 s would have expired it).
+    let mut dp = open(4096, 1024);
+    dp.set_timeouts(Some(3600), None, None).unwrap();
+    assert_eq!(
+        dp.settings().unwrap().timeouts_s[tcp::ESTABLISHED as usize],
+        3600
+    );
+    let c = client(11);
+    let k = key(c, 40000, VIP);
+    let b = backend_of(&run(
+        &mut dp,
+        &tcp_frame((c, 40000), (VIP, 80), Flags::SYN, b""),
+    ));
+    run(&mut dp, &tcp_frame((c, 40000), (VIP, 80), Flags::ACK, b""));
+    let mut e = dp.conn(&k).unwrap();
+    let seen = e.last_seen_ns;
+    e.last_seen_ns = seen - (1200 * 1_000_000_000u64).min(seen / 2);
+    dp.insert_conn(k, e).unwrap();
+    let data = tcp_frame(
+        (c, 40000),
+        (VIP, 80),
+        Flags {
+            psh: true,
+            ..Flags::ACK
+        },
+        b"x",
+    );
+    assert_eq!(backend_of(&run(&mut dp, &data)), b, "still its connection");
+    // Back to the default: the same idleness expires it.
+    dp.set_timeouts(None, None, None).unwrap();
+    assert_eq!(
+        dp.settings().unwrap().timeouts_s[tcp::ESTABLISHED as usize],
+        900
+    );
+}

@@ -708,3 +708,70 @@ fn counters_follow_services_and_backends() {
     assert_eq!((be.stats.packets, be.stats.conns, be.active), (5, 1, 1));
     assert_eq!(be.stats.bytes, 5 * ack.len() as u64);
 }
+
+#[test]
+fn an_unschedulable_service_does_not_hold_up_the_others() {
+    // 700 servers of weight 100 and one of 99: IPVS's wrr cycle would be
+    // 70 099 slots long, over the per-service limit.
+    let big: Vec<DesiredBackend> = (0..701u32)
+        .map(|i| {
+            let mut b = backend((i % 200) as u8 + 1, if i == 700 { 99 } else { 100 });
+            b.addr = Ipv4Addr::new(198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1);
+            b
+        })
+        .collect();
+    let mut state = seed_state();
+    let mut huge = service(Ipv4Addr::new(198, 18, 0, 110), 80, Proto::Tcp);
+    huge.backends = big;
+    state.services.insert(0, huge);
+    let mut dp = open(&seed_state());
+    let report = dp.apply(&state).unwrap();
+    assert_eq!(report.problems.len(), 1, "reported: {:?}", report.problems);
+    assert!(report.problems[0].contains("scheduled as rr"));
+    // It is still served (round robin over its live servers)…
+    let f = tcp_frame(
+        (CLIENT, 52000),
+        (Ipv4Addr::new(198, 18, 0, 110), 80),
+        Flags::SYN,
+        b"",
+    );
+    assert_eq!(run(&mut dp, &f).action, XDP_TX);
+    // …and a server going down in a service after it leaves that ring.
+    state.services[1].backends[0].alive = false;
+    dp.apply(&state).unwrap();
+    for sport in 52100..52200 {
+        assert_ne!(
+            backend_of(&run(&mut dp, &syn(sport))),
+            1,
+            "dead server unscheduled"
+        );
+    }
+}
+
+#[test]
+fn expire_quiescent_template_sends_persistent_clients_elsewhere() {
+    let mut dp = open(&seed_state());
+    let first = tcp_frame((CLIENT, 53000), (PVIP, 80), Flags::SYN, b"");
+    let b = backend_of(&run(&mut dp, &first));
+    run(
+        &mut dp,
+        &tcp_frame((CLIENT, 53000), (PVIP, 80), Flags::ACK, b""),
+    );
+    // Its server goes to weight 0 (inhibit_on_failure, or a drain).
+    let mut state = seed_state();
+    state.services[2].backends[b as usize - 1].weight = 0;
+    dp.apply(&state).unwrap();
+    let next = tcp_frame((CLIENT, 53001), (PVIP, 80), Flags::SYN, b"");
+    assert_eq!(
+        backend_of(&run(&mut dp, &next)),
+        b,
+        "IPVS default: the template holds"
+    );
+    dp.set_expire_quiescent(true).unwrap();
+    let again = tcp_frame((CLIENT, 53002), (PVIP, 80), Flags::SYN, b"");
+    assert_ne!(
+        backend_of(&run(&mut dp, &again)),
+        b,
+        "expire_quiescent_template"
+    );
+}

@@ -18,8 +18,23 @@ use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Di
 use lvs_testkit::{Lab, LabSpec};
 
 fn config(state: &str, priority: u8) -> String {
-    let mut s = format!(
-        "vrrp_instance VI_1 {{\n state {state}\n interface bond0\n lvs_sync_daemon_interface bond0\n virtual_router_id 20\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0 label bond0:1\n }}\n}}\nvirtual_server 198.18.0.100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n"
+    config_with(state, priority, " lvs_sync_daemon_interface bond0\n", "")
+}
+
+/// keepalived 2.x's global form: `lvs_sync_daemon IF INSTANCE id N`.
+fn config_global(state: &str, priority: u8) -> String {
+    config_with(
+        state,
+        priority,
+        "",
+        "global_defs {\n lvs_sync_daemon bond0 VI_1 id 20\n}\n",
+    )
+}
+
+fn config_with(state: &str, priority: u8, in_instance: &str, global: &str) -> String {
+    let mut s = global.to_string();
+    s += &format!(
+        "vrrp_instance VI_1 {{\n state {state}\n interface bond0\n{in_instance} virtual_router_id 20\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0 label bond0:1\n }}\n}}\nvirtual_server 198.18.0.100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n"
     );
     for n in 1..=3 {
         s += &format!(" real_server 198.18.0.{} 80 {{\n  weight 1\n }}\n", 10 + n);
@@ -123,6 +138,12 @@ fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> R
         "the returning master forwards"
     );
 
+    // Sync works both ways after the roles swapped: connections opened
+    // through the returned master now are known to the backup too.
+    let lab_addrs = lab.client_addrs().to_vec();
+    all.extend(keep_alive_clients(&lab, &lab_addrs[..20])?);
+    std::thread::sleep(Duration::from_secs(1));
+
     // Graceful: the master stops (priority 0), the backup takes over;
     // the master returns and takes over warm again.
     let streamer = Streamer::start(all);
@@ -135,7 +156,9 @@ fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> R
     backup.wait_log_count("(VI_1) Entering BACKUP STATE", 3, Duration::from_secs(5))?;
     std::thread::sleep(Duration::from_secs(2));
     let (broken, done, mut all) = streamer.finish();
-    eprintln!("graceful stop and return: {done} requests, {broken} failed or moved");
+    eprintln!(
+        "graceful stop and return (100 connections, 20 of them opened after the failback): {done} requests, {broken} failed or moved"
+    );
     ensure!(
         broken == 0,
         "{broken} of {done} requests broke across the graceful handover"
@@ -178,8 +201,9 @@ fn ten_thousand_connections_fail_back_warm() -> Result<()> {
         ..LabSpec::default()
     })?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
-    let mut backup = Director::new(&lab, &bpffs.0, &config("BACKUP", 100))?;
+    // keepalived 2.x's global lvs_sync_daemon here.
+    let mut master = Director::new(&lab, &bpffs.0, &config_global("MASTER", 200))?;
+    let mut backup = Director::new(&lab, &bpffs.0, &config_global("BACKUP", 100))?;
     backup.index = 1;
     backup.instance = "lab2".into();
     master.start()?;

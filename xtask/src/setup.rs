@@ -16,7 +16,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 /// Commands the lab and tests run, and the Debian package of each.
-const LAB_TOOLS: [(&str, &str); 10] = [
+const LAB_TOOLS: [(&str, &str); 12] = [
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
@@ -25,6 +25,10 @@ const LAB_TOOLS: [(&str, &str); 10] = [
     ("wrk", "wrk"),
     ("keepalived", "keepalived"),
     ("ping", "iputils-ping"),
+    // DNS_CHECK's real DNS server (dnsmasq-base: the binary, no service).
+    ("dnsmasq", "dnsmasq-base"),
+    // SSL_GET's real TLS servers (openssl s_server) and the test's keys.
+    ("openssl", "openssl"),
     // The ECMP lab: FRR is the router (zebra, bgpd, bfdd), BIRD 2 runs
     // beside each lvsd. Both run only inside the lab's namespaces.
     ("vtysh", "frr"),

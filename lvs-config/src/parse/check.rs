@@ -19,8 +19,9 @@
 //!
 //! Checker settings inherit checker ← real server ← virtual server ← default.
 //! `nb_get_retry` is keepalived's deprecated name of `retry`; keepalived
-//! accepts it only in HTTP_GET/SSL_GET, we accept it in every checker (old
-//! configs, like the seed, use it in TCP_CHECK) with a deprecation warning.
+//! 2.2.7 accepts it only in HTTP_GET/SSL_GET, we accept it in every checker
+//! (old configs, like the seed, use it in TCP_CHECK) with a warning at each
+//! use saying that keepalived 2.2.7 ignores it there.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -29,14 +30,15 @@ use super::{block, leaf, Kw, Parser};
 use crate::diag::{Severity, Span};
 use crate::keywords::{RS_ALL, VS_ALL};
 use crate::model::{
-    CheckCommon, Checker, Config, ConnOpts, DnsCheck, Granularity, HttpCheck, LbKind, MiscCheck,
-    Protocol, RealServer, SmtpCheck, SorryServer, TcpCheck, UdpCheck, Url, VirtualServer,
-    VirtualServerGroup, VsAddr, VsgEntry,
+    CheckCommon, Checker, Config, ConnOpts, DnsCheck, FileCheck, Granularity, HexPattern,
+    HttpCheck, LbKind, MiscCheck, Protocol, RealServer, SmtpCheck, SorryServer, TcpCheck,
+    TrackFile, UdpCheck, Url, VirtualServer, VirtualServerGroup, VsAddr, VsgEntry,
 };
 use crate::tree::{Node, Word};
 
 const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
 const WEIGHT_MAX: u64 = i32::MAX as u64;
+const WEIGHT_MAX_I: i64 = i32::MAX as i64;
 const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
 const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,6 +66,11 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
         let w0 = &e.words[0];
         if w0.text == "fwmark" {
             if let Some(m) = p.uint(e, 1, 1, u64::from(u32::MAX)) {
+                refuse_fwmark(
+                    p,
+                    &w0.span,
+                    &format!("virtual_server_group {} entry fwmark {m}", g.name),
+                );
                 g.entries.push(VsgEntry::Fwmark {
                     span: w0.span.clone(),
                     mark: m as u32,
@@ -74,10 +81,11 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
         let Some((first, last)) = addr_range(p, w0) else {
             continue;
         };
-        let port = if e.words.len() > 1 {
-            p.port(e, 1).unwrap_or(0)
-        } else {
-            0
+        // keepalived: a port of 0 (or "00") is no port.
+        let port = match e.words.get(1) {
+            Some(w) if w.text.bytes().all(|b| b == b'0') => 0,
+            Some(_) => p.port(e, 1).unwrap_or(0),
+            None => 0,
         };
         p.extra(e, 1);
         g.entries.push(VsgEntry::Range {
@@ -100,49 +108,132 @@ pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
     cfg.virtual_server_groups.push(g);
 }
 
-/// `A.B.C.D[-E]` or `X::Y[-Z]` (the range replaces the last byte / group).
+/// lvs-xdp cannot serve firewall-mark services: its XDP program sees a
+/// packet before netfilter, so no iptables/nftables rule has marked it
+/// yet. Refused (the item is left out) with what to write instead; a
+/// warning, as for every keepalived feature lvs-xdp does not run (the
+/// file still means the same to keepalived, and the rest of it runs).
+fn refuse_fwmark(p: &mut Parser, span: &Span, what: &str) {
+    p.diags.add(
+        Severity::Warning,
+        span,
+        format!(
+            "{what}: fwmark services are not supported: the XDP program runs before netfilter, \
+             so no packet carries a mark when lvs-xdp schedules it; left out"
+        ),
+        Some(
+            "list the addresses and ports the mark selects instead: `virtual_server ADDR PORT`, \
+             or a `virtual_server_group` with `ADDR[-LAST] PORT` entries"
+                .into(),
+        ),
+    );
+}
+
+/// A `virtual_server_group` address entry, as keepalived's
+/// `alloc_vsg_entry` reads it: `ADDR`, `ADDR-LAST` (the last byte / group),
+/// `ADDR-ADDR` (a full end address) or `ADDR/LEN` (every address of the
+/// prefix; the host bits must be 0). A bad entry is skipped (an error).
 fn addr_range(p: &mut Parser, w: &Word) -> Option<(IpAddr, IpAddr)> {
-    let (a, r) = match w.text.rsplit_once('-') {
-        Some((a, r)) => (a, Some(r)),
-        None => (w.text.as_str(), None),
-    };
-    let bad = |p: &mut Parser| {
+    let text = w.text.as_str();
+    let skip = |p: &mut Parser, why: &str| {
         p.diags.add(
-            Severity::Fatal,
+            Severity::Error,
             &w.span,
-            format!("`{}` is not an address or address range", w.text),
-            Some("write ADDRESS or ADDRESS-LAST, e.g. 192.0.2.3-10".into()),
+            format!("{why} - {text} - skipping"),
+            Some(
+                "write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN".into(),
+            ),
         );
         None
     };
-    let Ok(first) = a.parse::<IpAddr>() else {
-        return bad(p);
+    let head_end = text.find(['-', '/']).unwrap_or(text.len());
+    let Ok(first) = text[..head_end].parse::<IpAddr>() else {
+        p.diags.add(
+            Severity::Fatal,
+            &w.span,
+            format!("`{text}` is not an address or address range"),
+            Some(
+                "write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN".into(),
+            ),
+        );
+        return None;
     };
-    let last = match (first, r) {
-        (_, None) => first,
-        (IpAddr::V4(f), Some(r)) => {
-            let Ok(end) = r.parse::<u8>() else {
-                return bad(p);
+    let bits: u32 = if first.is_ipv4() { 32 } else { 128 };
+    let as_u128 = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    let from_u128 = |v: u128| -> IpAddr {
+        if bits == 32 {
+            IpAddr::from(std::net::Ipv4Addr::from(v as u32))
+        } else {
+            IpAddr::from(std::net::Ipv6Addr::from(v))
+        }
+    };
+    let rest = &text[head_end..];
+    if let Some(len) = rest.strip_prefix('/') {
+        let Ok(len) = len.parse::<u32>() else {
+            return skip(p, "Invalid netmask");
+        };
+        if len == 0 || len > bits {
+            return skip(p, "Invalid netmask");
+        }
+        let host: u128 = if len == bits {
+            0
+        } else {
+            (1u128 << (bits - len)) - 1
+        };
+        let start = as_u128(first);
+        if start & host != 0 {
+            return skip(p, "Address mask bits not empty");
+        }
+        return Some((first, from_u128(start | host)));
+    }
+    let Some(end) = rest.strip_prefix('-') else {
+        return Some((first, first));
+    };
+    let full_end = if first.is_ipv4() {
+        end.contains('.')
+    } else {
+        end.contains(':')
+    };
+    if full_end {
+        let Ok(last) = end.parse::<IpAddr>() else {
+            return skip(p, "Invalid range end");
+        };
+        if last.is_ipv4() != first.is_ipv4() {
+            return skip(p, "Range address families do not match");
+        }
+        if as_u128(last) < as_u128(first) {
+            return skip(p, "Address range end is less than address range start");
+        }
+        return Some((first, last));
+    }
+    let last = match first {
+        IpAddr::V4(f) => {
+            let Ok(e) = end.parse::<u8>() else {
+                return skip(p, "Invalid range end");
             };
             let o = f.octets();
-            if end < o[3] {
-                return bad(p);
-            }
-            IpAddr::from([o[0], o[1], o[2], end])
+            (e > o[3]).then(|| IpAddr::from([o[0], o[1], o[2], e]))
         }
-        (IpAddr::V6(f), Some(r)) => {
-            let Ok(end) = u16::from_str_radix(r, 16) else {
-                return bad(p);
+        IpAddr::V6(f) => {
+            let Ok(e) = u16::from_str_radix(end, 16) else {
+                return skip(p, "Invalid range end");
             };
             let mut s = f.segments();
-            if end < s[7] {
-                return bad(p);
-            }
-            s[7] = end;
-            IpAddr::from(s)
+            let ok = e > s[7];
+            s[7] = e;
+            ok.then(|| IpAddr::from(s))
         }
     };
-    Some((first, last))
+    match last {
+        Some(l) => Some((first, l)),
+        None => skip(
+            p,
+            "Address range end is not greater than address range start",
+        ),
+    }
 }
 
 // ------------------------------------------------------------------ checkers
@@ -176,6 +267,8 @@ struct CheckB {
     max_reply_length: Option<u32>,
     dns_type: Option<String>,
     dns_name: Option<String>,
+    file_track: Option<String>,
+    file_weight: Option<(i32, bool)>,
 }
 
 impl CheckB {
@@ -209,6 +302,8 @@ impl CheckB {
             max_reply_length: None,
             dns_type: None,
             dns_name: None,
+            file_track: None,
+            file_weight: None,
         }
     }
     fn conn(&mut self) -> &mut ConnOpts {
@@ -244,12 +339,26 @@ static COMMON_KW: &[Kw<CheckB>] = &[
             .or(c.retry)
     }),
     leaf("nb_get_retry", |p, c, n| {
-        p.warn_once(
-            "deprecated/nb_get_retry",
-            n,
-            "`nb_get_retry` is deprecated".into(),
-            Some("write `retry` instead".into()),
-        );
+        // keepalived 2.2.7 knows `nb_get_retry` in HTTP_GET/SSL_GET only;
+        // elsewhere it is an unknown keyword there (its -t fails, the checker
+        // keeps its default retry). lvs-xdp honours it as `retry` everywhere
+        // (README: deliberate differences).
+        let (msg, help) = if matches!(c.kind, "HTTP_GET" | "SSL_GET") {
+            (
+                "`nb_get_retry` is deprecated - please use 'retry'".to_string(),
+                "write `retry` instead",
+            )
+        } else {
+            (
+                format!(
+                    "`nb_get_retry` in {}: keepalived 2.2.7 does not know it here (Unknown keyword; it keeps the default retry); lvs-xdp honours it as `retry`",
+                    c.kind
+                ),
+                "write `retry` instead: both read it",
+            )
+        };
+        p.diags
+            .add(Severity::Warning, n.span(), msg, Some(help.into()));
         c.retry = p
             .uint(n, 1, 0, u64::from(u32::MAX))
             .map(|v| v as u32)
@@ -387,16 +496,50 @@ static SMTP_KW: &[Kw<CheckB>] = &[
     }),
 ];
 
+/// A hex string argument (keepalived's `read_hex_str`), checked here so a
+/// typo is reported at its place.
+fn hex_arg(p: &mut Parser, n: &Node, wildcard: bool) -> Option<String> {
+    let text = n.words[1..]
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if HexPattern::parse(&text, wildcard).is_none() {
+        let span = n
+            .words
+            .get(1)
+            .map_or_else(|| n.span().clone(), |w| w.span.clone());
+        p.diags.add(
+            Severity::Error,
+            &span,
+            format!("`{text}` is not a hex string; `{}` ignored", n.keyword()),
+            Some(if wildcard {
+                "write octets in hex, e.g. `0a 1b 2c` (x for any nibble)".into()
+            } else {
+                "write octets in hex, e.g. `0a 1b 2c`".into()
+            }),
+        );
+        return None;
+    }
+    Some(text)
+}
+
 static UDP_KW: &[Kw<CheckB>] = &[
-    leaf("payload", |p, c, n| c.payload = p.rest(n, 1)),
-    leaf("require_reply", |_, c, n| {
-        c.require_reply = Some(
-            n.words[1..]
-                .iter()
-                .map(|w| w.text.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
+    leaf("payload", |p, c, n| {
+        if n.words.len() < 2 {
+            p.diags
+                .error(n.span(), "UDP_CHECK payload requires a payload; ignored");
+            return;
+        }
+        c.payload = hex_arg(p, n, false);
+    }),
+    leaf("require_reply", |p, c, n| {
+        // A bare `require_reply`: any reply will do.
+        c.require_reply = if n.words.len() < 2 {
+            Some(String::new())
+        } else {
+            hex_arg(p, n, true).or(Some(String::new()))
+        };
     }),
     leaf("min_reply_length", |p, c, n| {
         c.min_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
@@ -406,10 +549,174 @@ static UDP_KW: &[Kw<CheckB>] = &[
     }),
 ];
 
-static DNS_KW: &[Kw<CheckB>] = &[
-    leaf("type", |p, c, n| c.dns_type = p.string(n, 1)),
-    leaf("name", |p, c, n| c.dns_name = p.string(n, 1)),
+/// DNS_CHECK query types (check_dns.c `DNS_TYPE`).
+pub const DNS_TYPES: &[&str] = &[
+    "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY",
 ];
+
+static DNS_KW: &[Kw<CheckB>] = &[
+    leaf("type", |p, c, n| {
+        let Some(w) = p.arg(n, 1) else { return };
+        match DNS_TYPES.iter().find(|t| t.eq_ignore_ascii_case(&w.text)) {
+            Some(t) => c.dns_type = Some((*t).to_string()),
+            None => p.diags.add(
+                Severity::Error,
+                &w.span,
+                format!("Unknown DNS check type {} - ignoring", w.text),
+                Some(format!("use one of {}", DNS_TYPES.join(", "))),
+            ),
+        }
+    }),
+    leaf("name", |p, c, n| {
+        let Some(w) = p.arg(n, 1) else { return };
+        let name = w.text.as_str();
+        // keepalived refuses empty labels (`a..b`, a leading dot).
+        if (name.starts_with('.') && name != ".") || name.contains("..") {
+            p.diags.add(
+                Severity::Error,
+                &w.span,
+                format!("DNS_CHECK name '{name}' has empty label - ignoring"),
+                None,
+            );
+            return;
+        }
+        if c.dns_name.is_some() {
+            p.diags
+                .error(&w.span, "DNS_CHECK name already specified - ignoring");
+            return;
+        }
+        c.dns_name = Some(name.to_string());
+    }),
+];
+
+static FILE_KW: &[Kw<CheckB>] = &[
+    leaf("track_file", |p, c, n| c.file_track = p.string(n, 1)),
+    leaf("weight", |p, c, n| {
+        let Some(w) = p.int(n, 1, -WEIGHT_MAX_I, WEIGHT_MAX_I) else {
+            return;
+        };
+        let reverse = match n.words.get(2).map(|w| w.text.as_str()) {
+            None | Some("noreverse") => false,
+            Some("reverse") => true,
+            Some(other) => {
+                p.diags.add(
+                    Severity::Error,
+                    &n.words[2].span,
+                    format!("unknown track file weight option {other} - ignoring"),
+                    Some("write `reverse` or nothing".into()),
+                );
+                return;
+            }
+        };
+        c.file_weight = Some((w as i32, reverse));
+    }),
+];
+
+// ---------------------------------------------------------------- track_file
+
+/// `track_file NAME { file PATH; weight W [reverse]; init_file [V] [overwrite] }`.
+pub(super) fn parse_track_file(p: &mut Parser, cfg: &mut Config, n: &Node) {
+    let Some(name) = p.string(n, 1) else { return };
+    if n.keyword() == "vrrp_track_file" {
+        p.warn_once(
+            "deprecated/vrrp_track_file",
+            n,
+            "\"vrrp_track_file\" is deprecated, please use \"track_file\"".into(),
+            None,
+        );
+    }
+    let Some(body) = &n.block else {
+        p.diags.fatal(n.span(), "`track_file` needs a block");
+        return;
+    };
+    let mut t = TrackFile {
+        span: n.span().clone(),
+        name,
+        file: String::new(),
+        weight: 1,
+        weight_reverse: false,
+        init_file: None,
+    };
+    p.dispatch("track_file", &[TRACK_FILE_KW], &[], &mut t, body);
+    if t.file.is_empty() {
+        p.diags.add(
+            Severity::Error,
+            n.span(),
+            format!("No file set for track_file {} - ignoring", t.name),
+            Some("add `file /path/to/file`".into()),
+        );
+        return;
+    }
+    if cfg.track_files.iter().any(|x| x.name == t.name) {
+        p.diags.error(
+            n.span(),
+            format!(
+                "track_file `{}` defined twice; the second is ignored",
+                t.name
+            ),
+        );
+        return;
+    }
+    cfg.track_files.push(t);
+}
+
+static TRACK_FILE_KW: &[Kw<TrackFile>] = &[
+    leaf("file", |p, t, n| {
+        if let Some(f) = p.string(n, 1) {
+            t.file = f;
+        }
+    }),
+    leaf("weight", |p, t, n| {
+        if let Some(w) = p.int(n, 1, -254, 254) {
+            t.weight = w as i32;
+        }
+        match n.words.get(2).map(|w| w.text.as_str()) {
+            None => {}
+            Some("reverse") => t.weight_reverse = true,
+            Some(other) => p.diags.add(
+                Severity::Error,
+                &n.words[2].span,
+                format!("track_file {} unknown weight option {other}", t.name),
+                None,
+            ),
+        }
+    }),
+    leaf("init_file", |p, t, n| {
+        let mut value = 0;
+        let mut overwrite = false;
+        for w in &n.words[1..] {
+            if w.text == "overwrite" {
+                overwrite = true;
+            } else if let Some(v) = p.int_word("init_file", w, -254, 254) {
+                value = v;
+            }
+        }
+        t.init_file = Some((value, overwrite));
+    }),
+];
+
+/// After the whole file: FILE_CHECKs name existing `track_file`s
+/// (keepalived looks them up when it reads the checker).
+pub(super) fn resolve_file_checks(p: &mut Parser, cfg: &mut Config) {
+    let names: Vec<String> = cfg.track_files.iter().map(|t| t.name.clone()).collect();
+    for vs in &mut cfg.virtual_servers {
+        for rs in &mut vs.real_servers {
+            rs.checkers.retain(|c| {
+                let Checker::File(f) = c else { return true };
+                if names.contains(&f.track_file) {
+                    return true;
+                }
+                p.diags.add(
+                    Severity::Error,
+                    &f.span,
+                    format!("track_file {} not found; FILE_CHECK ignored", f.track_file),
+                    Some("define it with `track_file NAME { file PATH }` at the top level".into()),
+                );
+                false
+            });
+        }
+    }
+}
 
 const CHECKERS: &[&str] = &[
     "TCP_CHECK",
@@ -445,7 +752,8 @@ fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
         "SMTP_CHECK" => p.dispatch(kind, &[SMTP_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
         "UDP_CHECK" => p.dispatch(kind, &[UDP_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
         "DNS_CHECK" => p.dispatch(kind, &[DNS_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
-        // FILE_CHECK and BFD_CHECK are recognised only; their bodies are skipped.
+        "FILE_CHECK" => p.dispatch(kind, &[FILE_KW], &[], &mut c, body),
+        // BFD_CHECK is recognised only; its body is skipped.
         _ => {}
     }
     // End-of-block validation (keepalived's level end handlers).
@@ -456,6 +764,15 @@ fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
                 n.span(),
                 format!("{kind} has no `url`; checker ignored"),
                 Some("add `url { path / }`".into()),
+            );
+            return;
+        }
+        "FILE_CHECK" if c.file_track.is_none() => {
+            p.diags.add(
+                Severity::Error,
+                n.span(),
+                "FILE_CHECK has no track_file specified - ignoring",
+                Some("add `track_file NAME`".into()),
             );
             return;
         }
@@ -636,6 +953,24 @@ static VS_KW: &[Kw<VsB>] = &[
     }),
     leaf("persistence_granularity", |p, v, n| {
         let Some(w) = p.arg(n, 1) else { return };
+        let v4 = matches!(v.vs.addr, VsAddr::Ip(IpAddr::V4(_), _));
+        if v4 && !w.text.contains('.') {
+            // keepalived reads `24` with inet_aton, i.e. as the netmask
+            // 0.0.0.24; neither that nor a /32 is what was meant.
+            p.diags.add(
+                Severity::Fatal,
+                &w.span,
+                format!(
+                    "persistence_granularity `{}` on an IPv4 virtual_server is not a netmask (keepalived would use 0.0.0.{})",
+                    w.text, w.text
+                ),
+                Some(
+                    "write a netmask, e.g. `persistence_granularity 255.255.255.0` for a /24"
+                        .into(),
+                ),
+            );
+            return;
+        }
         let g = if w.text.contains('.') {
             p.ipv4_word("persistence_granularity", w)
                 .map(Granularity::V4Mask)
@@ -717,7 +1052,10 @@ static VS_KW: &[Kw<VsB>] = &[
             .or(v.connect_timeout)
     }),
     leaf("sorry_server", |p, v, n| {
-        let Some(addr) = p.ip(n, 1) else { return };
+        let Some(w) = p.arg(n, 1) else { return };
+        let Some(addr) = p.sockaddr_word("sorry_server", w) else {
+            return;
+        };
         let port = if n.words.len() > 2 {
             p.port(n, 2).unwrap_or(0)
         } else {
@@ -752,7 +1090,7 @@ static VS_KW: &[Kw<VsB>] = &[
     }),
     block("real_server", |p, v, n| {
         let Some(w) = p.arg(n, 1) else { return };
-        let Some(addr) = p.ip_word("real_server", w) else {
+        let Some(addr) = p.sockaddr_word("real_server", w) else {
             return;
         };
         let port = if n.words.len() > 2 {
@@ -817,11 +1155,12 @@ fn vs_addr(p: &mut Parser, n: &Node) -> Option<(VsAddr, Span)> {
     match w.text.as_str() {
         "fwmark" => {
             let m = p.uint(n, 2, 1, u64::from(u32::MAX))?;
+            refuse_fwmark(p, &span, &format!("virtual_server fwmark {m}"));
             Some((VsAddr::Fwmark(m as u32), span))
         }
         "group" => Some((VsAddr::Group(p.string(n, 2)?), span)),
         _ => {
-            let ip = p.ip_word("virtual_server", w)?;
+            let ip = p.sockaddr_word("virtual_server", w)?;
             let port = if n.words.len() > 2 { p.port(n, 2)? } else { 0 };
             p.extra(n, 2);
             Some((VsAddr::Ip(ip, port), span))
@@ -878,18 +1217,40 @@ pub(super) fn parse_vs(p: &mut Parser, cfg: &mut Config, n: &Node) {
     if let Some(vs) = finish_vs(p, b) {
         if let Some(prev) = cfg
             .virtual_servers
-            .iter()
+            .iter_mut()
             .find(|x| x.addr == vs.addr && x.protocol == vs.protocol)
         {
+            // keepalived adds the second block's real servers to the IPVS
+            // service the first block created; the first block's settings
+            // stay (its service already exists).
             p.diags.add(
-                Severity::Error,
+                Severity::Warning,
                 &vs.span,
                 format!(
-                    "virtual_server {} is defined twice (first at {}); the second is ignored",
+                    "virtual_server {} is defined twice (first at {}): its real servers are added to the first, its other settings are ignored (as keepalived does)",
                     vs.addr, prev.span
                 ),
-                None,
+                Some("merge the two blocks into one".into()),
             );
+            for r in vs.real_servers {
+                if let Some(dup) = prev
+                    .real_servers
+                    .iter()
+                    .find(|x| x.addr == r.addr && x.port == r.port)
+                {
+                    p.diags.add(
+                        Severity::Error,
+                        &r.span,
+                        format!(
+                            "VS {}: real server {} port {} is duplicated (first at {}) - removing second rs",
+                            prev.addr, r.addr, r.port, dup.span
+                        ),
+                        None,
+                    );
+                } else {
+                    prev.real_servers.push(r);
+                }
+            }
             return;
         }
         cfg.virtual_servers.push(vs);
@@ -933,6 +1294,33 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             &vs.span,
             format!("virtual_server {label}: `protocol` is ignored for fwmark services"),
         );
+    }
+    if !matches!(vs.addr, VsAddr::Fwmark(_)) && !b.protocol_set {
+        // keepalived check_data.c validate_check_config: protocol 0 would be
+        // UDP to the kernel, so keepalived sets it explicitly.
+        p.diags.add(
+            Severity::Error,
+            &vs.span,
+            format!("Virtual server {label}: no protocol set - defaulting to UDP"),
+            Some("write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP)".into()),
+        );
+        vs.protocol = Protocol::Udp;
+    }
+    if let VsAddr::Ip(addr, 0) = vs.addr {
+        let label = addr.to_string();
+        // keepalived: an all-ports service (IPVS port 0), made persistent
+        // ("zero port only valid for persistent services - setting").
+        // The data path matches exact ports; it has no catch-all port.
+        p.diags.add(
+            Severity::Error,
+            &vs.addr_span,
+            format!(
+                "virtual_server {label} has no port: keepalived serves every port of the address (IPVS port 0, persistence {} s); lvs-xdp matches exact ports and cannot serve it; ignored",
+                vs.persistence_timeout.unwrap_or(360)
+            ),
+            Some("write the port, `virtual_server ADDRESS PORT`, one virtual_server per port".into()),
+        );
+        return None;
     }
     let vs_port = match vs.addr {
         VsAddr::Ip(_, port) => port,
@@ -1046,6 +1434,12 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
                     query_type: c.dns_type,
                     name: c.dns_name,
                 }),
+                "FILE_CHECK" => Checker::File(FileCheck {
+                    span: c.span,
+                    track_file: c.file_track.unwrap_or_default(),
+                    weight: c.file_weight.map(|w| w.0),
+                    weight_reverse: c.file_weight.is_some_and(|w| w.1),
+                }),
                 other => Checker::Other {
                     kind: other.to_string(),
                     span: c.span,
@@ -1079,5 +1473,39 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         );
         return None;
     }
+    adjust_quorum(p, vs, &label);
     Some(b.vs)
+}
+
+/// keepalived's validate_check_config: a quorum above the sum of the real
+/// servers' weights could never be reached, so it is lowered to that sum;
+/// a hysteresis of at least the quorum is lowered to quorum - 1.
+fn adjust_quorum(p: &mut Parser, vs: &mut VirtualServer, label: &str) {
+    let weight_sum: u64 = vs.real_servers.iter().map(|r| u64::from(r.weight)).sum();
+    if u64::from(vs.quorum) > weight_sum {
+        let to = u32::try_from(weight_sum).unwrap_or(u32::MAX);
+        p.diags.add(
+            Severity::Error,
+            &vs.span,
+            format!(
+                "Warning - quorum {} for {label} exceeds total weight of real servers {weight_sum}, reducing quorum to {to}",
+                vs.quorum
+            ),
+            Some(format!("write `quorum {to}` or less")),
+        );
+        vs.quorum = to;
+    }
+    if vs.hysteresis >= vs.quorum && vs.hysteresis > 0 {
+        let to = vs.quorum.saturating_sub(1);
+        p.diags.add(
+            Severity::Error,
+            &vs.span,
+            format!(
+                "Virtual server {label}: hysteresis {} >= quorum {}; setting hysteresis to {to}",
+                vs.hysteresis, vs.quorum
+            ),
+            Some(format!("write `hysteresis {to}` or less")),
+        );
+        vs.hysteresis = to;
+    }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
 use crate::keywords::GLOBAL_ALL;
-use crate::model::{Config, GlobalDefs};
+use crate::model::{Config, GlobalDefs, LvsSyncDaemon, LvsTimeouts};
 use crate::tree::Node;
 
 const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
@@ -78,7 +78,109 @@ static GLOBAL_KW: &[Kw<GlobalDefs>] = &[
     leaf("vrrp_strict", |_, g, _| g.vrrp_strict = true),
     leaf("dynamic_interfaces", |_, g, _| g.dynamic_interfaces = true),
     leaf("lvs_flush", |_, g, _| g.lvs_flush = true),
+    leaf("lvs_sync_daemon", |p, g, n| {
+        g.lvs_sync_daemon = lvs_sync_daemon(p, n)
+    }),
+    leaf("lvs_timeouts", |p, g, n| {
+        // keepalived: pairs of (tcp|tcpfin|udp) and seconds, any order.
+        let mut i = 1;
+        while let Some(w) = n.words.get(i) {
+            let Some(v) = n.words.get(i + 1) else {
+                p.diags
+                    .error(&w.span, format!("lvs_timeouts `{}` needs a value", w.text));
+                break;
+            };
+            let secs = p
+                .uint_word("lvs_timeouts", v, 1, 86_400 * 365)
+                .map(|x| x as u32);
+            match w.text.as_str() {
+                "tcp" => g.lvs_timeouts.tcp = secs,
+                "tcpfin" => g.lvs_timeouts.tcpfin = secs,
+                "udp" => g.lvs_timeouts.udp = secs,
+                other => {
+                    p.diags.error(
+                        &w.span,
+                        format!("unknown lvs_timeouts `{other}` (tcp, tcpfin, udp); ignored"),
+                    );
+                }
+            }
+            i += 2;
+        }
+    }),
 ];
+
+/// `lvs_sync_daemon IF [INSTANCE] [id N] [maxlen N] [port N] [ttl N]
+/// [group ADDR]`, as keepalived's global parser reads it.
+fn lvs_sync_daemon(p: &mut Parser, n: &Node) -> Option<LvsSyncDaemon> {
+    let interface = p.string(n, 1)?;
+    let mut d = LvsSyncDaemon {
+        span: n.span().clone(),
+        interface,
+        instance: None,
+        syncid: None,
+        maxlen: None,
+        port: None,
+        ttl: None,
+        group: None,
+    };
+    let mut i = 2;
+    while let Some(w) = n.words.get(i) {
+        let value = n.words.get(i + 1);
+        match (w.text.as_str(), value) {
+            ("id", Some(v)) => {
+                d.syncid = p
+                    .uint_word("lvs_sync_daemon id", v, 0, 255)
+                    .map(|x| x as u8)
+            }
+            ("maxlen", Some(v)) => {
+                d.maxlen = p
+                    .uint_word("lvs_sync_daemon maxlen", v, 1, 65507)
+                    .map(|x| x as u16)
+            }
+            ("port", Some(v)) => {
+                d.port = p
+                    .uint_word("lvs_sync_daemon port", v, 1, 65535)
+                    .map(|x| x as u16)
+            }
+            ("ttl", Some(v)) => {
+                d.ttl = p
+                    .uint_word("lvs_sync_daemon ttl", v, 1, 255)
+                    .map(|x| x as u8)
+            }
+            ("group", Some(v)) => {
+                d.group = p.ipv4_word("lvs_sync_daemon group", v);
+                if d.group.is_some_and(|g| !g.is_multicast()) {
+                    p.diags.error(
+                        &v.span,
+                        "lvs_sync_daemon group must be a multicast address; the default 224.0.0.81 is used",
+                    );
+                    d.group = None;
+                }
+            }
+            ("id" | "maxlen" | "port" | "ttl" | "group", None) => {
+                p.diags.error(
+                    &w.span,
+                    format!("lvs_sync_daemon `{}` needs a value", w.text),
+                );
+                return Some(d);
+            }
+            (name, _) if i == 2 => {
+                d.instance = Some(name.to_string());
+                i += 1;
+                continue;
+            }
+            (other, _) => {
+                p.diags.error(
+                    &w.span,
+                    format!("unknown lvs_sync_daemon option `{other}` (id, maxlen, port, ttl, group); ignored"),
+                );
+                return Some(d);
+            }
+        }
+        i += 2;
+    }
+    Some(d)
+}
 
 impl Default for GlobalDefs {
     fn default() -> Self {
@@ -104,6 +206,8 @@ impl Default for GlobalDefs {
             vrrp_strict: false,
             dynamic_interfaces: false,
             lvs_flush: false,
+            lvs_sync_daemon: None,
+            lvs_timeouts: LvsTimeouts::default(),
         }
     }
 }
@@ -130,4 +234,56 @@ pub(super) fn parse(p: &mut Parser, cfg: &mut Config, n: &Node) {
         &mut cfg.global,
         body,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse_str, ParseOptions};
+
+    #[test]
+    fn lvs_sync_daemon_global_form() {
+        let r = parse_str(
+            "t.conf",
+            "global_defs {\n lvs_sync_daemon bond0 VI_1 id 51 maxlen 1400 port 8849 ttl 2 group 224.0.0.82\n}\n",
+            &ParseOptions::default(),
+        );
+        let d = r.config.global.lvs_sync_daemon.expect("parsed");
+        assert_eq!(d.interface, "bond0");
+        assert_eq!(d.instance.as_deref(), Some("VI_1"));
+        assert_eq!(
+            (d.syncid, d.maxlen, d.port, d.ttl),
+            (Some(51), Some(1400), Some(8849), Some(2))
+        );
+        assert_eq!(d.group, Some("224.0.0.82".parse().unwrap()));
+        assert!(r.diagnostics.iter().next().is_none(), "no findings");
+
+        let r = parse_str(
+            "t.conf",
+            "global_defs {\n lvs_timeouts tcp 3600 udp 60\n}\n",
+            &ParseOptions::default(),
+        );
+        let t = r.config.global.lvs_timeouts;
+        assert_eq!((t.tcp, t.tcpfin, t.udp), (Some(3600), None, Some(60)));
+
+        let r = parse_str(
+            "t.conf",
+            "global_defs {\n lvs_sync_daemon eth1 id 7\n}\n",
+            &ParseOptions::default(),
+        );
+        let d = r.config.global.lvs_sync_daemon.expect("parsed");
+        assert_eq!((d.instance, d.syncid), (None, Some(7)));
+
+        let r = parse_str(
+            "t.conf",
+            "global_defs {\n lvs_sync_daemon eth1 group 198.18.0.1\n}\n",
+            &ParseOptions::default(),
+        );
+        let found: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
+        assert!(
+            found
+                .iter()
+                .any(|d| d.contains("t.conf:2:29") && d.contains("multicast")),
+            "{found:?}"
+        );
+    }
 }

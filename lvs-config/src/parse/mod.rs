@@ -116,13 +116,21 @@ impl Parser {
                     None,
                 );
             } else {
+                // keepalived's -t fails every unknown keyword ("Unknown
+                // keyword"): a misspelt `TCP_CHEK` or `real_sever` silently
+                // drops a checker or a server, so it is an error here too.
                 let names = tables.iter().flat_map(|t| t.iter()).map(|k| k.name);
                 let help = suggest(kw, names.chain(ignored.iter().copied()))
                     .map(|s| format!("did you mean `{s}`?"));
+                let what = if n.block.is_some() {
+                    "; the keyword and its block are ignored"
+                } else {
+                    "; ignored"
+                };
                 self.diags.add(
-                    Severity::Warning,
+                    Severity::Error,
                     n.span(),
-                    format!("unknown keyword `{kw}` in {ctx}; ignored"),
+                    format!("Unknown keyword '{kw}' in {ctx}{what}"),
                     help,
                 );
             }
@@ -133,15 +141,22 @@ impl Parser {
 /// Parses the top level of a configuration.
 pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
     let mut cfg = Config::default();
+    // keepalived applies global_defs wherever it is written (instances take
+    // their defaults from it when the whole file has been read), so it is
+    // read first.
+    for n in nodes.iter().filter(|n| n.keyword() == "global_defs") {
+        global::parse(p, &mut cfg, n);
+    }
     for n in nodes {
         let kw = n.keyword();
         match kw {
-            "global_defs" => global::parse(p, &mut cfg, n),
+            "global_defs" => {}
             "vrrp_script" => vrrp::parse_script(p, &mut cfg, n),
             "vrrp_sync_group" => vrrp::parse_sync_group(p, &mut cfg, n),
             "vrrp_instance" => vrrp::parse_instance(p, &mut cfg, n),
             "virtual_server_group" => check::parse_vsg(p, &mut cfg, n),
             "virtual_server" => check::parse_vs(p, &mut cfg, n),
+            "track_file" | "vrrp_track_file" => check::parse_track_file(p, &mut cfg, n),
             "bgp_announce" => announce::parse(p, &mut cfg, n),
             _ if keywords::ROOT_IGNORED.contains(&kw) => p.warn_once(
                 &format!("ignored/root/{kw}"),
@@ -167,6 +182,8 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             }
         }
     }
+    check::resolve_file_checks(p, &mut cfg);
+    vrrp::resolve_sync_group_states(p, &mut cfg);
     crate::lint::lint(p, &cfg);
     cfg
 }

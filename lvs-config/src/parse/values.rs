@@ -57,7 +57,27 @@ impl Parser {
     where
         T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
-        match w.text.parse::<T>() {
+        let parsed = match w.text.parse::<T>() {
+            Ok(v) => Ok(v),
+            // keepalived reads numbers with strtoul and, when running, uses
+            // the digits before any junk (`weight 2;` is 2); -t complains.
+            Err(e) => match numeric_prefix(&w.text).and_then(|d| d.parse::<T>().ok()) {
+                Some(v) => {
+                    self.diags.add(
+                        Severity::Warning,
+                        &w.span,
+                        format!(
+                            "`{kw}`: invalid number '{}'; keepalived uses {v}, so does lvs-xdp",
+                            w.text
+                        ),
+                        Some(format!("write `{kw} {v}`")),
+                    );
+                    Ok(v)
+                }
+                None => Err(e),
+            },
+        };
+        match parsed {
             Ok(v) if min <= v && v <= max => Some(v),
             Ok(_) => {
                 self.diags.add(
@@ -94,7 +114,39 @@ impl Parser {
     /// microsecond resolution), in `min..=max`.
     pub fn timer(&mut self, n: &Node, i: usize, min: Duration, max: Duration) -> Option<Duration> {
         let w = self.arg(n, i)?;
-        match parse_seconds(&w.text) {
+        let (int, frac) = w.text.split_once('.').unwrap_or((&w.text, ""));
+        if frac.len() > 6 && frac.bytes().all(|b| b.is_ascii_digit()) {
+            // keepalived: "number has too many decimal places", rounded to
+            // microseconds and used.
+            let rounded = round_micros(int, frac);
+            if let Some(d) = rounded {
+                self.diags.add(
+                    Severity::Warning,
+                    &w.span,
+                    format!(
+                        "`{}`: number '{}' has too many decimal places; rounded to {} s as keepalived does",
+                        n.keyword(),
+                        w.text,
+                        fmt_secs(d)
+                    ),
+                    Some("write at most 6 decimals".into()),
+                );
+            }
+            return self.check_timer(n, w, rounded, min, max);
+        }
+        let d = parse_seconds(&w.text);
+        self.check_timer(n, w, d, min, max)
+    }
+
+    fn check_timer(
+        &mut self,
+        n: &Node,
+        w: &Word,
+        d: Option<Duration>,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
+        match d {
             Some(d) if d >= min && d <= max => Some(d),
             Some(_) => {
                 self.diags.add(
@@ -127,6 +179,32 @@ impl Parser {
                 None
             }
         }
+    }
+
+    /// The address of a `virtual_server`, `real_server` or `sorry_server`:
+    /// keepalived (inet_stosockaddr) drops anything from a `/` or `-` on,
+    /// so `192.0.2.1/32` is `192.0.2.1`.
+    pub fn sockaddr_word(&mut self, kw: &str, w: &Word) -> Option<IpAddr> {
+        let Some(cut) = w.text.find(['/', '-']) else {
+            return self.ip_word(kw, w);
+        };
+        let (a, suffix) = w.text.split_at(cut);
+        let Ok(ip) = a.parse::<IpAddr>() else {
+            return self.ip_word(kw, w);
+        };
+        let host = match ip {
+            IpAddr::V4(_) => "/32",
+            IpAddr::V6(_) => "/128",
+        };
+        if suffix != host {
+            self.diags.add(
+                Severity::Warning,
+                &w.span,
+                format!("`{kw}` {}: `{suffix}` is ignored, the address is {ip} (as keepalived reads it)", w.text),
+                Some(format!("write `{ip}`")),
+            );
+        }
+        Some(ip)
     }
 
     /// An IP address.
@@ -209,6 +287,21 @@ impl Parser {
             );
         }
     }
+}
+
+/// The leading digits of `s` (with a sign), if any and if something follows.
+fn numeric_prefix(s: &str) -> Option<&str> {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let n = body.bytes().take_while(u8::is_ascii_digit).count();
+    let sign = s.len() - body.len();
+    (n > 0 && n < body.len()).then(|| &s[..sign + n])
+}
+
+/// Seconds with more than 6 decimals, rounded half up to microseconds.
+fn round_micros(int: &str, frac: &str) -> Option<Duration> {
+    let d = parse_seconds(&format!("{int}.{}", &frac[..6]))?;
+    let up = frac.as_bytes()[6] >= b'5';
+    Some(if up { d + Duration::from_micros(1) } else { d })
 }
 
 /// Parses decimal seconds ("3", "0.5", "1.000001").

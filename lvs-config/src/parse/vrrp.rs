@@ -45,8 +45,9 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
         }
     }),
     leaf("interval", |p, b, n| {
-        // keepalived: 0.001 .. UINT_MAX/TIMER_HZ*1000; 0 means 1 s.
+        // keepalived 2.3: 0.001 .. UINT_MAX/TIMER_HZ*1000; 0 means 1 s.
         if let Some(d) = p.timer(n, 1, Duration::ZERO, MAX_SECS) {
+            whole_seconds_in_2_2_7(p, n, &b.s.name, d);
             b.s.interval = if d.is_zero() {
                 Duration::from_secs(1)
             } else {
@@ -55,7 +56,22 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
         }
     }),
     leaf("timeout", |p, b, n| {
-        b.s.timeout = p.timer(n, 1, Duration::ZERO, MAX_SECS)
+        // keepalived vrrp_vscript_timeout_handler: 0 means 1 s.
+        b.s.timeout = p.timer(n, 1, Duration::ZERO, MAX_SECS).map(|d| {
+            whole_seconds_in_2_2_7(p, n, &b.s.name, d);
+            if d.is_zero() {
+                p.diags.error(
+                    n.span(),
+                    format!(
+                        "({}): vrrp script timeout must be greater than 0, setting to 1",
+                        b.s.name
+                    ),
+                );
+                Duration::from_secs(1)
+            } else {
+                d
+            }
+        })
     }),
     leaf("weight", |p, b, n| {
         // keepalived vrrp_vscript_weight_handler: [-253, 253] [reverse].
@@ -220,6 +236,10 @@ static SYNC_KW: &[Kw<VrrpSyncGroup>] = &[
         g.smtp_alert = p.flag(n).unwrap_or(false)
     }),
     leaf("global_tracking", |_, g, _| g.global_tracking = true),
+    // The newer name of `global_tracking`.
+    leaf("sync_group_tracking_weight", |_, g, _| {
+        g.global_tracking = true
+    }),
 ];
 
 pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
@@ -236,22 +256,22 @@ pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
     };
     let body = n.block.as_deref().unwrap_or(&[]);
     // Old syntax (keepalived.conf.vrrp.lvs_syncd): instance names listed
-    // directly in the block, without `group { }`.
+    // directly in the block, without `group { }`. keepalived 2.2.7 no longer
+    // reads them ("Unknown keyword 'VI_2'"): the instances are not synced.
     let (names, rest): (Vec<&Node>, Vec<&Node>) = body.iter().partition(|c| {
         c.block.is_none() && c.words.len() == 1 && !SYNC_GROUP_ALL.contains(&c.keyword())
     });
-    if !names.is_empty() {
+    for c in &names {
         p.diags.add(
-            Severity::Warning,
-            names[0].span(),
+            Severity::Error,
+            c.span(),
             format!(
-                "instance names listed directly in vrrp_sync_group `{}`",
+                "Unknown keyword '{}' in vrrp_sync_group `{}`: instance names listed without `group {{ }}` are ignored, as keepalived 2.2.7 ignores them",
+                c.keyword(),
                 g.name
             ),
             Some("put them in a `group { ... }` block".into()),
         );
-        g.group
-            .extend(names.iter().map(|c| c.keyword().to_string()));
     }
     let rest: Vec<Node> = rest.into_iter().cloned().collect();
     p.dispatch("vrrp_sync_group", &[SYNC_KW], SYNC_GROUP_ALL, &mut g, &rest);
@@ -262,7 +282,30 @@ pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
         );
         return;
     }
+    let name = g.name.clone();
+    known_scripts_only(p, cfg, &name, &mut g.track_script);
     cfg.vrrp_sync_groups.push(g);
+}
+
+/// keepalived looks a `track_script` name up when it reads it
+/// (vrrp_track.c alloc_track_script): a script defined further down, or not
+/// at all, is not tracked ("track script X not found, ignoring...").
+fn known_scripts_only(p: &mut Parser, cfg: &Config, owner: &str, list: &mut Vec<TrackScript>) {
+    list.retain(|t| {
+        if cfg.vrrp_scripts.iter().any(|s| s.name == t.name) {
+            return true;
+        }
+        p.diags.add(
+            Severity::Error,
+            &t.span,
+            format!("({owner}) track script {} not found, ignoring...", t.name),
+            Some(format!(
+                "define `vrrp_script {} {{ ... }}` above this block: keepalived looks scripts up as it reads",
+                t.name
+            )),
+        );
+        false
+    });
 }
 
 // -------------------------------------------------------------- vrrp_instance
@@ -274,6 +317,7 @@ struct VrrpB {
     garp_delay: Option<Duration>,
     garp_repeat: Option<u32>,
     garp_refresh: Option<Option<Duration>>,
+    priority_set: bool,
 }
 
 fn vips(p: &mut Parser, n: &Node) -> Vec<VipEntry> {
@@ -443,6 +487,7 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         // default 100.
         if let Some(v) = p.uint(n, 1, 1, 255) {
             b.v.priority = v as u8;
+            b.priority_set = true;
         }
     }),
     leaf("advert_int", |p, b, n| {
@@ -563,6 +608,15 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         b.v.smtp_alert = p.flag(n).unwrap_or(false)
     }),
     leaf("lvs_sync_daemon_interface", |p, b, n| {
+        p.diags.add(
+            Severity::Warning,
+            n.span(),
+            format!(
+                "({}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated.",
+                b.v.name
+            ),
+            Some("Please use global lvs_sync_daemon".into()),
+        );
         b.v.lvs_sync_daemon_interface = p.string(n, 1)
     }),
     leaf("garp_master_delay", |p, b, n| {
@@ -632,6 +686,7 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         garp_delay: None,
         garp_repeat: None,
         garp_refresh: None,
+        priority_set: false,
     };
     p.dispatch(
         "vrrp_instance",
@@ -680,6 +735,15 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
     if let Some(r) = b.garp_refresh {
         b.v.garp_master_refresh = r;
     }
+    // keepalived vrrp.c: an IPv6 instance (its first address) is VRRPv3.
+    if b.v.version.is_none()
+        && b.v
+            .virtual_ipaddress
+            .first()
+            .is_some_and(|a| a.addr.is_ipv6())
+    {
+        b.v.version = Some(3);
+    }
     let version = b.v.version.unwrap_or(cfg.global.vrrp_version);
     let ai = b.v.advert_int;
     if version == 2 && ai.subsec_nanos() != 0 {
@@ -707,6 +771,76 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
             ),
             Some("use a smaller advert_int".into()),
         );
+    }
+    // keepalived vrrp.c vrrp_complete_instance: no priority and state
+    // MASTER makes the address owner (255); no state follows the priority.
+    if !b.priority_set && b.v.state == Some(VrrpState::Master) {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "vrrp_instance `{}`: state MASTER without `priority`: keepalived makes it the address owner, priority 255",
+                b.v.name
+            ),
+        );
+        b.v.priority = 255;
+    }
+    if b.v.state.is_none() {
+        b.v.state = Some(if b.v.priority == 255 {
+            VrrpState::Master
+        } else {
+            VrrpState::Backup
+        });
+    }
+    if b.v.state == Some(VrrpState::Master)
+        && b.v.priority != 255
+        && b.v
+            .authentication
+            .as_ref()
+            .is_some_and(|a| a.ty == AuthType::Ah)
+    {
+        // keepalived vrrp.c: an AH instance cannot start as master.
+        p.diags.warn(
+            n.span(),
+            format!(
+                "({}) Initial state master is incompatible with AH authentication - clearing",
+                b.v.name
+            ),
+        );
+        b.v.state = Some(VrrpState::Backup);
+    }
+    // keepalived vrrp.c vrrp_complete_instance: the address owner always
+    // preempts; a MASTER start clears nopreempt and preempt_delay.
+    if b.v.priority == 255 && !b.v.preempt {
+        p.diags.warn(
+            n.span(),
+            format!(
+                "({}) nopreempt is incompatible with priority 255. resetting nopreempt",
+                b.v.name
+            ),
+        );
+        b.v.preempt = true;
+    }
+    if b.v.state == Some(VrrpState::Master) {
+        if !b.v.preempt {
+            p.diags.warn(
+                n.span(),
+                format!(
+                    "({}) Warning - nopreempt will not work with initial state MASTER - clearing",
+                    b.v.name
+                ),
+            );
+            b.v.preempt = true;
+        }
+        if !b.v.preempt_delay.is_zero() {
+            p.diags.warn(
+                n.span(),
+                format!(
+                    "({}) Warning - preempt delay will not work with initial state MASTER - clearing",
+                    b.v.name
+                ),
+            );
+            b.v.preempt_delay = Duration::ZERO;
+        }
     }
     if b.v.priority == 255 && b.v.state == Some(VrrpState::Backup) {
         p.diags.warn(
@@ -736,6 +870,143 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         return;
     }
     if ok {
+        let name = b.v.name.clone();
+        known_scripts_only(p, cfg, &name, &mut b.v.track_script);
         cfg.vrrp_instances.push(b.v);
+    }
+}
+
+/// keepalived vrrp.c: in a sync group, if some member would start as backup
+/// (state BACKUP, or not the address owner), the members wanting MASTER
+/// start as BACKUP too, so the group starts in one state.
+pub(super) fn resolve_sync_group_states(p: &mut Parser, cfg: &mut Config) {
+    drop_weighted_tracking(p, cfg);
+    for g in &cfg.vrrp_sync_groups {
+        let members: Vec<usize> = g
+            .group
+            .iter()
+            .filter_map(|name| cfg.vrrp_instances.iter().position(|v| &v.name == name))
+            .collect();
+        let inst = |i: usize| &cfg.vrrp_instances[i];
+        let have_backup = members
+            .iter()
+            .any(|&i| inst(i).state != Some(VrrpState::Master) || inst(i).priority != 255);
+        let masters: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| inst(i).state == Some(VrrpState::Master))
+            .collect();
+        if !have_backup || masters.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = masters.iter().map(|&i| inst(i).name.as_str()).collect();
+        p.diags.add(
+            Severity::Warning,
+            &g.span,
+            format!(
+                "vrrp_sync_group {}: {} start as BACKUP, not MASTER: keepalived starts a sync group as MASTER only when every member is an address owner (priority 255)",
+                g.name,
+                names.join(", ")
+            ),
+            Some("write `state BACKUP` (the instance with the highest priority becomes master)".into()),
+        );
+        for i in masters {
+            cfg.vrrp_instances[i].state = Some(VrrpState::Backup);
+        }
+    }
+}
+
+/// keepalived 2.2.7 reads a vrrp_script `interval`/`timeout` as whole
+/// seconds (a running keepalived truncates `1.5` to 1, and 0 to 1 s); 2.3
+/// reads decimals, as lvs-xdp does (README: deliberate differences).
+fn whole_seconds_in_2_2_7(p: &mut Parser, n: &Node, script: &str, d: Duration) {
+    if d.subsec_nanos() == 0 {
+        return;
+    }
+    let truncated = d.as_secs().max(1);
+    p.diags.add(
+        Severity::Warning,
+        n.span(),
+        format!(
+            "({script}): vrrp script {} {}: keepalived 2.2.7 reads whole seconds only and would use {truncated} s; lvs-xdp uses {} s (as keepalived 2.3 does)",
+            n.keyword(),
+            super::values::fmt_secs(d),
+            super::values::fmt_secs(d)
+        ),
+        Some(format!("write `{} {truncated}` if the file is also read by keepalived 2.2.7", n.keyword())),
+    );
+}
+
+/// keepalived vrrp.c: an address owner (priority 255), or a member of a
+/// sync group without `sync_group_tracking_weight`, cannot float its
+/// priority: weighted track_scripts are dropped, tracked interfaces lose
+/// their weight (sync group) or are dropped (owner).
+fn drop_weighted_tracking(p: &mut Parser, cfg: &mut Config) {
+    for i in 0..cfg.vrrp_instances.len() {
+        let name = cfg.vrrp_instances[i].name.clone();
+        let sync = cfg
+            .vrrp_sync_groups
+            .iter()
+            .find(|g| g.group.contains(&name))
+            .map(|g| !g.global_tracking);
+        let owner = cfg.vrrp_instances[i].priority == 255;
+        let in_sync = sync == Some(true);
+        if !in_sync && !owner {
+            continue;
+        }
+        let why = if in_sync {
+            "SYNC group"
+        } else {
+            "address_owner"
+        };
+        let scripts = &cfg.vrrp_scripts;
+        let v = &mut cfg.vrrp_instances[i];
+        v.track_script.retain(|t| {
+            let w = t.weight.unwrap_or_else(|| {
+                scripts
+                    .iter()
+                    .find(|s| s.name == t.name)
+                    .map_or(0, |s| s.weight)
+            });
+            if w == 0 {
+                return true;
+            }
+            p.diags.add(
+                Severity::Warning,
+                &t.span,
+                format!(
+                    "({name}) ignoring tracked script {} with weights due to {why}",
+                    t.name
+                ),
+                Some("track it with `weight 0` (fault when it fails), or use sync_group_tracking_weight in the group".into()),
+            );
+            false
+        });
+        let mut keep = Vec::new();
+        for mut t in std::mem::take(&mut v.track_interface) {
+            if t.weight.is_some_and(|w| w != 0) {
+                p.diags.add(
+                    Severity::Warning,
+                    &t.span,
+                    format!(
+                        "({name}) ignoring {} tracked interface {}due to {}",
+                        t.name,
+                        if in_sync { "weight " } else { "" },
+                        if in_sync {
+                            "SYNC group"
+                        } else {
+                            "address owner"
+                        }
+                    ),
+                    None,
+                );
+                if !in_sync {
+                    continue;
+                }
+                t.weight = Some(0);
+            }
+            keep.push(t);
+        }
+        v.track_interface = keep;
     }
 }

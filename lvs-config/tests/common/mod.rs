@@ -31,10 +31,13 @@ pub fn summary(c: &Config) -> String {
     for s in &c.vrrp_scripts {
         let _ = writeln!(
             o,
-            "vrrp_script {} script={:?} interval={} weight={} rise={} fall={}",
+            "vrrp_script {} script={:?} interval={}{} weight={} rise={} fall={}",
             s.name,
             s.script,
             secs(s.interval),
+            s.timeout
+                .map(|t| format!(" timeout={}", secs(t)))
+                .unwrap_or_default(),
             s.weight,
             s.rise,
             s.fall
@@ -46,7 +49,7 @@ pub fn summary(c: &Config) -> String {
     for v in &c.vrrp_instances {
         let _ = writeln!(
             o,
-            "vrrp_instance {} state={:?} if={} vrid={} prio={} advert={} version={:?} preempt={} auth={:?}",
+            "vrrp_instance {} state={:?} if={} vrid={} prio={} advert={} version={:?} preempt={} auth={:?} garp_delay={}",
             v.name,
             v.state,
             v.interface,
@@ -55,7 +58,8 @@ pub fn summary(c: &Config) -> String {
             secs(v.advert_int),
             v.version,
             v.preempt,
-            v.authentication.as_ref().map(|a| (a.ty, a.pass.clone()))
+            v.authentication.as_ref().map(|a| (a.ty, a.pass.clone())),
+            secs(v.garp_master_delay)
         );
         for vip in &v.virtual_ipaddress {
             let _ = writeln!(
@@ -72,23 +76,36 @@ pub fn summary(c: &Config) -> String {
         }
     }
     for g in &c.virtual_server_groups {
-        let _ = writeln!(
-            o,
-            "virtual_server_group {} entries={}",
-            g.name,
-            g.entries.len()
-        );
+        let entries: Vec<String> = g
+            .entries
+            .iter()
+            .map(|e| match e {
+                lvs_config::VsgEntry::Range {
+                    first, last, port, ..
+                } if first == last => format!("{first}:{port}"),
+                lvs_config::VsgEntry::Range {
+                    first, last, port, ..
+                } => format!("{first}-{last}:{port}"),
+                lvs_config::VsgEntry::Fwmark { mark, .. } => format!("fwmark {mark}"),
+            })
+            .collect();
+        let _ = writeln!(o, "virtual_server_group {} {}", g.name, entries.join(" "));
     }
     for vs in &c.virtual_servers {
         let _ = writeln!(
             o,
-            "virtual_server {} {:?} {} {:?} delay_loop={} persistence={:?}",
+            "virtual_server {} {:?} {} {:?} delay_loop={} persistence={:?}{}",
             vs.addr,
             vs.protocol,
             vs.lb_algo,
             vs.lb_kind,
             secs(vs.delay_loop),
-            vs.persistence_timeout
+            vs.persistence_timeout,
+            if (vs.quorum, vs.hysteresis) == (1, 0) {
+                String::new()
+            } else {
+                format!(" quorum={} hysteresis={}", vs.quorum, vs.hysteresis)
+            }
         );
         for rs in &vs.real_servers {
             let _ = writeln!(
@@ -144,6 +161,6 @@ pub fn render(r: &ParseResult) -> String {
         let _ = writeln!(o, "{}", d.to_string().replace(&dir, "").replace(&bare, "."));
     }
     let _ = writeln!(o, "--");
-    o.push_str(&summary(&r.config));
+    o.push_str(&summary(&r.config).replace(&dir, "").replace(&bare, "."));
     o
 }

@@ -69,8 +69,11 @@ mod tests {
     use crate::sched::Algorithm;
 
     fn svc(vip: [u8; 4], port: u16) -> PlannedService {
+        let id = (Ipv4Addr::from(vip), port, Proto::Tcp);
         PlannedService {
-            id: (Ipv4Addr::from(vip), port, Proto::Tcp),
+            id,
+            checked_as: id,
+            omega: false,
             algo: Algorithm::Wrr,
             lb_algo: "wrr".into(),
             persistence: None,

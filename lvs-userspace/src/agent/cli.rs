@@ -88,6 +88,11 @@ pub struct Args {
     /// stalls its connections.
     #[arg(long = "expire-nodest-conn")]
     pub expire_nodest_conn: bool,
+    /// IPVS's expire_quiescent_template: a persistence template naming a
+    /// real server at weight 0 (drained, or failed with
+    /// inhibit_on_failure) no longer binds its clients to it.
+    #[arg(long = "expire-quiescent-template")]
+    pub expire_quiescent_template: bool,
     /// Connection sync: a file holding a shared key; every sync datagram
     /// then carries an HMAC-SHA256 under it and only such are accepted.
     #[arg(long = "sync-key-file")]

@@ -26,20 +26,46 @@ use crate::{
     vrrp::PreemptGate,
 };
 
-/// keepalived's `lvs_sync_daemon_interface` (in a vrrp_instance): sync on
-/// that interface with the instance's virtual_router_id as syncid.
+/// Where to sync: keepalived 2.x's global `lvs_sync_daemon IF [INSTANCE]
+/// [id N] [port N] [ttl N] [group ADDR]` (syncid: `id`, else INSTANCE's
+/// virtual_router_id, else 0), or the older `lvs_sync_daemon_interface` in
+/// a vrrp_instance (syncid: its virtual_router_id).
 pub fn setup(cfg: &Config, key_file: Option<&Path>) -> Result<Option<SyncSetup>> {
-    let Some(v) = cfg
+    let (ifname, syncid, port, ttl, group) = if let Some(d) = &cfg.global.lvs_sync_daemon {
+        let vrid = d.instance.as_ref().and_then(|name| {
+            cfg.vrrp_instances
+                .iter()
+                .find(|v| &v.name == name)
+                .map(|v| v.virtual_router_id)
+        });
+        (
+            d.interface.clone(),
+            d.syncid.or(vrid).unwrap_or(0),
+            d.port,
+            d.ttl,
+            d.group,
+        )
+    } else if let Some(v) = cfg
         .vrrp_instances
         .iter()
         .find(|v| v.lvs_sync_daemon_interface.is_some())
-    else {
+    {
+        (
+            v.lvs_sync_daemon_interface.clone().unwrap_or_default(),
+            v.virtual_router_id,
+            None,
+            None,
+            None,
+        )
+    } else {
         return Ok(None);
     };
-    let ifname = v.lvs_sync_daemon_interface.clone().unwrap_or_default();
     let link = netlink::link_by_name(&ifname)
-        .with_context(|| format!("lvs_sync_daemon_interface {ifname}"))?;
-    let mut s = SyncSetup::new(ifname, link.index, v.virtual_router_id);
+        .with_context(|| format!("lvs_sync_daemon interface {ifname}"))?;
+    let mut s = SyncSetup::new(ifname, link.index, syncid);
+    s.port = port.unwrap_or(s.port);
+    s.ttl = ttl.unwrap_or(s.ttl);
+    s.group = group.unwrap_or(s.group);
     if let Some(path) = key_file {
         let key =
             std::fs::read(path).with_context(|| format!("--sync-key-file {}", path.display()))?;

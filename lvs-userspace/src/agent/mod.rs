@@ -275,6 +275,8 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
 
     dp.set_expire_nodest(args.expire_nodest_conn)?;
+    dp.set_expire_quiescent(args.expire_quiescent_template)?;
+    apply_timeouts(&mut dp, &cfg)?;
     let mut rec = Reconciler::new(dp, egress, Duration::from_secs(args.drain_timeout));
     rec.set_plan(plan);
     rec.apply()?;
@@ -437,6 +439,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     warn!("{s}");
                 }
                 rec.set_plan(plan);
+                if let Err(e) = apply_timeouts(rec.datapath_mut(), &parsed.config) {
+                    error!("lvs_timeouts: {e:#}");
+                }
                 if let Err(e) = rec.apply() {
                     error!("applying the new configuration: {e:#}");
                 }
@@ -460,6 +465,23 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         a.stop().await;
     }
     checkers.shutdown().await;
+    // omega: quorum_down of the virtual servers still in quorum, each
+    // waited for (bounded), as keepalived runs them when it stops.
+    for script in rec.omega_quorum_down() {
+        let mut cmd = crate::check::misc::command(&script);
+        cmd.stdin(std::process::Stdio::null());
+        match cmd.spawn() {
+            Ok(mut child) => {
+                if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                    .await
+                    .is_err()
+                {
+                    warn!("omega: quorum_down {script} still running after 5 s; left");
+                }
+            }
+            Err(e) => warn!("omega: running quorum_down {script}: {e}"),
+        }
+    }
     if let Some(v) = vrrp {
         v.shutdown().await;
     }
@@ -479,24 +501,28 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     Ok(())
 }
 
-/// A checker's verdict, into the reconciler's view.
+/// keepalived's global `lvs_timeouts` into the data path's settings.
+fn apply_timeouts(dp: &mut Datapath, cfg: &Config) -> Result<()> {
+    let t = cfg.global.lvs_timeouts;
+    dp.set_timeouts(t.tcp, t.tcpfin, t.udp)
+        .context("setting lvs_timeouts")
+}
+
+/// A checker's verdict, into the reconciler's view: on the service it was
+/// checked for, or on every service of its `virtual_server_group`.
 fn apply_check_event(rec: &mut Reconciler, ev: crate::check::CheckEvent) {
     use crate::check::CheckEvent;
-    match ev {
-        CheckEvent::Up { rs } => {
-            if let Some((service, real)) = plan::key_of(&rs) {
-                rec.set_up(service, real, true, "");
-            }
-        }
-        CheckEvent::Down { rs, reason } => {
-            if let Some((service, real)) = plan::key_of(&rs) {
-                rec.set_up(service, real, false, &reason);
-            }
-        }
-        CheckEvent::Weight { rs, weight } => {
-            if let Some((service, real)) = plan::key_of(&rs) {
-                rec.set_dyn_weight(service, real, weight);
-            }
+    let rs = match &ev {
+        CheckEvent::Up { rs } | CheckEvent::Down { rs, .. } | CheckEvent::Weight { rs, .. } => rs,
+    };
+    let Some((service, real)) = plan::key_of(rs) else {
+        return;
+    };
+    for (service, real) in plan::checked_reals(rec.plan(), service, real) {
+        match &ev {
+            CheckEvent::Up { .. } => rec.set_up(service, real, true, ""),
+            CheckEvent::Down { reason, .. } => rec.set_up(service, real, false, reason),
+            CheckEvent::Weight { weight, .. } => rec.set_dyn_weight(service, real, *weight),
         }
     }
 }
@@ -512,7 +538,8 @@ fn health_view(rec: &Reconciler, checkers: &crate::check::Checkers) -> Vec<statu
     for s in &rec.plan().services {
         for r in &s.reals {
             let key = (s.id, (r.addr, r.port));
-            let h = states.get(&key);
+            // A group's services share their checkers' verdicts.
+            let h = states.get(&(s.checked_as, (r.addr, r.check_port)));
             out.push(status::RealHealth {
                 protocol: s.id.2.name().into(),
                 vip: s.id.0,

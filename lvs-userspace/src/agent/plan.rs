@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use lvs_config::{Config, Granularity, LbKind, Protocol, VsAddr};
+use lvs_config::{Config, Granularity, LbKind, Protocol, VsAddr, VsgEntry};
 
 use crate::{datapath::Proto, sched::Algorithm};
 
@@ -26,6 +26,10 @@ pub struct PlannedReal {
     pub checked: bool,
     /// keepalived's `alpha`: start down until the first successful check.
     pub alpha: bool,
+    /// The real-server port its checkers report under (see
+    /// [`PlannedService::checked_as`]): `port`, or for a group's real
+    /// server without a port, the group's first port.
+    pub check_port: u16,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +49,13 @@ pub struct PlannedService {
     /// quorum − hysteresis (keepalived's `quorum_up` / `quorum_down`).
     pub quorum_up: Option<String>,
     pub quorum_down: Option<String>,
+    /// The service the checkers report under: itself, or for every service
+    /// of a `virtual_server_group`, the group's first (keepalived checks a
+    /// group's real servers once, for all its services).
+    pub checked_as: ServiceId,
+    /// keepalived's `omega`: at shutdown, run `quorum_down` if quorum is up
+    /// (and the real servers' `notify_down`, which the checkers do).
+    pub omega: bool,
 }
 
 /// The plan, and why parts of the config are left out.
@@ -66,9 +77,10 @@ pub fn plan(cfg: &Config) -> Plan {
     let mut out = Plan::default();
     for vs in &cfg.virtual_servers {
         let what = format!("virtual_server {} ({})", vs.addr, vs.span);
-        let (addrs, port): (Vec<Ipv4Addr>, u16) = match &vs.addr {
+        // Every (VIP, port) the virtual server serves.
+        let endpoints: Vec<(Ipv4Addr, u16)> = match &vs.addr {
             VsAddr::Ip(a, p) => match v4(*a) {
-                Some(a) => (vec![a], *p),
+                Some(a) => vec![(a, *p)],
                 None => {
                     out.skipped
                         .push(format!("{what}: IPv6 services are not supported yet"));
@@ -76,17 +88,28 @@ pub fn plan(cfg: &Config) -> Plan {
                 }
             },
             VsAddr::Fwmark(_) => {
-                out.skipped
-                    .push(format!("{what}: fwmark services are not supported"));
-                continue;
-            }
-            VsAddr::Group(_) => {
                 out.skipped.push(format!(
-                    "{what}: virtual_server_group services are not supported yet"
+                    "{what}: fwmark services are not supported (the XDP program runs before \
+                     netfilter sets any mark): list the addresses and ports instead"
                 ));
                 continue;
             }
+            VsAddr::Group(name) => match group_endpoints(cfg, name, &what, &mut out.skipped) {
+                Some(e) => e,
+                None => continue,
+            },
         };
+        let (all_ports, endpoints): (Vec<_>, Vec<_>) =
+            endpoints.into_iter().partition(|(_, port)| *port == 0);
+        if !all_ports.is_empty() {
+            // lvs-config refuses these; the data path has no catch-all port.
+            out.skipped.push(format!(
+                "{what}: all-ports (port 0) services are not supported"
+            ));
+        }
+        if endpoints.is_empty() {
+            continue;
+        }
         let proto = match vs.protocol {
             Protocol::Tcp => Proto::Tcp,
             Protocol::Udp => Proto::Udp,
@@ -135,6 +158,7 @@ pub fn plan(cfg: &Config) -> Plan {
             };
             (t, mask)
         });
+        let first_port = endpoints[0].1;
         let mut reals = Vec::new();
         for rs in &vs.real_servers {
             let Some(addr) = v4(rs.addr) else {
@@ -156,25 +180,109 @@ pub fn plan(cfg: &Config) -> Plan {
                 inhibit_on_failure: rs.inhibit_on_failure,
                 checked: !rs.checkers.is_empty(),
                 alpha: rs.alpha,
+                check_port: if rs.port == 0 { first_port } else { rs.port },
             });
         }
         let sorry_server = vs
             .sorry_server
             .as_ref()
             .and_then(|s| v4(s.addr).map(|a| (a, s.port)));
-        for addr in addrs {
+        let checked_as = (endpoints[0].0, endpoints[0].1, proto);
+        for (addr, port) in endpoints {
+            // A group's real server without a port serves each service on
+            // the service's port (Direct Routing keeps the port).
+            let reals = reals
+                .iter()
+                .map(|r| PlannedReal {
+                    port: if r.port == 0 { port } else { r.port },
+                    ..r.clone()
+                })
+                .collect();
             out.services.push(PlannedService {
                 id: (addr, port, proto),
                 algo,
                 lb_algo: vs.lb_algo.clone(),
                 persistence,
-                reals: reals.clone(),
+                reals,
                 sorry_server,
                 quorum: vs.quorum,
                 hysteresis: vs.hysteresis,
                 quorum_up: vs.quorum_up.clone(),
                 quorum_down: vs.quorum_down.clone(),
+                checked_as,
+                omega: vs.omega,
             });
+        }
+    }
+    out
+}
+
+/// The (VIP, port)s of a `virtual_server_group`, in config order: each
+/// `ADDR[-LAST] PORT` entry is every address of the range on that port.
+/// `None` (and a reason) when the group is unknown or serves nothing here.
+fn group_endpoints(
+    cfg: &Config,
+    name: &str,
+    what: &str,
+    skipped: &mut Vec<String>,
+) -> Option<Vec<(Ipv4Addr, u16)>> {
+    let Some(g) = cfg.virtual_server_group(name) else {
+        skipped.push(format!("{what}: no virtual_server_group `{name}`"));
+        return None;
+    };
+    let mut out = Vec::new();
+    for e in &g.entries {
+        match e {
+            VsgEntry::Range {
+                first, last, port, ..
+            } => match (v4(*first), v4(*last)) {
+                (Some(a), Some(b)) => {
+                    for x in u32::from(a)..=u32::from(b) {
+                        // A /8 entry must not make 16 M services: stop at
+                        // what the data path holds.
+                        if out.len() >= lvs_common::MAX_SERVICES as usize {
+                            skipped.push(format!(
+                                "{what}: group {name} has more than {} services (the data \
+                                 path's limit); entries from {} on are left out",
+                                lvs_common::MAX_SERVICES,
+                                Ipv4Addr::from(x)
+                            ));
+                            return Some(out);
+                        }
+                        let ep = (Ipv4Addr::from(x), *port);
+                        if !out.contains(&ep) {
+                            out.push(ep);
+                        }
+                    }
+                }
+                _ => skipped.push(format!(
+                    "{what}: group {name} entry {first}: IPv6 services are not supported yet"
+                )),
+            },
+            VsgEntry::Fwmark { mark, .. } => skipped.push(format!(
+                "{what}: group {name} entry fwmark {mark}: fwmark services are not supported \
+                 (the XDP program runs before netfilter sets any mark): list the addresses \
+                 and ports instead"
+            )),
+        }
+    }
+    if out.is_empty() {
+        skipped.push(format!("{what}: group {name} has no IPv4 address entries"));
+        return None;
+    }
+    Some(out)
+}
+
+/// The planned services that a checker verdict on `(service, real)`
+/// applies to, with the real server's id in each: the service itself, or
+/// every service of its group.
+pub fn checked_reals(plan: &Plan, service: ServiceId, real: RealId) -> Vec<(ServiceId, RealId)> {
+    let mut out = Vec::new();
+    for s in plan.services.iter().filter(|s| s.checked_as == service) {
+        for r in &s.reals {
+            if r.addr == real.0 && r.check_port == real.1 {
+                out.push((s.id, (r.addr, r.port)));
+            }
         }
     }
     out
@@ -205,6 +313,43 @@ pub fn fmt_service(addr: Ipv4Addr, port: u16, proto: Proto) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_serves_every_address_and_port_and_shares_checks() {
+        let text = "virtual_server_group G {\n 198.18.0.100-103 80\n 198.18.0.100-103 8080\n fwmark 3\n}\n\
+            virtual_server group G {\n lb_algo rr\n lb_kind DR\n protocol TCP\n\
+            real_server 198.18.0.11 {\n  TCP_CHECK {\n  }\n }\n real_server 198.18.0.12 8080 {\n }\n}\n\
+            virtual_server fwmark 5 {\n lb_algo rr\n lb_kind DR\n real_server 198.18.0.11 80 {\n }\n}\n";
+        let r = lvs_config::parse_str("g.conf", text, &Default::default());
+        assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+        let p = plan(&r.config);
+        let ids: Vec<(Ipv4Addr, u16)> = p.services.iter().map(|s| (s.id.0, s.id.1)).collect();
+        let want: Vec<(Ipv4Addr, u16)> = [80, 8080]
+            .iter()
+            .flat_map(|&port| (100..=103).map(move |l| (Ipv4Addr::new(198, 18, 0, l), port)))
+            .collect();
+        assert_eq!(ids, want);
+        let first = (Ipv4Addr::new(198, 18, 0, 100), 80, Proto::Tcp);
+        assert!(p.services.iter().all(|s| s.checked_as == first));
+        // Without a port, a real server serves each service's port.
+        assert!(p
+            .services
+            .iter()
+            .all(|s| s.reals[0].port == s.id.1 && s.reals[1].port == 8080));
+        // One verdict on the first service reaches all eight.
+        let rs = (Ipv4Addr::new(198, 18, 0, 11), 80);
+        assert_eq!(checked_reals(&p, first, rs).len(), 8);
+        // fwmark: left out, saying why.
+        assert_eq!(
+            p.skipped
+                .iter()
+                .filter(|s| s.contains("fwmark") && s.contains("before netfilter"))
+                .count(),
+            2,
+            "{:?}",
+            p.skipped
+        );
+    }
 
     #[test]
     fn seed_plans_one_persistent_wrr_service_with_five_reals() {

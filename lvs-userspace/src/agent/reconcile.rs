@@ -502,7 +502,10 @@ impl Reconciler {
                         alive_weight.saturating_sub(s.hysteresis)
                     );
                     self.quorum_lost.insert(s.id);
-                    run_script(s.quorum_down.as_deref());
+                    // A group's services share one quorum_down run.
+                    if s.id == s.checked_as {
+                        run_script(s.quorum_down.as_deref());
+                    }
                 } else {
                     info!(
                         "Gained quorum {alive_weight}+{}={} >= {quorum} for VS {vs}",
@@ -510,7 +513,9 @@ impl Reconciler {
                         alive_weight + s.hysteresis
                     );
                     self.quorum_lost.remove(&s.id);
-                    run_script(s.quorum_up.as_deref());
+                    if s.id == s.checked_as {
+                        run_script(s.quorum_up.as_deref());
+                    }
                 }
             }
             // Quorum lost (no real server up, at the least): the sorry server.
@@ -569,6 +574,20 @@ impl Reconciler {
                 fmt_service(s.0, s.1, s.2)
             );
         }
+    }
+
+    /// `omega` at shutdown: the `quorum_down` scripts of the virtual
+    /// servers whose quorum is up, once per virtual server (a group's
+    /// services share theirs).
+    pub fn omega_quorum_down(&self) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        self.plan
+            .services
+            .iter()
+            .filter(|s| s.omega && !self.quorum_lost.contains(&s.id))
+            .filter(|s| seen.insert(s.checked_as))
+            .filter_map(|s| s.quorum_down.clone())
+            .collect()
     }
 
     /// Writes whatever differs into the maps.

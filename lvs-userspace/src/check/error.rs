@@ -39,6 +39,28 @@ pub enum CheckError {
     ScriptTimeout(Duration),
     #[error("cannot run script: {0}")]
     Spawn(String),
+    /// UDP_CHECK: the reply is not what `require_reply` asks for.
+    #[error("reply data mismatch")]
+    ReplyMismatch,
+    /// DNS_CHECK: the server answered with an error rcode.
+    #[error("read error occurred. (rcode = {0})")]
+    Rcode(u16),
+    /// SMTP_CHECK: keepalived's words for the failed step.
+    #[error("{0}")]
+    Smtp(String),
+    /// FILE_CHECK: the tracked file's value puts the server in FAULT.
+    #[error("tracked file {0} in FAULT state")]
+    FileFault(String),
     #[error("invalid: {0}")]
     Invalid(String),
+}
+
+impl CheckError {
+    /// A failure on our side (no socket, an address we cannot bind): it
+    /// says nothing about the server, so the check is rescheduled and the
+    /// server's state left as it is (keepalived: "socket bind failed.
+    /// Rescheduling.").
+    pub fn is_local(&self) -> bool {
+        matches!(self, CheckError::Bind { .. } | CheckError::Socket(_))
+    }
 }

@@ -13,6 +13,17 @@
 //!
 //! TLS is rustls with certificate verification off, as keepalived's SSL_GET
 //! (it checks that the service answers, not who it is).
+//!
+//! Where rustls and keepalived (the system OpenSSL, Debian's default
+//! policy) differ: both speak TLS 1.2 and 1.3 only (Debian's OpenSSL 3 at
+//! SECLEVEL 2 refuses TLS 1.0/1.1 too) and accept RSA keys of 2048 bits and
+//! more, ECDSA P-256, P-384 and P-521 (ring has no P-521: its handshake
+//! signatures are checked, and the secp521r1 group offered, through the
+//! RustCrypto `p521` crate; TLS 1.2 servers want the certificate's curve
+//! among the client's groups) and Ed25519. rustls has no CBC and no finite-field DHE suites, which
+//! OpenSSL has: a server offering only those fails the handshake, and the
+//! log line carries the reason and says so, to tell a TLS mismatch from a
+//! dead server.
 
 use std::{
     net::SocketAddr,
@@ -23,7 +34,10 @@ use std::{
 use md5::{Digest, Md5};
 use rustls::{
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    pki_types::{CertificateDer, ServerName, UnixTime},
+    pki_types::{
+        alg_id, AlgorithmIdentifier, CertificateDer, InvalidSignature, ServerName,
+        SignatureVerificationAlgorithm, UnixTime,
+    },
     ClientConfig, DigitallySignedStruct, SignatureScheme,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -231,8 +245,34 @@ pub async fn fetch(
     let mut stream = tokio::time::timeout(conn.connect_timeout, connector.connect(name, tcp))
         .await
         .map_err(|_| CheckError::ConnectTimeout(conn.connect_timeout))?
-        .map_err(CheckError::Tls)?;
+        .map_err(|e| CheckError::Tls(with_tls_hint(e)))?;
     exchange(&mut stream, &req, conn.connect_timeout, url.regex.is_some()).await
+}
+
+/// Adds what a failed handshake usually means when the peer found nothing
+/// in common with us (rustls' reach; see the module doc).
+fn with_tls_hint(e: std::io::Error) -> std::io::Error {
+    let text = e.to_string();
+    let mismatch = [
+        "HandshakeFailure",
+        "PeerIncompatible",
+        "NoSignatureSchemesInCommon",
+        "ProtocolVersion",
+        "InsufficientSecurity",
+        "IllegalParameter",
+    ];
+    if mismatch.iter().any(|m| text.contains(m)) {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "{text} (no TLS version, cipher suite or key type in common: lvsd's SSL_GET \
+                 speaks TLS 1.2/1.3 with RSA >= 2048 bits, ECDSA P-256/P-384/P-521 or Ed25519 \
+                 keys; not TLS <= 1.1, DHE or CBC suites)"
+            ),
+        )
+    } else {
+        e
+    }
 }
 
 /// One HTTP_GET / SSL_GET attempt: every url must pass. On success, the
@@ -363,7 +403,10 @@ fn tls_config() -> Arc<ClientConfig> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut provider = rustls::crypto::ring::default_provider();
+            // Last: preferred groups stay first, TLS 1.3 key shares unchanged.
+            provider.kx_groups.push(&Secp521r1);
+            let provider = Arc::new(provider);
             let verifier = Arc::new(NoVerify(provider.clone()));
             let cfg = ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
@@ -400,12 +443,15 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // In TLS 1.2 an ECDSA scheme names only the hash: a P-521 key may
+        // sign with any of them.
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
             dss,
             &self.0.signature_verification_algorithms,
         )
+        .or_else(|e| verify_p521(message, cert, dss).map_err(|_| e))
     }
 
     fn verify_tls13_signature(
@@ -414,6 +460,9 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if dss.scheme == SignatureScheme::ECDSA_NISTP521_SHA512 {
+            return verify_p521(message, cert, dss);
+        }
         rustls::crypto::verify_tls13_signature(
             message,
             cert,
@@ -423,13 +472,175 @@ impl ServerCertVerifier for NoVerify {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        let mut v = self.0.signature_verification_algorithms.supported_schemes();
+        v.push(SignatureScheme::ECDSA_NISTP521_SHA512);
+        v
+    }
+}
+
+/// A handshake signature by a P-521 certificate key: the key is taken from
+/// the certificate by webpki (which also checks that it is a P-521 key),
+/// the signature checked by `p521` over the scheme's hash.
+fn verify_p521(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let alg = match dss.scheme {
+        SignatureScheme::ECDSA_NISTP256_SHA256 => EcdsaP521(Hash::Sha256),
+        SignatureScheme::ECDSA_NISTP384_SHA384 => EcdsaP521(Hash::Sha384),
+        SignatureScheme::ECDSA_NISTP521_SHA512 => EcdsaP521(Hash::Sha512),
+        _ => {
+            return Err(rustls::Error::PeerIncompatible(
+                rustls::PeerIncompatible::NoSignatureSchemesInCommon,
+            ))
+        }
+    };
+    let ee = webpki::EndEntityCert::try_from(cert)
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    ee.verify_signature(&alg, message, dss.signature())
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature))?;
+    Ok(HandshakeSignatureValid::assertion())
+}
+
+/// ECDHE over secp521r1 (P-521), which ring lacks.
+#[derive(Debug)]
+struct Secp521r1;
+
+struct Secp521r1Kx {
+    secret: p521::SecretKey,
+    public: Vec<u8>,
+}
+
+impl rustls::crypto::SupportedKxGroup for Secp521r1 {
+    fn start(&self) -> Result<Box<dyn rustls::crypto::ActiveKeyExchange>, rustls::Error> {
+        // A uniformly random scalar below the group order: 521 random bits
+        // (66 octets, the top one masked), redrawn in the rare case it is
+        // out of range or zero.
+        let secret = loop {
+            let mut b = [0u8; 66];
+            getrandom(&mut b).map_err(|e| rustls::Error::General(format!("getrandom: {e}")))?;
+            b[0] &= 0x01;
+            if let Ok(k) = p521::SecretKey::from_slice(&b) {
+                break k;
+            }
+        };
+        use p521::elliptic_curve::sec1::ToEncodedPoint;
+        let public = secret
+            .public_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        Ok(Box::new(Secp521r1Kx { secret, public }))
+    }
+
+    fn name(&self) -> rustls::NamedGroup {
+        rustls::NamedGroup::secp521r1
+    }
+}
+
+impl rustls::crypto::ActiveKeyExchange for Secp521r1Kx {
+    fn complete(
+        self: Box<Self>,
+        peer_pub_key: &[u8],
+    ) -> Result<rustls::crypto::SharedSecret, rustls::Error> {
+        let peer = p521::PublicKey::from_sec1_bytes(peer_pub_key)
+            .map_err(|_| rustls::Error::from(rustls::PeerMisbehaved::InvalidKeyShare))?;
+        let shared = p521::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), peer.as_affine());
+        Ok(rustls::crypto::SharedSecret::from(
+            shared.raw_secret_bytes().as_slice(),
+        ))
+    }
+
+    fn pub_key(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn group(&self) -> rustls::NamedGroup {
+        rustls::NamedGroup::secp521r1
+    }
+}
+
+/// The kernel's random bytes (getrandom(2), blocking only before the pool
+/// is seeded at boot).
+fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of
+        // `buf`, which is valid for writes for the whole call.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        } else {
+            filled += n as usize;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Hash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// ECDSA over P-521 with the given hash, for webpki.
+#[derive(Debug)]
+struct EcdsaP521(Hash);
+
+impl SignatureVerificationAlgorithm for EcdsaP521 {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        use p521::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
+        use sha2::Digest as _;
+        let key = VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
+        let sig = Signature::from_der(signature).map_err(|_| InvalidSignature)?;
+        let digest = match self.0 {
+            Hash::Sha256 => sha2::Sha256::digest(message).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(message).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(message).to_vec(),
+        };
+        key.verify_prehash(&digest, &sig)
+            .map_err(|_| InvalidSignature)
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::ECDSA_P521
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        match self.0 {
+            Hash::Sha256 => alg_id::ECDSA_SHA256,
+            Hash::Sha384 => alg_id::ECDSA_SHA384,
+            Hash::Sha512 => alg_id::ECDSA_SHA512,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secp521r1_key_exchange_agrees() {
+        use rustls::crypto::SupportedKxGroup;
+        let (a, b) = (Secp521r1.start().unwrap(), Secp521r1.start().unwrap());
+        assert_eq!(a.pub_key().len(), 133);
+        let (pa, pb) = (a.pub_key().to_vec(), b.pub_key().to_vec());
+        let sa = a.complete(&pb).unwrap();
+        let sb = b.complete(&pa).unwrap();
+        assert_eq!(sa.secret_bytes(), sb.secret_bytes());
+        assert!(Secp521r1.start().unwrap().complete(&[4, 1, 2]).is_err());
+    }
 
     #[test]
     fn request_is_keepalived_s() {

@@ -1,5 +1,7 @@
-//! keepalived's health checkers: TCP_CHECK, HTTP_GET, SSL_GET and
-//! MISC_CHECK, with keepalived's options, retry semantics and log lines.
+//! keepalived's health checkers: TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK,
+//! PING_CHECK, UDP_CHECK, DNS_CHECK, SMTP_CHECK and FILE_CHECK, with
+//! keepalived's options, retry semantics and log lines, and the real
+//! servers' `notify_up` / `notify_down` scripts (and `omega`).
 //!
 //! [`Checkers`] runs one task per checker of each real server of the config
 //! and one manager task that folds the checkers' verdicts into one state per
@@ -11,20 +13,26 @@
 //! - `spec`: config → what each checker does (span-free, so reloads diff);
 //! - `state`: the retry state machine and the quorum rule (pure);
 //! - `runner`: one checker's loop (jitter, semaphore, retries, logs);
-//! - `tcp`, `http` (+ TLS, `genhash`), `misc`: the probes;
+//! - `tcp`, `http` (+ TLS, `genhash`), `misc`, `ping`, `udp`, `dns`,
+//!   `smtp`: the probes; `file`: FILE_CHECK's reading of a track_file;
 //! - `error`: why a probe failed.
 //!
 //! Before its first event a real server is presumed up (keepalived), unless
 //! `alpha` (then a `Down` is sent at once). The first check of each checker
 //! starts at a random point within `warmup` (default `delay_loop`).
 
+pub mod dns;
 pub mod error;
+pub mod file;
 pub mod http;
 pub mod misc;
+pub mod ping;
 mod runner;
+pub mod smtp;
 pub mod spec;
 pub mod state;
 pub mod tcp;
+pub mod udp;
 
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc, time::SystemTime};
 
@@ -33,7 +41,7 @@ use tokio::{
     sync::{mpsc, watch, Semaphore},
     task::JoinHandle,
 };
-use tracing::info;
+use tracing::{info, warn};
 
 pub use error::CheckError;
 pub use http::{genhash, GenhashOptions};
@@ -155,14 +163,22 @@ pub(crate) enum Msg {
         up: bool,
         weight: u32,
         ha_suspend: bool,
+        notify: spec::Notify,
     },
     Remove {
         rs: RsKey,
         id: u64,
+        /// The real server stays (its checker is replaced by a reload):
+        /// keep its state, even without checkers for a moment.
+        keep: bool,
     },
     Weight {
         rs: RsKey,
         weight: u32,
+    },
+    Notify {
+        rs: RsKey,
+        notify: spec::Notify,
     },
     Suspended(bool),
 }
@@ -176,6 +192,7 @@ struct Running {
 struct RsRunning {
     weight: u32,
     ha_suspend: bool,
+    notify: spec::Notify,
     checkers: Vec<Running>,
 }
 
@@ -226,7 +243,7 @@ impl Checkers {
             let Some(want) = wanted.get(&key) else {
                 let old = self.running.remove(&key).expect("key listed");
                 for r in old.checkers {
-                    self.stop(&key, r);
+                    self.stop(&key, r, false);
                 }
                 continue;
             };
@@ -235,7 +252,7 @@ impl Checkers {
                 // Rare: restart the real server's checkers with the new mode.
                 let old = self.running.remove(&key).expect("key listed");
                 for r in old.checkers {
-                    self.stop(&key, r);
+                    self.stop(&key, r, false);
                 }
                 continue;
             }
@@ -244,6 +261,13 @@ impl Checkers {
                 let _ = self.to_manager.send(Msg::Weight {
                     rs: key.clone(),
                     weight: want.weight,
+                });
+            }
+            if old.notify != want.notify {
+                old.notify = want.notify.clone();
+                let _ = self.to_manager.send(Msg::Notify {
+                    rs: key.clone(),
+                    notify: want.notify.clone(),
                 });
             }
             // Keep each old checker that has an identical wanted one.
@@ -264,7 +288,7 @@ impl Checkers {
             }
             old.checkers = kept;
             for r in stopped {
-                self.stop(&key, r);
+                self.stop(&key, r, true);
             }
         }
         // Start what is new.
@@ -273,6 +297,7 @@ impl Checkers {
             let entry = self.running.entry(key.clone()).or_insert(RsRunning {
                 weight: want.weight,
                 ha_suspend: want.ha_suspend,
+                notify: want.notify.clone(),
                 checkers: Vec::new(),
             });
             let mut have: Vec<&CheckerSpec> = entry.checkers.iter().map(|r| &r.spec).collect();
@@ -302,12 +327,14 @@ impl Checkers {
                     up: !alpha,
                     weight: want.weight,
                     ha_suspend: want.ha_suspend,
+                    notify: want.notify.clone(),
                 });
                 let ctx = runner::Ctx {
                     rs: key.clone(),
                     id,
                     spec: spec.clone(),
                     alpha,
+                    fresh: !existed,
                     ha_suspend: want.ha_suspend,
                     out: self.to_manager.clone(),
                     permits: self.permits.clone(),
@@ -319,11 +346,12 @@ impl Checkers {
         }
     }
 
-    fn stop(&self, key: &RsKey, r: Running) {
+    fn stop(&self, key: &RsKey, r: Running, keep: bool) {
         r.task.abort();
         let _ = self.to_manager.send(Msg::Remove {
             rs: key.clone(),
             id: r.id,
+            keep,
         });
     }
 
@@ -356,8 +384,27 @@ impl Checkers {
     }
 
     /// Stops every checker (scripts running are killed and reaped) and the
-    /// manager.
+    /// manager. With the virtual server's `omega`, the `notify_down` script
+    /// of each real server still up is run first (keepalived runs them as
+    /// it clears the services on exit), each bounded to 5 s.
     pub async fn shutdown(mut self) {
+        let up: BTreeMap<RsKey, bool> = self
+            .states
+            .borrow()
+            .iter()
+            .map(|(k, h)| (k.clone(), h.up))
+            .collect();
+        let mut scripts = Vec::new();
+        for (key, rs) in &self.running {
+            if rs.notify.omega && up.get(key).copied().unwrap_or(false) {
+                if let Some(down) = &rs.notify.down {
+                    scripts.push(run_notify(down, rs.notify.user.as_deref(), key, "down"));
+                }
+            }
+        }
+        for child in scripts.into_iter().flatten() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), child).await;
+        }
         let mut tasks = Vec::new();
         for (_, rs) in std::mem::take(&mut self.running) {
             for r in rs.checkers {
@@ -390,6 +437,36 @@ impl Drop for Checkers {
     }
 }
 
+/// Starts a real server's notify script (keepalived's `notify_up` /
+/// `notify_down`), as `script_user` when set; returns a task that reaps it.
+fn run_notify(script: &str, user: Option<&str>, rs: &RsKey, what: &str) -> Option<JoinHandle<()>> {
+    let mut cmd = misc::command(script);
+    cmd.stdin(std::process::Stdio::null()).kill_on_drop(false);
+    if let Some(user) = user {
+        match misc::resolve_user(user) {
+            Ok((uid, gid)) => {
+                cmd.uid(uid).gid(gid);
+            }
+            Err(e) => {
+                warn!("notify_{what} of {}: {e}; not run", rs.rs_name());
+                return None;
+            }
+        }
+    }
+    match cmd.spawn() {
+        Ok(mut child) => Some(tokio::spawn(async move {
+            let _ = child.wait().await;
+        })),
+        Err(e) => {
+            warn!(
+                "notify_{what} of {}: cannot run {script}: {e}",
+                rs.rs_name()
+            );
+            None
+        }
+    }
+}
+
 /// The manager's view of one checker.
 struct ChkState {
     keyword: &'static str,
@@ -397,12 +474,18 @@ struct ChkState {
     has_run: bool,
     reason: String,
     weight: Option<u32>,
+    /// FILE_CHECK's offset to the configured weight.
+    offset: i64,
 }
 
 struct RsState {
     checkers: BTreeMap<u64, ChkState>,
     weight: u32,
     ha_suspend: bool,
+    notify: spec::Notify,
+    /// The state the notify scripts last saw: the presumed one at start
+    /// (up, or down with alpha), then each change.
+    announced: bool,
     sent: Option<bool>,
     sent_weight: u32,
     last_failure: Option<SystemTime>,
@@ -423,7 +506,9 @@ impl RsState {
             .values()
             .filter_map(|c| c.weight)
             .fold(base, |acc, w| acc + i64::from(w) - base);
-        w.clamp(0, i64::from(u32::MAX)) as u32
+        let w = w + self.checkers.values().map(|c| c.offset).sum::<i64>();
+        // keepalived's IPVS_WEIGHT_LIMIT.
+        w.clamp(0, i64::from(i32::MAX)) as u32
     }
 
     fn health(&self, rs: &RsKey, suspended: bool) -> RsHealth {
@@ -439,7 +524,7 @@ impl RsState {
             dynamic_weight: self
                 .checkers
                 .values()
-                .any(|c| c.weight.is_some())
+                .any(|c| c.weight.is_some() || c.offset != 0)
                 .then(|| self.effective_weight()),
             last_failure: self.last_failure,
             last_reason: self.last_reason.clone(),
@@ -478,11 +563,14 @@ async fn manager(
                 up,
                 weight,
                 ha_suspend,
+                notify,
             } => {
                 let st = all.entry(rs.clone()).or_insert_with(|| RsState {
                     checkers: BTreeMap::new(),
                     weight,
                     ha_suspend,
+                    notify,
+                    announced: up,
                     sent: None,
                     sent_weight: weight,
                     last_failure: None,
@@ -500,18 +588,29 @@ async fn manager(
                             "alpha: not checked yet".into()
                         },
                         weight: None,
+                        offset: 0,
                     },
                 );
                 rs
             }
-            Msg::Remove { rs, id } => {
+            Msg::Notify { rs, notify } => {
+                if let Some(st) = all.get_mut(&rs) {
+                    st.notify = notify;
+                }
+                continue;
+            }
+            Msg::Remove { rs, id, keep } => {
                 if let Some(st) = all.get_mut(&rs) {
                     st.checkers.remove(&id);
                     if st.checkers.is_empty() {
-                        all.remove(&rs);
-                        states.send_modify(|m| {
-                            m.remove(&rs);
-                        });
+                        if !keep {
+                            all.remove(&rs);
+                            states.send_modify(|m| {
+                                m.remove(&rs);
+                            });
+                        }
+                        // Kept: its new checkers follow at once; nothing
+                        // to decide without any.
                         continue;
                     }
                 }
@@ -544,6 +643,7 @@ async fn manager(
                         st.last_reason = Some(reason);
                     }
                     Report::Weight(w) => c.weight = w,
+                    Report::Offset(o) => c.offset = o,
                 }
                 rs
             }
@@ -563,6 +663,17 @@ async fn manager(
         let ready = !alive || st.checkers.values().all(|c| c.has_run);
         if ready && st.sent != Some(alive) {
             st.sent = Some(alive);
+            if st.announced != alive {
+                st.announced = alive;
+                let (script, what) = if alive {
+                    (st.notify.up.as_deref(), "up")
+                } else {
+                    (st.notify.down.as_deref(), "down")
+                };
+                if let Some(script) = script {
+                    run_notify(script, st.notify.user.as_deref(), &key, what);
+                }
+            }
             out.push(if alive {
                 CheckEvent::Up { rs: key.clone() }
             } else {

@@ -15,11 +15,12 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use super::{
+    dns,
     error::CheckError,
-    fmt_rs, http, misc,
+    file, fmt_rs, http, misc, ping, smtp,
     spec::{CheckerSpec, Kind},
     state::{NextDelay, RetryState},
-    tcp, RsKey,
+    tcp, udp, RsKey,
 };
 
 /// What a checker tells the manager.
@@ -32,6 +33,8 @@ pub(crate) enum Report {
     /// MISC_CHECK misc_dynamic: `Some(w)` after an exit 2..=255, `None`
     /// back to the configured weight.
     Weight(Option<u32>),
+    /// FILE_CHECK: added to the configured weight (may be negative).
+    Offset(i64),
 }
 
 /// Manager-bound message from a checker.
@@ -47,6 +50,9 @@ pub(crate) struct Ctx {
     pub id: u64,
     pub spec: CheckerSpec,
     pub alpha: bool,
+    /// Started with lvsd (or with its real server): the first failure
+    /// decides. `false` for a checker added to a running real server.
+    pub fresh: bool,
     pub ha_suspend: bool,
     pub out: mpsc::UnboundedSender<super::Msg>,
     pub permits: Arc<Semaphore>,
@@ -79,12 +85,23 @@ struct Ok_ {
     weight: Option<u32>,
 }
 
-async fn attempt(spec: &CheckerSpec) -> Result<Ok_, CheckError> {
-    match (&spec.kind, &spec.conn) {
-        (Kind::Tcp, Some(conn)) => tcp::check(conn).await.map(|()| Ok_ {
+impl Ok_ {
+    fn plain() -> Ok_ {
+        Ok_ {
             http: None,
             weight: None,
-        }),
+        }
+    }
+}
+
+async fn attempt(spec: &CheckerSpec) -> Result<Ok_, CheckError> {
+    let plain = |r: Result<(), CheckError>| r.map(|()| Ok_::plain());
+    match (&spec.kind, &spec.conn) {
+        (Kind::Tcp, Some(conn)) => plain(tcp::check(conn).await),
+        (Kind::Ping, Some(conn)) => plain(ping::check(conn).await),
+        (Kind::Udp(u), Some(conn)) => plain(udp::check(conn, u).await),
+        (Kind::Dns(d), Some(conn)) => plain(dns::check(conn, d).await),
+        (Kind::Smtp(m), Some(conn)) => plain(smtp::check(conn, m).await),
         (Kind::Http(h), Some(conn)) => http::check(conn, h).await.map(|w| Ok_ {
             http: Some(w),
             weight: None,
@@ -105,17 +122,40 @@ async fn attempt(spec: &CheckerSpec) -> Result<Ok_, CheckError> {
     }
 }
 
+/// keepalived's word for a checker in "… socket bind failed. Rescheduling.".
+fn socket_word(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Tcp => "TCP",
+        Kind::Http(_) => "WEB",
+        Kind::Ping => "ICMP",
+        Kind::Udp(_) | Kind::Dns(_) => "UDP",
+        Kind::Smtp(_) => "SMTP_CHECK",
+        Kind::Misc(_) | Kind::File(_) => "MISC",
+    }
+}
+
 pub(crate) async fn run(mut ctx: Ctx) {
     let spec = ctx.spec.clone();
+    if let Kind::File(f) = &spec.kind {
+        return run_file(&ctx, f).await;
+    }
     let c = &spec.common;
     let name = fmt_rs(ctx.rs.rs_addr, ctx.rs.proto, ctx.rs.rs_port);
     let vs = fmt_rs(ctx.rs.vs_addr, ctx.rs.proto, ctx.rs.vs_port);
     let kw = spec.keyword();
-    let mut state = RetryState::new(c.retry, ctx.alpha);
+    // keepalived sets the retries as spent at start: a server dead when
+    // lvsd starts leaves after one failed check (check_data.c).
+    let mut state = if ctx.fresh {
+        RetryState::at_start(c.retry, ctx.alpha)
+    } else {
+        RetryState::new(c.retry, ctx.alpha)
+    };
     // keepalived: a random start within `warmup` (default delay_loop).
     tokio::time::sleep(jitter(c.warmup, ctx.id)).await;
     // MISC_CHECK: the last exit code, to report weight changes only.
     let mut last_weight: Option<Option<u32>> = None;
+    // The local error last logged (logged once until it changes or clears).
+    let mut local_error: Option<String> = None;
     loop {
         if ctx.ha_suspend && *ctx.suspended.borrow() {
             let _ = ctx.suspended.wait_for(|s| !*s).await;
@@ -125,7 +165,25 @@ pub(crate) async fn run(mut ctx: Ctx) {
             let _permit = ctx.permits.acquire().await;
             attempt(&spec).await
         };
+        if let Err(e) = &result {
+            if e.is_local() {
+                // Not the server's fault: log once, keep its state, retry
+                // after delay_loop.
+                let text = e.to_string();
+                if local_error.as_ref() != Some(&text) {
+                    warn!(
+                        "{} socket bind failed. Rescheduling. ({kw} of {name}: {e})",
+                        socket_word(&spec.kind)
+                    );
+                    local_error = Some(text);
+                }
+                tokio::time::sleep(c.delay_loop).await;
+                continue;
+            }
+        }
+        local_error = None;
         let was_up = state.up;
+        let had_run = state.has_run;
         let step = state.on_result(result.is_ok());
         match &result {
             Ok(ok) => {
@@ -141,6 +199,9 @@ pub(crate) async fn run(mut ctx: Ctx) {
                 if step.report == Some(true) {
                     match &spec.kind {
                         Kind::Tcp => info!("TCP connection to {name} success."),
+                        Kind::Ping => info!("ICMP connection to {name} success."),
+                        Kind::Udp(_) => info!("UDP connection to {name} success."),
+                        Kind::Smtp(_) => info!("Remote SMTP server {name} succeed on service."),
                         Kind::Http(_) => {
                             if let Some((what, path)) = &ok.http {
                                 info!("{what} success to {name} url({path})");
@@ -153,6 +214,8 @@ pub(crate) async fn run(mut ctx: Ctx) {
                                 prog(&m.path)
                             )
                         }
+                        // keepalived's DNS_CHECK logs no success line.
+                        Kind::Dns(_) | Kind::File(_) => {}
                     }
                     ctx.send(Report::Verdict {
                         up: true,
@@ -166,6 +229,12 @@ pub(crate) async fn run(mut ctx: Ctx) {
                 // 1.x did; 2.x needs log_all_failures), later ones only with
                 // log_all_failures.
                 let loud = was_up || c.log_all_failures;
+                let last = step.report == Some(false);
+                let after = if c.retry > 0 && was_up && had_run && last {
+                    format!(" after {} {}", c.retry, retries(c.retry))
+                } else {
+                    String::new()
+                };
                 match &spec.kind {
                     Kind::Tcp if loud => {
                         if matches!(e, CheckError::ConnectTimeout(_)) {
@@ -174,7 +243,36 @@ pub(crate) async fn run(mut ctx: Ctx) {
                             info!("TCP connection to {name} failed.");
                         }
                     }
-                    Kind::Http(_) if loud => info!("{} server {name}.", http::failure_words(e)),
+                    Kind::Ping if loud => {
+                        if matches!(e, CheckError::ConnectTimeout(_)) {
+                            info!("ICMP connection to address {name} timeout.");
+                        } else {
+                            info!("ICMP connection to {name} of {vs} failed.");
+                        }
+                    }
+                    Kind::Udp(_) if loud => {
+                        if matches!(e, CheckError::ReplyMismatch) {
+                            info!("UDP check to {name} reply data mismatch.");
+                        } else {
+                            info!("UDP connection to {name} failed.");
+                        }
+                    }
+                    // keepalived logs these on the last failure, or each
+                    // with log_all_failures.
+                    Kind::Dns(_) if (loud && c.log_all_failures) || last => {
+                        info!("DNS_CHECK ({name}) {}{after}", dns_words(e))
+                    }
+                    Kind::Smtp(_) if (loud && c.log_all_failures) || last => {
+                        info!("SMTP_CHECK {}", smtp_words(e))
+                    }
+                    Kind::Http(_) if loud => {
+                        if matches!(e, CheckError::Tls(_)) {
+                            // Tell a TLS mismatch from a dead server.
+                            info!("{} server {name}: {e}.", http::failure_words(e))
+                        } else {
+                            info!("{} server {name}.", http::failure_words(e))
+                        }
+                    }
                     Kind::Misc(m) if loud && step.retrying.is_some() => {
                         let r = step.retrying.unwrap_or(0);
                         let msg = if r == 1 {
@@ -189,21 +287,19 @@ pub(crate) async fn run(mut ctx: Ctx) {
                     }
                     _ => debug!("{kw} on service {name}: {e}"),
                 }
-                if let Kind::Misc(m) = &spec.kind {
-                    if m.dynamic && step.report == Some(false) {
-                        last_weight = None;
-                    }
-                }
                 ctx.send(Report::Failure {
                     reason: reason.clone(),
                 });
-                if step.report == Some(false) {
-                    let proto_kw = match &spec.kind {
-                        Kind::Tcp => "TCP_CHECK",
-                        Kind::Http(h) if h.tls => "SSL_CHECK",
-                        Kind::Http(_) => "HTTP_CHECK",
-                        Kind::Misc(_) => "MISC_CHECK",
-                    };
+                if last {
+                    if let Kind::Misc(m) = &spec.kind {
+                        // keepalived resets a misc_dynamic weight when the
+                        // server goes down, so a later exit 0 restores the
+                        // configured weight.
+                        if m.dynamic && matches!(last_weight, Some(Some(_))) {
+                            ctx.send(Report::Weight(None));
+                        }
+                        last_weight = None;
+                    }
                     match &spec.kind {
                         Kind::Misc(m) => {
                             let msg = if c.retry > 0 && was_up {
@@ -218,11 +314,29 @@ pub(crate) async fn run(mut ctx: Ctx) {
                                 prog(&m.path)
                             );
                         }
-                        _ if c.retry > 0 && was_up => warn!(
-                            "{proto_kw} on service {name} failed after {} retries.",
+                        // Logged above, with keepalived's words.
+                        Kind::Dns(_) | Kind::Smtp(_) => {}
+                        Kind::Ping if !after.is_empty() => warn!(
+                            "ICMP CHECK on service {name} of {vs} failed after {} retries.",
                             c.retry
                         ),
-                        _ => warn!("{proto_kw} on service {name} failed."),
+                        Kind::Ping => warn!("ICMP CHECK on service {name} failed."),
+                        kind => {
+                            let proto_kw = match kind {
+                                Kind::Http(h) if h.tls => "SSL_CHECK",
+                                Kind::Http(_) => "HTTP_CHECK",
+                                Kind::Udp(_) => "UDP_CHECK",
+                                _ => "TCP_CHECK",
+                            };
+                            if after.is_empty() {
+                                warn!("{proto_kw} on service {name} failed.")
+                            } else {
+                                warn!(
+                                    "{proto_kw} on service {name} failed after {} retries.",
+                                    c.retry
+                                )
+                            }
+                        }
                     }
                     ctx.send(Report::Verdict { up: false, reason });
                 }
@@ -239,6 +353,93 @@ pub(crate) async fn run(mut ctx: Ctx) {
             _ => delay,
         };
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// keepalived's DNS_CHECK wording (`dns_final` callers).
+fn dns_words(e: &CheckError) -> String {
+    match e {
+        CheckError::ReadTimeout(_) => "read timeout from socket".into(),
+        CheckError::Read(e) => format!(
+            "failed to read socket; errno {} ({e})",
+            e.raw_os_error().unwrap_or(0)
+        ),
+        CheckError::Send(_) => "failed to write socket.".into(),
+        CheckError::Connect(_) => "connection error.".into(),
+        other => other.to_string(),
+    }
+}
+
+/// keepalived's SMTP_CHECK wording (`smtp_final` callers).
+fn smtp_words(e: &CheckError) -> String {
+    e.to_string()
+}
+
+/// FILE_CHECK: the state follows the file; known at once (keepalived marks
+/// it as run, without alpha or retries).
+async fn run_file(ctx: &Ctx, f: &super::spec::FileSpec) {
+    let name = fmt_rs(ctx.rs.rs_addr, ctx.rs.proto, ctx.rs.rs_port);
+    let vs = fmt_rs(ctx.rs.vs_addr, ctx.rs.proto, ctx.rs.vs_port);
+    if let Err(e) = file::init(f) {
+        warn!("track_file {}: init_file {}: {e}", f.name, f.path);
+    }
+    let path = std::path::PathBuf::from(&f.path);
+    let watch = file::Watch::new(&path);
+    let mut last: Option<file::FileState> = None;
+    let mut value = 0;
+    loop {
+        match file::read_value(&path) {
+            Some(v) => value = v,
+            None => {
+                if last.is_none() {
+                    info!("Invalid number read from {} - ignoring", f.path);
+                }
+            }
+        }
+        let now = file::state(value, f.weight, f.reverse);
+        if last != Some(now) {
+            match now {
+                file::FileState::Fault => {
+                    if last.is_some() || !ctx.alpha {
+                        info!("({name} of {vs}): tracked file {} now FAULT state", f.name);
+                    }
+                    ctx.send(Report::Offset(0));
+                    let reason = format!("FILE_CHECK: {}", CheckError::FileFault(f.name.clone()));
+                    ctx.send(Report::Failure {
+                        reason: reason.clone(),
+                    });
+                    ctx.send(Report::Verdict { up: false, reason });
+                }
+                file::FileState::Up(offset) => {
+                    if last == Some(file::FileState::Fault) {
+                        info!(
+                            "({name} of {vs}): tracked file {} leaving FAULT state",
+                            f.name
+                        );
+                    }
+                    if last.is_some() && offset != 0 {
+                        info!(
+                            "({name} of {vs}): tracked file {} value {value}: weight offset {offset}",
+                            f.name
+                        );
+                    }
+                    ctx.send(Report::Offset(offset));
+                    if !matches!(last, Some(file::FileState::Up(_))) {
+                        ctx.send(Report::Verdict {
+                            up: true,
+                            reason: String::new(),
+                        });
+                    }
+                }
+            }
+            last = Some(now);
+        }
+        match &watch {
+            Some(w) => {
+                let _ = tokio::time::timeout(file::POLL, w.changed()).await;
+            }
+            None => tokio::time::sleep(file::POLL).await,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use lvs_config::{CheckCommon, Checker, Config, ConnOpts, HttpCheck, VsAddr};
+use lvs_config::{CheckCommon, Checker, Config, ConnOpts, HexPattern, HttpCheck, VsAddr};
 use tracing::warn;
 
 use super::{fmt_rs, Proto, RsKey};
@@ -136,11 +136,58 @@ pub struct MiscSpec {
     pub user: Option<String>,
 }
 
+/// UDP_CHECK (keepalived check_udp.c).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpSpec {
+    /// Sent in one datagram; default 32 zero octets (layer4.c `UDP_BUFSIZE`).
+    pub payload: Vec<u8>,
+    /// `require_reply`: a reply must arrive within `connect_timeout`
+    /// (without it, silence is success and only an ICMP error fails).
+    pub require_reply: bool,
+    /// The reply's first octets must match (mask bits are wildcards).
+    pub reply: Option<HexPattern>,
+    /// Default 0 and 255.
+    pub min_reply_len: usize,
+    pub max_reply_len: usize,
+}
+
+/// DNS_CHECK (keepalived check_dns.c).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsSpec {
+    /// keepalived's type names; default SOA.
+    pub qtype: String,
+    /// Default `.` (the root).
+    pub name: String,
+}
+
+/// SMTP_CHECK (keepalived check_smtp.c).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpSpec {
+    /// Default `smtpchecker.keepalived.org`.
+    pub helo_name: String,
+}
+
+/// FILE_CHECK with its `track_file` (keepalived check_file.c, track_file.c).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    pub name: String,
+    pub path: String,
+    /// FILE_CHECK's `weight`, else the track_file's.
+    pub weight: i32,
+    pub reverse: bool,
+    pub init_file: Option<(i64, bool)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     Tcp,
     Http(HttpSpec),
     Misc(MiscSpec),
+    Ping,
+    Udp(UdpSpec),
+    Dns(DnsSpec),
+    Smtp(SmtpSpec),
+    File(FileSpec),
 }
 
 /// One checker of one real server.
@@ -160,6 +207,19 @@ pub struct RsSpec {
     /// The virtual server's `ha_suspend`.
     pub ha_suspend: bool,
     pub checkers: Vec<CheckerSpec>,
+    /// `notify_up` / `notify_down` of the real server.
+    pub notify: Notify,
+}
+
+/// Scripts run when a real server changes state, and the virtual server's
+/// `omega` (run `notify_down` for the servers still up when lvsd stops).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub up: Option<String>,
+    pub down: Option<String>,
+    pub omega: bool,
+    /// The global `script_user`.
+    pub user: Option<String>,
 }
 
 impl CheckerSpec {
@@ -170,7 +230,30 @@ impl CheckerSpec {
             Kind::Http(h) if h.tls => "SSL_GET",
             Kind::Http(_) => "HTTP_GET",
             Kind::Misc(_) => "MISC_CHECK",
+            Kind::Ping => "PING_CHECK",
+            Kind::Udp(_) => "UDP_CHECK",
+            Kind::Dns(_) => "DNS_CHECK",
+            Kind::Smtp(_) => "SMTP_CHECK",
+            Kind::File(_) => "FILE_CHECK",
         }
+    }
+
+    /// Whether the probe needs connection options.
+    fn needs_conn(&self) -> bool {
+        !matches!(self.kind, Kind::Misc(_) | Kind::File(_))
+    }
+}
+
+/// A FILE_CHECK's checker options: it has none of its own (keepalived knows
+/// its state at once, so no alpha, no retries).
+fn file_common() -> Common {
+    Common {
+        retry: 0,
+        delay_before_retry: Duration::ZERO,
+        delay_loop: Duration::from_secs(1),
+        warmup: Duration::ZERO,
+        alpha: false,
+        log_all_failures: false,
     }
 }
 
@@ -184,23 +267,49 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
         }
     };
     for vs in &cfg.virtual_servers {
-        let VsAddr::Ip(vs_addr, vs_port) = vs.addr else {
-            warn_once(format!(
-                "health checks of virtual server {} are not supported (fwmark / group): its real servers are not checked",
-                vs.addr
-            ));
-            continue;
+        // A group's real servers are checked once, under the group's first
+        // service (keepalived), and the verdict applies to all of them.
+        let (vs_addr, vs_port) = match &vs.addr {
+            VsAddr::Ip(a, p) => (*a, *p),
+            VsAddr::Group(name) => match group_first(cfg, name) {
+                Some(x) => x,
+                None => continue,
+            },
+            VsAddr::Fwmark(_) => continue, // refused: not served, not checked
         };
         for rs in &vs.real_servers {
+            // A group's real server without a port: the first service's.
+            let rs_port = if rs.port == 0 { vs_port } else { rs.port };
             let key = RsKey {
                 vs_addr,
                 vs_port,
                 proto: vs.protocol.into(),
                 rs_addr: rs.addr,
-                rs_port: rs.port,
+                rs_port,
             };
             let mut list = Vec::new();
             for c in &rs.checkers {
+                if let Checker::File(f) = c {
+                    let Some(t) = cfg.track_file(&f.track_file) else {
+                        continue; // refused by the parser
+                    };
+                    list.push(CheckerSpec {
+                        common: file_common(),
+                        conn: None,
+                        kind: Kind::File(FileSpec {
+                            name: t.name.clone(),
+                            path: t.file.clone(),
+                            weight: f.weight.unwrap_or(t.weight),
+                            reverse: if f.weight.is_some() {
+                                f.weight_reverse
+                            } else {
+                                t.weight_reverse
+                            },
+                            init_file: t.init_file,
+                        }),
+                    });
+                    continue;
+                }
                 let Some(common) = c.common() else {
                     warn_once(format!(
                         "{} is not supported: real servers it checks count as up",
@@ -208,9 +317,10 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                     ));
                     continue;
                 };
-                let conn = common.conn.as_ref().map(|o| Conn::new(o, rs.addr, rs.port));
+                let conn = common.conn.as_ref().map(|o| Conn::new(o, rs.addr, rs_port));
                 let kind = match c {
                     Checker::Tcp(_) => Kind::Tcp,
+                    Checker::Ping(_) => Kind::Ping,
                     Checker::Http(h) | Checker::Ssl(h) => {
                         Kind::Http(http_spec(h, matches!(c, Checker::Ssl(_)), rs, vs))
                     }
@@ -220,6 +330,54 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                         dynamic: m.dynamic,
                         user: m.user.clone().or_else(|| cfg.global.script_user.clone()),
                     }),
+                    Checker::Udp(u) => Kind::Udp(udp_spec(u)),
+                    Checker::Dns(d) => Kind::Dns(DnsSpec {
+                        qtype: d.query_type.clone().unwrap_or_else(|| "SOA".into()),
+                        name: d.name.clone().unwrap_or_else(|| ".".into()),
+                    }),
+                    Checker::Smtp(m) => {
+                        let smtp = SmtpSpec {
+                            helo_name: m
+                                .helo_name
+                                .clone()
+                                .unwrap_or_else(|| "smtpchecker.keepalived.org".into()),
+                        };
+                        // keepalived: the checker's own connection options
+                        // when any is set (or there is no `host`), else the
+                        // first host's; every further host is a checker of
+                        // its own.
+                        let own_set = common.conn.as_ref().is_some_and(|o| {
+                            o.connect_ip.is_some()
+                                || o.connect_port.is_some()
+                                || o.bindto.is_some()
+                                || o.bind_port.is_some()
+                                || o.bind_if.is_some()
+                                || o.fwmark.is_some()
+                        });
+                        let mut hosts: Vec<Conn> = m
+                            .hosts
+                            .iter()
+                            .map(|h| Conn::new(h, rs.addr, rs_port))
+                            .collect();
+                        let first = if own_set || hosts.is_empty() {
+                            conn.clone()
+                        } else {
+                            Some(hosts.remove(0))
+                        };
+                        for h in hosts {
+                            list.push(CheckerSpec {
+                                common: common.into(),
+                                conn: Some(h),
+                                kind: Kind::Smtp(smtp.clone()),
+                            });
+                        }
+                        list.push(CheckerSpec {
+                            common: common.into(),
+                            conn: first,
+                            kind: Kind::Smtp(smtp),
+                        });
+                        continue;
+                    }
                     other => {
                         warn_once(format!(
                             "{} is not supported: real servers it checks count as up",
@@ -228,14 +386,15 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                         continue;
                     }
                 };
-                if !matches!(kind, Kind::Misc(_)) && conn.is_none() {
-                    continue;
-                }
-                list.push(CheckerSpec {
+                let spec = CheckerSpec {
                     common: common.into(),
                     conn,
                     kind,
-                });
+                };
+                if spec.needs_conn() && spec.conn.is_none() {
+                    continue;
+                }
+                list.push(spec);
             }
             if !list.is_empty() {
                 out.insert(
@@ -244,12 +403,56 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                         weight: rs.weight,
                         ha_suspend: vs.ha_suspend,
                         checkers: list,
+                        notify: Notify {
+                            up: rs.notify_up.clone(),
+                            down: rs.notify_down.clone(),
+                            omega: vs.omega,
+                            user: cfg.global.script_user.clone(),
+                        },
                     },
                 );
             }
         }
     }
     out
+}
+
+/// The first service of a `virtual_server_group` (its first IPv4 address
+/// entry, else its first entry): the one its checkers report under.
+fn group_first(cfg: &Config, name: &str) -> Option<(IpAddr, u16)> {
+    let ranges: Vec<(IpAddr, u16)> = cfg
+        .virtual_server_group(name)?
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            lvs_config::VsgEntry::Range { first, port, .. } => Some((*first, *port)),
+            lvs_config::VsgEntry::Fwmark { .. } => None,
+        })
+        .collect();
+    ranges
+        .iter()
+        .find(|(a, _)| a.is_ipv4())
+        .or(ranges.first())
+        .copied()
+}
+
+fn udp_spec(u: &lvs_config::UdpCheck) -> UdpSpec {
+    let payload = u
+        .payload
+        .as_deref()
+        .and_then(|p| HexPattern::parse(p, false))
+        .map(|p| p.bytes)
+        .unwrap_or_else(|| vec![0; 32]);
+    UdpSpec {
+        payload,
+        require_reply: u.require_reply.is_some(),
+        reply: u
+            .require_reply
+            .as_deref()
+            .and_then(|r| HexPattern::parse(r, true)),
+        min_reply_len: u.min_reply_length.unwrap_or(0) as usize,
+        max_reply_len: u.max_reply_length.unwrap_or(255) as usize,
+    }
 }
 
 fn http_spec(

@@ -49,6 +49,16 @@ impl RetryState {
         }
     }
 
+    /// A checker started with lvsd: its retries count as spent, so the
+    /// first failure decides (keepalived check_data.c: "For non alpha mode,
+    /// one failure is enough initially"). A success resets them as usual.
+    pub fn at_start(retry: u32, alpha: bool) -> Self {
+        RetryState {
+            retry_it: retry,
+            ..RetryState::new(retry, alpha)
+        }
+    }
+
     pub fn on_result(&mut self, success: bool) -> Step {
         let first = !self.has_run;
         self.has_run = true;
@@ -165,6 +175,23 @@ mod tests {
         let mut s = RetryState::new(1, false);
         assert_eq!(s.on_result(false).report, None);
         assert_eq!(s.on_result(true).report, Some(true));
+    }
+
+    #[test]
+    fn at_start_the_first_failure_decides() {
+        let mut s = RetryState::at_start(3, false);
+        assert_eq!(s.on_result(false).report, Some(false));
+        assert!(!s.up);
+        // Back up, then the retries apply again.
+        let mut s = RetryState::at_start(3, false);
+        assert_eq!(s.on_result(true).report, Some(true));
+        for i in 1..=3 {
+            let st = s.on_result(false);
+            assert_eq!((st.report, st.retrying), (None, Some(i)));
+        }
+        assert_eq!(s.on_result(false).report, Some(false));
+        let mut s = RetryState::at_start(3, true);
+        assert_eq!(s.on_result(false).report, Some(false));
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct ApplyReport {
     pub backends_removed: usize,
     pub backends_changed: usize,
     pub schedules_rewritten: usize,
+    /// Services that could not be applied as asked, and what traffic sees
+    /// instead; every other service was applied all the same.
+    pub problems: Vec<String>,
 }
 
 impl ApplyReport {
@@ -225,10 +228,24 @@ impl Datapath {
             let ring: Vec<u32> = if d.algo.is_hashed() {
                 self.hashed_table(d, &ids)
             } else {
-                sched::schedule(d.algo, &weights)?
-                    .into_iter()
-                    .map(|i| ids[i])
-                    .collect()
+                let order = match sched::schedule(d.algo, &weights) {
+                    Ok(order) => order,
+                    Err(e) => {
+                        // Never leave a dead server scheduled, nor the services
+                        // after this one unapplied: round robin over the live
+                        // servers always fits.
+                        let msg = format!(
+                            "{}:{} {}: {e}; scheduled as rr over its live real servers until the weights change",
+                            d.vip,
+                            d.port,
+                            d.proto.name()
+                        );
+                        tracing::error!("{msg}");
+                        report.problems.push(msg);
+                        sched::schedule(sched::Algorithm::Rr, &weights)?
+                    }
+                };
+                order.into_iter().map(|i| ids[i]).collect()
             };
             let (mut ring_start, mut ring_len) = current
                 .as_ref()
@@ -241,21 +258,31 @@ impl Datapath {
                 ring_len = ring.len() as u32;
                 ring_start = 0;
                 if ring_len > 0 {
-                    ring_start = self
-                        .state
-                        .applied
-                        .ring_free
-                        .alloc(ring_len)
-                        .ok_or_else(|| DatapathError::Capacity {
-                            what: "schedule slots",
-                            detail: format!("{RING_CAPACITY} slots for all services together"),
-                        })?;
-                    for (i, bid) in ring.iter().enumerate() {
-                        self.state
-                            .maps
-                            .rings
-                            .set(ring_start + i as u32, *bid, 0)
-                            .map_err(map_err(names::RINGS))?;
+                    match self.state.applied.ring_free.alloc(ring_len) {
+                        Some(start) => {
+                            ring_start = start;
+                            for (i, bid) in ring.iter().enumerate() {
+                                self.state
+                                    .maps
+                                    .rings
+                                    .set(ring_start + i as u32, *bid, 0)
+                                    .map_err(map_err(names::RINGS))?;
+                            }
+                        }
+                        None => {
+                            // Out of slots: this service gets no new
+                            // connections (they pass to the kernel) and says
+                            // so; the others are still applied.
+                            let msg = format!(
+                                "{}:{} {}: no room for its {ring_len}-slot schedule ({RING_CAPACITY} slots for all services together); new connections are passed to the kernel",
+                                d.vip,
+                                d.port,
+                                d.proto.name()
+                            );
+                            tracing::error!("{msg}");
+                            report.problems.push(msg);
+                            ring_len = 0;
+                        }
                     }
                 }
             }
@@ -302,13 +329,15 @@ impl Datapath {
                     .map_err(map_err(names::SERVICES))?;
             }
             if ring_changed {
-                // Every CPU starts the new schedule from its beginning, as
-                // IPVS restarts its wrr walk when the destinations change.
-                let zeros = PerCpuValues::try_from(vec![0u32; nr_cpus()?]).map_err(|source| {
-                    DatapathError::Io {
-                        what: "per-CPU values",
-                        source,
-                    }
+                // IPVS restarts its wrr walk when the destinations change;
+                // with one cursor per CPU, every CPU restarting at slot 0
+                // would hand the first slots most new connections between
+                // frequent changes. CPU k restarts at k/n of the schedule
+                // instead (CPU 0 at its beginning, as IPVS).
+                let starts = cursor_starts(ring_len, nr_cpus()?);
+                let zeros = PerCpuValues::try_from(starts).map_err(|source| DatapathError::Io {
+                    what: "per-CPU values",
+                    source,
                 })?;
                 self.state
                     .maps
@@ -461,6 +490,14 @@ fn zero_stats(maps: &mut Maps, name: &'static str, index: u32) -> Result<()> {
     map.set(index, zeros, 0).map_err(map_err(name))
 }
 
+/// Where each of `cpus` cursors starts walking a schedule of `len` slots:
+/// evenly spread, CPU 0 at slot 0.
+pub(crate) fn cursor_starts(len: u32, cpus: usize) -> Vec<u32> {
+    (0..cpus as u64)
+        .map(|k| (k * len as u64 / cpus.max(1) as u64) as u32)
+        .collect()
+}
+
 pub(crate) fn nr_cpus() -> Result<usize> {
     aya::util::nr_cpus().map_err(|(_, source)| DatapathError::Pin {
         path: "/sys/devices/system/cpu/possible".into(),
@@ -528,7 +565,64 @@ impl RangeAllocator {
 
 #[cfg(test)]
 mod tests {
-    use super::RangeAllocator;
+    use super::{cursor_starts, RangeAllocator};
+
+    /// The data path's walk (`next_in_ring`): the slot at the cursor, then
+    /// the cursor moves on, wrapping at the end.
+    fn walk(ring: &[usize], cursor: &mut u32) -> usize {
+        if *cursor as usize >= ring.len() {
+            *cursor = 0;
+        }
+        let b = ring[*cursor as usize];
+        *cursor += 1;
+        b
+    }
+
+    #[test]
+    fn wrr_split_holds_across_16_cpus_with_a_change_every_60_schedulings() {
+        // The seed pool 2:3:3:2:2, and the same pool with its last server
+        // down: a health flap every 60 new connections, each landing on a
+        // pseudo-random one of 16 CPUs.
+        let a = [2u32, 3, 3, 2, 2];
+        let b = [2u32, 3, 3, 2, 0];
+        let rings = [
+            crate::sched::schedule(crate::sched::Algorithm::Wrr, &a).unwrap(),
+            crate::sched::schedule(crate::sched::Algorithm::Wrr, &b).unwrap(),
+        ];
+        const CPUS: usize = 16;
+        let mut counts = [0u64; 5];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let phases = 2000;
+        for phase in 0..phases {
+            let ring = &rings[phase % 2];
+            let mut cursors = cursor_starts(ring.len() as u32, CPUS);
+            for _ in 0..60 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let cpu = (x % CPUS as u64) as usize;
+                counts[walk(ring, &mut cursors[cpu])] += 1;
+            }
+        }
+        let total: u64 = counts.iter().sum();
+        for i in 0..5 {
+            let want = (a[i] as f64 / 12.0 + b[i] as f64 / 10.0) / 2.0;
+            let got = counts[i] as f64 / total as f64;
+            assert!(
+                (got - want).abs() <= 0.03,
+                "server {i}: {:.1} % of new connections, weights say {:.1} % ({counts:?})",
+                100.0 * got,
+                100.0 * want
+            );
+        }
+    }
+
+    #[test]
+    fn cursors_start_spread_with_cpu_0_at_the_beginning() {
+        assert_eq!(cursor_starts(12, 4), vec![0, 3, 6, 9]);
+        assert_eq!(cursor_starts(3, 4), vec![0, 0, 1, 2]);
+        assert_eq!(cursor_starts(0, 2), vec![0, 0]);
+    }
 
     #[test]
     fn ranges_are_reused_and_merged() {

@@ -370,6 +370,37 @@ impl Datapath {
         })
     }
 
+    /// IPVS's `expire_quiescent_template`: on, a persistence template naming
+    /// a real server at weight 0 is treated as expired (persistent clients
+    /// of a drained or failed-and-inhibited server are scheduled anew).
+    pub fn set_expire_quiescent(&mut self, on: bool) -> Result<()> {
+        self.update_settings(|s| {
+            if on {
+                s.flags |= lvs_common::SET_F_EXPIRE_QUIESCENT;
+            } else {
+                s.flags &= !lvs_common::SET_F_EXPIRE_QUIESCENT;
+            }
+        })
+    }
+
+    /// keepalived's `lvs_timeouts` (ipvsadm --set tcp tcpfin udp): idle
+    /// timeouts of ESTABLISHED, FIN_WAIT and UDP entries; `None` = IPVS's
+    /// default. Applies to existing entries too, as in IPVS.
+    pub fn set_timeouts(
+        &mut self,
+        tcp: Option<u32>,
+        tcpfin: Option<u32>,
+        udp: Option<u32>,
+    ) -> Result<()> {
+        use lvs_common::tcp as t;
+        self.update_settings(|s| {
+            let d = t::DEFAULT_TIMEOUTS_S;
+            s.timeouts_s[t::ESTABLISHED as usize] = tcp.unwrap_or(d[t::ESTABLISHED as usize]);
+            s.timeouts_s[t::FIN_WAIT as usize] = tcpfin.unwrap_or(d[t::FIN_WAIT as usize]);
+            s.timeouts_s[t::STATE_UDP as usize] = udp.unwrap_or(d[t::STATE_UDP as usize]);
+        })
+    }
+
     /// Whether `open` continued with maps a previous agent pinned.
     pub fn adopted_maps(&self) -> bool {
         self.adopted_maps

@@ -1,0 +1,68 @@
+//! A health-check flap breaks no connection: a real server's check fails
+//! for one interval and recovers. While it is down its established
+//! connections' segments are dropped (IPVS's default
+//! `expire_nodest_conn = 0`), not moved to another server that would reset
+//! them; when it is back the same connections carry on. With
+//! `--expire-nodest-conn` they would be rescheduled and broken.
+//!
+//! Needs root, `ip`, `ethtool`.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director, Streamer};
+use lvs_testkit::{Lab, LabSpec};
+
+#[test]
+fn a_one_interval_check_flap_breaks_no_connection() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 2,
+        client_addrs: 40,
+        ..LabSpec::default()
+    })?;
+    // rs1's check is whatever this file says (0 up, 1 down).
+    let knob = lab.log_dir().join("rs1-check");
+    std::fs::write(&knob, "0")?;
+    let cfg = format!(
+        "vrrp_instance VI_1 {{\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0\n }}\n}}\n\
+         virtual_server 198.18.0.100 80 {{\n delay_loop 1\n lb_algo wrr\n lb_kind DR\n protocol TCP\n\
+          real_server 198.18.0.11 80 {{\n  weight 1\n  MISC_CHECK {{\n   misc_path \"/bin/sh -c 'exit $(cat {})'\"\n   misc_timeout 2\n  }}\n }}\n\
+          real_server 198.18.0.12 80 {{\n  weight 1\n }}\n}}\n",
+        knob.display()
+    );
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(&lab, &bpffs.0, &cfg)?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+    let conns = keep_alive_clients(&lab, lab.client_addrs())?;
+    let on_rs1 = conns.iter().filter(|(_, s)| s == "rs1").count();
+    ensure!(on_rs1 > 0, "some connections on rs1");
+    let streamer = Streamer::start(conns);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // One check interval down, then up again.
+    std::fs::write(&knob, "1")?;
+    d.wait_log(
+        "Removing service [198.18.0.11]:tcp:80",
+        Duration::from_secs(5),
+    )?;
+    std::fs::write(&knob, "0")?;
+    d.wait_log(
+        "Adding service [198.18.0.11]:tcp:80",
+        Duration::from_secs(5),
+    )?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (broken, done, mut conns) = streamer.finish();
+    let dropped = d.inspect()?.verdicts()?[lvs_common::verdict::DROP_DEST_DOWN as usize];
+    eprintln!(
+        "check flap: {on_rs1} of 40 connections on rs1; {done} requests, {broken} failed or moved; {dropped} segments held back while rs1 was down"
+    );
+    ensure!(
+        broken == 0,
+        "{broken} of {done} requests broke across the flap"
+    );
+    ensure_same_servers(&lab, &mut conns, "after the flap")?;
+    Ok(())
+}
