@@ -70,7 +70,7 @@ fn mistakes_name_file_line_and_column() {
     );
     assert!(
         m.iter().any(|m| m
-            .starts_with("a.conf:6:3: warning: unknown keyword `nieghbor` in bgp_announce")
+            .starts_with("a.conf:6:3: error: Unknown keyword 'nieghbor' in bgp_announce")
             && m.contains("`neighbor`")),
         "{m:?}"
     );
