@@ -16,7 +16,8 @@ fn messages(r: &lvs_config::ParseResult) -> Vec<String> {
 #[test]
 fn a_full_block_reads_into_the_model() {
     let r = parse(
-        "bgp_announce {\n  daemon bird\n  socket /run/lvsd/bird.ctl\n  local_as 65001\n  router_id 198.18.0.2\n  neighbor 198.18.0.250 as 65000\n  neighbor 198.18.0.251 as 65000\n  bfd on\n  bfd_interval 0.05\n  bfd_multiplier 4\n  withdraw_delay 1.5\n}\n",
+        "bgp_announce {\n  daemon bird\n  socket /run/lvsd/bird.ctl\n  local_as 65001\n  router_id 198.18.0.2\n  neighbor 198.18.0.250 as 65000\n  neighbor 198.18.0.251 as 65000\n  bfd on\n  bfd_interval 0.05\n  bfd_multiplier 4\n  withdraw_delay 1.5\n}\n\
+         virtual_server 198.18.0.100 80 {\n lb_algo mh\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
     );
     assert!(r.diagnostics.is_empty(), "{:?}", messages(&r));
     let a = r.config.bgp_announce.expect("block");
@@ -76,4 +77,32 @@ fn mistakes_name_file_line_and_column() {
     );
     assert!(r.diagnostics.iter().all(|d| d.severity != Severity::Fatal));
     assert!(r.config.bgp_announce.is_some());
+}
+
+#[test]
+fn whole_config_checks() {
+    let r = parse(
+        "bgp_announce {\n  daemon bird\n  local_as 65001\n  neighbor 198.18.0.250 as 65000\n}\n",
+    );
+    assert!(
+        messages(&r)
+            .iter()
+            .any(|m| m.starts_with("a.conf:1:1: warning: `bgp_announce` has no virtual_server")),
+        "{:?}",
+        messages(&r)
+    );
+    let r = parse(
+        "vrrp_instance VI_1 {\n interface bond0\n virtual_router_id 1\n priority 100\n virtual_ipaddress {\n  198.18.0.100/32\n }\n}\n\
+         bgp_announce {\n  daemon bird\n  local_as 65001\n  neighbor 198.18.0.250 as 65000\n}\n\
+         virtual_server 198.18.0.100 80 {\n lb_algo mh\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n\
+         virtual_server 198.18.0.101 80 {\n lb_algo mh\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
+    );
+    let m = messages(&r);
+    assert!(
+        m.iter()
+            .any(|m| m.starts_with("a.conf:6:3: warning: 198.18.0.100 is announced over BGP")),
+        "{m:?}"
+    );
+    // .101 is announced, not carried by VRRP: no "no vrrp_instance carries it".
+    assert!(!m.iter().any(|m| m.contains("198.18.0.101")), "{m:?}");
 }
