@@ -334,7 +334,7 @@ pub fn scenario(say: &dyn Fn(String)) -> Result<()> {
     ensure!(r.1 == 0, "kill -9: {} short requests failed", r.1);
     let now = known(&ds, &keys);
     say(format!(
-        "long-lived connections in each director's table: before {held:?}, after {now:?} (dir{}'s moved, same real servers)",
+        "long-lived connections in each director's table: before {held:?}, after {now:?} (dir{}'s moved, and some of the others': the router's hash-threshold ECMP re-divides its hash space; all on the same real servers)",
         victim + 1
     ));
     ensure!(
