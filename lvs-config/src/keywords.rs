@@ -7,7 +7,8 @@
 //! The keywords we model have handlers in the `parse` module's tables; the
 //! lists here name every other keyword keepalived accepts in each block, so
 //! that they parse with one "not supported yet, ignored" warning instead of
-//! "unknown keyword".
+//! "unknown keyword" (or with the capability table's own warning, which
+//! says what traffic sees: `capability`).
 
 /// Top-level blocks with a typed model.
 pub(crate) const ROOT_MODELLED: &[&str] = &[
@@ -389,16 +390,3 @@ pub(crate) const RS_ALL: &[&str] = &[
     "FILE_CHECK",
     "BFD_CHECK",
 ];
-
-/// Keywords we parse into the model but that lvs-xdp does not act on yet,
-/// with the reason given to the user. Edit as the agent grows.
-pub(crate) fn agent_pending(ctx: &str, kw: &str) -> Option<&'static str> {
-    Some(match (ctx, kw) {
-        ("virtual_server", "persistence_engine") => "no persistence engines (sip)",
-        ("real_server", "uthreshold" | "lthreshold") => "no connection thresholds",
-        ("real_server", "BFD_CHECK") => "this checker type does not run",
-        ("vrrp_instance", "use_vmac") => "no VMAC interfaces",
-        (_, "smtp_alert") => "no e-mail alerts",
-        _ => return None,
-    })
-}

@@ -24,6 +24,7 @@
 //! fatal. Where lvs-xdp deliberately reads something differently from
 //! keepalived 2.2.7, a diagnostic at that line says so (README table).
 
+pub mod capability;
 pub mod diag;
 mod keywords;
 mod lexer;

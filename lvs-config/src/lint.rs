@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::capability::{self, Support};
 use crate::diag::Severity;
 use crate::model::{Config, LbKind, VipEntry, VrrpInstance, VsAddr, VsgEntry};
 use crate::parse::Parser;
@@ -137,18 +138,32 @@ fn vip_coverage(p: &mut Parser, cfg: &Config) {
     }
 }
 
-/// lvs-xdp forwards by Direct Routing only; with DR the real server gets the
-/// virtual server's port.
+/// lvs-xdp forwards by Direct Routing only (the capability table refuses
+/// NAT and TUN: an error, the service is not run); with DR the real server
+/// gets the virtual server's port.
+/// keepalived's spelling of a forwarding method.
+fn method(k: LbKind) -> &'static str {
+    match k {
+        LbKind::Dr => "DR",
+        LbKind::Nat => "NAT",
+        LbKind::Tun => "TUN",
+    }
+}
+
 fn forwarding(p: &mut Parser, cfg: &Config) {
     for vs in &cfg.virtual_servers {
-        if vs.lb_kind != LbKind::Dr {
+        if let Some(Support::Refused(why)) =
+            capability::lookup("virtual_server", "lb_kind", Some(method(vs.lb_kind)))
+        {
             let span = vs.lb_kind_span.as_ref().unwrap_or(&vs.span);
             p.diags.add(
-                Severity::Warning,
+                Severity::Error,
                 span,
-                format!("lb_kind {:?} is not supported: lvs-xdp does Direct Routing only (virtual_server {})", vs.lb_kind, vs.addr)
-                    .replace("Nat", "NAT")
-                    .replace("Tun", "TUN"),
+                format!(
+                    "lb_kind {}: virtual_server {} is not run: {why}",
+                    method(vs.lb_kind),
+                    vs.addr
+                ),
                 Some("write `lb_kind DR`; real servers must hold the VIP on lo with arp_ignore=1, arp_announce=2".into()),
             );
         }
@@ -192,14 +207,17 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
             }
         }
         for rs in &vs.real_servers {
-            if rs.lb_kind != vs.lb_kind && rs.lb_kind != LbKind::Dr {
+            let refused = capability::lookup("real_server", "lvs_method", Some(method(rs.lb_kind)));
+            if let (true, Some(Support::Refused(why))) = (rs.lb_kind != vs.lb_kind, refused) {
                 let span = rs.lb_kind_span.as_ref().unwrap_or(&rs.span);
                 p.diags.add(
-                    Severity::Warning,
+                    Severity::Error,
                     span,
-                    format!("real_server {} lvs_method {:?} is not supported: lvs-xdp does Direct Routing only", rs.addr, rs.lb_kind)
-                        .replace("Nat", "NAT")
-                        .replace("Tun", "TUN"),
+                    format!(
+                        "lvs_method {}: real_server {} is not run: {why}",
+                        method(rs.lb_kind),
+                        rs.addr
+                    ),
                     Some("write `lvs_method DR`".into()),
                 );
             }

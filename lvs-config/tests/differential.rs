@@ -36,6 +36,11 @@ use lvs_config::{parse_file, Config, ParseOptions, ParseResult, Severity, VrrpSt
 /// differently".
 const DELIBERATE: &[(&str, &str, &str)] = &[
     (
+        "*",
+        "is not run: lvsd forwards by Direct Routing only",
+        "keepalived runs NAT and TUN services with IPVS; lvsd forwards by Direct Routing only, so the capability table refuses them (the service is not run, exit 4)",
+    ),
+    (
         "06_granularity.conf",
         "persistence_granularity `24` on an IPv4",
         "keepalived reads `24` as the netmask 0.0.0.24; lvsd refuses it",

@@ -204,7 +204,9 @@ fn defaults_follow_keepalived() {
     assert_eq!(c[2].retry, 0);
     assert!(c[2].conn.is_none());
     assert_eq!(c[0].warmup, Duration::from_secs(60));
-    // No `protocol`: keepalived's UDP, reported as keepalived words it.
+    // No `protocol`: keepalived's UDP, reported as keepalived words it;
+    // and keepalived's default NAT is a forwarding method lvsd refuses (the
+    // service is not run): both errors, "errors but would run".
     assert_eq!(vs.protocol, lvs_config::Protocol::Udp);
     let errors: Vec<String> = r
         .diagnostics
@@ -212,10 +214,17 @@ fn defaults_follow_keepalived() {
         .filter(|d| d.severity >= Severity::Error)
         .map(|d| d.to_string())
         .collect();
-    assert_eq!(
-        errors,
-        ["t.conf:1:1: error: Virtual server 10.0.0.1:80: no protocol set - defaulting to UDP (hint: write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP))"]
+    assert!(
+        errors.contains(&"t.conf:1:1: error: Virtual server 10.0.0.1:80: no protocol set - defaulting to UDP (hint: write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP))".to_string()),
+        "{errors:#?}"
     );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("error: lb_kind NAT: virtual_server 10.0.0.1:80 is not run")),
+        "{errors:#?}"
+    );
+    assert_eq!(errors.len(), 2, "{errors:#?}");
     assert_eq!(r.exit_code(), lvs_config::EXIT_ERRORS);
 }
 

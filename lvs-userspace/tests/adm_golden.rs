@@ -12,7 +12,7 @@
 //! Also: `/metrics` counters agree with `--stats --exact` for one state, and
 //! the `lvsadm` binary lists a pinned instance with no agent running.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
+use std::{net::Ipv4Addr, path::PathBuf};
 
 use lvs_common::{tcp, Stats};
 use lvs_userspace::{
@@ -469,7 +469,44 @@ fn rate_from_two_snapshots() {
 #[test]
 fn metrics_counters_agree_with_stats_exact() {
     let dp = datapath();
-    let text = lvs_userspace::agent::metrics::render(&dp, &BTreeMap::new());
+    let view = lvs_userspace::agent::metrics::AgentView {
+        sync: Some(lvs_userspace::adm::status::SyncStatus {
+            interface: "bond0".into(),
+            syncid: 51,
+            group: "224.0.0.81:8848".into(),
+            sent_entries: 12,
+            received_entries: 10_001,
+            rejected_datagrams: 1,
+            bulk: lvs_userspace::sync::BulkStatus {
+                state: "done".into(),
+                entries: 10_001,
+                peers: 1,
+                duration_ms: 404,
+                finished_unix_s: 1,
+                answers_sent: 0,
+            },
+        }),
+        ..Default::default()
+    };
+    let text = lvs_userspace::agent::metrics::render(&dp, &view);
+    assert!(
+        text.contains("lvs_sync_entries_received_total{interface=\"bond0\"} 10001")
+            && text.contains("lvs_sync_bulk_duration_seconds{interface=\"bond0\"} 0.404"),
+        "sync families:\n{text}"
+    );
+    // Valid exposition, as Prometheus' own linter sees it.
+    let out = lvs_testkit::process::run(
+        &["promtool", "check", "metrics"],
+        Some(text.as_bytes()),
+        std::time::Duration::from_secs(20),
+    )
+    .expect("promtool (cargo xtask setup installs Debian's prometheus)");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = Snapshot::take(&dp).unwrap();
     let stats = adm::list(
         &s,

@@ -412,7 +412,7 @@ fn metrics_agree_with_lvsadm_stats() -> Result<()> {
         cols[3]
     );
     assert!(
-        metrics.contains("lvs_vrrp_master{instance=\"VI_1\"} 1"),
+        metrics.contains("lvs_vrrp_master{vrrp_instance=\"VI_1\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains("lvs_real_server_up{vip=\"198.18.0.100\",port=\"80\",proto=\"TCP\",real_server=\"198.18.0.11:80\"} 1"));

@@ -4,6 +4,7 @@
 //! `cargo xtask setup` works on a machine that cannot build the XDP program
 //! yet — installing what it needs is its job.
 
+mod package;
 mod setup;
 
 use std::process::Command;
@@ -44,6 +45,19 @@ enum Cmd {
         #[arg(long, default_value_t = 2_000_000)]
         repeat: u32,
     },
+    /// The Debian package (cargo-deb): binaries, unit, man pages,
+    /// completions, alert rules. Writes target/package/lvs-xdp_*.deb.
+    Package {
+        /// Then install it here, check every file, the unit
+        /// (systemd-analyze verify) and the man pages (man -l), and purge
+        /// it (needs root; the package must not be installed already).
+        #[arg(long)]
+        check: bool,
+        /// Package the debug build instead of the release one (quicker;
+        /// what `cargo xtask test` checks).
+        #[arg(long)]
+        dev: bool,
+    },
     /// The seed-shaped lab: one director, five real servers (2:3:3:2:2),
     /// real HTTP clients from many addresses; prints the split.
     Demo {
@@ -83,6 +97,8 @@ fn main() -> Result<()> {
         Cmd::Test { args } => {
             setup::run(true)?;
             require_root("the tests load BPF programs and build network namespaces")?;
+            // The shipped alert rules: valid, and each fires when it should.
+            package::check_alert_rules()?;
             // Binaries the lab starts (httpd, lvsd, lvs-xdp-pass) must exist
             // before the tests look for them.
             cargo(&["build", "--workspace", "--bins"])?;
@@ -97,7 +113,13 @@ fn main() -> Result<()> {
             if std::env::var_os("RUST_TEST_THREADS").is_none() {
                 std::env::set_var("RUST_TEST_THREADS", "1");
             }
-            cargo(&argv)
+            let tests = cargo(&argv);
+            // The Debian package of the debug build (already built above):
+            // installed, checked and purged.
+            eprintln!("package check (debug build)");
+            let package =
+                package::build(package::Profile::Dev).and_then(|deb| package::check(&deb));
+            tests.and(package)
         }
         Cmd::Bench { json, repeat } => {
             setup::run(true)?;
@@ -138,6 +160,19 @@ fn main() -> Result<()> {
             cargo(&argv)
         }
         Cmd::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
+        Cmd::Package { check, dev } => {
+            setup::run(check)?;
+            let deb = package::build(if dev {
+                package::Profile::Dev
+            } else {
+                package::Profile::Release
+            })?;
+            if check {
+                require_root("the check installs and purges the package")?;
+                package::check(&deb)?;
+            }
+            Ok(())
+        }
         Cmd::Demo { ecmp } => {
             setup::run(true)?;
             require_root("the demo builds network namespaces and attaches XDP")?;

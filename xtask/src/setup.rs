@@ -6,7 +6,8 @@
 //!   recorded in a stamp file and a mismatch (or a linker that no longer
 //!   starts) rebuilds it;
 //! - the lab's tools from Debian (ip, ethtool, bpftool, curl, ab, wrk,
-//!   keepalived), installed with apt-get when missing.
+//!   keepalived, prometheus, and what `cargo xtask package --check` runs),
+//!   installed with apt-get when missing.
 
 use std::{
     path::{Path, PathBuf},
@@ -16,7 +17,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 /// Commands the lab and tests run, and the Debian package of each.
-const LAB_TOOLS: [(&str, &str); 12] = [
+const LAB_TOOLS: [(&str, &str); 17] = [
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
@@ -29,15 +30,19 @@ const LAB_TOOLS: [(&str, &str); 12] = [
     ("dnsmasq", "dnsmasq-base"),
     // SSL_GET's real TLS servers (openssl s_server) and the test's keys.
     ("openssl", "openssl"),
+    // promtool and a Prometheus server for the metrics tests and rules.
+    ("promtool", "prometheus"),
+    // `cargo xtask package --check`: shared-library depends, stripping,
+    // unit verification, man page rendering.
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    ("strip", "binutils"),
+    ("systemd-analyze", "systemd"),
+    ("man", "man-db"),
     // The ECMP lab: FRR is the router (zebra, bgpd, bfdd), BIRD 2 runs
     // beside each lvsd. Both run only inside the lab's namespaces.
     ("vtysh", "frr"),
     ("bird", "bird2"),
 ];
-
-/// Packages whose Debian install enables a system service the lab never
-/// uses (the lab starts its own daemons in namespaces).
-const NO_SYSTEM_SERVICE: [(&str, &str); 2] = [("frr", "frr.service"), ("bird2", "bird.service")];
 
 pub fn run(with_apt: bool) -> Result<()> {
     let nightly = nightly_version()?;
@@ -223,15 +228,18 @@ fn ensure_lab_tools() -> Result<()> {
     if !status.success() {
         bail!("apt-get install {} failed", missing.join(" "));
     }
-    // Under systemd the packages start their daemons in the host's own
-    // namespace: stop and disable them (the lab runs its own).
-    if Path::new("/run/systemd/system").exists() {
-        for (pkg, unit) in NO_SYSTEM_SERVICE {
-            if missing.contains(&pkg) {
-                let _ = Command::new("systemctl")
-                    .args(["disable", "--now", unit])
-                    .status();
-            }
+    // The lab runs these daemons itself, in its namespaces: the system
+    // services their packages enable must not run beside them.
+    if Path::new("/run/systemd/system").is_dir() {
+        for unit in [
+            "prometheus.service",
+            "keepalived.service",
+            "frr.service",
+            "bird.service",
+        ] {
+            let _ = Command::new("systemctl")
+                .args(["disable", "--now", "--quiet", unit])
+                .status();
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ mod vrrp;
 
 use std::collections::HashSet;
 
+use crate::capability::{self, Support};
 use crate::diag::{suggest, Diagnostics, Severity};
 use crate::keywords;
 use crate::model::Config;
@@ -66,6 +67,28 @@ impl Parser {
         }
     }
 
+    /// The capability table's warning for a keyword lvsd accepts but does
+    /// not act on (once per block kind and keyword); whether it had one.
+    fn warn_if_ignored_by_lvsd(&mut self, ctx: &str, n: &Node) -> bool {
+        let kw = n.keyword();
+        let value = n.words.get(1).map(|w| w.text.as_str());
+        match capability::lookup(ctx, kw, value) {
+            Some(Support::Ignored(what)) => {
+                self.warn_once(
+                    &format!("ignored/{ctx}/{kw}"),
+                    n,
+                    match ctx {
+                        "root" => format!("`{kw}` is accepted but not run by lvsd: {what}"),
+                        _ => format!("`{kw}` in {ctx} is accepted but not run by lvsd: {what}"),
+                    },
+                    None,
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Applies `nodes` to `target` with the keyword tables `tables`.
     /// `ctx` names the block for messages; `ignored` lists keywords
     /// keepalived knows in this block that we do not model.
@@ -98,17 +121,11 @@ impl Parser {
                     );
                 }
                 (k.h)(self, target, n);
-                if let Some(why) = keywords::agent_pending(ctx, kw) {
-                    self.warn_once(
-                        &format!("pending/{ctx}/{kw}"),
-                        n,
-                        format!(
-                            "`{kw}` in {ctx} is understood but not supported yet by lvs-xdp: {why}"
-                        ),
-                        None,
-                    );
-                }
+                self.warn_if_ignored_by_lvsd(ctx, n);
             } else if ignored.contains(&kw) {
+                if self.warn_if_ignored_by_lvsd(ctx, n) {
+                    continue;
+                }
                 self.warn_once(
                     &format!("ignored/{ctx}/{kw}"),
                     n,
@@ -152,7 +169,10 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
         match kw {
             "global_defs" => {}
             "vrrp_script" => vrrp::parse_script(p, &mut cfg, n),
-            "vrrp_sync_group" => vrrp::parse_sync_group(p, &mut cfg, n),
+            "vrrp_sync_group" => {
+                vrrp::parse_sync_group(p, &mut cfg, n);
+                p.warn_if_ignored_by_lvsd("root", n);
+            }
             "vrrp_instance" => vrrp::parse_instance(p, &mut cfg, n),
             "virtual_server_group" => check::parse_vsg(p, &mut cfg, n),
             "virtual_server" => check::parse_vs(p, &mut cfg, n),

@@ -16,6 +16,7 @@
 //! - [`json`]: `--json` for every listing;
 //! - [`status`]: the agent's status file and `--health`, `--vrrp`, `--daemon`.
 
+pub mod cli;
 mod conns;
 pub mod json;
 mod list;

@@ -18,7 +18,12 @@ pub enum XdpModeArg {
 #[command(
     name = "lvsd",
     version,
-    about = "keepalived-compatible director: VRRP, health checks and an XDP Direct-Routing data path"
+    about = "keepalived-compatible director: VRRP, health checks and an XDP Direct-Routing data path",
+    long_about = "lvsd reads a keepalived.conf and does what keepalived does with IPVS in \
+Direct Routing mode, with an XDP program in place of IPVS: it runs the vrrp_instances \
+(VRRP v2/v3, interoperable with keepalived), the real servers' health checkers, quorum \
+and sorry servers, and connection sync, and keeps the data path's pinned BPF maps in step. \
+Run lvsd -t first: it lists what it runs, what it accepts but ignores and what it refuses."
 )]
 pub struct Args {
     /// Configuration file (keepalived.conf syntax).

@@ -10,7 +10,9 @@
 pub mod announce;
 pub mod cli;
 pub mod conn_sync;
+pub mod interfaces;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod reconcile;
 pub mod status;
@@ -21,7 +23,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use lvs_config::{Config, ParseOptions, ParseResult, Severity, EXIT_CANNOT_RUN};
 use tokio::signal::unix::{signal, SignalKind};
@@ -32,7 +34,11 @@ use self::{
     reconcile::{Egress, Reconciler},
 };
 use crate::{
-    datapath::{self, AttachMode, Datapath, Options},
+    datapath::{
+        self,
+        owner::{self, InstanceLock},
+        AttachMode, Datapath, Options,
+    },
     netlink,
 };
 
@@ -42,6 +48,14 @@ pub fn main() -> ExitCode {
     init_logging(&args);
 
     if args.flush {
+        // Never under a running lvsd's feet.
+        let _lock = match InstanceLock::acquire(&args.bpffs, &args.instance, Duration::ZERO) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("flush: {e}");
+                return ExitCode::from(1);
+            }
+        };
         return match datapath::flush_instance(&args.bpffs, &args.instance) {
             Ok(()) => {
                 info!(
@@ -145,24 +159,6 @@ fn enter_netns(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The interfaces the data path attaches to.
-fn datapath_interfaces(args: &Args, cfg: &Config) -> Result<Vec<String>> {
-    let mut out: Vec<String> = args.interface.clone();
-    if out.is_empty() {
-        for v in &cfg.vrrp_instances {
-            if !out.contains(&v.interface) {
-                out.push(v.interface.clone());
-            }
-        }
-    }
-    if out.is_empty() {
-        bail!(
-            "no interface for the data path: give --interface or a vrrp_instance with `interface`"
-        );
-    }
-    Ok(out)
-}
-
 /// The next metrics client, or never without --metrics.
 async fn accept(
     l: &Option<tokio::net::TcpListener>,
@@ -219,6 +215,11 @@ impl Drop for PidFile {
 }
 
 async fn run(args: Args, cfg: Config) -> Result<()> {
+    // First: a second lvsd on this instance stops here, touching nothing.
+    // Until `started()`, dropping the lock undoes what this start pinned.
+    let mut lock = tokio::task::block_in_place(|| {
+        InstanceLock::acquire(&args.bpffs, &args.instance, owner::HANDOVER_WAIT)
+    })?;
     let _pid = PidFile::create(args.pid.clone())?;
     info!(
         "Starting lvsd {} (instance {})",
@@ -231,6 +232,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         warn!("{s}");
     }
 
+    let ifaces = interfaces::datapath_interfaces(&args.interface, &cfg, &plan)?;
     let mut opts = Options::new(&args.instance);
     opts.bpffs_root = args.bpffs.clone();
     opts.conn_table_size = args.conn_table_size;
@@ -249,7 +251,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         XdpModeArg::Generic => AttachMode::Generic,
     };
     let mut egress = Vec::new();
-    for ifname in datapath_interfaces(&args, &cfg)? {
+    for ifname in ifaces {
         let a = dp
             .attach(&ifname, mode)
             .with_context(|| format!("attaching XDP to {ifname}"))?;
@@ -344,6 +346,11 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sync_timer = tokio::time::interval(Duration::from_millis(100));
 
+    lock.started();
+    notify::ready(&format!(
+        "forwarding {} virtual servers",
+        rec.plan().services.len()
+    ));
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -387,17 +394,8 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 checkers.set_suspended(!master);
             }
             Ok((stream, _)) = accept(&metrics_listener) => {
-                let view = vrrp
-                    .as_ref()
-                    .map(|v| {
-                        v.stats()
-                            .into_iter()
-                            .map(|s| {
-                                (s.instance.clone(), metrics::VrrpView { state: s.state, became_master: s.became_master })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let mut view = metrics::AgentView::of(vrrp.as_ref(), &rec);
+                view.sync = conn_sync.as_ref().map(|s| s.status());
                 let mut body = metrics::render(rec.datapath(), &view);
                 if let Some(a) = &announcer {
                     body += &crate::announce::metrics(&a.status());
@@ -427,11 +425,13 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
             }
             _ = hup.recv() => {
+                notify::reloading();
                 info!("Reloading configuration file {}", args.use_file.display());
                 let parsed = load_config(&args.use_file, args.config_id.as_deref());
                 log_diagnostics(&parsed);
                 if parsed.exit_code() == EXIT_CANNOT_RUN {
                     error!("{}: new configuration refused; the running one stays in force", args.use_file.display());
+                    notify::ready("new configuration refused; the previous one runs");
                     continue;
                 }
                 let plan = plan::plan(&parsed.config);
@@ -453,9 +453,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
                 announce::reload(&mut announcer, parsed.config.bgp_announce.as_ref(), &args.instance).await;
                 cfg_now = parsed.config.clone();
+                notify::ready(&format!("reloaded: {} virtual servers", rec.plan().services.len()));
             }
-            _ = term.recv() => { info!("Stopping (SIGTERM)"); break; }
-            _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
+            _ = term.recv() => { stopping(&lock); info!("Stopping (SIGTERM)"); break; }
+            _ = int.recv() => { stopping(&lock); info!("Stopping (SIGINT)"); break; }
         }
     }
 
@@ -499,6 +500,12 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
     }
     info!("Stopped lvsd");
     Ok(())
+}
+
+/// Tells systemd and a waiting successor that this agent is on its way out.
+fn stopping(lock: &InstanceLock) {
+    notify::stopping();
+    lock.mark_stopping();
 }
 
 /// keepalived's global `lvs_timeouts` into the data path's settings.

@@ -119,10 +119,11 @@ pub fn plan(cfg: &Config) -> Plan {
             }
         };
         if vs.lb_kind != LbKind::Dr {
+            // The capability table refuses it (`lvsd -t`: an error, exit 4).
             out.skipped.push(format!(
-                "{what}: lb_kind {:?} is not supported: lvs-xdp does Direct Routing only (lb_kind DR)",
+                "{what}: not run: lb_kind {:?} is not Direct Routing, the only method lvsd forwards by",
                 vs.lb_kind
-            ));
+            ).replace("Nat", "NAT").replace("Tun", "TUN"));
             continue;
         }
         // keepalived's flag words set IPVS's scheduler bits: SCHED1 is

@@ -297,6 +297,11 @@ impl Reconciler {
     }
 
     /// Whether a real server is up as far as the checkers know.
+    /// Services below their quorum (sorry server in use), for the metrics.
+    pub fn quorum_lost(&self) -> impl Iterator<Item = ServiceId> + '_ {
+        self.quorum_lost.iter().copied()
+    }
+
     pub fn is_up(&self, key: &(ServiceId, RealId)) -> bool {
         self.reals.get(key).is_some_and(|st| st.up)
     }

@@ -13,6 +13,9 @@ use lvs_userspace::check::{genhash, GenhashOptions, HttpProtocol};
 #[derive(Parser, Debug)]
 #[command(
     name = "lvs-genhash",
+    version,
+    // -V is genhash's --use-virtualhost: --version has no short form.
+    disable_version_flag = true,
     about = "MD5 digest of a url's body, as keepalived's genhash prints it"
 )]
 struct Args {
@@ -43,6 +46,9 @@ struct Args {
     /// Also print the status code and body length.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Print version.
+    #[arg(long, action = clap::ArgAction::Version)]
+    version: (),
 }
 
 fn main() -> ExitCode {

@@ -1,88 +1,20 @@
 //! `lvsadm`: ipvsadm's listings of an lvs-xdp data path, read from its
 //! pinned maps, so it works whether `lvsd` runs or not.
 
-use std::{net::SocketAddrV4, path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::SocketAddrV4, process::ExitCode, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lvs_userspace::{
     adm::{
-        self, json,
+        self,
+        cli::Args,
+        json,
         status::{status_path, Status},
         Format, Select, Snapshot,
     },
-    datapath::{pins::DEFAULT_ROOT, Inspector, Proto},
+    datapath::{Inspector, Proto},
 };
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "lvsadm",
-    version,
-    about = "ipvsadm-compatible listing of an lvs-xdp data path",
-    after_help = "lvsadm only lists: the table is lvsd's (keepalived.conf), not edited by hand."
-)]
-struct Args {
-    /// List the virtual server table (-L / -l; the default).
-    #[arg(short = 'L', long = "list", visible_short_alias = 'l')]
-    list: bool,
-    /// Numeric output (always: lvsadm never resolves names).
-    #[arg(short = 'n', long = "numeric")]
-    numeric: bool,
-    /// List the connection table (and persistence templates).
-    #[arg(short = 'c', long = "connection")]
-    connection: bool,
-    /// Counters (Conns, InPkts, OutPkts, InBytes, OutBytes).
-    #[arg(long)]
-    stats: bool,
-    /// Rates over --interval (CPS, InPPS, OutPPS, InBPS, OutBPS).
-    #[arg(long)]
-    rate: bool,
-    /// Exact numbers, not K/M/G.
-    #[arg(short = 'X', long)]
-    exact: bool,
-    /// Persistence: how many clients are pinned to each real server.
-    #[arg(long = "persistent-conn")]
-    persistent_conn: bool,
-    /// Sorted output (the default; accepted for ipvsadm compatibility).
-    #[arg(long)]
-    sort: bool,
-    /// Only this TCP service (VIP:port).
-    #[arg(short = 't', long = "tcp-service", value_name = "VIP:PORT")]
-    tcp_service: Option<SocketAddrV4>,
-    /// Only this UDP service (VIP:port).
-    #[arg(short = 'u', long = "udp-service", value_name = "VIP:PORT")]
-    udp_service: Option<SocketAddrV4>,
-    /// The TCP, TCP FIN and UDP timeouts.
-    #[arg(long)]
-    timeout: bool,
-    /// The connection-sync daemon, as `ipvsadm -L --daemon` shows it.
-    #[arg(long)]
-    daemon: bool,
-    /// The table as ipvsadm-restore input.
-    #[arg(short = 'S', long = "save")]
-    save: bool,
-    /// Health-check state of every real server (from lvsd's status file).
-    #[arg(long)]
-    health: bool,
-    /// VRRP instances: state, priority, master, adverts seen and rejected.
-    #[arg(long)]
-    vrrp: bool,
-    /// lvsd's status file (default /run/lvs-xdp/<instance>/status.json).
-    #[arg(long = "status-file", value_name = "PATH")]
-    status_file: Option<PathBuf>,
-    /// JSON instead of columns (every listing).
-    #[arg(long)]
-    json: bool,
-    /// Seconds between the two samples of --rate.
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
-    interval: f64,
-    /// The instance (lvsd --instance).
-    #[arg(long, default_value = "default")]
-    instance: String,
-    /// The bpffs directory holding the instances (lvsd --bpffs).
-    #[arg(long, default_value = DEFAULT_ROOT, value_name = "DIR")]
-    bpffs: PathBuf,
-}
 
 fn agent_status(args: &Args) -> Result<Status> {
     let path = args

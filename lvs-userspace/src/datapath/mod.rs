@@ -14,6 +14,7 @@ mod apply;
 pub mod desired;
 mod entries;
 pub mod objects;
+pub mod owner;
 pub mod pins;
 pub mod read;
 pub mod testrun;

@@ -16,13 +16,14 @@ const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 /// Makes sure `root` lies on a bpffs, mounting one when it does not (as
 /// bpftool does): at /sys/fs/bpf for paths below it, else at `root` itself.
 /// Note `ip netns exec` gives its command a fresh /sys, hiding the root
-/// namespace's /sys/fs/bpf: pin roots outside /sys survive that.
-pub fn ensure_bpffs(root: &Path) -> std::io::Result<()> {
-    let sys = Path::new("/sys/fs/bpf");
-    let mount_point = if root.starts_with(sys) { sys } else { root };
+/// namespace's /sys/fs/bpf: pin roots outside /sys survive that. Returns
+/// whether it mounted one, then creates `root`.
+pub fn ensure_bpffs(root: &Path) -> std::io::Result<bool> {
+    let mount_point = mount_point(root);
     std::fs::create_dir_all(mount_point)?;
     if is_bpffs(mount_point)? {
-        return Ok(());
+        std::fs::create_dir_all(root)?;
+        return Ok(false);
     }
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("no NUL");
     let target = c(mount_point);
@@ -37,6 +38,29 @@ pub fn ensure_bpffs(root: &Path) -> std::io::Result<()> {
         )
     };
     if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    std::fs::create_dir_all(root)?;
+    Ok(true)
+}
+
+/// Where [`ensure_bpffs`] mounts a bpffs for `root`.
+pub(crate) fn mount_point(root: &Path) -> &Path {
+    let sys = Path::new("/sys/fs/bpf");
+    if root.starts_with(sys) {
+        sys
+    } else {
+        root
+    }
+}
+
+/// Unmounts the bpffs [`ensure_bpffs`] mounted for `root` (a failed start
+/// leaves no mount behind).
+pub fn unmount(root: &Path) -> std::io::Result<()> {
+    let c =
+        std::ffi::CString::new(mount_point(root).as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: a NUL-terminated path that outlives the call.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! Links, neighbours and IPv4 addresses through rtnetlink, and gratuitous
+//! Links, neighbours, routes and IPv4 addresses through rtnetlink, and gratuitous
 //! ARP through an `AF_PACKET` socket.
 //!
 //! Everything here is synchronous and opens its own socket per call, so it
@@ -15,6 +15,7 @@ mod addr;
 mod garp;
 mod link;
 mod neigh;
+mod route;
 mod sock;
 
 use std::net::Ipv4Addr;
@@ -23,6 +24,7 @@ pub use addr::{addr_add, addr_del, addrs};
 pub use garp::{garp_frame, send_garp};
 pub use link::{link_by_index, link_by_name, link_operational, links};
 pub use neigh::{neighbour, neighbours, solicit};
+pub use route::{route_to, RouteTo};
 
 /// One network interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
