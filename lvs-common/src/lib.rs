@@ -24,6 +24,9 @@ pub const LAYOUT_VERSION: u32 = 4;
 pub const MAX_SERVICES: u32 = 1024;
 /// Backend slots. A backend id indexes `backends` and `backend_stats`.
 pub const MAX_BACKENDS: u32 = 65536;
+/// Real servers a least-connection service (`lc`, `wlc`, `sed`, `nq`) may
+/// have: the data path compares them all for every new connection.
+pub const LC_MAX_SERVERS: u32 = 1024;
 /// Total length of all schedule tables together (`rings`).
 pub const RING_CAPACITY: u32 = 1 << 20;
 /// Default size of the connection table (`conns`); the agent may override it.
@@ -80,8 +83,10 @@ pub mod map_names {
     pub const HALF_OPEN: &str = "half_open";
     pub const PERSIST_PENDING: &str = "persist_pending";
     pub const EVENTS: &str = "events";
+    pub const BACKEND_CONNS: &str = "backend_conns";
+    pub const BACKEND_CONNS_ADJ: &str = "backend_conns_adj";
     /// Every map the program pins, in documentation order.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 20] = [
         SERVICES,
         BACKENDS,
         RINGS,
@@ -95,6 +100,8 @@ pub mod map_names {
         SETTINGS,
         SVC_STATS,
         BACKEND_STATS,
+        BACKEND_CONNS,
+        BACKEND_CONNS_ADJ,
         VERDICTS,
         EVENTS,
         TX_PORTS,
@@ -140,6 +147,19 @@ pub const SVC_F_SCHED_PORT: u32 = 1 << 6;
 /// Service flag (`sh`/`mh`): when the hashed server is unavailable, walk
 /// on to the next one (`sh-fallback`, `mh-fallback`; `IP_VS_SVC_F_SCHED1`).
 pub const SVC_F_SCHED_FALLBACK: u32 = 1 << 7;
+/// Service flag: a least-connection scheduler (`lc`, `wlc`, `sed`, `nq`):
+/// the ring lists the service's real servers in IPVS's list order and the
+/// data path picks among them by their `backend_conns` counts.
+pub const SVC_F_SCHED_LC: u32 = 1 << 8;
+/// With SVC_F_SCHED_LC: compare overhead / weight (`wlc`, `sed`, `nq`),
+/// else overhead alone (`lc`).
+pub const SVC_F_SCHED_WEIGHTED: u32 = 1 << 9;
+/// With SVC_F_SCHED_LC: overhead is active + 1 (`sed`, `nq`), else
+/// (active << 8) + inactive (`lc`, `wlc`; `ip_vs_dest_conn_overhead`).
+pub const SVC_F_SCHED_EXPECTED_DELAY: u32 = 1 << 10;
+/// With SVC_F_SCHED_LC: a server with no active connection is taken at once
+/// (`nq`, never queue).
+pub const SVC_F_SCHED_IDLE_FIRST: u32 = 1 << 11;
 /// Any of the hashed schedules: the ring is a table, not a sequence.
 pub const SVC_F_SCHED_HASHED: u32 = SVC_F_SCHED_SH | SVC_F_SCHED_MH | SVC_F_SCHED_DH;
 
@@ -188,6 +208,23 @@ pub struct Backend {
     pub weight: u32,
     /// Owning service id (for listings).
     pub service: u32,
+}
+
+/// `backend_conns` / `backend_conns_adj` value (arrays indexed by backend
+/// id): IPVS's per-real-server counters, active = TCP ESTABLISHED,
+/// inactive = every other connection (half-open, closing, UDP).
+///
+/// The data path adds to `backend_conns` atomically as its connections are
+/// created, change state and go. What it cannot see (LRU evictions, entries
+/// the agent expires or sync writes) the agent corrects in
+/// `backend_conns_adj`, which only it writes: a server's count is
+/// `backend_conns - backend_conns_adj` (wrapping, as i64).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnCounts {
+    // u64: BPF has 64-bit atomic adds on every CPU version.
+    pub active: u64,
+    pub inactive: u64,
 }
 
 /// `conns` and `half_open` key, `flow_cache` tag: the client-side 5-tuple.
@@ -456,6 +493,7 @@ mod pod {
     unsafe impl aya::Pod for FlowCacheEntry {}
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for Stats {}
+    unsafe impl aya::Pod for ConnCounts {}
     unsafe impl aya::Pod for SyncEvent {}
     unsafe impl aya::Pod for LocalMac {}
 }

@@ -17,7 +17,7 @@ use lvs_common::{
 };
 
 use crate::{
-    flow_cache,
+    conn_counts, flow_cache,
     forward::NextHop,
     maps::{CONNS, HALF_OPEN, SERVICES},
     parse::Packet,
@@ -47,11 +47,15 @@ pub enum Existing {
     Forward(Tracked),
     /// No entry.
     Missing,
-    /// An entry idle past its timeout (IPVS would have deleted it).
+    /// An entry idle past its timeout: deleted (and uncounted) as IPVS's
+    /// timer would have.
     Expired,
     /// An established entry whose backend is gone (with
     /// `SET_F_EXPIRE_NODEST`, or not TCP, or a SYN), or a SYN reusing a
-    /// closed port.
+    /// closed port: still in `conns` (and counted) until replaced. (No
+    /// payload: an enum payload left undefined in the other variants
+    /// makes LLVM spill uninitialised registers, which the verifier
+    /// rejects.)
     Reschedule,
     /// A mid-stream TCP segment of a connection whose backend is down:
     /// dropped, so the connection waits for its server (IPVS's default).
@@ -113,6 +117,10 @@ fn established(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
     // the state word exactly as IPVS's lockless readers would.
     let c = unsafe { &mut *c };
     if now.saturating_sub(c.last_seen_ns) > timeout_ns(settings, c.state) {
+        let (backend, state) = (c.backend, c.state);
+        if CONNS.remove(pkt.key).is_ok() {
+            conn_counts::closed(backend, state);
+        }
         return Existing::Expired;
     }
     if is_syn(pkt) && reusable(c.state) {
@@ -133,6 +141,7 @@ fn established(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
     let state = next_state(pkt, c.state);
     if state != c.state {
         sync::conn(settings, &pkt.key, state, c.backend, c.service);
+        conn_counts::changed(c.backend, c.state, state);
     }
     c.state = state;
     c.last_seen_ns = now;
@@ -162,7 +171,10 @@ fn half_open(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
     let hop = match schedule::backend_hop(c.backend, c.service) {
         Some(hop) if live => hop,
         _ => {
-            let _ = HALF_OPEN.remove(pkt.key);
+            // Only the CPU whose removal took the entry uncounts it.
+            if HALF_OPEN.remove(pkt.key).is_ok() {
+                conn_counts::closed(c.backend, c.state);
+            }
             return Existing::Missing;
         }
     };
@@ -183,12 +195,15 @@ fn half_open(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
             pending: true,
         });
     }
+    let was = c.state;
     c.state = next_state(pkt, c.state);
     c.last_seen_ns = now;
     // Into `conns` first, then out of `half_open`: a concurrent packet of
     // the flow finds it in one table or the other.
     let _ = CONNS.insert(pkt.key, c, 0);
-    let _ = HALF_OPEN.remove(pkt.key);
+    if HALF_OPEN.remove(pkt.key).is_ok() {
+        conn_counts::changed(c.backend, was, c.state);
+    }
     stats::count_event(event::PROMOTED);
     sync::conn(settings, &pkt.key, c.state, c.backend, c.service);
     if c.flags & CONN_F_PERSISTENT != 0 {
@@ -274,16 +289,23 @@ pub fn create(
         // fail for lack of room, and if it fails anyway the packet still
         // goes out (its ACK will then be passed to the kernel).
         let _ = HALF_OPEN.insert(pkt.key, conn, 0);
+        conn_counts::opened(backend, state);
         if !fresh {
             // A SYN reusing a closed connection's 5-tuple: the old entry
             // and any cached decision for it must not catch the new
             // handshake's ACK.
-            let _ = CONNS.remove(pkt.key);
+            let old = replaced(pkt);
+            if CONNS.remove(pkt.key).is_ok() {
+                uncount(old);
+            }
             flow_cache::forget(pkt);
         }
         stats::count_event(event::HALF_OPEN_NEW);
     } else {
+        let old = if fresh { None } else { replaced(pkt) };
         let _ = CONNS.insert(pkt.key, conn, 0);
+        conn_counts::opened(backend, state);
+        uncount(old); // overwritten
         flow_cache::forget(pkt);
         sync::conn(settings, &pkt.key, state, backend, svc.id);
     }
@@ -296,4 +318,20 @@ pub fn create(
         state,
         pending,
     })
+}
+
+/// The (backend, state) of the `conns` entry a rescheduled packet replaces.
+#[inline(always)]
+fn replaced(pkt: &Packet) -> Option<(u32, u32)> {
+    let c = CONNS.get_ptr(pkt.key)?;
+    // SAFETY: a live map value, read once.
+    let c = unsafe { *c };
+    Some((c.backend, c.state))
+}
+
+#[inline(always)]
+fn uncount(old: Option<(u32, u32)>) {
+    if let Some((backend, state)) = old {
+        conn_counts::closed(backend, state);
+    }
 }

@@ -4,7 +4,11 @@
 //! step, `Err` to stop with a verdict (an XDP action and the reason counted
 //! in `verdicts`). `datapath::run` chains them with `?`, Katran-style.
 #![no_std]
+// Atomic adds on counters shared by all CPUs (conn_counts.rs).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
+pub mod conn_counts;
 pub mod conntrack;
 pub mod datapath;
 pub mod flow_cache;

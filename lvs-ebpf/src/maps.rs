@@ -6,10 +6,11 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lvs_common::{
-    event, verdict, Backend, Conn, FlowCacheEntry, FlowKey, LocalMac, Persist, PersistKey, Service,
-    ServiceKey, Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE, DEFAULT_HALF_OPEN_PER_CPU,
-    DEFAULT_PENDING_TEMPLATES_PER_CPU, FLOW_CACHE_SLOTS, MAX_BACKENDS, MAX_IFINDEX, MAX_SERVICES,
-    PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES, VIP_FILTER_WORDS,
+    event, verdict, Backend, Conn, ConnCounts, FlowCacheEntry, FlowKey, LocalMac, Persist,
+    PersistKey, Service, ServiceKey, Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE,
+    DEFAULT_HALF_OPEN_PER_CPU, DEFAULT_PENDING_TEMPLATES_PER_CPU, FLOW_CACHE_SLOTS, MAX_BACKENDS,
+    MAX_IFINDEX, MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES,
+    VIP_FILTER_WORDS,
 };
 
 /// (VIP, port, proto) → service. Written by the agent.
@@ -111,3 +112,13 @@ pub static SYNC_EVENTS: RingBuf<SyncEvent, { SYNC_RING_BYTES as usize }> = RingB
 /// ifindex → the interface's own MAC: frames for other hosts are not ours.
 #[btf_map(name = "local_macs")]
 pub static LOCAL_MACS: Array<LocalMac, { MAX_IFINDEX as usize }> = Array::new();
+
+/// Backend id → its active / inactive connection counts, kept by this
+/// program with atomic adds (see `lvs_common::ConnCounts`).
+#[btf_map(name = "backend_conns")]
+pub static BACKEND_CONNS: Array<ConnCounts, { MAX_BACKENDS as usize }> = Array::new();
+
+/// Backend id → the agent's correction of `backend_conns` (only the agent
+/// writes it).
+#[btf_map(name = "backend_conns_adj")]
+pub static BACKEND_CONNS_ADJ: Array<ConnCounts, { MAX_BACKENDS as usize }> = Array::new();

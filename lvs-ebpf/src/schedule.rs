@@ -2,14 +2,17 @@
 //! the service has one for this client, else the next slot of the service's
 //! precomputed schedule (IPVS wrr/rr order, computed by the agent).
 
+use aya_ebpf::{cty::c_void, helpers::bpf_loop};
 use lvs_common::{
     hash::{dh_bucket, mh_hash, sh_bucket, MH_KEY1, MH_TABLE_SIZE, SH_TABLE_SIZE},
     verdict as reason, FlowKey, Persist, PersistKey, Service, Settings, BE_F_ALIVE,
-    SET_F_EXPIRE_QUIESCENT, SVC_F_PERSISTENT, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_HASHED,
-    SVC_F_SCHED_MH, SVC_F_SCHED_PORT, SVC_F_SCHED_SH,
+    SET_F_EXPIRE_QUIESCENT, SVC_F_PERSISTENT, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK,
+    SVC_F_SCHED_HASHED, SVC_F_SCHED_IDLE_FIRST, SVC_F_SCHED_LC, SVC_F_SCHED_MH, SVC_F_SCHED_PORT,
+    SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
 };
 
 use crate::{
+    conn_counts,
     forward::NextHop,
     maps::{BACKENDS, CURSORS, PERSIST, PERSIST_PENDING, RINGS},
     sync,
@@ -19,11 +22,9 @@ use crate::{
 /// How many schedule slots to try when a slot names a backend that went
 /// down after the schedule was written (the agent rewrites it right away).
 const MAX_SKIP: u32 = 4;
-/// `mh-fallback` probes at most this many further table slots (IPVS walks
-/// up to the whole table). A client is passed instead of scheduled only if
-/// every probe lands on an unavailable server: with a share `f` of the
-/// table unavailable, `f^128` (f = 0.9: 1e-6).
-const MH_FALLBACK_PROBES: u32 = 128;
+/// Real servers a least-connection scheduler compares per new connection
+/// (the first this many of the service's list; the agent refuses more).
+pub const LC_MAX_SERVERS: u32 = lvs_common::LC_MAX_SERVERS;
 const NS_PER_S: u64 = 1_000_000_000;
 
 /// Where backend `id` of service `service` is, if it may receive traffic.
@@ -220,6 +221,9 @@ fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
 /// in its hash table (sh, mh, dh).
 #[inline(always)]
 fn choose(svc: &Service, flow: &FlowKey) -> Step<(u32, NextHop)> {
+    if svc.flags & SVC_F_SCHED_LC != 0 {
+        return least_connections(svc);
+    }
     if svc.flags & SVC_F_SCHED_HASHED == 0 {
         return next_in_ring(svc);
     }
@@ -276,21 +280,21 @@ fn source_hash(svc: &Service, addr: u32, port: u16, fallback: bool) -> Step<(u32
     if !fallback {
         return Err(NO_BACKEND);
     }
-    for offset in 0..SH_TABLE_SIZE {
-        let roffset = (offset + ihash) % SH_TABLE_SIZE;
-        let Some(id) = table_entry(svc, sh_bucket(addr, port, roffset)) else {
-            break;
-        };
-        if let Some(hop) = available_hop(id, svc.id) {
-            return Ok((id, hop));
-        }
-    }
-    Err(NO_BACKEND)
+    fallback_walk(svc, addr, port, ihash, SH_TABLE_SIZE, sh_probe)
+}
+
+/// One step of `ip_vs_sh_get_fallback`'s walk: 0 to go on, 1 to stop.
+#[inline(never)]
+extern "C" fn sh_probe(offset: u32, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the pointer fallback_walk gave it.
+    let w = unsafe { &mut *(ctx as *mut Walk) };
+    let roffset = (offset + w.ihash) % SH_TABLE_SIZE;
+    w.probe(sh_bucket(w.addr, w.port as u16, roffset))
 }
 
 /// IPVS `mh`: entry `hsiphash(port + addr) % size` of the Maglev table;
-/// with `mh-fallback` the probes of `ip_vs_mh_get_fallback` (bounded, see
-/// MH_FALLBACK_PROBES).
+/// with `mh-fallback` the probes of `ip_vs_mh_get_fallback` (up to one per
+/// table entry, as IPVS).
 #[inline(always)]
 fn maglev(svc: &Service, addr: u32, port: u16, fallback: bool) -> Step<(u32, NextHop)> {
     let ihash = mh_hash(addr, port, MH_KEY1, 0) % MH_TABLE_SIZE;
@@ -301,15 +305,178 @@ fn maglev(svc: &Service, addr: u32, port: u16, fallback: bool) -> Step<(u32, Nex
     if !fallback {
         return Err(NO_BACKEND);
     }
-    for offset in 0..MH_FALLBACK_PROBES {
-        let roffset = (offset + ihash) % MH_TABLE_SIZE;
-        let slot = mh_hash(addr, port, MH_KEY1, roffset) % MH_TABLE_SIZE;
-        let Some(id) = table_entry(svc, slot) else {
-            break;
-        };
-        if let Some(hop) = available_hop(id, svc.id) {
-            return Ok((id, hop));
+    fallback_walk(svc, addr, port, ihash, MH_TABLE_SIZE, mh_probe)
+}
+
+/// One probe of `ip_vs_mh_get_fallback`: 0 to go on, 1 to stop.
+#[inline(never)]
+extern "C" fn mh_probe(offset: u32, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the pointer fallback_walk gave it.
+    let w = unsafe { &mut *(ctx as *mut Walk) };
+    let roffset = (offset + w.ihash) % MH_TABLE_SIZE;
+    w.probe(mh_hash(w.addr, w.port as u16, MH_KEY1, roffset) % MH_TABLE_SIZE)
+}
+
+/// A fallback walk's state, on the caller's stack.
+#[repr(C)]
+struct Walk {
+    service: u32,
+    ring_start: u32,
+    ring_len: u32,
+    addr: u32,
+    port: u32,
+    ihash: u32,
+    /// The backend found, u32::MAX = none (yet).
+    found: u32,
+    _pad: u32,
+}
+
+impl Walk {
+    /// Looks at table slot `slot`: 1 (stop) when it names an available
+    /// server (kept in `found`) or is past the table, else 0.
+    #[inline(always)]
+    fn probe(&mut self, slot: u32) -> i64 {
+        if slot >= self.ring_len {
+            return 1;
         }
+        let Some(&id) = RINGS.get(self.ring_start.wrapping_add(slot)) else {
+            return 1;
+        };
+        if available_hop(id, self.service).is_some() {
+            self.found = id;
+            return 1;
+        }
+        0
     }
-    Err(NO_BACKEND)
+}
+
+/// The walk IPVS's `-fallback` lookups do when the hashed server is
+/// unavailable: `n` probes of `probe`, under `bpf_loop` so the verifier
+/// checks one probe rather than `n`.
+#[inline(always)]
+fn fallback_walk(
+    svc: &Service,
+    addr: u32,
+    port: u16,
+    ihash: u32,
+    n: u32,
+    probe: extern "C" fn(u32, *mut c_void) -> i64,
+) -> Step<(u32, NextHop)> {
+    let mut walk = Walk {
+        service: svc.id,
+        ring_start: svc.ring_start,
+        ring_len: svc.ring_len,
+        addr,
+        port: port as u32,
+        ihash,
+        found: u32::MAX,
+        _pad: 0,
+    };
+    // SAFETY: `probe` is a BPF subprogram taking (index, ctx) as bpf_loop
+    // calls it; ctx points at `walk` on this stack for the call.
+    unsafe {
+        bpf_loop(
+            n,
+            probe as *mut c_void,
+            &mut walk as *mut Walk as *mut c_void,
+            0,
+        );
+    }
+    if walk.found == u32::MAX {
+        return Err(NO_BACKEND);
+    }
+    Ok((
+        walk.found,
+        backend_hop(walk.found, svc.id).ok_or(NO_BACKEND)?,
+    ))
+}
+
+/// IPVS `lc`, `wlc`, `sed`, `nq` over the service's list (the ring, in
+/// IPVS's order): the first server with the least overhead (per weight),
+/// `nq` taking the first idle one at once. Overhead is `ip_vs_dest_conn_
+/// overhead` ((active << 8) + inactive) or, for sed/nq, active + 1; the
+/// comparison is IPVS's cross product `loh * w > doh * lw`, strict, so the
+/// earlier server wins a tie. The walk runs under `bpf_loop`, so the
+/// verifier checks one step, not LC_MAX_SERVERS of them.
+#[inline(always)]
+fn least_connections(svc: &Service) -> Step<(u32, NextHop)> {
+    let mut scan = LcScan {
+        service: svc.id,
+        ring_start: svc.ring_start,
+        flags: svc.flags,
+        least: u32::MAX,
+        loh: 0,
+        lw: 0,
+    };
+    let n = if svc.ring_len < LC_MAX_SERVERS {
+        svc.ring_len
+    } else {
+        LC_MAX_SERVERS
+    };
+    // SAFETY: `lc_step` is a BPF subprogram taking (index, ctx) as
+    // bpf_loop calls it; ctx points at `scan` on this stack for the call.
+    unsafe {
+        bpf_loop(
+            n,
+            lc_step as *mut c_void,
+            &mut scan as *mut LcScan as *mut c_void,
+            0,
+        );
+    }
+    if scan.least == u32::MAX {
+        return Err(NO_BACKEND);
+    }
+    Ok((
+        scan.least,
+        backend_hop(scan.least, svc.id).ok_or(NO_BACKEND)?,
+    ))
+}
+
+/// The walk's state, on the caller's stack.
+#[repr(C)]
+struct LcScan {
+    service: u32,
+    ring_start: u32,
+    flags: u32,
+    /// Backend id chosen so far, u32::MAX = none.
+    least: u32,
+    loh: u64,
+    lw: u64,
+}
+
+/// One server of the walk: 0 to go on, 1 to stop.
+#[inline(never)]
+extern "C" fn lc_step(i: u32, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the pointer least_connections gave it.
+    let s = unsafe { &mut *(ctx as *mut LcScan) };
+    let Some(&id) = RINGS.get(s.ring_start.wrapping_add(i)) else {
+        return 1;
+    };
+    let Some(b) = BACKENDS.get(id) else {
+        return 0;
+    };
+    if b.flags & BE_F_ALIVE == 0 || b.service != s.service || b.weight == 0 {
+        return 0;
+    }
+    let (active, inactive) = conn_counts::load(id);
+    if s.flags & SVC_F_SCHED_IDLE_FIRST != 0 && active == 0 {
+        s.least = id;
+        return 1;
+    }
+    let doh = if s.flags & SVC_F_SCHED_EXPECTED_DELAY != 0 {
+        active + 1
+    } else {
+        (active << 8) + inactive
+    };
+    let w = if s.flags & SVC_F_SCHED_WEIGHTED != 0 {
+        b.weight as u64
+    } else {
+        1
+    };
+    if s.least == u32::MAX || s.loh * w > doh * s.lw {
+        s.least = id;
+        s.loh = doh;
+        s.lw = w;
+    }
+    0
 }

@@ -34,6 +34,14 @@ pub enum Algorithm {
     Mh { port: bool, fallback: bool },
     /// Destination hashing (IPVS `dh`): by the VIP, so one server per VIP.
     Dh,
+    /// Least connections (IPVS `lc`): least (active << 8) + inactive.
+    Lc,
+    /// Weighted least connections (IPVS `wlc`, keepalived's default).
+    Wlc,
+    /// Shortest expected delay (IPVS `sed`): least (active + 1) / weight.
+    Sed,
+    /// Never queue (IPVS `nq`): an idle server at once, else as sed.
+    Nq,
 }
 
 impl Algorithm {
@@ -44,7 +52,19 @@ impl Algorithm {
             Algorithm::Sh { .. } => "sh",
             Algorithm::Mh { .. } => "mh",
             Algorithm::Dh => "dh",
+            Algorithm::Lc => "lc",
+            Algorithm::Wlc => "wlc",
+            Algorithm::Sed => "sed",
+            Algorithm::Nq => "nq",
         }
+    }
+
+    /// Picks by the data path's per-server connection counts.
+    pub fn is_least_connections(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Lc | Algorithm::Wlc | Algorithm::Sed | Algorithm::Nq
+        )
     }
 
     /// A table indexed by a hash rather than a sequence walked in order.
@@ -100,7 +120,7 @@ pub fn table(algo: Algorithm, dests: &[HashDest]) -> Vec<usize> {
         Algorithm::Sh { .. } => sh_table(dests),
         Algorithm::Mh { .. } => mh_table(dests),
         Algorithm::Dh => dh_table(dests),
-        Algorithm::Rr | Algorithm::Wrr => Vec::new(),
+        _ => Vec::new(),
     }
 }
 

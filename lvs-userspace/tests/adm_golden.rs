@@ -732,3 +732,65 @@ fn status_listings() {
         PathBuf::from("/run/lvs-xdp/lab/status.json")
     );
 }
+
+/// The hashing schedulers, named as ipvsadm names them, with their flags
+/// the way ipvsadm prints them: ` (sh-fallback,sh-port)` after the name in
+/// `-ln` (ipvsadm's `print_sched_flags`, SCHED1 before SCHED2) and
+/// `-b sh-fallback,sh-port` after `-p`/`-M` in `-S` (the order of
+/// ipvsadm's format strings); no parentheses without flags.
+#[test]
+fn hashed_schedulers_are_listed_with_their_flags() {
+    testrun::pin_to_cpu(0);
+    let mut dp = Datapath::open(&Options::ephemeral()).expect("load the data path (root?)");
+    let mut sh = service(
+        80,
+        Proto::Tcp,
+        Algorithm::Sh {
+            port: true,
+            fallback: true,
+        },
+    );
+    sh.persistence = Some(Persistence {
+        timeout_s: 300,
+        netmask: Ipv4Addr::BROADCAST,
+    });
+    sh.backends = vec![backend(1, 80, 1), backend(2, 80, 2)];
+    let mut mh = service(
+        81,
+        Proto::Tcp,
+        Algorithm::Mh {
+            port: true,
+            fallback: false,
+        },
+    );
+    mh.backends = vec![backend(3, 81, 1)];
+    let mut dh = service(82, Proto::Tcp, Algorithm::Dh);
+    dh.backends = vec![backend(4, 82, 1)];
+    let mut mhf = service(
+        83,
+        Proto::Udp,
+        Algorithm::Mh {
+            port: false,
+            fallback: true,
+        },
+    );
+    mhf.backends = vec![backend(5, 83, 1)];
+    dp.apply(&DesiredState {
+        services: vec![sh, mh, dh, mhf],
+    })
+    .unwrap();
+    let s = normalized(&dp);
+    let ln = adm::list(&s, Format::default(), None, None).unwrap();
+    golden("sched_flags.txt", &ln);
+    let lines: Vec<&str> = ln.lines().collect();
+    assert_eq!(
+        lines[3],
+        "TCP  198.18.0.100:80 sh (sh-fallback,sh-port) persistent 300"
+    );
+    assert_eq!(lines[6], "TCP  198.18.0.100:81 mh (mh-port)");
+    assert_eq!(lines[8], "TCP  198.18.0.100:82 dh");
+    assert_eq!(lines[10], "UDP  198.18.0.100:83 mh (mh-fallback)");
+    let save = adm::save(&s);
+    golden("sched_flags_save.txt", &save);
+    assert!(save.contains("-A -t 198.18.0.100:80 -s sh -p 300 -b sh-fallback,sh-port\n"));
+}

@@ -27,8 +27,9 @@ pub mod status;
 use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 
 use lvs_common::{
-    tcp, SVC_F_PERSISTENT, SVC_F_SCHED_DH, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_MH, SVC_F_SCHED_PORT,
-    SVC_F_SCHED_RR, SVC_F_SCHED_SH,
+    tcp, SVC_F_PERSISTENT, SVC_F_SCHED_DH, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK,
+    SVC_F_SCHED_IDLE_FIRST, SVC_F_SCHED_LC, SVC_F_SCHED_MH, SVC_F_SCHED_PORT, SVC_F_SCHED_RR,
+    SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
 };
 
 pub use conns::conns;
@@ -157,6 +158,16 @@ impl Snapshot {
                 "mh".into()
             } else if f & SVC_F_SCHED_DH != 0 {
                 "dh".into()
+            } else if f & SVC_F_SCHED_LC != 0 {
+                if f & SVC_F_SCHED_IDLE_FIRST != 0 {
+                    "nq".into()
+                } else if f & SVC_F_SCHED_EXPECTED_DELAY != 0 {
+                    "sed".into()
+                } else if f & SVC_F_SCHED_WEIGHTED != 0 {
+                    "wlc".into()
+                } else {
+                    "lc".into()
+                }
             } else {
                 "wrr".into()
             }

@@ -16,14 +16,15 @@ pub fn save(snap: &Snapshot) -> String {
         };
         let svc = format!("{opt} {}:{}", s.vip, s.port);
         let _ = write!(out, "-A {svc} -s {}", snap.scheduler(s));
-        if let Some(flags) = snap.sched_flags(s) {
-            let _ = write!(out, " -b {flags}");
-        }
         if let Some((timeout, mask)) = persistence(s) {
             let _ = write!(out, " -p {timeout}");
             if let Some(mask) = mask {
                 let _ = write!(out, " -M {mask}");
             }
+        }
+        // ipvsadm prints the scheduler flags after -p/-M (and --pe, -o).
+        if let Some(flags) = snap.sched_flags(s) {
+            let _ = write!(out, " -b {flags}");
         }
         out.push('\n');
         for b in snap.listed_backends(s) {

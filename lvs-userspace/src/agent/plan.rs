@@ -145,6 +145,10 @@ pub fn plan(cfg: &Config) -> Plan {
                 fallback,
             },
             "dh" => Algorithm::Dh,
+            "lc" => Algorithm::Lc,
+            "wlc" => Algorithm::Wlc,
+            "sed" => Algorithm::Sed,
+            "nq" => Algorithm::Nq,
             other => {
                 out.skipped.push(format!(
                     "{what}: lb_algo {other} is scheduled as wrr (load-based schedulers need feedback the data path does not have yet)"

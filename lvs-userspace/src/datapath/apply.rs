@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use aya::maps::PerCpuValues;
 use lvs_common::{
     hash::vip_filter_bit, map_names as names, Backend, Service, ServiceKey, Stats, BE_F_ALIVE,
-    BE_F_CONFIGURED, MAX_BACKENDS, MAX_SERVICES, RING_CAPACITY, SVC_F_PERSISTENT, SVC_F_SCHED_DH,
-    SVC_F_SCHED_FALLBACK, SVC_F_SCHED_MH, SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SLOPPY,
-    VIP_FILTER_WORDS,
+    BE_F_CONFIGURED, LC_MAX_SERVERS, MAX_BACKENDS, MAX_SERVICES, RING_CAPACITY, SVC_F_PERSISTENT,
+    SVC_F_SCHED_DH, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_IDLE_FIRST,
+    SVC_F_SCHED_LC, SVC_F_SCHED_MH, SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
+    SVC_F_SLOPPY, VIP_FILTER_WORDS,
 };
 
 use super::{map_err, Datapath, DatapathError, DesiredState, Maps, Result};
@@ -190,6 +191,7 @@ impl Datapath {
                     None => {
                         let bid = self.state.applied.alloc_backend_id()?;
                         zero_stats(&mut self.state.maps, names::BACKEND_STATS, bid)?;
+                        zero_conn_counts(&mut self.state.maps, bid)?;
                         report.backends_added += 1;
                         bid
                     }
@@ -227,13 +229,37 @@ impl Datapath {
                 .collect();
             let ring: Vec<u32> = if d.algo.is_hashed() {
                 self.hashed_table(d, &ids)
+            } else if d.algo.is_least_connections() {
+                // The list the data path compares: alive servers in IPVS's
+                // order (config reversed, see sched::HashDest).
+                let list: Vec<u32> = d
+                    .backends
+                    .iter()
+                    .zip(&ids)
+                    .rev()
+                    .filter(|(b, _)| b.alive)
+                    .map(|(_, &bid)| bid)
+                    .collect();
+                if list.len() > LC_MAX_SERVERS as usize {
+                    return Err(DatapathError::Capacity {
+                        what: "least-connection real servers",
+                        detail: format!(
+                            "{} alive in {}:{}, {LC_MAX_SERVERS} at most for {}",
+                            list.len(),
+                            d.vip,
+                            d.port,
+                            d.algo.name()
+                        ),
+                    });
+                }
+                list
             } else {
                 let order = match sched::schedule(d.algo, &weights) {
                     Ok(order) => order,
                     Err(e) => {
-                        // Never leave a dead server scheduled, nor the services
-                        // after this one unapplied: round robin over the live
-                        // servers always fits.
+                        // Never leave a dead server scheduled, nor the
+                        // services after this one unapplied: round robin
+                        // over the live servers always fits.
                         let msg = format!(
                             "{}:{} {}: {e}; scheduled as rr over its live real servers until the weights change",
                             d.vip,
@@ -309,6 +335,17 @@ impl Datapath {
                     SVC_F_SCHED_MH | SVC_F_SLOPPY | sched_flags(port, fallback)
                 }
                 sched::Algorithm::Dh => SVC_F_SCHED_DH,
+                sched::Algorithm::Lc => SVC_F_SCHED_LC,
+                sched::Algorithm::Wlc => SVC_F_SCHED_LC | SVC_F_SCHED_WEIGHTED,
+                sched::Algorithm::Sed => {
+                    SVC_F_SCHED_LC | SVC_F_SCHED_WEIGHTED | SVC_F_SCHED_EXPECTED_DELAY
+                }
+                sched::Algorithm::Nq => {
+                    SVC_F_SCHED_LC
+                        | SVC_F_SCHED_WEIGHTED
+                        | SVC_F_SCHED_EXPECTED_DELAY
+                        | SVC_F_SCHED_IDLE_FIRST
+                }
             };
             let svc = Service {
                 id,
@@ -469,6 +506,18 @@ impl Datapath {
         self.state.applied.vip_filter = words;
         Ok(())
     }
+}
+
+/// A new backend id starts with no connections (a re-used id's flows were
+/// rescheduled off it long ago; any late one is corrected on expiry).
+fn zero_conn_counts(maps: &mut Maps, bid: u32) -> Result<()> {
+    let zero = lvs_common::ConnCounts::default();
+    maps.backend_conns
+        .set(bid, zero, 0)
+        .map_err(map_err(names::BACKEND_CONNS))?;
+    maps.backend_conns_adj
+        .set(bid, zero, 0)
+        .map_err(map_err(names::BACKEND_CONNS_ADJ))
 }
 
 fn sched_flags(port: bool, fallback: bool) -> u32 {

@@ -30,8 +30,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use lvs_common::{
-    map_names as names, Backend, Conn, FlowKey, Persist, PersistKey, Service, ServiceKey, Settings,
-    Stats, LAYOUT_VERSION,
+    map_names as names, Backend, Conn, ConnCounts, FlowKey, Persist, PersistKey, Service,
+    ServiceKey, Settings, Stats, LAYOUT_VERSION,
 };
 use thiserror::Error;
 
@@ -221,6 +221,8 @@ pub(crate) struct Maps {
     pub settings: Array<MapData, Settings>,
     pub svc_stats: PerCpuArray<MapData, Stats>,
     pub backend_stats: PerCpuArray<MapData, Stats>,
+    pub backend_conns: Array<MapData, ConnCounts>,
+    pub backend_conns_adj: Array<MapData, ConnCounts>,
     pub verdicts: PerCpuArray<MapData, u64>,
     pub events: PerCpuArray<MapData, u64>,
     pub tx_ports: DevMap<MapData>,
@@ -241,6 +243,7 @@ fn expected_sizes(name: &str) -> Option<(u32, u32)> {
         names::VIP_FILTER | names::VERDICTS | names::EVENTS => s(4, 8),
         names::SETTINGS => s(4, size_of::<Settings>()),
         names::SVC_STATS | names::BACKEND_STATS => s(4, size_of::<Stats>()),
+        names::BACKEND_CONNS | names::BACKEND_CONNS_ADJ => s(4, size_of::<ConnCounts>()),
         names::TX_PORTS => s(4, 8), // struct bpf_devmap_val: ifindex, prog fd
         names::SYNC_EVENTS => s(0, 0), // a ring buffer has neither
         names::LOCAL_MACS => s(4, 8),
@@ -608,6 +611,8 @@ impl Inspector {
             settings: typed!(names::SETTINGS, Array),
             svc_stats: typed!(names::SVC_STATS, PerCpuArray),
             backend_stats: typed!(names::BACKEND_STATS, PerCpuArray),
+            backend_conns: typed!(names::BACKEND_CONNS, Array),
+            backend_conns_adj: typed!(names::BACKEND_CONNS_ADJ, Array),
             verdicts: typed!(names::VERDICTS, PerCpuArray),
             events: typed!(names::EVENTS, PerCpuArray),
             tx_ports: typed!(names::TX_PORTS, DevMap),
@@ -662,6 +667,8 @@ fn take_maps(ebpf: &mut Ebpf) -> Result<Maps> {
         settings: typed!(names::SETTINGS),
         svc_stats: typed!(names::SVC_STATS),
         backend_stats: typed!(names::BACKEND_STATS),
+        backend_conns: typed!(names::BACKEND_CONNS),
+        backend_conns_adj: typed!(names::BACKEND_CONNS_ADJ),
         verdicts: typed!(names::VERDICTS),
         events: typed!(names::EVENTS),
         tx_ports: typed!(names::TX_PORTS),

@@ -2,11 +2,11 @@
 //! CPUs), verdict counters, the connection table with IPVS states, and the
 //! expiry of idle connections.
 
-use std::net::Ipv4Addr;
+use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use lvs_common::{
-    event, map_names as names, tcp, verdict, Backend, Conn, FlowKey, Persist, PersistKey, Service,
-    ServiceKey, Stats, BE_F_ALIVE, CONN_F_PERSISTENT,
+    event, map_names as names, tcp, verdict, Backend, Conn, ConnCounts, FlowKey, Persist,
+    PersistKey, Service, ServiceKey, Stats, BE_F_ALIVE, CONN_F_PERSISTENT,
 };
 
 use super::{desired::addr_of, map_err, Proto, Result, State};
@@ -277,6 +277,9 @@ impl State {
 
     /// Deletes connections and templates idle past their timeout, as IPVS's
     /// timers do; returns how many went. (The LRU also evicts under pressure.)
+    ///
+    /// Then re-syncs the data path's per-server connection counts with the
+    /// tables (see [`State::reconcile_conn_counts`]).
     pub fn expire(&mut self) -> Result<(usize, usize)> {
         // Each entry is read again right before it is deleted and kept if
         // the data path touched it since the scan: a SYN or a packet that
@@ -303,8 +306,10 @@ impl State {
             })
             .collect();
         let mut conns_gone = 0;
+        let mut live = Vec::new();
         for c in conns {
             if c.expires_in_s > 0 {
+                live.push(c);
                 continue;
             }
             let (map, name) = if c.half_open {
@@ -316,6 +321,7 @@ impl State {
                 .get(&c.key, 0)
                 .is_ok_and(|now| now.last_seen_ns != c.conn.last_seen_ns)
             {
+                live.push(c); // used since it was read: not idle
                 continue;
             }
             match map.remove(&c.key) {
@@ -324,6 +330,7 @@ impl State {
                 Err(e) => return Err(map_err(name)(e)),
             }
         }
+        self.reconcile_conn_counts(&live)?;
         let mut templates_gone = 0;
         for (pending, t) in self
             .templates()?
@@ -369,6 +376,70 @@ impl State {
             }
         }
         Ok((conns_gone, templates_gone))
+    }
+
+    /// Makes each backend's count (`backend_conns - backend_conns_adj`)
+    /// equal to what `live` (a walk of both tables) holds, by rewriting
+    /// the agent's correction. This is how connections the data path never
+    /// saw go are uncounted: LRU evictions, entries this agent expired,
+    /// entries written or replaced by connection sync. Approximate by what
+    /// changes during the walk: a connection opened after it was read is
+    /// left out until the next pass, one closed after is counted once more.
+    pub fn reconcile_conn_counts(&mut self, live: &[ConnView]) -> Result<()> {
+        let mut truth: BTreeMap<u32, ConnCounts> = BTreeMap::new();
+        for c in live {
+            let t = truth.entry(c.conn.backend).or_default();
+            if tcp::is_active(c.conn.state) {
+                t.active += 1;
+            } else {
+                t.inactive += 1;
+            }
+        }
+        let ids: Vec<u32> = self.applied.backends.keys().copied().collect();
+        for id in ids {
+            let counted = self
+                .maps
+                .backend_conns
+                .get(&id, 0)
+                .map_err(map_err(names::BACKEND_CONNS))?;
+            let t = truth.get(&id).copied().unwrap_or_default();
+            let adj = ConnCounts {
+                active: counted.active.wrapping_sub(t.active),
+                inactive: counted.inactive.wrapping_sub(t.inactive),
+            };
+            let old = self
+                .maps
+                .backend_conns_adj
+                .get(&id, 0)
+                .map_err(map_err(names::BACKEND_CONNS_ADJ))?;
+            if old != adj {
+                self.maps
+                    .backend_conns_adj
+                    .set(id, adj, 0)
+                    .map_err(map_err(names::BACKEND_CONNS_ADJ))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A backend's (active, inactive) connections as the data path's
+    /// schedulers see them.
+    pub fn conn_counts(&self, id: u32) -> Result<(u64, u64)> {
+        let c = self
+            .maps
+            .backend_conns
+            .get(&id, 0)
+            .map_err(map_err(names::BACKEND_CONNS))?;
+        let a = self
+            .maps
+            .backend_conns_adj
+            .get(&id, 0)
+            .map_err(map_err(names::BACKEND_CONNS_ADJ))?;
+        let clamp = |v: u64| if (v as i64) < 0 { 0 } else { v };
+        Ok((
+            clamp(c.active.wrapping_sub(a.active)),
+            clamp(c.inactive.wrapping_sub(a.inactive)),
+        ))
     }
 
     /// Ids → addresses of what is applied, for connection sync.

@@ -1,0 +1,335 @@
+//! The least-connection schedulers (`lc`, `wlc`, `sed`, `nq`) under
+//! BPF_PROG_TEST_RUN, against reference implementations of `ip_vs_lc.c`,
+//! `ip_vs_wlc.c`, `ip_vs_sed.c` and `ip_vs_nq.c` written here: connections
+//! are opened, established and reset one by one, a model keeps IPVS's
+//! counts (active = ESTABLISHED, inactive = the rest), and every new
+//! connection must go where IPVS would send it for those counts. The data
+//! path's own counts are checked against the model as it goes, and the
+//! agent's expiry pass must bring them back to the tables' truth.
+//!
+//! IPVS's destination list is the config reversed (keepalived adds each
+//! real server at the head); the references walk it in that order.
+//!
+//! Needs root (loading BPF). Each test loads its own unpinned datapath.
+
+use std::net::Ipv4Addr;
+
+use lvs_userspace::{
+    datapath::{
+        testrun::{self, backend_mac, tcp_frame, Flags, DIRECTOR_MAC},
+        Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Proto,
+    },
+    sched::Algorithm,
+};
+
+const XDP_TX: u32 = 3;
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const LO: u32 = 1;
+
+fn backend(n: u8, weight: u32) -> DesiredBackend {
+    DesiredBackend {
+        addr: Ipv4Addr::new(198, 18, 0, 10 + n),
+        port: 80,
+        weight,
+        alive: true,
+        next_hop: NextHop {
+            mac: backend_mac(n),
+            src_mac: DIRECTOR_MAC,
+            ifindex: LO,
+        },
+    }
+}
+
+fn state(algo: Algorithm, weights: &[u32]) -> DesiredState {
+    DesiredState {
+        services: vec![DesiredService {
+            vip: VIP,
+            port: 80,
+            proto: Proto::Tcp,
+            algo,
+            persistence: None,
+            sloppy: false,
+            backends: weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| backend(i as u8 + 1, w))
+                .collect(),
+        }],
+    }
+}
+
+fn open(state: &DesiredState) -> Datapath {
+    testrun::pin_to_cpu(0);
+    let mut dp = Datapath::open(&Options::ephemeral()).expect("load the XDP program (root?)");
+    dp.set_local_mac(LO, DIRECTOR_MAC).expect("local MAC");
+    dp.apply(state).expect("apply");
+    dp
+}
+
+fn client(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 4, 0)) + i)
+}
+
+/// Sends one segment of connection `i`; the backend (1-based) it went to.
+fn send(dp: &mut Datapath, i: u32, flags: Flags) -> usize {
+    let f = tcp_frame((client(i), 40000), (VIP, 80), flags, b"");
+    let out = testrun::run(dp.program().unwrap(), &f).expect("test run");
+    assert_eq!(out.action, XDP_TX, "connection {i} forwarded");
+    out.frame[5] as usize
+}
+
+/// A real server as the references see it (IPVS `struct ip_vs_dest`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Dest {
+    n: usize,
+    weight: u32,
+    active: u64,
+    inactive: u64,
+}
+
+/// `ip_vs_dest_conn_overhead`.
+fn conn_overhead(d: &Dest) -> u64 {
+    (d.active << 8) + d.inactive
+}
+
+/// ip_vs_lc_schedule.
+fn ipvs_lc(list: &[Dest]) -> Option<usize> {
+    let mut least: Option<(usize, u64)> = None;
+    for d in list {
+        if d.weight == 0 {
+            continue;
+        }
+        let doh = conn_overhead(d);
+        if least.is_none_or(|(_, loh)| doh < loh) {
+            least = Some((d.n, doh));
+        }
+    }
+    least.map(|(n, _)| n)
+}
+
+/// ip_vs_wlc_schedule (and ip_vs_sed_schedule with `sed_overhead`): the
+/// first server with a weight, then any whose overhead per weight is
+/// strictly lower, compared as cross products.
+fn ipvs_wlc_like(list: &[Dest], overhead: fn(&Dest) -> u64) -> Option<usize> {
+    let start = list.iter().position(|d| d.weight > 0)?;
+    let mut least = list[start];
+    let mut loh = overhead(&least);
+    for d in &list[start + 1..] {
+        let doh = overhead(d);
+        if loh * d.weight as u64 > doh * least.weight as u64 {
+            least = *d;
+            loh = doh;
+        }
+    }
+    Some(least.n)
+}
+
+/// `ip_vs_sed_dest_overhead` / `ip_vs_nq_dest_overhead`.
+fn sed_overhead(d: &Dest) -> u64 {
+    d.active + 1
+}
+
+/// ip_vs_nq_schedule.
+fn ipvs_nq(list: &[Dest]) -> Option<usize> {
+    let mut least: Option<(Dest, u64)> = None;
+    for d in list {
+        if d.weight == 0 {
+            continue;
+        }
+        let doh = sed_overhead(d);
+        if d.active == 0 {
+            return Some(d.n);
+        }
+        if least.is_none_or(|(l, loh)| loh * d.weight as u64 > doh * l.weight as u64) {
+            least = Some((*d, doh));
+        }
+    }
+    least.map(|(d, _)| d.n)
+}
+
+fn reference(algo: Algorithm, list: &[Dest]) -> Option<usize> {
+    match algo {
+        Algorithm::Lc => ipvs_lc(list),
+        Algorithm::Wlc => ipvs_wlc_like(list, conn_overhead),
+        Algorithm::Sed => ipvs_wlc_like(list, sed_overhead),
+        Algorithm::Nq => ipvs_nq(list),
+        other => panic!("{other:?} is not a least-connection scheduler"),
+    }
+}
+
+/// IPVS's counts as the test drives connections, by config index.
+struct Model {
+    dests: Vec<Dest>,
+    /// Per connection: its backend and whether it is established.
+    conns: Vec<(usize, bool)>,
+}
+
+impl Model {
+    fn new(weights: &[u32]) -> Self {
+        Model {
+            dests: weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| Dest {
+                    n: i + 1,
+                    weight: w,
+                    ..Default::default()
+                })
+                .collect(),
+            conns: Vec::new(),
+        }
+    }
+
+    /// IPVS's list: the config reversed.
+    fn list(&self) -> Vec<Dest> {
+        self.dests.iter().rev().copied().collect()
+    }
+
+    fn dest(&mut self, n: usize) -> &mut Dest {
+        &mut self.dests[n - 1]
+    }
+}
+
+/// Opens `count` connections one at a time, establishing most and
+/// resetting some established ones, checking each pick against IPVS and
+/// the data path's counts against the model.
+fn drive(algo: Algorithm, weights: &[u32], count: u32) -> (Datapath, Model) {
+    let st = state(algo, weights);
+    let mut dp = open(&st);
+    let mut model = Model::new(weights);
+    let key = st.services[0].key();
+    for i in 0..count {
+        let want = reference(algo, &model.list());
+        let got = send(&mut dp, i, Flags::SYN);
+        assert_eq!(
+            Some(got),
+            want,
+            "{}: connection {i} went to {got}, IPVS picks {want:?} for {:?}",
+            algo.name(),
+            model.list()
+        );
+        model.dest(got).inactive += 1;
+        model.conns.push((got, false));
+        // Establish four in five (the handshake's ACK promotes it).
+        if i % 5 != 4 {
+            assert_eq!(send(&mut dp, i, Flags::ACK), got);
+            let d = model.dest(got);
+            d.inactive -= 1;
+            d.active += 1;
+            model.conns[i as usize].1 = true;
+        }
+        // Reset an earlier established one now and then.
+        if i % 7 == 6 {
+            let j = i - 3;
+            if let (b, true) = model.conns[j as usize] {
+                assert_eq!(send(&mut dp, j, Flags::RST), b);
+                let d = model.dest(b);
+                d.active -= 1;
+                d.inactive += 1;
+                model.conns[j as usize].1 = false;
+            }
+        }
+        if i % 25 == 0 || i + 1 == count {
+            for d in &model.dests {
+                let id = dp
+                    .backend_id(&key, Ipv4Addr::new(198, 18, 0, 10 + d.n as u8), 80)
+                    .unwrap();
+                assert_eq!(
+                    dp.conn_counts(id).unwrap(),
+                    (d.active, d.inactive),
+                    "server {} counts after connection {i}",
+                    d.n
+                );
+            }
+        }
+    }
+    (dp, model)
+}
+
+#[test]
+fn wlc_picks_as_ip_vs_wlc() {
+    let (_, model) = drive(Algorithm::Wlc, &[1, 3, 2, 1, 5], 600);
+    // Active connections in the weights' proportion (within one each).
+    let total: u64 = model.dests.iter().map(|d| d.active).sum();
+    for d in &model.dests {
+        let share = total as f64 * d.weight as f64 / 12.0;
+        assert!(
+            (d.active as f64 - share).abs() <= 6.0,
+            "server {}: {} active, {share:.1} by weight",
+            d.n,
+            d.active
+        );
+    }
+}
+
+#[test]
+fn lc_picks_as_ip_vs_lc() {
+    drive(Algorithm::Lc, &[1, 3, 2, 1], 400);
+}
+
+#[test]
+fn sed_picks_as_ip_vs_sed() {
+    drive(Algorithm::Sed, &[1, 3, 2, 1], 400);
+}
+
+#[test]
+fn nq_picks_as_ip_vs_nq() {
+    drive(Algorithm::Nq, &[2, 1, 4], 300);
+}
+
+#[test]
+fn quiescent_and_down_servers_get_no_new_connections() {
+    let mut st = state(Algorithm::Wlc, &[1, 1, 1]);
+    let mut dp = open(&st);
+    st.services[0].backends[0].weight = 0;
+    st.services[0].backends[2].alive = false;
+    dp.apply(&st).unwrap();
+    for i in 0..50 {
+        assert_eq!(send(&mut dp, i, Flags::SYN), 2);
+    }
+}
+
+#[test]
+fn expiry_pass_brings_counts_back_to_the_tables() {
+    let (mut dp, model) = drive(Algorithm::Wlc, &[1, 2], 60);
+    let key = state(Algorithm::Wlc, &[1, 2]).services[0].key();
+    let ids: Vec<u32> = (1..=2u8)
+        .map(|n| {
+            dp.backend_id(&key, Ipv4Addr::new(198, 18, 0, 10 + n), 80)
+                .unwrap()
+        })
+        .collect();
+    // A pass over tables that match the counts changes nothing.
+    dp.expire().unwrap();
+    for (d, &id) in model.dests.iter().zip(&ids) {
+        assert_eq!(dp.conn_counts(id).unwrap(), (d.active, d.inactive));
+    }
+    // Every entry idle past a 1 s timeout: the pass deletes them all and
+    // the counts follow.
+    dp.update_settings(|s| {
+        for t in s.timeouts_s.iter_mut() {
+            *t = 1;
+        }
+    })
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (gone, _) = dp.expire().unwrap();
+    assert_eq!(gone, 60);
+    for &id in &ids {
+        assert_eq!(dp.conn_counts(id).unwrap(), (0, 0));
+    }
+    // The data path's own expiry (a packet finds its entry idle past its
+    // timeout) uncounts too: a new SYN on an old 5-tuple.
+    let b = send(&mut dp, 1000, Flags::SYN);
+    send(&mut dp, 1000, Flags::ACK);
+    let id = ids[b - 1];
+    assert_eq!(dp.conn_counts(id).unwrap(), (1, 0));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let b2 = send(&mut dp, 1000, Flags::SYN);
+    let (a, i) = (
+        dp.conn_counts(ids[0]).unwrap(),
+        dp.conn_counts(ids[1]).unwrap(),
+    );
+    assert_eq!(a.0 + a.1 + i.0 + i.1, 1, "only the new half-open one");
+    assert_eq!(dp.conn_counts(ids[b2 - 1]).unwrap(), (0, 1));
+}
