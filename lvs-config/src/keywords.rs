@@ -20,6 +20,7 @@ pub(crate) const ROOT_MODELLED: &[&str] = &[
     "virtual_server",
     "vrrp_track_process",
     "track_file",
+    "bgp_announce",
 ];
 
 /// Top-level keywords keepalived knows that we do not model (their blocks
@@ -65,6 +66,7 @@ pub(crate) const ROOT_ALL: &[&str] = &[
     "vrrp_track_file",
     "net_namespace",
     "include",
+    "bgp_announce",
 ];
 
 /// `global_defs` keywords (global_parser.c `init_global_keywords`).

@@ -79,8 +79,10 @@ fn same_subnet(insts: &[VrrpInstance], a: IpAddr) -> Option<(&VrrpInstance, &Vip
 /// Every virtual-server address should be a VIP of some vrrp_instance, or
 /// failover does not move the service.
 fn vip_coverage(p: &mut Parser, cfg: &Config) {
-    if cfg.vrrp_instances.is_empty() {
-        return; // no VRRP here: the addresses are managed elsewhere
+    if cfg.vrrp_instances.is_empty() || cfg.bgp_announce.is_some() {
+        // No VRRP here, or the VIPs are announced over BGP (bgp_announce):
+        // the addresses are not VRRP's to carry.
+        return;
     }
     let covered = |a: IpAddr| {
         cfg.vrrp_instances.iter().any(|vi| {

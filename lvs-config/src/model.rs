@@ -21,6 +21,8 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     /// `track_file NAME { ... }` (and the deprecated `vrrp_track_file`).
     pub track_files: Vec<TrackFile>,
+    /// `bgp_announce { }` (lvs-xdp's own): route health injection.
+    pub bgp_announce: Option<BgpAnnounce>,
 }
 
 impl Config {
@@ -685,4 +687,54 @@ pub struct VirtualServerGroup {
     pub span: Span,
     pub name: String,
     pub entries: Vec<VsgEntry>,
+}
+
+/// `bgp_announce { ... }`: lvs-xdp's own block (keepalived has none). lvsd
+/// announces each virtual server's address over BGP through a routing
+/// daemon it runs beside itself, while this director can serve it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BgpAnnounce {
+    pub span: Span,
+    /// `daemon bird` (the only one so far).
+    pub daemon: AnnounceDaemon,
+    /// `daemon_path`: the BIRD binary (default `bird`, from PATH).
+    pub daemon_path: String,
+    /// `control_path`: the client (default `birdc`).
+    pub control_path: String,
+    /// `socket`: BIRD's control socket; default under lvsd's run directory.
+    pub socket: Option<String>,
+    /// `config_file`: where lvsd writes BIRD's configuration; default under
+    /// lvsd's run directory.
+    pub config_file: Option<String>,
+    /// `router_id`: BGP identifier (default: BIRD picks an address).
+    pub router_id: Option<Ipv4Addr>,
+    /// `local_as`: this director's AS.
+    pub local_as: u32,
+    /// `neighbor ADDR as AS`, one line per peer.
+    pub neighbors: Vec<BgpNeighbor>,
+    /// `bfd on|off`: BFD with every neighbor (default on).
+    pub bfd: bool,
+    /// `bfd_interval` (default 0.1 s) and `bfd_multiplier` (default 3):
+    /// detection time = interval × multiplier.
+    pub bfd_interval: Duration,
+    pub bfd_multiplier: u32,
+    /// `hold_time` (s, default 3, BGP's minimum).
+    pub hold_time: u32,
+    /// `withdraw_delay`: on a graceful stop, keep forwarding this long after
+    /// withdrawing (default 2 s) so the router moves flows first.
+    pub withdraw_delay: Duration,
+}
+
+/// The routing daemon lvsd drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnnounceDaemon {
+    Bird,
+}
+
+/// One BGP peer of `bgp_announce`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BgpNeighbor {
+    pub span: Span,
+    pub addr: Ipv4Addr,
+    pub remote_as: u32,
 }

@@ -66,6 +66,7 @@
 //! a panic).
 
 pub mod flood;
+pub mod frr;
 pub mod http;
 pub mod netns;
 pub mod process;

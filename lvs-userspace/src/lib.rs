@@ -7,13 +7,15 @@
 //! - `check`: keepalived's health checkers (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK);
 //! - `vrrp`: keepalived-compatible VRRP v2/v3 instances;
 //! - `sync`: connection sync between directors;
-//! - `script_security`: who VRRP's scripts run as, which are refused;
+//! - `script_security`: who scripts run as, which are refused;
+//! - `announce`: route health injection through BIRD (BGP, BFD);
 //! - `agent`: `lvsd`, tying config, checkers, VRRP and the data path together;
 //! - `adm`: `lvsadm`, the ipvsadm-compatible listing;
 //! - `script`: how every configured script is started (one quoting rule).
 
 pub mod adm;
 pub mod agent;
+pub mod announce;
 pub mod check;
 pub mod datapath;
 pub mod netlink;

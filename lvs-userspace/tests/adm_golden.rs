@@ -724,6 +724,7 @@ fn status_listings() {
                 answers_sent: 1,
             },
         }),
+        announce: None,
     };
     let dir = std::env::temp_dir().join(format!("adm-golden-status-{}", std::process::id()));
     let path = dir.join("status.json");

@@ -62,7 +62,13 @@ enum Cmd {
     },
     /// The seed-shaped lab: one director, five real servers (2:3:3:2:2),
     /// real HTTP clients from many addresses; prints the split.
-    Demo,
+    Demo {
+        /// Instead: three active directors behind an ECMP router (FRR),
+        /// each announcing the VIP over BGP through BIRD; one is killed,
+        /// cut off, returned and stopped while connections stream.
+        #[arg(long)]
+        ecmp: bool,
+    },
     /// Run the cargo-fuzz targets (config parser, VRRP advert parser), each
     /// for the given time; installs cargo-fuzz when missing.
     Fuzz {
@@ -150,11 +156,11 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Demo => {
+        Cmd::Demo { ecmp } => {
             setup::run(true)?;
             require_root("the demo builds network namespaces and attaches XDP")?;
             cargo(&["build", "--release", "--workspace", "--bins"])?;
-            example("demo", &[])
+            example(if ecmp { "demo_ecmp" } else { "demo" }, &[])
         }
     }
 }

@@ -19,7 +19,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 /// Commands the lab and tests run, and the Debian package of each.
-const LAB_TOOLS: [(&str, &str); 15] = [
+const LAB_TOOLS: [(&str, &str); 17] = [
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("bpftool", "bpftool"),
@@ -40,6 +40,10 @@ const LAB_TOOLS: [(&str, &str); 15] = [
     ("strip", "binutils"),
     ("systemd-analyze", "systemd"),
     ("man", "man-db"),
+    // The ECMP lab: FRR is the router (zebra, bgpd, bfdd), BIRD 2 runs
+    // beside each lvsd. Both run only inside the lab's namespaces.
+    ("vtysh", "frr"),
+    ("bird", "bird2"),
 ];
 
 /// The bpf-linker release (built with its own Cargo.lock).
@@ -369,7 +373,12 @@ fn ensure_lab_tools() -> Result<()> {
     // The lab runs these daemons itself, in its namespaces: the system
     // services their packages enable must not run beside them.
     if Path::new("/run/systemd/system").is_dir() {
-        for unit in ["prometheus.service", "keepalived.service"] {
+        for unit in [
+            "prometheus.service",
+            "keepalived.service",
+            "frr.service",
+            "bird.service",
+        ] {
             let _ = Command::new("systemctl")
                 .args(["disable", "--now", "--quiet", unit])
                 .status();

@@ -3,6 +3,7 @@
 //! unsupported keywords are reported here, and each block is validated when
 //! it ends.
 
+mod announce;
 mod check;
 mod global;
 mod values;
@@ -177,6 +178,7 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             "virtual_server_group" => check::parse_vsg(p, &mut cfg, n),
             "virtual_server" => check::parse_vs(p, &mut cfg, n),
             "track_file" | "vrrp_track_file" => check::parse_track_file(p, &mut cfg, n),
+            "bgp_announce" => announce::parse(p, &mut cfg, n),
             _ if keywords::ROOT_IGNORED.contains(&kw) => p.warn_once(
                 &format!("ignored/root/{kw}"),
                 n,
@@ -204,5 +206,6 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
     check::resolve_file_checks(p, &mut cfg);
     vrrp::resolve_sync_group_states(p, &mut cfg);
     crate::lint::lint(p, &cfg);
+    announce::lint(p, &cfg);
     cfg
 }

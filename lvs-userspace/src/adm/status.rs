@@ -84,6 +84,15 @@ pub fn vrrp(st: &Status) -> String {
 /// `--daemon` in list_daemon's words. lvs-xdp runs the sender and the
 /// receiver together (no role to switch on failover), so both lines print.
 pub fn daemon(st: &Status) -> String {
+    let mut out = sync_daemon(st);
+    // lvs-xdp's own: the BGP announcement and its sessions.
+    if let Some(a) = &st.announce {
+        out += &crate::announce::daemon_lines(a);
+    }
+    out
+}
+
+fn sync_daemon(st: &Status) -> String {
     let Some(s) = &st.sync else {
         return String::new();
     };

@@ -7,6 +7,7 @@
 //! invalid file is refused and the old config keeps running); SIGTERM and
 //! SIGINT stop cleanly (the data path is removed unless --keep-datapath).
 
+pub mod announce;
 pub mod cli;
 pub mod conn_sync;
 pub mod interfaces;
@@ -294,6 +295,13 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         None => None,
     };
 
+    // bgp_announce: BIRD beside us, our child (it dies with us); nothing is
+    // announced until the first tick has seen the data path serve.
+    let mut announcer = match &cfg.bgp_announce {
+        Some(b) => Some(crate::announce::Announcer::start(b, &args.instance)?),
+        None => None,
+    };
+
     // VRRP (not with -C, checkers only): MASTER holds the VIPs.
     let (vrrp_tx, mut vrrp_rx) = tokio::sync::mpsc::channel(64);
     let mut vrrp = if args.check {
@@ -346,6 +354,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                     error!("datapath update failed: {e:#}");
                 }
                 ticks += 1;
+                if let Some(a) = announcer.as_mut() {
+                    announce::update(a, &rec).await;
+                    a.tick().await;
+                }
                 let st = status::Status {
                     pid: std::process::id(),
                     updated_unix_s: status::now_unix_s(),
@@ -355,6 +367,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                         .map(|v| status::vrrp_status(&cfg_now, &v.stats()))
                         .unwrap_or_default(),
                     sync: conn_sync.as_ref().map(|s| s.status()),
+                    announce: announcer.as_ref().map(|a| a.status()),
                 };
                 if let Err(e) = st.write(&status_path) {
                     tracing::debug!("status file {}: {e}", status_path.display());
@@ -379,7 +392,10 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
             Ok((stream, _)) = accept(&metrics_listener) => {
                 let mut view = metrics::AgentView::of(vrrp.as_ref(), &rec);
                 view.sync = conn_sync.as_ref().map(|s| s.status());
-                let body = metrics::render(rec.datapath(), &view);
+                let mut body = metrics::render(rec.datapath(), &view);
+                if let Some(a) = &announcer {
+                    body += &crate::announce::metrics(&a.status());
+                }
                 tokio::spawn(serve_metrics(stream, body));
             }
             Some(ev) = health_rx.recv() => {
@@ -394,6 +410,9 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                 }
                 if let Err(e) = rec.apply() {
                     error!("datapath update failed: {e:#}");
+                }
+                if let Some(a) = announcer.as_mut() {
+                    announce::update(a, &rec).await;
                 }
             }
             Some(msg) = recv_synced(&mut conn_sync) => {
@@ -428,6 +447,7 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
                         error!("VRRP: new configuration not applied: {e}");
                     }
                 }
+                announce::reload(&mut announcer, parsed.config.bgp_announce.as_ref(), &args.instance).await;
                 cfg_now = parsed.config.clone();
                 notify::ready(&format!("reloaded: {} virtual servers", rec.plan().services.len()));
             }
@@ -436,6 +456,11 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         }
     }
 
+    // Withdraw first, keep forwarding while the router moves the flows.
+    if let Some(mut a) = announcer.take() {
+        a.withdraw_and_drain().await;
+        a.stop().await;
+    }
     checkers.shutdown().await;
     // omega: quorum_down of the virtual servers still in quorum, each
     // waited for (bounded), as keepalived runs them when it stops.

@@ -70,6 +70,9 @@ pub struct Status {
     pub health: Vec<RealHealth>,
     pub vrrp: Vec<InstanceStatus>,
     pub sync: Option<SyncStatus>,
+    /// `bgp_announce`: what is announced, the BGP/BFD sessions.
+    #[serde(default)]
+    pub announce: Option<crate::announce::AnnounceStatus>,
 }
 
 pub fn now_unix_s() -> u64 {

@@ -2,6 +2,8 @@
 //! lab tests and the demo (`examples/demo.rs` includes this file).
 #![allow(dead_code)]
 
+pub mod ecmp;
+
 use std::{net::Ipv4Addr, path::PathBuf};
 
 use std::path::Path;
