@@ -8,7 +8,7 @@ use super::plan::{Plan, ServiceId};
 
 /// Every VIP of the plan (announced or not: the metrics show both).
 pub fn candidates(plan: &Plan) -> BTreeSet<Ipv4Addr> {
-    plan.services.iter().map(|s| s.id.0).collect()
+    plan.services.iter().map(|s| s.id.vip).collect()
 }
 
 /// The VIPs to announce. `serving` is false while the data path is not
@@ -28,7 +28,7 @@ pub fn wanted(
     plan.services
         .iter()
         .filter(|s| has_quorum(&s.id))
-        .map(|s| s.id.0)
+        .map(|s| s.id.vip)
         .collect()
 }
 
@@ -65,11 +65,14 @@ pub async fn reload(
 mod tests {
     use super::*;
     use crate::agent::plan::PlannedService;
-    use crate::datapath::Proto;
     use crate::sched::Algorithm;
 
     fn svc(vip: [u8; 4], port: u16) -> PlannedService {
-        let id = (Ipv4Addr::from(vip), port, Proto::Tcp);
+        let id = ServiceId {
+            vip: Ipv4Addr::from(vip),
+            port,
+            proto: lvs_config::Protocol::Tcp,
+        };
         PlannedService {
             id,
             checked_as: id,
@@ -101,7 +104,7 @@ mod tests {
         assert_eq!(candidates(&plan), [vip100, vip101].into_iter().collect());
         assert_eq!(wanted(&plan, true, |_| true), candidates(&plan));
         // :443 lost, :80 still up: .100 stays; .101 lost everything.
-        let w = wanted(&plan, true, |id| id.1 == 80 && id.0 == vip100);
+        let w = wanted(&plan, true, |id| id.port == 80 && id.vip == vip100);
         assert_eq!(w, [vip100].into_iter().collect());
         assert!(wanted(&plan, false, |_| true).is_empty());
     }

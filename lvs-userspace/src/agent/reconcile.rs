@@ -303,15 +303,15 @@ impl Reconciler {
     /// Whether a service has its quorum (lost at the latest when every real
     /// server is down); decided by the last `apply`.
     pub fn has_quorum(&self, id: &ServiceId) -> bool {
-        !self.quorum_lost.contains(id)
+        !self.memory.quorum_lost.contains(id)
     }
 
-    /// Whether a real server is up as far as the checkers know.
     /// Services below their quorum (sorry server in use), for the metrics.
     pub fn quorum_lost(&self) -> impl Iterator<Item = ServiceId> + '_ {
         self.memory.quorum_lost.iter().copied()
     }
 
+    /// Whether a real server is up as far as the checkers know.
     pub fn is_up(&self, key: &RealKey) -> bool {
         self.reals.get(key).is_some_and(|st| st.up)
     }
