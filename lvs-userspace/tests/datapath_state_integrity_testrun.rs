@@ -13,9 +13,8 @@ use lvs_common::{event, tcp, FlowKey, PersistKey, IPPROTO_TCP};
 use lvs_userspace::{
     datapath::{
         desired::service_key,
-        testrun::{self, backend_mac, tcp_frame, Flags, Tools, DIRECTOR_MAC},
-        Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
-        Protocol,
+        testrun::{self, tcp_frame, Flags, Tools},
+        Datapath, DesiredBackend, DesiredService, DesiredState, Options, Persistence, Protocol,
     },
     sched::Algorithm,
 };
@@ -24,7 +23,6 @@ const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const PVIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
-const LO: u32 = 1;
 /// Spoofed SYN sources: 198.19.0.0/16, low 16 bits varied by the harness.
 const FLOOD_SRC: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
 
@@ -32,19 +30,7 @@ fn state() -> DesiredState {
     let backends: Vec<DesiredBackend> = [2u32, 3, 3, 2, 2]
         .iter()
         .enumerate()
-        .map(|(i, &weight)| DesiredBackend {
-            addr: Ipv4Addr::new(198, 18, 0, 11 + i as u8),
-            port: 80,
-            weight,
-            alive: true,
-            u_threshold: 0,
-            l_threshold: 0,
-            next_hop: NextHop {
-                mac: backend_mac(i as u8 + 1),
-                src_mac: DIRECTOR_MAC,
-                ifindex: LO,
-            },
-        })
+        .map(|(i, &weight)| testrun::backend(i as u8 + 1, weight))
         .collect();
     let svc = |vip, persistence| DesiredService {
         vip,

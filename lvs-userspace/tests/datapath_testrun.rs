@@ -10,8 +10,7 @@ use lvs_common::{event, tcp, verdict, FlowKey, PersistKey, IPPROTO_TCP};
 use lvs_userspace::{
     datapath::{
         testrun::{self, backend_mac, rewritten, tcp_frame, udp_frame, Flags, DIRECTOR_MAC},
-        Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
-        Protocol,
+        Datapath, DesiredBackend, DesiredService, DesiredState, Options, Persistence, Protocol,
     },
     sched::Algorithm,
 };
@@ -29,19 +28,7 @@ const WEIGHTS: [u32; 5] = [2, 3, 3, 2, 2];
 const LO: u32 = 1;
 
 fn backend(n: u8, weight: u32) -> DesiredBackend {
-    DesiredBackend {
-        addr: Ipv4Addr::new(198, 18, 0, 10 + n),
-        port: 80,
-        weight,
-        alive: true,
-        u_threshold: 0,
-        l_threshold: 0,
-        next_hop: NextHop {
-            mac: backend_mac(n),
-            src_mac: DIRECTOR_MAC,
-            ifindex: LO,
-        },
-    }
+    testrun::backend(n, weight)
 }
 
 fn pool() -> Vec<DesiredBackend> {

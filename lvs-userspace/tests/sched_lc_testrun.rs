@@ -16,8 +16,8 @@ use std::net::Ipv4Addr;
 
 use lvs_userspace::{
     datapath::{
-        testrun::{self, backend_mac, tcp_frame, Flags, DIRECTOR_MAC},
-        Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Protocol,
+        testrun::{self, tcp_frame, Flags, DIRECTOR_MAC},
+        Datapath, DesiredBackend, DesiredService, DesiredState, Options, Protocol,
     },
     sched::Algorithm,
 };
@@ -27,19 +27,7 @@ const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const LO: u32 = 1;
 
 fn backend(n: u8, weight: u32) -> DesiredBackend {
-    DesiredBackend {
-        addr: Ipv4Addr::new(198, 18, 0, 10 + n),
-        port: 80,
-        weight,
-        alive: true,
-        u_threshold: 0,
-        l_threshold: 0,
-        next_hop: NextHop {
-            mac: backend_mac(n),
-            src_mac: DIRECTOR_MAC,
-            ifindex: LO,
-        },
-    }
+    testrun::backend(n, weight)
 }
 
 fn state(algo: Algorithm, weights: &[u32]) -> DesiredState {

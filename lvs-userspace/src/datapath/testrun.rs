@@ -23,6 +23,25 @@ pub const fn backend_mac(n: u8) -> [u8; 6] {
     [0x02, 0xbe, 0, 0, 0, n]
 }
 
+/// Real server `n` of the test tables: 198.18.0.(10 + n):80, MAC
+/// [`backend_mac`]`(n)`, reached through the test-run ingress `lo` (so a
+/// forward is XDP_TX), up, no connection thresholds.
+pub fn backend(n: u8, weight: u32) -> super::DesiredBackend {
+    super::DesiredBackend {
+        addr: Ipv4Addr::new(198, 18, 0, 10 + n),
+        port: 80,
+        weight,
+        alive: true,
+        u_threshold: 0,
+        l_threshold: 0,
+        next_hop: super::NextHop {
+            mac: backend_mac(n),
+            src_mac: DIRECTOR_MAC,
+            ifindex: 1,
+        },
+    }
+}
+
 /// TCP flags for [`tcp_frame`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Flags {
