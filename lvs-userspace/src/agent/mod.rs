@@ -212,6 +212,12 @@ impl Drop for PidFile {
 }
 
 async fn run(args: Args, cfg: Config) -> Result<()> {
+    // Signals first: a SIGTERM that arrives while the data path is being
+    // attached waits for the loop below (a clean stop) instead of taking
+    // the default action and leaving pins and an attached program behind.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     // First: a second lvsd on this instance stops here, touching nothing.
     // Until `started()`, dropping the lock undoes what this start pinned.
     let mut lock = tokio::task::block_in_place(|| {
@@ -334,9 +340,6 @@ async fn run(args: Args, cfg: Config) -> Result<()> {
         .clone()
         .unwrap_or_else(|| status::default_path(&args.instance));
 
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks: u64 = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
