@@ -106,3 +106,87 @@ pub fn mh_hash(addr: u32, port: u16, key: u64, offset: u32) -> u32 {
         key,
     )
 }
+
+/// IPVS's `addr_fold` of an IPv6 address (`ip6[0] ^ ip6[1] ^ ip6[2] ^
+/// ip6[3]`, ip_vs_sh.c / ip_vs_mh.c / ip_vs_dh.c): the 32-bit value its
+/// hash schedulers hash in place of an IPv4 address. Network order in,
+/// network order out (XOR commutes with the byte swap).
+#[inline(always)]
+pub fn ipv6_fold(addr_be: &crate::Ipv6Words) -> u32 {
+    addr_be[0] ^ addr_be[1] ^ addr_be[2] ^ addr_be[3]
+}
+
+/// The address with only its first `prefix_len` bits kept (IPVS
+/// `ipv6_addr_prefix` for persistence granularity); 128 or more keeps all.
+#[inline(always)]
+pub fn ipv6_prefix(addr_be: &crate::Ipv6Words, prefix_len: u32) -> crate::Ipv6Words {
+    let mut out = [0u32; 4];
+    let mut i = 0;
+    while i < 4 {
+        let start = 32 * i as u32;
+        let bits = if prefix_len <= start {
+            0
+        } else if prefix_len - start >= 32 {
+            32
+        } else {
+            prefix_len - start
+        };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
+        out[i] = addr_be[i] & mask.to_be();
+        i += 1;
+    }
+    out
+}
+
+/// Network-order address bytes as the maps keep them.
+#[inline(always)]
+pub fn ipv6_words(octets: [u8; 16]) -> crate::Ipv6Words {
+    let w = |i: usize| u32::from_ne_bytes([octets[i], octets[i + 1], octets[i + 2], octets[i + 3]]);
+    [w(0), w(4), w(8), w(12)]
+}
+
+/// The inverse of [`ipv6_words`].
+#[inline(always)]
+pub fn ipv6_octets(words: &crate::Ipv6Words) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 4 {
+        let b = words[i].to_ne_bytes();
+        out[4 * i] = b[0];
+        out[4 * i + 1] = b[1];
+        out[4 * i + 2] = b[2];
+        out[4 * i + 3] = b[3];
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod ipv6_tests {
+    use super::*;
+
+    #[test]
+    fn prefix_keeps_the_first_bits() {
+        let a = ipv6_words([
+            0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4,
+        ]);
+        assert_eq!(ipv6_prefix(&a, 128), a);
+        assert_eq!(ipv6_prefix(&a, 0), [0; 4]);
+        let p = ipv6_octets(&ipv6_prefix(&a, 68));
+        assert_eq!(
+            p,
+            [0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0xf0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(ipv6_octets(&a)[12..], [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn fold_is_the_xor_of_the_words() {
+        let a = ipv6_words([0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 8]);
+        assert_eq!(u32::from_be(ipv6_fold(&a)), 15);
+    }
+}

@@ -18,7 +18,7 @@ pub mod tcp;
 
 /// Version of the shared map layout. A pinned datapath of another version is
 /// refused by the agent instead of being silently re-used (aya does not check).
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Services (VIP:port:proto) the program knows. Also the size of `svc_stats`.
 pub const MAX_SERVICES: u32 = 1024;
@@ -56,12 +56,16 @@ pub const FLOW_CACHE_SLOTS: u32 = 4096;
 pub const VIP_FILTER_WORDS: u32 = 1024;
 /// Bytes of the `sync_events` ring buffer (connection sync).
 pub const SYNC_RING_BYTES: u32 = 256 * 1024;
+/// IPv6 extension headers (hop-by-hop, routing, destination options) the
+/// data path walks before the transport header; more are passed.
+pub const MAX_IPV6_EXT_HEADERS: u32 = 4;
 /// Devmap slots for `bpf_redirect_map` (indexed by ifindex).
 pub const MAX_IFINDEX: u32 = 4096;
 
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_ICMPV6: u8 = 58;
 
 /// Names of the pinned maps, as `bpftool map dump pinned <dir>/<name>` wants them.
 pub mod map_names {
@@ -85,8 +89,14 @@ pub mod map_names {
     pub const EVENTS: &str = "events";
     pub const BACKEND_CONNS: &str = "backend_conns";
     pub const BACKEND_CONNS_ADJ: &str = "backend_conns_adj";
+    pub const SERVICES6: &str = "services6";
+    pub const CONNS6: &str = "conns6";
+    pub const HALF_OPEN6: &str = "half_open6";
+    pub const PERSIST6: &str = "persist6";
+    pub const PERSIST_PENDING6: &str = "persist_pending6";
+    pub const FLOW_CACHE6: &str = "flow_cache6";
     /// Every map the program pins, in documentation order.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 26] = [
         SERVICES,
         BACKENDS,
         RINGS,
@@ -107,6 +117,12 @@ pub mod map_names {
         TX_PORTS,
         SYNC_EVENTS,
         LOCAL_MACS,
+        SERVICES6,
+        CONNS6,
+        HALF_OPEN6,
+        PERSIST6,
+        PERSIST_PENDING6,
+        FLOW_CACHE6,
     ];
 }
 
@@ -116,6 +132,25 @@ pub mod map_names {
 pub struct ServiceKey {
     /// VIP, network byte order.
     pub addr_be: u32,
+    /// Port, network byte order.
+    pub port_be: u16,
+    /// IPPROTO_TCP or IPPROTO_UDP.
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// An IPv6 address as the maps keep it: the packet's 16 bytes read as four
+/// native-endian words (so each word is in network byte order, as `*_be`
+/// u32 addresses are), 4-byte aligned for cheap compares and folds.
+pub type Ipv6Words = [u32; 4];
+
+/// `services6` key: one IPv6 virtual service (value: [`Service`], shared
+/// with IPv4; service ids are one space across both families).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey6 {
+    /// VIP, network byte order.
+    pub addr_be: Ipv6Words,
     /// Port, network byte order.
     pub port_be: u16,
     /// IPPROTO_TCP or IPPROTO_UDP.
@@ -184,6 +219,8 @@ pub struct Service {
     /// Persistence timeout in seconds (with SVC_F_PERSISTENT).
     pub persist_timeout_s: u32,
     /// Persistence granularity netmask, network byte order (255.255.255.255 = per client).
+    /// For an IPv6 service (in `services6`) the granularity prefix length,
+    /// 0–128 (128 = per client), as IPVS keeps `svc->netmask` for AF_INET6.
     pub persist_mask_be: u32,
 }
 
@@ -220,7 +257,13 @@ pub struct Backend {
     /// IPVS `l_threshold`: an overloaded server takes new connections
     /// again below this many (0: below 3/4 of `u_threshold`).
     pub l_threshold: u32,
+    /// With BE_F_IPV6: the real server's IPv6 address (for listings;
+    /// `addr_be` is then 0).
+    pub addr6_be: Ipv6Words,
 }
+
+/// Backend flag: the real server is an IPv6 one (`addr6_be` holds it).
+pub const BE_F_IPV6: u32 = 1 << 2;
 
 /// `backend_conns` / `backend_conns_adj` value (arrays indexed by backend
 /// id): IPVS's per-real-server counters, active = TCP ESTABLISHED,
@@ -248,6 +291,19 @@ pub struct ConnCounts {
 pub struct FlowKey {
     pub src_be: u32,
     pub dst_be: u32,
+    pub sport_be: u16,
+    pub dport_be: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+/// `conns6` and `half_open6` key, `flow_cache6` tag: an IPv6 client-side
+/// 5-tuple.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey6 {
+    pub src_be: Ipv6Words,
+    pub dst_be: Ipv6Words,
     pub sport_be: u16,
     pub dport_be: u16,
     pub proto: u8,
@@ -286,6 +342,15 @@ pub struct PersistKey {
     pub client_be: u32,
 }
 
+/// `persist6` / `persist_pending6` key: (service, client address with only
+/// its first `persistence_granularity` bits kept).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PersistKey6 {
+    pub service: u32,
+    pub client_be: Ipv6Words,
+}
+
 /// Template flag: written by connection sync, not by this director (it is
 /// not sent back, so two directors never keep each other's templates alive).
 pub const PERSIST_F_SYNCED: u32 = 1 << 0;
@@ -319,6 +384,20 @@ pub struct FlowCacheEntry {
     pub service: u32,
     pub tick: u32,
     /// `now >> FLOW_CACHE_EPOCH_SHIFT` when written: valid in that epoch only.
+    pub epoch: u32,
+}
+
+/// `flow_cache6` value: [`FlowCacheEntry`] for IPv6 flows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCacheEntry6 {
+    pub key: FlowKey6,
+    pub mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub ifindex: u32,
+    pub backend: u32,
+    pub service: u32,
+    pub tick: u32,
     pub epoch: u32,
 }
 
@@ -419,13 +498,16 @@ pub mod verdict {
     pub const TX: u32 = 0;
     /// Forwarded out of another interface (bpf_redirect_map).
     pub const REDIRECT: u32 = 1;
-    /// Not IPv4 (ARP, IPv6, LLDP…): passed.
+    /// Neither IPv4 nor IPv6 (ARP, LLDP…): passed. (The name predates IPv6
+    /// support; kept for the metrics' sake.)
     pub const PASS_NOT_IPV4: u32 = 2;
     /// 802.1Q/802.1ad tagged: passed untouched, not handled.
     pub const PASS_VLAN: u32 = 3;
-    /// IPv4 but not to a virtual service (or not TCP/UDP): passed.
+    /// IP but not to a virtual service (or not TCP/UDP; for IPv6 also
+    /// ESP, AH, unknown or more than `MAX_IPV6_EXT_HEADERS` extension
+    /// headers, neighbour discovery): passed.
     pub const PASS_NOT_SERVICE: u32 = 4;
-    /// IPv4 fragment to a virtual service: passed (no L4 ports to follow).
+    /// IPv4 fragment (IPv6 Fragment header) to a virtual service: passed (no L4 ports to follow).
     pub const PASS_FRAGMENT: u32 = 5;
     /// Truncated or malformed header: passed, the kernel drops and counts it.
     pub const PASS_MALFORMED: u32 = 6;
@@ -523,13 +605,25 @@ mod pod {
     unsafe impl aya::Pod for SyncEvent {}
     // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for LocalMac {}
+    // SAFETY: as for ServiceKey above.
+    unsafe impl aya::Pod for ServiceKey6 {}
+    // SAFETY: as for ServiceKey above.
+    unsafe impl aya::Pod for FlowKey6 {}
+    // SAFETY: as for ServiceKey above.
+    unsafe impl aya::Pod for PersistKey6 {}
+    // SAFETY: as for ServiceKey above.
+    unsafe impl aya::Pod for FlowCacheEntry6 {}
 }
 
 // The layouts the kernel sees: no implicit padding anywhere.
 const _: () = {
     assert!(core::mem::size_of::<ServiceKey>() == 8);
     assert!(core::mem::size_of::<Service>() == 24);
-    assert!(core::mem::size_of::<Backend>() == 44);
+    assert!(core::mem::size_of::<Backend>() == 60);
+    assert!(core::mem::size_of::<ServiceKey6>() == 20);
+    assert!(core::mem::size_of::<FlowKey6>() == 40);
+    assert!(core::mem::size_of::<PersistKey6>() == 20);
+    assert!(core::mem::size_of::<FlowCacheEntry6>() == 72);
     assert!(core::mem::size_of::<ConnCounts>() == 24);
     assert!(core::mem::size_of::<FlowKey>() == 16);
     assert!(core::mem::size_of::<Conn>() == 32);

@@ -12,16 +12,17 @@
 //! schedule.
 
 use lvs_common::{
-    event, tcp, verdict as reason, Conn, Service, ServiceKey, Settings, CONN_F_PERSISTENT,
-    IPPROTO_TCP, SET_F_EXPIRE_NODEST, SET_F_SLOPPY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
+    event, tcp, verdict as reason, Conn, Service, Settings, CONN_F_PERSISTENT, IPPROTO_TCP,
+    SET_F_EXPIRE_NODEST, SET_F_SLOPPY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
 };
 
 use crate::{
-    conn_counts, flow_cache,
+    conn_counts,
+    family::Family,
+    flow_cache,
     forward::NextHop,
-    maps::{CONNS, HALF_OPEN, SERVICES},
     parse::Packet,
-    schedule, stats, sync,
+    schedule, stats,
     verdict::{Step, Verdict},
 };
 
@@ -84,13 +85,13 @@ fn timeout_ns(settings: &Settings, state: u32) -> u64 {
 }
 
 #[inline(always)]
-fn is_syn(pkt: &Packet) -> bool {
-    pkt.key.proto == IPPROTO_TCP && pkt.tcp_flags & tcp::FLAG_SYN != 0
+fn is_syn<F: Family>(pkt: &Packet<F::Flow>) -> bool {
+    F::proto(&pkt.key) == IPPROTO_TCP && pkt.tcp_flags & tcp::FLAG_SYN != 0
 }
 
 #[inline(always)]
-fn next_state(pkt: &Packet, current: u32) -> u32 {
-    if pkt.key.proto == IPPROTO_TCP {
+fn next_state<F: Family>(pkt: &Packet<F::Flow>, current: u32) -> u32 {
+    if F::proto(&pkt.key) == IPPROTO_TCP {
         tcp::next_state(current, pkt.tcp_flags)
     } else {
         tcp::STATE_UDP
@@ -100,17 +101,17 @@ fn next_state(pkt: &Packet, current: u32) -> u32 {
 /// Looks the packet's flow up in `conns`, then in `half_open`, and, if it
 /// may continue, advances its state (promoting a half-open flow).
 #[inline(always)]
-pub fn existing(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
-    match established(pkt, settings, now) {
-        Existing::Missing | Existing::Expired => half_open(pkt, settings, now),
+pub fn existing<F: Family>(pkt: &Packet<F::Flow>, settings: &Settings, now: u64) -> Existing {
+    match established::<F>(pkt, settings, now) {
+        Existing::Missing | Existing::Expired => half_open::<F>(pkt, settings, now),
         other => other,
     }
 }
 
 /// The `conns` step.
 #[inline(always)]
-fn established(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
-    let Some(c) = CONNS.get_ptr_mut(pkt.key) else {
+fn established<F: Family>(pkt: &Packet<F::Flow>, settings: &Settings, now: u64) -> Existing {
+    let Some(c) = F::conns().get_ptr_mut(pkt.key) else {
         return Existing::Missing;
     };
     // SAFETY: a live map value; concurrent packets of one flow may race on
@@ -118,12 +119,12 @@ fn established(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
     let c = unsafe { &mut *c };
     if now.saturating_sub(c.last_seen_ns) > timeout_ns(settings, c.state) {
         let (backend, state) = (c.backend, c.state);
-        if CONNS.remove(pkt.key).is_ok() {
+        if F::conns().remove(pkt.key).is_ok() {
             conn_counts::closed(backend, state);
         }
         return Existing::Expired;
     }
-    if is_syn(pkt) && reusable(c.state) {
+    if is_syn::<F>(pkt) && reusable(c.state) {
         return Existing::Reschedule;
     }
     let Some(hop) = schedule::backend_hop(c.backend, c.service) else {
@@ -132,21 +133,21 @@ fn established(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
         // a server back within the client's retransmissions keeps its
         // connections) unless the operator asked for rescheduling; a SYN
         // or a datagram is scheduled anew.
-        let tcp_mid_stream = pkt.key.proto == IPPROTO_TCP && !is_syn(pkt);
+        let tcp_mid_stream = F::proto(&pkt.key) == IPPROTO_TCP && !is_syn::<F>(pkt);
         if tcp_mid_stream && settings.flags & SET_F_EXPIRE_NODEST == 0 {
             return Existing::DestDown;
         }
         return Existing::Reschedule;
     };
-    let state = next_state(pkt, c.state);
+    let state = next_state::<F>(pkt, c.state);
     if state != c.state {
-        sync::conn(settings, &pkt.key, state, c.backend, c.service);
+        F::sync_conn(settings, &pkt.key, state, c.backend, c.service);
         conn_counts::changed(c.backend, c.state, state);
     }
     c.state = state;
     c.last_seen_ns = now;
     if c.flags & CONN_F_PERSISTENT != 0 {
-        touch_template(pkt, now);
+        touch_template::<F>(pkt, now);
     }
     Existing::Forward(Tracked {
         backend: c.backend,
@@ -161,8 +162,8 @@ fn established(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
 /// The `half_open` step: a repeated first packet goes where the first one
 /// went; any other packet promotes the flow into `conns`.
 #[inline(always)]
-fn half_open(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
-    let Some(c) = HALF_OPEN.get_ptr(pkt.key) else {
+fn half_open<F: Family>(pkt: &Packet<F::Flow>, settings: &Settings, now: u64) -> Existing {
+    let Some(c) = F::half_open().get_ptr(pkt.key) else {
         return Existing::Missing;
     };
     // SAFETY: a live map value, copied out before the entry is touched.
@@ -172,19 +173,19 @@ fn half_open(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
         Some(hop) if live => hop,
         _ => {
             // Only the CPU whose removal took the entry uncounts it.
-            if HALF_OPEN.remove(pkt.key).is_ok() {
+            if F::half_open().remove(pkt.key).is_ok() {
                 conn_counts::closed(c.backend, c.state);
             }
             return Existing::Missing;
         }
     };
     let repeat =
-        pkt.key.proto == IPPROTO_TCP && pkt.tcp_flags & (tcp::FLAG_SYN | tcp::FLAG_RST) != 0;
+        F::proto(&pkt.key) == IPPROTO_TCP && pkt.tcp_flags & (tcp::FLAG_SYN | tcp::FLAG_RST) != 0;
     if repeat {
         // A retransmitted SYN (or the client's RST): the client has not
         // completed the handshake; nothing to promote.
         c.last_seen_ns = now;
-        let _ = HALF_OPEN.insert(pkt.key, c, 0);
+        let _ = F::half_open().insert(pkt.key, c, 0);
         stats::count_event(event::HALF_OPEN_REPEAT);
         return Existing::Forward(Tracked {
             backend: c.backend,
@@ -196,21 +197,21 @@ fn half_open(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
         });
     }
     let was = c.state;
-    c.state = next_state(pkt, c.state);
+    c.state = next_state::<F>(pkt, c.state);
     c.last_seen_ns = now;
     // Into `conns` first, then out of `half_open`: a concurrent packet of
     // the flow finds it in one table or the other.
-    let _ = CONNS.insert(pkt.key, c, 0);
-    if HALF_OPEN.remove(pkt.key).is_ok() {
+    let _ = F::conns().insert(pkt.key, c, 0);
+    if F::half_open().remove(pkt.key).is_ok() {
         conn_counts::changed(c.backend, was, c.state);
     }
     stats::count_event(event::PROMOTED);
-    sync::conn(settings, &pkt.key, c.state, c.backend, c.service);
+    F::sync_conn(settings, &pkt.key, c.state, c.backend, c.service);
     if c.flags & CONN_F_PERSISTENT != 0 {
-        if let Some(svc) = SERVICES.get_ptr(service_key(pkt)) {
+        if let Some(svc) = F::services().get_ptr(F::service_key(&pkt.key)) {
             // SAFETY: a live map value, copied.
             let svc = unsafe { *svc };
-            schedule::promote_template(&svc, pkt.key.src_be, c.backend, now, settings);
+            schedule::promote_template::<F>(&svc, &pkt.key, c.backend, now, settings);
         }
     }
     Existing::Forward(Tracked {
@@ -225,30 +226,19 @@ fn half_open(pkt: &Packet, settings: &Settings, now: u64) -> Existing {
 
 /// Keeps the persistence template of a persistent connection alive.
 #[inline(always)]
-fn touch_template(pkt: &Packet, now: u64) {
-    if let Some(svc) = SERVICES.get_ptr(service_key(pkt)) {
+fn touch_template<F: Family>(pkt: &Packet<F::Flow>, now: u64) {
+    if let Some(svc) = F::services().get_ptr(F::service_key(&pkt.key)) {
         // SAFETY: a live map value, copied.
         let svc = unsafe { *svc };
-        schedule::touch_template(&svc, pkt.key.src_be, now);
-    }
-}
-
-/// The service key of a packet.
-#[inline(always)]
-pub fn service_key(pkt: &Packet) -> ServiceKey {
-    ServiceKey {
-        addr_be: pkt.key.dst_be,
-        port_be: pkt.key.dport_be,
-        proto: pkt.key.proto,
-        _pad: 0,
+        schedule::touch_template::<F>(&svc, &pkt.key, now);
     }
 }
 
 /// Schedules a new connection of `svc` (or re-schedules one whose entry
 /// was `found`), if this packet may start one.
 #[inline(always)]
-pub fn create(
-    pkt: &Packet,
+pub fn create<F: Family>(
+    pkt: &Packet<F::Flow>,
     svc: &Service,
     found: &Existing,
     settings: &Settings,
@@ -259,7 +249,7 @@ pub fn create(
     let may_start = match found {
         // IPVS schedules TCP only on SYN; a stray segment goes to the kernel.
         Existing::Missing | Existing::Expired => {
-            pkt.key.proto != IPPROTO_TCP || is_syn(pkt) || sloppy
+            F::proto(&pkt.key) != IPPROTO_TCP || is_syn::<F>(pkt) || sloppy
         }
         Existing::Reschedule | Existing::Forward(_) | Existing::DestDown => true,
     };
@@ -269,9 +259,9 @@ pub fn create(
     // A SYN or a first datagram waits in `half_open` for its second packet;
     // a mid-stream segment (sloppy, or moved off a dead backend) is already
     // a connection.
-    let pending = is_syn(pkt) || (pkt.key.proto != IPPROTO_TCP && fresh);
-    let (backend, hop) = schedule::pick(svc, &pkt.key, now, settings, pending)?;
-    let state = next_state(pkt, tcp::NONE);
+    let pending = is_syn::<F>(pkt) || (F::proto(&pkt.key) != IPPROTO_TCP && fresh);
+    let (backend, hop) = schedule::pick::<F>(svc, &pkt.key, now, settings, pending)?;
+    let state = next_state::<F>(pkt, tcp::NONE);
     let conn = Conn {
         backend,
         service: svc.id,
@@ -288,26 +278,26 @@ pub fn create(
         // A full LRU evicts its least recently used entry; insert cannot
         // fail for lack of room, and if it fails anyway the packet still
         // goes out (its ACK will then be passed to the kernel).
-        let _ = HALF_OPEN.insert(pkt.key, conn, 0);
+        let _ = F::half_open().insert(pkt.key, conn, 0);
         conn_counts::opened(backend, state);
         if !fresh {
             // A SYN reusing a closed connection's 5-tuple: the old entry
             // and any cached decision for it must not catch the new
             // handshake's ACK.
-            let old = replaced(pkt);
-            if CONNS.remove(pkt.key).is_ok() {
+            let old = replaced::<F>(pkt);
+            if F::conns().remove(pkt.key).is_ok() {
                 uncount(old);
             }
-            flow_cache::forget(pkt);
+            flow_cache::forget::<F>(pkt);
         }
         stats::count_event(event::HALF_OPEN_NEW);
     } else {
-        let old = if fresh { None } else { replaced(pkt) };
-        let _ = CONNS.insert(pkt.key, conn, 0);
+        let old = if fresh { None } else { replaced::<F>(pkt) };
+        let _ = F::conns().insert(pkt.key, conn, 0);
         conn_counts::opened(backend, state);
         uncount(old); // overwritten
-        flow_cache::forget(pkt);
-        sync::conn(settings, &pkt.key, state, backend, svc.id);
+        flow_cache::forget::<F>(pkt);
+        F::sync_conn(settings, &pkt.key, state, backend, svc.id);
     }
     Ok(Tracked {
         backend,
@@ -322,8 +312,8 @@ pub fn create(
 
 /// The (backend, state) of the `conns` entry a rescheduled packet replaces.
 #[inline(always)]
-fn replaced(pkt: &Packet) -> Option<(u32, u32)> {
-    let c = CONNS.get_ptr(pkt.key)?;
+fn replaced<F: Family>(pkt: &Packet<F::Flow>) -> Option<(u32, u32)> {
+    let c = F::conns().get_ptr(pkt.key)?;
     // SAFETY: a live map value, read once.
     let c = unsafe { *c };
     Some((c.backend, c.state))

@@ -1,16 +1,20 @@
-//! The pipeline: parse IPv4 → VIP pre-filter → parse L4 → flow cache →
-//! connection → (service → persistence → schedule) → rewrite → XDP_TX or
-//! redirect.
+//! The pipeline: parse IPv4 (or IPv6) → VIP pre-filter → parse L4 → flow
+//! cache → connection → (service → persistence → schedule) → rewrite →
+//! XDP_TX or redirect. The steps after L4 parsing are generic over the
+//! address family (`family::Family`), monomorphised for each.
 
 use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use lvs_common::{
-    event, hash::vip_filter_bit, tcp, verdict as reason, FLOW_CACHE_EPOCH_SHIFT, IPPROTO_ICMP,
+    event,
+    hash::{ipv6_fold, vip_filter_bit},
+    tcp, verdict as reason, FLOW_CACHE_EPOCH_SHIFT, IPPROTO_ICMP, IPPROTO_ICMPV6,
 };
 
 use crate::{
     conntrack::{self, Existing, Tracked},
-    flow_cache, forward, icmp,
-    maps::{LOCAL_MACS, SERVICES, SETTINGS, VIP_FILTER},
+    family::{Family, V4, V6},
+    flow_cache, forward, icmp, icmp6,
+    maps::{LOCAL_MACS, SETTINGS, VIP_FILTER},
     parse::{self, Packet},
     stats,
     verdict::{Step, Verdict},
@@ -27,6 +31,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
 }
 
 /// Clear bit in the pre-filter: certainly not a VIP, pass before parsing L4.
+/// (IPv6 VIPs set the bit of their folded address in the same bitmap.)
 #[inline(always)]
 fn vip_prefilter(dst_be: u32) -> Step<()> {
     let (word, bit) = vip_filter_bit(dst_be);
@@ -63,7 +68,12 @@ fn addressed_to_us(ctx: &XdpContext) -> Step<()> {
 
 #[inline(always)]
 fn process(ctx: &XdpContext) -> Step<Verdict> {
-    let ip = parse::ipv4(ctx)?;
+    let ip = match parse::ipv4(ctx) {
+        Ok(ip) => ip,
+        // Only frames that are not IPv4 pay for the IPv6 branch.
+        Err(v) if v.reason == reason::PASS_NOT_IPV4 => return process6(ctx),
+        Err(v) => return Err(v),
+    };
     vip_prefilter(ip.dst_be)?;
     addressed_to_us(ctx)?;
     if ip.proto == IPPROTO_ICMP {
@@ -73,6 +83,30 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
         return forward::send(ctx, &hop);
     }
     let pkt = parse::l4(ctx, &ip)?;
+    track::<V4>(ctx, &pkt)
+}
+
+/// The IPv6 path: the same steps with IPv6 keys and tables.
+#[inline(always)]
+fn process6(ctx: &XdpContext) -> Step<Verdict> {
+    let ip = parse::ipv6(ctx)?;
+    vip_prefilter(ipv6_fold(&ip.dst_be))?;
+    addressed_to_us(ctx)?;
+    let (proto, off) = parse::ipv6_transport(ctx)?;
+    if proto == IPPROTO_ICMPV6 {
+        let (hop, service, backend) = icmp6::error_hop(ctx, &ip, off)?;
+        let len = (ctx.data_end() - ctx.data()) as u32;
+        stats::count_forwarded(service, backend, len, false);
+        return forward::send(ctx, &hop);
+    }
+    let pkt = parse::l4_v6(ctx, &ip, proto, off)?;
+    track::<V6>(ctx, &pkt)
+}
+
+/// From a parsed TCP/UDP packet to its verdict: flow cache, connection
+/// tables, scheduling, rewrite.
+#[inline(always)]
+fn track<F: Family>(ctx: &XdpContext, pkt: &Packet<F::Flow>) -> Step<Verdict> {
     let settings = SETTINGS
         .get(0)
         .ok_or(Verdict::pass(reason::PASS_NOT_SERVICE))?;
@@ -84,20 +118,20 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let epoch = (now >> FLOW_CACHE_EPOCH_SHIFT) as u32;
 
-    if let Some((hop, service, backend)) = flow_cache::lookup(&pkt, tick, epoch) {
+    if let Some((hop, service, backend)) = flow_cache::lookup::<F>(pkt, tick, epoch) {
         stats::count_event(event::FLOW_CACHE_HIT);
         stats::count_forwarded(service, backend, pkt.len, false);
         return forward::send(ctx, &hop);
     }
 
-    let found = conntrack::existing(&pkt, settings, now);
+    let found = conntrack::existing::<F>(pkt, settings, now);
     let t = match found {
         Existing::Forward(t) => t,
         Existing::DestDown => return Err(Verdict::drop(reason::DROP_DEST_DOWN)),
-        ref other => schedule(&pkt, other, settings, now)?,
+        ref other => schedule::<F>(pkt, other, settings, now)?,
     };
     if !t.pending && (t.state == tcp::ESTABLISHED || t.state == tcp::STATE_UDP) {
-        flow_cache::store(&pkt, &t.hop, t.service, t.backend, tick, epoch);
+        flow_cache::store::<F>(pkt, &t.hop, t.service, t.backend, tick, epoch);
     }
     stats::count_forwarded(t.service, t.backend, pkt.len, t.new_conn);
     forward::send(ctx, &t.hop)
@@ -105,16 +139,16 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
 
 /// The service's part: only packets without a usable connection get here.
 #[inline(always)]
-fn schedule(
-    pkt: &Packet,
+fn schedule<F: Family>(
+    pkt: &Packet<F::Flow>,
     found: &Existing,
     settings: &lvs_common::Settings,
     now: u64,
 ) -> Step<Tracked> {
-    let svc = SERVICES
-        .get_ptr(conntrack::service_key(pkt))
+    let svc = F::services()
+        .get_ptr(F::service_key(&pkt.key))
         .ok_or(Verdict::pass(reason::PASS_NOT_SERVICE))?;
     // SAFETY: a live map value, copied out before anything else runs.
     let svc = unsafe { *svc };
-    conntrack::create(pkt, &svc, found, settings, now)
+    conntrack::create::<F>(pkt, &svc, found, settings, now)
 }

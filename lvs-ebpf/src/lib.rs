@@ -11,9 +11,11 @@
 pub mod conn_counts;
 pub mod conntrack;
 pub mod datapath;
+pub mod family;
 pub mod flow_cache;
 pub mod forward;
 pub mod icmp;
+pub mod icmp6;
 pub mod maps;
 pub mod parse;
 pub mod schedule;

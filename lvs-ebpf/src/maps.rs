@@ -6,8 +6,9 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lvs_common::{
-    event, verdict, Backend, Conn, ConnCounts, FlowCacheEntry, FlowKey, LocalMac, Persist,
-    PersistKey, Service, ServiceKey, Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE,
+    event, verdict, Backend, Conn, ConnCounts, FlowCacheEntry, FlowCacheEntry6, FlowKey, FlowKey6,
+    LocalMac, Persist, PersistKey, PersistKey6, Service, ServiceKey, ServiceKey6, Settings, Stats,
+    SyncEvent, DEFAULT_CONN_TABLE_SIZE,
     DEFAULT_HALF_OPEN_PER_CPU, DEFAULT_PENDING_TEMPLATES_PER_CPU, FLOW_CACHE_SLOTS, MAX_BACKENDS,
     MAX_IFINDEX, MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES,
     VIP_FILTER_WORDS,
@@ -33,7 +34,7 @@ pub static CURSORS: PerCpuArray<u32, { MAX_SERVICES as usize }> = PerCpuArray::n
 /// of max_entries, and a CPU evicts only from its own share. Right for the
 /// flood buffers (an insert takes no global lock); wrong for `conns`, whose
 /// capacity must not depend on how RSS spreads flows.
-const NO_COMMON_LRU: usize = aya_ebpf::bindings::BPF_F_NO_COMMON_LRU as usize;
+pub const NO_COMMON_LRU: usize = aya_ebpf::bindings::BPF_F_NO_COMMON_LRU as usize;
 
 /// Client 5-tuple → established connection (promoted from `half_open`,
 /// or written by sync). One common LRU: it holds what the agent sized it
@@ -122,3 +123,45 @@ pub static BACKEND_CONNS: Array<ConnCounts, { MAX_BACKENDS as usize }> = Array::
 /// writes it).
 #[btf_map(name = "backend_conns_adj")]
 pub static BACKEND_CONNS_ADJ: Array<ConnCounts, { MAX_BACKENDS as usize }> = Array::new();
+
+// IPv6: the same tables with 16-byte addresses, beside the IPv4 ones so
+// the IPv4 path keeps its small keys. Backends, schedules, counters and
+// settings are shared (one id space across both families). The types
+// match their IPv4 twins' sizes so `family::Family` can hand out either.
+
+/// (VIP, port, proto) → service, for IPv6 VIPs.
+#[btf_map(name = "services6")]
+pub static SERVICES6: HashMap<ServiceKey6, Service, { MAX_SERVICES as usize }> = HashMap::new();
+
+/// IPv6 `conns`.
+#[btf_map(name = "conns6")]
+pub static CONNS6: LruHashMap<FlowKey6, Conn, { DEFAULT_CONN_TABLE_SIZE as usize }> =
+    LruHashMap::new();
+
+/// IPv6 `half_open`.
+#[btf_map(name = "half_open6")]
+pub static HALF_OPEN6: LruHashMap<
+    FlowKey6,
+    Conn,
+    { (DEFAULT_HALF_OPEN_PER_CPU * 2) as usize },
+    NO_COMMON_LRU,
+> = LruHashMap::new();
+
+/// IPv6 `persist` (client masked by the granularity prefix length).
+#[btf_map(name = "persist6")]
+pub static PERSIST6: LruHashMap<PersistKey6, Persist, { PERSIST_TABLE_SIZE as usize }> =
+    LruHashMap::new();
+
+/// IPv6 `persist_pending`.
+#[btf_map(name = "persist_pending6")]
+pub static PERSIST_PENDING6: LruHashMap<
+    PersistKey6,
+    Persist,
+    { (DEFAULT_PENDING_TEMPLATES_PER_CPU * 2) as usize },
+    NO_COMMON_LRU,
+> = LruHashMap::new();
+
+/// IPv6 `flow_cache`.
+#[btf_map(name = "flow_cache6")]
+pub static FLOW_CACHE6: PerCpuArray<FlowCacheEntry6, { FLOW_CACHE_SLOTS as usize }> =
+    PerCpuArray::new();

@@ -1,9 +1,13 @@
-//! Header parsing: Ethernet → IPv4 → TCP/UDP ports, every access
+//! Header parsing: Ethernet → IPv4 (or IPv6 and its extension headers) →
+//! TCP/UDP ports, every access
 //! bounds-checked against `data_end` (the verifier insists, and a truncated
 //! frame must be passed, never mis-forwarded).
 
 use aya_ebpf::programs::XdpContext;
-use lvs_common::{verdict as reason, FlowKey, IPPROTO_TCP, IPPROTO_UDP};
+use lvs_common::{
+    verdict as reason, FlowKey, FlowKey6, Ipv6Words, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    MAX_IPV6_EXT_HEADERS,
+};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, tcp::TcpHdr, udp::UdpHdr};
 
 use crate::verdict::{Step, Verdict};
@@ -14,10 +18,10 @@ const ETH_P_8021AD: u16 = 0x88A8;
 /// More-fragments flag and fragment offset, in the host-order `frags` word.
 const IP_MF_OFFSET_MASK: u16 = 0x3FFF;
 
-/// What the later steps need from a frame.
-pub struct Packet {
+/// What the later steps need from a frame (`K`: the family's 5-tuple).
+pub struct Packet<K = FlowKey> {
     /// The client-side 5-tuple, network byte order, padding zeroed.
-    pub key: FlowKey,
+    pub key: K,
     /// TCP flags byte (0 for UDP).
     pub tcp_flags: u8,
     /// Frame length in bytes, for the byte counters.
@@ -133,4 +137,113 @@ pub fn l4(ctx: &XdpContext, ip: &Ipv4) -> Step<Packet> {
 pub fn parse(ctx: &XdpContext) -> Step<Packet> {
     let ip = ipv4(ctx)?;
     l4(ctx, &ip)
+}
+
+const ETH_P_IPV6: u16 = 0x86DD;
+const IPV6_HDR_LEN: usize = 40;
+const NEXTHDR_HOP: u8 = 0;
+const NEXTHDR_ROUTING: u8 = 43;
+const NEXTHDR_FRAGMENT: u8 = 44;
+const NEXTHDR_DEST: u8 = 60;
+
+/// The IPv6 header fields the later steps need.
+pub struct Ipv6 {
+    pub src_be: Ipv6Words,
+    pub dst_be: Ipv6Words,
+}
+
+/// Reads an address at `offset` as four network-order words.
+///
+/// # Safety
+/// The 16 bytes at `p` must be inside the frame.
+#[inline(always)]
+unsafe fn words(p: *const u8) -> Ipv6Words {
+    let w = p as *const [u8; 4];
+    [
+        u32::from_ne_bytes(*w),
+        u32::from_ne_bytes(*w.add(1)),
+        u32::from_ne_bytes(*w.add(2)),
+        u32::from_ne_bytes(*w.add(3)),
+    ]
+}
+
+/// Ethernet and the fixed IPv6 header (called once `ipv4` has said the
+/// frame is not IPv4). Anything else passes as before.
+#[inline(always)]
+pub fn ipv6(ctx: &XdpContext) -> Step<Ipv6> {
+    let eth: *const EthHdr = ptr_at(ctx, 0)?;
+    // SAFETY: ptr_at checked that the Ethernet header is inside the frame.
+    let ether_type = u16::from_be(unsafe { (*eth).ether_type });
+    if ether_type != ETH_P_IPV6 {
+        return Err(Verdict::pass(reason::PASS_NOT_IPV4));
+    }
+    let ip: *const [u8; IPV6_HDR_LEN] = ptr_at(ctx, EthHdr::LEN)?;
+    // SAFETY: ptr_at checked the 40-byte IPv6 header.
+    let (version, src_be, dst_be) = unsafe {
+        let p = ip as *const u8;
+        ((*ip)[0] >> 4, words(p.add(8)), words(p.add(24)))
+    };
+    if version != 6 {
+        return Err(Verdict::pass(reason::PASS_MALFORMED));
+    }
+    Ok(Ipv6 { src_be, dst_be })
+}
+
+/// Where the transport header starts: walks up to `MAX_IPV6_EXT_HEADERS`
+/// hop-by-hop / routing / destination-options headers (skipped, never
+/// changed: DR changes no L3 byte). A Fragment header is a fragment; ESP,
+/// AH, unknown headers or too many of them are not ours to classify.
+/// Returns (next header, offset of the transport header).
+#[inline(always)]
+pub fn ipv6_transport(ctx: &XdpContext) -> Step<(u8, usize)> {
+    let ip: *const [u8; IPV6_HDR_LEN] = ptr_at(ctx, EthHdr::LEN)?;
+    // SAFETY: ipv6() checked the fixed header.
+    let mut next = unsafe { (*ip)[6] };
+    let mut off = EthHdr::LEN + IPV6_HDR_LEN;
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        match next {
+            NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
+                let ext: *const [u8; 2] = ptr_at(ctx, off)?;
+                // SAFETY: ptr_at checked the two bytes (next header, length).
+                let (n, len) = unsafe { ((*ext)[0], (*ext)[1]) };
+                next = n;
+                // Length in 8-byte units, not counting the first 8.
+                off += (len as usize + 1) * 8;
+            }
+            _ => break,
+        }
+    }
+    match next {
+        IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMPV6 => Ok((next, off)),
+        NEXTHDR_FRAGMENT => Err(Verdict::pass(reason::PASS_FRAGMENT)),
+        _ => Err(Verdict::pass(reason::PASS_NOT_SERVICE)),
+    }
+}
+
+/// The IPv6 packet's 5-tuple from its TCP/UDP header at `off`.
+#[inline(always)]
+pub fn l4_v6(ctx: &XdpContext, ip: &Ipv6, proto: u8, off: usize) -> Step<Packet<FlowKey6>> {
+    let (ports, tcp_flags) = if proto == IPPROTO_TCP {
+        let tcp: *const [u8; 20] = ptr_at(ctx, off)?;
+        // SAFETY: ptr_at checked the 20-byte TCP header.
+        let h = unsafe { *tcp };
+        (([h[0], h[1]], [h[2], h[3]]), h[13])
+    } else {
+        let udp: *const [u8; 8] = ptr_at(ctx, off)?;
+        // SAFETY: ptr_at checked the 8-byte UDP header.
+        let h = unsafe { *udp };
+        (([h[0], h[1]], [h[2], h[3]]), 0)
+    };
+    Ok(Packet {
+        key: FlowKey6 {
+            src_be: ip.src_be,
+            dst_be: ip.dst_be,
+            sport_be: u16::from_ne_bytes(ports.0),
+            dport_be: u16::from_ne_bytes(ports.1),
+            proto,
+            _pad: [0; 3],
+        },
+        tcp_flags,
+        len: (ctx.data_end() - ctx.data()) as u32,
+    })
 }

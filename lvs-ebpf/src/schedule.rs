@@ -5,7 +5,7 @@
 use aya_ebpf::{cty::c_void, helpers::bpf_loop};
 use lvs_common::{
     hash::{dh_bucket, mh_hash, sh_bucket, MH_KEY1, MH_TABLE_SIZE, SH_TABLE_SIZE},
-    verdict as reason, FlowKey, Persist, PersistKey, Service, Settings, BE_F_ALIVE,
+    verdict as reason, Persist, Service, Settings, BE_F_ALIVE,
     SET_F_EXPIRE_QUIESCENT, SVC_F_PERSISTENT, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK,
     SVC_F_SCHED_FO, SVC_F_SCHED_HASHED, SVC_F_SCHED_IDLE_FIRST, SVC_F_SCHED_LC, SVC_F_SCHED_MH,
     SVC_F_SCHED_OVF, SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
@@ -13,9 +13,9 @@ use lvs_common::{
 
 use crate::{
     conn_counts,
+    family::Family,
     forward::NextHop,
-    maps::{BACKENDS, CURSORS, PERSIST, PERSIST_PENDING, RINGS},
-    sync,
+    maps::{BACKENDS, CURSORS, RINGS},
     verdict::{Step, Verdict},
 };
 
@@ -47,25 +47,25 @@ pub fn backend_hop(id: u32, service: u32) -> Option<NextHop> {
 /// connection (half-open) may only write a pending template: a flood of
 /// spoofed SYNs must not evict the templates of real clients.
 #[inline(always)]
-pub fn pick(
+pub fn pick<F: Family>(
     svc: &Service,
-    flow: &FlowKey,
+    flow: &F::Flow,
     now: u64,
     settings: &Settings,
     pending: bool,
 ) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_PERSISTENT == 0 {
-        return choose(svc, flow);
+        return choose::<F>(svc, flow);
     }
-    let key = template_key(svc, flow.src_be);
+    let key = F::template_key(svc, flow);
     let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
     let quiescent_expires = settings.flags & SET_F_EXPIRE_QUIESCENT != 0;
-    if let Some(found) = live_template(&key, now, timeout, svc.id, quiescent_expires) {
+    if let Some(found) = live_template::<F>(&key, now, timeout, svc.id, quiescent_expires) {
         return Ok(found);
     }
     // No template, an expired one, or one whose backend is down: schedule
     // and (re)write the template.
-    let (id, hop) = choose(svc, flow)?;
+    let (id, hop) = choose::<F>(svc, flow)?;
     let template = Persist {
         backend: id,
         flags: 0,
@@ -73,34 +73,26 @@ pub fn pick(
     };
     // A full LRU evicts its oldest template: never a reason to drop.
     if pending {
-        let _ = PERSIST_PENDING.insert(key, template, 0);
+        let _ = F::persist_pending().insert(key, template, 0);
     } else {
-        let _ = PERSIST.insert(key, template, 0);
-        sync::template(settings, svc.id, key.client_be, id);
+        let _ = F::persist().insert(key, template, 0);
+        F::sync_template(settings, svc.id, &key, id);
     }
     Ok((id, hop))
-}
-
-#[inline(always)]
-fn template_key(svc: &Service, client_be: u32) -> PersistKey {
-    PersistKey {
-        service: svc.id,
-        client_be: client_be & svc.persist_mask_be,
-    }
 }
 
 /// The backend a live template (established, else pending) names, if that
 /// backend may receive traffic; refreshes the template.
 #[inline(always)]
-fn live_template(
-    key: &PersistKey,
+fn live_template<F: Family>(
+    key: &F::TmplKey,
     now: u64,
     timeout: u64,
     service: u32,
     quiescent_expires: bool,
 ) -> Option<(u32, NextHop)> {
     if let Some(found) = use_template(
-        PERSIST.get_ptr_mut(key),
+        F::persist().get_ptr_mut(key),
         now,
         timeout,
         service,
@@ -109,7 +101,7 @@ fn live_template(
         return Some(found);
     }
     use_template(
-        PERSIST_PENDING.get_ptr_mut(key),
+        F::persist_pending().get_ptr_mut(key),
         now,
         timeout,
         service,
@@ -143,9 +135,9 @@ fn use_template(
 /// established one (written to `persist` and synced) unless a live one
 /// already is.
 #[inline(always)]
-pub fn promote_template(
+pub fn promote_template<F: Family>(
     svc: &Service,
-    client_be: u32,
+    flow: &F::Flow,
     backend: u32,
     now: u64,
     settings: &Settings,
@@ -153,9 +145,9 @@ pub fn promote_template(
     if svc.flags & SVC_F_PERSISTENT == 0 {
         return;
     }
-    let key = template_key(svc, client_be);
+    let key = F::template_key(svc, flow);
     let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
-    if let Some(t) = PERSIST.get_ptr_mut(key) {
+    if let Some(t) = F::persist().get_ptr_mut(key) {
         // SAFETY: see live_template.
         let t = unsafe { &mut *t };
         if now.saturating_sub(t.last_seen_ns) <= timeout && backend_hop(t.backend, svc.id).is_some()
@@ -169,20 +161,20 @@ pub fn promote_template(
         flags: 0,
         last_seen_ns: now,
     };
-    let _ = PERSIST.insert(key, template, 0);
-    let _ = PERSIST_PENDING.remove(key);
-    sync::template(settings, svc.id, key.client_be, backend);
+    let _ = F::persist().insert(key, template, 0);
+    let _ = F::persist_pending().remove(key);
+    F::sync_template(settings, svc.id, &key, backend);
 }
 
 /// Refreshes the persistence template a connection of `svc` depends on, as
 /// IPVS keeps a template alive while it controls connections.
 #[inline(always)]
-pub fn touch_template(svc: &Service, client_be: u32, now: u64) {
+pub fn touch_template<F: Family>(svc: &Service, flow: &F::Flow, now: u64) {
     if svc.flags & SVC_F_PERSISTENT == 0 {
         return;
     }
-    let key = template_key(svc, client_be);
-    if let Some(t) = PERSIST.get_ptr_mut(key) {
+    let key = F::template_key(svc, flow);
+    if let Some(t) = F::persist().get_ptr_mut(key) {
         // SAFETY: see live_template; a timestamp store.
         unsafe { (*t).last_seen_ns = now };
     }
@@ -224,17 +216,18 @@ fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
 /// The service's scheduler: a walk of its sequence (rr, wrr) or a lookup
 /// in its hash table (sh, mh, dh).
 #[inline(always)]
-fn choose(svc: &Service, flow: &FlowKey) -> Step<(u32, NextHop)> {
+fn choose<F: Family>(svc: &Service, flow: &F::Flow) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_SCHED_LC != 0 {
         return least_connections(svc);
     }
     if svc.flags & SVC_F_SCHED_HASHED == 0 {
         return next_in_ring(svc);
     }
-    // IPVS hashes host-order values: ntohl(addr) + ntohs(port).
-    let addr = u32::from_be(flow.src_be);
+    // IPVS hashes host-order values: ntohl(addr) + ntohs(port), an IPv6
+    // address folded to 32 bits first.
+    let addr = u32::from_be(F::src_fold_be(flow));
     let port = if svc.flags & SVC_F_SCHED_PORT != 0 {
-        u16::from_be(flow.sport_be)
+        u16::from_be(F::sport_be(flow))
     } else {
         0
     };
@@ -244,7 +237,7 @@ fn choose(svc: &Service, flow: &FlowKey) -> Step<(u32, NextHop)> {
     } else if svc.flags & SVC_F_SCHED_SH != 0 {
         source_hash(svc, addr, port, fallback)
     } else {
-        let id = table_entry(svc, dh_bucket(u32::from_be(flow.dst_be))).ok_or(NO_BACKEND)?;
+        let id = table_entry(svc, dh_bucket(u32::from_be(F::dst_fold_be(flow)))).ok_or(NO_BACKEND)?;
         Ok((id, available_hop(id, svc.id).ok_or(NO_BACKEND)?))
     }
 }

@@ -56,7 +56,7 @@ const ROUNDS: usize = 5;
 fn backends(n: usize, weight: impl Fn(usize) -> u32) -> Vec<DesiredBackend> {
     (0..n)
         .map(|i| DesiredBackend {
-            addr: Ipv4Addr::new(198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1),
+            addr: Ipv4Addr::new(198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1).into(),
             port: 80,
             weight: weight(i),
             alive: true,
@@ -85,21 +85,22 @@ fn state() -> DesiredState {
     let svc = |vip, persistence, backends| svc_with(Algorithm::Wrr, vip, persistence, backends);
     DesiredState {
         services: vec![
-            svc(VIP, None, backends(5, |i| seed[i])),
+            svc(VIP.into(), None, backends(5, |i| seed[i])),
             // The harness varies the low 16 address bits: a /16 granularity
             // makes every generated client hit one template.
             svc(
-                PVIP,
+                PVIP.into(),
                 Some(Persistence {
                     timeout_s: 120,
                     netmask: Ipv4Addr::new(255, 255, 0, 0),
+                    prefix_len6: 128,
                 }),
                 backends(5, |i| seed[i]),
             ),
-            svc(BIG_VIP, None, backends(1000, |i| 1 + (i % 7) as u32)),
+            svc(BIG_VIP.into(), None, backends(1000, |i| 1 + (i % 7) as u32)),
             svc_with(
                 Algorithm::Wlc,
-                WLC_VIP,
+                WLC_VIP.into(),
                 None,
                 backends(1000, |i| 1 + (i % 7) as u32),
             ),
@@ -108,7 +109,7 @@ fn state() -> DesiredState {
                     port: false,
                     fallback: false,
                 },
-                MH_VIP,
+                MH_VIP.into(),
                 None,
                 backends(10, |i| seed[i % 5]),
             ),

@@ -16,8 +16,6 @@
 //! directors with the same real servers build the same table and pick the
 //! same server for a client without talking to each other.
 
-use std::net::Ipv4Addr;
-
 use lvs_common::hash::{mh_hash, MH_KEY1, MH_KEY2, MH_TABLE_BITS, MH_TABLE_SIZE, SH_TABLE_SIZE};
 use thiserror::Error;
 
@@ -116,7 +114,8 @@ pub fn flag_words(prefix: &str, fallback: bool, port: bool) -> Option<String> {
 /// IPVS puts each new one at the head, so the list is the config reversed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HashDest {
-    pub addr: Ipv4Addr,
+    /// IPv6 addresses are folded as IPVS folds them (`ipv6_fold`).
+    pub addr: std::net::IpAddr,
     pub port: u16,
     /// Current weight: `sh` gives a destination this many buckets.
     pub weight: u32,
@@ -195,7 +194,7 @@ fn mh_table(dests: &[HashDest]) -> Vec<usize> {
     let mut setup: Vec<Setup> = dests
         .iter()
         .map(|d| {
-            let addr = u32::from(d.addr);
+            let addr = hash_addr(d.addr);
             let offset = mh_hash(addr, d.port, MH_KEY1, 0) % size;
             let skip = mh_hash(addr, d.port, MH_KEY2, 0) % (size - 1) + 1;
             let lw = d.last_weight;
@@ -325,5 +324,16 @@ mod tests {
             schedule(Algorithm::Wrr, &weights),
             Err(SchedError::TooLong { .. })
         ));
+    }
+}
+
+/// The 32-bit host-order value IPVS's hash schedulers hash for an address:
+/// the IPv4 address itself, an IPv6 address folded (`addr_fold`).
+pub fn hash_addr(addr: std::net::IpAddr) -> u32 {
+    match addr {
+        std::net::IpAddr::V4(a) => u32::from(a),
+        std::net::IpAddr::V6(a) => u32::from_be(lvs_common::hash::ipv6_fold(
+            &lvs_common::hash::ipv6_words(a.octets()),
+        )),
     }
 }

@@ -29,7 +29,7 @@ const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 
 fn backend(n: u8, port: u16, weight: u32) -> DesiredBackend {
     DesiredBackend {
-        addr: Ipv4Addr::new(198, 18, 0, 10 + n),
+        addr: Ipv4Addr::new(198, 18, 0, 10 + n).into(),
         port,
         weight,
         alive: true,
@@ -45,7 +45,7 @@ fn backend(n: u8, port: u16, weight: u32) -> DesiredBackend {
 
 fn service(port: u16, proto: Protocol, algo: Algorithm) -> DesiredService {
     DesiredService {
-        vip: VIP,
+        vip: VIP.into(),
         port,
         proto,
         algo,
@@ -67,6 +67,7 @@ fn desired() -> DesiredState {
     https.persistence = Some(Persistence {
         timeout_s: 120,
         netmask: Ipv4Addr::new(255, 255, 255, 0),
+        prefix_len6: 128,
     });
     https.backends = vec![backend(3, 443, 1), backend(4, 443, 1)];
     let mut dns = service(53, Protocol::Udp, Algorithm::Wrr);
@@ -202,7 +203,7 @@ fn with_extras(snap: Snapshot) -> Snapshot {
     extras.services.insert(
         Select {
             proto: Protocol::Tcp,
-            vip: VIP,
+            vip: VIP.into(),
             port: 443,
         },
         ServiceExtra {
@@ -348,7 +349,7 @@ fn listings_match_golden_files_and_ipvsadm_formats() {
 
     let one = Select {
         proto: Protocol::Udp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 53,
     };
     golden(
@@ -762,6 +763,7 @@ fn hashed_schedulers_are_listed_with_their_flags() {
     sh.persistence = Some(Persistence {
         timeout_s: 300,
         netmask: Ipv4Addr::BROADCAST,
+        prefix_len6: 128,
     });
     sh.backends = vec![backend(1, 80, 1), backend(2, 80, 2)];
     sh.backends[1].u_threshold = 100;

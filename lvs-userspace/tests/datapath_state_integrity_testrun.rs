@@ -43,12 +43,13 @@ fn state() -> DesiredState {
     };
     DesiredState {
         services: vec![
-            svc(VIP, None),
+            svc(VIP.into(), None),
             svc(
-                PVIP,
+                PVIP.into(),
                 Some(Persistence {
                     timeout_s: 120,
                     netmask: Ipv4Addr::BROADCAST,
+                    prefix_len6: 128,
                 }),
             ),
         ],

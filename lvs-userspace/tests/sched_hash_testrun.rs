@@ -34,7 +34,7 @@ fn backend(n: u8, weight: u32) -> DesiredBackend {
 fn state(algo: Algorithm, weights: &[u32]) -> DesiredState {
     DesiredState {
         services: vec![DesiredService {
-            vip: VIP,
+            vip: VIP.into(),
             port: 80,
             proto: Protocol::Tcp,
             algo,

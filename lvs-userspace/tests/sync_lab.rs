@@ -32,7 +32,7 @@ fn config(state: &str, priority: u8) -> String {
 /// Whether the backup's entries for the clients' connections match the
 /// master's (same real server, same state, marked as synced).
 fn in_step(master: &Director, backup: &Director, clients: &[std::net::Ipv4Addr]) -> Result<bool> {
-    let name_of = |d: &Director, id: u32| -> Result<Option<std::net::Ipv4Addr>> {
+    let name_of = |d: &Director, id: u32| -> Result<Option<std::net::IpAddr>> {
         Ok(d.inspect()?.services()?[0]
             .backends
             .iter()

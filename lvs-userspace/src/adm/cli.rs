@@ -1,7 +1,7 @@
 //! `lvsadm`'s command line: ipvsadm's listing options. Here rather than in
 //! the binary so the man page and completions are generated from it.
 
-use std::{net::SocketAddrV4, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
 
@@ -44,10 +44,10 @@ pub struct Args {
     pub sort: bool,
     /// Only this TCP service (VIP:port).
     #[arg(short = 't', long = "tcp-service", value_name = "VIP:PORT")]
-    pub tcp_service: Option<SocketAddrV4>,
+    pub tcp_service: Option<SocketAddr>,
     /// Only this UDP service (VIP:port).
     #[arg(short = 'u', long = "udp-service", value_name = "VIP:PORT")]
-    pub udp_service: Option<SocketAddrV4>,
+    pub udp_service: Option<SocketAddr>,
     /// The TCP, TCP FIN and UDP timeouts.
     #[arg(long)]
     pub timeout: bool,

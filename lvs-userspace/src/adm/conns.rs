@@ -3,10 +3,16 @@
 //! lists them: client port 0 (the client network for a masked template),
 //! state NONE, the service's protocol and port.
 
-use std::{fmt::Write as _, net::Ipv4Addr};
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr},
+};
 
-use super::{proto_name, Format, Select, Snapshot};
-use crate::datapath::{desired::addr_of, Protocol};
+use super::{endpoint, proto_name, Format, Select, Snapshot};
+use crate::datapath::{
+    desired::{addr6_of, addr_of},
+    Protocol,
+};
 use lvs_common::tcp;
 
 /// One row of `-c`, decoded (also what `--json -c` prints).
@@ -15,10 +21,10 @@ pub struct ConnRow {
     pub protocol: &'static str,
     pub expire_s: u64,
     pub state: &'static str,
-    pub source: (Ipv4Addr, u16),
-    pub virtual_: (Ipv4Addr, u16),
+    pub source: (IpAddr, u16),
+    pub virtual_: (IpAddr, u16),
     /// None when the backend is no longer configured (0.0.0.0:0).
-    pub destination: Option<(Ipv4Addr, u16)>,
+    pub destination: Option<(IpAddr, u16)>,
     pub template: bool,
 }
 
@@ -28,31 +34,52 @@ pub struct ConnRow {
 /// would have deleted them, our agent deletes them on its next sweep.
 pub fn rows(snap: &Snapshot, select: Option<Select>) -> Vec<ConnRow> {
     let mut rows = Vec::new();
-    for c in snap.conns.iter().filter(|c| c.expires_in_s > 0) {
+    // (proto, source, virtual, entry) of both families' entries.
+    let v4 = snap.conns.iter().map(|c| {
+        let k = &c.key;
+        let src = (addr_of(k.src_be).into(), u16::from_be(k.sport_be));
+        let dst = (addr_of(k.dst_be).into(), u16::from_be(k.dport_be));
+        (k.proto, src, dst, &c.conn, c.expires_in_s)
+    });
+    let v6 = snap.conns6.iter().map(|c| {
+        let k = &c.key;
+        let src = (addr6_of(&k.src_be).into(), u16::from_be(k.sport_be));
+        let dst = (addr6_of(&k.dst_be).into(), u16::from_be(k.dport_be));
+        (k.proto, src, dst, &c.conn, c.expires_in_s)
+    });
+    for (proto, source, virtual_, conn, expire_s) in v4.chain(v6).filter(|c| c.4 > 0) {
         if let Some(sel) = select {
-            let svc = snap.service_by_id(c.conn.service);
+            let svc = snap.service_by_id(conn.service);
             if !svc.is_some_and(|s| sel.matches(s)) {
                 continue;
             }
         }
         let state = tcp::STATE_NAMES
-            .get(c.conn.state as usize)
+            .get(conn.state as usize)
             .copied()
             .unwrap_or("ERR!");
         rows.push(ConnRow {
-            protocol: Protocol::from_number(c.key.proto)
+            protocol: Protocol::from_number(proto)
                 .map(|p| p.name())
                 .unwrap_or("???"),
-            expire_s: c.expires_in_s,
+            expire_s,
             state,
-            source: (addr_of(c.key.src_be), u16::from_be(c.key.sport_be)),
-            virtual_: (addr_of(c.key.dst_be), u16::from_be(c.key.dport_be)),
-            destination: snap.backend_addr(c.conn.service, c.conn.backend),
+            source,
+            virtual_,
+            destination: snap.backend_addr(conn.service, conn.backend),
             template: false,
         });
     }
-    for t in snap.templates.iter().filter(|t| t.expires_in_s > 0) {
-        let Some(s) = snap.service_by_id(t.key.service) else {
+    let t4 = snap.templates.iter().map(|t| {
+        let client: IpAddr = addr_of(t.key.client_be).into();
+        (t.key.service, client, &t.value, t.expires_in_s)
+    });
+    let t6 = snap.templates6.iter().map(|t| {
+        let client: IpAddr = addr6_of(&t.key.client_be).into();
+        (t.key.service, client, &t.value, t.expires_in_s)
+    });
+    for (service, client, value, expire_s) in t4.chain(t6).filter(|t| t.3 > 0) {
+        let Some(s) = snap.service_by_id(service) else {
             continue;
         };
         if select.is_some_and(|sel| !sel.matches(s)) {
@@ -60,11 +87,11 @@ pub fn rows(snap: &Snapshot, select: Option<Select>) -> Vec<ConnRow> {
         }
         rows.push(ConnRow {
             protocol: proto_name(s),
-            expire_s: t.expires_in_s,
+            expire_s,
             state: "NONE",
-            source: (addr_of(t.key.client_be), 0),
+            source: (client, 0),
             virtual_: (s.vip, s.port),
-            destination: snap.backend_addr(t.key.service, t.value.backend),
+            destination: snap.backend_addr(service, value.backend),
             template: true,
         });
     }
@@ -96,7 +123,7 @@ pub fn conns(snap: &Snapshot, f: Format, select: Option<Select>) -> String {
             "state", "source", "virtual"
         );
     }
-    let ap = |(a, p): (Ipv4Addr, u16)| format!("{a}:{p}");
+    let ap = |(a, p): (IpAddr, u16)| endpoint(a, p);
     for r in rows(snap, select) {
         let _ = writeln!(
             out,
@@ -106,7 +133,8 @@ pub fn conns(snap: &Snapshot, f: Format, select: Option<Select>) -> String {
             r.state,
             ap(r.source),
             ap(r.virtual_),
-            ap(r.destination.unwrap_or((Ipv4Addr::UNSPECIFIED, 0)))
+            ap(r.destination
+                .unwrap_or((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)))
         );
     }
     out

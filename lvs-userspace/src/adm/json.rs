@@ -1,7 +1,7 @@
 //! `--json`: every listing as JSON, for scripts that would rather not parse
 //! columns. Field names say the ipvsadm column they match.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -11,12 +11,13 @@ use super::{conns::rows, list::timeouts, persistence, proto_name, rate::Rates, S
 #[derive(Serialize)]
 pub struct JsonService {
     pub protocol: &'static str,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub port: u16,
     pub scheduler: String,
     pub persistent_timeout_s: Option<u32>,
     /// Present with persistence; 255.255.255.255 unless a granularity is set.
-    pub persistent_mask: Option<Ipv4Addr>,
+    /// A netmask (IPv4) or a prefix length (IPv6).
+    pub persistent_mask: Option<String>,
     /// `--stats` columns (cumulative).
     pub conns: u64,
     pub packets: u64,
@@ -29,7 +30,7 @@ pub struct JsonService {
 
 #[derive(Serialize)]
 pub struct JsonReal {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub port: u16,
     pub forward: &'static str,
     pub weight: u32,
@@ -67,8 +68,13 @@ pub fn services(snap: &Snapshot, select: Option<Select>, rate: Option<(&Snapshot
                 vip: s.vip,
                 port: s.port,
                 scheduler: snap.scheduler(s),
-                persistent_timeout_s: persist.map(|(t, _)| t),
-                persistent_mask: persist.map(|(_, m)| m.unwrap_or(Ipv4Addr::BROADCAST)),
+                persistent_timeout_s: persist.as_ref().map(|(t, _)| *t),
+                persistent_mask: persist.map(|(_, m)| {
+                    m.unwrap_or_else(|| match s.vip {
+                        IpAddr::V4(_) => "255.255.255.255".into(),
+                        IpAddr::V6(_) => "128".into(),
+                    })
+                }),
                 conns: s.stats.conns,
                 packets: s.stats.packets,
                 bytes: s.stats.bytes,
@@ -110,7 +116,7 @@ pub fn services(snap: &Snapshot, select: Option<Select>, rate: Option<(&Snapshot
 
 /// `-L -n -c --json`.
 pub fn conns(snap: &Snapshot, select: Option<Select>) -> Value {
-    let ap = |(a, p): (Ipv4Addr, u16)| format!("{a}:{p}");
+    let ap = |(a, p): (IpAddr, u16)| super::endpoint(a, p);
     let rows: Vec<Value> = rows(snap, select)
         .into_iter()
         .map(|r| {

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use lvs_common::tcp;
 
 use super::{
-    cut, largenum, persistence, proto_name, rate::Rates, AdmError, Format, Select, Snapshot,
-    IPVS_VERSION,
+    cut, endpoint, largenum, persistence, proto_name, rate::Rates, AdmError, Format, Select,
+    Snapshot, IPVS_VERSION,
 };
 
 /// print_title.
@@ -67,8 +67,14 @@ pub fn list(
     }
     title(&mut out, f);
     for s in services {
-        // "%-4s %s" cut at 33, as ipvsadm's svc_name for IPv4.
-        let svc_name = cut(format!("{:<4} {}:{}", proto_name(s), s.vip, s.port), 33);
+        // "%-4s %s" cut at 33, as ipvsadm's svc_name for IPv4 (an IPv6
+        // `[addr]:port` is not cut).
+        let svc_name = format!("{:<4} {}", proto_name(s), endpoint(s.vip, s.port));
+        let svc_name = if s.vip.is_ipv4() {
+            cut(svc_name, 33)
+        } else {
+            svc_name
+        };
         let before = rate.and_then(|(b, _)| {
             b.services
                 .iter()
@@ -100,7 +106,12 @@ pub fn list(
         }
         out.push('\n');
         for b in snap.listed_backends(s) {
-            let dname = cut(format!("{}:{}", b.addr, b.port), 28);
+            let dname = endpoint(b.addr, b.port);
+            let dname = if b.addr.is_ipv4() {
+                cut(dname, 28)
+            } else {
+                dname
+            };
             if f.stats {
                 let _ = write!(out, "  -> {dname:<28}");
                 for v in [b.stats.conns, b.stats.packets, 0, b.stats.bytes, 0] {

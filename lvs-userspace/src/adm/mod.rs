@@ -24,7 +24,11 @@ pub mod rate;
 mod save;
 pub mod status;
 
-use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr},
+};
 
 use lvs_common::{
     tcp, SVC_F_PERSISTENT, SVC_F_SCHED_DH, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK,
@@ -61,7 +65,7 @@ pub enum AdmError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Select {
     pub proto: Protocol,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub port: u16,
 }
 
@@ -72,7 +76,7 @@ impl std::fmt::Display for Select {
             Protocol::Udp => "-u",
             Protocol::Sctp => "--sctp-service",
         };
-        write!(f, "{opt} {}:{}", self.vip, self.port)
+        write!(f, "{opt} {}", endpoint(self.vip, self.port))
     }
 }
 
@@ -102,6 +106,9 @@ pub struct Snapshot {
     pub services: Vec<ServiceView>,
     pub conns: Vec<ConnView>,
     pub templates: Vec<TemplateView>,
+    /// The IPv6 tables' entries.
+    pub conns6: Vec<ConnView<lvs_common::FlowKey6>>,
+    pub templates6: Vec<TemplateView<lvs_common::PersistKey6>>,
     pub timeouts_s: [u32; tcp::NUM_STATES],
     /// Printed as ipvsadm's `(size=N)`: IPVS prints its connection hash
     /// table size (4096 by default); ours is the `conns` map's max_entries,
@@ -115,6 +122,8 @@ impl Snapshot {
         let mut snap = Self::take_services(state)?;
         snap.conns = state.conns()?;
         snap.templates = state.templates()?;
+        snap.conns6 = state.conns6()?;
+        snap.templates6 = state.templates6()?;
         Ok(snap)
     }
 
@@ -126,6 +135,8 @@ impl Snapshot {
             services: state.services()?,
             conns: Vec::new(),
             templates: Vec::new(),
+            conns6: Vec::new(),
+            templates6: Vec::new(),
             timeouts_s: state.settings()?.timeouts_s,
             table_size: state.conn_table_size()?,
             extras: Extras::default(),
@@ -227,7 +238,7 @@ impl Snapshot {
     }
 
     /// A backend's address: ids are per service in the maps.
-    pub(crate) fn backend_addr(&self, service: u32, backend: u32) -> Option<(Ipv4Addr, u16)> {
+    pub(crate) fn backend_addr(&self, service: u32, backend: u32) -> Option<(IpAddr, u16)> {
         self.service_by_id(service)?
             .backends
             .iter()
@@ -251,17 +262,32 @@ pub(crate) fn proto_name(s: &ServiceView) -> &'static str {
     s.proto.map(|p| p.name()).unwrap_or("???")
 }
 
-/// `persistent T [mask M]` parts, if persistent: the mask only when not /32,
-/// as ipvsadm prints it.
-pub(crate) fn persistence(s: &ServiceView) -> Option<(u32, Option<Ipv4Addr>)> {
+/// `persistent T [mask M]` parts, if persistent: the mask only when not /32
+/// (IPv6: a prefix length, only when not 128), as ipvsadm prints it.
+pub(crate) fn persistence(s: &ServiceView) -> Option<(u32, Option<String>)> {
     if s.svc.flags & SVC_F_PERSISTENT == 0 {
         return None;
     }
-    let mask = addr_of(s.svc.persist_mask_be);
-    Some((
-        s.svc.persist_timeout_s,
-        (mask != Ipv4Addr::BROADCAST).then_some(mask),
-    ))
+    let mask = match s.vip {
+        IpAddr::V4(_) => {
+            let mask = addr_of(s.svc.persist_mask_be);
+            (mask != Ipv4Addr::BROADCAST).then(|| mask.to_string())
+        }
+        IpAddr::V6(_) => {
+            let plen = s.svc.persist_mask_be;
+            (plen != 128).then(|| plen.to_string())
+        }
+    };
+    Some((s.svc.persist_timeout_s, mask))
+}
+
+/// `addr:port`, an IPv6 address in brackets (`[2001:2::1]:80`), as
+/// ipvsadm's `addrport_to_anyname` prints them.
+pub fn endpoint(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
 }
 
 /// ipvsadm's `print_largenum`: `%9llu`, or K/M/G/T in 8 digits, or with

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{persistence, Snapshot};
+use super::{endpoint, persistence, Snapshot};
 use crate::datapath::Protocol;
 
 pub fn save(snap: &Snapshot) -> String {
@@ -15,7 +15,7 @@ pub fn save(snap: &Snapshot) -> String {
             Some(Protocol::Sctp) => "--sctp-service",
             None => "--xxx-service",
         };
-        let svc = format!("{opt} {}:{}", s.vip, s.port);
+        let svc = format!("{opt} {}", endpoint(s.vip, s.port));
         let _ = write!(out, "-A {svc} -s {}", snap.scheduler(s));
         if let Some((timeout, mask)) = persistence(s) {
             let _ = write!(out, " -p {timeout}");
@@ -30,7 +30,12 @@ pub fn save(snap: &Snapshot) -> String {
         out.push('\n');
         for b in snap.listed_backends(s) {
             // -g: gatewaying, i.e. Direct Routing.
-            let _ = writeln!(out, "-a {svc} -r {}:{} -g -w {}", b.addr, b.port, b.weight);
+            let _ = writeln!(
+                out,
+                "-a {svc} -r {} -g -w {}",
+                endpoint(b.addr, b.port),
+                b.weight
+            );
         }
     }
     out

@@ -1,7 +1,7 @@
 //! `lvsadm`: ipvsadm's listings of an lvs-xdp data path, read from its
 //! pinned maps, so it works whether `lvsd` runs or not.
 
-use std::{net::SocketAddrV4, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -31,9 +31,9 @@ fn agent_status(args: &Args) -> Result<Status> {
 }
 
 fn select(args: &Args) -> Result<Option<Select>> {
-    let sel = |proto, a: SocketAddrV4| Select {
+    let sel = |proto, a: SocketAddr| Select {
         proto,
-        vip: *a.ip(),
+        vip: a.ip(),
         port: a.port(),
     };
     Ok(match (args.tcp_service, args.udp_service) {

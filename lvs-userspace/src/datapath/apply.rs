@@ -11,14 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aya::maps::PerCpuValues;
 use lvs_common::{
-    hash::vip_filter_bit, map_names as names, Backend, Service, ServiceKey, Stats, BE_F_ALIVE,
-    BE_F_CONFIGURED, LC_MAX_SERVERS, MAX_BACKENDS, MAX_SERVICES, RING_CAPACITY, SVC_F_PERSISTENT,
-    SVC_F_SCHED_DH, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_IDLE_FIRST,
-    SVC_F_SCHED_LC, SVC_F_SCHED_MH, SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
-    SVC_F_SLOPPY, VIP_FILTER_WORDS,
+    hash::{ipv6_fold, ipv6_words, vip_filter_bit},
+    map_names as names, Backend, Service, Stats, BE_F_ALIVE, BE_F_CONFIGURED, BE_F_IPV6,
+    LC_MAX_SERVERS, MAX_BACKENDS, MAX_SERVICES, RING_CAPACITY, SVC_F_PERSISTENT, SVC_F_SCHED_DH,
+    SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_IDLE_FIRST, SVC_F_SCHED_LC,
+    SVC_F_SCHED_MH, SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED, SVC_F_SLOPPY,
+    VIP_FILTER_WORDS,
 };
 
-use super::{map_err, Datapath, DatapathError, DesiredState, Maps, Result};
+use super::{map_err, Datapath, DatapathError, DesiredState, Maps, Result, SvcKey};
 use crate::sched;
 
 /// One service as it is in the maps.
@@ -35,7 +36,7 @@ pub(crate) struct AppliedService {
 /// costs no map reads. Rebuilt from the maps when a datapath is re-adopted.
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
-    pub services: BTreeMap<ServiceKey, AppliedService>,
+    pub services: BTreeMap<SvcKey, AppliedService>,
     pub backends: BTreeMap<u32, Backend>,
     ring_free: RangeAllocator,
     /// Next backend id to try: ids are handed out round-robin so a freed id
@@ -76,8 +77,16 @@ impl Applied {
             vip_filter: vec![0; VIP_FILTER_WORDS as usize],
             ..Default::default()
         };
-        for item in maps.services.iter() {
-            let (key, svc) = item.map_err(map_err(names::SERVICES))?;
+        let v4 = maps.services.iter().map(|item| {
+            item.map(|(k, s)| (SvcKey::V4(k), s))
+                .map_err(map_err(names::SERVICES))
+        });
+        let v6 = maps.services6.iter().map(|item| {
+            item.map(|(k, s)| (SvcKey::V6(k), s))
+                .map_err(map_err(names::SERVICES6))
+        });
+        for item in v4.chain(v6) {
+            let (key, svc) = item?;
             let mut ring = Vec::with_capacity(svc.ring_len as usize);
             for i in 0..svc.ring_len {
                 ring.push(
@@ -150,7 +159,7 @@ impl Datapath {
     /// Makes the maps match `desired`, touching only what differs.
     pub fn apply(&mut self, desired: &DesiredState) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
-        let mut keep: BTreeSet<ServiceKey> = BTreeSet::new();
+        let mut keep: BTreeSet<SvcKey> = BTreeSet::new();
 
         for d in &desired.services {
             let key = d.key();
@@ -169,23 +178,31 @@ impl Datapath {
 
             // Backends: same (addr, port) keeps its id (indexed: a service
             // may have thousands).
-            let by_addr: std::collections::HashMap<(u32, u16), u32> = current
+            let by_addr: std::collections::HashMap<([u32; 4], u16), u32> = current
                 .as_ref()
                 .map(|c| {
                     c.backends
                         .iter()
                         .map(|id| {
                             let v = &self.state.applied.backends[id];
-                            ((v.addr_be, v.port_be), *id)
+                            ((backend_addr_words(v), v.port_be), *id)
                         })
                         .collect()
                 })
                 .unwrap_or_default();
             let mut ids = Vec::with_capacity(d.backends.len());
             for b in &d.backends {
-                let addr_be = u32::from_ne_bytes(b.addr.octets());
+                let (addr_be, addr6_be, family_flag) = match b.addr {
+                    std::net::IpAddr::V4(a) => (u32::from_ne_bytes(a.octets()), [0; 4], 0),
+                    std::net::IpAddr::V6(a) => (0, ipv6_words(a.octets()), BE_F_IPV6),
+                };
                 let port_be = b.port.to_be();
-                let existing = by_addr.get(&(addr_be, port_be)).copied();
+                let words = if family_flag == 0 {
+                    [addr_be, 0, 0, 0]
+                } else {
+                    addr6_be
+                };
+                let existing = by_addr.get(&(words, port_be)).copied();
                 let bid = match existing {
                     Some(bid) => bid,
                     None => {
@@ -203,11 +220,12 @@ impl Datapath {
                     addr_be,
                     port_be,
                     _pad: 0,
-                    flags: BE_F_CONFIGURED | if b.alive { BE_F_ALIVE } else { 0 },
+                    flags: BE_F_CONFIGURED | family_flag | if b.alive { BE_F_ALIVE } else { 0 },
                     weight: b.weight,
                     service: id,
                     u_threshold: b.u_threshold,
                     l_threshold: b.l_threshold,
+                    addr6_be,
                 };
                 if self.state.applied.backends.get(&bid) != Some(&value) {
                     if existing.is_some() {
@@ -320,7 +338,12 @@ impl Datapath {
             if let Some(p) = d.persistence {
                 flags |= SVC_F_PERSISTENT;
                 persist_timeout_s = p.timeout_s;
-                persist_mask_be = u32::from_ne_bytes(p.netmask.octets());
+                persist_mask_be = match key {
+                    SvcKey::V4(_) => u32::from_ne_bytes(p.netmask.octets()),
+                    // IPVS keeps an IPv6 service's granularity as a prefix
+                    // length in the same field.
+                    SvcKey::V6(_) => u32::from(p.prefix_len6.min(128)),
+                };
             }
             if d.sloppy {
                 flags |= SVC_F_SLOPPY;
@@ -363,11 +386,20 @@ impl Datapath {
                 if current.is_some() {
                     report.services_changed += 1;
                 }
-                self.state
-                    .maps
-                    .services
-                    .insert(key, svc, 0)
-                    .map_err(map_err(names::SERVICES))?;
+                match key {
+                    SvcKey::V4(k) => self
+                        .state
+                        .maps
+                        .services
+                        .insert(k, svc, 0)
+                        .map_err(map_err(names::SERVICES))?,
+                    SvcKey::V6(k) => self
+                        .state
+                        .maps
+                        .services6
+                        .insert(k, svc, 0)
+                        .map_err(map_err(names::SERVICES6))?,
+                }
             }
             if ring_changed {
                 // IPVS restarts its wrr walk when the destinations change;
@@ -415,7 +447,7 @@ impl Datapath {
         }
 
         // Services gone.
-        let gone: Vec<ServiceKey> = self
+        let gone: Vec<SvcKey> = self
             .applied
             .services
             .keys()
@@ -429,7 +461,11 @@ impl Datapath {
                 .services
                 .remove(&key)
                 .expect("listed above");
-            match self.state.maps.services.remove(&key) {
+            let removed = match key {
+                SvcKey::V4(k) => self.state.maps.services.remove(&k),
+                SvcKey::V6(k) => self.state.maps.services6.remove(&k),
+            };
+            match removed {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
                 Err(e) => return Err(map_err(names::SERVICES)(e)),
             }
@@ -495,7 +531,10 @@ impl Datapath {
     fn write_vip_filter(&mut self) -> Result<()> {
         let mut words = vec![0u64; VIP_FILTER_WORDS as usize];
         for key in self.state.applied.services.keys() {
-            let (w, b) = vip_filter_bit(key.addr_be);
+            let (w, b) = vip_filter_bit(match key {
+                SvcKey::V4(k) => k.addr_be,
+                SvcKey::V6(k) => ipv6_fold(&k.addr_be),
+            });
             words[w as usize] |= 1 << b;
         }
         for (i, w) in words.iter().enumerate() {
@@ -509,6 +548,16 @@ impl Datapath {
         }
         self.state.applied.vip_filter = words;
         Ok(())
+    }
+}
+
+/// A backend's address as four words (IPv4: the address, then zeros), to
+/// find it again across applies.
+fn backend_addr_words(b: &Backend) -> [u32; 4] {
+    if b.flags & BE_F_IPV6 != 0 {
+        b.addr6_be
+    } else {
+        [b.addr_be, 0, 0, 0]
     }
 }
 

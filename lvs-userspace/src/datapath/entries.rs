@@ -1,7 +1,7 @@
 //! Writing single connection and template entries: what connection sync
 //! does on a backup director, and what tests use to age entries.
 
-use lvs_common::{map_names as names, Conn, FlowKey, Persist, PersistKey};
+use lvs_common::{map_names as names, Conn, FlowKey, FlowKey6, Persist, PersistKey, PersistKey6};
 
 use super::{map_err, Datapath, Result};
 
@@ -38,5 +38,31 @@ impl Datapath {
 
     pub fn template(&self, key: &PersistKey) -> Option<Persist> {
         self.state.maps.persist.get(key, 0).ok()
+    }
+
+    /// An IPv6 flow's entry: established (`conns6`), else half-open.
+    pub fn conn6(&self, key: &FlowKey6) -> Option<Conn> {
+        let maps = &self.state.maps;
+        maps.conns6
+            .get(key, 0)
+            .or_else(|_| maps.half_open6.get(key, 0))
+            .ok()
+    }
+
+    /// Whether the IPv6 flow is established (in `conns6`).
+    pub fn is_established6(&self, key: &FlowKey6) -> bool {
+        self.state.maps.conns6.get(key, 0).is_ok()
+    }
+
+    pub fn insert_conn6(&mut self, key: FlowKey6, conn: Conn) -> Result<()> {
+        self.state
+            .maps
+            .conns6
+            .insert(key, conn, 0)
+            .map_err(map_err(names::CONNS6))
+    }
+
+    pub fn template6(&self, key: &PersistKey6) -> Option<Persist> {
+        self.state.maps.persist6.get(key, 0).ok()
     }
 }

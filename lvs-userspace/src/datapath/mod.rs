@@ -31,15 +31,17 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use lvs_common::{
-    map_names as names, Backend, Conn, ConnCounts, FlowKey, Persist, PersistKey, Service,
-    ServiceKey, Settings, Stats, LAYOUT_VERSION,
+    map_names as names, Backend, Conn, ConnCounts, FlowKey, FlowKey6, Persist, PersistKey,
+    PersistKey6, Service, ServiceKey, ServiceKey6, Settings, Stats, LAYOUT_VERSION,
 };
 use thiserror::Error;
 
 pub use apply::ApplyReport;
 #[doc(hidden)]
 pub use desired::Proto;
-pub use desired::{DesiredBackend, DesiredService, DesiredState, NextHop, Persistence, Protocol};
+pub use desired::{
+    DesiredBackend, DesiredService, DesiredState, NextHop, Persistence, Protocol, SvcKey,
+};
 pub use pins::PinDir;
 
 #[derive(Debug, Error)]
@@ -237,6 +239,11 @@ pub(crate) struct Maps {
     pub events: PerCpuArray<MapData, u64>,
     pub tx_ports: DevMap<MapData>,
     pub local_macs: Array<MapData, lvs_common::LocalMac>,
+    pub services6: HashMap<MapData, ServiceKey6, Service>,
+    pub conns6: HashMap<MapData, FlowKey6, Conn>,
+    pub half_open6: HashMap<MapData, FlowKey6, Conn>,
+    pub persist6: HashMap<MapData, PersistKey6, Persist>,
+    pub persist_pending6: HashMap<MapData, PersistKey6, Persist>,
 }
 
 /// Key and value sizes of every map, to refuse re-adopting stale pins.
@@ -257,6 +264,12 @@ fn expected_sizes(name: &str) -> Option<(u32, u32)> {
         names::TX_PORTS => s(4, 8), // struct bpf_devmap_val: ifindex, prog fd
         names::SYNC_EVENTS => s(0, 0), // a ring buffer has neither
         names::LOCAL_MACS => s(4, 8),
+        names::SERVICES6 => s(size_of::<ServiceKey6>(), size_of::<Service>()),
+        names::CONNS6 | names::HALF_OPEN6 => s(size_of::<FlowKey6>(), size_of::<Conn>()),
+        names::PERSIST6 | names::PERSIST_PENDING6 => {
+            s(size_of::<PersistKey6>(), size_of::<Persist>())
+        }
+        names::FLOW_CACHE6 => s(4, size_of::<lvs_common::FlowCacheEntry6>()),
         _ => None,
     }
 }
@@ -312,6 +325,12 @@ impl Datapath {
         loader.map_max_entries(names::HALF_OPEN, sizes.half_open);
         loader.map_max_entries(names::PERSIST, sizes.persist);
         loader.map_max_entries(names::PERSIST_PENDING, sizes.persist_pending);
+        // IPv6 tables: the same sizes (`--conn-table-size` holds for each
+        // family).
+        loader.map_max_entries(names::CONNS6, sizes.conns);
+        loader.map_max_entries(names::HALF_OPEN6, sizes.half_open);
+        loader.map_max_entries(names::PERSIST6, sizes.persist);
+        loader.map_max_entries(names::PERSIST_PENDING6, sizes.persist_pending);
         let mut ebpf = loader.load(objects::LVS_XDP)?;
         let maps = take_maps(&mut ebpf)?;
         let sync_events = take(&mut ebpf, names::SYNC_EVENTS)?
@@ -630,6 +649,11 @@ impl Inspector {
             events: typed!(names::EVENTS, PerCpuArray),
             tx_ports: typed!(names::TX_PORTS, DevMap),
             local_macs: typed!(names::LOCAL_MACS, Array),
+            services6: typed!(names::SERVICES6, HashMap),
+            conns6: typed!(names::CONNS6, LruHashMap),
+            half_open6: typed!(names::HALF_OPEN6, LruHashMap),
+            persist6: typed!(names::PERSIST6, LruHashMap),
+            persist_pending6: typed!(names::PERSIST_PENDING6, LruHashMap),
         };
         let applied = apply::Applied::read(&maps)?;
         Ok(Inspector {
@@ -686,6 +710,11 @@ fn take_maps(ebpf: &mut Ebpf) -> Result<Maps> {
         events: typed!(names::EVENTS),
         tx_ports: typed!(names::TX_PORTS),
         local_macs: typed!(names::LOCAL_MACS),
+        services6: typed!(names::SERVICES6),
+        conns6: typed!(names::CONNS6),
+        half_open6: typed!(names::HALF_OPEN6),
+        persist6: typed!(names::PERSIST6),
+        persist_pending6: typed!(names::PERSIST_PENDING6),
     })
 }
 

@@ -2,20 +2,38 @@
 //! CPUs), verdict counters, the connection table with IPVS states, and the
 //! expiry of idle connections.
 
-use std::{collections::BTreeMap, net::Ipv4Addr};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
+};
 
 use lvs_common::{
     event, map_names as names, tcp, verdict, Backend, Conn, ConnCounts as MapConnCounts, FlowKey,
-    Persist, PersistKey, Service, ServiceKey, Stats, BE_F_ALIVE, CONN_F_PERSISTENT,
+    FlowKey6, Persist, PersistKey, PersistKey6, Service, ServiceKey, Stats, BE_F_ALIVE, BE_F_IPV6,
+    CONN_F_PERSISTENT,
 };
 
-use super::{desired::addr_of, map_err, table::ConnCounts, Protocol, Result, State};
+use super::{
+    desired::{addr6_of, addr_of},
+    map_err,
+    table::ConnCounts,
+    Maps, Protocol, Result, State, SvcKey,
+};
+
+/// A backend's address, whichever family it is.
+pub fn backend_addr(b: &Backend) -> IpAddr {
+    if b.flags & BE_F_IPV6 != 0 {
+        IpAddr::V6(addr6_of(&b.addr6_be))
+    } else {
+        IpAddr::V4(addr_of(b.addr_be))
+    }
+}
 
 /// One real server as the maps have it.
 #[derive(Clone, Debug)]
 pub struct BackendView {
     pub id: u32,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub weight: u32,
     pub alive: bool,
@@ -35,7 +53,7 @@ pub struct BackendView {
 /// One virtual service as the maps have it.
 #[derive(Clone, Debug)]
 pub struct ServiceView {
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub port: u16,
     pub proto: Option<Protocol>,
     pub svc: Service,
@@ -52,10 +70,10 @@ pub struct IdMap {
     pub backends: std::collections::BTreeMap<u32, (Ipv4Addr, u16)>,
 }
 
-/// A connection entry, decoded.
+/// A connection entry, decoded (`K`: `FlowKey6` for IPv6).
 #[derive(Clone, Debug)]
-pub struct ConnView {
-    pub key: FlowKey,
+pub struct ConnView<K = FlowKey> {
+    pub key: K,
     pub conn: Conn,
     /// In `half_open`: scheduled, awaiting the client's second packet.
     pub half_open: bool,
@@ -63,12 +81,112 @@ pub struct ConnView {
     pub expires_in_s: u64,
 }
 
-/// A persistence template, decoded.
+/// A persistence template, decoded (`K`: `PersistKey6` for IPv6).
 #[derive(Clone, Debug)]
-pub struct TemplateView {
-    pub key: PersistKey,
+pub struct TemplateView<K = PersistKey> {
+    pub key: K,
     pub value: Persist,
     pub expires_in_s: u64,
+}
+
+type Table<K, V> = aya::maps::HashMap<aya::maps::MapData, K, V>;
+
+/// One address family's connection and template tables, for the walks
+/// both families share (listing, expiry).
+trait Family: aya::Pod + Copy {
+    type Tmpl: aya::Pod + Copy + Eq + std::hash::Hash;
+    fn flow_table(m: &Maps, half_open: bool) -> (&Table<Self, Conn>, &'static str);
+    fn flow_table_mut(m: &mut Maps, half_open: bool) -> (&mut Table<Self, Conn>, &'static str);
+    fn template_table(m: &Maps, pending: bool) -> (&Table<Self::Tmpl, Persist>, &'static str);
+    fn template_table_mut(
+        m: &mut Maps,
+        pending: bool,
+    ) -> (&mut Table<Self::Tmpl, Persist>, &'static str);
+    fn tmpl_service(t: &Self::Tmpl) -> u32;
+    /// The template a connection of `service` (granularity `mask`) uses.
+    fn template_of(flow: &Self, service: u32, mask: u32) -> Self::Tmpl;
+}
+
+macro_rules! tables {
+    ($conns:ident, $half:ident, $persist:ident, $pending:ident, $n:ident, $nh:ident, $np:ident, $npp:ident) => {
+        fn flow_table(m: &Maps, half_open: bool) -> (&Table<Self, Conn>, &'static str) {
+            if half_open {
+                (&m.$half, names::$nh)
+            } else {
+                (&m.$conns, names::$n)
+            }
+        }
+        fn flow_table_mut(m: &mut Maps, half_open: bool) -> (&mut Table<Self, Conn>, &'static str) {
+            if half_open {
+                (&mut m.$half, names::$nh)
+            } else {
+                (&mut m.$conns, names::$n)
+            }
+        }
+        fn template_table(m: &Maps, pending: bool) -> (&Table<Self::Tmpl, Persist>, &'static str) {
+            if pending {
+                (&m.$pending, names::$npp)
+            } else {
+                (&m.$persist, names::$np)
+            }
+        }
+        fn template_table_mut(
+            m: &mut Maps,
+            pending: bool,
+        ) -> (&mut Table<Self::Tmpl, Persist>, &'static str) {
+            if pending {
+                (&mut m.$pending, names::$npp)
+            } else {
+                (&mut m.$persist, names::$np)
+            }
+        }
+    };
+}
+
+impl Family for FlowKey {
+    type Tmpl = PersistKey;
+    tables!(
+        conns,
+        half_open,
+        persist,
+        persist_pending,
+        CONNS,
+        HALF_OPEN,
+        PERSIST,
+        PERSIST_PENDING
+    );
+    fn tmpl_service(t: &PersistKey) -> u32 {
+        t.service
+    }
+    fn template_of(flow: &FlowKey, service: u32, mask: u32) -> PersistKey {
+        PersistKey {
+            service,
+            client_be: flow.src_be & mask,
+        }
+    }
+}
+
+impl Family for FlowKey6 {
+    type Tmpl = PersistKey6;
+    tables!(
+        conns6,
+        half_open6,
+        persist6,
+        persist_pending6,
+        CONNS6,
+        HALF_OPEN6,
+        PERSIST6,
+        PERSIST_PENDING6
+    );
+    fn tmpl_service(t: &PersistKey6) -> u32 {
+        t.service
+    }
+    fn template_of(flow: &FlowKey6, service: u32, prefix_len: u32) -> PersistKey6 {
+        PersistKey6 {
+            service,
+            client_be: lvs_common::hash::ipv6_prefix(&flow.src_be, prefix_len),
+        }
+    }
 }
 
 /// CLOCK_MONOTONIC in ns: the clock `bpf_ktime_get_coarse_ns` reads (at
@@ -156,50 +274,61 @@ impl State {
         Ok(info.max_entries())
     }
 
-    /// Every connection entry, established and half-open, with its time left.
+    /// Every IPv4 connection entry, established and half-open, with its
+    /// time left.
     pub fn conns(&self) -> Result<Vec<ConnView>> {
-        use aya::maps::IterableMap;
+        self.flows::<FlowKey>()
+    }
+
+    /// Every IPv6 connection entry (`conns6`, `half_open6`).
+    pub fn conns6(&self) -> Result<Vec<ConnView<FlowKey6>>> {
+        self.flows::<FlowKey6>()
+    }
+
+    fn flows<K: Family>(&self) -> Result<Vec<ConnView<K>>> {
         let settings = self.settings()?;
         let now = monotonic_ns();
         let mut out = Vec::new();
-        for (half_open, map, name) in [
-            (false, &self.maps.conns, names::CONNS),
-            (true, &self.maps.half_open, names::HALF_OPEN),
-        ] {
-            super::table::for_each::<FlowKey, Conn>(map.map(), name, |key, conn| {
-                let timeout_s = settings
-                    .timeouts_s
-                    .get(conn.state as usize)
-                    .copied()
-                    .unwrap_or(0) as u64;
-                let idle_s = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
-                out.push(ConnView {
-                    key: *key,
-                    conn: *conn,
-                    half_open,
-                    expires_in_s: timeout_s.saturating_sub(idle_s),
-                });
-            })?;
+        for half_open in [false, true] {
+            let (map, name) = K::flow_table(&self.maps, half_open);
+            super::table::for_each::<K, Conn>(
+                aya::maps::IterableMap::map(map),
+                name,
+                |key, conn| {
+                    let timeout_s = settings
+                        .timeouts_s
+                        .get(conn.state as usize)
+                        .copied()
+                        .unwrap_or(0) as u64;
+                    let idle_s = now.saturating_sub(conn.last_seen_ns) / 1_000_000_000;
+                    out.push(ConnView {
+                        key: *key,
+                        conn: *conn,
+                        half_open,
+                        expires_in_s: timeout_s.saturating_sub(idle_s),
+                    });
+                },
+            )?;
         }
         Ok(out)
     }
 
-    /// Every persistence template, with its time left.
+    /// Every IPv4 persistence template, with its time left.
     pub fn templates(&self) -> Result<Vec<TemplateView>> {
-        self.templates_in(&self.maps.persist, names::PERSIST)
+        self.templates_in::<FlowKey>(false)
     }
 
-    /// Templates of clients whose connections are all still half-open.
+    /// IPv4 templates of clients whose connections are all still half-open.
     pub fn pending_templates(&self) -> Result<Vec<TemplateView>> {
-        self.templates_in(&self.maps.persist_pending, names::PERSIST_PENDING)
+        self.templates_in::<FlowKey>(true)
     }
 
-    fn templates_in(
-        &self,
-        map: &aya::maps::HashMap<aya::maps::MapData, PersistKey, Persist>,
-        name: &'static str,
-    ) -> Result<Vec<TemplateView>> {
-        use aya::maps::IterableMap;
+    /// Every IPv6 persistence template (`persist6`).
+    pub fn templates6(&self) -> Result<Vec<TemplateView<PersistKey6>>> {
+        self.templates_in::<FlowKey6>(false)
+    }
+
+    fn templates_in<K: Family>(&self, pending: bool) -> Result<Vec<TemplateView<K::Tmpl>>> {
         let now = monotonic_ns();
         let timeouts: std::collections::HashMap<u32, u64> = self
             .applied
@@ -208,15 +337,20 @@ impl State {
             .map(|s| (s.svc.id, s.svc.persist_timeout_s as u64))
             .collect();
         let mut out = Vec::new();
-        super::table::for_each::<PersistKey, Persist>(map.map(), name, |key, value| {
-            let timeout_s = timeouts.get(&key.service).copied().unwrap_or(0);
-            let idle_s = now.saturating_sub(value.last_seen_ns) / 1_000_000_000;
-            out.push(TemplateView {
-                key: *key,
-                value: *value,
-                expires_in_s: timeout_s.saturating_sub(idle_s),
-            });
-        })?;
+        let (map, name) = K::template_table(&self.maps, pending);
+        super::table::for_each::<K::Tmpl, Persist>(
+            aya::maps::IterableMap::map(map),
+            name,
+            |key, value| {
+                let timeout_s = timeouts.get(&K::tmpl_service(key)).copied().unwrap_or(0);
+                let idle_s = now.saturating_sub(value.last_seen_ns) / 1_000_000_000;
+                out.push(TemplateView {
+                    key: *key,
+                    value: *value,
+                    expires_in_s: timeout_s.saturating_sub(idle_s),
+                });
+            },
+        )?;
         Ok(out)
     }
 
@@ -237,7 +371,7 @@ impl State {
                 let n = counts.of(id);
                 backends.push(BackendView {
                     id,
-                    addr: addr_of(b.addr_be),
+                    addr: backend_addr(b),
                     port: u16::from_be(b.port_be),
                     weight: b.weight,
                     alive: b.flags & BE_F_ALIVE != 0,
@@ -251,9 +385,9 @@ impl State {
                 });
             }
             out.push(ServiceView {
-                vip: addr_of(key.addr_be),
-                port: u16::from_be(key.port_be),
-                proto: Protocol::from_number(key.proto),
+                vip: key.vip(),
+                port: u16::from_be(key.port_be()),
+                proto: Protocol::from_number(key.proto()),
                 svc: applied.svc,
                 stats: self.stats_of(false, applied.svc.id)?,
                 backends,
@@ -269,11 +403,21 @@ impl State {
     /// Then re-syncs the data path's per-server connection counts with the
     /// tables (see [`State::reconcile_conn_counts`]).
     pub fn expire(&mut self) -> Result<(usize, usize)> {
+        let (c4, t4, mut live) = self.expire_family::<FlowKey>()?;
+        let (c6, t6, live6) = self.expire_family::<FlowKey6>()?;
+        live.extend(live6);
+        self.reconcile_counts(&live)?;
+        Ok((c4 + c6, t4 + t6))
+    }
+
+    /// `expire` for one family's tables; returns what went and the
+    /// (backend, state) of every live connection.
+    fn expire_family<K: Family>(&mut self) -> Result<(usize, usize, Vec<(u32, u32)>)> {
         // Each entry is read again right before it is deleted and kept if
         // the data path touched it since the scan: a SYN or a packet that
         // revived the 5-tuple in between must not lose its entry (the window
         // left is the few microseconds between that read and the delete).
-        let conns = self.conns()?;
+        let conns = self.flows::<K>()?;
         // IPVS keeps a persistence template while it controls connections
         // (and `persistence_timeout` after the last one): the clients of
         // live persistent connections, by template key.
@@ -283,33 +427,27 @@ impl State {
             .values()
             .map(|s| (s.svc.id, s.svc.persist_mask_be))
             .collect();
-        let controlling: std::collections::HashSet<PersistKey> = conns
+        let controlling: std::collections::HashSet<K::Tmpl> = conns
             .iter()
             .filter(|c| !c.half_open && c.expires_in_s > 0 && c.conn.flags & CONN_F_PERSISTENT != 0)
             .filter_map(|c| {
-                Some(PersistKey {
-                    service: c.conn.service,
-                    client_be: c.key.src_be & mask_of.get(&c.conn.service)?,
-                })
+                let mask = *mask_of.get(&c.conn.service)?;
+                Some(K::template_of(&c.key, c.conn.service, mask))
             })
             .collect();
         let mut conns_gone = 0;
         let mut live = Vec::new();
         for c in conns {
             if c.expires_in_s > 0 {
-                live.push(c);
+                live.push((c.conn.backend, c.conn.state));
                 continue;
             }
-            let (map, name) = if c.half_open {
-                (&mut self.maps.half_open, names::HALF_OPEN)
-            } else {
-                (&mut self.maps.conns, names::CONNS)
-            };
+            let (map, name) = K::flow_table_mut(&mut self.maps, c.half_open);
             if map
                 .get(&c.key, 0)
                 .is_ok_and(|now| now.last_seen_ns != c.conn.last_seen_ns)
             {
-                live.push(c); // used since it was read: not idle
+                live.push((c.conn.backend, c.conn.state)); // used since it was read: not idle
                 continue;
             }
             match map.remove(&c.key) {
@@ -318,13 +456,12 @@ impl State {
                 Err(e) => return Err(map_err(name)(e)),
             }
         }
-        self.reconcile_conn_counts(&live)?;
         let mut templates_gone = 0;
         for (pending, t) in self
-            .templates()?
+            .templates_in::<K>(false)?
             .into_iter()
             .map(|t| (false, t))
-            .chain(self.pending_templates()?.into_iter().map(|t| (true, t)))
+            .chain(self.templates_in::<K>(true)?.into_iter().map(|t| (true, t)))
         {
             if !pending && controlling.contains(&t.key) {
                 // Half its timeout gone: keep it alive for its connections
@@ -333,24 +470,22 @@ impl State {
                     .applied
                     .services
                     .values()
-                    .find(|s| s.svc.id == t.key.service)
+                    .find(|s| s.svc.id == K::tmpl_service(&t.key))
                     .map(|s| s.svc.persist_timeout_s as u64)
                     .unwrap_or(0);
                 if t.expires_in_s <= timeout_s / 2 {
                     let mut v = t.value;
                     v.last_seen_ns = monotonic_ns();
-                    let _ = self.maps.persist.insert(t.key, v, 0);
+                    let _ = K::template_table_mut(&mut self.maps, false)
+                        .0
+                        .insert(t.key, v, 0);
                 }
                 continue;
             }
             if t.expires_in_s > 0 {
                 continue;
             }
-            let (map, name) = if pending {
-                (&mut self.maps.persist_pending, names::PERSIST_PENDING)
-            } else {
-                (&mut self.maps.persist, names::PERSIST)
-            };
+            let (map, name) = K::template_table_mut(&mut self.maps, pending);
             if map
                 .get(&t.key, 0)
                 .is_ok_and(|now| now.last_seen_ns != t.value.last_seen_ns)
@@ -363,7 +498,7 @@ impl State {
                 Err(e) => return Err(map_err(name)(e)),
             }
         }
-        Ok((conns_gone, templates_gone))
+        Ok((conns_gone, templates_gone, live))
     }
 
     /// Makes each backend's count (`backend_conns - backend_conns_adj`)
@@ -374,10 +509,27 @@ impl State {
     /// changes during the walk: a connection opened after it was read is
     /// left out until the next pass, one closed after is counted once more.
     pub fn reconcile_conn_counts(&mut self, live: &[ConnView]) -> Result<()> {
+        let mut all: Vec<(u32, u32)> = live
+            .iter()
+            .map(|c| (c.conn.backend, c.conn.state))
+            .collect();
+        // Backend ids are one space across both families: the IPv6 tables
+        // count too.
+        all.extend(
+            self.conns6()?
+                .iter()
+                .filter(|c| c.expires_in_s > 0)
+                .map(|c| (c.conn.backend, c.conn.state)),
+        );
+        self.reconcile_counts(&all)
+    }
+
+    /// `reconcile_conn_counts` from (backend, state) pairs of both families.
+    fn reconcile_counts(&mut self, live: &[(u32, u32)]) -> Result<()> {
         let mut truth: BTreeMap<u32, MapConnCounts> = BTreeMap::new();
-        for c in live {
-            let t = truth.entry(c.conn.backend).or_default();
-            if tcp::is_active(c.conn.state) {
+        for &(backend, state) in live {
+            let t = truth.entry(backend).or_default();
+            if tcp::is_active(state) {
                 t.active += 1;
             } else {
                 t.inactive += 1;
@@ -431,36 +583,48 @@ impl State {
         ))
     }
 
-    /// Ids → addresses of what is applied, for connection sync.
+    /// Ids → addresses of what is applied, for connection sync (IPv4
+    /// only: the sync format carries IPv4 entries).
     pub fn id_map(&self) -> IdMap {
         IdMap {
             services: self
                 .applied
                 .services
                 .iter()
-                .map(|(k, s)| (s.svc.id, *k))
+                .filter_map(|(k, s)| match k {
+                    SvcKey::V4(k) => Some((s.svc.id, *k)),
+                    SvcKey::V6(_) => None,
+                })
                 .collect(),
             backends: self
                 .applied
                 .backends
                 .iter()
+                .filter(|(_, b)| b.flags & BE_F_IPV6 == 0)
                 .map(|(id, b)| (*id, (addr_of(b.addr_be), u16::from_be(b.port_be))))
                 .collect(),
         }
     }
 
     /// The local id of a service's real server, if applied.
-    pub fn backend_id(&self, key: &ServiceKey, addr: Ipv4Addr, port: u16) -> Option<u32> {
-        let s = self.applied.services.get(key)?;
+    pub fn backend_id(
+        &self,
+        key: impl Into<SvcKey>,
+        addr: impl Into<IpAddr>,
+        port: u16,
+    ) -> Option<u32> {
+        let s = self.applied.services.get(&key.into())?;
+        let addr = addr.into();
         s.backends.iter().copied().find(|id| {
-            self.applied.backends.get(id).is_some_and(|b| {
-                b.addr_be == u32::from_ne_bytes(addr.octets()) && b.port_be == port.to_be()
-            })
+            self.applied
+                .backends
+                .get(id)
+                .is_some_and(|b| backend_addr(b) == addr && b.port_be == port.to_be())
         })
     }
 
     /// The service a key names, if applied.
-    pub fn service_id(&self, key: &ServiceKey) -> Option<u32> {
-        self.applied.services.get(key).map(|s| s.svc.id)
+    pub fn service_id(&self, key: impl Into<SvcKey>) -> Option<u32> {
+        self.applied.services.get(&key.into()).map(|s| s.svc.id)
     }
 }

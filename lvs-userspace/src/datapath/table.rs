@@ -18,7 +18,8 @@ use std::{
 
 use aya::maps::{Array, HashMap, IterableMap, Map, MapData};
 use lvs_common::{
-    map_names as names, tcp, Conn, FlowKey, Persist, PersistKey, Service, ServiceKey, Settings,
+    map_names as names, tcp, Conn, FlowKey, FlowKey6, Persist, PersistKey, PersistKey6, Service,
+    ServiceKey, ServiceKey6, Settings,
 };
 
 use super::{map_err, read::monotonic_ns, DatapathError, Result, State};
@@ -181,22 +182,54 @@ fn for_each_one_by_one<K: aya::Pod, V: aya::Pod>(
     Ok(())
 }
 
+/// The tables a pass walks, both families (backend ids are one space).
+struct Tables<'a> {
+    conns: &'a MapData,
+    half_open: &'a MapData,
+    persist: &'a MapData,
+    conns6: &'a MapData,
+    half_open6: &'a MapData,
+    persist6: &'a MapData,
+}
+
 /// The pass itself. Entries idle past their timeout are not counted
 /// (ipvsadm does not show what IPVS has expired).
-fn scan(
-    conns: &MapData,
-    half_open: &MapData,
-    persist: &MapData,
+fn scan(tables: &Tables, t: &Timeouts) -> Result<ConnCounts> {
+    let mut counts = ConnCounts::default();
+    scan_family::<FlowKey, PersistKey>(
+        [
+            (tables.conns, names::CONNS, false),
+            (tables.half_open, names::HALF_OPEN, true),
+        ],
+        (tables.persist, names::PERSIST),
+        |k| k.service,
+        t,
+        &mut counts,
+    )?;
+    scan_family::<FlowKey6, PersistKey6>(
+        [
+            (tables.conns6, names::CONNS6, false),
+            (tables.half_open6, names::HALF_OPEN6, true),
+        ],
+        (tables.persist6, names::PERSIST6),
+        |k| k.service,
+        t,
+        &mut counts,
+    )?;
+    Ok(counts)
+}
+
+fn scan_family<K: aya::Pod, T: aya::Pod>(
+    flows: [(&MapData, &'static str, bool); 2],
+    persist: (&MapData, &'static str),
+    service_of: impl Fn(&T) -> u32,
     t: &Timeouts,
-) -> Result<ConnCounts> {
+    counts: &mut ConnCounts,
+) -> Result<()> {
     let now = monotonic_ns();
     let idle_s = |last_seen_ns: u64| now.saturating_sub(last_seen_ns) / 1_000_000_000;
-    let mut counts = ConnCounts::default();
-    for (map, name, half) in [
-        (conns, names::CONNS, false),
-        (half_open, names::HALF_OPEN, true),
-    ] {
-        for_each::<FlowKey, Conn>(map, name, |_, c| {
+    for (map, name, half) in flows {
+        for_each::<K, Conn>(map, name, |_, c| {
             if half {
                 counts.half_open_entries += 1;
             } else {
@@ -214,13 +247,17 @@ fn scan(
             }
         })?;
     }
-    for_each::<PersistKey, Persist>(persist, names::PERSIST, |k, p| {
-        let timeout_s = t.persist_by_service.get(&k.service).copied().unwrap_or(0);
+    for_each::<T, Persist>(persist.0, persist.1, |k, p| {
+        let timeout_s = t
+            .persist_by_service
+            .get(&service_of(k))
+            .copied()
+            .unwrap_or(0);
         if idle_s(p.last_seen_ns) < timeout_s {
             counts.backends.entry(p.backend).or_default().templates += 1;
         }
     })?;
-    Ok(counts)
+    Ok(())
 }
 
 fn timeouts(settings: &Settings, services: impl Iterator<Item = Service>) -> Timeouts {
@@ -242,10 +279,16 @@ impl State {
 
     /// Per-real-server counts, from one pass over the tables.
     pub fn count_conns(&self) -> Result<ConnCounts> {
+        let m = &self.maps;
         scan(
-            self.maps.conns.map(),
-            self.maps.half_open.map(),
-            self.maps.persist.map(),
+            &Tables {
+                conns: m.conns.map(),
+                half_open: m.half_open.map(),
+                persist: m.persist.map(),
+                conns6: m.conns6.map(),
+                half_open6: m.half_open6.map(),
+                persist6: m.persist6.map(),
+            },
             &self.timeouts()?,
         )
     }
@@ -256,6 +299,12 @@ impl State {
             conns: dup(self.maps.conns.map(), names::CONNS)?,
             half_open: dup(self.maps.half_open.map(), names::HALF_OPEN)?,
             persist: dup(self.maps.persist.map(), names::PERSIST)?,
+            conns6: dup(self.maps.conns6.map(), names::CONNS6)?,
+            half_open6: dup(self.maps.half_open6.map(), names::HALF_OPEN6)?,
+            persist6: dup(self.maps.persist6.map(), names::PERSIST6)?,
+            services6: Map::HashMap(dup(self.maps.services6.map(), names::SERVICES6)?)
+                .try_into()
+                .map_err(map_err(names::SERVICES6))?,
             services: Map::HashMap(dup(self.maps.services.map(), names::SERVICES)?)
                 .try_into()
                 .map_err(map_err(names::SERVICES))?,
@@ -274,7 +323,11 @@ pub struct TableScanner {
     conns: MapData,
     half_open: MapData,
     persist: MapData,
+    conns6: MapData,
+    half_open6: MapData,
+    persist6: MapData,
     services: HashMap<MapData, ServiceKey, Service>,
+    services6: HashMap<MapData, ServiceKey6, Service>,
     settings: Array<MapData, Settings>,
 }
 
@@ -285,15 +338,23 @@ impl TableScanner {
         for_each::<ServiceKey, Service>(self.services.map(), names::SERVICES, |_, s| {
             services.push(*s)
         })?;
+        for_each::<ServiceKey6, Service>(self.services6.map(), names::SERVICES6, |_, s| {
+            services.push(*s)
+        })?;
         Ok(timeouts(&settings, services.into_iter()))
     }
 
     /// One pass.
     pub fn count(&self) -> Result<ConnCounts> {
         scan(
-            &self.conns,
-            &self.half_open,
-            &self.persist,
+            &Tables {
+                conns: &self.conns,
+                half_open: &self.half_open,
+                persist: &self.persist,
+                conns6: &self.conns6,
+                half_open6: &self.half_open6,
+                persist6: &self.persist6,
+            },
             &self.timeouts()?,
         )
     }

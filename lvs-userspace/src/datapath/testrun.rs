@@ -28,7 +28,7 @@ pub const fn backend_mac(n: u8) -> [u8; 6] {
 /// forward is XDP_TX), up, no connection thresholds.
 pub fn backend(n: u8, weight: u32) -> super::DesiredBackend {
     super::DesiredBackend {
-        addr: Ipv4Addr::new(198, 18, 0, 10 + n),
+        addr: Ipv4Addr::new(198, 18, 0, 10 + n).into(),
         port: 80,
         weight,
         alive: true,

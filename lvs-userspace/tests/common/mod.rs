@@ -61,7 +61,7 @@ pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> Desire
         .iter()
         .enumerate()
         .map(|(i, &weight)| DesiredBackend {
-            addr: lab.real_server_addr(i),
+            addr: lab.real_server_addr(i).into(),
             port: lab.spec().service_port,
             weight,
             alive: true,
@@ -76,13 +76,14 @@ pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> Desire
         .collect();
     DesiredState {
         services: vec![DesiredService {
-            vip: lab.vip(),
+            vip: lab.vip().into(),
             port: lab.spec().service_port,
             proto: Protocol::Tcp,
             algo: Algorithm::Wrr,
             persistence: persistence.map(|timeout_s| Persistence {
                 timeout_s,
                 netmask: Ipv4Addr::BROADCAST,
+                prefix_len6: 128,
             }),
             sloppy: false,
             backends,

@@ -136,7 +136,7 @@ pub fn desired(
                 memory.in_service.insert(key);
             }
             backends.push(DesiredBackend {
-                addr: r.addr,
+                addr: r.addr.into(),
                 port: r.port,
                 weight,
                 alive,
@@ -151,7 +151,7 @@ pub fn desired(
             }
             if let Some(hop) = reals.get(key).and_then(|st| st.hop) {
                 backends.push(DesiredBackend {
-                    addr: r.addr,
+                    addr: r.addr.into(),
                     port: r.port,
                     weight: 0,
                     alive: true,
@@ -174,7 +174,7 @@ pub fn desired(
                     b.alive = false;
                 }
                 backends.push(DesiredBackend {
-                    addr: sorry.addr,
+                    addr: sorry.addr.into(),
                     port: sorry.port,
                     weight: 1,
                     alive: true,
@@ -255,13 +255,15 @@ fn quorum(
 
 fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> DesiredService {
     DesiredService {
-        vip: s.id.vip,
+        vip: s.id.vip.into(),
         port: s.id.port,
         proto: s.id.proto,
         algo: s.algo,
-        persistence: s
-            .persistence
-            .map(|(timeout_s, netmask)| Persistence { timeout_s, netmask }),
+        persistence: s.persistence.map(|(timeout_s, netmask)| Persistence {
+            timeout_s,
+            netmask,
+            prefix_len6: 128,
+        }),
         sloppy: false,
         backends,
     }
@@ -390,7 +392,10 @@ mod tests {
         out.state.services[0]
             .backends
             .iter()
-            .map(|b| (b.addr, b.weight, b.alive))
+            .map(|b| match b.addr {
+                std::net::IpAddr::V4(a) => (a, b.weight, b.alive),
+                std::net::IpAddr::V6(_) => unreachable!("IPv4 plan"),
+            })
             .collect()
     }
 
