@@ -1,7 +1,10 @@
 //! Running the XDP program on crafted frames (BPF_PROG_TEST_RUN): the unit
 //! tests' table and the bench use these same frames and runner.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use anyhow::{Context, Result};
 use aya::{
@@ -127,6 +130,88 @@ pub fn udp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> 
         .udp(src.1, dst.1);
     let mut out = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut out, payload).expect("writing to a Vec");
+    out
+}
+
+/// Real server `n` of the IPv6 test tables: 2001:2::(10 + n) port 80, MAC
+/// [`backend_mac`]`(n)`, through `lo` as [`backend`].
+pub fn backend6(n: u8, weight: u32) -> super::DesiredBackend {
+    super::DesiredBackend {
+        addr: Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10 + n as u16).into(),
+        ..backend(n, weight)
+    }
+}
+
+/// An Ethernet/IPv6/TCP frame (hop limit 64) from the client to `dst`.
+pub fn tcp6_frame(
+    src: (Ipv6Addr, u16),
+    dst: (Ipv6Addr, u16),
+    flags: Flags,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv6(src.0.octets(), dst.0.octets(), 64)
+        .tcp(src.1, dst.1, 1000, 65535);
+    if flags.syn {
+        b = b.syn();
+    }
+    if flags.ack {
+        b = b.ack(1);
+    }
+    if flags.fin {
+        b = b.fin();
+    }
+    if flags.rst {
+        b = b.rst();
+    }
+    if flags.psh {
+        b = b.psh();
+    }
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("writing to a Vec");
+    out
+}
+
+/// An Ethernet/IPv6/UDP frame.
+pub fn udp6_frame(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv6(src.0.octets(), dst.0.octets(), 64)
+        .udp(src.1, dst.1);
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("writing to a Vec");
+    out
+}
+
+/// Offset of the IPv6 header in the crafted frames, and its length.
+pub const IPV6_AT: usize = 14;
+pub const IPV6_LEN: usize = 40;
+
+/// `frame` (Ethernet/IPv6/…) with extension headers inserted after the
+/// fixed header: each `(next-header type, body)`, the body padded to a
+/// multiple of 8 bytes with its first two bytes (next header, length)
+/// filled in; the payload length and next-header chain fixed up.
+pub fn with_ipv6_ext_headers(frame: &[u8], headers: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut ip = frame[IPV6_AT..IPV6_AT + IPV6_LEN].to_vec();
+    let rest = &frame[IPV6_AT + IPV6_LEN..];
+    let mut next = ip[6];
+    let mut ext = Vec::new();
+    // Built back to front: each header names the one after it.
+    for (kind, body) in headers.iter().rev() {
+        let mut h = body.clone();
+        h.resize(h.len().max(2).div_ceil(8) * 8, 0);
+        h[0] = next;
+        h[1] = (h.len() / 8 - 1) as u8;
+        h.extend_from_slice(&ext);
+        ext = h;
+        next = *kind;
+    }
+    ip[6] = next;
+    let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize + ext.len();
+    ip[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
+    let mut out = frame[..IPV6_AT].to_vec();
+    out.extend_from_slice(&ip);
+    out.extend_from_slice(&ext);
+    out.extend_from_slice(rest);
     out
 }
 
