@@ -682,9 +682,9 @@ fn status_listings() {
     use lvs_userspace::adm::status::{self, InstanceStatus, RealHealth, Status, SyncStatus};
     let real = |n: u8, up: bool| RealHealth {
         protocol: "TCP".into(),
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
-        real_server: Ipv4Addr::new(198, 18, 0, 10 + n),
+        real_server: Ipv4Addr::new(198, 18, 0, 10 + n).into(),
         real_port: 80,
         checkers: vec!["TCP_CHECK".into()],
         up,

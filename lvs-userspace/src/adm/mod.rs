@@ -281,14 +281,7 @@ pub(crate) fn persistence(s: &ServiceView) -> Option<(u32, Option<String>)> {
     Some((s.svc.persist_timeout_s, mask))
 }
 
-/// `addr:port`, an IPv6 address in brackets (`[2001:2::1]:80`), as
-/// ipvsadm's `addrport_to_anyname` prints them.
-pub fn endpoint(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
+pub use crate::datapath::desired::endpoint;
 
 /// ipvsadm's `print_largenum`: `%9llu`, or K/M/G/T in 8 digits, or with
 /// `--exact` the whole number in at least 9 columns and always a space.

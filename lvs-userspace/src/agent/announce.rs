@@ -6,9 +6,17 @@ use std::{collections::BTreeSet, net::Ipv4Addr};
 
 use super::plan::{Plan, ServiceId};
 
-/// Every VIP of the plan (announced or not: the metrics show both).
+/// An IPv4 VIP (`bgp_announce` announces IPv4 routes only).
+fn v4(vip: std::net::IpAddr) -> Option<Ipv4Addr> {
+    match vip {
+        std::net::IpAddr::V4(a) => Some(a),
+        std::net::IpAddr::V6(_) => None,
+    }
+}
+
+/// Every IPv4 VIP of the plan (announced or not: the metrics show both).
 pub fn candidates(plan: &Plan) -> BTreeSet<Ipv4Addr> {
-    plan.services.iter().map(|s| s.id.vip).collect()
+    plan.services.iter().filter_map(|s| v4(s.id.vip)).collect()
 }
 
 /// The VIPs to announce. `serving` is false while the data path is not
@@ -28,7 +36,7 @@ pub fn wanted(
     plan.services
         .iter()
         .filter(|s| has_quorum(&s.id))
-        .map(|s| s.id.vip)
+        .filter_map(|s| v4(s.id.vip))
         .collect()
 }
 
@@ -69,7 +77,7 @@ mod tests {
 
     fn svc(vip: [u8; 4], port: u16) -> PlannedService {
         let id = ServiceId {
-            vip: Ipv4Addr::from(vip),
+            vip: Ipv4Addr::from(vip).into(),
             port,
             proto: lvs_config::Protocol::Tcp,
         };

@@ -56,7 +56,9 @@ pub fn datapath_interfaces(given: &[String], cfg: &Config, plan: &Plan) -> Resul
     Ok(ifaces.into_iter().map(|(i, _)| i).collect())
 }
 
-/// Every real server and sorry server, once each, in config order.
+/// Every IPv4 real server and sorry server, once each, in config order
+/// (routes are looked up for IPv4; an IPv6-only config names its
+/// interface with `--interface` or a `vrrp_instance`).
 fn real_servers(plan: &Plan) -> Vec<Ipv4Addr> {
     let mut seen = BTreeSet::new();
     plan.services
@@ -67,6 +69,10 @@ fn real_servers(plan: &Plan) -> Vec<Ipv4Addr> {
                 .map(|r| r.addr)
                 .chain(s.sorry_server.map(|sorry| sorry.addr))
         })
+        .filter_map(|a| match a {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        })
         .filter(|a| seen.insert(*a))
         .collect()
 }
@@ -74,7 +80,14 @@ fn real_servers(plan: &Plan) -> Vec<Ipv4Addr> {
 /// VIPs already configured on an interface of this host (by whatever
 /// manages them), with that interface.
 fn vips_held(plan: &Plan) -> Vec<(Ipv4Addr, String)> {
-    let vips: BTreeSet<Ipv4Addr> = plan.services.iter().map(|s| s.id.vip).collect();
+    let vips: BTreeSet<Ipv4Addr> = plan
+        .services
+        .iter()
+        .filter_map(|s| match s.id.vip {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
     let Ok(links) = netlink::links() else {
         return Vec::new();
     };

@@ -263,7 +263,7 @@ pub fn render(state: &State, agent: &AgentView) -> String {
         .flat_map(|(i, s)| {
             s.backends
                 .iter()
-                .map(move |b| (i, b, format!("{}:{}", b.addr, b.port)))
+                .map(move |b| (i, b, crate::datapath::desired::endpoint(b.addr, b.port)))
         })
         .collect();
     let real_labels = |i: usize, rs: &str| -> Vec<(&str, String)> {

@@ -1,5 +1,5 @@
 //! From a keepalived config to what the data path should serve: the
-//! virtual servers lvs-xdp can run (IPv4, TCP/UDP, Direct Routing), each with
+//! virtual servers lvs-xdp can run (IPv4 and IPv6, TCP/UDP, Direct Routing), each with
 //! its real servers in config order (IPVS's list order, so wrr picks the
 //! same sequence keepalived+IPVS would). What cannot run is reported once.
 
@@ -13,7 +13,7 @@ use crate::{check::fmt_rs, sched::Algorithm};
 /// `[198.18.0.100]:tcp:80`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceId {
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub port: u16,
     pub proto: Protocol,
 }
@@ -21,7 +21,7 @@ pub struct ServiceId {
 /// A real server's identity within its service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RealId {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
 }
 
@@ -58,7 +58,7 @@ impl std::fmt::Display for RealKey {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedReal {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub weight: u32,
     /// On failure keep it with weight 0 instead of removing it.
@@ -91,8 +91,9 @@ pub struct PlannedService {
     pub algo: Algorithm,
     /// The scheduler name as configured (for listings).
     pub lb_algo: String,
-    /// Persistence timeout (s) and granularity mask.
-    pub persistence: Option<(u32, Ipv4Addr)>,
+    /// Persistence timeout (s) and granularity (a netmask for an IPv4
+    /// service, a prefix length for an IPv6 one).
+    pub persistence: Option<(u32, Granularity)>,
     pub reals: Vec<PlannedReal>,
     /// Used when no real server is up (or quorum is not met).
     pub sorry_server: Option<RealId>,
@@ -118,10 +119,12 @@ pub struct Plan {
     pub skipped: Vec<String>,
 }
 
-fn v4(a: IpAddr) -> Option<Ipv4Addr> {
-    match a {
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(_) => None,
+/// "IPv4" or "IPv6", for messages.
+fn family(a: IpAddr) -> &'static str {
+    if a.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
     }
 }
 
@@ -131,15 +134,8 @@ pub fn plan(cfg: &Config) -> Plan {
     for vs in &cfg.virtual_servers {
         let what = format!("virtual_server {} ({})", vs.addr, vs.span);
         // Every (VIP, port) the virtual server serves.
-        let endpoints: Vec<(Ipv4Addr, u16)> = match &vs.addr {
-            VsAddr::Ip(a, p) => match v4(*a) {
-                Some(a) => vec![(a, *p)],
-                None => {
-                    out.skipped
-                        .push(format!("{what}: IPv6 services are not supported yet"));
-                    continue;
-                }
-            },
+        let endpoints: Vec<(IpAddr, u16)> = match &vs.addr {
+            VsAddr::Ip(a, p) => vec![(*a, *p)],
             VsAddr::Fwmark(_) => {
                 out.skipped.push(format!(
                     "{what}: fwmark services are not supported (the XDP program runs before \
@@ -208,21 +204,35 @@ pub fn plan(cfg: &Config) -> Plan {
                 Algorithm::Wrr
             }
         };
-        let persistence = vs.persistence_timeout.map(|t| {
-            let mask = match vs.persistence_granularity {
-                Some(Granularity::V4Mask(m)) => m,
-                _ => Ipv4Addr::BROADCAST,
-            };
-            (t, mask)
-        });
+        // Per client unless a granularity of the service's family is given.
+        let persistence = |vip: IpAddr| {
+            vs.persistence_timeout.map(|t| {
+                let g = match (vip, vs.persistence_granularity) {
+                    (IpAddr::V4(_), Some(g @ Granularity::V4Mask(_))) => g,
+                    (IpAddr::V6(_), Some(g @ Granularity::V6Prefix(_))) => g,
+                    (IpAddr::V4(_), _) => Granularity::V4Mask(Ipv4Addr::BROADCAST),
+                    (IpAddr::V6(_), _) => Granularity::V6Prefix(128),
+                };
+                (t, g)
+            })
+        };
         let first_port = endpoints[0].1;
+        // Direct Routing forwards the client's packet unchanged: a real
+        // server of the other family can never receive it.
+        let families: std::collections::BTreeSet<bool> =
+            endpoints.iter().map(|(a, _)| a.is_ipv4()).collect();
         let mut reals = Vec::new();
         for rs in &vs.real_servers {
-            let Some(addr) = v4(rs.addr) else {
-                out.skipped
-                    .push(format!("real_server {} ({}): IPv6", rs.addr, rs.span));
+            let addr = rs.addr;
+            if !families.contains(&addr.is_ipv4()) {
+                out.skipped.push(format!(
+                    "{}: error: real_server {addr} is {} and {what} is {}: Direct Routing cannot forward between address families; not run",
+                    rs.span,
+                    family(addr),
+                    family(endpoints[0].0)
+                ));
                 continue;
-            };
+            }
             if rs.lb_kind != LbKind::Dr {
                 out.skipped.push(format!(
                     "real_server {addr} ({}): only lb_kind DR is supported",
@@ -242,10 +252,23 @@ pub fn plan(cfg: &Config) -> Plan {
                 lthreshold: rs.lthreshold.unwrap_or(0),
             });
         }
-        let sorry_server = vs
-            .sorry_server
-            .as_ref()
-            .and_then(|s| v4(s.addr).map(|addr| RealId { addr, port: s.port }));
+        let sorry_server = vs.sorry_server.as_ref().and_then(|s| {
+            if families.contains(&s.addr.is_ipv4()) {
+                Some(RealId {
+                    addr: s.addr,
+                    port: s.port,
+                })
+            } else {
+                out.skipped.push(format!(
+                    "{}: error: sorry_server {} is {} and {what} is {}: Direct Routing cannot forward between address families; not used",
+                    s.span,
+                    s.addr,
+                    family(s.addr),
+                    family(endpoints[0].0)
+                ));
+                None
+            }
+        });
         let checked_as = ServiceId {
             vip: endpoints[0].0,
             port: endpoints[0].1,
@@ -256,11 +279,14 @@ pub fn plan(cfg: &Config) -> Plan {
             // the service's port (Direct Routing keeps the port).
             let reals = reals
                 .iter()
+                .filter(|r| r.addr.is_ipv4() == addr.is_ipv4())
                 .map(|r| PlannedReal {
                     port: if r.port == 0 { port } else { r.port },
                     ..r.clone()
                 })
                 .collect();
+            let sorry_server = sorry_server.filter(|s| s.addr.is_ipv4() == addr.is_ipv4());
+            let persistence = persistence(addr);
             out.services.push(PlannedService {
                 id: ServiceId {
                     vip: addr,
@@ -292,7 +318,7 @@ fn group_endpoints(
     name: &str,
     what: &str,
     skipped: &mut Vec<String>,
-) -> Option<Vec<(Ipv4Addr, u16)>> {
+) -> Option<Vec<(IpAddr, u16)>> {
     let Some(g) = cfg.virtual_server_group(name) else {
         skipped.push(format!("{what}: no virtual_server_group `{name}`"));
         return None;
@@ -302,9 +328,28 @@ fn group_endpoints(
         match e {
             VsgEntry::Range {
                 first, last, port, ..
-            } => match (v4(*first), v4(*last)) {
-                (Some(a), Some(b)) => {
-                    for x in u32::from(a)..=u32::from(b) {
+            } => {
+                let (a, b) = match (first, last) {
+                    (IpAddr::V4(a), IpAddr::V4(b)) => {
+                        (u32::from(*a) as u128, u32::from(*b) as u128)
+                    }
+                    (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(*a), u128::from(*b)),
+                    _ => {
+                        skipped.push(format!(
+                            "{what}: group {name} entry {first}-{last}: the two ends are of different address families"
+                        ));
+                        continue;
+                    }
+                };
+                let at = |x: u128| -> IpAddr {
+                    if first.is_ipv4() {
+                        IpAddr::V4(Ipv4Addr::from(x as u32))
+                    } else {
+                        IpAddr::V6(std::net::Ipv6Addr::from(x))
+                    }
+                };
+                {
+                    for x in a..=b {
                         // A /8 entry must not make 16 M services: stop at
                         // what the data path holds.
                         if out.len() >= lvs_common::MAX_SERVICES as usize {
@@ -312,20 +357,17 @@ fn group_endpoints(
                                 "{what}: group {name} has more than {} services (the data \
                                  path's limit); entries from {} on are left out",
                                 lvs_common::MAX_SERVICES,
-                                Ipv4Addr::from(x)
+                                at(x)
                             ));
                             return Some(out);
                         }
-                        let ep = (Ipv4Addr::from(x), *port);
+                        let ep = (at(x), *port);
                         if !out.contains(&ep) {
                             out.push(ep);
                         }
                     }
                 }
-                _ => skipped.push(format!(
-                    "{what}: group {name} entry {first}: IPv6 services are not supported yet"
-                )),
-            },
+            }
             VsgEntry::Fwmark { mark, .. } => skipped.push(format!(
                 "{what}: group {name} entry fwmark {mark}: fwmark services are not supported \
                  (the XDP program runs before netfilter sets any mark): list the addresses \
@@ -334,7 +376,7 @@ fn group_endpoints(
         }
     }
     if out.is_empty() {
-        skipped.push(format!("{what}: group {name} has no IPv4 address entries"));
+        skipped.push(format!("{what}: group {name} has no address entries"));
         return None;
     }
     Some(out)
@@ -359,12 +401,11 @@ pub fn checked_reals(plan: &Plan, checked: RealKey) -> Vec<RealKey> {
     out
 }
 
-/// The plan's identity of a checked real server (IPv4 TCP/UDP only).
+/// The plan's identity of a checked real server (TCP/UDP, the real
+/// server of the service's family).
 pub fn key_of(rs: &crate::check::RsKey) -> Option<RealKey> {
-    let (IpAddr::V4(vip), IpAddr::V4(addr)) = (rs.vs_addr, rs.rs_addr) else {
-        return None;
-    };
-    if rs.proto == Protocol::Sctp {
+    let (vip, addr) = (rs.vs_addr, rs.rs_addr);
+    if vip.is_ipv4() != addr.is_ipv4() || rs.proto == Protocol::Sctp {
         return None;
     }
     let service = ServiceId {
@@ -400,14 +441,14 @@ mod tests {
         );
         assert_eq!(r.exit_code(), 4);
         let p = plan(&r.config);
-        let ids: Vec<(Ipv4Addr, u16)> = p.services.iter().map(|s| (s.id.vip, s.id.port)).collect();
-        let want: Vec<(Ipv4Addr, u16)> = [80, 8080]
+        let ids: Vec<(IpAddr, u16)> = p.services.iter().map(|s| (s.id.vip, s.id.port)).collect();
+        let want: Vec<(IpAddr, u16)> = [80, 8080]
             .iter()
-            .flat_map(|&port| (100..=103).map(move |l| (Ipv4Addr::new(198, 18, 0, l), port)))
+            .flat_map(|&port| (100..=103).map(move |l| (Ipv4Addr::new(198, 18, 0, l).into(), port)))
             .collect();
         assert_eq!(ids, want);
         let first = ServiceId {
-            vip: Ipv4Addr::new(198, 18, 0, 100),
+            vip: Ipv4Addr::new(198, 18, 0, 100).into(),
             port: 80,
             proto: Protocol::Tcp,
         };
@@ -419,7 +460,7 @@ mod tests {
             .all(|s| s.reals[0].port == s.id.port && s.reals[1].port == 8080));
         // One verdict on the first service reaches all eight.
         let rs = RealId {
-            addr: Ipv4Addr::new(198, 18, 0, 11),
+            addr: Ipv4Addr::new(198, 18, 0, 11).into(),
             port: 80,
         };
         assert_eq!(checked_reals(&p, first.real(rs)).len(), 8);
@@ -492,16 +533,53 @@ mod tests {
         assert_eq!(
             s.id,
             ServiceId {
-                vip: Ipv4Addr::new(222, 211, 74, 42),
+                vip: Ipv4Addr::new(222, 211, 74, 42).into(),
                 port: 80,
                 proto: Protocol::Tcp
             }
         );
         assert_eq!(s.id.to_string(), "[222.211.74.42]:tcp:80");
         assert_eq!(s.algo, Algorithm::Wrr);
-        assert_eq!(s.persistence, Some((120, Ipv4Addr::BROADCAST)));
+        assert_eq!(
+            s.persistence,
+            Some((120, Granularity::V4Mask(Ipv4Addr::BROADCAST)))
+        );
         let w: Vec<u32> = s.reals.iter().map(|r| r.weight).collect();
         assert_eq!(w, [2, 3, 3, 2, 2]);
         assert!(s.reals.iter().all(|r| r.checked));
+    }
+
+    #[test]
+    fn ipv6_virtual_servers_are_planned_and_family_mixes_refused() {
+        let text = "virtual_server 198.18.0.100 80 {\n lb_algo wrr\n lb_kind DR\n protocol TCP\n\
+            real_server 198.18.0.11 80 {\n weight 2\n }\n}\n\
+            virtual_server 2001:2::100 80 {\n lb_algo wrr\n lb_kind DR\n protocol TCP\n\
+            persistence_timeout 60\n persistence_granularity 64\n\
+            real_server 2001:2::11 80 {\n weight 2\n }\n\
+            real_server 198.18.0.12 80 {\n weight 3\n }\n\
+            sorry_server 2001:2::99 80\n}\n";
+        let r = lvs_config::parse_str("v6.conf", text, &Default::default());
+        let p = plan(&r.config);
+        assert_eq!(p.services.len(), 2, "{:?}", p.skipped);
+        let v6 = &p.services[1];
+        let vip: IpAddr = "2001:2::100".parse().unwrap();
+        assert_eq!(v6.id.vip, vip);
+        assert_eq!(v6.id.to_string(), "[2001:2::100]:tcp:80");
+        assert_eq!(v6.persistence, Some((60, Granularity::V6Prefix(64))));
+        let reals: Vec<IpAddr> = v6.reals.iter().map(|r| r.addr).collect();
+        assert_eq!(reals, ["2001:2::11".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            v6.sorry_server.map(|s| s.addr),
+            Some("2001:2::99".parse().unwrap())
+        );
+        // The IPv4 real server of the IPv6 service: an error at its line.
+        assert!(
+            p.skipped.iter().any(|s| s.starts_with("v6.conf:18:")
+                && s.contains("error")
+                && s.contains("198.18.0.12")
+                && s.contains("address families")),
+            "{:?}",
+            p.skipped
+        );
     }
 }

@@ -5,7 +5,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::Ipv4Addr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -135,7 +134,7 @@ impl Reconciler {
                 continue; // a service or real server we do not have
             };
             let id = ServiceId {
-                vip: e.vip,
+                vip: e.vip.into(),
                 port: e.vport,
                 proto,
             };
@@ -340,7 +339,7 @@ impl Reconciler {
             return;
         }
         // One dump per interface, whatever the number of real servers.
-        let tables: Vec<(Egress, std::collections::HashMap<Ipv4Addr, [u8; 6]>)> = self
+        let tables: Vec<(Egress, std::collections::HashMap<std::net::IpAddr, [u8; 6]>)> = self
             .egress
             .iter()
             .map(|e| {
@@ -350,7 +349,7 @@ impl Reconciler {
                 )
             })
             .collect();
-        let lookup = |addr: Ipv4Addr| {
+        let lookup = |addr: std::net::IpAddr| {
             tables.iter().find_map(|(e, t)| {
                 t.get(&addr).map(|mac| NextHop {
                     mac: *mac,

@@ -19,9 +19,9 @@ pub fn default_path(instance: &str) -> PathBuf {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RealHealth {
     pub protocol: String,
-    pub vip: Ipv4Addr,
+    pub vip: std::net::IpAddr,
     pub port: u16,
-    pub real_server: Ipv4Addr,
+    pub real_server: std::net::IpAddr,
     pub real_port: u16,
     /// Checker keywords (TCP_CHECK, …); empty = not checked (always up).
     pub checkers: Vec<String>,

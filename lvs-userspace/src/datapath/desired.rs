@@ -149,6 +149,15 @@ pub fn any_service_key(vip: IpAddr, port: u16, proto: Protocol) -> SvcKey {
     }
 }
 
+/// `addr:port`, an IPv6 address in brackets (`[2001:2::1]:80`), as
+/// ipvsadm's `addrport_to_anyname` prints them (listings, metrics labels).
+pub fn endpoint(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
 /// An IPv6 address as the maps keep it, back to an address.
 pub fn addr6_of(words: &Ipv6Words) -> Ipv6Addr {
     Ipv6Addr::from(ipv6_octets(words))

@@ -259,10 +259,16 @@ fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> Desired
         port: s.id.port,
         proto: s.id.proto,
         algo: s.algo,
-        persistence: s.persistence.map(|(timeout_s, netmask)| Persistence {
-            timeout_s,
-            netmask,
-            prefix_len6: 128,
+        persistence: s.persistence.map(|(timeout_s, g)| {
+            let (netmask, prefix_len6) = match g {
+                lvs_config::Granularity::V4Mask(m) => (m, 128),
+                lvs_config::Granularity::V6Prefix(p) => (std::net::Ipv4Addr::BROADCAST, p),
+            };
+            Persistence {
+                timeout_s,
+                netmask,
+                prefix_len6,
+            }
         }),
         sloppy: false,
         backends,
@@ -278,20 +284,20 @@ mod tests {
 
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
     const SORRY: RealId = RealId {
-        addr: Ipv4Addr::new(198, 18, 0, 99),
+        addr: std::net::IpAddr::V4(Ipv4Addr::new(198, 18, 0, 99)),
         port: 80,
     };
 
     fn rs(n: u8) -> RealId {
         RealId {
-            addr: Ipv4Addr::new(198, 18, 0, 10 + n),
+            addr: Ipv4Addr::new(198, 18, 0, 10 + n).into(),
             port: 80,
         }
     }
 
     fn svc() -> ServiceId {
         ServiceId {
-            vip: VIP,
+            vip: VIP.into(),
             port: 80,
             proto: Protocol::Tcp,
         }
@@ -388,14 +394,11 @@ mod tests {
     }
 
     /// (address, weight, alive) of each backend, in order.
-    fn backends(out: &Outcome) -> Vec<(Ipv4Addr, u32, bool)> {
+    fn backends(out: &Outcome) -> Vec<(std::net::IpAddr, u32, bool)> {
         out.state.services[0]
             .backends
             .iter()
-            .map(|b| match b.addr {
-                std::net::IpAddr::V4(a) => (a, b.weight, b.alive),
-                std::net::IpAddr::V6(_) => unreachable!("IPv4 plan"),
-            })
+            .map(|b| (b.addr, b.weight, b.alive))
             .collect()
     }
 
