@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -57,11 +57,25 @@ pub fn connect_from(
     target: SocketAddrV4,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
+    connect_from_any(bind.map(IpAddr::V4), target.into(), timeout)
+}
+
+/// [`connect_from`] in either family (`bind` of `target`'s family).
+pub fn connect_from_any(
+    bind: Option<IpAddr>,
+    target: SocketAddr,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let family = if target.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain socket calls on a descriptor created here and owned by
     // `OwnedFd` right away; every pointer passed is to a live local.
     unsafe {
         let fd = libc::socket(
-            libc::AF_INET,
+            family,
             libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
             0,
         );
@@ -78,22 +92,13 @@ pub fn connect_from(
                 &one as *const _ as *const libc::c_void,
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             );
-            let sa = sockaddr(SocketAddrV4::new(b, 0));
-            if libc::bind(
-                fd,
-                &sa as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            ) != 0
-            {
+            let (sa, len) = sockaddr_any(SocketAddr::new(b, 0));
+            if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) != 0 {
                 return Err(io::Error::last_os_error());
             }
         }
-        let sa = sockaddr(target);
-        let rc = libc::connect(
-            fd,
-            &sa as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
+        let (sa, len) = sockaddr_any(target);
+        let rc = libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len);
         if rc != 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EINPROGRESS) {
@@ -145,7 +150,7 @@ pub fn connect_from(
     }
 }
 
-fn connect_error(e: io::Error, bind: Option<Ipv4Addr>, target: SocketAddrV4) -> anyhow::Error {
+fn connect_error(e: io::Error, bind: Option<IpAddr>, target: SocketAddr) -> anyhow::Error {
     let hint = if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
         " (is this thread inside the namespace holding that address? see Lab::run_in_netns)"
     } else {
@@ -153,6 +158,35 @@ fn connect_error(e: io::Error, bind: Option<Ipv4Addr>, target: SocketAddrV4) -> 
     };
     let from = bind.map_or("*".to_string(), |b| b.to_string());
     io_ctx(e, &format!("connect {from} -> {target}{hint}"))
+}
+
+/// `a` as a C socket address of its family, with its length.
+pub fn sockaddr_any(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain integers; all zeroes is valid, and
+    // it is large and aligned enough for either sockaddr written into it.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(a) => {
+            // SAFETY: see above.
+            unsafe { *(&mut ss as *mut _ as *mut libc::sockaddr_in) = sockaddr(a) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: see above.
+            unsafe { *(&mut ss as *mut _ as *mut libc::sockaddr_in6) = sin6 };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
 }
 
 /// `a` as the C socket address (for the lab's raw socket calls).
@@ -269,11 +303,11 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn host_header(target: SocketAddrV4) -> String {
-    if target.port() == 80 {
-        target.ip().to_string()
-    } else {
-        target.to_string()
+fn host_header(target: SocketAddr) -> String {
+    match (target, target.port() == 80) {
+        (SocketAddr::V4(t), true) => t.ip().to_string(),
+        (SocketAddr::V6(t), true) => format!("[{}]", t.ip()),
+        (t, false) => t.to_string(),
     }
 }
 
@@ -285,8 +319,19 @@ pub fn http_request(
     path: &str,
     timeout: Duration,
 ) -> Result<HttpResponse> {
+    http_request_any(bind.map(IpAddr::V4), target.into(), path, timeout)
+}
+
+/// [`http_request`] in either family.
+pub fn http_request_any(
+    bind: Option<IpAddr>,
+    target: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<HttpResponse> {
     let deadline = Instant::now() + timeout;
-    let mut s = connect_from(bind, target, timeout).map_err(|e| connect_error(e, bind, target))?;
+    let mut s =
+        connect_from_any(bind, target, timeout).map_err(|e| connect_error(e, bind, target))?;
     s.set_write_timeout(Some(timeout))?;
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lvs-testkit\r\nConnection: close\r\n\r\n",
@@ -335,8 +380,8 @@ impl KeepAliveClient {
         target: SocketAddrV4,
         timeout: Duration,
     ) -> Result<Self> {
-        let stream =
-            connect_from(bind, target, timeout).map_err(|e| connect_error(e, bind, target))?;
+        let stream = connect_from(bind, target, timeout)
+            .map_err(|e| connect_error(e, bind.map(IpAddr::V4), target.into()))?;
         stream.set_write_timeout(Some(timeout))?;
         Ok(KeepAliveClient {
             stream,
@@ -355,7 +400,7 @@ impl KeepAliveClient {
     pub fn request(&mut self, path: &str) -> Result<HttpResponse> {
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lvs-testkit\r\n\r\n",
-            host_header(self.target)
+            host_header(self.target.into())
         );
         self.stream
             .write_all(req.as_bytes())
@@ -394,7 +439,7 @@ pub struct LoadReport {
     pub per_body: BTreeMap<String, u64>,
     /// Successful responses per client address and body (for persistence
     /// checks: each client address should see one body).
-    pub per_client: BTreeMap<Ipv4Addr, BTreeMap<String, u64>>,
+    pub per_client: BTreeMap<IpAddr, BTreeMap<String, u64>>,
     /// Requests that failed (errors, non-2xx, timeouts, not attempted
     /// before the deadline).
     pub failures: u64,
@@ -528,11 +573,11 @@ impl Default for LoadOptions {
 /// each of `addrs` to `target`, interleaving the addresses, with
 /// `concurrency` simultaneous connections, from inside `client_ns`.
 /// Bounded: 5 s per request, 120 s in all.
-pub fn http_load(
+pub fn http_load<A: Copy + Into<IpAddr> + Sync>(
     lab: &Lab,
     client_ns: &str,
-    addrs: &[Ipv4Addr],
-    target: SocketAddrV4,
+    addrs: &[A],
+    target: impl Into<SocketAddr>,
     requests_per_addr: usize,
     concurrency: usize,
 ) -> Result<LoadReport> {
@@ -550,23 +595,24 @@ pub fn http_load(
 }
 
 /// [`http_load`] with all the options.
-pub fn http_load_with(
+pub fn http_load_with<A: Copy + Into<IpAddr> + Sync>(
     _lab: &Lab,
     client_ns: &str,
-    addrs: &[Ipv4Addr],
-    target: SocketAddrV4,
+    addrs: &[A],
+    target: impl Into<SocketAddr>,
     opts: &LoadOptions,
 ) -> Result<LoadReport> {
     ensure!(!addrs.is_empty(), "no client addresses");
-    let jobs: Vec<Ipv4Addr> = (0..opts.requests_per_addr)
-        .flat_map(|_| addrs.iter().copied())
+    let target: SocketAddr = target.into();
+    let jobs: Vec<IpAddr> = (0..opts.requests_per_addr)
+        .flat_map(|_| addrs.iter().map(|a| (*a).into()))
         .collect();
     let next = AtomicUsize::new(0);
     let report = Mutex::new(LoadReport::default());
     let t0 = Instant::now();
     let deadline = t0 + opts.deadline;
     let workers = opts.concurrency.clamp(1, jobs.len().max(1));
-    let record = |addr: Ipv4Addr, res: Result<String>| {
+    let record = |addr: IpAddr, res: Result<String>| {
         let mut r = report.lock().unwrap();
         match res {
             Ok(body) => {
@@ -602,7 +648,7 @@ pub fn http_load_with(
                                 continue;
                             }
                             let timeout = opts.request_timeout.min(deadline - now);
-                            let res = http_request(Some(addr), target, &opts.path, timeout)
+                            let res = http_request_any(Some(addr), target, &opts.path, timeout)
                                 .with_context(|| format!("from {addr}"))
                                 .and_then(|r| {
                                     ensure!(

@@ -78,5 +78,7 @@ pub use http::{
     LoadOptions, LoadReport,
 };
 pub use process::{httpd_path, responder_path, Pid, SpawnOutput};
-pub use topology::{Lab, LabSpec, DEFAULT_VIP, ROUTED_CLIENT_ADDR, ROUTED_NET, ROUTER_ADDR};
+pub use topology::{
+    Lab, LabSpec, DEFAULT_VIP, DEFAULT_VIP6, ROUTED_CLIENT_ADDR, ROUTED_NET, ROUTER_ADDR,
+};
 pub use wait::wait_until;

@@ -1,7 +1,7 @@
 //! The lab topology: `LabSpec` says what to build, `Lab` builds it and tears
 //! it down on drop.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +19,11 @@ use crate::process::{self, Pid, ProcessTable, SpawnOutput, DEFAULT_EXEC_TIMEOUT}
 pub const PREFIX_LEN: u8 = 16;
 /// Default VIP.
 pub const DEFAULT_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+/// The lab's IPv6 segment (with `LabSpec::vips6`): 2001:2::/64, inside the
+/// IPv6 benchmarking prefix 2001:2::/48 (RFC 5180).
+pub const PREFIX_LEN6: u8 = 64;
+/// An IPv6 VIP for tests: 2001:2::100.
+pub const DEFAULT_VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
 /// Most directors: 198.18.0.2 – .9.
 pub const MAX_DIRECTORS: usize = 8;
 /// Most real-server namespaces: 198.18.0.11 – .90.
@@ -69,6 +74,13 @@ pub struct LabSpec {
     pub static_neighbors: bool,
     /// The `lvs-lab-httpd` binary; `None`: found by [`crate::httpd_path`].
     pub httpd_bin: Option<PathBuf>,
+    /// IPv6 VIPs. Non-empty: the lab runs IPv6 beside IPv4 (else IPv6 is
+    /// off everywhere): every host also gets an address in 2001:2::/64
+    /// (no DAD, no router solicitations), the clients as many as their
+    /// IPv4 ones, the real servers hold these on `lo` (/128; the kernel
+    /// answers no neighbour solicitation for an address on `lo` received
+    /// on eth0) and their HTTP servers listen on `[::]:port` too.
+    pub vips6: Vec<Ipv6Addr>,
 }
 
 impl Default for LabSpec {
@@ -86,6 +98,7 @@ impl Default for LabSpec {
             httpd: true,
             static_neighbors: true,
             httpd_bin: None,
+            vips6: Vec::new(),
         }
     }
 }
@@ -116,6 +129,35 @@ pub fn client_addr(k: usize) -> Ipv4Addr {
     }
 }
 
+/// IPv6 address of director `i`: 2001:2::2 + i.
+pub fn director_addr6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2 + i as u16)
+}
+
+/// IPv6 address of real server `i`: 2001:2::11 + i.
+pub fn real_server_addr6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x11 + i as u16)
+}
+
+/// IPv6 client address `k`: 2001:2::1:1 + k.
+pub fn client_addr6(k: usize) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0x2001,
+        2,
+        0,
+        0,
+        0,
+        0,
+        1 + (k / 0xfff0) as u16,
+        1 + (k % 0xfff0) as u16,
+    )
+}
+
+/// IPv6 address `k` of the second client network: 2001:2::2:1 + k.
+pub fn second_client_addr6(k: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0x100, 1 + k as u16)
+}
+
 /// Address `k` (0-based) of the second client network: 198.18.2.1 + k.
 pub fn second_client_addr(k: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 2, 1 + k as u8)
@@ -131,6 +173,8 @@ struct Host {
     peer: String,
     mac: [u8; 6],
     addrs: Vec<Ipv4Addr>,
+    /// IPv6 addresses (an IPv6 lab only).
+    addrs6: Vec<Ipv6Addr>,
 }
 
 fn mac_str(m: [u8; 6]) -> String {
@@ -240,12 +284,33 @@ impl Lab {
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("cannot create {}", log_dir.display()))?;
 
-        let host = |ns: String, ifname: &str, peer: String, mac: [u8; 6], addrs| Host {
-            ns,
-            ifname: ifname.to_string(),
-            peer,
-            mac,
-            addrs,
+        for v in &spec.vips6 {
+            ensure!(
+                v.segments()[..3] == [0x2001, 2, 0],
+                "VIP {v} is outside the lab range 2001:2::/48"
+            );
+        }
+        let v6 = !spec.vips6.is_empty();
+        let host = |ns: String, ifname: &str, peer: String, mac: [u8; 6], addrs: Vec<Ipv4Addr>| {
+            let addrs6 = if !v6 {
+                Vec::new()
+            } else if mac[4] == 1 {
+                vec![director_addr6(mac[5] as usize - 1)]
+            } else if mac[4] == 2 {
+                vec![real_server_addr6(mac[5] as usize - 1)]
+            } else if mac[5] == 1 {
+                (0..addrs.len()).map(client_addr6).collect()
+            } else {
+                (0..addrs.len()).map(second_client_addr6).collect()
+            };
+            Host {
+                ns,
+                ifname: ifname.to_string(),
+                peer,
+                mac,
+                addrs,
+                addrs6,
+            }
         };
         let directors = (0..spec.directors)
             .map(|i| {
@@ -332,11 +397,26 @@ impl Lab {
         netns::add_all(&names)?;
 
         // 2. No IPv6 anywhere (no DAD/RS/MLD noise on the segment); set
-        //    before the interfaces exist so they inherit it.
+        //    before the interfaces exist so they inherit it. An IPv6 lab
+        //    keeps it, without DAD (addresses usable at once) and without
+        //    router solicitations (there is no router).
+        let v6 = !self.spec.vips6.is_empty();
         parallel(&names, |ns| {
             netns::run_in(ns, || -> Result<()> {
-                netns::write_sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
-                netns::write_sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+                if v6 {
+                    for dev in ["all", "default"] {
+                        netns::write_sysctl(&format!("net.ipv6.conf.{dev}.accept_dad"), "0")?;
+                        netns::write_sysctl(&format!("net.ipv6.conf.{dev}.dad_transmits"), "0")?;
+                        netns::write_sysctl(&format!("net.ipv6.conf.{dev}.accept_ra"), "0")?;
+                        netns::write_sysctl(
+                            &format!("net.ipv6.conf.{dev}.router_solicitations"),
+                            "0",
+                        )?;
+                    }
+                } else {
+                    netns::write_sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+                    netns::write_sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+                }
                 Ok(())
             })?
         })?;
@@ -354,7 +434,12 @@ impl Lab {
             .hosts()
             .flat_map(|h| h.addrs.iter().map(move |a| (*a, h.mac)))
             .collect();
+        let all6: Vec<(Ipv6Addr, [u8; 6])> = self
+            .hosts()
+            .flat_map(|h| h.addrs6.iter().map(move |a| (*a, h.mac)))
+            .collect();
         let vips = self.spec.vips.clone();
+        let vips6 = self.spec.vips6.clone();
         let hosts: Vec<Host> = self.hosts().cloned().collect();
         let switch = self.switch.clone();
         let static_neighbors = self.spec.static_neighbors;
@@ -374,20 +459,38 @@ impl Lab {
             for a in &h.addrs {
                 b += &format!("addr add {a}/{PREFIX_LEN} dev {}\n", h.ifname);
             }
+            for a in &h.addrs6 {
+                b += &format!("addr add {a}/{PREFIX_LEN6} dev {} nodad\n", h.ifname);
+            }
             let is_rs = rs_set.contains(&h.ns);
             if is_rs {
                 for v in &vips {
                     b += &format!("addr add {v}/32 dev lo\n");
+                }
+                for v in &vips6 {
+                    b += &format!("addr add {v}/128 dev lo nodad\n");
                 }
             }
             if holds_vip && first_director.as_deref() == Some(h.ns.as_str()) {
                 for v in &vips {
                     b += &format!("addr add {v}/32 dev {}\n", h.ifname);
                 }
+                for v in &vips6 {
+                    b += &format!("addr add {v}/128 dev {} nodad\n", h.ifname);
+                }
             }
             b += &format!("link set {} up\n", h.ifname);
             if static_neighbors {
                 for (a, mac) in &all {
+                    if *mac != h.mac {
+                        b += &format!(
+                            "neigh replace {a} lladdr {} dev {} nud permanent\n",
+                            mac_str(*mac),
+                            h.ifname
+                        );
+                    }
+                }
+                for (a, mac) in &all6 {
                     if *mac != h.mac {
                         b += &format!(
                             "neigh replace {a} lladdr {} dev {} nud permanent\n",
@@ -630,6 +733,27 @@ impl Lab {
     pub fn service(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.vip(), self.spec.service_port)
     }
+    /// The first IPv6 VIP (an IPv6 lab).
+    pub fn vip6(&self) -> Ipv6Addr {
+        self.spec.vips6[0]
+    }
+    /// (first IPv6 VIP, service port).
+    pub fn service6(&self) -> SocketAddrV6 {
+        SocketAddrV6::new(self.vip6(), self.spec.service_port, 0, 0)
+    }
+    /// IPv6 address of real server `i` (an IPv6 lab).
+    pub fn real_server_addr6(&self, i: usize) -> Ipv6Addr {
+        assert!(i < self.real_servers.len(), "no real server {i}");
+        real_server_addr6(i)
+    }
+    /// The client's IPv6 addresses (2001:2::1:1 …), as many as its IPv4 ones.
+    pub fn client_addrs6(&self) -> &[Ipv6Addr] {
+        &self.client.as_ref().expect("client").addrs6
+    }
+    /// The second client's IPv6 addresses; empty without one.
+    pub fn second_client_addrs6(&self) -> &[Ipv6Addr] {
+        self.client2.as_ref().map_or(&[], |h| &h.addrs6)
+    }
     /// Every namespace this lab made.
     pub fn namespaces(&self) -> &[String] {
         &self.namespaces
@@ -746,7 +870,12 @@ impl Lab {
             }
         }
         let listen = format!("0.0.0.0:{}", self.spec.service_port);
-        let pid = self.spawn_httpd(self.real_server_ns(i), &real_server_name(i), &[&listen])?;
+        let listen6 = format!("[::]:{}", self.spec.service_port);
+        let mut listens = vec![listen.as_str()];
+        if !self.spec.vips6.is_empty() {
+            listens.push(&listen6);
+        }
+        let pid = self.spawn_httpd(self.real_server_ns(i), &real_server_name(i), &listens)?;
         self.httpd_pids.lock().unwrap()[i] = Some(pid);
         Ok(pid)
     }

@@ -12,7 +12,7 @@
 //!
 //! Frames come from `datapath::testrun`, the same builders as the unit tests.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::Result;
 use aya::programs::Xdp;
@@ -20,7 +20,9 @@ use clap::Parser;
 use lvs_common::{FlowKey, IPPROTO_TCP};
 use lvs_userspace::{
     datapath::{
-        testrun::{self, backend_mac, harness_key, tcp_frame, Flags, Tools, DIRECTOR_MAC},
+        testrun::{
+            self, backend_mac, harness_key, tcp6_frame, tcp_frame, Flags, Tools, DIRECTOR_MAC,
+        },
         Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
         Protocol,
     },
@@ -51,6 +53,11 @@ const WLC_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 103);
 /// mh over 10 real servers (one siphash and one table slot per new flow).
 const MH_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 104);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+/// The seed's service on an IPv6 VIP. (The harness's fixed offsets land
+/// inside an IPv6 frame's source address: each repetition is still a new
+/// client.)
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 1);
 const ROUNDS: usize = 5;
 
 fn backends(n: usize, weight: impl Fn(usize) -> u32) -> Vec<DesiredBackend> {
@@ -112,6 +119,16 @@ fn state() -> DesiredState {
                 MH_VIP.into(),
                 None,
                 backends(10, |i| seed[i % 5]),
+            ),
+            svc(
+                VIP6.into(),
+                None,
+                (0..5)
+                    .map(|i| DesiredBackend {
+                        addr: Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x11 + i as u16).into(),
+                        ..backends(5, |i| seed[i]).remove(i)
+                    })
+                    .collect(),
             ),
         ],
     }
@@ -219,6 +236,18 @@ fn main() -> Result<()> {
     let new_flow_mh = measure(tools.prog("bench_harness")?, &syn(MH_VIP), repeat)? - harness;
     // Persistence hit: new connection, existing template.
     let persist_hit = measure(tools.prog("bench_harness")?, &syn(PVIP), repeat)? - harness;
+    // IPv6: a new client every repetition.
+    let syn6 = tcp6_frame((CLIENT6, 40000), (VIP6, 80), Flags::SYN, b"");
+    let ack6 = tcp6_frame((CLIENT6, 40000), (VIP6, 80), Flags::ACK, b"");
+    expect_action(tools.prog("bench_harness")?, &syn6, TX, "harness IPv6 SYN")?;
+    let new_flow6 = measure(tools.prog("bench_harness")?, &syn6, repeat)? - harness;
+    // IPv6, one hot established flow.
+    {
+        let prog = dp.program()?;
+        expect_action(prog, &syn6, TX, "IPv6 SYN")?;
+        expect_action(prog, &ack6, TX, "IPv6 ACK")?;
+    }
+    let established6 = measure(dp.program()?, &ack6, repeat)?;
 
     // Many flows: establish `flows` connections, then cycle ACKs over them.
     let flows = args.flows;
@@ -261,6 +290,8 @@ fn main() -> Result<()> {
         ("new TCP flow, wlc 1000 backends", new_flow_wlc),
         ("new TCP flow, mh 10 backends", new_flow_mh),
         ("persistence hit (new conn)", persist_hit),
+        ("IPv6 established, 1 hot flow", established6),
+        ("IPv6 new TCP flow (SYN)", new_flow6),
     ]
     .into_iter()
     .map(|(name, ns)| Row {
@@ -328,6 +359,10 @@ fn main() -> Result<()> {
         "new_flow_mh_vs_wrr": new_flow_mh / new_flow,
         "established_1000_backends_ratio": established_1000 / reflector,
         "persistence_hit_ratio": persist_hit / reflector,
+        "ipv6_established_ns": established6,
+        "ipv6_established_ratio": established6 / reflector,
+        "ipv6_new_flow_ns": new_flow6,
+        "ipv6_new_flow_ratio": new_flow6 / reflector,
         "pass_ns": pass,
         "pass_ratio": pass / reflector,
         "flows": flows,

@@ -16,15 +16,15 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 use std::process::exit;
 
-use lvs_testkit::http::sockaddr;
+use lvs_testkit::http::sockaddr_any;
 
 struct Opts {
     name: String,
-    listen: Vec<SocketAddrV4>,
+    listen: Vec<SocketAddr>,
     freebind: bool,
     backlog: i32,
     verbose: bool,
@@ -39,7 +39,15 @@ fn usage(msg: &str) -> ! {
     exit(2)
 }
 
-fn parse_listen(spec: &str, out: &mut Vec<SocketAddrV4>) -> Result<(), String> {
+fn parse_listen(spec: &str, out: &mut Vec<SocketAddr>) -> Result<(), String> {
+    // `[2001:2::11]:80` or `[::]:80`: one IPv6 address.
+    if spec.starts_with('[') {
+        out.push(
+            spec.parse()
+                .map_err(|_| format!("{spec:?}: expected [ADDR]:PORT"))?,
+        );
+        return Ok(());
+    }
     let (addrs, port) = spec
         .rsplit_once(':')
         .ok_or_else(|| format!("{spec:?}: expected ADDR:PORT"))?;
@@ -57,7 +65,7 @@ fn parse_listen(spec: &str, out: &mut Vec<SocketAddrV4>) -> Result<(), String> {
         return Err(format!("{spec:?}: bad range"));
     }
     for x in a..=b {
-        out.push(SocketAddrV4::new(Ipv4Addr::from(x), port));
+        out.push(SocketAddrV4::new(Ipv4Addr::from(x), port).into());
     }
     Ok(())
 }
@@ -101,9 +109,23 @@ fn parse_args() -> Opts {
     o
 }
 
-fn from_sockaddr(sa: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+fn from_sockaddr(ss: &libc::sockaddr_storage) -> SocketAddr {
+    if ss.ss_family as i32 == libc::AF_INET6 {
+        // SAFETY: the kernel wrote a sockaddr_in6 (its family says so) into
+        // storage large and aligned enough for it.
+        let sa = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+        return SocketAddrV6::new(
+            Ipv6Addr::from(sa.sin6_addr.s6_addr),
+            u16::from_be(sa.sin6_port),
+            0,
+            sa.sin6_scope_id,
+        )
+        .into();
+    }
+    // SAFETY: as above, a sockaddr_in.
+    let sa = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr))),
         u16::from_be(sa.sin_port),
     )
 }
@@ -125,12 +147,17 @@ fn setopt(fd: RawFd, level: i32, opt: i32, v: i32) {
     }
 }
 
-fn listen_on(a: SocketAddrV4, freebind: bool, backlog: i32) -> io::Result<RawFd> {
+fn listen_on(a: SocketAddr, freebind: bool, backlog: i32) -> io::Result<RawFd> {
+    let family = if a.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain socket calls on a descriptor this function owns; `sa` lives
     // across bind() and the length passed is its size.
     unsafe {
         let fd = libc::socket(
-            libc::AF_INET,
+            family,
             libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             0,
         );
@@ -141,12 +168,12 @@ fn listen_on(a: SocketAddrV4, freebind: bool, backlog: i32) -> io::Result<RawFd>
         if freebind {
             setopt(fd, libc::IPPROTO_IP, libc::IP_FREEBIND, 1);
         }
-        let sa = sockaddr(a);
-        if libc::bind(
-            fd,
-            &sa as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        ) != 0
+        if a.is_ipv6() {
+            // `[::]:80` beside `0.0.0.0:80`: IPv6 only.
+            setopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1);
+        }
+        let (sa, len) = sockaddr_any(a);
+        if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) != 0
             || libc::listen(fd, backlog) != 0
         {
             let e = last_err();
@@ -163,8 +190,8 @@ struct Conn {
     out_pos: usize,
     close_after: bool,
     want_out: bool,
-    peer: SocketAddrV4,
-    local: SocketAddrV4,
+    peer: SocketAddr,
+    local: SocketAddr,
 }
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -371,9 +398,9 @@ fn main() {
             let flags = ev.events;
             if listeners.contains(&fd) {
                 loop {
-                    // SAFETY: sockaddr_in is plain integers; all zeroes is a valid value.
-                    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-                    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    // SAFETY: sockaddr_storage is plain integers; all zeroes is a valid value.
+                    let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+                    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                     // SAFETY: `sa` and `len` are live locals; `len` holds `sa`'s size.
                     let cfd = unsafe {
                         libc::accept4(
@@ -398,9 +425,9 @@ fn main() {
                         break;
                     }
                     let peer = from_sockaddr(&sa);
-                    // SAFETY: sockaddr_in is plain integers; all zeroes is a valid value.
-                    let mut la: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-                    let mut llen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    // SAFETY: sockaddr_storage is plain integers; all zeroes is a valid value.
+                    let mut la: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+                    let mut llen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                     // SAFETY: `la` and `llen` are live locals; `llen` holds `la`'s size.
                     unsafe {
                         libc::getsockname(cfd, &mut la as *mut _ as *mut libc::sockaddr, &mut llen)
@@ -517,6 +544,8 @@ mod tests {
         assert_eq!(v[4], "198.18.11.1:8080".parse().unwrap());
         assert!(parse_listen("198.18.0.2-198.18.0.1:80", &mut v).is_err());
         assert!(parse_listen("198.18.0.1", &mut v).is_err());
+        parse_listen("[::]:80", &mut v).unwrap();
+        assert_eq!(v[5], "[::]:80".parse().unwrap());
     }
 
     #[test]
