@@ -296,6 +296,17 @@ fn wrr_cycle(weights: &[u32]) -> Result<Vec<usize>, SchedError> {
     Ok(out)
 }
 
+/// The 32-bit host-order value IPVS's hash schedulers hash for an address:
+/// the IPv4 address itself, an IPv6 address folded (`addr_fold`).
+pub fn hash_addr(addr: std::net::IpAddr) -> u32 {
+    match addr {
+        std::net::IpAddr::V4(a) => u32::from(a),
+        std::net::IpAddr::V6(a) => u32::from_be(lvs_common::hash::ipv6_fold(
+            &lvs_common::hash::ipv6_words(a.octets()),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,16 +335,5 @@ mod tests {
             schedule(Algorithm::Wrr, &weights),
             Err(SchedError::TooLong { .. })
         ));
-    }
-}
-
-/// The 32-bit host-order value IPVS's hash schedulers hash for an address:
-/// the IPv4 address itself, an IPv6 address folded (`addr_fold`).
-pub fn hash_addr(addr: std::net::IpAddr) -> u32 {
-    match addr {
-        std::net::IpAddr::V4(a) => u32::from(a),
-        std::net::IpAddr::V6(a) => u32::from_be(lvs_common::hash::ipv6_fold(
-            &lvs_common::hash::ipv6_words(a.octets()),
-        )),
     }
 }

@@ -165,7 +165,7 @@ fn flood_keeps_established(vip: Ipv4Addr) {
     assert_all_kept(&mut dp, vip, &backends, "after 1000x the table in SYNs");
     if vip == PVIP {
         // Their clients' templates survived too.
-        let svc = dp.service_id(&service_key(vip, 80, Protocol::Tcp)).unwrap();
+        let svc = dp.service_id(service_key(vip, 80, Protocol::Tcp)).unwrap();
         for i in 0..100 {
             let k = PersistKey {
                 service: svc,
@@ -238,9 +238,7 @@ fn parallel_syns_of_a_persistent_client_go_to_one_server() {
         picks.iter().all(|&b| b == picks[0]),
         "six SYNs before any ACK share the pending template: {picks:?}"
     );
-    let svc = dp
-        .service_id(&service_key(PVIP, 80, Protocol::Tcp))
-        .unwrap();
+    let svc = dp.service_id(service_key(PVIP, 80, Protocol::Tcp)).unwrap();
     let tk = PersistKey {
         service: svc,
         client_be: u32::from_ne_bytes(client(3).octets()),
@@ -334,9 +332,7 @@ fn a_template_lives_while_its_connection_does() {
         &tcp_frame((c, 40000), (PVIP, 80), Flags::SYN, b""),
     ));
     run(&mut dp, &tcp_frame((c, 40000), (PVIP, 80), Flags::ACK, b""));
-    let svc = dp
-        .service_id(&service_key(PVIP, 80, Protocol::Tcp))
-        .unwrap();
+    let svc = dp.service_id(service_key(PVIP, 80, Protocol::Tcp)).unwrap();
     let tk = PersistKey {
         service: svc,
         client_be: u32::from_ne_bytes(c.octets()),

@@ -503,7 +503,7 @@ fn persistence_hit_granularity_and_expiry() {
 
     // Age the template past its 120 s: the next connection is rescheduled.
     let svc = dp
-        .service_id(&lvs_userspace::datapath::desired::service_key(
+        .service_id(lvs_userspace::datapath::desired::service_key(
             PVIP,
             80,
             Protocol::Tcp,

@@ -259,7 +259,7 @@ fn drive(algo: Algorithm, weights: &[u32], count: u32) -> (Datapath, Model) {
         if i % 25 == 0 || i + 1 == count {
             for d in &model.dests {
                 let id = dp
-                    .backend_id(&key, Ipv4Addr::new(198, 18, 0, 10 + d.n as u8), 80)
+                    .backend_id(key, Ipv4Addr::new(198, 18, 0, 10 + d.n as u8), 80)
                     .unwrap();
                 assert_eq!(
                     dp.conn_counts(id).unwrap(),
@@ -347,7 +347,7 @@ fn expiry_pass_brings_counts_back_to_the_tables() {
     let key = state(Algorithm::Wlc, &[1, 2]).services[0].key();
     let ids: Vec<u32> = (1..=2u8)
         .map(|n| {
-            dp.backend_id(&key, Ipv4Addr::new(198, 18, 0, 10 + n), 80)
+            dp.backend_id(key, Ipv4Addr::new(198, 18, 0, 10 + n), 80)
                 .unwrap()
         })
         .collect();

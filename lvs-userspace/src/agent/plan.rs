@@ -45,14 +45,14 @@ impl ServiceId {
 
 impl std::fmt::Display for ServiceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&fmt_rs(self.vip.into(), self.proto, self.port))
+        f.write_str(&fmt_rs(self.vip, self.proto, self.port))
     }
 }
 
 impl std::fmt::Display for RealKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let r = self.real;
-        f.write_str(&fmt_rs(r.addr.into(), self.service.proto, r.port))
+        f.write_str(&fmt_rs(r.addr, self.service.proto, r.port))
     }
 }
 

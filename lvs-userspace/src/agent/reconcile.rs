@@ -128,8 +128,8 @@ impl Reconciler {
             };
             let key = service_key(e.vip, e.vport, proto);
             let (Some(service), Some(backend)) = (
-                self.dp.service_id(&key),
-                self.dp.backend_id(&key, e.rs, e.rsport),
+                self.dp.service_id(key),
+                self.dp.backend_id(key, e.rs, e.rsport),
             ) else {
                 continue; // a service or real server we do not have
             };

@@ -91,6 +91,10 @@ pub struct TemplateView<K = PersistKey> {
 
 type Table<K, V> = aya::maps::HashMap<aya::maps::MapData, K, V>;
 
+/// What one family's expiry pass did: connections gone, templates gone,
+/// (backend, state) of each live connection.
+type Expired = (usize, usize, Vec<(u32, u32)>);
+
 /// One address family's connection and template tables, for the walks
 /// both families share (listing, expiry).
 trait Family: aya::Pod + Copy {
@@ -412,7 +416,7 @@ impl State {
 
     /// `expire` for one family's tables; returns what went and the
     /// (backend, state) of every live connection.
-    fn expire_family<K: Family>(&mut self) -> Result<(usize, usize, Vec<(u32, u32)>)> {
+    fn expire_family<K: Family>(&mut self) -> Result<Expired> {
         // Each entry is read again right before it is deleted and kept if
         // the data path touched it since the scan: a SYN or a packet that
         // revived the 5-tuple in between must not lose its entry (the window

@@ -136,7 +136,7 @@ pub fn desired(
                 memory.in_service.insert(key);
             }
             backends.push(DesiredBackend {
-                addr: r.addr.into(),
+                addr: r.addr,
                 port: r.port,
                 weight,
                 alive,
@@ -151,7 +151,7 @@ pub fn desired(
             }
             if let Some(hop) = reals.get(key).and_then(|st| st.hop) {
                 backends.push(DesiredBackend {
-                    addr: r.addr.into(),
+                    addr: r.addr,
                     port: r.port,
                     weight: 0,
                     alive: true,
@@ -174,7 +174,7 @@ pub fn desired(
                     b.alive = false;
                 }
                 backends.push(DesiredBackend {
-                    addr: sorry.addr.into(),
+                    addr: sorry.addr,
                     port: sorry.port,
                     weight: 1,
                     alive: true,
@@ -255,7 +255,7 @@ fn quorum(
 
 fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> DesiredService {
     DesiredService {
-        vip: s.id.vip.into(),
+        vip: s.id.vip,
         port: s.id.port,
         proto: s.id.proto,
         algo: s.algo,
