@@ -95,8 +95,12 @@ pub mod map_names {
     pub const PERSIST6: &str = "persist6";
     pub const PERSIST_PENDING6: &str = "persist_pending6";
     pub const FLOW_CACHE6: &str = "flow_cache6";
+    /// Program array: the IPv6 program, tail-called for IPv6 frames.
+    /// Pinned so that the slot stays filled while no agent runs (the
+    /// kernel empties a program array when its last user reference goes).
+    pub const IPV6_PATH: &str = "ipv6_path";
     /// Every map the program pins, in documentation order.
-    pub const ALL: [&str; 26] = [
+    pub const ALL: [&str; 27] = [
         SERVICES,
         BACKENDS,
         RINGS,
@@ -123,6 +127,7 @@ pub mod map_names {
         PERSIST6,
         PERSIST_PENDING6,
         FLOW_CACHE6,
+        IPV6_PATH,
     ];
 }
 

@@ -14,7 +14,7 @@ use crate::{
     conntrack::{self, Existing, Tracked},
     family::{Family, V4, V6},
     flow_cache, forward, icmp, icmp6,
-    maps::{LOCAL_MACS, SETTINGS, VIP_FILTER},
+    maps::{IPV6_PATH, LOCAL_MACS, SETTINGS, VIP_FILTER},
     parse::{self, Packet},
     stats,
     verdict::{Step, Verdict},
@@ -28,6 +28,35 @@ pub fn run(ctx: &XdpContext) -> u32 {
     };
     stats::count_verdict(verdict.reason);
     verdict.action
+}
+
+/// The IPv6 program's body (`lvs_xdp6`, tail-called by `run` for frames
+/// that are not IPv4): its verdict is counted here.
+#[inline(always)]
+pub fn run6(ctx: &XdpContext) -> u32 {
+    let verdict = match process6(ctx) {
+        Ok(v) | Err(v) => v,
+    };
+    stats::count_verdict(verdict.reason);
+    verdict.action
+}
+
+const ETH_P_IPV6: [u8; 2] = [0x86, 0xDD];
+
+/// Hands an IPv6 frame to the IPv6 program; returns only if it cannot
+/// (no program in `ipv6_path`), and the frame then passes uncounted here.
+#[inline(always)]
+fn tail_call_ipv6(ctx: &XdpContext) {
+    let start = ctx.data();
+    if start + 14 > ctx.data_end() {
+        return;
+    }
+    // SAFETY: the 14-byte Ethernet header is inside the frame.
+    let ether_type = unsafe { *((start + 12) as *const [u8; 2]) };
+    if ether_type == ETH_P_IPV6 {
+        // SAFETY: a tail call with this program's own context.
+        unsafe { IPV6_PATH.tail_call(ctx, 0) };
+    }
 }
 
 /// Clear bit in the pre-filter: certainly not a VIP, pass before parsing L4.
@@ -70,8 +99,12 @@ fn addressed_to_us(ctx: &XdpContext) -> Step<()> {
 fn process(ctx: &XdpContext) -> Step<Verdict> {
     let ip = match parse::ipv4(ctx) {
         Ok(ip) => ip,
-        // Only frames that are not IPv4 pay for the IPv6 branch.
-        Err(v) if v.reason == reason::PASS_NOT_IPV4 => return process6(ctx),
+        // Only frames that are not IPv4 pay for the IPv6 branch: a tail
+        // call into the IPv6 program, which counts its own verdict.
+        Err(v) if v.reason == reason::PASS_NOT_IPV4 => {
+            tail_call_ipv6(ctx);
+            return Err(v);
+        }
         Err(v) => return Err(v),
     };
     vip_prefilter(ip.dst_be)?;

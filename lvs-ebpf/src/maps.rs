@@ -2,7 +2,7 @@
 //! `/sys/fs/bpf/lvs/<instance>/<name>`; see README.md for who writes what.
 
 use aya_ebpf::{
-    btf_maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    btf_maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     macros::btf_map,
 };
 use lvs_common::{
@@ -123,6 +123,13 @@ pub static BACKEND_CONNS: Array<ConnCounts, { MAX_BACKENDS as usize }> = Array::
 /// writes it).
 #[btf_map(name = "backend_conns_adj")]
 pub static BACKEND_CONNS_ADJ: Array<ConnCounts, { MAX_BACKENDS as usize }> = Array::new();
+
+/// Slot 0: the IPv6 program (`lvs_xdp6`), tail-called for IPv6 frames so
+/// that the IPv4 program carries none of the IPv6 code (and each has a
+/// whole stack). Set by the agent when it loads the programs; empty, IPv6
+/// frames pass as before.
+#[btf_map(name = "ipv6_path")]
+pub static IPV6_PATH: ProgramArray<1> = ProgramArray::new();
 
 // IPv6: the same tables with 16-byte addresses, beside the IPv4 ones so
 // the IPv4 path keeps its small keys. Backends, schedules, counters and

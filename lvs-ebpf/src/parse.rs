@@ -118,15 +118,16 @@ pub fn l4(ctx: &XdpContext, ip: &Ipv4) -> Step<Packet> {
         // SAFETY: ptr_at checked the 8-byte UDP header.
         unsafe { (((*udp).src, (*udp).dst), 0) }
     };
+    // Zeroed whole, then filled: the padding bytes then come with two
+    // aligned stores instead of a 3-byte memset call.
+    let mut key = FlowKey::default();
+    key.src_be = ip.src_be;
+    key.dst_be = ip.dst_be;
+    key.sport_be = u16::from_ne_bytes(ports.0);
+    key.dport_be = u16::from_ne_bytes(ports.1);
+    key.proto = ip.proto;
     Ok(Packet {
-        key: FlowKey {
-            src_be: ip.src_be,
-            dst_be: ip.dst_be,
-            sport_be: u16::from_ne_bytes(ports.0),
-            dport_be: u16::from_ne_bytes(ports.1),
-            proto: ip.proto,
-            _pad: [0; 3],
-        },
+        key,
         tcp_flags,
         len: (ctx.data_end() - ctx.data()) as u32,
     })
@@ -234,15 +235,14 @@ pub fn l4_v6(ctx: &XdpContext, ip: &Ipv6, proto: u8, off: usize) -> Step<Packet<
         let h = unsafe { *udp };
         (([h[0], h[1]], [h[2], h[3]]), 0)
     };
+    let mut key = FlowKey6::default();
+    key.src_be = ip.src_be;
+    key.dst_be = ip.dst_be;
+    key.sport_be = u16::from_ne_bytes(ports.0);
+    key.dport_be = u16::from_ne_bytes(ports.1);
+    key.proto = proto;
     Ok(Packet {
-        key: FlowKey6 {
-            src_be: ip.src_be,
-            dst_be: ip.dst_be,
-            sport_be: u16::from_ne_bytes(ports.0),
-            dport_be: u16::from_ne_bytes(ports.1),
-            proto,
-            _pad: [0; 3],
-        },
+        key,
         tcp_flags,
         len: (ctx.data_end() - ctx.data()) as u32,
     })

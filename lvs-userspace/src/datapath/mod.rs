@@ -270,6 +270,7 @@ fn expected_sizes(name: &str) -> Option<(u32, u32)> {
             s(size_of::<PersistKey6>(), size_of::<Persist>())
         }
         names::FLOW_CACHE6 => s(4, size_of::<lvs_common::FlowCacheEntry6>()),
+        names::IPV6_PATH => s(4, 4),
         _ => None,
     }
 }
@@ -292,6 +293,9 @@ pub struct Datapath {
     held_links: BTreeMap<String, FdLink>,
     /// The program found pinned maps and continued with them.
     adopted_maps: bool,
+    /// Holds the IPv6 program in its slot while this agent runs (see
+    /// `load_ipv6_path`).
+    _ipv6_path: aya::maps::ProgramArray<MapData>,
 }
 
 impl Datapath {
@@ -338,6 +342,7 @@ impl Datapath {
             .map_err(map_err(names::SYNC_EVENTS))?;
         let prog: &mut Xdp = program(&mut ebpf)?;
         prog.load()?;
+        let ipv6_path = load_ipv6_path(&mut ebpf)?;
 
         let mut dp = Datapath {
             ebpf,
@@ -349,6 +354,7 @@ impl Datapath {
             held_links: BTreeMap::new(),
             adopted_maps,
             sync_events: Some(sync_events),
+            _ipv6_path: ipv6_path,
         };
         dp.init_settings()?;
         dp.state.applied = apply::Applied::read(&dp.state.maps)?;
@@ -679,6 +685,28 @@ fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
         .ok_or(DatapathError::Program(ProgramError::UnexpectedProgramType))?
         .try_into()
         .map_err(DatapathError::Program)
+}
+
+/// Loads the IPv6 program and puts it in `ipv6_path`, where the main
+/// program tail-calls it for IPv6 frames. The map is kept open (and
+/// pinned with the others): the kernel empties a program array when its
+/// last user reference goes.
+fn load_ipv6_path(ebpf: &mut Ebpf) -> Result<aya::maps::ProgramArray<MapData>> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(objects::PROGRAM6)
+        .ok_or(DatapathError::Program(ProgramError::UnexpectedProgramType))?
+        .try_into()
+        .map_err(DatapathError::Program)?;
+    prog.load()?;
+    let fd = prog.fd()?.try_clone().map_err(|source| DatapathError::Io {
+        what: "dup of the IPv6 program fd",
+        source,
+    })?;
+    let mut table: aya::maps::ProgramArray<MapData> = take(ebpf, names::IPV6_PATH)?
+        .try_into()
+        .map_err(map_err(names::IPV6_PATH))?;
+    table.set(0, &fd, 0).map_err(map_err(names::IPV6_PATH))?;
+    Ok(table)
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {

@@ -9,3 +9,5 @@ pub static LVS_TOOLS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"
 
 /// Name of the XDP program in [`LVS_XDP`].
 pub const PROGRAM: &str = "lvs_xdp";
+/// The IPv6 path in [`LVS_XDP`], tail-called by [`PROGRAM`].
+pub const PROGRAM6: &str = "lvs_xdp6";
