@@ -291,10 +291,7 @@ fn references(p: &mut Parser, cfg: &Config) {
 fn vrid_clash(p: &mut Parser, cfg: &Config) {
     let mut seen: HashMap<(&str, u8, bool), &VrrpInstance> = HashMap::new();
     for vi in &cfg.vrrp_instances {
-        let v6 = vi
-            .virtual_ipaddress
-            .first()
-            .is_some_and(|v| v.addr.is_ipv6());
+        let v6 = vi.ipv6;
         if let Some(prev) = seen.insert((vi.interface.as_str(), vi.virtual_router_id, v6), vi) {
             p.diags.add(
                 Severity::Error,

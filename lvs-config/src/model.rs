@@ -308,6 +308,15 @@ pub struct VrrpInstance {
     pub garp_master_refresh_repeat: u32,
     pub use_vmac: Option<String>,
     pub accept: Option<bool>,
+    /// `native_ipv6`: the instance runs over IPv6 even without IPv6
+    /// addresses (keepalived: it also means VRRPv3).
+    pub native_ipv6: bool,
+    /// The instance's address family is IPv6 (adverts to ff02::12 from the
+    /// link-local address). keepalived decides it from the first of
+    /// `virtual_ipaddress`, `unicast_peer`, `unicast_src_ip`/`mcast_src_ip`
+    /// or `native_ipv6` in the file; addresses of the other family in
+    /// those places are dropped with an error.
+    pub ipv6: bool,
 }
 
 /// Transport protocol of a virtual server: the one protocol type of lvs-xdp
