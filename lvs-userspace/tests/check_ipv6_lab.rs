@@ -1,0 +1,239 @@
+//! Health checks to IPv6 real servers, the checkers alone (no data path,
+//! as check_tcp_lab): TCP_CHECK with `bindto` an IPv6 address of the
+//! director and HTTP_GET with an IPv6 `connect_ip`/`connect_port`, against
+//! real servers at 2001:2::11 and ::12 in the lab. A server that stops is
+//! reported `Down` within keepalived's bound `delay_loop + connect_timeout
+//! × (retry+1) + delay_before_retry × retry`, and `Up` within one
+//! `delay_loop` once it is back; the failure names the server as
+//! keepalived does (`[2001:2::11]:tcp:80`).
+//!
+//! The lab's namespaces have IPv6 off: it is turned on (without DAD) on the
+//! director's bond0 and the real servers' eth0. The real servers are small
+//! HTTP/1.0 responders on IPv6 sockets opened in their namespaces by this
+//! test (`lvs-lab-httpd` listens on IPv4 only).
+//!
+//! Needs root, `ip`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use lvs_testkit::{Lab, LabSpec};
+use lvs_userspace::check::{CheckEvent, Checkers, RsKey};
+use tokio::sync::mpsc;
+
+const DELAY_LOOP: u64 = 1;
+const CONNECT_TIMEOUT: u64 = 1;
+const RETRY: u64 = 1;
+const DELAY_BEFORE_RETRY: u64 = 1;
+
+fn config() -> lvs_config::Config {
+    let timing = format!(
+        "   connect_timeout {CONNECT_TIMEOUT}\n   retry {RETRY}\n   delay_before_retry {DELAY_BEFORE_RETRY}\n   warmup 0\n"
+    );
+    let s = format!(
+        "virtual_server 2001:2::100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n delay_loop {DELAY_LOOP}\n\
+         real_server 2001:2::11 80 {{\n  TCP_CHECK {{\n{timing}   bindto 2001:2::2\n  }}\n }}\n\
+         real_server 2001:2::12 80 {{\n  HTTP_GET {{\n   url {{\n    path /\n    status_code 200\n   }}\n\
+         {timing}   connect_ip 2001:2::12\n   connect_port 8080\n  }}\n }}\n}}\n"
+    );
+    let parsed = lvs_config::parse_str("check_ipv6.conf", &s, &Default::default());
+    assert!(!parsed.diagnostics.has_errors(), "{:?}", parsed.diagnostics);
+    parsed.config
+}
+
+fn rs(n: u8) -> RsKey {
+    RsKey {
+        vs_addr: "2001:2::100".parse().unwrap(),
+        vs_port: 80,
+        proto: lvs_userspace::check::Protocol::Tcp,
+        rs_addr: format!("2001:2::{}", 10 + n).parse().unwrap(),
+        rs_port: 80,
+    }
+}
+
+fn enable_ipv6(lab: &Lab, ns: &str, ifname: &str, addr: &str) -> Result<()> {
+    let name = ifname.to_string();
+    lab.run_in_netns(ns, move || -> Result<()> {
+        for (k, v) in [
+            ("net.ipv6.conf.all.accept_dad".to_string(), "0"),
+            (format!("net.ipv6.conf.{name}.accept_dad"), "0"),
+            ("net.ipv6.conf.all.disable_ipv6".to_string(), "0"),
+            (format!("net.ipv6.conf.{name}.disable_ipv6"), "0"),
+        ] {
+            lvs_testkit::netns::write_sysctl(&k, v)?;
+        }
+        Ok(())
+    })??;
+    lab.ip_batch(ns, &format!("addr add {addr}/64 dev {ifname} nodad\n"))
+}
+
+/// A minimal HTTP/1.0 server on an IPv6 socket of a lab namespace; stops
+/// (closing the listener: connections are refused) on drop.
+struct Server6 {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server6 {
+    fn start(lab: &Lab, ns: &str, addr: SocketAddr) -> Result<Server6> {
+        // The socket belongs to the namespace it is created in.
+        let l = lab.run_in_netns(ns, move || TcpListener::bind(addr))??;
+        l.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        let _ = c.set_nonblocking(false);
+                        let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
+                        let mut buf = [0u8; 2048];
+                        let _ = c.read(&mut buf);
+                        let _ = c.write_all(
+                            b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(Server6 {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Server6 {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn wait_event(
+    rx: &mut mpsc::Receiver<CheckEvent>,
+    timeout: Duration,
+    what: &str,
+    f: impl Fn(&CheckEvent) -> bool,
+) -> Result<(CheckEvent, Duration)> {
+    let t = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) if f(&ev) => return Ok((ev, t.elapsed())),
+            Ok(Some(ev)) => eprintln!("  (event {ev:?})"),
+            Ok(None) => bail!("event channel closed waiting for {what}"),
+            Err(_) => bail!("timed out after {timeout:?} waiting for {what}"),
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn ipv6_real_servers_down_within_bound_and_back_up() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 2,
+        client_addrs: 1,
+        httpd: false,
+        ..LabSpec::default()
+    })?;
+    enable_ipv6(&lab, lab.director_ns(0), "bond0", "2001:2::2")?;
+    for i in 0..2 {
+        enable_ipv6(
+            &lab,
+            lab.real_server_ns(i),
+            "eth0",
+            &format!("2001:2::{}", 11 + i),
+        )?;
+    }
+    let rs1_addr: SocketAddr = "[2001:2::11]:80".parse()?;
+    let rs2_addr: SocketAddr = "[2001:2::12]:8080".parse()?;
+    let mut rs1 = Some(Server6::start(&lab, lab.real_server_ns(0), rs1_addr)?);
+    let mut rs2 = Some(Server6::start(&lab, lab.real_server_ns(1), rs2_addr)?);
+    let bound = DELAY_LOOP + CONNECT_TIMEOUT * (RETRY + 1) + DELAY_BEFORE_RETRY * RETRY;
+    let slack = Duration::from_millis(1000); // a loaded 2-core machine
+
+    lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let (tx, mut rx) = mpsc::channel(64);
+            let mut checkers = Checkers::new(tx);
+            checkers.reconcile(&config());
+            let mut waiting = vec![rs(1), rs(2)];
+            while !waiting.is_empty() {
+                let (ev, _) = wait_event(&mut rx, Duration::from_secs(5), "both Up", |e| {
+                    matches!(e, CheckEvent::Up { .. })
+                })
+                .await?;
+                if let CheckEvent::Up { rs: r } = ev {
+                    waiting.retain(|w| *w != r);
+                }
+            }
+            let names: Vec<String> = checkers.states().iter().map(|s| s.rs.rs_name()).collect();
+            assert!(
+                names.contains(&"[2001:2::11]:tcp:80".to_string()),
+                "{names:?}"
+            );
+
+            for (n, kind) in [(1u8, "TCP_CHECK"), (2, "HTTP_GET")] {
+                // Stop the server: Down within keepalived's bound.
+                if n == 1 {
+                    rs1.take();
+                } else {
+                    rs2.take();
+                }
+                let (ev, took) = wait_event(
+                    &mut rx,
+                    Duration::from_secs(bound + 3),
+                    &format!("rs{n} Down"),
+                    |e| matches!(e, CheckEvent::Down { rs: r, .. } if *r == rs(n)),
+                )
+                .await?;
+                println!(
+                    "{kind} to IPv6 rs{n}: Down {:.2} s after its server stopped (bound {bound} s): {ev:?}",
+                    took.as_secs_f64()
+                );
+                assert!(took <= Duration::from_secs(bound) + slack);
+                let h = checkers
+                    .states()
+                    .into_iter()
+                    .find(|s| s.rs == rs(n))
+                    .context("state")?;
+                assert!(!h.up, "{h:?}");
+                let reason = h.last_reason.clone().unwrap_or_default();
+                assert!(reason.contains(kind), "{reason}");
+
+                // Back: Up within one delay_loop.
+                if n == 1 {
+                    rs1 = Some(Server6::start(&lab, lab.real_server_ns(0), rs1_addr)?);
+                } else {
+                    rs2 = Some(Server6::start(&lab, lab.real_server_ns(1), rs2_addr)?);
+                }
+                let (_, took) = wait_event(
+                    &mut rx,
+                    Duration::from_secs(DELAY_LOOP + 3),
+                    &format!("rs{n} Up"),
+                    |e| matches!(e, CheckEvent::Up { rs: r } if *r == rs(n)),
+                )
+                .await?;
+                println!(
+                    "{kind} to IPv6 rs{n}: Up {:.2} s after its server started (bound {DELAY_LOOP} s)",
+                    took.as_secs_f64()
+                );
+                assert!(took <= Duration::from_secs(DELAY_LOOP) + slack);
+            }
+            checkers.shutdown().await;
+            Ok(())
+        })
+    })?
+}
