@@ -291,7 +291,6 @@ fn local_ip(p: &Params, ifindex: u32) -> Result<IpAddr, VrrpError> {
             .into_iter()
             .map(|a| IpAddr::from(a.addr))
             .find(|a| !p.vips.iter().any(|v| v.addr.ip() == *a))
-            .map(IpAddr::from)
             .ok_or_else(|| {
                 VrrpError::Config(format!(
                     "({}) interface {} has no IPv4 address",
@@ -1036,7 +1035,7 @@ impl Task {
         let check_ttl = self.p.unicast_peers.is_empty();
         // Both families reduce to what the state machine hears plus the
         // address-list mismatch line.
-        let parsed: Result<(Heard, bool, Option<String>), RejectReason> = match rx6 {
+        let parsed: Result<(Heard, Option<String>), RejectReason> = match rx6 {
             Some(rx) => packet::parse_advert6(
                 pkt,
                 &rx,
@@ -1054,11 +1053,7 @@ impl Task {
                     .addr_mismatch
                     .as_ref()
                     .map(|m| m.log_line(&self.p.machine.name, a.src));
-                (
-                    heard(a.src.into(), a.priority, a.adver_int_cs),
-                    line.is_some(),
-                    line,
-                )
+                (heard(a.src.into(), a.priority, a.adver_int_cs), line)
             }),
             None => packet::parse_advert(
                 pkt,
@@ -1076,16 +1071,12 @@ impl Task {
                     .addr_mismatch
                     .as_ref()
                     .map(|m| m.log_line(&self.p.machine.name, a.src));
-                (
-                    heard(a.src.into(), a.priority, a.adver_int_cs),
-                    line.is_some(),
-                    line,
-                )
+                (heard(a.src.into(), a.priority, a.adver_int_cs), line)
             }),
         };
         match parsed {
             Err(reason) => self.reject(&reason),
-            Ok((heard, _mismatch, line)) => {
+            Ok((heard, line)) => {
                 {
                     let mut s = self.stats.lock().unwrap();
                     s.adverts_received += 1;
