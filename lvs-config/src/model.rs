@@ -3,7 +3,7 @@
 //! settings (checker ← real server ← virtual server) are filled in, so the
 //! agent reads what keepalived would use.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::diag::Span;
@@ -118,6 +118,13 @@ pub struct GlobalDefs {
     pub vrrp_version: u8,
     pub default_interface: Option<String>,
     pub vrrp_mcast_group4: Option<Ipv4Addr>,
+    /// `vrrp_mcast_group6` (default ff02::12).
+    pub vrrp_mcast_group6: Option<Ipv6Addr>,
+    /// `vrrp_garp_interval`: pause between gratuitous ARPs (default none).
+    pub vrrp_garp_interval: Duration,
+    /// `vrrp_gna_interval`: pause between unsolicited neighbour
+    /// advertisements (default none).
+    pub vrrp_gna_interval: Duration,
     /// `vrrp_garp_master_delay` (default 5 s).
     pub vrrp_garp_master_delay: Duration,
     /// `vrrp_garp_master_repeat` (default 5).

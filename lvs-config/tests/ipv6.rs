@@ -278,3 +278,38 @@ vrrp_instance VI_6 {
         messages(&r)
     );
 }
+
+#[test]
+fn vrrp_mcast_group6_and_gna_interval() {
+    let r = parse(
+        "global_defs {
+  vrrp_mcast_group6 ff02::13
+  vrrp_gna_interval 0.005
+  vrrp_garp_interval 0.01
+}
+",
+    );
+    assert!(r.diagnostics.is_empty(), "{:?}", messages(&r));
+    let g = &r.config.global;
+    assert_eq!(g.vrrp_mcast_group6, Some("ff02::13".parse().unwrap()));
+    assert_eq!(g.vrrp_gna_interval, std::time::Duration::from_millis(5));
+    assert_eq!(g.vrrp_garp_interval, std::time::Duration::from_millis(10));
+    let r =
+        parse("global_defs {\n  vrrp_mcast_group6 2001:2::1\n  vrrp_mcast_group6 ff05::12\n}\n");
+    assert!(
+        has(
+            &r,
+            "a.conf:2:21: error: vrrp_mcast_group6 [2001:2::1] is not multicast. Skipping"
+        ),
+        "{:?}",
+        messages(&r)
+    );
+    assert!(
+        has(
+            &r,
+            "a.conf:3:21: warning: vrrp_mcast_group6 [ff05::12] should be link-local multicast."
+        ),
+        "{:?}",
+        messages(&r)
+    );
+}

@@ -103,6 +103,10 @@ pub(crate) struct Params {
     pub garp_repeat: u32,
     pub garp_refresh: Option<Duration>,
     pub garp_refresh_repeat: u32,
+    /// `vrrp_garp_interval` / `vrrp_gna_interval`: the pause between the
+    /// gratuitous ARPs / unsolicited NAs of a burst.
+    pub garp_interval: Duration,
+    pub gna_interval: Duration,
     pub notify: NotifyScripts,
     pub scripts: Vec<TrackedScript>,
     /// `track_interface`, the primary and the VIPs' interfaces.
@@ -219,7 +223,10 @@ impl Params {
                 .filter(|a| a.is_ipv6() == i.ipv6)
                 .collect(),
             mcast_group: if i.ipv6 {
-                VRRP_MCAST_GROUP6.into()
+                cfg.global
+                    .vrrp_mcast_group6
+                    .unwrap_or(VRRP_MCAST_GROUP6)
+                    .into()
             } else {
                 cfg.global
                     .vrrp_mcast_group4
@@ -230,6 +237,8 @@ impl Params {
             garp_repeat: i.garp_master_repeat.max(1),
             garp_refresh: i.garp_master_refresh.filter(|d| !d.is_zero()),
             garp_refresh_repeat: i.garp_master_refresh_repeat.max(1),
+            garp_interval: cfg.global.vrrp_garp_interval,
+            gna_interval: cfg.global.vrrp_gna_interval,
             notify: NotifyScripts::from(&i.notify).secure(),
             scripts: track::resolve(cfg, i)
                 .map_err(VrrpError::Config)?
@@ -1203,17 +1212,40 @@ impl Task {
             v.addr.ip()
         );
         let router = matches!(v.addr, VipAddr::V6(_)) && netlink::ipv6_forwarding(&v.dev);
-        for _ in 0..repeat {
-            let r = match &v.addr {
-                VipAddr::V4(a) => netlink::send_garp(link.index, link.mac, a.addr),
-                VipAddr::V6(a) => {
-                    netlink::send_unsolicited_na(link.index, link.mac, a.addr, router)
-                }
+        let (ifindex, mac, addr) = (link.index, link.mac, v.addr.clone());
+        let name = self.p.machine.name.clone();
+        let send = move || {
+            let r = match &addr {
+                VipAddr::V4(a) => netlink::send_garp(ifindex, mac, a.addr),
+                VipAddr::V6(a) => netlink::send_unsolicited_na(ifindex, mac, a.addr, router),
             };
-            if let Err(e) = r {
-                warn!("({}) {what} for {}: {e}", self.p.machine.name, v.addr.ip());
-                break;
+            if let Err(e) = &r {
+                warn!("({name}) {what} for {}: {e}", addr.ip());
             }
+            r.is_ok()
+        };
+        let pause = match v.addr {
+            VipAddr::V4(_) => self.p.garp_interval,
+            VipAddr::V6(_) => self.p.gna_interval,
+        };
+        if pause.is_zero() {
+            for _ in 0..repeat {
+                if !send() {
+                    break;
+                }
+            }
+        } else {
+            // Paced: off the instance's task, so its timers keep running.
+            tokio::spawn(async move {
+                for n in 0..repeat {
+                    if n > 0 {
+                        tokio::time::sleep(pause).await;
+                    }
+                    if !send() {
+                        break;
+                    }
+                }
+            });
         }
     }
 
