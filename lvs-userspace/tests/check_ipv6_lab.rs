@@ -1,7 +1,9 @@
 //! Health checks to IPv6 real servers, the checkers alone (no data path,
 //! as check_tcp_lab): TCP_CHECK with `bindto` an IPv6 address of the
-//! director and HTTP_GET with an IPv6 `connect_ip`/`connect_port`, against
-//! real servers at 2001:2::11 and ::12 in the lab. A server that stops is
+//! director, HTTP_GET with an IPv6 `connect_ip`/`connect_port`, SSL_GET
+//! against Debian's `openssl s_server` on an IPv6 socket, and MISC_CHECK
+//! with the address written in its `misc_path` (keepalived passes the
+//! script nothing else), against real servers at 2001:2::11 … ::14. A server that stops is
 //! reported `Down` within keepalived's bound `delay_loop + connect_timeout
 //! × (retry+1) + delay_before_retry × retry`, and `Up` within one
 //! `delay_loop` once it is back; the failure names the server as
@@ -12,7 +14,7 @@
 //! HTTP/1.0 responders on IPv6 sockets opened in their namespaces by this
 //! test (`lvs-lab-httpd` listens on IPv4 only).
 //!
-//! Needs root, `ip`.
+//! Needs root, `ip`, `openssl`, `bash`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -29,8 +31,9 @@ const DELAY_LOOP: u64 = 1;
 const CONNECT_TIMEOUT: u64 = 1;
 const RETRY: u64 = 1;
 const DELAY_BEFORE_RETRY: u64 = 1;
+const MISC_TIMEOUT: u64 = 1;
 
-fn config() -> lvs_config::Config {
+fn config(misc: &str) -> lvs_config::Config {
     let timing = format!(
         "   connect_timeout {CONNECT_TIMEOUT}\n   retry {RETRY}\n   delay_before_retry {DELAY_BEFORE_RETRY}\n   warmup 0\n"
     );
@@ -38,7 +41,10 @@ fn config() -> lvs_config::Config {
         "virtual_server 2001:2::100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n delay_loop {DELAY_LOOP}\n\
          real_server 2001:2::11 80 {{\n  TCP_CHECK {{\n{timing}   bindto 2001:2::2\n  }}\n }}\n\
          real_server 2001:2::12 80 {{\n  HTTP_GET {{\n   url {{\n    path /\n    status_code 200\n   }}\n\
-         {timing}   connect_ip 2001:2::12\n   connect_port 8080\n  }}\n }}\n}}\n"
+         {timing}   connect_ip 2001:2::12\n   connect_port 8080\n  }}\n }}\n\
+         real_server 2001:2::13 80 {{\n  SSL_GET {{\n   url {{\n    path /\n   }}\n{timing}   connect_port 443\n  }}\n }}\n\
+         real_server 2001:2::14 80 {{\n  MISC_CHECK {{\n   misc_path \"{misc} 2001:2::14 80\"\n   misc_timeout {MISC_TIMEOUT}\n\
+            retry {RETRY}\n   delay_before_retry {DELAY_BEFORE_RETRY}\n   warmup 0\n  }}\n }}\n}}\n"
     );
     let parsed = lvs_config::parse_str("check_ipv6.conf", &s, &Default::default());
     assert!(!parsed.diagnostics.has_errors(), "{:?}", parsed.diagnostics);
@@ -117,6 +123,67 @@ impl Drop for Server6 {
     }
 }
 
+/// `openssl s_server -www` on [2001:2::13]:443 (a self-signed key made
+/// here), once it accepts connections.
+fn start_tls(lab: &Lab) -> Result<lvs_testkit::Pid> {
+    let dir = lab.log_dir().join("tls6");
+    std::fs::create_dir_all(&dir)?;
+    let (k, c) = (dir.join("k.pem"), dir.join("c.pem"));
+    if !k.exists() {
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-nodes", "-days", "1", "-newkey", "ec"])
+            .args([
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-subj",
+                "/CN=rs3.lab.test",
+            ])
+            .arg("-keyout")
+            .arg(&k)
+            .arg("-out")
+            .arg(&c)
+            .output()?;
+        anyhow::ensure!(out.status.success(), "openssl req failed");
+    }
+    let (k, c) = (k.to_string_lossy(), c.to_string_lossy());
+    let pid = lab.spawn(
+        lab.real_server_ns(2),
+        &[
+            "openssl",
+            "s_server",
+            "-accept",
+            "[2001:2::13]:443",
+            "-6",
+            "-cert",
+            &c,
+            "-key",
+            &k,
+            "-www",
+            "-quiet",
+        ],
+    )?;
+    // Listening before it counts as started (as Server6 is at once).
+    lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
+        let a: SocketAddr = "[2001:2::13]:443".parse()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "openssl s_server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    })??;
+    Ok(pid)
+}
+
+/// The MISC_CHECK script: connects to `$1` port `$2` (bash's /dev/tcp
+/// resolves an IPv6 literal).
+fn misc_script(lab: &Lab) -> Result<String> {
+    let p = lab.log_dir().join("tcp_up.sh");
+    std::fs::write(&p, "#!/bin/bash\nexec 3<>\"/dev/tcp/$1/$2\"\n")?;
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    Ok(p.to_string_lossy().into_owned())
+}
+
 async fn wait_event(
     rx: &mut mpsc::Receiver<CheckEvent>,
     timeout: Duration,
@@ -139,13 +206,13 @@ async fn wait_event(
 #[ignore = "needs root: run cargo xtask test"]
 fn ipv6_real_servers_down_within_bound_and_back_up() -> Result<()> {
     let lab = Lab::create(LabSpec {
-        real_servers: 2,
+        real_servers: 4,
         client_addrs: 1,
         httpd: false,
         ..LabSpec::default()
     })?;
     enable_ipv6(&lab, lab.director_ns(0), "bond0", "2001:2::2")?;
-    for i in 0..2 {
+    for i in 0..4 {
         enable_ipv6(
             &lab,
             lab.real_server_ns(i),
@@ -157,6 +224,10 @@ fn ipv6_real_servers_down_within_bound_and_back_up() -> Result<()> {
     let rs2_addr: SocketAddr = "[2001:2::12]:8080".parse()?;
     let mut rs1 = Some(Server6::start(&lab, lab.real_server_ns(0), rs1_addr)?);
     let mut rs2 = Some(Server6::start(&lab, lab.real_server_ns(1), rs2_addr)?);
+    let mut rs3 = Some(start_tls(&lab)?);
+    let rs4_addr: SocketAddr = "[2001:2::14]:80".parse()?;
+    let mut rs4 = Some(Server6::start(&lab, lab.real_server_ns(3), rs4_addr)?);
+    let cfg = config(&misc_script(&lab)?);
     let bound = DELAY_LOOP + CONNECT_TIMEOUT * (RETRY + 1) + DELAY_BEFORE_RETRY * RETRY;
     let slack = Duration::from_millis(1000); // a loaded 2-core machine
 
@@ -168,10 +239,10 @@ fn ipv6_real_servers_down_within_bound_and_back_up() -> Result<()> {
         rt.block_on(async {
             let (tx, mut rx) = mpsc::channel(64);
             let mut checkers = Checkers::new(tx);
-            checkers.reconcile(&config());
-            let mut waiting = vec![rs(1), rs(2)];
+            checkers.reconcile(&cfg);
+            let mut waiting = vec![rs(1), rs(2), rs(3), rs(4)];
             while !waiting.is_empty() {
-                let (ev, _) = wait_event(&mut rx, Duration::from_secs(5), "both Up", |e| {
+                let (ev, _) = wait_event(&mut rx, Duration::from_secs(8), "all Up", |e| {
                     matches!(e, CheckEvent::Up { .. })
                 })
                 .await?;
@@ -185,13 +256,28 @@ fn ipv6_real_servers_down_within_bound_and_back_up() -> Result<()> {
                 "{names:?}"
             );
 
-            for (n, kind) in [(1u8, "TCP_CHECK"), (2, "HTTP_GET")] {
+            for (n, kind) in [
+                (1u8, "TCP_CHECK"),
+                (2, "HTTP_GET"),
+                (3, "SSL_GET"),
+                (4, "MISC_CHECK"),
+            ] {
                 // Stop the server: Down within keepalived's bound.
-                if n == 1 {
-                    rs1.take();
-                } else {
-                    rs2.take();
+                match n {
+                    1 => drop(rs1.take()),
+                    2 => drop(rs2.take()),
+                    3 => {
+                        let _ = lab.kill(rs3.take().context("rs3")?);
+                    }
+                    _ => drop(rs4.take()),
                 }
+                // MISC_CHECK's bound has misc_timeout where the others
+                // have connect_timeout.
+                let bound = if n == 4 {
+                    DELAY_LOOP + MISC_TIMEOUT * (RETRY + 1) + DELAY_BEFORE_RETRY * RETRY
+                } else {
+                    bound
+                };
                 let (ev, took) = wait_event(
                     &mut rx,
                     Duration::from_secs(bound + 3),
@@ -214,10 +300,11 @@ fn ipv6_real_servers_down_within_bound_and_back_up() -> Result<()> {
                 assert!(reason.contains(kind), "{reason}");
 
                 // Back: Up within one delay_loop.
-                if n == 1 {
-                    rs1 = Some(Server6::start(&lab, lab.real_server_ns(0), rs1_addr)?);
-                } else {
-                    rs2 = Some(Server6::start(&lab, lab.real_server_ns(1), rs2_addr)?);
+                match n {
+                    1 => rs1 = Some(Server6::start(&lab, lab.real_server_ns(0), rs1_addr)?),
+                    2 => rs2 = Some(Server6::start(&lab, lab.real_server_ns(1), rs2_addr)?),
+                    3 => rs3 = Some(start_tls(&lab)?),
+                    _ => rs4 = Some(Server6::start(&lab, lab.real_server_ns(3), rs4_addr)?),
                 }
                 let (_, took) = wait_event(
                     &mut rx,
