@@ -251,3 +251,64 @@ fn ipv6_vip_removed_under_master_comes_back() {
     let _ = lab.kill(m.pid);
     let _ = lab.kill(b.pid);
 }
+
+/// Whether director `dir` holds `addr` on bond0.
+fn has6(lab: &lvs_testkit::Lab, dir: usize, addr: Ipv6Addr) -> bool {
+    lab.run_in_netns(lab.director_ns(dir), move || {
+        let l = lvs_userspace::netlink::link_by_name("bond0").unwrap();
+        lvs_userspace::netlink::addrs6(l.index)
+            .unwrap()
+            .iter()
+            .any(|a| a.addr == addr)
+    })
+    .unwrap()
+}
+
+/// An IPv4 instance with an IPv6 `virtual_ipaddress_excluded`: the IPv6
+/// address moves with the instance (announced by NA) but is not in the
+/// (IPv4) adverts, so the peers' address lists agree.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn ipv6_excluded_vip_moves_with_an_ipv4_instance() {
+    let lab = lab6();
+    let ex: Ipv6Addr = "2001:2::200".parse().unwrap();
+    let extra = "    virtual_ipaddress_excluded {\n        2001:2::200/64 dev bond0\n    }\n";
+    let m = start_ours(
+        &lab,
+        0,
+        &Conf {
+            extra,
+            ..Conf::master()
+        },
+    );
+    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let b = start_ours(
+        &lab,
+        1,
+        &Conf {
+            extra,
+            ..Conf::backup()
+        },
+    );
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    assert!(has6(&lab, 0, ex) && !has6(&lab, 1, ex));
+    wait_log(
+        &m,
+        "(VI_1) Sending/queueing Unsolicited Neighbour Adverts on bond0 for 2001:2::200",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    sigterm(m.pid);
+    wait_master(&lab, 1, Duration::from_secs(5)).unwrap();
+    lvs_testkit::wait_until(
+        "the excluded IPv6 address on dir2 alone",
+        Duration::from_secs(3),
+        Duration::from_millis(20),
+        || has6(&lab, 1, ex) && !has6(&lab, 0, ex),
+    )
+    .unwrap();
+    let st = stats(&b).unwrap();
+    assert_eq!(st["addr_list_mismatch"], 0, "{st}");
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+}

@@ -195,6 +195,19 @@ impl Params {
                 }
             }
         }
+        if i.ipv6
+            && i.unicast_peer.is_empty()
+            && advert_addrs6
+                .first()
+                .is_some_and(|a| a.segments()[0] & 0xffc0 != 0xfe80)
+        {
+            // keepalived vrrp.c (RFC 5798 §5.2.9 wants the link-local one
+            // first); informational unless vrrp_strict.
+            info!(
+                "({}) the first IPv6 VIP address should be link local",
+                i.name
+            );
+        }
         Ok(Params {
             machine: MachineParams {
                 name: i.name.clone(),
