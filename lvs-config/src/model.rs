@@ -253,6 +253,9 @@ pub struct VipEntry {
     pub scope: Option<String>,
     pub label: Option<String>,
     pub no_track: bool,
+    /// `-nodad`: an IPv6 VIP goes through duplicate address detection
+    /// (keepalived adds IPv6 VIPs with `nodad` unless told so).
+    pub dad: bool,
 }
 
 /// `track_interface` entry: `IFNAME [weight W]`.

@@ -144,7 +144,7 @@ vrrp_instance VI_6 {
   }
   virtual_ipaddress_excluded {
     198.18.0.100/32
-    2001:2::102/128
+    2001:2::102/128 -nodad
   }
 }
 ";
@@ -170,8 +170,13 @@ fn ipv6_vrrp_instance_is_v3_with_prefixes_and_peers() {
             (ip("2001:2::101"), 128, None)
         ]
     );
+    assert!(
+        vi.virtual_ipaddress.iter().all(|v| !v.dad),
+        "nodad by default"
+    );
     // Excluded addresses are not advertised: any family.
     assert_eq!(vi.virtual_ipaddress_excluded.len(), 2);
+    assert!(vi.virtual_ipaddress_excluded[1].dad, "`-nodad`: with DAD");
 }
 
 #[test]

@@ -559,6 +559,7 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
         scope: None,
         label: None,
         no_track: false,
+        dad: false,
     };
     let mut i = 1;
     while i < e.words.len() {
@@ -609,7 +610,8 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
                 );
             }
             ("no_track", _) => v.no_track = true,
-            ("home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" | "use_vmac", _) => {
+            ("-nodad", _) => v.dad = true,
+            ("home" | "nodad" | "noprefixroute" | "autojoin" | "use_vmac", _) => {
                 p.warn_once(
                     &format!("vip/{}", opt.text),
                     e,
@@ -627,7 +629,7 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
                     Severity::Warning,
                     &opt.span,
                     format!("unknown virtual_ipaddress option `{}`; ignored", opt.text),
-                    Some("options are brd, dev, scope, label, no_track".into()),
+                    Some("options are brd, dev, scope, label, no_track, -nodad".into()),
                 );
                 i += 1;
                 continue;

@@ -163,7 +163,7 @@ impl Params {
                             addr: VipAddr::V6(IfAddr6 {
                                 addr: a,
                                 prefix_len: e.prefix_len,
-                                nodad: true,
+                                nodad: !e.dad,
                             }),
                         });
                         // The config keeps other-family addresses out of
