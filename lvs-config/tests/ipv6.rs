@@ -318,3 +318,33 @@ fn vrrp_mcast_group6_and_gna_interval() {
         messages(&r)
     );
 }
+
+#[test]
+fn group_entry_of_the_other_family_than_its_real_servers_is_an_error() {
+    let r = parse(
+        "virtual_server_group MIX {
+  198.18.0.100 80
+  2001:2::100 80
+}
+virtual_server group MIX {
+  lb_algo wrr
+  lb_kind DR
+  protocol TCP
+  real_server 198.18.0.11 80 {
+  }
+}
+",
+    );
+    assert!(
+        has(&r, "a.conf:3:3: error: virtual server group MIX entry 2001:2::100 and real server 198.18.0.11 are of different address families"),
+        "{:?}",
+        messages(&r)
+    );
+    assert!(
+        !messages(&r)
+            .iter()
+            .any(|m| m.contains("entry 198.18.0.100 and")),
+        "{:?}",
+        messages(&r)
+    );
+}
