@@ -312,3 +312,30 @@ fn ipv6_excluded_vip_moves_with_an_ipv4_instance() {
     let _ = lab.kill(m.pid);
     let _ = lab.kill(b.pid);
 }
+
+/// VRRPv3 over IPv6 at `advert_int 0.1`: the master dies (SIGKILL, its VIP
+/// gone with its host), the backup takes over and its NA moves the client:
+/// `ping -6` to the VIP interrupted at most 0.5 s, the IPv4 bound.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn v3_fast_adverts_over_ipv6_interrupt_at_most_0_5_s() {
+    let lab = lab6();
+    let m = start_ours6(&lab, 0, &conf6("MASTER", 200, "0.1"));
+    wait_master6(&lab, 0, Duration::from_secs(10));
+    let b = start_ours6(&lab, 1, &conf6("BACKUP", 100, "0.1"));
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    let ping = Ping6::start(&lab);
+    std::thread::sleep(Duration::from_millis(700));
+    let at = now_s();
+    sigkill(m.pid);
+    drop_vip6(&lab, 0);
+    wait_master6(&lab, 1, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    let gap = gap_around(&ping.stop(&lab), at).unwrap();
+    println!(
+        "v6 VRRPv3 advert_int 0.1: master SIGKILLed → backup took over, ping -6 gap {gap:?} (bound 0.5 s)"
+    );
+    assert!(gap <= Duration::from_millis(500), "gap {gap:?}");
+    let _ = lab.kill(m.pid);
+    let _ = lab.kill(b.pid);
+}
