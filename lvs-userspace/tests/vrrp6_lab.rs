@@ -6,7 +6,10 @@
 //!   advertisements with keepalived's repeat behaviour: `garp_master_repeat`
 //!   at once, again after `garp_master_delay`, paced by
 //!   `vrrp_gna_interval` (counted on the wire from the client);
-//! - an IPv6 VIP removed under the MASTER is noticed and put back.
+//! - an IPv6 VIP removed under the MASTER is noticed and put back; one
+//!   added by SIGHUP is added in place and announced;
+//! - an IPv6 `virtual_ipaddress_excluded` moves with an IPv4 instance;
+//! - `advert_int 0.1` master death: the `ping -6` gap, as for IPv4.
 //!
 //! Needs root, `ip`.
 
@@ -338,4 +341,38 @@ fn v3_fast_adverts_over_ipv6_interrupt_at_most_0_5_s() {
     assert!(gap <= Duration::from_millis(500), "gap {gap:?}");
     let _ = lab.kill(m.pid);
     let _ = lab.kill(b.pid);
+}
+
+/// SIGHUP with one more IPv6 VIP: the MASTER adds it in place (no
+/// failover) and announces it by NA; the instance stays MASTER.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn reload_adds_an_ipv6_vip_in_place() {
+    let lab = lab6();
+    let m = start_ours6(&lab, 0, &conf6("MASTER", 200, "1"));
+    wait_master6(&lab, 0, Duration::from_secs(10));
+    let more: Ipv6Addr = "2001:2::101".parse().unwrap();
+    let text = conf6("MASTER", 200, "1").replace(
+        "2001:2::100/64 dev bond0\n",
+        "2001:2::100/64 dev bond0\n        2001:2::101/64 dev bond0\n",
+    );
+    std::fs::write(&m.conf, text).unwrap();
+    sighup(m.pid);
+    lvs_testkit::wait_until(
+        "2001:2::101 on dir1",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || has6(&lab, 0, more),
+    )
+    .unwrap();
+    wait_log(
+        &m,
+        "(VI_6) Sending/queueing Unsolicited Neighbour Adverts on bond0 for 2001:2::101",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert!(vip6_on(&lab, 0).is_some());
+    wait_state(&m, "Master", Duration::from_secs(1)).unwrap();
+    assert_eq!(stats(&m).unwrap()["became_master"], 1, "no failover");
+    let _ = lab.kill(m.pid);
 }
