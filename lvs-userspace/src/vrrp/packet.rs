@@ -724,6 +724,43 @@ mod tests {
         assert!(parse_advert6(&good, &hop64, &e).is_ok());
     }
 
+    /// keepalived (not strict) keeps `version 2` written before an IPv6
+    /// address: VRRPv2 over IPv6, PASS authentication, no pseudo-header.
+    #[test]
+    fn v6_v2_pass() {
+        let o = Outgoing {
+            version: 2,
+            auth_pass: Some(pad_pass("7890")),
+            ..Outgoing {
+                version: 3,
+                vrid: 60,
+                priority: 120,
+                adver_int_cs: 100,
+                addrs: &[VIP6],
+                auth_pass: None,
+                src: LL,
+                dst: VRRP_MCAST_GROUP6,
+            }
+        };
+        let p = build_advert6(&o);
+        assert_eq!(p.len(), 8 + 16 + 8);
+        let e = Expect {
+            version: 2,
+            auth_pass: Some(pad_pass("7890")),
+            ..exp6()
+        };
+        let a = parse_advert6(&p, &RX6, &e).unwrap();
+        assert_eq!((a.version, a.priority, a.adver_int_cs), (2, 120, 100));
+        let wrong = Expect {
+            auth_pass: Some(pad_pass("1234")),
+            ..e.clone()
+        };
+        assert_eq!(
+            parse_advert6(&p, &RX6, &wrong).unwrap_err().key(),
+            "auth_failure"
+        );
+    }
+
     /// A VRRPv3 IPv6 advert as keepalived 2.2.7 sends it: 1 s = 100 cs,
     /// one address, checksum over the IPv6 pseudo-header.
     #[test]
