@@ -61,7 +61,15 @@ fn lvsd_runs_an_ipv6_instance_beside_the_ipv4_one() -> Result<()> {
     let mut b = Director::new(&lab, &bpffs.0, &config("BACKUP", 100))?;
     b.index = 1;
     b.instance = "lab2".into();
+    // The backup starts once the master runs: with advert_int 0.2 its
+    // master-down timer is shorter than lvsd's start (attaching XDP).
     m.start()?;
+    for i in ["VI_1", "VI_6"] {
+        m.wait_log(
+            &format!("({i}) Entering MASTER STATE"),
+            Duration::from_secs(10),
+        )?;
+    }
     b.start()?;
     for d in [&m, &b] {
         let want = if d.index == 0 { "MASTER" } else { "BACKUP" };
