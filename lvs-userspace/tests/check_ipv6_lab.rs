@@ -14,7 +14,14 @@
 //! HTTP/1.0 responders on IPv6 sockets opened in their namespaces by this
 //! test (`lvs-lab-httpd` listens on IPv4 only).
 //!
+//! lvsd itself: its checkers run for an IPv6 virtual server's real
+//! servers and log in keepalived's words with the addresses as keepalived
+//! writes them (`TCP_CHECK on service [2001:2::11]:tcp:80 failed after 1
+//! retries.`), within the same bound.
+//!
 //! Needs root, `ip`, `openssl`, `bash`.
+
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -323,4 +330,53 @@ fn ipv6_real_servers_down_within_bound_and_back_up() -> Result<()> {
             Ok(())
         })
     })?
+}
+
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn lvsd_checks_ipv6_real_servers_in_keepalived_words() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 1,
+        client_addrs: 1,
+        ..LabSpec::default()
+    })?;
+    enable_ipv6(&lab, lab.director_ns(0), "bond0", "2001:2::2")?;
+    enable_ipv6(&lab, lab.real_server_ns(0), "eth0", "2001:2::11")?;
+    let rs1_addr: SocketAddr = "[2001:2::11]:80".parse()?;
+    let mut rs1 = Some(Server6::start(&lab, lab.real_server_ns(0), rs1_addr)?);
+    // The seed's IPv4 service (the data path) and an IPv6 one beside it.
+    let conf = format!(
+        "virtual_server 198.18.0.100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {{\n }}\n}}\n\
+         virtual_server 2001:2::100 80 {{\n lb_algo wrr\n lb_kind DR\n protocol TCP\n delay_loop {DELAY_LOOP}\n\
+         real_server 2001:2::11 80 {{\n  TCP_CHECK {{\n   connect_timeout {CONNECT_TIMEOUT}\n   retry {RETRY}\n   delay_before_retry {DELAY_BEFORE_RETRY}\n   warmup 0\n  }}\n }}\n}}\n"
+    );
+    let bpffs = common::Bpffs::mount(&lab)?;
+    let mut d = common::Director::new(&lab, &bpffs.0, &conf)?;
+    d.start()?;
+    d.wait_log(
+        "TCP connection to [2001:2::11]:tcp:80 success.",
+        Duration::from_secs(10),
+    )?;
+    let bound = DELAY_LOOP + CONNECT_TIMEOUT * (RETRY + 1) + DELAY_BEFORE_RETRY * RETRY;
+    let t = Instant::now();
+    rs1.take();
+    d.wait_log(
+        "TCP_CHECK on service [2001:2::11]:tcp:80 failed after 1 retries.",
+        Duration::from_secs(bound + 3),
+    )?;
+    let took = t.elapsed();
+    println!(
+        "lvsd: IPv6 rs down after {:.2} s (bound {bound} s)",
+        took.as_secs_f64()
+    );
+    assert!(took <= Duration::from_secs(bound) + Duration::from_millis(1000));
+    rs1 = Some(Server6::start(&lab, lab.real_server_ns(0), rs1_addr)?);
+    d.wait_log_count(
+        "TCP connection to [2001:2::11]:tcp:80 success.",
+        2,
+        Duration::from_secs(DELAY_LOOP + 3),
+    )?;
+    d.signal(libc::SIGTERM)?;
+    drop(rs1);
+    Ok(())
 }
