@@ -348,3 +348,50 @@ virtual_server group MIX {
         messages(&r)
     );
 }
+
+#[test]
+fn vrrp_strict_ipv6_rules() {
+    let r = parse(
+        "global_defs {
+  vrrp_strict
+}
+vrrp_instance VI_6 {
+  interface eth0
+  virtual_router_id 65
+  version 2
+  virtual_ipaddress {
+    2001:2::100/64
+    fe80::100/64
+  }
+}
+",
+    );
+    assert_eq!(r.config.vrrp_instances[0].version, Some(3));
+    for m in [
+        "a.conf:4:1: error: (VI_6) cannot use IPv6 with VRRP version 2; setting version 3",
+        "a.conf:9:5: error: (VI_6) the first IPv6 VIP address must be link local",
+    ] {
+        assert!(has(&r, m), "{m}\n{:?}", messages(&r));
+    }
+    // Not strict: version 2 written first stays (keepalived runs VRRPv2
+    // over IPv6 then), and no error for the first address.
+    let r = parse(
+        "vrrp_instance VI_6 {
+  interface eth0
+  virtual_router_id 65
+  version 2
+  virtual_ipaddress {
+    2001:2::100/64
+  }
+}
+",
+    );
+    assert_eq!(r.config.vrrp_instances[0].version, Some(2));
+    assert!(
+        !r.diagnostics
+            .iter()
+            .any(|d| d.severity >= lvs_config::Severity::Error),
+        "{:?}",
+        messages(&r)
+    );
+}

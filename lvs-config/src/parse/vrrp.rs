@@ -640,6 +640,10 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
     Some(v)
 }
 
+fn is_link_local(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}
+
 /// `unicast_src_ip` / `mcast_src_ip`: of the instance's family
 /// (keepalived vrrp_srcip_handler).
 fn src_ip(p: &mut Parser, b: &mut VrrpB, n: &Node) -> Option<IpAddr> {
@@ -1034,6 +1038,41 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
     b.v.ipv6 = b.family_v6 == Some(true);
     if b.v.ipv6 && b.v.version.is_none() {
         b.v.version = Some(3);
+    }
+    if b.v.ipv6 && cfg.global.vrrp_strict {
+        // keepalived vrrp_complete_instance, strict mode only (otherwise
+        // an explicit `version 2` stays, and the note below is info).
+        if b.v.version == Some(2) {
+            p.diags.add(
+                Severity::Error,
+                n.span(),
+                format!(
+                    "({}) cannot use IPv6 with VRRP version 2; setting version 3",
+                    b.v.name
+                ),
+                Some("remove `version 2`".into()),
+            );
+            b.v.version = Some(3);
+        }
+        if b.v.unicast_peer.is_empty()
+            && b.v
+                .virtual_ipaddress
+                .first()
+                .is_some_and(|v| !is_link_local(v.addr))
+        {
+            p.diags.add(
+                Severity::Error,
+                &b.v.virtual_ipaddress[0].span,
+                format!(
+                    "({}) the first IPv6 VIP address must be link local",
+                    b.v.name
+                ),
+                Some(
+                    "vrrp_strict (RFC 5798 §5.2.9): list a link-local (fe80::/10) address first"
+                        .into(),
+                ),
+            );
+        }
     }
     let version = b.v.version.unwrap_or(cfg.global.vrrp_version);
     let ai = b.v.advert_int;
