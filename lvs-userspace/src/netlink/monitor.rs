@@ -131,4 +131,34 @@ mod tests {
         bad[0] = 32; // right length, nonsense type
         assert!(decode(&bad).is_empty());
     }
+
+    /// The kernel's RTM_DELADDR for an IPv6 address carries IFA_ADDRESS
+    /// only (no IFA_LOCAL): it must still be seen as a removal.
+    #[test]
+    fn ipv6_address_removal() {
+        use netlink_packet_core::NetlinkHeader;
+        use netlink_packet_route::address::AddressMessage;
+        use netlink_packet_route::AddressFamily;
+        let vip: std::net::Ipv6Addr = "2001:2::100".parse().unwrap();
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.index = 7;
+        m.header.prefix_len = 64;
+        m.attributes
+            .push(AddressAttribute::Address(IpAddr::V6(vip)));
+        let mut msg = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)),
+        );
+        msg.finalize();
+        let mut buf = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        assert_eq!(
+            decode(&buf),
+            vec![NetEvent::AddrRemoved {
+                index: 7,
+                addr: IpAddr::V6(vip)
+            }]
+        );
+    }
 }
