@@ -2,7 +2,8 @@
 //! lab: an instance whose VIP is IPv6 (2001:2::100/64) runs over IPv6 on
 //! both (adverts to ff02::12 from the link-local address, hop limit 255).
 //! keepalived MASTER → ours takes over when it dies and yields when it
-//! returns; ours MASTER → keepalived takes over at our priority 0. The gap
+//! returns; ours MASTER → keepalived takes over at our priority 0 and when
+//! ours dies; IPv6 unicast peers both ways. The gap
 //! is measured as for IPv4: `ping -6` every 10 ms from the client to the
 //! VIP, which must answer at the new master after its unsolicited
 //! neighbour advertisement moved the client's neighbour entry.
@@ -196,4 +197,33 @@ fn v6_unicast_peers_with_keepalived() {
     assert!(!log_text(&ka2).contains("Entering MASTER STATE"));
     let _ = lab.kill(ka2.pid);
     let _ = lab.kill(ours.pid);
+}
+
+/// Ours MASTER dies (SIGKILL, VIP gone with its host): keepalived BACKUP
+/// takes over on its master-down timer and its NA moves the client.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn v6_ours_master_crashes_keepalived_takes_over() {
+    if !have_keepalived() {
+        eprintln!("keepalived not installed: skipped");
+        return;
+    }
+    let lab = lab6();
+    let ours = start_ours6(&lab, 0, &conf6("MASTER", 200, "1"));
+    wait_master6(&lab, 0, Duration::from_secs(10));
+    let ka = start_keepalived6(&lab, 1, &conf6("BACKUP", 100, "1"));
+    wait_log(&ka, "Entering BACKUP STATE", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(vip6_on(&lab, 1).is_none(), "{}", log_text(&ka));
+    let ping = Ping6::start(&lab);
+    std::thread::sleep(Duration::from_millis(500));
+    let at = now_s();
+    sigkill(ours.pid);
+    drop_vip6(&lab, 0);
+    wait_master6(&lab, 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let gap = gap_around(&ping.stop(&lab), at).unwrap();
+    println!("v6: ours master crashed (SIGKILL) → keepalived took over, ping -6 gap {gap:?}");
+    assert!(gap <= Duration::from_millis(3700));
+    let _ = lab.kill(ka.pid);
 }
