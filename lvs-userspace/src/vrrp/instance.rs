@@ -1,5 +1,5 @@
 //! One `vrrp_instance`: its resolved parameters and the task that runs it
-//! (socket ↔ state machine ↔ netlink/GARP).
+//! (socket ↔ state machine ↔ netlink/GARP/unsolicited NA).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -43,7 +43,7 @@ pub(crate) struct Vip {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum VipAddr {
     V4(IfAddr),
-    /// Added with `nodad`, as keepalived adds IPv6 VIPs.
+    /// Added with `nodad` (unless `-nodad`), as keepalived adds IPv6 VIPs.
     V6(IfAddr6),
 }
 
