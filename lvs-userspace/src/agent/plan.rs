@@ -572,9 +572,31 @@ mod tests {
             v6.sorry_server.map(|s| s.addr),
             Some("2001:2::99".parse().unwrap())
         );
-        // The IPv4 real server of the IPv6 service: an error at its line.
+        // The IPv4 real server of the IPv6 service: an error at its line
+        // (lvs-config drops it, in keepalived's words; the plan would
+        // refuse it too, see `family_mix_left_in_the_model_is_refused`).
+        let diags = r.diagnostics.to_string();
         assert!(
-            p.skipped.iter().any(|s| s.starts_with("v6.conf:18:")
+            diags.lines().any(|l| l.starts_with("v6.conf:18:")
+                && l.contains("198.18.0.12")
+                && l.contains("don't match")),
+            "{diags}"
+        );
+    }
+
+    #[test]
+    fn family_mix_left_in_the_model_is_refused() {
+        let text = "virtual_server 2001:2::100 80 {\n lb_algo wrr\n lb_kind DR\n protocol TCP\n\
+            real_server 2001:2::11 80 {\n }\n}\n";
+        let mut r = lvs_config::parse_str("mix.conf", text, &Default::default());
+        // As if a model slipped a real server of the other family through.
+        let mut rs = r.config.virtual_servers[0].real_servers[0].clone();
+        rs.addr = "198.18.0.12".parse().unwrap();
+        r.config.virtual_servers[0].real_servers.push(rs);
+        let p = plan(&r.config);
+        assert_eq!(p.services[0].reals.len(), 1);
+        assert!(
+            p.skipped.iter().any(|s| s.starts_with("mix.conf:5:")
                 && s.contains("error")
                 && s.contains("198.18.0.12")
                 && s.contains("address families")),

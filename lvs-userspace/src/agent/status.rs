@@ -2,10 +2,7 @@
 //! written every second as JSON (atomically: write, then rename) for
 //! `lvsadm --health`, `--vrrp` and `--daemon`.
 
-use std::{
-    net::Ipv4Addr,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
