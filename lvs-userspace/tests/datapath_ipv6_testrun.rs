@@ -594,3 +594,79 @@ fn one_service_on_an_ipv4_and_an_ipv6_vip() {
         verdict::PASS_NOT_SERVICE,
     );
 }
+
+/// `lvsadm` prints IPv6 services, real servers, connections and templates
+/// in ipvsadm's formats: `[addr]:port`, `persistent T mask PLEN`.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn lvsadm_prints_ipv6_as_ipvsadm() {
+    use lvs_userspace::adm::{self, json, Format, Select, Snapshot};
+    let mut dp = open(&state6());
+    let s = syn(CLIENT, 50000, VIP);
+    run(&mut dp, &s);
+    let a = Ipv6Addr::new(0x2001, 2, 0, 7, 0, 0, 0, 1);
+    run(&mut dp, &syn(a, 50001, PVIP));
+    run(
+        &mut dp,
+        &tcp6_frame((a, 50001), (PVIP, 80), Flags::ACK, b""),
+    );
+    let snap = Snapshot::take(&dp).unwrap();
+
+    let ln = adm::list(&snap, Format::default(), None, None).unwrap();
+    assert!(ln.contains("TCP  [2001:2::100]:80 wrr\n"), "{ln}");
+    assert!(
+        ln.contains("TCP  [2001:2::101]:80 wrr persistent 120 mask 64\n"),
+        "{ln}"
+    );
+    assert!(ln.contains("UDP  [2001:2::100]:53 wrr\n"), "{ln}");
+    assert!(ln.contains("  -> [2001:2::11]:80"), "{ln}");
+    assert!(ln.contains("  -> [2001:2::15]:80"), "{ln}");
+    let stats = adm::list(
+        &snap,
+        Format {
+            stats: true,
+            ..Format::default()
+        },
+        None,
+        None,
+    )
+    .unwrap();
+    assert!(stats.contains("TCP  [2001:2::100]:80"), "{stats}");
+
+    let save = adm::save(&snap);
+    assert!(save.contains("-A -t [2001:2::100]:80 -s wrr\n"), "{save}");
+    assert!(
+        save.contains("-A -t [2001:2::101]:80 -s wrr -p 120 -M 64\n"),
+        "{save}"
+    );
+    assert!(
+        save.contains("-a -t [2001:2::100]:80 -r [2001:2::12]:80 -g -w 3\n"),
+        "{save}"
+    );
+
+    let lnc = adm::conns(&snap, Format::default(), None);
+    assert!(
+        lnc.lines().any(|l| l.starts_with("TCP")
+            && l.contains("SYN_RECV")
+            && l.contains("[2001:2:0:1::1]:50000 [2001:2::100]:80")),
+        "{lnc}"
+    );
+    assert!(
+        lnc.lines()
+            .any(|l| l.contains("NONE") && l.contains("[2001:2:0:7::]:0   [2001:2::101]:80")),
+        "the /64 template: {lnc}"
+    );
+
+    let j = json::services(&snap, None, None);
+    let text = j.to_string();
+    assert!(text.contains("\"2001:2::100\""), "{text}");
+    assert!(text.contains("\"2001:2::11\""), "{text}");
+    let one = Select {
+        proto: Protocol::Tcp,
+        vip: VIP.into(),
+        port: 80,
+    };
+    assert_eq!(one.to_string(), "-t [2001:2::100]:80");
+    let only = adm::list(&snap, Format::default(), Some(one), None).unwrap();
+    assert!(!only.contains("2001:2::101"), "{only}");
+}
