@@ -181,3 +181,95 @@ fn lab_ipv6_generic_xdp_splits_by_weight_beside_ipv4_and_replies_bypass_the_dire
 {
     both_families_split_by_weight(AttachMode::Generic)
 }
+
+/// One keepalived.conf with the seed's service on 198.18.0.100 and on
+/// 2001:2::100, run by `lvsd`: the IPv6 real servers' MACs come from the
+/// director's IPv6 neighbour table, both families split by weight, and the
+/// listing shows both.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn lvsd_serves_one_config_with_an_ipv4_and_an_ipv6_vip() -> Result<()> {
+    let lab = Lab::create(spec())?;
+    let bpffs = common::Bpffs::mount(&lab)?;
+    let mut conf = String::new();
+    let reals4: Vec<String> = (0..5)
+        .map(|i| lab.real_server_addr(i).to_string())
+        .collect();
+    let reals6: Vec<String> = (0..5)
+        .map(|i| lab.real_server_addr6(i).to_string())
+        .collect();
+    for (vip, reals) in [("198.18.0.100", &reals4), ("2001:2::100", &reals6)] {
+        conf += &format!(
+            "virtual_server {vip} 80 {{\n  delay_loop 1\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n"
+        );
+        for (i, w) in SEED_WEIGHTS.iter().enumerate() {
+            conf += &format!("  real_server {} 80 {{\n    weight {w}\n  }}\n", reals[i]);
+        }
+        conf += "}\n";
+    }
+    let mut d = common::Director::new(&lab, &bpffs.0, &conf)?;
+    d.start()?;
+    common::wait_forwarding(&lab)?;
+    let client6 = lab.client_addrs6()[0];
+    lvs_testkit::wait_until(
+        "IPv6 forwarding through lvsd",
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(100),
+        || {
+            lab.run_in_netns(lab.client_ns(), || {
+                lvs_testkit::http::http_request_any(
+                    Some(client6.into()),
+                    lab.service6().into(),
+                    "/",
+                    std::time::Duration::from_millis(500),
+                )
+                .is_ok()
+            })
+            .unwrap_or(false)
+        },
+    )
+    .with_context(|| format!("lvsd log:\n{}", d.log()))?;
+
+    let w = weights(&lab);
+    let w: Vec<(&str, u32)> = w.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+    let r6 = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs6(),
+        lab.service6(),
+        10,
+        40,
+    )?;
+    println!("lvsd IPv6: {}", r6.summary());
+    r6.ensure_no_failures()?;
+    r6.ensure_weights(&w, 0.02)?;
+    let r4 = http_load(
+        &lab,
+        lab.client_ns(),
+        lab.client_addrs(),
+        lab.service(),
+        10,
+        40,
+    )?;
+    println!("lvsd IPv4: {}", r4.summary());
+    r4.ensure_no_failures()?;
+    r4.ensure_weights(&w, 0.02)?;
+
+    let services = d.inspect()?.services()?;
+    let vips: Vec<String> = services.iter().map(|s| s.vip.to_string()).collect();
+    assert_eq!(
+        vips,
+        ["198.18.0.100", "2001:2::100"],
+        "both families applied"
+    );
+    let six = &services[1];
+    for (i, b) in six.backends.iter().enumerate() {
+        assert_eq!(b.addr, std::net::IpAddr::V6(lab.real_server_addr6(i)));
+        assert_eq!(
+            b.mac,
+            lab.real_server_mac(i),
+            "MAC from the neighbour table"
+        );
+    }
+    Ok(())
+}
