@@ -189,7 +189,27 @@ fn lab_ipv6_generic_xdp_splits_by_weight_beside_ipv4_and_replies_bypass_the_dire
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn lvsd_serves_one_config_with_an_ipv4_and_an_ipv6_vip() -> Result<()> {
-    let lab = Lab::create(spec())?;
+    lvsd_both_families(spec(), 10)
+}
+
+/// The same without static neighbour entries: lvsd solicits the IPv6 real
+/// servers itself (neighbour solicitation) and adds each once resolved.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn lvsd_resolves_ipv6_real_servers_by_neighbour_discovery() -> Result<()> {
+    lvsd_both_families(
+        LabSpec {
+            static_neighbors: false,
+            client_addrs: 20,
+            second_client_net: false,
+            ..spec()
+        },
+        50,
+    )
+}
+
+fn lvsd_both_families(spec: LabSpec, requests_per_client: usize) -> Result<()> {
+    let lab = Lab::create(spec)?;
     let bpffs = common::Bpffs::mount(&lab)?;
     let mut conf = String::new();
     let reals4: Vec<String> = (0..5)
@@ -237,7 +257,7 @@ fn lvsd_serves_one_config_with_an_ipv4_and_an_ipv6_vip() -> Result<()> {
         lab.client_ns(),
         lab.client_addrs6(),
         lab.service6(),
-        10,
+        requests_per_client,
         40,
     )?;
     println!("lvsd IPv6: {}", r6.summary());
@@ -248,7 +268,7 @@ fn lvsd_serves_one_config_with_an_ipv4_and_an_ipv6_vip() -> Result<()> {
         lab.client_ns(),
         lab.client_addrs(),
         lab.service(),
-        10,
+        requests_per_client,
         40,
     )?;
     println!("lvsd IPv4: {}", r4.summary());
