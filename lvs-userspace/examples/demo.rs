@@ -3,9 +3,12 @@
 //! One director (`bond0`) running `lvsd -f` on a lab copy of the seed's
 //! keepalived.conf (its U+00A0 spaces and Chinese comments included), five
 //! real servers weighted 2:3:3:2:2 with `persistence_timeout 120`, the VIP
-//! on the director; 200 client addresses send real HTTP requests. Prints
-//! lvsd's log, what each real server answered next to its weight share, and
-//! the `ipvsadm -ln`-style listing. Everything is torn down at the end.
+//! on the director; 200 client addresses send real HTTP requests. The same
+//! service also runs on an IPv6 VIP (2001:2::100, real servers
+//! 2001:2::11–15) from the same config, and the clients load it over IPv6
+//! too. Prints lvsd's log, what each real server answered next to its
+//! weight share (per family), and the `ipvsadm -ln`-style listing.
+//! Everything is torn down at the end.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -15,11 +18,31 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use common::{own_bin, seed_lab_config, seed_spec, wait_forwarding, Bpffs, Director, SEED_WEIGHTS};
 use lvs_common::verdict;
-use lvs_testkit::{http_load, process::SpawnOutput, Lab};
+use lvs_testkit::{http_load, process::SpawnOutput, Lab, LabSpec, DEFAULT_VIP6};
+
+/// The seed's virtual server once more, on the lab's IPv6 VIP.
+fn ipv6_virtual_server(lab: &Lab) -> String {
+    let mut s = format!(
+        "\nvirtual_server {} {} {{\n    delay_loop 6\n    lb_algo wrr\n    lb_kind DR\n    persistence_timeout 120\n    protocol TCP\n",
+        lab.vip6(),
+        lab.spec().service_port
+    );
+    for (i, w) in SEED_WEIGHTS.iter().enumerate() {
+        s += &format!(
+            "    real_server {} {} {{\n        weight {w}\n        TCP_CHECK {{\n            connect_timeout 3\n        }}\n    }}\n",
+            lab.real_server_addr6(i),
+            lab.spec().service_port
+        );
+    }
+    s + "}\n"
+}
 
 fn main() -> Result<()> {
     let requests_per_client = 10;
-    let lab = Lab::create(seed_spec(200))?;
+    let lab = Lab::create(LabSpec {
+        vips6: vec![DEFAULT_VIP6],
+        ..seed_spec(200)
+    })?;
     println!(
         "lab {}: director {} ({}), VIP {}, real servers {}",
         lab.prefix(),
@@ -47,10 +70,29 @@ fn main() -> Result<()> {
     )?;
 
     let bpffs = Bpffs::mount(&lab)?;
-    let mut director = Director::new(&lab, &bpffs.0, &seed_lab_config())?;
+    let config = seed_lab_config() + &ipv6_virtual_server(&lab);
+    let mut director = Director::new(&lab, &bpffs.0, &config)?;
     director.xdp_mode = "auto";
     director.start()?;
     wait_forwarding(&lab)?;
+    let client6 = lab.client_addrs6()[0];
+    lvs_testkit::wait_until(
+        "IPv6 forwarding through lvsd",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            lab.run_in_netns(lab.client_ns(), || {
+                lvs_testkit::http::http_request_any(
+                    Some(client6.into()),
+                    lab.service6().into(),
+                    "/",
+                    Duration::from_millis(500),
+                )
+                .is_ok()
+            })
+            .unwrap_or(false)
+        },
+    )?;
     println!("\n--- lvsd -f keepalived.conf (lab copy of the seed) ---");
     print!("{}", director.log());
 
@@ -97,6 +139,50 @@ fn main() -> Result<()> {
         report.failures,
         report.elapsed,
         report.max_servers_per_client()
+    );
+
+    let clients6 = lab.client_addrs6();
+    println!(
+        "\n--- the same over IPv6: {} clients × {requests_per_client} requests to http://{}/ ---",
+        clients6.len(),
+        lab.service6()
+    );
+    let report6 = http_load(
+        &lab,
+        lab.client_ns(),
+        clients6,
+        lab.service6(),
+        requests_per_client,
+        100,
+    )?;
+    println!(
+        "{:<6} {:>15} {:>6} {:>13} {:>8} {:>9} {:>7}",
+        "server", "address", "weight", "weight share", "clients", "answered", "share"
+    );
+    for (i, w) in SEED_WEIGHTS.iter().enumerate() {
+        let name = lab.real_server_name(i);
+        let pinned = report6
+            .per_client
+            .values()
+            .filter(|m| m.contains_key(&name))
+            .count();
+        println!(
+            "{:<6} {:>15} {:>6} {:>12.1}% {:>8} {:>9} {:>6.1}%",
+            name,
+            lab.real_server_addr6(i).to_string(),
+            w,
+            100.0 * *w as f64 / total_weight as f64,
+            pinned,
+            report6.count(&name),
+            100.0 * report6.share(&name)
+        );
+    }
+    println!(
+        "requests: {} ok, {} failed, in {:.2?}; max servers per client: {}",
+        report6.ok(),
+        report6.failures,
+        report6.elapsed,
+        report6.max_servers_per_client()
     );
 
     let inspector = director.inspect()?;
@@ -152,5 +238,6 @@ fn main() -> Result<()> {
     drop(bpffs);
     lab.teardown()?;
     report.ensure_no_failures()?;
+    report6.ensure_no_failures()?;
     Ok(())
 }

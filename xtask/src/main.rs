@@ -61,7 +61,8 @@ enum Cmd {
         dev: bool,
     },
     /// The seed-shaped lab: one director, five real servers (2:3:3:2:2),
-    /// real HTTP clients from many addresses; prints the split.
+    /// real HTTP clients from many addresses, the service on an IPv4 and
+    /// an IPv6 VIP; prints the split of each.
     Demo {
         /// Instead: three active directors behind an ECMP router (FRR),
         /// each announcing the VIP over BGP through BIRD; one is killed,
