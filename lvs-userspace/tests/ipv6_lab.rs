@@ -208,7 +208,24 @@ fn lvsd_resolves_ipv6_real_servers_by_neighbour_discovery() -> Result<()> {
     )
 }
 
+/// With `--keep-datapath` a stopped lvsd leaves IPv6 forwarding too (the
+/// pinned `ipv6_path` keeps the IPv6 program in its slot), and `lvsadm`
+/// lists the IPv6 service from the pins.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn ipv6_keeps_forwarding_while_lvsd_is_stopped_with_keep_datapath() -> Result<()> {
+    lvsd_both_families_then(spec(), 2, true)
+}
+
 fn lvsd_both_families(spec: LabSpec, requests_per_client: usize) -> Result<()> {
+    lvsd_both_families_then(spec, requests_per_client, false)
+}
+
+fn lvsd_both_families_then(
+    spec: LabSpec,
+    requests_per_client: usize,
+    stop_keeping_datapath: bool,
+) -> Result<()> {
     let lab = Lab::create(spec)?;
     let bpffs = common::Bpffs::mount(&lab)?;
     let mut conf = String::new();
@@ -228,6 +245,9 @@ fn lvsd_both_families(spec: LabSpec, requests_per_client: usize) -> Result<()> {
         conf += "}\n";
     }
     let mut d = common::Director::new(&lab, &bpffs.0, &conf)?;
+    if stop_keeping_datapath {
+        d.extra_args = vec!["--keep-datapath".into()];
+    }
     d.start()?;
     common::wait_forwarding(&lab)?;
     let client6 = lab.client_addrs6()[0];
@@ -275,6 +295,23 @@ fn lvsd_both_families(spec: LabSpec, requests_per_client: usize) -> Result<()> {
     r4.ensure_no_failures()?;
     r4.ensure_weights(&w, 0.02)?;
 
+    if stop_keeping_datapath {
+        d.signal(libc::SIGTERM)?;
+        d.wait_log("Stopped lvsd", std::time::Duration::from_secs(10))?;
+        let r = http_load(
+            &lab,
+            lab.client_ns(),
+            &lab.client_addrs6()[..20],
+            lab.service6(),
+            2,
+            5,
+        )?;
+        println!("IPv6 with lvsd stopped: {}", r.summary());
+        r.ensure_no_failures()?;
+        let out = common::lvsadm(&lab, &bpffs.0, &["-L", "-n"])?;
+        assert!(out.contains("TCP  [2001:2::100]:80 wrr\n"), "{out}");
+        assert!(out.contains("  -> [2001:2::11]:80"), "{out}");
+    }
     let services = d.inspect()?.services()?;
     let vips: Vec<String> = services.iter().map(|s| s.vip.to_string()).collect();
     assert_eq!(
