@@ -111,10 +111,7 @@ fn sighup_adds_and_removes_instances_keeping_unchanged_ones() {
 #[ignore = "needs root: run cargo xtask test"]
 fn reload_adding_a_vip_keeps_the_master() {
     let lab = lab();
-    let m = start_ours(&lab, 0, &Conf::master());
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup());
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    let (m, b) = start_seed_pair(&lab);
     std::thread::sleep(Duration::from_millis(1500));
     let with_vip2 = Conf {
         more_vips: "        198.18.0.101/16 dev bond0 label bond0:2\n",
@@ -162,6 +159,5 @@ fn reload_adding_a_vip_keeps_the_master() {
         log_text(&m).matches("(VI_1) Entering MASTER STATE").count(),
         1
     );
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }

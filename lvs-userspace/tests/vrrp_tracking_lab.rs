@@ -33,18 +33,17 @@ fn track_process_quorum_and_notify_fifo() {
         )
         .into_boxed_str(),
     );
-    let m = start_ours(
+    let (m, b) = start_master_then_backup(
         &lab,
-        0,
         &Conf {
             top,
             extra: "    track_process {\n        chk_proc\n    }\n",
             ..Conf::master()
         },
+        &Conf::backup(),
+        Peer::Ours,
+        Duration::from_secs(10),
     );
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup());
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
     std::thread::sleep(Duration::from_secs(1));
 
     let _ = lab.kill(s1);
@@ -103,8 +102,7 @@ fn track_process_quorum_and_notify_fifo() {
     let fault = lines.iter().position(|l| l.contains("FAULT")).unwrap();
     assert!(last_master > fault, "{lines:?}");
     let _ = lab.kill(s2);
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
     assert!(!fifo.exists(), "the FIFO we created is removed at exit");
 }
 
@@ -148,6 +146,5 @@ fn track_file_value_moves_the_vip() {
     wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
     std::fs::write(&state, "0\n").unwrap();
     wait_master(&lab, 0, Duration::from_secs(4)).unwrap();
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }

@@ -506,3 +506,97 @@ pub fn shared_in0_cable(lab: &Lab, dir: usize, on: bool) {
     lab.ip_batch(lab.switch_ns(), &format!("link set in0d{dir} {state}\n"))
         .expect("in0dN up/down");
 }
+
+/// Who runs a speaker: our `vrrp_only` or Debian's keepalived.
+#[derive(Clone, Copy, Debug)]
+pub enum Peer {
+    Ours,
+    Keepalived,
+}
+
+/// Starts `who` with `conf` in director `dir`.
+pub fn start(lab: &Lab, dir: usize, conf: &Conf, who: Peer) -> Speaker {
+    match who {
+        Peer::Ours => start_ours(lab, dir, conf),
+        Peer::Keepalived => start_keepalived(lab, dir, conf),
+    }
+}
+
+pub fn have_keepalived() -> bool {
+    Path::new("/usr/sbin/keepalived").exists()
+}
+
+/// Root-only tests that run keepalived: each is skipped, saying so, where
+/// keepalived is not installed.
+#[macro_export]
+macro_rules! keepalived_tests {
+    ($($name:ident => $body:expr;)+) => {$(
+        #[test]
+        #[ignore = "needs root: run cargo xtask test"]
+        fn $name() {
+            if !have_keepalived() {
+                eprintln!("keepalived not installed: skipped");
+                return;
+            }
+            $body;
+        }
+    )+};
+}
+
+/// Our MASTER on director 0 (alone at first, so it takes the VIP), then
+/// `backup` run by `who` on director 1, once it says it is BACKUP (within
+/// 5 s, keepalived 10 s).
+pub fn start_master_then_backup(
+    lab: &Lab,
+    master: &Conf,
+    backup: &Conf,
+    who: Peer,
+    within: Duration,
+) -> (Speaker, Speaker) {
+    let m = start_ours(lab, 0, master);
+    wait_master(lab, 0, within).unwrap();
+    let b = start(lab, 1, backup, who);
+    let backup_within = match who {
+        Peer::Ours => Duration::from_secs(5),
+        Peer::Keepalived => Duration::from_secs(10),
+    };
+    wait_log(&b, "Entering BACKUP STATE", backup_within).unwrap();
+    (m, b)
+}
+
+/// The longest gap in the client's 10 ms pings to the VIP around `event`:
+/// pings for `settle` first, then `event`, then `takeover` (which waits for
+/// the new holder), then `settle` more.
+pub fn ping_gap_across(
+    lab: &Lab,
+    settle: Duration,
+    event: impl FnOnce(),
+    takeover: impl FnOnce(),
+) -> Duration {
+    let ping = Ping::start(lab);
+    std::thread::sleep(settle);
+    let at = now_s();
+    event();
+    takeover();
+    std::thread::sleep(settle);
+    gap_around(&ping.stop(lab), at).unwrap()
+}
+
+/// Stops every speaker of a test (SIGKILL through the lab).
+pub fn stop_all(lab: &Lab, speakers: &[&Speaker]) {
+    for s in speakers {
+        let _ = lab.kill(s.pid);
+    }
+}
+
+/// The seed's pair (VRRPv2, advert_int 1): our MASTER on director 0, our
+/// BACKUP on director 1.
+pub fn start_seed_pair(lab: &Lab) -> (Speaker, Speaker) {
+    start_master_then_backup(
+        lab,
+        &Conf::master(),
+        &Conf::backup(),
+        Peer::Ours,
+        Duration::from_secs(10),
+    )
+}
