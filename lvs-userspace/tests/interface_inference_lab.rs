@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::{own_bin, wait_forwarding, Bpffs, Director};
+use common::{lvsd_once, own_bin, wait_forwarding, Bpffs, Director};
 use lvs_testkit::{http_load, Lab, LabSpec};
 
 fn vs_only(reals: &[&str]) -> String {
@@ -44,26 +44,12 @@ fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Resul
     )?;
     let conf = lab.log_dir().join("gateway.conf");
     std::fs::write(&conf, vs_only(&["198.18.0.11", "198.19.5.5"]))?;
-    let lvsd = own_bin("lvsd");
-    let out = lab.exec_timeout(
-        lab.director_ns(0),
-        &[
-            lvsd.to_str().context("path")?,
-            "-n",
-            "-l",
-            "-f",
-            conf.to_str().context("path")?,
-            "--bpffs",
-            bpffs.0.to_str().context("path")?,
-            "--instance",
-            "lab",
-            "--xdp-mode",
-            "generic",
-        ],
-        Duration::from_secs(20),
+    let conf = conf.to_str().context("path")?;
+    let (code, log) = lvsd_once(
+        &lab,
+        &[&["-f", conf][..], &bpffs.lab_instance_args()?].concat(),
     )?;
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert_eq!(code, Some(1), "{log}");
     assert!(
         log.contains("real server 198.19.5.5 is routed via the gateway 198.18.0.11 on bond0"),
         "{log}"

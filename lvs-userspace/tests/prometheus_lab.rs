@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use common::{own_bin, wait_forwarding, Bpffs, Director};
+use common::{lvsadm, wait_forwarding, Bpffs, Director};
 use lvs_testkit::{http_load, process, wait_until, Lab, LabSpec};
 
 const ALERTS: &str = concat!(
@@ -43,21 +43,7 @@ struct Stats {
 }
 
 fn lvsadm_stats(lab: &Lab, bpffs: &std::path::Path) -> Result<Stats> {
-    let lvsadm = own_bin("lvsadm");
-    let out = lab.exec_ok(
-        lab.director_ns(0),
-        &[
-            lvsadm.to_str().context("path")?,
-            "-L",
-            "-n",
-            "--stats",
-            "--exact",
-            "--bpffs",
-            bpffs.to_str().context("path")?,
-            "--instance",
-            "lab",
-        ],
-    )?;
+    let out = lvsadm(lab, bpffs, &["-L", "-n", "--stats", "--exact"])?;
     let cols = |l: &str| -> Vec<u64> {
         l.split_whitespace()
             .skip(2)

@@ -160,6 +160,21 @@ impl Bpffs {
     }
 }
 
+impl Bpffs {
+    /// `--bpffs DIR --instance lab --xdp-mode generic`: lvsd's arguments
+    /// for the tests' instance on this bpffs.
+    pub fn lab_instance_args(&self) -> Result<[&str; 6]> {
+        Ok([
+            "--bpffs",
+            self.0.to_str().context("path")?,
+            "--instance",
+            "lab",
+            "--xdp-mode",
+            "generic",
+        ])
+    }
+}
+
 impl Drop for Bpffs {
     fn drop(&mut self) {
         for instance in ["lab", "lab2"] {
@@ -460,4 +475,17 @@ pub fn lvsadm(lab: &Lab, bpffs: &Path, args: &[&str]) -> Result<String> {
         "lab",
     ]);
     lab.exec_ok(lab.director_ns(0), &argv)
+}
+
+/// `lvsd -n -l ARGS` run to its end in the first director's namespace
+/// (20 s at most): its exit code and its log.
+pub fn lvsd_once(lab: &Lab, args: &[&str]) -> Result<(Option<i32>, String)> {
+    let lvsd = own_bin("lvsd");
+    let mut argv = vec![lvsd.to_str().context("path")?, "-n", "-l"];
+    argv.extend(args);
+    let out = lab.exec_timeout(lab.director_ns(0), &argv, Duration::from_secs(20))?;
+    Ok((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
