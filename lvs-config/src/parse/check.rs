@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
 use crate::diag::{Severity, Span};
-use crate::keywords::{RS_ALL, VS_ALL};
+use crate::keywords::{CHECKERS, RS_ALL, VS_ALL};
 use crate::model::{
     CheckCommon, Checker, Config, ConnOpts, DnsCheck, FileCheck, Granularity, HexPattern,
     HttpCheck, LbKind, MiscCheck, Protocol, RealServer, SmtpCheck, SorryServer, TcpCheck,
@@ -718,19 +718,6 @@ pub(super) fn resolve_file_checks(p: &mut Parser, cfg: &mut Config) {
     }
 }
 
-const CHECKERS: &[&str] = &[
-    "TCP_CHECK",
-    "HTTP_GET",
-    "SSL_GET",
-    "MISC_CHECK",
-    "SMTP_CHECK",
-    "DNS_CHECK",
-    "UDP_CHECK",
-    "PING_CHECK",
-    "FILE_CHECK",
-    "BFD_CHECK",
-];
-
 fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
     let kind = CHECKERS
         .iter()
@@ -890,17 +877,18 @@ static RS_KW: &[Kw<RsB>] = &[
         p.flag(n);
     }),
     leaf("virtualhost", |p, r, n| r.virtualhost = p.string(n, 1)),
-    block("TCP_CHECK", parse_checker),
-    block("HTTP_GET", parse_checker),
-    block("SSL_GET", parse_checker),
-    block("MISC_CHECK", parse_checker),
-    block("SMTP_CHECK", parse_checker),
-    block("DNS_CHECK", parse_checker),
-    block("UDP_CHECK", parse_checker),
-    block("PING_CHECK", parse_checker),
-    block("FILE_CHECK", parse_checker),
-    block("BFD_CHECK", parse_checker),
 ];
+
+/// `real_server`'s checker blocks: one per name in [`CHECKERS`].
+static CHECKER_KW: [Kw<RsB>; CHECKERS.len()] = {
+    let mut table = [const { block("", parse_checker) }; CHECKERS.len()];
+    let mut i = 0;
+    while i < CHECKERS.len() {
+        table[i] = block(CHECKERS[i], parse_checker);
+        i += 1;
+    }
+    table
+};
 
 // ------------------------------------------------------------ virtual_server
 
@@ -1121,7 +1109,7 @@ static VS_KW: &[Kw<VsB>] = &[
         };
         p.dispatch(
             "real_server",
-            &[RS_KW],
+            &[RS_KW, &CHECKER_KW],
             RS_ALL,
             &mut r,
             n.block.as_deref().unwrap_or(&[]),

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use crate::capability::{self, Support};
 use crate::diag::{suggest, Diagnostics, Severity};
-use crate::keywords;
+use crate::keywords::{self, RootKind};
 use crate::model::Config;
 use crate::tree::Node;
 
@@ -179,19 +179,22 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             "virtual_server" => check::parse_vs(p, &mut cfg, n),
             "track_file" | "vrrp_track_file" => check::parse_track_file(p, &mut cfg, n),
             "bgp_announce" => announce::parse(p, &mut cfg, n),
-            _ if keywords::ROOT_IGNORED.contains(&kw) => p.warn_once(
-                &format!("ignored/root/{kw}"),
-                n,
-                format!("`{kw}` is not supported yet, ignored"),
-                None,
-            ),
+            _ if keywords::root_keyword(kw).is_some_and(|k| k.kind == RootKind::Ignored) => p
+                .warn_once(
+                    &format!("ignored/root/{kw}"),
+                    n,
+                    format!("`{kw}` is not supported yet, ignored"),
+                    None,
+                ),
             _ => {
-                let help = suggest(kw, keywords::ROOT_ALL.iter().copied())
+                let help = suggest(kw, keywords::ROOT.iter().map(|k| k.name))
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| {
                         Some(format!(
                             "top-level blocks are {}",
-                            keywords::ROOT_MODELLED.join(", ")
+                            keywords::root_names(RootKind::Modelled)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ))
                     });
                 p.diags.add(
