@@ -18,11 +18,7 @@ use lvs_testkit::{Lab, LabSpec};
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn a_one_interval_check_flap_breaks_no_connection() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 40,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(2, 40))?;
     // rs1's check is whatever this file says (0 up, 1 down).
     let knob = lab.log_dir().join("rs1-check");
     std::fs::write(&knob, "0")?;

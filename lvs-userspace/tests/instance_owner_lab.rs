@@ -17,11 +17,7 @@ use common::{
 use lvs_testkit::{Lab, LabSpec};
 
 fn lab() -> Result<Lab> {
-    Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 20,
-        ..LabSpec::default()
-    })
+    Lab::create(LabSpec::sized(2, 20))
 }
 
 fn config() -> String {
@@ -194,11 +190,7 @@ fn the_instance_lock_refuses_a_running_owner_and_waits_for_a_stopping_one() -> R
     use std::time::Instant;
 
     // Only for its per-run bpffs (cleaned up however the test ends).
-    let lab = Lab::create(LabSpec {
-        real_servers: 1,
-        client_addrs: 1,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(1, 1))?;
     let bpffs = Bpffs::mount(&lab)?;
     let root = bpffs.0.clone();
     let pid = std::process::id().to_string();

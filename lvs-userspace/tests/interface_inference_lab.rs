@@ -28,11 +28,9 @@ fn vs_only(reals: &[&str]) -> String {
 #[ignore = "needs root: run cargo xtask test"]
 fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Result<()> {
     let lab = Lab::create(LabSpec {
-        real_servers: 3,
-        client_addrs: 30,
         // The VIP is on the director already, as another manager left it.
         director_holds_vip: true,
-        ..LabSpec::default()
+        ..LabSpec::sized(3, 30)
     })?;
     let bpffs = Bpffs::mount(&lab)?;
 
@@ -88,10 +86,8 @@ fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Resul
 #[ignore = "needs root: run cargo xtask test"]
 fn a_nat_service_is_an_error_and_is_not_forwarded() -> Result<()> {
     let lab = Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 10,
         director_holds_vip: true,
-        ..LabSpec::default()
+        ..LabSpec::sized(2, 10)
     })?;
     let bpffs = Bpffs::mount(&lab)?;
     let config = format!(

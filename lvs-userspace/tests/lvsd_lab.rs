@@ -23,11 +23,9 @@ use lvs_testkit::{http_get, http_load, Lab, LabSpec};
 
 fn lab() -> Result<Lab> {
     Lab::create(LabSpec {
-        real_servers: 5,
-        client_addrs: 120,
         second_client_net: true,
         second_client_addrs: 30,
-        ..LabSpec::default()
+        ..LabSpec::sized(5, 120)
     })
 }
 

@@ -103,11 +103,7 @@ fn query(lab: &Lab, api: &str, q: &str) -> Result<Option<u64>> {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn prometheus_scrapes_lvsd_and_promql_matches_lvsadm() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 3,
-        client_addrs: 40,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(3, 40))?;
     let bpffs = Bpffs::mount(&lab)?;
     let mut d = Director::new(&lab, &bpffs.0, &config())?;
     d.extra_args = vec!["--metrics".into(), METRICS.into()];

@@ -70,10 +70,8 @@ fn crash(lab: &Lab, d: &Director, bpffs: &std::path::Path) -> Result<()> {
 fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> Result<()> {
     let lab = Lab::create(LabSpec {
         directors: 2,
-        real_servers: 3,
-        client_addrs: 80,
         director_holds_vip: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(3, 80)
     })?;
     let bpffs = Bpffs::mount(&lab)?;
     let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
@@ -197,10 +195,8 @@ fn ten_thousand_connections_fail_back_warm() -> Result<()> {
     raise_fd_limit()?;
     let lab = Lab::create(LabSpec {
         directors: 2,
-        real_servers: 3,
-        client_addrs: 100,
         director_holds_vip: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(3, 100)
     })?;
     let bpffs = Bpffs::mount(&lab)?;
     // keepalived 2.x's global lvs_sync_daemon here.

@@ -68,11 +68,9 @@ fn in_step(master: &Director, backup: &Director, clients: &[std::net::Ipv4Addr])
 fn takeover_keeps_established_connections_and_persistence() -> Result<()> {
     let lab = Lab::create(LabSpec {
         directors: 2,
-        real_servers: 5,
-        client_addrs: 40,
         // VRRP (lvsd's own) puts the VIP on the MASTER.
         director_holds_vip: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(5, 40)
     })?;
     let bpffs = Bpffs::mount(&lab)?;
     let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;

@@ -72,11 +72,7 @@ fn lvsd_as_the_unit_starts_it_speaks_sd_notify() -> Result<()> {
     assert_eq!(argv[0], "/usr/sbin/lvsd");
     assert!(argv.contains(&"--keep-datapath".to_owned()), "{argv:?}");
 
-    let lab = Lab::create(LabSpec {
-        real_servers: 1,
-        client_addrs: 4,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(1, 4))?;
     let bpffs = Bpffs::mount(&lab)?;
     let conf = lab.log_dir().join("keepalived.conf");
     std::fs::write(&conf, config())?;

@@ -44,10 +44,8 @@ fn config(state: &str, priority: u8, version: u8, advert_int: &str, pass: &str) 
 fn lab() -> Result<Lab> {
     Lab::create(LabSpec {
         directors: 2,
-        real_servers: 3,
-        client_addrs: 4,
         director_holds_vip: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(3, 4)
     })
 }
 

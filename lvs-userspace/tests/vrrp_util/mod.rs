@@ -23,10 +23,8 @@ pub fn lab() -> Lab {
     Lab::create(LabSpec {
         directors: 2,
         director_holds_vip: false,
-        real_servers: 1,
-        client_addrs: 1,
         httpd: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(1, 1)
     })
     .expect("lab")
 }
