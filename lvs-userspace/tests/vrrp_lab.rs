@@ -20,8 +20,8 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use common::{Bpffs, Director};
-use lvs_testkit::{connect_from, Lab, LabSpec, Pid};
+use common::{vrrp_pair_spec, Bpffs, Director};
+use lvs_testkit::{connect_from, Lab, Pid};
 
 fn config(state: &str, priority: u8, version: u8, advert_int: &str, pass: &str) -> String {
     let auth = if version == 2 {
@@ -42,11 +42,7 @@ fn config(state: &str, priority: u8, version: u8, advert_int: &str, pass: &str) 
 }
 
 fn lab() -> Result<Lab> {
-    Lab::create(LabSpec {
-        directors: 2,
-        director_holds_vip: false,
-        ..LabSpec::sized(3, 4)
-    })
+    Lab::create(vrrp_pair_spec(3, 4))
 }
 
 fn has_vip(lab: &Lab, i: usize) -> Result<bool> {
@@ -123,9 +119,7 @@ fn pair<'a>(
     advert: &str,
 ) -> Result<(Director<'a>, Director<'a>)> {
     let mut m = Director::new(lab, bpffs, &config("MASTER", 200, version, advert, "7890"))?;
-    let mut b = Director::new(lab, bpffs, &config("BACKUP", 100, version, advert, "7890"))?;
-    b.index = 1;
-    b.instance = "lab2".into();
+    let mut b = Director::second(lab, bpffs, &config("BACKUP", 100, version, advert, "7890"))?;
     m.start()?;
     b.start()?;
     m.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(10))?;
@@ -284,9 +278,7 @@ fn keepalived_master_lvsd_backup_and_the_reverse() -> Result<()> {
             "(VI_1) Entering MASTER STATE",
             Duration::from_secs(10),
         )?;
-        let mut b = Director::new(&lab, &bpffs.0, &config("BACKUP", 100, version, "1", "7890"))?;
-        b.index = 1;
-        b.instance = "lab2".into();
+        let mut b = Director::second(&lab, &bpffs.0, &config("BACKUP", 100, version, "1", "7890"))?;
         b.start()?;
         b.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(10))?;
         std::thread::sleep(Duration::from_secs(4));
@@ -333,9 +325,7 @@ fn wrong_password_is_refused_and_counted() -> Result<()> {
         Duration::from_secs(10),
     )?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut b = Director::new(&lab, &bpffs.0, &config("BACKUP", 100, 2, "1", "wrong"))?;
-    b.index = 1;
-    b.instance = "lab2".into();
+    let mut b = Director::second(&lab, &bpffs.0, &config("BACKUP", 100, 2, "1", "wrong"))?;
     b.start()?;
     // It does not accept keepalived's adverts, so it becomes MASTER itself…
     b.wait_log("(VI_1) received an invalid passwd", Duration::from_secs(5))?;
@@ -483,9 +473,7 @@ fn with_nopreempt_the_returning_higher_priority_router_stays_backup() -> Result<
         config("BACKUP", prio, 2, "1", "7890")
             .replace(" state BACKUP\n", " state BACKUP\n nopreempt\n")
     };
-    let mut b = Director::new(&lab, &bpffs.0, &cfg(100))?;
-    b.index = 1;
-    b.instance = "lab2".into();
+    let mut b = Director::second(&lab, &bpffs.0, &cfg(100))?;
     b.start()?;
     b.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(10))?;
     // The priority-200 router arrives later: it must not take over.

@@ -39,6 +39,15 @@ pub fn seed_spec(client_addrs: usize) -> LabSpec {
     }
 }
 
+/// Two directors whose own VRRP puts the VIP on the MASTER.
+pub fn vrrp_pair_spec(real_servers: usize, client_addrs: usize) -> LabSpec {
+    LabSpec {
+        directors: 2,
+        director_holds_vip: false,
+        ..LabSpec::sized(real_servers, client_addrs)
+    }
+}
+
 /// A binary of this package (tests get the path from cargo; the demo
 /// looks next to itself, in target/<profile>/).
 pub fn own_bin(name: &str) -> PathBuf {
@@ -219,6 +228,15 @@ impl<'a> Director<'a> {
             extra_args: Vec::new(),
             conn_table_size: 65536,
         })
+    }
+
+    /// lvsd on the second director (namespace 1), instance `lab2` on the
+    /// shared bpffs.
+    pub fn second(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
+        let mut d = Director::new(lab, bpffs, config)?;
+        d.index = 1;
+        d.instance = "lab2".into();
+        Ok(d)
     }
 
     pub fn write_config(&self, config: &str) -> Result<()> {
