@@ -192,21 +192,6 @@ async fn a_slow_server_does_not_hold_up_another() -> Result<()> {
     Ok(())
 }
 
-/// Log lines, captured (a current-thread runtime: every task logs on this
-/// thread, under this test's subscriber).
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn keepalived_log_lines() -> Result<()> {
     let cap = Capture::default();

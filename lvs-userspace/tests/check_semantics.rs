@@ -12,10 +12,7 @@
 //!
 //! Needs root, `ip`, `ethtool` and `lvs-lab-httpd`.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use lvs_userspace::check::{CheckEvent, Checkers, Proto, RsKey};
@@ -31,19 +28,6 @@ fn key(rs: &str) -> RsKey {
         proto: Proto::Tcp,
         rs_addr: rs.parse().unwrap(),
         rs_port: 80,
-    }
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

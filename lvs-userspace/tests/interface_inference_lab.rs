@@ -11,8 +11,8 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::{lvsd_once, own_bin, wait_forwarding, Bpffs, Director};
-use lvs_testkit::{http_load, Lab, LabSpec};
+use common::{load_every_client, lvsd_once, own_bin, wait_forwarding, Bpffs, Director};
+use lvs_testkit::{Lab, LabSpec};
 
 fn vs_only(reals: &[&str]) -> String {
     let mut s = String::from(
@@ -66,14 +66,7 @@ fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Resul
         Duration::from_secs(10),
     )?;
     wait_forwarding(&lab)?;
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        2,
-        10,
-    )?;
+    let r = load_every_client(&lab, 2, 10)?;
     r.ensure_no_failures()?;
     r.ensure_weights(&[("rs1", 1), ("rs2", 1), ("rs3", 1)], 0.1)?;
     assert!(d.log().contains("XDP on bond0: attached"), "{}", d.log());

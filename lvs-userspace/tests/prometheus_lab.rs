@@ -12,8 +12,8 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use common::{lvsadm, wait_forwarding, Bpffs, Director};
-use lvs_testkit::{http_load, process, wait_until, Lab, LabSpec};
+use common::{load_every_client, lvsadm, wait_forwarding, Bpffs, Director};
+use lvs_testkit::{process, wait_until, Lab, LabSpec};
 
 const ALERTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -158,14 +158,7 @@ fn prometheus_scrapes_lvsd_and_promql_matches_lvsadm() -> Result<()> {
     };
 
     // Traffic, then a pause so every counter has settled.
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        3,
-        10,
-    )?;
+    let r = load_every_client(&lab, 3, 10)?;
     r.ensure_no_failures()?;
     std::thread::sleep(Duration::from_millis(500));
     let want = lvsadm_stats(&lab, &bpffs.0)?;

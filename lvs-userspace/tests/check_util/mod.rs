@@ -102,3 +102,18 @@ pub fn with_checkers(
         })
     })?
 }
+
+/// Log lines captured from a `tracing` subscriber (give it
+/// `with_writer(move || capture.clone())`).
+#[derive(Clone, Default)]
+pub struct Capture(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
