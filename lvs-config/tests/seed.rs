@@ -236,20 +236,14 @@ fn vrrp_required_items_and_ranges() {
         &ParseOptions::with_config_id("x"),
     );
     let msgs: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("v.conf:2:11: error: `priority` value 256 is out of range")),
-        "{msgs:#?}"
+    common::assert_diag_starts(
+        &r,
+        "v.conf:2:11: error: `priority` value 256 is out of range",
     );
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("v.conf:3:13: error: `advert_int` value 300")),
-        "{msgs:#?}"
-    );
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("v.conf:1:1: fatal: vrrp_instance `A` has no `interface`")),
-        "{msgs:#?}"
+    common::assert_diag_starts(&r, "v.conf:3:13: error: `advert_int` value 300");
+    common::assert_diag_starts(
+        &r,
+        "v.conf:1:1: fatal: vrrp_instance `A` has no `interface`",
     );
     assert!(
         msgs.iter()

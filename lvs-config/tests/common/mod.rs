@@ -11,6 +11,16 @@ pub fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs")
 }
 
+/// Asserts that one of `r`'s diagnostics, written `file:line:col:
+/// severity: message`, starts with `prefix`; shows them all if none does.
+pub fn assert_diag_starts(r: &ParseResult, prefix: &str) {
+    let all: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert!(
+        all.iter().any(|m| m.starts_with(prefix)),
+        "no diagnostic starts with {prefix:?}:\n{all:#?}"
+    );
+}
+
 /// The configuration files in `dir` (not the `.expected`/`.options`
 /// companions nor notes), sorted.
 pub fn config_files(dir: &Path) -> Vec<PathBuf> {
