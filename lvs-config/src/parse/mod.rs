@@ -208,7 +208,5 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
     }
     check::resolve_file_checks(p, &mut cfg);
     vrrp::resolve_sync_group_states(p, &mut cfg);
-    crate::lint::lint(p, &cfg);
-    announce::lint(p, &cfg);
     cfg
 }
