@@ -107,7 +107,7 @@ fn main() -> Result<()> {
             package::check_alert_rules()?;
             // Binaries the lab starts (httpd, lvsd, lvs-xdp-pass) must exist
             // before the tests look for them.
-            cargo(&["build", "--workspace", "--bins", "--features", TEST_SUPPORT])?;
+            build_lab_bins(false)?;
             // Tests that need root are `#[ignore = "needs root: …"]` so that
             // a plain `cargo test` passes as any user; here they all run.
             let mut argv = vec![
@@ -135,14 +135,7 @@ fn main() -> Result<()> {
         Cmd::Bench { json, repeat } => {
             setup::run(true)?;
             require_root("the bench loads BPF programs and builds a lab")?;
-            cargo(&[
-                "build",
-                "--release",
-                "--workspace",
-                "--bins",
-                "--features",
-                TEST_SUPPORT,
-            ])?;
+            build_lab_bins(true)?;
             let json = if json { &["--json"][..] } else { &[] };
             // The agent side first: 1000 real servers checked every second,
             // and 1 M connections in the table while /metrics is scraped
@@ -170,14 +163,7 @@ fn main() -> Result<()> {
         Cmd::Demo { ecmp } => {
             setup::run(true)?;
             require_root("the demo builds network namespaces and attaches XDP")?;
-            cargo(&[
-                "build",
-                "--release",
-                "--workspace",
-                "--bins",
-                "--features",
-                TEST_SUPPORT,
-            ])?;
+            build_lab_bins(true)?;
             example(if ecmp { "demo_ecmp" } else { "demo" }, &[])
         }
     }
@@ -226,6 +212,15 @@ fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
 }
 
 /// Runs one of lvs-userspace's examples (release) with `args`.
+/// Every binary, with the test-only ones the lab starts (`lvs-xdp-pass`).
+fn build_lab_bins(release: bool) -> Result<()> {
+    let mut argv = vec!["build", "--workspace", "--bins", "--features", TEST_SUPPORT];
+    if release {
+        argv.push("--release");
+    }
+    cargo(&argv)
+}
+
 fn example(name: &str, args: &[&str]) -> Result<()> {
     let mut argv = vec![
         "run",

@@ -60,6 +60,27 @@ impl Parser {
         }
     }
 
+    /// Adds the block `n` named `name` to `list`, unless `list` has one of
+    /// that name already: then an error, and the second is ignored.
+    pub fn add_named<T>(
+        &mut self,
+        n: &Node,
+        what: &str,
+        list: &mut Vec<T>,
+        item: T,
+        name: impl Fn(&T) -> &str,
+    ) {
+        let new = name(&item);
+        if list.iter().any(|x| name(x) == new) {
+            self.diags.error(
+                n.span(),
+                format!("{what} `{new}` defined twice; the second is ignored"),
+            );
+            return;
+        }
+        list.push(item);
+    }
+
     /// Emits a warning only the first time `key` is seen.
     pub fn warn_once(&mut self, key: &str, n: &Node, msg: String, help: Option<String>) {
         if self.warned.insert(key.to_string()) {

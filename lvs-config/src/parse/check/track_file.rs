@@ -39,17 +39,7 @@ pub(in crate::parse) fn parse_track_file(p: &mut Parser, cfg: &mut Config, n: &N
         );
         return;
     }
-    if cfg.track_files.iter().any(|x| x.name == t.name) {
-        p.diags.error(
-            n.span(),
-            format!(
-                "track_file `{}` defined twice; the second is ignored",
-                t.name
-            ),
-        );
-        return;
-    }
-    cfg.track_files.push(t);
+    p.add_named(n, "track_file", &mut cfg.track_files, t, |t| &t.name);
 }
 
 static TRACK_FILE_KW: &[Kw<TrackFile>] = &[

@@ -54,17 +54,13 @@ pub(in crate::parse) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
             port,
         });
     }
-    if cfg.virtual_server_groups.iter().any(|x| x.name == g.name) {
-        p.diags.error(
-            n.span(),
-            format!(
-                "virtual_server_group `{}` defined twice; the second is ignored",
-                g.name
-            ),
-        );
-        return;
-    }
-    cfg.virtual_server_groups.push(g);
+    p.add_named(
+        n,
+        "virtual_server_group",
+        &mut cfg.virtual_server_groups,
+        g,
+        |g| &g.name,
+    );
 }
 
 /// A `virtual_server_group` address entry, as keepalived's
