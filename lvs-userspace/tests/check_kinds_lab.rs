@@ -214,28 +214,17 @@ fn udp_check_echo_up_stopped_down_mismatch_down() -> Result<()> {
     with_checkers(&lab, lab.director_ns(0), &cfg, async |_, rx| {
         // rs1 up; rs2's echo never starts with 0xff: down at its first
         // check. In either order.
-        let (mut up1, mut down2) = (false, false);
-        while !(up1 && down2) {
-            let (ev, _) = wait_event(rx, Duration::from_secs(4), "rs1 up, rs2 mismatch", |e| {
-                is_up(&k1)(e) || is_down(&k2)(e)
-            })
-            .await?;
-            if is_up(&k1)(&ev) {
-                up1 = true;
-            } else {
-                assert!(down_reason(&ev).contains("reply data mismatch"), "{ev:?}");
-                down2 = true;
-            }
-        }
-        lab.kill(pid)?;
-        let (ev, took) = wait_event(rx, DOWN_BOUND + SLACK, "rs1 UDP down", is_down(&k1)).await?;
-        println!(
-            "UDP_CHECK: down {:.2} s after the echo stopped: {}",
-            took.as_secs_f64(),
-            down_reason(&ev)
-        );
-        echo(0)?;
-        wait_event(rx, Duration::from_secs(4), "rs1 UDP up again", is_up(&k1)).await?;
+        let ev = up_and_down(rx, Duration::from_secs(4), "rs1 up, rs2 mismatch", &k1, &k2).await?;
+        assert!(down_reason(&ev).contains("reply data mismatch"), "{ev:?}");
+        down_and_back(
+            rx,
+            &k1,
+            ("UDP_CHECK", "the echo stopped"),
+            (DOWN_BOUND + SLACK, Duration::from_secs(4)),
+            || lab.kill(pid),
+            || echo(0),
+        )
+        .await?;
         Ok(())
     })?;
     Ok(())
@@ -294,29 +283,25 @@ fn dns_check_dnsmasq_answering_stopped_refusing() -> Result<()> {
     with_checkers(&lab, lab.director_ns(0), &cfg, async |_, rx| {
         // Up; a name dnsmasq has no answer and no upstream for: an error
         // rcode. In either order.
-        let (mut up, mut rcode) = (false, false);
-        while !(up && rcode) {
-            let (ev, _) = wait_event(rx, Duration::from_secs(6), "DNS up, rcode down", |e| {
-                is_up(&k)(e) || is_down(&refused)(e)
-            })
-            .await?;
-            if is_up(&k)(&ev) {
-                up = true;
-            } else {
-                println!("DNS_CHECK, a name dnsmasq refuses: {}", down_reason(&ev));
-                assert!(down_reason(&ev).contains("rcode"), "{ev:?}");
-                rcode = true;
-            }
-        }
-        lab.kill(pid)?;
-        let (ev, took) = wait_event(rx, DOWN_BOUND + SLACK, "DNS down", is_down(&k)).await?;
-        println!(
-            "DNS_CHECK: down {:.2} s after dnsmasq stopped: {}",
-            took.as_secs_f64(),
-            down_reason(&ev)
-        );
-        spawn_dnsmasq(&lab, &rs_ns, &dir)?;
-        wait_event(rx, Duration::from_secs(6), "DNS up again", is_up(&k)).await?;
+        let ev = up_and_down(
+            rx,
+            Duration::from_secs(6),
+            "DNS up, rcode down",
+            &k,
+            &refused,
+        )
+        .await?;
+        println!("DNS_CHECK, a name dnsmasq refuses: {}", down_reason(&ev));
+        assert!(down_reason(&ev).contains("rcode"), "{ev:?}");
+        down_and_back(
+            rx,
+            &k,
+            ("DNS_CHECK", "dnsmasq stopped"),
+            (DOWN_BOUND + SLACK, Duration::from_secs(6)),
+            || lab.kill(pid),
+            || spawn_dnsmasq(&lab, &rs_ns, &dir),
+        )
+        .await?;
         Ok(())
     })?;
     Ok(())
@@ -348,19 +333,19 @@ fn smtp_check_helo_up_stopped_down_http_is_not_smtp() -> Result<()> {
             down_reason(&ev).contains("Read timeout from server [198.18.0.12]:80"),
             "{ev:?}"
         );
-        lab.kill(pid)?;
-        let (ev, took) = wait_event(rx, DOWN_BOUND + SLACK, "SMTP down", is_down(&k1)).await?;
-        println!(
-            "SMTP_CHECK: down {:.2} s after the server stopped: {}",
-            took.as_secs_f64(),
-            down_reason(&ev)
-        );
+        let ev = down_and_back(
+            rx,
+            &k1,
+            ("SMTP_CHECK", "the server stopped"),
+            (DOWN_BOUND + SLACK, Duration::from_secs(4)),
+            || lab.kill(pid),
+            smtpd,
+        )
+        .await?;
         assert!(
             down_reason(&ev).contains("Error connecting to server [198.18.0.11]:25"),
             "{ev:?}"
         );
-        smtpd()?;
-        wait_event(rx, Duration::from_secs(4), "SMTP up again", is_up(&k1)).await?;
         Ok(())
     })?;
     Ok(())

@@ -49,6 +49,50 @@ pub async fn wait_event(
     }
 }
 
+/// Waits for `up` to come up and `down` to go down, in either order; the
+/// down event.
+pub async fn up_and_down(
+    rx: &mut mpsc::Receiver<CheckEvent>,
+    timeout: Duration,
+    what: &str,
+    up: &RsKey,
+    down: &RsKey,
+) -> Result<CheckEvent> {
+    let (mut seen_up, mut down_ev) = (false, None);
+    while !(seen_up && down_ev.is_some()) {
+        let (ev, _) = wait_event(rx, timeout, what, |e| is_up(up)(e) || is_down(down)(e)).await?;
+        if is_up(up)(&ev) {
+            seen_up = true;
+        } else {
+            down_ev = Some(ev);
+        }
+    }
+    Ok(down_ev.expect("seen"))
+}
+
+/// `stop` takes `k`'s server away: `k` is down within `down_within` (how
+/// long it took is printed, `{what}: down … s after {stopped}`); `start`
+/// brings it back: up within `up_within`. The down event.
+pub async fn down_and_back<S, T>(
+    rx: &mut mpsc::Receiver<CheckEvent>,
+    k: &RsKey,
+    (what, stopped): (&str, &str),
+    (down_within, up_within): (Duration, Duration),
+    stop: impl FnOnce() -> Result<S>,
+    start: impl FnOnce() -> Result<T>,
+) -> Result<CheckEvent> {
+    stop()?;
+    let (ev, took) = wait_event(rx, down_within, &format!("{what} down"), is_down(k)).await?;
+    println!(
+        "{what}: down {:.2} s after {stopped}: {}",
+        took.as_secs_f64(),
+        down_reason(&ev)
+    );
+    start()?;
+    wait_event(rx, up_within, &format!("{what} up again"), is_up(k)).await?;
+    Ok(ev)
+}
+
 pub fn is_up(k: &RsKey) -> impl Fn(&CheckEvent) -> bool + '_ {
     move |e| matches!(e, CheckEvent::Up { rs } if rs == k)
 }
