@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director, Streamer};
+use common::{ensure_same_servers, keep_alive_clients, Bpffs, Director, Streamer};
 use lvs_testkit::{Lab, LabSpec};
 
 #[test]
@@ -30,9 +30,7 @@ fn a_one_interval_check_flap_breaks_no_connection() -> Result<()> {
         knob.display()
     );
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &cfg)?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &cfg)?;
     let conns = keep_alive_clients(&lab, lab.client_addrs())?;
     let on_rs1 = conns.iter().filter(|(_, s)| s == "rs1").count();
     ensure!(on_rs1 > 0, "some connections on rs1");

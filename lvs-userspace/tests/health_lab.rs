@@ -359,9 +359,7 @@ fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
         ),
     );
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &cfg)?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &cfg)?;
     // One down: weight 1 < quorum 2 — the sorry server answers everything.
     lab.stop_real_server_httpd(0)?;
     d.wait_log("Lost quorum", Duration::from_secs(6))?;

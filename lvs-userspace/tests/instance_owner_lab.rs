@@ -174,9 +174,7 @@ fn a_failed_start_leaves_no_pins_mounts_or_xdp_behind() -> Result<()> {
     assert!(!xdp_on_director(&lab)?, "no XDP program left on bond0");
 
     // And the instance starts cleanly afterwards.
-    let mut d = Director::new(&lab, &bpffs.0, &config())?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let _d = Director::forwarding(&lab, &bpffs.0, &config())?;
     Ok(())
 }
 

@@ -102,9 +102,7 @@ fn a_nat_service_is_an_error_and_is_not_forwarded() -> Result<()> {
         "{text}"
     );
 
-    let mut d = Director::new(&lab, &bpffs.0, &config)?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &config)?;
     d.wait_log("virtual_server 198.18.0.100:8080", Duration::from_secs(5))?;
     let services = d.inspect()?.services()?;
     let ports: Vec<u16> = services.iter().map(|s| s.port).collect();

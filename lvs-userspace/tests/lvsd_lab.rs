@@ -73,9 +73,7 @@ fn lvsd_config_test_on_the_seed_reports_its_slips() -> Result<()> {
 fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &seed_lab_config())?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &seed_lab_config())?;
 
     // 120 clients × 5 connections each.
     let report = common::load_every_client(&lab, 5, 40)?;
@@ -287,9 +285,7 @@ fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Resu
 fn a_reload_says_what_only_a_restart_changes() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &config_with(&[(1, 1), (2, 1)]))?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &config_with(&[(1, 1), (2, 1)]))?;
     let with_sync = config_with(&[(1, 1), (2, 1), (3, 1)]).replace(
         " interface bond0\n",
         " interface bond0\n lvs_sync_daemon_interface bond0\n",

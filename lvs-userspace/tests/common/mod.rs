@@ -239,6 +239,15 @@ impl<'a> Director<'a> {
         Ok(d)
     }
 
+    /// lvsd with `config` on the first director, started, once a request
+    /// through the VIP succeeds.
+    pub fn forwarding(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
+        let mut d = Director::new(lab, bpffs, config)?;
+        d.start()?;
+        wait_forwarding(lab)?;
+        Ok(d)
+    }
+
     pub fn write_config(&self, config: &str) -> Result<()> {
         std::fs::write(&self.conf, config)?;
         Ok(())
