@@ -44,6 +44,45 @@ const DOWN_BOUND: Duration = Duration::from_secs(4);
 const SLACK: Duration = Duration::from_secs(2);
 const TIMING: &str = "connect_timeout 1\n   retry 1\n   delay_before_retry 1\n   warmup 0";
 
+/// PING_CHECK of `k` through a raw socket, then through a datagram socket
+/// (ping_group_range, in the director's namespace, governs ICMPv6 datagram
+/// sockets too): each time up, then down within the bound once `icmp("1")`
+/// makes the real server ignore echo requests (printed), then `icmp("0")`;
+/// up again at the end. The down events.
+async fn ping_raw_then_datagram(
+    rx: &mut mpsc::Receiver<CheckEvent>,
+    k: &RsKey,
+    (what, label): (&str, &str),
+    icmp: impl Fn(&str) -> Result<()>,
+) -> Result<Vec<CheckEvent>> {
+    let mut downs = Vec::new();
+    for socket in ["raw", "datagram"] {
+        if socket == "datagram" {
+            // Allow ICMP datagram sockets in the director's namespace.
+            std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
+        }
+        wait_event(rx, Duration::from_secs(4), &format!("{what} up"), is_up(k)).await?;
+        icmp("1")?;
+        let (ev, took) =
+            wait_event(rx, DOWN_BOUND + SLACK, &format!("{what} down"), is_down(k)).await?;
+        println!(
+            "{label} ({socket} socket): down {:.2} s after echo was ignored: {}",
+            took.as_secs_f64(),
+            down_reason(&ev)
+        );
+        downs.push(ev);
+        icmp("0")?;
+    }
+    wait_event(
+        rx,
+        Duration::from_secs(4),
+        &format!("{what} up again"),
+        is_up(k),
+    )
+    .await?;
+    Ok(downs)
+}
+
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn ping_check_answered_ignored_answered() -> Result<()> {
@@ -66,23 +105,9 @@ fn ping_check_answered_ignored_answered() -> Result<()> {
         Ok(())
     };
     with_checkers(&lab, lab.director_ns(0), &cfg, async |_, rx| {
-        for socket in ["raw", "datagram"] {
-            if socket == "datagram" {
-                // Allow ICMP datagram sockets in the director's namespace.
-                std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
-            }
-            wait_event(rx, Duration::from_secs(4), "PING up", is_up(&k)).await?;
-            icmp("1")?;
-            let (ev, took) = wait_event(rx, DOWN_BOUND + SLACK, "PING down", is_down(&k)).await?;
-            println!(
-                "PING_CHECK ({socket} socket): down {:.2} s after echo was ignored: {}",
-                took.as_secs_f64(),
-                down_reason(&ev)
-            );
+        for ev in ping_raw_then_datagram(rx, &k, ("PING", "PING_CHECK"), icmp).await? {
             assert!(down_reason(&ev).contains("PING_CHECK"), "{ev:?}");
-            icmp("0")?;
         }
-        wait_event(rx, Duration::from_secs(4), "PING up again", is_up(&k)).await?;
         Ok(())
     })?;
     Ok(())
@@ -156,22 +181,7 @@ fn ping_check_icmpv6_answered_ignored_answered() -> Result<()> {
         Ok(())
     };
     with_checkers(&lab, &dir_ns, &cfg, async |_, rx| {
-        for socket in ["raw", "datagram"] {
-            if socket == "datagram" {
-                // ping_group_range governs ICMPv6 datagram sockets too.
-                std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
-            }
-            wait_event(rx, Duration::from_secs(4), "PING6 up", is_up(&k)).await?;
-            icmp("1")?;
-            let (ev, took) = wait_event(rx, DOWN_BOUND + SLACK, "PING6 down", is_down(&k)).await?;
-            println!(
-                "PING_CHECK ICMPv6 ({socket} socket): down {:.2} s after echo was ignored: {}",
-                took.as_secs_f64(),
-                down_reason(&ev)
-            );
-            icmp("0")?;
-        }
-        wait_event(rx, Duration::from_secs(4), "PING6 up again", is_up(&k)).await?;
+        ping_raw_then_datagram(rx, &k, ("PING6", "PING_CHECK ICMPv6"), icmp).await?;
         Ok(())
     })?;
     Ok(())
