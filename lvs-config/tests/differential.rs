@@ -173,6 +173,17 @@ struct KaMsg {
     text: String,
 }
 
+impl KaMsg {
+    /// The base name of the file it names, else of `config` (keepalived
+    /// names only included files).
+    fn file_in<'a>(&'a self, config: &'a Path) -> &'a str {
+        self.file
+            .as_deref()
+            .map(base)
+            .unwrap_or_else(|| config.file_name().unwrap().to_str().unwrap())
+    }
+}
+
 impl std::fmt::Display for KaMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (&self.file, self.line) {
@@ -301,11 +312,7 @@ fn keepalived_t_and_lvs_config_report_the_same_findings() {
             }
             let covered = match m.line {
                 Some(line) => {
-                    let file = m
-                        .file
-                        .as_deref()
-                        .map(base)
-                        .unwrap_or_else(|| f.file_name().unwrap().to_str().unwrap());
+                    let file = m.file_in(f);
                     r.diagnostics
                         .iter()
                         .any(|d| base(&d.span.file) == file && d.span.line == line)
@@ -336,11 +343,7 @@ fn keepalived_t_and_lvs_config_report_the_same_findings() {
         {
             let shared = ka.iter().any(|m| match m.line {
                 Some(line) => {
-                    let file = m
-                        .file
-                        .as_deref()
-                        .map(base)
-                        .unwrap_or_else(|| f.file_name().unwrap().to_str().unwrap());
+                    let file = m.file_in(f);
                     base(&d.span.file) == file
                         && (d.span.line == line
                             || skipped.iter().any(|(sf, a, b)| {
