@@ -250,12 +250,17 @@ pub fn log_text(s: &Speaker) -> String {
 
 /// The VIP as configured on director `dir`'s bond0, if present.
 pub fn vip_on(lab: &Lab, dir: usize) -> Option<IfAddr> {
+    bond0_addr(lab, dir, VIP)
+}
+
+/// Address `addr` as configured on director `dir`'s bond0, if present.
+pub fn bond0_addr(lab: &Lab, dir: usize, addr: Ipv4Addr) -> Option<IfAddr> {
     lab.run_in_netns(lab.director_ns(dir), || {
         let l = netlink::link_by_name("bond0").unwrap();
         netlink::addrs(l.index)
             .unwrap()
             .into_iter()
-            .find(|a| a.addr == VIP)
+            .find(|a| a.addr == addr)
     })
     .unwrap()
 }
@@ -299,6 +304,12 @@ pub fn sigkill_keepalived(s: &Speaker) {
 pub fn sighup(pid: Pid) {
     // SAFETY: as above.
     unsafe { libc::kill(pid.0 as libc::pid_t, libc::SIGHUP) };
+}
+
+/// Rewrites the speaker's config file with `text` and sends SIGHUP.
+pub fn reload(s: &Speaker, text: &str) {
+    std::fs::write(&s.conf, text).unwrap();
+    sighup(s.pid);
 }
 
 pub fn sigterm(pid: Pid) {
