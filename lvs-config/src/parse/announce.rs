@@ -52,22 +52,10 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         }
         p.extra(n, 1);
     }),
-    leaf("daemon_path", |p, d, n| {
-        d.daemon_path = p.string(n, 1);
-        p.extra(n, 1);
-    }),
-    leaf("control_path", |p, d, n| {
-        d.control_path = p.string(n, 1);
-        p.extra(n, 1);
-    }),
-    leaf("socket", |p, d, n| {
-        d.socket = p.string(n, 1);
-        p.extra(n, 1);
-    }),
-    leaf("config_file", |p, d, n| {
-        d.config_file = p.string(n, 1);
-        p.extra(n, 1);
-    }),
+    leaf("daemon_path", |p, d, n| d.daemon_path = p.one_string(n)),
+    leaf("control_path", |p, d, n| d.control_path = p.one_string(n)),
+    leaf("socket", |p, d, n| d.socket = p.one_string(n)),
+    leaf("config_file", |p, d, n| d.config_file = p.one_string(n)),
     leaf("router_id", |p, d, n| {
         if let Some(w) = p.arg(n, 1) {
             d.router_id = p.ipv4_word("router_id", w);

@@ -81,6 +81,13 @@ impl Parser {
         list.push(item);
     }
 
+    /// The keyword's one value (more words are reported and ignored).
+    pub fn one_string(&mut self, n: &Node) -> Option<String> {
+        let v = self.string(n, 1);
+        self.extra(n, 1);
+        v
+    }
+
     /// Emits a warning only the first time `key` is seen.
     pub fn warn_once(&mut self, key: &str, n: &Node, msg: String, help: Option<String>) {
         if self.warned.insert(key.to_string()) {
