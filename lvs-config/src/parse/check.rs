@@ -92,13 +92,74 @@ struct RsB {
     uthreshold: Option<u32>,
     lthreshold: Option<u32>,
     virtualhost: Option<String>,
-    retry: Option<u32>,
-    connect_timeout: Option<Duration>,
+    defaults: CheckerDefaults,
     delay_loop: Option<Duration>,
-    delay_before_retry: Option<Duration>,
-    warmup: Option<Duration>,
     checkers: Vec<CheckB>,
 }
+
+/// Checker settings a `virtual_server` or a `real_server` sets for the
+/// checkers under it (the same keywords at both levels).
+#[derive(Default)]
+struct CheckerDefaults {
+    retry: Option<u32>,
+    connect_timeout: Option<Duration>,
+    delay_before_retry: Option<Duration>,
+    warmup: Option<Duration>,
+}
+
+/// A block that holds [`CheckerDefaults`].
+trait HasCheckerDefaults {
+    fn defaults(&mut self) -> &mut CheckerDefaults;
+}
+
+impl HasCheckerDefaults for RsB {
+    fn defaults(&mut self) -> &mut CheckerDefaults {
+        &mut self.defaults
+    }
+}
+
+impl HasCheckerDefaults for VsB {
+    fn defaults(&mut self) -> &mut CheckerDefaults {
+        &mut self.defaults
+    }
+}
+
+/// `retry`, `delay_before_retry`, `warmup` and `connect_timeout` of a
+/// `virtual_server` or `real_server` (check_parser.c).
+const fn checker_defaults_kw<T: HasCheckerDefaults>() -> [Kw<T>; 4] {
+    fn retry<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
+        let d = t.defaults();
+        d.retry = p
+            .uint(n, 1, 1, u64::from(u32::MAX))
+            .map(|v| v as u32)
+            .or(d.retry);
+    }
+    fn delay_before_retry<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
+        let d = t.defaults();
+        d.delay_before_retry = p
+            .timer(n, 1, Duration::ZERO, MAX_SECS)
+            .or(d.delay_before_retry);
+    }
+    fn warmup<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
+        let d = t.defaults();
+        d.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(d.warmup);
+    }
+    fn connect_timeout<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
+        let d = t.defaults();
+        d.connect_timeout = p
+            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
+            .or(d.connect_timeout);
+    }
+    [
+        leaf("retry", retry::<T>),
+        leaf("delay_before_retry", delay_before_retry::<T>),
+        leaf("warmup", warmup::<T>),
+        leaf("connect_timeout", connect_timeout::<T>),
+    ]
+}
+
+static RS_DEFAULTS_KW: [Kw<RsB>; 4] = checker_defaults_kw();
+static VS_DEFAULTS_KW: [Kw<VsB>; 4] = checker_defaults_kw();
 
 /// `lb_kind` / `lvs_method` value.
 fn lb_kind(p: &mut Parser, n: &Node) -> Option<(LbKind, Span)> {
@@ -149,25 +210,6 @@ static RS_KW: &[Kw<RsB>] = &[
     leaf("notify_up", |p, r, n| r.notify_up = p.rest(n, 1)),
     leaf("notify_down", |p, r, n| r.notify_down = p.rest(n, 1)),
     leaf("alpha", |p, r, n| r.alpha = p.flag(n).or(r.alpha)),
-    leaf("retry", |p, r, n| {
-        r.retry = p
-            .uint(n, 1, 1, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(r.retry)
-    }),
-    leaf("delay_before_retry", |p, r, n| {
-        r.delay_before_retry = p
-            .timer(n, 1, Duration::ZERO, MAX_SECS)
-            .or(r.delay_before_retry)
-    }),
-    leaf("warmup", |p, r, n| {
-        r.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(r.warmup)
-    }),
-    leaf("connect_timeout", |p, r, n| {
-        r.connect_timeout = p
-            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
-            .or(r.connect_timeout)
-    }),
     leaf("delay_loop", |p, r, n| {
         r.delay_loop = p
             .timer(n, 1, Duration::from_micros(1), MAX_SECS)
@@ -197,10 +239,7 @@ struct VsB {
     lb_algo: Option<String>,
     lb_kind: Option<(LbKind, Span)>,
     protocol_set: bool,
-    retry: Option<u32>,
-    connect_timeout: Option<Duration>,
-    delay_before_retry: Option<Duration>,
-    warmup: Option<Duration>,
+    defaults: CheckerDefaults,
     rss: Vec<RsB>,
 }
 
@@ -320,25 +359,6 @@ static VS_KW: &[Kw<VsB>] = &[
     leaf("inhibit_on_failure", |_, v, _| {
         v.vs.inhibit_on_failure = true
     }),
-    leaf("retry", |p, v, n| {
-        v.retry = p
-            .uint(n, 1, 1, u64::from(u32::MAX))
-            .map(|x| x as u32)
-            .or(v.retry)
-    }),
-    leaf("delay_before_retry", |p, v, n| {
-        v.delay_before_retry = p
-            .timer(n, 1, Duration::ZERO, MAX_SECS)
-            .or(v.delay_before_retry)
-    }),
-    leaf("warmup", |p, v, n| {
-        v.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(v.warmup)
-    }),
-    leaf("connect_timeout", |p, v, n| {
-        v.connect_timeout = p
-            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
-            .or(v.connect_timeout)
-    }),
     leaf("sorry_server", |p, v, n| {
         let Some(w) = p.arg(n, 1) else { return };
         let Some(addr) = p.sockaddr_word("sorry_server", w) else {
@@ -400,16 +420,13 @@ static VS_KW: &[Kw<VsB>] = &[
             uthreshold: None,
             lthreshold: None,
             virtualhost: None,
-            retry: None,
-            connect_timeout: None,
+            defaults: CheckerDefaults::default(),
             delay_loop: None,
-            delay_before_retry: None,
-            warmup: None,
             checkers: Vec::new(),
         };
         p.dispatch(
             "real_server",
-            &[RS_KW, &CHECKER_KW],
+            &[RS_KW, &RS_DEFAULTS_KW, &CHECKER_KW],
             RS_ALL,
             &mut r,
             n.block.as_deref().unwrap_or(&[]),
@@ -495,13 +512,16 @@ pub(super) fn parse_vs(p: &mut Parser, cfg: &mut Config, n: &Node) {
         lb_algo: None,
         lb_kind: None,
         protocol_set: false,
-        retry: None,
-        connect_timeout: None,
-        delay_before_retry: None,
-        warmup: None,
+        defaults: CheckerDefaults::default(),
         rss: Vec::new(),
     };
-    p.dispatch("virtual_server", &[VS_KW], VS_ALL, &mut b, body);
+    p.dispatch(
+        "virtual_server",
+        &[VS_KW, &VS_DEFAULTS_KW],
+        VS_ALL,
+        &mut b,
+        body,
+    );
     if let Some(vs) = finish_vs(p, b) {
         if let Some(prev) = cfg
             .virtual_servers
@@ -638,14 +658,18 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             None => (vs.lb_kind, vs.lb_kind_span.clone()),
         };
         let rs_alpha = r.alpha.unwrap_or(vs.alpha);
-        let retry = r.retry.or(b.retry);
+        let retry = r.defaults.retry.or(b.defaults.retry);
         let connect_timeout = r
+            .defaults
             .connect_timeout
-            .or(b.connect_timeout)
+            .or(b.defaults.connect_timeout)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let rs_delay_loop = r.delay_loop.unwrap_or(vs.delay_loop);
-        let rs_warmup = r.warmup.or(b.warmup);
-        let rs_dbr = r.delay_before_retry.or(b.delay_before_retry);
+        let rs_warmup = r.defaults.warmup.or(b.defaults.warmup);
+        let rs_dbr = r
+            .defaults
+            .delay_before_retry
+            .or(b.defaults.delay_before_retry);
         let inherited = Inherited {
             delay_loop: rs_delay_loop,
             retry,
