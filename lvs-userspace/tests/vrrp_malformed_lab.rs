@@ -152,8 +152,7 @@ fn injector() -> Socket {
 #[ignore = "needs root: run cargo xtask test"]
 fn malformed_adverts_are_counted_logged_and_ignored() {
     let lab = lab();
-    let (m, b) = start_seed_pair(&lab);
-    std::thread::sleep(Duration::from_millis(1500));
+    let (m, b) = settled_seed_pair(&lab);
 
     let cases = malformed();
     let to = SockAddr::from(SocketAddrV4::new(VRRP_MCAST_GROUP, 0));

@@ -85,8 +85,7 @@ fn v3_advert_int_0_1_sigkill_gap_and_preempt() {
 #[ignore = "needs root: run cargo xtask test"]
 fn v2_graceful_stop_priority_0() {
     let lab = lab();
-    let (m, b) = start_seed_pair(&lab);
-    std::thread::sleep(Duration::from_millis(1500));
+    let (m, b) = settled_seed_pair(&lab);
     let gap = ping_gap_across(
         &lab,
         Duration::from_millis(1000),

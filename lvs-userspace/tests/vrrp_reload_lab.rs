@@ -103,8 +103,7 @@ fn sighup_adds_and_removes_instances_keeping_unchanged_ones() {
 #[ignore = "needs root: run cargo xtask test"]
 fn reload_adding_a_vip_keeps_the_master() {
     let lab = lab();
-    let (m, b) = start_seed_pair(&lab);
-    std::thread::sleep(Duration::from_millis(1500));
+    let (m, b) = settled_seed_pair(&lab);
     let with_vip2 = Conf {
         more_vips: "        198.18.0.101/16 dev bond0 label bond0:2\n",
         ..Conf::master()

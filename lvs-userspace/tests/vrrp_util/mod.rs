@@ -609,3 +609,10 @@ pub fn start_seed_pair(lab: &Lab) -> (Speaker, Speaker) {
         Duration::from_secs(10),
     )
 }
+
+/// [`start_seed_pair`], then 1.5 s of adverts so both have settled.
+pub fn settled_seed_pair(lab: &Lab) -> (Speaker, Speaker) {
+    let pair = start_seed_pair(lab);
+    std::thread::sleep(Duration::from_millis(1500));
+    pair
+}
