@@ -224,13 +224,12 @@ fn weighted_track_interface_moves_priority() {
     );
     std::thread::sleep(Duration::from_millis(500));
     in0_carrier(&lab, 0, false);
-    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    wait_log(
+    wait_takeover(
+        &lab,
+        Duration::from_secs(3),
         &m,
         "(VI_1) Changing effective priority from 200 to 50",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     assert!(
         !log_text(&m).contains("Entering FAULT STATE"),
         "weighted: no FAULT"

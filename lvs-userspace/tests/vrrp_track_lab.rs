@@ -44,13 +44,12 @@ fn track_script_weight_and_fault() {
 
     // chk_down fails: 200 - 150 = 50 < 100: the backup takes over.
     std::fs::write(&flag, "").unwrap();
-    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    wait_log(
+    wait_takeover(
+        &lab,
+        Duration::from_secs(3),
         &m,
         "Changing effective priority from 200 to 50",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     // Recovers: the master preempts back.
     std::fs::remove_file(&flag).unwrap();
     wait_master(&lab, 0, Duration::from_secs(3)).unwrap();

@@ -47,13 +47,12 @@ fn track_process_quorum_and_notify_fifo() {
     std::thread::sleep(Duration::from_secs(1));
 
     let _ = lab.kill(s1);
-    wait_master(&lab, 1, Duration::from_secs(4)).unwrap();
-    wait_log(
+    wait_takeover(
+        &lab,
+        Duration::from_secs(4),
         &m,
         "Quorum lost for tracked process chk_proc",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
     assert!(
         priority_zero_received(&b) >= 1,
@@ -136,13 +135,12 @@ fn track_file_value_moves_the_vip() {
     wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     std::fs::write(&state, "1\n").unwrap();
-    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    wait_log(
+    wait_takeover(
+        &lab,
+        Duration::from_secs(3),
         &m,
         "(VI_1) tracked file chk_file now 1",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
     std::fs::write(&state, "0\n").unwrap();
     wait_master(&lab, 0, Duration::from_secs(4)).unwrap();

@@ -616,3 +616,10 @@ pub fn settled_seed_pair(lab: &Lab) -> (Speaker, Speaker) {
     std::thread::sleep(Duration::from_millis(1500));
     pair
 }
+
+/// Director 1 takes the VIP over within `within`, and the old master says
+/// why within a second.
+pub fn wait_takeover(lab: &Lab, within: Duration, master: &Speaker, says: &str) {
+    wait_master(lab, 1, within).unwrap();
+    wait_log(master, says, Duration::from_secs(1)).unwrap();
+}
