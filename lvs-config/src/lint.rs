@@ -195,7 +195,7 @@ fn forwarding(diags: &mut Diagnostics, cfg: &Config) {
                     .iter()
                     .find(|rs| rs.addr.is_ipv6() != first.is_ipv6())
                 {
-                    p.diags.add(
+                    diags.add(
                         Severity::Error,
                         span,
                         format!(
