@@ -11,12 +11,6 @@ use std::time::Duration;
 
 use vrrp_util::*;
 
-fn received(s: &Speaker) -> u64 {
-    stats(s)
-        .and_then(|v| v["adverts_received"].as_u64())
-        .unwrap_or(0)
-}
-
 /// keepalived MASTER, ours BACKUP: ours accepts keepalived's adverts, takes
 /// over when keepalived dies, and yields when it returns.
 fn keepalived_master_ours_backup(version: u8) {

@@ -159,10 +159,15 @@ pub fn start_ours(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
 
 /// As [`start_ours`], with extra `vrrp_only` arguments.
 pub fn start_ours_with(lab: &Lab, dir: usize, conf: &Conf, extra: &[&str]) -> Speaker {
-    let base = unique(lab, &format!("dir{}", dir + 1));
-    let cfg = base.with_extension("conf");
-    let stats = base.with_extension("json");
+    let cfg = unique(lab, &format!("dir{}", dir + 1)).with_extension("conf");
     std::fs::write(&cfg, conf.text()).unwrap();
+    spawn_ours(lab, dir, cfg, extra)
+}
+
+/// `vrrp_only -f CFG --stats …` in director `dir`; the stats file beside
+/// the config.
+pub fn spawn_ours(lab: &Lab, dir: usize, cfg: PathBuf, extra: &[&str]) -> Speaker {
+    let stats = cfg.with_extension("json");
     let bin = vrrp_only_bin();
     let mut argv = vec![
         bin.to_str().unwrap(),
@@ -188,14 +193,19 @@ pub fn start_ours_with(lab: &Lab, dir: usize, conf: &Conf, extra: &[&str]) -> Sp
 /// keepalived 2.2.7 (VRRP only) in a director namespace, with its own pid
 /// files so it never touches the system's.
 pub fn start_keepalived(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
-    let base = unique(lab, &format!("ka-dir{}", dir + 1));
-    let cfg = base.with_extension("conf");
+    let cfg = unique(lab, &format!("ka-dir{}", dir + 1)).with_extension("conf");
     let conf = Conf {
         sync_daemon: false,
         ..conf.clone()
     };
     std::fs::write(&cfg, conf.text()).unwrap();
-    let p = |e: &str| base.with_extension(e).to_string_lossy().into_owned();
+    spawn_keepalived(lab, dir, cfg)
+}
+
+/// `keepalived --vrrp -f CFG` in director `dir`, its pid files beside the
+/// config.
+pub fn spawn_keepalived(lab: &Lab, dir: usize, cfg: PathBuf) -> Speaker {
+    let p = |e: &str| cfg.with_extension(e).to_string_lossy().into_owned();
     let (pid_main, pid_vrrp, pid_chk) = (p("pid"), p("vrrp.pid"), p("chk.pid"));
     let pid = lab
         .spawn(
@@ -232,6 +242,13 @@ pub fn stats(s: &Speaker) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(&s.stats).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v.as_array()?.first().cloned()
+}
+
+/// Adverts our speaker accepted (0 before its first stats file).
+pub fn received(s: &Speaker) -> u64 {
+    stats(s)
+        .and_then(|v| v["adverts_received"].as_u64())
+        .unwrap_or(0)
 }
 
 pub fn rejected(s: &Speaker, key: &str) -> u64 {
