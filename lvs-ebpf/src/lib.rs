@@ -14,6 +14,7 @@ pub mod datapath;
 pub mod flow_cache;
 pub mod forward;
 pub mod icmp;
+pub mod lc_tree;
 pub mod maps;
 pub mod parse;
 pub mod schedule;

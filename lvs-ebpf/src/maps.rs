@@ -6,10 +6,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lvs_common::{
-    event, verdict, Backend, Conn, ConnCounts, FlowCacheEntry, FlowKey, LocalMac, Persist,
-    PersistKey, Service, ServiceKey, Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE,
+    event, verdict, Backend, Conn, ConnCounts, FlowCacheEntry, FlowKey, LcPlace, LcTree, LocalMac,
+    Persist, PersistKey, Service, ServiceKey, Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE,
     DEFAULT_HALF_OPEN_PER_CPU, DEFAULT_PENDING_TEMPLATES_PER_CPU, FLOW_CACHE_SLOTS, MAX_BACKENDS,
-    MAX_IFINDEX, MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES,
+    MAX_IFINDEX, MAX_LC_TREES, MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES,
     VIP_FILTER_WORDS,
 };
 
@@ -122,3 +122,12 @@ pub static BACKEND_CONNS: Array<ConnCounts, { MAX_BACKENDS as usize }> = Array::
 /// writes it).
 #[btf_map(name = "backend_conns_adj")]
 pub static BACKEND_CONNS_ADJ: Array<ConnCounts, { MAX_BACKENDS as usize }> = Array::new();
+
+/// Service id → the tournament tree of a least-connection service (the
+/// agent creates and deletes them; see `lc_tree`).
+#[btf_map(name = "lc_trees")]
+pub static LC_TREES: HashMap<u32, LcTree, { MAX_LC_TREES as usize }> = HashMap::new();
+
+/// Backend id → its leaf in a tree (written by the data path's rebuilds).
+#[btf_map(name = "lc_place")]
+pub static LC_PLACE: Array<LcPlace, { MAX_BACKENDS as usize }> = Array::new();

@@ -14,6 +14,7 @@ use lvs_common::{
 use crate::{
     conn_counts,
     forward::NextHop,
+    lc_tree,
     maps::{BACKENDS, CURSORS, PERSIST, PERSIST_PENDING, RINGS},
     sync,
     verdict::{Step, Verdict},
@@ -55,7 +56,7 @@ pub fn pick(
     pending: bool,
 ) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_PERSISTENT == 0 {
-        return choose(svc, flow);
+        return choose(svc, flow, settings.tick);
     }
     let key = template_key(svc, flow.src_be);
     let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
@@ -65,7 +66,7 @@ pub fn pick(
     }
     // No template, an expired one, or one whose backend is down: schedule
     // and (re)write the template.
-    let (id, hop) = choose(svc, flow)?;
+    let (id, hop) = choose(svc, flow, settings.tick)?;
     let template = Persist {
         backend: id,
         flags: 0,
@@ -224,9 +225,9 @@ fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
 /// The service's scheduler: a walk of its sequence (rr, wrr) or a lookup
 /// in its hash table (sh, mh, dh).
 #[inline(always)]
-fn choose(svc: &Service, flow: &FlowKey) -> Step<(u32, NextHop)> {
+fn choose(svc: &Service, flow: &FlowKey, tick: u32) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_SCHED_LC != 0 {
-        return least_connections(svc);
+        return least_connections(svc, tick);
     }
     if svc.flags & SVC_F_SCHED_HASHED == 0 {
         return next_in_ring(svc);
@@ -400,10 +401,17 @@ fn fallback_walk(
 /// `nq` taking the first idle one at once. Overhead is `ip_vs_dest_conn_
 /// overhead` ((active << 8) + inactive) or, for sed/nq, active + 1; the
 /// comparison is IPVS's cross product `loh * w > doh * lw`, strict, so the
-/// earlier server wins a tie. The walk runs under `bpf_loop`, so the
-/// verifier checks one step, not LC_MAX_SERVERS of them.
+/// earlier server wins a tie. The service's tournament tree (`lc_tree`)
+/// has the answer at its root; a service without one (more than
+/// MAX_LC_TREES of them) is scanned under `bpf_loop`, so the verifier
+/// checks one step, not LC_MAX_SERVERS of them. `tick` only tells the
+/// tree when to re-read what the agent changed.
 #[inline(always)]
-fn least_connections(svc: &Service) -> Step<(u32, NextHop)> {
+fn least_connections(svc: &Service, tick: u32) -> Step<(u32, NextHop)> {
+    if let Some(choice) = lc_tree::pick(svc, tick) {
+        let id = choice.ok_or(NO_BACKEND)?;
+        return Ok((id, backend_hop(id, svc.id).ok_or(NO_BACKEND)?));
+    }
     let mut scan = LcScan {
         service: svc.id,
         ring_start: svc.ring_start,

@@ -447,10 +447,47 @@ impl Datapath {
         }
 
         self.write_vip_filter()?;
+        self.sync_lc_trees()?;
         if !report.is_empty() {
             self.tick()?;
         }
         Ok(report)
+    }
+
+    /// One zeroed tournament tree per least-connection service (the data
+    /// path builds it on its first new connection and after every tick),
+    /// MAX_LC_TREES at most: further services are scanned per connection.
+    fn sync_lc_trees(&mut self) -> Result<()> {
+        let want: BTreeSet<u32> = self
+            .state
+            .applied
+            .services
+            .values()
+            .filter(|s| s.svc.flags & SVC_F_SCHED_LC != 0)
+            .map(|s| s.svc.id)
+            .take(lvs_common::MAX_LC_TREES as usize)
+            .collect();
+        let have: BTreeSet<u32> = self
+            .state
+            .maps
+            .lc_trees
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(map_err(names::LC_TREES))?;
+        for id in have.difference(&want) {
+            match self.state.maps.lc_trees.remove(id) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(names::LC_TREES)(e)),
+            }
+        }
+        for id in want.difference(&have) {
+            self.state
+                .maps
+                .lc_trees
+                .insert(id, lvs_common::LcTree::ZERO, 0)
+                .map_err(map_err(names::LC_TREES))?;
+        }
+        Ok(())
     }
 
     /// The hashed scheduler's table for `d`, as backend ids. The
