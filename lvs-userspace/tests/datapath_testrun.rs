@@ -456,7 +456,11 @@ impl IpvsWrr {
 #[ignore = "needs root: run cargo xtask test"]
 fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
     let mut dp = open(&seed_state());
-    let mut reference = IpvsWrr::new(&WEIGHTS);
+    // IPVS's list: keepalived adds the real servers in config order and
+    // IPVS puts each at the head (`list_add_rcu` in __ip_vs_update_dest),
+    // so ip_vs_wrr walks the config reversed.
+    let list: Vec<u32> = WEIGHTS.iter().rev().copied().collect();
+    let mut reference = IpvsWrr::new(&list);
     let mut counts = [0u32; 5];
     for i in 0..1200u32 {
         let src = Ipv4Addr::new(198, 18, 1 + (i / 250) as u8, (i % 250) as u8 + 1);
@@ -465,7 +469,7 @@ fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
             &tcp_frame((src, 50000), (VIP, 80), Flags::SYN, b""),
         );
         let got = backend_of(&out) as usize - 1;
-        let want = reference.schedule();
+        let want = WEIGHTS.len() - 1 - reference.schedule();
         assert_eq!(
             got, want,
             "flow {i}: data path picked backend {got}, IPVS would pick {want}"

@@ -256,6 +256,12 @@ impl Datapath {
                 }
                 list
             } else {
+                // IPVS walks its list from the head, and keepalived adds
+                // the real servers in config order to the head
+                // (`list_add_rcu` in `__ip_vs_update_dest`): the config
+                // reversed.
+                let weights: Vec<u32> = weights.iter().rev().copied().collect();
+                let last = ids.len().saturating_sub(1);
                 let order = match sched::schedule(d.algo, &weights) {
                     Ok(order) => order,
                     Err(e) => {
@@ -273,7 +279,7 @@ impl Datapath {
                         sched::schedule(sched::Algorithm::Rr, &weights)?
                     }
                 };
-                order.into_iter().map(|i| ids[i]).collect()
+                order.into_iter().map(|i| ids[last - i]).collect()
             };
             let (mut ring_start, mut ring_len) = current
                 .as_ref()
