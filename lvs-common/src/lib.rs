@@ -173,6 +173,9 @@ pub const SVC_F_SCHED_FO: u32 = 1 << 12;
 /// With SVC_F_SCHED_LC: overflow (`ovf`): the first server of the highest
 /// weight whose active connections do not exceed its weight.
 pub const SVC_F_SCHED_OVF: u32 = 1 << 13;
+/// One-packet scheduling (keepalived `ops`, IPVS `IP_VS_SVC_F_ONEPACKET`):
+/// each UDP datagram is scheduled on its own; no connection entry is kept.
+pub const SVC_F_ONEPACKET: u32 = 1 << 14;
 /// Any of the hashed schedules: the ring is a table, not a sequence.
 pub const SVC_F_SCHED_HASHED: u32 = SVC_F_SCHED_SH | SVC_F_SCHED_MH | SVC_F_SCHED_DH;
 

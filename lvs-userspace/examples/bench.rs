@@ -80,6 +80,7 @@ fn state() -> DesiredState {
         algo,
         persistence,
         sloppy: false,
+        one_packet: false,
         backends,
     };
     let svc = |vip, persistence, backends| svc_with(Algorithm::Wrr, vip, persistence, backends);

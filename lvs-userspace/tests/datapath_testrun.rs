@@ -47,6 +47,7 @@ fn service(vip: Ipv4Addr, port: u16, proto: Protocol) -> DesiredService {
         algo: Algorithm::Wrr,
         persistence: None,
         sloppy: false,
+        one_packet: false,
         backends: pool(),
     }
 }
@@ -784,4 +785,36 @@ fn expire_quiescent_template_sends_persistent_clients_elsewhere() {
         b,
         "expire_quiescent_template"
     );
+}
+
+/// keepalived's `ops` (IPVS one-packet scheduling, UDP only): every
+/// datagram of one client address and port is scheduled on its own — the
+/// wrr sequence moves on with each — and no connection entry is kept, so
+/// nothing is cached either. The same service without `ops` keeps the
+/// client's server.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn ops_schedules_each_udp_datagram_on_its_own_and_keeps_no_entry() {
+    let mut ops = service(VIP, 53, Protocol::Udp);
+    ops.one_packet = true;
+    let mut dp = open(&DesiredState {
+        services: vec![ops, service(VIP, 54, Protocol::Udp)],
+    });
+    let q = udp_frame((CLIENT, 5353), (VIP, 53), b"query");
+    let picks: Vec<u8> = (0..12).map(|_| backend_of(&run(&mut dp, &q))).collect();
+    // IPVS's wrr over the seed pool (list E D C B A): one full cycle.
+    assert_eq!(picks, [3, 2, 5, 4, 3, 2, 1, 5, 4, 3, 2, 1], "{picks:?}");
+    assert!(dp.conns().unwrap().is_empty(), "no connection entry kept");
+    assert_eq!(
+        dp.events().unwrap()[lvs_common::event::FLOW_CACHE_HIT as usize],
+        0,
+        "never cached"
+    );
+    // Without ops: the datagrams of one client port keep one server.
+    let q = udp_frame((CLIENT, 5353), (VIP, 54), b"query");
+    let first = backend_of(&run(&mut dp, &q));
+    for _ in 0..5 {
+        assert_eq!(backend_of(&run(&mut dp, &q)), first);
+    }
+    assert_eq!(dp.conns().unwrap().len(), 1);
 }

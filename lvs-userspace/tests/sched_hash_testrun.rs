@@ -40,6 +40,7 @@ fn state(algo: Algorithm, weights: &[u32]) -> DesiredState {
             algo,
             persistence: None,
             sloppy: false,
+            one_packet: false,
             backends: weights
                 .iter()
                 .enumerate()

@@ -39,6 +39,7 @@ fn state(algo: Algorithm, weights: &[u32]) -> DesiredState {
             algo,
             persistence: None,
             sloppy: false,
+            one_packet: false,
             backends: weights
                 .iter()
                 .enumerate()
@@ -453,6 +454,7 @@ fn wlc_over_1000_servers_picks_as_ip_vs_wlc() {
             algo: Algorithm::Wlc,
             persistence: None,
             sloppy: false,
+            one_packet: false,
             backends: (1..=N)
                 .map(|n| {
                     let mut b = big_backend(n, weight(n, round));
@@ -519,6 +521,7 @@ fn services_past_the_tree_limit_are_scanned_with_the_same_picks() {
                 algo: Algorithm::Wlc,
                 persistence: None,
                 sloppy: false,
+                one_packet: false,
                 backends: weights
                     .iter()
                     .enumerate()

@@ -331,6 +331,9 @@ impl Datapath {
             if d.sloppy {
                 flags |= SVC_F_SLOPPY;
             }
+            if d.one_packet && d.proto == super::Protocol::Udp {
+                flags |= lvs_common::SVC_F_ONEPACKET;
+            }
             flags |= match d.algo {
                 sched::Algorithm::Rr => lvs_common::SVC_F_SCHED_RR,
                 sched::Algorithm::Wrr => 0,

@@ -85,6 +85,7 @@ pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> Desire
                 netmask: Ipv4Addr::BROADCAST,
             }),
             sloppy: false,
+            one_packet: false,
             backends,
         }],
     }

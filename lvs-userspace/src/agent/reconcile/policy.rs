@@ -278,6 +278,7 @@ fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> Desired
             .persistence
             .map(|(timeout_s, netmask)| Persistence { timeout_s, netmask }),
         sloppy: false,
+        one_packet: s.one_packet,
         backends,
     }
 }
@@ -351,6 +352,7 @@ mod tests {
             quorum_down: None,
             checked_as: svc(),
             omega: false,
+            one_packet: false,
         }
     }
 
