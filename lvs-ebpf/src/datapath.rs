@@ -9,7 +9,7 @@ use lvs_common::{
 
 use crate::{
     conntrack::{self, Existing, Tracked},
-    flow_cache, forward, icmp,
+    flow_cache, forward, frag, icmp,
     maps::{LOCAL_MACS, SERVICES, SETTINGS, VIP_FILTER},
     parse::{self, Packet},
     stats,
@@ -72,6 +72,14 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
         stats::count_forwarded(service, backend, len, false);
         return forward::send(ctx, &hop);
     }
+    if ip.is_later_fragment() {
+        // SAFETY: a helper without arguments.
+        let now = unsafe { bpf_ktime_get_coarse_ns() };
+        let (hop, service, backend) = frag::later(&ip, now)?;
+        let len = (ctx.data_end() - ctx.data()) as u32;
+        stats::count_forwarded(service, backend, len, false);
+        return forward::send(ctx, &hop);
+    }
     let pkt = parse::l4(ctx, &ip)?;
     let settings = SETTINGS
         .get(0)
@@ -85,6 +93,9 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
     let epoch = (now >> FLOW_CACHE_EPOCH_SHIFT) as u32;
 
     if let Some((hop, service, backend)) = flow_cache::lookup(&pkt, tick, epoch) {
+        if ip.is_first_fragment() {
+            frag::remember(&ip, backend, service, now);
+        }
         stats::count_event(event::FLOW_CACHE_HIT);
         stats::count_forwarded(service, backend, pkt.len, false);
         return forward::send(ctx, &hop);
@@ -96,6 +107,9 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
         Existing::DestDown => return Err(Verdict::drop(reason::DROP_DEST_DOWN)),
         ref other => schedule(&pkt, other, settings, now)?,
     };
+    if ip.is_first_fragment() {
+        frag::remember(&ip, t.backend, t.service, now);
+    }
     if !t.pending && (t.state == tcp::ESTABLISHED || t.state == tcp::STATE_UDP) {
         flow_cache::store(&pkt, &t.hop, t.service, t.backend, tick, epoch);
     }

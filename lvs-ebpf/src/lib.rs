@@ -13,6 +13,7 @@ pub mod conntrack;
 pub mod datapath;
 pub mod flow_cache;
 pub mod forward;
+pub mod frag;
 pub mod icmp;
 pub mod lc_tree;
 pub mod maps;

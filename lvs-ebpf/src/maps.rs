@@ -131,3 +131,10 @@ pub static LC_TREES: HashMap<u32, LcTree, { MAX_LC_TREES as usize }> = HashMap::
 /// Backend id → its leaf in a tree (written by the data path's rebuilds).
 #[btf_map(name = "lc_place")]
 pub static LC_PLACE: Array<LcPlace, { MAX_BACKENDS as usize }> = Array::new();
+
+/// (source, destination, IP id, protocol) of a fragmented datagram → where
+/// its first fragment went, for the later ones (see `frag`). Not pinned:
+/// a datagram's fragments arrive within milliseconds.
+#[btf_map(name = "frags")]
+pub static FRAGS: LruHashMap<crate::frag::FragKey, crate::frag::FragDest, 8192> =
+    LruHashMap::new();
