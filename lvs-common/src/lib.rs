@@ -526,7 +526,8 @@ pub mod verdict {
     pub const PASS_VLAN: u32 = 3;
     /// IPv4 but not to a virtual service (or not TCP/UDP): passed.
     pub const PASS_NOT_SERVICE: u32 = 4;
-    /// IPv4 fragment to a virtual service: passed (no L4 ports to follow).
+    /// IPv4 later fragment to a virtual service whose first fragment was
+    /// not seen (or whose server is down): passed.
     pub const PASS_FRAGMENT: u32 = 5;
     /// Truncated or malformed header: passed, the kernel drops and counts it.
     pub const PASS_MALFORMED: u32 = 6;
