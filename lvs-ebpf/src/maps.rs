@@ -136,5 +136,4 @@ pub static LC_PLACE: Array<LcPlace, { MAX_BACKENDS as usize }> = Array::new();
 /// its first fragment went, for the later ones (see `frag`). Not pinned:
 /// a datagram's fragments arrive within milliseconds.
 #[btf_map(name = "frags")]
-pub static FRAGS: LruHashMap<crate::frag::FragKey, crate::frag::FragDest, 8192> =
-    LruHashMap::new();
+pub static FRAGS: LruHashMap<crate::frag::FragKey, crate::frag::FragDest, 8192> = LruHashMap::new();
