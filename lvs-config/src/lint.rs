@@ -185,6 +185,24 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
                 else {
                     continue;
                 };
+                // IPVS refuses a real server of the other family for DR
+                // (keepalived logs the kernel's refusal per entry); the
+                // frame keeps its IP header, so lvs-xdp cannot either.
+                if let Some(rs) = vs
+                    .real_servers
+                    .iter()
+                    .find(|rs| rs.addr.is_ipv6() != first.is_ipv6())
+                {
+                    p.diags.add(
+                        Severity::Error,
+                        span,
+                        format!(
+                            "virtual server group {g} entry {first} and real server {} are of different address families: with Direct Routing that real server cannot serve this entry",
+                            rs.addr
+                        ),
+                        Some("put the IPv4 and IPv6 entries in separate virtual_server_groups, each with real servers of its family".into()),
+                    );
+                }
                 for rs in &vs.real_servers {
                     if rs.lb_kind != LbKind::Nat && rs.port != 0 && rs.port != *port {
                         let keep = if *port == 0 {
@@ -291,10 +309,7 @@ fn references(p: &mut Parser, cfg: &Config) {
 fn vrid_clash(p: &mut Parser, cfg: &Config) {
     let mut seen: HashMap<(&str, u8, bool), &VrrpInstance> = HashMap::new();
     for vi in &cfg.vrrp_instances {
-        let v6 = vi
-            .virtual_ipaddress
-            .first()
-            .is_some_and(|v| v.addr.is_ipv6());
+        let v6 = vi.ipv6;
         if let Some(prev) = seen.insert((vi.interface.as_str(), vi.virtual_router_id, v6), vi) {
             p.diags.add(
                 Severity::Error,

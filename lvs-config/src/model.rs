@@ -3,7 +3,7 @@
 //! settings (checker ← real server ← virtual server) are filled in, so the
 //! agent reads what keepalived would use.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::diag::Span;
@@ -118,6 +118,13 @@ pub struct GlobalDefs {
     pub vrrp_version: u8,
     pub default_interface: Option<String>,
     pub vrrp_mcast_group4: Option<Ipv4Addr>,
+    /// `vrrp_mcast_group6` (default ff02::12).
+    pub vrrp_mcast_group6: Option<Ipv6Addr>,
+    /// `vrrp_garp_interval`: pause between gratuitous ARPs (default none).
+    pub vrrp_garp_interval: Duration,
+    /// `vrrp_gna_interval`: pause between unsolicited neighbour
+    /// advertisements (default none).
+    pub vrrp_gna_interval: Duration,
     /// `vrrp_garp_master_delay` (default 5 s).
     pub vrrp_garp_master_delay: Duration,
     /// `vrrp_garp_master_repeat` (default 5).
@@ -246,6 +253,9 @@ pub struct VipEntry {
     pub scope: Option<String>,
     pub label: Option<String>,
     pub no_track: bool,
+    /// `-nodad`: an IPv6 VIP goes through duplicate address detection
+    /// (keepalived adds IPv6 VIPs with `nodad` unless told so).
+    pub dad: bool,
 }
 
 /// `track_interface` entry: `IFNAME [weight W]`.
@@ -308,6 +318,15 @@ pub struct VrrpInstance {
     pub garp_master_refresh_repeat: u32,
     pub use_vmac: Option<String>,
     pub accept: Option<bool>,
+    /// `native_ipv6`: the instance runs over IPv6 even without IPv6
+    /// addresses (keepalived: it also means VRRPv3).
+    pub native_ipv6: bool,
+    /// The instance's address family is IPv6 (adverts to ff02::12 from the
+    /// link-local address). keepalived decides it from the first of
+    /// `virtual_ipaddress`, `unicast_peer`, `unicast_src_ip`/`mcast_src_ip`
+    /// or `native_ipv6` in the file; addresses of the other family in
+    /// those places are dropped with an error.
+    pub ipv6: bool,
 }
 
 /// Transport protocol of a virtual server: the one protocol type of lvs-xdp

@@ -702,7 +702,7 @@ fn status_listings() {
             version: 2,
             state: "MASTER".into(),
             priority: 200,
-            master: Some(Ipv4Addr::new(198, 18, 0, 2)),
+            master: Some(Ipv4Addr::new(198, 18, 0, 2).into()),
             adverts_received: 12,
             adverts_sent: 340,
             rejected: [("invalid passwd".to_string(), 3), ("ttl".to_string(), 1)]

@@ -1340,6 +1340,38 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         VsAddr::Ip(_, port) => port,
         _ => 0,
     };
+    // keepalived check_parser.c: the service's family is its address's,
+    // else its first server's; with DR (the only method lvs-xdp runs) a
+    // server of the other family cannot be reached (the frame keeps its IP
+    // header; IPVS refuses it outside TUN), so it is skipped.
+    let mut family_v6 = match vs.addr {
+        VsAddr::Ip(a, _) => Some(a.is_ipv6()),
+        _ => None,
+    };
+    let mut family_ok = |p: &mut Parser, kind: &str, addr: IpAddr, span: &Span| -> bool {
+        let v6 = *family_v6.get_or_insert(addr.is_ipv6());
+        if v6 == addr.is_ipv6() {
+            return true;
+        }
+        p.diags.add(
+            Severity::Error,
+            span,
+            format!(
+                "Address family of virtual server and {kind} server {addr} don't match - skipping {kind} server."
+            ),
+            Some(format!(
+                "with Direct Routing the {kind} server must be an IPv{} address, like the virtual server",
+                if v6 { 6 } else { 4 }
+            )),
+        );
+        false
+    };
+    if let Some(s) = vs.sorry_server.take() {
+        if family_ok(p, "sorry", s.addr, &s.span) {
+            vs.sorry_server = Some(s);
+        }
+    }
+    b.rss.retain(|r| family_ok(p, "real", r.addr, &r.span));
 
     for r in b.rss.drain(..) {
         let port = if r.port == 0 { vs_port } else { r.port };

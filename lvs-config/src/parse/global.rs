@@ -60,6 +60,51 @@ static GLOBAL_KW: &[Kw<GlobalDefs>] = &[
             g.vrrp_mcast_group4 = p.ipv4_word("vrrp_mcast_group4", w);
         }
     }),
+    leaf("vrrp_mcast_group6", |p, g, n| {
+        // keepalived global_parser.c vrrp_mcast_group6_handler.
+        let Some(w) = p.arg(n, 1) else { return };
+        let Ok(a) = w.text.parse::<std::net::IpAddr>() else {
+            p.diags.error(
+                &w.span,
+                format!("Can't parse vrrp_mcast_group6 [{}]. Skipping", w.text),
+            );
+            return;
+        };
+        let std::net::IpAddr::V6(a) = a else {
+            p.diags.error(
+                &w.span,
+                format!("vrrp_mcast_group6 [{}] is not IPv6. Skipping", w.text),
+            );
+            return;
+        };
+        if !a.is_multicast() {
+            p.diags.error(
+                &w.span,
+                format!("vrrp_mcast_group6 [{}] is not multicast. Skipping", w.text),
+            );
+            return;
+        }
+        if a.segments()[0] & 0xff0f != 0xff02 {
+            p.diags.warn(
+                &w.span,
+                format!(
+                    "vrrp_mcast_group6 [{}] should be link-local multicast.",
+                    w.text
+                ),
+            );
+        }
+        g.vrrp_mcast_group6 = Some(a);
+    }),
+    leaf("vrrp_garp_interval", |p, g, n| {
+        if let Some(d) = p.timer(n, 1, Duration::from_micros(1), Duration::from_secs(4294)) {
+            g.vrrp_garp_interval = d;
+        }
+    }),
+    leaf("vrrp_gna_interval", |p, g, n| {
+        if let Some(d) = p.timer(n, 1, Duration::from_micros(1), Duration::from_secs(4294)) {
+            g.vrrp_gna_interval = d;
+        }
+    }),
     leaf("vrrp_garp_master_delay", |p, g, n| {
         if let Some(v) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
             g.vrrp_garp_master_delay = Duration::from_secs(v);
@@ -239,6 +284,9 @@ impl Default for GlobalDefs {
             vrrp_version: 2,
             default_interface: None,
             vrrp_mcast_group4: None,
+            vrrp_mcast_group6: None,
+            vrrp_garp_interval: Duration::ZERO,
+            vrrp_gna_interval: Duration::ZERO,
             // keepalived vrrp.h: VRRP_GARP_DELAY 5 s, VRRP_GARP_REP 5.
             vrrp_garp_master_delay: Duration::from_secs(5),
             vrrp_garp_master_repeat: 5,

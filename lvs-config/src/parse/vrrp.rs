@@ -481,6 +481,24 @@ struct VrrpB {
     garp_repeat: Option<u32>,
     garp_refresh: Option<Option<Duration>>,
     priority_set: bool,
+    /// The instance's family so far: `Some(true)` IPv6 (keepalived's
+    /// `vrrp->family`, set by the first address or `native_ipv6`).
+    family_v6: Option<bool>,
+}
+
+impl VrrpB {
+    /// keepalived's rule: the first address fixes the instance's family;
+    /// later ones of the other family are refused. Returns whether `a` is
+    /// of the instance's family.
+    fn family_ok(&mut self, a: IpAddr) -> bool {
+        match self.family_v6 {
+            None => {
+                self.family_v6 = Some(a.is_ipv6());
+                true
+            }
+            Some(v6) => v6 == a.is_ipv6(),
+        }
+    }
 }
 
 fn vips(p: &mut Parser, n: &Node) -> Vec<VipEntry> {
@@ -541,6 +559,7 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
         scope: None,
         label: None,
         no_track: false,
+        dad: false,
     };
     let mut i = 1;
     while i < e.words.len() {
@@ -591,7 +610,8 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
                 );
             }
             ("no_track", _) => v.no_track = true,
-            ("home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" | "use_vmac", _) => {
+            ("-nodad", _) => v.dad = true,
+            ("home" | "nodad" | "noprefixroute" | "autojoin" | "use_vmac", _) => {
                 p.warn_once(
                     &format!("vip/{}", opt.text),
                     e,
@@ -609,7 +629,7 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
                     Severity::Warning,
                     &opt.span,
                     format!("unknown virtual_ipaddress option `{}`; ignored", opt.text),
-                    Some("options are brd, dev, scope, label, no_track".into()),
+                    Some("options are brd, dev, scope, label, no_track, -nodad".into()),
                 );
                 i += 1;
                 continue;
@@ -618,6 +638,29 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
         i += if takes_value { 2 } else { 1 };
     }
     Some(v)
+}
+
+fn is_link_local(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// `unicast_src_ip` / `mcast_src_ip`: of the instance's family
+/// (keepalived vrrp_srcip_handler).
+fn src_ip(p: &mut Parser, b: &mut VrrpB, n: &Node) -> Option<IpAddr> {
+    let a = p.ip(n, 1)?;
+    if !b.family_ok(a) {
+        p.diags.add(
+            Severity::Error,
+            n.span(),
+            format!(
+                "Configuration error: VRRP instance[{}] and src address[{a}] MUST be of the same family !!! Skipping...",
+                b.v.name
+            ),
+            Some("the source address must be of the family of the instance's virtual_ipaddress".into()),
+        );
+        return None;
+    }
+    Some(a)
 }
 
 static VRRP_KW: &[Kw<VrrpB>] = &[
@@ -660,7 +703,40 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         }
     }),
     leaf("version", |p, b, n| {
-        b.v.version = p.uint(n, 1, 2, 3).map(|v| v as u8)
+        let Some(v) = p.uint(n, 1, 2, 3).map(|v| v as u8) else {
+            return;
+        };
+        if v == 2 && b.family_v6 == Some(true) {
+            // keepalived vrrp_version_handler: VRRPv2 is IPv4 only.
+            p.diags.add(
+                Severity::Error,
+                n.span(),
+                format!(
+                    "({}) vrrp_version 2 conflicts with configured or deduced version 3; ignoring.",
+                    b.v.name
+                ),
+                Some("IPv6 instances run VRRPv3: remove `version 2`".into()),
+            );
+            return;
+        }
+        b.v.version = Some(v);
+    }),
+    leaf("native_ipv6", |p, b, n| {
+        if b.family_v6 == Some(false) {
+            p.diags.add(
+                Severity::Error,
+                n.span(),
+                format!(
+                    "({}) Cannot specify native_ipv6 with IPv4 addresses",
+                    b.v.name
+                ),
+                Some("remove `native_ipv6`, or give the instance IPv6 addresses only".into()),
+            );
+            return;
+        }
+        b.family_v6 = Some(true);
+        b.v.native_ipv6 = true;
+        b.v.version = Some(3);
     }),
     leaf("nopreempt", |_, b, _| b.v.preempt = false),
     leaf("preempt", |_, b, _| b.v.preempt = true),
@@ -735,20 +811,50 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         }
     }),
     block("virtual_ipaddress", |p, b, n| {
-        let v = vips(p, n);
-        b.v.virtual_ipaddress.extend(v);
+        for v in vips(p, n) {
+            if !b.family_ok(v.addr) {
+                // keepalived vrrp_data.c alloc_vrrp_vip.
+                p.diags.add(
+                    Severity::Error,
+                    &v.span,
+                    format!(
+                        "({}): address family must match VRRP instance [{}] - ignoring",
+                        b.v.name, v.addr
+                    ),
+                    Some("one instance carries one family in its adverts: put the other family's addresses in a second vrrp_instance, or in virtual_ipaddress_excluded".into()),
+                );
+                continue;
+            }
+            b.v.virtual_ipaddress.push(v);
+        }
     }),
     block("virtual_ipaddress_excluded", |p, b, n| {
         let v = vips(p, n);
         b.v.virtual_ipaddress_excluded.extend(v);
     }),
-    leaf("unicast_src_ip", |p, b, n| b.v.unicast_src_ip = p.ip(n, 1)),
-    leaf("mcast_src_ip", |p, b, n| b.v.mcast_src_ip = p.ip(n, 1)),
+    leaf("unicast_src_ip", |p, b, n| {
+        b.v.unicast_src_ip = src_ip(p, b, n)
+    }),
+    leaf("mcast_src_ip", |p, b, n| b.v.mcast_src_ip = src_ip(p, b, n)),
     block("unicast_peer", |p, b, n| {
         for e in n.block.iter().flatten() {
-            if let Some(a) = p.ip_word("unicast_peer", &e.words[0]) {
-                b.v.unicast_peer.push(a);
+            let Some(a) = p.ip_word("unicast_peer", &e.words[0]) else {
+                continue;
+            };
+            if !b.family_ok(a) {
+                // keepalived vrrp_data.c alloc_vrrp_unicast_peer.
+                p.diags.add(
+                    Severity::Error,
+                    &e.words[0].span,
+                    format!(
+                        "Configuration error: VRRP instance[{}] and unicast peer address[{a}] MUST be of the same family !!! Skipping...",
+                        b.v.name
+                    ),
+                    Some("an instance talks to its peers in one family: the one of its virtual_ipaddress".into()),
+                );
+                continue;
             }
+            b.v.unicast_peer.push(a);
         }
     }),
     block("track_interface", |p, b, n| {
@@ -869,6 +975,8 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
             garp_master_refresh_repeat: 1,
             use_vmac: None,
             accept: None,
+            native_ipv6: false,
+            ipv6: false,
         },
         interface: None,
         vrid: None,
@@ -876,6 +984,7 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         garp_repeat: None,
         garp_refresh: None,
         priority_set: false,
+        family_v6: None,
     };
     p.dispatch(
         "vrrp_instance",
@@ -924,14 +1033,46 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
     if let Some(r) = b.garp_refresh {
         b.v.garp_master_refresh = r;
     }
-    // keepalived vrrp.c: an IPv6 instance (its first address) is VRRPv3.
-    if b.v.version.is_none()
-        && b.v
-            .virtual_ipaddress
-            .first()
-            .is_some_and(|a| a.addr.is_ipv6())
-    {
+    // keepalived vrrp.c vrrp_complete_instance: an IPv6 instance without
+    // `version` is VRRPv3.
+    b.v.ipv6 = b.family_v6 == Some(true);
+    if b.v.ipv6 && b.v.version.is_none() {
         b.v.version = Some(3);
+    }
+    if b.v.ipv6 && cfg.global.vrrp_strict {
+        // keepalived vrrp_complete_instance, strict mode only (otherwise
+        // an explicit `version 2` stays, and the note below is info).
+        if b.v.version == Some(2) {
+            p.diags.add(
+                Severity::Error,
+                n.span(),
+                format!(
+                    "({}) cannot use IPv6 with VRRP version 2; setting version 3",
+                    b.v.name
+                ),
+                Some("remove `version 2`".into()),
+            );
+            b.v.version = Some(3);
+        }
+        if b.v.unicast_peer.is_empty()
+            && b.v
+                .virtual_ipaddress
+                .first()
+                .is_some_and(|v| !is_link_local(v.addr))
+        {
+            p.diags.add(
+                Severity::Error,
+                &b.v.virtual_ipaddress[0].span,
+                format!(
+                    "({}) the first IPv6 VIP address must be link local",
+                    b.v.name
+                ),
+                Some(
+                    "vrrp_strict (RFC 5798 §5.2.9): list a link-local (fe80::/10) address first"
+                        .into(),
+                ),
+            );
+        }
     }
     let version = b.v.version.unwrap_or(cfg.global.vrrp_version);
     let ai = b.v.advert_int;

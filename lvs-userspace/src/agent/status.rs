@@ -41,7 +41,7 @@ pub struct InstanceStatus {
     pub state: String,
     pub priority: u8,
     /// The last master heard (or ourselves when MASTER).
-    pub master: Option<Ipv4Addr>,
+    pub master: Option<std::net::IpAddr>,
     pub adverts_received: u64,
     pub adverts_sent: u64,
     pub rejected: std::collections::BTreeMap<String, u64>,

@@ -678,3 +678,22 @@ async fn manager(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// keepalived's `inet_sockaddrtotrio`: brackets for both families, so
+    /// operators' greps for `[2001:2::11]:tcp:80` find the IPv6 lines.
+    #[test]
+    fn rs_names_as_keepalived_formats_them() {
+        assert_eq!(
+            fmt_rs("2001:2::11".parse().unwrap(), Protocol::Tcp, 80),
+            "[2001:2::11]:tcp:80"
+        );
+        assert_eq!(
+            fmt_rs("198.18.0.11".parse().unwrap(), Protocol::Udp, 53),
+            "[198.18.0.11]:udp:53"
+        );
+    }
+}

@@ -29,7 +29,17 @@ pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 42] {
 /// Sends one gratuitous ARP for `ip` from `mac` out of `ifindex` through an
 /// `AF_PACKET` raw socket (needs CAP_NET_RAW).
 pub fn send_garp(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr) -> Result<(), NetlinkError> {
-    let frame = garp_frame(mac, ip);
+    send_frame(ifindex, ETH_P_ARP, [0xff; 6], &garp_frame(mac, ip))
+}
+
+/// Sends one whole Ethernet frame out of `ifindex` through an `AF_PACKET`
+/// raw socket (needs CAP_NET_RAW).
+pub(super) fn send_frame(
+    ifindex: u32,
+    ethertype: u16,
+    dst_mac: [u8; 6],
+    frame: &[u8],
+) -> Result<(), NetlinkError> {
     // SAFETY: plain socket(2) call; the returned fd is checked and owned below.
     let fd = unsafe {
         libc::socket(
@@ -47,10 +57,10 @@ pub fn send_garp(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr) -> Result<(), Netlink
     // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = ETH_P_ARP.to_be();
+    sll.sll_protocol = ethertype.to_be();
     sll.sll_ifindex = ifindex as i32;
     sll.sll_halen = 6;
-    sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+    sll.sll_addr[..6].copy_from_slice(&dst_mac);
     // SAFETY: valid fd; frame and sockaddr pointers are valid for the sizes
     // passed; the kernel only reads them.
     let rc = unsafe {

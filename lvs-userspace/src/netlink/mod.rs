@@ -1,5 +1,6 @@
-//! Links, neighbours, routes and IPv4 addresses through rtnetlink, and gratuitous
-//! ARP through an `AF_PACKET` socket.
+//! Links, neighbours, routes and IPv4/IPv6 addresses through rtnetlink, and
+//! gratuitous ARP / unsolicited neighbour advertisements through an
+//! `AF_PACKET` socket.
 //!
 //! Everything here is synchronous and opens its own socket per call, so it
 //! acts on the network namespace of the *calling thread* (a netlink socket
@@ -12,9 +13,11 @@
 //! `netlink-packet-route` and sent over a `netlink-sys` socket.
 
 mod addr;
+mod addr6;
 mod garp;
 mod link;
 pub mod monitor;
+mod na;
 mod neigh;
 mod route;
 mod sock;
@@ -22,8 +25,10 @@ mod sock;
 use std::net::Ipv4Addr;
 
 pub use addr::{addr_add, addr_del, addrs};
+pub use addr6::{addr6_add, addr6_del, addrs6, IfAddr6};
 pub use garp::{garp_frame, send_garp};
 pub use link::{link_by_index, link_by_name, link_operational, links};
+pub use na::{ipv6_forwarding, na_frame, send_unsolicited_na};
 pub use neigh::{neighbour, neighbours, solicit};
 pub use route::{route_to, RouteTo};
 

@@ -2,7 +2,7 @@
 //! as they happen (keepalived's netlink reflector), so VRRP reacts to a
 //! flushed VIP or a lost carrier without polling.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::address::AddressAttribute;
@@ -13,16 +13,17 @@ use tokio::io::unix::AsyncFd;
 
 use super::NetlinkError;
 
-/// RTMGRP_LINK | RTMGRP_IPV4_IFADDR (rtnetlink.h's legacy group bits).
-const GROUPS: u32 = 0x1 | 0x10;
+/// RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR (rtnetlink.h's
+/// legacy group bits).
+const GROUPS: u32 = 0x1 | 0x10 | 0x100;
 
 /// One notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetEvent {
     /// An interface changed (or vanished: `operational` false).
     Link { index: u32, operational: bool },
-    /// An IPv4 address was removed from an interface.
-    AddrRemoved { index: u32, addr: Ipv4Addr },
+    /// An IPv4 or IPv6 address was removed from an interface.
+    AddrRemoved { index: u32, addr: IpAddr },
     /// Notifications were lost (receive buffer overrun): re-read the state.
     Overrun,
 }
@@ -98,7 +99,9 @@ pub fn decode(data: &[u8]) -> Vec<NetEvent> {
             }),
             RouteNetlinkMessage::DelAddress(a) => {
                 let addr = a.attributes.iter().find_map(|at| match at {
-                    AddressAttribute::Local(IpAddr::V4(v)) => Some(*v),
+                    AddressAttribute::Local(v) => Some(*v),
+                    // IPv6 notifications carry IFA_ADDRESS only.
+                    AddressAttribute::Address(v @ IpAddr::V6(_)) => Some(*v),
                     _ => None,
                 });
                 if let Some(addr) = addr {
@@ -127,5 +130,35 @@ mod tests {
         assert!(decode(&bad).is_empty());
         bad[0] = 32; // right length, nonsense type
         assert!(decode(&bad).is_empty());
+    }
+
+    /// The kernel's RTM_DELADDR for an IPv6 address carries IFA_ADDRESS
+    /// only (no IFA_LOCAL): it must still be seen as a removal.
+    #[test]
+    fn ipv6_address_removal() {
+        use netlink_packet_core::NetlinkHeader;
+        use netlink_packet_route::address::AddressMessage;
+        use netlink_packet_route::AddressFamily;
+        let vip: std::net::Ipv6Addr = "2001:2::100".parse().unwrap();
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.index = 7;
+        m.header.prefix_len = 64;
+        m.attributes
+            .push(AddressAttribute::Address(IpAddr::V6(vip)));
+        let mut msg = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)),
+        );
+        msg.finalize();
+        let mut buf = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        assert_eq!(
+            decode(&buf),
+            vec![NetEvent::AddrRemoved {
+                index: 7,
+                addr: IpAddr::V6(vip)
+            }]
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! One `vrrp_instance`: its resolved parameters and the task that runs it
-//! (socket ↔ state machine ↔ netlink/GARP).
+//! (socket ↔ state machine ↔ netlink/GARP/unsolicited NA).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +14,9 @@ use tracing::{debug, info, warn};
 use super::fifo::NotifyFifos;
 use super::gate::PreemptGate;
 use super::notify::{notify, NotifyScripts};
-use super::packet::{self, Expect, Outgoing, RejectReason, VRRP_MCAST_GROUP};
+use super::packet::{
+    self, Expect, Outgoing, RejectReason, Rx6, VRRP_MCAST_GROUP, VRRP_MCAST_GROUP6,
+};
 use super::socket::VrrpSocket;
 use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
 use super::sync::{GroupCmd, MemberLink, Report};
@@ -23,7 +25,7 @@ use super::track::{
 };
 use super::{VrrpError, VrrpEvent, VrrpStats};
 use crate::netlink::monitor::{Monitor, NetEvent};
-use crate::netlink::{self, IfAddr, NetlinkError};
+use crate::netlink::{self, IfAddr, IfAddr6, NetlinkError};
 
 /// How often the tracked interfaces' link state (and, while MASTER, the
 /// VIPs) are re-read, besides the netlink notifications (FAULT when a
@@ -34,7 +36,45 @@ const LINK_CHECK: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Vip {
     pub dev: String,
-    pub addr: IfAddr,
+    pub addr: VipAddr,
+}
+
+/// A VIP as it goes on the interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum VipAddr {
+    V4(IfAddr),
+    /// Added with `nodad` (unless `-nodad`), as keepalived adds IPv6 VIPs.
+    V6(IfAddr6),
+}
+
+impl VipAddr {
+    pub fn ip(&self) -> IpAddr {
+        match self {
+            VipAddr::V4(a) => a.addr.into(),
+            VipAddr::V6(a) => a.addr.into(),
+        }
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        match self {
+            VipAddr::V4(a) => a.prefix_len,
+            VipAddr::V6(a) => a.prefix_len,
+        }
+    }
+
+    fn add(&self, ifindex: u32) -> Result<(), NetlinkError> {
+        match self {
+            VipAddr::V4(a) => netlink::addr_add(ifindex, a),
+            VipAddr::V6(a) => netlink::addr6_add(ifindex, a),
+        }
+    }
+
+    fn del(&self, ifindex: u32) -> Result<(), NetlinkError> {
+        match self {
+            VipAddr::V4(a) => netlink::addr_del(ifindex, a),
+            VipAddr::V6(a) => netlink::addr6_del(ifindex, a),
+        }
+    }
 }
 
 /// Everything an instance runs with (spans dropped, so a reload that only
@@ -47,15 +87,26 @@ pub(crate) struct Params {
     pub auth_pass: Option<[u8; 8]>,
     /// Added on MASTER: `virtual_ipaddress` then `virtual_ipaddress_excluded`.
     pub vips: Vec<Vip>,
-    /// Carried in adverts: the IPv4 `virtual_ipaddress`es.
+    /// The instance runs over IPv6 (keepalived's family: see
+    /// `lvs_config::VrrpInstance::ipv6`).
+    pub ipv6: bool,
+    /// Carried in adverts: the `virtual_ipaddress`es (IPv4 instance).
     pub advert_addrs: Vec<Ipv4Addr>,
-    pub src_ip: Option<Ipv4Addr>,
-    pub unicast_peers: Vec<Ipv4Addr>,
-    pub mcast_group: Ipv4Addr,
+    /// Carried in adverts: the `virtual_ipaddress`es (IPv6 instance).
+    pub advert_addrs6: Vec<Ipv6Addr>,
+    /// `unicast_src_ip` / `mcast_src_ip`, of the instance's family.
+    pub src_ip: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+    /// 224.0.0.18 (or `vrrp_mcast_group4`), ff02::12 for IPv6.
+    pub mcast_group: IpAddr,
     pub garp_delay: Duration,
     pub garp_repeat: u32,
     pub garp_refresh: Option<Duration>,
     pub garp_refresh_repeat: u32,
+    /// `vrrp_garp_interval` / `vrrp_gna_interval`: the pause between the
+    /// gratuitous ARPs / unsolicited NAs of a burst.
+    pub garp_interval: Duration,
+    pub gna_interval: Duration,
     pub notify: NotifyScripts,
     pub scripts: Vec<TrackedScript>,
     /// `track_interface`, the primary and the VIPs' interfaces.
@@ -64,13 +115,6 @@ pub(crate) struct Params {
     pub processes: Vec<TrackedProcess>,
     /// `track_file`.
     pub files: Vec<TrackedFile>,
-}
-
-fn v4(a: &IpAddr) -> Option<Ipv4Addr> {
-    match a {
-        IpAddr::V4(a) => Some(*a),
-        IpAddr::V6(_) => None,
-    }
 }
 
 impl Params {
@@ -104,14 +148,31 @@ impl Params {
         };
         let mut vips = Vec::new();
         let mut advert_addrs = Vec::new();
+        let mut advert_addrs6 = Vec::new();
         for (list, in_advert) in [
             (&i.virtual_ipaddress, true),
             (&i.virtual_ipaddress_excluded, false),
         ] {
             for e in list.iter() {
-                let Some(addr) = v4(&e.addr) else {
-                    warn!("({}) IPv6 VIP {} ignored (IPv4 only)", i.name, e.addr);
-                    continue;
+                let dev = e.dev.clone().unwrap_or_else(|| i.interface.clone());
+                let addr = match e.addr {
+                    IpAddr::V4(a) => a,
+                    IpAddr::V6(a) => {
+                        vips.push(Vip {
+                            dev,
+                            addr: VipAddr::V6(IfAddr6 {
+                                addr: a,
+                                prefix_len: e.prefix_len,
+                                nodad: !e.dad,
+                            }),
+                        });
+                        // The config keeps other-family addresses out of
+                        // virtual_ipaddress (keepalived's rule).
+                        if in_advert && i.ipv6 {
+                            advert_addrs6.push(a);
+                        }
+                        continue;
+                    }
                 };
                 let scope = match &e.scope {
                     Some(s) => Some(netlink::scope_from_name(s).ok_or_else(|| {
@@ -120,19 +181,32 @@ impl Params {
                     None => None,
                 };
                 vips.push(Vip {
-                    dev: e.dev.clone().unwrap_or_else(|| i.interface.clone()),
-                    addr: IfAddr {
+                    dev,
+                    addr: VipAddr::V4(IfAddr {
                         addr,
                         prefix_len: e.prefix_len,
                         brd: e.brd,
                         scope,
                         label: e.label.clone(),
-                    },
+                    }),
                 });
-                if in_advert {
+                if in_advert && !i.ipv6 {
                     advert_addrs.push(addr);
                 }
             }
+        }
+        if i.ipv6
+            && i.unicast_peer.is_empty()
+            && advert_addrs6
+                .first()
+                .is_some_and(|a| a.segments()[0] & 0xffc0 != 0xfe80)
+        {
+            // keepalived vrrp.c (RFC 5798 §5.2.9 wants the link-local one
+            // first); informational unless vrrp_strict.
+            info!(
+                "({}) the first IPv6 VIP address should be link local",
+                i.name
+            );
         }
         Ok(Params {
             machine: MachineParams {
@@ -148,18 +222,36 @@ impl Params {
             vrid: i.virtual_router_id,
             auth_pass,
             vips,
+            ipv6: i.ipv6,
             advert_addrs,
+            advert_addrs6,
             src_ip: i
                 .unicast_src_ip
-                .as_ref()
-                .or(i.mcast_src_ip.as_ref())
-                .and_then(v4),
-            unicast_peers: i.unicast_peer.iter().filter_map(v4).collect(),
-            mcast_group: cfg.global.vrrp_mcast_group4.unwrap_or(VRRP_MCAST_GROUP),
+                .or(i.mcast_src_ip)
+                .filter(|a| a.is_ipv6() == i.ipv6),
+            unicast_peers: i
+                .unicast_peer
+                .iter()
+                .copied()
+                .filter(|a| a.is_ipv6() == i.ipv6)
+                .collect(),
+            mcast_group: if i.ipv6 {
+                cfg.global
+                    .vrrp_mcast_group6
+                    .unwrap_or(VRRP_MCAST_GROUP6)
+                    .into()
+            } else {
+                cfg.global
+                    .vrrp_mcast_group4
+                    .unwrap_or(VRRP_MCAST_GROUP)
+                    .into()
+            },
             garp_delay: i.garp_master_delay,
             garp_repeat: i.garp_master_repeat.max(1),
             garp_refresh: i.garp_master_refresh.filter(|d| !d.is_zero()),
             garp_refresh_repeat: i.garp_master_refresh_repeat.max(1),
+            garp_interval: cfg.global.vrrp_garp_interval,
+            gna_interval: cfg.global.vrrp_gna_interval,
             notify: NotifyScripts::from(&i.notify).secure(),
             scripts: track::resolve(cfg, i)
                 .map_err(VrrpError::Config)?
@@ -184,6 +276,7 @@ impl Params {
             && self.machine.version == other.machine.version
             && self.ifname == other.ifname
             && self.vrid == other.vrid
+            && self.ipv6 == other.ipv6
             && self.unicast_peers.is_empty() == other.unicast_peers.is_empty()
             && self.mcast_group == other.mcast_group
     }
@@ -200,15 +293,26 @@ fn vip_links(vips: &[Vip]) -> Result<BTreeMap<String, netlink::Link>, VrrpError>
     Ok(out)
 }
 
-/// Our source address: configured, else the interface's first address
-/// that is not one of our VIPs (the primary).
-fn local_ip(p: &Params, ifindex: u32) -> Result<Ipv4Addr, VrrpError> {
+/// Our source address: configured, else (IPv4) the interface's first
+/// address that is not one of our VIPs (the primary), (IPv6) its link-local
+/// address (RFC 5798 §5.1.2.1, keepalived).
+fn local_ip(p: &Params, ifindex: u32) -> Result<IpAddr, VrrpError> {
     match p.src_ip {
         Some(a) => Ok(a),
+        None if p.ipv6 => netlink::addrs6(ifindex)?
+            .into_iter()
+            .find(IfAddr6::is_link_local)
+            .map(|a| a.addr.into())
+            .ok_or_else(|| {
+                VrrpError::Config(format!(
+                    "({}) interface {} has no IPv6 link-local address",
+                    p.machine.name, p.ifname
+                ))
+            }),
         None => netlink::addrs(ifindex)?
             .into_iter()
-            .map(|a| a.addr)
-            .find(|a| !p.vips.iter().any(|v| v.addr.addr == *a))
+            .map(|a| IpAddr::from(a.addr))
+            .find(|a| !p.vips.iter().any(|v| v.addr.ip() == *a))
             .ok_or_else(|| {
                 VrrpError::Config(format!(
                     "({}) interface {} has no IPv4 address",
@@ -332,7 +436,12 @@ impl Handle {
             .unicast_peers
             .is_empty()
             .then_some(params.mcast_group);
-        let sock = VrrpSocket::open(&params.ifname, link.index, mcast)?;
+        let sock = match mcast {
+            Some(IpAddr::V6(g)) => VrrpSocket::open6(&params.ifname, link.index, Some(g))?,
+            None if params.ipv6 => VrrpSocket::open6(&params.ifname, link.index, None)?,
+            Some(IpAddr::V4(g)) => VrrpSocket::open(&params.ifname, link.index, Some(g))?,
+            None => VrrpSocket::open(&params.ifname, link.index, None)?,
+        };
         let stats = Arc::new(Mutex::new(VrrpStats {
             instance: name.clone(),
             state: VrrpState::Init,
@@ -460,7 +569,7 @@ impl Task {
         if self.p.machine.priority != 255 {
             for v in &self.p.vips {
                 if let Some(link) = self.vip_links.get(&v.dev) {
-                    let _ = netlink::addr_del(link.index, &v.addr);
+                    let _ = v.addr.del(link.index);
                 }
             }
         }
@@ -491,10 +600,10 @@ impl Task {
             .min()
             .unwrap_or(link_check);
             tokio::select! {
-                r = self.sock.recv(&mut buf) => match r {
-                    Ok(n) => {
+                r = self.sock.recv_any(&mut buf) => match r {
+                    Ok((n, rx6)) => {
                         let pkt = buf[..n].to_vec();
-                        self.on_packet(&pkt).await;
+                        self.on_packet(&pkt, rx6).await;
                     }
                     Err(e) => {
                         warn!("({}) receive error: {e}", self.p.machine.name);
@@ -721,7 +830,7 @@ impl Task {
                 let old_links = vip_links(&old.vips).unwrap_or_default();
                 for v in old.vips.iter().filter(|v| !self.p.vips.contains(v)) {
                     if let Some(l) = old_links.get(&v.dev) {
-                        let _ = netlink::addr_del(l.index, &v.addr);
+                        let _ = v.addr.del(l.index);
                     }
                 }
                 let added: Vec<Vip> = self
@@ -802,7 +911,7 @@ impl Task {
                 }
                 NetEvent::AddrRemoved { index, addr } => {
                     let ours = self.p.vips.iter().any(|v| {
-                        v.addr.addr == addr
+                        v.addr.ip() == addr
                             && self.vip_links.get(&v.dev).map(|l| l.index) == Some(index)
                     });
                     if ours && self.machine.state == VrrpState::Master {
@@ -845,7 +954,7 @@ impl Task {
             return;
         }
         // One address dump per interface, not per VIP.
-        let mut present: BTreeMap<u32, Vec<Ipv4Addr>> = BTreeMap::new();
+        let mut present: BTreeMap<u32, Vec<IpAddr>> = BTreeMap::new();
         let mut missing = None;
         for v in &self.p.vips {
             let Some(link) = self.vip_links.get(&v.dev) else {
@@ -857,11 +966,18 @@ impl Task {
                     let Ok(addrs) = netlink::addrs(link.index) else {
                         continue;
                     };
-                    e.insert(addrs.into_iter().map(|a| a.addr).collect())
+                    let mut all: Vec<IpAddr> = addrs.into_iter().map(|a| a.addr.into()).collect();
+                    if self.p.vips.iter().any(|v| matches!(v.addr, VipAddr::V6(_))) {
+                        let Ok(addrs6) = netlink::addrs6(link.index) else {
+                            continue;
+                        };
+                        all.extend(addrs6.into_iter().map(|a| IpAddr::from(a.addr)));
+                    }
+                    e.insert(all)
                 }
             };
-            if !addrs.contains(&v.addr.addr) {
-                missing = Some(v.addr.addr);
+            if !addrs.contains(&v.addr.ip()) {
+                missing = Some(v.addr.ip());
                 break;
             }
         }
@@ -936,34 +1052,68 @@ impl Task {
         self.sync_fault(now).await;
     }
 
-    async fn on_packet(&mut self, pkt: &[u8]) {
-        let exp = Expect {
-            version: self.p.machine.version,
-            vrid: self.p.vrid,
-            auth_pass: self.p.auth_pass,
-            adver_int_cs: (self.p.machine.adver_int.as_millis() / 10) as u16,
-            vips: &self.p.advert_addrs,
-            check_ttl: self.p.unicast_peers.is_empty(),
+    async fn on_packet(&mut self, pkt: &[u8], rx6: Option<Rx6>) {
+        let adver_int_cs = (self.p.machine.adver_int.as_millis() / 10) as u16;
+        let check_ttl = self.p.unicast_peers.is_empty();
+        // Both families reduce to what the state machine hears plus the
+        // address-list mismatch line.
+        let parsed: Result<(Heard, Option<String>), RejectReason> = match rx6 {
+            Some(rx) => packet::parse_advert6(
+                pkt,
+                &rx,
+                &Expect {
+                    version: self.p.machine.version,
+                    vrid: self.p.vrid,
+                    auth_pass: self.p.auth_pass,
+                    adver_int_cs,
+                    vips: &self.p.advert_addrs6,
+                    check_ttl,
+                },
+            )
+            .map(|a| {
+                let line = a
+                    .addr_mismatch
+                    .as_ref()
+                    .map(|m| m.log_line(&self.p.machine.name, a.src));
+                (heard(a.src.into(), a.priority, a.adver_int_cs), line)
+            }),
+            None => packet::parse_advert(
+                pkt,
+                &Expect {
+                    version: self.p.machine.version,
+                    vrid: self.p.vrid,
+                    auth_pass: self.p.auth_pass,
+                    adver_int_cs,
+                    vips: &self.p.advert_addrs,
+                    check_ttl,
+                },
+            )
+            .map(|a| {
+                let line = a
+                    .addr_mismatch
+                    .as_ref()
+                    .map(|m| m.log_line(&self.p.machine.name, a.src));
+                (heard(a.src.into(), a.priority, a.adver_int_cs), line)
+            }),
         };
-        match packet::parse_advert(pkt, &exp) {
+        match parsed {
             Err(reason) => self.reject(&reason),
-            Ok(a) => {
+            Ok((heard, line)) => {
                 {
                     let mut s = self.stats.lock().unwrap();
                     s.adverts_received += 1;
-                    if a.priority == 0 {
+                    if heard.priority == 0 {
                         s.priority_zero_received += 1;
                     }
-                    if a.addr_mismatch.is_some() {
+                    if line.is_some() {
                         s.addr_list_mismatch += 1;
                     }
                 }
-                if let Some(m) = &a.addr_mismatch {
+                if let Some(line) = line {
                     // Logged, not dropped (keepalived ≥ 2.3.3): during a
                     // rolling VIP change the nodes' lists differ for a while.
                     let n = self.reasons_logged.entry("addr_list_mismatch").or_default();
                     *n += 1;
-                    let line = m.log_line(&self.p.machine.name, a.src);
                     if *n <= 20 {
                         info!("{line}");
                     } else {
@@ -973,13 +1123,6 @@ impl Task {
                 if matches!(self.machine.state, VrrpState::Init | VrrpState::Fault) {
                     return;
                 }
-                let heard = Heard {
-                    src: a.src,
-                    priority: a.priority,
-                    // A (checksum-valid) zero interval would make our
-                    // master-down timer zero: count it as 10 ms.
-                    adver_int: Duration::from_millis(a.adver_int_cs.max(1) as u64 * 10),
-                };
                 let acts = self.machine.on_advert(Instant::now(), heard);
                 self.apply(acts).await;
             }
@@ -1008,23 +1151,45 @@ impl Task {
 
     fn send(&mut self, priority: u8) {
         let src = self.machine.local_ip;
-        let dsts: Vec<Ipv4Addr> = if self.p.unicast_peers.is_empty() {
+        let dsts: Vec<IpAddr> = if self.p.unicast_peers.is_empty() {
             vec![self.p.mcast_group]
         } else {
             self.p.unicast_peers.clone()
         };
+        let adver_int_cs = (self.p.machine.adver_int.as_millis() / 10) as u16;
         for dst in dsts {
-            let pkt = packet::build_advert(&Outgoing {
-                version: self.p.machine.version,
-                vrid: self.p.vrid,
-                priority,
-                adver_int_cs: (self.p.machine.adver_int.as_millis() / 10) as u16,
-                addrs: &self.p.advert_addrs,
-                auth_pass: self.p.auth_pass,
-                src,
-                dst,
-            });
-            match self.sock.send(&pkt, dst) {
+            let sent = match (src, dst) {
+                (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                    let pkt = packet::build_advert(&Outgoing {
+                        version: self.p.machine.version,
+                        vrid: self.p.vrid,
+                        priority,
+                        adver_int_cs,
+                        addrs: &self.p.advert_addrs,
+                        auth_pass: self.p.auth_pass,
+                        src,
+                        dst,
+                    });
+                    self.sock.send(&pkt, dst)
+                }
+                (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                    let msg = packet::build_advert6(&Outgoing {
+                        version: self.p.machine.version,
+                        vrid: self.p.vrid,
+                        priority,
+                        adver_int_cs,
+                        addrs: &self.p.advert_addrs6,
+                        auth_pass: self.p.auth_pass,
+                        src,
+                        dst,
+                    });
+                    self.sock.send6(&msg, src, dst)
+                }
+                _ => Err(std::io::Error::other(format!(
+                    "source {src} and destination {dst} are of different families"
+                ))),
+            };
+            match sent {
                 Ok(()) => {
                     let mut s = self.stats.lock().unwrap();
                     s.adverts_sent += 1;
@@ -1047,18 +1212,53 @@ impl Task {
         let Some(link) = self.vip_links.get(&v.dev) else {
             return;
         };
+        // keepalived's wording: IPv6 VIPs are announced by unsolicited
+        // neighbour advertisements, repeated as gratuitous ARPs are.
+        let what = match v.addr {
+            VipAddr::V4(_) => "gratuitous ARPs",
+            VipAddr::V6(_) => "Unsolicited Neighbour Adverts",
+        };
         info!(
-            "({}) Sending/queueing gratuitous ARPs on {} for {}",
-            self.p.machine.name, v.dev, v.addr.addr
+            "({}) Sending/queueing {what} on {} for {}",
+            self.p.machine.name,
+            v.dev,
+            v.addr.ip()
         );
-        for _ in 0..repeat {
-            if let Err(e) = netlink::send_garp(link.index, link.mac, v.addr.addr) {
-                warn!(
-                    "({}) gratuitous ARP for {}: {e}",
-                    self.p.machine.name, v.addr.addr
-                );
-                break;
+        let router = matches!(v.addr, VipAddr::V6(_)) && netlink::ipv6_forwarding(&v.dev);
+        let (ifindex, mac, addr) = (link.index, link.mac, v.addr.clone());
+        let name = self.p.machine.name.clone();
+        let send = move || {
+            let r = match &addr {
+                VipAddr::V4(a) => netlink::send_garp(ifindex, mac, a.addr),
+                VipAddr::V6(a) => netlink::send_unsolicited_na(ifindex, mac, a.addr, router),
+            };
+            if let Err(e) = &r {
+                warn!("({name}) {what} for {}: {e}", addr.ip());
             }
+            r.is_ok()
+        };
+        let pause = match v.addr {
+            VipAddr::V4(_) => self.p.garp_interval,
+            VipAddr::V6(_) => self.p.gna_interval,
+        };
+        if pause.is_zero() {
+            for _ in 0..repeat {
+                if !send() {
+                    break;
+                }
+            }
+        } else {
+            // Paced: off the instance's task, so its timers keep running.
+            tokio::spawn(async move {
+                for n in 0..repeat {
+                    if n > 0 {
+                        tokio::time::sleep(pause).await;
+                    }
+                    if !send() {
+                        break;
+                    }
+                }
+            });
         }
     }
 
@@ -1067,10 +1267,13 @@ impl Task {
             let Some(link) = self.vip_links.get(&v.dev) else {
                 continue;
             };
-            if let Err(e) = netlink::addr_add(link.index, &v.addr) {
+            if let Err(e) = v.addr.add(link.index) {
                 warn!(
                     "({}) cannot add {}/{} to {}: {e}",
-                    self.p.machine.name, v.addr.addr, v.addr.prefix_len, v.dev
+                    self.p.machine.name,
+                    v.addr.ip(),
+                    v.addr.prefix_len(),
+                    v.dev
                 );
             }
         }
@@ -1100,10 +1303,12 @@ impl Task {
                     self.refresh_next = None;
                     for v in &self.p.vips {
                         if let Some(link) = self.vip_links.get(&v.dev) {
-                            if let Err(e) = netlink::addr_del(link.index, &v.addr) {
+                            if let Err(e) = v.addr.del(link.index) {
                                 warn!(
                                     "({}) cannot remove {} from {}: {e}",
-                                    self.p.machine.name, v.addr.addr, v.dev
+                                    self.p.machine.name,
+                                    v.addr.ip(),
+                                    v.dev
                                 );
                             }
                         }
@@ -1147,5 +1352,16 @@ impl Task {
             _ => None,
         };
         self.report_group();
+    }
+}
+
+/// What the state machine needs of a valid advert.
+fn heard(src: IpAddr, priority: u8, adver_int_cs: u16) -> Heard {
+    Heard {
+        src,
+        priority,
+        // A (checksum-valid) zero interval would make our master-down
+        // timer zero: count it as 10 ms.
+        adver_int: Duration::from_millis(adver_int_cs.max(1) as u64 * 10),
     }
 }

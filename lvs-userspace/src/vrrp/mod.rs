@@ -1,13 +1,18 @@
-//! keepalived-compatible VRRP for IPv4: VRRPv2 (RFC 3768, `auth_type PASS`)
-//! and VRRPv3 (RFC 5798, centisecond intervals), multicast to
-//! `vrrp_mcast_group4` (224.0.0.18) or unicast to `unicast_peer`s.
+//! keepalived-compatible VRRP: VRRPv2 (RFC 3768, `auth_type PASS`) and
+//! VRRPv3 (RFC 5798, centisecond intervals), multicast to
+//! `vrrp_mcast_group4` (224.0.0.18) or unicast to `unicast_peer`s; over
+//! IPv6 (an instance whose addresses are IPv6, or `native_ipv6`) VRRPv3 to
+//! ff02::12 from the interface's link-local address, hop limit 255, VIPs
+//! added with `nodad` and announced by unsolicited neighbour
+//! advertisements (`garp_master_*` repeats apply to them).
 //!
 //! - [`packet`]: the advert codec, pure ([`parse_advert`] validates in
 //!   keepalived's order and names the reason of every rejection);
 //! - [`state`]: the state machine INIT/BACKUP/MASTER/FAULT, pure;
-//! - `socket`: the raw protocol-112 socket (`IP_HDRINCL`, TTL 255);
-//! - `instance`: one task per `vrrp_instance` tying them to netlink (VIPs)
-//!   and gratuitous ARP;
+//! - `socket`: the raw protocol-112 socket (IPv4: `IP_HDRINCL`, TTL 255;
+//!   IPv6: `IPV6_PKTINFO` source, hop limit 255 both ways);
+//! - `instance`: one task per `vrrp_instance` tying them to netlink (VIPs),
+//!   gratuitous ARP and unsolicited NA;
 //! - [`notify`]: `notify_master/backup/fault/stop` and `notify` scripts;
 //! - [`track`]: `track_script` / `vrrp_script` (weights, rise, fall).
 //!
@@ -35,7 +40,7 @@ pub mod sync;
 pub mod track;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -74,7 +79,7 @@ pub struct VrrpStats {
     pub became_master: u64,
     /// The current master: ourselves when MASTER, the last one heard when
     /// BACKUP.
-    pub master_ip: Option<Ipv4Addr>,
+    pub master_ip: Option<IpAddr>,
 }
 
 impl Default for VrrpStats {

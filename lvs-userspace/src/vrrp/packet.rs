@@ -1,4 +1,4 @@
-//! The VRRP advertisement codec (RFC 3768 v2, RFC 5798 v3, IPv4).
+//! The VRRP advertisement codec (RFC 3768 v2, RFC 5798 v3), IPv4 and IPv6.
 //!
 //! Pure functions only (std, no crate items): the fuzz target includes this
 //! file directly.
@@ -12,13 +12,21 @@
 //! v2: |                 Authentication Data (8 bytes)                |
 //! ```
 //! v2's checksum covers the VRRP message; v3's adds the IPv4 pseudo-header
-//! (source, destination, 0, 112, length).
+//! (source, destination, 0, 112, length) or the IPv6 one (source,
+//! destination, 32-bit length, 0, 0, 0, 112).
+//!
+//! IPv4 works on whole datagrams (the raw socket delivers and takes the IP
+//! header); IPv6 on the VRRP message alone (raw IPv6 sockets never carry
+//! the header: the addresses and hop limit travel beside it, [`Rx6`]).
 
-use std::net::Ipv4Addr;
+use std::fmt::Display;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const IPPROTO_VRRP: u8 = 112;
 /// keepalived's `vrrp_mcast_group4` default.
 pub const VRRP_MCAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// RFC 5798 §5.1.2.2 (keepalived's `vrrp_mcast_group6` default).
+pub const VRRP_MCAST_GROUP6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 pub const VRRP_TTL: u8 = 255;
 pub const AUTH_NONE: u8 = 0;
 pub const AUTH_PASS: u8 = 1;
@@ -29,33 +37,34 @@ const AUTH_LEN: usize = 8;
 /// keepalived sends adverts with TOS "internetwork control".
 const TOS: u8 = 0xc0;
 
-/// A received advertisement that passed every check.
+/// A received advertisement that passed every check (`A`: the family's
+/// address type).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Advert {
+pub struct Advert<A = Ipv4Addr> {
     pub version: u8,
     pub vrid: u8,
     pub priority: u8,
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: A,
+    pub dst: A,
     /// The sender's advertisement interval in centiseconds (v2: seconds × 100).
     pub adver_int_cs: u16,
-    pub addrs: Vec<Ipv4Addr>,
+    pub addrs: Vec<A>,
     /// The address list differs from ours: logged and counted, but the
     /// advert is accepted (keepalived ≥ 2.3.3, RFC 3768 §7.1 "MAY"), so a
     /// VIP added on one node first does not make two masters.
-    pub addr_mismatch: Option<AddrMismatch>,
+    pub addr_mismatch: Option<AddrMismatch<A>>,
 }
 
 /// How an advert's address list differs from ours.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AddrMismatch {
+pub enum AddrMismatch<A = Ipv4Addr> {
     Count { got: u8, expected: usize },
-    Missing { vrid: u8, addr: Ipv4Addr },
+    Missing { vrid: u8, addr: A },
 }
 
-impl AddrMismatch {
+impl<A: Display> AddrMismatch<A> {
     /// keepalived's wording.
-    pub fn log_line(&self, iname: &str, src: Ipv4Addr) -> String {
+    pub fn log_line(&self, iname: &str, src: A) -> String {
         match self {
             AddrMismatch::Count { got, expected } => {
                 format!("({iname}) expected {expected} VIPs but received {got}")
@@ -69,16 +78,17 @@ impl AddrMismatch {
 
 /// What the receiving instance expects.
 #[derive(Clone, Debug)]
-pub struct Expect<'a> {
+pub struct Expect<'a, A = Ipv4Addr> {
     pub version: u8,
     pub vrid: u8,
     /// v2 only: `Some(password padded to 8 bytes)` for `auth_type PASS`.
     pub auth_pass: Option<[u8; 8]>,
     /// Our own interval in centiseconds (v2 must match exactly).
     pub adver_int_cs: u16,
-    /// The addresses our adverts carry (the IPv4 `virtual_ipaddress`es).
-    pub vips: &'a [Ipv4Addr],
-    /// TTL must be 255 (multicast); keepalived skips it with unicast peers.
+    /// The addresses our adverts carry (the `virtual_ipaddress`es).
+    pub vips: &'a [A],
+    /// TTL / hop limit must be 255 (multicast); keepalived skips it with
+    /// unicast peers.
     pub check_ttl: bool,
 }
 
@@ -363,16 +373,16 @@ pub fn parse_advert(bytes: &[u8], exp: &Expect<'_>) -> Result<Advert, RejectReas
 
 /// What to send.
 #[derive(Clone, Debug)]
-pub struct Outgoing<'a> {
+pub struct Outgoing<'a, A = Ipv4Addr> {
     pub version: u8,
     pub vrid: u8,
     pub priority: u8,
     /// Centiseconds; v2 sends `adver_int_cs / 100` seconds (at least 1).
     pub adver_int_cs: u16,
-    pub addrs: &'a [Ipv4Addr],
+    pub addrs: &'a [A],
     pub auth_pass: Option<[u8; 8]>,
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: A,
+    pub dst: A,
 }
 
 /// The whole IPv4 datagram of an advertisement (for an `IP_HDRINCL` socket).
@@ -418,6 +428,179 @@ pub fn build_advert(o: &Outgoing<'_>) -> Vec<u8> {
     p
 }
 
+/// What the IPv6 socket delivered beside a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rx6 {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    /// From `IPV6_HOPLIMIT` ancillary data (`None`: not delivered, which
+    /// counts as a bad hop limit where it is checked).
+    pub hop_limit: Option<u8>,
+}
+
+fn pseudo6(src: Ipv6Addr, dst: Ipv6Addr, len: usize) -> u32 {
+    let mut p = [0u8; 40];
+    p[0..16].copy_from_slice(&src.octets());
+    p[16..32].copy_from_slice(&dst.octets());
+    p[32..36].copy_from_slice(&(len as u32).to_be_bytes());
+    p[39] = IPPROTO_VRRP;
+    csum_add(0, &p)
+}
+
+/// The VRRP checksum of an IPv6 advert `msg` (v3: with the IPv6
+/// pseudo-header).
+pub fn vrrp_checksum6(version: u8, src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    let acc = if version == 3 {
+        pseudo6(src, dst, msg.len())
+    } else {
+        0
+    };
+    csum_fold(csum_add(acc, msg))
+}
+
+/// Parses and validates one VRRP message received over IPv6, in
+/// keepalived's order of checks (as [`parse_advert`]; the IPv6 header's
+/// checks are the hop limit, and the length is the message's).
+pub fn parse_advert6(
+    msg: &[u8],
+    rx: &Rx6,
+    exp: &Expect<'_, Ipv6Addr>,
+) -> Result<Advert<Ipv6Addr>, RejectReason> {
+    if msg.len() < VRRP_HDR {
+        return Err(RejectReason::TooShort {
+            got: msg.len(),
+            min: VRRP_HDR,
+        });
+    }
+    if exp.check_ttl && rx.hop_limit != Some(VRRP_TTL) {
+        return Err(RejectReason::Ttl(rx.hop_limit.unwrap_or(0)));
+    }
+    let hd = msg;
+    if exp.version == 2 {
+        let auth = hd[4];
+        if auth != AUTH_NONE && auth != AUTH_PASS && auth != AUTH_AH {
+            return Err(RejectReason::InvalidAuthType(auth));
+        }
+        let want = if exp.auth_pass.is_some() {
+            AUTH_PASS
+        } else {
+            AUTH_NONE
+        };
+        if auth != want {
+            return Err(RejectReason::AuthTypeMismatch {
+                got: auth,
+                expected: want,
+            });
+        }
+        if let Some(pw) = &exp.auth_pass {
+            if msg.len() < VRRP_HDR + AUTH_LEN || &msg[msg.len() - AUTH_LEN..] != pw {
+                return Err(RejectReason::Password);
+            }
+        }
+        let got_s = hd[5] as u16;
+        if got_s as u32 * 100 != exp.adver_int_cs as u32 {
+            return Err(RejectReason::Interval {
+                mine_s: exp.adver_int_cs / 100,
+                got_s,
+            });
+        }
+    }
+    let version = hd[0] >> 4;
+    if version != exp.version {
+        return Err(RejectReason::Version {
+            got: version,
+            expected: exp.version,
+        });
+    }
+    if hd[0] & 0x0f != 1 {
+        return Err(RejectReason::Type(hd[0] & 0x0f));
+    }
+    if hd[1] != exp.vrid {
+        return Err(RejectReason::Vrid {
+            got: hd[1],
+            expected: exp.vrid,
+        });
+    }
+    let naddr = hd[3];
+    let auth_len = if exp.version == 2 { AUTH_LEN } else { 0 };
+    let expected = VRRP_HDR + 16 * naddr as usize + auth_len;
+    if msg.len() != expected {
+        return Err(RejectReason::Length {
+            got: msg.len(),
+            expected,
+        });
+    }
+    if vrrp_checksum6(version, rx.src, rx.dst, msg) != 0 {
+        return Err(RejectReason::Checksum { version });
+    }
+    let addrs: Vec<Ipv6Addr> = hd[VRRP_HDR..VRRP_HDR + 16 * naddr as usize]
+        .chunks_exact(16)
+        .map(|c| Ipv6Addr::from(<[u8; 16]>::try_from(c).expect("16 bytes")))
+        .collect();
+    let addr_mismatch = if naddr as usize != exp.vips.len() {
+        Some(AddrMismatch::Count {
+            got: naddr,
+            expected: exp.vips.len(),
+        })
+    } else {
+        exp.vips
+            .iter()
+            .find(|v| !addrs.contains(v))
+            .map(|missing| AddrMismatch::Missing {
+                vrid: exp.vrid,
+                addr: *missing,
+            })
+    };
+    let adver_int_cs = if version == 3 {
+        u16::from_be_bytes([hd[4], hd[5]]) & 0x0fff
+    } else {
+        hd[5] as u16 * 100
+    };
+    Ok(Advert {
+        version,
+        vrid: hd[1],
+        priority: hd[2],
+        src: rx.src,
+        dst: rx.dst,
+        adver_int_cs,
+        addrs,
+        addr_mismatch,
+    })
+}
+
+/// The VRRP message of an IPv6 advertisement (the kernel writes the IPv6
+/// header; the checksum is computed with `o.src`, which must be the source
+/// the message is sent from).
+pub fn build_advert6(o: &Outgoing<'_, Ipv6Addr>) -> Vec<u8> {
+    let auth_len = if o.version == 2 { AUTH_LEN } else { 0 };
+    let n = o.addrs.len().min(255);
+    let msg_len = VRRP_HDR + 16 * n + auth_len;
+    let mut h = vec![0u8; msg_len];
+    h[0] = (o.version << 4) | 1;
+    h[1] = o.vrid;
+    h[2] = o.priority;
+    h[3] = n as u8;
+    if o.version == 3 {
+        h[4..6].copy_from_slice(&(o.adver_int_cs & 0x0fff).to_be_bytes());
+    } else {
+        h[4] = if o.auth_pass.is_some() {
+            AUTH_PASS
+        } else {
+            AUTH_NONE
+        };
+        h[5] = (o.adver_int_cs / 100).clamp(1, 255) as u8;
+    }
+    for (i, a) in o.addrs.iter().take(n).enumerate() {
+        h[VRRP_HDR + 16 * i..VRRP_HDR + 16 * i + 16].copy_from_slice(&a.octets());
+    }
+    if let (2, Some(pw)) = (o.version, &o.auth_pass) {
+        h[msg_len - AUTH_LEN..msg_len].copy_from_slice(pw);
+    }
+    let c = vrrp_checksum6(o.version, o.src, o.dst, &h);
+    h[6..8].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
 /// `auth_pass` as sent on the wire: at most 8 bytes, zero padded.
 pub fn pad_pass(pass: &str) -> [u8; 8] {
     let mut out = [0u8; 8];
@@ -455,6 +638,144 @@ mod tests {
             adver_int_cs: 100,
             vips: &[VIP],
             check_ttl: true,
+        }
+    }
+
+    const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
+    const LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+
+    fn out6(priority: u8) -> Vec<u8> {
+        build_advert6(&Outgoing {
+            version: 3,
+            vrid: 60,
+            priority,
+            adver_int_cs: 100,
+            addrs: &[VIP6],
+            auth_pass: None,
+            src: LL,
+            dst: VRRP_MCAST_GROUP6,
+        })
+    }
+
+    fn exp6() -> Expect<'static, Ipv6Addr> {
+        Expect {
+            version: 3,
+            vrid: 60,
+            auth_pass: None,
+            adver_int_cs: 100,
+            vips: &[VIP6],
+            check_ttl: true,
+        }
+    }
+
+    const RX6: Rx6 = Rx6 {
+        src: LL,
+        dst: VRRP_MCAST_GROUP6,
+        hop_limit: Some(255),
+    };
+
+    #[test]
+    fn v6_roundtrip_and_rejections() {
+        let good = out6(150);
+        assert_eq!(good.len(), 8 + 16);
+        let a = parse_advert6(&good, &RX6, &exp6()).unwrap();
+        assert_eq!((a.src, a.priority, a.addrs.clone()), (LL, 150, vec![VIP6]));
+        let r = |b: &[u8], rx: &Rx6| parse_advert6(b, rx, &exp6()).unwrap_err().key();
+        assert_eq!(r(&good[..7], &RX6), "packet_too_short");
+        let hop64 = Rx6 {
+            hop_limit: Some(64),
+            ..RX6
+        };
+        assert_eq!(r(&good, &hop64), "ip_ttl");
+        assert_eq!(
+            parse_advert6(&good, &hop64, &exp6())
+                .unwrap_err()
+                .log_line("VI_6"),
+            "(VI_6) invalid ttl. 64 and expect 255"
+        );
+        let no_hop = Rx6 {
+            hop_limit: None,
+            ..RX6
+        };
+        assert_eq!(r(&good, &no_hop), "ip_ttl");
+        // The pseudo-header: another source or destination breaks it.
+        let forged = Rx6 {
+            src: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 9),
+            ..RX6
+        };
+        assert_eq!(r(&good, &forged), "checksum");
+        let mut b = good.clone();
+        b[1] = 61;
+        assert_eq!(r(&b, &RX6), "vrid");
+        let mut b = good.clone();
+        b.push(0);
+        assert_eq!(r(&b, &RX6), "packet_length");
+        let mut b = good.clone();
+        b[0] = 0x21;
+        assert_eq!(r(&b, &RX6), "version");
+        let mut b = good.clone();
+        b[10] ^= 1;
+        assert_eq!(r(&b, &RX6), "checksum");
+        // Unicast peers: the hop limit is not checked (keepalived).
+        let e = Expect {
+            check_ttl: false,
+            ..exp6()
+        };
+        assert!(parse_advert6(&good, &hop64, &e).is_ok());
+    }
+
+    /// keepalived (not strict) keeps `version 2` written before an IPv6
+    /// address: VRRPv2 over IPv6, PASS authentication, no pseudo-header.
+    #[test]
+    fn v6_v2_pass() {
+        let o = Outgoing {
+            version: 2,
+            auth_pass: Some(pad_pass("7890")),
+            ..Outgoing {
+                version: 3,
+                vrid: 60,
+                priority: 120,
+                adver_int_cs: 100,
+                addrs: &[VIP6],
+                auth_pass: None,
+                src: LL,
+                dst: VRRP_MCAST_GROUP6,
+            }
+        };
+        let p = build_advert6(&o);
+        assert_eq!(p.len(), 8 + 16 + 8);
+        let e = Expect {
+            version: 2,
+            auth_pass: Some(pad_pass("7890")),
+            ..exp6()
+        };
+        let a = parse_advert6(&p, &RX6, &e).unwrap();
+        assert_eq!((a.version, a.priority, a.adver_int_cs), (2, 120, 100));
+        let wrong = Expect {
+            auth_pass: Some(pad_pass("1234")),
+            ..e.clone()
+        };
+        assert_eq!(
+            parse_advert6(&p, &RX6, &wrong).unwrap_err().key(),
+            "auth_failure"
+        );
+    }
+
+    /// A VRRPv3 IPv6 advert as keepalived 2.2.7 sends it: 1 s = 100 cs,
+    /// one address, checksum over the IPv6 pseudo-header.
+    #[test]
+    fn v6_layout() {
+        let p = out6(200);
+        assert_eq!(&p[..6], &[0x31, 60, 200, 1, 0, 100]);
+        assert_eq!(&p[8..24], &VIP6.octets());
+        assert_eq!(vrrp_checksum6(3, LL, VRRP_MCAST_GROUP6, &p), 0);
+    }
+
+    #[test]
+    fn v6_never_panics_on_prefixes() {
+        let good = out6(100);
+        for n in 0..=good.len() {
+            let _ = parse_advert6(&good[..n], &RX6, &exp6());
         }
     }
 

@@ -2,7 +2,7 @@
 //! validated adverts and the clock, outputs are [`Action`]s the instance
 //! task carries out. Log lines follow keepalived's wording.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -64,7 +64,7 @@ pub enum Action {
 /// The essentials of a valid advert.
 #[derive(Clone, Copy, Debug)]
 pub struct Heard {
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     pub priority: u8,
     pub adver_int: Duration,
 }
@@ -74,7 +74,7 @@ pub struct Machine {
     pub p: MachineParams,
     pub state: VrrpState,
     /// Our primary address (ties at equal priority go to the higher one).
-    pub local_ip: Ipv4Addr,
+    pub local_ip: IpAddr,
     /// v3: the master's interval as last heard; v2: ours.
     master_adver_int: Duration,
     master_down_at: Option<Instant>,
@@ -85,7 +85,7 @@ pub struct Machine {
     preempt_hold: Option<Instant>,
     /// "delaying preemption" logged for the current hold.
     hold_logged: bool,
-    pub master_ip: Option<Ipv4Addr>,
+    pub master_ip: Option<IpAddr>,
     /// A `vrrp_sync_group` member: MASTER only when the group says so.
     pub grouped: bool,
     /// Grouped BACKUP whose master-down timer ran out (keepalived's
@@ -97,7 +97,7 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn new(p: MachineParams, local_ip: Ipv4Addr) -> Self {
+    pub fn new(p: MachineParams, local_ip: IpAddr) -> Self {
         Machine {
             master_adver_int: p.adver_int,
             p,
@@ -365,8 +365,7 @@ impl Machine {
                     return out;
                 }
                 let higher = h.priority > self.p.priority
-                    || (h.priority == self.p.priority
-                        && u32::from(h.src) > u32::from(self.local_ip));
+                    || (h.priority == self.p.priority && h.src > self.local_ip);
                 if higher {
                     info!(
                         "({name}) Master received advert from {} with higher priority {}, ours {}",
@@ -441,7 +440,7 @@ impl Machine {
     /// (`ip addr flush`, a network reload): as keepalived, leave MASTER,
     /// and unless another master shows up within the skew time, take over
     /// again, adding the addresses back and announcing them.
-    pub fn on_vip_removed(&mut self, now: Instant, addr: Ipv4Addr) -> Vec<Action> {
+    pub fn on_vip_removed(&mut self, now: Instant, addr: IpAddr) -> Vec<Action> {
         let mut out = Vec::new();
         if self.state != VrrpState::Master {
             return out;
@@ -457,6 +456,7 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn m(prio: u8, version: u8, adv_ms: u64, preempt: bool) -> Machine {
         Machine::new(
@@ -469,13 +469,13 @@ mod tests {
                 preempt_delay: Duration::ZERO,
                 init_master: false,
             },
-            Ipv4Addr::new(198, 18, 0, 3),
+            Ipv4Addr::new(198, 18, 0, 3).into(),
         )
     }
 
     fn heard(prio: u8, adv_ms: u64) -> Heard {
         Heard {
-            src: Ipv4Addr::new(198, 18, 0, 2),
+            src: Ipv4Addr::new(198, 18, 0, 2).into(),
             priority: prio,
             adver_int: Duration::from_millis(adv_ms),
         }
@@ -677,7 +677,7 @@ mod tests {
         let mut x = m(200, 2, 1000, true);
         master_at(&mut x, t0);
         let t = t0 + Duration::from_secs(10);
-        let a = x.on_vip_removed(t, Ipv4Addr::new(198, 18, 0, 100));
+        let a = x.on_vip_removed(t, Ipv4Addr::new(198, 18, 0, 100).into());
         assert_eq!(x.state, VrrpState::Backup);
         assert!(a.contains(&Action::DropVips), "the other VIPs go too");
         assert!(!a.contains(&Action::Send(0)), "no priority 0: we come back");
@@ -690,7 +690,7 @@ mod tests {
         let mut b = m(100, 2, 1000, true);
         b.start(t0);
         assert!(b
-            .on_vip_removed(t0, Ipv4Addr::new(198, 18, 0, 100))
+            .on_vip_removed(t0, Ipv4Addr::new(198, 18, 0, 100).into())
             .is_empty());
     }
 
@@ -700,7 +700,7 @@ mod tests {
         let mut x = m(100, 2, 1000, true);
         master_at(&mut x, t0);
         let t = t0 + Duration::from_secs(10);
-        x.on_vip_removed(t, Ipv4Addr::new(198, 18, 0, 100));
+        x.on_vip_removed(t, Ipv4Addr::new(198, 18, 0, 100).into());
         x.on_advert(t + Duration::from_millis(100), heard(150, 1000));
         assert!(x.on_timer(t + x.skew_time()).is_empty());
         assert_eq!(x.state, VrrpState::Backup);
