@@ -297,14 +297,15 @@ pub struct LcLeaf {
 /// leaf IPVS's scan would pick among the leaves below it (the first of
 /// the least overhead per weight). Changed only under `lock`: counts by
 /// the data path as connections open, change state and close (one path
-/// to the root), the whole tree from the maps when `tick` is not
-/// `settings.tick` (every agent change, every second).
+/// to the root), the whole tree from the maps when `generation` is not
+/// `settings.lc_gen` (the agent changed a weight, a server's liveness, the
+/// list or its count corrections).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct LcTree {
     pub lock: bpf_spin_lock,
-    /// `settings.tick` of the last rebuild; 0 = never built.
-    pub tick: u32,
+    /// `settings.lc_gen` of the last rebuild.
+    pub generation: u32,
     /// The service's SVC_F_* bits at the last rebuild.
     pub flags: u32,
     /// Servers in the list at the last rebuild.
@@ -316,7 +317,7 @@ pub struct LcTree {
 impl LcTree {
     pub const ZERO: LcTree = LcTree {
         lock: bpf_spin_lock { val: 0 },
-        tick: 0,
+        generation: 0,
         flags: 0,
         len: 0,
         winner: [0; 2 * LC_TREE_LEAVES],
@@ -475,7 +476,11 @@ pub struct Settings {
     pub tick: u32,
     /// SET_F_* bits.
     pub flags: u32,
-    pub _pad: u32,
+    /// Generation of what the least-connection trees read from the maps
+    /// (weights, liveness, lists, the agent's count corrections): the
+    /// agent bumps it on each such change; a tree whose generation differs
+    /// is rebuilt by the next new connection (`LcTree::generation`).
+    pub lc_gen: u32,
     /// Idle timeout in seconds per connection state, indexed by `tcp::State`
     /// (and `tcp::STATE_UDP`). IPVS defaults.
     pub timeouts_s: [u32; tcp::NUM_STATES],
@@ -487,7 +492,7 @@ impl Default for Settings {
             layout: LAYOUT_VERSION,
             tick: 1,
             flags: 0,
-            _pad: 0,
+            lc_gen: 0,
             timeouts_s: tcp::DEFAULT_TIMEOUTS_S,
         }
     }

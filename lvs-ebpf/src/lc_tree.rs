@@ -10,7 +10,7 @@
 //! Counts enter the tree under the tree's spin lock together with the
 //! atomic add to `backend_conns`, so the leaf and the counter never
 //! disagree; everything the agent changes (weights, liveness, the list,
-//! `backend_conns_adj`) is read again when `settings.tick` moves.
+//! `backend_conns_adj`) is read again when it bumps `settings.lc_gen`.
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop};
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
@@ -32,7 +32,7 @@ const LEVELS: u32 = LEAVES.trailing_zeros();
 /// instead), `Some(None)` = no server may take the connection,
 /// `Some(Some(id))` = IPVS's choice.
 #[inline(always)]
-pub fn pick(svc: &Service, tick: u32) -> Option<Option<u32>> {
+pub fn pick(svc: &Service, generation: u32) -> Option<Option<u32>> {
     let tree = LC_TREES.get_ptr_mut(&svc.id)?;
     let len = if svc.ring_len < LEAVES {
         svc.ring_len
@@ -41,12 +41,14 @@ pub fn pick(svc: &Service, tick: u32) -> Option<Option<u32>> {
     };
     // SAFETY: a live map value; these header words are only stored whole
     // (a rebuild racing on another CPU stores the same values).
-    let stale = unsafe { (*tree).tick != tick || (*tree).flags != svc.flags || (*tree).len != len };
+    let stale = unsafe {
+        (*tree).generation != generation || (*tree).flags != svc.flags || (*tree).len != len
+    };
     if stale {
         rebuild(svc, len);
         // SAFETY: as above.
         unsafe {
-            (*tree).tick = tick;
+            (*tree).generation = generation;
             (*tree).flags = svc.flags;
             (*tree).len = len;
         }

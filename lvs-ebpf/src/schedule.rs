@@ -56,7 +56,7 @@ pub fn pick(
     pending: bool,
 ) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_PERSISTENT == 0 {
-        return choose(svc, flow, settings.tick);
+        return choose(svc, flow, settings.lc_gen);
     }
     let key = template_key(svc, flow.src_be);
     let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
@@ -66,7 +66,7 @@ pub fn pick(
     }
     // No template, an expired one, or one whose backend is down: schedule
     // and (re)write the template.
-    let (id, hop) = choose(svc, flow, settings.tick)?;
+    let (id, hop) = choose(svc, flow, settings.lc_gen)?;
     let template = Persist {
         backend: id,
         flags: 0,
@@ -225,9 +225,9 @@ fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
 /// The service's scheduler: a walk of its sequence (rr, wrr) or a lookup
 /// in its hash table (sh, mh, dh).
 #[inline(always)]
-fn choose(svc: &Service, flow: &FlowKey, tick: u32) -> Step<(u32, NextHop)> {
+fn choose(svc: &Service, flow: &FlowKey, lc_gen: u32) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_SCHED_LC != 0 {
-        return least_connections(svc, tick);
+        return least_connections(svc, lc_gen);
     }
     if svc.flags & SVC_F_SCHED_HASHED == 0 {
         return next_in_ring(svc);
@@ -404,11 +404,11 @@ fn fallback_walk(
 /// earlier server wins a tie. The service's tournament tree (`lc_tree`)
 /// has the answer at its root; a service without one (more than
 /// MAX_LC_TREES of them) is scanned under `bpf_loop`, so the verifier
-/// checks one step, not LC_MAX_SERVERS of them. `tick` only tells the
-/// tree when to re-read what the agent changed.
+/// checks one step, not LC_MAX_SERVERS of them. `lc_gen` tells the tree
+/// when to re-read what the agent changed.
 #[inline(always)]
-fn least_connections(svc: &Service, tick: u32) -> Step<(u32, NextHop)> {
-    if let Some(choice) = lc_tree::pick(svc, tick) {
+fn least_connections(svc: &Service, lc_gen: u32) -> Step<(u32, NextHop)> {
+    if let Some(choice) = lc_tree::pick(svc, lc_gen) {
         let id = choice.ok_or(NO_BACKEND)?;
         return Ok((id, backend_hop(id, svc.id).ok_or(NO_BACKEND)?));
     }

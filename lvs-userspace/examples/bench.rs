@@ -210,6 +210,17 @@ fn main() -> Result<()> {
     // The schedulers that read more than a cursor, in the same run.
     expect_action(tools.prog("bench_harness")?, &syn(WLC_VIP), TX, "wlc SYN")?;
     let new_flow_wlc = measure(tools.prog("bench_harness")?, &syn(WLC_VIP), repeat)? - harness;
+    // The first least-connection new flow after the agent changed what
+    // the trees read (`settings.lc_gen`) rebuilds the service's tree from
+    // the maps: one run after each of 11 bumps, the median.
+    let mut rebuilds = Vec::new();
+    for _ in 0..11 {
+        dp.update_settings(|s| s.lc_gen = s.lc_gen.wrapping_add(1))?;
+        let (_, d) = testrun::time(tools.prog("bench_harness")?, &syn(WLC_VIP), 1)?;
+        rebuilds.push(d.as_nanos() as f64);
+    }
+    rebuilds.sort_by(f64::total_cmp);
+    let wlc_rebuild = rebuilds[rebuilds.len() / 2];
     expect_action(tools.prog("bench_harness")?, &syn(MH_VIP), TX, "mh SYN")?;
     let new_flow_mh = measure(tools.prog("bench_harness")?, &syn(MH_VIP), repeat)? - harness;
     // Persistence hit: new connection, existing template.
@@ -254,6 +265,7 @@ fn main() -> Result<()> {
         ("new connection (SYN + ACK)", new_flow + promotion),
         ("new TCP flow, 1000 backends", new_flow_1000),
         ("new TCP flow, wlc 1000 backends", new_flow_wlc),
+        ("wlc 1000, tree rebuilt", wlc_rebuild),
         ("new TCP flow, mh 10 backends", new_flow_mh),
         ("persistence hit (new conn)", persist_hit),
     ]
@@ -319,6 +331,7 @@ fn main() -> Result<()> {
         "new_flow_1000_backends_ratio": new_flow_1000 / reflector,
         "new_flow_wlc_1000_ns": new_flow_wlc,
         "new_flow_wlc_1000_vs_wrr": new_flow_wlc / new_flow,
+        "wlc_1000_tree_rebuild_ns": wlc_rebuild,
         "new_flow_mh_ns": new_flow_mh,
         "new_flow_mh_vs_wrr": new_flow_mh / new_flow,
         "established_1000_backends_ratio": established_1000 / reflector,

@@ -458,7 +458,9 @@ impl Datapath {
         self.write_vip_filter()?;
         self.sync_lc_trees()?;
         if !report.is_empty() {
-            self.tick()?;
+            // A new cache generation, and the least-connection trees
+            // re-read weights, liveness and lists.
+            self.update_settings(|s| s.lc_gen = s.lc_gen.wrapping_add(1))?;
         }
         Ok(report)
     }

@@ -411,14 +411,13 @@ impl State {
             }
         }
         if corrected {
-            // The least-connection trees re-read the corrections on a new
-            // tick: now rather than at the next second.
+            // The least-connection trees re-read the corrections.
             let mut settings = self
                 .maps
                 .settings
                 .get(&0, 0)
                 .map_err(map_err(names::SETTINGS))?;
-            settings.tick = settings.tick.wrapping_add(1);
+            settings.lc_gen = settings.lc_gen.wrapping_add(1);
             self.maps
                 .settings
                 .set(0, settings, 0)
