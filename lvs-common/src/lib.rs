@@ -12,6 +12,7 @@
 //! [`LAYOUT_VERSION`] so a running datapath of the old layout is not re-adopted.
 #![no_std]
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod hash;
 pub mod tcp;

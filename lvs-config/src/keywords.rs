@@ -10,63 +10,96 @@
 //! "unknown keyword" (or with the capability table's own warning, which
 //! says what traffic sees: `capability`).
 
-/// Top-level blocks with a typed model.
-pub(crate) const ROOT_MODELLED: &[&str] = &[
-    "global_defs",
-    "vrrp_script",
-    "vrrp_sync_group",
-    "vrrp_instance",
-    "virtual_server_group",
-    "virtual_server",
-    "vrrp_track_process",
-    "track_file",
-    "bgp_announce",
-];
+/// How lvs-xdp reads a top-level keyword keepalived knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RootKind {
+    /// A block with a typed model (a handler in `parse::parse_root`).
+    Modelled,
+    /// Another name keepalived accepts for a modelled block.
+    Alias,
+    /// Known to keepalived, not modelled: skipped whole with a warning.
+    Ignored,
+    /// `include`, resolved while the files are read (`source`).
+    Include,
+}
 
-/// Top-level keywords keepalived knows that we do not model (their blocks
-/// are skipped whole).
-pub(crate) const ROOT_IGNORED: &[&str] = &[
-    "static_ipaddress",
-    "static_routes",
-    "static_rules",
-    "garp_group",
-    "linkbeat_interfaces",
-    "track_group",
-    "interface_up_down_delays",
-    "bfd_instance",
-    "SSL",
-    "linkbeat_use_polling",
-    "net_namespace",
-    "net_namespace_ipvs",
-    "namespace_with_ipsets",
-    "use_pid_dir",
-    "instance",
-    "child_wait_time",
-];
+/// One top-level keyword.
+#[derive(Debug)]
+pub(crate) struct RootKw {
+    pub name: &'static str,
+    pub kind: RootKind,
+    /// Opens a block that only exists at the top level: seen inside a
+    /// block, it almost always means a `}` is missing above it. (Not
+    /// `track_file`, which is also a block inside `vrrp_instance`.)
+    pub root_only_block: bool,
+}
 
-/// Every top-level keyword, for "did you mean".
-pub(crate) const ROOT_ALL: &[&str] = &[
-    "global_defs",
-    "vrrp_script",
-    "vrrp_sync_group",
-    "vrrp_instance",
-    "virtual_server_group",
-    "virtual_server",
-    "static_ipaddress",
-    "static_routes",
-    "static_rules",
-    "garp_group",
-    "linkbeat_interfaces",
-    "vrrp_track_process",
-    "track_group",
-    "interface_up_down_delays",
-    "bfd_instance",
-    "SSL",
-    "track_file",
-    "vrrp_track_file",
-    "net_namespace",
-    "include",
-    "bgp_announce",
+const fn root(name: &'static str, kind: RootKind, root_only_block: bool) -> RootKw {
+    RootKw {
+        name,
+        kind,
+        root_only_block,
+    }
+}
+
+/// Every top-level keyword: the one list from which the parser's "did you
+/// mean", "not supported yet, ignored" and "top-level blocks are" and the
+/// tree's missing-`}` check are derived.
+pub(crate) const ROOT: &[RootKw] = {
+    use RootKind::*;
+    &[
+        root("global_defs", Modelled, true),
+        root("vrrp_script", Modelled, true),
+        root("vrrp_sync_group", Modelled, true),
+        root("vrrp_instance", Modelled, true),
+        root("virtual_server_group", Modelled, true),
+        root("virtual_server", Modelled, true),
+        root("vrrp_track_process", Modelled, true),
+        root("track_file", Modelled, false),
+        root("vrrp_track_file", Alias, true),
+        root("bgp_announce", Modelled, false),
+        root("static_ipaddress", Ignored, true),
+        root("static_routes", Ignored, true),
+        root("static_rules", Ignored, true),
+        root("garp_group", Ignored, true),
+        root("linkbeat_interfaces", Ignored, true),
+        root("track_group", Ignored, true),
+        root("interface_up_down_delays", Ignored, true),
+        root("bfd_instance", Ignored, true),
+        root("SSL", Ignored, false),
+        root("linkbeat_use_polling", Ignored, false),
+        root("net_namespace", Ignored, false),
+        root("net_namespace_ipvs", Ignored, false),
+        root("namespace_with_ipsets", Ignored, false),
+        root("use_pid_dir", Ignored, false),
+        root("instance", Ignored, false),
+        root("child_wait_time", Ignored, false),
+        root("include", Include, false),
+    ]
+};
+
+/// The top-level keyword `name`, if keepalived knows it.
+pub(crate) fn root_keyword(name: &str) -> Option<&'static RootKw> {
+    ROOT.iter().find(|k| k.name == name)
+}
+
+/// The top-level keywords of one kind.
+pub(crate) fn root_names(kind: RootKind) -> impl Iterator<Item = &'static str> {
+    ROOT.iter().filter(move |k| k.kind == kind).map(|k| k.name)
+}
+
+/// The health checkers a `real_server` block may hold (check_*.c).
+pub(crate) const CHECKERS: [&str; 10] = [
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "MISC_CHECK",
+    "SMTP_CHECK",
+    "DNS_CHECK",
+    "UDP_CHECK",
+    "PING_CHECK",
+    "FILE_CHECK",
+    "BFD_CHECK",
 ];
 
 /// `global_defs` keywords (global_parser.c `init_global_keywords`).
@@ -374,7 +407,7 @@ pub(crate) const VS_ALL: &[&str] = &[
     "real_server",
 ];
 
-/// `real_server` keywords (plus the checkers).
+/// `real_server` keywords (the checkers are in [`CHECKERS`]).
 pub(crate) const RS_ALL: &[&str] = &[
     "weight",
     "lvs_method",
@@ -392,14 +425,56 @@ pub(crate) const RS_ALL: &[&str] = &[
     "smtp_alert",
     "virtualhost",
     "snmp_name",
-    "TCP_CHECK",
-    "HTTP_GET",
-    "SSL_GET",
-    "MISC_CHECK",
-    "SMTP_CHECK",
-    "DNS_CHECK",
-    "UDP_CHECK",
-    "PING_CHECK",
-    "FILE_CHECK",
-    "BFD_CHECK",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(text: &str) -> Vec<String> {
+        let r = crate::parse_str("root.conf", text, &Default::default());
+        r.diagnostics.iter().map(|d| d.message.clone()).collect()
+    }
+
+    /// The parser reads each top-level keyword as the list says: modelled
+    /// ones by a handler, ignored ones with the "not supported yet" warning,
+    /// none as unknown.
+    #[test]
+    fn every_root_keyword_is_read_as_its_kind_says() {
+        for k in ROOT.iter().filter(|k| k.kind != RootKind::Include) {
+            let msgs = messages(&format!("{} x {{\n}}\n", k.name));
+            assert!(
+                !msgs.iter().any(|m| m.contains("unknown top-level keyword")),
+                "{}: {msgs:?}",
+                k.name
+            );
+            let ignored = format!("`{}` is not supported yet, ignored", k.name);
+            assert_eq!(
+                msgs.contains(&ignored),
+                k.kind == RootKind::Ignored,
+                "{}: {msgs:?}",
+                k.name
+            );
+        }
+    }
+
+    /// A root-only block inside another block: the missing `}` is named.
+    #[test]
+    fn a_root_block_inside_a_block_is_a_missing_brace() {
+        for k in ROOT.iter().filter(|k| k.root_only_block) {
+            let msgs = messages(&format!(
+                "vrrp_instance VI_1 {{\n state MASTER\n{} x {{\n}}\n",
+                k.name
+            ));
+            let want = format!(
+                "missing '}}': block `vrrp_instance VI_1` opened here is not closed before `{}`",
+                k.name
+            );
+            assert!(
+                msgs.iter().any(|m| m.starts_with(&want)),
+                "{}: {msgs:?}",
+                k.name
+            );
+        }
+    }
+}

@@ -140,9 +140,11 @@ fn finish(loader: source::Loader<'_>) -> ParseResult {
     let nodes = tree::build(loader.toks, &mut diags);
     let mut p = parse::Parser::new(diags);
     let config = parse::parse_root(&mut p, &nodes);
+    let mut diagnostics = p.diags;
+    lint::lint(&mut diagnostics, &config);
     ParseResult {
         config,
-        diagnostics: p.diags,
+        diagnostics,
     }
 }
 

@@ -5,16 +5,18 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::capability::{self, Support};
+use crate::diag::Diagnostics;
 use crate::diag::Severity;
 use crate::model::{Config, LbKind, VipEntry, VrrpInstance, VsAddr, VsgEntry};
-use crate::parse::Parser;
 
-pub(crate) fn lint(p: &mut Parser, cfg: &Config) {
-    brd(p, cfg);
-    vip_coverage(p, cfg);
-    forwarding(p, cfg);
-    references(p, cfg);
-    vrid_clash(p, cfg);
+/// Runs every whole-config check on the parsed model.
+pub(crate) fn lint(diags: &mut Diagnostics, cfg: &Config) {
+    brd(diags, cfg);
+    vip_coverage(diags, cfg);
+    forwarding(diags, cfg);
+    references(diags, cfg);
+    vrid_clash(diags, cfg);
+    bgp_announce(diags, cfg);
 }
 
 fn net_of(a: Ipv4Addr, len: u8) -> (u32, u32) {
@@ -27,7 +29,7 @@ fn net_of(a: Ipv4Addr, len: u8) -> (u32, u32) {
 }
 
 /// `brd` must be the subnet's broadcast address.
-fn brd(p: &mut Parser, cfg: &Config) {
+fn brd(diags: &mut Diagnostics, cfg: &Config) {
     for vi in &cfg.vrrp_instances {
         for v in vi
             .virtual_ipaddress
@@ -44,7 +46,7 @@ fn brd(p: &mut Parser, cfg: &Config) {
             let want = Ipv4Addr::from(net | !mask);
             if b != want {
                 let span = v.brd_span.as_ref().unwrap_or(&v.span);
-                p.diags.add(
+                diags.add(
                     Severity::Warning,
                     span,
                     format!(
@@ -78,7 +80,7 @@ fn same_subnet(insts: &[VrrpInstance], a: IpAddr) -> Option<(&VrrpInstance, &Vip
 
 /// Every virtual-server address should be a VIP of some vrrp_instance, or
 /// failover does not move the service.
-fn vip_coverage(p: &mut Parser, cfg: &Config) {
+fn vip_coverage(diags: &mut Diagnostics, cfg: &Config) {
     if cfg.vrrp_instances.is_empty() || cfg.bgp_announce.is_some() {
         // No VRRP here, or the VIPs are announced over BGP (bgp_announce):
         // the addresses are not VRRP's to carry.
@@ -128,7 +130,7 @@ fn vip_coverage(p: &mut Parser, cfg: &Config) {
                 ),
                 None => format!("add `{a}` to the virtual_ipaddress of the vrrp_instance that should carry it"),
             };
-            p.diags.add(
+            diags.add(
                 Severity::Warning,
                 &vs.addr_span,
                 format!("virtual_server address {a} is not carried by {who} (not in any virtual_ipaddress): it will not move on failover"),
@@ -150,13 +152,13 @@ fn method(k: LbKind) -> &'static str {
     }
 }
 
-fn forwarding(p: &mut Parser, cfg: &Config) {
+fn forwarding(diags: &mut Diagnostics, cfg: &Config) {
     for vs in &cfg.virtual_servers {
         if let Some(Support::Refused(why)) =
             capability::lookup("virtual_server", "lb_kind", Some(method(vs.lb_kind)))
         {
             let span = vs.lb_kind_span.as_ref().unwrap_or(&vs.span);
-            p.diags.add(
+            diags.add(
                 Severity::Error,
                 span,
                 format!(
@@ -193,7 +195,7 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
                     .iter()
                     .find(|rs| rs.addr.is_ipv6() != first.is_ipv6())
                 {
-                    p.diags.add(
+                    diags.add(
                         Severity::Error,
                         span,
                         format!(
@@ -211,7 +213,7 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
                         } else {
                             format!("with lb_kind DR packets keep port {port}")
                         };
-                        p.diags.add(
+                        diags.add(
                             Severity::Warning,
                             span,
                             format!(
@@ -228,7 +230,7 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
             let refused = capability::lookup("real_server", "lvs_method", Some(method(rs.lb_kind)));
             if let (true, Some(Support::Refused(why))) = (rs.lb_kind != vs.lb_kind, refused) {
                 let span = rs.lb_kind_span.as_ref().unwrap_or(&rs.span);
-                p.diags.add(
+                diags.add(
                     Severity::Error,
                     span,
                     format!(
@@ -243,7 +245,7 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
                 // keepalived resets the port to the virtual server's (its
                 // checkers then connect there); lvs-xdp keeps it for the
                 // checkers (README: deliberate differences).
-                p.diags.add(
+                diags.add(
                     Severity::Warning,
                     &rs.span,
                     format!(
@@ -258,11 +260,11 @@ fn forwarding(p: &mut Parser, cfg: &Config) {
 }
 
 /// Names used before/without being defined.
-fn references(p: &mut Parser, cfg: &Config) {
+fn references(diags: &mut Diagnostics, cfg: &Config) {
     for vi in &cfg.vrrp_instances {
         for t in &vi.track_script {
             if !cfg.vrrp_scripts.iter().any(|s| s.name == t.name) {
-                p.diags.add(
+                diags.add(
                     Severity::Warning,
                     &t.span,
                     format!(
@@ -277,7 +279,7 @@ fn references(p: &mut Parser, cfg: &Config) {
     for g in &cfg.vrrp_sync_groups {
         for name in &g.group {
             if cfg.vrrp_instance(name).is_none() {
-                p.diags.add(
+                diags.add(
                     Severity::Error,
                     &g.span,
                     format!(
@@ -292,7 +294,7 @@ fn references(p: &mut Parser, cfg: &Config) {
     for vs in &cfg.virtual_servers {
         if let VsAddr::Group(gname) = &vs.addr {
             if cfg.virtual_server_group(gname).is_none() {
-                p.diags.add(
+                diags.add(
                     Severity::Error,
                     &vs.addr_span,
                     format!("virtual_server group `{gname}`: no virtual_server_group of that name"),
@@ -306,12 +308,12 @@ fn references(p: &mut Parser, cfg: &Config) {
 }
 
 /// Two instances with one virtual_router_id on one interface fight.
-fn vrid_clash(p: &mut Parser, cfg: &Config) {
+fn vrid_clash(diags: &mut Diagnostics, cfg: &Config) {
     let mut seen: HashMap<(&str, u8, bool), &VrrpInstance> = HashMap::new();
     for vi in &cfg.vrrp_instances {
         let v6 = vi.ipv6;
         if let Some(prev) = seen.insert((vi.interface.as_str(), vi.virtual_router_id, v6), vi) {
-            p.diags.add(
+            diags.add(
                 Severity::Error,
                 &vi.span,
                 format!(
@@ -320,6 +322,42 @@ fn vrid_clash(p: &mut Parser, cfg: &Config) {
                 ),
                 Some("give each instance on an interface its own virtual_router_id".into()),
             );
+        }
+    }
+}
+
+/// Whole-config checks of `bgp_announce`: something to announce, and no
+/// VIP that VRRP moves as well.
+fn bgp_announce(diags: &mut Diagnostics, cfg: &Config) {
+    let Some(a) = &cfg.bgp_announce else { return };
+    if cfg.virtual_servers.is_empty() {
+        diags.add(
+            Severity::Warning,
+            &a.span,
+            "`bgp_announce` has no virtual_server to announce",
+            None,
+        );
+    }
+    for vs in &cfg.virtual_servers {
+        let VsAddr::Ip(addr, _) = vs.addr else {
+            continue;
+        };
+        for vi in &cfg.vrrp_instances {
+            if let Some(v) = vi.virtual_ipaddress.iter().find(|v| v.addr == addr) {
+                diags.add(
+                    Severity::Warning,
+                    &v.span,
+                    format!(
+                        "{addr} is announced over BGP (bgp_announce) and also held by vrrp_instance {}: \
+                         the router sends it to every director either way",
+                        vi.name
+                    ),
+                    Some(format!(
+                        "remove {addr} from the virtual_ipaddress of {}",
+                        vi.name
+                    )),
+                );
+            }
         }
     }
 }

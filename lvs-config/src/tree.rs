@@ -35,27 +35,6 @@ impl Node {
     }
 }
 
-/// Top-level keywords that open a block; seeing one of them inside a block
-/// almost always means a `}` is missing above it.
-pub(crate) const ROOT_BLOCKS: &[&str] = &[
-    "global_defs",
-    "vrrp_script",
-    "vrrp_sync_group",
-    "vrrp_instance",
-    "virtual_server_group",
-    "virtual_server",
-    "static_ipaddress",
-    "static_routes",
-    "static_rules",
-    "garp_group",
-    "linkbeat_interfaces",
-    "vrrp_track_process",
-    "track_group",
-    "interface_up_down_delays",
-    "bfd_instance",
-    "vrrp_track_file",
-];
-
 struct Open {
     header: Vec<Word>,
     brace: Span,
@@ -123,7 +102,10 @@ pub(crate) fn build(toks: Vec<Tok>, diags: &mut Diagnostics) -> Vec<Node> {
                     });
                     continue;
                 }
-                if !stack.is_empty() && ROOT_BLOCKS.contains(&header[0].text.as_str()) {
+                if !stack.is_empty()
+                    && crate::keywords::root_keyword(&header[0].text)
+                        .is_some_and(|k| k.root_only_block)
+                {
                     let outer = &stack[0];
                     diags.add(
                         Severity::Fatal,

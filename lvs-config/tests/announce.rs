@@ -1,5 +1,7 @@
 //! `bgp_announce { }`: lvs-xdp's route-health-injection block.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -42,32 +44,23 @@ fn mistakes_name_file_line_and_column() {
         "bgp_announce {\n  daemon bird\n  local_as 65001\n  neighbor 198.18.0.250 AS 65000\n}\n",
     );
     assert_eq!(r.exit_code(), 3, "{:?}", messages(&r));
-    assert!(
-        messages(&r)
-            .iter()
-            .any(|m| m.starts_with("a.conf:4:25: fatal: `neighbor 198.18.0.250`: expected `as`")),
-        "{:?}",
-        messages(&r)
+    common::assert_diag_starts(
+        &r,
+        "a.conf:4:25: fatal: `neighbor 198.18.0.250`: expected `as`",
     );
 
     let r = parse("bgp_announce {\n  daemon gobgp\n}\n");
-    assert!(messages(&r)
-        .iter()
-        .any(|m| m.starts_with("a.conf:2:10: fatal: `daemon gobgp`")));
+    common::assert_diag_starts(&r, "a.conf:2:10: fatal: `daemon gobgp`");
 
     let r = parse("bgp_announce {\n  daemon bird\n  neighbor 198.18.0.250 as 65000\n}\n");
-    assert!(messages(&r)
-        .iter()
-        .any(|m| m.starts_with("a.conf:1:1: fatal: `bgp_announce` has no `local_as`")));
+    common::assert_diag_starts(&r, "a.conf:1:1: fatal: `bgp_announce` has no `local_as`");
     assert!(r.config.bgp_announce.is_none());
 
     let r = parse("bgp_announce {\n  daemon bird\n  local_as 65001\n  neighbor 198.18.0.250 as 65000\n  bfd_interval 0.001\n  nieghbor x\n}\n");
     let m = messages(&r);
-    assert!(
-        m.iter().any(
-            |m| m.starts_with("a.conf:5:16: error: `bfd_interval` value 0.001 is out of range")
-        ),
-        "{m:?}"
+    common::assert_diag_starts(
+        &r,
+        "a.conf:5:16: error: `bfd_interval` value 0.001 is out of range",
     );
     assert!(
         m.iter().any(|m| m
@@ -84,12 +77,9 @@ fn whole_config_checks() {
     let r = parse(
         "bgp_announce {\n  daemon bird\n  local_as 65001\n  neighbor 198.18.0.250 as 65000\n}\n",
     );
-    assert!(
-        messages(&r)
-            .iter()
-            .any(|m| m.starts_with("a.conf:1:1: warning: `bgp_announce` has no virtual_server")),
-        "{:?}",
-        messages(&r)
+    common::assert_diag_starts(
+        &r,
+        "a.conf:1:1: warning: `bgp_announce` has no virtual_server",
     );
     let r = parse(
         "vrrp_instance VI_1 {\n interface bond0\n virtual_router_id 1\n priority 100\n virtual_ipaddress {\n  198.18.0.100/32\n }\n}\n\
@@ -98,10 +88,9 @@ fn whole_config_checks() {
          virtual_server 198.18.0.101 80 {\n lb_algo mh\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n}\n",
     );
     let m = messages(&r);
-    assert!(
-        m.iter()
-            .any(|m| m.starts_with("a.conf:6:3: warning: 198.18.0.100 is announced over BGP")),
-        "{m:?}"
+    common::assert_diag_starts(
+        &r,
+        "a.conf:6:3: warning: 198.18.0.100 is announced over BGP",
     );
     // .101 is announced, not carried by VRRP: no "no vrrp_instance carries it".
     assert!(!m.iter().any(|m| m.contains("198.18.0.101")), "{m:?}");

@@ -134,17 +134,7 @@ fn corpus() -> Vec<PathBuf> {
     let dir = common::configs_dir();
     let mut v = Vec::new();
     for sub in ["samples", "keepalived"] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
-            .expect("corpus dir")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .filter(|p| {
-                let n = p.file_name().unwrap().to_string_lossy();
-                !n.ends_with(".expected") && !n.ends_with(".options") && !n.ends_with(".md")
-            })
-            .collect();
-        files.sort();
-        v.extend(files);
+        v.extend(common::config_files(&dir.join(sub)));
     }
     v.push(dir.join("seed.conf"));
     v.push(dir.join("seed.conf.orig"));
@@ -181,6 +171,17 @@ struct KaMsg {
     file: Option<String>,
     line: Option<u32>,
     text: String,
+}
+
+impl KaMsg {
+    /// The base name of the file it names, else of `config` (keepalived
+    /// names only included files).
+    fn file_in<'a>(&'a self, config: &'a Path) -> &'a str {
+        self.file
+            .as_deref()
+            .map(base)
+            .unwrap_or_else(|| config.file_name().unwrap().to_str().unwrap())
+    }
 }
 
 impl std::fmt::Display for KaMsg {
@@ -311,11 +312,7 @@ fn keepalived_t_and_lvs_config_report_the_same_findings() {
             }
             let covered = match m.line {
                 Some(line) => {
-                    let file = m
-                        .file
-                        .as_deref()
-                        .map(base)
-                        .unwrap_or_else(|| f.file_name().unwrap().to_str().unwrap());
+                    let file = m.file_in(f);
                     r.diagnostics
                         .iter()
                         .any(|d| base(&d.span.file) == file && d.span.line == line)
@@ -346,11 +343,7 @@ fn keepalived_t_and_lvs_config_report_the_same_findings() {
         {
             let shared = ka.iter().any(|m| match m.line {
                 Some(line) => {
-                    let file = m
-                        .file
-                        .as_deref()
-                        .map(base)
-                        .unwrap_or_else(|| f.file_name().unwrap().to_str().unwrap());
+                    let file = m.file_in(f);
                     base(&d.span.file) == file
                         && (d.span.line == line
                             || skipped.iter().any(|(sf, a, b)| {
@@ -742,32 +735,23 @@ fn keepalived_dump_matches_the_vrrp_model() {
                     .map(|a| a.pass.clone())
                     .unwrap_or_else(|| "None".into()),
             );
+            // Sets, compared as their (sorted) Debug text.
             let tracked: BTreeSet<String> = v.track_script.iter().map(|t| t.name.clone()).collect();
-            compared.set(compared.get() + 1);
-            if tracked != k.tracked {
-                problems.borrow_mut().push(format!(
-                    "{}: vrrp_instance {} track_script: keepalived {:?}, lvs-config {:?}",
-                    f.display(),
-                    v.name,
-                    k.tracked,
-                    tracked
-                ));
-            }
-            let ours: BTreeSet<String> = v
+            check(
+                w("track_script"),
+                Some(format!("{:?}", k.tracked)),
+                format!("{tracked:?}"),
+            );
+            let vips: BTreeSet<String> = v
                 .virtual_ipaddress
                 .iter()
                 .map(|a| vip_text(a.addr, a.prefix_len))
                 .collect();
-            compared.set(compared.get() + 1);
-            if ours != k.vips {
-                problems.borrow_mut().push(format!(
-                    "{}: vrrp_instance {} virtual_ipaddress: keepalived {:?}, lvs-config {:?}",
-                    f.display(),
-                    v.name,
-                    k.vips,
-                    ours
-                ));
-            }
+            check(
+                w("virtual_ipaddress"),
+                Some(format!("{:?}", k.vips)),
+                format!("{vips:?}"),
+            );
         }
         for s in &c.vrrp_scripts {
             let Some(k) = scripts.get(&s.name) else {

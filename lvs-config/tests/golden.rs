@@ -12,20 +12,6 @@ use lvs_config::{
     parse_file, LbKind, ParseOptions, Severity,
 };
 
-fn inputs(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("configs dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy();
-            !n.ends_with(".expected") && !n.ends_with(".options") && !n.ends_with(".md")
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn options(path: &Path) -> ParseOptions {
     let mut opts = ParseOptions::with_config_id("lvs1");
     let opt_file = PathBuf::from(format!("{}.options", path.display()));
@@ -42,11 +28,11 @@ fn options(path: &Path) -> ParseOptions {
 #[test]
 fn golden() {
     let dir = common::configs_dir();
-    let mut files = inputs(&dir);
-    files.extend(inputs(&dir.join("samples")));
+    let mut files = common::config_files(&dir);
+    files.extend(common::config_files(&dir.join("samples")));
     // One file per construct where keepalived's reading is subtle (issue 18);
     // the differential test runs them through keepalived 2.2.7 too.
-    files.extend(inputs(&dir.join("keepalived")));
+    files.extend(common::config_files(&dir.join("keepalived")));
     assert!(files.len() >= 15, "only {} golden configs", files.len());
     let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut failed = Vec::new();
@@ -75,7 +61,7 @@ fn golden() {
 #[test]
 fn samples_have_no_errors() {
     let dir = common::configs_dir().join("samples");
-    let files = inputs(&dir);
+    let files = common::config_files(&dir);
     assert_eq!(files.len(), 25);
     for f in files {
         // keepalived 2.2.7 itself rejects this sample's old sync-group

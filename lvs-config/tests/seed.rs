@@ -255,20 +255,14 @@ fn vrrp_required_items_and_ranges() {
         &ParseOptions::with_config_id("x"),
     );
     let msgs: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("v.conf:2:11: error: `priority` value 256 is out of range")),
-        "{msgs:#?}"
+    common::assert_diag_starts(
+        &r,
+        "v.conf:2:11: error: `priority` value 256 is out of range",
     );
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("v.conf:3:13: error: `advert_int` value 300")),
-        "{msgs:#?}"
-    );
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("v.conf:1:1: fatal: vrrp_instance `A` has no `interface`")),
-        "{msgs:#?}"
+    common::assert_diag_starts(&r, "v.conf:3:13: error: `advert_int` value 300");
+    common::assert_diag_starts(
+        &r,
+        "v.conf:1:1: fatal: vrrp_instance `A` has no `interface`",
     );
     assert!(
         msgs.iter()
@@ -276,4 +270,25 @@ fn vrrp_required_items_and_ranges() {
         "{msgs:#?}"
     );
     assert_eq!(r.exit_code(), lvs_config::EXIT_CANNOT_RUN);
+}
+
+#[test]
+fn a_block_name_defined_twice_keeps_the_first() {
+    let r = lvs_config::parse_str(
+        "d.conf",
+        "track_file tf {\n file /run/a\n}\ntrack_file tf {\n file /run/b\n}\n\
+         virtual_server_group G {\n 198.18.0.100 80\n}\nvirtual_server_group G {\n 198.18.0.101 80\n}\n",
+        &ParseOptions::default(),
+    );
+    common::assert_diag_starts(
+        &r,
+        "d.conf:4:1: error: track_file `tf` defined twice; the second is ignored",
+    );
+    common::assert_diag_starts(
+        &r,
+        "d.conf:10:1: error: virtual_server_group `G` defined twice; the second is ignored",
+    );
+    assert_eq!(r.config.track_files.len(), 1);
+    assert_eq!(r.config.track_file("tf").unwrap().file, "/run/a");
+    assert_eq!(r.config.virtual_server_groups.len(), 1);
 }

@@ -90,6 +90,19 @@ impl Default for LabSpec {
     }
 }
 
+impl LabSpec {
+    /// The default lab (one director holding the VIPs, real servers
+    /// running `lvs-lab-httpd`) with `real_servers` real servers and
+    /// `client_addrs` client addresses.
+    pub fn sized(real_servers: usize, client_addrs: usize) -> Self {
+        LabSpec {
+            real_servers,
+            client_addrs,
+            ..LabSpec::default()
+        }
+    }
+}
+
 /// Address of director `i` (0-based): 198.18.0.2 + i.
 pub fn director_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, 2 + i as u8)

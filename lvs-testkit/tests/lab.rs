@@ -27,6 +27,20 @@ fn spec() -> LabSpec {
     }
 }
 
+/// A lab of `real_servers` and `client_addrs` with this crate's HTTP
+/// server, and how long creating it took.
+fn timed_lab(real_servers: usize, client_addrs: usize) -> (Lab, Duration) {
+    setup();
+    let t0 = Instant::now();
+    let lab = Lab::create(LabSpec {
+        real_servers,
+        client_addrs,
+        ..spec()
+    })
+    .unwrap();
+    (lab, t0.elapsed())
+}
+
 fn pid_alive(pid: u32) -> bool {
     // Our children are reaped by the lab, so /proc/PID disappears.
     Path::new(&format!("/proc/{pid}")).exists()
@@ -43,16 +57,7 @@ fn assert_gone(prefix: &str, pids: &[u32]) {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn three_real_servers_answer_120_clients_then_teardown() {
-    setup();
-    let t0 = Instant::now();
-    let lab = Lab::create(LabSpec {
-        directors: 1,
-        real_servers: 3,
-        client_addrs: 120,
-        ..spec()
-    })
-    .unwrap();
-    let created = t0.elapsed();
+    let (lab, created) = timed_lab(3, 120);
     assert_eq!(lab.client_addrs().len(), 120);
     let prefix = lab.prefix().to_string();
     assert!(prefix.starts_with(&format!("lvs-{}-", std::process::id())));
@@ -137,12 +142,7 @@ fn three_real_servers_answer_120_clients_then_teardown() {
         .exec_ok(sw, &["ip", "-o", "link", "show", peer])
         .unwrap();
     assert!(link.contains("master br0"), "{link}");
-    let bond = lab
-        .exec_ok(
-            lab.director_ns(0),
-            &["ip", "-o", "-4", "addr", "show", "dev", "bond0"],
-        )
-        .unwrap();
+    let bond = ipv4_addrs(&lab, lab.director_ns(0), "bond0");
     assert!(
         bond.contains("198.18.0.2/16") && bond.contains("198.18.0.100/32"),
         "{bond}"
@@ -382,15 +382,7 @@ fn exec_is_bounded() {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn five_real_servers_200_clients_under_load() {
-    setup();
-    let t0 = Instant::now();
-    let lab = Lab::create(LabSpec {
-        real_servers: 5,
-        client_addrs: 200,
-        ..spec()
-    })
-    .unwrap();
-    let created = t0.elapsed();
+    let (lab, created) = timed_lab(5, 200);
     let r = http_load(
         &lab,
         lab.client_ns(),
@@ -490,22 +482,12 @@ fn director_variants() {
     })
     .unwrap();
     for i in 0..2 {
-        let a = lab
-            .exec_ok(
-                lab.director_ns(i),
-                &["ip", "-o", "-4", "addr", "show", "dev", "eth1"],
-            )
-            .unwrap();
+        let a = ipv4_addrs(&lab, lab.director_ns(i), "eth1");
         assert!(a.contains(&format!("{}/16", lab.director_addr(i))), "{a}");
         assert!(!a.contains("198.18.0.100"), "{a}");
         assert_eq!(lab.director_peer(i).1, format!("dir{}", i + 1));
     }
-    let lo = lab
-        .exec_ok(
-            lab.real_server_ns(0),
-            &["ip", "-o", "-4", "addr", "show", "dev", "lo"],
-        )
-        .unwrap();
+    let lo = ipv4_addrs(&lab, lab.real_server_ns(0), "lo");
     assert!(
         lo.contains("198.18.0.100/32") && lo.contains("198.18.0.101/32"),
         "{lo}"
@@ -540,4 +522,10 @@ fn director_variants() {
         ..spec()
     })
     .is_err());
+}
+
+/// `ip -o -4 addr show dev DEV` in namespace `ns`.
+fn ipv4_addrs(lab: &Lab, ns: &str, dev: &str) -> String {
+    lab.exec_ok(ns, &["ip", "-o", "-4", "addr", "show", "dev", dev])
+        .unwrap()
 }

@@ -74,10 +74,8 @@ fn main() -> Result<()> {
 
     let lab = Lab::create(LabSpec {
         directors: 1,
-        real_servers: 1,
-        client_addrs: 1,
         httpd: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(1, 1)
     })?;
     let ns = lab.real_server_ns(0).to_string();
     let first = Ipv4Addr::new(198, 18, 40, 1);

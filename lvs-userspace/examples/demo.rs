@@ -13,7 +13,9 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::{own_bin, seed_lab_config, seed_spec, wait_forwarding, Bpffs, Director, SEED_WEIGHTS};
+use common::{
+    lvsadm, own_bin, seed_lab_config, seed_spec, wait_forwarding, Bpffs, Director, SEED_WEIGHTS,
+};
 use lvs_common::verdict;
 use lvs_testkit::{http_load, process::SpawnOutput, Lab};
 
@@ -110,22 +112,9 @@ fn main() -> Result<()> {
     println!("  (replies go straight from the real servers to the clients: no reply traffic is counted here)");
 
     println!("\n--- lvsadm -ln ---");
-    let lvsadm = own_bin("lvsadm");
-    let listing = lab.exec(
-        lab.director_ns(0),
-        &[
-            lvsadm.to_str().context("path")?,
-            "-L",
-            "-n",
-            "--bpffs",
-            bpffs.0.to_str().context("path")?,
-            "--instance",
-            "lab",
-        ],
-    );
-    match listing {
-        Ok(out) if out.status.success() => print!("{}", String::from_utf8_lossy(&out.stdout)),
-        _ => {
+    match lvsadm(&lab, &bpffs.0, &["-L", "-n"]) {
+        Ok(listing) => print!("{listing}"),
+        Err(_) => {
             // Before lvsadm exists: the same numbers from the maps.
             for s in inspector.services()? {
                 println!(

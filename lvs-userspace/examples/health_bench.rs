@@ -40,10 +40,8 @@ fn rss_kib(pid: u32) -> Result<u64> {
 fn main() -> Result<()> {
     let args = Args::parse();
     let lab = Lab::create(LabSpec {
-        real_servers: 1,
-        client_addrs: 1,
         httpd: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(1, 1)
     })?;
     let ports: Vec<String> = (0..args.servers)
         .map(|i| format!("0.0.0.0:{}", 10000 + i))

@@ -36,10 +36,8 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     let lab = Lab::create(LabSpec {
-        real_servers: 5,
-        client_addrs: 1,
         httpd: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(5, 1)
     })?;
     let mut cfg = String::from(
         "vrrp_instance VI_1 {\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n virtual_ipaddress {\n  198.18.0.100/16 dev bond0\n }\n}\nvirtual_server 198.18.0.100 80 {\n delay_loop 6\n lb_algo wrr\n lb_kind DR\n protocol TCP\n",

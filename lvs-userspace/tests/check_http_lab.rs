@@ -22,8 +22,10 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use lvs_testkit::{Lab, LabSpec};
-use lvs_userspace::check::{genhash, CheckEvent, Checkers, GenhashOptions, Protocol, RsKey};
+use lvs_userspace::check::{genhash, CheckEvent, Checkers, GenhashOptions, Proto, RsKey};
+
+mod check_util;
+use check_util::*;
 use md5::{Digest, Md5};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::{
@@ -38,14 +40,8 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn key(vs_port: u16, rs_last: u8, rs_port: u16) -> RsKey {
-    RsKey {
-        vs_addr: "198.18.0.100".parse().unwrap(),
-        vs_port,
-        proto: Protocol::Tcp,
-        rs_addr: format!("198.18.0.{rs_last}").parse().unwrap(),
-        rs_port,
-    }
+fn tcp_key(vs_port: u16, rs_last: u8, rs_port: u16) -> RsKey {
+    key(Proto::Tcp, vs_port, rs_last, rs_port)
 }
 
 fn vs(port: u16, rs: &str, rs_port: u16, checker: &str) -> String {
@@ -149,39 +145,10 @@ async fn tls_server(
     Ok(())
 }
 
-async fn wait_event(
-    rx: &mut mpsc::Receiver<CheckEvent>,
-    timeout: Duration,
-    what: &str,
-    f: impl Fn(&CheckEvent) -> bool,
-) -> Result<CheckEvent> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(ev)) if f(&ev) => return Ok(ev),
-            Ok(Some(ev)) => eprintln!("  (event {ev:?})"),
-            Ok(None) => bail!("event channel closed waiting for {what}"),
-            Err(_) => bail!("timed out after {timeout:?} waiting for {what}"),
-        }
-    }
-}
-
-fn is_up(k: RsKey) -> impl Fn(&CheckEvent) -> bool {
-    move |e| matches!(e, CheckEvent::Up { rs } if *rs == k)
-}
-
-fn is_down(k: RsKey) -> impl Fn(&CheckEvent) -> bool {
-    move |e| matches!(e, CheckEvent::Down { rs, .. } if *rs == k)
-}
-
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn http_get_and_ssl_get() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 1,
-        ..LabSpec::default()
-    })?;
+    let lab = small_lab(2)?;
     let stop = Arc::new(AtomicBool::new(false));
     let sni_seen = Arc::new(Mutex::new(Vec::new()));
     let server = {
@@ -194,11 +161,7 @@ fn http_get_and_ssl_get() -> Result<()> {
         })?
     };
     let result = lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
+        runtime()?.block_on(async {
             // genhash = MD5 of the body, as keepalived's genhash prints it.
             let rs1: SocketAddr = "198.18.0.11:80".parse()?;
             let digest = genhash(rs1, "/", &GenhashOptions::default()).await?;
@@ -231,17 +194,17 @@ fn http_get_and_ssl_get() -> Result<()> {
             let mut checkers = Checkers::new(tx);
             checkers.reconcile(&config(&digest.digest, &tls_digest));
             let mut pending = vec![
-                ("HTTP_GET right digest Up", key(80, 11, 80), true),
-                ("HTTP_GET wrong status Down", key(81, 11, 80), false),
-                ("HTTP_GET digest mismatch Down", key(82, 11, 80), false),
-                ("SSL_GET Up", key(443, 12, 443), true),
-                ("HTTP_GET regex match Up", key(83, 11, 80), true),
-                ("HTTP_GET regex mismatch Down", key(84, 11, 80), false),
+                ("HTTP_GET right digest Up", tcp_key(80, 11, 80), true),
+                ("HTTP_GET wrong status Down", tcp_key(81, 11, 80), false),
+                ("HTTP_GET digest mismatch Down", tcp_key(82, 11, 80), false),
+                ("SSL_GET Up", tcp_key(443, 12, 443), true),
+                ("HTTP_GET regex match Up", tcp_key(83, 11, 80), true),
+                ("HTTP_GET regex mismatch Down", tcp_key(84, 11, 80), false),
             ];
             let deadline = Instant::now() + Duration::from_secs(5);
             while !pending.is_empty() {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let ev = wait_event(&mut rx, left, "HTTP verdicts", |_| true).await?;
+                let (ev, _) = wait_event(&mut rx, left, "HTTP verdicts", |_| true).await?;
                 let (k, up, reason) = match &ev {
                     CheckEvent::Up { rs } => (rs.clone(), true, String::new()),
                     CheckEvent::Down { rs, reason } => (rs.clone(), false, reason.clone()),
@@ -268,7 +231,7 @@ fn http_get_and_ssl_get() -> Result<()> {
                 &mut rx,
                 Duration::from_secs(3),
                 "VS :80 Down",
-                is_down(key(80, 11, 80)),
+                is_down(&tcp_key(80, 11, 80)),
             )
             .await?;
             // And back.
@@ -277,7 +240,7 @@ fn http_get_and_ssl_get() -> Result<()> {
                 &mut rx,
                 Duration::from_secs(3),
                 "VS :80 Up",
-                is_up(key(80, 11, 80)),
+                is_up(&tcp_key(80, 11, 80)),
             )
             .await?;
             checkers.shutdown().await;

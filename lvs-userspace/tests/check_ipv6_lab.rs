@@ -21,6 +21,7 @@
 //!
 //! Needs root, `ip`, `openssl`, `bash`.
 
+mod check_util;
 mod common;
 
 use std::io::{Read, Write};
@@ -29,7 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use check_util::wait_event;
 use lvs_testkit::{Lab, LabSpec};
 use lvs_userspace::check::{CheckEvent, Checkers, RsKey};
 use tokio::sync::mpsc;
@@ -191,32 +193,12 @@ fn misc_script(lab: &Lab) -> Result<String> {
     Ok(p.to_string_lossy().into_owned())
 }
 
-async fn wait_event(
-    rx: &mut mpsc::Receiver<CheckEvent>,
-    timeout: Duration,
-    what: &str,
-    f: impl Fn(&CheckEvent) -> bool,
-) -> Result<(CheckEvent, Duration)> {
-    let t = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(ev)) if f(&ev) => return Ok((ev, t.elapsed())),
-            Ok(Some(ev)) => eprintln!("  (event {ev:?})"),
-            Ok(None) => bail!("event channel closed waiting for {what}"),
-            Err(_) => bail!("timed out after {timeout:?} waiting for {what}"),
-        }
-    }
-}
-
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn ipv6_real_servers_down_within_bound_and_back_up() -> Result<()> {
     let lab = Lab::create(LabSpec {
-        real_servers: 4,
-        client_addrs: 1,
         httpd: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(4, 1)
     })?;
     enable_ipv6(&lab, lab.director_ns(0), "bond0", "2001:2::2")?;
     for i in 0..4 {
@@ -335,11 +317,7 @@ fn ipv6_real_servers_down_within_bound_and_back_up() -> Result<()> {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn lvsd_checks_ipv6_real_servers_in_keepalived_words() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 1,
-        client_addrs: 1,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(1, 1))?;
     enable_ipv6(&lab, lab.director_ns(0), "bond0", "2001:2::2")?;
     enable_ipv6(&lab, lab.real_server_ns(0), "eth0", "2001:2::11")?;
     let rs1_addr: SocketAddr = "[2001:2::11]:80".parse()?;

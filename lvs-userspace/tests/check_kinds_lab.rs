@@ -30,74 +30,12 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use lvs_testkit::{responder_path, Lab, LabSpec, Pid, SpawnOutput};
+use lvs_testkit::{responder_path, Lab, Pid, SpawnOutput};
 use lvs_userspace::check::{CheckEvent, Checkers, Proto, RsKey};
 use tokio::sync::mpsc;
 
-fn parse(text: &str) -> lvs_config::Config {
-    let parsed = lvs_config::parse_str("check_kinds.conf", text, &Default::default());
-    assert!(!parsed.diagnostics.has_errors(), "{:?}", parsed.diagnostics);
-    parsed.config
-}
-
-fn key(proto: Proto, vs_port: u16, rs_last: u8, rs_port: u16) -> RsKey {
-    RsKey {
-        vs_addr: "198.18.0.100".parse().unwrap(),
-        vs_port,
-        proto,
-        rs_addr: format!("198.18.0.{rs_last}").parse().unwrap(),
-        rs_port,
-    }
-}
-
-/// Waits for an event matching `f`, returning it and the time it took.
-async fn wait_event(
-    rx: &mut mpsc::Receiver<CheckEvent>,
-    timeout: Duration,
-    what: &str,
-    f: impl Fn(&CheckEvent) -> bool,
-) -> Result<(CheckEvent, Duration)> {
-    let t = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(ev)) if f(&ev) => return Ok((ev, t.elapsed())),
-            Ok(Some(ev)) => eprintln!("  (event {ev:?})"),
-            Ok(None) => bail!("event channel closed waiting for {what}"),
-            Err(_) => bail!("timed out after {timeout:?} waiting for {what}"),
-        }
-    }
-}
-
-fn is_up(k: &RsKey) -> impl Fn(&CheckEvent) -> bool + '_ {
-    move |e| matches!(e, CheckEvent::Up { rs } if rs == k)
-}
-
-fn is_down(k: &RsKey) -> impl Fn(&CheckEvent) -> bool + '_ {
-    move |e| matches!(e, CheckEvent::Down { rs, .. } if rs == k)
-}
-
-fn down_reason(ev: &CheckEvent) -> &str {
-    match ev {
-        CheckEvent::Down { reason, .. } => reason,
-        _ => "",
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
-fn small_lab(real_servers: usize) -> Result<Lab> {
-    Lab::create(LabSpec {
-        real_servers,
-        client_addrs: 1,
-        ..LabSpec::default()
-    })
-}
+mod check_util;
+use check_util::*;
 
 // Every checker: delay_loop 1, connect_timeout 1, retry 1, delay_before_retry 1:
 // down within delay_loop + 2 × connect_timeout + delay_before_retry = 4 s.
@@ -105,6 +43,45 @@ const DOWN_BOUND: Duration = Duration::from_secs(4);
 // Slack for a loaded 2-core machine (builds run beside the tests).
 const SLACK: Duration = Duration::from_secs(2);
 const TIMING: &str = "connect_timeout 1\n   retry 1\n   delay_before_retry 1\n   warmup 0";
+
+/// PING_CHECK of `k` through a raw socket, then through a datagram socket
+/// (ping_group_range, in the director's namespace, governs ICMPv6 datagram
+/// sockets too): each time up, then down within the bound once `icmp("1")`
+/// makes the real server ignore echo requests (printed), then `icmp("0")`;
+/// up again at the end. The down events.
+async fn ping_raw_then_datagram(
+    rx: &mut mpsc::Receiver<CheckEvent>,
+    k: &RsKey,
+    (what, label): (&str, &str),
+    icmp: impl Fn(&str) -> Result<()>,
+) -> Result<Vec<CheckEvent>> {
+    let mut downs = Vec::new();
+    for socket in ["raw", "datagram"] {
+        if socket == "datagram" {
+            // Allow ICMP datagram sockets in the director's namespace.
+            std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
+        }
+        wait_event(rx, Duration::from_secs(4), &format!("{what} up"), is_up(k)).await?;
+        icmp("1")?;
+        let (ev, took) =
+            wait_event(rx, DOWN_BOUND + SLACK, &format!("{what} down"), is_down(k)).await?;
+        println!(
+            "{label} ({socket} socket): down {:.2} s after echo was ignored: {}",
+            took.as_secs_f64(),
+            down_reason(&ev)
+        );
+        downs.push(ev);
+        icmp("0")?;
+    }
+    wait_event(
+        rx,
+        Duration::from_secs(4),
+        &format!("{what} up again"),
+        is_up(k),
+    )
+    .await?;
+    Ok(downs)
+}
 
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
@@ -127,33 +104,12 @@ fn ping_check_answered_ignored_answered() -> Result<()> {
         )?;
         Ok(())
     };
-    lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
-        runtime()?.block_on(async {
-            let (tx, mut rx) = mpsc::channel(64);
-            let mut checkers = Checkers::new(tx);
-            checkers.reconcile(&cfg);
-            for socket in ["raw", "datagram"] {
-                if socket == "datagram" {
-                    // Allow ICMP datagram sockets in the director's namespace.
-                    std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
-                }
-                wait_event(&mut rx, Duration::from_secs(4), "PING up", is_up(&k)).await?;
-                icmp("1")?;
-                let (ev, took) =
-                    wait_event(&mut rx, DOWN_BOUND + SLACK, "PING down", is_down(&k)).await?;
-                println!(
-                    "PING_CHECK ({socket} socket): down {:.2} s after echo was ignored: {}",
-                    took.as_secs_f64(),
-                    down_reason(&ev)
-                );
-                assert!(down_reason(&ev).contains("PING_CHECK"), "{ev:?}");
-                icmp("0")?;
-            }
-            wait_event(&mut rx, Duration::from_secs(4), "PING up again", is_up(&k)).await?;
-            checkers.shutdown().await;
-            Ok(())
-        })
-    })??;
+    with_checkers(&lab, lab.director_ns(0), &cfg, async |_, rx| {
+        for ev in ping_raw_then_datagram(rx, &k, ("PING", "PING_CHECK"), icmp).await? {
+            assert!(down_reason(&ev).contains("PING_CHECK"), "{ev:?}");
+        }
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -224,32 +180,10 @@ fn ping_check_icmpv6_answered_ignored_answered() -> Result<()> {
         )?;
         Ok(())
     };
-    lab.run_in_netns(&dir_ns, || -> Result<()> {
-        runtime()?.block_on(async {
-            let (tx, mut rx) = mpsc::channel(64);
-            let mut checkers = Checkers::new(tx);
-            checkers.reconcile(&cfg);
-            for socket in ["raw", "datagram"] {
-                if socket == "datagram" {
-                    // ping_group_range governs ICMPv6 datagram sockets too.
-                    std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")?;
-                }
-                wait_event(&mut rx, Duration::from_secs(4), "PING6 up", is_up(&k)).await?;
-                icmp("1")?;
-                let (ev, took) =
-                    wait_event(&mut rx, DOWN_BOUND + SLACK, "PING6 down", is_down(&k)).await?;
-                println!(
-                    "PING_CHECK ICMPv6 ({socket} socket): down {:.2} s after echo was ignored: {}",
-                    took.as_secs_f64(),
-                    down_reason(&ev)
-                );
-                icmp("0")?;
-            }
-            wait_event(&mut rx, Duration::from_secs(4), "PING6 up again", is_up(&k)).await?;
-            checkers.shutdown().await;
-            Ok(())
-        })
-    })??;
+    with_checkers(&lab, &dir_ns, &cfg, async |_, rx| {
+        ping_raw_then_datagram(rx, &k, ("PING6", "PING_CHECK ICMPv6"), icmp).await?;
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -287,49 +221,22 @@ fn udp_check_echo_up_stopped_down_mismatch_down() -> Result<()> {
     };
     let pid = echo(0)?;
     echo(1)?;
-    lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
-        runtime()?.block_on(async {
-            let (tx, mut rx) = mpsc::channel(64);
-            let mut checkers = Checkers::new(tx);
-            checkers.reconcile(&cfg);
-            // rs1 up; rs2's echo never starts with 0xff: down at its first
-            // check. In either order.
-            let (mut up1, mut down2) = (false, false);
-            while !(up1 && down2) {
-                let (ev, _) = wait_event(
-                    &mut rx,
-                    Duration::from_secs(4),
-                    "rs1 up, rs2 mismatch",
-                    |e| is_up(&k1)(e) || is_down(&k2)(e),
-                )
-                .await?;
-                if is_up(&k1)(&ev) {
-                    up1 = true;
-                } else {
-                    assert!(down_reason(&ev).contains("reply data mismatch"), "{ev:?}");
-                    down2 = true;
-                }
-            }
-            lab.kill(pid)?;
-            let (ev, took) =
-                wait_event(&mut rx, DOWN_BOUND + SLACK, "rs1 UDP down", is_down(&k1)).await?;
-            println!(
-                "UDP_CHECK: down {:.2} s after the echo stopped: {}",
-                took.as_secs_f64(),
-                down_reason(&ev)
-            );
-            echo(0)?;
-            wait_event(
-                &mut rx,
-                Duration::from_secs(4),
-                "rs1 UDP up again",
-                is_up(&k1),
-            )
-            .await?;
-            checkers.shutdown().await;
-            Ok(())
-        })
-    })??;
+    with_checkers(&lab, lab.director_ns(0), &cfg, async |_, rx| {
+        // rs1 up; rs2's echo never starts with 0xff: down at its first
+        // check. In either order.
+        let ev = up_and_down(rx, Duration::from_secs(4), "rs1 up, rs2 mismatch", &k1, &k2).await?;
+        assert!(down_reason(&ev).contains("reply data mismatch"), "{ev:?}");
+        down_and_back(
+            rx,
+            &k1,
+            ("UDP_CHECK", "the echo stopped"),
+            (DOWN_BOUND + SLACK, Duration::from_secs(4)),
+            || lab.kill(pid),
+            || echo(0),
+        )
+        .await?;
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -383,42 +290,30 @@ fn dns_check_dnsmasq_answering_stopped_refusing() -> Result<()> {
     let (k, refused) = (key(Proto::Udp, 53, 11, 53), key(Proto::Udp, 54, 11, 53));
     let rs_ns = lab.real_server_ns(0).to_string();
     let pid = spawn_dnsmasq(&lab, &rs_ns, &dir)?;
-    lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
-        runtime()?.block_on(async {
-            let (tx, mut rx) = mpsc::channel(64);
-            let mut checkers = Checkers::new(tx);
-            checkers.reconcile(&cfg);
-            // Up; a name dnsmasq has no answer and no upstream for: an error
-            // rcode. In either order.
-            let (mut up, mut rcode) = (false, false);
-            while !(up && rcode) {
-                let (ev, _) =
-                    wait_event(&mut rx, Duration::from_secs(6), "DNS up, rcode down", |e| {
-                        is_up(&k)(e) || is_down(&refused)(e)
-                    })
-                    .await?;
-                if is_up(&k)(&ev) {
-                    up = true;
-                } else {
-                    println!("DNS_CHECK, a name dnsmasq refuses: {}", down_reason(&ev));
-                    assert!(down_reason(&ev).contains("rcode"), "{ev:?}");
-                    rcode = true;
-                }
-            }
-            lab.kill(pid)?;
-            let (ev, took) =
-                wait_event(&mut rx, DOWN_BOUND + SLACK, "DNS down", is_down(&k)).await?;
-            println!(
-                "DNS_CHECK: down {:.2} s after dnsmasq stopped: {}",
-                took.as_secs_f64(),
-                down_reason(&ev)
-            );
-            spawn_dnsmasq(&lab, &rs_ns, &dir)?;
-            wait_event(&mut rx, Duration::from_secs(6), "DNS up again", is_up(&k)).await?;
-            checkers.shutdown().await;
-            Ok(())
-        })
-    })??;
+    with_checkers(&lab, lab.director_ns(0), &cfg, async |_, rx| {
+        // Up; a name dnsmasq has no answer and no upstream for: an error
+        // rcode. In either order.
+        let ev = up_and_down(
+            rx,
+            Duration::from_secs(6),
+            "DNS up, rcode down",
+            &k,
+            &refused,
+        )
+        .await?;
+        println!("DNS_CHECK, a name dnsmasq refuses: {}", down_reason(&ev));
+        assert!(down_reason(&ev).contains("rcode"), "{ev:?}");
+        down_and_back(
+            rx,
+            &k,
+            ("DNS_CHECK", "dnsmasq stopped"),
+            (DOWN_BOUND + SLACK, Duration::from_secs(6)),
+            || lab.kill(pid),
+            || spawn_dnsmasq(&lab, &rs_ns, &dir),
+        )
+        .await?;
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -440,42 +335,29 @@ fn smtp_check_helo_up_stopped_down_http_is_not_smtp() -> Result<()> {
         )
     };
     let pid = smtpd()?;
-    lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
-        runtime()?.block_on(async {
-            let (tx, mut rx) = mpsc::channel(64);
-            let mut checkers = Checkers::new(tx);
-            checkers.reconcile(&cfg);
-            wait_event(&mut rx, Duration::from_secs(4), "SMTP up", is_up(&k1)).await?;
-            // rs2's port 80 is lvs-lab-httpd: it waits for a request, no greeting.
-            let (ev, _) = wait_event(
-                &mut rx,
-                Duration::from_secs(6),
-                "rs2 SMTP down",
-                is_down(&k2),
-            )
-            .await?;
-            assert!(
-                down_reason(&ev).contains("Read timeout from server [198.18.0.12]:80"),
-                "{ev:?}"
-            );
-            lab.kill(pid)?;
-            let (ev, took) =
-                wait_event(&mut rx, DOWN_BOUND + SLACK, "SMTP down", is_down(&k1)).await?;
-            println!(
-                "SMTP_CHECK: down {:.2} s after the server stopped: {}",
-                took.as_secs_f64(),
-                down_reason(&ev)
-            );
-            assert!(
-                down_reason(&ev).contains("Error connecting to server [198.18.0.11]:25"),
-                "{ev:?}"
-            );
-            smtpd()?;
-            wait_event(&mut rx, Duration::from_secs(4), "SMTP up again", is_up(&k1)).await?;
-            checkers.shutdown().await;
-            Ok(())
-        })
-    })??;
+    with_checkers(&lab, lab.director_ns(0), &cfg, async |_, rx| {
+        wait_event(rx, Duration::from_secs(4), "SMTP up", is_up(&k1)).await?;
+        // rs2's port 80 is lvs-lab-httpd: it waits for a request, no greeting.
+        let (ev, _) = wait_event(rx, Duration::from_secs(6), "rs2 SMTP down", is_down(&k2)).await?;
+        assert!(
+            down_reason(&ev).contains("Read timeout from server [198.18.0.12]:80"),
+            "{ev:?}"
+        );
+        let ev = down_and_back(
+            rx,
+            &k1,
+            ("SMTP_CHECK", "the server stopped"),
+            (DOWN_BOUND + SLACK, Duration::from_secs(4)),
+            || lab.kill(pid),
+            smtpd,
+        )
+        .await?;
+        assert!(
+            down_reason(&ev).contains("Error connecting to server [198.18.0.11]:25"),
+            "{ev:?}"
+        );
+        Ok(())
+    })?;
     Ok(())
 }
 

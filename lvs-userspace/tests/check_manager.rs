@@ -16,6 +16,9 @@ use anyhow::{bail, Result};
 use lvs_userspace::check::{CheckEvent, Checkers, Protocol, RsKey};
 use tokio::{net::TcpListener, sync::mpsc};
 
+mod check_util;
+use check_util::*;
+
 /// A listener counting accepted connections.
 async fn counting_listener(addr: &str) -> Result<(SocketAddr, Arc<AtomicU64>)> {
     let l = TcpListener::bind(addr).await?;
@@ -45,12 +48,6 @@ fn key(vs_port: u16, rs: SocketAddr) -> RsKey {
         rs_addr: rs.ip(),
         rs_port: rs.port(),
     }
-}
-
-fn parse(s: &str) -> lvs_config::Config {
-    let parsed = lvs_config::parse_str("check_manager.conf", s, &Default::default());
-    assert!(!parsed.diagnostics.has_errors(), "{:?}", parsed.diagnostics);
-    parsed.config
 }
 
 fn vs(port: u16, extra: &str, body: &str) -> String {
@@ -193,21 +190,6 @@ async fn a_slow_server_does_not_hold_up_another() -> Result<()> {
     println!("slow server down after {:.2} s", t.elapsed().as_secs_f64());
     checkers.shutdown().await;
     Ok(())
-}
-
-/// Log lines, captured (a current-thread runtime: every task logs on this
-/// thread, under this test's subscriber).
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -12,21 +12,14 @@
 //!
 //! Needs root, `ip`, `ethtool` and `lvs-lab-httpd`.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use lvs_testkit::{Lab, LabSpec};
 use lvs_userspace::check::{CheckEvent, Checkers, Proto, RsKey};
 use tokio::sync::mpsc;
 
-fn parse(text: &str) -> lvs_config::Config {
-    let parsed = lvs_config::parse_str("check_semantics.conf", text, &Default::default());
-    assert!(!parsed.diagnostics.has_errors(), "{:?}", parsed.diagnostics);
-    parsed.config
-}
+mod check_util;
+use check_util::*;
 
 fn key(rs: &str) -> RsKey {
     RsKey {
@@ -38,19 +31,6 @@ fn key(rs: &str) -> RsKey {
     }
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 // Slack for a loaded 2-core machine (builds run beside the tests).
 const SLACK: Duration = Duration::from_millis(1000);
@@ -58,11 +38,7 @@ const SLACK: Duration = Duration::from_millis(1000);
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn dead_at_start_leaves_after_one_check_and_bind_errors_change_nothing() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 1,
-        ..LabSpec::default()
-    })?;
+    let lab = small_lab(2)?;
     lab.stop_real_server_httpd(0)?;
     let tcp = |extra: &str| {
         format!(

@@ -9,12 +9,13 @@
 //! Needs root, `ip`, `ethtool` and `lvs-lab-httpd`
 //! (`cargo build -p lvs-testkit --bins` or `LVS_LAB_HTTPD`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use lvs_testkit::{Lab, LabSpec};
-use lvs_userspace::check::{CheckEvent, Checkers, RsKey};
-use tokio::sync::mpsc;
+use lvs_userspace::check::{CheckEvent, Proto, RsKey};
+
+mod check_util;
+use check_util::*;
 
 const DELAY_LOOP: u64 = 1;
 const CONNECT_TIMEOUT: u64 = 1;
@@ -38,62 +39,27 @@ fn config(alpha_rs3: bool) -> lvs_config::Config {
         );
     }
     s += "}\n";
-    let parsed = lvs_config::parse_str("check_tcp.conf", &s, &Default::default());
-    assert!(!parsed.diagnostics.has_errors(), "{:?}", parsed.diagnostics);
-    parsed.config
+    parse(&s)
 }
 
 fn rs(n: u8) -> RsKey {
-    RsKey {
-        vs_addr: "198.18.0.100".parse().unwrap(),
-        vs_port: 80,
-        proto: lvs_userspace::check::Protocol::Tcp,
-        rs_addr: format!("198.18.0.{}", 10 + n).parse().unwrap(),
-        rs_port: 80,
-    }
-}
-
-/// Waits for an event matching `f`, returning it and the time it took.
-async fn wait_event(
-    rx: &mut mpsc::Receiver<CheckEvent>,
-    timeout: Duration,
-    what: &str,
-    f: impl Fn(&CheckEvent) -> bool,
-) -> Result<(CheckEvent, Duration)> {
-    let t = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(ev)) if f(&ev) => return Ok((ev, t.elapsed())),
-            Ok(Some(ev)) => eprintln!("  (event {ev:?})"),
-            Ok(None) => bail!("event channel closed waiting for {what}"),
-            Err(_) => bail!("timed out after {timeout:?} waiting for {what}"),
-        }
-    }
+    key(Proto::Tcp, 80, 10 + n, 80)
 }
 
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 3,
-        client_addrs: 1,
-        ..LabSpec::default()
-    })?;
+    let lab = small_lab(3)?;
     // rs3 is dead from the start: with alpha it is Down at once.
     lab.stop_real_server_httpd(2)?;
-    lab.run_in_netns(lab.director_ns(0), || -> Result<()> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            let (tx, mut rx) = mpsc::channel(64);
-            let mut checkers = Checkers::new(tx);
-            checkers.reconcile(&config(true));
+    with_checkers(
+        &lab,
+        lab.director_ns(0),
+        &config(true),
+        async |checkers, rx| {
             // alpha: down before any check.
             wait_event(
-                &mut rx,
+                rx,
                 Duration::from_secs(1),
                 "rs3 Down (alpha)",
                 |e| matches!(e, CheckEvent::Down { rs: r, .. } if *r == rs(3)),
@@ -102,7 +68,7 @@ fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
             // rs1 and rs2 up, in any order.
             let mut waiting = vec![rs(1), rs(2)];
             while !waiting.is_empty() {
-                let (ev, _) = wait_event(&mut rx, Duration::from_secs(3), "rs1 and rs2 Up", |e| {
+                let (ev, _) = wait_event(rx, Duration::from_secs(3), "rs1 and rs2 Up", |e| {
                     matches!(e, CheckEvent::Up { .. })
                 })
                 .await?;
@@ -125,7 +91,7 @@ fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
             let bound = DELAY_LOOP + CONNECT_TIMEOUT * (RETRY + 1) + DELAY_BEFORE_RETRY * RETRY;
             lab.stop_real_server_httpd(0)?;
             let (ev, took) = wait_event(
-                &mut rx,
+                rx,
                 Duration::from_secs(bound + 2),
                 "rs1 Down",
                 |e| matches!(e, CheckEvent::Down { rs: r, .. } if *r == rs(1)),
@@ -148,7 +114,7 @@ fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
             // Start it again: Up within one delay_loop.
             lab.start_real_server_httpd(0)?;
             let (_, took) = wait_event(
-                &mut rx,
+                rx,
                 Duration::from_secs(DELAY_LOOP + 2),
                 "rs1 Up",
                 |e| matches!(e, CheckEvent::Up { rs: r } if *r == rs(1)),
@@ -163,7 +129,7 @@ fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
             // rs3 comes up once its server runs.
             lab.start_real_server_httpd(2)?;
             wait_event(
-                &mut rx,
+                rx,
                 Duration::from_secs(DELAY_LOOP + 2),
                 "rs3 Up",
                 |e| matches!(e, CheckEvent::Up { rs: r } if *r == rs(3)),
@@ -173,8 +139,7 @@ fn tcp_check_down_within_bound_up_within_delay_loop() -> Result<()> {
             // A reload without alpha on rs3 changes only rs3's checker.
             checkers.reconcile(&config(false));
             assert_eq!(checkers.states().len(), 3);
-            checkers.shutdown().await;
             Ok(())
-        })
-    })?
+        },
+    )
 }

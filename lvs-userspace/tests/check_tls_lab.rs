@@ -23,9 +23,11 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Result};
-use lvs_testkit::{Lab, LabSpec};
 use lvs_userspace::check::{CheckEvent, Checkers};
 use tokio::sync::mpsc;
+
+mod check_util;
+use check_util::*;
 
 const KEYS: [(&str, &[&str]); 4] = [
     ("RSA-2048", &["-newkey", "rsa:2048"]),
@@ -66,11 +68,7 @@ fn make_key(dir: &Path, i: usize, args: &[&str]) -> Result<()> {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn ssl_get_against_openssl_tls12_tls13_rsa_and_ecdsa_keys() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 1,
-        client_addrs: 1,
-        ..LabSpec::default()
-    })?;
+    let lab = small_lab(1)?;
     let dir = lab.log_dir().join("tls");
     std::fs::create_dir_all(&dir)?;
     for (i, (_, args)) in KEYS.iter().enumerate() {
@@ -150,11 +148,7 @@ fn ssl_get_against_openssl_tls12_tls13_rsa_and_ecdsa_keys() -> Result<()> {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
+            runtime()?.block_on(async {
                 let (tx, mut rx) = mpsc::channel(64);
                 let mut checkers = Checkers::new(tx);
                 checkers.reconcile(&cfg);

@@ -12,17 +12,13 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director, Streamer};
+use common::{ensure_same_servers, keep_alive_clients, Bpffs, Director, Streamer};
 use lvs_testkit::{Lab, LabSpec};
 
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn a_one_interval_check_flap_breaks_no_connection() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 40,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(2, 40))?;
     // rs1's check is whatever this file says (0 up, 1 down).
     let knob = lab.log_dir().join("rs1-check");
     std::fs::write(&knob, "0")?;
@@ -34,9 +30,7 @@ fn a_one_interval_check_flap_breaks_no_connection() -> Result<()> {
         knob.display()
     );
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &cfg)?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &cfg)?;
     let conns = keep_alive_clients(&lab, lab.client_addrs())?;
     let on_rs1 = conns.iter().filter(|(_, s)| s == "rs1").count();
     ensure!(on_rs1 > 0, "some connections on rs1");

@@ -41,11 +41,7 @@ fn config() -> String {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn a_dead_real_server_is_removed_in_time_and_no_request_fails_after() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 3,
-        client_addrs: 60,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(3, 60))?;
     let bpffs = Bpffs::mount(&lab)?;
     let mut d = Director::new(&lab, &bpffs.0, &config())?;
     let status_file = lab.log_dir().join("status.json");
@@ -206,11 +202,7 @@ fn http_get_block(digest: &str, status: &str) -> String {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn http_get_status_and_digest_and_ssl_get() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 3,
-        client_addrs: 30,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(3, 30))?;
     // lvs-lab-httpd answers "<name>\n".
     let md5 = |s: &str| {
         use md5::{Digest, Md5};
@@ -319,11 +311,7 @@ fn tls_server(cert: Vec<u8>, key: Vec<u8>) {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 60,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(2, 60))?;
     // The script exits with whatever the file says: 2 + weight.
     let knob = lab.log_dir().join("rs2-exit");
     std::fs::write(&knob, "3")?; // weight 1
@@ -360,11 +348,7 @@ fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 3,
-        client_addrs: 30,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(3, 30))?;
     let events = lab.log_dir().join("quorum-events");
     let tcp = "  TCP_CHECK {\n   connect_timeout 1\n   retry 0\n  }\n".to_string();
     let cfg = config_checked(&[(1, 1, tcp.clone()), (2, 1, tcp)]).replace(
@@ -375,9 +359,7 @@ fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
         ),
     );
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &cfg)?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &cfg)?;
     // One down: weight 1 < quorum 2 — the sorry server answers everything.
     lab.stop_real_server_httpd(0)?;
     d.wait_log("Lost quorum", Duration::from_secs(6))?;

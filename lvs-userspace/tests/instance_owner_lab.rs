@@ -11,15 +11,13 @@ mod common;
 use std::{net::Ipv4Addr, path::Path, time::Duration};
 
 use anyhow::{Context, Result};
-use common::{ensure_same_servers, keep_alive_clients, own_bin, wait_forwarding, Bpffs, Director};
+use common::{
+    ensure_same_servers, keep_alive_clients, lvsd_once, own_bin, wait_forwarding, Bpffs, Director,
+};
 use lvs_testkit::{Lab, LabSpec};
 
 fn lab() -> Result<Lab> {
-    Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 20,
-        ..LabSpec::default()
-    })
+    Lab::create(LabSpec::sized(2, 20))
 }
 
 fn config() -> String {
@@ -27,17 +25,6 @@ fn config() -> String {
 }
 
 /// Runs lvsd to its end inside director 0's namespace (bounded).
-fn lvsd_once(lab: &Lab, args: &[&str]) -> Result<(Option<i32>, String)> {
-    let lvsd = own_bin("lvsd");
-    let mut argv = vec![lvsd.to_str().context("path")?, "-n", "-l"];
-    argv.extend(args);
-    let out = lab.exec_timeout(lab.director_ns(0), &argv, Duration::from_secs(20))?;
-    Ok((
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
 fn xdp_on_director(lab: &Lab) -> Result<bool> {
     let out = lab.exec_ok(lab.director_ns(0), &["ip", "-d", "link", "show", "bond0"])?;
     Ok(out.contains("xdp"))
@@ -54,18 +41,10 @@ fn a_second_lvsd_on_a_running_instance_is_refused_and_the_first_keeps_forwarding
     let conf = lab.log_dir().join("second.conf");
     std::fs::write(&conf, config())?;
 
+    let conf = conf.to_str().context("path")?;
     let (code, log) = lvsd_once(
         &lab,
-        &[
-            "-f",
-            conf.to_str().context("path")?,
-            "--bpffs",
-            bpffs.0.to_str().context("path")?,
-            "--instance",
-            "lab",
-            "--xdp-mode",
-            "generic",
-        ],
+        &[&["-f", conf][..], &bpffs.lab_instance_args()?].concat(),
     )?;
     assert_ne!(code, Some(0), "second lvsd must fail: {log}");
     assert!(
@@ -138,26 +117,17 @@ fn a_failed_start_leaves_no_pins_mounts_or_xdp_behind() -> Result<()> {
     let conf = lab.log_dir().join("failing.conf");
     std::fs::write(&conf, config())?;
     let conf = conf.to_str().context("path")?;
-    let root = bpffs.0.to_str().context("path")?;
 
     // bond0 attaches, nosuch0 does not exist: the start fails after
     // pinning maps and a link.
     let (code, log) = lvsd_once(
         &lab,
         &[
-            "-f",
-            conf,
-            "--bpffs",
-            root,
-            "--instance",
-            "lab",
-            "--xdp-mode",
-            "generic",
-            "--interface",
-            "bond0",
-            "--interface",
-            "nosuch0",
-        ],
+            &["-f", conf][..],
+            &bpffs.lab_instance_args()?,
+            &["--interface", "bond0", "--interface", "nosuch0"],
+        ]
+        .concat(),
     )?;
     assert_ne!(code, Some(0), "{log}");
     assert!(
@@ -204,9 +174,7 @@ fn a_failed_start_leaves_no_pins_mounts_or_xdp_behind() -> Result<()> {
     assert!(!xdp_on_director(&lab)?, "no XDP program left on bond0");
 
     // And the instance starts cleanly afterwards.
-    let mut d = Director::new(&lab, &bpffs.0, &config())?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let _d = Director::forwarding(&lab, &bpffs.0, &config())?;
     Ok(())
 }
 
@@ -220,11 +188,7 @@ fn the_instance_lock_refuses_a_running_owner_and_waits_for_a_stopping_one() -> R
     use std::time::Instant;
 
     // Only for its per-run bpffs (cleaned up however the test ends).
-    let lab = Lab::create(LabSpec {
-        real_servers: 1,
-        client_addrs: 1,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(1, 1))?;
     let bpffs = Bpffs::mount(&lab)?;
     let root = bpffs.0.clone();
     let pid = std::process::id().to_string();

@@ -11,8 +11,8 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::{own_bin, wait_forwarding, Bpffs, Director};
-use lvs_testkit::{http_load, Lab, LabSpec};
+use common::{load_every_client, lvsd_once, own_bin, wait_forwarding, Bpffs, Director};
+use lvs_testkit::{Lab, LabSpec};
 
 fn vs_only(reals: &[&str]) -> String {
     let mut s = String::from(
@@ -28,11 +28,9 @@ fn vs_only(reals: &[&str]) -> String {
 #[ignore = "needs root: run cargo xtask test"]
 fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Result<()> {
     let lab = Lab::create(LabSpec {
-        real_servers: 3,
-        client_addrs: 30,
         // The VIP is on the director already, as another manager left it.
         director_holds_vip: true,
-        ..LabSpec::default()
+        ..LabSpec::sized(3, 30)
     })?;
     let bpffs = Bpffs::mount(&lab)?;
 
@@ -44,26 +42,12 @@ fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Resul
     )?;
     let conf = lab.log_dir().join("gateway.conf");
     std::fs::write(&conf, vs_only(&["198.18.0.11", "198.19.5.5"]))?;
-    let lvsd = own_bin("lvsd");
-    let out = lab.exec_timeout(
-        lab.director_ns(0),
-        &[
-            lvsd.to_str().context("path")?,
-            "-n",
-            "-l",
-            "-f",
-            conf.to_str().context("path")?,
-            "--bpffs",
-            bpffs.0.to_str().context("path")?,
-            "--instance",
-            "lab",
-            "--xdp-mode",
-            "generic",
-        ],
-        Duration::from_secs(20),
+    let conf = conf.to_str().context("path")?;
+    let (code, log) = lvsd_once(
+        &lab,
+        &[&["-f", conf][..], &bpffs.lab_instance_args()?].concat(),
     )?;
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert_eq!(code, Some(1), "{log}");
     assert!(
         log.contains("real server 198.19.5.5 is routed via the gateway 198.18.0.11 on bond0"),
         "{log}"
@@ -82,14 +66,7 @@ fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Resul
         Duration::from_secs(10),
     )?;
     wait_forwarding(&lab)?;
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        2,
-        10,
-    )?;
+    let r = load_every_client(&lab, 2, 10)?;
     r.ensure_no_failures()?;
     r.ensure_weights(&[("rs1", 1), ("rs2", 1), ("rs3", 1)], 0.1)?;
     assert!(d.log().contains("XDP on bond0: attached"), "{}", d.log());
@@ -102,10 +79,8 @@ fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Resul
 #[ignore = "needs root: run cargo xtask test"]
 fn a_nat_service_is_an_error_and_is_not_forwarded() -> Result<()> {
     let lab = Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 10,
         director_holds_vip: true,
-        ..LabSpec::default()
+        ..LabSpec::sized(2, 10)
     })?;
     let bpffs = Bpffs::mount(&lab)?;
     let config = format!(
@@ -127,9 +102,7 @@ fn a_nat_service_is_an_error_and_is_not_forwarded() -> Result<()> {
         "{text}"
     );
 
-    let mut d = Director::new(&lab, &bpffs.0, &config)?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &config)?;
     d.wait_log("virtual_server 198.18.0.100:8080", Duration::from_secs(5))?;
     let services = d.inspect()?.services()?;
     let ports: Vec<u16> = services.iter().map(|s| s.port).collect();

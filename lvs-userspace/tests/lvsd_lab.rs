@@ -17,17 +17,16 @@ use std::{
 
 use anyhow::{ensure, Context, Result};
 use common::{
-    ensure_same_servers, keep_alive_clients, seed_lab_config, wait_forwarding, Bpffs, Director,
+    ensure_same_servers, keep_alive_clients, load_every_client, seed_lab_config, wait_forwarding,
+    Bpffs, Director,
 };
 use lvs_testkit::{http_get, http_load, Lab, LabSpec};
 
 fn lab() -> Result<Lab> {
     Lab::create(LabSpec {
-        real_servers: 5,
-        client_addrs: 120,
         second_client_net: true,
         second_client_addrs: 30,
-        ..LabSpec::default()
+        ..LabSpec::sized(5, 120)
     })
 }
 
@@ -74,9 +73,7 @@ fn lvsd_config_test_on_the_seed_reports_its_slips() -> Result<()> {
 fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &seed_lab_config())?;
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &seed_lab_config())?;
 
     // 120 clients × 5 connections each.
     let report = common::load_every_client(&lab, 5, 40)?;
@@ -277,6 +274,45 @@ fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Resu
         "still the last good config: {}",
         r.summary()
     );
+    Ok(())
+}
+
+/// A reload applies what it can (a new real server) and says what only a
+/// restart changes: here connection sync, which the new file turns on; the
+/// running agent keeps it off and keeps forwarding.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn a_reload_says_what_only_a_restart_changes() -> Result<()> {
+    let lab = lab()?;
+    let bpffs = Bpffs::mount(&lab)?;
+    let d = Director::forwarding(&lab, &bpffs.0, &config_with(&[(1, 1), (2, 1)]))?;
+    let with_sync = config_with(&[(1, 1), (2, 1), (3, 1)]).replace(
+        " interface bond0\n",
+        " interface bond0\n lvs_sync_daemon_interface bond0\n",
+    );
+    d.write_config(&with_sync)?;
+    d.signal(libc::SIGHUP)?;
+    d.wait_log(
+        "Adding service [198.18.0.13]:tcp:80",
+        Duration::from_secs(10),
+    )?;
+    d.wait_log(
+        "reload: connection sync would change from off to bond0 syncid 20 group 224.0.0.81 port 8848 ttl 1; it changes when lvsd is restarted",
+        Duration::from_secs(1),
+    )?;
+    assert!(
+        !d.log().contains("data path would attach"),
+        "the interfaces did not change: {}",
+        d.log()
+    );
+    assert!(
+        !d.log().contains("Starting connection sync"),
+        "sync stays off until a restart: {}",
+        d.log()
+    );
+    let r = load_every_client(&lab, 1, 10)?;
+    r.ensure_no_failures()?;
+    assert!(r.count("rs3") > 0, "{}", r.summary());
     Ok(())
 }
 

@@ -36,10 +36,8 @@ fn config(state: &str, priority: u8) -> String {
 fn lvsd_runs_an_ipv6_instance_beside_the_ipv4_one() -> Result<()> {
     let lab = Lab::create(LabSpec {
         directors: 2,
-        real_servers: 3,
-        client_addrs: 1,
         director_holds_vip: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(3, 1)
     })?;
     for d in 0..2 {
         enable_ipv6(

@@ -14,12 +14,10 @@ fn lab() -> Lab {
     Lab::create(LabSpec {
         directors: 1,
         director_holds_vip: false,
-        real_servers: 1,
-        client_addrs: 1,
         httpd: false,
         // Real ARP between hosts, so neighbour resolution is exercised.
         static_neighbors: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(1, 1)
     })
     .expect("lab")
 }

@@ -12,8 +12,8 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use common::{own_bin, wait_forwarding, Bpffs, Director};
-use lvs_testkit::{http_load, process, wait_until, Lab, LabSpec};
+use common::{load_every_client, lvsadm, wait_forwarding, Bpffs, Director};
+use lvs_testkit::{process, wait_until, Lab, LabSpec};
 
 const ALERTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -43,21 +43,7 @@ struct Stats {
 }
 
 fn lvsadm_stats(lab: &Lab, bpffs: &std::path::Path) -> Result<Stats> {
-    let lvsadm = own_bin("lvsadm");
-    let out = lab.exec_ok(
-        lab.director_ns(0),
-        &[
-            lvsadm.to_str().context("path")?,
-            "-L",
-            "-n",
-            "--stats",
-            "--exact",
-            "--bpffs",
-            bpffs.to_str().context("path")?,
-            "--instance",
-            "lab",
-        ],
-    )?;
+    let out = lvsadm(lab, bpffs, &["-L", "-n", "--stats", "--exact"])?;
     let cols = |l: &str| -> Vec<u64> {
         l.split_whitespace()
             .skip(2)
@@ -117,11 +103,7 @@ fn query(lab: &Lab, api: &str, q: &str) -> Result<Option<u64>> {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn prometheus_scrapes_lvsd_and_promql_matches_lvsadm() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 3,
-        client_addrs: 40,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(3, 40))?;
     let bpffs = Bpffs::mount(&lab)?;
     let mut d = Director::new(&lab, &bpffs.0, &config())?;
     d.extra_args = vec!["--metrics".into(), METRICS.into()];
@@ -176,14 +158,7 @@ fn prometheus_scrapes_lvsd_and_promql_matches_lvsadm() -> Result<()> {
     };
 
     // Traffic, then a pause so every counter has settled.
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        3,
-        10,
-    )?;
+    let r = load_every_client(&lab, 3, 10)?;
     r.ensure_no_failures()?;
     std::thread::sleep(Duration::from_millis(500));
     let want = lvsadm_stats(&lab, &bpffs.0)?;

@@ -8,7 +8,9 @@
 mod common;
 
 use anyhow::Result;
-use common::{keep_alive_clients, program_director, seed_service, seed_spec, SEED_WEIGHTS};
+use common::{
+    keep_alive_clients, load_every_client, program_director, seed_service, seed_spec, SEED_WEIGHTS,
+};
 use lvs_testkit::Lab;
 use lvs_userspace::{
     datapath::{self, AttachMode, Options},
@@ -87,14 +89,7 @@ fn lab_sh_and_mh_keep_each_client_on_one_server() -> Result<()> {
         let mut state = seed_service(&lab, ifindex, None);
         state.services[0].algo = algo;
         dp.apply(&state)?;
-        let report = lvs_testkit::http_load(
-            &lab,
-            lab.client_ns(),
-            lab.client_addrs(),
-            lab.service(),
-            25,
-            20,
-        )?;
+        let report = load_every_client(&lab, 25, 20)?;
         println!("{}: {}", algo.name(), report.summary());
         report.ensure_no_failures()?;
         assert_eq!(report.ok(), 40 * 25);

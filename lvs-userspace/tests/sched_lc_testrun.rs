@@ -16,46 +16,14 @@ use std::net::Ipv4Addr;
 
 use lvs_userspace::{
     datapath::{
-        testrun::{self, tcp_frame, Flags, DIRECTOR_MAC},
-        Datapath, DesiredBackend, DesiredService, DesiredState, Options, Protocol,
+        testrun::{self, tcp_frame, Flags},
+        Datapath, DesiredService, DesiredState, Protocol,
     },
     sched::Algorithm,
 };
 
-const XDP_TX: u32 = 3;
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-const LO: u32 = 1;
-
-fn backend(n: u8, weight: u32) -> DesiredBackend {
-    testrun::backend(n, weight)
-}
-
-fn state(algo: Algorithm, weights: &[u32]) -> DesiredState {
-    DesiredState {
-        services: vec![DesiredService {
-            vip: VIP,
-            port: 80,
-            proto: Protocol::Tcp,
-            algo,
-            persistence: None,
-            sloppy: false,
-            one_packet: false,
-            backends: weights
-                .iter()
-                .enumerate()
-                .map(|(i, &w)| backend(i as u8 + 1, w))
-                .collect(),
-        }],
-    }
-}
-
-fn open(state: &DesiredState) -> Datapath {
-    testrun::pin_to_cpu(0);
-    let mut dp = Datapath::open(&Options::ephemeral()).expect("load the XDP program (root?)");
-    dp.set_local_mac(LO, DIRECTOR_MAC).expect("local MAC");
-    dp.apply(state).expect("apply");
-    dp
-}
+mod sched_util;
+use sched_util::*;
 
 fn client(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 4, 0)) + i)
@@ -525,7 +493,7 @@ fn services_past_the_tree_limit_are_scanned_with_the_same_picks() {
                 backends: weights
                     .iter()
                     .enumerate()
-                    .map(|(i, &w)| backend(i as u8 + 1, w))
+                    .map(|(i, &w)| testrun::backend(i as u8 + 1, w))
                     .collect(),
             })
             .collect(),

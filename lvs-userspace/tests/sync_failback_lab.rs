@@ -14,8 +14,11 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director, Streamer};
-use lvs_testkit::{Lab, LabSpec};
+use common::{
+    ensure_same_servers, keep_alive_clients, vrrp_pair_spec, wait_forwarding, Bpffs, Director,
+    Streamer,
+};
+use lvs_testkit::Lab;
 
 fn config(state: &str, priority: u8) -> String {
     config_with(state, priority, " lvs_sync_daemon_interface bond0\n", "")
@@ -68,18 +71,10 @@ fn crash(lab: &Lab, d: &Director, bpffs: &std::path::Path) -> Result<()> {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        directors: 2,
-        real_servers: 3,
-        client_addrs: 80,
-        director_holds_vip: false,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(vrrp_pair_spec(3, 80))?;
     let bpffs = Bpffs::mount(&lab)?;
     let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
-    let mut backup = Director::new(&lab, &bpffs.0, &config("BACKUP", 100))?;
-    backup.index = 1;
-    backup.instance = "lab2".into();
+    let mut backup = Director::second(&lab, &bpffs.0, &config("BACKUP", 100))?;
     master.start()?;
     master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
     backup.start()?;
@@ -195,19 +190,11 @@ fn raise_fd_limit() -> Result<()> {
 #[ignore = "needs root: run cargo xtask test"]
 fn ten_thousand_connections_fail_back_warm() -> Result<()> {
     raise_fd_limit()?;
-    let lab = Lab::create(LabSpec {
-        directors: 2,
-        real_servers: 3,
-        client_addrs: 100,
-        director_holds_vip: false,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(vrrp_pair_spec(3, 100))?;
     let bpffs = Bpffs::mount(&lab)?;
     // keepalived 2.x's global lvs_sync_daemon here.
     let mut master = Director::new(&lab, &bpffs.0, &config_global("MASTER", 200))?;
-    let mut backup = Director::new(&lab, &bpffs.0, &config_global("BACKUP", 100))?;
-    backup.index = 1;
-    backup.instance = "lab2".into();
+    let mut backup = Director::second(&lab, &bpffs.0, &config_global("BACKUP", 100))?;
     master.start()?;
     master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
     backup.start()?;

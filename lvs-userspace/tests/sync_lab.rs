@@ -12,9 +12,11 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::{ensure_same_servers, keep_alive_clients, wait_forwarding, Bpffs, Director};
+use common::{
+    ensure_same_servers, keep_alive_clients, vrrp_pair_spec, wait_forwarding, Bpffs, Director,
+};
 use lvs_common::{verdict, CONN_F_SYNCED};
-use lvs_testkit::{http_load, wait_until, Lab, LabSpec};
+use lvs_testkit::{http_load, wait_until, Lab};
 
 fn config(state: &str, priority: u8) -> String {
     let mut s = format!(
@@ -66,19 +68,10 @@ fn in_step(master: &Director, backup: &Director, clients: &[std::net::Ipv4Addr])
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn takeover_keeps_established_connections_and_persistence() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        directors: 2,
-        real_servers: 5,
-        client_addrs: 40,
-        // VRRP (lvsd's own) puts the VIP on the MASTER.
-        director_holds_vip: false,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(vrrp_pair_spec(5, 40))?;
     let bpffs = Bpffs::mount(&lab)?;
     let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
-    let mut backup = Director::new(&lab, &bpffs.0, &config("BACKUP", 100))?;
-    backup.index = 1;
-    backup.instance = "lab2".into();
+    let mut backup = Director::second(&lab, &bpffs.0, &config("BACKUP", 100))?;
     master.start()?;
     backup.start()?;
     master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(10))?;

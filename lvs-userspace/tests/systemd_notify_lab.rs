@@ -72,11 +72,7 @@ fn lvsd_as_the_unit_starts_it_speaks_sd_notify() -> Result<()> {
     assert_eq!(argv[0], "/usr/sbin/lvsd");
     assert!(argv.contains(&"--keep-datapath".to_owned()), "{argv:?}");
 
-    let lab = Lab::create(LabSpec {
-        real_servers: 1,
-        client_addrs: 4,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(1, 4))?;
     let bpffs = Bpffs::mount(&lab)?;
     let conf = lab.log_dir().join("keepalived.conf");
     std::fs::write(&conf, config())?;
@@ -88,18 +84,8 @@ fn lvsd_as_the_unit_starts_it_speaks_sd_notify() -> Result<()> {
     let mut full: Vec<String> = vec!["env".into(), notify_env, lvsd.display().to_string()];
     full.extend(argv[1..].iter().cloned());
     // The lab's own paths in place of the package's.
-    for a in [
-        "-f",
-        conf.to_str().context("path")?,
-        "--bpffs",
-        bpffs.0.to_str().context("path")?,
-        "--instance",
-        "lab",
-        "--xdp-mode",
-        "generic",
-    ] {
-        full.push(a.into());
-    }
+    full.extend(["-f", conf.to_str().context("path")?].map(String::from));
+    full.extend(bpffs.lab_instance_args()?.map(String::from));
     let full: Vec<&str> = full.iter().map(String::as_str).collect();
     let pid = lab.spawn(lab.director_ns(0), &full)?;
     let log = || {

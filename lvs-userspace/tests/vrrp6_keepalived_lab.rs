@@ -19,16 +19,6 @@ use std::time::Duration;
 use vrrp_util::v6::*;
 use vrrp_util::*;
 
-fn have_keepalived() -> bool {
-    std::path::Path::new("/usr/sbin/keepalived").exists()
-}
-
-fn received(s: &Speaker) -> u64 {
-    stats(s)
-        .and_then(|v| v["adverts_received"].as_u64())
-        .unwrap_or(0)
-}
-
 /// keepalived MASTER, ours BACKUP: ours accepts keepalived's IPv6 adverts
 /// (from its link-local address), takes over when keepalived dies, and
 /// yields when it returns.

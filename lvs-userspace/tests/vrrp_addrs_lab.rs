@@ -52,6 +52,5 @@ fn vip_added_on_one_node_first_keeps_one_master() {
         Duration::from_secs(1),
     )
     .unwrap();
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }

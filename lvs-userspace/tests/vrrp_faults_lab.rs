@@ -14,24 +14,6 @@ use std::time::{Duration, Instant};
 
 use vrrp_util::*;
 
-fn have_keepalived() -> bool {
-    std::path::Path::new("/usr/sbin/keepalived").exists()
-}
-
-/// Who runs the backup.
-#[derive(Clone, Copy, Debug)]
-enum Peer {
-    Ours,
-    Keepalived,
-}
-
-fn start(lab: &lvs_testkit::Lab, dir: usize, conf: &Conf, who: Peer) -> Speaker {
-    match who {
-        Peer::Ours => start_ours(lab, dir, conf),
-        Peer::Keepalived => start_keepalived(lab, dir, conf),
-    }
-}
-
 /// `ip addr del` of the VIP on our MASTER: a director holds it again
 /// within one advert interval (plus the gratuitous ARPs).
 fn vip_flushed(backup: Peer) {
@@ -67,8 +49,7 @@ fn vip_flushed(backup: Peer) {
         "{log}"
     );
     assert_eq!(log.matches("(VI_1) Entering MASTER STATE").count(), 2);
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }
 
 #[test]
@@ -77,14 +58,8 @@ fn vip_flushed_on_master_pair() {
     vip_flushed(Peer::Ours);
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn vip_flushed_on_master_keepalived_backup() {
-    if !have_keepalived() {
-        eprintln!("keepalived not installed: skipped");
-        return;
-    }
-    vip_flushed(Peer::Keepalived);
+keepalived_tests! {
+    vip_flushed_on_master_keepalived_backup => vip_flushed(Peer::Keepalived);
 }
 
 const IN0_VIP: Ipv4Addr = Ipv4Addr::new(198, 19, 3, 100);
@@ -139,8 +114,7 @@ fn vip_interface_carrier(backup: Peer) {
     // Carrier back: BACKUP, then preempts again (priority 200).
     in0_carrier(&lab, 0, true);
     wait_master(&lab, 0, Duration::from_secs(8)).unwrap();
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }
 
 #[test]
@@ -149,14 +123,8 @@ fn vip_interface_carrier_down_pair() {
     vip_interface_carrier(Peer::Ours);
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn vip_interface_carrier_down_keepalived_backup() {
-    if !have_keepalived() {
-        eprintln!("keepalived not installed: skipped");
-        return;
-    }
-    vip_interface_carrier(Peer::Keepalived);
+keepalived_tests! {
+    vip_interface_carrier_down_keepalived_backup => vip_interface_carrier(Peer::Keepalived);
 }
 
 /// A node (re)starting with a weight-0 track script that fails never
@@ -186,8 +154,7 @@ fn failing_script_never_masters(current: Peer) {
     println!(
         "{current:?} master: the restarting node with a failing weight-0 script stayed in FAULT"
     );
-    let _ = lab.kill(hi.pid);
-    let _ = lab.kill(low.pid);
+    stop_all(&lab, &[&hi, &low]);
 }
 
 #[test]
@@ -196,14 +163,8 @@ fn failing_track_script_never_masters_pair() {
     failing_script_never_masters(Peer::Ours);
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn failing_track_script_never_masters_keepalived_master() {
-    if !have_keepalived() {
-        eprintln!("keepalived not installed: skipped");
-        return;
-    }
-    failing_script_never_masters(Peer::Keepalived);
+keepalived_tests! {
+    failing_track_script_never_masters_keepalived_master => failing_script_never_masters(Peer::Keepalived);
 }
 
 /// preempt_delay 2 s on the higher node (state BACKUP: keepalived clears
@@ -215,18 +176,17 @@ fn failing_track_script_never_masters_keepalived_master() {
 fn preempt_delay_on_every_preemption() {
     let lab = lab();
     add_in0(&lab, 0, "198.19.3.2/24");
-    let hi = start_ours(
+    let (hi, low) = start_master_then_backup(
         &lab,
-        0,
         &Conf {
             state: "BACKUP",
             extra: "    preempt_delay 2\n    track_interface {\n        in0\n    }\n",
             ..Conf::master().v3("0.1")
         },
+        &Conf::backup().v3("0.1"),
+        Peer::Ours,
+        Duration::from_secs(5),
     );
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
-    let low = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
-    wait_log(&low, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
     for round in 1..=3 {
         in0_carrier(&lab, 0, false);
         wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
@@ -241,8 +201,7 @@ fn preempt_delay_on_every_preemption() {
             "round {round}: {took:?}"
         );
     }
-    let _ = lab.kill(hi.pid);
-    let _ = lab.kill(low.pid);
+    stop_all(&lab, &[&hi, &low]);
 }
 
 /// `track_interface { in0 weight -150 }` on the master (200): `in0` loses
@@ -253,26 +212,24 @@ fn preempt_delay_on_every_preemption() {
 fn weighted_track_interface_moves_priority() {
     let lab = lab();
     add_in0(&lab, 0, "198.19.3.2/24");
-    let m = start_ours(
+    let (m, b) = start_master_then_backup(
         &lab,
-        0,
         &Conf {
             extra: "    track_interface {\n        in0 weight -150\n    }\n",
             ..Conf::master().v3("0.1")
         },
+        &Conf::backup().v3("0.1"),
+        Peer::Ours,
+        Duration::from_secs(5),
     );
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     in0_carrier(&lab, 0, false);
-    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    wait_log(
+    wait_takeover(
+        &lab,
+        Duration::from_secs(3),
         &m,
         "(VI_1) Changing effective priority from 200 to 50",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     assert!(
         !log_text(&m).contains("Entering FAULT STATE"),
         "weighted: no FAULT"
@@ -285,6 +242,5 @@ fn weighted_track_interface_moves_priority() {
         Duration::from_secs(1),
     )
     .unwrap();
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }

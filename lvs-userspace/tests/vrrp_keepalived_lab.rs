@@ -11,16 +11,6 @@ use std::time::Duration;
 
 use vrrp_util::*;
 
-fn have_keepalived() -> bool {
-    std::path::Path::new("/usr/sbin/keepalived").exists()
-}
-
-fn received(s: &Speaker) -> u64 {
-    stats(s)
-        .and_then(|v| v["adverts_received"].as_u64())
-        .unwrap_or(0)
-}
-
 /// keepalived MASTER, ours BACKUP: ours accepts keepalived's adverts, takes
 /// over when keepalived dies, and yields when it returns.
 fn keepalived_master_ours_backup(version: u8) {
@@ -51,14 +41,15 @@ fn keepalived_master_ours_backup(version: u8) {
     assert_eq!(st["master_ip"], "198.18.0.2");
 
     // keepalived dies: ours takes over.
-    let ping = Ping::start(&lab);
-    std::thread::sleep(Duration::from_millis(500));
-    let at = now_s();
-    sigkill_keepalived(&ka);
-    drop_vip(&lab, 0);
-    wait_master(&lab, 1, Duration::from_secs(10)).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let gap = gap_around(&ping.stop(&lab), at).unwrap();
+    let gap = ping_gap_across(
+        &lab,
+        Duration::from_millis(500),
+        || {
+            sigkill_keepalived(&ka);
+            drop_vip(&lab, 0);
+        },
+        || wait_master(&lab, 1, Duration::from_secs(10)).unwrap(),
+    );
     println!(
         "v{version}: keepalived master crashed (VRRP child SIGKILLed) → ours took over, ping gap {gap:?}"
     );
@@ -69,28 +60,12 @@ fn keepalived_master_ours_backup(version: u8) {
     let ka2 = start_keepalived(&lab, 0, &mc);
     wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
     wait_state(&ours, "Backup", Duration::from_secs(2)).unwrap();
-    let _ = lab.kill(ka2.pid);
-    let _ = lab.kill(ours.pid);
+    stop_all(&lab, &[&ka2, &ours]);
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn v2_keepalived_master_ours_backup() {
-    if !have_keepalived() {
-        eprintln!("keepalived not installed: skipped");
-        return;
-    }
-    keepalived_master_ours_backup(2);
-}
-
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn v3_keepalived_master_ours_backup() {
-    if !have_keepalived() {
-        eprintln!("keepalived not installed: skipped");
-        return;
-    }
-    keepalived_master_ours_backup(3);
+keepalived_tests! {
+    v2_keepalived_master_ours_backup => keepalived_master_ours_backup(2);
+    v3_keepalived_master_ours_backup => keepalived_master_ours_backup(3);
 }
 
 /// Ours MASTER, keepalived BACKUP: keepalived accepts ours; on our graceful
@@ -103,10 +78,8 @@ fn ours_master_keepalived_backup(version: u8) {
     } else {
         (Conf::master(), Conf::backup())
     };
-    let ours = start_ours(&lab, 0, &mc);
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let ka = start_keepalived(&lab, 1, &bc);
-    wait_log(&ka, "Entering BACKUP STATE", Duration::from_secs(10)).unwrap();
+    let (ours, ka) =
+        start_master_then_backup(&lab, &mc, &bc, Peer::Keepalived, Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(4));
     assert!(
         vip_on(&lab, 1).is_none(),
@@ -115,13 +88,12 @@ fn ours_master_keepalived_backup(version: u8) {
     );
     assert!(vip_on(&lab, 0).is_some());
 
-    let ping = Ping::start(&lab);
-    std::thread::sleep(Duration::from_millis(500));
-    let at = now_s();
-    sigterm(ours.pid);
-    wait_master(&lab, 1, Duration::from_secs(5)).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let gap = gap_around(&ping.stop(&lab), at).unwrap();
+    let gap = ping_gap_across(
+        &lab,
+        Duration::from_millis(500),
+        || sigterm(ours.pid),
+        || wait_master(&lab, 1, Duration::from_secs(5)).unwrap(),
+    );
     println!("v{version}: ours stopped (priority 0) → keepalived took over, ping gap {gap:?}");
     assert!(gap <= Duration::from_secs(1));
     assert!(log_text(&ka).contains("(VI_1) Entering MASTER STATE"));
@@ -129,28 +101,12 @@ fn ours_master_keepalived_backup(version: u8) {
 
     let ours2 = start_ours(&lab, 0, &mc);
     wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let _ = lab.kill(ours2.pid);
-    let _ = lab.kill(ka.pid);
+    stop_all(&lab, &[&ours2, &ka]);
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn v2_ours_master_keepalived_backup() {
-    if !have_keepalived() {
-        eprintln!("keepalived not installed: skipped");
-        return;
-    }
-    ours_master_keepalived_backup(2);
-}
-
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn v3_ours_master_keepalived_backup() {
-    if !have_keepalived() {
-        eprintln!("keepalived not installed: skipped");
-        return;
-    }
-    ours_master_keepalived_backup(3);
+keepalived_tests! {
+    v2_ours_master_keepalived_backup => ours_master_keepalived_backup(2);
+    v3_ours_master_keepalived_backup => ours_master_keepalived_backup(3);
 }
 
 #[test]
@@ -198,6 +154,5 @@ fn v2_pass_mismatch_is_refused_both_ways() {
     let n = rejected(&ours, "auth_failure");
     assert_eq!(received(&ours), 0, "ours accepted a mismatched advert");
     println!("pass mismatch: ours counted {n} auth_failure rejections");
-    let _ = lab.kill(ka.pid);
-    let _ = lab.kill(ours.pid);
+    stop_all(&lab, &[&ka, &ours]);
 }

@@ -152,11 +152,7 @@ fn injector() -> Socket {
 #[ignore = "needs root: run cargo xtask test"]
 fn malformed_adverts_are_counted_logged_and_ignored() {
     let lab = lab();
-    let m = start_ours(&lab, 0, &Conf::master());
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup());
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let (m, b) = settled_seed_pair(&lab);
 
     let cases = malformed();
     let to = SockAddr::from(SocketAddrV4::new(VRRP_MCAST_GROUP, 0));
@@ -219,6 +215,5 @@ fn malformed_adverts_are_counted_logged_and_ignored() {
     ] {
         assert!(lb.contains(line), "missing log line {line:?} in:\n{lb}");
     }
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }

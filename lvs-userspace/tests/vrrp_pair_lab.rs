@@ -18,23 +18,20 @@ use vrrp_util::*;
 /// Kill the master, measure, let it rejoin (preempt).
 fn failover(master: Conf, backup: Conf, bound: Duration, settle: Duration) {
     let lab = lab();
-    let m = start_ours(&lab, 0, &master);
-    // Backup second: the master is alone at first and takes the VIP.
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let b = start_ours(&lab, 1, &backup);
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    let (m, b) =
+        start_master_then_backup(&lab, &master, &backup, Peer::Ours, Duration::from_secs(10));
     std::thread::sleep(settle);
     assert!(vip_on(&lab, 1).is_none(), "BACKUP must not hold the VIP");
 
-    let ping = Ping::start(&lab);
-    std::thread::sleep(Duration::from_millis(1000));
-    let at = now_s();
-    sigkill(m.pid);
-    drop_vip(&lab, 0);
-    wait_master(&lab, 1, Duration::from_secs(10)).unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
-    let ts = ping.stop(&lab);
-    let gap = gap_around(&ts, at).unwrap();
+    let gap = ping_gap_across(
+        &lab,
+        Duration::from_millis(1000),
+        || {
+            sigkill(m.pid);
+            drop_vip(&lab, 0);
+        },
+        || wait_master(&lab, 1, Duration::from_secs(10)).unwrap(),
+    );
     println!(
         "VRRPv{} advert_int {}: SIGKILL of the master → client ping gap {:?} (bound {:?})",
         master.version, master.advert_int, gap, bound
@@ -59,8 +56,7 @@ fn failover(master: Conf, backup: Conf, bound: Duration, settle: Duration) {
     )
     .unwrap();
     wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
-    let _ = lab.kill(m2.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m2, &b]);
 }
 
 #[test]
@@ -89,19 +85,13 @@ fn v3_advert_int_0_1_sigkill_gap_and_preempt() {
 #[ignore = "needs root: run cargo xtask test"]
 fn v2_graceful_stop_priority_0() {
     let lab = lab();
-    let m = start_ours(&lab, 0, &Conf::master());
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup());
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let ping = Ping::start(&lab);
-    std::thread::sleep(Duration::from_millis(1000));
-    let at = now_s();
-    sigterm(m.pid);
-    wait_master(&lab, 1, Duration::from_secs(5)).unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
-    let ts = ping.stop(&lab);
-    let gap = gap_around(&ts, at).unwrap();
+    let (m, b) = settled_seed_pair(&lab);
+    let gap = ping_gap_across(
+        &lab,
+        Duration::from_millis(1000),
+        || sigterm(m.pid),
+        || wait_master(&lab, 1, Duration::from_secs(5)).unwrap(),
+    );
     println!(
         "VRRPv2 advert_int 1: graceful stop (priority 0) → client ping gap {gap:?} (bound 1s)"
     );
@@ -109,8 +99,7 @@ fn v2_graceful_stop_priority_0() {
     assert!(log_text(&b).contains("Backup received priority 0 advertisement"));
     let st = stats(&b).unwrap();
     assert!(st["priority_zero_received"].as_u64().unwrap() >= 1);
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }
 
 #[test]
@@ -136,8 +125,7 @@ fn nopreempt_keeps_the_current_master() {
     let _ = lab.kill(h.pid);
     let h2 = start_ours(&lab, 0, &Conf::master().v3("0.1"));
     wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
-    let _ = lab.kill(h2.pid);
-    let _ = lab.kill(low.pid);
+    stop_all(&lab, &[&h2, &low]);
 }
 
 #[test]
@@ -160,37 +148,37 @@ fn v3_unicast_peers_failover() {
         extra: uni(3, 2),
         ..Conf::backup().v3("0.1")
     };
-    let m = start_ours(&lab, 0, &mc);
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
-    let b = start_ours(&lab, 1, &bc);
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    let (m, b) = start_master_then_backup(&lab, &mc, &bc, Peer::Ours, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(1000));
     assert!(vip_on(&lab, 1).is_none(), "unicast backup took over");
     let st = stats(&b).unwrap();
     assert!(st["adverts_received"].as_u64().unwrap() >= 5, "{st}");
     assert_eq!(st["master_ip"], "198.18.0.2");
-    let ping = Ping::start(&lab);
-    std::thread::sleep(Duration::from_millis(500));
-    let at = now_s();
-    sigkill(m.pid);
-    drop_vip(&lab, 0);
-    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let gap = gap_around(&ping.stop(&lab), at).unwrap();
+    let gap = ping_gap_across(
+        &lab,
+        Duration::from_millis(500),
+        || {
+            sigkill(m.pid);
+            drop_vip(&lab, 0);
+        },
+        || wait_master(&lab, 1, Duration::from_secs(3)).unwrap(),
+    );
     println!("VRRPv3 unicast advert_int 0.1: SIGKILL of the master → ping gap {gap:?}");
     assert!(gap <= Duration::from_millis(500));
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }
 
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn carrier_loss_is_fault_and_recovery_preempts() {
     let lab = lab();
-    let m = start_ours(&lab, 0, &Conf::master().v3("0.1"));
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    let (m, b) = start_master_then_backup(
+        &lab,
+        &Conf::master().v3("0.1"),
+        &Conf::backup().v3("0.1"),
+        Peer::Ours,
+        Duration::from_secs(5),
+    );
     std::thread::sleep(Duration::from_millis(500));
     // Director 1 loses its carrier (its bridge-side peer goes down).
     let (sw, peer) = lab.director_peer(0);
@@ -205,8 +193,7 @@ fn carrier_loss_is_fault_and_recovery_preempts() {
         .unwrap();
     wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
     wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }
 
 #[test]

@@ -45,8 +45,7 @@ fn held_gate_delays_failback_until_released() {
         log_text(&hi).contains("(VI_1) preemption no longer delayed")
             || took >= Duration::from_secs(3)
     );
-    let _ = lab.kill(hi.pid);
-    let _ = lab.kill(low.pid);
+    stop_all(&lab, &[&hi, &low]);
 }
 
 /// Held but alone: no master is heard, so the master-down timer takes

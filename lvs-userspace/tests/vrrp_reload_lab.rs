@@ -21,14 +21,23 @@ fn vi_2() -> &'static str {
 }
 
 fn has(lab: &lvs_testkit::Lab, a: Ipv4Addr) -> Option<netlink::IfAddr> {
-    lab.run_in_netns(lab.director_ns(0), || {
-        let l = netlink::link_by_name("bond0").unwrap();
-        netlink::addrs(l.index)
-            .unwrap()
-            .into_iter()
-            .find(|x| x.addr == a)
-    })
-    .unwrap()
+    bond0_addr(lab, 0, a)
+}
+
+/// Reloads `s` with `text` and waits until VIP2 is on director 0 (or gone).
+fn reload_until_vip2(lab: &lvs_testkit::Lab, s: &Speaker, text: &str, present: bool) {
+    reload(s, text);
+    lvs_testkit::wait_until(
+        if present {
+            "VIP2 on dir1"
+        } else {
+            "VIP2 gone from dir1"
+        },
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || has(lab, VIP2).is_some() == present,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -42,35 +51,18 @@ fn sighup_adds_and_removes_instances_keeping_unchanged_ones() {
     assert_eq!(entering(&s), 1);
 
     // Add VI_2 (lines of VI_1 move: only spans change, VI_1 stays).
-    std::fs::write(&s.conf, format!("# reloaded\n\n{base}{}", vi_2())).unwrap();
-    sighup(s.pid);
-    lvs_testkit::wait_until(
-        "VI_2's VIP",
-        Duration::from_secs(5),
-        Duration::from_millis(20),
-        || has(&lab, VIP2).is_some(),
-    )
-    .unwrap();
+    reload_until_vip2(&lab, &s, &format!("# reloaded\n\n{base}{}", vi_2()), true);
     assert_eq!(has(&lab, VIP2).unwrap().label.as_deref(), Some("bond0:2"));
     assert!(log_text(&s).contains("(VI_2) Entering MASTER STATE"));
     assert_eq!(entering(&s), 1, "VI_1 went through a transition");
     assert!(vip_on(&lab, 0).is_some());
 
     // Remove VI_2 again.
-    std::fs::write(&s.conf, &base).unwrap();
-    sighup(s.pid);
-    lvs_testkit::wait_until(
-        "VI_2's VIP to go",
-        Duration::from_secs(5),
-        Duration::from_millis(20),
-        || has(&lab, VIP2).is_none(),
-    )
-    .unwrap();
+    reload_until_vip2(&lab, &s, &base, false);
     assert_eq!(entering(&s), 1);
     assert!(vip_on(&lab, 0).is_some());
     // A priority change is applied in place: no transition, VIP stays.
-    std::fs::write(&s.conf, base.replace("priority 200", "priority 201")).unwrap();
-    sighup(s.pid);
+    reload(&s, &base.replace("priority 200", "priority 201"));
     wait_log(
         &s,
         "(VI_1) configuration updated (priority 201",
@@ -111,24 +103,12 @@ fn sighup_adds_and_removes_instances_keeping_unchanged_ones() {
 #[ignore = "needs root: run cargo xtask test"]
 fn reload_adding_a_vip_keeps_the_master() {
     let lab = lab();
-    let m = start_ours(&lab, 0, &Conf::master());
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup());
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let (m, b) = settled_seed_pair(&lab);
     let with_vip2 = Conf {
         more_vips: "        198.18.0.101/16 dev bond0 label bond0:2\n",
         ..Conf::master()
     };
-    std::fs::write(&m.conf, with_vip2.text()).unwrap();
-    sighup(m.pid);
-    lvs_testkit::wait_until(
-        "the new VIP on the master",
-        Duration::from_secs(5),
-        Duration::from_millis(20),
-        || has(&lab, VIP2).is_some(),
-    )
-    .unwrap();
+    reload_until_vip2(&lab, &m, &with_vip2.text(), true);
     assert_eq!(has(&lab, VIP2).unwrap().label.as_deref(), Some("bond0:2"));
     // The backup still has the old list: it logs the mismatch, stays.
     std::thread::sleep(Duration::from_secs(5));
@@ -147,21 +127,12 @@ fn reload_adding_a_vip_keeps_the_master() {
     assert_eq!(st["priority_zero_sent"], 0, "{st}");
     wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
     // And removing it again removes it, still MASTER.
-    std::fs::write(&m.conf, Conf::master().text()).unwrap();
-    sighup(m.pid);
-    lvs_testkit::wait_until(
-        "the VIP gone",
-        Duration::from_secs(5),
-        Duration::from_millis(20),
-        || has(&lab, VIP2).is_none(),
-    )
-    .unwrap();
+    reload_until_vip2(&lab, &m, &Conf::master().text(), false);
     std::thread::sleep(Duration::from_millis(500));
     assert!(vip_on(&lab, 0).is_some());
     assert_eq!(
         log_text(&m).matches("(VI_1) Entering MASTER STATE").count(),
         1
     );
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }

@@ -26,10 +26,7 @@ fn client_vip_mac(lab: &lvs_testkit::Lab) -> Option<[u8; 6]> {
 #[ignore = "needs root: run cargo xtask test"]
 fn split_brain_heals_within_one_advert_interval() {
     let lab = lab();
-    let m = start_ours(&lab, 0, &Conf::master());
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup());
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    let (m, b) = start_seed_pair(&lab);
     let ping = Ping::start(&lab);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(client_vip_mac(&lab), Some(lab.director_mac(0)));
@@ -80,6 +77,5 @@ fn split_brain_heals_within_one_advert_interval() {
     assert!(arp_fixed <= Duration::from_millis(1500), "{arp_fixed:?}");
     assert!(log_text(&m).contains("forcing new election"));
     wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }

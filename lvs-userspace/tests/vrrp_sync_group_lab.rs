@@ -111,8 +111,7 @@ fn cut_one_interface(keepalived_backup: bool) {
     shared_in0_cable(&lab, 0, true);
     let back = wait_both(&lab, 0, Duration::from_secs(10));
     println!("in0 restored → both VIPs back on the master after {back:?}");
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }
 
 #[test]

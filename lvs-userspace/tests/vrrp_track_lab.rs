@@ -33,21 +33,23 @@ fn track_script_weight_and_fault() {
         extra: "    track_script {\n        chk_down\n        chk_fault\n    }\n",
         ..Conf::master().v3("0.1")
     };
-    let m = start_ours(&lab, 0, &mc);
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    let (m, b) = start_master_then_backup(
+        &lab,
+        &mc,
+        &Conf::backup().v3("0.1"),
+        Peer::Ours,
+        Duration::from_secs(5),
+    );
     std::thread::sleep(Duration::from_millis(500));
 
     // chk_down fails: 200 - 150 = 50 < 100: the backup takes over.
     std::fs::write(&flag, "").unwrap();
-    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    wait_log(
+    wait_takeover(
+        &lab,
+        Duration::from_secs(3),
         &m,
         "Changing effective priority from 200 to 50",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     // Recovers: the master preempts back.
     std::fs::remove_file(&flag).unwrap();
     wait_master(&lab, 0, Duration::from_secs(3)).unwrap();
@@ -58,6 +60,5 @@ fn track_script_weight_and_fault() {
     wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
     std::fs::remove_file(&fault_flag).unwrap();
     wait_master(&lab, 0, Duration::from_secs(3)).unwrap();
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }

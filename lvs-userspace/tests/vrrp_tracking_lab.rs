@@ -33,28 +33,26 @@ fn track_process_quorum_and_notify_fifo() {
         )
         .into_boxed_str(),
     );
-    let m = start_ours(
+    let (m, b) = start_master_then_backup(
         &lab,
-        0,
         &Conf {
             top,
             extra: "    track_process {\n        chk_proc\n    }\n",
             ..Conf::master()
         },
+        &Conf::backup(),
+        Peer::Ours,
+        Duration::from_secs(10),
     );
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let b = start_ours(&lab, 1, &Conf::backup());
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
     std::thread::sleep(Duration::from_secs(1));
 
     let _ = lab.kill(s1);
-    wait_master(&lab, 1, Duration::from_secs(4)).unwrap();
-    wait_log(
+    wait_takeover(
+        &lab,
+        Duration::from_secs(4),
         &m,
         "Quorum lost for tracked process chk_proc",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
     assert!(
         priority_zero_received(&b) >= 1,
@@ -103,8 +101,7 @@ fn track_process_quorum_and_notify_fifo() {
     let fault = lines.iter().position(|l| l.contains("FAULT")).unwrap();
     assert!(last_master > fault, "{lines:?}");
     let _ = lab.kill(s2);
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
     assert!(!fifo.exists(), "the FIFO we created is removed at exit");
 }
 
@@ -138,16 +135,14 @@ fn track_file_value_moves_the_vip() {
     wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     std::fs::write(&state, "1\n").unwrap();
-    wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    wait_log(
+    wait_takeover(
+        &lab,
+        Duration::from_secs(3),
         &m,
         "(VI_1) tracked file chk_file now 1",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
     std::fs::write(&state, "0\n").unwrap();
     wait_master(&lab, 0, Duration::from_secs(4)).unwrap();
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }

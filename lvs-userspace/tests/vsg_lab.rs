@@ -78,10 +78,8 @@ fn answers(lab: &Lab, vip: Ipv4Addr, port: u16, n: usize) -> Result<Vec<String>>
 #[ignore = "needs root: run cargo xtask test"]
 fn a_group_of_4_vips_and_2_ports_forwards_8_services() -> Result<()> {
     let lab = Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 1,
         vips: vips(),
-        ..LabSpec::default()
+        ..LabSpec::sized(2, 1)
     })?;
     // The second port: another lvs-lab-httpd in each real server.
     for i in 0..2 {

@@ -82,6 +82,10 @@ enum Cmd {
 }
 
 /// Fuzz targets: (directory with its own fuzz workspace, target name).
+/// The test-only parts (`datapath::testrun`, `lvs-xdp-pass`): on for the
+/// tests, the bench and the demo; the package is built without them.
+const TEST_SUPPORT: &str = "lvs-userspace/test-support";
+
 const FUZZ_TARGETS: [(&str, &str); 3] = [
     ("lvs-config/fuzz", "parse"),
     ("lvs-userspace/fuzz", "parse_advert"),
@@ -103,7 +107,7 @@ fn main() -> Result<()> {
             package::check_alert_rules()?;
             // Binaries the lab starts (httpd, lvsd, lvs-xdp-pass) must exist
             // before the tests look for them.
-            cargo(&["build", "--workspace", "--bins"])?;
+            build_lab_bins(false)?;
             // Tests that need root are `#[ignore = "needs root: …"]` so that
             // a plain `cargo test` passes as any user; here they all run.
             let mut argv = vec![
@@ -131,7 +135,7 @@ fn main() -> Result<()> {
         Cmd::Bench { json, repeat } => {
             setup::run(true)?;
             require_root("the bench loads BPF programs and builds a lab")?;
-            cargo(&["build", "--release", "--workspace", "--bins"])?;
+            build_lab_bins(true)?;
             let json = if json { &["--json"][..] } else { &[] };
             // The agent side first: 1000 real servers checked every second,
             // and 1 M connections in the table while /metrics is scraped
@@ -159,7 +163,7 @@ fn main() -> Result<()> {
         Cmd::Demo { ecmp } => {
             setup::run(true)?;
             require_root("the demo builds network namespaces and attaches XDP")?;
-            cargo(&["build", "--release", "--workspace", "--bins"])?;
+            build_lab_bins(true)?;
             example(if ecmp { "demo_ecmp" } else { "demo" }, &[])
         }
     }
@@ -208,6 +212,15 @@ fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
 }
 
 /// Runs one of lvs-userspace's examples (release) with `args`.
+/// Every binary, with the test-only ones the lab starts (`lvs-xdp-pass`).
+fn build_lab_bins(release: bool) -> Result<()> {
+    let mut argv = vec!["build", "--workspace", "--bins", "--features", TEST_SUPPORT];
+    if release {
+        argv.push("--release");
+    }
+    cargo(&argv)
+}
+
 fn example(name: &str, args: &[&str]) -> Result<()> {
     let mut argv = vec![
         "run",

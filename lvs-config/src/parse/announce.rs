@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::{leaf, Kw, Parser};
 use crate::diag::Severity;
-use crate::model::{AnnounceDaemon, BgpAnnounce, BgpNeighbor, Config, VsAddr};
+use crate::model::{AnnounceDaemon, BgpAnnounce, BgpNeighbor, Config};
 use crate::tree::Node;
 
 /// The block as read, before its end-of-block check.
@@ -52,22 +52,10 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         }
         p.extra(n, 1);
     }),
-    leaf("daemon_path", |p, d, n| {
-        d.daemon_path = p.string(n, 1);
-        p.extra(n, 1);
-    }),
-    leaf("control_path", |p, d, n| {
-        d.control_path = p.string(n, 1);
-        p.extra(n, 1);
-    }),
-    leaf("socket", |p, d, n| {
-        d.socket = p.string(n, 1);
-        p.extra(n, 1);
-    }),
-    leaf("config_file", |p, d, n| {
-        d.config_file = p.string(n, 1);
-        p.extra(n, 1);
-    }),
+    leaf("daemon_path", |p, d, n| d.daemon_path = p.one_string(n)),
+    leaf("control_path", |p, d, n| d.control_path = p.one_string(n)),
+    leaf("socket", |p, d, n| d.socket = p.one_string(n)),
+    leaf("config_file", |p, d, n| d.config_file = p.one_string(n)),
     leaf("router_id", |p, d, n| {
         if let Some(w) = p.arg(n, 1) {
             d.router_id = p.ipv4_word("router_id", w);
@@ -204,40 +192,4 @@ pub(super) fn parse(p: &mut Parser, cfg: &mut Config, n: &Node) {
         hold_time: d.hold_time.unwrap_or(3),
         withdraw_delay: d.withdraw_delay.unwrap_or(Duration::from_secs(2)),
     });
-}
-
-/// Whole-config checks of `bgp_announce`: something to announce, and no
-/// VIP that VRRP moves as well.
-pub(super) fn lint(p: &mut Parser, cfg: &Config) {
-    let Some(a) = &cfg.bgp_announce else { return };
-    if cfg.virtual_servers.is_empty() {
-        p.diags.add(
-            Severity::Warning,
-            &a.span,
-            "`bgp_announce` has no virtual_server to announce",
-            None,
-        );
-    }
-    for vs in &cfg.virtual_servers {
-        let VsAddr::Ip(addr, _) = vs.addr else {
-            continue;
-        };
-        for vi in &cfg.vrrp_instances {
-            if let Some(v) = vi.virtual_ipaddress.iter().find(|v| v.addr == addr) {
-                p.diags.add(
-                    Severity::Warning,
-                    &v.span,
-                    format!(
-                        "{addr} is announced over BGP (bgp_announce) and also held by vrrp_instance {}: \
-                         the router sends it to every director either way",
-                        vi.name
-                    ),
-                    Some(format!(
-                        "remove {addr} from the virtual_ipaddress of {}",
-                        vi.name
-                    )),
-                );
-            }
-        }
-    }
 }

@@ -1,5 +1,7 @@
-//! `virtual_server_group`, `virtual_server`, `real_server` and the health
-//! checkers (keepalived's check_parser.c, check_api.c, check_*.c).
+//! `virtual_server` and `real_server` (keepalived's check_parser.c); the
+//! blocks they hold or name each have a module, as keepalived splits them:
+//! `checkers` (check_api.c, check_*.c), `vsg` (`virtual_server_group`),
+//! `track_file` (track_file.c).
 //!
 //! Defaults, from keepalived (acassen/keepalived 9cbce3e):
 //! - `lb_kind`/`lvs_method`: NAT when unset (check_data.c `validate_check_config`:
@@ -28,13 +30,11 @@ use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
 use crate::diag::{Severity, Span};
-use crate::keywords::{RS_ALL, VS_ALL};
+use crate::keywords::{CHECKERS, RS_ALL, VS_ALL};
 use crate::model::{
-    CheckCommon, Checker, Config, ConnOpts, DnsCheck, FileCheck, Granularity, HexPattern,
-    HttpCheck, LbKind, MiscCheck, Protocol, RealServer, SmtpCheck, SorryServer, TcpCheck,
-    TrackFile, UdpCheck, Url, VirtualServer, VirtualServerGroup, VsAddr, VsgEntry,
+    Config, Granularity, LbKind, Protocol, RealServer, SorryServer, VirtualServer, VsAddr,
 };
-use crate::tree::{Node, Word};
+use crate::tree::Node;
 
 const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
 const WEIGHT_MAX: u64 = i32::MAX as u64;
@@ -48,65 +48,13 @@ const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
 ];
 
-// ------------------------------------------------------- virtual_server_group
+mod checkers;
+mod track_file;
+mod vsg;
 
-pub(super) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
-    let Some(name) = p.string(n, 1) else { return };
-    let Some(body) = &n.block else {
-        p.diags
-            .fatal(n.span(), "`virtual_server_group` needs a block");
-        return;
-    };
-    let mut g = VirtualServerGroup {
-        span: n.span().clone(),
-        name,
-        entries: Vec::new(),
-    };
-    for e in body {
-        let w0 = &e.words[0];
-        if w0.text == "fwmark" {
-            if let Some(m) = p.uint(e, 1, 1, u64::from(u32::MAX)) {
-                refuse_fwmark(
-                    p,
-                    &w0.span,
-                    &format!("virtual_server_group {} entry fwmark {m}", g.name),
-                );
-                g.entries.push(VsgEntry::Fwmark {
-                    span: w0.span.clone(),
-                    mark: m as u32,
-                });
-            }
-            continue;
-        }
-        let Some((first, last)) = addr_range(p, w0) else {
-            continue;
-        };
-        // keepalived: a port of 0 (or "00") is no port.
-        let port = match e.words.get(1) {
-            Some(w) if w.text.bytes().all(|b| b == b'0') => 0,
-            Some(_) => p.port(e, 1).unwrap_or(0),
-            None => 0,
-        };
-        p.extra(e, 1);
-        g.entries.push(VsgEntry::Range {
-            span: w0.span.clone(),
-            first,
-            last,
-            port,
-        });
-    }
-    if cfg.virtual_server_groups.iter().any(|x| x.name == g.name) {
-        p.diags.error(
-            n.span(),
-            format!(
-                "virtual_server_group `{}` defined twice; the second is ignored",
-                g.name
-            ),
-        );
-        return;
-    }
-    cfg.virtual_server_groups.push(g);
-}
+use checkers::{parse_checker, CheckB, Inherited};
+pub(super) use track_file::{parse_track_file, resolve_file_checks};
+pub(super) use vsg::parse_vsg;
 
 /// lvs-xdp cannot serve firewall-mark services: its XDP program sees a
 /// packet before netfilter, so no iptables/nftables rule has marked it
@@ -129,667 +77,6 @@ fn refuse_fwmark(p: &mut Parser, span: &Span, what: &str) {
     );
 }
 
-/// A `virtual_server_group` address entry, as keepalived's
-/// `alloc_vsg_entry` reads it: `ADDR`, `ADDR-LAST` (the last byte / group),
-/// `ADDR-ADDR` (a full end address) or `ADDR/LEN` (every address of the
-/// prefix; the host bits must be 0). A bad entry is skipped (an error).
-fn addr_range(p: &mut Parser, w: &Word) -> Option<(IpAddr, IpAddr)> {
-    let text = w.text.as_str();
-    let skip = |p: &mut Parser, why: &str| {
-        p.diags.add(
-            Severity::Error,
-            &w.span,
-            format!("{why} - {text} - skipping"),
-            Some(
-                "write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN".into(),
-            ),
-        );
-        None
-    };
-    let head_end = text.find(['-', '/']).unwrap_or(text.len());
-    let Ok(first) = text[..head_end].parse::<IpAddr>() else {
-        p.diags.add(
-            Severity::Fatal,
-            &w.span,
-            format!("`{text}` is not an address or address range"),
-            Some(
-                "write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN".into(),
-            ),
-        );
-        return None;
-    };
-    let bits: u32 = if first.is_ipv4() { 32 } else { 128 };
-    let as_u128 = |a: IpAddr| match a {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    };
-    let from_u128 = |v: u128| -> IpAddr {
-        if bits == 32 {
-            IpAddr::from(std::net::Ipv4Addr::from(v as u32))
-        } else {
-            IpAddr::from(std::net::Ipv6Addr::from(v))
-        }
-    };
-    let rest = &text[head_end..];
-    if let Some(len) = rest.strip_prefix('/') {
-        let Ok(len) = len.parse::<u32>() else {
-            return skip(p, "Invalid netmask");
-        };
-        if len == 0 || len > bits {
-            return skip(p, "Invalid netmask");
-        }
-        let host: u128 = if len == bits {
-            0
-        } else {
-            (1u128 << (bits - len)) - 1
-        };
-        let start = as_u128(first);
-        if start & host != 0 {
-            return skip(p, "Address mask bits not empty");
-        }
-        return Some((first, from_u128(start | host)));
-    }
-    let Some(end) = rest.strip_prefix('-') else {
-        return Some((first, first));
-    };
-    let full_end = if first.is_ipv4() {
-        end.contains('.')
-    } else {
-        end.contains(':')
-    };
-    if full_end {
-        let Ok(last) = end.parse::<IpAddr>() else {
-            return skip(p, "Invalid range end");
-        };
-        if last.is_ipv4() != first.is_ipv4() {
-            return skip(p, "Range address families do not match");
-        }
-        if as_u128(last) < as_u128(first) {
-            return skip(p, "Address range end is less than address range start");
-        }
-        return Some((first, last));
-    }
-    let last = match first {
-        IpAddr::V4(f) => {
-            let Ok(e) = end.parse::<u8>() else {
-                return skip(p, "Invalid range end");
-            };
-            let o = f.octets();
-            (e > o[3]).then(|| IpAddr::from([o[0], o[1], o[2], e]))
-        }
-        IpAddr::V6(f) => {
-            let Ok(e) = u16::from_str_radix(end, 16) else {
-                return skip(p, "Invalid range end");
-            };
-            let mut s = f.segments();
-            let ok = e > s[7];
-            s[7] = e;
-            ok.then(|| IpAddr::from(s))
-        }
-    };
-    match last {
-        Some(l) => Some((first, l)),
-        None => skip(
-            p,
-            "Address range end is not greater than address range start",
-        ),
-    }
-}
-
-// ------------------------------------------------------------------ checkers
-
-/// A checker being built; one struct for all checker kinds.
-struct CheckB {
-    kind: &'static str,
-    span: Span,
-    conn: Option<ConnOpts>,
-    connect_timeout: Option<Duration>,
-    retry: Option<u32>,
-    delay_before_retry: Option<Duration>,
-    delay_loop: Option<Duration>,
-    warmup: Option<Duration>,
-    alpha: Option<bool>,
-    log_all_failures: bool,
-    urls: Vec<Url>,
-    virtualhost: Option<String>,
-    http_protocol: Option<String>,
-    enable_sni: bool,
-    sni_name: Option<String>,
-    misc_path: Option<String>,
-    misc_timeout: Option<Duration>,
-    misc_dynamic: bool,
-    user: Option<String>,
-    helo_name: Option<String>,
-    hosts: Vec<(ConnOpts, Option<Duration>)>,
-    payload: Option<String>,
-    require_reply: Option<String>,
-    min_reply_length: Option<u32>,
-    max_reply_length: Option<u32>,
-    dns_type: Option<String>,
-    dns_name: Option<String>,
-    file_track: Option<String>,
-    file_weight: Option<(i32, bool)>,
-}
-
-impl CheckB {
-    fn new(kind: &'static str, span: Span) -> Self {
-        let conn = !matches!(kind, "MISC_CHECK" | "FILE_CHECK" | "BFD_CHECK");
-        CheckB {
-            kind,
-            span,
-            conn: conn.then(ConnOpts::default),
-            connect_timeout: None,
-            retry: None,
-            delay_before_retry: None,
-            delay_loop: None,
-            warmup: None,
-            alpha: None,
-            log_all_failures: false,
-            urls: Vec::new(),
-            virtualhost: None,
-            http_protocol: None,
-            enable_sni: false,
-            sni_name: None,
-            misc_path: None,
-            misc_timeout: None,
-            misc_dynamic: false,
-            user: None,
-            helo_name: None,
-            hosts: Vec::new(),
-            payload: None,
-            require_reply: None,
-            min_reply_length: None,
-            max_reply_length: None,
-            dns_type: None,
-            dns_name: None,
-            file_track: None,
-            file_weight: None,
-        }
-    }
-    fn conn(&mut self) -> &mut ConnOpts {
-        self.conn.get_or_insert_with(ConnOpts::default)
-    }
-}
-
-/// Connection keywords (check_api.c `install_checker_common_keywords(true)`).
-static CONN_KW: &[Kw<CheckB>] = &[
-    leaf("connect_ip", |p, c, n| c.conn().connect_ip = p.ip(n, 1)),
-    leaf("connect_port", |p, c, n| {
-        c.conn().connect_port = p.port(n, 1)
-    }),
-    leaf("bindto", |p, c, n| c.conn().bindto = p.ip(n, 1)),
-    leaf("bind_port", |p, c, n| c.conn().bind_port = p.port(n, 1)),
-    leaf("bind_if", |p, c, n| c.conn().bind_if = p.string(n, 1)),
-    leaf("fwmark", |p, c, n| {
-        c.conn().fwmark = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
-    }),
-    leaf("connect_timeout", |p, c, n| {
-        c.connect_timeout = p
-            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
-            .or(c.connect_timeout);
-    }),
-];
-
-/// Keywords of every checker (check_api.c).
-static COMMON_KW: &[Kw<CheckB>] = &[
-    leaf("retry", |p, c, n| {
-        c.retry = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(c.retry)
-    }),
-    leaf("nb_get_retry", |p, c, n| {
-        // keepalived 2.2.7 knows `nb_get_retry` in HTTP_GET/SSL_GET only;
-        // elsewhere it is an unknown keyword there (its -t fails, the checker
-        // keeps its default retry). lvs-xdp honours it as `retry` everywhere
-        // (README: deliberate differences).
-        let (msg, help) = if matches!(c.kind, "HTTP_GET" | "SSL_GET") {
-            (
-                "`nb_get_retry` is deprecated - please use 'retry'".to_string(),
-                "write `retry` instead",
-            )
-        } else {
-            (
-                format!(
-                    "`nb_get_retry` in {}: keepalived 2.2.7 does not know it here (Unknown keyword; it keeps the default retry); lvs-xdp honours it as `retry`",
-                    c.kind
-                ),
-                "write `retry` instead: both read it",
-            )
-        };
-        p.diags
-            .add(Severity::Warning, n.span(), msg, Some(help.into()));
-        c.retry = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(c.retry);
-    }),
-    leaf("delay_before_retry", |p, c, n| {
-        c.delay_before_retry = p
-            .timer(n, 1, Duration::ZERO, MAX_SECS)
-            .or(c.delay_before_retry);
-    }),
-    leaf("warmup", |p, c, n| {
-        c.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(c.warmup)
-    }),
-    leaf("delay_loop", |p, c, n| {
-        c.delay_loop = p
-            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
-            .or(c.delay_loop);
-    }),
-    leaf("alpha", |p, c, n| c.alpha = p.flag(n).or(c.alpha)),
-    leaf("log_all_failures", |p, c, n| {
-        c.log_all_failures = p.flag(n).unwrap_or(c.log_all_failures)
-    }),
-];
-
-static URL_KW: &[Kw<Url>] = &[
-    leaf("path", |p, u, n| u.path = p.rest(n, 1).unwrap_or_default()),
-    leaf("digest", |p, u, n| {
-        if let Some(w) = p.arg(n, 1) {
-            if w.text.len() != 32 || !w.text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                p.diags.add(
-                    Severity::Error,
-                    &w.span,
-                    format!(
-                        "digest `{}` is not an MD5 sum (32 hex digits); ignored",
-                        w.text
-                    ),
-                    Some("compute it with `genhash` or `curl -s URL | md5sum`".into()),
-                );
-            } else {
-                u.digest = Some(w.text.to_ascii_lowercase());
-            }
-        }
-    }),
-    leaf("status_code", |p, u, n| {
-        p.arg(n, 1);
-        for w in &n.words[1..] {
-            let (a, b) = match w.text.split_once('-') {
-                Some((a, b)) => (a, b),
-                None => (w.text.as_str(), w.text.as_str()),
-            };
-            match (a.parse::<u16>(), b.parse::<u16>()) {
-                (Ok(a), Ok(b)) if (100..=599).contains(&a) && (a..=599).contains(&b) => {
-                    u.status_code.push((a, b))
-                }
-                _ => p.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("status_code `{}` is not a status code or range", w.text),
-                    Some("write codes from 100 to 599, or ranges like 200-299".into()),
-                ),
-            }
-        }
-    }),
-    leaf("virtualhost", |p, u, n| u.virtualhost = p.string(n, 1)),
-    leaf("regex", |p, u, n| u.regex = p.rest(n, 1)),
-];
-const URL_IGNORED: &[&str] = &[
-    "regex_no_match",
-    "regex_options",
-    "regex_min_offset",
-    "regex_max_offset",
-    "regex_stack",
-    "tls_compliant",
-];
-
-static HTTP_KW: &[Kw<CheckB>] = &[
-    block("url", |p, c, n| {
-        let mut u = Url {
-            span: n.span().clone(),
-            path: String::new(),
-            digest: None,
-            status_code: Vec::new(),
-            virtualhost: None,
-            regex: None,
-        };
-        p.dispatch(
-            "url",
-            &[URL_KW],
-            URL_IGNORED,
-            &mut u,
-            n.block.as_deref().unwrap_or(&[]),
-        );
-        if u.path.is_empty() {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                "url without `path`; ignored",
-                Some("add `path /`".into()),
-            );
-        } else {
-            c.urls.push(u);
-        }
-    }),
-    leaf("virtualhost", |p, c, n| c.virtualhost = p.string(n, 1)),
-    leaf("http_protocol", |p, c, n| c.http_protocol = p.string(n, 1)),
-    leaf("enable_sni", |p, c, n| {
-        c.enable_sni = p.flag(n).unwrap_or(false)
-    }),
-    leaf("sni_name", |p, c, n| c.sni_name = p.string(n, 1)),
-];
-const HTTP_IGNORED: &[&str] = &["fast_recovery", "tls_compliant"];
-
-static MISC_KW: &[Kw<CheckB>] = &[
-    leaf("misc_path", |p, c, n| c.misc_path = p.rest(n, 1)),
-    leaf("misc_timeout", |p, c, n| {
-        c.misc_timeout = p.timer(n, 1, Duration::from_micros(1), MAX_SECS)
-    }),
-    leaf("misc_dynamic", |_, c, _| c.misc_dynamic = true),
-    leaf("user", |p, c, n| c.user = p.rest(n, 1)),
-];
-
-static SMTP_KW: &[Kw<CheckB>] = &[
-    leaf("helo_name", |p, c, n| c.helo_name = p.string(n, 1)),
-    block("host", |p, c, n| {
-        let mut h = CheckB::new("host", n.span().clone());
-        p.dispatch(
-            "SMTP_CHECK host",
-            &[CONN_KW, COMMON_KW],
-            &[],
-            &mut h,
-            n.block.as_deref().unwrap_or(&[]),
-        );
-        c.hosts
-            .push((h.conn.unwrap_or_default(), h.connect_timeout));
-    }),
-];
-
-/// A hex string argument (keepalived's `read_hex_str`), checked here so a
-/// typo is reported at its place.
-fn hex_arg(p: &mut Parser, n: &Node, wildcard: bool) -> Option<String> {
-    let text = n.words[1..]
-        .iter()
-        .map(|w| w.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if HexPattern::parse(&text, wildcard).is_none() {
-        let span = n
-            .words
-            .get(1)
-            .map_or_else(|| n.span().clone(), |w| w.span.clone());
-        p.diags.add(
-            Severity::Error,
-            &span,
-            format!("`{text}` is not a hex string; `{}` ignored", n.keyword()),
-            Some(if wildcard {
-                "write octets in hex, e.g. `0a 1b 2c` (x for any nibble)".into()
-            } else {
-                "write octets in hex, e.g. `0a 1b 2c`".into()
-            }),
-        );
-        return None;
-    }
-    Some(text)
-}
-
-static UDP_KW: &[Kw<CheckB>] = &[
-    leaf("payload", |p, c, n| {
-        if n.words.len() < 2 {
-            p.diags
-                .error(n.span(), "UDP_CHECK payload requires a payload; ignored");
-            return;
-        }
-        c.payload = hex_arg(p, n, false);
-    }),
-    leaf("require_reply", |p, c, n| {
-        // A bare `require_reply`: any reply will do.
-        c.require_reply = if n.words.len() < 2 {
-            Some(String::new())
-        } else {
-            hex_arg(p, n, true).or(Some(String::new()))
-        };
-    }),
-    leaf("min_reply_length", |p, c, n| {
-        c.min_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
-    }),
-    leaf("max_reply_length", |p, c, n| {
-        c.max_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
-    }),
-];
-
-/// DNS_CHECK query types (check_dns.c `DNS_TYPE`).
-pub const DNS_TYPES: &[&str] = &[
-    "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY",
-];
-
-static DNS_KW: &[Kw<CheckB>] = &[
-    leaf("type", |p, c, n| {
-        let Some(w) = p.arg(n, 1) else { return };
-        match DNS_TYPES.iter().find(|t| t.eq_ignore_ascii_case(&w.text)) {
-            Some(t) => c.dns_type = Some((*t).to_string()),
-            None => p.diags.add(
-                Severity::Error,
-                &w.span,
-                format!("Unknown DNS check type {} - ignoring", w.text),
-                Some(format!("use one of {}", DNS_TYPES.join(", "))),
-            ),
-        }
-    }),
-    leaf("name", |p, c, n| {
-        let Some(w) = p.arg(n, 1) else { return };
-        let name = w.text.as_str();
-        // keepalived refuses empty labels (`a..b`, a leading dot).
-        if (name.starts_with('.') && name != ".") || name.contains("..") {
-            p.diags.add(
-                Severity::Error,
-                &w.span,
-                format!("DNS_CHECK name '{name}' has empty label - ignoring"),
-                None,
-            );
-            return;
-        }
-        if c.dns_name.is_some() {
-            p.diags
-                .error(&w.span, "DNS_CHECK name already specified - ignoring");
-            return;
-        }
-        c.dns_name = Some(name.to_string());
-    }),
-];
-
-static FILE_KW: &[Kw<CheckB>] = &[
-    leaf("track_file", |p, c, n| c.file_track = p.string(n, 1)),
-    leaf("weight", |p, c, n| {
-        let Some(w) = p.int(n, 1, -WEIGHT_MAX_I, WEIGHT_MAX_I) else {
-            return;
-        };
-        let reverse = match n.words.get(2).map(|w| w.text.as_str()) {
-            None | Some("noreverse") => false,
-            Some("reverse") => true,
-            Some(other) => {
-                p.diags.add(
-                    Severity::Error,
-                    &n.words[2].span,
-                    format!("unknown track file weight option {other} - ignoring"),
-                    Some("write `reverse` or nothing".into()),
-                );
-                return;
-            }
-        };
-        c.file_weight = Some((w as i32, reverse));
-    }),
-];
-
-// ---------------------------------------------------------------- track_file
-
-/// `track_file NAME { file PATH; weight W [reverse]; init_file [V] [overwrite] }`.
-pub(super) fn parse_track_file(p: &mut Parser, cfg: &mut Config, n: &Node) {
-    let Some(name) = p.string(n, 1) else { return };
-    if n.keyword() == "vrrp_track_file" {
-        p.warn_once(
-            "deprecated/vrrp_track_file",
-            n,
-            "\"vrrp_track_file\" is deprecated, please use \"track_file\"".into(),
-            None,
-        );
-    }
-    let Some(body) = &n.block else {
-        p.diags.fatal(n.span(), "`track_file` needs a block");
-        return;
-    };
-    let mut t = TrackFile {
-        span: n.span().clone(),
-        name,
-        file: String::new(),
-        weight: 1,
-        weight_reverse: false,
-        init_file: None,
-    };
-    p.dispatch("track_file", &[TRACK_FILE_KW], &[], &mut t, body);
-    if t.file.is_empty() {
-        p.diags.add(
-            Severity::Error,
-            n.span(),
-            format!("No file set for track_file {} - ignoring", t.name),
-            Some("add `file /path/to/file`".into()),
-        );
-        return;
-    }
-    if cfg.track_files.iter().any(|x| x.name == t.name) {
-        p.diags.error(
-            n.span(),
-            format!(
-                "track_file `{}` defined twice; the second is ignored",
-                t.name
-            ),
-        );
-        return;
-    }
-    cfg.track_files.push(t);
-}
-
-static TRACK_FILE_KW: &[Kw<TrackFile>] = &[
-    leaf("file", |p, t, n| {
-        if let Some(f) = p.string(n, 1) {
-            t.file = f;
-        }
-    }),
-    leaf("weight", |p, t, n| {
-        if let Some(w) = p.int(n, 1, -254, 254) {
-            t.weight = w as i32;
-        }
-        match n.words.get(2).map(|w| w.text.as_str()) {
-            None => {}
-            Some("reverse") => t.weight_reverse = true,
-            Some(other) => p.diags.add(
-                Severity::Error,
-                &n.words[2].span,
-                format!("track_file {} unknown weight option {other}", t.name),
-                None,
-            ),
-        }
-    }),
-    leaf("init_file", |p, t, n| {
-        let mut value = 0;
-        let mut overwrite = false;
-        for w in &n.words[1..] {
-            if w.text == "overwrite" {
-                overwrite = true;
-            } else if let Some(v) = p.int_word("init_file", w, -254, 254) {
-                value = v;
-            }
-        }
-        t.init_file = Some((value, overwrite));
-    }),
-];
-
-/// After the whole file: FILE_CHECKs name existing `track_file`s
-/// (keepalived looks them up when it reads the checker).
-pub(super) fn resolve_file_checks(p: &mut Parser, cfg: &mut Config) {
-    let names: Vec<String> = cfg.track_files.iter().map(|t| t.name.clone()).collect();
-    for vs in &mut cfg.virtual_servers {
-        for rs in &mut vs.real_servers {
-            rs.checkers.retain(|c| {
-                let Checker::File(f) = c else { return true };
-                if names.contains(&f.track_file) {
-                    return true;
-                }
-                p.diags.add(
-                    Severity::Error,
-                    &f.span,
-                    format!("track_file {} not found; FILE_CHECK ignored", f.track_file),
-                    Some("define it with `track_file NAME { file PATH }` at the top level".into()),
-                );
-                false
-            });
-        }
-    }
-}
-
-const CHECKERS: &[&str] = &[
-    "TCP_CHECK",
-    "HTTP_GET",
-    "SSL_GET",
-    "MISC_CHECK",
-    "SMTP_CHECK",
-    "DNS_CHECK",
-    "UDP_CHECK",
-    "PING_CHECK",
-    "FILE_CHECK",
-    "BFD_CHECK",
-];
-
-fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
-    let kind = CHECKERS
-        .iter()
-        .copied()
-        .find(|k| *k == n.keyword())
-        .unwrap_or("TCP_CHECK");
-    let mut c = CheckB::new(kind, n.span().clone());
-    let body = n.block.as_deref().unwrap_or(&[]);
-    match kind {
-        "TCP_CHECK" | "PING_CHECK" => p.dispatch(kind, &[CONN_KW, COMMON_KW], &[], &mut c, body),
-        "HTTP_GET" | "SSL_GET" => p.dispatch(
-            kind,
-            &[HTTP_KW, CONN_KW, COMMON_KW],
-            HTTP_IGNORED,
-            &mut c,
-            body,
-        ),
-        "MISC_CHECK" => p.dispatch(kind, &[MISC_KW, COMMON_KW], &[], &mut c, body),
-        "SMTP_CHECK" => p.dispatch(kind, &[SMTP_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
-        "UDP_CHECK" => p.dispatch(kind, &[UDP_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
-        "DNS_CHECK" => p.dispatch(kind, &[DNS_KW, CONN_KW, COMMON_KW], &[], &mut c, body),
-        "FILE_CHECK" => p.dispatch(kind, &[FILE_KW], &[], &mut c, body),
-        // BFD_CHECK is recognised only; its body is skipped.
-        _ => {}
-    }
-    // End-of-block validation (keepalived's level end handlers).
-    match kind {
-        "HTTP_GET" | "SSL_GET" if c.urls.is_empty() => {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                format!("{kind} has no `url`; checker ignored"),
-                Some("add `url { path / }`".into()),
-            );
-            return;
-        }
-        "FILE_CHECK" if c.file_track.is_none() => {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                "FILE_CHECK has no track_file specified - ignoring",
-                Some("add `track_file NAME`".into()),
-            );
-            return;
-        }
-        "MISC_CHECK" if c.misc_path.is_none() => {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                "MISC_CHECK has no `misc_path`; checker ignored",
-                Some("add `misc_path \"/path/to/script args\"`".into()),
-            );
-            return;
-        }
-        _ => {}
-    }
-    rs.checkers.push(c);
-}
-
 // ------------------------------------------------------------- real_server
 
 struct RsB {
@@ -805,13 +92,74 @@ struct RsB {
     uthreshold: Option<u32>,
     lthreshold: Option<u32>,
     virtualhost: Option<String>,
-    retry: Option<u32>,
-    connect_timeout: Option<Duration>,
+    defaults: CheckerDefaults,
     delay_loop: Option<Duration>,
-    delay_before_retry: Option<Duration>,
-    warmup: Option<Duration>,
     checkers: Vec<CheckB>,
 }
+
+/// Checker settings a `virtual_server` or a `real_server` sets for the
+/// checkers under it (the same keywords at both levels).
+#[derive(Default)]
+struct CheckerDefaults {
+    retry: Option<u32>,
+    connect_timeout: Option<Duration>,
+    delay_before_retry: Option<Duration>,
+    warmup: Option<Duration>,
+}
+
+/// A block that holds [`CheckerDefaults`].
+trait HasCheckerDefaults {
+    fn defaults(&mut self) -> &mut CheckerDefaults;
+}
+
+impl HasCheckerDefaults for RsB {
+    fn defaults(&mut self) -> &mut CheckerDefaults {
+        &mut self.defaults
+    }
+}
+
+impl HasCheckerDefaults for VsB {
+    fn defaults(&mut self) -> &mut CheckerDefaults {
+        &mut self.defaults
+    }
+}
+
+/// `retry`, `delay_before_retry`, `warmup` and `connect_timeout` of a
+/// `virtual_server` or `real_server` (check_parser.c).
+const fn checker_defaults_kw<T: HasCheckerDefaults>() -> [Kw<T>; 4] {
+    fn retry<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
+        let d = t.defaults();
+        d.retry = p
+            .uint(n, 1, 1, u64::from(u32::MAX))
+            .map(|v| v as u32)
+            .or(d.retry);
+    }
+    fn delay_before_retry<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
+        let d = t.defaults();
+        d.delay_before_retry = p
+            .timer(n, 1, Duration::ZERO, MAX_SECS)
+            .or(d.delay_before_retry);
+    }
+    fn warmup<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
+        let d = t.defaults();
+        d.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(d.warmup);
+    }
+    fn connect_timeout<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
+        let d = t.defaults();
+        d.connect_timeout = p
+            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
+            .or(d.connect_timeout);
+    }
+    [
+        leaf("retry", retry::<T>),
+        leaf("delay_before_retry", delay_before_retry::<T>),
+        leaf("warmup", warmup::<T>),
+        leaf("connect_timeout", connect_timeout::<T>),
+    ]
+}
+
+static RS_DEFAULTS_KW: [Kw<RsB>; 4] = checker_defaults_kw();
+static VS_DEFAULTS_KW: [Kw<VsB>; 4] = checker_defaults_kw();
 
 /// `lb_kind` / `lvs_method` value.
 fn lb_kind(p: &mut Parser, n: &Node) -> Option<(LbKind, Span)> {
@@ -862,25 +210,6 @@ static RS_KW: &[Kw<RsB>] = &[
     leaf("notify_up", |p, r, n| r.notify_up = p.rest(n, 1)),
     leaf("notify_down", |p, r, n| r.notify_down = p.rest(n, 1)),
     leaf("alpha", |p, r, n| r.alpha = p.flag(n).or(r.alpha)),
-    leaf("retry", |p, r, n| {
-        r.retry = p
-            .uint(n, 1, 1, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(r.retry)
-    }),
-    leaf("delay_before_retry", |p, r, n| {
-        r.delay_before_retry = p
-            .timer(n, 1, Duration::ZERO, MAX_SECS)
-            .or(r.delay_before_retry)
-    }),
-    leaf("warmup", |p, r, n| {
-        r.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(r.warmup)
-    }),
-    leaf("connect_timeout", |p, r, n| {
-        r.connect_timeout = p
-            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
-            .or(r.connect_timeout)
-    }),
     leaf("delay_loop", |p, r, n| {
         r.delay_loop = p
             .timer(n, 1, Duration::from_micros(1), MAX_SECS)
@@ -890,17 +219,18 @@ static RS_KW: &[Kw<RsB>] = &[
         p.flag(n);
     }),
     leaf("virtualhost", |p, r, n| r.virtualhost = p.string(n, 1)),
-    block("TCP_CHECK", parse_checker),
-    block("HTTP_GET", parse_checker),
-    block("SSL_GET", parse_checker),
-    block("MISC_CHECK", parse_checker),
-    block("SMTP_CHECK", parse_checker),
-    block("DNS_CHECK", parse_checker),
-    block("UDP_CHECK", parse_checker),
-    block("PING_CHECK", parse_checker),
-    block("FILE_CHECK", parse_checker),
-    block("BFD_CHECK", parse_checker),
 ];
+
+/// `real_server`'s checker blocks: one per name in [`CHECKERS`].
+static CHECKER_KW: [Kw<RsB>; CHECKERS.len()] = {
+    let mut table = [const { block("", parse_checker) }; CHECKERS.len()];
+    let mut i = 0;
+    while i < CHECKERS.len() {
+        table[i] = block(CHECKERS[i], parse_checker);
+        i += 1;
+    }
+    table
+};
 
 // ------------------------------------------------------------ virtual_server
 
@@ -909,10 +239,7 @@ struct VsB {
     lb_algo: Option<String>,
     lb_kind: Option<(LbKind, Span)>,
     protocol_set: bool,
-    retry: Option<u32>,
-    connect_timeout: Option<Duration>,
-    delay_before_retry: Option<Duration>,
-    warmup: Option<Duration>,
+    defaults: CheckerDefaults,
     rss: Vec<RsB>,
 }
 
@@ -1032,25 +359,6 @@ static VS_KW: &[Kw<VsB>] = &[
     leaf("inhibit_on_failure", |_, v, _| {
         v.vs.inhibit_on_failure = true
     }),
-    leaf("retry", |p, v, n| {
-        v.retry = p
-            .uint(n, 1, 1, u64::from(u32::MAX))
-            .map(|x| x as u32)
-            .or(v.retry)
-    }),
-    leaf("delay_before_retry", |p, v, n| {
-        v.delay_before_retry = p
-            .timer(n, 1, Duration::ZERO, MAX_SECS)
-            .or(v.delay_before_retry)
-    }),
-    leaf("warmup", |p, v, n| {
-        v.warmup = p.timer(n, 1, Duration::ZERO, MAX_SECS).or(v.warmup)
-    }),
-    leaf("connect_timeout", |p, v, n| {
-        v.connect_timeout = p
-            .timer(n, 1, Duration::from_micros(1), MAX_SECS)
-            .or(v.connect_timeout)
-    }),
     leaf("sorry_server", |p, v, n| {
         let Some(w) = p.arg(n, 1) else { return };
         let Some(addr) = p.sockaddr_word("sorry_server", w) else {
@@ -1112,16 +420,13 @@ static VS_KW: &[Kw<VsB>] = &[
             uthreshold: None,
             lthreshold: None,
             virtualhost: None,
-            retry: None,
-            connect_timeout: None,
+            defaults: CheckerDefaults::default(),
             delay_loop: None,
-            delay_before_retry: None,
-            warmup: None,
             checkers: Vec::new(),
         };
         p.dispatch(
             "real_server",
-            &[RS_KW],
+            &[RS_KW, &RS_DEFAULTS_KW, &CHECKER_KW],
             RS_ALL,
             &mut r,
             n.block.as_deref().unwrap_or(&[]),
@@ -1207,13 +512,16 @@ pub(super) fn parse_vs(p: &mut Parser, cfg: &mut Config, n: &Node) {
         lb_algo: None,
         lb_kind: None,
         protocol_set: false,
-        retry: None,
-        connect_timeout: None,
-        delay_before_retry: None,
-        warmup: None,
+        defaults: CheckerDefaults::default(),
         rss: Vec::new(),
     };
-    p.dispatch("virtual_server", &[VS_KW], VS_ALL, &mut b, body);
+    p.dispatch(
+        "virtual_server",
+        &[VS_KW, &VS_DEFAULTS_KW],
+        VS_ALL,
+        &mut b,
+        body,
+    );
     if let Some(vs) = finish_vs(p, b) {
         if let Some(prev) = cfg
             .virtual_servers
@@ -1396,103 +704,32 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             None => (vs.lb_kind, vs.lb_kind_span.clone()),
         };
         let rs_alpha = r.alpha.unwrap_or(vs.alpha);
-        let retry = r.retry.or(b.retry);
+        let retry = r.defaults.retry.or(b.defaults.retry);
         let connect_timeout = r
+            .defaults
             .connect_timeout
-            .or(b.connect_timeout)
+            .or(b.defaults.connect_timeout)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let rs_delay_loop = r.delay_loop.unwrap_or(vs.delay_loop);
-        let rs_warmup = r.warmup.or(b.warmup);
-        let rs_dbr = r.delay_before_retry.or(b.delay_before_retry);
-        let mut checkers = Vec::new();
-        for c in r.checkers {
-            let delay_loop = c.delay_loop.unwrap_or(rs_delay_loop);
-            let (default_retry, default_dbr) = match c.kind {
-                "HTTP_GET" | "SSL_GET" => (1, Duration::from_secs(3)),
-                "DNS_CHECK" => (3, delay_loop),
-                "MISC_CHECK" => (0, Duration::from_secs(1)),
-                _ => (1, Duration::from_secs(1)),
-            };
-            let conn = c.conn.clone().map(|mut co| {
-                co.connect_timeout = c.connect_timeout.unwrap_or(connect_timeout);
-                co
-            });
-            let common = CheckCommon {
-                span: c.span.clone(),
-                conn,
-                retry: c.retry.or(retry).unwrap_or(default_retry),
-                delay_before_retry: c.delay_before_retry.or(rs_dbr).unwrap_or(default_dbr),
-                delay_loop,
-                warmup: c.warmup.or(rs_warmup).unwrap_or(delay_loop),
-                alpha: c.alpha.unwrap_or(rs_alpha),
-                log_all_failures: c.log_all_failures,
-            };
-            let checker = match c.kind {
-                "TCP_CHECK" => Checker::Tcp(TcpCheck { common }),
-                "PING_CHECK" => Checker::Ping(TcpCheck { common }),
-                "HTTP_GET" | "SSL_GET" => {
-                    let h = HttpCheck {
-                        common,
-                        urls: c.urls,
-                        virtualhost: c
-                            .virtualhost
-                            .or_else(|| r.virtualhost.clone())
-                            .or_else(|| vs.virtualhost.clone()),
-                        http_protocol: c.http_protocol,
-                        enable_sni: c.enable_sni,
-                        sni_name: c.sni_name,
-                    };
-                    if c.kind == "HTTP_GET" {
-                        Checker::Http(h)
-                    } else {
-                        Checker::Ssl(h)
-                    }
-                }
-                "MISC_CHECK" => Checker::Misc(MiscCheck {
-                    common,
-                    path: c.misc_path.unwrap_or_default(),
-                    timeout: c.misc_timeout,
-                    dynamic: c.misc_dynamic,
-                    user: c.user,
-                }),
-                "SMTP_CHECK" => Checker::Smtp(SmtpCheck {
-                    common,
-                    helo_name: c.helo_name,
-                    hosts: c
-                        .hosts
-                        .into_iter()
-                        .map(|(mut h, t)| {
-                            h.connect_timeout =
-                                t.unwrap_or(c.connect_timeout.unwrap_or(connect_timeout));
-                            h
-                        })
-                        .collect(),
-                }),
-                "UDP_CHECK" => Checker::Udp(UdpCheck {
-                    common,
-                    payload: c.payload,
-                    require_reply: c.require_reply,
-                    min_reply_length: c.min_reply_length,
-                    max_reply_length: c.max_reply_length,
-                }),
-                "DNS_CHECK" => Checker::Dns(DnsCheck {
-                    common,
-                    query_type: c.dns_type,
-                    name: c.dns_name,
-                }),
-                "FILE_CHECK" => Checker::File(FileCheck {
-                    span: c.span,
-                    track_file: c.file_track.unwrap_or_default(),
-                    weight: c.file_weight.map(|w| w.0),
-                    weight_reverse: c.file_weight.is_some_and(|w| w.1),
-                }),
-                other => Checker::Other {
-                    kind: other.to_string(),
-                    span: c.span,
-                },
-            };
-            checkers.push(checker);
-        }
+        let rs_warmup = r.defaults.warmup.or(b.defaults.warmup);
+        let rs_dbr = r
+            .defaults
+            .delay_before_retry
+            .or(b.defaults.delay_before_retry);
+        let inherited = Inherited {
+            delay_loop: rs_delay_loop,
+            retry,
+            connect_timeout,
+            warmup: rs_warmup,
+            delay_before_retry: rs_dbr,
+            alpha: rs_alpha,
+            virtualhost: r.virtualhost.clone().or_else(|| vs.virtualhost.clone()),
+        };
+        let checkers = r
+            .checkers
+            .into_iter()
+            .map(|c| c.build(&inherited))
+            .collect();
         vs.real_servers.push(RealServer {
             span: r.span,
             addr: r.addr,

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use crate::capability::{self, Support};
 use crate::diag::{suggest, Diagnostics, Severity};
-use crate::keywords;
+use crate::keywords::{self, RootKind};
 use crate::model::Config;
 use crate::tree::Node;
 
@@ -58,6 +58,34 @@ impl Parser {
             diags,
             warned: HashSet::new(),
         }
+    }
+
+    /// Adds the block `n` named `name` to `list`, unless `list` has one of
+    /// that name already: then an error, and the second is ignored.
+    pub fn add_named<T>(
+        &mut self,
+        n: &Node,
+        what: &str,
+        list: &mut Vec<T>,
+        item: T,
+        name: impl Fn(&T) -> &str,
+    ) {
+        let new = name(&item);
+        if list.iter().any(|x| name(x) == new) {
+            self.diags.error(
+                n.span(),
+                format!("{what} `{new}` defined twice; the second is ignored"),
+            );
+            return;
+        }
+        list.push(item);
+    }
+
+    /// The keyword's one value (more words are reported and ignored).
+    pub fn one_string(&mut self, n: &Node) -> Option<String> {
+        let v = self.string(n, 1);
+        self.extra(n, 1);
+        v
     }
 
     /// Emits a warning only the first time `key` is seen.
@@ -179,19 +207,22 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
             "virtual_server" => check::parse_vs(p, &mut cfg, n),
             "track_file" | "vrrp_track_file" => check::parse_track_file(p, &mut cfg, n),
             "bgp_announce" => announce::parse(p, &mut cfg, n),
-            _ if keywords::ROOT_IGNORED.contains(&kw) => p.warn_once(
-                &format!("ignored/root/{kw}"),
-                n,
-                format!("`{kw}` is not supported yet, ignored"),
-                None,
-            ),
+            _ if keywords::root_keyword(kw).is_some_and(|k| k.kind == RootKind::Ignored) => p
+                .warn_once(
+                    &format!("ignored/root/{kw}"),
+                    n,
+                    format!("`{kw}` is not supported yet, ignored"),
+                    None,
+                ),
             _ => {
-                let help = suggest(kw, keywords::ROOT_ALL.iter().copied())
+                let help = suggest(kw, keywords::ROOT.iter().map(|k| k.name))
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| {
                         Some(format!(
                             "top-level blocks are {}",
-                            keywords::ROOT_MODELLED.join(", ")
+                            keywords::root_names(RootKind::Modelled)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ))
                     });
                 p.diags.add(
@@ -205,7 +236,5 @@ pub(crate) fn parse_root(p: &mut Parser, nodes: &[Node]) -> Config {
     }
     check::resolve_file_checks(p, &mut cfg);
     vrrp::resolve_sync_group_states(p, &mut cfg);
-    crate::lint::lint(p, &cfg);
-    announce::lint(p, &cfg);
     cfg
 }

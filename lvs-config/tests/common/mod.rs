@@ -11,6 +11,32 @@ pub fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs")
 }
 
+/// Asserts that one of `r`'s diagnostics, written `file:line:col:
+/// severity: message`, starts with `prefix`; shows them all if none does.
+pub fn assert_diag_starts(r: &ParseResult, prefix: &str) {
+    let all: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert!(
+        all.iter().any(|m| m.starts_with(prefix)),
+        "no diagnostic starts with {prefix:?}:\n{all:#?}"
+    );
+}
+
+/// The configuration files in `dir` (not the `.expected`/`.options`
+/// companions nor notes), sorted.
+pub fn config_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("configs dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            !n.ends_with(".expected") && !n.ends_with(".options") && !n.ends_with(".md")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 fn secs(d: std::time::Duration) -> String {
     let s = format!("{}.{:06}", d.as_secs(), d.subsec_micros());
     let s = s.trim_end_matches('0').trim_end_matches('.');

@@ -167,6 +167,21 @@ struct Conn {
     local: SocketAddrV4,
 }
 
+impl Conn {
+    /// A connection just accepted: nothing read, nothing to write.
+    fn new(peer: SocketAddrV4, local: SocketAddrV4) -> Self {
+        Conn {
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            close_after: false,
+            want_out: false,
+            peer,
+            local,
+        }
+    }
+}
+
 const MAX_HEAD: usize = 64 * 1024;
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -414,18 +429,7 @@ fn main() {
                     if o.verbose {
                         eprintln!("{}: connection from {peer}", o.name);
                     }
-                    conns.insert(
-                        cfd,
-                        Conn {
-                            inbuf: Vec::new(),
-                            out: Vec::new(),
-                            out_pos: 0,
-                            close_after: false,
-                            want_out: false,
-                            peer,
-                            local: from_sockaddr(&la),
-                        },
-                    );
+                    conns.insert(cfd, Conn::new(peer, from_sockaddr(&la)));
                 }
                 continue;
             }
@@ -497,15 +501,10 @@ mod tests {
     use super::*;
 
     fn conn() -> Conn {
-        Conn {
-            inbuf: Vec::new(),
-            out: Vec::new(),
-            out_pos: 0,
-            close_after: false,
-            want_out: false,
-            peer: "198.18.1.1:40000".parse().unwrap(),
-            local: "198.18.0.11:80".parse().unwrap(),
-        }
+        Conn::new(
+            "198.18.1.1:40000".parse().unwrap(),
+            "198.18.0.11:80".parse().unwrap(),
+        )
     }
 
     #[test]

@@ -376,7 +376,13 @@ impl Checkers {
         for (key, rs) in &self.running {
             if rs.notify.omega && up.get(key).copied().unwrap_or(false) {
                 if let Some(down) = &rs.notify.down {
-                    scripts.push(run_notify(down, rs.notify.user.as_deref(), key, "down"));
+                    scripts.push(run_notify(
+                        down,
+                        rs.notify.user.as_deref(),
+                        key,
+                        "down",
+                        None,
+                    ));
                 }
             }
         }
@@ -416,8 +422,15 @@ impl Drop for Checkers {
 }
 
 /// Starts a real server's notify script (keepalived's `notify_up` /
-/// `notify_down`), as `script_user` when set; returns a task that reaps it.
-fn run_notify(script: &str, user: Option<&str>, rs: &RsKey, what: &str) -> Option<JoinHandle<()>> {
+/// `notify_down`), as `script_user` when set, once the one before it
+/// (`after`) has ended; returns a task that reaps it.
+fn run_notify(
+    script: &str,
+    user: Option<&str>,
+    rs: &RsKey,
+    what: &str,
+    after: Option<JoinHandle<()>>,
+) -> Option<JoinHandle<()>> {
     let mut cmd = crate::script::command(script, &[]);
     cmd.stdin(std::process::Stdio::null()).kill_on_drop(false);
     if let Some(user) = user {
@@ -427,22 +440,22 @@ fn run_notify(script: &str, user: Option<&str>, rs: &RsKey, what: &str) -> Optio
             }
             Err(e) => {
                 warn!("notify_{what} of {}: {e}; not run", rs.rs_name());
-                return None;
+                return after;
             }
         }
     }
-    match cmd.spawn() {
-        Ok(mut child) => Some(tokio::spawn(async move {
-            let _ = child.wait().await;
-        })),
-        Err(e) => {
-            warn!(
-                "notify_{what} of {}: cannot run {script}: {e}",
-                rs.rs_name()
-            );
-            None
+    let (name, what, script) = (rs.rs_name(), what.to_string(), script.to_string());
+    Some(tokio::spawn(async move {
+        if let Some(before) = after {
+            let _ = before.await;
         }
-    }
+        match cmd.spawn() {
+            Ok(mut child) => {
+                let _ = child.wait().await;
+            }
+            Err(e) => warn!("notify_{what} of {name}: cannot run {script}: {e}"),
+        }
+    }))
 }
 
 /// The manager's view of one checker.
@@ -468,6 +481,9 @@ struct RsState {
     sent_weight: u32,
     last_failure: Option<SystemTime>,
     last_reason: Option<String>,
+    /// The last notify script started for this server: the next one waits
+    /// for it, so a quick down-then-up runs its scripts in that order.
+    last_notify: Option<JoinHandle<()>>,
 }
 
 impl RsState {
@@ -553,6 +569,7 @@ async fn manager(
                     sent_weight: weight,
                     last_failure: None,
                     last_reason: None,
+                    last_notify: None,
                 });
                 st.checkers.insert(
                     id,
@@ -649,7 +666,9 @@ async fn manager(
                     (st.notify.down.as_deref(), "down")
                 };
                 if let Some(script) = script {
-                    run_notify(script, st.notify.user.as_deref(), &key, what);
+                    let after = st.last_notify.take();
+                    st.last_notify =
+                        run_notify(script, st.notify.user.as_deref(), &key, what, after);
                 }
             }
             out.push(if alive {

@@ -18,6 +18,7 @@ pub mod owner;
 pub mod pins;
 pub mod read;
 pub mod table;
+#[cfg(feature = "test-support")]
 pub mod testrun;
 
 use std::{

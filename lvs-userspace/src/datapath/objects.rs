@@ -5,6 +5,7 @@
 pub static LVS_XDP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lvs-xdp"));
 
 /// Bench baselines, the bench harness and `xdp_pass` for lab veth peers.
+#[cfg(feature = "test-support")]
 pub static LVS_TOOLS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lvs-tools"));
 
 /// Name of the XDP program in [`LVS_XDP`].

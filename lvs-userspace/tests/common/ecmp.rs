@@ -175,10 +175,8 @@ pub fn scenario(say: &dyn Fn(String)) -> Result<()> {
     let t_test = Instant::now();
     let mut lab = Lab::create(LabSpec {
         directors: DIRECTORS,
-        real_servers: 3,
-        client_addrs: 1,
         director_holds_vip: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(3, 1)
     })?;
     lab.add_routed_client(1500)?;
     let far = lab.routed_client_ns().context("far client")?.to_owned();

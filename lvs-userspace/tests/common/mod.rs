@@ -39,6 +39,15 @@ pub fn seed_spec(client_addrs: usize) -> LabSpec {
     }
 }
 
+/// Two directors whose own VRRP puts the VIP on the MASTER.
+pub fn vrrp_pair_spec(real_servers: usize, client_addrs: usize) -> LabSpec {
+    LabSpec {
+        directors: 2,
+        director_holds_vip: false,
+        ..LabSpec::sized(real_servers, client_addrs)
+    }
+}
+
 /// A binary of this package (tests get the path from cargo; the demo
 /// looks next to itself, in target/<profile>/).
 pub fn own_bin(name: &str) -> PathBuf {
@@ -161,6 +170,21 @@ impl Bpffs {
     }
 }
 
+impl Bpffs {
+    /// `--bpffs DIR --instance lab --xdp-mode generic`: lvsd's arguments
+    /// for the tests' instance on this bpffs.
+    pub fn lab_instance_args(&self) -> Result<[&str; 6]> {
+        Ok([
+            "--bpffs",
+            self.0.to_str().context("path")?,
+            "--instance",
+            "lab",
+            "--xdp-mode",
+            "generic",
+        ])
+    }
+}
+
 impl Drop for Bpffs {
     fn drop(&mut self) {
         for instance in ["lab", "lab2"] {
@@ -205,6 +229,24 @@ impl<'a> Director<'a> {
             extra_args: Vec::new(),
             conn_table_size: 65536,
         })
+    }
+
+    /// lvsd on the second director (namespace 1), instance `lab2` on the
+    /// shared bpffs.
+    pub fn second(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
+        let mut d = Director::new(lab, bpffs, config)?;
+        d.index = 1;
+        d.instance = "lab2".into();
+        Ok(d)
+    }
+
+    /// lvsd with `config` on the first director, started, once a request
+    /// through the VIP succeeds.
+    pub fn forwarding(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
+        let mut d = Director::new(lab, bpffs, config)?;
+        d.start()?;
+        wait_forwarding(lab)?;
+        Ok(d)
     }
 
     pub fn write_config(&self, config: &str) -> Result<()> {
@@ -461,4 +503,17 @@ pub fn lvsadm(lab: &Lab, bpffs: &Path, args: &[&str]) -> Result<String> {
         "lab",
     ]);
     lab.exec_ok(lab.director_ns(0), &argv)
+}
+
+/// `lvsd -n -l ARGS` run to its end in the first director's namespace
+/// (20 s at most): its exit code and its log.
+pub fn lvsd_once(lab: &Lab, args: &[&str]) -> Result<(Option<i32>, String)> {
+    let lvsd = own_bin("lvsd");
+    let mut argv = vec![lvsd.to_str().context("path")?, "-n", "-l"];
+    argv.extend(args);
+    let out = lab.exec_timeout(lab.director_ns(0), &argv, Duration::from_secs(20))?;
+    Ok((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }

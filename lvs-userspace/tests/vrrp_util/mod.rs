@@ -25,10 +25,8 @@ pub fn lab() -> Lab {
     Lab::create(LabSpec {
         directors: 2,
         director_holds_vip: false,
-        real_servers: 1,
-        client_addrs: 1,
         httpd: false,
-        ..LabSpec::default()
+        ..LabSpec::sized(1, 1)
     })
     .expect("lab")
 }
@@ -161,10 +159,15 @@ pub fn start_ours(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
 
 /// As [`start_ours`], with extra `vrrp_only` arguments.
 pub fn start_ours_with(lab: &Lab, dir: usize, conf: &Conf, extra: &[&str]) -> Speaker {
-    let base = unique(lab, &format!("dir{}", dir + 1));
-    let cfg = base.with_extension("conf");
-    let stats = base.with_extension("json");
+    let cfg = unique(lab, &format!("dir{}", dir + 1)).with_extension("conf");
     std::fs::write(&cfg, conf.text()).unwrap();
+    spawn_ours(lab, dir, cfg, extra)
+}
+
+/// `vrrp_only -f CFG --stats …` in director `dir`; the stats file beside
+/// the config.
+pub fn spawn_ours(lab: &Lab, dir: usize, cfg: PathBuf, extra: &[&str]) -> Speaker {
+    let stats = cfg.with_extension("json");
     let bin = vrrp_only_bin();
     let mut argv = vec![
         bin.to_str().unwrap(),
@@ -190,14 +193,19 @@ pub fn start_ours_with(lab: &Lab, dir: usize, conf: &Conf, extra: &[&str]) -> Sp
 /// keepalived 2.2.7 (VRRP only) in a director namespace, with its own pid
 /// files so it never touches the system's.
 pub fn start_keepalived(lab: &Lab, dir: usize, conf: &Conf) -> Speaker {
-    let base = unique(lab, &format!("ka-dir{}", dir + 1));
-    let cfg = base.with_extension("conf");
+    let cfg = unique(lab, &format!("ka-dir{}", dir + 1)).with_extension("conf");
     let conf = Conf {
         sync_daemon: false,
         ..conf.clone()
     };
     std::fs::write(&cfg, conf.text()).unwrap();
-    let p = |e: &str| base.with_extension(e).to_string_lossy().into_owned();
+    spawn_keepalived(lab, dir, cfg)
+}
+
+/// `keepalived --vrrp -f CFG` in director `dir`, its pid files beside the
+/// config.
+pub fn spawn_keepalived(lab: &Lab, dir: usize, cfg: PathBuf) -> Speaker {
+    let p = |e: &str| cfg.with_extension(e).to_string_lossy().into_owned();
     let (pid_main, pid_vrrp, pid_chk) = (p("pid"), p("vrrp.pid"), p("chk.pid"));
     let pid = lab
         .spawn(
@@ -236,6 +244,13 @@ pub fn stats(s: &Speaker) -> Option<serde_json::Value> {
     v.as_array()?.first().cloned()
 }
 
+/// Adverts our speaker accepted (0 before its first stats file).
+pub fn received(s: &Speaker) -> u64 {
+    stats(s)
+        .and_then(|v| v["adverts_received"].as_u64())
+        .unwrap_or(0)
+}
+
 pub fn rejected(s: &Speaker, key: &str) -> u64 {
     stats(s)
         .and_then(|v| v["rejected"][key].as_u64())
@@ -254,12 +269,17 @@ pub fn log_text(s: &Speaker) -> String {
 
 /// The VIP as configured on director `dir`'s bond0, if present.
 pub fn vip_on(lab: &Lab, dir: usize) -> Option<IfAddr> {
+    bond0_addr(lab, dir, VIP)
+}
+
+/// Address `addr` as configured on director `dir`'s bond0, if present.
+pub fn bond0_addr(lab: &Lab, dir: usize, addr: Ipv4Addr) -> Option<IfAddr> {
     lab.run_in_netns(lab.director_ns(dir), || {
         let l = netlink::link_by_name("bond0").unwrap();
         netlink::addrs(l.index)
             .unwrap()
             .into_iter()
-            .find(|a| a.addr == VIP)
+            .find(|a| a.addr == addr)
     })
     .unwrap()
 }
@@ -303,6 +323,12 @@ pub fn sigkill_keepalived(s: &Speaker) {
 pub fn sighup(pid: Pid) {
     // SAFETY: as above.
     unsafe { libc::kill(pid.0 as libc::pid_t, libc::SIGHUP) };
+}
+
+/// Rewrites the speaker's config file with `text` and sends SIGHUP.
+pub fn reload(s: &Speaker, text: &str) {
+    std::fs::write(&s.conf, text).unwrap();
+    sighup(s.pid);
 }
 
 pub fn sigterm(pid: Pid) {
@@ -507,4 +533,112 @@ pub fn shared_in0_cable(lab: &Lab, dir: usize, on: bool) {
     let state = if on { "up" } else { "down" };
     lab.ip_batch(lab.switch_ns(), &format!("link set in0d{dir} {state}\n"))
         .expect("in0dN up/down");
+}
+
+/// Who runs a speaker: our `vrrp_only` or Debian's keepalived.
+#[derive(Clone, Copy, Debug)]
+pub enum Peer {
+    Ours,
+    Keepalived,
+}
+
+/// Starts `who` with `conf` in director `dir`.
+pub fn start(lab: &Lab, dir: usize, conf: &Conf, who: Peer) -> Speaker {
+    match who {
+        Peer::Ours => start_ours(lab, dir, conf),
+        Peer::Keepalived => start_keepalived(lab, dir, conf),
+    }
+}
+
+pub fn have_keepalived() -> bool {
+    Path::new("/usr/sbin/keepalived").exists()
+}
+
+/// Root-only tests that run keepalived: each is skipped, saying so, where
+/// keepalived is not installed.
+#[macro_export]
+macro_rules! keepalived_tests {
+    ($($name:ident => $body:expr;)+) => {$(
+        #[test]
+        #[ignore = "needs root: run cargo xtask test"]
+        fn $name() {
+            if !have_keepalived() {
+                eprintln!("keepalived not installed: skipped");
+                return;
+            }
+            $body;
+        }
+    )+};
+}
+
+/// Our MASTER on director 0 (alone at first, so it takes the VIP), then
+/// `backup` run by `who` on director 1, once it says it is BACKUP (within
+/// 5 s, keepalived 10 s).
+pub fn start_master_then_backup(
+    lab: &Lab,
+    master: &Conf,
+    backup: &Conf,
+    who: Peer,
+    within: Duration,
+) -> (Speaker, Speaker) {
+    let m = start_ours(lab, 0, master);
+    wait_master(lab, 0, within).unwrap();
+    let b = start(lab, 1, backup, who);
+    let backup_within = match who {
+        Peer::Ours => Duration::from_secs(5),
+        Peer::Keepalived => Duration::from_secs(10),
+    };
+    wait_log(&b, "Entering BACKUP STATE", backup_within).unwrap();
+    (m, b)
+}
+
+/// The longest gap in the client's 10 ms pings to the VIP around `event`:
+/// pings for `settle` first, then `event`, then `takeover` (which waits for
+/// the new holder), then `settle` more.
+pub fn ping_gap_across(
+    lab: &Lab,
+    settle: Duration,
+    event: impl FnOnce(),
+    takeover: impl FnOnce(),
+) -> Duration {
+    let ping = Ping::start(lab);
+    std::thread::sleep(settle);
+    let at = now_s();
+    event();
+    takeover();
+    std::thread::sleep(settle);
+    gap_around(&ping.stop(lab), at).unwrap()
+}
+
+/// Stops every speaker of a test (SIGKILL through the lab).
+pub fn stop_all(lab: &Lab, speakers: &[&Speaker]) {
+    for s in speakers {
+        let _ = lab.kill(s.pid);
+    }
+}
+
+/// The seed's pair (VRRPv2, advert_int 1): our MASTER on director 0, our
+/// BACKUP on director 1.
+pub fn start_seed_pair(lab: &Lab) -> (Speaker, Speaker) {
+    start_master_then_backup(
+        lab,
+        &Conf::master(),
+        &Conf::backup(),
+        Peer::Ours,
+        Duration::from_secs(10),
+    )
+}
+
+/// [`start_seed_pair`], then 1.5 s of adverts so both have settled.
+pub fn settled_seed_pair(lab: &Lab) -> (Speaker, Speaker) {
+    let pair = start_seed_pair(lab);
+    std::thread::sleep(Duration::from_millis(1500));
+    pair
+}
+
+/// Director 1 takes the VIP over within `within`, and the old master says
+/// why within a second.
+pub fn wait_takeover(lab: &Lab, within: Duration, master: &Speaker, says: &str) {
+    wait_master(lab, 1, within).unwrap();
+    wait_log(master, says, Duration::from_secs(1)).unwrap();
 }

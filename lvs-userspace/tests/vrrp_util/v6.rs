@@ -146,61 +146,20 @@ pub fn conf_file(lab: &Lab, what: &str, text: &str) -> PathBuf {
 }
 
 pub fn start_ours6(lab: &Lab, dir: usize, text: &str) -> Speaker {
-    let conf = conf_file(lab, &format!("v6-dir{}", dir + 1), text);
-    let stats = conf.with_extension("json");
-    let bin = vrrp_only_bin();
-    let pid = lab
-        .spawn(
-            lab.director_ns(dir),
-            &[
-                bin.to_str().unwrap(),
-                "-f",
-                conf.to_str().unwrap(),
-                "--stats",
-                stats.to_str().unwrap(),
-            ],
-        )
-        .expect("spawn vrrp_only");
-    Speaker {
-        pid,
-        conf,
-        stats,
-        log: lab.log_path(pid).unwrap(),
-        child_pidfile: None,
-    }
+    spawn_ours(
+        lab,
+        dir,
+        conf_file(lab, &format!("v6-dir{}", dir + 1), text),
+        &[],
+    )
 }
 
 pub fn start_keepalived6(lab: &Lab, dir: usize, text: &str) -> Speaker {
-    let conf = conf_file(lab, &format!("v6-ka-dir{}", dir + 1), text);
-    let p = |e: &str| conf.with_extension(e).to_string_lossy().into_owned();
-    let (pid_main, pid_vrrp, pid_chk) = (p("pid"), p("vrrp.pid"), p("chk.pid"));
-    let pid = lab
-        .spawn(
-            lab.director_ns(dir),
-            &[
-                "keepalived",
-                "-n",
-                "-l",
-                "-D",
-                "-f",
-                conf.to_str().unwrap(),
-                "-p",
-                &pid_main,
-                "-r",
-                &pid_vrrp,
-                "-c",
-                &pid_chk,
-                "--vrrp",
-            ],
-        )
-        .expect("spawn keepalived");
-    Speaker {
-        pid,
-        conf,
-        stats: PathBuf::new(),
-        log: lab.log_path(pid).unwrap(),
-        child_pidfile: Some(PathBuf::from(pid_vrrp)),
-    }
+    spawn_keepalived(
+        lab,
+        dir,
+        conf_file(lab, &format!("v6-ka-dir{}", dir + 1), text),
+    )
 }
 
 /// `ping -6 -D -i 0.01` from the client to the IPv6 VIP.
