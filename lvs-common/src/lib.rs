@@ -19,7 +19,7 @@ pub mod tcp;
 
 /// Version of the shared map layout. A pinned datapath of another version is
 /// refused by the agent instead of being silently re-used (aya does not check).
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Services (VIP:port:proto) the program knows. Also the size of `svc_stats`.
 pub const MAX_SERVICES: u32 = 1024;
@@ -28,6 +28,9 @@ pub const MAX_BACKENDS: u32 = 65536;
 /// Real servers a least-connection service (`lc`, `wlc`, `sed`, `nq`) may
 /// have: the data path compares them all for every new connection.
 pub const LC_MAX_SERVERS: u32 = 1024;
+/// Least-connection services whose choice comes from a tournament tree
+/// (`lc_trees`, O(1) per new connection); further ones are scanned.
+pub const MAX_LC_TREES: u32 = 64;
 /// Total length of all schedule tables together (`rings`).
 pub const RING_CAPACITY: u32 = 1 << 20;
 /// Default size of the connection table (`conns`); the agent may override it.
@@ -90,6 +93,8 @@ pub mod map_names {
     pub const EVENTS: &str = "events";
     pub const BACKEND_CONNS: &str = "backend_conns";
     pub const BACKEND_CONNS_ADJ: &str = "backend_conns_adj";
+    pub const LC_TREES: &str = "lc_trees";
+    pub const LC_PLACE: &str = "lc_place";
     pub const SERVICES6: &str = "services6";
     pub const CONNS6: &str = "conns6";
     pub const HALF_OPEN6: &str = "half_open6";
@@ -101,7 +106,7 @@ pub mod map_names {
     /// kernel empties a program array when its last user reference goes).
     pub const IPV6_PATH: &str = "ipv6_path";
     /// Every map the program pins, in documentation order.
-    pub const ALL: [&str; 27] = [
+    pub const ALL: [&str; 29] = [
         SERVICES,
         BACKENDS,
         RINGS,
@@ -117,6 +122,8 @@ pub mod map_names {
         BACKEND_STATS,
         BACKEND_CONNS,
         BACKEND_CONNS_ADJ,
+        LC_TREES,
+        LC_PLACE,
         VERDICTS,
         EVENTS,
         TX_PORTS,
@@ -207,6 +214,9 @@ pub const SVC_F_SCHED_FO: u32 = 1 << 12;
 /// With SVC_F_SCHED_LC: overflow (`ovf`): the first server of the highest
 /// weight whose active connections do not exceed its weight.
 pub const SVC_F_SCHED_OVF: u32 = 1 << 13;
+/// One-packet scheduling (keepalived `ops`, IPVS `IP_VS_SVC_F_ONEPACKET`):
+/// each UDP datagram is scheduled on its own; no connection entry is kept.
+pub const SVC_F_ONEPACKET: u32 = 1 << 14;
 /// Any of the hashed schedules: the ring is a table, not a sequence.
 pub const SVC_F_SCHED_HASHED: u32 = SVC_F_SCHED_SH | SVC_F_SCHED_MH | SVC_F_SCHED_DH;
 
@@ -289,6 +299,98 @@ pub struct ConnCounts {
     /// IPVS `IP_VS_DEST_F_OVERLOAD` (1 = set): kept by the data path, set
     /// when the server reaches `u_threshold`, cleared below `l_threshold`.
     pub overloaded: u64,
+}
+
+/// The kernel's `struct bpf_spin_lock`, by name: the verifier finds the
+/// lock of a map value through its BTF type name.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct bpf_spin_lock {
+    pub val: u32,
+}
+
+/// Leaves of an `LcTree` (a power of two, at least `LC_MAX_SERVERS`).
+pub const LC_TREE_LEAVES: usize = LC_MAX_SERVERS as usize;
+/// `LcTree::winner` value: no server below this node may be chosen.
+pub const LC_NONE: u16 = u16::MAX;
+/// `LcLeaf::flags`: the server may take new connections (alive, of this
+/// service, weight > 0, not overloaded; `ovf`: active ≤ weight).
+pub const LC_LEAF_ELIGIBLE: u32 = 1 << 0;
+/// `LcLeaf::flags`: alive, of this service, weight > 0 (thresholds aside).
+pub const LC_LEAF_USABLE: u32 = 1 << 1;
+
+/// One real server of a least-connection service, at its place in IPVS's
+/// list, with the counts the scheduler compares (`backend_conns -
+/// backend_conns_adj`, wrapping; negative reads as 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LcLeaf {
+    /// Backend id; u32::MAX = no server here.
+    pub backend: u32,
+    pub active: u32,
+    pub inactive: u32,
+    pub weight: u32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    /// LC_LEAF_* bits.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// `lc_trees` value (hash keyed by service id; the agent creates one,
+/// zeroed, per least-connection service): a tournament tree over the
+/// service's list, so a new connection reads the winner at the root
+/// instead of comparing every server. Node `k`'s children are `2k` and
+/// `2k + 1`; leaf `i` is node `LC_TREE_LEAVES + i`; each node holds the
+/// leaf IPVS's scan would pick among the leaves below it (the first of
+/// the least overhead per weight). Changed only under `lock`: counts by
+/// the data path as connections open, change state and close (one path
+/// to the root), the whole tree from the maps when `generation` is not
+/// `settings.lc_gen` (the agent changed a weight, a server's liveness, the
+/// list or its count corrections).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LcTree {
+    pub lock: bpf_spin_lock,
+    /// `settings.lc_gen` of the last rebuild.
+    pub generation: u32,
+    /// The service's SVC_F_* bits at the last rebuild.
+    pub flags: u32,
+    /// Servers in the list at the last rebuild.
+    pub len: u32,
+    pub winner: [u16; 2 * LC_TREE_LEAVES],
+    pub leaves: [LcLeaf; LC_TREE_LEAVES],
+}
+
+impl LcTree {
+    pub const ZERO: LcTree = LcTree {
+        lock: bpf_spin_lock { val: 0 },
+        generation: 0,
+        flags: 0,
+        len: 0,
+        winner: [0; 2 * LC_TREE_LEAVES],
+        leaves: [LcLeaf {
+            backend: 0,
+            active: 0,
+            inactive: 0,
+            weight: 0,
+            u_threshold: 0,
+            l_threshold: 0,
+            flags: 0,
+            _pad: 0,
+        }; LC_TREE_LEAVES],
+    };
+}
+
+/// `lc_place` value (array indexed by backend id, written by the data
+/// path when it rebuilds a tree): where the backend's leaf is, so a count
+/// change finds it. `service_plus1` 0 = in no tree.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LcPlace {
+    pub service_plus1: u32,
+    pub leaf: u32,
 }
 
 /// `conns` and `half_open` key, `flow_cache` tag: the client-side 5-tuple.
@@ -459,7 +561,11 @@ pub struct Settings {
     pub tick: u32,
     /// SET_F_* bits.
     pub flags: u32,
-    pub _pad: u32,
+    /// Generation of what the least-connection trees read from the maps
+    /// (weights, liveness, lists, the agent's count corrections): the
+    /// agent bumps it on each such change; a tree whose generation differs
+    /// is rebuilt by the next new connection (`LcTree::generation`).
+    pub lc_gen: u32,
     /// Idle timeout in seconds per connection state, indexed by `tcp::State`
     /// (and `tcp::STATE_UDP`). IPVS defaults.
     pub timeouts_s: [u32; tcp::NUM_STATES],
@@ -471,7 +577,7 @@ impl Default for Settings {
             layout: LAYOUT_VERSION,
             tick: 1,
             flags: 0,
-            _pad: 0,
+            lc_gen: 0,
             timeouts_s: tcp::DEFAULT_TIMEOUTS_S,
         }
     }
@@ -513,7 +619,9 @@ pub mod verdict {
     /// ESP, AH, unknown or more than `MAX_IPV6_EXT_HEADERS` extension
     /// headers, neighbour discovery): passed.
     pub const PASS_NOT_SERVICE: u32 = 4;
-    /// IPv4 fragment (IPv6 Fragment header) to a virtual service: passed (no L4 ports to follow).
+    /// IPv4 later fragment to a virtual service whose first fragment was
+    /// not seen (or whose server is down), or an IPv6 fragment (Fragment
+    /// header) to a virtual service: passed.
     pub const PASS_FRAGMENT: u32 = 5;
     /// Truncated or malformed header: passed, the kernel drops and counts it.
     pub const PASS_MALFORMED: u32 = 6;
@@ -619,6 +727,10 @@ mod pod {
     unsafe impl aya::Pod for PersistKey6 {}
     // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for FlowCacheEntry6 {}
+    // SAFETY: as for ServiceKey above.
+    unsafe impl aya::Pod for LcTree {}
+    // SAFETY: as for ServiceKey above.
+    unsafe impl aya::Pod for LcPlace {}
 }
 
 // The layouts the kernel sees: no implicit padding anywhere.
@@ -640,4 +752,7 @@ const _: () = {
     assert!(core::mem::size_of::<Stats>() == 24);
     assert!(core::mem::size_of::<SyncEvent>() == 40);
     assert!(core::mem::size_of::<LocalMac>() == 8);
+    assert!(core::mem::size_of::<LcLeaf>() == 32);
+    assert!(core::mem::size_of::<LcTree>() == 16 + 4 * LC_TREE_LEAVES + 32 * LC_TREE_LEAVES);
+    assert!(core::mem::size_of::<LcPlace>() == 8);
 };

@@ -89,11 +89,7 @@ pub const CAPABILITIES: &[Capability] = &[
     refused("virtual_server", "lvs_method", "TUN", NOT_DR_TUN),
     refused("real_server", "lvs_method", "NAT", NOT_DR_NAT),
     refused("real_server", "lvs_method", "TUN", NOT_DR_TUN),
-    ignored(
-        "virtual_server",
-        "ops",
-        "no one-packet scheduling: the datagrams of one client address and port keep one real server until the UDP timeout (300 s)",
-    ),
+    runs("virtual_server", "ops"),
     runs("virtual_server", "persistence_timeout"),
     runs("virtual_server", "persistence_granularity"),
     ignored(

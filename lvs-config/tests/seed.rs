@@ -228,6 +228,25 @@ fn defaults_follow_keepalived() {
     assert_eq!(r.exit_code(), lvs_config::EXIT_ERRORS);
 }
 
+/// keepalived check_data.c: `ops` on a TCP service is reported and
+/// cleared (one-packet scheduling is for UDP); on UDP it stays.
+#[test]
+fn ops_on_a_tcp_service_is_reset_as_keepalived_does() {
+    let text = |proto: &str| {
+        format!("virtual_server 10.0.0.1 53 {{\n lb_algo rr\n lb_kind DR\n protocol {proto}\n ops\n real_server 10.0.0.2 53 {{\n }}\n}}\n")
+    };
+    let r = parse_str("t.conf", &text("TCP"), &ParseOptions::default());
+    let errors: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert!(
+        errors.contains(&"t.conf:1:1: error: Virtual server 10.0.0.1:53: one packet scheduling requires UDP - resetting (hint: remove `ops`: it applies to UDP services only)".to_string()),
+        "{errors:#?}"
+    );
+    assert!(r.config.virtual_servers[0].lb_flags.is_empty());
+    let r = parse_str("t.conf", &text("UDP"), &ParseOptions::default());
+    assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
+    assert_eq!(r.config.virtual_servers[0].lb_flags, ["ops"]);
+}
+
 #[test]
 fn vrrp_required_items_and_ranges() {
     let r = parse_str(

@@ -3,11 +3,12 @@
 //! rest. Shared by every CPU, so updated with atomic adds; the agent's
 //! correction (`backend_conns_adj`) is subtracted on reading.
 
-use core::intrinsics::{atomic_xadd, AtomicOrdering};
-
 use lvs_common::{tcp, Backend};
 
-use crate::maps::{BACKEND_CONNS, BACKEND_CONNS_ADJ};
+use crate::{
+    lc_tree,
+    maps::{BACKEND_CONNS, BACKEND_CONNS_ADJ},
+};
 
 /// IPVS counts a connection active while it is ESTABLISHED (a UDP
 /// "connection" never is).
@@ -16,45 +17,55 @@ fn is_active(state: u32) -> bool {
     tcp::is_active(state)
 }
 
+/// Adds `da` to the active and `di` to the inactive count (wrapping:
+/// u64::MAX is −1), inside the backend's least-connection tree if it is in
+/// one (so the tree's choice follows at once).
 #[inline(always)]
-fn add(backend: u32, active: bool, delta: u64) {
+fn add(backend: u32, da: u64, di: u64) {
     let Some(c) = BACKEND_CONNS.get_ptr_mut(backend) else {
         return;
     };
-    // SAFETY: a live, aligned u64 of an array value, shared by all CPUs:
-    // only ever changed through atomic adds here (the agent writes the
-    // other map). The result is unused, so this is BPF's plain atomic add
-    // (`lock xadd`), which every BPF CPU version has; core's `fetch_add`
-    // is not offered for this target.
-    unsafe {
-        let word = if active {
-            &raw mut (*c).active
-        } else {
-            &raw mut (*c).inactive
-        };
-        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(word, delta);
+    // SAFETY: `c` is `backend`'s live value in `backend_conns`.
+    if unsafe { lc_tree::counted(backend, c, da, di) } {
+        return;
     }
+    // SAFETY: a live, aligned array value shared by all CPUs: its counts
+    // are only ever changed through atomic adds (the agent writes the
+    // other map).
+    unsafe { lc_tree::add_counts(c, da, di) };
 }
+
+const ONE: u64 = 1;
+const MINUS_ONE: u64 = u64::MAX;
 
 /// A connection in `state` now holds `backend`.
 #[inline(always)]
 pub fn opened(backend: u32, state: u32) {
-    add(backend, is_active(state), 1);
+    if is_active(state) {
+        add(backend, ONE, 0);
+    } else {
+        add(backend, 0, ONE);
+    }
 }
 
 /// A connection in `state` no longer holds `backend`.
 #[inline(always)]
 pub fn closed(backend: u32, state: u32) {
-    add(backend, is_active(state), u64::MAX); // −1, wrapping
+    if is_active(state) {
+        add(backend, MINUS_ONE, 0);
+    } else {
+        add(backend, 0, MINUS_ONE);
+    }
 }
 
 /// A connection of `backend` went from state `old` to `new`.
 #[inline(always)]
 pub fn changed(backend: u32, old: u32, new: u32) {
     let (was, is) = (is_active(old), is_active(new));
-    if was != is {
-        add(backend, was, u64::MAX);
-        add(backend, is, 1);
+    if was && !is {
+        add(backend, MINUS_ONE, ONE);
+    } else if is && !was {
+        add(backend, ONE, MINUS_ONE);
     }
 }
 

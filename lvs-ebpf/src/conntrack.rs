@@ -13,7 +13,8 @@
 
 use lvs_common::{
     event, tcp, verdict as reason, Conn, Service, Settings, CONN_F_PERSISTENT, IPPROTO_TCP,
-    SET_F_EXPIRE_NODEST, SET_F_SLOPPY, SVC_F_PERSISTENT, SVC_F_SLOPPY,
+    IPPROTO_UDP, SET_F_EXPIRE_NODEST, SET_F_SLOPPY, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
+    SVC_F_SLOPPY,
 };
 
 use crate::{
@@ -255,6 +256,20 @@ pub fn create<F: Family>(
     };
     if !may_start {
         return Err(Verdict::pass(reason::PASS_NO_CONN));
+    }
+    // IPVS one-packet scheduling (`ops`): a UDP datagram is a connection
+    // of its own that ends with it. Scheduled every time (persistence
+    // templates still apply), nothing kept, nothing counted, never cached.
+    if svc.flags & SVC_F_ONEPACKET != 0 && F::proto(&pkt.key) == IPPROTO_UDP {
+        let (backend, hop) = schedule::pick::<F>(svc, &pkt.key, now, settings, false)?;
+        return Ok(Tracked {
+            backend,
+            service: svc.id,
+            hop,
+            new_conn: true,
+            state: tcp::STATE_UDP,
+            pending: true,
+        });
     }
     // A SYN or a first datagram waits in `half_open` for its second packet;
     // a mid-stream segment (sloppy, or moved off a dead backend) is already

@@ -13,7 +13,7 @@ use lvs_common::{
 use crate::{
     conntrack::{self, Existing, Tracked},
     family::{Family, V4, V6},
-    flow_cache, forward, icmp, icmp6,
+    flow_cache, forward, frag, icmp, icmp6,
     maps::{IPV6_PATH, LOCAL_MACS, SETTINGS, VIP_FILTER},
     parse::{self, Packet},
     stats,
@@ -115,8 +115,17 @@ fn process(ctx: &XdpContext) -> Step<Verdict> {
         stats::count_forwarded(service, backend, len, false);
         return forward::send(ctx, &hop);
     }
+    if ip.is_later_fragment() {
+        // SAFETY: a helper without arguments.
+        let now = unsafe { bpf_ktime_get_coarse_ns() };
+        let (hop, service, backend) = frag::later(&ip, now)?;
+        let len = (ctx.data_end() - ctx.data()) as u32;
+        stats::count_forwarded(service, backend, len, false);
+        return forward::send(ctx, &hop);
+    }
     let pkt = parse::l4(ctx, &ip)?;
-    track::<V4>(ctx, &pkt)
+    let first_fragment = ip.is_first_fragment().then_some(&ip);
+    track::<V4>(ctx, &pkt, first_fragment)
 }
 
 /// The IPv6 path: the same steps with IPv6 keys and tables.
@@ -133,13 +142,18 @@ fn process6(ctx: &XdpContext) -> Step<Verdict> {
         return forward::send(ctx, &hop);
     }
     let pkt = parse::l4_v6(ctx, &ip, proto, off)?;
-    track::<V6>(ctx, &pkt)
+    track::<V6>(ctx, &pkt, None)
 }
 
 /// From a parsed TCP/UDP packet to its verdict: flow cache, connection
-/// tables, scheduling, rewrite.
+/// tables, scheduling, rewrite. `first_fragment`: an IPv4 first fragment,
+/// whose destination its later fragments will follow (see `frag`).
 #[inline(always)]
-fn track<F: Family>(ctx: &XdpContext, pkt: &Packet<F::Flow>) -> Step<Verdict> {
+fn track<F: Family>(
+    ctx: &XdpContext,
+    pkt: &Packet<F::Flow>,
+    first_fragment: Option<&parse::Ipv4>,
+) -> Step<Verdict> {
     let settings = SETTINGS
         .get(0)
         .ok_or(Verdict::pass(reason::PASS_NOT_SERVICE))?;
@@ -152,6 +166,9 @@ fn track<F: Family>(ctx: &XdpContext, pkt: &Packet<F::Flow>) -> Step<Verdict> {
     let epoch = (now >> FLOW_CACHE_EPOCH_SHIFT) as u32;
 
     if let Some((hop, service, backend)) = flow_cache::lookup::<F>(pkt, tick, epoch) {
+        if let Some(ip) = first_fragment {
+            frag::remember(ip, backend, service, now);
+        }
         stats::count_event(event::FLOW_CACHE_HIT);
         stats::count_forwarded(service, backend, pkt.len, false);
         return forward::send(ctx, &hop);
@@ -163,6 +180,9 @@ fn track<F: Family>(ctx: &XdpContext, pkt: &Packet<F::Flow>) -> Step<Verdict> {
         Existing::DestDown => return Err(Verdict::drop(reason::DROP_DEST_DOWN)),
         ref other => schedule::<F>(pkt, other, settings, now)?,
     };
+    if let Some(ip) = first_fragment {
+        frag::remember(ip, t.backend, t.service, now);
+    }
     if !t.pending && (t.state == tcp::ESTABLISHED || t.state == tcp::STATE_UDP) {
         flow_cache::store::<F>(pkt, &t.hop, t.service, t.backend, tick, epoch);
     }

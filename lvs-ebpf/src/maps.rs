@@ -7,11 +7,10 @@ use aya_ebpf::{
 };
 use lvs_common::{
     event, verdict, Backend, Conn, ConnCounts, FlowCacheEntry, FlowCacheEntry6, FlowKey, FlowKey6,
-    LocalMac, Persist, PersistKey, PersistKey6, Service, ServiceKey, ServiceKey6, Settings, Stats,
-    SyncEvent, DEFAULT_CONN_TABLE_SIZE,
-    DEFAULT_HALF_OPEN_PER_CPU, DEFAULT_PENDING_TEMPLATES_PER_CPU, FLOW_CACHE_SLOTS, MAX_BACKENDS,
-    MAX_IFINDEX, MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES,
-    VIP_FILTER_WORDS,
+    LcPlace, LcTree, LocalMac, Persist, PersistKey, PersistKey6, Service, ServiceKey, ServiceKey6,
+    Settings, Stats, SyncEvent, DEFAULT_CONN_TABLE_SIZE, DEFAULT_HALF_OPEN_PER_CPU,
+    DEFAULT_PENDING_TEMPLATES_PER_CPU, FLOW_CACHE_SLOTS, MAX_BACKENDS, MAX_IFINDEX, MAX_LC_TREES,
+    MAX_SERVICES, PERSIST_TABLE_SIZE, RING_CAPACITY, SYNC_RING_BYTES, VIP_FILTER_WORDS,
 };
 
 /// (VIP, port, proto) → service. Written by the agent.
@@ -172,3 +171,17 @@ pub static PERSIST_PENDING6: LruHashMap<
 #[btf_map(name = "flow_cache6")]
 pub static FLOW_CACHE6: PerCpuArray<FlowCacheEntry6, { FLOW_CACHE_SLOTS as usize }> =
     PerCpuArray::new();
+/// Service id → the tournament tree of a least-connection service (the
+/// agent creates and deletes them; see `lc_tree`).
+#[btf_map(name = "lc_trees")]
+pub static LC_TREES: HashMap<u32, LcTree, { MAX_LC_TREES as usize }> = HashMap::new();
+
+/// Backend id → its leaf in a tree (written by the data path's rebuilds).
+#[btf_map(name = "lc_place")]
+pub static LC_PLACE: Array<LcPlace, { MAX_BACKENDS as usize }> = Array::new();
+
+/// (source, destination, IP id, protocol) of a fragmented datagram → where
+/// its first fragment went, for the later ones (see `frag`). Not pinned:
+/// a datagram's fragments arrive within milliseconds.
+#[btf_map(name = "frags")]
+pub static FRAGS: LruHashMap<crate::frag::FragKey, crate::frag::FragDest, 8192> = LruHashMap::new();

@@ -15,8 +15,10 @@ use crate::verdict::{Step, Verdict};
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88A8;
-/// More-fragments flag and fragment offset, in the host-order `frags` word.
-const IP_MF_OFFSET_MASK: u16 = 0x3FFF;
+/// Fragment offset, in the host-order `frags` word.
+const IP_OFFSET_MASK: u16 = 0x1FFF;
+/// More-fragments flag, in the host-order `frags` word.
+const IP_MF: u16 = 0x2000;
 
 /// What the later steps need from a frame (`K`: the family's 5-tuple).
 pub struct Packet<K = FlowKey> {
@@ -46,6 +48,23 @@ pub struct Ipv4 {
     pub proto: u8,
     /// Host-order flags/fragment-offset word.
     pub frags: u16,
+    /// The IP identification, as on the wire (fragments of one datagram
+    /// share it).
+    pub id: [u8; 2],
+}
+
+impl Ipv4 {
+    /// A fragment after the first: no L4 header.
+    #[inline(always)]
+    pub fn is_later_fragment(&self) -> bool {
+        self.frags & IP_OFFSET_MASK != 0
+    }
+
+    /// The first fragment of a fragmented datagram (it has the ports).
+    #[inline(always)]
+    pub fn is_first_fragment(&self) -> bool {
+        self.frags & IP_MF != 0 && !self.is_later_fragment()
+    }
 }
 
 /// Ethernet and IPv4 headers. Non-IPv4 and broken headers stop here.
@@ -62,11 +81,12 @@ pub fn ipv4(ctx: &XdpContext) -> Step<Ipv4> {
     }
     let ip: *const Ipv4Hdr = ptr_at(ctx, EthHdr::LEN)?;
     // SAFETY: ptr_at checked the 20-byte IPv4 header; fields are byte arrays.
-    let (vihl, proto, frags, tot_len, src, dst) = unsafe {
+    let (vihl, proto, frags, id, tot_len, src, dst) = unsafe {
         (
             (*ip).vihl,
             (*ip).proto,
             u16::from_be_bytes((*ip).frags),
+            (*ip).id,
             u16::from_be_bytes((*ip).tot_len),
             u32::from_ne_bytes((*ip).src_addr),
             u32::from_ne_bytes((*ip).dst_addr),
@@ -81,18 +101,22 @@ pub fn ipv4(ctx: &XdpContext) -> Step<Ipv4> {
         dst_be: dst,
         proto,
         frags,
+        id,
     })
 }
 
-/// The L4 ports (and TCP flags) of an unfragmented TCP/UDP packet.
+/// The L4 ports (and TCP flags) of a TCP/UDP packet, unfragmented or the
+/// first fragment of a datagram.
+// Zeroed whole, then filled (see `l4`): the lint's struct literal with
+// `..Default::default()` brings the 3-byte memset call back.
+#[allow(clippy::field_reassign_with_default)]
 #[inline(always)]
 pub fn l4(ctx: &XdpContext, ip: &Ipv4) -> Step<Packet> {
     if ip.proto != IPPROTO_TCP && ip.proto != IPPROTO_UDP {
         return Err(Verdict::pass(reason::PASS_NOT_SERVICE));
     }
-    // A fragment has no ports (or, the first one, ports for a datagram we
-    // cannot see whole): never forward it by a guess.
-    if ip.frags & IP_MF_OFFSET_MASK != 0 {
+    // A later fragment has no ports: it follows its first (`frag`).
+    if ip.is_later_fragment() {
         return Err(Verdict::pass(reason::PASS_FRAGMENT));
     }
     // The L4 offset is recomputed from the header byte here rather than
@@ -222,6 +246,9 @@ pub fn ipv6_transport(ctx: &XdpContext) -> Step<(u8, usize)> {
 }
 
 /// The IPv6 packet's 5-tuple from its TCP/UDP header at `off`.
+// Zeroed whole, then filled (see `l4`): the lint's struct literal with
+// `..Default::default()` brings the 3-byte memset call back.
+#[allow(clippy::field_reassign_with_default)]
 #[inline(always)]
 pub fn l4_v6(ctx: &XdpContext, ip: &Ipv6, proto: u8, off: usize) -> Step<Packet<FlowKey6>> {
     let (ports, tcp_flags) = if proto == IPPROTO_TCP {

@@ -5,16 +5,17 @@
 use aya_ebpf::{cty::c_void, helpers::bpf_loop};
 use lvs_common::{
     hash::{dh_bucket, mh_hash, sh_bucket, MH_KEY1, MH_TABLE_SIZE, SH_TABLE_SIZE},
-    verdict as reason, Persist, Service, Settings, BE_F_ALIVE,
-    SET_F_EXPIRE_QUIESCENT, SVC_F_PERSISTENT, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK,
-    SVC_F_SCHED_FO, SVC_F_SCHED_HASHED, SVC_F_SCHED_IDLE_FIRST, SVC_F_SCHED_LC, SVC_F_SCHED_MH,
-    SVC_F_SCHED_OVF, SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
+    verdict as reason, Persist, Service, Settings, BE_F_ALIVE, SET_F_EXPIRE_QUIESCENT,
+    SVC_F_PERSISTENT, SVC_F_SCHED_EXPECTED_DELAY, SVC_F_SCHED_FALLBACK, SVC_F_SCHED_FO,
+    SVC_F_SCHED_HASHED, SVC_F_SCHED_IDLE_FIRST, SVC_F_SCHED_LC, SVC_F_SCHED_MH, SVC_F_SCHED_OVF,
+    SVC_F_SCHED_PORT, SVC_F_SCHED_SH, SVC_F_SCHED_WEIGHTED,
 };
 
 use crate::{
     conn_counts,
     family::Family,
     forward::NextHop,
+    lc_tree,
     maps::{BACKENDS, CURSORS, RINGS},
     verdict::{Step, Verdict},
 };
@@ -55,7 +56,7 @@ pub fn pick<F: Family>(
     pending: bool,
 ) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_PERSISTENT == 0 {
-        return choose::<F>(svc, flow);
+        return choose::<F>(svc, flow, settings.lc_gen);
     }
     let key = F::template_key(svc, flow);
     let timeout = svc.persist_timeout_s as u64 * NS_PER_S;
@@ -65,7 +66,7 @@ pub fn pick<F: Family>(
     }
     // No template, an expired one, or one whose backend is down: schedule
     // and (re)write the template.
-    let (id, hop) = choose::<F>(svc, flow)?;
+    let (id, hop) = choose::<F>(svc, flow, settings.lc_gen)?;
     let template = Persist {
         backend: id,
         flags: 0,
@@ -216,9 +217,9 @@ fn next_in_ring(svc: &Service) -> Step<(u32, NextHop)> {
 /// The service's scheduler: a walk of its sequence (rr, wrr) or a lookup
 /// in its hash table (sh, mh, dh).
 #[inline(always)]
-fn choose<F: Family>(svc: &Service, flow: &F::Flow) -> Step<(u32, NextHop)> {
+fn choose<F: Family>(svc: &Service, flow: &F::Flow, lc_gen: u32) -> Step<(u32, NextHop)> {
     if svc.flags & SVC_F_SCHED_LC != 0 {
-        return least_connections(svc);
+        return least_connections(svc, lc_gen);
     }
     if svc.flags & SVC_F_SCHED_HASHED == 0 {
         return next_in_ring(svc);
@@ -237,7 +238,8 @@ fn choose<F: Family>(svc: &Service, flow: &F::Flow) -> Step<(u32, NextHop)> {
     } else if svc.flags & SVC_F_SCHED_SH != 0 {
         source_hash(svc, addr, port, fallback)
     } else {
-        let id = table_entry(svc, dh_bucket(u32::from_be(F::dst_fold_be(flow)))).ok_or(NO_BACKEND)?;
+        let id =
+            table_entry(svc, dh_bucket(u32::from_be(F::dst_fold_be(flow)))).ok_or(NO_BACKEND)?;
         Ok((id, available_hop(id, svc.id).ok_or(NO_BACKEND)?))
     }
 }
@@ -393,10 +395,17 @@ fn fallback_walk(
 /// `nq` taking the first idle one at once. Overhead is `ip_vs_dest_conn_
 /// overhead` ((active << 8) + inactive) or, for sed/nq, active + 1; the
 /// comparison is IPVS's cross product `loh * w > doh * lw`, strict, so the
-/// earlier server wins a tie. The walk runs under `bpf_loop`, so the
-/// verifier checks one step, not LC_MAX_SERVERS of them.
+/// earlier server wins a tie. The service's tournament tree (`lc_tree`)
+/// has the answer at its root; a service without one (more than
+/// MAX_LC_TREES of them) is scanned under `bpf_loop`, so the verifier
+/// checks one step, not LC_MAX_SERVERS of them. `lc_gen` tells the tree
+/// when to re-read what the agent changed.
 #[inline(always)]
-fn least_connections(svc: &Service) -> Step<(u32, NextHop)> {
+fn least_connections(svc: &Service, lc_gen: u32) -> Step<(u32, NextHop)> {
+    if let Some(choice) = lc_tree::pick(svc, lc_gen) {
+        let id = choice.ok_or(NO_BACKEND)?;
+        return Ok((id, backend_hop(id, svc.id).ok_or(NO_BACKEND)?));
+    }
     let mut scan = LcScan {
         service: svc.id,
         ring_start: svc.ring_start,

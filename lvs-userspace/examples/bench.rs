@@ -48,7 +48,7 @@ struct Args {
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const PVIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
 const BIG_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 102);
-/// wlc over 1000 real servers (every new flow compares them all).
+/// wlc over 1000 real servers (the choice is read from its tournament tree).
 const WLC_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 103);
 /// mh over 10 real servers (one siphash and one table slot per new flow).
 const MH_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 104);
@@ -87,6 +87,7 @@ fn state() -> DesiredState {
         algo,
         persistence,
         sloppy: false,
+        one_packet: false,
         backends,
     };
     let svc = |vip, persistence, backends| svc_with(Algorithm::Wrr, vip, persistence, backends);
@@ -224,14 +225,20 @@ fn main() -> Result<()> {
     expect_action(tools.prog("bench_harness")?, &syn(VIP), TX, "harness SYN")?;
     let new_flow = measure(tools.prog("bench_harness")?, &syn(VIP), repeat)? - harness;
     let new_flow_1000 = measure(tools.prog("bench_harness")?, &syn(BIG_VIP), repeat)? - harness;
-    // The schedulers that read more than a cursor, in the same run. A wlc
-    // scan is ~1000 steps: fewer repetitions keep the run short.
+    // The schedulers that read more than a cursor, in the same run.
     expect_action(tools.prog("bench_harness")?, &syn(WLC_VIP), TX, "wlc SYN")?;
-    let new_flow_wlc = measure(
-        tools.prog("bench_harness")?,
-        &syn(WLC_VIP),
-        (repeat / 20).max(1),
-    )? - harness;
+    let new_flow_wlc = measure(tools.prog("bench_harness")?, &syn(WLC_VIP), repeat)? - harness;
+    // The first least-connection new flow after the agent changed what
+    // the trees read (`settings.lc_gen`) rebuilds the service's tree from
+    // the maps: one run after each of 11 bumps, the median.
+    let mut rebuilds = Vec::new();
+    for _ in 0..11 {
+        dp.update_settings(|s| s.lc_gen = s.lc_gen.wrapping_add(1))?;
+        let (_, d) = testrun::time(tools.prog("bench_harness")?, &syn(WLC_VIP), 1)?;
+        rebuilds.push(d.as_nanos() as f64);
+    }
+    rebuilds.sort_by(f64::total_cmp);
+    let wlc_rebuild = rebuilds[rebuilds.len() / 2];
     expect_action(tools.prog("bench_harness")?, &syn(MH_VIP), TX, "mh SYN")?;
     let new_flow_mh = measure(tools.prog("bench_harness")?, &syn(MH_VIP), repeat)? - harness;
     // Persistence hit: new connection, existing template.
@@ -288,6 +295,7 @@ fn main() -> Result<()> {
         ("new connection (SYN + ACK)", new_flow + promotion),
         ("new TCP flow, 1000 backends", new_flow_1000),
         ("new TCP flow, wlc 1000 backends", new_flow_wlc),
+        ("wlc 1000, tree rebuilt", wlc_rebuild),
         ("new TCP flow, mh 10 backends", new_flow_mh),
         ("persistence hit (new conn)", persist_hit),
         ("IPv6 established, 1 hot flow", established6),
@@ -355,6 +363,7 @@ fn main() -> Result<()> {
         "new_flow_1000_backends_ratio": new_flow_1000 / reflector,
         "new_flow_wlc_1000_ns": new_flow_wlc,
         "new_flow_wlc_1000_vs_wrr": new_flow_wlc / new_flow,
+        "wlc_1000_tree_rebuild_ns": wlc_rebuild,
         "new_flow_mh_ns": new_flow_mh,
         "new_flow_mh_vs_wrr": new_flow_mh / new_flow,
         "established_1000_backends_ratio": established_1000 / reflector,

@@ -5,8 +5,11 @@
 //! IPVS's weighted round robin (`net/netfilter/ipvs/ip_vs_wrr.c`): the
 //! current weight `cw` starts at the maximum weight and steps down by the
 //! gcd of the weights; at each step every server whose weight is at least
-//! `cw` is picked, in list order. So a 2:3:3:2:2 pool is served
-//! B C A B C D E A B C D E, exactly as IPVS serves it.
+//! `cw` is picked, in list order. IPVS's list is the config reversed
+//! (keepalived adds real servers in config order, IPVS adds each at the
+//! head), so the datapath passes the weights reversed: a 2:3:3:2:2 pool
+//! A B C D E (list E D C B A) is served C B E D C B A E D C B A, exactly
+//! as IPVS serves it.
 //!
 //! The hashing schedulers (`sh`, `mh`, `dh`) are tables instead: the agent
 //! builds the table IPVS builds for the same destinations
@@ -313,8 +316,10 @@ mod tests {
 
     #[test]
     fn seed_pool_is_served_in_ipvs_order() {
-        let s = schedule(Algorithm::Wrr, &[2, 3, 3, 2, 2]).unwrap();
-        assert_eq!(s, vec![1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
+        // The seed's A B C D E (2:3:3:2:2) as IPVS lists them: E D C B A.
+        let s = schedule(Algorithm::Wrr, &[2, 2, 3, 3, 2]).unwrap();
+        let names: String = s.iter().map(|&i| ['E', 'D', 'C', 'B', 'A'][i]).collect();
+        assert_eq!(names, "CBEDCBAEDCBA");
     }
 
     #[test]

@@ -51,6 +51,7 @@ fn service(port: u16, proto: Protocol, algo: Algorithm) -> DesiredService {
         algo,
         persistence: None,
         sloppy: false,
+        one_packet: false,
         backends: vec![],
     }
 }

@@ -62,6 +62,7 @@ fn service6(vip: Ipv6Addr, port: u16, proto: Protocol) -> DesiredService {
         algo: Algorithm::Wrr,
         persistence: None,
         sloppy: false,
+        one_packet: false,
         backends: pool6(),
     }
 }

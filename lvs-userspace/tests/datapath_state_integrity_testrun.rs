@@ -39,6 +39,7 @@ fn state() -> DesiredState {
         algo: Algorithm::Wrr,
         persistence,
         sloppy: false,
+        one_packet: false,
         backends: backends.clone(),
     };
     DesiredState {

@@ -47,6 +47,7 @@ fn service(vip: Ipv4Addr, port: u16, proto: Protocol) -> DesiredService {
         algo: Algorithm::Wrr,
         persistence: None,
         sloppy: false,
+        one_packet: false,
         backends: pool(),
     }
 }
@@ -214,16 +215,8 @@ fn pass_cases() -> Vec<Case> {
             reason: verdict::PASS_MALFORMED,
         },
         Case {
-            name: "first fragment (MF) to the VIP",
-            frame: {
-                let mut f = syn_to_vip.clone();
-                f[20] |= 0x20;
-                f
-            },
-            action: XDP_PASS,
-            reason: verdict::PASS_FRAGMENT,
-        },
-        Case {
+            // Its first fragment was never seen (see
+            // fragments_of_a_datagram_follow_its_first_fragment).
             name: "later fragment (offset) to the VIP",
             frame: {
                 let mut f = syn_to_vip.clone();
@@ -459,7 +452,11 @@ impl IpvsWrr {
 #[ignore = "needs root: run cargo xtask test"]
 fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
     let mut dp = open(&seed_state());
-    let mut reference = IpvsWrr::new(&WEIGHTS);
+    // IPVS's list: keepalived adds the real servers in config order and
+    // IPVS puts each at the head (`list_add_rcu` in __ip_vs_update_dest),
+    // so ip_vs_wrr walks the config reversed.
+    let list: Vec<u32> = WEIGHTS.iter().rev().copied().collect();
+    let mut reference = IpvsWrr::new(&list);
     let mut counts = [0u32; 5];
     for i in 0..1200u32 {
         let src = Ipv4Addr::new(198, 18, 1 + (i / 250) as u8, (i % 250) as u8 + 1);
@@ -468,7 +465,7 @@ fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
             &tcp_frame((src, 50000), (VIP, 80), Flags::SYN, b""),
         );
         let got = backend_of(&out) as usize - 1;
-        let want = reference.schedule();
+        let want = WEIGHTS.len() - 1 - reference.schedule();
         assert_eq!(
             got, want,
             "flow {i}: data path picked backend {got}, IPVS would pick {want}"
@@ -783,4 +780,85 @@ fn expire_quiescent_template_sends_persistent_clients_elsewhere() {
         b,
         "expire_quiescent_template"
     );
+}
+
+/// keepalived's `ops` (IPVS one-packet scheduling, UDP only): every
+/// datagram of one client address and port is scheduled on its own — the
+/// wrr sequence moves on with each — and no connection entry is kept, so
+/// nothing is cached either. The same service without `ops` keeps the
+/// client's server.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn ops_schedules_each_udp_datagram_on_its_own_and_keeps_no_entry() {
+    let mut ops = service(VIP, 53, Protocol::Udp);
+    ops.one_packet = true;
+    let mut dp = open(&DesiredState {
+        services: vec![ops, service(VIP, 54, Protocol::Udp)],
+    });
+    let q = udp_frame((CLIENT, 5353), (VIP, 53), b"query");
+    let picks: Vec<u8> = (0..12).map(|_| backend_of(&run(&mut dp, &q))).collect();
+    // IPVS's wrr over the seed pool (list E D C B A): one full cycle.
+    assert_eq!(picks, [3, 2, 5, 4, 3, 2, 1, 5, 4, 3, 2, 1], "{picks:?}");
+    assert!(dp.conns().unwrap().is_empty(), "no connection entry kept");
+    assert_eq!(
+        dp.events().unwrap()[lvs_common::event::FLOW_CACHE_HIT as usize],
+        0,
+        "never cached"
+    );
+    // Without ops: the datagrams of one client port keep one server.
+    let q = udp_frame((CLIENT, 5353), (VIP, 54), b"query");
+    let first = backend_of(&run(&mut dp, &q));
+    for _ in 0..5 {
+        assert_eq!(backend_of(&run(&mut dp, &q)), first);
+    }
+    assert_eq!(dp.conns().unwrap().len(), 1);
+}
+
+/// IPv4 fragments of a UDP datagram to a VIP: the first (MF set, offset 0)
+/// carries the ports and is scheduled as the flow's packets are; the later
+/// ones (no ports) go where it went, untouched, as IPVS delivers the
+/// reassembled datagram to one real server. A later fragment whose first
+/// was never seen is passed, as is one whose server went down.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn fragments_of_a_datagram_follow_their_first_fragment() {
+    let mut st = seed_state();
+    let mut dp = open(&st);
+    // IP id at bytes 18-19, flags/offset at 20-21 (MF = 0x20 in byte 20).
+    let fragment = |src_port: u16, id: u16, first: bool| {
+        let mut f = udp_frame((CLIENT, src_port), (VIP, 53), &[0xab; 64]);
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        if first {
+            f[20] = 0x20; // MF, offset 0
+        } else {
+            f[20] = 0x00;
+            f[21] = 0x09; // offset 72 bytes, last fragment
+        }
+        f
+    };
+    for (port, id) in [(6000u16, 0x1234u16), (6001, 0x1235), (6002, 0x1236)] {
+        let out = run(&mut dp, &fragment(port, id, true));
+        let b = backend_of(&out);
+        let later = fragment(port, id, false);
+        let out = run(&mut dp, &later);
+        assert_eq!(backend_of(&out), b, "datagram {id:#x}: later fragment");
+        assert_eq!(out.frame[12..], later[12..], "L3 and payload untouched");
+    }
+    // Never seen the first: passed.
+    let before = verdict_count(&dp, verdict::PASS_FRAGMENT);
+    let out = run(&mut dp, &fragment(6003, 0x4321, false));
+    assert_eq!(out.action, XDP_PASS);
+    assert_eq!(verdict_count(&dp, verdict::PASS_FRAGMENT), before + 1);
+    // The first went to a server that is down now: its later fragments
+    // are passed, never sent elsewhere.
+    let b = backend_of(&run(&mut dp, &fragment(6004, 0x5555, true)));
+    let udp = st
+        .services
+        .iter_mut()
+        .find(|s| s.port == 53)
+        .expect("the UDP service");
+    udp.backends[b as usize - 1].alive = false;
+    dp.apply(&st).unwrap();
+    let out = run(&mut dp, &fragment(6004, 0x5555, false));
+    assert_eq!(out.action, XDP_PASS, "not to another server");
 }

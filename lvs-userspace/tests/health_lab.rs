@@ -392,3 +392,60 @@ fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
     )?;
     Ok(())
 }
+
+/// keepalived on quorum loss with a sorry server deletes the alive real
+/// servers, except that an `inhibit_on_failure` one is set to weight 0
+/// instead (ipvs_cmd turns DELDEST into EDITDEST): its established
+/// connections go on while the sorry server takes every new one.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn quorum_loss_keeps_inhibit_on_failure_connections_working() -> Result<()> {
+    let lab = Lab::create(LabSpec {
+        real_servers: 3,
+        client_addrs: 40,
+        ..LabSpec::default()
+    })?;
+    // rs1's check is whatever this file says (0 up, 1 down).
+    let knob = lab.log_dir().join("rs1-check");
+    std::fs::write(&knob, "0")?;
+    let cfg = format!(
+        "vrrp_instance VI_1 {{\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0\n }}\n}}\n\
+         virtual_server 198.18.0.100 80 {{\n delay_loop 1\n lb_algo wrr\n lb_kind DR\n protocol TCP\n quorum 2\n hysteresis 0\n sorry_server 198.18.0.13 80\n\
+          real_server 198.18.0.11 80 {{\n  weight 1\n  MISC_CHECK {{\n   misc_path \"/bin/sh -c 'exit $(cat {})'\"\n   misc_timeout 2\n  }}\n }}\n\
+          real_server 198.18.0.12 80 {{\n  weight 1\n  inhibit_on_failure\n }}\n}}\n",
+        knob.display()
+    );
+    let bpffs = Bpffs::mount(&lab)?;
+    let mut d = Director::new(&lab, &bpffs.0, &cfg)?;
+    d.start()?;
+    wait_forwarding(&lab)?;
+    let conns = common::keep_alive_clients(&lab, lab.client_addrs())?;
+    let on_rs2: Vec<_> = conns.into_iter().filter(|(_, s)| s == "rs2").collect();
+    let kept = on_rs2.len();
+    anyhow::ensure!(kept > 0, "some connections on rs2");
+    let streamer = common::Streamer::start(on_rs2);
+    std::thread::sleep(Duration::from_secs(1));
+
+    // rs1 fails: weight 1 < quorum 2. The sorry server comes in; rs2
+    // (up, inhibit_on_failure) stays at weight 0.
+    std::fs::write(&knob, "1")?;
+    d.wait_log("Lost quorum", Duration::from_secs(6))?;
+    d.wait_log("using its sorry server", Duration::from_secs(3))?;
+    let r = common::load_every_client(&lab, 2, 10)?;
+    r.ensure_no_failures()?;
+    assert_eq!(
+        r.count("rs3"),
+        r.total(),
+        "new connections to the sorry server: {}",
+        r.summary()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (broken, done, mut on_rs2) = streamer.finish();
+    eprintln!("quorum lost: {kept} connections kept on rs2, {done} requests, {broken} failed");
+    anyhow::ensure!(
+        broken == 0,
+        "{broken} of {done} requests on rs2's connections broke with quorum lost"
+    );
+    common::ensure_same_servers(&lab, &mut on_rs2, "with quorum lost")?;
+    Ok(())
+}

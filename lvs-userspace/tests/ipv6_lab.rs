@@ -36,6 +36,7 @@ fn seed_service6(lab: &Lab, ifindex: u32) -> DesiredService {
         algo: Algorithm::Wrr,
         persistence: None,
         sloppy: false,
+        one_packet: false,
         backends: SEED_WEIGHTS
             .iter()
             .enumerate()

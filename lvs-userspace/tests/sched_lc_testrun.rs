@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use lvs_userspace::{
     datapath::{
         testrun::{self, tcp_frame, Flags},
-        Datapath,
+        Datapath, DesiredService, DesiredState, Protocol,
     },
     sched::Algorithm,
 };
@@ -386,5 +386,128 @@ fn a_server_at_uthreshold_gets_no_new_connections_until_below_lthreshold() {
         dp.expire().unwrap();
         let again: Vec<usize> = (100..104).map(|i| send(&mut dp, i, Flags::SYN)).collect();
         assert!(again.contains(&1), "{}: {again:?}", algo.name());
+    }
+}
+
+/// A real server of the large tables: n (1-based) in the MAC's last two
+/// bytes, 198.18.(1 + n / 250).(n % 250):80.
+fn big_backend(n: usize, weight: u32) -> lvs_userspace::datapath::DesiredBackend {
+    let mut b = testrun::backend(1, weight);
+    b.addr = Ipv4Addr::new(198, 18, 1 + (n / 250) as u8, (n % 250) as u8).into();
+    b.next_hop.mac = [0x02, 0xbe, 0, 0, (n >> 8) as u8, n as u8];
+    b
+}
+
+/// The data path keeps the least-connection choice in a tournament tree
+/// (`lc_trees`) instead of comparing every server per connection: over
+/// 1000 servers of mixed weights (some quiescent, one down), with
+/// connections opened, established and reset, and the weights changed
+/// midway, every pick is still IPVS's `ip_vs_wlc` scan's.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn wlc_over_1000_servers_picks_as_ip_vs_wlc() {
+    const N: usize = 1000;
+    let weight = |n: usize, round: usize| -> u32 {
+        if n.is_multiple_of(97) {
+            0
+        } else {
+            ((n * 7 + round * 3) % 5) as u32 + 1
+        }
+    };
+    let desired = |round: usize| DesiredState {
+        services: vec![DesiredService {
+            vip: VIP.into(),
+            port: 80,
+            proto: Protocol::Tcp,
+            algo: Algorithm::Wlc,
+            persistence: None,
+            sloppy: false,
+            one_packet: false,
+            backends: (1..=N)
+                .map(|n| {
+                    let mut b = big_backend(n, weight(n, round));
+                    b.alive = n != 500;
+                    b
+                })
+                .collect(),
+        }],
+    };
+    let mut dp = open(&desired(0));
+    let mut model = Model::new(&(1..=N).map(|n| weight(n, 0)).collect::<Vec<_>>());
+    // IPVS's list: alive servers, config reversed.
+    let list = |m: &Model| -> Vec<Dest> { m.list().into_iter().filter(|d| d.n != 500).collect() };
+    for i in 0..3000u32 {
+        if i == 1500 {
+            dp.apply(&desired(1)).unwrap();
+            for n in 1..=N {
+                model.dest(n).weight = weight(n, 1);
+            }
+        }
+        let want = ipvs_wlc_like(&list(&model), conn_overhead);
+        let f = tcp_frame((client(i), 40000), (VIP, 80), Flags::SYN, b"");
+        let out = testrun::run(dp.program().unwrap(), &f).expect("test run");
+        assert_eq!(out.action, XDP_TX, "connection {i} forwarded");
+        let got = ((out.frame[4] as usize) << 8) | out.frame[5] as usize;
+        assert_eq!(Some(got), want, "connection {i}");
+        model.dest(got).inactive += 1;
+        model.conns.push((got, false));
+        if i % 5 != 4 {
+            let f = tcp_frame((client(i), 40000), (VIP, 80), Flags::ACK, b"");
+            testrun::run(dp.program().unwrap(), &f).expect("test run");
+            let d = model.dest(got);
+            d.inactive -= 1;
+            d.active += 1;
+            model.conns[i as usize].1 = true;
+        }
+        if i % 7 == 6 {
+            let j = i - 3;
+            if let (b @ 1.., true) = model.conns[j as usize] {
+                let f = tcp_frame((client(j), 40000), (VIP, 80), Flags::RST, b"");
+                testrun::run(dp.program().unwrap(), &f).expect("test run");
+                let d = model.dest(b);
+                d.active -= 1;
+                d.inactive += 1;
+                model.conns[j as usize].1 = false;
+            }
+        }
+    }
+}
+
+/// Past MAX_LC_TREES least-connection services the rest are scanned per
+/// connection: the same choices either way.
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn services_past_the_tree_limit_are_scanned_with_the_same_picks() {
+    let services = lvs_common::MAX_LC_TREES as u16 + 3;
+    let weights = [1u32, 3, 2];
+    let st = DesiredState {
+        services: (0..services)
+            .map(|s| DesiredService {
+                vip: VIP.into(),
+                port: 1000 + s,
+                proto: Protocol::Tcp,
+                algo: Algorithm::Wlc,
+                persistence: None,
+                sloppy: false,
+                one_packet: false,
+                backends: weights
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &w)| testrun::backend(i as u8 + 1, w))
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut dp = open(&st);
+    for s in 0..services {
+        let mut model = Model::new(&weights);
+        for i in 0..12u32 {
+            let want = ipvs_wlc_like(&model.list(), conn_overhead);
+            let f = tcp_frame((client(i), 40000), (VIP, 1000 + s), Flags::SYN, b"");
+            let out = testrun::run(dp.program().unwrap(), &f).expect("test run");
+            let got = out.frame[5] as usize;
+            assert_eq!(Some(got), want, "service {s}, connection {i}");
+            model.dest(got).inactive += 1;
+        }
     }
 }

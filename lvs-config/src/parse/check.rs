@@ -614,6 +614,20 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         );
         vs.protocol = Protocol::Udp;
     }
+    if vs.protocol != Protocol::Udp
+        && !matches!(vs.addr, VsAddr::Fwmark(_))
+        && vs.lb_flags.iter().any(|f| f == "ops")
+    {
+        // keepalived check_data.c: one-packet scheduling is for UDP only;
+        // it clears the flag (IPVS would ignore it for TCP anyway).
+        p.diags.add(
+            Severity::Error,
+            &vs.span,
+            format!("Virtual server {label}: one packet scheduling requires UDP - resetting"),
+            Some("remove `ops`: it applies to UDP services only".into()),
+        );
+        vs.lb_flags.retain(|f| f != "ops");
+    }
     if let VsAddr::Ip(addr, 0) = vs.addr {
         let label = addr.to_string();
         // keepalived: an all-ports service (IPVS port 0), made persistent

@@ -85,6 +85,7 @@ mod tests {
             id,
             checked_as: id,
             omega: false,
+            one_packet: false,
             algo: Algorithm::Wrr,
             lb_algo: "wrr".into(),
             persistence: None,

@@ -110,6 +110,9 @@ pub struct PlannedService {
     /// keepalived's `omega`: at shutdown, run `quorum_down` if quorum is up
     /// (and the real servers' `notify_down`, which the checkers do).
     pub omega: bool,
+    /// keepalived's `ops` (IPVS `IP_VS_SVC_F_ONEPACKET`) on a UDP service:
+    /// every datagram is scheduled on its own.
+    pub one_packet: bool,
 }
 
 /// The plan, and why parts of the config are left out.
@@ -204,6 +207,8 @@ pub fn plan(cfg: &Config) -> Plan {
                 Algorithm::Wrr
             }
         };
+        // IPVS applies one-packet scheduling to UDP only.
+        let one_packet = has(&["ops"]) && proto == Protocol::Udp;
         // Per client unless a granularity of the service's family is given.
         let persistence = |vip: IpAddr| {
             vs.persistence_timeout.map(|t| {
@@ -304,6 +309,7 @@ pub fn plan(cfg: &Config) -> Plan {
                 quorum_down: vs.quorum_down.clone(),
                 checked_as,
                 omega: vs.omega,
+                one_packet,
             });
         }
     }
@@ -521,6 +527,20 @@ mod tests {
         ] {
             assert_eq!(algo_of(name, ""), algo, "{name}");
         }
+    }
+
+    #[test]
+    fn ops_is_one_packet_scheduling_for_udp_only() {
+        let one_packet = |proto: &str| {
+            let text = format!(
+                "virtual_server 198.18.0.1 53 {{\n lb_algo rr\n ops\n lb_kind DR\n protocol {proto}\n real_server 198.18.0.2 53 {{\n }}\n}}\n"
+            );
+            let r = lvs_config::parse_str("t.conf", &text, &Default::default());
+            plan(&r.config).services[0].one_packet
+        };
+        assert!(one_packet("UDP"));
+        // IPVS applies IP_VS_SVC_F_ONEPACKET to UDP datagrams only.
+        assert!(!one_packet("TCP"));
     }
 
     #[test]

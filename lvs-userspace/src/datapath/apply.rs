@@ -274,6 +274,12 @@ impl Datapath {
                 }
                 list
             } else {
+                // IPVS walks its list from the head, and keepalived adds
+                // the real servers in config order to the head
+                // (`list_add_rcu` in `__ip_vs_update_dest`): the config
+                // reversed.
+                let weights: Vec<u32> = weights.iter().rev().copied().collect();
+                let last = ids.len().saturating_sub(1);
                 let order = match sched::schedule(d.algo, &weights) {
                     Ok(order) => order,
                     Err(e) => {
@@ -291,7 +297,7 @@ impl Datapath {
                         sched::schedule(sched::Algorithm::Rr, &weights)?
                     }
                 };
-                order.into_iter().map(|i| ids[i]).collect()
+                order.into_iter().map(|i| ids[last - i]).collect()
             };
             let (mut ring_start, mut ring_len) = current
                 .as_ref()
@@ -347,6 +353,9 @@ impl Datapath {
             }
             if d.sloppy {
                 flags |= SVC_F_SLOPPY;
+            }
+            if d.one_packet && d.proto == super::Protocol::Udp {
+                flags |= lvs_common::SVC_F_ONEPACKET;
             }
             flags |= match d.algo {
                 sched::Algorithm::Rr => lvs_common::SVC_F_SCHED_RR,
@@ -483,10 +492,49 @@ impl Datapath {
         }
 
         self.write_vip_filter()?;
+        self.sync_lc_trees()?;
         if !report.is_empty() {
-            self.tick()?;
+            // A new cache generation, and the least-connection trees
+            // re-read weights, liveness and lists.
+            self.update_settings(|s| s.lc_gen = s.lc_gen.wrapping_add(1))?;
         }
         Ok(report)
+    }
+
+    /// One zeroed tournament tree per least-connection service (the data
+    /// path builds it on its first new connection and after every tick),
+    /// MAX_LC_TREES at most: further services are scanned per connection.
+    fn sync_lc_trees(&mut self) -> Result<()> {
+        let want: BTreeSet<u32> = self
+            .state
+            .applied
+            .services
+            .values()
+            .filter(|s| s.svc.flags & SVC_F_SCHED_LC != 0)
+            .map(|s| s.svc.id)
+            .take(lvs_common::MAX_LC_TREES as usize)
+            .collect();
+        let have: BTreeSet<u32> = self
+            .state
+            .maps
+            .lc_trees
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(map_err(names::LC_TREES))?;
+        for id in have.difference(&want) {
+            match self.state.maps.lc_trees.remove(id) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(names::LC_TREES)(e)),
+            }
+        }
+        for id in want.difference(&have) {
+            self.state
+                .maps
+                .lc_trees
+                .insert(id, lvs_common::LcTree::ZERO, 0)
+                .map_err(map_err(names::LC_TREES))?;
+        }
+        Ok(())
     }
 
     /// The hashed scheduler's table for `d`, as backend ids. The

@@ -66,6 +66,9 @@ pub struct DesiredService {
     pub persistence: Option<Persistence>,
     /// Schedule TCP segments without SYN that have no connection entry.
     pub sloppy: bool,
+    /// IPVS one-packet scheduling (`ops`, UDP only): every datagram is
+    /// scheduled on its own and no connection entry is kept.
+    pub one_packet: bool,
     /// In list order: the order IPVS would have them (config order).
     pub backends: Vec<DesiredBackend>,
 }

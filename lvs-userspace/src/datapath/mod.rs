@@ -236,6 +236,7 @@ pub(crate) struct Maps {
     pub backend_stats: PerCpuArray<MapData, Stats>,
     pub backend_conns: Array<MapData, ConnCounts>,
     pub backend_conns_adj: Array<MapData, ConnCounts>,
+    pub lc_trees: HashMap<MapData, u32, lvs_common::LcTree>,
     pub verdicts: PerCpuArray<MapData, u64>,
     pub events: PerCpuArray<MapData, u64>,
     pub tx_ports: DevMap<MapData>,
@@ -262,6 +263,8 @@ fn expected_sizes(name: &str) -> Option<(u32, u32)> {
         names::SETTINGS => s(4, size_of::<Settings>()),
         names::SVC_STATS | names::BACKEND_STATS => s(4, size_of::<Stats>()),
         names::BACKEND_CONNS | names::BACKEND_CONNS_ADJ => s(4, size_of::<ConnCounts>()),
+        names::LC_TREES => s(4, size_of::<lvs_common::LcTree>()),
+        names::LC_PLACE => s(4, size_of::<lvs_common::LcPlace>()),
         names::TX_PORTS => s(4, 8), // struct bpf_devmap_val: ifindex, prog fd
         names::SYNC_EVENTS => s(0, 0), // a ring buffer has neither
         names::LOCAL_MACS => s(4, 8),
@@ -652,6 +655,7 @@ impl Inspector {
             backend_stats: typed!(names::BACKEND_STATS, PerCpuArray),
             backend_conns: typed!(names::BACKEND_CONNS, Array),
             backend_conns_adj: typed!(names::BACKEND_CONNS_ADJ, Array),
+            lc_trees: typed!(names::LC_TREES, HashMap),
             verdicts: typed!(names::VERDICTS, PerCpuArray),
             events: typed!(names::EVENTS, PerCpuArray),
             tx_ports: typed!(names::TX_PORTS, DevMap),
@@ -735,6 +739,7 @@ fn take_maps(ebpf: &mut Ebpf) -> Result<Maps> {
         backend_stats: typed!(names::BACKEND_STATS),
         backend_conns: typed!(names::BACKEND_CONNS),
         backend_conns_adj: typed!(names::BACKEND_CONNS_ADJ),
+        lc_trees: typed!(names::LC_TREES),
         verdicts: typed!(names::VERDICTS),
         events: typed!(names::EVENTS),
         tx_ports: typed!(names::TX_PORTS),

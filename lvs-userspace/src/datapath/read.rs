@@ -540,6 +540,7 @@ impl State {
             }
         }
         let ids: Vec<u32> = self.applied.backends.keys().copied().collect();
+        let mut corrected = false;
         for id in ids {
             let counted = self
                 .maps
@@ -562,7 +563,21 @@ impl State {
                     .backend_conns_adj
                     .set(id, adj, 0)
                     .map_err(map_err(names::BACKEND_CONNS_ADJ))?;
+                corrected = true;
             }
+        }
+        if corrected {
+            // The least-connection trees re-read the corrections.
+            let mut settings = self
+                .maps
+                .settings
+                .get(&0, 0)
+                .map_err(map_err(names::SETTINGS))?;
+            settings.lc_gen = settings.lc_gen.wrapping_add(1);
+            self.maps
+                .settings
+                .set(0, settings, 0)
+                .map_err(map_err(names::SETTINGS))?;
         }
         Ok(())
     }

@@ -95,6 +95,7 @@ pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> Desire
                 prefix_len6: 128,
             }),
             sloppy: false,
+            one_packet: false,
             backends,
         }],
     }

@@ -31,6 +31,7 @@ pub fn state(algo: Algorithm, weights: &[u32]) -> DesiredState {
             algo,
             persistence: None,
             sloppy: false,
+            one_packet: false,
             backends: weights
                 .iter()
                 .enumerate()

@@ -12,7 +12,11 @@
 //! - a real server removed by a reload drains: weight 0 until idle;
 //! - quorum with hysteresis: lost when the alive weight drops below
 //!   quorum − hysteresis, gained again at quorum + hysteresis;
-//! - with quorum lost, the sorry server (if any) takes every new flow;
+//! - with quorum lost, the sorry server (if any) takes every new flow:
+//!   keepalived's `perform_quorum_state` deletes the alive real servers,
+//!   which for an `inhibit_on_failure` one means weight 0 (`ipvs_cmd`
+//!   turns its DELDEST into EDITDEST with weight 0), so its connections
+//!   continue; without a sorry server the pool is left as it is;
 //! - a real server whose MAC is not known yet is kept out.
 
 use std::{
@@ -112,6 +116,9 @@ pub fn desired(
     let mut transitions = Vec::new();
     for s in &plan.services {
         let mut backends = Vec::new();
+        // Per backend, whether a quorum loss keeps it at weight 0
+        // (inhibit_on_failure, or draining) rather than taking it out.
+        let mut keep_on_quorum_loss = Vec::new();
         let mut alive_weight = 0u32;
         for r in &s.reals {
             let key = s.id.real(r.id());
@@ -144,6 +151,7 @@ pub fn desired(
                 l_threshold: r.lthreshold,
                 next_hop: hop,
             });
+            keep_on_quorum_loss.push(r.inhibit_on_failure);
         }
         for (key, (r, _)) in draining {
             if key.service != s.id {
@@ -159,6 +167,9 @@ pub fn desired(
                     l_threshold: r.lthreshold,
                     next_hop: hop,
                 });
+                // Not in the config any more: keepalived's quorum handling
+                // never sees it; it goes on draining.
+                keep_on_quorum_loss.push(true);
             }
         }
         let lost = quorum(s, alive_weight, prev, &mut transitions);
@@ -170,8 +181,12 @@ pub fn desired(
                 .and_then(|sorry| reals.get(&s.id.real(sorry)).and_then(|st| st.hop));
             if let (Some(sorry), Some(hop)) = (s.sorry_server, sorry_hop) {
                 memory.sorry_active.insert(s.id);
-                for b in &mut backends {
-                    b.alive = false;
+                for (b, keep) in backends.iter_mut().zip(&keep_on_quorum_loss) {
+                    if *keep {
+                        b.weight = 0;
+                    } else {
+                        b.alive = false;
+                    }
                 }
                 backends.push(DesiredBackend {
                     addr: sorry.addr,
@@ -271,6 +286,7 @@ fn desired_service(s: &PlannedService, backends: Vec<DesiredBackend>) -> Desired
             }
         }),
         sloppy: false,
+        one_packet: s.one_packet,
         backends,
     }
 }
@@ -344,6 +360,7 @@ mod tests {
             quorum_down: None,
             checked_as: svc(),
             omega: false,
+            one_packet: false,
         }
     }
 
@@ -578,9 +595,68 @@ mod tests {
         let mut w = World::new(s);
         w.step();
         let out = w.set_up(1, false).step();
+        // Down and inhibited: kept at weight 0 (its connections go on),
+        // as keepalived keeps it in IPVS; the sorry server takes new ones.
         assert_eq!(
             backends(&out),
-            [(rs(1).addr, 0, false), (SORRY.addr, 1, true)]
+            [(rs(1).addr, 0, true), (SORRY.addr, 1, true)]
+        );
+    }
+
+    /// keepalived's perform_quorum_state on quorum loss with a sorry
+    /// server: alive real servers are deleted, except that ipvs_cmd turns
+    /// the delete of an `inhibit_on_failure` one into weight 0, so its
+    /// established connections continue; the quorum comes back with their
+    /// weights.
+    #[test]
+    fn quorum_loss_sets_inhibit_on_failure_servers_to_weight_0_and_removes_the_rest() {
+        let mut s = service(vec![real(1, 2), real(2, 3), real(3, 4)]);
+        s.reals[0].inhibit_on_failure = true;
+        s.reals[1].inhibit_on_failure = true;
+        s.quorum = 8;
+        s.sorry_server = Some(SORRY);
+        let mut w = World::new(s);
+        assert_eq!(quorum_changes(&w.step()), Vec::<&str>::new());
+        // rs3 fails: 5 < 8, quorum lost. rs1 and rs2 (up, inhibited) stay
+        // at weight 0; rs3 (down, not inhibited) is out.
+        let out = w.set_up(3, false).step();
+        assert_eq!(quorum_changes(&out), ["lost"]);
+        assert_eq!(
+            backends(&out),
+            [
+                (rs(1).addr, 0, true),
+                (rs(2).addr, 0, true),
+                (rs(3).addr, 4, false),
+                (SORRY.addr, 1, true)
+            ]
+        );
+        // Still up: not reported removed.
+        assert!(!out.transitions.contains(&Transition::Removed(key(1))));
+        let out = w.set_up(3, true).step();
+        assert_eq!(quorum_changes(&out), ["gained"]);
+        assert_eq!(
+            backends(&out),
+            [
+                (rs(1).addr, 2, true),
+                (rs(2).addr, 3, true),
+                (rs(3).addr, 4, true)
+            ]
+        );
+    }
+
+    /// Without a sorry server keepalived leaves the pool alone on quorum
+    /// loss (only `quorum_down` runs).
+    #[test]
+    fn quorum_loss_without_a_sorry_server_leaves_the_pool_alone() {
+        let mut s = service(vec![real(1, 2), real(2, 3)]);
+        s.quorum = 5;
+        let mut w = World::new(s);
+        w.step();
+        let out = w.set_up(2, false).step();
+        assert_eq!(quorum_changes(&out), ["lost"]);
+        assert_eq!(
+            backends(&out),
+            [(rs(1).addr, 2, true), (rs(2).addr, 3, false)]
         );
     }
 
