@@ -25,8 +25,10 @@ fn add(backend: u32, da: u64, di: u64) {
     let Some(c) = BACKEND_CONNS.get_ptr_mut(backend) else {
         return;
     };
+    // Only a backend in a least-connection tree pays for the tree's
+    // update (a call, a spin lock): the common case is one array read here.
     // SAFETY: `c` is `backend`'s live value in `backend_conns`.
-    if unsafe { lc_tree::counted(backend, c, da, di) } {
+    if lc_tree::in_tree(backend) && unsafe { lc_tree::counted(backend, c, da, di) } {
         return;
     }
     // SAFETY: a live, aligned array value shared by all CPUs: its counts

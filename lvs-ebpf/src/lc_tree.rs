@@ -64,6 +64,13 @@ pub fn pick(svc: &Service, generation: u32) -> Option<Option<u32>> {
     Some(Some(id))
 }
 
+/// Whether backend `id` has a leaf in some tree (cheap enough to inline
+/// on every count change, unlike `counted`).
+#[inline(always)]
+pub fn in_tree(id: u32) -> bool {
+    matches!(LC_PLACE.get(id), Some(p) if p.service_plus1 != 0)
+}
+
 /// Adds (da, di) to backend `id`'s counts (`c`) and, if it sits in a tree,
 /// to its leaf, under the tree's lock. Returns false when it is in no tree
 /// (the caller adds without a lock).
