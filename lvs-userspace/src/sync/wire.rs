@@ -545,4 +545,13 @@ mod tests {
         bad[HEADER_LEN] = KIND_CONN;
         assert!(decode(&bad, None).is_err());
     }
+
+    #[test]
+    fn the_ipv6_fuzz_seed_decodes() {
+        let seed = include_bytes!("../../fuzz/seeds/sync_decode/update_ipv6");
+        let m = decode(seed, None).unwrap();
+        assert_eq!(m.entries.len(), 3);
+        assert!(m.entries.iter().all(Entry::is_ipv6));
+        assert_eq!(m.entries[1].kind, KIND_TEMPLATE);
+    }
 }
