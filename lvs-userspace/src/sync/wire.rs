@@ -278,6 +278,10 @@ pub fn decode(buf: &[u8], key: Option<&[u8]>) -> Result<Message, WireError> {
     let mut entries = Vec::with_capacity(count);
     let mut at = HEADER_LEN;
     for i in 0..count {
+        // Earlier IPv6 entries may have used up what the count check left.
+        if at + ENTRY_LEN > body_end {
+            return Err(WireError::Count { count, room: i });
+        }
         let (kind, ipv6) = match buf[at] {
             KIND_CONN => (KIND_CONN, false),
             KIND_TEMPLATE => (KIND_TEMPLATE, false),
@@ -534,6 +538,20 @@ mod tests {
         let mut bad = good.clone();
         bad[HEADER_LEN + ENTRY6_LEN + 2] = 1; // a template has no state
         assert_eq!(decode(&bad, None), Err(WireError::State(1, 1)));
+        // Two IPv6 entries announced as three: the third is past the end
+        // (found by the fuzzer), with and without a MAC after it.
+        let mut more = good.clone();
+        more[9] = 3;
+        assert!(matches!(decode(&more, None), Err(WireError::Count { .. })));
+        let signed = &encode(1, &[entry6(1), template6(2)], Some(b"k"))[0];
+        let mut more = signed[..signed.len() - MAC_LEN].to_vec();
+        more[9] = 3;
+        let mac = mac_of(b"k", &more);
+        more.extend_from_slice(&mac);
+        assert!(matches!(
+            decode(&more, Some(b"k")),
+            Err(WireError::Count { .. })
+        ));
         // A truncated IPv6 entry: the header promised more than is there.
         assert!(matches!(
             decode(&good[..good.len() - 1], None),
