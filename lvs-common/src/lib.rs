@@ -19,7 +19,7 @@ pub mod tcp;
 
 /// Version of the shared map layout. A pinned datapath of another version is
 /// refused by the agent instead of being silently re-used (aya does not check).
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// Services (VIP:port:proto) the program knows. Also the size of `svc_stats`.
 pub const MAX_SERVICES: u32 = 1024;
@@ -530,6 +530,10 @@ pub const SET_F_EXPIRE_QUIESCENT: u32 = 1 << 3;
 pub const SYNC_CONN: u32 = 1;
 /// `SyncEvent::kind`: a persistence template was (re)written.
 pub const SYNC_TEMPLATE: u32 = 2;
+/// `SyncEvent6::kind`: an IPv6 connection was created or changed state.
+pub const SYNC_CONN6: u32 = 3;
+/// `SyncEvent6::kind`: an IPv6 persistence template was (re)written.
+pub const SYNC_TEMPLATE6: u32 = 4;
 
 /// `sync_events` record (ring buffer), read by the agent's sync sender.
 /// Ids are this director's: the agent turns them into addresses before
@@ -548,6 +552,23 @@ pub struct SyncEvent {
     /// Masked client address of the template (SYNC_TEMPLATE), network order.
     pub client_be: u32,
     pub _pad: u32,
+}
+
+/// `sync_events` record for IPv6 entries: its own, longer record (the
+/// IPv4 one stays 40 bytes). The reader tells them apart by `kind`, the
+/// first word of both.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncEvent6 {
+    /// SYNC_CONN6 or SYNC_TEMPLATE6.
+    pub kind: u32,
+    pub state: u32,
+    pub backend: u32,
+    pub service: u32,
+    /// The connection (SYNC_CONN6).
+    pub key: FlowKey6,
+    /// Masked client address of the template (SYNC_TEMPLATE6).
+    pub client_be: Ipv6Words,
 }
 
 /// `settings` value (array with one element).
@@ -718,6 +739,8 @@ mod pod {
     // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for SyncEvent {}
     // SAFETY: as for ServiceKey above.
+    unsafe impl aya::Pod for SyncEvent6 {}
+    // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for LocalMac {}
     // SAFETY: as for ServiceKey above.
     unsafe impl aya::Pod for ServiceKey6 {}
@@ -751,6 +774,7 @@ const _: () = {
     assert!(core::mem::size_of::<Settings>() == 16 + 4 * tcp::NUM_STATES);
     assert!(core::mem::size_of::<Stats>() == 24);
     assert!(core::mem::size_of::<SyncEvent>() == 40);
+    assert!(core::mem::size_of::<SyncEvent6>() == 72);
     assert!(core::mem::size_of::<LocalMac>() == 8);
     assert!(core::mem::size_of::<LcLeaf>() == 32);
     assert!(core::mem::size_of::<LcTree>() == 16 + 4 * LC_TREE_LEAVES + 32 * LC_TREE_LEAVES);

@@ -71,8 +71,7 @@ pub trait Family {
     /// Empties the entry if it is this flow's.
     fn cache_forget(e: &mut Self::CacheEntry, k: &Self::Flow);
 
-    /// Connection sync events (IPv4 only: the sync wire format carries
-    /// IPv4 entries; IPv6 connections are not synced).
+    /// Connection sync events (each family its own ring record).
     fn sync_conn(settings: &Settings, k: &Self::Flow, state: u32, backend: u32, service: u32);
     fn sync_template(settings: &Settings, service: u32, t: &Self::TmplKey, backend: u32);
 }
@@ -309,7 +308,11 @@ impl Family for V6 {
     }
     cache_common!(FlowKey6, FlowCacheEntry6, same_flow6);
     #[inline(always)]
-    fn sync_conn(_: &Settings, _: &FlowKey6, _: u32, _: u32, _: u32) {}
+    fn sync_conn(settings: &Settings, k: &FlowKey6, state: u32, backend: u32, service: u32) {
+        sync::conn6(settings, k, state, backend, service);
+    }
     #[inline(always)]
-    fn sync_template(_: &Settings, _: u32, _: &PersistKey6, _: u32) {}
+    fn sync_template(settings: &Settings, service: u32, t: &PersistKey6, backend: u32) {
+        sync::template6(settings, service, &t.client_be, backend);
+    }
 }

@@ -367,7 +367,7 @@ pub fn http_get(bind: Ipv4Addr, target: SocketAddrV4, timeout: Duration) -> Resu
 /// closure and keep using it from any thread.
 pub struct KeepAliveClient {
     stream: TcpStream,
-    target: SocketAddrV4,
+    target: SocketAddr,
     buf: Vec<u8>,
     timeout: Duration,
 }
@@ -380,8 +380,17 @@ impl KeepAliveClient {
         target: SocketAddrV4,
         timeout: Duration,
     ) -> Result<Self> {
-        let stream = connect_from(bind, target, timeout)
-            .map_err(|e| connect_error(e, bind.map(IpAddr::V4), target.into()))?;
+        Self::connect_any(bind.map(IpAddr::V4), target.into(), timeout)
+    }
+
+    /// [`KeepAliveClient::connect`] in either family.
+    pub fn connect_any(
+        bind: Option<IpAddr>,
+        target: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let stream =
+            connect_from_any(bind, target, timeout).map_err(|e| connect_error(e, bind, target))?;
         stream.set_write_timeout(Some(timeout))?;
         Ok(KeepAliveClient {
             stream,
@@ -400,7 +409,7 @@ impl KeepAliveClient {
     pub fn request(&mut self, path: &str) -> Result<HttpResponse> {
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lvs-testkit\r\n\r\n",
-            host_header(self.target.into())
+            host_header(self.target)
         );
         self.stream
             .write_all(req.as_bytes())

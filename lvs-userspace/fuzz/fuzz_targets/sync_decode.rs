@@ -1,6 +1,7 @@
 //! The connection-sync decoder on arbitrary bytes (sync datagrams are
-//! untrusted input): never panics; whatever it accepts re-encodes to the
-//! same bytes and decodes to the same message, with and without a key.
+//! untrusted input): never panics; whatever it accepts re-encodes to a
+//! datagram that decodes to the same message, with and without a key
+//! (IPv4 and IPv6 entries alike).
 #![no_main]
 
 #[allow(dead_code)]

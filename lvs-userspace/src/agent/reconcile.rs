@@ -5,6 +5,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -17,16 +18,17 @@ use self::policy::{Memory, RealState, Transition};
 use super::plan::{Plan, PlannedReal, PlannedService, RealKey, ServiceId};
 use crate::{
     datapath::{
-        desired::service_key,
+        desired::{addr6_of, addr_of, any_service_key},
         read::IdMap,
         table::{ConnCounts, TableScanner},
-        Datapath, DesiredState, NextHop, Protocol,
+        Datapath, DesiredState, NextHop, Protocol, SvcKey,
     },
     netlink,
     sync::{self, Entry},
 };
 use lvs_common::{
-    Conn, FlowKey, Persist, PersistKey, CONN_F_PERSISTENT, CONN_F_SYNCED, PERSIST_F_SYNCED,
+    hash::ipv6_words, Conn, FlowKey, FlowKey6, Persist, PersistKey, PersistKey6, CONN_F_PERSISTENT,
+    CONN_F_SYNCED, PERSIST_F_SYNCED,
 };
 
 /// A datapath interface: where real servers are reached.
@@ -118,7 +120,8 @@ impl Reconciler {
         self.ids = Some(tx);
     }
 
-    /// Writes what another director synced into our maps, by our own ids.
+    /// Writes what another director synced into our maps, by our own ids
+    /// (`conns`/`persist` for IPv4 entries, `conns6`/`persist6` for IPv6).
     pub fn apply_synced(&mut self, entries: &[Entry]) -> usize {
         let now = crate::datapath::read::monotonic_ns();
         let mut applied = 0;
@@ -126,7 +129,7 @@ impl Reconciler {
             let Some(proto) = Protocol::from_number(e.proto) else {
                 continue;
             };
-            let key = service_key(e.vip, e.vport, proto);
+            let key = any_service_key(e.vip, e.vport, proto);
             let (Some(service), Some(backend)) = (
                 self.dp.service_id(key),
                 self.dp.backend_id(key, e.rs, e.rsport),
@@ -134,7 +137,7 @@ impl Reconciler {
                 continue; // a service or real server we do not have
             };
             let id = ServiceId {
-                vip: e.vip.into(),
+                vip: e.vip,
                 port: e.vport,
                 proto,
             };
@@ -143,43 +146,56 @@ impl Reconciler {
                 .services
                 .iter()
                 .any(|s| s.id == id && s.persistence.is_some());
-            let ok = if e.kind == sync::wire::KIND_TEMPLATE {
-                self.dp
-                    .insert_template(
-                        PersistKey {
-                            service,
-                            client_be: u32::from_ne_bytes(e.client.octets()),
-                        },
-                        Persist {
-                            backend,
-                            flags: PERSIST_F_SYNCED,
-                            last_seen_ns: now,
-                        },
-                    )
-                    .is_ok()
-            } else {
-                let fkey = FlowKey {
-                    src_be: u32::from_ne_bytes(e.client.octets()),
-                    dst_be: key.addr_be,
-                    sport_be: e.cport.to_be(),
-                    dport_be: key.port_be,
-                    proto: e.proto,
-                    _pad: [0; 3],
-                };
-                let flags = CONN_F_SYNCED | if persistent { CONN_F_PERSISTENT } else { 0 };
-                self.dp
-                    .insert_conn(
-                        fkey,
-                        Conn {
-                            backend,
-                            service,
-                            state: e.state as u32,
-                            flags,
-                            created_ns: now,
-                            last_seen_ns: now,
-                        },
-                    )
-                    .is_ok()
+            let template = Persist {
+                backend,
+                flags: PERSIST_F_SYNCED,
+                last_seen_ns: now,
+            };
+            let conn = Conn {
+                backend,
+                service,
+                state: e.state as u32,
+                flags: CONN_F_SYNCED | if persistent { CONN_F_PERSISTENT } else { 0 },
+                created_ns: now,
+                last_seen_ns: now,
+            };
+            let is_template = e.kind == sync::wire::KIND_TEMPLATE;
+            let ok = match (key, e.client) {
+                (SvcKey::V4(key), IpAddr::V4(client)) => {
+                    let client_be = u32::from_ne_bytes(client.octets());
+                    if is_template {
+                        let k = PersistKey { service, client_be };
+                        self.dp.insert_template(k, template).is_ok()
+                    } else {
+                        let fkey = FlowKey {
+                            src_be: client_be,
+                            dst_be: key.addr_be,
+                            sport_be: e.cport.to_be(),
+                            dport_be: key.port_be,
+                            proto: e.proto,
+                            _pad: [0; 3],
+                        };
+                        self.dp.insert_conn(fkey, conn).is_ok()
+                    }
+                }
+                (SvcKey::V6(key), IpAddr::V6(client)) => {
+                    let client_be = ipv6_words(client.octets());
+                    if is_template {
+                        let k = PersistKey6 { service, client_be };
+                        self.dp.insert_template6(k, template).is_ok()
+                    } else {
+                        let fkey = FlowKey6 {
+                            src_be: client_be,
+                            dst_be: key.addr_be,
+                            sport_be: e.cport.to_be(),
+                            dport_be: key.port_be,
+                            proto: e.proto,
+                            _pad: [0; 3],
+                        };
+                        self.dp.insert_conn6(fkey, conn).is_ok()
+                    }
+                }
+                _ => false, // a client of the other family than its VIP
             };
             applied += ok as usize;
         }
@@ -202,40 +218,55 @@ impl Reconciler {
     fn sync_entries(&self, bulk: bool) -> anyhow::Result<Vec<Entry>> {
         let ids = self.dp.id_map();
         let mut out = Vec::new();
-        for c in self.dp.conns()? {
-            let wanted = if bulk {
-                c.expires_in_s > 0
+        let wanted = |c: &Conn, expires_in_s| {
+            if bulk {
+                expires_in_s > 0
             } else {
-                c.conn.flags & CONN_F_SYNCED == 0 && sync::worth_resending(c.conn.state)
-            };
-            if c.half_open || !wanted {
-                continue;
+                c.flags & CONN_F_SYNCED == 0 && sync::worth_resending(c.state)
             }
-            let ev = lvs_common::SyncEvent {
-                kind: lvs_common::SYNC_CONN,
-                state: c.conn.state,
-                backend: c.conn.backend,
-                service: c.conn.service,
-                key: c.key,
-                client_be: 0,
-                _pad: 0,
-            };
-            out.extend(sync::entry_of(&ev, &ids));
+        };
+        let conn_event = |c: &Conn, client: IpAddr, sport_be: u16| sync::Event {
+            kind: sync::wire::KIND_CONN,
+            state: c.state,
+            service: c.service,
+            backend: c.backend,
+            client,
+            cport: u16::from_be(sport_be),
+        };
+        let template_event = |t: &Persist, service, client| sync::Event {
+            kind: sync::wire::KIND_TEMPLATE,
+            state: 0,
+            service,
+            backend: t.backend,
+            client,
+            cport: 0,
+        };
+        let template_wanted = |t: &Persist, expires_in_s| {
+            expires_in_s > 0 && (bulk || t.flags & PERSIST_F_SYNCED == 0)
+        };
+        for c in self.dp.conns()? {
+            if !c.half_open && wanted(&c.conn, c.expires_in_s) {
+                let client = IpAddr::V4(addr_of(c.key.src_be));
+                out.extend(conn_event(&c.conn, client, c.key.sport_be).entry(&ids));
+            }
+        }
+        for c in self.dp.conns6()? {
+            if !c.half_open && wanted(&c.conn, c.expires_in_s) {
+                let client = IpAddr::V6(addr6_of(&c.key.src_be));
+                out.extend(conn_event(&c.conn, client, c.key.sport_be).entry(&ids));
+            }
         }
         for t in self.dp.templates()? {
-            if t.expires_in_s == 0 || (!bulk && t.value.flags & PERSIST_F_SYNCED != 0) {
-                continue;
+            if template_wanted(&t.value, t.expires_in_s) {
+                let client = IpAddr::V4(addr_of(t.key.client_be));
+                out.extend(template_event(&t.value, t.key.service, client).entry(&ids));
             }
-            let ev = lvs_common::SyncEvent {
-                kind: lvs_common::SYNC_TEMPLATE,
-                state: 0,
-                backend: t.value.backend,
-                service: t.key.service,
-                key: FlowKey::default(),
-                client_be: t.key.client_be,
-                _pad: 0,
-            };
-            out.extend(sync::entry_of(&ev, &ids));
+        }
+        for t in self.dp.templates6()? {
+            if template_wanted(&t.value, t.expires_in_s) {
+                let client = IpAddr::V6(addr6_of(&t.key.client_be));
+                out.extend(template_event(&t.value, t.key.service, client).entry(&ids));
+            }
         }
         Ok(out)
     }

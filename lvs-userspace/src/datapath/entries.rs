@@ -62,6 +62,14 @@ impl Datapath {
             .map_err(map_err(names::CONNS6))
     }
 
+    pub fn insert_template6(&mut self, key: PersistKey6, value: Persist) -> Result<()> {
+        self.state
+            .maps
+            .persist6
+            .insert(key, value, 0)
+            .map_err(map_err(names::PERSIST6))
+    }
+
     pub fn template6(&self, key: &PersistKey6) -> Option<Persist> {
         self.state.maps.persist6.get(key, 0).ok()
     }

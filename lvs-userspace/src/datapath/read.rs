@@ -2,14 +2,11 @@
 //! CPUs), verdict counters, the connection table with IPVS states, and the
 //! expiry of idle connections.
 
-use std::{
-    collections::BTreeMap,
-    net::{IpAddr, Ipv4Addr},
-};
+use std::{collections::BTreeMap, net::IpAddr};
 
 use lvs_common::{
     event, map_names as names, tcp, verdict, Backend, Conn, ConnCounts as MapConnCounts, FlowKey,
-    FlowKey6, Persist, PersistKey, PersistKey6, Service, ServiceKey, Stats, BE_F_ALIVE, BE_F_IPV6,
+    FlowKey6, Persist, PersistKey, PersistKey6, Service, Stats, BE_F_ALIVE, BE_F_IPV6,
     CONN_F_PERSISTENT,
 };
 
@@ -66,8 +63,8 @@ pub struct ServiceView {
 /// another director numbers the same real server differently).
 #[derive(Clone, Debug, Default)]
 pub struct IdMap {
-    pub services: std::collections::BTreeMap<u32, ServiceKey>,
-    pub backends: std::collections::BTreeMap<u32, (Ipv4Addr, u16)>,
+    pub services: std::collections::BTreeMap<u32, SvcKey>,
+    pub backends: std::collections::BTreeMap<u32, (IpAddr, u16)>,
 }
 
 /// A connection entry, decoded (`K`: `FlowKey6` for IPv6).
@@ -602,25 +599,21 @@ impl State {
         ))
     }
 
-    /// Ids → addresses of what is applied, for connection sync (IPv4
-    /// only: the sync format carries IPv4 entries).
+    /// Ids → addresses of what is applied (both families), for
+    /// connection sync.
     pub fn id_map(&self) -> IdMap {
         IdMap {
             services: self
                 .applied
                 .services
                 .iter()
-                .filter_map(|(k, s)| match k {
-                    SvcKey::V4(k) => Some((s.svc.id, *k)),
-                    SvcKey::V6(_) => None,
-                })
+                .map(|(k, s)| (s.svc.id, *k))
                 .collect(),
             backends: self
                 .applied
                 .backends
                 .iter()
-                .filter(|(_, b)| b.flags & BE_F_IPV6 == 0)
-                .map(|(id, b)| (*id, (addr_of(b.addr_be), u16::from_be(b.port_be))))
+                .map(|(id, b)| (*id, (backend_addr(b), u16::from_be(b.port_be))))
                 .collect(),
         }
     }

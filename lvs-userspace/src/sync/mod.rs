@@ -17,7 +17,7 @@ pub mod wire;
 
 use std::{
     collections::BTreeMap,
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{IpAddr, Ipv4Addr, SocketAddrV4},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -26,7 +26,9 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use lvs_common::{tcp, SyncEvent, SYNC_CONN, SYNC_TEMPLATE};
+use lvs_common::{
+    tcp, SyncEvent, SyncEvent6, SYNC_CONN, SYNC_CONN6, SYNC_TEMPLATE, SYNC_TEMPLATE6,
+};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use thiserror::Error;
@@ -38,7 +40,10 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use crate::datapath::{desired::addr_of, read::IdMap};
+use crate::datapath::{
+    desired::{addr6_of, addr_of},
+    read::IdMap,
+};
 pub use wire::{Entry, Message, MsgType};
 
 /// IPVS's sync multicast group and port.
@@ -154,30 +159,100 @@ fn socket_err(setup: &SyncSetup) -> impl Fn(std::io::Error) -> SyncError + '_ {
     }
 }
 
-/// Turns a data-path event into a wire entry, by address.
-pub fn entry_of(ev: &SyncEvent, ids: &IdMap) -> Option<Entry> {
-    let svc = ids.services.get(&ev.service)?;
-    let (rs, rsport) = *ids.backends.get(&ev.backend)?;
-    let (client, cport, kind) = match ev.kind {
-        SYNC_CONN => (
-            addr_of(ev.key.src_be),
-            u16::from_be(ev.key.sport_be),
-            wire::KIND_CONN,
-        ),
-        SYNC_TEMPLATE => (addr_of(ev.client_be), 0, wire::KIND_TEMPLATE),
-        _ => return None,
-    };
-    Some(Entry {
-        kind,
-        proto: svc.proto,
-        state: ev.state as u8,
-        client,
-        cport,
-        vip: addr_of(svc.addr_be),
-        vport: u16::from_be(svc.port_be),
-        rs,
-        rsport,
-    })
+/// What a data-path event says, in either family: the wire entry's
+/// fields still by local id.
+pub struct Event {
+    pub kind: u8,
+    pub state: u32,
+    pub service: u32,
+    pub backend: u32,
+    /// The client (a connection) or the masked client (a template).
+    pub client: IpAddr,
+    pub cport: u16,
+}
+
+impl Event {
+    pub fn of(ev: &SyncEvent) -> Option<Self> {
+        let (client, cport, kind) = match ev.kind {
+            SYNC_CONN => (
+                addr_of(ev.key.src_be),
+                u16::from_be(ev.key.sport_be),
+                wire::KIND_CONN,
+            ),
+            SYNC_TEMPLATE => (addr_of(ev.client_be), 0, wire::KIND_TEMPLATE),
+            _ => return None,
+        };
+        Some(Event {
+            kind,
+            state: ev.state,
+            service: ev.service,
+            backend: ev.backend,
+            client: client.into(),
+            cport,
+        })
+    }
+
+    pub fn of6(ev: &SyncEvent6) -> Option<Self> {
+        let (client, cport, kind) = match ev.kind {
+            SYNC_CONN6 => (
+                addr6_of(&ev.key.src_be),
+                u16::from_be(ev.key.sport_be),
+                wire::KIND_CONN,
+            ),
+            SYNC_TEMPLATE6 => (addr6_of(&ev.client_be), 0, wire::KIND_TEMPLATE),
+            _ => return None,
+        };
+        Some(Event {
+            kind,
+            state: ev.state,
+            service: ev.service,
+            backend: ev.backend,
+            client: client.into(),
+            cport,
+        })
+    }
+
+    /// The wire entry, by address (None: an id this director no longer
+    /// has, or a family mix that cannot be).
+    pub fn entry(&self, ids: &IdMap) -> Option<Entry> {
+        let svc = ids.services.get(&self.service)?;
+        let (rs, rsport) = *ids.backends.get(&self.backend)?;
+        let vip = svc.vip();
+        if vip.is_ipv6() != self.client.is_ipv6() || vip.is_ipv6() != rs.is_ipv6() {
+            return None;
+        }
+        Some(Entry {
+            kind: self.kind,
+            proto: svc.proto(),
+            state: self.state as u8,
+            client: self.client,
+            cport: self.cport,
+            vip,
+            vport: u16::from_be(svc.port_be()),
+            rs,
+            rsport,
+        })
+    }
+}
+
+/// Turns a `sync_events` record (either family's) into a wire entry.
+fn entry_of_record(item: &[u8], ids: &IdMap) -> Option<Entry> {
+    let kind = u32::from_ne_bytes(item.get(..4)?.try_into().ok()?);
+    let ev = if kind == SYNC_CONN6 || kind == SYNC_TEMPLATE6 {
+        if item.len() < std::mem::size_of::<SyncEvent6>() {
+            return None;
+        }
+        // SAFETY: the program writes whole SyncEvent6s under these kinds;
+        // the length is checked and the read is unaligned-safe.
+        Event::of6(&unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SyncEvent6>()) })
+    } else {
+        if item.len() < std::mem::size_of::<SyncEvent>() {
+            return None;
+        }
+        // SAFETY: as above, for SyncEvent.
+        Event::of(&unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<SyncEvent>()) })
+    }?;
+    ev.entry(ids)
 }
 
 /// Sends what the data path reports, plus what the agent asks for (re-sends
@@ -219,14 +294,7 @@ pub fn spawn_sender(
                     let mut out = Vec::new();
                     let ring = guard.get_inner_mut();
                     while let Some(item) = ring.next() {
-                        if item.len() >= std::mem::size_of::<SyncEvent>() {
-                            // SAFETY: the program writes whole SyncEvents; the
-                            // length is checked and the read is unaligned-safe.
-                            let ev: SyncEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-                            if let Some(e) = entry_of(&ev, &ids) {
-                                out.push(e);
-                            }
-                        }
+                        out.extend(entry_of_record(&item, &ids));
                     }
                     out
                 }
@@ -272,12 +340,12 @@ async fn send_bulk(
     counters: Arc<SyncCounters>,
 ) {
     let mut seq = 0u32;
-    for chunk in entries.chunks(wire::MAX_ENTRIES) {
+    for chunk in wire::split(&entries) {
         let m = Message {
             kind: MsgType::BulkEntries,
             request,
             seq,
-            ..Message::update(setup.syncid, chunk.to_vec())
+            ..Message::update(setup.syncid, chunk)
         };
         send(&udp, &setup, dest, &wire::encode_one(&m, setup.key())).await;
         seq += 1;

@@ -6,18 +6,21 @@
 //! header  "LVSX" | version 2 | syncid | type | flags | count (u16) | 0 0
 //!         request (u32) | seq (u32) | total (u32)                    24 bytes
 //! entry   kind | proto | state | 0 | client(4) | vip(4) | cport(2) | vport(2) | rs(4) | rsport(2) | 0 0
+//! entry6  kind | proto | state | 0 | client(16) | vip(16) | cport(2) | vport(2) | rs(16) | rsport(2) | 0 0
 //! trailer HMAC-SHA256 of everything before it (flags bit 0), 32 bytes
 //! ```
 //! Types: `Update` (what the data path just did), `BulkRequest` ("send me
 //! your tables", from a director that starts), `BulkEntries` (one datagram
 //! `seq` of the answer to `request`), `BulkDone` (the answer is complete:
 //! `seq` datagrams holding `total` entries). A template entry has the
-//! masked client address and cport 0.
+//! masked client address and cport 0. IPv6 entries (kinds 3 and 4, 60
+//! bytes) travel in datagrams of their own: an older director, which
+//! rejects the unknown kinds, still takes every IPv4 datagram.
 //!
 //! Everything here is untrusted input: `decode` checks every field it can
 //! and never panics (fuzzed by `cargo xtask fuzz --target sync_decode`).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -31,9 +34,16 @@ pub const MAC_LEN: usize = 32;
 /// Entries per datagram: header, entries and MAC stay under a 1500-byte
 /// MTU with IP and UDP headers (24 + 58 × 24 + 32 = 1448 ≤ 1472).
 pub const MAX_ENTRIES: usize = 58;
+pub const ENTRY6_LEN: usize = 60;
+/// IPv6 entries per datagram: 24 + 23 × 60 + 32 = 1436 ≤ 1472.
+pub const MAX_ENTRIES6: usize = 23;
 
 pub const KIND_CONN: u8 = 1;
 pub const KIND_TEMPLATE: u8 = 2;
+/// On the wire only: `Entry::kind` is KIND_CONN/KIND_TEMPLATE, the
+/// addresses say the family.
+const KIND_CONN6: u8 = 3;
+const KIND_TEMPLATE6: u8 = 4;
 
 const FLAG_MAC: u8 = 1;
 
@@ -63,12 +73,19 @@ pub struct Entry {
     pub kind: u8,
     pub proto: u8,
     pub state: u8,
-    pub client: Ipv4Addr,
+    /// Client, VIP and real server are of one family (the VIP's).
+    pub client: IpAddr,
     pub cport: u16,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub vport: u16,
-    pub rs: Ipv4Addr,
+    pub rs: IpAddr,
     pub rsport: u16,
+}
+
+impl Entry {
+    pub fn is_ipv6(&self) -> bool {
+        self.vip.is_ipv6()
+    }
 }
 
 /// One decoded datagram.
@@ -132,22 +149,60 @@ fn mac_of(key: &[u8], data: &[u8]) -> [u8; MAC_LEN] {
     m.finalize().into_bytes().into()
 }
 
+fn v4(a: IpAddr) -> [u8; 4] {
+    match a {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(a) => a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED).octets(),
+    }
+}
+
+fn v6(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
 fn put_entry(out: &mut Vec<u8>, e: &Entry) {
-    out.extend_from_slice(&[e.kind, e.proto, e.state, 0]);
-    out.extend_from_slice(&e.client.octets());
-    out.extend_from_slice(&e.vip.octets());
-    out.extend_from_slice(&e.cport.to_be_bytes());
-    out.extend_from_slice(&e.vport.to_be_bytes());
-    out.extend_from_slice(&e.rs.octets());
+    if e.is_ipv6() {
+        let kind = if e.kind == KIND_TEMPLATE {
+            KIND_TEMPLATE6
+        } else {
+            KIND_CONN6
+        };
+        out.extend_from_slice(&[kind, e.proto, e.state, 0]);
+        out.extend_from_slice(&v6(e.client));
+        out.extend_from_slice(&v6(e.vip));
+        out.extend_from_slice(&e.cport.to_be_bytes());
+        out.extend_from_slice(&e.vport.to_be_bytes());
+        out.extend_from_slice(&v6(e.rs));
+    } else {
+        out.extend_from_slice(&[e.kind, e.proto, e.state, 0]);
+        out.extend_from_slice(&v4(e.client));
+        out.extend_from_slice(&v4(e.vip));
+        out.extend_from_slice(&e.cport.to_be_bytes());
+        out.extend_from_slice(&e.vport.to_be_bytes());
+        out.extend_from_slice(&v4(e.rs));
+    }
     out.extend_from_slice(&e.rsport.to_be_bytes());
     out.extend_from_slice(&[0, 0]);
+}
+
+/// Splits entries into datagram loads: IPv4 ones MAX_ENTRIES at a time,
+/// then IPv6 ones MAX_ENTRIES6 at a time (never mixed, see the module).
+pub fn split(entries: &[Entry]) -> Vec<Vec<Entry>> {
+    let (v6, v4): (Vec<Entry>, Vec<Entry>) = entries.iter().partition(|e| e.is_ipv6());
+    v4.chunks(MAX_ENTRIES)
+        .chain(v6.chunks(MAX_ENTRIES6))
+        .map(<[Entry]>::to_vec)
+        .collect()
 }
 
 /// Encodes one message (at most MAX_ENTRIES entries) into a datagram,
 /// signed with `key` if given.
 pub fn encode_one(m: &Message, key: Option<&[u8]>) -> Vec<u8> {
     debug_assert!(m.entries.len() <= MAX_ENTRIES);
-    let mut out = Vec::with_capacity(HEADER_LEN + m.entries.len() * ENTRY_LEN + MAC_LEN);
+    let mut out = Vec::with_capacity(HEADER_LEN + m.entries.len() * ENTRY6_LEN + MAC_LEN);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     out.push(m.syncid);
@@ -168,11 +223,11 @@ pub fn encode_one(m: &Message, key: Option<&[u8]>) -> Vec<u8> {
     out
 }
 
-/// Encodes updates into datagrams of at most MAX_ENTRIES each.
+/// Encodes updates into MTU-sized datagrams (see [`split`]).
 pub fn encode(syncid: u8, entries: &[Entry], key: Option<&[u8]>) -> Vec<Vec<u8>> {
-    entries
-        .chunks(MAX_ENTRIES)
-        .map(|chunk| encode_one(&Message::update(syncid, chunk.to_vec()), key))
+    split(entries)
+        .into_iter()
+        .map(|chunk| encode_one(&Message::update(syncid, chunk), key))
         .collect()
 }
 
@@ -208,23 +263,42 @@ pub fn decode(buf: &[u8], key: Option<&[u8]>) -> Result<Message, WireError> {
         }
     };
     let count = u16::from_be_bytes([buf[8], buf[9]]) as usize;
+    // At least ENTRY_LEN per entry; IPv6 entries are checked as they come.
     let room = (body_end - HEADER_LEN) / ENTRY_LEN;
     if count > room || count > MAX_ENTRIES {
         return Err(WireError::Count { count, room });
     }
     let word = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-    let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
     let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    let ip4 = |b: &[u8]| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
+    let ip6 = |b: &[u8]| {
+        let o: [u8; 16] = b.try_into().expect("16 bytes");
+        IpAddr::V6(Ipv6Addr::from(o))
+    };
     let mut entries = Vec::with_capacity(count);
+    let mut at = HEADER_LEN;
     for i in 0..count {
-        let e = &buf[HEADER_LEN + i * ENTRY_LEN..HEADER_LEN + (i + 1) * ENTRY_LEN];
-        if e[0] != KIND_CONN && e[0] != KIND_TEMPLATE {
-            return Err(WireError::Kind(i));
+        // Earlier IPv6 entries may have used up what the count check left.
+        if at + ENTRY_LEN > body_end {
+            return Err(WireError::Count { count, room: i });
         }
+        let (kind, ipv6) = match buf[at] {
+            KIND_CONN => (KIND_CONN, false),
+            KIND_TEMPLATE => (KIND_TEMPLATE, false),
+            KIND_CONN6 => (KIND_CONN, true),
+            KIND_TEMPLATE6 => (KIND_TEMPLATE, true),
+            _ => return Err(WireError::Kind(i)),
+        };
+        let len = if ipv6 { ENTRY6_LEN } else { ENTRY_LEN };
+        if at + len > body_end {
+            return Err(WireError::Count { count, room: i });
+        }
+        let e = &buf[at..at + len];
+        at += len;
         if e[1] != lvs_common::IPPROTO_TCP && e[1] != lvs_common::IPPROTO_UDP {
             return Err(WireError::Proto(i, e[1]));
         }
-        let state_ok = if e[0] == KIND_TEMPLATE {
+        let state_ok = if kind == KIND_TEMPLATE {
             e[2] == 0
         } else if e[1] == lvs_common::IPPROTO_UDP {
             e[2] as u32 == lvs_common::tcp::STATE_UDP
@@ -234,16 +308,30 @@ pub fn decode(buf: &[u8], key: Option<&[u8]>) -> Result<Message, WireError> {
         if !state_ok {
             return Err(WireError::State(i, e[2]));
         }
-        entries.push(Entry {
-            kind: e[0],
-            proto: e[1],
-            state: e[2],
-            client: ip(&e[4..8]),
-            vip: ip(&e[8..12]),
-            cport: port(&e[12..14]),
-            vport: port(&e[14..16]),
-            rs: ip(&e[16..20]),
-            rsport: port(&e[20..22]),
+        entries.push(if ipv6 {
+            Entry {
+                kind,
+                proto: e[1],
+                state: e[2],
+                client: ip6(&e[4..20]),
+                vip: ip6(&e[20..36]),
+                cport: port(&e[36..38]),
+                vport: port(&e[38..40]),
+                rs: ip6(&e[40..56]),
+                rsport: port(&e[56..58]),
+            }
+        } else {
+            Entry {
+                kind,
+                proto: e[1],
+                state: e[2],
+                client: ip4(&e[4..8]),
+                vip: ip4(&e[8..12]),
+                cport: port(&e[12..14]),
+                vport: port(&e[14..16]),
+                rs: ip4(&e[16..20]),
+                rsport: port(&e[20..22]),
+            }
         });
     }
     Ok(Message {
@@ -265,12 +353,40 @@ mod tests {
             kind: KIND_CONN,
             proto: 6,
             state: 1,
-            client: Ipv4Addr::new(198, 18, 1, n),
+            client: Ipv4Addr::new(198, 18, 1, n).into(),
             cport: 40000 + n as u16,
-            vip: Ipv4Addr::new(198, 18, 0, 100),
+            vip: Ipv4Addr::new(198, 18, 0, 100).into(),
             vport: 80,
-            rs: Ipv4Addr::new(198, 18, 0, 11),
+            rs: Ipv4Addr::new(198, 18, 0, 11).into(),
             rsport: 80,
+        }
+    }
+
+    fn entry6(n: u8) -> Entry {
+        Entry {
+            kind: KIND_CONN,
+            proto: 6,
+            state: 1,
+            client: Ipv6Addr::new(0x2001, 2, 1, 0, 0, 0, 0, n as u16).into(),
+            cport: 40000 + n as u16,
+            vip: "2001:2::100".parse().unwrap(),
+            vport: 443,
+            rs: "2001:2::11".parse().unwrap(),
+            rsport: 8443,
+        }
+    }
+
+    fn template6(n: u8) -> Entry {
+        Entry {
+            kind: KIND_TEMPLATE,
+            proto: 17,
+            state: 0,
+            client: Ipv6Addr::new(0x2001, 2, 2, n as u16, 0, 0, 0, 0).into(),
+            cport: 0,
+            vip: "2001:2::100".parse().unwrap(),
+            vport: 53,
+            rs: "2001:2::12".parse().unwrap(),
+            rsport: 53,
         }
     }
 
@@ -355,5 +471,105 @@ mod tests {
             let _ = decode(&m[..(x as usize >> 8) % (m.len() + 1)], None);
             let _ = decode(&m, Some(b"k"));
         }
+    }
+
+    #[test]
+    fn ipv4_entries_are_byte_identical_to_version_2() {
+        // What lvsd spoke before IPv6 entries: a mixed pair keeps syncing IPv4.
+        let g = &encode(3, &[entry(9)], None)[0];
+        assert_eq!(g.len(), HEADER_LEN + ENTRY_LEN);
+        assert_eq!(
+            &g[HEADER_LEN..],
+            &[
+                1, 6, 1, 0, 198, 18, 1, 9, 198, 18, 0, 100, 0x9c, 0x49, 0, 80, 198, 18, 0, 11, 0,
+                80, 0, 0
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv6_entries_round_trip_in_datagrams_of_their_own() {
+        for key in [None, Some(&b"secret"[..])] {
+            let mut entries: Vec<Entry> = Vec::new();
+            for n in 0..60u8 {
+                entries.push(entry6(n));
+                entries.push(entry(n));
+                if n % 3 == 0 {
+                    entries.push(template6(n));
+                }
+            }
+            let grams = encode(20, &entries, key);
+            // 60 IPv4 entries: 2 datagrams; 80 IPv6 ones: 4.
+            assert_eq!(grams.len(), 6);
+            assert!(grams.iter().all(|g| g.len() <= 1472));
+            let mut back = Vec::new();
+            for g in &grams {
+                let m = decode(g, key).unwrap();
+                let v6 = m.entries.iter().filter(|e| e.is_ipv6()).count();
+                assert!(v6 == 0 || v6 == m.entries.len(), "mixed datagram");
+                assert_eq!(encode_one(&m, key), *g);
+                back.extend(m.entries);
+            }
+            let (want6, want4): (Vec<Entry>, Vec<Entry>) =
+                entries.iter().partition(|e| e.is_ipv6());
+            let (got6, got4): (Vec<Entry>, Vec<Entry>) = back.iter().partition(|e| e.is_ipv6());
+            assert_eq!((got4, got6), (want4, want6));
+        }
+    }
+
+    #[test]
+    fn ipv6_entries_are_checked_as_strictly() {
+        let good = &encode(1, &[entry6(1), template6(2)], None)[0];
+        assert_eq!(good.len(), HEADER_LEN + 2 * ENTRY6_LEN);
+        assert_eq!(good[HEADER_LEN], 3);
+        assert_eq!(good[HEADER_LEN + ENTRY6_LEN], 4);
+        let mut bad = good.clone();
+        bad[HEADER_LEN] = 5;
+        assert_eq!(decode(&bad, None), Err(WireError::Kind(0)));
+        let mut bad = good.clone();
+        bad[HEADER_LEN + 1] = 58; // ICMPv6
+        assert_eq!(decode(&bad, None), Err(WireError::Proto(0, 58)));
+        let mut bad = good.clone();
+        bad[HEADER_LEN + 2] = lvs_common::tcp::STATE_UDP as u8; // UDP state on TCP
+        assert_eq!(
+            decode(&bad, None),
+            Err(WireError::State(0, lvs_common::tcp::STATE_UDP as u8))
+        );
+        let mut bad = good.clone();
+        bad[HEADER_LEN + ENTRY6_LEN + 2] = 1; // a template has no state
+        assert_eq!(decode(&bad, None), Err(WireError::State(1, 1)));
+        // Two IPv6 entries announced as three: the third is past the end
+        // (found by the fuzzer), with and without a MAC after it.
+        let mut more = good.clone();
+        more[9] = 3;
+        assert!(matches!(decode(&more, None), Err(WireError::Count { .. })));
+        let signed = &encode(1, &[entry6(1), template6(2)], Some(b"k"))[0];
+        let mut more = signed[..signed.len() - MAC_LEN].to_vec();
+        more[9] = 3;
+        let mac = mac_of(b"k", &more);
+        more.extend_from_slice(&mac);
+        assert!(matches!(
+            decode(&more, Some(b"k")),
+            Err(WireError::Count { .. })
+        ));
+        // A truncated IPv6 entry: the header promised more than is there.
+        assert!(matches!(
+            decode(&good[..good.len() - 1], None),
+            Err(WireError::Count { .. })
+        ));
+        // An IPv4 kind byte on a 60-byte entry leaves garbage behind it,
+        // which must fail a check, not pass as two entries.
+        let mut bad = good.clone();
+        bad[HEADER_LEN] = KIND_CONN;
+        assert!(decode(&bad, None).is_err());
+    }
+
+    #[test]
+    fn the_ipv6_fuzz_seed_decodes() {
+        let seed = include_bytes!("../../fuzz/seeds/sync_decode/update_ipv6");
+        let m = decode(seed, None).unwrap();
+        assert_eq!(m.entries.len(), 3);
+        assert!(m.entries.iter().all(Entry::is_ipv6));
+        assert_eq!(m.entries[1].kind, KIND_TEMPLATE);
     }
 }
