@@ -296,14 +296,41 @@ impl<'a> Director<'a> {
     }
 
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> Result<()> {
+        self.wait_loaded(needle);
         wait_until(needle, timeout, Duration::from_millis(50), || {
             self.log().contains(needle)
         })
         .with_context(|| format!("lvsd log:\n{}", self.log()))
     }
 
+    /// Loading the XDP programs (the verifier) takes from under a second
+    /// to several on a busy machine: a test's bound on what lvsd does
+    /// counts from when its data path is attached (or it has stopped, or
+    /// said what the test waits for), not from its start.
+    fn wait_loaded(&self, needle: &str) {
+        let _ = wait_until(
+            "lvsd's data path loaded",
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || {
+                let log = self.log();
+                log.contains("XDP on ")
+                    || log.contains(needle)
+                    || log.contains("Stopped lvsd")
+                    || !self.running()
+            },
+        );
+    }
+
+    fn running(&self) -> bool {
+        // SAFETY: signal 0 to a process this test started only checks it.
+        self.pid
+            .is_some_and(|pid| unsafe { libc::kill(pid.0 as i32, 0) } == 0)
+    }
+
     /// Waits until `needle` has appeared `n` times in the log.
     pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> Result<()> {
+        self.wait_loaded(needle);
         wait_until(needle, timeout, Duration::from_millis(50), || {
             self.log().matches(needle).count() >= n
         })
