@@ -100,9 +100,18 @@ pub fn tcp_frame(
     flags: Flags,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
         .ipv4(src.0.octets(), dst.0.octets(), 64)
         .tcp(src.1, dst.1, 1000, 65535);
+    tcp_write(b, flags, payload)
+}
+
+/// The TCP step of either family's frame: `flags` set, `payload` written.
+fn tcp_write(
+    mut b: etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    flags: Flags,
+    payload: &[u8],
+) -> Vec<u8> {
     if flags.syn {
         b = b.syn();
     }
@@ -149,27 +158,10 @@ pub fn tcp6_frame(
     flags: Flags,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
         .ipv6(src.0.octets(), dst.0.octets(), 64)
         .tcp(src.1, dst.1, 1000, 65535);
-    if flags.syn {
-        b = b.syn();
-    }
-    if flags.ack {
-        b = b.ack(1);
-    }
-    if flags.fin {
-        b = b.fin();
-    }
-    if flags.rst {
-        b = b.rst();
-    }
-    if flags.psh {
-        b = b.psh();
-    }
-    let mut out = Vec::with_capacity(b.size(payload.len()));
-    b.write(&mut out, payload).expect("writing to a Vec");
-    out
+    tcp_write(b, flags, payload)
 }
 
 /// An Ethernet/IPv6/UDP frame.
