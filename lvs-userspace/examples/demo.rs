@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use common::{
-    lvsadm, own_bin, seed_lab_config, seed_spec, wait_forwarding, Bpffs, Director, SEED_WEIGHTS,
+    load_every_client_of, lvsadm, own_bin, seed_lab_config, seed_spec, wait_forwarding,
+    wait_forwarding6, Bpffs, Director, Family, SEED_WEIGHTS,
 };
 use lvs_common::verdict;
-use lvs_testkit::{http_load, process::SpawnOutput, Lab, LabSpec, DEFAULT_VIP6};
+use lvs_testkit::{process::SpawnOutput, Lab, LabSpec, LoadReport, DEFAULT_VIP6};
 
 /// The seed's virtual server once more, on the lab's IPv6 VIP.
 fn ipv6_virtual_server(lab: &Lab) -> String {
@@ -37,6 +38,50 @@ fn ipv6_virtual_server(lab: &Lab) -> String {
         );
     }
     s + "}\n"
+}
+
+/// `requests_per_client` HTTP requests (a new TCP connection each) from
+/// every client address of `family` to its VIP; prints what each real
+/// server answered next to its weight share.
+fn load_and_show(lab: &Lab, family: Family, requests_per_client: usize) -> Result<LoadReport> {
+    let clients = family.client_addrs(lab);
+    println!(
+        "\n--- {family:?}: {} clients × {requests_per_client} HTTP requests (a new TCP connection each) to http://{}/ ---",
+        clients.len(),
+        family.service(lab)
+    );
+    let report = load_every_client_of(lab, family, requests_per_client, 100)?;
+    let total_weight: u32 = SEED_WEIGHTS.iter().sum();
+    println!(
+        "{:<6} {:>15} {:>6} {:>13} {:>8} {:>9} {:>7}",
+        "server", "address", "weight", "weight share", "clients", "answered", "share"
+    );
+    for (i, w) in SEED_WEIGHTS.iter().enumerate() {
+        let name = lab.real_server_name(i);
+        let pinned = report
+            .per_client
+            .values()
+            .filter(|m| m.contains_key(&name))
+            .count();
+        println!(
+            "{:<6} {:>15} {:>6} {:>12.1}% {:>8} {:>9} {:>6.1}%",
+            name,
+            family.real_server_addr(lab, i).to_string(),
+            w,
+            100.0 * *w as f64 / total_weight as f64,
+            pinned,
+            report.count(&name),
+            100.0 * report.share(&name)
+        );
+    }
+    println!(
+        "requests: {} ok, {} failed, in {:.2?}; persistence 120 s: at most {} server(s) per client (1: every client stayed on one)",
+        report.ok(),
+        report.failures,
+        report.elapsed,
+        report.max_servers_per_client()
+    );
+    Ok(report)
 }
 
 fn main() -> Result<()> {
@@ -77,115 +122,12 @@ fn main() -> Result<()> {
     director.xdp_mode = "auto";
     director.start()?;
     wait_forwarding(&lab)?;
-    let client6 = lab.client_addrs6()[0];
-    lvs_testkit::wait_until(
-        "IPv6 forwarding through lvsd",
-        Duration::from_secs(30),
-        Duration::from_millis(100),
-        || {
-            lab.run_in_netns(lab.client_ns(), || {
-                lvs_testkit::http::http_request_any(
-                    Some(client6.into()),
-                    lab.service6().into(),
-                    "/",
-                    Duration::from_millis(500),
-                )
-                .is_ok()
-            })
-            .unwrap_or(false)
-        },
-    )?;
+    wait_forwarding6(&lab, Duration::from_secs(30))?;
     println!("\n--- lvsd -f keepalived.conf (lab copy of the seed) ---");
     print!("{}", director.log());
 
-    let clients = lab.client_addrs();
-    println!(
-        "\n--- {} clients × {requests_per_client} HTTP requests (a new TCP connection each) to http://{}/ ---",
-        clients.len(),
-        lab.service()
-    );
-    let report = http_load(
-        &lab,
-        lab.client_ns(),
-        clients,
-        lab.service(),
-        requests_per_client,
-        100,
-    )?;
-    let total_weight: u32 = SEED_WEIGHTS.iter().sum();
-    println!(
-        "{:<6} {:>15} {:>6} {:>13} {:>8} {:>9} {:>7}",
-        "server", "address", "weight", "weight share", "clients", "answered", "share"
-    );
-    for (i, w) in SEED_WEIGHTS.iter().enumerate() {
-        let name = lab.real_server_name(i);
-        let pinned = report
-            .per_client
-            .values()
-            .filter(|m| m.contains_key(&name))
-            .count();
-        println!(
-            "{:<6} {:>15} {:>6} {:>12.1}% {:>8} {:>9} {:>6.1}%",
-            name,
-            lab.real_server_addr(i).to_string(),
-            w,
-            100.0 * *w as f64 / total_weight as f64,
-            pinned,
-            report.count(&name),
-            100.0 * report.share(&name)
-        );
-    }
-    println!(
-        "requests: {} ok, {} failed, in {:.2?}; persistence 120 s: every client stayed on one server (max servers per client: {})",
-        report.ok(),
-        report.failures,
-        report.elapsed,
-        report.max_servers_per_client()
-    );
-
-    let clients6 = lab.client_addrs6();
-    println!(
-        "\n--- the same over IPv6: {} clients × {requests_per_client} requests to http://{}/ ---",
-        clients6.len(),
-        lab.service6()
-    );
-    let report6 = http_load(
-        &lab,
-        lab.client_ns(),
-        clients6,
-        lab.service6(),
-        requests_per_client,
-        100,
-    )?;
-    println!(
-        "{:<6} {:>15} {:>6} {:>13} {:>8} {:>9} {:>7}",
-        "server", "address", "weight", "weight share", "clients", "answered", "share"
-    );
-    for (i, w) in SEED_WEIGHTS.iter().enumerate() {
-        let name = lab.real_server_name(i);
-        let pinned = report6
-            .per_client
-            .values()
-            .filter(|m| m.contains_key(&name))
-            .count();
-        println!(
-            "{:<6} {:>15} {:>6} {:>12.1}% {:>8} {:>9} {:>6.1}%",
-            name,
-            lab.real_server_addr6(i).to_string(),
-            w,
-            100.0 * *w as f64 / total_weight as f64,
-            pinned,
-            report6.count(&name),
-            100.0 * report6.share(&name)
-        );
-    }
-    println!(
-        "requests: {} ok, {} failed, in {:.2?}; max servers per client: {}",
-        report6.ok(),
-        report6.failures,
-        report6.elapsed,
-        report6.max_servers_per_client()
-    );
+    let report = load_and_show(&lab, Family::V4, requests_per_client)?;
+    let report6 = load_and_show(&lab, Family::V6, requests_per_client)?;
 
     let inspector = director.inspect()?;
     let v = inspector.verdicts()?;

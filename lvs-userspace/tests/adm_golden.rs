@@ -18,61 +18,57 @@ use lvs_common::{tcp, Stats};
 use lvs_userspace::{
     adm::{self, json, Extras, Format, Select, ServiceExtra, Snapshot},
     datapath::{
-        testrun::{self, backend_mac, tcp_frame, udp_frame, Flags, DIRECTOR_MAC},
-        Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
-        Protocol, State,
+        testrun::{self, tcp_frame, udp_frame, Flags},
+        Datapath, DesiredBackend, DesiredState, Options, Persistence, Protocol, State,
     },
     sched::Algorithm,
 };
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+mod testrun_util;
+use testrun_util::{open, run, service, VIP};
 
+/// [`testrun::backend`] `n` on another port.
 fn backend(n: u8, port: u16, weight: u32) -> DesiredBackend {
     DesiredBackend {
-        addr: Ipv4Addr::new(198, 18, 0, 10 + n).into(),
         port,
-        weight,
-        alive: true,
-        u_threshold: 0,
-        l_threshold: 0,
-        next_hop: NextHop {
-            mac: backend_mac(n),
-            src_mac: DIRECTOR_MAC,
-            ifindex: 1,
-        },
-    }
-}
-
-fn service(port: u16, proto: Protocol, algo: Algorithm) -> DesiredService {
-    DesiredService {
-        vip: VIP.into(),
-        port,
-        proto,
-        algo,
-        persistence: None,
-        sloppy: false,
-        one_packet: false,
-        backends: vec![],
+        ..testrun::backend(n, weight)
     }
 }
 
 /// The seed's shape, smaller: wrr 2:3 on :80, a persistent /24 service on
 /// :443, a UDP service on :53.
 fn desired() -> DesiredState {
-    let mut http = service(80, Protocol::Tcp, Algorithm::Wrr);
     // rs5 failed its checks: out of the schedule, and of ipvsadm's listing.
-    let mut dead = backend(5, 80, 2);
-    dead.alive = false;
-    http.backends = vec![backend(1, 80, 2), backend(2, 80, 3), dead];
-    let mut https = service(443, Protocol::Tcp, Algorithm::Rr);
+    let dead = DesiredBackend {
+        alive: false,
+        ..backend(5, 80, 2)
+    };
+    let http = service(
+        VIP,
+        80,
+        Protocol::Tcp,
+        Algorithm::Wrr,
+        vec![backend(1, 80, 2), backend(2, 80, 3), dead],
+    );
+    let mut https = service(
+        VIP,
+        443,
+        Protocol::Tcp,
+        Algorithm::Rr,
+        vec![backend(3, 443, 1), backend(4, 443, 1)],
+    );
     https.persistence = Some(Persistence {
         timeout_s: 120,
         netmask: Ipv4Addr::new(255, 255, 255, 0),
         prefix_len6: 128,
     });
-    https.backends = vec![backend(3, 443, 1), backend(4, 443, 1)];
-    let mut dns = service(53, Protocol::Udp, Algorithm::Wrr);
-    dns.backends = vec![backend(1, 53, 1), backend(2, 53, 1)];
+    let dns = service(
+        VIP,
+        53,
+        Protocol::Udp,
+        Algorithm::Wrr,
+        vec![backend(1, 53, 1), backend(2, 53, 1)],
+    );
     DesiredState {
         services: vec![http, https, dns],
     }
@@ -86,12 +82,9 @@ fn client(n: u8) -> Ipv4Addr {
 /// closing TCP connections; two clients of one /24 on the persistent
 /// service (one template); two UDP flows.
 fn datapath() -> Datapath {
-    testrun::pin_to_cpu(0);
-    let mut dp = Datapath::open(&Options::ephemeral()).expect("load the data path (root?)");
-    dp.set_local_mac(1, DIRECTOR_MAC).unwrap();
-    dp.apply(&desired()).unwrap();
+    let mut dp = open(&desired());
     let mut run = |f: Vec<u8>| {
-        testrun::run(dp.program().unwrap(), &f).unwrap();
+        run(&mut dp, &f);
     };
     let tcp = |n: u8, port: u16, flags: Flags| {
         tcp_frame((client(n), 40000 + n as u16), (VIP, port), flags, b"")
@@ -751,48 +744,45 @@ fn status_listings() {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn hashed_schedulers_are_listed_with_their_flags() {
-    testrun::pin_to_cpu(0);
-    let mut dp = Datapath::open(&Options::ephemeral()).expect("load the data path (root?)");
     let mut sh = service(
+        VIP,
         80,
         Protocol::Tcp,
         Algorithm::Sh {
             port: true,
             fallback: true,
         },
+        vec![backend(1, 80, 1), backend(2, 80, 2)],
     );
     sh.persistence = Some(Persistence {
         timeout_s: 300,
         netmask: Ipv4Addr::BROADCAST,
         prefix_len6: 128,
     });
-    sh.backends = vec![backend(1, 80, 1), backend(2, 80, 2)];
     sh.backends[1].u_threshold = 100;
     sh.backends[1].l_threshold = 80;
-    let mut mh = service(
-        81,
-        Protocol::Tcp,
-        Algorithm::Mh {
-            port: true,
-            fallback: false,
-        },
-    );
-    mh.backends = vec![backend(3, 81, 1)];
-    let mut dh = service(82, Protocol::Tcp, Algorithm::Dh);
-    dh.backends = vec![backend(4, 82, 1)];
-    let mut mhf = service(
-        83,
-        Protocol::Udp,
-        Algorithm::Mh {
-            port: false,
-            fallback: true,
-        },
-    );
-    mhf.backends = vec![backend(5, 83, 1)];
-    dp.apply(&DesiredState {
-        services: vec![sh, mh, dh, mhf],
-    })
-    .unwrap();
+    let mh = Algorithm::Mh {
+        port: true,
+        fallback: false,
+    };
+    let mh_fallback = Algorithm::Mh {
+        port: false,
+        fallback: true,
+    };
+    let dp = open(&DesiredState {
+        services: vec![
+            sh,
+            service(VIP, 81, Protocol::Tcp, mh, vec![backend(3, 81, 1)]),
+            service(
+                VIP,
+                82,
+                Protocol::Tcp,
+                Algorithm::Dh,
+                vec![backend(4, 82, 1)],
+            ),
+            service(VIP, 83, Protocol::Udp, mh_fallback, vec![backend(5, 83, 1)]),
+        ],
+    });
     let s = normalized(&dp);
     let ln = adm::list(&s, Format::default(), None, None).unwrap();
     golden("sched_flags.txt", &ln);

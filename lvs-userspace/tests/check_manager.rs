@@ -131,21 +131,13 @@ async fn reload_by_diff_all_checkers_and_ha_suspend() -> Result<()> {
     // ha_suspend: VS 81's checker pauses, VS 80's does not. Both probe a;
     // suspended, a gets about one probe a second instead of two.
     checkers.set_suspended(true);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let t = Instant::now();
-    let n0 = na.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let suspended_rate = (na.load(Ordering::Relaxed) - n0) as f64 / t.elapsed().as_secs_f64();
+    let suspended_rate = settled_rate(&na).await;
     assert!(checkers
         .states()
         .iter()
         .any(|h| h.rs == key(81, a) && h.suspended));
     checkers.set_suspended(false);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let t = Instant::now();
-    let n0 = na.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rate = (na.load(Ordering::Relaxed) - n0) as f64 / t.elapsed().as_secs_f64();
+    let rate = settled_rate(&na).await;
     println!("probes of a per second: suspended {suspended_rate:.2}, resumed {rate:.2}");
     assert!(
         suspended_rate < 1.5 && rate > 1.5,
@@ -154,6 +146,16 @@ async fn reload_by_diff_all_checkers_and_ha_suspend() -> Result<()> {
     quiet(&mut rx, Duration::from_millis(100)).await?;
     checkers.shutdown().await;
     Ok(())
+}
+
+/// Connections a second to a [`counting_listener`] over 3 s, once 1.2 s
+/// have let a change of the checkers take hold.
+async fn settled_rate(accepted: &AtomicU64) -> f64 {
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let t = Instant::now();
+    let n0 = accepted.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    (accepted.load(Ordering::Relaxed) - n0) as f64 / t.elapsed().as_secs_f64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,26 @@ async fn next_event(rx: &mut mpsc::Receiver<CheckEvent>, timeout: Duration) -> R
     }
 }
 
+/// rs 11 (the `misc_dynamic` one) at `weight`.
+fn weight_of_11(weight: u32) -> CheckEvent {
+    CheckEvent::Weight {
+        rs: key(11),
+        weight,
+    }
+}
+
+/// Makes rs 11's script exit with `status` from now on, then waits for
+/// `want` (see [`expect`]).
+async fn exits_with(
+    code: &Path,
+    status: u8,
+    rx: &mut mpsc::Receiver<CheckEvent>,
+    want: &[CheckEvent],
+) -> Result<()> {
+    std::fs::write(code, status.to_string())?;
+    expect(rx, want).await
+}
+
 /// Waits for the events of `want` (in any order), ignoring others of rs2.
 async fn expect(rx: &mut mpsc::Receiver<CheckEvent>, want: &[CheckEvent]) -> Result<()> {
     let mut want = want.to_vec();
@@ -128,25 +148,15 @@ fn misc_dynamic_weight_and_timeout() -> Result<()> {
         );
         assert!(format!("{ev:?}").contains("timed out"));
 
-        std::fs::write(&code, "5")?;
-        expect(
-            &mut rx,
-            &[CheckEvent::Weight {
-                rs: key(11),
-                weight: 3,
-            }],
-        )
-        .await?;
-        std::fs::write(&code, "1")?;
+        exits_with(&code, 5, &mut rx, &[weight_of_11(3)]).await?;
         // Down resets the dynamic weight to the configured one (keepalived),
         // so a later exit 0 does not leave the last dynamic weight.
-        expect(
+        exits_with(
+            &code,
+            1,
             &mut rx,
             &[
-                CheckEvent::Weight {
-                    rs: key(11),
-                    weight: 1,
-                },
+                weight_of_11(1),
                 CheckEvent::Down {
                     rs: key(11),
                     reason: "MISC_CHECK: script exited with status 1".into(),
@@ -154,28 +164,15 @@ fn misc_dynamic_weight_and_timeout() -> Result<()> {
             ],
         )
         .await?;
-        std::fs::write(&code, "7")?;
-        expect(
+        exits_with(
+            &code,
+            7,
             &mut rx,
-            &[
-                CheckEvent::Weight {
-                    rs: key(11),
-                    weight: 5,
-                },
-                CheckEvent::Up { rs: key(11) },
-            ],
+            &[weight_of_11(5), CheckEvent::Up { rs: key(11) }],
         )
         .await?;
         // Exit 0 after a dynamic weight: back to the configured weight.
-        std::fs::write(&code, "0")?;
-        expect(
-            &mut rx,
-            &[CheckEvent::Weight {
-                rs: key(11),
-                weight: 1,
-            }],
-        )
-        .await?;
+        exits_with(&code, 0, &mut rx, &[weight_of_11(1)]).await?;
         let h = checkers.states();
         assert_eq!(h.len(), 2);
         assert!(h.iter().all(|s| s.checkers == ["MISC_CHECK"]));

@@ -9,7 +9,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use etherparse::{Icmpv6Type, PacketBuilder};
+use etherparse::{Icmpv6Type, IpNumber, PacketBuilder};
 use lvs_common::{
     event,
     hash::{ipv6_fold, ipv6_words, sh_bucket},
@@ -21,30 +21,30 @@ use lvs_userspace::{
             self, backend_mac, rewritten, tcp6_frame, tcp_frame, udp6_frame, with_ipv6_ext_headers,
             Flags, CLIENT_MAC, DIRECTOR_MAC, IPV6_AT, IPV6_LEN,
         },
-        Datapath, DesiredBackend, DesiredService, DesiredState, Options, Persistence, Protocol,
+        Datapath, DesiredBackend, DesiredService, DesiredState, Persistence, Protocol,
     },
     sched::Algorithm,
 };
 
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
+#[macro_use]
+mod testrun_util;
+use testrun_util::*;
 
 const VIP: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
 const PVIP: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x101);
 const SHVIP: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x102);
 const CLIENT: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 1);
-const VIP4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const VIP4: Ipv4Addr = testrun_util::VIP;
 const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 const WEIGHTS: [u32; 5] = [2, 3, 3, 2, 2];
-/// The test-run ingress device is `lo`: backends "on" it are XDP_TX.
-const LO: u32 = 1;
 
-const NEXTHDR_HOP: u8 = 0;
-const NEXTHDR_ROUTING: u8 = 43;
-const NEXTHDR_FRAGMENT: u8 = 44;
-const NEXTHDR_ESP: u8 = 50;
-const NEXTHDR_AH: u8 = 51;
-const NEXTHDR_DEST: u8 = 60;
+// Extension header numbers (IANA "Assigned Internet Protocol Numbers").
+const NEXTHDR_HOP: u8 = IpNumber::IPV6_HEADER_HOP_BY_HOP.0;
+const NEXTHDR_ROUTING: u8 = IpNumber::IPV6_ROUTE_HEADER.0;
+const NEXTHDR_FRAGMENT: u8 = IpNumber::IPV6_FRAGMENTATION_HEADER.0;
+const NEXTHDR_ESP: u8 = IpNumber::ENCAPSULATING_SECURITY_PAYLOAD.0;
+const NEXTHDR_AH: u8 = IpNumber::AUTHENTICATION_HEADER.0;
+const NEXTHDR_DEST: u8 = IpNumber::IPV6_DESTINATION_OPTIONS.0;
 
 fn pool6() -> Vec<DesiredBackend> {
     WEIGHTS
@@ -55,16 +55,7 @@ fn pool6() -> Vec<DesiredBackend> {
 }
 
 fn service6(vip: Ipv6Addr, port: u16, proto: Protocol) -> DesiredService {
-    DesiredService {
-        vip: vip.into(),
-        port,
-        proto,
-        algo: Algorithm::Wrr,
-        persistence: None,
-        sloppy: false,
-        one_packet: false,
-        backends: pool6(),
-    }
+    service(vip, port, proto, Algorithm::Wrr, pool6())
 }
 
 /// The seed's shape on IPv6 VIPs: wrr TCP, UDP, persistent per /64, and
@@ -89,18 +80,6 @@ fn state6() -> DesiredState {
             sh,
         ],
     }
-}
-
-fn open(state: &DesiredState) -> Datapath {
-    testrun::pin_to_cpu(0);
-    let mut dp = Datapath::open(&Options::ephemeral()).expect("load the XDP program (root?)");
-    dp.set_local_mac(LO, DIRECTOR_MAC).expect("local MAC");
-    dp.apply(state).expect("apply");
-    dp
-}
-
-fn run(dp: &mut Datapath, frame: &[u8]) -> testrun::Outcome {
-    testrun::run(dp.program().unwrap(), frame).expect("test run")
 }
 
 /// Which backend (1-based) a forwarded frame went to, from its MAC; the
@@ -131,26 +110,8 @@ fn key6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, proto: u8) -> Flow
     }
 }
 
-fn verdict_count(dp: &Datapath, reason: u32) -> u64 {
-    dp.verdicts().unwrap()[reason as usize]
-}
-
 fn event_count(dp: &Datapath, e: u32) -> u64 {
     dp.events().unwrap()[e as usize]
-}
-
-/// Runs `frame` and checks it passes untouched under `reason`.
-fn assert_passes(dp: &mut Datapath, name: &str, frame: &[u8], reason: u32) {
-    let before = verdict_count(dp, reason);
-    let out = run(dp, frame);
-    assert_eq!(out.action, XDP_PASS, "{name}: passed");
-    assert_eq!(out.frame, frame, "{name}: untouched");
-    assert_eq!(
-        verdict_count(dp, reason),
-        before + 1,
-        "{name}: counted as {}",
-        verdict::NAMES[reason as usize]
-    );
 }
 
 #[test]
@@ -346,8 +307,7 @@ fn ipv6_truncated_at_every_header_boundary_passes() {
         verdict::PASS_MALFORMED,
     );
     // Version 4 in an IPv6 ethertype.
-    let mut bad = s.clone();
-    bad[IPV6_AT] = 0x40;
+    let bad = patched(&s, IPV6_AT, &[0x40]);
     assert_passes(&mut dp, "version 4 in IPv6", &bad, verdict::PASS_MALFORMED);
     assert!(dp.conns6().unwrap().is_empty(), "no connection created");
 }
@@ -376,31 +336,26 @@ fn ipv6_other_traffic_passes() {
         verdict::PASS_NO_CONN,
     );
     // Neighbour solicitation for the VIP (unicast, as NUD sends it).
-    let ns = {
-        let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+    let ns = built!(
+        PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
             .ipv6(CLIENT.octets(), VIP.octets(), 255)
-            .icmpv6_raw(135, 0, [0; 4]);
-        let mut v = Vec::new();
-        b.write(&mut v, &VIP.octets()).unwrap();
-        v
-    };
+            .icmpv6_raw(135, 0, [0; 4]),
+        &VIP.octets()
+    );
     assert_passes(
         &mut dp,
         "neighbour solicitation",
         &ns,
         verdict::PASS_NOT_SERVICE,
     );
-    let ping = {
-        let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+    let ping = built!(
+        PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
             .ipv6(CLIENT.octets(), VIP.octets(), 64)
-            .icmpv6_echo_request(1, 1);
-        let mut v = Vec::new();
-        b.write(&mut v, b"ping").unwrap();
-        v
-    };
+            .icmpv6_echo_request(1, 1),
+        b"ping"
+    );
     assert_passes(&mut dp, "echo request", &ping, verdict::PASS_NOT_SERVICE);
-    let mut flooded = syn(CLIENT, 44003, VIP);
-    flooded[0..6].copy_from_slice(&[0x02, 0xd2, 0, 0, 0, 0x02]);
+    let flooded = patched(&syn(CLIENT, 44003, VIP), 0, &[0x02, 0xd2, 0, 0, 0, 0x02]);
     assert_passes(
         &mut dp,
         "SYN for another host's MAC",
@@ -412,21 +367,18 @@ fn ipv6_other_traffic_passes() {
 /// An ICMPv6 error sent to the VIP by a router, quoting the packet the
 /// real server sent from VIP:80 to the client.
 fn icmp6_error(kind: Icmpv6Type, client_port: u16) -> Vec<u8> {
-    let quoted = {
-        let b =
-            PacketBuilder::ipv6(VIP.octets(), CLIENT.octets(), 63).tcp(80, client_port, 1, 65535);
-        let mut v = Vec::new();
-        b.write(&mut v, &[0u8; 1300]).unwrap();
-        v.truncate(1232);
-        v
-    };
+    let mut quoted = built!(
+        PacketBuilder::ipv6(VIP.octets(), CLIENT.octets(), 63).tcp(80, client_port, 1, 65535),
+        &[0u8; 1300]
+    );
+    quoted.truncate(1232);
     let router = Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0xfe);
-    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
-        .ipv6(router.octets(), VIP.octets(), 64)
-        .icmpv6(kind);
-    let mut v = Vec::new();
-    b.write(&mut v, &quoted).unwrap();
-    v
+    built!(
+        PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+            .ipv6(router.octets(), VIP.octets(), 64)
+            .icmpv6(kind),
+        &quoted
+    )
 }
 
 #[test]
@@ -489,13 +441,7 @@ fn ipv6_persistence_by_prefix_length() {
     // Established, the template moves into persist6 under the /64.
     let ack = tcp6_frame((a, 46000), (PVIP, 80), Flags::ACK, b"");
     run(&mut dp, &ack);
-    let svc = dp
-        .service_id(lvs_userspace::datapath::desired::service_key6(
-            PVIP,
-            80,
-            Protocol::Tcp,
-        ))
-        .unwrap();
+    let svc = service_id(&dp, PVIP, 80, Protocol::Tcp);
     let t = dp
         .template6(&lvs_common::PersistKey6 {
             service: svc,
@@ -554,13 +500,7 @@ fn ipv6_source_hash_folds_the_address_as_ipvs() {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn one_service_on_an_ipv4_and_an_ipv6_vip() {
-    let mut v4 = service6(VIP, 80, Protocol::Tcp);
-    v4.vip = VIP4.into();
-    v4.backends = WEIGHTS
-        .iter()
-        .enumerate()
-        .map(|(i, &w)| testrun::backend(i as u8 + 1, w))
-        .collect();
+    let v4 = service(VIP4, 80, Protocol::Tcp, Algorithm::Wrr, backends(&WEIGHTS));
     let state = DesiredState {
         services: vec![service6(VIP, 80, Protocol::Tcp), v4],
     };
@@ -603,8 +543,7 @@ fn one_service_on_an_ipv4_and_an_ipv6_vip() {
 fn lvsadm_prints_ipv6_as_ipvsadm() {
     use lvs_userspace::adm::{self, json, Format, Select, Snapshot};
     let mut dp = open(&state6());
-    let s = syn(CLIENT, 50000, VIP);
-    run(&mut dp, &s);
+    run(&mut dp, &syn(CLIENT, 50000, VIP));
     let a = Ipv6Addr::new(0x2001, 2, 0, 7, 0, 0, 0, 1);
     run(&mut dp, &syn(a, 50001, PVIP));
     run(

@@ -8,14 +8,16 @@
 
 mod common;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
-use common::{own_bin, seed_service, seed_spec, SEED_WEIGHTS};
-use lvs_common::verdict;
-use lvs_testkit::{http_load, Lab, LabSpec, DEFAULT_VIP6};
-use lvs_userspace::{
-    datapath::{AttachMode, Datapath, DesiredBackend, DesiredService, NextHop, Options, Protocol},
-    sched::Algorithm,
+use common::{
+    load_every_client_of, program_director_with, seed_spec, seed_virtual_server, Family,
+    SEED_WEIGHTS,
 };
+use lvs_common::verdict;
+use lvs_testkit::{http_load, Lab, LabSpec, LoadReport, DEFAULT_VIP6};
+use lvs_userspace::datapath::{AttachMode, Datapath, DesiredState, Options};
 
 const CLIENTS: usize = 200;
 
@@ -26,66 +28,40 @@ fn spec() -> LabSpec {
     }
 }
 
-/// The seed's service on the IPv6 VIP, real servers by their IPv6
-/// addresses (MACs as the lab built them).
-fn seed_service6(lab: &Lab, ifindex: u32) -> DesiredService {
-    DesiredService {
-        vip: lab.vip6().into(),
-        port: lab.spec().service_port,
-        proto: Protocol::Tcp,
-        algo: Algorithm::Wrr,
-        persistence: None,
-        sloppy: false,
-        one_packet: false,
-        backends: SEED_WEIGHTS
-            .iter()
-            .enumerate()
-            .map(|(i, &weight)| DesiredBackend {
-                addr: lab.real_server_addr6(i).into(),
-                port: lab.spec().service_port,
-                weight,
-                alive: true,
-                u_threshold: 0,
-                l_threshold: 0,
-                next_hop: NextHop {
-                    mac: lab.real_server_mac(i),
-                    src_mac: lab.director_mac(0),
-                    ifindex,
-                },
-            })
-            .collect(),
-    }
-}
-
 /// Director 0 with the data path attached, serving the seed service on
 /// the IPv4 VIP and on the IPv6 VIP.
 fn program_director(lab: &Lab, mode: AttachMode) -> Result<Datapath> {
-    if mode != AttachMode::Generic {
-        let (sw, peer) = lab.director_peer(0);
-        let pass = own_bin("lvs-xdp-pass");
-        lab.spawn_with(
-            sw,
-            &[pass.to_str().context("path")?, peer],
-            lvs_testkit::process::SpawnOutput::Log,
-            Some(("attached", std::time::Duration::from_secs(10))),
-        )?;
+    let (dp, attached) =
+        program_director_with(lab, mode, &Options::ephemeral(), |ifindex| DesiredState {
+            services: [Family::V4, Family::V6]
+                .map(|family| seed_virtual_server(lab, family, ifindex, None))
+                .into(),
+        })?;
+    if mode == AttachMode::Native {
+        assert_eq!(
+            attached.mode,
+            Some(aya::programs::XdpMode::Driver),
+            "native on veth"
+        );
     }
-    let ifname = lab.director_if().to_owned();
-    lab.run_in_netns(lab.director_ns(0), || -> Result<Datapath> {
-        let mut dp = Datapath::open(&Options::ephemeral()).context("open datapath")?;
-        let attached = dp.attach(&ifname, mode).context("attach")?;
-        if mode == AttachMode::Native {
-            assert_eq!(
-                attached.mode,
-                Some(aya::programs::XdpMode::Driver),
-                "native on veth"
-            );
-        }
-        let mut state = seed_service(lab, attached.ifindex, None);
-        state.services.push(seed_service6(lab, attached.ifindex));
-        dp.apply(&state)?;
-        Ok(dp)
-    })?
+    Ok(dp)
+}
+
+/// `per_client` HTTP requests (a new connection each) from every client
+/// address of `family` to its VIP, all answered, split by the weights.
+fn load_split_by_weight(
+    lab: &Lab,
+    family: Family,
+    per_client: usize,
+    label: &str,
+) -> Result<LoadReport> {
+    let w = weights(lab);
+    let w: Vec<(&str, u32)> = w.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+    let r = load_every_client_of(lab, family, per_client, 40)?;
+    println!("{label} {}: {}", family.service(lab).ip(), r.summary());
+    r.ensure_no_failures()?;
+    r.ensure_weights(&w, 0.02)?;
+    Ok(r)
 }
 
 fn weights(lab: &Lab) -> Vec<(String, u32)> {
@@ -97,38 +73,16 @@ fn weights(lab: &Lab) -> Vec<(String, u32)> {
 fn both_families_split_by_weight(mode: AttachMode) -> Result<()> {
     let lab = Lab::create(spec())?;
     let dp = program_director(&lab, mode)?;
-    let w = weights(&lab);
-    let w: Vec<(&str, u32)> = w.iter().map(|(n, w)| (n.as_str(), *w)).collect();
 
     // 10 requests from each of 200 IPv6 client addresses, a new
     // connection each.
-    let r6 = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs6(),
-        lab.service6(),
-        10,
-        40,
-    )?;
-    println!("{mode:?} IPv6 [{}]: {}", lab.vip6(), r6.summary());
-    r6.ensure_no_failures()?;
+    let r6 = load_split_by_weight(&lab, Family::V6, 10, &format!("{mode:?} IPv6"))?;
     assert_eq!(r6.ok(), (CLIENTS * 10) as u64);
-    r6.ensure_weights(&w, 0.02)?;
     let after6 = dp.verdicts()?;
 
     // The same service on the IPv4 VIP, from the same data path.
-    let r4 = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        10,
-        40,
-    )?;
-    println!("{mode:?} IPv4 {}: {}", lab.vip(), r4.summary());
-    r4.ensure_no_failures()?;
+    let r4 = load_split_by_weight(&lab, Family::V4, 10, &format!("{mode:?} IPv4"))?;
     assert_eq!(r4.ok(), (CLIENTS * 10) as u64);
-    r4.ensure_weights(&w, 0.02)?;
 
     // Replies went straight from the real servers to the clients: the
     // director forwarded client → VIP traffic and passed only a little
@@ -251,54 +205,15 @@ fn lvsd_both_families_then(
     }
     d.start()?;
     common::wait_forwarding(&lab)?;
-    let client6 = lab.client_addrs6()[0];
-    lvs_testkit::wait_until(
-        "IPv6 forwarding through lvsd",
-        std::time::Duration::from_secs(20),
-        std::time::Duration::from_millis(100),
-        || {
-            lab.run_in_netns(lab.client_ns(), || {
-                lvs_testkit::http::http_request_any(
-                    Some(client6.into()),
-                    lab.service6().into(),
-                    "/",
-                    std::time::Duration::from_millis(500),
-                )
-                .is_ok()
-            })
-            .unwrap_or(false)
-        },
-    )
-    .with_context(|| format!("lvsd log:\n{}", d.log()))?;
+    common::wait_forwarding6(&lab, Duration::from_secs(20))
+        .with_context(|| format!("lvsd log:\n{}", d.log()))?;
 
-    let w = weights(&lab);
-    let w: Vec<(&str, u32)> = w.iter().map(|(n, w)| (n.as_str(), *w)).collect();
-    let r6 = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs6(),
-        lab.service6(),
-        requests_per_client,
-        40,
-    )?;
-    println!("lvsd IPv6: {}", r6.summary());
-    r6.ensure_no_failures()?;
-    r6.ensure_weights(&w, 0.02)?;
-    let r4 = http_load(
-        &lab,
-        lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
-        requests_per_client,
-        40,
-    )?;
-    println!("lvsd IPv4: {}", r4.summary());
-    r4.ensure_no_failures()?;
-    r4.ensure_weights(&w, 0.02)?;
+    load_split_by_weight(&lab, Family::V6, requests_per_client, "lvsd IPv6")?;
+    load_split_by_weight(&lab, Family::V4, requests_per_client, "lvsd IPv4")?;
 
     if stop_keeping_datapath {
         d.signal(libc::SIGTERM)?;
-        d.wait_log("Stopped lvsd", std::time::Duration::from_secs(10))?;
+        d.wait_log("Stopped lvsd", Duration::from_secs(10))?;
         let r = http_load(
             &lab,
             lab.client_ns(),

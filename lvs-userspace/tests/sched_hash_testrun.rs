@@ -16,26 +16,36 @@ use std::net::Ipv4Addr;
 use lvs_common::verdict;
 use lvs_userspace::{
     datapath::{
-        testrun::{self, tcp_frame, Flags},
+        testrun::{tcp_frame, Flags},
         Datapath,
     },
     sched::Algorithm,
 };
 
-mod sched_util;
-use sched_util::*;
+mod testrun_util;
+use testrun_util::*;
 
 /// The backend (1-based config index) a SYN from `client:sport` goes to,
 /// or None if the data path passed it.
 fn pick(dp: &mut Datapath, client: Ipv4Addr, sport: u16) -> Option<usize> {
     let f = tcp_frame((client, sport), (VIP, 80), Flags::SYN, b"");
-    let out = testrun::run(dp.program().unwrap(), &f).expect("test run");
+    let out = run(dp, &f);
     match out.action {
         XDP_TX => Some(out.frame[5] as usize),
         XDP_PASS => None,
         a => panic!("unexpected action {a}"),
     }
 }
+
+/// `sh` and `mh` without flags: the address alone is hashed, no fallback.
+const SH: Algorithm = Algorithm::Sh {
+    port: false,
+    fallback: false,
+};
+const MH: Algorithm = Algorithm::Mh {
+    port: false,
+    fallback: false,
+};
 
 fn client(i: u32) -> Ipv4Addr {
     // 198.18.0.0/15 and past the servers' /24: 198.18.4.0 .. 198.19.255.255.
@@ -350,10 +360,7 @@ fn assert_matches(
 #[ignore = "needs root: run cargo xtask test"]
 fn sh_picks_as_ip_vs_sh_through_down_back_and_quiesce() {
     let weights = [2, 3, 1, 4, 2];
-    let algo = Algorithm::Sh {
-        port: false,
-        fallback: false,
-    };
+    let algo = SH;
     let mut st = state(algo, &weights);
     let mut dp = open(&st);
     // Without sh-port the source port is not hashed: each phase uses new
@@ -443,10 +450,7 @@ fn sh_port_and_fallback_as_ip_vs_sh() {
 #[ignore = "needs root: run cargo xtask test"]
 fn mh_picks_as_ip_vs_mh_for_10000_clients_with_weights() {
     let weights = [3, 1, 2, 5, 1, 1, 4];
-    let algo = Algorithm::Mh {
-        port: false,
-        fallback: false,
-    };
+    let algo = MH;
     let st = state(algo, &weights);
     let mut dp = open(&st);
     let all: Vec<Option<u32>> = weights.iter().map(|&w| Some(w)).collect();
@@ -473,10 +477,7 @@ fn mh_picks_as_ip_vs_mh_for_10000_clients_with_weights() {
 #[ignore = "needs root: run cargo xtask test"]
 fn mh_removing_one_of_ten_moves_only_its_clients() {
     let weights = [1; 10];
-    let algo = Algorithm::Mh {
-        port: false,
-        fallback: false,
-    };
+    let algo = MH;
     let mut st = state(algo, &weights);
     let mut dp = open(&st);
     let clients = |phase: u16| (0..10_000).map(move |i| (client(i * 3), 1 + phase));
@@ -546,10 +547,7 @@ fn mh_two_directors_agree_and_fallback_skips_a_quiescent_server() {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn mh_is_sloppy_a_mid_stream_segment_goes_where_the_hash_says() {
-    let algo = Algorithm::Mh {
-        port: false,
-        fallback: false,
-    };
+    let algo = MH;
     let mut dp = open(&state(algo, &[1, 1, 1, 1]));
     let all = vec![Some(1); 4];
     let r = RefMh::new(&ipvs_list(&all, &[1, 1, 1, 1]), false, false);
@@ -557,7 +555,7 @@ fn mh_is_sloppy_a_mid_stream_segment_goes_where_the_hash_says() {
         let c = client(i);
         // An ACK of a connection another director set up.
         let f = tcp_frame((c, 5555), (VIP, 80), Flags::ACK, b"data");
-        let out = testrun::run(dp.program().unwrap(), &f).unwrap();
+        let out = run(&mut dp, &f);
         assert_eq!(out.action, XDP_TX, "scheduled, not passed");
         assert_eq!(Some(out.frame[5] as usize), r.schedule(c, 5555));
     }
@@ -585,10 +583,7 @@ fn dh_sends_a_vip_to_the_server_ip_vs_dh_picks() {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn sh_keeps_each_client_on_one_server_across_100_connections_on_two_directors() {
-    let algo = Algorithm::Sh {
-        port: false,
-        fallback: false,
-    };
+    let algo = SH;
     let st = state(algo, &[1, 2, 1, 3]);
     let mut a = open(&st);
     let mut b = open(&st);

@@ -17,24 +17,25 @@ use std::net::Ipv4Addr;
 use lvs_userspace::{
     datapath::{
         testrun::{self, tcp_frame, Flags},
-        Datapath, DesiredService, DesiredState, Protocol,
+        Datapath, DesiredState, Protocol,
     },
     sched::Algorithm,
 };
 
-mod sched_util;
-use sched_util::*;
+mod testrun_util;
+use testrun_util::*;
 
 fn client(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 4, 0)) + i)
 }
 
-/// Sends one segment of connection `i`; the backend (1-based) it went to.
+/// Sends one segment of connection `i`; the backend (1-based) it went to,
+/// from the last two bytes of its MAC (see `big_backend`).
 fn send(dp: &mut Datapath, i: u32, flags: Flags) -> usize {
     let f = tcp_frame((client(i), 40000), (VIP, 80), flags, b"");
-    let out = testrun::run(dp.program().unwrap(), &f).expect("test run");
+    let out = run(dp, &f);
     assert_eq!(out.action, XDP_TX, "connection {i} forwarded");
-    out.frame[5] as usize
+    ((out.frame[4] as usize) << 8) | out.frame[5] as usize
 }
 
 /// A real server as the references see it (IPVS `struct ip_vs_dest`).
@@ -54,10 +55,7 @@ fn conn_overhead(d: &Dest) -> u64 {
 /// ip_vs_lc_schedule.
 fn ipvs_lc(list: &[Dest]) -> Option<usize> {
     let mut least: Option<(usize, u64)> = None;
-    for d in list {
-        if d.weight == 0 {
-            continue;
-        }
+    for d in list.iter().filter(|d| d.weight > 0) {
         let doh = conn_overhead(d);
         if least.is_none_or(|(_, loh)| doh < loh) {
             least = Some((d.n, doh));
@@ -91,10 +89,7 @@ fn sed_overhead(d: &Dest) -> u64 {
 /// ip_vs_nq_schedule.
 fn ipvs_nq(list: &[Dest]) -> Option<usize> {
     let mut least: Option<(Dest, u64)> = None;
-    for d in list {
-        if d.weight == 0 {
-            continue;
-        }
+    for d in list.iter().filter(|d| d.weight > 0) {
         let doh = sed_overhead(d);
         if d.active == 0 {
             return Some(d.n);
@@ -176,6 +171,43 @@ impl Model {
     fn dest(&mut self, n: usize) -> &mut Dest {
         &mut self.dests[n - 1]
     }
+
+    /// A new connection to `n`: inactive until its handshake completes.
+    fn opened(&mut self, n: usize) {
+        self.dest(n).inactive += 1;
+        self.conns.push((n, false));
+    }
+
+    /// Connection `i` turns ESTABLISHED (`true`, its handshake's ACK) or
+    /// leaves it (`false`, a reset): its server's count moves over.
+    fn set_established(&mut self, i: u32, established: bool) {
+        let n = self.conns[i as usize].0;
+        let d = self.dest(n);
+        let (from, to) = match established {
+            true => (&mut d.inactive, &mut d.active),
+            false => (&mut d.active, &mut d.inactive),
+        };
+        *from -= 1;
+        *to += 1;
+        self.conns[i as usize].1 = established;
+    }
+}
+
+/// After connection `i` was opened: four in five are established by the
+/// handshake's ACK, and now and then an earlier established one is reset;
+/// each segment must reach the connection's server.
+fn establish_and_reset(dp: &mut Datapath, model: &mut Model, i: u32) {
+    if i % 5 != 4 {
+        assert_eq!(send(dp, i, Flags::ACK), model.conns[i as usize].0);
+        model.set_established(i, true);
+    }
+    if i % 7 == 6 {
+        let j = i - 3;
+        if let (b @ 1.., true) = model.conns[j as usize] {
+            assert_eq!(send(dp, j, Flags::RST), b);
+            model.set_established(j, false);
+        }
+    }
 }
 
 /// Opens `count` connections one at a time, establishing most and
@@ -191,7 +223,7 @@ fn drive(algo: Algorithm, weights: &[u32], count: u32) -> (Datapath, Model) {
         if want.is_none() {
             // IPVS has no server for it ("no destination available"): passed.
             let f = tcp_frame((client(i), 40000), (VIP, 80), Flags::SYN, b"");
-            let out = testrun::run(dp.program().unwrap(), &f).unwrap();
+            let out = run(&mut dp, &f);
             assert_eq!(out.action, 2, "{}: connection {i} passed", algo.name());
             model.conns.push((0, false));
             continue;
@@ -204,27 +236,8 @@ fn drive(algo: Algorithm, weights: &[u32], count: u32) -> (Datapath, Model) {
             algo.name(),
             model.list()
         );
-        model.dest(got).inactive += 1;
-        model.conns.push((got, false));
-        // Establish four in five (the handshake's ACK promotes it).
-        if i % 5 != 4 {
-            assert_eq!(send(&mut dp, i, Flags::ACK), got);
-            let d = model.dest(got);
-            d.inactive -= 1;
-            d.active += 1;
-            model.conns[i as usize].1 = true;
-        }
-        // Reset an earlier established one now and then.
-        if i % 7 == 6 {
-            let j = i - 3;
-            if let (b @ 1.., true) = model.conns[j as usize] {
-                assert_eq!(send(&mut dp, j, Flags::RST), b);
-                let d = model.dest(b);
-                d.active -= 1;
-                d.inactive += 1;
-                model.conns[j as usize].1 = false;
-            }
-        }
+        model.opened(got);
+        establish_and_reset(&mut dp, &mut model, i);
         if i % 25 == 0 || i + 1 == count {
             for d in &model.dests {
                 let id = dp
@@ -415,22 +428,19 @@ fn wlc_over_1000_servers_picks_as_ip_vs_wlc() {
         }
     };
     let desired = |round: usize| DesiredState {
-        services: vec![DesiredService {
-            vip: VIP.into(),
-            port: 80,
-            proto: Protocol::Tcp,
-            algo: Algorithm::Wlc,
-            persistence: None,
-            sloppy: false,
-            one_packet: false,
-            backends: (1..=N)
+        services: vec![service(
+            VIP,
+            80,
+            Protocol::Tcp,
+            Algorithm::Wlc,
+            (1..=N)
                 .map(|n| {
                     let mut b = big_backend(n, weight(n, round));
                     b.alive = n != 500;
                     b
                 })
                 .collect(),
-        }],
+        )],
     };
     let mut dp = open(&desired(0));
     let mut model = Model::new(&(1..=N).map(|n| weight(n, 0)).collect::<Vec<_>>());
@@ -444,32 +454,10 @@ fn wlc_over_1000_servers_picks_as_ip_vs_wlc() {
             }
         }
         let want = ipvs_wlc_like(&list(&model), conn_overhead);
-        let f = tcp_frame((client(i), 40000), (VIP, 80), Flags::SYN, b"");
-        let out = testrun::run(dp.program().unwrap(), &f).expect("test run");
-        assert_eq!(out.action, XDP_TX, "connection {i} forwarded");
-        let got = ((out.frame[4] as usize) << 8) | out.frame[5] as usize;
+        let got = send(&mut dp, i, Flags::SYN);
         assert_eq!(Some(got), want, "connection {i}");
-        model.dest(got).inactive += 1;
-        model.conns.push((got, false));
-        if i % 5 != 4 {
-            let f = tcp_frame((client(i), 40000), (VIP, 80), Flags::ACK, b"");
-            testrun::run(dp.program().unwrap(), &f).expect("test run");
-            let d = model.dest(got);
-            d.inactive -= 1;
-            d.active += 1;
-            model.conns[i as usize].1 = true;
-        }
-        if i % 7 == 6 {
-            let j = i - 3;
-            if let (b @ 1.., true) = model.conns[j as usize] {
-                let f = tcp_frame((client(j), 40000), (VIP, 80), Flags::RST, b"");
-                testrun::run(dp.program().unwrap(), &f).expect("test run");
-                let d = model.dest(b);
-                d.active -= 1;
-                d.inactive += 1;
-                model.conns[j as usize].1 = false;
-            }
-        }
+        model.opened(got);
+        establish_and_reset(&mut dp, &mut model, i);
     }
 }
 
@@ -482,19 +470,14 @@ fn services_past_the_tree_limit_are_scanned_with_the_same_picks() {
     let weights = [1u32, 3, 2];
     let st = DesiredState {
         services: (0..services)
-            .map(|s| DesiredService {
-                vip: VIP.into(),
-                port: 1000 + s,
-                proto: Protocol::Tcp,
-                algo: Algorithm::Wlc,
-                persistence: None,
-                sloppy: false,
-                one_packet: false,
-                backends: weights
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &w)| testrun::backend(i as u8 + 1, w))
-                    .collect(),
+            .map(|s| {
+                service(
+                    VIP,
+                    1000 + s,
+                    Protocol::Tcp,
+                    Algorithm::Wlc,
+                    backends(&weights),
+                )
             })
             .collect(),
     };
@@ -504,7 +487,7 @@ fn services_past_the_tree_limit_are_scanned_with_the_same_picks() {
         for i in 0..12u32 {
             let want = ipvs_wlc_like(&model.list(), conn_overhead);
             let f = tcp_frame((client(i), 40000), (VIP, 1000 + s), Flags::SYN, b"");
-            let out = testrun::run(dp.program().unwrap(), &f).expect("test run");
+            let out = run(&mut dp, &f);
             let got = out.frame[5] as usize;
             assert_eq!(Some(got), want, "service {s}, connection {i}");
             model.dest(got).inactive += 1;

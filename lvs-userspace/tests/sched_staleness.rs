@@ -105,6 +105,22 @@ impl Outcome {
     }
 }
 
+/// A connection turns active (handshake done) or inactive (FIN): its real
+/// server's counts move with it, alike in both models.
+fn set_active(conn: &mut Conn, active: bool, models: [&mut [Counts]; 2]) {
+    for c in models {
+        let k = &mut c[conn.server];
+        if active {
+            k.inactive -= 1;
+            k.active += 1;
+        } else {
+            k.active -= 1;
+            k.inactive += 1;
+        }
+    }
+    conn.active = active;
+}
+
 /// Simulates `seconds` of traffic at `rate` new connections per second:
 /// keep-alive connections of `mean_life_s`, `abandoned` of them left
 /// without a FIN (idle ESTABLISHED until its timeout), `unanswered` SYNs
@@ -162,12 +178,7 @@ fn simulate(
             let Reverse((_, ev)) = events.pop().expect("peeked");
             match ev {
                 Event::Promote(id) => {
-                    let s = conns[id].server;
-                    for c in [&mut exact, &mut ours] {
-                        c[s].inactive -= 1;
-                        c[s].active += 1;
-                    }
-                    conns[id].active = true;
+                    set_active(&mut conns[id], true, [&mut exact, &mut ours]);
                     if rng.unit() < abandoned {
                         events.push(Reverse((t + ESTABLISHED_MS, Event::Expire(id))));
                     } else {
@@ -176,12 +187,7 @@ fn simulate(
                     }
                 }
                 Event::Fin(id) => {
-                    let s = conns[id].server;
-                    for c in [&mut exact, &mut ours] {
-                        c[s].active -= 1;
-                        c[s].inactive += 1;
-                    }
-                    conns[id].active = false;
+                    set_active(&mut conns[id], false, [&mut exact, &mut ours]);
                     events.push(Reverse((t + CLOSING_MS, Event::Expire(id))));
                 }
                 Event::Expire(id) => {

@@ -16,15 +16,27 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use common::{own_bin, vrrp_pair_spec, Bpffs, Director};
-use lvs_common::{tcp, verdict, CONN_F_SYNCED};
-use lvs_testkit::{http_load, wait_until, KeepAliveClient, Lab, LabSpec, DEFAULT_VIP6};
+use common::{
+    ensure_persistence_kept, ensure_same_servers, keep_alive_clients_to, own_bin, vrrp_pair_spec,
+    Director, Family, PairStart, VrrpPair,
+};
+use lvs_common::{tcp, CONN_F_SYNCED};
+use lvs_testkit::{wait_until, Lab, LabSpec, DEFAULT_VIP6};
 use lvs_userspace::{
     datapath::desired::addr6_of,
     netlink::{self, IfAddr6},
 };
 
 const CLIENTS: usize = 20;
+
+/// VI_6 carries the IPv6 VIP; the BACKUP is ready once its sync has
+/// started.
+const SYNC_START: PairStart = PairStart {
+    instance: "VI_6",
+    backup_ready: &["Starting connection sync on bond0"],
+    within_s: (10, 10),
+    family: Family::V6,
+};
 
 fn config(state: &str, priority: u8) -> String {
     let mut s = format!(
@@ -109,66 +121,22 @@ fn ipv6_takeover_keeps_established_connections_and_persistence() -> Result<()> {
         Duration::from_millis(20),
         || has_link_local(&lab, 0) && has_link_local(&lab, 1),
     )?;
-    let bpffs = Bpffs::mount(&lab)?;
-    let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
-    let mut backup = Director::second(&lab, &bpffs.0, &config("BACKUP", 100))?;
-    master.start()?;
-    master.wait_log("(VI_6) Entering MASTER STATE", Duration::from_secs(10))?;
-    backup.start()?;
-    backup.wait_log("Starting connection sync on bond0", Duration::from_secs(10))?;
-    backup.wait_log("(VI_6) Entering BACKUP STATE", Duration::from_secs(10))?;
+    let pair = VrrpPair::start(&lab, config, &SYNC_START)?;
     let vip: SocketAddr = lab.service6().into();
     let clients: Vec<Ipv6Addr> = lab.client_addrs6()[..CLIENTS].to_vec();
-    wait_until(
-        "forwarding IPv6 through lvsd",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || {
-            lab.run_in_netns(lab.client_ns(), || {
-                KeepAliveClient::connect_any(
-                    Some(clients[0].into()),
-                    vip,
-                    Duration::from_millis(500),
-                )
-                .and_then(|mut c| c.get())
-                .is_ok()
-            })
-            .unwrap_or(false)
-        },
-    )?;
-
-    let mut conns: Vec<(KeepAliveClient, String)> = lab.run_in_netns(lab.client_ns(), || {
-        clients
-            .iter()
-            .map(|a| {
-                let mut c =
-                    KeepAliveClient::connect_any(Some((*a).into()), vip, Duration::from_secs(5))?;
-                let s = c.get()?;
-                Ok((c, s))
-            })
-            .collect::<Result<_>>()
-    })??;
-    let before = backup.inspect()?.verdicts()?;
-    assert_eq!(
-        before[verdict::TX as usize],
-        0,
-        "the backup forwarded nothing: {before:?}"
-    );
-
+    let mut conns = keep_alive_clients_to(&lab, &clients, vip)?;
     // The backup hears about every connection, with the master's real
     // server and state, and about the persistence templates.
-    wait_until(
-        "IPv6 connections synced to the backup",
-        Duration::from_secs(10),
-        Duration::from_millis(100),
-        || in_step(&master, &backup, &clients).unwrap_or(false),
+    pair.ensure_backup_synced(
+        |m, b| in_step(m, b, &clients),
+        |i| Ok(i.templates6()?.len()),
+        CLIENTS,
     )?;
-    let templates = backup.inspect()?.templates6()?;
-    assert!(
-        templates.len() >= CLIENTS,
-        "IPv6 persistence templates synced too: {}",
-        templates.len()
-    );
+    let VrrpPair {
+        master,
+        backup,
+        bpffs,
+    } = pair;
     // What an operator checks on the backup: `lvsadm -lnc`.
     let lvsadm = own_bin("lvsadm");
     let listing = lab.exec_ok(
@@ -202,14 +170,7 @@ fn ipv6_takeover_keeps_established_connections_and_persistence() -> Result<()> {
     // and its unsolicited neighbour advertisements move the client over.
     master.signal(libc::SIGTERM)?;
     backup.wait_log("(VI_6) Entering MASTER STATE", Duration::from_secs(5))?;
-    let broken = lab.run_in_netns(lab.client_ns(), || {
-        conns
-            .iter_mut()
-            .map(|(c, server)| (c.get().ok().as_ref() != Some(server)) as usize)
-            .sum::<usize>()
-    })?;
-    println!("after the takeover: {broken} of {CLIENTS} IPv6 connections broken");
-    assert_eq!(broken, 0, "every IPv6 connection kept its real server");
+    ensure_same_servers(&lab, &mut conns, "after the IPv6 takeover")?;
     let forwarded_by_backup: u64 = backup
         .inspect()?
         .services()?
@@ -219,19 +180,7 @@ fn ipv6_takeover_keeps_established_connections_and_persistence() -> Result<()> {
     assert!(forwarded_by_backup > 0, "the backup forwards now");
 
     // New connections of the same clients follow their synced templates.
-    let r = http_load(&lab, lab.client_ns(), &clients, vip, 2, 10)?;
-    r.ensure_no_failures()?;
-    for (addr, per_server) in &r.per_client {
-        let i = clients
-            .iter()
-            .position(|c| IpAddr::V6(*c) == *addr)
-            .context("client")?;
-        assert_eq!(per_server.len(), 1);
-        assert!(
-            per_server.contains_key(&conns[i].1),
-            "{addr} kept its real server across the takeover"
-        );
-    }
+    ensure_persistence_kept(&lab, &clients, vip, &conns, 2, "across the takeover")?;
     backup.signal(libc::SIGTERM)?;
     Ok(())
 }

@@ -15,10 +15,27 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use common::{
-    ensure_same_servers, keep_alive_clients, vrrp_pair_spec, wait_forwarding, Bpffs, Director,
-    Streamer,
+    ensure_same_servers, keep_alive_clients, vrrp_pair_spec, Director, Family, PairStart, Streamer,
+    VrrpPair,
 };
 use lvs_testkit::Lab;
+
+/// With the sync daemon named in VI_1 the BACKUP is ready once its bulk
+/// sync from the MASTER is done.
+const IN_INSTANCE_START: PairStart = PairStart {
+    instance: "VI_1",
+    backup_ready: &["bulk sync done"],
+    within_s: (15, 10),
+    family: Family::V4,
+};
+
+/// With the global form, once it is BACKUP (10 000 connections: more time).
+const GLOBAL_START: PairStart = PairStart {
+    instance: "VI_1",
+    backup_ready: &[],
+    within_s: (15, 15),
+    family: Family::V4,
+};
 
 fn config(state: &str, priority: u8) -> String {
     config_with(state, priority, " lvs_sync_daemon_interface bond0\n", "")
@@ -72,15 +89,11 @@ fn crash(lab: &Lab, d: &Director, bpffs: &std::path::Path) -> Result<()> {
 #[ignore = "needs root: run cargo xtask test"]
 fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> Result<()> {
     let lab = Lab::create(vrrp_pair_spec(3, 80))?;
-    let bpffs = Bpffs::mount(&lab)?;
-    let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
-    let mut backup = Director::second(&lab, &bpffs.0, &config("BACKUP", 100))?;
-    master.start()?;
-    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
-    backup.start()?;
-    backup.wait_log("bulk sync done", Duration::from_secs(10))?;
-    backup.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(10))?;
-    wait_forwarding(&lab)?;
+    let VrrpPair {
+        mut master,
+        backup,
+        bpffs,
+    } = VrrpPair::start(&lab, config, &IN_INSTANCE_START)?;
 
     // 40 connections through the master.
     let addrs = lab.client_addrs().to_vec();
@@ -191,15 +204,12 @@ fn raise_fd_limit() -> Result<()> {
 fn ten_thousand_connections_fail_back_warm() -> Result<()> {
     raise_fd_limit()?;
     let lab = Lab::create(vrrp_pair_spec(3, 100))?;
-    let bpffs = Bpffs::mount(&lab)?;
     // keepalived 2.x's global lvs_sync_daemon here.
-    let mut master = Director::new(&lab, &bpffs.0, &config_global("MASTER", 200))?;
-    let mut backup = Director::second(&lab, &bpffs.0, &config_global("BACKUP", 100))?;
-    master.start()?;
-    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
-    backup.start()?;
-    backup.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(15))?;
-    wait_forwarding(&lab)?;
+    let VrrpPair {
+        mut master,
+        backup,
+        bpffs,
+    } = VrrpPair::start(&lab, config_global, &GLOBAL_START)?;
 
     // 10 000 connections, 100 per client address.
     let addrs = lab.client_addrs().to_vec();

@@ -11,12 +11,21 @@ mod common;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use common::{
-    ensure_same_servers, keep_alive_clients, vrrp_pair_spec, wait_forwarding, Bpffs, Director,
+    ensure_persistence_kept, ensure_same_servers, keep_alive_clients, vrrp_pair_spec, Director,
+    Family, PairStart, VrrpPair,
 };
-use lvs_common::{verdict, CONN_F_SYNCED};
-use lvs_testkit::{http_load, wait_until, Lab};
+use lvs_common::CONN_F_SYNCED;
+use lvs_testkit::Lab;
+
+/// VI_1 carries the VIP; the BACKUP is ready once its sync has started.
+const SYNC_START: PairStart = PairStart {
+    instance: "VI_1",
+    backup_ready: &["Starting connection sync on bond0"],
+    within_s: (10, 10),
+    family: Family::V4,
+};
 
 fn config(state: &str, priority: u8) -> String {
     let mut s = format!(
@@ -69,40 +78,17 @@ fn in_step(master: &Director, backup: &Director, clients: &[std::net::Ipv4Addr])
 #[ignore = "needs root: run cargo xtask test"]
 fn takeover_keeps_established_connections_and_persistence() -> Result<()> {
     let lab = Lab::create(vrrp_pair_spec(5, 40))?;
-    let bpffs = Bpffs::mount(&lab)?;
-    let mut master = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
-    let mut backup = Director::second(&lab, &bpffs.0, &config("BACKUP", 100))?;
-    master.start()?;
-    backup.start()?;
-    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(10))?;
-    backup.wait_log("Starting connection sync on bond0", Duration::from_secs(10))?;
-    backup.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(10))?;
-    wait_forwarding(&lab)?;
-
+    let pair = VrrpPair::start(&lab, config, &SYNC_START)?;
     let clients = lab.client_addrs()[..20].to_vec();
     let mut conns = keep_alive_clients(&lab, &clients)?;
-    // Frames a switch floods to the backup are not its to forward.
-    let before = backup.inspect()?.verdicts()?;
-    assert_eq!(
-        before[verdict::TX as usize],
-        0,
-        "the backup forwarded nothing: {before:?}"
-    );
-
     // The backup hears about every one of them, with the master's choice
     // of real server and its current state.
-    wait_until(
-        "connections synced to the backup",
-        Duration::from_secs(10),
-        Duration::from_millis(100),
-        || in_step(&master, &backup, &clients).unwrap_or(false),
+    pair.ensure_backup_synced(
+        |m, b| in_step(m, b, &clients),
+        |i| Ok(i.templates()?.len()),
+        clients.len(),
     )?;
-    let templates = backup.inspect()?.templates()?;
-    assert!(
-        templates.len() >= clients.len(),
-        "persistence templates synced too: {}",
-        templates.len()
-    );
+    let VrrpPair { master, backup, .. } = pair;
 
     // Takeover: the master stops (priority 0); the backup's VRRP takes the
     // VIP and its gratuitous ARPs move the client over.
@@ -113,15 +99,13 @@ fn takeover_keeps_established_connections_and_persistence() -> Result<()> {
     assert!(forwarded_by_backup > 0, "the backup forwards now");
 
     // New connections of the same clients keep their persistence template.
-    let r = http_load(&lab, lab.client_ns(), &clients, lab.service(), 2, 10)?;
-    r.ensure_no_failures()?;
-    for (addr, per_server) in &r.per_client {
-        let i = clients.iter().position(|c| c == addr).context("client")?;
-        assert_eq!(per_server.len(), 1);
-        assert!(
-            per_server.contains_key(&conns[i].1),
-            "{addr} kept its real server across the takeover"
-        );
-    }
+    ensure_persistence_kept(
+        &lab,
+        &clients,
+        lab.service().into(),
+        &conns,
+        2,
+        "across the takeover",
+    )?;
     Ok(())
 }

@@ -4,7 +4,10 @@
 
 pub mod ecmp;
 
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+};
 
 use std::path::Path;
 use std::sync::{
@@ -64,14 +67,54 @@ pub fn own_bin(name: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The desired state of the seed's virtual server in the lab.
-pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> DesiredState {
+/// One address family of the lab's service (the lab has an IPv6 VIP when
+/// its spec names one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The service address clients of this family connect to.
+    pub fn service(self, lab: &Lab) -> SocketAddr {
+        match self {
+            Family::V4 => lab.service().into(),
+            Family::V6 => lab.service6().into(),
+        }
+    }
+
+    pub fn client_addrs(self, lab: &Lab) -> Vec<IpAddr> {
+        match self {
+            Family::V4 => lab.client_addrs().iter().map(|&a| a.into()).collect(),
+            Family::V6 => lab.client_addrs6().iter().map(|&a| a.into()).collect(),
+        }
+    }
+
+    pub fn real_server_addr(self, lab: &Lab, i: usize) -> IpAddr {
+        match self {
+            Family::V4 => lab.real_server_addr(i).into(),
+            Family::V6 => lab.real_server_addr6(i).into(),
+        }
+    }
+}
+
+/// The seed's virtual server in the lab on `family`'s VIP: wrr over the
+/// real servers' addresses of that family (MACs as the lab built them),
+/// reached through `ifindex`.
+pub fn seed_virtual_server(
+    lab: &Lab,
+    family: Family,
+    ifindex: u32,
+    persistence: Option<u32>,
+) -> DesiredService {
+    let port = lab.spec().service_port;
     let backends = SEED_WEIGHTS
         .iter()
         .enumerate()
         .map(|(i, &weight)| DesiredBackend {
-            addr: lab.real_server_addr(i).into(),
-            port: lab.spec().service_port,
+            addr: family.real_server_addr(lab, i),
+            port,
             weight,
             alive: true,
             u_threshold: 0,
@@ -83,21 +126,26 @@ pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> Desire
             },
         })
         .collect();
+    DesiredService {
+        vip: family.service(lab).ip(),
+        port,
+        proto: Protocol::Tcp,
+        algo: Algorithm::Wrr,
+        persistence: persistence.map(|timeout_s| Persistence {
+            timeout_s,
+            netmask: Ipv4Addr::BROADCAST,
+            prefix_len6: 128,
+        }),
+        sloppy: false,
+        one_packet: false,
+        backends,
+    }
+}
+
+/// The desired state of the seed's virtual server in the lab.
+pub fn seed_service(lab: &Lab, ifindex: u32, persistence: Option<u32>) -> DesiredState {
     DesiredState {
-        services: vec![DesiredService {
-            vip: lab.vip().into(),
-            port: lab.spec().service_port,
-            proto: Protocol::Tcp,
-            algo: Algorithm::Wrr,
-            persistence: persistence.map(|timeout_s| Persistence {
-                timeout_s,
-                netmask: Ipv4Addr::BROADCAST,
-                prefix_len6: 128,
-            }),
-            sloppy: false,
-            one_packet: false,
-            backends,
-        }],
+        services: vec![seed_virtual_server(lab, Family::V4, ifindex, persistence)],
     }
 }
 
@@ -110,6 +158,19 @@ pub fn program_director(
     mode: AttachMode,
     opts: &Options,
     persistence: Option<u32>,
+) -> Result<(Datapath, Attached)> {
+    program_director_with(lab, mode, opts, |ifindex| {
+        seed_service(lab, ifindex, persistence)
+    })
+}
+
+/// [`program_director`] with the state `desired` makes for the attached
+/// interface's index.
+pub fn program_director_with(
+    lab: &Lab,
+    mode: AttachMode,
+    opts: &Options,
+    desired: impl FnOnce(u32) -> DesiredState + Send,
 ) -> Result<(Datapath, Attached)> {
     if mode != AttachMode::Generic {
         let (sw, peer) = lab.director_peer(0);
@@ -125,7 +186,7 @@ pub fn program_director(
     lab.run_in_netns(lab.director_ns(0), || -> Result<(Datapath, Attached)> {
         let mut dp = Datapath::open(opts).context("open datapath")?;
         let attached = dp.attach(&ifname, mode).context("attach")?;
-        dp.apply(&seed_service(lab, attached.ifindex, persistence))?;
+        dp.apply(&desired(attached.ifindex))?;
         Ok((dp, attached))
     })?
 }
@@ -199,7 +260,7 @@ impl Drop for Bpffs {
 pub struct Director<'a> {
     lab: &'a Lab,
     conf: PathBuf,
-    bpffs: &'a Path,
+    bpffs: PathBuf,
     pid: Option<Pid>,
     /// `--xdp-mode` for lvsd (tests: generic; the demo: auto).
     pub xdp_mode: &'static str,
@@ -214,7 +275,7 @@ pub struct Director<'a> {
 }
 
 impl<'a> Director<'a> {
-    pub fn new(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
+    pub fn new(lab: &'a Lab, bpffs: &Path, config: &str) -> Result<Self> {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let conf = lab.log_dir().join(format!("keepalived-{n}.conf"));
@@ -222,7 +283,7 @@ impl<'a> Director<'a> {
         Ok(Director {
             lab,
             conf,
-            bpffs,
+            bpffs: bpffs.to_path_buf(),
             pid: None,
             xdp_mode: "generic",
             index: 0,
@@ -234,7 +295,7 @@ impl<'a> Director<'a> {
 
     /// lvsd on the second director (namespace 1), instance `lab2` on the
     /// shared bpffs.
-    pub fn second(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
+    pub fn second(lab: &'a Lab, bpffs: &Path, config: &str) -> Result<Self> {
         let mut d = Director::new(lab, bpffs, config)?;
         d.index = 1;
         d.instance = "lab2".into();
@@ -243,7 +304,7 @@ impl<'a> Director<'a> {
 
     /// lvsd with `config` on the first director, started, once a request
     /// through the VIP succeeds.
-    pub fn forwarding(lab: &'a Lab, bpffs: &'a Path, config: &str) -> Result<Self> {
+    pub fn forwarding(lab: &'a Lab, bpffs: &Path, config: &str) -> Result<Self> {
         let mut d = Director::new(lab, bpffs, config)?;
         d.start()?;
         wait_forwarding(lab)?;
@@ -338,7 +399,7 @@ impl<'a> Director<'a> {
     }
 
     pub fn inspect(&self) -> Result<Inspector> {
-        Ok(Inspector::open(self.bpffs, &self.instance)?)
+        Ok(Inspector::open(&self.bpffs, &self.instance)?)
     }
 }
 
@@ -358,23 +419,171 @@ pub fn wait_forwarding(lab: &Lab) -> Result<()> {
     )
 }
 
+/// Waits (at most `within`) until an HTTP request from the first IPv6
+/// client address through the IPv6 VIP gets an answer.
+pub fn wait_forwarding6(lab: &Lab, within: Duration) -> Result<()> {
+    let client: IpAddr = lab.client_addrs6()[0].into();
+    wait_until(
+        "IPv6 forwarding through lvsd",
+        within,
+        Duration::from_millis(100),
+        || {
+            lab.run_in_netns(lab.client_ns(), || {
+                lvs_testkit::http::http_request_any(
+                    Some(client),
+                    lab.service6().into(),
+                    "/",
+                    Duration::from_millis(500),
+                )
+                .is_ok()
+            })
+            .unwrap_or(false)
+        },
+    )
+}
+
 /// Long-lived keep-alive connections through the VIP, one per client
 /// address, each with the server that answered its first request.
 pub fn keep_alive_clients(
     lab: &Lab,
     addrs: &[std::net::Ipv4Addr],
 ) -> Result<Vec<(KeepAliveClient, String)>> {
+    keep_alive_clients_to(lab, addrs, lab.service().into())
+}
+
+/// [`keep_alive_clients`] to `target`, from addresses of either family.
+pub fn keep_alive_clients_to<A: Copy + Into<IpAddr> + Sync>(
+    lab: &Lab,
+    addrs: &[A],
+    target: SocketAddr,
+) -> Result<Vec<(KeepAliveClient, String)>> {
     lab.run_in_netns(lab.client_ns(), || {
         addrs
             .iter()
-            .map(|a| {
+            .map(|&a| {
                 let mut c =
-                    KeepAliveClient::connect(Some(*a), lab.service(), Duration::from_secs(5))?;
+                    KeepAliveClient::connect_any(Some(a.into()), target, Duration::from_secs(5))?;
                 let s = c.get()?;
                 Ok((c, s))
             })
             .collect()
     })?
+}
+
+/// New connections (`requests` from each of `clients` to `target`) all
+/// answered, each client's by the real server of its kept connection
+/// (`kept[i]` is `clients[i]`'s): its persistence template held.
+pub fn ensure_persistence_kept<A: Copy + Into<IpAddr> + Sync>(
+    lab: &Lab,
+    clients: &[A],
+    target: SocketAddr,
+    kept: &[(KeepAliveClient, String)],
+    requests: usize,
+    what: &str,
+) -> Result<()> {
+    let r = lvs_testkit::http_load(lab, lab.client_ns(), clients, target, requests, 10)?;
+    r.ensure_no_failures()?;
+    for (addr, per_server) in &r.per_client {
+        let i = clients
+            .iter()
+            .position(|&c| c.into() == *addr)
+            .context("client")?;
+        ensure!(per_server.len() == 1, "{addr}: one server {what}");
+        ensure!(
+            per_server.contains_key(&kept[i].1),
+            "{addr} kept its real server {what}"
+        );
+    }
+    Ok(())
+}
+
+/// How a test starts its [`VrrpPair`].
+pub struct PairStart {
+    /// The VRRP instance that carries the VIP.
+    pub instance: &'static str,
+    /// Lines the BACKUP logs before it is ready (the sync's start).
+    pub backup_ready: &'static [&'static str],
+    /// How long the MASTER, then each of the BACKUP's steps, may take (s).
+    pub within_s: (u64, u64),
+    /// The family whose forwarding through the VIP is awaited at the end.
+    pub family: Family,
+}
+
+/// Two directors of a VRRP pair running lvsd on a bpffs of the test's own:
+/// the first with `config("MASTER", 200)`, the second with
+/// `config("BACKUP", 100)`.
+pub struct VrrpPair<'a> {
+    pub master: Director<'a>,
+    pub backup: Director<'a>,
+    pub bpffs: Bpffs,
+}
+
+impl<'a> VrrpPair<'a> {
+    /// Starts them in turn: the first until it is MASTER, then the second
+    /// until it has logged its `backup_ready` lines and is BACKUP; then
+    /// waits until a request through the VIP is answered.
+    pub fn start(
+        lab: &'a Lab,
+        config: impl Fn(&str, u8) -> String,
+        how: &PairStart,
+    ) -> Result<Self> {
+        let bpffs = Bpffs::mount(lab)?;
+        let mut master = Director::new(lab, &bpffs.0, &config("MASTER", 200))?;
+        let mut backup = Director::second(lab, &bpffs.0, &config("BACKUP", 100))?;
+        let (master_within, backup_within) = (
+            Duration::from_secs(how.within_s.0),
+            Duration::from_secs(how.within_s.1),
+        );
+        let instance = how.instance;
+        master.start()?;
+        master.wait_log(
+            &format!("({instance}) Entering MASTER STATE"),
+            master_within,
+        )?;
+        backup.start()?;
+        for line in how.backup_ready {
+            backup.wait_log(line, backup_within)?;
+        }
+        backup.wait_log(
+            &format!("({instance}) Entering BACKUP STATE"),
+            backup_within,
+        )?;
+        match how.family {
+            Family::V4 => wait_forwarding(lab)?,
+            Family::V6 => wait_forwarding6(lab, Duration::from_secs(20))?,
+        }
+        Ok(VrrpPair {
+            master,
+            backup,
+            bpffs,
+        })
+    }
+
+    /// What sync gives the BACKUP before a takeover: it forwarded nothing
+    /// itself (frames a switch floods to it are not its to forward), then
+    /// within 10 s `in_step` holds (its entries are the MASTER's) and it
+    /// has at least `want` persistence templates (`templates` counts them).
+    pub fn ensure_backup_synced(
+        &self,
+        mut in_step: impl FnMut(&Director, &Director) -> Result<bool>,
+        templates: impl Fn(&Inspector) -> Result<usize>,
+        want: usize,
+    ) -> Result<()> {
+        let before = self.backup.inspect()?.verdicts()?;
+        ensure!(
+            before[lvs_common::verdict::TX as usize] == 0,
+            "the backup forwarded nothing: {before:?}"
+        );
+        wait_until(
+            "connections synced to the backup",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || in_step(&self.master, &self.backup).unwrap_or(false),
+        )?;
+        let n = templates(&self.backup.inspect()?)?;
+        ensure!(n >= want, "persistence templates synced too: {n}");
+        Ok(())
+    }
 }
 
 /// Every keep-alive connection still answers, from the same server.
@@ -508,11 +717,21 @@ pub fn load_every_client(
     requests: usize,
     concurrency: usize,
 ) -> Result<lvs_testkit::LoadReport> {
+    load_every_client_of(lab, Family::V4, requests, concurrency)
+}
+
+/// [`load_every_client`] for one family: its client addresses to its VIP.
+pub fn load_every_client_of(
+    lab: &Lab,
+    family: Family,
+    requests: usize,
+    concurrency: usize,
+) -> Result<lvs_testkit::LoadReport> {
     lvs_testkit::http_load(
         lab,
         lab.client_ns(),
-        lab.client_addrs(),
-        lab.service(),
+        &family.client_addrs(lab),
+        family.service(lab),
         requests,
         concurrency,
     )
