@@ -17,49 +17,18 @@ use std::{
 
 use anyhow::{Context, Result};
 use common::{
-    ensure_persistence_kept, ensure_same_servers, keep_alive_clients_to, own_bin, vrrp_pair_spec,
-    Director, Family, PairStart, VrrpPair,
+    ensure_backup_synced, ensure_persistence_kept, ensure_same_servers, in_step,
+    keep_alive_clients_to, own_bin, real_of, start_vrrp_pair, sync_pair_config, vrrp_pair_spec,
+    Director, Family, PairStart,
 };
-use lvs_common::{tcp, CONN_F_SYNCED};
+use lvs_common::{tcp, FlowKey6};
 use lvs_testkit::{wait_until, Lab, LabSpec, DEFAULT_VIP6};
 use lvs_userspace::{
-    datapath::desired::addr6_of,
+    datapath::{desired::addr6_of, State},
     netlink::{self, IfAddr6},
 };
 
 const CLIENTS: usize = 20;
-
-/// VI_6 carries the IPv6 VIP; the BACKUP is ready once its sync has
-/// started.
-const SYNC_START: PairStart = PairStart {
-    instance: "VI_6",
-    backup_ready: &["Starting connection sync on bond0"],
-    within_s: (10, 10),
-    family: Family::V6,
-};
-
-fn config(state: &str, priority: u8) -> String {
-    let mut s = format!(
-        "vrrp_instance VI_6 {{\n state {state}\n interface bond0\n lvs_sync_daemon_interface bond0\n virtual_router_id 60\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  2001:2::100/64 dev bond0\n }}\n}}\nvirtual_server 2001:2::100 80 {{\n lb_algo wrr\n lb_kind DR\n persistence_timeout 120\n protocol TCP\n"
-    );
-    for (n, w) in [(1, 2), (2, 3), (3, 3), (4, 2), (5, 2)] {
-        s += &format!(
-            " real_server 2001:2::{:x} 80 {{\n  weight {w}\n }}\n",
-            0x10 + n
-        );
-    }
-    s + "}\n"
-}
-
-/// The real server a director's backend id names (any service).
-fn real_of(d: &Director, id: u32) -> Result<Option<IpAddr>> {
-    Ok(d.inspect()?
-        .services()?
-        .iter()
-        .flat_map(|s| s.backends.iter())
-        .find(|b| b.id == id)
-        .map(|b| b.addr))
-}
 
 /// The master's established IPv6 connections of `clients`: (client,
 /// client port, real server).
@@ -73,29 +42,6 @@ fn master_conns(master: &Director, clients: &[Ipv6Addr]) -> Result<Vec<(Ipv6Addr
         }
     }
     Ok(out)
-}
-
-/// Whether the backup's `conns6` has every client's connection with the
-/// master's real server and state, marked as synced.
-fn in_step(master: &Director, backup: &Director, clients: &[Ipv6Addr]) -> Result<bool> {
-    let theirs = backup.inspect()?.conns6()?;
-    let mut matched = 0;
-    for m in master.inspect()?.conns6()? {
-        if !clients.contains(&addr6_of(&m.key.src_be)) || m.conn.state != tcp::ESTABLISHED {
-            continue;
-        }
-        let Some(b) = theirs.iter().find(|b| b.key == m.key) else {
-            return Ok(false);
-        };
-        if b.conn.flags & CONN_F_SYNCED == 0
-            || b.conn.state != m.conn.state
-            || real_of(backup, b.conn.backend)? != real_of(master, m.conn.backend)?
-        {
-            return Ok(false);
-        }
-        matched += 1;
-    }
-    Ok(matched >= clients.len())
 }
 
 fn has_link_local(lab: &Lab, dir: usize) -> bool {
@@ -121,22 +67,23 @@ fn ipv6_takeover_keeps_established_connections_and_persistence() -> Result<()> {
         Duration::from_millis(20),
         || has_link_local(&lab, 0) && has_link_local(&lab, 1),
     )?;
-    let pair = VrrpPair::start(&lab, config, &SYNC_START)?;
+    let (master, backup, bpffs) = start_vrrp_pair(
+        &lab,
+        |state, priority| sync_pair_config(Family::V6, state, priority),
+        &PairStart::synced(Family::V6),
+    )?;
     let vip: SocketAddr = lab.service6().into();
     let clients: Vec<Ipv6Addr> = lab.client_addrs6()[..CLIENTS].to_vec();
     let mut conns = keep_alive_clients_to(&lab, &clients, vip)?;
     // The backup hears about every connection, with the master's real
     // server and state, and about the persistence templates.
-    pair.ensure_backup_synced(
-        |m, b| in_step(m, b, &clients),
+    let of_client = |k: &FlowKey6| clients.contains(&addr6_of(&k.src_be));
+    ensure_backup_synced(
+        &backup,
+        || in_step(&master, &backup, State::conns6, of_client, CLIENTS),
         |i| Ok(i.templates6()?.len()),
         CLIENTS,
     )?;
-    let VrrpPair {
-        master,
-        backup,
-        bpffs,
-    } = pair;
     // What an operator checks on the backup: `lvsadm -lnc`.
     let lvsadm = own_bin("lvsadm");
     let listing = lab.exec_ok(

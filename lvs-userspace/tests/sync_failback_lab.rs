@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use common::{
-    ensure_same_servers, keep_alive_clients, vrrp_pair_spec, Director, Family, PairStart, Streamer,
-    VrrpPair,
+    ensure_same_servers, keep_alive_clients, start_vrrp_pair, vrrp_pair_spec, Director, Family,
+    PairStart, Streamer,
 };
 use lvs_testkit::Lab;
 
@@ -85,15 +85,52 @@ fn crash(lab: &Lab, d: &Director, bpffs: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The old MASTER returns (empty tables, higher priority): it finishes its
+/// bulk sync from the BACKUP before it preempts (each within `within_s`
+/// seconds), and the BACKUP steps down (its `backup_states`-th BACKUP
+/// state).
+fn return_warm(
+    master: &mut Director,
+    backup: &Director,
+    within_s: u64,
+    backup_states: usize,
+    what: &str,
+) -> Result<()> {
+    let within = Duration::from_secs(within_s);
+    let t0 = std::time::Instant::now();
+    master.start()?;
+    master.wait_log("bulk sync done", within)?;
+    let synced_at = t0.elapsed();
+    // (A new process: its log starts anew.)
+    master.wait_log("(VI_1) Entering MASTER STATE", within)?;
+    let master_at = t0.elapsed();
+    backup.wait_log_count(
+        "(VI_1) Entering BACKUP STATE",
+        backup_states,
+        Duration::from_secs(5),
+    )?;
+    let log = master.log();
+    let bulk_line = log
+        .lines()
+        .find(|l| l.contains("bulk sync done"))
+        .unwrap_or_default();
+    eprintln!(
+        "{what}: bulk sync done {:.2} s after start, MASTER at {:.2} s; {bulk_line}",
+        synced_at.as_secs_f64(),
+        master_at.as_secs_f64()
+    );
+    ensure!(
+        synced_at <= master_at,
+        "{what}: preemption waited for the bulk sync"
+    );
+    Ok(())
+}
+
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> Result<()> {
     let lab = Lab::create(vrrp_pair_spec(3, 80))?;
-    let VrrpPair {
-        mut master,
-        backup,
-        bpffs,
-    } = VrrpPair::start(&lab, config, &IN_INSTANCE_START)?;
+    let (mut master, backup, bpffs) = start_vrrp_pair(&lab, config, &IN_INSTANCE_START)?;
 
     // 40 connections through the master.
     let addrs = lab.client_addrs().to_vec();
@@ -112,31 +149,10 @@ fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> R
     // The master returns with empty tables and the higher priority, while
     // every connection keeps streaming.
     let streamer = Streamer::start(all);
-    let t0 = std::time::Instant::now();
-    master.start()?;
-    master.wait_log("bulk sync done", Duration::from_secs(15))?;
-    let synced_at = t0.elapsed();
-    // (A new process: its log starts anew.)
-    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
-    let master_at = t0.elapsed();
-    backup.wait_log_count("(VI_1) Entering BACKUP STATE", 2, Duration::from_secs(5))?;
+    return_warm(&mut master, &backup, 15, 2, "failback after crash")?;
     std::thread::sleep(Duration::from_secs(2));
     let (broken, done, mut all) = streamer.finish();
-    let log = master.log();
-    let bulk_line = log
-        .lines()
-        .find(|l| l.contains("bulk sync done"))
-        .unwrap_or_default()
-        .to_owned();
-    eprintln!(
-        "failback after crash: bulk sync done {:.2} s after start, MASTER at {:.2} s; {bulk_line}; {done} requests on 80 connections, {broken} failed or moved",
-        synced_at.as_secs_f64(),
-        master_at.as_secs_f64()
-    );
-    ensure!(
-        synced_at <= master_at,
-        "preemption waited for the bulk sync"
-    );
+    eprintln!("failback after crash: {done} requests on 80 connections, {broken} failed or moved");
     ensure!(
         broken == 0,
         "{broken} of {done} requests broke during the failback"
@@ -159,10 +175,7 @@ fn a_returning_master_takes_over_warm_after_crash_and_after_graceful_stop() -> R
     master.signal(libc::SIGTERM)?;
     backup.wait_log_count("(VI_1) Entering MASTER STATE", 2, Duration::from_secs(5))?;
     std::thread::sleep(Duration::from_secs(1));
-    master.start()?;
-    master.wait_log("bulk sync done", Duration::from_secs(15))?;
-    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(15))?;
-    backup.wait_log_count("(VI_1) Entering BACKUP STATE", 3, Duration::from_secs(5))?;
+    return_warm(&mut master, &backup, 15, 3, "graceful stop and return")?;
     std::thread::sleep(Duration::from_secs(2));
     let (broken, done, mut all) = streamer.finish();
     eprintln!(
@@ -205,11 +218,7 @@ fn ten_thousand_connections_fail_back_warm() -> Result<()> {
     raise_fd_limit()?;
     let lab = Lab::create(vrrp_pair_spec(3, 100))?;
     // keepalived 2.x's global lvs_sync_daemon here.
-    let VrrpPair {
-        mut master,
-        backup,
-        bpffs,
-    } = VrrpPair::start(&lab, config_global, &GLOBAL_START)?;
+    let (mut master, backup, bpffs) = start_vrrp_pair(&lab, config_global, &GLOBAL_START)?;
 
     // 10 000 connections, 100 per client address.
     let addrs = lab.client_addrs().to_vec();
@@ -221,28 +230,7 @@ fn ten_thousand_connections_fail_back_warm() -> Result<()> {
     crash(&lab, &master, &bpffs.0)?;
     backup.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(6))?;
 
-    let t0 = std::time::Instant::now();
-    master.start()?;
-    master.wait_log("bulk sync done", Duration::from_secs(30))?;
-    let synced_at = t0.elapsed();
-    master.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(30))?;
-    let master_at = t0.elapsed();
-    backup.wait_log_count("(VI_1) Entering BACKUP STATE", 2, Duration::from_secs(5))?;
-    let bulk_line = master
-        .log()
-        .lines()
-        .find(|l| l.contains("bulk sync done"))
-        .unwrap_or_default()
-        .to_owned();
-    eprintln!(
-        "10 000 connections: bulk sync done {:.2} s after start, MASTER at {:.2} s; {bulk_line}",
-        synced_at.as_secs_f64(),
-        master_at.as_secs_f64()
-    );
-    ensure!(
-        synced_at <= master_at,
-        "preemption waited for the bulk sync"
-    );
+    return_warm(&mut master, &backup, 30, 2, "10 000 connections")?;
     // Every one of them carries on with its server through the new master.
     ensure_same_servers(&lab, &mut all, "after failing back with 10 000 connections")?;
     let established = master

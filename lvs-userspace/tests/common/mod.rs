@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use lvs_testkit::{http_get, wait_until, KeepAliveClient, Lab, LabSpec, Pid};
-use lvs_userspace::datapath::Inspector;
+use lvs_userspace::datapath::{read::ConnView, DatapathError, Inspector, State};
 use lvs_userspace::{
     datapath::{
         AttachMode, Attached, Datapath, DesiredBackend, DesiredService, DesiredState, NextHop,
@@ -497,7 +497,7 @@ pub fn ensure_persistence_kept<A: Copy + Into<IpAddr> + Sync>(
     Ok(())
 }
 
-/// How a test starts its [`VrrpPair`].
+/// How a test starts its VRRP pair ([`start_vrrp_pair`]).
 pub struct PairStart {
     /// The VRRP instance that carries the VIP.
     pub instance: &'static str,
@@ -509,81 +509,151 @@ pub struct PairStart {
     pub family: Family,
 }
 
-/// Two directors of a VRRP pair running lvsd on a bpffs of the test's own:
-/// the first with `config("MASTER", 200)`, the second with
-/// `config("BACKUP", 100)`.
-pub struct VrrpPair<'a> {
-    pub master: Director<'a>,
-    pub backup: Director<'a>,
-    pub bpffs: Bpffs,
+impl PairStart {
+    /// The sync labs' pair ([`sync_pair_config`]): ready once the BACKUP's
+    /// connection sync has started, 10 s for each step.
+    pub const fn synced(family: Family) -> Self {
+        PairStart {
+            instance: match family {
+                Family::V4 => "VI_1",
+                Family::V6 => "VI_6",
+            },
+            backup_ready: &["Starting connection sync on bond0"],
+            within_s: (10, 10),
+            family,
+        }
+    }
 }
 
-impl<'a> VrrpPair<'a> {
-    /// Starts them in turn: the first until it is MASTER, then the second
-    /// until it has logged its `backup_ready` lines and is BACKUP; then
-    /// waits until a request through the VIP is answered.
-    pub fn start(
-        lab: &'a Lab,
-        config: impl Fn(&str, u8) -> String,
-        how: &PairStart,
-    ) -> Result<Self> {
-        let bpffs = Bpffs::mount(lab)?;
-        let mut master = Director::new(lab, &bpffs.0, &config("MASTER", 200))?;
-        let mut backup = Director::second(lab, &bpffs.0, &config("BACKUP", 100))?;
-        let (master_within, backup_within) = (
-            Duration::from_secs(how.within_s.0),
-            Duration::from_secs(how.within_s.1),
-        );
-        let instance = how.instance;
-        master.start()?;
-        master.wait_log(
-            &format!("({instance}) Entering MASTER STATE"),
-            master_within,
-        )?;
-        backup.start()?;
-        for line in how.backup_ready {
-            backup.wait_log(line, backup_within)?;
-        }
-        backup.wait_log(
-            &format!("({instance}) Entering BACKUP STATE"),
-            backup_within,
-        )?;
-        match how.family {
-            Family::V4 => wait_forwarding(lab)?,
-            Family::V6 => wait_forwarding6(lab, Duration::from_secs(20))?,
-        }
-        Ok(VrrpPair {
-            master,
-            backup,
-            bpffs,
-        })
+/// keepalived.conf of one director of the sync labs' pair: a VRRP
+/// instance holding `family`'s VIP with `lvs_sync_daemon_interface bond0`,
+/// and the seed's service (wrr 2:3:3:2:2, persistence 120 s) on it.
+pub fn sync_pair_config(family: Family, state: &str, priority: u8) -> String {
+    let (instance, vrid, vip, vip_on_bond0) = match family {
+        Family::V4 => (
+            "VI_1",
+            20,
+            "198.18.0.100",
+            "198.18.0.100/16 dev bond0 label bond0:1",
+        ),
+        Family::V6 => ("VI_6", 60, "2001:2::100", "2001:2::100/64 dev bond0"),
+    };
+    let mut s = format!(
+        "vrrp_instance {instance} {{\n state {state}\n interface bond0\n lvs_sync_daemon_interface bond0\n virtual_router_id {vrid}\n priority {priority}\n advert_int 1\n virtual_ipaddress {{\n  {vip_on_bond0}\n }}\n}}\nvirtual_server {vip} 80 {{\n lb_algo wrr\n lb_kind DR\n persistence_timeout 120\n protocol TCP\n"
+    );
+    for (i, w) in SEED_WEIGHTS.iter().enumerate() {
+        let real: IpAddr = match family {
+            Family::V4 => lvs_testkit::topology::real_server_addr(i).into(),
+            Family::V6 => lvs_testkit::topology::real_server_addr6(i).into(),
+        };
+        s += &format!(" real_server {real} 80 {{\n  weight {w}\n }}\n");
     }
+    s + "}\n"
+}
 
-    /// What sync gives the BACKUP before a takeover: it forwarded nothing
-    /// itself (frames a switch floods to it are not its to forward), then
-    /// within 10 s `in_step` holds (its entries are the MASTER's) and it
-    /// has at least `want` persistence templates (`templates` counts them).
-    pub fn ensure_backup_synced(
-        &self,
-        mut in_step: impl FnMut(&Director, &Director) -> Result<bool>,
-        templates: impl Fn(&Inspector) -> Result<usize>,
-        want: usize,
-    ) -> Result<()> {
-        let before = self.backup.inspect()?.verdicts()?;
-        ensure!(
-            before[lvs_common::verdict::TX as usize] == 0,
-            "the backup forwarded nothing: {before:?}"
-        );
-        wait_until(
-            "connections synced to the backup",
-            Duration::from_secs(10),
-            Duration::from_millis(100),
-            || in_step(&self.master, &self.backup).unwrap_or(false),
-        )?;
-        let n = templates(&self.backup.inspect()?)?;
-        ensure!(n >= want, "persistence templates synced too: {n}");
-        Ok(())
+/// Two directors of a VRRP pair running lvsd on a bpffs of the test's own
+/// (returned with them): the first with `config("MASTER", 200)`, the
+/// second with `config("BACKUP", 100)`, started in turn: the first until
+/// it is MASTER, then the second until it has logged its `backup_ready`
+/// lines and is BACKUP; then until a request through the VIP is answered.
+pub fn start_vrrp_pair<'a>(
+    lab: &'a Lab,
+    config: impl Fn(&str, u8) -> String,
+    how: &PairStart,
+) -> Result<(Director<'a>, Director<'a>, Bpffs)> {
+    let bpffs = Bpffs::mount(lab)?;
+    let mut master = Director::new(lab, &bpffs.0, &config("MASTER", 200))?;
+    let mut backup = Director::second(lab, &bpffs.0, &config("BACKUP", 100))?;
+    let (master_within, backup_within) = (
+        Duration::from_secs(how.within_s.0),
+        Duration::from_secs(how.within_s.1),
+    );
+    let instance = how.instance;
+    master.start()?;
+    master.wait_log(
+        &format!("({instance}) Entering MASTER STATE"),
+        master_within,
+    )?;
+    backup.start()?;
+    for line in how.backup_ready {
+        backup.wait_log(line, backup_within)?;
     }
+    backup.wait_log(
+        &format!("({instance}) Entering BACKUP STATE"),
+        backup_within,
+    )?;
+    match how.family {
+        Family::V4 => wait_forwarding(lab)?,
+        Family::V6 => wait_forwarding6(lab, Duration::from_secs(20))?,
+    }
+    Ok((master, backup, bpffs))
+}
+
+/// The real server a director's backend id names (any service).
+pub fn real_of(d: &Director, id: u32) -> Result<Option<IpAddr>> {
+    Ok(d.inspect()?
+        .services()?
+        .iter()
+        .flat_map(|s| s.backends.iter())
+        .find(|b| b.id == id)
+        .map(|b| b.addr))
+}
+
+/// Whether the backup has every established connection of the master's
+/// that `of_client` picks (at least `clients` of them) with the master's
+/// real server and state, marked as synced. `conns` reads one family's
+/// table (`State::conns` or `State::conns6`).
+pub fn in_step<K: PartialEq>(
+    master: &Director,
+    backup: &Director,
+    conns: fn(&State) -> Result<Vec<ConnView<K>>, DatapathError>,
+    of_client: impl Fn(&K) -> bool,
+    clients: usize,
+) -> Result<bool> {
+    let theirs = conns(&*backup.inspect()?)?;
+    let mut matched = 0;
+    for m in conns(&*master.inspect()?)? {
+        if !of_client(&m.key) || m.conn.state != lvs_common::tcp::ESTABLISHED {
+            continue;
+        }
+        let Some(b) = theirs.iter().find(|b| b.key == m.key) else {
+            return Ok(false);
+        };
+        if b.conn.flags & lvs_common::CONN_F_SYNCED == 0
+            || b.conn.state != m.conn.state
+            || real_of(backup, b.conn.backend)? != real_of(master, m.conn.backend)?
+        {
+            return Ok(false);
+        }
+        matched += 1;
+    }
+    Ok(matched >= clients)
+}
+
+/// What sync gives the BACKUP before a takeover: it forwarded nothing
+/// itself (frames a switch floods to it are not its to forward), then
+/// within 10 s `in_step` holds (its entries are the MASTER's) and it has
+/// at least `want` persistence templates (`templates` counts them).
+pub fn ensure_backup_synced(
+    backup: &Director,
+    mut in_step: impl FnMut() -> Result<bool>,
+    templates: impl Fn(&Inspector) -> Result<usize>,
+    want: usize,
+) -> Result<()> {
+    let before = backup.inspect()?.verdicts()?;
+    ensure!(
+        before[lvs_common::verdict::TX as usize] == 0,
+        "the backup forwarded nothing: {before:?}"
+    );
+    wait_until(
+        "connections synced to the backup",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || in_step().unwrap_or(false),
+    )?;
+    let n = templates(&backup.inspect()?)?;
+    ensure!(n >= want, "persistence templates synced too: {n}");
+    Ok(())
 }
 
 /// Every keep-alive connection still answers, from the same server.
