@@ -129,6 +129,13 @@ fn normalized(state: &State) -> Snapshot {
     snap
 }
 
+/// Every service listed in `format`, as `golden_file` has it.
+fn listed(s: &Snapshot, format: Format, golden_file: &str) -> String {
+    let text = adm::list(s, format, None, None).unwrap();
+    golden(golden_file, &text);
+    text
+}
+
 fn golden(name: &str, got: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/adm")
@@ -213,8 +220,7 @@ fn listings_match_golden_files_and_ipvsadm_formats() {
     let dp = datapath();
     let s = with_extras(normalized(&dp));
 
-    let ln = adm::list(&s, Format::default(), None, None).unwrap();
-    golden("ln.txt", &ln);
+    let ln = listed(&s, Format::default(), "ln.txt");
     // The same table, rebuilt from ipvsadm.c's format strings.
     let mut want = printf(
         "IP Virtual Server version %d.%d.%d (size=%d)\n",
@@ -261,8 +267,7 @@ fn listings_match_golden_files_and_ipvsadm_formats() {
         persistent_conn: true,
         ..Default::default()
     };
-    let lpc = adm::list(&s, pc, None, None).unwrap();
-    golden("persistent_conn.txt", &lpc);
+    let lpc = listed(&s, pc, "persistent_conn.txt");
     let line = lpc.lines().nth(1).unwrap();
     assert_eq!(
         line,
@@ -379,8 +384,7 @@ fn stats_exact_and_large_numbers() {
         exact: true,
         ..Default::default()
     };
-    let got = adm::list(&s, exact, None, None).unwrap();
-    golden("stats_exact.txt", &got);
+    let got = listed(&s, exact, "stats_exact.txt");
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(
         lines[1],
@@ -404,23 +408,12 @@ fn stats_exact_and_large_numbers() {
             };
         }
     }
-    golden(
-        "stats.txt",
-        &adm::list(
-            &big,
-            Format {
-                stats: true,
-                ..Default::default()
-            },
-            None,
-            None,
-        )
-        .unwrap(),
-    );
-    golden(
-        "stats_exact_big.txt",
-        &adm::list(&big, exact, None, None).unwrap(),
-    );
+    let stats = Format {
+        stats: true,
+        ..Default::default()
+    };
+    listed(&big, stats, "stats.txt");
+    listed(&big, exact, "stats_exact_big.txt");
 }
 
 /// `--rate` from two synthetic snapshots 2 s apart.
@@ -784,8 +777,7 @@ fn hashed_schedulers_are_listed_with_their_flags() {
         ],
     });
     let s = normalized(&dp);
-    let ln = adm::list(&s, Format::default(), None, None).unwrap();
-    golden("sched_flags.txt", &ln);
+    let ln = listed(&s, Format::default(), "sched_flags.txt");
     let lines: Vec<&str> = ln.lines().collect();
     assert_eq!(
         lines[3],
@@ -799,12 +791,14 @@ fn hashed_schedulers_are_listed_with_their_flags() {
     assert!(save.contains("-A -t 198.18.0.100:80 -s sh -p 300 -b sh-fallback,sh-port\n"));
 
     // --thresholds: ipvsadm's title and "  -> %-28s %-10u %-10u %-10u %-10u".
-    let th = Format {
-        thresholds: true,
-        ..Default::default()
-    };
-    let lt = adm::list(&s, th, None, None).unwrap();
-    golden("thresholds.txt", &lt);
+    let lt = listed(
+        &s,
+        Format {
+            thresholds: true,
+            ..Default::default()
+        },
+        "thresholds.txt",
+    );
     let lines: Vec<&str> = lt.lines().collect();
     assert_eq!(
         lines[1],

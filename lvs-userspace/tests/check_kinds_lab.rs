@@ -31,7 +31,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use lvs_testkit::{responder_path, Lab, Pid, SpawnOutput};
-use lvs_userspace::check::{CheckEvent, Checkers, Proto, RsKey};
+use lvs_userspace::check::{CheckEvent, Proto, RsKey};
 use tokio::sync::mpsc;
 
 mod check_util;
@@ -43,6 +43,12 @@ const DOWN_BOUND: Duration = Duration::from_secs(4);
 // Slack for a loaded 2-core machine (builds run beside the tests).
 const SLACK: Duration = Duration::from_secs(2);
 const TIMING: &str = "connect_timeout 1\n   retry 1\n   delay_before_retry 1\n   warmup 0";
+
+/// `sysctl -w SETTING` in namespace `ns`.
+fn sysctl(lab: &Lab, ns: &str, setting: &str) -> Result<()> {
+    lab.exec_ok(ns, &["sysctl", "-q", "-w", setting])?;
+    Ok(())
+}
 
 /// PING_CHECK of `k` through a raw socket, then through a datagram socket
 /// (ping_group_range, in the director's namespace, governs ICMPv6 datagram
@@ -92,25 +98,19 @@ fn ping_check_answered_ignored_answered() -> Result<()> {
         "virtual_server 198.18.0.100 80 {{\n delay_loop 1\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {{\n  PING_CHECK {{\n   {TIMING}\n  }}\n }}\n}}\n"
     ));
     let k = key(Proto::Tcp, 80, 11, 80);
-    let icmp = |ignore: &str| -> Result<()> {
-        lab.exec_ok(
+    let icmp = |ignore: &str| {
+        sysctl(
+            &lab,
             &rs_ns,
-            &[
-                "sysctl",
-                "-q",
-                "-w",
-                &format!("net.ipv4.icmp_echo_ignore_all={ignore}"),
-            ],
-        )?;
-        Ok(())
+            &format!("net.ipv4.icmp_echo_ignore_all={ignore}"),
+        )
     };
     with_checkers(&lab, lab.director_ns(0), &cfg, async |_, rx| {
         for ev in ping_raw_then_datagram(rx, &k, ("PING", "PING_CHECK"), icmp).await? {
             assert!(down_reason(&ev).contains("PING_CHECK"), "{ev:?}");
         }
         Ok(())
-    })?;
-    Ok(())
+    })
 }
 
 /// PING_CHECK over ICMPv6: the lab is IPv4-only, so this test enables
@@ -131,19 +131,12 @@ fn ping_check_icmpv6_answered_ignored_answered() -> Result<()> {
             .join(":")
     };
     let dif = lab.director_if().to_string();
-    lab.exec_ok(
+    sysctl(
+        &lab,
         &dir_ns,
-        &[
-            "sysctl",
-            "-q",
-            "-w",
-            &format!("net.ipv6.conf.{dif}.disable_ipv6=0"),
-        ],
+        &format!("net.ipv6.conf.{dif}.disable_ipv6=0"),
     )?;
-    lab.exec_ok(
-        &rs_ns,
-        &["sysctl", "-q", "-w", "net.ipv6.conf.eth0.disable_ipv6=0"],
-    )?;
+    sysctl(&lab, &rs_ns, "net.ipv6.conf.eth0.disable_ipv6=0")?;
     lab.ip_batch(
         &dir_ns,
         &format!(
@@ -168,23 +161,17 @@ fn ping_check_icmpv6_answered_ignored_answered() -> Result<()> {
         rs_addr: "2001:2::11".parse()?,
         rs_port: 80,
     };
-    let icmp = |ignore: &str| -> Result<()> {
-        lab.exec_ok(
+    let icmp = |ignore: &str| {
+        sysctl(
+            &lab,
             &rs_ns,
-            &[
-                "sysctl",
-                "-q",
-                "-w",
-                &format!("net.ipv6.icmp.echo_ignore_all={ignore}"),
-            ],
-        )?;
-        Ok(())
+            &format!("net.ipv6.icmp.echo_ignore_all={ignore}"),
+        )
     };
     with_checkers(&lab, &dir_ns, &cfg, async |_, rx| {
         ping_raw_then_datagram(rx, &k, ("PING6", "PING_CHECK ICMPv6"), icmp).await?;
         Ok(())
-    })?;
-    Ok(())
+    })
 }
 
 fn spawn_responder(lab: &Lab, ns: &str, args: &[&str]) -> Result<Pid> {
@@ -236,8 +223,7 @@ fn udp_check_echo_up_stopped_down_mismatch_down() -> Result<()> {
         )
         .await?;
         Ok(())
-    })?;
-    Ok(())
+    })
 }
 
 fn spawn_dnsmasq(lab: &Lab, ns: &str, dir: &Path) -> Result<Pid> {
@@ -279,8 +265,7 @@ fn spawn_dnsmasq(lab: &Lab, ns: &str, dir: &Path) -> Result<Pid> {
 #[ignore = "needs root: run cargo xtask test"]
 fn dns_check_dnsmasq_answering_stopped_refusing() -> Result<()> {
     let lab = small_lab(1)?;
-    let dir = lab.log_dir().join("dns");
-    std::fs::create_dir_all(&dir)?;
+    let dir = lab_dir(&lab, "dns")?;
     let cfg = parse(&format!(
         "virtual_server 198.18.0.100 53 {{\n delay_loop 1\n lb_kind DR\n protocol UDP\n\
          real_server 198.18.0.11 53 {{\n  DNS_CHECK {{\n   type A\n   name www.lab.test\n   {TIMING}\n  }}\n }}\n}}\n\
@@ -313,8 +298,7 @@ fn dns_check_dnsmasq_answering_stopped_refusing() -> Result<()> {
         )
         .await?;
         Ok(())
-    })?;
-    Ok(())
+    })
 }
 
 #[test]
@@ -357,24 +341,15 @@ fn smtp_check_helo_up_stopped_down_http_is_not_smtp() -> Result<()> {
             "{ev:?}"
         );
         Ok(())
-    })?;
-    Ok(())
+    })
 }
 
 /// FILE_CHECK needs no network: the checkers read a file the test writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_check_value_sets_weight_and_state_with_notify_scripts() -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("lvs-file-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let _cleanup = RemoveDir(dir.clone());
+    let dir = TempDir::new("file-check")?;
     let (weights, switch) = (dir.join("weights"), dir.join("switch"));
-    let log = dir.join("notify.log");
-    let notify = dir.join("notify.sh");
-    std::fs::write(
-        &notify,
-        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", log.display()),
-    )?;
-    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let (notify, log) = notify_logger(&dir)?;
     std::fs::write(&weights, "0\n")?;
     let cfg = parse(&format!(
         "track_file weights {{\n file {w}\n weight 1\n}}\n\
@@ -387,9 +362,7 @@ async fn file_check_value_sets_weight_and_state_with_notify_scripts() -> Result<
         n = notify.display(),
     ));
     let (k1, k2) = (key(Proto::Tcp, 80, 11, 80), key(Proto::Tcp, 80, 12, 80));
-    let (tx, mut rx) = mpsc::channel(64);
-    let mut checkers = Checkers::new(tx);
-    checkers.reconcile(&cfg);
+    let (checkers, mut rx) = start_checkers(&cfg);
     wait_event(&mut rx, Duration::from_secs(2), "rs1 up", is_up(&k1)).await?;
     wait_event(&mut rx, Duration::from_secs(2), "rs2 up", is_up(&k2)).await?;
     assert_eq!(std::fs::read_to_string(&switch)?.trim(), "0", "init_file");
@@ -439,31 +412,15 @@ async fn file_check_value_sets_weight_and_state_with_notify_scripts() -> Result<
     Ok(())
 }
 
-struct RemoveDir(std::path::PathBuf);
-
-impl Drop for RemoveDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `omega`: when the checkers stop, `notify_down` runs for the real servers
 /// still up (and only for virtual servers with `omega`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn omega_runs_notify_down_of_servers_still_up_at_shutdown() -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("lvs-omega-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let _cleanup = RemoveDir(dir.clone());
+    let dir = TempDir::new("omega")?;
     let (up, down) = (dir.join("up"), dir.join("down"));
     std::fs::write(&up, "0\n")?;
     std::fs::write(&down, "1\n")?;
-    let log = dir.join("notify.log");
-    let notify = dir.join("notify.sh");
-    std::fs::write(
-        &notify,
-        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", log.display()),
-    )?;
-    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let (notify, log) = notify_logger(&dir)?;
     let n = notify.display();
     let vs = |port: u16, omega: &str| {
         format!(
@@ -479,22 +436,12 @@ async fn omega_runs_notify_down_of_servers_still_up_at_shutdown() -> Result<()> 
         vs(80, " omega\n"),
         vs(81, ""),
     ));
-    let (tx, mut rx) = mpsc::channel(64);
-    let mut checkers = Checkers::new(tx);
-    checkers.reconcile(&cfg);
+    let (checkers, mut rx) = start_checkers(&cfg);
     for port in [80, 81] {
         let k = key(Proto::Tcp, port, 12, 80);
         wait_event(&mut rx, Duration::from_secs(2), "rs2 down", is_down(&k)).await?;
     }
-    let read = || {
-        let mut l: Vec<String> = std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect();
-        l.sort();
-        l
-    };
+    let read = || sorted_lines(&log);
     let deadline = Instant::now() + Duration::from_secs(3);
     while read() != ["down rs2-80", "down rs2-81"] {
         if Instant::now() > deadline {

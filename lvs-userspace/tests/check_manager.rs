@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use lvs_userspace::check::{CheckEvent, Checkers, Protocol, RsKey};
+use lvs_userspace::check::{CheckEvent, Protocol, RsKey};
 use tokio::{net::TcpListener, sync::mpsc};
 
 mod check_util;
@@ -99,9 +99,7 @@ async fn reload_by_diff_all_checkers_and_ha_suspend() -> Result<()> {
         }
         parse(&(vs(80, "", &s) + &vs(81, " ha_suspend\n", &rs(a, &tcp("")))))
     };
-    let (tx, mut rx) = mpsc::channel(64);
-    let mut checkers = Checkers::new(tx);
-    checkers.reconcile(&cfg(true));
+    let (mut checkers, mut rx) = start_checkers(&cfg(true));
     let mut evs = collect(&mut rx, 3, Duration::from_secs(3)).await?;
     evs.sort_by_key(|e| format!("{e:?}"));
     assert!(evs.contains(&CheckEvent::Up { rs: key(80, a) }), "{evs:?}");
@@ -173,9 +171,7 @@ async fn a_slow_server_does_not_hold_up_another() -> Result<()> {
     let (fast, nfast) = counting_listener("127.0.0.1:0").await?;
     let http = "  HTTP_GET {\n   url {\n    path /\n   }\n   connect_timeout 3\n   retry 0\n   warmup 0\n  }\n";
     let cfg = parse(&vs(80, "", &(rs(slow_addr, http) + &rs(fast, &tcp("")))));
-    let (tx, mut rx) = mpsc::channel(64);
-    let mut checkers = Checkers::new(tx);
-    checkers.reconcile(&cfg);
+    let (checkers, mut rx) = start_checkers(&cfg);
     let t = Instant::now();
     let ev = collect(&mut rx, 1, Duration::from_secs(2)).await?;
     assert_eq!(ev, [CheckEvent::Up { rs: key(80, fast) }]);
@@ -208,9 +204,7 @@ async fn keepalived_log_lines() -> Result<()> {
     let dead: SocketAddr = format!("127.0.0.1:{closed}").parse()?;
     let retry1 = "  TCP_CHECK {\n   connect_timeout 1\n   retry 1\n   delay_before_retry 1\n   warmup 0\n  }\n";
     let cfg = parse(&vs(80, "", &(rs(a, &tcp("")) + &rs(dead, retry1))));
-    let (tx, mut rx) = mpsc::channel(64);
-    let mut checkers = Checkers::new(tx);
-    checkers.reconcile(&cfg);
+    let (checkers, mut rx) = start_checkers(&cfg);
     collect(&mut rx, 2, Duration::from_secs(4)).await?;
     checkers.shutdown().await;
     let text = String::from_utf8(cap.0.lock().unwrap().clone())?;

@@ -5,13 +5,16 @@
 //! no zombie, no stray process.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Result};
-use lvs_userspace::check::{CheckEvent, Checkers, Protocol, RsKey};
+use lvs_userspace::check::{CheckEvent, Protocol, RsKey};
 use tokio::sync::mpsc;
+
+mod check_util;
+use check_util::{runtime, start_checkers, write_script, TempDir};
 
 fn key(last: u8) -> RsKey {
     RsKey {
@@ -109,30 +112,22 @@ fn leftovers(marker: &str) -> (usize, usize) {
 
 #[test]
 fn misc_dynamic_weight_and_timeout() -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("lvs-check-misc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let code: PathBuf = dir.join("code");
-    let script = dir.join("check.sh");
-    std::fs::write(
+    let dir = TempDir::new("check-misc")?;
+    let (code, script) = (dir.join("code"), dir.join("check.sh"));
+    write_script(
         &script,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = 'arg with space' ] || exit 1\nexit $(cat {})\n",
+        &format!(
+            "[ \"$1\" = 'arg with space' ] || exit 1\nexit $(cat {})\n",
             code.display()
         ),
     )?;
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     std::fs::write(&code, "0")?;
     let marker = format!("lvs-misc-marker-{}", std::process::id());
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     let result = rt.block_on(async {
-        let (tx, mut rx) = mpsc::channel(64);
-        let mut checkers = Checkers::new(tx);
         let t = Instant::now();
-        checkers.reconcile(&config(&script, &marker));
+        let (checkers, mut rx) = start_checkers(&config(&script, &marker));
         expect(&mut rx, &[CheckEvent::Up { rs: key(11) }]).await?;
 
         // The sleeping script is killed after misc_timeout: Down.
@@ -190,7 +185,7 @@ fn misc_dynamic_weight_and_timeout() -> Result<()> {
     // Killed scripts are reaped: no zombie, no stray `sleep` of ours.
     std::thread::sleep(Duration::from_millis(300));
     let (zombies, strays) = leftovers(&marker);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     result?;
     assert_eq!(zombies, 0, "zombie children left");
     assert_eq!(strays, 0, "script processes left running");

@@ -141,15 +141,9 @@ fn dead_at_start_leaves_after_one_check_and_bind_errors_change_nothing() -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misc_dynamic_down_then_up_restores_configured_weight() -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("lvs-misc-dyn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let code = dir.join("code");
-    let script = dir.join("check.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\nexit $(cat {})\n", code.display()),
-    )?;
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let dir = TempDir::new("misc-dyn")?;
+    let (code, script) = (dir.join("code"), dir.join("check.sh"));
+    write_script(&script, &format!("exit $(cat {})\n", code.display()))?;
     std::fs::write(&code, "0")?;
     let cfg = parse(&format!(
         "virtual_server 198.18.0.100 80 {{\n delay_loop 1\n lb_kind DR\n protocol TCP\n\
@@ -157,9 +151,7 @@ async fn misc_dynamic_down_then_up_restores_configured_weight() -> Result<()> {
         script.display()
     ));
     let k = key("198.18.0.11");
-    let (tx, mut rx) = mpsc::channel(64);
-    let mut checkers = Checkers::new(tx);
-    checkers.reconcile(&cfg);
+    let (checkers, mut rx) = start_checkers(&cfg);
     let mut next = async |what: &str| -> Result<CheckEvent> {
         match tokio::time::timeout(Duration::from_secs(4), rx.recv()).await {
             Ok(Some(ev)) => Ok(ev),
@@ -193,6 +185,5 @@ async fn misc_dynamic_down_then_up_restores_configured_weight() -> Result<()> {
         .context("state")?;
     assert!(h.up && h.dynamic_weight.is_none(), "{h:?}");
     checkers.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

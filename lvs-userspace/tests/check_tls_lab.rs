@@ -69,8 +69,7 @@ fn make_key(dir: &Path, i: usize, args: &[&str]) -> Result<()> {
 #[ignore = "needs root: run cargo xtask test"]
 fn ssl_get_against_openssl_tls12_tls13_rsa_and_ecdsa_keys() -> Result<()> {
     let lab = small_lab(1)?;
-    let dir = lab.log_dir().join("tls");
-    std::fs::create_dir_all(&dir)?;
+    let dir = lab_dir(&lab, "tls")?;
     for (i, (_, args)) in KEYS.iter().enumerate() {
         make_key(&dir, i, args)?;
     }

@@ -95,6 +95,20 @@ fn forwarded_to(out: &testrun::Outcome, sent: &[u8]) -> u8 {
     n
 }
 
+/// `client:sport`'s connection to `vip`:80 through its handshake: the
+/// real server its SYN went to, which its ACK follows.
+fn handshake(dp: &mut Datapath, client: Ipv6Addr, sport: u16, vip: Ipv6Addr) -> u8 {
+    let s = syn(client, sport, vip);
+    let n = forwarded_to(&run(dp, &s), &s);
+    let ack = tcp6_frame((client, sport), (vip, 80), Flags::ACK, b"");
+    assert_eq!(
+        forwarded_to(&run(dp, &ack), &ack),
+        n,
+        "the ACK follows the SYN"
+    );
+    n
+}
+
 fn syn(client: Ipv6Addr, sport: u16, vip: Ipv6Addr) -> Vec<u8> {
     tcp6_frame((client, sport), (vip, 80), Flags::SYN, b"")
 }
@@ -385,10 +399,7 @@ fn icmp6_error(kind: Icmpv6Type, client_port: u16) -> Vec<u8> {
 #[ignore = "needs root: run cargo xtask test"]
 fn ipv6_icmp_errors_about_a_connection_go_to_its_real_server() {
     let mut dp = open(&state6());
-    let s = syn(CLIENT, 45000, VIP);
-    let n = forwarded_to(&run(&mut dp, &s), &s);
-    let ack = tcp6_frame((CLIENT, 45000), (VIP, 80), Flags::ACK, b"");
-    run(&mut dp, &ack);
+    let n = handshake(&mut dp, CLIENT, 45000, VIP);
     let before = event_count(&dp, event::ICMP_ERROR_FORWARDED);
     for kind in [
         Icmpv6Type::PacketTooBig { mtu: 1280 },

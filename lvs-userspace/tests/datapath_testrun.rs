@@ -60,6 +60,16 @@ fn backend_of(out: &testrun::Outcome) -> u8 {
     out.frame[5]
 }
 
+/// `CLIENT:sport`'s connection to `vip`:80 through its handshake: the
+/// backend its SYN went to, which its ACK follows.
+fn handshake(dp: &mut Datapath, sport: u16, vip: Ipv4Addr) -> u8 {
+    let syn = tcp_frame((CLIENT, sport), (vip, 80), Flags::SYN, b"");
+    let b = backend_of(&run(dp, &syn));
+    let ack = tcp_frame((CLIENT, sport), (vip, 80), Flags::ACK, b"");
+    assert_eq!(backend_of(&run(dp, &ack)), b, "the ACK follows the SYN");
+    b
+}
+
 fn syn(sport: u16) -> Vec<u8> {
     tcp_frame((CLIENT, sport), (VIP, 80), Flags::SYN, b"")
 }
@@ -399,11 +409,8 @@ fn wrr_1200_new_flows_follow_ipvs_order_exactly() {
 #[ignore = "needs root: run cargo xtask test"]
 fn persistence_hit_granularity_and_expiry() {
     let mut dp = open(&seed_state());
-    let first = tcp_frame((CLIENT, 45000), (PVIP, 80), Flags::SYN, b"");
-    let b = backend_of(&run(&mut dp, &first));
     // The handshake completes: the template becomes an established one.
-    let ack = tcp_frame((CLIENT, 45000), (PVIP, 80), Flags::ACK, b"");
-    assert_eq!(backend_of(&run(&mut dp, &ack)), b);
+    let b = handshake(&mut dp, 45000, PVIP);
     // Same client, other connections: same backend (WRR would move on).
     for sport in 45001..45010 {
         let f = tcp_frame((CLIENT, sport), (PVIP, 80), Flags::SYN, b"");
@@ -540,9 +547,7 @@ fn icmp_error(kind: u8, code: u8, client: Ipv4Addr, cport: u16, vip: Ipv4Addr) -
 #[ignore = "needs root: run cargo xtask test"]
 fn icmp_errors_about_a_connection_go_to_its_real_server() {
     let mut dp = open(&seed_state());
-    let b = backend_of(&run(&mut dp, &syn(48500)));
-    let ack = tcp_frame((CLIENT, 48500), (VIP, 80), Flags::ACK, b"");
-    run(&mut dp, &ack);
+    let b = handshake(&mut dp, 48500, VIP);
     // Fragmentation needed: forwarded, only the MACs rewritten.
     let frag_needed = icmp_error(3, 4, CLIENT, 48500, VIP);
     let out = run(&mut dp, &frag_needed);
@@ -566,12 +571,15 @@ fn icmp_errors_about_a_connection_go_to_its_real_server() {
     // director's own: passed untouched.
     for (name, f) in [
         ("unknown connection", icmp_error(3, 4, CLIENT, 1, VIP)),
-        ("another VIP than quoted", {
-            let mut f = icmp_error(3, 4, CLIENT, 48500, VIP);
+        (
+            "another VIP than quoted",
             // Quoted source 198.18.0.101: not the VIP the error went to.
-            f[14 + 20 + 8 + 15] = 101;
-            f
-        }),
+            patched(
+                &icmp_error(3, 4, CLIENT, 48500, VIP),
+                14 + 20 + 8 + 15,
+                &[101],
+            ),
+        ),
         (
             "truncated quote",
             icmp_error(3, 4, CLIENT, 48500, VIP)[..14 + 20 + 8 + 20 + 2].to_vec(),
@@ -671,12 +679,7 @@ fn an_unschedulable_service_does_not_hold_up_the_others() {
 #[ignore = "needs root: run cargo xtask test"]
 fn expire_quiescent_template_sends_persistent_clients_elsewhere() {
     let mut dp = open(&seed_state());
-    let first = tcp_frame((CLIENT, 53000), (PVIP, 80), Flags::SYN, b"");
-    let b = backend_of(&run(&mut dp, &first));
-    run(
-        &mut dp,
-        &tcp_frame((CLIENT, 53000), (PVIP, 80), Flags::ACK, b""),
-    );
+    let b = handshake(&mut dp, 53000, PVIP);
     // Its server goes to weight 0 (inhibit_on_failure, or a drain).
     let mut state = seed_state();
     state.services[2].backends[b as usize - 1].weight = 0;

@@ -9,6 +9,7 @@
 //!
 //! Needs root, `ip`, `ethtool`, `lvs-lab-httpd`.
 
+mod check_util;
 mod common;
 
 use std::{
@@ -17,6 +18,7 @@ use std::{
 };
 
 use anyhow::{ensure, Context, Result};
+use check_util::{sorted_lines, write_script};
 use common::{Bpffs, Director};
 use lvs_testkit::{http_get, wait_until, Lab, LabSpec};
 
@@ -91,21 +93,12 @@ fn a_group_of_4_vips_and_2_ports_forwards_8_services() -> Result<()> {
     }
     let notify_log = lab.log_dir().join("notify.log");
     let notify = lab.log_dir().join("notify.sh");
-    std::fs::write(
+    write_script(
         &notify,
-        format!("#!/bin/sh\necho \"$*\" >> {}\n", notify_log.display()),
+        &format!("echo \"$*\" >> {}\n", notify_log.display()),
     )?;
-    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let config = config(&notify.display().to_string());
-    let notified = || {
-        let mut l: Vec<String> = std::fs::read_to_string(&notify_log)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect();
-        l.sort();
-        l
-    };
+    let notified = || sorted_lines(&notify_log);
     let bpffs = Bpffs::mount(&lab)?;
     let mut d = Director::new(&lab, &bpffs.0, &config)?;
     d.extra_args = vec!["--interface".into(), lab.director_if().into()];

@@ -4,7 +4,10 @@
 
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Result};
 use lvs_testkit::{Lab, LabSpec};
@@ -126,6 +129,72 @@ pub fn small_lab(real_servers: usize) -> Result<Lab> {
     })
 }
 
+/// The checkers of `cfg`, started (on the current runtime), and the
+/// channel of their events.
+pub fn start_checkers(cfg: &lvs_config::Config) -> (Checkers, mpsc::Receiver<CheckEvent>) {
+    let (tx, rx) = mpsc::channel(64);
+    let mut checkers = Checkers::new(tx);
+    checkers.reconcile(cfg);
+    (checkers, rx)
+}
+
+/// A directory of the test's own under the system's temporary directory
+/// (`lvs-NAME-PID`), removed with what it holds on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("lvs-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes an executable shell script: `#!/bin/sh`, then `body`.
+pub fn write_script(path: &Path, body: &str) -> Result<()> {
+    std::fs::write(path, format!("#!/bin/sh\n{body}"))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    Ok(())
+}
+
+/// A notify script in `dir` that appends its two arguments as a line of
+/// `notify.log` there: (the script, the log).
+pub fn notify_logger(dir: &TempDir) -> Result<(PathBuf, PathBuf)> {
+    let (script, log) = (dir.join("notify.sh"), dir.join("notify.log"));
+    write_script(&script, &format!("echo \"$1 $2\" >> {}\n", log.display()))?;
+    Ok((script, log))
+}
+
+/// The lines of a log file the test's scripts append to, sorted (none
+/// while it does not exist).
+pub fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A directory `name` for the test's files under the lab's log directory
+/// (kept with the lab's logs).
+pub fn lab_dir(lab: &Lab, name: &str) -> Result<PathBuf> {
+    let dir = lab.log_dir().join(name);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// Runs the checkers of `cfg` in namespace `ns` (on their own runtime)
 /// while `body` reads their events (and may reload or inspect them); then
 /// shuts them down.
@@ -137,9 +206,7 @@ pub fn with_checkers(
 ) -> Result<()> {
     lab.run_in_netns(ns, || -> Result<()> {
         runtime()?.block_on(async {
-            let (tx, mut rx) = mpsc::channel(64);
-            let mut checkers = Checkers::new(tx);
-            checkers.reconcile(cfg);
+            let (mut checkers, mut rx) = start_checkers(cfg);
             body(&mut checkers, &mut rx).await?;
             checkers.shutdown().await;
             Ok(())
