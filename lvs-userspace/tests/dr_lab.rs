@@ -11,11 +11,26 @@ use std::time::Duration;
 use anyhow::Result;
 use common::{program_director, seed_spec, SEED_WEIGHTS};
 use lvs_common::verdict;
-use lvs_testkit::{http_load, Lab};
+use lvs_testkit::Lab;
 use lvs_userspace::datapath::{AttachMode, Options};
 
 /// Removes a test's pinned instance even when the test fails.
 struct PinGuard(String);
+
+/// The seed lab with `clients` client addresses, and options for a pinned
+/// instance of the test's own (`test-NAME-PID`, a connection table of
+/// `conn_table_size`) with the guard that removes it.
+fn pinned_lab(
+    clients: usize,
+    name: &str,
+    conn_table_size: u32,
+) -> Result<(Lab, PinGuard, Options)> {
+    let lab = Lab::create(seed_spec(clients))?;
+    let instance = format!("test-{name}-{}", std::process::id());
+    let mut opts = Options::new(&instance);
+    opts.conn_table_size = conn_table_size;
+    Ok((lab, PinGuard(instance), opts))
+}
 
 impl Drop for PinGuard {
     fn drop(&mut self) {
@@ -103,10 +118,7 @@ fn lab_persistence_pins_each_client_and_networks_are_independent() -> Result<()>
         1,
         "each client stays on one server"
     );
-    let ns2 = lab.second_client_ns().expect("second client network");
-    let r2 = http_load(&lab, ns2, lab.second_client_addrs(), lab.service(), 5, 10)?;
-    r2.ensure_no_failures()?;
-    assert_eq!(r2.max_servers_per_client(), 1);
+    common::load_second_network_pinned(&lab, 5)?;
     assert!(
         report.per_body.len() >= 4,
         "clients spread over the pool: {}",
@@ -118,11 +130,7 @@ fn lab_persistence_pins_each_client_and_networks_are_independent() -> Result<()>
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn restarted_agent_readopts_the_running_datapath_without_dropping_a_flow() -> Result<()> {
-    let lab = Lab::create(seed_spec(20))?;
-    let instance = format!("test-readopt-{}", std::process::id());
-    let _guard = PinGuard(instance.clone());
-    let mut opts = Options::new(&instance);
-    opts.conn_table_size = 65536;
+    let (lab, _guard, opts) = pinned_lab(20, "readopt", 65536)?;
     let (dp, first) = program_director(&lab, AttachMode::Generic, &opts, None)?;
     assert!(!first.adopted);
     // A long-lived keep-alive connection through the VIP.
@@ -162,11 +170,7 @@ fn restarted_agent_readopts_the_running_datapath_without_dropping_a_flow() -> Re
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn bpftool_dumps_pinned_maps_with_field_names() -> Result<()> {
-    let lab = Lab::create(seed_spec(4))?;
-    let instance = format!("test-bpftool-{}", std::process::id());
-    let _guard = PinGuard(instance.clone());
-    let mut opts = Options::new(&instance);
-    opts.conn_table_size = 4096;
+    let (lab, _guard, opts) = pinned_lab(4, "bpftool", 4096)?;
     let (dp, _) = program_director(&lab, AttachMode::Generic, &opts, Some(60))?;
     let dir = dp.pin_dir().unwrap().to_owned();
     for (map, field) in [

@@ -120,26 +120,21 @@ fn flood_case(table: u32, factor: u64, persistence: Option<u32>) -> Result<()> {
     Ok(())
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn syn_flood_1000x_a_4096_table_breaks_no_connection() -> Result<()> {
-    flood_case(4096, 1000, None)
+/// One lab test per flood case: `flood_case(table size, SYNs per table
+/// entry, persistence)`.
+macro_rules! flood_tests {
+    ($($name:ident: $table:expr, $times:expr, $persistence:expr;)*) => {$(
+        #[test]
+        #[ignore = "needs root: run cargo xtask test"]
+        fn $name() -> Result<()> {
+            flood_case($table, $times, $persistence)
+        }
+    )*};
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn syn_flood_1000x_a_4096_table_with_persistence_breaks_no_connection() -> Result<()> {
-    flood_case(4096, 1000, Some(120))
-}
-
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn syn_flood_50x_a_65536_table_breaks_no_connection() -> Result<()> {
-    flood_case(65536, 50, None)
-}
-
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn syn_flood_50x_a_65536_table_with_persistence_breaks_no_connection() -> Result<()> {
-    flood_case(65536, 50, Some(120))
+flood_tests! {
+    syn_flood_1000x_a_4096_table_breaks_no_connection: 4096, 1000, None;
+    syn_flood_1000x_a_4096_table_with_persistence_breaks_no_connection: 4096, 1000, Some(120);
+    syn_flood_50x_a_65536_table_breaks_no_connection: 65536, 50, None;
+    syn_flood_50x_a_65536_table_with_persistence_breaks_no_connection: 65536, 50, Some(120);
 }

@@ -91,10 +91,7 @@ fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
     report.ensure_weights(&weights, 0.05)?;
 
     // Another client network is scheduled independently.
-    let ns2 = lab.second_client_ns().context("cl2")?;
-    let r2 = http_load(&lab, ns2, lab.second_client_addrs(), lab.service(), 3, 10)?;
-    r2.ensure_no_failures()?;
-    assert_eq!(r2.max_servers_per_client(), 1);
+    let r2 = common::load_second_network_pinned(&lab, 3)?;
     assert!(
         r2.per_body.len() >= 3,
         "second network spread: {}",

@@ -807,6 +807,28 @@ pub fn load_every_client_of(
     )
 }
 
+/// HTTP load from every address of the second client network (`requests`
+/// each, 10 at a time): all answered, each client by one server (its
+/// persistence template). The report.
+pub fn load_second_network_pinned(lab: &Lab, requests: usize) -> Result<lvs_testkit::LoadReport> {
+    let ns2 = lab.second_client_ns().context("a second client network")?;
+    let r = lvs_testkit::http_load(
+        lab,
+        ns2,
+        lab.second_client_addrs(),
+        lab.service(),
+        requests,
+        10,
+    )?;
+    r.ensure_no_failures()?;
+    ensure!(
+        r.max_servers_per_client() == 1,
+        "each client of the second network on one server: {}",
+        r.summary()
+    );
+    Ok(r)
+}
+
 /// `lvsadm ARGS --bpffs BPFFS --instance lab` in the first director's
 /// namespace; its output.
 pub fn lvsadm(lab: &Lab, bpffs: &Path, args: &[&str]) -> Result<String> {
