@@ -163,8 +163,7 @@ fn main() -> Result<()> {
         }
     }
 
-    director.signal(libc::SIGTERM)?;
-    director.wait_log("Stopped lvsd", Duration::from_secs(10))?;
+    director.stop()?;
     drop(inspector);
     drop(bpffs);
     lab.teardown()?;

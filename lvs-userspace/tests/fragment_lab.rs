@@ -17,11 +17,7 @@ use lvs_testkit::{responder_path, Lab, LabSpec, SpawnOutput};
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn a_udp_datagram_larger_than_the_mtu_reaches_a_real_server_whole() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 2,
-        client_addrs: 10,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(2, 10))?;
     let cfg = "vrrp_instance VI_1 {\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n virtual_ipaddress {\n  198.18.0.100/16 dev bond0\n }\n}\n\
          virtual_server 198.18.0.100 80 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n }\n real_server 198.18.0.12 80 {\n }\n}\n\
          virtual_server 198.18.0.100 7 {\n lb_algo rr\n lb_kind DR\n protocol UDP\n real_server 198.18.0.11 7 {\n }\n real_server 198.18.0.12 7 {\n }\n}\n";

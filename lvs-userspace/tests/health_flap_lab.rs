@@ -20,15 +20,7 @@ use lvs_testkit::{Lab, LabSpec};
 fn a_one_interval_check_flap_breaks_no_connection() -> Result<()> {
     let lab = Lab::create(LabSpec::sized(2, 40))?;
     // rs1's check is whatever this file says (0 up, 1 down).
-    let knob = lab.log_dir().join("rs1-check");
-    std::fs::write(&knob, "0")?;
-    let cfg = format!(
-        "vrrp_instance VI_1 {{\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0\n }}\n}}\n\
-         virtual_server 198.18.0.100 80 {{\n delay_loop 1\n lb_algo wrr\n lb_kind DR\n protocol TCP\n\
-          real_server 198.18.0.11 80 {{\n  weight 1\n  MISC_CHECK {{\n   misc_path \"/bin/sh -c 'exit $(cat {})'\"\n   misc_timeout 2\n  }}\n }}\n\
-          real_server 198.18.0.12 80 {{\n  weight 1\n }}\n}}\n",
-        knob.display()
-    );
+    let (knob, cfg) = common::rs1_misc_checked(&lab, "", "")?;
     let bpffs = Bpffs::mount(&lab)?;
     let d = Director::forwarding(&lab, &bpffs.0, &cfg)?;
     let conns = keep_alive_clients(&lab, lab.client_addrs())?;

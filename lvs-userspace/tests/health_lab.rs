@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use common::{wait_forwarding, Bpffs, Director};
 use lvs_testkit::{http_get, Lab, LabSpec};
 
@@ -43,14 +43,13 @@ fn config() -> String {
 fn a_dead_real_server_is_removed_in_time_and_no_request_fails_after() -> Result<()> {
     let lab = Lab::create(LabSpec::sized(3, 60))?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &config())?;
     let status_file = lab.log_dir().join("status.json");
-    d.extra_args = vec![
-        "--status-file".into(),
-        status_file.to_string_lossy().into_owned(),
-    ];
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding_with(
+        &lab,
+        &bpffs.0,
+        &config(),
+        &["--status-file", status_file.to_str().context("path")?],
+    )?;
     d.wait_log(
         "Activating healthchecker for service [198.18.0.13]:tcp:80",
         Duration::from_secs(5),
@@ -253,12 +252,11 @@ fn http_get_status_and_digest_and_ssl_get() -> Result<()> {
     r.ensure_weights(&[("rs1", 1), ("rs3", 1)], 0.05)?;
 
     // A wrong status code takes rs1 down too.
-    d.write_config(&config_checked(&[
+    d.reload(&config_checked(&[
         (1, 1, http_get_block(&md5("rs1\n"), "201-299")),
         (2, 1, String::new()),
         (3, 1, String::new()),
     ]))?;
-    d.signal(libc::SIGHUP)?;
     d.wait_log(
         "HTTP status code error to server [198.18.0.11]:tcp:80",
         Duration::from_secs(6),
@@ -313,11 +311,9 @@ fn tls_server(cert: Vec<u8>, key: Vec<u8>) {
 fn misc_dynamic_sets_the_weight_and_the_split_follows() -> Result<()> {
     let lab = Lab::create(LabSpec::sized(2, 60))?;
     // The script exits with whatever the file says: 2 + weight.
-    let knob = lab.log_dir().join("rs2-exit");
-    std::fs::write(&knob, "3")?; // weight 1
+    let (knob, script) = common::misc_exit_knob(&lab, "rs2-exit", "3")?; // weight 1
     let block = format!(
-        "  MISC_CHECK {{\n   misc_path \"/bin/sh -c 'exit $(cat {})'\"\n   misc_timeout 2\n   misc_dynamic\n  }}\n",
-        knob.display()
+        "  MISC_CHECK {{\n   misc_path \"{script}\"\n   misc_timeout 2\n   misc_dynamic\n  }}\n"
     );
     let bpffs = Bpffs::mount(&lab)?;
     let mut d = Director::new(
@@ -362,34 +358,41 @@ fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
     let d = Director::forwarding(&lab, &bpffs.0, &cfg)?;
     // One down: weight 1 < quorum 2 — the sorry server answers everything.
     lab.stop_real_server_httpd(0)?;
-    d.wait_log("Lost quorum", Duration::from_secs(6))?;
-    d.wait_log("using its sorry server", Duration::from_secs(3))?;
-    let r = common::load_every_client(&lab, 2, 10)?;
-    r.ensure_no_failures()?;
-    assert_eq!(
-        r.count("rs3"),
-        r.total(),
-        "all to the sorry server: {}",
-        r.summary()
-    );
-    lvs_testkit::wait_until(
-        "quorum_down ran",
-        Duration::from_secs(3),
-        Duration::from_millis(50),
-        || std::fs::read_to_string(&events).is_ok_and(|s| s.contains("down")),
-    )?;
+    sorry_server_takes_all(&lab, &d)?;
+    script_ran(&events, "down")?;
     // Back: quorum gained, the real servers again, quorum_up ran.
     lab.start_real_server_httpd(0)?;
     d.wait_log("Gained quorum", Duration::from_secs(6))?;
     let r = common::load_every_client(&lab, 2, 10)?;
     r.ensure_no_failures()?;
     r.ensure_weights(&[("rs1", 1), ("rs2", 1)], 0.1)?;
+    script_ran(&events, "up")?;
+    Ok(())
+}
+
+/// Waits (3 s at most) until the quorum scripts have written `word` to
+/// `events`.
+fn script_ran(events: &std::path::Path, word: &str) -> Result<()> {
     lvs_testkit::wait_until(
-        "quorum_up ran",
+        &format!("quorum_{word} ran"),
         Duration::from_secs(3),
         Duration::from_millis(50),
-        || std::fs::read_to_string(&events).is_ok_and(|s| s.contains("up")),
-    )?;
+        || std::fs::read_to_string(events).is_ok_and(|s| s.contains(word)),
+    )
+}
+
+/// Quorum lost: lvsd says so and puts the sorry server (rs3) in; every
+/// new connection goes to it.
+fn sorry_server_takes_all(lab: &Lab, d: &Director) -> Result<()> {
+    d.wait_log("Lost quorum", Duration::from_secs(6))?;
+    d.wait_log("using its sorry server", Duration::from_secs(3))?;
+    let r = common::load_every_client(lab, 2, 10)?;
+    r.ensure_no_failures()?;
+    anyhow::ensure!(
+        r.count("rs3") == r.total(),
+        "new connections all to the sorry server: {}",
+        r.summary()
+    );
     Ok(())
 }
 
@@ -400,21 +403,13 @@ fn sorry_server_takes_over_when_quorum_is_lost_and_scripts_run() -> Result<()> {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn quorum_loss_keeps_inhibit_on_failure_connections_working() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        real_servers: 3,
-        client_addrs: 40,
-        ..LabSpec::default()
-    })?;
+    let lab = Lab::create(LabSpec::sized(3, 40))?;
     // rs1's check is whatever this file says (0 up, 1 down).
-    let knob = lab.log_dir().join("rs1-check");
-    std::fs::write(&knob, "0")?;
-    let cfg = format!(
-        "vrrp_instance VI_1 {{\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0\n }}\n}}\n\
-         virtual_server 198.18.0.100 80 {{\n delay_loop 1\n lb_algo wrr\n lb_kind DR\n protocol TCP\n quorum 2\n hysteresis 0\n sorry_server 198.18.0.13 80\n\
-          real_server 198.18.0.11 80 {{\n  weight 1\n  MISC_CHECK {{\n   misc_path \"/bin/sh -c 'exit $(cat {})'\"\n   misc_timeout 2\n  }}\n }}\n\
-          real_server 198.18.0.12 80 {{\n  weight 1\n  inhibit_on_failure\n }}\n}}\n",
-        knob.display()
-    );
+    let (knob, cfg) = common::rs1_misc_checked(
+        &lab,
+        " quorum 2\n hysteresis 0\n sorry_server 198.18.0.13 80\n",
+        "  inhibit_on_failure\n",
+    )?;
     let bpffs = Bpffs::mount(&lab)?;
     let mut d = Director::new(&lab, &bpffs.0, &cfg)?;
     d.start()?;
@@ -429,16 +424,7 @@ fn quorum_loss_keeps_inhibit_on_failure_connections_working() -> Result<()> {
     // rs1 fails: weight 1 < quorum 2. The sorry server comes in; rs2
     // (up, inhibit_on_failure) stays at weight 0.
     std::fs::write(&knob, "1")?;
-    d.wait_log("Lost quorum", Duration::from_secs(6))?;
-    d.wait_log("using its sorry server", Duration::from_secs(3))?;
-    let r = common::load_every_client(&lab, 2, 10)?;
-    r.ensure_no_failures()?;
-    assert_eq!(
-        r.count("rs3"),
-        r.total(),
-        "new connections to the sorry server: {}",
-        r.summary()
-    );
+    sorry_server_takes_all(&lab, &d)?;
     std::thread::sleep(Duration::from_secs(2));
     let (broken, done, mut on_rs2) = streamer.finish();
     eprintln!("quorum lost: {kept} connections kept on rs2, {done} requests, {broken} failed");

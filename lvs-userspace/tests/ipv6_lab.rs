@@ -16,7 +16,7 @@ use common::{
     SEED_WEIGHTS,
 };
 use lvs_common::verdict;
-use lvs_testkit::{http_load, Lab, LabSpec, LoadReport, DEFAULT_VIP6};
+use lvs_testkit::{Lab, LabSpec, LoadReport, DEFAULT_VIP6};
 use lvs_userspace::datapath::{AttachMode, Datapath, DesiredState, Options};
 
 const CLIENTS: usize = 200;
@@ -212,19 +212,8 @@ fn lvsd_both_families_then(
     load_split_by_weight(&lab, Family::V4, requests_per_client, "lvsd IPv4")?;
 
     if stop_keeping_datapath {
-        d.signal(libc::SIGTERM)?;
-        d.wait_log("Stopped lvsd", Duration::from_secs(10))?;
-        let r = http_load(
-            &lab,
-            lab.client_ns(),
-            &lab.client_addrs6()[..20],
-            lab.service6(),
-            2,
-            5,
-        )?;
-        println!("IPv6 with lvsd stopped: {}", r.summary());
-        r.ensure_no_failures()?;
-        let out = common::lvsadm(&lab, &bpffs.0, &["-L", "-n"])?;
+        d.stop()?;
+        let out = common::ensure_forwarding_without_lvsd(&lab, &bpffs.0, Family::V6, 20)?;
         assert!(out.contains("TCP  [2001:2::100]:80 wrr\n"), "{out}");
         assert!(out.contains("  -> [2001:2::11]:80"), "{out}");
     }

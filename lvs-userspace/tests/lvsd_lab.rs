@@ -18,7 +18,7 @@ use std::{
 use anyhow::{ensure, Context, Result};
 use common::{
     ensure_same_servers, keep_alive_clients, load_every_client, seed_lab_config, wait_forwarding,
-    Bpffs, Director,
+    Bpffs, Director, Family,
 };
 use lvs_testkit::{http_get, http_load, Lab, LabSpec};
 
@@ -36,12 +36,8 @@ fn lvsd_config_test_on_the_seed_reports_its_slips() -> Result<()> {
         env!("CARGO_MANIFEST_DIR"),
         "/../lvs-config/tests/configs/seed.conf.orig"
     );
-    let out = std::process::Command::new(common::own_bin("lvsd"))
-        .args(["-t", "-f", seed])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stderr);
-    let code = out.status.code().unwrap_or(-1);
-    assert!(code == 0 || code == 4, "exit {code}: {text}");
+    let (code, text) = common::lvsd_test_config(seed.as_ref())?;
+    assert!(matches!(code, Some(0 | 4)), "exit {code:?}: {text}");
     assert!(
         text.contains("seed.conf.orig:41:"),
         "VIP slip with line:col: {text}"
@@ -54,13 +50,9 @@ fn lvsd_config_test_on_the_seed_reports_its_slips() -> Result<()> {
         &broken,
         "virtual_server 198.18.0.100 80 {\n  lb_kind DR\n  real_server 198.18.0.300 80 {\n  }\n}\n",
     )?;
-    let out = std::process::Command::new(common::own_bin("lvsd"))
-        .args(["-t", "-f"])
-        .arg(&broken)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stderr);
+    let (code, text) = common::lvsd_test_config(&broken)?;
     std::fs::remove_file(&broken)?;
-    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert_eq!(code, Some(3), "{text}");
     assert!(
         text.contains(":3:15:"),
         "bad IP pointed at line 3 col 15: {text}"
@@ -154,8 +146,7 @@ fn lvsd_forwards_the_seed_with_its_weights_and_persistence() -> Result<()> {
         "{lnc}"
     );
 
-    d.signal(libc::SIGTERM)?;
-    d.wait_log("Stopped lvsd", Duration::from_secs(10))?;
+    d.stop()?;
     Ok(())
 }
 
@@ -227,8 +218,7 @@ fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Resu
 
         std::thread::sleep(Duration::from_millis(500));
         // Weight change (rs1 1 → 3), add rs5, remove rs4.
-        d.write_config(&config_with(&[(1, 3), (2, 1), (3, 1), (5, 1)]))?;
-        d.signal(libc::SIGHUP)?;
+        d.reload(&config_with(&[(1, 3), (2, 1), (3, 1), (5, 1)]))?;
         d.wait_log(
             "Adding service [198.18.0.15]:tcp:80",
             Duration::from_secs(10),
@@ -254,8 +244,7 @@ fn sighup_under_load_changes_weights_adds_and_drains_without_a_failure() -> Resu
     report.ensure_weights(&[("rs1", 3), ("rs2", 1), ("rs3", 1), ("rs5", 1)], 0.05)?;
 
     // An invalid file is refused; the old config keeps forwarding.
-    d.write_config("virtual_server 198.18.0.100 80 {\n real_server 198.18.0.999 80 {\n")?;
-    d.signal(libc::SIGHUP)?;
+    d.reload("virtual_server 198.18.0.100 80 {\n real_server 198.18.0.999 80 {\n")?;
     d.wait_log("new configuration refused", Duration::from_secs(10))?;
     let r = http_load(
         &lab,
@@ -287,8 +276,7 @@ fn a_reload_says_what_only_a_restart_changes() -> Result<()> {
         " interface bond0\n",
         " interface bond0\n lvs_sync_daemon_interface bond0\n",
     );
-    d.write_config(&with_sync)?;
-    d.signal(libc::SIGHUP)?;
+    d.reload(&with_sync)?;
     d.wait_log(
         "Adding service [198.18.0.13]:tcp:80",
         Duration::from_secs(10),
@@ -350,10 +338,12 @@ fn kill_9_and_restart_loses_no_connection() -> Result<()> {
 fn metrics_agree_with_lvsadm_stats() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &config_with(&[(1, 2), (2, 3), (3, 3)]))?;
-    d.extra_args = vec!["--metrics".into(), "198.18.0.2:9105".into()];
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding_with(
+        &lab,
+        &bpffs.0,
+        &config_with(&[(1, 2), (2, 3), (3, 3)]),
+        &["--metrics", "198.18.0.2:9105"],
+    )?;
     d.wait_log(
         "Serving metrics on http://198.18.0.2:9105/metrics",
         Duration::from_secs(5),
@@ -426,27 +416,19 @@ fn metrics_agree_with_lvsadm_stats() -> Result<()> {
 fn lvsadm_works_while_lvsd_is_stopped_with_keep_datapath() -> Result<()> {
     let lab = lab()?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &config_with(&[(1, 1), (2, 1)]))?;
-    d.extra_args = vec!["--keep-datapath".into()];
-    d.start()?;
-    wait_forwarding(&lab)?;
-    d.signal(libc::SIGTERM)?;
+    let d = Director::forwarding_with(
+        &lab,
+        &bpffs.0,
+        &config_with(&[(1, 1), (2, 1)]),
+        &["--keep-datapath"],
+    )?;
+    d.stop()?;
     d.wait_log(
         "--keep-datapath: leaving the data path forwarding",
         Duration::from_secs(10),
     )?;
-    d.wait_log("Stopped lvsd", Duration::from_secs(10))?;
     // Still forwarding, and lvsadm reads it.
-    let r = http_load(
-        &lab,
-        lab.client_ns(),
-        &lab.client_addrs()[..10],
-        lab.service(),
-        2,
-        5,
-    )?;
-    r.ensure_no_failures()?;
-    let out = common::lvsadm(&lab, &bpffs.0, &["-L", "-n"])?;
+    let out = common::ensure_forwarding_without_lvsd(&lab, &bpffs.0, Family::V4, 10)?;
     assert!(out.contains("TCP  198.18.0.100:80 wrr\n"), "{out}");
     assert!(
         out.contains("  -> 198.18.0.12:80               Route   1"),

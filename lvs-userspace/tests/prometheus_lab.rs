@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use common::{load_every_client, lvsadm, wait_forwarding, Bpffs, Director};
+use common::{load_every_client, lvsadm, Bpffs, Director};
 use lvs_testkit::{process, wait_until, Lab, LabSpec};
 
 const ALERTS: &str = concat!(
@@ -105,10 +105,7 @@ fn query(lab: &Lab, api: &str, q: &str) -> Result<Option<u64>> {
 fn prometheus_scrapes_lvsd_and_promql_matches_lvsadm() -> Result<()> {
     let lab = Lab::create(LabSpec::sized(3, 40))?;
     let bpffs = Bpffs::mount(&lab)?;
-    let mut d = Director::new(&lab, &bpffs.0, &config())?;
-    d.extra_args = vec!["--metrics".into(), METRICS.into()];
-    d.start()?;
-    wait_forwarding(&lab)?;
+    let d = Director::forwarding_with(&lab, &bpffs.0, &config(), &["--metrics", METRICS])?;
     d.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(10))?;
 
     // The exposition, as promtool sees it.

@@ -158,8 +158,7 @@ fn a_group_of_4_vips_and_2_ports_forwards_8_services() -> Result<()> {
     .with_context(|| format!("{:?}", notified()))?;
     // omega: stopping runs rs1's notify_down (still up) and the group's
     // quorum_down (quorum still up), once each.
-    d.signal(libc::SIGTERM)?;
-    d.wait_log("Stopped lvsd", Duration::from_secs(10))?;
+    d.stop()?;
     ensure!(
         notified() == ["down rs1", "down rs2", "quorum_down"],
         "{:?}",
@@ -175,11 +174,7 @@ fn a_group_of_4_vips_and_2_ports_forwards_8_services() -> Result<()> {
             "198.18.0.100-103 8080\n    fwmark 7\n",
         ),
     )?;
-    let out = std::process::Command::new(common::own_bin("lvsd"))
-        .args(["-t", "-f"])
-        .arg(&conf)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stderr);
+    let (_, text) = common::lvsd_test_config(&conf)?;
     ensure!(
         text.contains("fwmark.conf:4:5:")
             && text.contains("fwmark 7: fwmark services are not supported")

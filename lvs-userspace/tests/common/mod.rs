@@ -305,10 +305,34 @@ impl<'a> Director<'a> {
     /// lvsd with `config` on the first director, started, once a request
     /// through the VIP succeeds.
     pub fn forwarding(lab: &'a Lab, bpffs: &Path, config: &str) -> Result<Self> {
+        Director::forwarding_with(lab, bpffs, config, &[])
+    }
+
+    /// [`Director::forwarding`] with more lvsd arguments.
+    pub fn forwarding_with(
+        lab: &'a Lab,
+        bpffs: &Path,
+        config: &str,
+        extra_args: &[&str],
+    ) -> Result<Self> {
         let mut d = Director::new(lab, bpffs, config)?;
+        d.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
         d.start()?;
         wait_forwarding(lab)?;
         Ok(d)
+    }
+
+    /// Writes `config` over lvsd's file and sends SIGHUP (keepalived's
+    /// reload).
+    pub fn reload(&self, config: &str) -> Result<()> {
+        self.write_config(config)?;
+        self.signal(libc::SIGHUP)
+    }
+
+    /// SIGTERM, then waits (10 s at most) until lvsd says it stopped.
+    pub fn stop(&self) -> Result<()> {
+        self.signal(libc::SIGTERM)?;
+        self.wait_log("Stopped lvsd", Duration::from_secs(10))
     }
 
     pub fn write_config(&self, config: &str) -> Result<()> {
@@ -829,6 +853,47 @@ pub fn load_second_network_pinned(lab: &Lab, requests: usize) -> Result<lvs_test
     Ok(r)
 }
 
+/// A file in the lab's log directory whose content a MISC_CHECK's script
+/// exits with (0 up, 1 down; with `misc_dynamic` 2 + the weight), written
+/// as `initial`; and that script, for `misc_path "…"`.
+pub fn misc_exit_knob(lab: &Lab, name: &str, initial: &str) -> Result<(PathBuf, String)> {
+    let knob = lab.log_dir().join(name);
+    std::fs::write(&knob, initial)?;
+    let script = format!("/bin/sh -c 'exit $(cat {})'", knob.display());
+    Ok((knob, script))
+}
+
+/// With lvsd stopped by `--keep-datapath`: new connections of the first
+/// `clients` client addresses of `family` (2 each) are still answered,
+/// and `lvsadm -L -n` lists the pinned state. The listing.
+pub fn ensure_forwarding_without_lvsd(
+    lab: &Lab,
+    bpffs: &Path,
+    family: Family,
+    clients: usize,
+) -> Result<String> {
+    let addrs = &family.client_addrs(lab)[..clients];
+    let r = lvs_testkit::http_load(lab, lab.client_ns(), addrs, family.service(lab), 2, 5)?;
+    println!("{family:?} with lvsd stopped: {}", r.summary());
+    r.ensure_no_failures()?;
+    lvsadm(lab, bpffs, &["-L", "-n"])
+}
+
+/// keepalived.conf of the MISC_CHECK labs: VI_1 holding the VIP, a wrr
+/// virtual server (`vs_extra` lines added) whose rs1 has a MISC_CHECK
+/// (`misc_timeout 2`) and rs2 none (`rs2_extra` lines added); and the file
+/// that decides rs1's check (0 up, 1 down), up at first.
+pub fn rs1_misc_checked(lab: &Lab, vs_extra: &str, rs2_extra: &str) -> Result<(PathBuf, String)> {
+    let (knob, script) = misc_exit_knob(lab, "rs1-check", "0")?;
+    let cfg = format!(
+        "vrrp_instance VI_1 {{\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n virtual_ipaddress {{\n  198.18.0.100/16 dev bond0\n }}\n}}\n\
+         virtual_server 198.18.0.100 80 {{\n delay_loop 1\n lb_algo wrr\n lb_kind DR\n protocol TCP\n{vs_extra}\
+          real_server 198.18.0.11 80 {{\n  weight 1\n  MISC_CHECK {{\n   misc_path \"{script}\"\n   misc_timeout 2\n  }}\n }}\n\
+          real_server 198.18.0.12 80 {{\n  weight 1\n{rs2_extra} }}\n}}\n"
+    );
+    Ok((knob, cfg))
+}
+
 /// `lvsadm ARGS --bpffs BPFFS --instance lab` in the first director's
 /// namespace; its output.
 pub fn lvsadm(lab: &Lab, bpffs: &Path, args: &[&str]) -> Result<String> {
@@ -842,6 +907,19 @@ pub fn lvsadm(lab: &Lab, bpffs: &Path, args: &[&str]) -> Result<String> {
         "lab",
     ]);
     lab.exec_ok(lab.director_ns(0), &argv)
+}
+
+/// `lvsd -t -f CONFIG` (check the file, start nothing), run here: its exit
+/// code and what it printed on stderr.
+pub fn lvsd_test_config(config: &Path) -> Result<(Option<i32>, String)> {
+    let out = std::process::Command::new(own_bin("lvsd"))
+        .args(["-t", "-f"])
+        .arg(config)
+        .output()?;
+    Ok((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 /// `lvsd -n -l ARGS` run to its end in the first director's namespace
