@@ -15,7 +15,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use common::{Bpffs, CpuWindow, Director};
-use lvs_testkit::{Lab, LabSpec};
 
 #[derive(Parser)]
 struct Args {
@@ -39,10 +38,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let lab = Lab::create(LabSpec {
-        httpd: false,
-        ..LabSpec::sized(1, 1)
-    })?;
+    let lab = common::lab_without_httpd(1)?;
     let ports: Vec<String> = (0..args.servers)
         .map(|i| format!("0.0.0.0:{}", 10000 + i))
         .collect();

@@ -18,7 +18,6 @@ use aya::maps::{HashMap, Map, MapData};
 use clap::Parser;
 use common::{Bpffs, CpuWindow, Director};
 use lvs_common::{map_names, tcp, Conn, FlowKey, IPPROTO_TCP};
-use lvs_testkit::{Lab, LabSpec};
 use lvs_userspace::datapath::{pins::PinDir, read::monotonic_ns};
 
 #[derive(Parser)]
@@ -35,10 +34,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let lab = Lab::create(LabSpec {
-        httpd: false,
-        ..LabSpec::sized(5, 1)
-    })?;
+    let lab = common::lab_without_httpd(5)?;
     let mut cfg = String::from(
         "vrrp_instance VI_1 {\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n virtual_ipaddress {\n  198.18.0.100/16 dev bond0\n }\n}\nvirtual_server 198.18.0.100 80 {\n delay_loop 6\n lb_algo wrr\n lb_kind DR\n protocol TCP\n",
     );

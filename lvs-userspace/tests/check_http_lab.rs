@@ -54,32 +54,20 @@ fn config(good_digest: &str, tls_digest: &str) -> lvs_config::Config {
     let http = |url: &str| {
         format!("HTTP_GET {{\n   url {{\n    {url}\n   }}\n   connect_timeout 1\n   retry 0\n   warmup 0\n  }}")
     };
-    let mut s = String::new();
-    s += &vs(
-        80,
-        "198.18.0.11",
-        80,
-        &http(&format!("path /\n    digest {good_digest}")),
-    );
-    s += &vs(81, "198.18.0.11", 80, &http("path /\n    status_code 404"));
-    s += &vs(
-        82,
-        "198.18.0.11",
-        80,
-        &http("path /\n    digest 00000000000000000000000000000000"),
-    );
-    s += &vs(
-        83,
-        "198.18.0.11",
-        80,
-        &http("path /\n    regex \"^rs[0-9]\""),
-    );
-    s += &vs(
-        84,
-        "198.18.0.11",
-        80,
-        &http("path /\n    regex \"^nomatch\""),
-    );
+    // rs1's HTTP server, one virtual server per check.
+    let mut s: String = [
+        (80, format!("path /\n    digest {good_digest}")),
+        (81, "path /\n    status_code 404".into()),
+        (
+            82,
+            "path /\n    digest 00000000000000000000000000000000".into(),
+        ),
+        (83, "path /\n    regex \"^rs[0-9]\"".into()),
+        (84, "path /\n    regex \"^nomatch\"".into()),
+    ]
+    .iter()
+    .map(|(port, url)| vs(*port, "198.18.0.11", 80, &http(url)))
+    .collect();
     s += &vs(
         443,
         "198.18.0.12",
@@ -88,9 +76,7 @@ fn config(good_digest: &str, tls_digest: &str) -> lvs_config::Config {
             "SSL_GET {{\n   url {{\n    path /health\n    digest {tls_digest}\n    status_code 200-299\n   }}\n   enable_sni\n   sni_name {SNI}\n   connect_timeout 1\n   retry 0\n   warmup 0\n  }}"
         ),
     );
-    let parsed = lvs_config::parse_str("check_http.conf", &s, &Default::default());
-    assert!(!parsed.diagnostics.has_errors(), "{:?}", parsed.diagnostics);
-    parsed.config
+    parse(&s)
 }
 
 /// A TLS server answering every request with `TLS_BODY`, until `stop`.
@@ -225,24 +211,19 @@ fn http_get_and_ssl_get() -> Result<()> {
                 "the TLS server saw no SNI {SNI}"
             );
 
-            // Reload with a wrong digest for VS :80: that checker restarts and fails.
-            checkers.reconcile(&config("ffffffffffffffffffffffffffffffff", &tls_digest));
-            wait_event(
-                &mut rx,
-                Duration::from_secs(3),
-                "VS :80 Down",
-                is_down(&tcp_key(80, 11, 80)),
-            )
-            .await?;
-            // And back.
-            checkers.reconcile(&config(&digest.digest, &tls_digest));
-            wait_event(
-                &mut rx,
-                Duration::from_secs(3),
-                "VS :80 Up",
-                is_up(&tcp_key(80, 11, 80)),
-            )
-            .await?;
+            // Reload with a wrong digest for VS :80: that checker restarts
+            // and fails; and back.
+            let vs80 = tcp_key(80, 11, 80);
+            for (digest80, up) in [
+                ("ffffffffffffffffffffffffffffffff", false),
+                (digest.digest.as_str(), true),
+            ] {
+                checkers.reconcile(&config(digest80, &tls_digest));
+                let what = format!("VS :80 {}", if up { "Up" } else { "Down" });
+                let (is_up, is_down) = (is_up(&vs80), is_down(&vs80));
+                let verdict = |e: &CheckEvent| if up { is_up(e) } else { is_down(e) };
+                wait_event(&mut rx, Duration::from_secs(3), &what, verdict).await?;
+            }
             checkers.shutdown().await;
             Ok(())
         })

@@ -13,18 +13,25 @@ use common::{
 };
 use lvs_testkit::Lab;
 use lvs_userspace::{
-    datapath::{self, AttachMode, Options},
+    datapath::{AttachMode, Datapath, DesiredState, Options},
     sched::Algorithm,
 };
+
+/// The seed lab (`clients` client addresses) with the data path on its
+/// director (generic XDP) serving the seed service; and that service's
+/// desired state, for the test to change and apply.
+fn seed_lab(clients: usize) -> Result<(Lab, Datapath, DesiredState)> {
+    let lab = Lab::create(seed_spec(clients))?;
+    let (dp, attached) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), None)?;
+    let state = seed_service(&lab, attached.ifindex, None);
+    Ok((lab, dp, state))
+}
 
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn lab_wlc_sends_new_connections_to_the_servers_with_fewer_per_weight() -> Result<()> {
-    let lab = Lab::create(seed_spec(60))?;
-    let (mut dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), None)?;
-    let ifname = lab.director_if().to_owned();
-    let ifindex = lab.run_in_netns(lab.director_ns(0), || datapath::ifindex(&ifname))??;
-    let mut state = seed_service(&lab, ifindex, None);
+    let (lab, mut dp, seed) = seed_lab(60)?;
+    let mut state = seed.clone();
     state.services[0].algo = Algorithm::Wlc;
     // First only rs1 and rs2 take connections (the others quiescent).
     for b in &mut state.services[0].backends[2..] {
@@ -43,7 +50,7 @@ fn lab_wlc_sends_new_connections_to_the_servers_with_fewer_per_weight() -> Resul
     // All five at the seed's weights 2:3:3:2:2: 40 more long-lived
     // connections go where active / weight is least, so the 60 end at
     // 5 per unit of weight: 10 15 15 10 10, the new ones 2 3 15 10 10.
-    state = seed_service(&lab, ifindex, None);
+    state = seed.clone();
     state.services[0].algo = Algorithm::Wlc;
     dp.apply(&state)?;
     let new = keep_alive_clients(&lab, &addrs[20..60])?;
@@ -72,10 +79,7 @@ fn lab_wlc_sends_new_connections_to_the_servers_with_fewer_per_weight() -> Resul
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn lab_sh_and_mh_keep_each_client_on_one_server() -> Result<()> {
-    let lab = Lab::create(seed_spec(40))?;
-    let (mut dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), None)?;
-    let ifname = lab.director_if().to_owned();
-    let ifindex = lab.run_in_netns(lab.director_ns(0), || datapath::ifindex(&ifname))??;
+    let (lab, mut dp, seed) = seed_lab(40)?;
     for algo in [
         Algorithm::Sh {
             port: false,
@@ -86,7 +90,7 @@ fn lab_sh_and_mh_keep_each_client_on_one_server() -> Result<()> {
             fallback: false,
         },
     ] {
-        let mut state = seed_service(&lab, ifindex, None);
+        let mut state = seed.clone();
         state.services[0].algo = algo;
         dp.apply(&state)?;
         let report = load_every_client(&lab, 25, 20)?;
@@ -116,11 +120,7 @@ fn lab_sh_and_mh_keep_each_client_on_one_server() -> Result<()> {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn lab_a_server_at_uthreshold_gets_no_new_connections() -> Result<()> {
-    let lab = Lab::create(seed_spec(40))?;
-    let (mut dp, _) = program_director(&lab, AttachMode::Generic, &Options::ephemeral(), None)?;
-    let ifname = lab.director_if().to_owned();
-    let ifindex = lab.run_in_netns(lab.director_ns(0), || datapath::ifindex(&ifname))??;
-    let mut state = seed_service(&lab, ifindex, None);
+    let (lab, mut dp, mut state) = seed_lab(40)?;
     state.services[0].backends[1].u_threshold = 3;
     state.services[0].backends[1].l_threshold = 2;
     dp.apply(&state)?;

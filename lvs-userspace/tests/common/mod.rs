@@ -42,6 +42,15 @@ pub fn seed_spec(client_addrs: usize) -> LabSpec {
     }
 }
 
+/// A lab of `real_servers` real servers running no HTTP server (the
+/// benches start what they measure) and one client address.
+pub fn lab_without_httpd(real_servers: usize) -> Result<Lab> {
+    Lab::create(LabSpec {
+        httpd: false,
+        ..LabSpec::sized(real_servers, 1)
+    })
+}
+
 /// Two directors whose own VRRP puts the VIP on the MASTER.
 pub fn vrrp_pair_spec(real_servers: usize, client_addrs: usize) -> LabSpec {
     LabSpec {
