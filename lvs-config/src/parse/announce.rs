@@ -13,7 +13,6 @@
 use std::time::Duration;
 
 use super::{leaf, Kw, Parser};
-use crate::diag::Severity;
 use crate::model::{AnnounceDaemon, BgpAnnounce, BgpNeighbor, Config};
 use crate::tree::Node;
 
@@ -43,12 +42,13 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         let Some(w) = p.arg(n, 1) else { return };
         match w.text.as_str() {
             "bird" => d.daemon = Some(AnnounceDaemon::Bird),
-            other => p.diags.add(
-                Severity::Fatal,
-                &w.span,
-                format!("`daemon {other}`: lvsd drives BIRD 2 only"),
-                Some("write `daemon bird`".into()),
-            ),
+            other => p
+                .diags
+                .fatal(
+                    &w.span,
+                    format!("`daemon {other}`: lvsd drives BIRD 2 only"),
+                )
+                .help("write `daemon bird`"),
         }
         p.extra(n, 1);
     }),
@@ -75,21 +75,21 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         match n.words.get(2) {
             Some(kw) if kw.text == "as" => {}
             Some(kw) => {
-                p.diags.add(
-                    Severity::Fatal,
-                    &kw.span,
-                    format!("`neighbor {addr}`: expected `as`, found `{}`", kw.text),
-                    Some(format!("write `neighbor {addr} as 65000`")),
-                );
+                p.diags
+                    .fatal(
+                        &kw.span,
+                        format!("`neighbor {addr}`: expected `as`, found `{}`", kw.text),
+                    )
+                    .help(format!("write `neighbor {addr} as 65000`"));
                 return;
             }
             None => {
-                p.diags.add(
-                    Severity::Fatal,
-                    &n.end_span(),
-                    format!("`neighbor {addr}` needs the peer's AS"),
-                    Some(format!("write `neighbor {addr} as 65000`")),
-                );
+                p.diags
+                    .fatal(
+                        &n.end_span(),
+                        format!("`neighbor {addr}` needs the peer's AS"),
+                    )
+                    .help(format!("write `neighbor {addr} as 65000`"));
                 return;
             }
         }
@@ -130,12 +130,9 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
 
 pub(super) fn parse(p: &mut Parser, cfg: &mut Config, n: &Node) {
     let Some(body) = &n.block else {
-        p.diags.add(
-            Severity::Fatal,
-            n.span(),
-            "`bgp_announce` needs a block",
-            Some("write `bgp_announce { daemon bird ... }`".into()),
-        );
+        p.diags
+            .fatal(n.span(), "`bgp_announce` needs a block")
+            .help("write `bgp_announce { daemon bird ... }`");
         return;
     };
     p.extra(n, 0);
@@ -150,30 +147,21 @@ pub(super) fn parse(p: &mut Parser, cfg: &mut Config, n: &Node) {
     // End of block: what cannot run without.
     let at = n.span();
     let Some(daemon) = d.daemon else {
-        p.diags.add(
-            Severity::Fatal,
-            at,
-            "`bgp_announce` names no daemon",
-            Some("add `daemon bird`".into()),
-        );
+        p.diags
+            .fatal(at, "`bgp_announce` names no daemon")
+            .help("add `daemon bird`");
         return;
     };
     let Some(local_as) = d.local_as else {
-        p.diags.add(
-            Severity::Fatal,
-            at,
-            "`bgp_announce` has no `local_as`",
-            Some("add `local_as 65001` (this director's AS)".into()),
-        );
+        p.diags
+            .fatal(at, "`bgp_announce` has no `local_as`")
+            .help("add `local_as 65001` (this director's AS)");
         return;
     };
     if d.neighbors.is_empty() {
-        p.diags.add(
-            Severity::Fatal,
-            at,
-            "`bgp_announce` has no `neighbor`",
-            Some("add `neighbor ROUTER_ADDR as ROUTER_AS`".into()),
-        );
+        p.diags
+            .fatal(at, "`bgp_announce` has no `neighbor`")
+            .help("add `neighbor ROUTER_ADDR as ROUTER_AS`");
         return;
     }
     cfg.bgp_announce = Some(BgpAnnounce {

@@ -29,7 +29,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
-use crate::diag::{Severity, Span};
+use crate::diag::Span;
 use crate::keywords::{CHECKERS, RS_ALL, VS_ALL};
 use crate::model::{
     Config, Granularity, LbKind, Protocol, RealServer, SorryServer, VirtualServer, VsAddr,
@@ -62,19 +62,18 @@ pub(super) use vsg::parse_vsg;
 /// error, as for NAT and TUN services (exit 4, keepalived's "errors but
 /// would run": the rest of the file runs).
 fn refuse_fwmark(p: &mut Parser, span: &Span, what: &str) {
-    p.diags.add(
-        Severity::Error,
-        span,
-        format!(
+    p.diags
+        .error(
+            span,
+            format!(
             "{what}: fwmark services are not supported: the XDP program runs before netfilter, \
              so no packet carries a mark when lvs-xdp schedules it; left out"
         ),
-        Some(
+        )
+        .help(
             "list the addresses and ports the mark selects instead: `virtual_server ADDR PORT`, \
-             or a `virtual_server_group` with `ADDR[-LAST] PORT` entries"
-                .into(),
-        ),
-    );
+             or a `virtual_server_group` with `ADDR[-LAST] PORT` entries",
+        );
 }
 
 // ------------------------------------------------------------- real_server
@@ -169,12 +168,9 @@ fn lb_kind(p: &mut Parser, n: &Node) -> Option<(LbKind, Span)> {
         "NAT" => LbKind::Nat,
         "TUN" => LbKind::Tun,
         other => {
-            p.diags.add(
-                Severity::Fatal,
-                &w.span,
-                format!("unknown forwarding method `{other}`"),
-                Some("write `DR` (lvs-xdp supports Direct Routing only)".into()),
-            );
+            p.diags
+                .fatal(&w.span, format!("unknown forwarding method `{other}`"))
+                .help("write `DR` (lvs-xdp supports Direct Routing only)");
             return None;
         }
     };
@@ -284,18 +280,15 @@ static VS_KW: &[Kw<VsB>] = &[
         if v4 && !w.text.contains('.') {
             // keepalived reads `24` with inet_aton, i.e. as the netmask
             // 0.0.0.24; neither that nor a /32 is what was meant.
-            p.diags.add(
-                Severity::Fatal,
-                &w.span,
-                format!(
-                    "persistence_granularity `{}` on an IPv4 virtual_server is not a netmask (keepalived would use 0.0.0.{})",
-                    w.text, w.text
-                ),
-                Some(
-                    "write a netmask, e.g. `persistence_granularity 255.255.255.0` for a /24"
-                        .into(),
-                ),
-            );
+            p.diags
+                .fatal(
+                    &w.span,
+                    format!(
+                        "persistence_granularity `{}` on an IPv4 virtual_server is not a netmask (keepalived would use 0.0.0.{})",
+                        w.text, w.text
+                    ),
+                )
+                .help("write a netmask, e.g. `persistence_granularity 255.255.255.0` for a /24");
             return;
         }
         let g = if w.text.contains('.') {
@@ -321,12 +314,9 @@ static VS_KW: &[Kw<VsB>] = &[
             "UDP" => Protocol::Udp,
             "SCTP" => Protocol::Sctp,
             _ => {
-                p.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("unknown protocol `{}`", w.text),
-                    Some("write `protocol TCP`, `UDP` or `SCTP`".into()),
-                );
+                p.diags
+                    .fatal(&w.span, format!("unknown protocol `{}`", w.text))
+                    .help("write `protocol TCP`, `UDP` or `SCTP`");
                 return;
             }
         };
@@ -380,20 +370,24 @@ static VS_KW: &[Kw<VsB>] = &[
     leaf("sorry_server_inhibit", |p, v, n| {
         match &mut v.vs.sorry_server {
             Some(s) => s.inhibit = true,
-            None => p.diags.error(
-                n.span(),
-                "`sorry_server_inhibit` before or without `sorry_server`; ignored",
-            ),
+            None => {
+                p.diags.error(
+                    n.span(),
+                    "`sorry_server_inhibit` before or without `sorry_server`; ignored",
+                );
+            }
         }
     }),
     leaf("sorry_server_lvs_method", |p, v, n| {
         let k = lb_kind(p, n);
         match &mut v.vs.sorry_server {
             Some(s) => s.lb_kind = k.map(|k| k.0),
-            None => p.diags.error(
-                n.span(),
-                "`sorry_server_lvs_method` before or without `sorry_server`; ignored",
-            ),
+            None => {
+                p.diags.error(
+                    n.span(),
+                    "`sorry_server_lvs_method` before or without `sorry_server`; ignored",
+                );
+            }
         }
     }),
     block("real_server", |p, v, n| {
@@ -440,12 +434,9 @@ fn sched(p: &mut Parser, n: &Node) -> Option<String> {
     if SCHEDULERS.contains(&w.text.as_str()) {
         Some(w.text.clone())
     } else {
-        p.diags.add(
-            Severity::Fatal,
-            &w.span,
-            format!("unknown scheduler `{}`", w.text),
-            Some(format!("use one of {}", SCHEDULERS.join(", "))),
-        );
+        p.diags
+            .fatal(&w.span, format!("unknown scheduler `{}`", w.text))
+            .help(format!("use one of {}", SCHEDULERS.join(", ")));
         None
     }
 }
@@ -531,29 +522,27 @@ pub(super) fn parse_vs(p: &mut Parser, cfg: &mut Config, n: &Node) {
             // keepalived adds the second block's real servers to the IPVS
             // service the first block created; the first block's settings
             // stay (its service already exists).
-            p.diags.add(
-                Severity::Warning,
-                &vs.span,
-                format!(
-                    "virtual_server {} is defined twice (first at {}): its real servers are added to the first, its other settings are ignored (as keepalived does)",
-                    vs.addr, prev.span
-                ),
-                Some("merge the two blocks into one".into()),
-            );
+            p.diags
+                .warn(
+                    &vs.span,
+                    format!(
+                        "virtual_server {} is defined twice (first at {}): its real servers are added to the first, its other settings are ignored (as keepalived does)",
+                        vs.addr, prev.span
+                    ),
+                )
+                .help("merge the two blocks into one");
             for r in vs.real_servers {
                 if let Some(dup) = prev
                     .real_servers
                     .iter()
                     .find(|x| x.addr == r.addr && x.port == r.port)
                 {
-                    p.diags.add(
-                        Severity::Error,
+                    p.diags.error(
                         &r.span,
                         format!(
-                            "VS {}: real server {} port {} is duplicated (first at {}) - removing second rs",
-                            prev.addr, r.addr, r.port, dup.span
-                        ),
-                        None,
+                                "VS {}: real server {} port {} is duplicated (first at {}) - removing second rs",
+                                prev.addr, r.addr, r.port, dup.span
+                            ),
                     );
                 } else {
                     prev.real_servers.push(r);
@@ -572,12 +561,14 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
     match b.lb_algo.take() {
         Some(a) => vs.lb_algo = a,
         None => {
-            p.diags.add(
-                Severity::Warning,
-                &vs.span,
-                format!("virtual_server {label}: no `lb_algo`, keepalived's default `wlc` is used"),
-                Some("write `lb_algo wrr` (or rr, wlc, ...)".into()),
-            );
+            p.diags
+                .warn(
+                    &vs.span,
+                    format!(
+                        "virtual_server {label}: no `lb_algo`, keepalived's default `wlc` is used"
+                    ),
+                )
+                .help("write `lb_algo wrr` (or rr, wlc, ...)");
             vs.lb_algo = "wlc".into();
         }
     }
@@ -587,12 +578,14 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             vs.lb_kind_span = Some(s);
         }
         None => {
-            p.diags.add(
-                Severity::Warning,
-                &vs.span,
-                format!("virtual_server {label}: no `lb_kind`, keepalived's default NAT is used"),
-                Some("write `lb_kind DR`".into()),
-            );
+            p.diags
+                .warn(
+                    &vs.span,
+                    format!(
+                        "virtual_server {label}: no `lb_kind`, keepalived's default NAT is used"
+                    ),
+                )
+                .help("write `lb_kind DR`");
             vs.lb_kind = LbKind::Nat;
         }
     }
@@ -606,12 +599,12 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
     if !matches!(vs.addr, VsAddr::Fwmark(_)) && !b.protocol_set {
         // keepalived check_data.c validate_check_config: protocol 0 would be
         // UDP to the kernel, so keepalived sets it explicitly.
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!("Virtual server {label}: no protocol set - defaulting to UDP"),
-            Some("write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP)".into()),
-        );
+        p.diags
+            .error(
+                &vs.span,
+                format!("Virtual server {label}: no protocol set - defaulting to UDP"),
+            )
+            .help("write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP)");
         vs.protocol = Protocol::Udp;
     }
     if vs.protocol != Protocol::Udp
@@ -620,12 +613,12 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
     {
         // keepalived check_data.c: one-packet scheduling is for UDP only;
         // it clears the flag (IPVS would ignore it for TCP anyway).
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!("Virtual server {label}: one packet scheduling requires UDP - resetting"),
-            Some("remove `ops`: it applies to UDP services only".into()),
-        );
+        p.diags
+            .error(
+                &vs.span,
+                format!("Virtual server {label}: one packet scheduling requires UDP - resetting"),
+            )
+            .help("remove `ops`: it applies to UDP services only");
         vs.lb_flags.retain(|f| f != "ops");
     }
     if let VsAddr::Ip(addr, 0) = vs.addr {
@@ -633,15 +626,15 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         // keepalived: an all-ports service (IPVS port 0), made persistent
         // ("zero port only valid for persistent services - setting").
         // The data path matches exact ports; it has no catch-all port.
-        p.diags.add(
-            Severity::Error,
-            &vs.addr_span,
-            format!(
-                "virtual_server {label} has no port: keepalived serves every port of the address (IPVS port 0, persistence {} s); lvs-xdp matches exact ports and cannot serve it; ignored",
-                vs.persistence_timeout.unwrap_or(360)
-            ),
-            Some("write the port, `virtual_server ADDRESS PORT`, one virtual_server per port".into()),
-        );
+        p.diags
+            .error(
+                &vs.addr_span,
+                format!(
+                    "virtual_server {label} has no port: keepalived serves every port of the address (IPVS port 0, persistence {} s); lvs-xdp matches exact ports and cannot serve it; ignored",
+                    vs.persistence_timeout.unwrap_or(360)
+                ),
+            )
+            .help("write the port, `virtual_server ADDRESS PORT`, one virtual_server per port");
         return None;
     }
     let vs_port = match vs.addr {
@@ -661,17 +654,17 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         if v6 == addr.is_ipv6() {
             return true;
         }
-        p.diags.add(
-            Severity::Error,
-            span,
-            format!(
-                "Address family of virtual server and {kind} server {addr} don't match - skipping {kind} server."
-            ),
-            Some(format!(
+        p.diags
+            .error(
+                span,
+                format!(
+                    "Address family of virtual server and {kind} server {addr} don't match - skipping {kind} server."
+                ),
+            )
+            .help(format!(
                 "with Direct Routing the {kind} server must be an IPv{} address, like the virtual server",
                 if v6 { 6 } else { 4 }
-            )),
-        );
+            ));
         false
     };
     if let Some(s) = vs.sorry_server.take() {
@@ -688,15 +681,15 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             .iter()
             .find(|x| x.addr == r.addr && x.port == port)
         {
-            p.diags.add(
-                Severity::Error,
-                &r.span,
-                format!(
-                    "virtual_server {label}: real_server {} port {port} is a duplicate of the one at {}; removed",
-                    r.addr, prev.span
-                ),
-                Some("remove this real_server, or correct its address".into()),
-            );
+            p.diags
+                .error(
+                    &r.span,
+                    format!(
+                        "virtual_server {label}: real_server {} port {port} is a duplicate of the one at {}; removed",
+                        r.addr, prev.span
+                    ),
+                )
+                .help("remove this real_server, or correct its address");
             continue;
         }
         let (lb_kind, lb_kind_span) = match r.lb_kind {
@@ -748,12 +741,12 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         });
     }
     if vs.real_servers.is_empty() {
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!("virtual_server {label} has no real servers; ignored"),
-            Some("add `real_server ADDRESS PORT { ... }`".into()),
-        );
+        p.diags
+            .error(
+                &vs.span,
+                format!("virtual_server {label} has no real servers; ignored"),
+            )
+            .help("add `real_server ADDRESS PORT { ... }`");
         return None;
     }
     adjust_quorum(p, vs, &label);
@@ -767,28 +760,28 @@ fn adjust_quorum(p: &mut Parser, vs: &mut VirtualServer, label: &str) {
     let weight_sum: u64 = vs.real_servers.iter().map(|r| u64::from(r.weight)).sum();
     if u64::from(vs.quorum) > weight_sum {
         let to = u32::try_from(weight_sum).unwrap_or(u32::MAX);
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!(
-                "Warning - quorum {} for {label} exceeds total weight of real servers {weight_sum}, reducing quorum to {to}",
-                vs.quorum
-            ),
-            Some(format!("write `quorum {to}` or less")),
-        );
+        p.diags
+            .error(
+                &vs.span,
+                format!(
+                    "Warning - quorum {} for {label} exceeds total weight of real servers {weight_sum}, reducing quorum to {to}",
+                    vs.quorum
+                ),
+            )
+            .help(format!("write `quorum {to}` or less"));
         vs.quorum = to;
     }
     if vs.hysteresis >= vs.quorum && vs.hysteresis > 0 {
         let to = vs.quorum.saturating_sub(1);
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!(
+        p.diags
+            .error(
+                &vs.span,
+                format!(
                 "Virtual server {label}: hysteresis {} >= quorum {}; setting hysteresis to {to}",
                 vs.hysteresis, vs.quorum
             ),
-            Some(format!("write `hysteresis {to}` or less")),
-        );
+            )
+            .help(format!("write `hysteresis {to}` or less"));
         vs.hysteresis = to;
     }
 }

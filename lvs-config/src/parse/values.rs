@@ -6,7 +6,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::Parser;
-use crate::diag::Severity;
 use crate::tree::{Node, Word};
 
 impl Parser {
@@ -14,11 +13,9 @@ impl Parser {
     pub fn arg<'n>(&mut self, n: &'n Node, i: usize) -> Option<&'n Word> {
         let w = n.words.get(i);
         if w.is_none() {
-            self.diags.add(
-                Severity::Error,
+            self.diags.error(
                 &n.end_span(),
                 format!("`{}` needs a value; ignored", n.keyword()),
-                None,
             );
         }
         w
@@ -63,15 +60,15 @@ impl Parser {
             // the digits before any junk (`weight 2;` is 2); -t complains.
             Err(e) => match numeric_prefix(&w.text).and_then(|d| d.parse::<T>().ok()) {
                 Some(v) => {
-                    self.diags.add(
-                        Severity::Warning,
-                        &w.span,
-                        format!(
-                            "`{kw}`: invalid number '{}'; keepalived uses {v}, so does lvs-xdp",
-                            w.text
-                        ),
-                        Some(format!("write `{kw} {v}`")),
-                    );
+                    self.diags
+                        .warn(
+                            &w.span,
+                            format!(
+                                "`{kw}`: invalid number '{}'; keepalived uses {v}, so does lvs-xdp",
+                                w.text
+                            ),
+                        )
+                        .help(format!("write `{kw} {v}`"));
                     Ok(v)
                 }
                 None => Err(e),
@@ -80,21 +77,21 @@ impl Parser {
         match parsed {
             Ok(v) if min <= v && v <= max => Some(v),
             Ok(_) => {
-                self.diags.add(
-                    Severity::Error,
-                    &w.span,
-                    format!("`{kw}` value {} is out of range; ignored", w.text),
-                    Some(format!("use a value from {min} to {max}")),
-                );
+                self.diags
+                    .error(
+                        &w.span,
+                        format!("`{kw}` value {} is out of range; ignored", w.text),
+                    )
+                    .help(format!("use a value from {min} to {max}"));
                 None
             }
             Err(_) => {
-                self.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("`{kw}` value `{}` is not a number", w.text),
-                    Some(format!("use a whole number from {min} to {max}")),
-                );
+                self.diags
+                    .fatal(
+                        &w.span,
+                        format!("`{kw}` value `{}` is not a number", w.text),
+                    )
+                    .help(format!("use a whole number from {min} to {max}"));
                 None
             }
         }
@@ -120,17 +117,17 @@ impl Parser {
             // microseconds and used.
             let rounded = round_micros(int, frac);
             if let Some(d) = rounded {
-                self.diags.add(
-                    Severity::Warning,
-                    &w.span,
-                    format!(
-                        "`{}`: number '{}' has too many decimal places; rounded to {} s as keepalived does",
-                        n.keyword(),
-                        w.text,
-                        fmt_secs(d)
-                    ),
-                    Some("write at most 6 decimals".into()),
-                );
+                self.diags
+                    .warn(
+                        &w.span,
+                        format!(
+                            "`{}`: number '{}' has too many decimal places; rounded to {} s as keepalived does",
+                            n.keyword(),
+                            w.text,
+                            fmt_secs(d)
+                        ),
+                    )
+                    .help("write at most 6 decimals");
             }
             return self.check_timer(n, w, rounded, min, max);
         }
@@ -149,33 +146,33 @@ impl Parser {
         match d {
             Some(d) if d >= min && d <= max => Some(d),
             Some(_) => {
-                self.diags.add(
-                    Severity::Error,
-                    &w.span,
-                    format!(
-                        "`{}` value {} is out of range; ignored",
-                        n.keyword(),
-                        w.text
-                    ),
-                    Some(format!(
+                self.diags
+                    .error(
+                        &w.span,
+                        format!(
+                            "`{}` value {} is out of range; ignored",
+                            n.keyword(),
+                            w.text
+                        ),
+                    )
+                    .help(format!(
                         "use a number of seconds from {} to {}",
                         fmt_secs(min),
                         fmt_secs(max)
-                    )),
-                );
+                    ));
                 None
             }
             None => {
-                self.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!(
-                        "`{}` value `{}` is not a number of seconds",
-                        n.keyword(),
-                        w.text
-                    ),
-                    Some("write seconds, e.g. `3` or `1.5`".into()),
-                );
+                self.diags
+                    .fatal(
+                        &w.span,
+                        format!(
+                            "`{}` value `{}` is not a number of seconds",
+                            n.keyword(),
+                            w.text
+                        ),
+                    )
+                    .help("write seconds, e.g. `3` or `1.5`");
                 None
             }
         }
@@ -197,12 +194,12 @@ impl Parser {
             IpAddr::V6(_) => "/128",
         };
         if suffix != host {
-            self.diags.add(
-                Severity::Warning,
-                &w.span,
-                format!("`{kw}` {}: `{suffix}` is ignored, the address is {ip} (as keepalived reads it)", w.text),
-                Some(format!("write `{ip}`")),
-            );
+            self.diags
+                .warn(
+                    &w.span,
+                    format!("`{kw}` {}: `{suffix}` is ignored, the address is {ip} (as keepalived reads it)", w.text),
+                )
+                .help(format!("write `{ip}`"));
         }
         Some(ip)
     }
@@ -217,12 +214,12 @@ impl Parser {
         match w.text.parse::<IpAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("`{kw}`: `{}` is not a valid IP address", w.text),
-                    Some("write an IPv4 (192.0.2.1) or IPv6 (2001:db8::1) address".into()),
-                );
+                self.diags
+                    .fatal(
+                        &w.span,
+                        format!("`{kw}`: `{}` is not a valid IP address", w.text),
+                    )
+                    .help("write an IPv4 (192.0.2.1) or IPv6 (2001:db8::1) address");
                 None
             }
         }
@@ -232,11 +229,9 @@ impl Parser {
         match self.ip_word(kw, w)? {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => {
-                self.diags.add(
-                    Severity::Fatal,
+                self.diags.fatal(
                     &w.span,
                     format!("`{kw}`: `{}` must be an IPv4 address", w.text),
-                    None,
                 );
                 None
             }
@@ -257,15 +252,13 @@ impl Parser {
             "true" | "on" | "yes" => Some(true),
             "false" | "off" | "no" => Some(false),
             _ => {
-                self.diags.add(
-                    Severity::Error,
+                self.diags.error(
                     &w.span,
                     format!(
                         "`{}` takes no value or true/false, not `{}`; ignored",
                         n.keyword(),
                         w.text
                     ),
-                    None,
                 );
                 None
             }
@@ -275,15 +268,13 @@ impl Parser {
     /// Warns about words after the `max`th argument.
     pub fn extra(&mut self, n: &Node, max: usize) {
         if let Some(w) = n.words.get(max + 1) {
-            self.diags.add(
-                Severity::Warning,
+            self.diags.warn(
                 &w.span,
                 format!(
                     "`{}` takes {max} value(s); `{}` and what follows is ignored",
                     n.keyword(),
                     w.text
                 ),
-                None,
             );
         }
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{RsB, MAX_SECS, WEIGHT_MAX_I};
-use crate::diag::{Severity, Span};
+use crate::diag::Span;
 use crate::keywords::CHECKERS;
 use crate::model::{
     CheckCommon, Checker, ConnOpts, DnsCheck, FileCheck, HexPattern, HttpCheck, MiscCheck,
@@ -133,8 +133,7 @@ static COMMON_KW: &[Kw<CheckB>] = &[
                 "write `retry` instead: both read it",
             )
         };
-        p.diags
-            .add(Severity::Warning, n.span(), msg, Some(help.into()));
+        p.diags.warn(n.span(), msg).help(help);
         c.retry = p
             .uint(n, 1, 0, u64::from(u32::MAX))
             .map(|v| v as u32)
@@ -164,15 +163,15 @@ static URL_KW: &[Kw<Url>] = &[
     leaf("digest", |p, u, n| {
         if let Some(w) = p.arg(n, 1) {
             if w.text.len() != 32 || !w.text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                p.diags.add(
-                    Severity::Error,
-                    &w.span,
-                    format!(
-                        "digest `{}` is not an MD5 sum (32 hex digits); ignored",
-                        w.text
-                    ),
-                    Some("compute it with `genhash` or `curl -s URL | md5sum`".into()),
-                );
+                p.diags
+                    .error(
+                        &w.span,
+                        format!(
+                            "digest `{}` is not an MD5 sum (32 hex digits); ignored",
+                            w.text
+                        ),
+                    )
+                    .help("compute it with `genhash` or `curl -s URL | md5sum`");
             } else {
                 u.digest = Some(w.text.to_ascii_lowercase());
             }
@@ -189,12 +188,13 @@ static URL_KW: &[Kw<Url>] = &[
                 (Ok(a), Ok(b)) if (100..=599).contains(&a) && (a..=599).contains(&b) => {
                     u.status_code.push((a, b))
                 }
-                _ => p.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("status_code `{}` is not a status code or range", w.text),
-                    Some("write codes from 100 to 599, or ranges like 200-299".into()),
-                ),
+                _ => p
+                    .diags
+                    .fatal(
+                        &w.span,
+                        format!("status_code `{}` is not a status code or range", w.text),
+                    )
+                    .help("write codes from 100 to 599, or ranges like 200-299"),
             }
         }
     }),
@@ -228,12 +228,9 @@ static HTTP_KW: &[Kw<CheckB>] = &[
             n.block.as_deref().unwrap_or(&[]),
         );
         if u.path.is_empty() {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                "url without `path`; ignored",
-                Some("add `path /`".into()),
-            );
+            p.diags
+                .error(n.span(), "url without `path`; ignored")
+                .help("add `path /`");
         } else {
             c.urls.push(u);
         }
@@ -285,16 +282,16 @@ fn hex_arg(p: &mut Parser, n: &Node, wildcard: bool) -> Option<String> {
             .words
             .get(1)
             .map_or_else(|| n.span().clone(), |w| w.span.clone());
-        p.diags.add(
-            Severity::Error,
-            &span,
-            format!("`{text}` is not a hex string; `{}` ignored", n.keyword()),
-            Some(if wildcard {
-                "write octets in hex, e.g. `0a 1b 2c` (x for any nibble)".into()
+        p.diags
+            .error(
+                &span,
+                format!("`{text}` is not a hex string; `{}` ignored", n.keyword()),
+            )
+            .help(if wildcard {
+                "write octets in hex, e.g. `0a 1b 2c` (x for any nibble)"
             } else {
-                "write octets in hex, e.g. `0a 1b 2c`".into()
-            }),
-        );
+                "write octets in hex, e.g. `0a 1b 2c`"
+            });
         return None;
     }
     Some(text)
@@ -335,12 +332,13 @@ static DNS_KW: &[Kw<CheckB>] = &[
         let Some(w) = p.arg(n, 1) else { return };
         match DNS_TYPES.iter().find(|t| t.eq_ignore_ascii_case(&w.text)) {
             Some(t) => c.dns_type = Some((*t).to_string()),
-            None => p.diags.add(
-                Severity::Error,
-                &w.span,
-                format!("Unknown DNS check type {} - ignoring", w.text),
-                Some(format!("use one of {}", DNS_TYPES.join(", "))),
-            ),
+            None => p
+                .diags
+                .error(
+                    &w.span,
+                    format!("Unknown DNS check type {} - ignoring", w.text),
+                )
+                .help(format!("use one of {}", DNS_TYPES.join(", "))),
         }
     }),
     leaf("name", |p, c, n| {
@@ -348,11 +346,9 @@ static DNS_KW: &[Kw<CheckB>] = &[
         let name = w.text.as_str();
         // keepalived refuses empty labels (`a..b`, a leading dot).
         if (name.starts_with('.') && name != ".") || name.contains("..") {
-            p.diags.add(
-                Severity::Error,
+            p.diags.error(
                 &w.span,
                 format!("DNS_CHECK name '{name}' has empty label - ignoring"),
-                None,
             );
             return;
         }
@@ -375,12 +371,12 @@ static FILE_KW: &[Kw<CheckB>] = &[
             None | Some("noreverse") => false,
             Some("reverse") => true,
             Some(other) => {
-                p.diags.add(
-                    Severity::Error,
-                    &n.words[2].span,
-                    format!("unknown track file weight option {other} - ignoring"),
-                    Some("write `reverse` or nothing".into()),
-                );
+                p.diags
+                    .error(
+                        &n.words[2].span,
+                        format!("unknown track file weight option {other} - ignoring"),
+                    )
+                    .help("write `reverse` or nothing");
                 return;
             }
         };
@@ -416,30 +412,24 @@ pub(super) fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
     // End-of-block validation (keepalived's level end handlers).
     match kind {
         "HTTP_GET" | "SSL_GET" if c.urls.is_empty() => {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                format!("{kind} has no `url`; checker ignored"),
-                Some("add `url { path / }`".into()),
-            );
+            p.diags
+                .error(n.span(), format!("{kind} has no `url`; checker ignored"))
+                .help("add `url { path / }`");
             return;
         }
         "FILE_CHECK" if c.file_track.is_none() => {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                "FILE_CHECK has no track_file specified - ignoring",
-                Some("add `track_file NAME`".into()),
-            );
+            p.diags
+                .error(
+                    n.span(),
+                    "FILE_CHECK has no track_file specified - ignoring",
+                )
+                .help("add `track_file NAME`");
             return;
         }
         "MISC_CHECK" if c.misc_path.is_none() => {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                "MISC_CHECK has no `misc_path`; checker ignored",
-                Some("add `misc_path \"/path/to/script args\"`".into()),
-            );
+            p.diags
+                .error(n.span(), "MISC_CHECK has no `misc_path`; checker ignored")
+                .help("add `misc_path \"/path/to/script args\"`");
             return;
         }
         _ => {}
