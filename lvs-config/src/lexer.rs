@@ -88,25 +88,20 @@ pub(crate) fn tokenize(
         let here = Span::new(file, line, col);
         col += 1;
         if let Some(qspan) = &in_quote {
-            if c == '"' {
-                in_quote = None;
-            } else if c == '\n' {
-                diags.error(
-                    qspan,
-                    "unterminated quote: a '\"' opened here is not closed on this line",
-                );
-                in_quote = None;
-                flush(&mut word, &mut word_span, &mut quoted, out);
-                out.push(Tok {
-                    kind: TokKind::Eol,
-                    span: here,
-                });
-                line += 1;
-                col = 1;
-            } else {
-                word.push(c);
+            if c != '\n' {
+                if c == '"' {
+                    in_quote = None;
+                } else {
+                    word.push(c);
+                }
+                continue;
             }
-            continue;
+            // A quote ends with its line; the line then ends as any other.
+            diags.error(
+                qspan,
+                "unterminated quote: a '\"' opened here is not closed on this line",
+            );
+            in_quote = None;
         }
         match c {
             '\n' => {
