@@ -206,6 +206,19 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_ends_with_its_line() {
+        let f: Arc<str> = Arc::from("t");
+        let mut out = Vec::new();
+        let mut d = Diagnostics::new();
+        tokenize("a \"b\nc", &f, 1, 1, &mut out, &mut d);
+        let kinds: Vec<_> = out.iter().map(|t| (&t.kind, t.span.line)).collect();
+        assert!(matches!(kinds[1], (TokKind::Word { text, quoted: true }, 1) if text == "b"));
+        assert!(matches!(kinds[2], (TokKind::Eol, 1)));
+        assert!(matches!(kinds[3], (TokKind::Word { text, .. }, 2) if text == "c"));
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
     fn columns_count_chars() {
         let f: Arc<str> = Arc::from("t");
         let mut out = Vec::new();
