@@ -35,7 +35,7 @@ struct Draft {
 }
 
 /// AS numbers are 32-bit (RFC 6793); 0 is reserved.
-const AS_MAX: u64 = u32::MAX as u64;
+const AS_MAX: u32 = u32::MAX;
 
 static ANNOUNCE_KW: &[Kw<Draft>] = &[
     leaf("daemon", |p, d, n| {
@@ -63,7 +63,7 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         p.extra(n, 1);
     }),
     leaf("local_as", |p, d, n| {
-        d.local_as = p.uint(n, 1, 1, AS_MAX).map(|v| v as u32);
+        d.local_as = p.number(n, 1, 1, AS_MAX);
         p.extra(n, 1);
     }),
     leaf("neighbor", |p, d, n| {
@@ -93,7 +93,7 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
                 return;
             }
         }
-        let Some(remote_as) = p.uint(n, 3, 1, AS_MAX) else {
+        let Some(remote_as) = p.number(n, 3, 1, AS_MAX) else {
             return;
         };
         p.extra(n, 3);
@@ -105,7 +105,7 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         d.neighbors.push(BgpNeighbor {
             span: n.span().clone(),
             addr,
-            remote_as: remote_as as u32,
+            remote_as,
         });
     }),
     leaf("bfd", |p, d, n| d.bfd = p.flag(n)),
@@ -114,12 +114,12 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         p.extra(n, 1);
     }),
     leaf("bfd_multiplier", |p, d, n| {
-        d.bfd_multiplier = p.uint(n, 1, 1, 255).map(|v| v as u32);
+        d.bfd_multiplier = p.number(n, 1, 1, 255);
         p.extra(n, 1);
     }),
     leaf("hold_time", |p, d, n| {
         // RFC 4271: 0 or at least 3 s; lvsd always wants keepalives.
-        d.hold_time = p.uint(n, 1, 3, 65535).map(|v| v as u32);
+        d.hold_time = p.number(n, 1, 3, 65535);
         p.extra(n, 1);
     }),
     leaf("withdraw_delay", |p, d, n| {

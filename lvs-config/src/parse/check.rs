@@ -37,9 +37,10 @@ use crate::model::{
 use crate::tree::Node;
 
 const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
-const WEIGHT_MAX: u64 = i32::MAX as u64;
-const WEIGHT_MAX_I: i64 = i32::MAX as i64;
-const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
+/// IPVS weights are an int: 0..=i32::MAX.
+const WEIGHT_MAX: u32 = i32::MAX as u32;
+const WEIGHT_MAX_I: i32 = i32::MAX;
+const LVS_MAX_TIMEOUT: u32 = 86400 * 31;
 const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -128,10 +129,7 @@ impl HasCheckerDefaults for VsB {
 const fn checker_defaults_kw<T: HasCheckerDefaults>() -> [Kw<T>; 4] {
     fn retry<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
         let d = t.defaults();
-        d.retry = p
-            .uint(n, 1, 1, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(d.retry);
+        d.retry = p.number(n, 1, 1, u32::MAX).or(d.retry);
     }
     fn delay_before_retry<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
         let d = t.defaults();
@@ -189,16 +187,16 @@ fn lb_kind(p: &mut Parser, n: &Node) -> Option<(LbKind, Span)> {
 
 static RS_KW: &[Kw<RsB>] = &[
     leaf("weight", |p, r, n| {
-        r.weight = p.uint(n, 1, 0, WEIGHT_MAX).map(|v| v as u32).or(r.weight)
+        r.weight = p.number(n, 1, 0, WEIGHT_MAX).or(r.weight)
     }),
     leaf("lvs_method", |p, r, n| {
         r.lb_kind = lb_kind(p, n).or(r.lb_kind.take())
     }),
     leaf("uthreshold", |p, r, n| {
-        r.uthreshold = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
+        r.uthreshold = p.number(n, 1, 0, u32::MAX)
     }),
     leaf("lthreshold", |p, r, n| {
-        r.lthreshold = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
+        r.lthreshold = p.number(n, 1, 0, u32::MAX)
     }),
     leaf("inhibit_on_failure", |p, r, n| {
         r.inhibit = p.flag(n).or(r.inhibit)
@@ -270,8 +268,8 @@ static VS_KW: &[Kw<VsB>] = &[
         if n.words.len() < 2 {
             // keepalived pto_handler: no value = IPVS_SVC_PERSISTENT_TIMEOUT.
             v.vs.persistence_timeout = Some(360);
-        } else if let Some(t) = p.uint(n, 1, 1, LVS_MAX_TIMEOUT) {
-            v.vs.persistence_timeout = Some(t as u32);
+        } else if let Some(t) = p.number(n, 1, 1, LVS_MAX_TIMEOUT) {
+            v.vs.persistence_timeout = Some(t);
         }
     }),
     leaf("persistence_granularity", |p, v, n| {
@@ -295,8 +293,8 @@ static VS_KW: &[Kw<VsB>] = &[
             p.ipv4_word("persistence_granularity", w)
                 .map(Granularity::V4Mask)
         } else {
-            p.uint_word("persistence_granularity", w, 1, 128)
-                .map(|v| Granularity::V6Prefix(v as u8))
+            p.number_word("persistence_granularity", w, 1, 128)
+                .map(Granularity::V6Prefix)
         };
         if g.is_some() {
             v.vs.persistence_granularity = g;
@@ -331,19 +329,16 @@ static VS_KW: &[Kw<VsB>] = &[
     leaf("quorum_down", |p, v, n| v.vs.quorum_down = p.rest(n, 1)),
     leaf("quorum", |p, v, n| {
         // keepalived quorum_handler: [1, UINT_MAX], else 1.
-        v.vs.quorum = p
-            .uint(n, 1, 1, u64::from(u32::MAX))
-            .map(|q| q as u32)
-            .unwrap_or(1);
+        v.vs.quorum = p.number(n, 1, 1, u32::MAX).unwrap_or(1);
     }),
     leaf("hysteresis", |p, v, n| {
-        if let Some(h) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
-            v.vs.hysteresis = h as u32;
+        if let Some(h) = p.number(n, 1, 0, u32::MAX) {
+            v.vs.hysteresis = h;
         }
     }),
     leaf("weight", |p, v, n| {
-        if let Some(w) = p.uint(n, 1, 1, WEIGHT_MAX) {
-            v.vs.weight = w as u32;
+        if let Some(w) = p.number(n, 1, 1, WEIGHT_MAX) {
+            v.vs.weight = w;
         }
     }),
     leaf("inhibit_on_failure", |_, v, _| {
@@ -450,9 +445,9 @@ fn vs_addr(p: &mut Parser, n: &Node) -> Option<(VsAddr, Span)> {
     let span = w.span.clone();
     match w.text.as_str() {
         "fwmark" => {
-            let m = p.uint(n, 2, 1, u64::from(u32::MAX))?;
+            let m = p.number(n, 2, 1, u32::MAX)?;
             refuse_fwmark(p, &span, &format!("virtual_server fwmark {m}"));
-            Some((VsAddr::Fwmark(m as u32), span))
+            Some((VsAddr::Fwmark(m), span))
         }
         "group" => Some((VsAddr::Group(p.string(n, 2)?), span)),
         _ => {

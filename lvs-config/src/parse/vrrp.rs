@@ -72,8 +72,8 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
     }),
     leaf("weight", |p, b, n| {
         // keepalived vrrp_vscript_weight_handler: [-253, 253] [reverse].
-        if let Some(w) = p.int(n, 1, -253, 253) {
-            b.s.weight = w as i32;
+        if let Some(w) = p.number(n, 1, -253, 253) {
+            b.s.weight = w;
         }
         if let Some(w) = n.words.get(2) {
             if w.text == "reverse" {
@@ -90,13 +90,13 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
         }
     }),
     leaf("rise", |p, b, n| {
-        if let Some(v) = p.uint(n, 1, 1, u64::from(u32::MAX)) {
-            b.s.rise = v as u32;
+        if let Some(v) = p.number(n, 1, 1, u32::MAX) {
+            b.s.rise = v;
         }
     }),
     leaf("fall", |p, b, n| {
-        if let Some(v) = p.uint(n, 1, 1, u64::from(u32::MAX)) {
-            b.s.fall = v as u32;
+        if let Some(v) = p.number(n, 1, 1, u32::MAX) {
+            b.s.fall = v;
         }
     }),
     leaf("user", |p, b, n| b.s.user = p.rest(n, 1)),
@@ -138,8 +138,8 @@ static TRACK_PROCESS_KW: &[Kw<TrackProcess>] = &[
         };
     }),
     leaf("weight", |p, t, n| {
-        if let Some(w) = p.int(n, 1, -254, 254) {
-            t.weight = w as i32;
+        if let Some(w) = p.number(n, 1, -254, 254) {
+            t.weight = w;
         }
         if let Some(w) = n.words.get(2) {
             if w.text == "reverse" {
@@ -156,13 +156,13 @@ static TRACK_PROCESS_KW: &[Kw<TrackProcess>] = &[
         }
     }),
     leaf("quorum", |p, t, n| {
-        if let Some(q) = p.uint(n, 1, 1, 65535) {
-            t.quorum = q as u32;
+        if let Some(q) = p.number(n, 1, 1, 65535) {
+            t.quorum = q;
         }
     }),
     leaf("quorum_max", |p, t, n| {
-        if let Some(q) = p.uint(n, 1, 0, 65535) {
-            t.quorum_max = q as u32;
+        if let Some(q) = p.number(n, 1, 0, 65535) {
+            t.quorum_max = q;
             if q == 0 {
                 t.quorum = 0;
             }
@@ -330,7 +330,7 @@ fn tracked<T>(
                         }
                         None => {}
                     }
-                    p.int_word("weight", v, -254, 254).map(|v| v as i32)
+                    p.number_word("weight", v, -254, 254)
                 }
                 None => {
                     p.diags.error(&w.span, "`weight` needs a value");
@@ -682,13 +682,13 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
     }),
     leaf("virtual_router_id", |p, b, n| {
         // keepalived vrrp_vrid_handler: 1..=255.
-        b.vrid = p.uint(n, 1, 1, 255).map(|v| v as u8);
+        b.vrid = p.number(n, 1, 1, u8::MAX);
     }),
     leaf("priority", |p, b, n| {
         // keepalived vrrp_prio_handler: 1..=255 (VRRP_PRIO_OWNER), else the
         // default 100.
-        if let Some(v) = p.uint(n, 1, 1, 255) {
-            b.v.priority = v as u8;
+        if let Some(v) = p.number(n, 1, 1, u8::MAX) {
+            b.v.priority = v;
             b.priority_set = true;
         }
     }),
@@ -699,7 +699,7 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         }
     }),
     leaf("version", |p, b, n| {
-        let Some(v) = p.uint(n, 1, 2, 3).map(|v| v as u8) else {
+        let Some(v) = p.number(n, 1, 2u8, 3) else {
             return;
         };
         if v == 2 && b.family_v6 == Some(true) {
@@ -894,23 +894,21 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
     }),
     leaf("garp_master_delay", |p, b, n| {
         b.garp_delay = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(Duration::from_secs);
+            .number(n, 1, 0, u32::MAX)
+            .map(|v| Duration::from_secs(v.into()));
     }),
     leaf("garp_master_repeat", |p, b, n| {
         // keepalived: 0 is taken as 1.
-        b.garp_repeat = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| (v as u32).max(1));
+        b.garp_repeat = p.number(n, 1, 0, u32::MAX).map(|v| v.max(1));
     }),
     leaf("garp_master_refresh", |p, b, n| {
         b.garp_refresh = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| (v > 0).then(|| Duration::from_secs(v)));
+            .number(n, 1, 0, u32::MAX)
+            .map(|v| (v > 0).then(|| Duration::from_secs(v.into())));
     }),
     leaf("garp_master_refresh_repeat", |p, b, n| {
-        if let Some(v) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
-            b.v.garp_master_refresh_repeat = (v as u32).max(1);
+        if let Some(v) = p.number(n, 1, 0, u32::MAX) {
+            b.v.garp_master_refresh_repeat = v.max(1);
         }
     }),
     leaf("use_vmac", |_, b, n| {

@@ -97,7 +97,7 @@ static CONN_KW: &[Kw<CheckB>] = &[
     leaf("bind_port", |p, c, n| c.conn().bind_port = p.port(n, 1)),
     leaf("bind_if", |p, c, n| c.conn().bind_if = p.string(n, 1)),
     leaf("fwmark", |p, c, n| {
-        c.conn().fwmark = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
+        c.conn().fwmark = p.number(n, 1, 0, u32::MAX)
     }),
     leaf("connect_timeout", |p, c, n| {
         c.connect_timeout = p
@@ -109,10 +109,7 @@ static CONN_KW: &[Kw<CheckB>] = &[
 /// Keywords of every checker (check_api.c).
 static COMMON_KW: &[Kw<CheckB>] = &[
     leaf("retry", |p, c, n| {
-        c.retry = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(c.retry)
+        c.retry = p.number(n, 1, 0, u32::MAX).or(c.retry)
     }),
     leaf("nb_get_retry", |p, c, n| {
         // keepalived 2.2.7 knows `nb_get_retry` in HTTP_GET/SSL_GET only;
@@ -134,10 +131,7 @@ static COMMON_KW: &[Kw<CheckB>] = &[
             )
         };
         p.diags.warn(n.span(), msg).help(help);
-        c.retry = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(c.retry);
+        c.retry = p.number(n, 1, 0, u32::MAX).or(c.retry);
     }),
     leaf("delay_before_retry", |p, c, n| {
         c.delay_before_retry = p
@@ -315,10 +309,10 @@ static UDP_KW: &[Kw<CheckB>] = &[
         };
     }),
     leaf("min_reply_length", |p, c, n| {
-        c.min_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
+        c.min_reply_length = p.number(n, 1, 0, 65535)
     }),
     leaf("max_reply_length", |p, c, n| {
-        c.max_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
+        c.max_reply_length = p.number(n, 1, 0, 65535)
     }),
 ];
 
@@ -364,7 +358,7 @@ static DNS_KW: &[Kw<CheckB>] = &[
 static FILE_KW: &[Kw<CheckB>] = &[
     leaf("track_file", |p, c, n| c.file_track = p.string(n, 1)),
     leaf("weight", |p, c, n| {
-        let Some(w) = p.int(n, 1, -WEIGHT_MAX_I, WEIGHT_MAX_I) else {
+        let Some(w) = p.number(n, 1, -WEIGHT_MAX_I, WEIGHT_MAX_I) else {
             return;
         };
         let reverse = match n.words.get(2).map(|w| w.text.as_str()) {
@@ -380,7 +374,7 @@ static FILE_KW: &[Kw<CheckB>] = &[
                 return;
             }
         };
-        c.file_weight = Some((w as i32, reverse));
+        c.file_weight = Some((w, reverse));
     }),
 ];
 

@@ -48,8 +48,8 @@ static TRACK_FILE_KW: &[Kw<TrackFile>] = &[
         }
     }),
     leaf("weight", |p, t, n| {
-        if let Some(w) = p.int(n, 1, -254, 254) {
-            t.weight = w as i32;
+        if let Some(w) = p.number(n, 1, -254, 254) {
+            t.weight = w;
         }
         match n.words.get(2).map(|w| w.text.as_str()) {
             None => {}
@@ -68,7 +68,7 @@ static TRACK_FILE_KW: &[Kw<TrackFile>] = &[
         for w in &n.words[1..] {
             if w.text == "overwrite" {
                 overwrite = true;
-            } else if let Some(v) = p.int_word("init_file", w, -254, 254) {
+            } else if let Some(v) = p.number_word("init_file", w, -254, 254) {
                 value = v;
             }
         }

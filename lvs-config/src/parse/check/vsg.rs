@@ -23,7 +23,7 @@ pub(in crate::parse) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
     for e in body {
         let w0 = &e.words[0];
         if w0.text == "fwmark" {
-            if let Some(m) = p.uint(e, 1, 1, u64::from(u32::MAX)) {
+            if let Some(m) = p.number(e, 1, 1, u32::MAX) {
                 refuse_fwmark(
                     p,
                     &w0.span,
@@ -31,7 +31,7 @@ pub(in crate::parse) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
                 );
                 g.entries.push(VsgEntry::Fwmark {
                     span: w0.span.clone(),
-                    mark: m as u32,
+                    mark: m,
                 });
             }
             continue;
