@@ -33,6 +33,10 @@ impl Node {
         s.col += w.text.chars().count() as u32 + 1;
         s
     }
+    /// The statements of the block (none for a statement without one).
+    pub fn body(&self) -> &[Node] {
+        self.block.as_deref().unwrap_or(&[])
+    }
 }
 
 struct Open {

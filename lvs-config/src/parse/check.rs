@@ -418,7 +418,7 @@ static VS_KW: &[Kw<VsB>] = &[
             &[RS_KW, &RS_DEFAULTS_KW, &CHECKER_KW],
             RS_ALL,
             &mut r,
-            n.block.as_deref().unwrap_or(&[]),
+            n.body(),
         );
         v.rss.push(r);
     }),

@@ -209,7 +209,7 @@ pub(super) fn parse_track_process(p: &mut Parser, cfg: &mut Config, n: &Node) {
         &[TRACK_PROCESS_KW],
         TRACK_PROCESS_ALL,
         &mut t,
-        n.block.as_deref().unwrap_or(&[]),
+        n.body(),
     );
     if t.process.is_empty() {
         p.diags.error(
@@ -250,13 +250,7 @@ pub(super) fn parse_script(p: &mut Parser, cfg: &mut Config, n: &Node) {
         },
         has_script: false,
     };
-    p.dispatch(
-        "vrrp_script",
-        &[SCRIPT_KW],
-        SCRIPT_ALL,
-        &mut b,
-        n.block.as_deref().unwrap_or(&[]),
-    );
+    p.dispatch("vrrp_script", &[SCRIPT_KW], SCRIPT_ALL, &mut b, n.body());
     if !b.has_script {
         p.diags
             .error(
@@ -416,7 +410,7 @@ pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
         smtp_alert: false,
         global_tracking: false,
     };
-    let body = n.block.as_deref().unwrap_or(&[]);
+    let body = n.body();
     // Old syntax (keepalived.conf.vrrp.lvs_syncd): instance names listed
     // directly in the block, without `group { }`. keepalived 2.2.7 no longer
     // reads them ("Unknown keyword 'VI_2'"): the instances are not synced.
@@ -977,13 +971,7 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         priority_set: false,
         family_v6: None,
     };
-    p.dispatch(
-        "vrrp_instance",
-        &[VRRP_KW],
-        VRRP_ALL,
-        &mut b,
-        n.block.as_deref().unwrap_or(&[]),
-    );
+    p.dispatch("vrrp_instance", &[VRRP_KW], VRRP_ALL, &mut b, n.body());
 
     // End of block: required items and cross-field checks.
     let mut ok = true;

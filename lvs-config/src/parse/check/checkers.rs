@@ -214,13 +214,7 @@ static HTTP_KW: &[Kw<CheckB>] = &[
             virtualhost: None,
             regex: None,
         };
-        p.dispatch(
-            "url",
-            &[URL_KW],
-            URL_IGNORED,
-            &mut u,
-            n.block.as_deref().unwrap_or(&[]),
-        );
+        p.dispatch("url", &[URL_KW], URL_IGNORED, &mut u, n.body());
         if u.path.is_empty() {
             p.diags
                 .error(n.span(), "url without `path`; ignored")
@@ -256,7 +250,7 @@ static SMTP_KW: &[Kw<CheckB>] = &[
             &[CONN_KW, COMMON_KW],
             &[],
             &mut h,
-            n.block.as_deref().unwrap_or(&[]),
+            n.body(),
         );
         c.hosts
             .push((h.conn.unwrap_or_default(), h.connect_timeout));
@@ -385,7 +379,7 @@ pub(super) fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
         .find(|k| *k == n.keyword())
         .unwrap_or("TCP_CHECK");
     let mut c = CheckB::new(kind, n.span().clone());
-    let body = n.block.as_deref().unwrap_or(&[]);
+    let body = n.body();
     match kind {
         "TCP_CHECK" | "PING_CHECK" => p.dispatch(kind, &[CONN_KW, COMMON_KW], &[], &mut c, body),
         "HTTP_GET" | "SSL_GET" => p.dispatch(
