@@ -185,6 +185,34 @@ fn lb_kind(p: &mut Parser, n: &Node) -> Option<(LbKind, Span)> {
     Some((k, w.span.clone()))
 }
 
+/// `real_server|sorry_server ADDR [PORT]`: the address as keepalived reads
+/// it, and the port (0 when absent or bad).
+fn server_addr(p: &mut Parser, n: &Node) -> Option<(IpAddr, u16)> {
+    let w = p.arg(n, 1)?;
+    let addr = p.sockaddr_word(n.keyword(), w)?;
+    let port = if n.words.len() > 2 {
+        p.port(n, 2).unwrap_or(0)
+    } else {
+        0
+    };
+    Some((addr, port))
+}
+
+/// The `sorry_server` a `sorry_server_*` keyword `n` amends; an error when
+/// it comes first.
+fn sorry_server<'v>(p: &mut Parser, v: &'v mut VsB, n: &Node) -> Option<&'v mut SorryServer> {
+    if v.vs.sorry_server.is_none() {
+        p.diags.error(
+            n.span(),
+            format!(
+                "`{}` before or without `sorry_server`; ignored",
+                n.keyword()
+            ),
+        );
+    }
+    v.vs.sorry_server.as_mut()
+}
+
 static RS_KW: &[Kw<RsB>] = &[
     leaf("weight", |p, r, n| {
         r.weight = p.number(n, 1, 0, WEIGHT_MAX).or(r.weight)
@@ -345,14 +373,8 @@ static VS_KW: &[Kw<VsB>] = &[
         v.vs.inhibit_on_failure = true
     }),
     leaf("sorry_server", |p, v, n| {
-        let Some(w) = p.arg(n, 1) else { return };
-        let Some(addr) = p.sockaddr_word("sorry_server", w) else {
+        let Some((addr, port)) = server_addr(p, n) else {
             return;
-        };
-        let port = if n.words.len() > 2 {
-            p.port(n, 2).unwrap_or(0)
-        } else {
-            0
         };
         v.vs.sorry_server = Some(SorryServer {
             span: n.span().clone(),
@@ -363,37 +385,19 @@ static VS_KW: &[Kw<VsB>] = &[
         });
     }),
     leaf("sorry_server_inhibit", |p, v, n| {
-        match &mut v.vs.sorry_server {
-            Some(s) => s.inhibit = true,
-            None => {
-                p.diags.error(
-                    n.span(),
-                    "`sorry_server_inhibit` before or without `sorry_server`; ignored",
-                );
-            }
+        if let Some(s) = sorry_server(p, v, n) {
+            s.inhibit = true;
         }
     }),
     leaf("sorry_server_lvs_method", |p, v, n| {
         let k = lb_kind(p, n);
-        match &mut v.vs.sorry_server {
-            Some(s) => s.lb_kind = k.map(|k| k.0),
-            None => {
-                p.diags.error(
-                    n.span(),
-                    "`sorry_server_lvs_method` before or without `sorry_server`; ignored",
-                );
-            }
+        if let Some(s) = sorry_server(p, v, n) {
+            s.lb_kind = k.map(|k| k.0);
         }
     }),
     block("real_server", |p, v, n| {
-        let Some(w) = p.arg(n, 1) else { return };
-        let Some(addr) = p.sockaddr_word("real_server", w) else {
+        let Some((addr, port)) = server_addr(p, n) else {
             return;
-        };
-        let port = if n.words.len() > 2 {
-            p.port(n, 2).unwrap_or(0)
-        } else {
-            0
         };
         p.extra(n, 2);
         let mut r = RsB {
