@@ -481,17 +481,40 @@ struct VrrpB {
 
 impl VrrpB {
     /// keepalived's rule: the first address fixes the instance's family;
-    /// later ones of the other family are refused. Returns whether `a` is
-    /// of the instance's family.
-    fn family_ok(&mut self, a: IpAddr) -> bool {
-        match self.family_v6 {
-            None => {
-                self.family_v6 = Some(a.is_ipv6());
-                true
-            }
-            Some(v6) => v6 == a.is_ipv6(),
+    /// later ones of the other family are refused with keepalived's error
+    /// at `span` (vrrp_data.c alloc_vrrp_vip, alloc_vrrp_unicast_peer,
+    /// vrrp_parser.c). Returns whether `a` is of the instance's family.
+    fn family_ok(&mut self, p: &mut Parser, a: IpAddr, span: &Span, role: AddrRole) -> bool {
+        let v6 = *self.family_v6.get_or_insert(a.is_ipv6());
+        if v6 == a.is_ipv6() {
+            return true;
         }
+        let name = &self.v.name;
+        let (msg, help) = match role {
+            AddrRole::Vip => (
+                format!("({name}): address family must match VRRP instance [{a}] - ignoring"),
+                "one instance carries one family in its adverts: put the other family's addresses in a second vrrp_instance, or in virtual_ipaddress_excluded",
+            ),
+            AddrRole::UnicastPeer => (
+                format!("Configuration error: VRRP instance[{name}] and unicast peer address[{a}] MUST be of the same family !!! Skipping..."),
+                "an instance talks to its peers in one family: the one of its virtual_ipaddress",
+            ),
+            AddrRole::Src => (
+                format!("Configuration error: VRRP instance[{name}] and src address[{a}] MUST be of the same family !!! Skipping..."),
+                "the source address must be of the family of the instance's virtual_ipaddress",
+            ),
+        };
+        p.diags.error(span, msg).help(help);
+        false
     }
+}
+
+/// What an instance's address is, for the words of a family mismatch.
+#[derive(Clone, Copy)]
+enum AddrRole {
+    Vip,
+    UnicastPeer,
+    Src,
 }
 
 fn vips(p: &mut Parser, n: &Node) -> Vec<VipEntry> {
@@ -641,19 +664,7 @@ fn is_link_local(a: IpAddr) -> bool {
 /// (keepalived vrrp_srcip_handler).
 fn src_ip(p: &mut Parser, b: &mut VrrpB, n: &Node) -> Option<IpAddr> {
     let a = p.ip(n, 1)?;
-    if !b.family_ok(a) {
-        p.diags
-            .error(
-                n.span(),
-                format!(
-                    "Configuration error: VRRP instance[{}] and src address[{a}] MUST be of the same family !!! Skipping...",
-                    b.v.name
-                ),
-            )
-            .help("the source address must be of the family of the instance's virtual_ipaddress");
-        return None;
-    }
-    Some(a)
+    b.family_ok(p, a, n.span(), AddrRole::Src).then_some(a)
 }
 
 static VRRP_KW: &[Kw<VrrpB>] = &[
@@ -802,20 +813,9 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
     }),
     block("virtual_ipaddress", |p, b, n| {
         for v in vips(p, n) {
-            if !b.family_ok(v.addr) {
-                // keepalived vrrp_data.c alloc_vrrp_vip.
-                p.diags
-                    .error(
-                        &v.span,
-                        format!(
-                            "({}): address family must match VRRP instance [{}] - ignoring",
-                            b.v.name, v.addr
-                        ),
-                    )
-                    .help("one instance carries one family in its adverts: put the other family's addresses in a second vrrp_instance, or in virtual_ipaddress_excluded");
-                continue;
+            if b.family_ok(p, v.addr, &v.span, AddrRole::Vip) {
+                b.v.virtual_ipaddress.push(v);
             }
-            b.v.virtual_ipaddress.push(v);
         }
     }),
     block("virtual_ipaddress_excluded", |p, b, n| {
@@ -831,20 +831,9 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
             let Some(a) = p.ip_word("unicast_peer", &e.words[0]) else {
                 continue;
             };
-            if !b.family_ok(a) {
-                // keepalived vrrp_data.c alloc_vrrp_unicast_peer.
-                p.diags
-                    .error(
-                        &e.words[0].span,
-                        format!(
-                            "Configuration error: VRRP instance[{}] and unicast peer address[{a}] MUST be of the same family !!! Skipping...",
-                            b.v.name
-                        ),
-                    )
-                    .help("an instance talks to its peers in one family: the one of its virtual_ipaddress");
-                continue;
+            if b.family_ok(p, a, &e.words[0].span, AddrRole::UnicastPeer) {
+                b.v.unicast_peer.push(a);
             }
-            b.v.unicast_peer.push(a);
         }
     }),
     block("track_interface", |p, b, n| {
