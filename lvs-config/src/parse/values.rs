@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::Parser;
+use crate::diag::Span;
 use crate::tree::{Node, Word};
 
 impl Parser {
@@ -239,6 +240,21 @@ impl Parser {
                 None
             }
         }
+    }
+
+    /// An item a block cannot run without (keepalived's end-of-block
+    /// check): `v`, or a fatal error `msg` at the block's `span`.
+    pub fn required<T>(
+        &mut self,
+        v: Option<T>,
+        span: &Span,
+        msg: impl Into<String>,
+        help: &str,
+    ) -> Option<T> {
+        if v.is_none() {
+            self.diags.fatal(span, msg).help(help);
+        }
+        v
     }
 
     /// Warns about words after the `max`th argument.

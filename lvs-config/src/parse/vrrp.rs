@@ -963,35 +963,26 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
     p.dispatch("vrrp_instance", &[VRRP_KW], VRRP_ALL, &mut b, n.body());
 
     // End of block: required items and cross-field checks.
-    let mut ok = true;
-    match b
-        .interface
-        .take()
-        .or_else(|| cfg.global.default_interface.clone())
-    {
-        Some(i) => b.v.interface = i,
-        None => {
-            p.diags
-                .fatal(
-                    n.span(),
-                    format!("vrrp_instance `{}` has no `interface`", b.v.name),
-                )
-                .help("add `interface IFNAME` (the interface VRRP adverts are sent on)");
-            ok = false;
-        }
-    }
-    match b.vrid {
-        Some(id) => b.v.virtual_router_id = id,
-        None => {
-            p.diags
-                .fatal(
-                    n.span(),
-                    format!("vrrp_instance `{}` has no valid `virtual_router_id`", b.v.name),
-                )
-                .help("add `virtual_router_id N` with N from 1 to 255, the same on all routers of this instance");
-            ok = false;
-        }
-    }
+    let interface = p.required(
+        b.interface
+            .take()
+            .or_else(|| cfg.global.default_interface.clone()),
+        n.span(),
+        format!("vrrp_instance `{}` has no `interface`", b.v.name),
+        "add `interface IFNAME` (the interface VRRP adverts are sent on)",
+    );
+    let vrid = p.required(
+        b.vrid,
+        n.span(),
+        format!(
+            "vrrp_instance `{}` has no valid `virtual_router_id`",
+            b.v.name
+        ),
+        "add `virtual_router_id N` with N from 1 to 255, the same on all routers of this instance",
+    );
+    let ok = interface.is_some() && vrid.is_some();
+    b.v.interface = interface.unwrap_or_default();
+    b.v.virtual_router_id = vrid.unwrap_or_default();
     if let Some(d) = b.garp_delay {
         b.v.garp_master_delay = d;
     }
