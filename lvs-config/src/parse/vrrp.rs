@@ -614,20 +614,10 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
             ("dev", Some(b)) => v.dev = Some(b.text.clone()),
             ("scope", Some(b)) => v.scope = Some(b.text.clone()),
             ("label", Some(b)) => v.label = Some(b.text.clone()),
-            ("peer" | "preferred_lft" | "track_group", Some(_)) => {
-                p.warn_once(
-                    &format!("vip/{}", opt.text),
-                    e,
-                    format!(
-                        "virtual_ipaddress option `{}` is not supported yet, ignored",
-                        opt.text
-                    ),
-                    None,
-                );
-            }
             ("no_track", _) => v.no_track = true,
             ("-nodad", _) => v.dad = true,
-            ("home" | "nodad" | "noprefixroute" | "autojoin" | "use_vmac", _) => {
+            ("peer" | "preferred_lft" | "track_group", Some(_))
+            | ("home" | "nodad" | "noprefixroute" | "autojoin" | "use_vmac", _) => {
                 p.warn_once(
                     &format!("vip/{}", opt.text),
                     e,
@@ -637,8 +627,6 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
                     ),
                     None,
                 );
-                i += 1;
-                continue;
             }
             _ => {
                 p.diags
@@ -647,10 +635,9 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
                         format!("unknown virtual_ipaddress option `{}`; ignored", opt.text),
                     )
                     .help("options are brd, dev, scope, label, no_track, -nodad");
-                i += 1;
-                continue;
             }
         }
+        // Past the option and, for those that take one, its value.
         i += if takes_value { 2 } else { 1 };
     }
     Some(v)
