@@ -502,6 +502,13 @@ pub struct CheckCommon {
     pub span: Span,
     /// `None` for MISC_CHECK, FILE_CHECK and BFD_CHECK.
     pub conn: Option<ConnOpts>,
+    pub policy: CheckPolicy,
+}
+
+/// How a checker runs and how its results count: what the agent's checker
+/// needs, without where it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckPolicy {
     /// Failed attempts before the server is declared down. Defaults (keepalived
     /// check_api.c `queue_checker`): 1; HTTP_GET/SSL_GET 1; DNS_CHECK 3;
     /// MISC_CHECK 0.

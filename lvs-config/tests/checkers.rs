@@ -65,7 +65,7 @@ fn dns_check_type_and_name() {
     };
     assert_eq!(d.query_type.as_deref(), Some("AAAA"));
     assert_eq!(d.name.as_deref(), Some("www.example.test"));
-    assert_eq!(d.common.retry, 3, "DNS_CHECK's default retry");
+    assert_eq!(d.common.policy.retry, 3, "DNS_CHECK's default retry");
     let r = parse("  DNS_CHECK {\n   type SRV\n   name a..b\n  }");
     error_at(&r, 12, 9, "Unknown DNS check type SRV");
     error_at(&r, 13, 9, "has empty label");

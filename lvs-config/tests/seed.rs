@@ -90,9 +90,9 @@ fn seed_orig_parses_with_the_expected_warnings() {
         let conn = t.common.conn.as_ref().unwrap();
         assert_eq!(conn.connect_timeout, Duration::from_secs(10));
         assert_eq!(conn.connect_port, Some(80));
-        assert_eq!(t.common.retry, 3);
-        assert_eq!(t.common.delay_before_retry, Duration::from_secs(3));
-        assert_eq!(t.common.delay_loop, Duration::from_secs(6));
+        assert_eq!(t.common.policy.retry, 3);
+        assert_eq!(t.common.policy.delay_before_retry, Duration::from_secs(3));
+        assert_eq!(t.common.policy.delay_loop, Duration::from_secs(6));
     }
 }
 
@@ -194,16 +194,16 @@ fn defaults_follow_keepalived() {
         Duration::from_secs(5)
     );
     assert_eq!(
-        (c[0].retry, c[0].delay_before_retry),
+        (c[0].policy.retry, c[0].policy.delay_before_retry),
         (1, Duration::from_secs(1))
     );
     assert_eq!(
-        (c[1].retry, c[1].delay_before_retry),
+        (c[1].policy.retry, c[1].policy.delay_before_retry),
         (1, Duration::from_secs(3))
     );
-    assert_eq!(c[2].retry, 0);
+    assert_eq!(c[2].policy.retry, 0);
     assert!(c[2].conn.is_none());
-    assert_eq!(c[0].warmup, Duration::from_secs(60));
+    assert_eq!(c[0].policy.warmup, Duration::from_secs(60));
     // No `protocol`: keepalived's UDP, reported as keepalived words it;
     // and keepalived's default NAT is a forwarding method lvsd refuses (the
     // service is not run): both errors, "errors but would run".

@@ -145,9 +145,9 @@ pub fn summary(c: &Config) -> String {
                     let _ = write!(
                         o,
                         " retry={} dbr={} delay_loop={}",
-                        cm.retry,
-                        secs(cm.delay_before_retry),
-                        secs(cm.delay_loop)
+                        cm.policy.retry,
+                        secs(cm.policy.delay_before_retry),
+                        secs(cm.policy.delay_loop)
                     );
                     if let Some(co) = &cm.conn {
                         let _ = write!(

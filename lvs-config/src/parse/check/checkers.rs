@@ -8,8 +8,8 @@ use super::{RsB, MAX_SECS, WEIGHT_MAX_I};
 use crate::diag::Span;
 use crate::keywords::CHECKERS;
 use crate::model::{
-    CheckCommon, Checker, ConnOpts, DnsCheck, FileCheck, HexPattern, HttpCheck, MiscCheck,
-    SmtpCheck, TcpCheck, UdpCheck, Url,
+    CheckCommon, CheckPolicy, Checker, ConnOpts, DnsCheck, FileCheck, HexPattern, HttpCheck,
+    MiscCheck, SmtpCheck, TcpCheck, UdpCheck, Url,
 };
 use crate::parse::{block, leaf, Kw, Parser};
 use crate::tree::Node;
@@ -456,15 +456,17 @@ impl CheckB {
         let common = CheckCommon {
             span: c.span.clone(),
             conn,
-            retry: c.retry.or(inherited.retry).unwrap_or(default_retry),
-            delay_before_retry: c
-                .delay_before_retry
-                .or(inherited.delay_before_retry)
-                .unwrap_or(default_dbr),
-            delay_loop,
-            warmup: c.warmup.or(inherited.warmup).unwrap_or(delay_loop),
-            alpha: c.alpha.unwrap_or(inherited.alpha),
-            log_all_failures: c.log_all_failures,
+            policy: CheckPolicy {
+                retry: c.retry.or(inherited.retry).unwrap_or(default_retry),
+                delay_before_retry: c
+                    .delay_before_retry
+                    .or(inherited.delay_before_retry)
+                    .unwrap_or(default_dbr),
+                delay_loop,
+                warmup: c.warmup.or(inherited.warmup).unwrap_or(delay_loop),
+                alpha: c.alpha.unwrap_or(inherited.alpha),
+                log_all_failures: c.log_all_failures,
+            },
         };
         match c.kind {
             "TCP_CHECK" => Checker::Tcp(TcpCheck { common }),
