@@ -52,6 +52,18 @@ pub struct TrackFile {
     pub init_file: Option<(i64, bool)>,
 }
 
+impl TrackFile {
+    /// The weight and `reverse` a user of the file (a FILE_CHECK, a
+    /// `track_file` entry) applies: its own `weight W [reverse]` when it
+    /// gives one, else the file's.
+    pub fn weight_for(&self, own: Option<i32>, own_reverse: bool) -> (i32, bool) {
+        match own {
+            Some(w) => (w, own_reverse),
+            None => (self.weight, self.weight_reverse),
+        }
+    }
+}
+
 /// How `vrrp_track_process` compares a process's parameters
 /// (`param_match`; keepalived track_process.c).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -84,11 +84,22 @@ fn file_check_and_track_file() {
         panic!()
     };
     assert_eq!((f.track_file.as_str(), f.weight), ("tf", None));
+    assert_eq!(
+        t.weight_for(f.weight, f.weight_reverse),
+        (-3, true),
+        "the file's"
+    );
     let r = parse("  FILE_CHECK {\n   track_file tf\n   weight 4 reverse\n  }");
     let Checker::File(f) = &checkers(&r)[0] else {
         panic!()
     };
     assert_eq!((f.weight, f.weight_reverse), (Some(4), true));
+    let t = r.config.track_file("tf").unwrap();
+    assert_eq!(
+        t.weight_for(Some(4), false),
+        (4, false),
+        "the checker's own"
+    );
     // An unknown track_file: the checker is left out, with the reason.
     let r = parse("  FILE_CHECK {\n   track_file nope\n  }");
     error_at(&r, 11, 3, "track_file nope not found");

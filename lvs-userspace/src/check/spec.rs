@@ -269,18 +269,15 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                     let Some(t) = cfg.track_file(&f.track_file) else {
                         continue; // refused by the parser
                     };
+                    let (weight, reverse) = t.weight_for(f.weight, f.weight_reverse);
                     list.push(CheckerSpec {
                         common: file_common(),
                         conn: None,
                         kind: Kind::File(FileSpec {
                             name: t.name.clone(),
                             path: t.file.clone(),
-                            weight: f.weight.unwrap_or(t.weight),
-                            reverse: if f.weight.is_some() {
-                                f.weight_reverse
-                            } else {
-                                t.weight_reverse
-                            },
+                            weight,
+                            reverse,
                             init_file: t.init_file,
                         }),
                     });
