@@ -3,6 +3,8 @@
 //! defaults, FILE_CHECK and its `track_file`, and each mistake reported at
 //! its `line:col`.
 
+mod common;
+
 use lvs_config::{parse_str, Checker, HexPattern, Severity};
 
 fn parse(body: &str) -> lvs_config::ParseResult {
@@ -15,14 +17,7 @@ fn parse(body: &str) -> lvs_config::ParseResult {
 }
 
 fn error_at(r: &lvs_config::ParseResult, line: u32, col: u32, needle: &str) {
-    assert!(
-        r.diagnostics.iter().any(|d| d.severity >= Severity::Error
-            && d.span.line == line
-            && d.span.col == col
-            && d.message.contains(needle)),
-        "no error {needle:?} at {line}:{col} in:\n{}",
-        r.diagnostics
-    );
+    common::assert_diag_at(r, Severity::Error, line, col, needle);
 }
 
 fn checkers(r: &lvs_config::ParseResult) -> &[Checker] {

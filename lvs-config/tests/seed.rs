@@ -122,14 +122,7 @@ fn broken(name: &str) -> lvs_config::ParseResult {
 }
 
 fn fatal_at(r: &lvs_config::ParseResult, line: u32, col: u32, needle: &str) {
-    assert!(
-        r.diagnostics.iter().any(|d| d.severity == Severity::Fatal
-            && d.span.line == line
-            && d.span.col == col
-            && d.message.contains(needle)),
-        "no fatal {needle:?} at {line}:{col} in:\n{}",
-        r.diagnostics
-    );
+    common::assert_diag_at(r, Severity::Fatal, line, col, needle);
 }
 
 #[test]
