@@ -15,6 +15,11 @@ fn seed(name: &str) -> lvs_config::ParseResult {
     )
 }
 
+/// `text` read as file `name`, with a fixed config id (not the host's name).
+fn parse(name: &str, text: &str) -> lvs_config::ParseResult {
+    parse_str(name, text, &ParseOptions::with_config_id("x"))
+}
+
 #[test]
 fn seed_orig_parses_with_the_expected_warnings() {
     let r = seed("seed.conf.orig");
@@ -165,10 +170,9 @@ fn unknown_block_is_fatal_with_a_suggestion() {
 
 #[test]
 fn defaults_follow_keepalived() {
-    let r = parse_str(
+    let r = parse(
         "t.conf",
         "virtual_server 10.0.0.1 80 {\n persistence_timeout\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
-        &ParseOptions::with_config_id("x"),
     );
     let vs = &r.config.virtual_servers[0];
     assert_eq!(vs.lb_kind, LbKind::Nat, "keepalived defaults to NAT");
@@ -228,24 +232,23 @@ fn ops_on_a_tcp_service_is_reset_as_keepalived_does() {
     let text = |proto: &str| {
         format!("virtual_server 10.0.0.1 53 {{\n lb_algo rr\n lb_kind DR\n protocol {proto}\n ops\n real_server 10.0.0.2 53 {{\n }}\n}}\n")
     };
-    let r = parse_str("t.conf", &text("TCP"), &ParseOptions::default());
+    let r = parse("t.conf", &text("TCP"));
     let errors: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
     assert!(
         errors.contains(&"t.conf:1:1: error: Virtual server 10.0.0.1:53: one packet scheduling requires UDP - resetting (hint: remove `ops`: it applies to UDP services only)".to_string()),
         "{errors:#?}"
     );
     assert!(r.config.virtual_servers[0].lb_flags.is_empty());
-    let r = parse_str("t.conf", &text("UDP"), &ParseOptions::default());
+    let r = parse("t.conf", &text("UDP"));
     assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
     assert_eq!(r.config.virtual_servers[0].lb_flags, ["ops"]);
 }
 
 #[test]
 fn vrrp_required_items_and_ranges() {
-    let r = parse_str(
+    let r = parse(
         "v.conf",
         "vrrp_instance A {\n priority 256\n advert_int 300\n}\n",
-        &ParseOptions::with_config_id("x"),
     );
     let msgs: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
     common::assert_diag_starts(
@@ -267,11 +270,10 @@ fn vrrp_required_items_and_ranges() {
 
 #[test]
 fn a_block_name_defined_twice_keeps_the_first() {
-    let r = lvs_config::parse_str(
+    let r = parse(
         "d.conf",
         "track_file tf {\n file /run/a\n}\ntrack_file tf {\n file /run/b\n}\n\
          virtual_server_group G {\n 198.18.0.100 80\n}\nvirtual_server_group G {\n 198.18.0.101 80\n}\n",
-        &ParseOptions::default(),
     );
     common::assert_diag_starts(
         &r,
