@@ -16,6 +16,14 @@ fn parse(body: &str) -> lvs_config::ParseResult {
     parse_str("c.conf", &text, &Default::default())
 }
 
+/// [`parse`], asserting that nothing is reported as an error.
+#[track_caller]
+fn parse_clean(body: &str) -> lvs_config::ParseResult {
+    let r = parse(body);
+    assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+    r
+}
+
 fn error_at(r: &lvs_config::ParseResult, line: u32, col: u32, needle: &str) {
     common::assert_diag_at(r, Severity::Error, line, col, needle);
 }
@@ -26,8 +34,7 @@ fn checkers(r: &lvs_config::ParseResult) -> &[Checker] {
 
 #[test]
 fn udp_check_hex_strings() {
-    let r = parse("  UDP_CHECK {\n   payload 01 02 0a0B\n   require_reply 4x ff\n  }");
-    assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+    let r = parse_clean("  UDP_CHECK {\n   payload 01 02 0a0B\n   require_reply 4x ff\n  }");
     let Checker::Udp(u) = &checkers(&r)[0] else {
         panic!("{:?}", checkers(&r))
     };
@@ -53,8 +60,7 @@ fn udp_check_hex_strings() {
 
 #[test]
 fn dns_check_type_and_name() {
-    let r = parse("  DNS_CHECK {\n   type aaaa\n   name www.example.test\n  }");
-    assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+    let r = parse_clean("  DNS_CHECK {\n   type aaaa\n   name www.example.test\n  }");
     let Checker::Dns(d) = &checkers(&r)[0] else {
         panic!()
     };
@@ -68,8 +74,7 @@ fn dns_check_type_and_name() {
 
 #[test]
 fn file_check_and_track_file() {
-    let r = parse("  weight 10\n  FILE_CHECK {\n   track_file tf\n  }");
-    assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+    let r = parse_clean("  weight 10\n  FILE_CHECK {\n   track_file tf\n  }");
     let t = r.config.track_file("tf").unwrap();
     assert_eq!(
         (t.file.as_str(), t.weight, t.weight_reverse, t.init_file),
