@@ -99,12 +99,30 @@ struct RsB {
 
 /// Checker settings a `virtual_server` or a `real_server` sets for the
 /// checkers under it (the same keywords at both levels).
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct CheckerDefaults {
     retry: Option<u32>,
     connect_timeout: Option<Duration>,
     delay_before_retry: Option<Duration>,
     warmup: Option<Duration>,
+}
+
+impl CheckerDefaults {
+    /// These settings, each falling back to `outer`'s (a real server's
+    /// over its virtual server's).
+    fn or(&self, outer: &CheckerDefaults) -> CheckerDefaults {
+        CheckerDefaults {
+            retry: self.retry.or(outer.retry),
+            connect_timeout: self.connect_timeout.or(outer.connect_timeout),
+            delay_before_retry: self.delay_before_retry.or(outer.delay_before_retry),
+            warmup: self.warmup.or(outer.warmup),
+        }
+    }
+
+    /// `connect_timeout`, or keepalived's default (check_data.c `alloc_vs`).
+    fn connect_timeout_or_default(&self) -> Duration {
+        self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    }
 }
 
 /// A block that holds [`CheckerDefaults`].
@@ -696,24 +714,9 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             None => (vs.lb_kind, vs.lb_kind_span.clone()),
         };
         let rs_alpha = r.alpha.unwrap_or(vs.alpha);
-        let retry = r.defaults.retry.or(b.defaults.retry);
-        let connect_timeout = r
-            .defaults
-            .connect_timeout
-            .or(b.defaults.connect_timeout)
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let rs_delay_loop = r.delay_loop.unwrap_or(vs.delay_loop);
-        let rs_warmup = r.defaults.warmup.or(b.defaults.warmup);
-        let rs_dbr = r
-            .defaults
-            .delay_before_retry
-            .or(b.defaults.delay_before_retry);
         let inherited = Inherited {
-            delay_loop: rs_delay_loop,
-            retry,
-            connect_timeout,
-            warmup: rs_warmup,
-            delay_before_retry: rs_dbr,
+            defaults: r.defaults.or(&b.defaults),
+            delay_loop: r.delay_loop.unwrap_or(vs.delay_loop),
             alpha: rs_alpha,
             virtualhost: r.virtualhost.clone().or_else(|| vs.virtualhost.clone()),
         };

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{RsB, MAX_SECS, WEIGHT_MAX_I};
+use super::{CheckerDefaults, RsB, MAX_SECS, WEIGHT_MAX_I};
 use crate::diag::Span;
 use crate::keywords::CHECKERS;
 use crate::model::{
@@ -428,11 +428,8 @@ pub(super) fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
 /// What a checker inherits where it sets nothing itself: its real
 /// server's settings (themselves inherited from the virtual server).
 pub(super) struct Inherited {
+    pub defaults: CheckerDefaults,
     pub delay_loop: Duration,
-    pub retry: Option<u32>,
-    pub connect_timeout: Duration,
-    pub warmup: Option<Duration>,
-    pub delay_before_retry: Option<Duration>,
     pub alpha: bool,
     pub virtualhost: Option<String>,
 }
@@ -450,20 +447,25 @@ impl CheckB {
             _ => (1, Duration::from_secs(1)),
         };
         let conn = c.conn.clone().map(|mut co| {
-            co.connect_timeout = c.connect_timeout.unwrap_or(inherited.connect_timeout);
+            co.connect_timeout = c
+                .connect_timeout
+                .unwrap_or(inherited.defaults.connect_timeout_or_default());
             co
         });
         let common = CheckCommon {
             span: c.span.clone(),
             conn,
             policy: CheckPolicy {
-                retry: c.retry.or(inherited.retry).unwrap_or(default_retry),
+                retry: c
+                    .retry
+                    .or(inherited.defaults.retry)
+                    .unwrap_or(default_retry),
                 delay_before_retry: c
                     .delay_before_retry
-                    .or(inherited.delay_before_retry)
+                    .or(inherited.defaults.delay_before_retry)
                     .unwrap_or(default_dbr),
                 delay_loop,
-                warmup: c.warmup.or(inherited.warmup).unwrap_or(delay_loop),
+                warmup: c.warmup.or(inherited.defaults.warmup).unwrap_or(delay_loop),
                 alpha: c.alpha.unwrap_or(inherited.alpha),
                 log_all_failures: c.log_all_failures,
             },
@@ -500,8 +502,10 @@ impl CheckB {
                     .hosts
                     .into_iter()
                     .map(|(mut h, t)| {
-                        h.connect_timeout =
-                            t.unwrap_or(c.connect_timeout.unwrap_or(inherited.connect_timeout));
+                        h.connect_timeout = t.unwrap_or(
+                            c.connect_timeout
+                                .unwrap_or(inherited.defaults.connect_timeout_or_default()),
+                        );
                         h
                     })
                     .collect(),
