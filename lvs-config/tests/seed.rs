@@ -115,7 +115,10 @@ fn seed_plain_and_orig_agree() {
         .any(|d| d.message.starts_with("U+00A0 separates words here")));
 }
 
-fn broken(name: &str) -> lvs_config::ParseResult {
+/// The broken config `name`: it cannot run, and has each of `fatals`
+/// (line, column, text) among its fatal errors.
+#[track_caller]
+fn broken(name: &str, fatals: &[(u32, u32, &str)]) -> lvs_config::ParseResult {
     let r = seed(name);
     assert_eq!(
         r.exit_code(),
@@ -123,36 +126,41 @@ fn broken(name: &str) -> lvs_config::ParseResult {
         "{name}:\n{}",
         r.diagnostics
     );
+    for &(line, col, text) in fatals {
+        common::assert_diag_at(&r, Severity::Fatal, line, col, text);
+    }
     r
-}
-
-fn fatal_at(r: &lvs_config::ParseResult, line: u32, col: u32, needle: &str) {
-    common::assert_diag_at(r, Severity::Fatal, line, col, needle);
 }
 
 #[test]
 fn missing_brace_points_at_the_unclosed_block() {
-    let r = broken("broken_brace.conf");
-    fatal_at(&r, 1, 1, "missing '}': block `vrrp_instance VI_1`");
+    let r = broken(
+        "broken_brace.conf",
+        &[(1, 1, "missing '}': block `vrrp_instance VI_1`")],
+    );
     // Recovery: the virtual server after it is still read.
     assert_eq!(r.config.virtual_servers.len(), 1);
-    let r = broken("broken_eof.conf");
-    fatal_at(&r, 4, 1, "not closed at end of file");
-    let r = broken("broken_extra.conf");
-    fatal_at(&r, 4, 1, "extra '}'");
+    broken("broken_eof.conf", &[(4, 1, "not closed at end of file")]);
+    broken("broken_extra.conf", &[(4, 1, "extra '}'")]);
 }
 
 #[test]
 fn bad_values_point_at_the_value() {
-    let r = broken("broken_ip.conf");
-    fatal_at(&r, 4, 17, "`192.0.2.300` is not a valid IP address");
-    fatal_at(&r, 8, 16, "`weight` value `x1` is not a number");
+    broken(
+        "broken_ip.conf",
+        &[
+            (4, 17, "`192.0.2.300` is not a valid IP address"),
+            (8, 16, "`weight` value `x1` is not a number"),
+        ],
+    );
 }
 
 #[test]
 fn unknown_block_is_fatal_with_a_suggestion() {
-    let r = broken("broken_block.conf");
-    fatal_at(&r, 4, 1, "unknown top-level keyword `virtual_servr`");
+    let r = broken(
+        "broken_block.conf",
+        &[(4, 1, "unknown top-level keyword `virtual_servr`")],
+    );
     let d = r
         .diagnostics
         .iter()
