@@ -18,19 +18,16 @@ use vrrp_util::*;
 /// Kill the master, measure, let it rejoin (preempt).
 fn failover(master: Conf, backup: Conf, bound: Duration, settle: Duration) {
     let lab = lab();
-    let (m, b) =
-        start_master_then_backup(&lab, &master, &backup, Peer::Ours, Duration::from_secs(10));
+    let (m, b) = start_master_then_backup(&lab, &master, &backup, Peer::Ours);
     std::thread::sleep(settle);
     assert!(vip_on(&lab, 1).is_none(), "BACKUP must not hold the VIP");
 
-    let gap = ping_gap_across(
+    let gap = handover_gap(
         &lab,
+        Family::V4,
         Duration::from_millis(1000),
-        || {
-            sigkill(m.pid);
-            drop_vip(&lab, 0);
-        },
-        || wait_master(&lab, 1, Duration::from_secs(10)).unwrap(),
+        || crash(&lab, Family::V4, 0, &m),
+        Duration::from_secs(10),
     );
     println!(
         "VRRPv{} advert_int {}: SIGKILL of the master → client ping gap {:?} (bound {:?})",
@@ -47,8 +44,7 @@ fn failover(master: Conf, backup: Conf, bound: Duration, settle: Duration) {
     assert!(log_b.contains("Sending/queueing gratuitous ARPs on bond0 for 198.18.0.100"));
 
     // The old master comes back with its higher priority: it preempts.
-    let m2 = start_ours(&lab, 0, &master);
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let m2 = start_master(&lab, 0, &master, Peer::Ours);
     wait_log(
         &b,
         "with higher priority 200, ours 100",
@@ -85,12 +81,13 @@ fn v3_advert_int_0_1_sigkill_gap_and_preempt() {
 #[ignore = "needs root: run cargo xtask test"]
 fn v2_graceful_stop_priority_0() {
     let lab = lab();
-    let (m, b) = settled_seed_pair(&lab);
-    let gap = ping_gap_across(
+    let (m, b) = settled_seed_pair(&lab, Family::V4);
+    let gap = handover_gap(
         &lab,
+        Family::V4,
         Duration::from_millis(1000),
         || sigterm(m.pid),
-        || wait_master(&lab, 1, Duration::from_secs(5)).unwrap(),
+        Duration::from_secs(5),
     );
     println!(
         "VRRPv2 advert_int 1: graceful stop (priority 0) → client ping gap {gap:?} (bound 1s)"
@@ -108,8 +105,7 @@ fn nopreempt_keeps_the_current_master() {
     let lab = lab();
     // The lower-priority node is master first; the higher one starts with
     // nopreempt (keepalived requires state BACKUP for it) and must wait.
-    let low = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
-    wait_master(&lab, 1, Duration::from_secs(5)).unwrap();
+    let low = start_master(&lab, 1, &Conf::backup().v3("0.1"), Peer::Ours);
     let hi = Conf {
         state: "BACKUP",
         nopreempt: true,
@@ -123,8 +119,7 @@ fn nopreempt_keeps_the_current_master() {
     wait_state(&h, "Backup", Duration::from_secs(1)).unwrap();
     // Without nopreempt it does take over.
     let _ = lab.kill(h.pid);
-    let h2 = start_ours(&lab, 0, &Conf::master().v3("0.1"));
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let h2 = start_master(&lab, 0, &Conf::master().v3("0.1"), Peer::Ours);
     stop_all(&lab, &[&h2, &low]);
 }
 
@@ -132,36 +127,26 @@ fn nopreempt_keeps_the_current_master() {
 #[ignore = "needs root: run cargo xtask test"]
 fn v3_unicast_peers_failover() {
     let lab = lab();
-    let uni = |me: u8, peer: u8| -> &'static str {
-        Box::leak(
-            format!(
-                "    unicast_src_ip 198.18.0.{me}\n    unicast_peer {{\n        198.18.0.{peer}\n    }}\n"
-            )
-            .into_boxed_str(),
-        )
-    };
     let mc = Conf {
-        extra: uni(2, 3),
+        extra: Family::V4.unicast(0, 1),
         ..Conf::master().v3("0.1")
     };
     let bc = Conf {
-        extra: uni(3, 2),
+        extra: Family::V4.unicast(1, 0),
         ..Conf::backup().v3("0.1")
     };
-    let (m, b) = start_master_then_backup(&lab, &mc, &bc, Peer::Ours, Duration::from_secs(5));
+    let (m, b) = start_master_then_backup(&lab, &mc, &bc, Peer::Ours);
     std::thread::sleep(Duration::from_millis(1000));
     assert!(vip_on(&lab, 1).is_none(), "unicast backup took over");
     let st = stats(&b).unwrap();
     assert!(st["adverts_received"].as_u64().unwrap() >= 5, "{st}");
     assert_eq!(st["master_ip"], "198.18.0.2");
-    let gap = ping_gap_across(
+    let gap = handover_gap(
         &lab,
+        Family::V4,
         Duration::from_millis(500),
-        || {
-            sigkill(m.pid);
-            drop_vip(&lab, 0);
-        },
-        || wait_master(&lab, 1, Duration::from_secs(3)).unwrap(),
+        || crash(&lab, Family::V4, 0, &m),
+        Duration::from_secs(3),
     );
     println!("VRRPv3 unicast advert_int 0.1: SIGKILL of the master → ping gap {gap:?}");
     assert!(gap <= Duration::from_millis(500));
@@ -172,14 +157,7 @@ fn v3_unicast_peers_failover() {
 #[ignore = "needs root: run cargo xtask test"]
 fn carrier_loss_is_fault_and_recovery_preempts() {
     let lab = lab();
-    let (m, b) = start_master_then_backup(
-        &lab,
-        &Conf::master().v3("0.1"),
-        &Conf::backup().v3("0.1"),
-        Peer::Ours,
-        Duration::from_secs(5),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let (m, b) = start_fast_pair(&lab, "", "");
     // Director 1 loses its carrier (its bridge-side peer goes down).
     let (sw, peer) = lab.director_peer(0);
     let (sw, peer) = (sw.to_string(), peer.to_string());
@@ -200,15 +178,11 @@ fn carrier_loss_is_fault_and_recovery_preempts() {
 #[ignore = "needs root: run cargo xtask test"]
 fn garp_bursts_on_master_then_after_delay_and_refresh() {
     let lab = lab();
-    let m = start_ours(
-        &lab,
-        0,
-        &Conf {
-            extra: "    garp_master_delay 1\n    garp_master_repeat 3\n    garp_master_refresh 2\n",
-            ..Conf::master().v3("0.1")
-        },
-    );
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let conf = Conf {
+        extra: "    garp_master_delay 1\n    garp_master_repeat 3\n    garp_master_refresh 2\n",
+        ..Conf::master().v3("0.1")
+    };
+    let m = start_master(&lab, 0, &conf, Peer::Ours);
     let bursts = || {
         log_text(&m)
             .matches("Sending/queueing gratuitous ARPs on bond0 for 198.18.0.100")
@@ -216,19 +190,11 @@ fn garp_bursts_on_master_then_after_delay_and_refresh() {
     };
     assert_eq!(bursts(), 1, "first burst on entering MASTER");
     // The second burst garp_master_delay (1 s) later, refreshes every 2 s.
-    lvs_testkit::wait_until(
-        "second burst",
-        Duration::from_millis(1800),
-        Duration::from_millis(20),
-        || bursts() == 2,
-    )
-    .unwrap();
-    lvs_testkit::wait_until(
-        "refresh burst",
-        Duration::from_millis(1800),
-        Duration::from_millis(20),
-        || bursts() == 3,
-    )
-    .unwrap();
+    wait_for("second burst", Duration::from_millis(1800), || {
+        bursts() == 2
+    });
+    wait_for("refresh burst", Duration::from_millis(1800), || {
+        bursts() == 3
+    });
     let _ = lab.kill(m.pid);
 }

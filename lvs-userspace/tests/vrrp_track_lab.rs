@@ -17,35 +17,22 @@ fn track_script_weight_and_fault() {
     let lab = lab();
     let flag = lab.log_dir().join("down.flag");
     let fault_flag = lab.log_dir().join("fault.flag");
-    let top: &'static str = Box::leak(
-        format!(
-            "vrrp_script chk_down {{\n    script \"/usr/bin/test ! -e {}\"\n    interval 0.2\n    \
-             weight -150\n    fall 1\n    rise 1\n}}\n\
-             vrrp_script chk_fault {{\n    script \"/usr/bin/test ! -e {}\"\n    interval 0.2\n    \
-             weight 0\n}}\n",
-            flag.display(),
-            fault_flag.display()
-        )
-        .into_boxed_str(),
-    );
-    let mc = Conf {
-        top,
-        extra: "    track_script {\n        chk_down\n        chk_fault\n    }\n",
-        ..Conf::master().v3("0.1")
-    };
-    let (m, b) = start_master_then_backup(
-        &lab,
-        &mc,
-        &Conf::backup().v3("0.1"),
-        Peer::Ours,
-        Duration::from_secs(5),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let top = leak(format!(
+        "vrrp_script chk_down {{\n    script \"/usr/bin/test ! -e {}\"\n    interval 0.2\n    \
+         weight -150\n    fall 1\n    rise 1\n}}\n\
+         vrrp_script chk_fault {{\n    script \"/usr/bin/test ! -e {}\"\n    interval 0.2\n    \
+         weight 0\n}}\n",
+        flag.display(),
+        fault_flag.display()
+    ));
+    let track = "    track_script {\n        chk_down\n        chk_fault\n    }\n";
+    let (m, b) = start_fast_pair(&lab, top, track);
 
     // chk_down fails: 200 - 150 = 50 < 100: the backup takes over.
     std::fs::write(&flag, "").unwrap();
     wait_takeover(
         &lab,
+        1,
         Duration::from_secs(3),
         &m,
         "Changing effective priority from 200 to 50",
