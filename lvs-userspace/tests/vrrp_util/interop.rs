@@ -20,13 +20,7 @@ pub fn keepalived_master_ours_backup(mc: Conf, bc: Conf) {
     assert_backup_of(&ours, &fam.advert_src(&lab, 0));
 
     // keepalived dies: ours takes over, its ARPs / NAs move the client.
-    let gap = handover_gap(
-        &lab,
-        fam,
-        Duration::from_millis(500),
-        || crash(&lab, fam, 0, &ka),
-        Duration::from_secs(10),
-    );
+    let gap = handover_gap(&lab, fam, || crash(&lab, fam, 0, &ka));
     println!(
         "{fam:?} v{}: keepalived master crashed (VRRP child SIGKILLed) → ours took over, ping gap {gap:?}",
         mc.version
@@ -42,13 +36,13 @@ pub fn keepalived_master_ours_backup(mc: Conf, bc: Conf) {
     stop_all(&lab, &[&ka2, &ours]);
 }
 
-/// Ours MASTER (`mc`), keepalived BACKUP (`bc`): keepalived accepts ours;
-/// on our graceful stop (priority 0) keepalived takes over at once; when
-/// ours returns with the higher priority, keepalived yields.
-pub fn ours_master_keepalived_backup(mc: Conf, bc: Conf) {
+/// Ours MASTER (`mc`) and keepalived BACKUP (`bc`) in a new lab; after
+/// 4 s (longer than keepalived's master-down interval) ours still holds
+/// the VIP alone: keepalived accepts our adverts.
+fn ours_master_heard_by_keepalived(mc: &Conf, bc: &Conf) -> (Lab, Speaker, Speaker) {
     let fam = mc.family;
     let lab = fam.lab();
-    let (ours, ka) = start_master_then_backup(&lab, &mc, &bc, Peer::Keepalived);
+    let (ours, ka) = start_master_then_backup(&lab, mc, bc, Peer::Keepalived);
     std::thread::sleep(Duration::from_secs(4));
     assert!(
         !fam.holds_vip(&lab, 1),
@@ -56,14 +50,16 @@ pub fn ours_master_keepalived_backup(mc: Conf, bc: Conf) {
         log_text(&ka)
     );
     assert!(fam.holds_vip(&lab, 0));
+    (lab, ours, ka)
+}
 
-    let gap = handover_gap(
-        &lab,
-        fam,
-        Duration::from_millis(500),
-        || sigterm(ours.pid),
-        Duration::from_secs(5),
-    );
+/// Ours MASTER (`mc`), keepalived BACKUP (`bc`): keepalived accepts ours;
+/// on our graceful stop (priority 0) keepalived takes over at once; when
+/// ours returns with the higher priority, keepalived yields.
+pub fn ours_master_keepalived_backup(mc: Conf, bc: Conf) {
+    let fam = mc.family;
+    let (lab, ours, ka) = ours_master_heard_by_keepalived(&mc, &bc);
+    let gap = handover_gap(&lab, fam, || sigterm(ours.pid));
     println!(
         "{fam:?} v{}: ours stopped (priority 0) → keepalived took over, ping gap {gap:?}",
         mc.version
@@ -82,17 +78,8 @@ pub fn ours_master_keepalived_backup(mc: Conf, bc: Conf) {
 /// ARPs / NAs move the client.
 pub fn ours_master_crashes_keepalived_takes_over(mc: Conf, bc: Conf) {
     let fam = mc.family;
-    let lab = fam.lab();
-    let (ours, ka) = start_master_then_backup(&lab, &mc, &bc, Peer::Keepalived);
-    std::thread::sleep(Duration::from_secs(4));
-    assert!(!fam.holds_vip(&lab, 1), "{}", log_text(&ka));
-    let gap = handover_gap(
-        &lab,
-        fam,
-        Duration::from_millis(500),
-        || crash(&lab, fam, 0, &ours),
-        Duration::from_secs(10),
-    );
+    let (lab, ours, ka) = ours_master_heard_by_keepalived(&mc, &bc);
+    let gap = handover_gap(&lab, fam, || crash(&lab, fam, 0, &ours));
     println!("{fam:?}: ours master crashed (SIGKILL) → keepalived took over, ping gap {gap:?}");
     assert!(gap <= Duration::from_millis(3700));
     stop_all(&lab, &[&ka]);
