@@ -63,7 +63,7 @@ fn unicast_peers_with_keepalived(fam: Family) {
     let _ = lab.kill(ka.pid);
 
     let ka2 = start_keepalived(&lab, 0, &ka_conf(bc));
-    wait_log(&ka2, "Entering BACKUP STATE", Duration::from_secs(10)).unwrap();
+    wait_log(&ka2, "Entering BACKUP STATE", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(3));
     assert!(!fam.holds_vip(&lab, 0), "{}", log_text(&ka2));
     assert!(fam.holds_vip(&lab, 1));

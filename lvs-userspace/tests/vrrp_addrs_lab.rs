@@ -28,7 +28,7 @@ fn vip_added_on_one_node_first_keeps_one_master() {
             ..Conf::backup()
         },
     );
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5));
     let t0 = Instant::now();
     // Longer than the master-down interval (3.6 s): had the adverts been
     // dropped, the backup would have taken over.
@@ -45,7 +45,6 @@ fn vip_added_on_one_node_first_keeps_one_master() {
         &b,
         "(VI_1) expected 2 VIPs but received 1",
         Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     stop_all(&lab, &[&m, &b]);
 }

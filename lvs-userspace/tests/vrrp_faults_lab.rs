@@ -95,15 +95,14 @@ fn vip_interface_carrier(backup: Peer) {
     // Skew time at priority 100 is 0.61 s; the master-down interval 3.6 s.
     assert!(took <= Duration::from_millis(1500), "{took:?}");
     assert!(addr_on(&lab, 1, "in0", IN0_VIP));
-    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1));
     match backup {
         Peer::Ours => assert!(priority_zero_received(&b) >= 1),
         Peer::Keepalived => wait_log(
             &b,
             "Backup received priority 0 advertisement",
             Duration::from_secs(1),
-        )
-        .unwrap(),
+        ),
     }
     // Carrier back: BACKUP, then preempts again (priority 200).
     in0_carrier(&lab, 0, true);

@@ -43,9 +43,8 @@ fn failover(master: Conf, backup: Conf, bound: Duration, settle: Duration) {
         &b,
         "with higher priority 200, ours 100",
         Duration::from_secs(2),
-    )
-    .unwrap();
-    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    );
+    wait_state(&b, "Backup", Duration::from_secs(1));
     stop_all(&lab, &[&m2, &b]);
 }
 
@@ -100,11 +99,11 @@ fn nopreempt_keeps_the_current_master() {
         ..Conf::master().v3("0.1")
     };
     let h = start_ours(&lab, 0, &hi);
-    wait_log(&h, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    wait_log(&h, "Entering BACKUP STATE", Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(2)); // 20 advert intervals
     assert!(vip_on(&lab, 0).is_none(), "nopreempt node took over");
     assert!(vip_on(&lab, 1).is_some());
-    wait_state(&h, "Backup", Duration::from_secs(1)).unwrap();
+    wait_state(&h, "Backup", Duration::from_secs(1));
     // Without nopreempt it does take over.
     let _ = lab.kill(h.pid);
     let h2 = start_master(&lab, 0, &Conf::master().v3("0.1"), Peer::Ours);
@@ -145,14 +144,14 @@ fn carrier_loss_is_fault_and_recovery_preempts() {
     let (sw, peer) = (sw.to_string(), peer.to_string());
     lab.exec_ok(&sw, &["ip", "link", "set", &peer, "down"])
         .unwrap();
-    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(3)).unwrap();
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(3));
     wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    wait_state(&m, "Fault", Duration::from_secs(1)).unwrap();
+    wait_state(&m, "Fault", Duration::from_secs(1));
     // Carrier back: BACKUP, then it preempts with its higher priority.
     lab.exec_ok(&sw, &["ip", "link", "set", &peer, "up"])
         .unwrap();
     wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
-    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    wait_state(&b, "Backup", Duration::from_secs(1));
     stop_all(&lab, &[&m, &b]);
 }
 

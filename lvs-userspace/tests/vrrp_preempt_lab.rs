@@ -25,8 +25,7 @@ fn held_gate_delays_failback_until_released() {
         &hi,
         "(VI_1) delaying preemption: connection sync in progress",
         Duration::from_secs(5),
-    )
-    .unwrap();
+    );
     // Held: 30 advert intervals pass without a takeover.
     while t0.elapsed() < Duration::from_millis(2500) {
         assert!(

@@ -59,8 +59,7 @@ fn cut_one_interface(backup: Peer) {
         &m,
         "VRRP_Group(G) Syncing instances to MASTER state",
         Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     wait_for("the group's notify_master", Duration::from_secs(3), || {
         flag.exists()
     });

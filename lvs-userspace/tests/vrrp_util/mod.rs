@@ -610,7 +610,9 @@ pub fn log_contains(path: &Path, needle: &str) -> bool {
         .unwrap_or(false)
 }
 
-pub fn wait_log(s: &Speaker, needle: &str, timeout: Duration) -> Result<()> {
+/// Waits until `needle` is in the speaker's log; fails the test with the
+/// log after `timeout`.
+pub fn wait_log(s: &Speaker, needle: &str, timeout: Duration) {
     lvs_testkit::wait_until(
         &format!("{needle:?} in {}", s.log.display()),
         timeout,
@@ -618,17 +620,19 @@ pub fn wait_log(s: &Speaker, needle: &str, timeout: Duration) -> Result<()> {
         || log_contains(&s.log, needle),
     )
     .with_context(|| log_text(s))
+    .unwrap()
 }
 
 /// Waits until the speaker's stats file shows `state` (it is rewritten
-/// every 100 ms).
-pub fn wait_state(s: &Speaker, want: &str, timeout: Duration) -> Result<()> {
+/// every 100 ms); fails the test after `timeout`.
+pub fn wait_state(s: &Speaker, want: &str, timeout: Duration) {
     lvs_testkit::wait_until(
         &format!("state {want}"),
         timeout,
         Duration::from_millis(20),
         || state(s) == want,
     )
+    .unwrap()
 }
 
 /// A second interface `in0` in director `dir`, the end of a veth pair
@@ -786,7 +790,7 @@ pub fn start_master_then_backup(
         Peer::Ours => Duration::from_secs(5),
         Peer::Keepalived => Duration::from_secs(10),
     };
-    wait_log(&b, "Entering BACKUP STATE", backup_within).unwrap();
+    wait_log(&b, "Entering BACKUP STATE", backup_within);
     (m, b)
 }
 
@@ -858,7 +862,7 @@ pub fn settled_seed_pair(lab: &Lab, fam: Family) -> (Speaker, Speaker) {
 /// within a second.
 pub fn wait_takeover(lab: &Lab, dir: usize, within: Duration, s: &Speaker, says: &str) {
     wait_master(lab, dir, within).unwrap();
-    wait_log(s, says, Duration::from_secs(1)).unwrap();
+    wait_log(s, says, Duration::from_secs(1));
 }
 
 /// The master goes to FAULT saying `says`: director 1 takes the VIP over
@@ -869,8 +873,7 @@ pub fn wait_fault_takeover(lab: &Lab, within: Duration, master: &Speaker, says: 
         master,
         "(VI_1) Entering FAULT STATE",
         Duration::from_secs(1),
-    )
-    .unwrap();
+    );
 }
 
 /// Polls `cond` every 20 ms until it holds; fails the test naming `what`
@@ -901,7 +904,7 @@ pub fn wait_received(s: &Speaker, n: u64) {
 /// Our speaker `s` is BACKUP under the master advertising from
 /// `master_ip`, and refused none of its adverts.
 pub fn assert_backup_of(s: &Speaker, master_ip: &str) {
-    wait_state(s, "Backup", Duration::from_secs(1)).unwrap();
+    wait_state(s, "Backup", Duration::from_secs(1));
     let st = stats(s).unwrap();
     assert!(
         st["rejected"].as_object().unwrap().is_empty(),
