@@ -39,21 +39,16 @@ keepalived_tests! {
 fn unicast_peers_with_keepalived(fam: Family) {
     let lab = fam.lab();
     let (mc, bc) = fam.seed();
-    let ka_conf = |c: Conf| Conf {
-        advert_int: "0.5",
-        extra: fam.unicast(0, 1),
-        ..c
-    };
-    let ka = start_master(&lab, 0, &ka_conf(mc), Peer::Keepalived);
-    let ours = start_ours(
-        &lab,
-        1,
-        &Conf {
+    // advert_int 0.5, director `me` to `peer`.
+    let unicast = |c: Conf, me, peer| {
+        Conf {
             advert_int: "0.5",
-            extra: fam.unicast(1, 0),
-            ..bc.clone()
-        },
-    );
+            ..c
+        }
+        .unicast(me, peer)
+    };
+    let ka = start_master(&lab, 0, &unicast(mc, 0, 1), Peer::Keepalived);
+    let ours = start_ours(&lab, 1, &unicast(bc.clone(), 1, 0));
     wait_received(&ours, 4);
     assert_backup_of(&ours, &fam.director_addr(0));
 
@@ -62,7 +57,7 @@ fn unicast_peers_with_keepalived(fam: Family) {
     assert!(gap <= Duration::from_secs(1));
     let _ = lab.kill(ka.pid);
 
-    let ka2 = start_keepalived(&lab, 0, &ka_conf(bc));
+    let ka2 = start_keepalived(&lab, 0, &unicast(bc, 0, 1));
     wait_log(&ka2, "Entering BACKUP STATE", Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(3));
     assert!(!fam.holds_vip(&lab, 0), "{}", log_text(&ka2));

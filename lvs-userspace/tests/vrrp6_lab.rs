@@ -139,6 +139,19 @@ fn capture_nas(lab: &lvs_testkit::Lab, for_how_long: Duration) -> Vec<(Instant, 
     .unwrap()
 }
 
+/// The NAs of [`capture_nas`] over 5 s in which `conf` starts alone on
+/// director 0 and becomes MASTER.
+fn nas_while_master_starts(lab: &lvs_testkit::Lab, conf: &Conf) -> Vec<(Instant, [u8; 6])> {
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| capture_nas(lab, Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(300));
+        let m = start_master(lab, 0, conf, Peer::Ours);
+        let r = h.join().unwrap();
+        let _ = lab.kill(m.pid);
+        r
+    })
+}
+
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn master_announces_ipv6_vip_by_unsolicited_na_with_garp_repeats() {
@@ -148,17 +161,7 @@ fn master_announces_ipv6_vip_by_unsolicited_na_with_garp_repeats() {
         extra: "    garp_master_repeat 3\n    garp_master_delay 1\n",
         ..V6.seed().0
     };
-    let cap = {
-        let lab = &lab;
-        std::thread::scope(|sc| {
-            let h = sc.spawn(|| capture_nas(lab, Duration::from_secs(5)));
-            std::thread::sleep(Duration::from_millis(300));
-            let m = start_master(lab, 0, &conf, Peer::Ours);
-            let r = h.join().unwrap();
-            let _ = lab.kill(m.pid);
-            r
-        })
-    };
+    let cap = nas_while_master_starts(&lab, &conf);
     let mac = lab
         .run_in_netns(lab.director_ns(0), || {
             lvs_userspace::netlink::link_by_name("bond0").unwrap().mac

@@ -6,14 +6,15 @@
 mod vrrp_util;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use lvs_testkit::Lab;
 use vrrp_util::*;
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn notify_scripts_follow_transitions() {
-    let lab = lab();
+/// An executable script in the lab's logs that appends its arguments as a
+/// line to a file: (the script, the file).
+fn recording_script(lab: &Lab) -> (PathBuf, PathBuf) {
     let out = lab.log_dir().join("notify.out");
     let script = lab.log_dir().join("notify.sh");
     std::fs::write(
@@ -22,6 +23,14 @@ fn notify_scripts_follow_transitions() {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, out)
+}
+
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn notify_scripts_follow_transitions() {
+    let lab = lab();
+    let (script, out) = recording_script(&lab);
     let s = script.display();
     let extra = leak(format!(
         "    notify_master \"{s} master-only\"\n    notify_stop \"{s} stop-only\"\n    notify {s}\n"

@@ -114,14 +114,8 @@ fn nopreempt_keeps_the_current_master() {
 #[ignore = "needs root: run cargo xtask test"]
 fn v3_unicast_peers_failover() {
     let lab = lab();
-    let mc = Conf {
-        extra: Family::V4.unicast(0, 1),
-        ..Conf::master().v3("0.1")
-    };
-    let bc = Conf {
-        extra: Family::V4.unicast(1, 0),
-        ..Conf::backup().v3("0.1")
-    };
+    let mc = Conf::master().v3("0.1").unicast(0, 1);
+    let bc = Conf::backup().v3("0.1").unicast(1, 0);
     let (m, b) = start_master_then_backup(&lab, &mc, &bc, Peer::Ours);
     std::thread::sleep(Duration::from_millis(1000));
     assert!(vip_on(&lab, 1).is_none(), "unicast backup took over");

@@ -155,16 +155,6 @@ impl Family {
         }
     }
 
-    /// `unicast_src_ip` / `unicast_peer` lines: director `me` to `peer`
-    /// (their addresses on bond0).
-    pub fn unicast(self, me: usize, peer: usize) -> &'static str {
-        leak(format!(
-            "    unicast_src_ip {}\n    unicast_peer {{\n        {}\n    }}\n",
-            self.director_addr(me),
-            self.director_addr(peer)
-        ))
-    }
-
     /// The seed's MASTER and BACKUP (IPv4: v2, advert_int 1; IPv6: v3,
     /// advert_int 1).
     pub fn seed(self) -> (Conf, Conf) {
@@ -242,6 +232,19 @@ impl Conf {
             family: Family::V6,
             sync_daemon: false,
             ..self.v3(advert_int)
+        }
+    }
+    /// This instance advertising by unicast from director `me` to `peer`
+    /// (their addresses on bond0) instead of multicast.
+    pub fn unicast(self, me: usize, peer: usize) -> Conf {
+        let fam = self.family;
+        Conf {
+            extra: leak(format!(
+                "    unicast_src_ip {}\n    unicast_peer {{\n        {}\n    }}\n",
+                fam.director_addr(me),
+                fam.director_addr(peer)
+            )),
+            ..self
         }
     }
     /// How long a speaker started alone with this config may take to hold
