@@ -8,7 +8,7 @@
 //! neighbour discovery and every other ICMPv6 message go to the kernel.
 
 use aya_ebpf::programs::XdpContext;
-use lvs_common::{event, verdict as reason, FlowKey6, IPPROTO_TCP, IPPROTO_UDP};
+use lvs_common::{event, verdict as reason, FlowKey6, IPPROTO_TCP, IPPROTO_UDP, IPV6_HDR_LEN};
 
 use crate::{
     forward::NextHop,
@@ -23,7 +23,6 @@ const PACKET_TOO_BIG: u8 = 2;
 const TIME_EXCEEDED: u8 = 3;
 const PARAMETER_PROBLEM: u8 = 4;
 const ICMP_HDR_LEN: usize = 8;
-const IPV6_HDR_LEN: usize = 40;
 
 /// The connection an ICMPv6 error to a VIP (at `off`, the ICMPv6 header)
 /// is about, and where it goes.
