@@ -390,13 +390,7 @@ impl Datapath {
 
     /// Turns the data path's connection-sync events on or off.
     pub fn set_sync(&mut self, on: bool) -> Result<()> {
-        self.update_settings(|s| {
-            if on {
-                s.flags |= lvs_common::SET_F_SYNC;
-            } else {
-                s.flags &= !lvs_common::SET_F_SYNC;
-            }
-        })
+        self.set_settings_flag(lvs_common::SET_F_SYNC, on)
     }
 
     /// IPVS's `expire_nodest_conn`: on, a packet of a connection whose real
@@ -404,24 +398,23 @@ impl Datapath {
     /// server); off (the default, as IPVS), such TCP segments are dropped
     /// and the connection waits for its server to come back.
     pub fn set_expire_nodest(&mut self, on: bool) -> Result<()> {
-        self.update_settings(|s| {
-            if on {
-                s.flags |= lvs_common::SET_F_EXPIRE_NODEST;
-            } else {
-                s.flags &= !lvs_common::SET_F_EXPIRE_NODEST;
-            }
-        })
+        self.set_settings_flag(lvs_common::SET_F_EXPIRE_NODEST, on)
     }
 
     /// IPVS's `expire_quiescent_template`: on, a persistence template naming
     /// a real server at weight 0 is treated as expired (persistent clients
     /// of a drained or failed-and-inhibited server are scheduled anew).
     pub fn set_expire_quiescent(&mut self, on: bool) -> Result<()> {
+        self.set_settings_flag(lvs_common::SET_F_EXPIRE_QUIESCENT, on)
+    }
+
+    /// Sets or clears one `SET_F_*` bit of the settings.
+    fn set_settings_flag(&mut self, flag: u32, on: bool) -> Result<()> {
         self.update_settings(|s| {
             if on {
-                s.flags |= lvs_common::SET_F_EXPIRE_QUIESCENT;
+                s.flags |= flag;
             } else {
-                s.flags &= !lvs_common::SET_F_EXPIRE_QUIESCENT;
+                s.flags &= !flag;
             }
         })
     }
