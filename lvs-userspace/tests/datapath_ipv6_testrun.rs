@@ -164,15 +164,15 @@ fn ipv6_new_flow_is_rewritten_and_established_flow_sticks() {
     // forwarded_to); say the hop limit out loud.
     assert_eq!(out.frame[IPV6_AT + 7], 64, "hop limit untouched");
     let key = key6(CLIENT, 40000, VIP, 80, IPPROTO_TCP);
-    let c = dp.conn6(&key).expect("a half-open entry");
+    let c = dp.conn(&key).expect("a half-open entry");
     assert_eq!(c.state, tcp::SYN_RECV);
-    assert!(!dp.is_established6(&key));
+    assert!(!dp.is_established(&key));
 
     // The handshake's ACK promotes it; data follows it to the same server.
     let ack = tcp6_frame((CLIENT, 40000), (VIP, 80), Flags::ACK, b"");
     assert_eq!(forwarded_to(&run(&mut dp, &ack), &ack), n);
-    assert!(dp.is_established6(&key));
-    assert_eq!(dp.conn6(&key).unwrap().state, tcp::ESTABLISHED);
+    assert!(dp.is_established(&key));
+    assert_eq!(dp.conn(&key).unwrap().state, tcp::ESTABLISHED);
     let hits = event_count(&dp, event::FLOW_CACHE_HIT);
     for i in 0..5 {
         let data = tcp6_frame((CLIENT, 40000), (VIP, 80), Flags::ACK, &[i; 100]);
@@ -185,7 +185,7 @@ fn ipv6_new_flow_is_rewritten_and_established_flow_sticks() {
     // FIN moves the state on.
     let fin = tcp6_frame((CLIENT, 40000), (VIP, 80), Flags::FIN_ACK, b"");
     assert_eq!(forwarded_to(&run(&mut dp, &fin), &fin), n);
-    assert_eq!(dp.conn6(&key).unwrap().state, tcp::FIN_WAIT);
+    assert_eq!(dp.conn(&key).unwrap().state, tcp::FIN_WAIT);
 
     // The listing reads the IPv6 tables.
     let conns = dp.conns6().unwrap();
@@ -210,7 +210,7 @@ fn ipv6_udp_flows_are_forwarded_and_remembered() {
         assert_eq!(forwarded_to(&run(&mut dp, &q), &q), n);
     }
     let key = key6(CLIENT, 5353, VIP, 53, IPPROTO_UDP);
-    assert!(dp.is_established6(&key), "the second datagram promotes it");
+    assert!(dp.is_established(&key), "the second datagram promotes it");
 }
 
 /// IPVS's wrr order over the seed weights, walked by one CPU: the same
@@ -258,7 +258,7 @@ fn ipv6_extension_headers_are_walked_and_left_alone() {
     let f = with_ipv6_ext_headers(&syn(CLIENT, 41001, VIP), &[(NEXTHDR_HOP, vec![0; 6])]);
     forwarded_to(&run(&mut dp, &f), &f);
     assert!(dp
-        .conn6(&key6(CLIENT, 41001, VIP, 80, IPPROTO_TCP))
+        .conn(&key6(CLIENT, 41001, VIP, 80, IPPROTO_TCP))
         .is_some());
 
     // More than the bound: not classified, passed.
@@ -497,7 +497,7 @@ fn ipv6_persistence_by_prefix_length() {
         ))
         .unwrap();
     let t = dp
-        .template6(&lvs_common::PersistKey6 {
+        .template(&lvs_common::PersistKey6 {
             service: svc,
             client_be: ipv6_words(Ipv6Addr::new(0x2001, 2, 0, 7, 0, 0, 0, 0).octets()),
         })

@@ -94,7 +94,7 @@ type Expired = (usize, usize, Vec<(u32, u32)>);
 
 /// One address family's connection and template tables, for the walks
 /// both families share (listing, expiry).
-trait Family: aya::Pod + Copy {
+pub trait Family: aya::Pod + Copy {
     type Tmpl: aya::Pod + Copy + Eq + std::hash::Hash;
     fn flow_table(m: &Maps, half_open: bool) -> (&Table<Self, Conn>, &'static str);
     fn flow_table_mut(m: &mut Maps, half_open: bool) -> (&mut Table<Self, Conn>, &'static str);
