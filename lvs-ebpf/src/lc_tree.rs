@@ -20,6 +20,7 @@ use lvs_common::{
     SVC_F_SCHED_OVF, SVC_F_SCHED_WEIGHTED,
 };
 
+use crate::conn_counts;
 use crate::maps::{BACKENDS, BACKEND_CONNS, BACKEND_CONNS_ADJ, LC_PLACE, LC_TREES, RINGS};
 
 const LEAVES: u32 = LC_TREE_LEAVES as u32;
@@ -161,16 +162,7 @@ fn judge(leaf: &mut LcLeaf, c: &mut ConnCounts, flags: u32) -> bool {
     if upper != 0 {
         let total = active + inactive;
         let flagged = c.overloaded != 0;
-        let now = if flagged {
-            let lower = leaf.l_threshold as u64;
-            if lower != 0 {
-                total >= lower
-            } else {
-                total * 4 >= upper * 3
-            }
-        } else {
-            total >= upper
-        };
+        let now = conn_counts::overload_now(flagged, total, upper, leaf.l_threshold as u64);
         if now != flagged {
             c.overloaded = now as u64;
         }
