@@ -12,7 +12,7 @@
 //! disagree; everything the agent changes (weights, liveness, the list,
 //! `backend_conns_adj`) is read again when it bumps `settings.lc_gen`.
 
-use aya_ebpf::{cty::c_void, helpers::bpf_loop};
+use aya_ebpf::cty::c_void;
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use lvs_common::{
     ConnCounts, LcLeaf, LcTree, Service, BE_F_ALIVE, LC_LEAF_ELIGIBLE, LC_LEAF_USABLE, LC_NONE,
@@ -22,6 +22,7 @@ use lvs_common::{
 
 use crate::conn_counts;
 use crate::maps::{BACKENDS, BACKEND_CONNS, BACKEND_CONNS_ADJ, LC_PLACE, LC_TREES, RINGS};
+use crate::schedule::bpf_loop_over;
 
 const LEAVES: u32 = LC_TREE_LEAVES as u32;
 const LEAF_MASK: u32 = LEAVES - 1;
@@ -249,22 +250,8 @@ fn rebuild(svc: &Service, len: u32) {
         len,
         flags: svc.flags,
     };
-    // SAFETY: the callbacks are BPF subprograms taking (index, ctx) as
-    // bpf_loop calls them; ctx points at `r` on this stack for the calls.
-    unsafe {
-        bpf_loop(
-            LEAVES,
-            rebuild_leaf as *mut c_void,
-            &mut r as *mut Rebuild as *mut c_void,
-            0,
-        );
-        bpf_loop(
-            LEAVES - 1,
-            rebuild_node as *mut c_void,
-            &mut r as *mut Rebuild as *mut c_void,
-            0,
-        );
-    }
+    bpf_loop_over(LEAVES, rebuild_leaf, &mut r);
+    bpf_loop_over(LEAVES - 1, rebuild_node, &mut r);
 }
 
 /// Leaf `i`: server `i` of the list, or nobody past its end.
