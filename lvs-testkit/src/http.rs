@@ -37,6 +37,17 @@ impl HttpResponse {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.as_str())
     }
+    /// The body of a 2xx answer as [`HttpResponse::body_text`]; any other
+    /// status is an error, `whence` (`from 198.19.0.1: `) before it.
+    pub fn ok_body(&self, whence: &str) -> Result<String> {
+        ensure!(
+            (200..300).contains(&self.status),
+            "{whence}status {} {}",
+            self.status,
+            self.reason
+        );
+        Ok(self.body_text())
+    }
     /// The body as text, trailing newline removed (`rs1\n` → `rs1`).
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body)
@@ -366,13 +377,7 @@ pub fn http_request_any(
 pub fn http_get(bind: Ipv4Addr, target: SocketAddrV4, timeout: Duration) -> Result<String> {
     let r =
         http_request(Some(bind), target, "/", timeout).with_context(|| format!("from {bind}"))?;
-    ensure!(
-        (200..300).contains(&r.status),
-        "GET http://{target}/ from {bind}: status {} {}",
-        r.status,
-        r.reason
-    );
-    Ok(r.body_text())
+    r.ok_body(&format!("GET http://{target}/ from {bind}: "))
 }
 
 /// A long-lived HTTP/1.1 keep-alive connection (for tests that reload or
@@ -442,13 +447,7 @@ impl KeepAliveClient {
     /// removed). Fails on non-2xx.
     pub fn get(&mut self) -> Result<String> {
         let r = self.request("/")?;
-        ensure!(
-            (200..300).contains(&r.status),
-            "status {} {}",
-            r.status,
-            r.reason
-        );
-        Ok(r.body_text())
+        r.ok_body("")
     }
 
     /// The underlying stream.
@@ -675,15 +674,7 @@ pub fn http_load_with<A: Copy + Into<IpAddr> + Sync>(
                             let timeout = opts.request_timeout.min(deadline - now);
                             let res = http_request_any(Some(addr), target, &opts.path, timeout)
                                 .with_context(|| format!("from {addr}"))
-                                .and_then(|r| {
-                                    ensure!(
-                                        (200..300).contains(&r.status),
-                                        "from {addr}: status {} {}",
-                                        r.status,
-                                        r.reason
-                                    );
-                                    Ok(r.body_text())
-                                });
+                                .and_then(|r| r.ok_body(&format!("from {addr}: ")));
                             record(addr, res);
                         }
                         Ok(())
