@@ -64,6 +64,13 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+impl Diagnostic {
+    /// Adds what to write instead.
+    pub(crate) fn help(&mut self, help: impl Into<String>) {
+        self.help = Some(help.into());
+    }
+}
+
 impl fmt::Display for Diagnostic {
     /// `file:line:col: severity: message (hint: help)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -101,31 +108,37 @@ impl Diagnostics {
         self.items.push(d);
     }
 
+    /// A finding at `span`, with what to write instead when we know.
     pub(crate) fn add(
         &mut self,
         severity: Severity,
         span: &Span,
         message: impl Into<String>,
         help: Option<String>,
-    ) {
+    ) -> &mut Diagnostic {
         self.items.push(Diagnostic {
             severity,
             span: span.clone(),
             message: message.into(),
             help,
         });
+        let last = self.items.len() - 1;
+        &mut self.items[last]
     }
 
-    pub(crate) fn warn(&mut self, span: &Span, message: impl Into<String>) {
-        self.add(Severity::Warning, span, message, None);
+    /// A warning at `span`; chain [`Diagnostic::help`] to say what to write.
+    pub(crate) fn warn(&mut self, span: &Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.add(Severity::Warning, span, message, None)
     }
 
-    pub(crate) fn error(&mut self, span: &Span, message: impl Into<String>) {
-        self.add(Severity::Error, span, message, None);
+    /// An error at `span`; chain [`Diagnostic::help`] to say what to write.
+    pub(crate) fn error(&mut self, span: &Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.add(Severity::Error, span, message, None)
     }
 
-    pub(crate) fn fatal(&mut self, span: &Span, message: impl Into<String>) {
-        self.add(Severity::Fatal, span, message, None);
+    /// A fatal error at `span`; chain [`Diagnostic::help`] to say what to write.
+    pub(crate) fn fatal(&mut self, span: &Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.add(Severity::Fatal, span, message, None)
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {

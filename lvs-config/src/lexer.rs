@@ -88,25 +88,20 @@ pub(crate) fn tokenize(
         let here = Span::new(file, line, col);
         col += 1;
         if let Some(qspan) = &in_quote {
-            if c == '"' {
-                in_quote = None;
-            } else if c == '\n' {
-                diags.error(
-                    qspan,
-                    "unterminated quote: a '\"' opened here is not closed on this line",
-                );
-                in_quote = None;
-                flush(&mut word, &mut word_span, &mut quoted, out);
-                out.push(Tok {
-                    kind: TokKind::Eol,
-                    span: here,
-                });
-                line += 1;
-                col = 1;
-            } else {
-                word.push(c);
+            if c != '\n' {
+                if c == '"' {
+                    in_quote = None;
+                } else {
+                    word.push(c);
+                }
+                continue;
             }
-            continue;
+            // A quote ends with its line; the line then ends as any other.
+            diags.error(
+                qspan,
+                "unterminated quote: a '\"' opened here is not closed on this line",
+            );
+            in_quote = None;
         }
         match c {
             '\n' => {
@@ -186,12 +181,19 @@ pub(crate) fn tokenize(
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Vec<String> {
+    /// The tokens of `s` read as line `line` of a file, and what was reported.
+    fn lex(s: &str, line: u32) -> (Vec<Tok>, Diagnostics) {
         let f: Arc<str> = Arc::from("t");
         let mut out = Vec::new();
         let mut d = Diagnostics::new();
-        tokenize(s, &f, 1, 1, &mut out, &mut d);
-        out.iter()
+        tokenize(s, &f, line, 1, &mut out, &mut d);
+        (out, d)
+    }
+
+    fn words(s: &str) -> Vec<String> {
+        lex(s, 1)
+            .0
+            .iter()
             .map(|t| match &t.kind {
                 TokKind::Word { text, .. } => text.clone(),
                 TokKind::Open => "{".into(),
@@ -211,11 +213,18 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_ends_with_its_line() {
+        let (out, d) = lex("a \"b\nc", 1);
+        let kinds: Vec<_> = out.iter().map(|t| (&t.kind, t.span.line)).collect();
+        assert!(matches!(kinds[1], (TokKind::Word { text, quoted: true }, 1) if text == "b"));
+        assert!(matches!(kinds[2], (TokKind::Eol, 1)));
+        assert!(matches!(kinds[3], (TokKind::Word { text, .. }, 2) if text == "c"));
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
     fn columns_count_chars() {
-        let f: Arc<str> = Arc::from("t");
-        let mut out = Vec::new();
-        let mut d = Diagnostics::new();
-        tokenize("\u{a0}é x", &f, 3, 1, &mut out, &mut d);
+        let (out, _) = lex("\u{a0}é x", 3);
         assert_eq!(out[0].span.col, 2);
         assert_eq!(out[1].span.col, 4);
         assert_eq!(out[1].span.line, 3);

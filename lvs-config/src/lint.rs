@@ -6,7 +6,6 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::capability::{self, Support};
 use crate::diag::Diagnostics;
-use crate::diag::Severity;
 use crate::model::{Config, LbKind, VipEntry, VrrpInstance, VsAddr, VsgEntry};
 
 /// Runs every whole-config check on the parsed model.
@@ -46,15 +45,15 @@ fn brd(diags: &mut Diagnostics, cfg: &Config) {
             let want = Ipv4Addr::from(net | !mask);
             if b != want {
                 let span = v.brd_span.as_ref().unwrap_or(&v.span);
-                diags.add(
-                    Severity::Warning,
-                    span,
-                    format!(
-                        "brd {b} is not the broadcast address of {a}/{} (vrrp_instance {}); the broadcast address is {want}",
-                        v.prefix_len, vi.name
-                    ),
-                    Some(format!("write `brd {want}`, or leave `brd` out")),
-                );
+                diags
+                    .warn(
+                        span,
+                        format!(
+                            "brd {b} is not the broadcast address of {a}/{} (vrrp_instance {}); the broadcast address is {want}",
+                            v.prefix_len, vi.name
+                        ),
+                    )
+                    .help(format!("write `brd {want}`, or leave `brd` out"));
             }
         }
     }
@@ -130,12 +129,12 @@ fn vip_coverage(diags: &mut Diagnostics, cfg: &Config) {
                 ),
                 None => format!("add `{a}` to the virtual_ipaddress of the vrrp_instance that should carry it"),
             };
-            diags.add(
-                Severity::Warning,
-                &vs.addr_span,
-                format!("virtual_server address {a} is not carried by {who} (not in any virtual_ipaddress): it will not move on failover"),
-                Some(help),
-            );
+            diags
+                .warn(
+                    &vs.addr_span,
+                    format!("virtual_server address {a} is not carried by {who} (not in any virtual_ipaddress): it will not move on failover"),
+                )
+                .help(help);
         }
     }
 }
@@ -158,16 +157,16 @@ fn forwarding(diags: &mut Diagnostics, cfg: &Config) {
             capability::lookup("virtual_server", "lb_kind", Some(method(vs.lb_kind)))
         {
             let span = vs.lb_kind_span.as_ref().unwrap_or(&vs.span);
-            diags.add(
-                Severity::Error,
-                span,
-                format!(
-                    "lb_kind {}: virtual_server {} is not run: {why}",
-                    method(vs.lb_kind),
-                    vs.addr
-                ),
-                Some("write `lb_kind DR`; real servers must hold the VIP on lo with arp_ignore=1, arp_announce=2".into()),
-            );
+            diags
+                .error(
+                    span,
+                    format!(
+                        "lb_kind {}: virtual_server {} is not run: {why}",
+                        method(vs.lb_kind),
+                        vs.addr
+                    ),
+                )
+                .help("write `lb_kind DR`; real servers must hold the VIP on lo with arp_ignore=1, arp_announce=2");
         }
         let vs_port = match vs.addr {
             VsAddr::Ip(_, port) => port,
@@ -195,15 +194,15 @@ fn forwarding(diags: &mut Diagnostics, cfg: &Config) {
                     .iter()
                     .find(|rs| rs.addr.is_ipv6() != first.is_ipv6())
                 {
-                    diags.add(
-                        Severity::Error,
-                        span,
-                        format!(
-                            "virtual server group {g} entry {first} and real server {} are of different address families: with Direct Routing that real server cannot serve this entry",
-                            rs.addr
-                        ),
-                        Some("put the IPv4 and IPv6 entries in separate virtual_server_groups, each with real servers of its family".into()),
-                    );
+                    diags
+                        .error(
+                            span,
+                            format!(
+                                "virtual server group {g} entry {first} and real server {} are of different address families: with Direct Routing that real server cannot serve this entry",
+                                rs.addr
+                            ),
+                        )
+                        .help("put the IPv4 and IPv6 entries in separate virtual_server_groups, each with real servers of its family");
                 }
                 for rs in &vs.real_servers {
                     if rs.lb_kind != LbKind::Nat && rs.port != 0 && rs.port != *port {
@@ -213,15 +212,15 @@ fn forwarding(diags: &mut Diagnostics, cfg: &Config) {
                         } else {
                             format!("with lb_kind DR packets keep port {port}")
                         };
-                        diags.add(
-                            Severity::Warning,
-                            span,
-                            format!(
-                                "virtual server group {g} entry {first} port {port} and real server {} port {} ports don't match: {keep}",
-                                rs.addr, rs.port
-                            ),
-                            Some(format!("give the entry port {}", rs.port)),
-                        );
+                        diags
+                            .warn(
+                                span,
+                                format!(
+                                    "virtual server group {g} entry {first} port {port} and real server {} port {} ports don't match: {keep}",
+                                    rs.addr, rs.port
+                                ),
+                            )
+                            .help(format!("give the entry port {}", rs.port));
                     }
                 }
             }
@@ -230,30 +229,30 @@ fn forwarding(diags: &mut Diagnostics, cfg: &Config) {
             let refused = capability::lookup("real_server", "lvs_method", Some(method(rs.lb_kind)));
             if let (true, Some(Support::Refused(why))) = (rs.lb_kind != vs.lb_kind, refused) {
                 let span = rs.lb_kind_span.as_ref().unwrap_or(&rs.span);
-                diags.add(
-                    Severity::Error,
-                    span,
-                    format!(
-                        "lvs_method {}: real_server {} is not run: {why}",
-                        method(rs.lb_kind),
-                        rs.addr
-                    ),
-                    Some("write `lvs_method DR`".into()),
-                );
+                diags
+                    .error(
+                        span,
+                        format!(
+                            "lvs_method {}: real_server {} is not run: {why}",
+                            method(rs.lb_kind),
+                            rs.addr
+                        ),
+                    )
+                    .help("write `lvs_method DR`");
             }
             if rs.lb_kind == LbKind::Dr && vs_port != 0 && rs.port != vs_port {
                 // keepalived resets the port to the virtual server's (its
                 // checkers then connect there); lvs-xdp keeps it for the
                 // checkers (README: deliberate differences).
-                diags.add(
-                    Severity::Warning,
-                    &rs.span,
-                    format!(
-                        "virtual server {} and real server {} port {} ports don't match: with lb_kind DR packets keep port {vs_port}; keepalived resets the real server to port {vs_port} (its checkers then connect there), lvs-xdp's checkers use port {}",
-                        vs.addr, rs.addr, rs.port, rs.port
-                    ),
-                    Some(format!("write `real_server {} {vs_port}`", rs.addr)),
-                );
+                diags
+                    .warn(
+                        &rs.span,
+                        format!(
+                            "virtual server {} and real server {} port {} ports don't match: with lb_kind DR packets keep port {vs_port}; keepalived resets the real server to port {vs_port} (its checkers then connect there), lvs-xdp's checkers use port {}",
+                            vs.addr, rs.addr, rs.port, rs.port
+                        ),
+                    )
+                    .help(format!("write `real_server {} {vs_port}`", rs.addr));
             }
         }
     }
@@ -264,44 +263,46 @@ fn references(diags: &mut Diagnostics, cfg: &Config) {
     for vi in &cfg.vrrp_instances {
         for t in &vi.track_script {
             if !cfg.vrrp_scripts.iter().any(|s| s.name == t.name) {
-                diags.add(
-                    Severity::Warning,
-                    &t.span,
-                    format!(
-                        "track_script `{}` of vrrp_instance {} names no vrrp_script; ignored",
-                        t.name, vi.name
-                    ),
-                    Some(format!("define `vrrp_script {} {{ script ... }}`", t.name)),
-                );
+                diags
+                    .warn(
+                        &t.span,
+                        format!(
+                            "track_script `{}` of vrrp_instance {} names no vrrp_script; ignored",
+                            t.name, vi.name
+                        ),
+                    )
+                    .help(format!("define `vrrp_script {} {{ script ... }}`", t.name));
             }
         }
     }
     for g in &cfg.vrrp_sync_groups {
         for name in &g.group {
             if cfg.vrrp_instance(name).is_none() {
-                diags.add(
-                    Severity::Error,
-                    &g.span,
-                    format!(
-                        "vrrp_sync_group {} names `{name}`, which is no vrrp_instance",
-                        g.name
-                    ),
-                    Some("check the instance name".into()),
-                );
+                diags
+                    .error(
+                        &g.span,
+                        format!(
+                            "vrrp_sync_group {} names `{name}`, which is no vrrp_instance",
+                            g.name
+                        ),
+                    )
+                    .help("check the instance name");
             }
         }
     }
     for vs in &cfg.virtual_servers {
         if let VsAddr::Group(gname) = &vs.addr {
             if cfg.virtual_server_group(gname).is_none() {
-                diags.add(
-                    Severity::Error,
-                    &vs.addr_span,
-                    format!("virtual_server group `{gname}`: no virtual_server_group of that name"),
-                    Some(format!(
+                diags
+                    .error(
+                        &vs.addr_span,
+                        format!(
+                            "virtual_server group `{gname}`: no virtual_server_group of that name"
+                        ),
+                    )
+                    .help(format!(
                         "define `virtual_server_group {gname} {{ ADDRESS PORT }}`"
-                    )),
-                );
+                    ));
             }
         }
     }
@@ -313,15 +314,15 @@ fn vrid_clash(diags: &mut Diagnostics, cfg: &Config) {
     for vi in &cfg.vrrp_instances {
         let v6 = vi.ipv6;
         if let Some(prev) = seen.insert((vi.interface.as_str(), vi.virtual_router_id, v6), vi) {
-            diags.add(
-                Severity::Error,
-                &vi.span,
-                format!(
+            diags
+                .error(
+                    &vi.span,
+                    format!(
                     "vrrp_instance {} uses virtual_router_id {} on {} like vrrp_instance {} ({})",
                     vi.name, vi.virtual_router_id, vi.interface, prev.name, prev.span
                 ),
-                Some("give each instance on an interface its own virtual_router_id".into()),
-            );
+                )
+                .help("give each instance on an interface its own virtual_router_id");
         }
     }
 }
@@ -331,12 +332,7 @@ fn vrid_clash(diags: &mut Diagnostics, cfg: &Config) {
 fn bgp_announce(diags: &mut Diagnostics, cfg: &Config) {
     let Some(a) = &cfg.bgp_announce else { return };
     if cfg.virtual_servers.is_empty() {
-        diags.add(
-            Severity::Warning,
-            &a.span,
-            "`bgp_announce` has no virtual_server to announce",
-            None,
-        );
+        diags.warn(&a.span, "`bgp_announce` has no virtual_server to announce");
     }
     for vs in &cfg.virtual_servers {
         let VsAddr::Ip(addr, _) = vs.addr else {
@@ -344,19 +340,19 @@ fn bgp_announce(diags: &mut Diagnostics, cfg: &Config) {
         };
         for vi in &cfg.vrrp_instances {
             if let Some(v) = vi.virtual_ipaddress.iter().find(|v| v.addr == addr) {
-                diags.add(
-                    Severity::Warning,
-                    &v.span,
-                    format!(
-                        "{addr} is announced over BGP (bgp_announce) and also held by vrrp_instance {}: \
-                         the router sends it to every director either way",
-                        vi.name
-                    ),
-                    Some(format!(
+                diags
+                    .warn(
+                        &v.span,
+                        format!(
+                            "{addr} is announced over BGP (bgp_announce) and also held by vrrp_instance {}: \
+                            the router sends it to every director either way",
+                            vi.name
+                        ),
+                    )
+                    .help(format!(
                         "remove {addr} from the virtual_ipaddress of {}",
                         vi.name
-                    )),
-                );
+                    ));
             }
         }
     }

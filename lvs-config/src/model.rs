@@ -52,6 +52,18 @@ pub struct TrackFile {
     pub init_file: Option<(i64, bool)>,
 }
 
+impl TrackFile {
+    /// The weight and `reverse` a user of the file (a FILE_CHECK, a
+    /// `track_file` entry) applies: its own `weight W [reverse]` when it
+    /// gives one, else the file's.
+    pub fn weight_for(&self, own: Option<i32>, own_reverse: bool) -> (i32, bool) {
+        match own {
+            Some(w) => (w, own_reverse),
+            None => (self.weight, self.weight_reverse),
+        }
+    }
+}
+
 /// How `vrrp_track_process` compares a process's parameters
 /// (`param_match`; keepalived track_process.c).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -502,6 +514,13 @@ pub struct CheckCommon {
     pub span: Span,
     /// `None` for MISC_CHECK, FILE_CHECK and BFD_CHECK.
     pub conn: Option<ConnOpts>,
+    pub policy: CheckPolicy,
+}
+
+/// How a checker runs and how its results count: what the agent's checker
+/// needs, without where it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckPolicy {
     /// Failed attempts before the server is declared down. Defaults (keepalived
     /// check_api.c `queue_checker`): 1; HTTP_GET/SSL_GET 1; DNS_CHECK 3;
     /// MISC_CHECK 0.

@@ -162,15 +162,15 @@ impl<'a> Loader<'a> {
             } else {
                 String::new()
             };
-            self.diags.add(
-                crate::diag::Severity::Warning,
-                &span,
-                format!(
-                    "U+{:04X} separates words here{more}: lvs-xdp reads it as a space, keepalived 2.2.7 reads it as part of a word (and rejects the line)",
-                    u32::from(c)
-                ),
-                Some("replace it with a space or a tab so keepalived reads the file the same way".into()),
-            );
+            self.diags
+                .warn(
+                    &span,
+                    format!(
+                        "U+{:04X} separates words here{more}: lvs-xdp reads it as a space, keepalived 2.2.7 reads it as part of a word (and rejects the line)",
+                        u32::from(c)
+                    ),
+                )
+                .help("replace it with a space or a tab so keepalived reads the file the same way");
         }
     }
 
@@ -328,16 +328,16 @@ impl<'a> Loader<'a> {
     }
 
     fn bad_repeat(&mut self, span: &Span, what: &str, line: &str) {
-        self.diags.add(
-            crate::diag::Severity::Error,
-            span,
-            format!("Invalid {what} specification '{line}'; line ignored"),
-            Some(if what == "~SEQ" {
-                "write `~SEQ(VAR, END)`, `~SEQ(VAR, START, END)` or `~SEQ(VAR, START, STEP, END)` before the text to repeat".into()
-            } else {
-                "write `~LST(VAR, V1, V2, ...)` or `~LST({A, B}, {a1, b1}, {a2, b2})` before the text to repeat".into()
-            }),
-        );
+        self.diags
+            .error(
+                span,
+                format!("Invalid {what} specification '{line}'; line ignored"),
+            )
+            .help(if what == "~SEQ" {
+                "write `~SEQ(VAR, END)`, `~SEQ(VAR, START, END)` or `~SEQ(VAR, START, STEP, END)` before the text to repeat"
+                } else {
+                "write `~LST(VAR, V1, V2, ...)` or `~LST({A, B}, {a1, b1}, {a2, b2})` before the text to repeat"
+            });
     }
 
     /// keepalived's built-in definitions: `${_PWD}` (the directory of the
@@ -409,12 +409,9 @@ impl<'a> Loader<'a> {
                     }
                     None => {
                         if !name.is_empty() {
-                            self.diags.add(
-                                crate::diag::Severity::Warning,
-                                span,
-                                format!("`${name}` is not defined; left as it is"),
-                                Some(format!("define it first with a line `${name}=value`")),
-                            );
+                            self.diags
+                                .warn(span, format!("`${name}` is not defined; left as it is"))
+                                .help(format!("define it first with a line `${name}=value`"));
                         }
                         out.push('$');
                         out.push_str(&after[..consumed]);
@@ -520,15 +517,15 @@ impl<'a> Loader<'a> {
             }
         });
         if matched.is_empty() {
-            self.diags.add(
-                crate::diag::Severity::Error,
-                &span,
-                format!("no file matches include `{pattern}` (keepalived reads on without it; lvs-xdp reports it)"),
-                Some(format!(
+            self.diags
+                .error(
+                    &span,
+                    format!("no file matches include `{pattern}` (keepalived reads on without it; lvs-xdp reports it)"),
+                )
+                .help(format!(
                     "relative patterns are resolved from {}",
                     dir.unwrap_or(Path::new(".")).display()
-                )),
-            );
+                ));
             return;
         }
         for p in matched {

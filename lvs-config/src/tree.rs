@@ -2,7 +2,7 @@
 //! line; a statement followed by `{` (on the same line or on a line of its
 //! own) owns the statements up to the matching `}`.
 
-use crate::diag::{Diagnostics, Severity, Span};
+use crate::diag::{Diagnostics, Span};
 use crate::lexer::{Tok, TokKind};
 
 /// A word of a statement.
@@ -32,6 +32,10 @@ impl Node {
         let mut s = w.span.clone();
         s.col += w.text.chars().count() as u32 + 1;
         s
+    }
+    /// The statements of the block (none for a statement without one).
+    pub fn body(&self) -> &[Node] {
+        self.block.as_deref().unwrap_or(&[])
     }
 }
 
@@ -83,14 +87,9 @@ pub(crate) fn build(toks: Vec<Tok>, diags: &mut Diagnostics) -> Vec<Node> {
                 let header = std::mem::take(&mut pending);
                 pending_done = false;
                 if header.is_empty() {
-                    diags.add(
-                        Severity::Error,
-                        &tok.span,
-                        "unexpected '{' without a keyword before it",
-                        Some(
-                            "put the block's keyword before '{', e.g. `virtual_ipaddress {`".into(),
-                        ),
-                    );
+                    diags
+                        .error(&tok.span, "unexpected '{' without a keyword before it")
+                        .help("put the block's keyword before '{', e.g. `virtual_ipaddress {`");
                     // Keep braces balanced; the anonymous block is dropped below.
                     stack.push(Open {
                         header: vec![Word {
@@ -107,10 +106,10 @@ pub(crate) fn build(toks: Vec<Tok>, diags: &mut Diagnostics) -> Vec<Node> {
                         .is_some_and(|k| k.root_only_block)
                 {
                     let outer = &stack[0];
-                    diags.add(
-                        Severity::Fatal,
-                        &outer.header[0].span,
-                        format!(
+                    diags
+                        .fatal(
+                            &outer.header[0].span,
+                            format!(
                             "missing '}}': block `{}` opened here is not closed before `{}` at {}",
                             outer
                                 .header
@@ -121,8 +120,8 @@ pub(crate) fn build(toks: Vec<Tok>, diags: &mut Diagnostics) -> Vec<Node> {
                             header[0].text,
                             header[0].span
                         ),
-                        Some("add the missing '}' where the block should end".into()),
-                    );
+                        )
+                        .help("add the missing '}' where the block should end");
                     while !stack.is_empty() {
                         close(&mut root, &mut stack);
                     }
@@ -140,12 +139,9 @@ pub(crate) fn build(toks: Vec<Tok>, diags: &mut Diagnostics) -> Vec<Node> {
                 }
                 pending_done = false;
                 if stack.is_empty() {
-                    diags.add(
-                        Severity::Fatal,
-                        &tok.span,
-                        "extra '}' with no open block",
-                        Some("remove it, or add the block it should close".into()),
-                    );
+                    diags
+                        .fatal(&tok.span, "extra '}' with no open block")
+                        .help("remove it, or add the block it should close");
                 } else {
                     close(&mut root, &mut stack);
                 }
@@ -159,16 +155,16 @@ pub(crate) fn build(toks: Vec<Tok>, diags: &mut Diagnostics) -> Vec<Node> {
         });
     }
     if let Some(outer) = stack.first() {
-        diags.add(
-            Severity::Fatal,
-            &outer.header[0].span,
-            format!(
-                "missing '}}': block `{}` opened here (its '{{' at {}) is not closed at end of file",
-                outer.header.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" "),
-                outer.brace
-            ),
-            Some("add the missing '}'".into()),
-        );
+        diags
+            .fatal(
+                &outer.header[0].span,
+                format!(
+                    "missing '}}': block `{}` opened here (its '{{' at {}) is not closed at end of file",
+                    outer.header.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" "),
+                    outer.brace
+                ),
+            )
+            .help("add the missing '}'");
     }
     while !stack.is_empty() {
         close(&mut root, &mut stack);

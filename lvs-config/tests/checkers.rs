@@ -3,6 +3,8 @@
 //! defaults, FILE_CHECK and its `track_file`, and each mistake reported at
 //! its `line:col`.
 
+mod common;
+
 use lvs_config::{parse_str, Checker, HexPattern, Severity};
 
 fn parse(body: &str) -> lvs_config::ParseResult {
@@ -14,15 +16,16 @@ fn parse(body: &str) -> lvs_config::ParseResult {
     parse_str("c.conf", &text, &Default::default())
 }
 
+/// [`parse`], asserting that nothing is reported as an error.
+#[track_caller]
+fn parse_clean(body: &str) -> lvs_config::ParseResult {
+    let r = parse(body);
+    assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+    r
+}
+
 fn error_at(r: &lvs_config::ParseResult, line: u32, col: u32, needle: &str) {
-    assert!(
-        r.diagnostics.iter().any(|d| d.severity >= Severity::Error
-            && d.span.line == line
-            && d.span.col == col
-            && d.message.contains(needle)),
-        "no error {needle:?} at {line}:{col} in:\n{}",
-        r.diagnostics
-    );
+    common::assert_diag_at(r, Severity::Error, line, col, needle);
 }
 
 fn checkers(r: &lvs_config::ParseResult) -> &[Checker] {
@@ -31,8 +34,7 @@ fn checkers(r: &lvs_config::ParseResult) -> &[Checker] {
 
 #[test]
 fn udp_check_hex_strings() {
-    let r = parse("  UDP_CHECK {\n   payload 01 02 0a0B\n   require_reply 4x ff\n  }");
-    assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+    let r = parse_clean("  UDP_CHECK {\n   payload 01 02 0a0B\n   require_reply 4x ff\n  }");
     let Checker::Udp(u) = &checkers(&r)[0] else {
         panic!("{:?}", checkers(&r))
     };
@@ -58,14 +60,13 @@ fn udp_check_hex_strings() {
 
 #[test]
 fn dns_check_type_and_name() {
-    let r = parse("  DNS_CHECK {\n   type aaaa\n   name www.example.test\n  }");
-    assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+    let r = parse_clean("  DNS_CHECK {\n   type aaaa\n   name www.example.test\n  }");
     let Checker::Dns(d) = &checkers(&r)[0] else {
         panic!()
     };
     assert_eq!(d.query_type.as_deref(), Some("AAAA"));
     assert_eq!(d.name.as_deref(), Some("www.example.test"));
-    assert_eq!(d.common.retry, 3, "DNS_CHECK's default retry");
+    assert_eq!(d.common.policy.retry, 3, "DNS_CHECK's default retry");
     let r = parse("  DNS_CHECK {\n   type SRV\n   name a..b\n  }");
     error_at(&r, 12, 9, "Unknown DNS check type SRV");
     error_at(&r, 13, 9, "has empty label");
@@ -73,8 +74,7 @@ fn dns_check_type_and_name() {
 
 #[test]
 fn file_check_and_track_file() {
-    let r = parse("  weight 10\n  FILE_CHECK {\n   track_file tf\n  }");
-    assert!(!r.diagnostics.has_errors(), "{}", r.diagnostics);
+    let r = parse_clean("  weight 10\n  FILE_CHECK {\n   track_file tf\n  }");
     let t = r.config.track_file("tf").unwrap();
     assert_eq!(
         (t.file.as_str(), t.weight, t.weight_reverse, t.init_file),
@@ -84,11 +84,22 @@ fn file_check_and_track_file() {
         panic!()
     };
     assert_eq!((f.track_file.as_str(), f.weight), ("tf", None));
+    assert_eq!(
+        t.weight_for(f.weight, f.weight_reverse),
+        (-3, true),
+        "the file's"
+    );
     let r = parse("  FILE_CHECK {\n   track_file tf\n   weight 4 reverse\n  }");
     let Checker::File(f) = &checkers(&r)[0] else {
         panic!()
     };
     assert_eq!((f.weight, f.weight_reverse), (Some(4), true));
+    let t = r.config.track_file("tf").unwrap();
+    assert_eq!(
+        t.weight_for(Some(4), false),
+        (4, false),
+        "the checker's own"
+    );
     // An unknown track_file: the checker is left out, with the reason.
     let r = parse("  FILE_CHECK {\n   track_file nope\n  }");
     error_at(&r, 11, 3, "track_file nope not found");

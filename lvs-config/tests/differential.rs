@@ -397,7 +397,9 @@ struct Record {
 fn parse_dump(text: &str) -> (BTreeMap<String, Record>, BTreeMap<String, Record>) {
     let mut insts = BTreeMap::new();
     let mut scripts = BTreeMap::new();
-    let mut section = "";
+    // The current section's record header, and whether its records are
+    // instances (else scripts); `None` in sections not compared.
+    let mut section: Option<(&str, bool)> = None;
     let mut cur: Option<(bool, String)> = None;
     let mut vips_left = 0usize;
     let mut in_tracked = false;
@@ -411,33 +413,24 @@ fn parse_dump(text: &str) -> (BTreeMap<String, Record>, BTreeMap<String, Record>
         };
         if let Some(sec) = l.strip_prefix("------< ") {
             section = if sec.starts_with("VRRP Topology") {
-                "topology"
+                Some((" VRRP Instance = ", true))
             } else if sec.starts_with("VRRP Scripts") {
-                "scripts"
+                Some((" VRRP Script = ", false))
             } else {
-                ""
+                None
             };
             cur = None;
             continue;
         }
         let t = l.trim();
-        if section == "topology" {
-            if let Some(name) = l.strip_prefix(" VRRP Instance = ") {
-                cur = Some((true, name.trim().to_string()));
-                insts
-                    .entry(name.trim().to_string())
-                    .or_insert_with(Record::default);
-                continue;
-            }
-        } else if section == "scripts" {
-            if let Some(name) = l.strip_prefix(" VRRP Script = ") {
-                cur = Some((false, name.trim().to_string()));
-                scripts
-                    .entry(name.trim().to_string())
-                    .or_insert_with(Record::default);
-                continue;
-            }
-        } else {
+        let Some((header, is_inst)) = section else {
+            continue;
+        };
+        if let Some(name) = l.strip_prefix(header) {
+            let name = name.trim().to_string();
+            let records = if is_inst { &mut insts } else { &mut scripts };
+            records.entry(name.clone()).or_insert_with(Record::default);
+            cur = Some((is_inst, name));
             continue;
         }
         let Some((is_inst, name)) = &cur else {

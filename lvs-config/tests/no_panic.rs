@@ -4,20 +4,8 @@
 mod common;
 
 use lvs_config::{parse_str, ParseOptions};
-
-/// xorshift64*: small, deterministic, good enough to pick mutations.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 /// Bytes that matter to the grammar, to make mutations interesting.
 const SPICE: &[&[u8]] = &[
@@ -85,34 +73,34 @@ fn mutated_seed_never_panics() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x9e37_79b9_7f4a_7c15_u64);
-    let mut rng = Rng(seed_state | 1);
+    let mut rng = SmallRng::seed_from_u64(seed_state);
     for i in 0..iters {
         let mut buf = if i % 2 == 0 {
             seed.clone()
         } else {
             extra.clone()
         };
-        for _ in 0..1 + rng.below(8) {
-            let at = rng.below(buf.len() + 1).min(buf.len());
-            match rng.below(5) {
+        for _ in 0..rng.random_range(1..=8) {
+            let at = rng.random_range(0..=buf.len());
+            match rng.random_range(0..5) {
                 0 => {
-                    let end = (at + rng.below(40)).min(buf.len());
+                    let end = (at + rng.random_range(0..40)).min(buf.len());
                     buf.drain(at..end);
                 }
                 1 => {
-                    let s = SPICE[rng.below(SPICE.len())];
+                    let s = SPICE[rng.random_range(0..SPICE.len())];
                     buf.splice(at..at, s.iter().copied());
                 }
-                2 if at < buf.len() => buf[at] = rng.next() as u8,
+                2 if at < buf.len() => buf[at] = rng.random::<u8>(),
                 3 => {
                     // Duplicate a chunk (blocks, lines).
-                    let end = (at + rng.below(200)).min(buf.len());
+                    let end = (at + rng.random_range(0..200)).min(buf.len());
                     let chunk: Vec<u8> = buf[at..end].to_vec();
-                    let to = rng.below(buf.len() + 1).min(buf.len());
+                    let to = rng.random_range(0..=buf.len());
                     buf.splice(to..to, chunk);
                 }
                 _ => {
-                    let end = (at + rng.below(20)).min(buf.len());
+                    let end = (at + rng.random_range(0..20)).min(buf.len());
                     buf.truncate(end.max(at));
                 }
             }

@@ -15,6 +15,11 @@ fn seed(name: &str) -> lvs_config::ParseResult {
     )
 }
 
+/// `text` read as file `name`, with a fixed config id (not the host's name).
+fn parse(name: &str, text: &str) -> lvs_config::ParseResult {
+    parse_str(name, text, &ParseOptions::with_config_id("x"))
+}
+
 #[test]
 fn seed_orig_parses_with_the_expected_warnings() {
     let r = seed("seed.conf.orig");
@@ -90,9 +95,9 @@ fn seed_orig_parses_with_the_expected_warnings() {
         let conn = t.common.conn.as_ref().unwrap();
         assert_eq!(conn.connect_timeout, Duration::from_secs(10));
         assert_eq!(conn.connect_port, Some(80));
-        assert_eq!(t.common.retry, 3);
-        assert_eq!(t.common.delay_before_retry, Duration::from_secs(3));
-        assert_eq!(t.common.delay_loop, Duration::from_secs(6));
+        assert_eq!(t.common.policy.retry, 3);
+        assert_eq!(t.common.policy.delay_before_retry, Duration::from_secs(3));
+        assert_eq!(t.common.policy.delay_loop, Duration::from_secs(6));
     }
 }
 
@@ -110,7 +115,10 @@ fn seed_plain_and_orig_agree() {
         .any(|d| d.message.starts_with("U+00A0 separates words here")));
 }
 
-fn broken(name: &str) -> lvs_config::ParseResult {
+/// The broken config `name`: it cannot run, and has each of `fatals`
+/// (line, column, text) among its fatal errors.
+#[track_caller]
+fn broken(name: &str, fatals: &[(u32, u32, &str)]) -> lvs_config::ParseResult {
     let r = seed(name);
     assert_eq!(
         r.exit_code(),
@@ -118,43 +126,41 @@ fn broken(name: &str) -> lvs_config::ParseResult {
         "{name}:\n{}",
         r.diagnostics
     );
+    for &(line, col, text) in fatals {
+        common::assert_diag_at(&r, Severity::Fatal, line, col, text);
+    }
     r
-}
-
-fn fatal_at(r: &lvs_config::ParseResult, line: u32, col: u32, needle: &str) {
-    assert!(
-        r.diagnostics.iter().any(|d| d.severity == Severity::Fatal
-            && d.span.line == line
-            && d.span.col == col
-            && d.message.contains(needle)),
-        "no fatal {needle:?} at {line}:{col} in:\n{}",
-        r.diagnostics
-    );
 }
 
 #[test]
 fn missing_brace_points_at_the_unclosed_block() {
-    let r = broken("broken_brace.conf");
-    fatal_at(&r, 1, 1, "missing '}': block `vrrp_instance VI_1`");
+    let r = broken(
+        "broken_brace.conf",
+        &[(1, 1, "missing '}': block `vrrp_instance VI_1`")],
+    );
     // Recovery: the virtual server after it is still read.
     assert_eq!(r.config.virtual_servers.len(), 1);
-    let r = broken("broken_eof.conf");
-    fatal_at(&r, 4, 1, "not closed at end of file");
-    let r = broken("broken_extra.conf");
-    fatal_at(&r, 4, 1, "extra '}'");
+    broken("broken_eof.conf", &[(4, 1, "not closed at end of file")]);
+    broken("broken_extra.conf", &[(4, 1, "extra '}'")]);
 }
 
 #[test]
 fn bad_values_point_at_the_value() {
-    let r = broken("broken_ip.conf");
-    fatal_at(&r, 4, 17, "`192.0.2.300` is not a valid IP address");
-    fatal_at(&r, 8, 16, "`weight` value `x1` is not a number");
+    broken(
+        "broken_ip.conf",
+        &[
+            (4, 17, "`192.0.2.300` is not a valid IP address"),
+            (8, 16, "`weight` value `x1` is not a number"),
+        ],
+    );
 }
 
 #[test]
 fn unknown_block_is_fatal_with_a_suggestion() {
-    let r = broken("broken_block.conf");
-    fatal_at(&r, 4, 1, "unknown top-level keyword `virtual_servr`");
+    let r = broken(
+        "broken_block.conf",
+        &[(4, 1, "unknown top-level keyword `virtual_servr`")],
+    );
     let d = r
         .diagnostics
         .iter()
@@ -172,10 +178,9 @@ fn unknown_block_is_fatal_with_a_suggestion() {
 
 #[test]
 fn defaults_follow_keepalived() {
-    let r = parse_str(
+    let r = parse(
         "t.conf",
         "virtual_server 10.0.0.1 80 {\n persistence_timeout\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
-        &ParseOptions::with_config_id("x"),
     );
     let vs = &r.config.virtual_servers[0];
     assert_eq!(vs.lb_kind, LbKind::Nat, "keepalived defaults to NAT");
@@ -194,16 +199,16 @@ fn defaults_follow_keepalived() {
         Duration::from_secs(5)
     );
     assert_eq!(
-        (c[0].retry, c[0].delay_before_retry),
+        (c[0].policy.retry, c[0].policy.delay_before_retry),
         (1, Duration::from_secs(1))
     );
     assert_eq!(
-        (c[1].retry, c[1].delay_before_retry),
+        (c[1].policy.retry, c[1].policy.delay_before_retry),
         (1, Duration::from_secs(3))
     );
-    assert_eq!(c[2].retry, 0);
+    assert_eq!(c[2].policy.retry, 0);
     assert!(c[2].conn.is_none());
-    assert_eq!(c[0].warmup, Duration::from_secs(60));
+    assert_eq!(c[0].policy.warmup, Duration::from_secs(60));
     // No `protocol`: keepalived's UDP, reported as keepalived words it;
     // and keepalived's default NAT is a forwarding method lvsd refuses (the
     // service is not run): both errors, "errors but would run".
@@ -235,24 +240,23 @@ fn ops_on_a_tcp_service_is_reset_as_keepalived_does() {
     let text = |proto: &str| {
         format!("virtual_server 10.0.0.1 53 {{\n lb_algo rr\n lb_kind DR\n protocol {proto}\n ops\n real_server 10.0.0.2 53 {{\n }}\n}}\n")
     };
-    let r = parse_str("t.conf", &text("TCP"), &ParseOptions::default());
+    let r = parse("t.conf", &text("TCP"));
     let errors: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
     assert!(
         errors.contains(&"t.conf:1:1: error: Virtual server 10.0.0.1:53: one packet scheduling requires UDP - resetting (hint: remove `ops`: it applies to UDP services only)".to_string()),
         "{errors:#?}"
     );
     assert!(r.config.virtual_servers[0].lb_flags.is_empty());
-    let r = parse_str("t.conf", &text("UDP"), &ParseOptions::default());
+    let r = parse("t.conf", &text("UDP"));
     assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
     assert_eq!(r.config.virtual_servers[0].lb_flags, ["ops"]);
 }
 
 #[test]
 fn vrrp_required_items_and_ranges() {
-    let r = parse_str(
+    let r = parse(
         "v.conf",
         "vrrp_instance A {\n priority 256\n advert_int 300\n}\n",
-        &ParseOptions::with_config_id("x"),
     );
     let msgs: Vec<String> = r.diagnostics.iter().map(|d| d.to_string()).collect();
     common::assert_diag_starts(
@@ -274,11 +278,10 @@ fn vrrp_required_items_and_ranges() {
 
 #[test]
 fn a_block_name_defined_twice_keeps_the_first() {
-    let r = lvs_config::parse_str(
+    let r = parse(
         "d.conf",
         "track_file tf {\n file /run/a\n}\ntrack_file tf {\n file /run/b\n}\n\
          virtual_server_group G {\n 198.18.0.100 80\n}\nvirtual_server_group G {\n 198.18.0.101 80\n}\n",
-        &ParseOptions::default(),
     );
     common::assert_diag_starts(
         &r,

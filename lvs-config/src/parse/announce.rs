@@ -13,7 +13,6 @@
 use std::time::Duration;
 
 use super::{leaf, Kw, Parser};
-use crate::diag::Severity;
 use crate::model::{AnnounceDaemon, BgpAnnounce, BgpNeighbor, Config};
 use crate::tree::Node;
 
@@ -36,19 +35,20 @@ struct Draft {
 }
 
 /// AS numbers are 32-bit (RFC 6793); 0 is reserved.
-const AS_MAX: u64 = u32::MAX as u64;
+const AS_MAX: u32 = u32::MAX;
 
 static ANNOUNCE_KW: &[Kw<Draft>] = &[
     leaf("daemon", |p, d, n| {
         let Some(w) = p.arg(n, 1) else { return };
         match w.text.as_str() {
             "bird" => d.daemon = Some(AnnounceDaemon::Bird),
-            other => p.diags.add(
-                Severity::Fatal,
-                &w.span,
-                format!("`daemon {other}`: lvsd drives BIRD 2 only"),
-                Some("write `daemon bird`".into()),
-            ),
+            other => p
+                .diags
+                .fatal(
+                    &w.span,
+                    format!("`daemon {other}`: lvsd drives BIRD 2 only"),
+                )
+                .help("write `daemon bird`"),
         }
         p.extra(n, 1);
     }),
@@ -63,7 +63,7 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         p.extra(n, 1);
     }),
     leaf("local_as", |p, d, n| {
-        d.local_as = p.uint(n, 1, 1, AS_MAX).map(|v| v as u32);
+        d.local_as = p.number(n, 1, 1, AS_MAX);
         p.extra(n, 1);
     }),
     leaf("neighbor", |p, d, n| {
@@ -75,25 +75,25 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         match n.words.get(2) {
             Some(kw) if kw.text == "as" => {}
             Some(kw) => {
-                p.diags.add(
-                    Severity::Fatal,
-                    &kw.span,
-                    format!("`neighbor {addr}`: expected `as`, found `{}`", kw.text),
-                    Some(format!("write `neighbor {addr} as 65000`")),
-                );
+                p.diags
+                    .fatal(
+                        &kw.span,
+                        format!("`neighbor {addr}`: expected `as`, found `{}`", kw.text),
+                    )
+                    .help(format!("write `neighbor {addr} as 65000`"));
                 return;
             }
             None => {
-                p.diags.add(
-                    Severity::Fatal,
-                    &n.end_span(),
-                    format!("`neighbor {addr}` needs the peer's AS"),
-                    Some(format!("write `neighbor {addr} as 65000`")),
-                );
+                p.diags
+                    .fatal(
+                        &n.end_span(),
+                        format!("`neighbor {addr}` needs the peer's AS"),
+                    )
+                    .help(format!("write `neighbor {addr} as 65000`"));
                 return;
             }
         }
-        let Some(remote_as) = p.uint(n, 3, 1, AS_MAX) else {
+        let Some(remote_as) = p.number(n, 3, 1, AS_MAX) else {
             return;
         };
         p.extra(n, 3);
@@ -105,7 +105,7 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         d.neighbors.push(BgpNeighbor {
             span: n.span().clone(),
             addr,
-            remote_as: remote_as as u32,
+            remote_as,
         });
     }),
     leaf("bfd", |p, d, n| d.bfd = p.flag(n)),
@@ -114,12 +114,12 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
         p.extra(n, 1);
     }),
     leaf("bfd_multiplier", |p, d, n| {
-        d.bfd_multiplier = p.uint(n, 1, 1, 255).map(|v| v as u32);
+        d.bfd_multiplier = p.number(n, 1, 1, 255);
         p.extra(n, 1);
     }),
     leaf("hold_time", |p, d, n| {
         // RFC 4271: 0 or at least 3 s; lvsd always wants keepalives.
-        d.hold_time = p.uint(n, 1, 3, 65535).map(|v| v as u32);
+        d.hold_time = p.number(n, 1, 3, 65535);
         p.extra(n, 1);
     }),
     leaf("withdraw_delay", |p, d, n| {
@@ -130,12 +130,9 @@ static ANNOUNCE_KW: &[Kw<Draft>] = &[
 
 pub(super) fn parse(p: &mut Parser, cfg: &mut Config, n: &Node) {
     let Some(body) = &n.block else {
-        p.diags.add(
-            Severity::Fatal,
-            n.span(),
-            "`bgp_announce` needs a block",
-            Some("write `bgp_announce { daemon bird ... }`".into()),
-        );
+        p.diags
+            .fatal(n.span(), "`bgp_announce` needs a block")
+            .help("write `bgp_announce { daemon bird ... }`");
         return;
     };
     p.extra(n, 0);
@@ -150,30 +147,21 @@ pub(super) fn parse(p: &mut Parser, cfg: &mut Config, n: &Node) {
     // End of block: what cannot run without.
     let at = n.span();
     let Some(daemon) = d.daemon else {
-        p.diags.add(
-            Severity::Fatal,
-            at,
-            "`bgp_announce` names no daemon",
-            Some("add `daemon bird`".into()),
-        );
+        p.diags
+            .fatal(at, "`bgp_announce` names no daemon")
+            .help("add `daemon bird`");
         return;
     };
     let Some(local_as) = d.local_as else {
-        p.diags.add(
-            Severity::Fatal,
-            at,
-            "`bgp_announce` has no `local_as`",
-            Some("add `local_as 65001` (this director's AS)".into()),
-        );
+        p.diags
+            .fatal(at, "`bgp_announce` has no `local_as`")
+            .help("add `local_as 65001` (this director's AS)");
         return;
     };
     if d.neighbors.is_empty() {
-        p.diags.add(
-            Severity::Fatal,
-            at,
-            "`bgp_announce` has no `neighbor`",
-            Some("add `neighbor ROUTER_ADDR as ROUTER_AS`".into()),
-        );
+        p.diags
+            .fatal(at, "`bgp_announce` has no `neighbor`")
+            .help("add `neighbor ROUTER_ADDR as ROUTER_AS`");
         return;
     }
     cfg.bgp_announce = Some(BgpAnnounce {

@@ -29,7 +29,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
-use crate::diag::{Severity, Span};
+use crate::diag::Span;
 use crate::keywords::{CHECKERS, RS_ALL, VS_ALL};
 use crate::model::{
     Config, Granularity, LbKind, Protocol, RealServer, SorryServer, VirtualServer, VsAddr,
@@ -37,9 +37,10 @@ use crate::model::{
 use crate::tree::Node;
 
 const MAX_SECS: Duration = Duration::from_secs(u32::MAX as u64);
-const WEIGHT_MAX: u64 = i32::MAX as u64;
-const WEIGHT_MAX_I: i64 = i32::MAX as i64;
-const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
+/// IPVS weights are an int: 0..=i32::MAX.
+const WEIGHT_MAX: u32 = i32::MAX as u32;
+const WEIGHT_MAX_I: i32 = i32::MAX;
+const LVS_MAX_TIMEOUT: u32 = 86400 * 31;
 const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,19 +63,18 @@ pub(super) use vsg::parse_vsg;
 /// error, as for NAT and TUN services (exit 4, keepalived's "errors but
 /// would run": the rest of the file runs).
 fn refuse_fwmark(p: &mut Parser, span: &Span, what: &str) {
-    p.diags.add(
-        Severity::Error,
-        span,
-        format!(
+    p.diags
+        .error(
+            span,
+            format!(
             "{what}: fwmark services are not supported: the XDP program runs before netfilter, \
              so no packet carries a mark when lvs-xdp schedules it; left out"
         ),
-        Some(
+        )
+        .help(
             "list the addresses and ports the mark selects instead: `virtual_server ADDR PORT`, \
-             or a `virtual_server_group` with `ADDR[-LAST] PORT` entries"
-                .into(),
-        ),
-    );
+             or a `virtual_server_group` with `ADDR[-LAST] PORT` entries",
+        );
 }
 
 // ------------------------------------------------------------- real_server
@@ -99,12 +99,30 @@ struct RsB {
 
 /// Checker settings a `virtual_server` or a `real_server` sets for the
 /// checkers under it (the same keywords at both levels).
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct CheckerDefaults {
     retry: Option<u32>,
     connect_timeout: Option<Duration>,
     delay_before_retry: Option<Duration>,
     warmup: Option<Duration>,
+}
+
+impl CheckerDefaults {
+    /// These settings, each falling back to `outer`'s (a real server's
+    /// over its virtual server's).
+    fn or(&self, outer: &CheckerDefaults) -> CheckerDefaults {
+        CheckerDefaults {
+            retry: self.retry.or(outer.retry),
+            connect_timeout: self.connect_timeout.or(outer.connect_timeout),
+            delay_before_retry: self.delay_before_retry.or(outer.delay_before_retry),
+            warmup: self.warmup.or(outer.warmup),
+        }
+    }
+
+    /// `connect_timeout`, or keepalived's default (check_data.c `alloc_vs`).
+    fn connect_timeout_or_default(&self) -> Duration {
+        self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    }
 }
 
 /// A block that holds [`CheckerDefaults`].
@@ -129,10 +147,7 @@ impl HasCheckerDefaults for VsB {
 const fn checker_defaults_kw<T: HasCheckerDefaults>() -> [Kw<T>; 4] {
     fn retry<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
         let d = t.defaults();
-        d.retry = p
-            .uint(n, 1, 1, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(d.retry);
+        d.retry = p.number(n, 1, 1, u32::MAX).or(d.retry);
     }
     fn delay_before_retry<T: HasCheckerDefaults>(p: &mut Parser, t: &mut T, n: &Node) {
         let d = t.defaults();
@@ -169,12 +184,9 @@ fn lb_kind(p: &mut Parser, n: &Node) -> Option<(LbKind, Span)> {
         "NAT" => LbKind::Nat,
         "TUN" => LbKind::Tun,
         other => {
-            p.diags.add(
-                Severity::Fatal,
-                &w.span,
-                format!("unknown forwarding method `{other}`"),
-                Some("write `DR` (lvs-xdp supports Direct Routing only)".into()),
-            );
+            p.diags
+                .fatal(&w.span, format!("unknown forwarding method `{other}`"))
+                .help("write `DR` (lvs-xdp supports Direct Routing only)");
             return None;
         }
     };
@@ -191,18 +203,46 @@ fn lb_kind(p: &mut Parser, n: &Node) -> Option<(LbKind, Span)> {
     Some((k, w.span.clone()))
 }
 
+/// `real_server|sorry_server ADDR [PORT]`: the address as keepalived reads
+/// it, and the port (0 when absent or bad).
+fn server_addr(p: &mut Parser, n: &Node) -> Option<(IpAddr, u16)> {
+    let w = p.arg(n, 1)?;
+    let addr = p.sockaddr_word(n.keyword(), w)?;
+    let port = if n.words.len() > 2 {
+        p.port(n, 2).unwrap_or(0)
+    } else {
+        0
+    };
+    Some((addr, port))
+}
+
+/// The `sorry_server` a `sorry_server_*` keyword `n` amends; an error when
+/// it comes first.
+fn sorry_server<'v>(p: &mut Parser, v: &'v mut VsB, n: &Node) -> Option<&'v mut SorryServer> {
+    if v.vs.sorry_server.is_none() {
+        p.diags.error(
+            n.span(),
+            format!(
+                "`{}` before or without `sorry_server`; ignored",
+                n.keyword()
+            ),
+        );
+    }
+    v.vs.sorry_server.as_mut()
+}
+
 static RS_KW: &[Kw<RsB>] = &[
     leaf("weight", |p, r, n| {
-        r.weight = p.uint(n, 1, 0, WEIGHT_MAX).map(|v| v as u32).or(r.weight)
+        r.weight = p.number(n, 1, 0, WEIGHT_MAX).or(r.weight)
     }),
     leaf("lvs_method", |p, r, n| {
         r.lb_kind = lb_kind(p, n).or(r.lb_kind.take())
     }),
     leaf("uthreshold", |p, r, n| {
-        r.uthreshold = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
+        r.uthreshold = p.number(n, 1, 0, u32::MAX)
     }),
     leaf("lthreshold", |p, r, n| {
-        r.lthreshold = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
+        r.lthreshold = p.number(n, 1, 0, u32::MAX)
     }),
     leaf("inhibit_on_failure", |p, r, n| {
         r.inhibit = p.flag(n).or(r.inhibit)
@@ -274,8 +314,8 @@ static VS_KW: &[Kw<VsB>] = &[
         if n.words.len() < 2 {
             // keepalived pto_handler: no value = IPVS_SVC_PERSISTENT_TIMEOUT.
             v.vs.persistence_timeout = Some(360);
-        } else if let Some(t) = p.uint(n, 1, 1, LVS_MAX_TIMEOUT) {
-            v.vs.persistence_timeout = Some(t as u32);
+        } else if let Some(t) = p.number(n, 1, 1, LVS_MAX_TIMEOUT) {
+            v.vs.persistence_timeout = Some(t);
         }
     }),
     leaf("persistence_granularity", |p, v, n| {
@@ -284,26 +324,23 @@ static VS_KW: &[Kw<VsB>] = &[
         if v4 && !w.text.contains('.') {
             // keepalived reads `24` with inet_aton, i.e. as the netmask
             // 0.0.0.24; neither that nor a /32 is what was meant.
-            p.diags.add(
-                Severity::Fatal,
-                &w.span,
-                format!(
-                    "persistence_granularity `{}` on an IPv4 virtual_server is not a netmask (keepalived would use 0.0.0.{})",
-                    w.text, w.text
-                ),
-                Some(
-                    "write a netmask, e.g. `persistence_granularity 255.255.255.0` for a /24"
-                        .into(),
-                ),
-            );
+            p.diags
+                .fatal(
+                    &w.span,
+                    format!(
+                        "persistence_granularity `{}` on an IPv4 virtual_server is not a netmask (keepalived would use 0.0.0.{})",
+                        w.text, w.text
+                    ),
+                )
+                .help("write a netmask, e.g. `persistence_granularity 255.255.255.0` for a /24");
             return;
         }
         let g = if w.text.contains('.') {
             p.ipv4_word("persistence_granularity", w)
                 .map(Granularity::V4Mask)
         } else {
-            p.uint_word("persistence_granularity", w, 1, 128)
-                .map(|v| Granularity::V6Prefix(v as u8))
+            p.number_word("persistence_granularity", w, 1, 128)
+                .map(Granularity::V6Prefix)
         };
         if g.is_some() {
             v.vs.persistence_granularity = g;
@@ -321,12 +358,9 @@ static VS_KW: &[Kw<VsB>] = &[
             "UDP" => Protocol::Udp,
             "SCTP" => Protocol::Sctp,
             _ => {
-                p.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("unknown protocol `{}`", w.text),
-                    Some("write `protocol TCP`, `UDP` or `SCTP`".into()),
-                );
+                p.diags
+                    .fatal(&w.span, format!("unknown protocol `{}`", w.text))
+                    .help("write `protocol TCP`, `UDP` or `SCTP`");
                 return;
             }
         };
@@ -341,33 +375,24 @@ static VS_KW: &[Kw<VsB>] = &[
     leaf("quorum_down", |p, v, n| v.vs.quorum_down = p.rest(n, 1)),
     leaf("quorum", |p, v, n| {
         // keepalived quorum_handler: [1, UINT_MAX], else 1.
-        v.vs.quorum = p
-            .uint(n, 1, 1, u64::from(u32::MAX))
-            .map(|q| q as u32)
-            .unwrap_or(1);
+        v.vs.quorum = p.number(n, 1, 1, u32::MAX).unwrap_or(1);
     }),
     leaf("hysteresis", |p, v, n| {
-        if let Some(h) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
-            v.vs.hysteresis = h as u32;
+        if let Some(h) = p.number(n, 1, 0, u32::MAX) {
+            v.vs.hysteresis = h;
         }
     }),
     leaf("weight", |p, v, n| {
-        if let Some(w) = p.uint(n, 1, 1, WEIGHT_MAX) {
-            v.vs.weight = w as u32;
+        if let Some(w) = p.number(n, 1, 1, WEIGHT_MAX) {
+            v.vs.weight = w;
         }
     }),
     leaf("inhibit_on_failure", |_, v, _| {
         v.vs.inhibit_on_failure = true
     }),
     leaf("sorry_server", |p, v, n| {
-        let Some(w) = p.arg(n, 1) else { return };
-        let Some(addr) = p.sockaddr_word("sorry_server", w) else {
+        let Some((addr, port)) = server_addr(p, n) else {
             return;
-        };
-        let port = if n.words.len() > 2 {
-            p.port(n, 2).unwrap_or(0)
-        } else {
-            0
         };
         v.vs.sorry_server = Some(SorryServer {
             span: n.span().clone(),
@@ -378,33 +403,19 @@ static VS_KW: &[Kw<VsB>] = &[
         });
     }),
     leaf("sorry_server_inhibit", |p, v, n| {
-        match &mut v.vs.sorry_server {
-            Some(s) => s.inhibit = true,
-            None => p.diags.error(
-                n.span(),
-                "`sorry_server_inhibit` before or without `sorry_server`; ignored",
-            ),
+        if let Some(s) = sorry_server(p, v, n) {
+            s.inhibit = true;
         }
     }),
     leaf("sorry_server_lvs_method", |p, v, n| {
         let k = lb_kind(p, n);
-        match &mut v.vs.sorry_server {
-            Some(s) => s.lb_kind = k.map(|k| k.0),
-            None => p.diags.error(
-                n.span(),
-                "`sorry_server_lvs_method` before or without `sorry_server`; ignored",
-            ),
+        if let Some(s) = sorry_server(p, v, n) {
+            s.lb_kind = k.map(|k| k.0);
         }
     }),
     block("real_server", |p, v, n| {
-        let Some(w) = p.arg(n, 1) else { return };
-        let Some(addr) = p.sockaddr_word("real_server", w) else {
+        let Some((addr, port)) = server_addr(p, n) else {
             return;
-        };
-        let port = if n.words.len() > 2 {
-            p.port(n, 2).unwrap_or(0)
-        } else {
-            0
         };
         p.extra(n, 2);
         let mut r = RsB {
@@ -429,7 +440,7 @@ static VS_KW: &[Kw<VsB>] = &[
             &[RS_KW, &RS_DEFAULTS_KW, &CHECKER_KW],
             RS_ALL,
             &mut r,
-            n.block.as_deref().unwrap_or(&[]),
+            n.body(),
         );
         v.rss.push(r);
     }),
@@ -440,12 +451,9 @@ fn sched(p: &mut Parser, n: &Node) -> Option<String> {
     if SCHEDULERS.contains(&w.text.as_str()) {
         Some(w.text.clone())
     } else {
-        p.diags.add(
-            Severity::Fatal,
-            &w.span,
-            format!("unknown scheduler `{}`", w.text),
-            Some(format!("use one of {}", SCHEDULERS.join(", "))),
-        );
+        p.diags
+            .fatal(&w.span, format!("unknown scheduler `{}`", w.text))
+            .help(format!("use one of {}", SCHEDULERS.join(", ")));
         None
     }
 }
@@ -459,9 +467,9 @@ fn vs_addr(p: &mut Parser, n: &Node) -> Option<(VsAddr, Span)> {
     let span = w.span.clone();
     match w.text.as_str() {
         "fwmark" => {
-            let m = p.uint(n, 2, 1, u64::from(u32::MAX))?;
+            let m = p.number(n, 2, 1, u32::MAX)?;
             refuse_fwmark(p, &span, &format!("virtual_server fwmark {m}"));
-            Some((VsAddr::Fwmark(m as u32), span))
+            Some((VsAddr::Fwmark(m), span))
         }
         "group" => Some((VsAddr::Group(p.string(n, 2)?), span)),
         _ => {
@@ -531,29 +539,27 @@ pub(super) fn parse_vs(p: &mut Parser, cfg: &mut Config, n: &Node) {
             // keepalived adds the second block's real servers to the IPVS
             // service the first block created; the first block's settings
             // stay (its service already exists).
-            p.diags.add(
-                Severity::Warning,
-                &vs.span,
-                format!(
-                    "virtual_server {} is defined twice (first at {}): its real servers are added to the first, its other settings are ignored (as keepalived does)",
-                    vs.addr, prev.span
-                ),
-                Some("merge the two blocks into one".into()),
-            );
+            p.diags
+                .warn(
+                    &vs.span,
+                    format!(
+                        "virtual_server {} is defined twice (first at {}): its real servers are added to the first, its other settings are ignored (as keepalived does)",
+                        vs.addr, prev.span
+                    ),
+                )
+                .help("merge the two blocks into one");
             for r in vs.real_servers {
                 if let Some(dup) = prev
                     .real_servers
                     .iter()
                     .find(|x| x.addr == r.addr && x.port == r.port)
                 {
-                    p.diags.add(
-                        Severity::Error,
+                    p.diags.error(
                         &r.span,
                         format!(
-                            "VS {}: real server {} port {} is duplicated (first at {}) - removing second rs",
-                            prev.addr, r.addr, r.port, dup.span
-                        ),
-                        None,
+                                "VS {}: real server {} port {} is duplicated (first at {}) - removing second rs",
+                                prev.addr, r.addr, r.port, dup.span
+                            ),
                     );
                 } else {
                     prev.real_servers.push(r);
@@ -572,12 +578,14 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
     match b.lb_algo.take() {
         Some(a) => vs.lb_algo = a,
         None => {
-            p.diags.add(
-                Severity::Warning,
-                &vs.span,
-                format!("virtual_server {label}: no `lb_algo`, keepalived's default `wlc` is used"),
-                Some("write `lb_algo wrr` (or rr, wlc, ...)".into()),
-            );
+            p.diags
+                .warn(
+                    &vs.span,
+                    format!(
+                        "virtual_server {label}: no `lb_algo`, keepalived's default `wlc` is used"
+                    ),
+                )
+                .help("write `lb_algo wrr` (or rr, wlc, ...)");
             vs.lb_algo = "wlc".into();
         }
     }
@@ -587,12 +595,14 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             vs.lb_kind_span = Some(s);
         }
         None => {
-            p.diags.add(
-                Severity::Warning,
-                &vs.span,
-                format!("virtual_server {label}: no `lb_kind`, keepalived's default NAT is used"),
-                Some("write `lb_kind DR`".into()),
-            );
+            p.diags
+                .warn(
+                    &vs.span,
+                    format!(
+                        "virtual_server {label}: no `lb_kind`, keepalived's default NAT is used"
+                    ),
+                )
+                .help("write `lb_kind DR`");
             vs.lb_kind = LbKind::Nat;
         }
     }
@@ -606,12 +616,12 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
     if !matches!(vs.addr, VsAddr::Fwmark(_)) && !b.protocol_set {
         // keepalived check_data.c validate_check_config: protocol 0 would be
         // UDP to the kernel, so keepalived sets it explicitly.
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!("Virtual server {label}: no protocol set - defaulting to UDP"),
-            Some("write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP)".into()),
-        );
+        p.diags
+            .error(
+                &vs.span,
+                format!("Virtual server {label}: no protocol set - defaulting to UDP"),
+            )
+            .help("write `protocol TCP` for a TCP service (or `protocol UDP` to keep UDP)");
         vs.protocol = Protocol::Udp;
     }
     if vs.protocol != Protocol::Udp
@@ -620,12 +630,12 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
     {
         // keepalived check_data.c: one-packet scheduling is for UDP only;
         // it clears the flag (IPVS would ignore it for TCP anyway).
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!("Virtual server {label}: one packet scheduling requires UDP - resetting"),
-            Some("remove `ops`: it applies to UDP services only".into()),
-        );
+        p.diags
+            .error(
+                &vs.span,
+                format!("Virtual server {label}: one packet scheduling requires UDP - resetting"),
+            )
+            .help("remove `ops`: it applies to UDP services only");
         vs.lb_flags.retain(|f| f != "ops");
     }
     if let VsAddr::Ip(addr, 0) = vs.addr {
@@ -633,15 +643,15 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         // keepalived: an all-ports service (IPVS port 0), made persistent
         // ("zero port only valid for persistent services - setting").
         // The data path matches exact ports; it has no catch-all port.
-        p.diags.add(
-            Severity::Error,
-            &vs.addr_span,
-            format!(
-                "virtual_server {label} has no port: keepalived serves every port of the address (IPVS port 0, persistence {} s); lvs-xdp matches exact ports and cannot serve it; ignored",
-                vs.persistence_timeout.unwrap_or(360)
-            ),
-            Some("write the port, `virtual_server ADDRESS PORT`, one virtual_server per port".into()),
-        );
+        p.diags
+            .error(
+                &vs.addr_span,
+                format!(
+                    "virtual_server {label} has no port: keepalived serves every port of the address (IPVS port 0, persistence {} s); lvs-xdp matches exact ports and cannot serve it; ignored",
+                    vs.persistence_timeout.unwrap_or(360)
+                ),
+            )
+            .help("write the port, `virtual_server ADDRESS PORT`, one virtual_server per port");
         return None;
     }
     let vs_port = match vs.addr {
@@ -661,17 +671,17 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         if v6 == addr.is_ipv6() {
             return true;
         }
-        p.diags.add(
-            Severity::Error,
-            span,
-            format!(
-                "Address family of virtual server and {kind} server {addr} don't match - skipping {kind} server."
-            ),
-            Some(format!(
+        p.diags
+            .error(
+                span,
+                format!(
+                    "Address family of virtual server and {kind} server {addr} don't match - skipping {kind} server."
+                ),
+            )
+            .help(format!(
                 "with Direct Routing the {kind} server must be an IPv{} address, like the virtual server",
                 if v6 { 6 } else { 4 }
-            )),
-        );
+            ));
         false
     };
     if let Some(s) = vs.sorry_server.take() {
@@ -688,15 +698,15 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             .iter()
             .find(|x| x.addr == r.addr && x.port == port)
         {
-            p.diags.add(
-                Severity::Error,
-                &r.span,
-                format!(
-                    "virtual_server {label}: real_server {} port {port} is a duplicate of the one at {}; removed",
-                    r.addr, prev.span
-                ),
-                Some("remove this real_server, or correct its address".into()),
-            );
+            p.diags
+                .error(
+                    &r.span,
+                    format!(
+                        "virtual_server {label}: real_server {} port {port} is a duplicate of the one at {}; removed",
+                        r.addr, prev.span
+                    ),
+                )
+                .help("remove this real_server, or correct its address");
             continue;
         }
         let (lb_kind, lb_kind_span) = match r.lb_kind {
@@ -704,24 +714,9 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
             None => (vs.lb_kind, vs.lb_kind_span.clone()),
         };
         let rs_alpha = r.alpha.unwrap_or(vs.alpha);
-        let retry = r.defaults.retry.or(b.defaults.retry);
-        let connect_timeout = r
-            .defaults
-            .connect_timeout
-            .or(b.defaults.connect_timeout)
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let rs_delay_loop = r.delay_loop.unwrap_or(vs.delay_loop);
-        let rs_warmup = r.defaults.warmup.or(b.defaults.warmup);
-        let rs_dbr = r
-            .defaults
-            .delay_before_retry
-            .or(b.defaults.delay_before_retry);
         let inherited = Inherited {
-            delay_loop: rs_delay_loop,
-            retry,
-            connect_timeout,
-            warmup: rs_warmup,
-            delay_before_retry: rs_dbr,
+            defaults: r.defaults.or(&b.defaults),
+            delay_loop: r.delay_loop.unwrap_or(vs.delay_loop),
             alpha: rs_alpha,
             virtualhost: r.virtualhost.clone().or_else(|| vs.virtualhost.clone()),
         };
@@ -748,12 +743,12 @@ fn finish_vs(p: &mut Parser, mut b: VsB) -> Option<VirtualServer> {
         });
     }
     if vs.real_servers.is_empty() {
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!("virtual_server {label} has no real servers; ignored"),
-            Some("add `real_server ADDRESS PORT { ... }`".into()),
-        );
+        p.diags
+            .error(
+                &vs.span,
+                format!("virtual_server {label} has no real servers; ignored"),
+            )
+            .help("add `real_server ADDRESS PORT { ... }`");
         return None;
     }
     adjust_quorum(p, vs, &label);
@@ -767,28 +762,28 @@ fn adjust_quorum(p: &mut Parser, vs: &mut VirtualServer, label: &str) {
     let weight_sum: u64 = vs.real_servers.iter().map(|r| u64::from(r.weight)).sum();
     if u64::from(vs.quorum) > weight_sum {
         let to = u32::try_from(weight_sum).unwrap_or(u32::MAX);
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!(
-                "Warning - quorum {} for {label} exceeds total weight of real servers {weight_sum}, reducing quorum to {to}",
-                vs.quorum
-            ),
-            Some(format!("write `quorum {to}` or less")),
-        );
+        p.diags
+            .error(
+                &vs.span,
+                format!(
+                    "Warning - quorum {} for {label} exceeds total weight of real servers {weight_sum}, reducing quorum to {to}",
+                    vs.quorum
+                ),
+            )
+            .help(format!("write `quorum {to}` or less"));
         vs.quorum = to;
     }
     if vs.hysteresis >= vs.quorum && vs.hysteresis > 0 {
         let to = vs.quorum.saturating_sub(1);
-        p.diags.add(
-            Severity::Error,
-            &vs.span,
-            format!(
+        p.diags
+            .error(
+                &vs.span,
+                format!(
                 "Virtual server {label}: hysteresis {} >= quorum {}; setting hysteresis to {to}",
                 vs.hysteresis, vs.quorum
             ),
-            Some(format!("write `hysteresis {to}` or less")),
-        );
+            )
+            .help(format!("write `hysteresis {to}` or less"));
         vs.hysteresis = to;
     }
 }

@@ -48,8 +48,8 @@ static GLOBAL_KW: &[Kw<GlobalDefs>] = &[
         g.enable_script_security = true
     }),
     leaf("vrrp_version", |p, g, n| {
-        if let Some(v) = p.uint(n, 1, 2, 3) {
-            g.vrrp_version = v as u8;
+        if let Some(v) = p.number(n, 1, 2, 3) {
+            g.vrrp_version = v;
         }
     }),
     leaf("default_interface", |p, g, n| {
@@ -106,18 +106,18 @@ static GLOBAL_KW: &[Kw<GlobalDefs>] = &[
         }
     }),
     leaf("vrrp_garp_master_delay", |p, g, n| {
-        if let Some(v) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
-            g.vrrp_garp_master_delay = Duration::from_secs(v);
+        if let Some(v) = p.number(n, 1, 0, u32::MAX) {
+            g.vrrp_garp_master_delay = Duration::from_secs(v.into());
         }
     }),
     leaf("vrrp_garp_master_repeat", |p, g, n| {
-        if let Some(v) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
-            g.vrrp_garp_master_repeat = (v as u32).max(1);
+        if let Some(v) = p.number(n, 1, 0, u32::MAX) {
+            g.vrrp_garp_master_repeat = v.max(1);
         }
     }),
     leaf("vrrp_garp_master_refresh", |p, g, n| {
-        if let Some(v) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
-            g.vrrp_garp_master_refresh = (v > 0).then(|| Duration::from_secs(v));
+        if let Some(v) = p.number(n, 1, 0, u32::MAX) {
+            g.vrrp_garp_master_refresh = (v > 0).then(|| Duration::from_secs(v.into()));
         }
     }),
     leaf("vrrp_strict", |_, g, _| g.vrrp_strict = true),
@@ -151,9 +151,7 @@ static GLOBAL_KW: &[Kw<GlobalDefs>] = &[
                     .error(&w.span, format!("lvs_timeouts `{}` needs a value", w.text));
                 break;
             };
-            let secs = p
-                .uint_word("lvs_timeouts", v, 1, 86_400 * 365)
-                .map(|x| x as u32);
+            let secs = p.number_word("lvs_timeouts", v, 1, 86_400 * 365);
             match w.text.as_str() {
                 "tcp" => g.lvs_timeouts.tcp = secs,
                 "tcpfin" => g.lvs_timeouts.tcpfin = secs,
@@ -212,26 +210,10 @@ fn lvs_sync_daemon(p: &mut Parser, n: &Node) -> Option<LvsSyncDaemon> {
     while let Some(w) = n.words.get(i) {
         let value = n.words.get(i + 1);
         match (w.text.as_str(), value) {
-            ("id", Some(v)) => {
-                d.syncid = p
-                    .uint_word("lvs_sync_daemon id", v, 0, 255)
-                    .map(|x| x as u8)
-            }
-            ("maxlen", Some(v)) => {
-                d.maxlen = p
-                    .uint_word("lvs_sync_daemon maxlen", v, 1, 65507)
-                    .map(|x| x as u16)
-            }
-            ("port", Some(v)) => {
-                d.port = p
-                    .uint_word("lvs_sync_daemon port", v, 1, 65535)
-                    .map(|x| x as u16)
-            }
-            ("ttl", Some(v)) => {
-                d.ttl = p
-                    .uint_word("lvs_sync_daemon ttl", v, 1, 255)
-                    .map(|x| x as u8)
-            }
+            ("id", Some(v)) => d.syncid = p.number_word("lvs_sync_daemon id", v, 0, u8::MAX),
+            ("maxlen", Some(v)) => d.maxlen = p.number_word("lvs_sync_daemon maxlen", v, 1, 65507),
+            ("port", Some(v)) => d.port = p.number_word("lvs_sync_daemon port", v, 1, u16::MAX),
+            ("ttl", Some(v)) => d.ttl = p.number_word("lvs_sync_daemon ttl", v, 1, u8::MAX),
             ("group", Some(v)) => {
                 d.group = p.ipv4_word("lvs_sync_daemon group", v);
                 if d.group.is_some_and(|g| !g.is_multicast()) {

@@ -132,21 +132,18 @@ impl Parser {
             let kw = n.keyword();
             if let Some(k) = tables.iter().flat_map(|t| t.iter()).find(|k| k.name == kw) {
                 if k.block && n.block.is_none() {
-                    self.diags.add(
-                        Severity::Error,
-                        n.span(),
-                        format!("`{kw}` needs a block; ignored"),
-                        Some(format!("write `{kw} {{ ... }}`")),
-                    );
+                    self.diags
+                        .error(n.span(), format!("`{kw}` needs a block; ignored"))
+                        .help(format!("write `{kw} {{ ... }}`"));
                     continue;
                 }
                 if !k.block && n.block.is_some() {
-                    self.diags.add(
-                        Severity::Error,
-                        n.span(),
-                        format!("`{kw}` does not take a block; the block is ignored"),
-                        Some("remove the braces".into()),
-                    );
+                    self.diags
+                        .error(
+                            n.span(),
+                            format!("`{kw}` does not take a block; the block is ignored"),
+                        )
+                        .help("remove the braces");
                 }
                 (k.h)(self, target, n);
                 self.warn_if_ignored_by_lvsd(ctx, n);

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::Parser;
-use crate::diag::Severity;
+use crate::diag::Span;
 use crate::tree::{Node, Word};
 
 impl Parser {
@@ -14,11 +14,9 @@ impl Parser {
     pub fn arg<'n>(&mut self, n: &'n Node, i: usize) -> Option<&'n Word> {
         let w = n.words.get(i);
         if w.is_none() {
-            self.diags.add(
-                Severity::Error,
+            self.diags.error(
                 &n.end_span(),
                 format!("`{}` needs a value; ignored", n.keyword()),
-                None,
             );
         }
         w
@@ -41,144 +39,120 @@ impl Parser {
         )
     }
 
-    /// Unsigned number in `min..=max`.
-    pub fn uint(&mut self, n: &Node, i: usize, min: u64, max: u64) -> Option<u64> {
+    /// A whole number in `min..=max`, of the type the bounds are given in
+    /// (the field's), so no caller narrows it with `as`.
+    pub fn number<T: Whole>(&mut self, n: &Node, i: usize, min: T, max: T) -> Option<T> {
         let w = self.arg(n, i)?;
-        self.uint_word(n.keyword(), w, min, max)
+        self.number_word(n.keyword(), w, min, max)
     }
 
-    pub fn uint_word(&mut self, kw: &str, w: &Word, min: u64, max: u64) -> Option<u64> {
-        self.number_word(kw, w, min, max)
+    pub fn number_word<T: Whole>(&mut self, kw: &str, w: &Word, min: T, max: T) -> Option<T> {
+        // Read in the widest type of T's sign: `300` for a u8 is out of
+        // range, not "not a number".
+        let v = self.whole_word(kw, w, min.widen(), max.widen())?;
+        v.try_into().ok()
     }
 
     /// A whole number in `min..=max`: out of range is an error (ignored),
     /// not a number is fatal.
-    fn number_word<T>(&mut self, kw: &str, w: &Word, min: T, max: T) -> Option<T>
+    fn whole_word<T>(&mut self, kw: &str, w: &Word, min: T, max: T) -> Option<T>
     where
         T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
-        let parsed = match w.text.parse::<T>() {
-            Ok(v) => Ok(v),
+        let parsed = w.text.parse::<T>().ok().or_else(|| {
             // keepalived reads numbers with strtoul and, when running, uses
             // the digits before any junk (`weight 2;` is 2); -t complains.
-            Err(e) => match numeric_prefix(&w.text).and_then(|d| d.parse::<T>().ok()) {
-                Some(v) => {
-                    self.diags.add(
-                        Severity::Warning,
-                        &w.span,
-                        format!(
-                            "`{kw}`: invalid number '{}'; keepalived uses {v}, so does lvs-xdp",
-                            w.text
-                        ),
-                        Some(format!("write `{kw} {v}`")),
-                    );
-                    Ok(v)
-                }
-                None => Err(e),
-            },
-        };
+            let v = numeric_prefix(&w.text)?.parse::<T>().ok()?;
+            self.diags
+                .warn(
+                    &w.span,
+                    format!(
+                        "`{kw}`: invalid number '{}'; keepalived uses {v}, so does lvs-xdp",
+                        w.text
+                    ),
+                )
+                .help(format!("write `{kw} {v}`"));
+            Some(v)
+        });
         match parsed {
-            Ok(v) if min <= v && v <= max => Some(v),
-            Ok(_) => {
-                self.diags.add(
-                    Severity::Error,
-                    &w.span,
-                    format!("`{kw}` value {} is out of range; ignored", w.text),
-                    Some(format!("use a value from {min} to {max}")),
-                );
-                None
-            }
-            Err(_) => {
-                self.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("`{kw}` value `{}` is not a number", w.text),
-                    Some(format!("use a whole number from {min} to {max}")),
-                );
-                None
-            }
+            Some(v) if min <= v && v <= max => Some(v),
+            Some(_) => self.out_of_range(kw, w, format!("use a value from {min} to {max}")),
+            None => self.not_a(
+                kw,
+                w,
+                "number",
+                format!("use a whole number from {min} to {max}"),
+            ),
         }
-    }
-
-    /// Signed number in `min..=max`.
-    pub fn int(&mut self, n: &Node, i: usize, min: i64, max: i64) -> Option<i64> {
-        let w = self.arg(n, i)?;
-        self.int_word(n.keyword(), w, min, max)
-    }
-
-    pub fn int_word(&mut self, kw: &str, w: &Word, min: i64, max: i64) -> Option<i64> {
-        self.number_word(kw, w, min, max)
     }
 
     /// A time in seconds, decimals allowed (keepalived's `read_timer`:
     /// microsecond resolution), in `min..=max`.
     pub fn timer(&mut self, n: &Node, i: usize, min: Duration, max: Duration) -> Option<Duration> {
         let w = self.arg(n, i)?;
+        let kw = n.keyword();
         let (int, frac) = w.text.split_once('.').unwrap_or((&w.text, ""));
-        if frac.len() > 6 && frac.bytes().all(|b| b.is_ascii_digit()) {
+        let parsed = if frac.len() > 6 && frac.bytes().all(|b| b.is_ascii_digit()) {
             // keepalived: "number has too many decimal places", rounded to
             // microseconds and used.
             let rounded = round_micros(int, frac);
             if let Some(d) = rounded {
-                self.diags.add(
-                    Severity::Warning,
-                    &w.span,
-                    format!(
-                        "`{}`: number '{}' has too many decimal places; rounded to {} s as keepalived does",
-                        n.keyword(),
-                        w.text,
-                        fmt_secs(d)
-                    ),
-                    Some("write at most 6 decimals".into()),
-                );
+                self.diags
+                    .warn(
+                        &w.span,
+                        format!(
+                            "`{kw}`: number '{}' has too many decimal places; rounded to {} s as keepalived does",
+                            w.text,
+                            fmt_secs(d)
+                        ),
+                    )
+                    .help("write at most 6 decimals");
             }
-            return self.check_timer(n, w, rounded, min, max);
+            rounded
+        } else {
+            parse_seconds(&w.text)
+        };
+        match parsed {
+            Some(d) if d >= min && d <= max => Some(d),
+            Some(_) => self.out_of_range(
+                kw,
+                w,
+                format!(
+                    "use a number of seconds from {} to {}",
+                    fmt_secs(min),
+                    fmt_secs(max)
+                ),
+            ),
+            None => self.not_a(
+                kw,
+                w,
+                "number of seconds",
+                "write seconds, e.g. `3` or `1.5`",
+            ),
         }
-        let d = parse_seconds(&w.text);
-        self.check_timer(n, w, d, min, max)
     }
 
-    fn check_timer(
-        &mut self,
-        n: &Node,
-        w: &Word,
-        d: Option<Duration>,
-        min: Duration,
-        max: Duration,
-    ) -> Option<Duration> {
-        match d {
-            Some(d) if d >= min && d <= max => Some(d),
-            Some(_) => {
-                self.diags.add(
-                    Severity::Error,
-                    &w.span,
-                    format!(
-                        "`{}` value {} is out of range; ignored",
-                        n.keyword(),
-                        w.text
-                    ),
-                    Some(format!(
-                        "use a number of seconds from {} to {}",
-                        fmt_secs(min),
-                        fmt_secs(max)
-                    )),
-                );
-                None
-            }
-            None => {
-                self.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!(
-                        "`{}` value `{}` is not a number of seconds",
-                        n.keyword(),
-                        w.text
-                    ),
-                    Some("write seconds, e.g. `3` or `1.5`".into()),
-                );
-                None
-            }
-        }
+    /// A value of the right kind outside its range: an error, the line is
+    /// ignored as keepalived does. `help` gives the range.
+    fn out_of_range<T>(&mut self, kw: &str, w: &Word, help: String) -> Option<T> {
+        self.diags
+            .error(
+                &w.span,
+                format!("`{kw}` value {} is out of range; ignored", w.text),
+            )
+            .help(help);
+        None
+    }
+
+    /// A value that is not a `what` at all: fatal. `help` says how to write one.
+    fn not_a<T>(&mut self, kw: &str, w: &Word, what: &str, help: impl Into<String>) -> Option<T> {
+        self.diags
+            .fatal(
+                &w.span,
+                format!("`{kw}` value `{}` is not a {what}", w.text),
+            )
+            .help(help);
+        None
     }
 
     /// The address of a `virtual_server`, `real_server` or `sorry_server`:
@@ -197,12 +171,12 @@ impl Parser {
             IpAddr::V6(_) => "/128",
         };
         if suffix != host {
-            self.diags.add(
-                Severity::Warning,
-                &w.span,
-                format!("`{kw}` {}: `{suffix}` is ignored, the address is {ip} (as keepalived reads it)", w.text),
-                Some(format!("write `{ip}`")),
-            );
+            self.diags
+                .warn(
+                    &w.span,
+                    format!("`{kw}` {}: `{suffix}` is ignored, the address is {ip} (as keepalived reads it)", w.text),
+                )
+                .help(format!("write `{ip}`"));
         }
         Some(ip)
     }
@@ -217,12 +191,12 @@ impl Parser {
         match w.text.parse::<IpAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("`{kw}`: `{}` is not a valid IP address", w.text),
-                    Some("write an IPv4 (192.0.2.1) or IPv6 (2001:db8::1) address".into()),
-                );
+                self.diags
+                    .fatal(
+                        &w.span,
+                        format!("`{kw}`: `{}` is not a valid IP address", w.text),
+                    )
+                    .help("write an IPv4 (192.0.2.1) or IPv6 (2001:db8::1) address");
                 None
             }
         }
@@ -232,11 +206,9 @@ impl Parser {
         match self.ip_word(kw, w)? {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => {
-                self.diags.add(
-                    Severity::Fatal,
+                self.diags.fatal(
                     &w.span,
                     format!("`{kw}`: `{}` must be an IPv4 address", w.text),
-                    None,
                 );
                 None
             }
@@ -245,7 +217,7 @@ impl Parser {
 
     /// A port number 1..=65535.
     pub fn port(&mut self, n: &Node, i: usize) -> Option<u16> {
-        self.uint(n, i, 1, 65535).map(|v| v as u16)
+        self.number(n, i, 1, u16::MAX)
     }
 
     /// A flag: bare keyword = true, or an explicit true/false/on/off/yes/no.
@@ -257,37 +229,67 @@ impl Parser {
             "true" | "on" | "yes" => Some(true),
             "false" | "off" | "no" => Some(false),
             _ => {
-                self.diags.add(
-                    Severity::Error,
+                self.diags.error(
                     &w.span,
                     format!(
                         "`{}` takes no value or true/false, not `{}`; ignored",
                         n.keyword(),
                         w.text
                     ),
-                    None,
                 );
                 None
             }
         }
     }
 
+    /// An item a block cannot run without (keepalived's end-of-block
+    /// check): `v`, or a fatal error `msg` at the block's `span`.
+    pub fn required<T>(
+        &mut self,
+        v: Option<T>,
+        span: &Span,
+        msg: impl Into<String>,
+        help: &str,
+    ) -> Option<T> {
+        if v.is_none() {
+            self.diags.fatal(span, msg).help(help);
+        }
+        v
+    }
+
     /// Warns about words after the `max`th argument.
     pub fn extra(&mut self, n: &Node, max: usize) {
         if let Some(w) = n.words.get(max + 1) {
-            self.diags.add(
-                Severity::Warning,
+            self.diags.warn(
                 &w.span,
                 format!(
                     "`{}` takes {max} value(s); `{}` and what follows is ignored",
                     n.keyword(),
                     w.text
                 ),
-                None,
             );
         }
     }
 }
+
+/// An integer field's type, read through the widest type of its sign.
+pub trait Whole: Copy {
+    type Wide: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + TryInto<Self>;
+    fn widen(self) -> Self::Wide;
+}
+
+macro_rules! whole {
+    ($wide:ty: $($t:ty),*) => {$(
+        impl Whole for $t {
+            type Wide = $wide;
+            fn widen(self) -> $wide {
+                self.into()
+            }
+        }
+    )*};
+}
+whole!(u64: u8, u16, u32, u64);
+whole!(i64: i32, i64);
 
 /// The leading digits of `s` (with a sign), if any and if something follows.
 fn numeric_prefix(s: &str) -> Option<&str> {

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{block, leaf, Kw, Parser};
-use crate::diag::{Severity, Span};
+use crate::diag::Span;
 use crate::keywords::{SCRIPT_ALL, SYNC_GROUP_ALL, TRACK_PROCESS_ALL, VRRP_ALL};
 use crate::model::{
     Auth, AuthType, Config, Notify, ParamMatch, TrackInterface, TrackProcess, TrackScript,
@@ -19,12 +19,9 @@ fn block_name(p: &mut Parser, n: &Node) -> Option<String> {
     let name = p.string(n, 1)?;
     p.extra(n, 1);
     if n.block.is_none() {
-        p.diags.add(
-            Severity::Fatal,
-            n.span(),
-            format!("`{}` needs a block", n.keyword()),
-            Some(format!("write `{} {} {{ ... }}`", n.keyword(), name)),
-        );
+        p.diags
+            .fatal(n.span(), format!("`{}` needs a block", n.keyword()))
+            .help(format!("write `{} {} {{ ... }}`", n.keyword(), name));
         return None;
     }
     Some(name)
@@ -75,8 +72,8 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
     }),
     leaf("weight", |p, b, n| {
         // keepalived vrrp_vscript_weight_handler: [-253, 253] [reverse].
-        if let Some(w) = p.int(n, 1, -253, 253) {
-            b.s.weight = w as i32;
+        if let Some(w) = p.number(n, 1, -253, 253) {
+            b.s.weight = w;
         }
         if let Some(w) = n.words.get(2) {
             if w.text == "reverse" {
@@ -93,13 +90,13 @@ static SCRIPT_KW: &[Kw<ScriptB>] = &[
         }
     }),
     leaf("rise", |p, b, n| {
-        if let Some(v) = p.uint(n, 1, 1, u64::from(u32::MAX)) {
-            b.s.rise = v as u32;
+        if let Some(v) = p.number(n, 1, 1, u32::MAX) {
+            b.s.rise = v;
         }
     }),
     leaf("fall", |p, b, n| {
-        if let Some(v) = p.uint(n, 1, 1, u64::from(u32::MAX)) {
-            b.s.fall = v as u32;
+        if let Some(v) = p.number(n, 1, 1, u32::MAX) {
+            b.s.fall = v;
         }
     }),
     leaf("user", |p, b, n| b.s.user = p.rest(n, 1)),
@@ -141,8 +138,8 @@ static TRACK_PROCESS_KW: &[Kw<TrackProcess>] = &[
         };
     }),
     leaf("weight", |p, t, n| {
-        if let Some(w) = p.int(n, 1, -254, 254) {
-            t.weight = w as i32;
+        if let Some(w) = p.number(n, 1, -254, 254) {
+            t.weight = w;
         }
         if let Some(w) = n.words.get(2) {
             if w.text == "reverse" {
@@ -159,13 +156,13 @@ static TRACK_PROCESS_KW: &[Kw<TrackProcess>] = &[
         }
     }),
     leaf("quorum", |p, t, n| {
-        if let Some(q) = p.uint(n, 1, 1, 65535) {
-            t.quorum = q as u32;
+        if let Some(q) = p.number(n, 1, 1, 65535) {
+            t.quorum = q;
         }
     }),
     leaf("quorum_max", |p, t, n| {
-        if let Some(q) = p.uint(n, 1, 0, 65535) {
-            t.quorum_max = q as u32;
+        if let Some(q) = p.number(n, 1, 0, 65535) {
+            t.quorum_max = q;
             if q == 0 {
                 t.quorum = 0;
             }
@@ -212,7 +209,7 @@ pub(super) fn parse_track_process(p: &mut Parser, cfg: &mut Config, n: &Node) {
         &[TRACK_PROCESS_KW],
         TRACK_PROCESS_ALL,
         &mut t,
-        n.block.as_deref().unwrap_or(&[]),
+        n.body(),
     );
     if t.process.is_empty() {
         p.diags.error(
@@ -253,20 +250,14 @@ pub(super) fn parse_script(p: &mut Parser, cfg: &mut Config, n: &Node) {
         },
         has_script: false,
     };
-    p.dispatch(
-        "vrrp_script",
-        &[SCRIPT_KW],
-        SCRIPT_ALL,
-        &mut b,
-        n.block.as_deref().unwrap_or(&[]),
-    );
+    p.dispatch("vrrp_script", &[SCRIPT_KW], SCRIPT_ALL, &mut b, n.body());
     if !b.has_script {
-        p.diags.add(
-            Severity::Error,
-            n.span(),
-            format!("vrrp_script `{}` has no `script`; ignored", b.s.name),
-            Some("add `script \"/path/to/check args\"`".into()),
-        );
+        p.diags
+            .error(
+                n.span(),
+                format!("vrrp_script `{}` has no `script`; ignored", b.s.name),
+            )
+            .help("add `script \"/path/to/check args\"`");
         return;
     }
     if cfg.vrrp_scripts.iter().any(|s| s.name == b.s.name) {
@@ -325,13 +316,15 @@ fn tracked<T>(
                 Some(v) => {
                     match e.words.get(3) {
                         Some(r) if r.text == "reverse" => reverse = true,
-                        Some(r) => p.diags.warn(
-                            &r.span,
-                            format!("unknown {block} weight option `{}`; ignored", r.text),
-                        ),
+                        Some(r) => {
+                            p.diags.warn(
+                                &r.span,
+                                format!("unknown {block} weight option `{}`; ignored", r.text),
+                            );
+                        }
                         None => {}
                     }
-                    p.int_word("weight", v, -254, 254).map(|v| v as i32)
+                    p.number_word("weight", v, -254, 254)
                 }
                 None => {
                     p.diags.error(&w.span, "`weight` needs a value");
@@ -417,7 +410,7 @@ pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
         smtp_alert: false,
         global_tracking: false,
     };
-    let body = n.block.as_deref().unwrap_or(&[]);
+    let body = n.body();
     // Old syntax (keepalived.conf.vrrp.lvs_syncd): instance names listed
     // directly in the block, without `group { }`. keepalived 2.2.7 no longer
     // reads them ("Unknown keyword 'VI_2'"): the instances are not synced.
@@ -425,16 +418,16 @@ pub(super) fn parse_sync_group(p: &mut Parser, cfg: &mut Config, n: &Node) {
         c.block.is_none() && c.words.len() == 1 && !SYNC_GROUP_ALL.contains(&c.keyword())
     });
     for c in &names {
-        p.diags.add(
-            Severity::Error,
-            c.span(),
-            format!(
-                "Unknown keyword '{}' in vrrp_sync_group `{}`: instance names listed without `group {{ }}` are ignored, as keepalived 2.2.7 ignores them",
-                c.keyword(),
-                g.name
-            ),
-            Some("put them in a `group { ... }` block".into()),
-        );
+        p.diags
+            .error(
+                c.span(),
+                format!(
+                    "Unknown keyword '{}' in vrrp_sync_group `{}`: instance names listed without `group {{ }}` are ignored, as keepalived 2.2.7 ignores them",
+                    c.keyword(),
+                    g.name
+                ),
+            )
+            .help("put them in a `group { ... }` block");
     }
     let rest: Vec<Node> = rest.into_iter().cloned().collect();
     p.dispatch("vrrp_sync_group", &[SYNC_KW], SYNC_GROUP_ALL, &mut g, &rest);
@@ -458,15 +451,15 @@ fn known_scripts_only(p: &mut Parser, cfg: &Config, owner: &str, list: &mut Vec<
         if cfg.vrrp_scripts.iter().any(|s| s.name == t.name) {
             return true;
         }
-        p.diags.add(
-            Severity::Error,
-            &t.span,
-            format!("({owner}) track script {} not found, ignoring...", t.name),
-            Some(format!(
+        p.diags
+            .error(
+                &t.span,
+                format!("({owner}) track script {} not found, ignoring...", t.name),
+            )
+            .help(format!(
                 "define `vrrp_script {} {{ ... }}` above this block: keepalived looks scripts up as it reads",
                 t.name
-            )),
-        );
+            ));
         false
     });
 }
@@ -488,17 +481,40 @@ struct VrrpB {
 
 impl VrrpB {
     /// keepalived's rule: the first address fixes the instance's family;
-    /// later ones of the other family are refused. Returns whether `a` is
-    /// of the instance's family.
-    fn family_ok(&mut self, a: IpAddr) -> bool {
-        match self.family_v6 {
-            None => {
-                self.family_v6 = Some(a.is_ipv6());
-                true
-            }
-            Some(v6) => v6 == a.is_ipv6(),
+    /// later ones of the other family are refused with keepalived's error
+    /// at `span` (vrrp_data.c alloc_vrrp_vip, alloc_vrrp_unicast_peer,
+    /// vrrp_parser.c). Returns whether `a` is of the instance's family.
+    fn family_ok(&mut self, p: &mut Parser, a: IpAddr, span: &Span, role: AddrRole) -> bool {
+        let v6 = *self.family_v6.get_or_insert(a.is_ipv6());
+        if v6 == a.is_ipv6() {
+            return true;
         }
+        let name = &self.v.name;
+        let (msg, help) = match role {
+            AddrRole::Vip => (
+                format!("({name}): address family must match VRRP instance [{a}] - ignoring"),
+                "one instance carries one family in its adverts: put the other family's addresses in a second vrrp_instance, or in virtual_ipaddress_excluded",
+            ),
+            AddrRole::UnicastPeer => (
+                format!("Configuration error: VRRP instance[{name}] and unicast peer address[{a}] MUST be of the same family !!! Skipping..."),
+                "an instance talks to its peers in one family: the one of its virtual_ipaddress",
+            ),
+            AddrRole::Src => (
+                format!("Configuration error: VRRP instance[{name}] and src address[{a}] MUST be of the same family !!! Skipping..."),
+                "the source address must be of the family of the instance's virtual_ipaddress",
+            ),
+        };
+        p.diags.error(span, msg).help(help);
+        false
     }
+}
+
+/// What an instance's address is, for the words of a family mismatch.
+#[derive(Clone, Copy)]
+enum AddrRole {
+    Vip,
+    UnicastPeer,
+    Src,
 }
 
 fn vips(p: &mut Parser, n: &Node) -> Vec<VipEntry> {
@@ -521,12 +537,12 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
     let addr: IpAddr = match addr_s.parse() {
         Ok(a) => a,
         Err(_) => {
-            p.diags.add(
-                Severity::Fatal,
-                &w.span,
-                format!("virtual_ipaddress: `{}` is not a valid IP address", w.text),
-                Some("write ADDRESS[/PREFIX], e.g. 192.0.2.10/24".into()),
-            );
+            p.diags
+                .fatal(
+                    &w.span,
+                    format!("virtual_ipaddress: `{}` is not a valid IP address", w.text),
+                )
+                .help("write ADDRESS[/PREFIX], e.g. 192.0.2.10/24");
             return None;
         }
     };
@@ -536,15 +552,15 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
         Some(l) => match l.parse::<u8>() {
             Ok(v) if v <= max => v,
             _ => {
-                p.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!(
-                        "virtual_ipaddress: bad prefix length `/{l}` in `{}`",
-                        w.text
-                    ),
-                    Some(format!("use a prefix length from 0 to {max}")),
-                );
+                p.diags
+                    .fatal(
+                        &w.span,
+                        format!(
+                            "virtual_ipaddress: bad prefix length `/{l}` in `{}`",
+                            w.text
+                        ),
+                    )
+                    .help(format!("use a prefix length from 0 to {max}"));
                 return None;
             }
         },
@@ -598,20 +614,10 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
             ("dev", Some(b)) => v.dev = Some(b.text.clone()),
             ("scope", Some(b)) => v.scope = Some(b.text.clone()),
             ("label", Some(b)) => v.label = Some(b.text.clone()),
-            ("peer" | "preferred_lft" | "track_group", Some(_)) => {
-                p.warn_once(
-                    &format!("vip/{}", opt.text),
-                    e,
-                    format!(
-                        "virtual_ipaddress option `{}` is not supported yet, ignored",
-                        opt.text
-                    ),
-                    None,
-                );
-            }
             ("no_track", _) => v.no_track = true,
             ("-nodad", _) => v.dad = true,
-            ("home" | "nodad" | "noprefixroute" | "autojoin" | "use_vmac", _) => {
+            ("peer" | "preferred_lft" | "track_group", Some(_))
+            | ("home" | "nodad" | "noprefixroute" | "autojoin" | "use_vmac", _) => {
                 p.warn_once(
                     &format!("vip/{}", opt.text),
                     e,
@@ -621,20 +627,17 @@ fn vip(p: &mut Parser, e: &Node) -> Option<VipEntry> {
                     ),
                     None,
                 );
-                i += 1;
-                continue;
             }
             _ => {
-                p.diags.add(
-                    Severity::Warning,
-                    &opt.span,
-                    format!("unknown virtual_ipaddress option `{}`; ignored", opt.text),
-                    Some("options are brd, dev, scope, label, no_track, -nodad".into()),
-                );
-                i += 1;
-                continue;
+                p.diags
+                    .warn(
+                        &opt.span,
+                        format!("unknown virtual_ipaddress option `{}`; ignored", opt.text),
+                    )
+                    .help("options are brd, dev, scope, label, no_track, -nodad");
             }
         }
+        // Past the option and, for those that take one, its value.
         i += if takes_value { 2 } else { 1 };
     }
     Some(v)
@@ -648,19 +651,7 @@ fn is_link_local(a: IpAddr) -> bool {
 /// (keepalived vrrp_srcip_handler).
 fn src_ip(p: &mut Parser, b: &mut VrrpB, n: &Node) -> Option<IpAddr> {
     let a = p.ip(n, 1)?;
-    if !b.family_ok(a) {
-        p.diags.add(
-            Severity::Error,
-            n.span(),
-            format!(
-                "Configuration error: VRRP instance[{}] and src address[{a}] MUST be of the same family !!! Skipping...",
-                b.v.name
-            ),
-            Some("the source address must be of the family of the instance's virtual_ipaddress".into()),
-        );
-        return None;
-    }
-    Some(a)
+    b.family_ok(p, a, n.span(), AddrRole::Src).then_some(a)
 }
 
 static VRRP_KW: &[Kw<VrrpB>] = &[
@@ -670,12 +661,9 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
             "MASTER" => Some(VrrpState::Master),
             "BACKUP" => Some(VrrpState::Backup),
             other => {
-                p.diags.add(
-                    Severity::Error,
-                    &w.span,
-                    format!("unknown state `{other}`, using BACKUP"),
-                    Some("write `state MASTER` or `state BACKUP`".into()),
-                );
+                p.diags
+                    .error(&w.span, format!("unknown state `{other}`, using BACKUP"))
+                    .help("write `state MASTER` or `state BACKUP`");
                 Some(VrrpState::Backup)
             }
         };
@@ -686,13 +674,13 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
     }),
     leaf("virtual_router_id", |p, b, n| {
         // keepalived vrrp_vrid_handler: 1..=255.
-        b.vrid = p.uint(n, 1, 1, 255).map(|v| v as u8);
+        b.vrid = p.number(n, 1, 1, u8::MAX);
     }),
     leaf("priority", |p, b, n| {
         // keepalived vrrp_prio_handler: 1..=255 (VRRP_PRIO_OWNER), else the
         // default 100.
-        if let Some(v) = p.uint(n, 1, 1, 255) {
-            b.v.priority = v as u8;
+        if let Some(v) = p.number(n, 1, 1, u8::MAX) {
+            b.v.priority = v;
             b.priority_set = true;
         }
     }),
@@ -703,35 +691,35 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         }
     }),
     leaf("version", |p, b, n| {
-        let Some(v) = p.uint(n, 1, 2, 3).map(|v| v as u8) else {
+        let Some(v) = p.number(n, 1, 2u8, 3) else {
             return;
         };
         if v == 2 && b.family_v6 == Some(true) {
             // keepalived vrrp_version_handler: VRRPv2 is IPv4 only.
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                format!(
+            p.diags
+                .error(
+                    n.span(),
+                    format!(
                     "({}) vrrp_version 2 conflicts with configured or deduced version 3; ignoring.",
                     b.v.name
                 ),
-                Some("IPv6 instances run VRRPv3: remove `version 2`".into()),
-            );
+                )
+                .help("IPv6 instances run VRRPv3: remove `version 2`");
             return;
         }
         b.v.version = Some(v);
     }),
     leaf("native_ipv6", |p, b, n| {
         if b.family_v6 == Some(false) {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                format!(
-                    "({}) Cannot specify native_ipv6 with IPv4 addresses",
-                    b.v.name
-                ),
-                Some("remove `native_ipv6`, or give the instance IPv6 addresses only".into()),
-            );
+            p.diags
+                .error(
+                    n.span(),
+                    format!(
+                        "({}) Cannot specify native_ipv6 with IPv4 addresses",
+                        b.v.name
+                    ),
+                )
+                .help("remove `native_ipv6`, or give the instance IPv6 addresses only");
             return;
         }
         b.family_v6 = Some(true);
@@ -757,12 +745,9 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
                         "PASS" => Some(AuthType::Pass),
                         "AH" => Some(AuthType::Ah),
                         other => {
-                            p.diags.add(
-                                Severity::Fatal,
-                                &w.span,
-                                format!("unknown auth_type `{other}`"),
-                                Some("write `auth_type PASS` or `auth_type AH`".into()),
-                            );
+                            p.diags
+                                .fatal(&w.span, format!("unknown auth_type `{other}`"))
+                                .help("write `auth_type PASS` or `auth_type AH`");
                             None
                         }
                     };
@@ -777,12 +762,14 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
                             cut -= 1;
                         }
                         s.truncate(cut);
-                        p.diags.add(
-                            Severity::Warning,
-                            &w.span,
-                            format!("auth_pass is longer than 8 characters; only `{s}` is used"),
-                            Some(format!("write `auth_pass {s}` on every router")),
-                        );
+                        p.diags
+                            .warn(
+                                &w.span,
+                                format!(
+                                    "auth_pass is longer than 8 characters; only `{s}` is used"
+                                ),
+                            )
+                            .help(format!("write `auth_pass {s}` on every router"));
                     }
                     pass = Some(s);
                 }
@@ -802,30 +789,20 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
                     pass: pass.unwrap_or_default(),
                 })
             }
-            None => p.diags.add(
-                Severity::Error,
-                n.span(),
-                "authentication without a valid auth_type; ignored",
-                Some("add `auth_type PASS`".into()),
-            ),
+            None => p
+                .diags
+                .error(
+                    n.span(),
+                    "authentication without a valid auth_type; ignored",
+                )
+                .help("add `auth_type PASS`"),
         }
     }),
     block("virtual_ipaddress", |p, b, n| {
         for v in vips(p, n) {
-            if !b.family_ok(v.addr) {
-                // keepalived vrrp_data.c alloc_vrrp_vip.
-                p.diags.add(
-                    Severity::Error,
-                    &v.span,
-                    format!(
-                        "({}): address family must match VRRP instance [{}] - ignoring",
-                        b.v.name, v.addr
-                    ),
-                    Some("one instance carries one family in its adverts: put the other family's addresses in a second vrrp_instance, or in virtual_ipaddress_excluded".into()),
-                );
-                continue;
+            if b.family_ok(p, v.addr, &v.span, AddrRole::Vip) {
+                b.v.virtual_ipaddress.push(v);
             }
-            b.v.virtual_ipaddress.push(v);
         }
     }),
     block("virtual_ipaddress_excluded", |p, b, n| {
@@ -841,20 +818,9 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
             let Some(a) = p.ip_word("unicast_peer", &e.words[0]) else {
                 continue;
             };
-            if !b.family_ok(a) {
-                // keepalived vrrp_data.c alloc_vrrp_unicast_peer.
-                p.diags.add(
-                    Severity::Error,
-                    &e.words[0].span,
-                    format!(
-                        "Configuration error: VRRP instance[{}] and unicast peer address[{a}] MUST be of the same family !!! Skipping...",
-                        b.v.name
-                    ),
-                    Some("an instance talks to its peers in one family: the one of its virtual_ipaddress".into()),
-                );
-                continue;
+            if b.family_ok(p, a, &e.words[0].span, AddrRole::UnicastPeer) {
+                b.v.unicast_peer.push(a);
             }
-            b.v.unicast_peer.push(a);
         }
     }),
     block("track_interface", |p, b, n| {
@@ -885,36 +851,34 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         b.v.smtp_alert = p.flag(n).unwrap_or(false)
     }),
     leaf("lvs_sync_daemon_interface", |p, b, n| {
-        p.diags.add(
-            Severity::Warning,
-            n.span(),
-            format!(
-                "({}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated.",
-                b.v.name
-            ),
-            Some("Please use global lvs_sync_daemon".into()),
-        );
+        p.diags
+            .warn(
+                n.span(),
+                format!(
+                    "({}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated.",
+                    b.v.name
+                ),
+            )
+            .help("Please use global lvs_sync_daemon");
         b.v.lvs_sync_daemon_interface = p.string(n, 1)
     }),
     leaf("garp_master_delay", |p, b, n| {
         b.garp_delay = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(Duration::from_secs);
+            .number(n, 1, 0, u32::MAX)
+            .map(|v| Duration::from_secs(v.into()));
     }),
     leaf("garp_master_repeat", |p, b, n| {
         // keepalived: 0 is taken as 1.
-        b.garp_repeat = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| (v as u32).max(1));
+        b.garp_repeat = p.number(n, 1, 0, u32::MAX).map(|v| v.max(1));
     }),
     leaf("garp_master_refresh", |p, b, n| {
         b.garp_refresh = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| (v > 0).then(|| Duration::from_secs(v)));
+            .number(n, 1, 0, u32::MAX)
+            .map(|v| (v > 0).then(|| Duration::from_secs(v.into())));
     }),
     leaf("garp_master_refresh_repeat", |p, b, n| {
-        if let Some(v) = p.uint(n, 1, 0, u64::from(u32::MAX)) {
-            b.v.garp_master_refresh_repeat = (v as u32).max(1);
+        if let Some(v) = p.number(n, 1, 0, u32::MAX) {
+            b.v.garp_master_refresh_repeat = v.max(1);
         }
     }),
     leaf("use_vmac", |_, b, n| {
@@ -925,17 +889,14 @@ static VRRP_KW: &[Kw<VrrpB>] = &[
         // keepalived 2.4's HMAC-SHA256 advert trailer: not implemented, so
         // refused rather than ignored (a peer with it set drops our
         // adverts, and we would not check theirs: two masters).
-        p.diags.add(
-            Severity::Error,
-            n.span(),
-            "`auth_hmac` (keepalived 2.4's HMAC-SHA256 advert authentication) is not supported by lvs-xdp: \
-             peers using it would drop our adverts and we could not check theirs"
+        p.diags
+            .error(
+                n.span(),
+                "`auth_hmac` (keepalived 2.4's HMAC-SHA256 advert authentication) is not supported by lvs-xdp: \
+                    peers using it would drop our adverts and we could not check theirs"
                 .to_string(),
-            Some(
-                "remove `auth_hmac` from this instance on every router of it, or keep this instance on keepalived"
-                    .into(),
-            ),
-        );
+            )
+            .help("remove `auth_hmac` from this instance on every router of it, or keep this instance on keepalived");
     }),
     leaf("no_accept", |_, b, _| b.v.accept = Some(false)),
 ];
@@ -986,44 +947,29 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         priority_set: false,
         family_v6: None,
     };
-    p.dispatch(
-        "vrrp_instance",
-        &[VRRP_KW],
-        VRRP_ALL,
-        &mut b,
-        n.block.as_deref().unwrap_or(&[]),
-    );
+    p.dispatch("vrrp_instance", &[VRRP_KW], VRRP_ALL, &mut b, n.body());
 
     // End of block: required items and cross-field checks.
-    let mut ok = true;
-    match b
-        .interface
-        .take()
-        .or_else(|| cfg.global.default_interface.clone())
-    {
-        Some(i) => b.v.interface = i,
-        None => {
-            p.diags.add(
-                Severity::Fatal,
-                n.span(),
-                format!("vrrp_instance `{}` has no `interface`", b.v.name),
-                Some("add `interface IFNAME` (the interface VRRP adverts are sent on)".into()),
-            );
-            ok = false;
-        }
-    }
-    match b.vrid {
-        Some(id) => b.v.virtual_router_id = id,
-        None => {
-            p.diags.add(
-                Severity::Fatal,
-                n.span(),
-                format!("vrrp_instance `{}` has no valid `virtual_router_id`", b.v.name),
-                Some("add `virtual_router_id N` with N from 1 to 255, the same on all routers of this instance".into()),
-            );
-            ok = false;
-        }
-    }
+    let interface = p.required(
+        b.interface
+            .take()
+            .or_else(|| cfg.global.default_interface.clone()),
+        n.span(),
+        format!("vrrp_instance `{}` has no `interface`", b.v.name),
+        "add `interface IFNAME` (the interface VRRP adverts are sent on)",
+    );
+    let vrid = p.required(
+        b.vrid,
+        n.span(),
+        format!(
+            "vrrp_instance `{}` has no valid `virtual_router_id`",
+            b.v.name
+        ),
+        "add `virtual_router_id N` with N from 1 to 255, the same on all routers of this instance",
+    );
+    let ok = interface.is_some() && vrid.is_some();
+    b.v.interface = interface.unwrap_or_default();
+    b.v.virtual_router_id = vrid.unwrap_or_default();
     if let Some(d) = b.garp_delay {
         b.v.garp_master_delay = d;
     }
@@ -1043,15 +989,15 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         // keepalived vrrp_complete_instance, strict mode only (otherwise
         // an explicit `version 2` stays, and the note below is info).
         if b.v.version == Some(2) {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                format!(
-                    "({}) cannot use IPv6 with VRRP version 2; setting version 3",
-                    b.v.name
-                ),
-                Some("remove `version 2`".into()),
-            );
+            p.diags
+                .error(
+                    n.span(),
+                    format!(
+                        "({}) cannot use IPv6 with VRRP version 2; setting version 3",
+                        b.v.name
+                    ),
+                )
+                .help("remove `version 2`");
             b.v.version = Some(3);
         }
         if b.v.unicast_peer.is_empty()
@@ -1060,18 +1006,15 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
                 .first()
                 .is_some_and(|v| !is_link_local(v.addr))
         {
-            p.diags.add(
-                Severity::Error,
-                &b.v.virtual_ipaddress[0].span,
-                format!(
-                    "({}) the first IPv6 VIP address must be link local",
-                    b.v.name
-                ),
-                Some(
-                    "vrrp_strict (RFC 5798 §5.2.9): list a link-local (fe80::/10) address first"
-                        .into(),
-                ),
-            );
+            p.diags
+                .error(
+                    &b.v.virtual_ipaddress[0].span,
+                    format!(
+                        "({}) the first IPv6 VIP address must be link local",
+                        b.v.name
+                    ),
+                )
+                .help("vrrp_strict (RFC 5798 §5.2.9): list a link-local (fe80::/10) address first");
         }
     }
     let version = b.v.version.unwrap_or(cfg.global.vrrp_version);
@@ -1080,28 +1023,28 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         // VRRPv2 adverts carry whole seconds; keepalived rounds to the
         // nearest (1.5 → 2), at least 1.
         let rounded = Duration::from_secs(((ai.as_millis() + 500) / 1000).max(1) as u64);
-        p.diags.add(
-            Severity::Warning,
-            n.span(),
-            format!(
-                "vrrp_instance `{}`: advert_int {} is not whole seconds, VRRPv2 uses {} s",
-                b.v.name,
-                super::values::fmt_secs(ai),
-                rounded.as_secs()
-            ),
-            Some("use whole seconds, or `version 3` for centisecond intervals".into()),
-        );
+        p.diags
+            .warn(
+                n.span(),
+                format!(
+                    "vrrp_instance `{}`: advert_int {} is not whole seconds, VRRPv2 uses {} s",
+                    b.v.name,
+                    super::values::fmt_secs(ai),
+                    rounded.as_secs()
+                ),
+            )
+            .help("use whole seconds, or `version 3` for centisecond intervals");
         b.v.advert_int = rounded;
     } else if version == 3 && ai > Duration::from_millis(40950) {
-        p.diags.add(
-            Severity::Error,
-            n.span(),
-            format!(
-                "vrrp_instance `{}`: VRRPv3 advert_int must be at most 40.95 s",
-                b.v.name
-            ),
-            Some("use a smaller advert_int".into()),
-        );
+        p.diags
+            .error(
+                n.span(),
+                format!(
+                    "vrrp_instance `{}`: VRRPv3 advert_int must be at most 40.95 s",
+                    b.v.name
+                ),
+            )
+            .help("use a smaller advert_int");
     }
     // keepalived vrrp.c vrrp_complete_instance: no priority and state
     // MASTER makes the address owner (255); no state follows the priority.
@@ -1199,14 +1142,12 @@ pub(super) fn parse_instance(p: &mut Parser, cfg: &mut Config, n: &Node) {
         );
     }
     if cfg.vrrp_instances.iter().any(|v| v.name == b.v.name) {
-        p.diags.add(
-            Severity::Error,
+        p.diags.error(
             n.span(),
             format!(
                 "vrrp_instance `{}` defined twice; the second is ignored",
                 b.v.name
             ),
-            None,
         );
         return;
     }
@@ -1241,16 +1182,16 @@ pub(super) fn resolve_sync_group_states(p: &mut Parser, cfg: &mut Config) {
             continue;
         }
         let names: Vec<&str> = masters.iter().map(|&i| inst(i).name.as_str()).collect();
-        p.diags.add(
-            Severity::Warning,
-            &g.span,
-            format!(
-                "vrrp_sync_group {}: {} start as BACKUP, not MASTER: keepalived starts a sync group as MASTER only when every member is an address owner (priority 255)",
-                g.name,
-                names.join(", ")
-            ),
-            Some("write `state BACKUP` (the instance with the highest priority becomes master)".into()),
-        );
+        p.diags
+            .warn(
+                &g.span,
+                format!(
+                    "vrrp_sync_group {}: {} start as BACKUP, not MASTER: keepalived starts a sync group as MASTER only when every member is an address owner (priority 255)",
+                    g.name,
+                    names.join(", ")
+                ),
+            )
+            .help("write `state BACKUP` (the instance with the highest priority becomes master)");
         for i in masters {
             cfg.vrrp_instances[i].state = Some(VrrpState::Backup);
         }
@@ -1265,17 +1206,17 @@ fn whole_seconds_in_2_2_7(p: &mut Parser, n: &Node, script: &str, d: Duration) {
         return;
     }
     let truncated = d.as_secs().max(1);
-    p.diags.add(
-        Severity::Warning,
-        n.span(),
-        format!(
-            "({script}): vrrp script {} {}: keepalived 2.2.7 reads whole seconds only and would use {truncated} s; lvs-xdp uses {} s (as keepalived 2.3 does)",
-            n.keyword(),
-            super::values::fmt_secs(d),
-            super::values::fmt_secs(d)
-        ),
-        Some(format!("write `{} {truncated}` if the file is also read by keepalived 2.2.7", n.keyword())),
-    );
+    p.diags
+        .warn(
+            n.span(),
+            format!(
+                "({script}): vrrp script {} {}: keepalived 2.2.7 reads whole seconds only and would use {truncated} s; lvs-xdp uses {} s (as keepalived 2.3 does)",
+                n.keyword(),
+                super::values::fmt_secs(d),
+                super::values::fmt_secs(d)
+            ),
+        )
+        .help(format!("write `{} {truncated}` if the file is also read by keepalived 2.2.7", n.keyword()));
 }
 
 /// keepalived vrrp.c: an address owner (priority 255), or a member of a
@@ -1312,22 +1253,21 @@ fn drop_weighted_tracking(p: &mut Parser, cfg: &mut Config) {
             if w == 0 {
                 return true;
             }
-            p.diags.add(
-                Severity::Warning,
-                &t.span,
-                format!(
-                    "({name}) ignoring tracked script {} with weights due to {why}",
-                    t.name
-                ),
-                Some("track it with `weight 0` (fault when it fails), or use sync_group_tracking_weight in the group".into()),
-            );
+            p.diags
+                .warn(
+                    &t.span,
+                    format!(
+                        "({name}) ignoring tracked script {} with weights due to {why}",
+                        t.name
+                    ),
+                )
+                .help("track it with `weight 0` (fault when it fails), or use sync_group_tracking_weight in the group");
             false
         });
         let mut keep = Vec::new();
         for mut t in std::mem::take(&mut v.track_interface) {
             if t.weight.is_some_and(|w| w != 0) {
-                p.diags.add(
-                    Severity::Warning,
+                p.diags.warn(
                     &t.span,
                     format!(
                         "({name}) ignoring {} tracked interface {}due to {}",
@@ -1339,7 +1279,6 @@ fn drop_weighted_tracking(p: &mut Parser, cfg: &mut Config) {
                             "address owner"
                         }
                     ),
-                    None,
                 );
                 if !in_sync {
                     continue;

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use lvs_config::{Checker, Config, ParseResult};
+use lvs_config::{Checker, Config, ParseResult, Severity};
 
 pub fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs")
@@ -18,6 +18,20 @@ pub fn assert_diag_starts(r: &ParseResult, prefix: &str) {
     assert!(
         all.iter().any(|m| m.starts_with(prefix)),
         "no diagnostic starts with {prefix:?}:\n{all:#?}"
+    );
+}
+
+/// Asserts that `r` has a diagnostic of severity `at_least` or worse at
+/// `line:col` whose message contains `needle`.
+#[track_caller]
+pub fn assert_diag_at(r: &ParseResult, at_least: Severity, line: u32, col: u32, needle: &str) {
+    assert!(
+        r.diagnostics.iter().any(|d| d.severity >= at_least
+            && d.span.line == line
+            && d.span.col == col
+            && d.message.contains(needle)),
+        "no {at_least} {needle:?} at {line}:{col} in:\n{}",
+        r.diagnostics
     );
 }
 
@@ -145,9 +159,9 @@ pub fn summary(c: &Config) -> String {
                     let _ = write!(
                         o,
                         " retry={} dbr={} delay_loop={}",
-                        cm.retry,
-                        secs(cm.delay_before_retry),
-                        secs(cm.delay_loop)
+                        cm.policy.retry,
+                        secs(cm.policy.delay_before_retry),
+                        secs(cm.policy.delay_loop)
                     );
                     if let Some(co) = &cm.conn {
                         let _ = write!(

@@ -9,34 +9,10 @@ use std::{
     time::Duration,
 };
 
-use lvs_config::{CheckCommon, Checker, Config, ConnOpts, HexPattern, HttpCheck, VsAddr};
+use lvs_config::{CheckPolicy, Checker, Config, ConnOpts, HexPattern, HttpCheck, VsAddr};
 use tracing::warn;
 
 use super::{fmt_rs, Protocol, RsKey};
-
-/// Options shared by every checker.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Common {
-    pub retry: u32,
-    pub delay_before_retry: Duration,
-    pub delay_loop: Duration,
-    pub warmup: Duration,
-    pub alpha: bool,
-    pub log_all_failures: bool,
-}
-
-impl From<&CheckCommon> for Common {
-    fn from(c: &CheckCommon) -> Self {
-        Common {
-            retry: c.retry,
-            delay_before_retry: c.delay_before_retry,
-            delay_loop: c.delay_loop,
-            warmup: c.warmup,
-            alpha: c.alpha,
-            log_all_failures: c.log_all_failures,
-        }
-    }
-}
 
 /// Where and how a connecting checker connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,7 +169,7 @@ pub enum Kind {
 /// One checker of one real server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckerSpec {
-    pub common: Common,
+    pub common: CheckPolicy,
     /// `None` for MISC_CHECK.
     pub conn: Option<Conn>,
     pub kind: Kind,
@@ -246,8 +222,8 @@ impl CheckerSpec {
 
 /// A FILE_CHECK's checker options: it has none of its own (keepalived knows
 /// its state at once, so no alpha, no retries).
-fn file_common() -> Common {
-    Common {
+fn file_common() -> CheckPolicy {
+    CheckPolicy {
         retry: 0,
         delay_before_retry: Duration::ZERO,
         delay_loop: Duration::from_secs(1),
@@ -293,18 +269,15 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                     let Some(t) = cfg.track_file(&f.track_file) else {
                         continue; // refused by the parser
                     };
+                    let (weight, reverse) = t.weight_for(f.weight, f.weight_reverse);
                     list.push(CheckerSpec {
                         common: file_common(),
                         conn: None,
                         kind: Kind::File(FileSpec {
                             name: t.name.clone(),
                             path: t.file.clone(),
-                            weight: f.weight.unwrap_or(t.weight),
-                            reverse: if f.weight.is_some() {
-                                f.weight_reverse
-                            } else {
-                                t.weight_reverse
-                            },
+                            weight,
+                            reverse,
                             init_file: t.init_file,
                         }),
                     });
@@ -326,7 +299,7 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                     }
                     Checker::Misc(m) => Kind::Misc(MiscSpec {
                         path: m.path.clone(),
-                        timeout: m.timeout.unwrap_or(common.delay_loop),
+                        timeout: m.timeout.unwrap_or(common.policy.delay_loop),
                         dynamic: m.dynamic,
                         user: m.user.clone().or_else(|| cfg.global.script_user.clone()),
                     }),
@@ -366,13 +339,13 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                         };
                         for h in hosts {
                             list.push(CheckerSpec {
-                                common: common.into(),
+                                common: common.policy.clone(),
                                 conn: Some(h),
                                 kind: Kind::Smtp(smtp.clone()),
                             });
                         }
                         list.push(CheckerSpec {
-                            common: common.into(),
+                            common: common.policy.clone(),
                             conn: first,
                             kind: Kind::Smtp(smtp),
                         });
@@ -387,7 +360,7 @@ pub fn specs(cfg: &Config) -> BTreeMap<RsKey, RsSpec> {
                     }
                 };
                 let spec = CheckerSpec {
-                    common: common.into(),
+                    common: common.policy.clone(),
                     conn,
                     kind,
                 };

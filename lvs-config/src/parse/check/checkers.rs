@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use super::{RsB, MAX_SECS, WEIGHT_MAX_I};
-use crate::diag::{Severity, Span};
+use super::{CheckerDefaults, RsB, MAX_SECS, WEIGHT_MAX_I};
+use crate::diag::Span;
 use crate::keywords::CHECKERS;
 use crate::model::{
-    CheckCommon, Checker, ConnOpts, DnsCheck, FileCheck, HexPattern, HttpCheck, MiscCheck,
-    SmtpCheck, TcpCheck, UdpCheck, Url,
+    CheckCommon, CheckPolicy, Checker, ConnOpts, DnsCheck, FileCheck, HexPattern, HttpCheck,
+    MiscCheck, SmtpCheck, TcpCheck, UdpCheck, Url,
 };
 use crate::parse::{block, leaf, Kw, Parser};
 use crate::tree::Node;
@@ -97,7 +97,7 @@ static CONN_KW: &[Kw<CheckB>] = &[
     leaf("bind_port", |p, c, n| c.conn().bind_port = p.port(n, 1)),
     leaf("bind_if", |p, c, n| c.conn().bind_if = p.string(n, 1)),
     leaf("fwmark", |p, c, n| {
-        c.conn().fwmark = p.uint(n, 1, 0, u64::from(u32::MAX)).map(|v| v as u32)
+        c.conn().fwmark = p.number(n, 1, 0, u32::MAX)
     }),
     leaf("connect_timeout", |p, c, n| {
         c.connect_timeout = p
@@ -109,10 +109,7 @@ static CONN_KW: &[Kw<CheckB>] = &[
 /// Keywords of every checker (check_api.c).
 static COMMON_KW: &[Kw<CheckB>] = &[
     leaf("retry", |p, c, n| {
-        c.retry = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(c.retry)
+        c.retry = p.number(n, 1, 0, u32::MAX).or(c.retry)
     }),
     leaf("nb_get_retry", |p, c, n| {
         // keepalived 2.2.7 knows `nb_get_retry` in HTTP_GET/SSL_GET only;
@@ -133,12 +130,8 @@ static COMMON_KW: &[Kw<CheckB>] = &[
                 "write `retry` instead: both read it",
             )
         };
-        p.diags
-            .add(Severity::Warning, n.span(), msg, Some(help.into()));
-        c.retry = p
-            .uint(n, 1, 0, u64::from(u32::MAX))
-            .map(|v| v as u32)
-            .or(c.retry);
+        p.diags.warn(n.span(), msg).help(help);
+        c.retry = p.number(n, 1, 0, u32::MAX).or(c.retry);
     }),
     leaf("delay_before_retry", |p, c, n| {
         c.delay_before_retry = p
@@ -164,15 +157,15 @@ static URL_KW: &[Kw<Url>] = &[
     leaf("digest", |p, u, n| {
         if let Some(w) = p.arg(n, 1) {
             if w.text.len() != 32 || !w.text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                p.diags.add(
-                    Severity::Error,
-                    &w.span,
-                    format!(
-                        "digest `{}` is not an MD5 sum (32 hex digits); ignored",
-                        w.text
-                    ),
-                    Some("compute it with `genhash` or `curl -s URL | md5sum`".into()),
-                );
+                p.diags
+                    .error(
+                        &w.span,
+                        format!(
+                            "digest `{}` is not an MD5 sum (32 hex digits); ignored",
+                            w.text
+                        ),
+                    )
+                    .help("compute it with `genhash` or `curl -s URL | md5sum`");
             } else {
                 u.digest = Some(w.text.to_ascii_lowercase());
             }
@@ -189,12 +182,13 @@ static URL_KW: &[Kw<Url>] = &[
                 (Ok(a), Ok(b)) if (100..=599).contains(&a) && (a..=599).contains(&b) => {
                     u.status_code.push((a, b))
                 }
-                _ => p.diags.add(
-                    Severity::Fatal,
-                    &w.span,
-                    format!("status_code `{}` is not a status code or range", w.text),
-                    Some("write codes from 100 to 599, or ranges like 200-299".into()),
-                ),
+                _ => p
+                    .diags
+                    .fatal(
+                        &w.span,
+                        format!("status_code `{}` is not a status code or range", w.text),
+                    )
+                    .help("write codes from 100 to 599, or ranges like 200-299"),
             }
         }
     }),
@@ -220,20 +214,11 @@ static HTTP_KW: &[Kw<CheckB>] = &[
             virtualhost: None,
             regex: None,
         };
-        p.dispatch(
-            "url",
-            &[URL_KW],
-            URL_IGNORED,
-            &mut u,
-            n.block.as_deref().unwrap_or(&[]),
-        );
+        p.dispatch("url", &[URL_KW], URL_IGNORED, &mut u, n.body());
         if u.path.is_empty() {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                "url without `path`; ignored",
-                Some("add `path /`".into()),
-            );
+            p.diags
+                .error(n.span(), "url without `path`; ignored")
+                .help("add `path /`");
         } else {
             c.urls.push(u);
         }
@@ -265,7 +250,7 @@ static SMTP_KW: &[Kw<CheckB>] = &[
             &[CONN_KW, COMMON_KW],
             &[],
             &mut h,
-            n.block.as_deref().unwrap_or(&[]),
+            n.body(),
         );
         c.hosts
             .push((h.conn.unwrap_or_default(), h.connect_timeout));
@@ -285,16 +270,16 @@ fn hex_arg(p: &mut Parser, n: &Node, wildcard: bool) -> Option<String> {
             .words
             .get(1)
             .map_or_else(|| n.span().clone(), |w| w.span.clone());
-        p.diags.add(
-            Severity::Error,
-            &span,
-            format!("`{text}` is not a hex string; `{}` ignored", n.keyword()),
-            Some(if wildcard {
-                "write octets in hex, e.g. `0a 1b 2c` (x for any nibble)".into()
+        p.diags
+            .error(
+                &span,
+                format!("`{text}` is not a hex string; `{}` ignored", n.keyword()),
+            )
+            .help(if wildcard {
+                "write octets in hex, e.g. `0a 1b 2c` (x for any nibble)"
             } else {
-                "write octets in hex, e.g. `0a 1b 2c`".into()
-            }),
-        );
+                "write octets in hex, e.g. `0a 1b 2c`"
+            });
         return None;
     }
     Some(text)
@@ -318,10 +303,10 @@ static UDP_KW: &[Kw<CheckB>] = &[
         };
     }),
     leaf("min_reply_length", |p, c, n| {
-        c.min_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
+        c.min_reply_length = p.number(n, 1, 0, 65535)
     }),
     leaf("max_reply_length", |p, c, n| {
-        c.max_reply_length = p.uint(n, 1, 0, 65535).map(|v| v as u32)
+        c.max_reply_length = p.number(n, 1, 0, 65535)
     }),
 ];
 
@@ -335,12 +320,13 @@ static DNS_KW: &[Kw<CheckB>] = &[
         let Some(w) = p.arg(n, 1) else { return };
         match DNS_TYPES.iter().find(|t| t.eq_ignore_ascii_case(&w.text)) {
             Some(t) => c.dns_type = Some((*t).to_string()),
-            None => p.diags.add(
-                Severity::Error,
-                &w.span,
-                format!("Unknown DNS check type {} - ignoring", w.text),
-                Some(format!("use one of {}", DNS_TYPES.join(", "))),
-            ),
+            None => p
+                .diags
+                .error(
+                    &w.span,
+                    format!("Unknown DNS check type {} - ignoring", w.text),
+                )
+                .help(format!("use one of {}", DNS_TYPES.join(", "))),
         }
     }),
     leaf("name", |p, c, n| {
@@ -348,11 +334,9 @@ static DNS_KW: &[Kw<CheckB>] = &[
         let name = w.text.as_str();
         // keepalived refuses empty labels (`a..b`, a leading dot).
         if (name.starts_with('.') && name != ".") || name.contains("..") {
-            p.diags.add(
-                Severity::Error,
+            p.diags.error(
                 &w.span,
                 format!("DNS_CHECK name '{name}' has empty label - ignoring"),
-                None,
             );
             return;
         }
@@ -368,23 +352,23 @@ static DNS_KW: &[Kw<CheckB>] = &[
 static FILE_KW: &[Kw<CheckB>] = &[
     leaf("track_file", |p, c, n| c.file_track = p.string(n, 1)),
     leaf("weight", |p, c, n| {
-        let Some(w) = p.int(n, 1, -WEIGHT_MAX_I, WEIGHT_MAX_I) else {
+        let Some(w) = p.number(n, 1, -WEIGHT_MAX_I, WEIGHT_MAX_I) else {
             return;
         };
         let reverse = match n.words.get(2).map(|w| w.text.as_str()) {
             None | Some("noreverse") => false,
             Some("reverse") => true,
             Some(other) => {
-                p.diags.add(
-                    Severity::Error,
-                    &n.words[2].span,
-                    format!("unknown track file weight option {other} - ignoring"),
-                    Some("write `reverse` or nothing".into()),
-                );
+                p.diags
+                    .error(
+                        &n.words[2].span,
+                        format!("unknown track file weight option {other} - ignoring"),
+                    )
+                    .help("write `reverse` or nothing");
                 return;
             }
         };
-        c.file_weight = Some((w as i32, reverse));
+        c.file_weight = Some((w, reverse));
     }),
 ];
 
@@ -395,7 +379,7 @@ pub(super) fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
         .find(|k| *k == n.keyword())
         .unwrap_or("TCP_CHECK");
     let mut c = CheckB::new(kind, n.span().clone());
-    let body = n.block.as_deref().unwrap_or(&[]);
+    let body = n.body();
     match kind {
         "TCP_CHECK" | "PING_CHECK" => p.dispatch(kind, &[CONN_KW, COMMON_KW], &[], &mut c, body),
         "HTTP_GET" | "SSL_GET" => p.dispatch(
@@ -416,30 +400,24 @@ pub(super) fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
     // End-of-block validation (keepalived's level end handlers).
     match kind {
         "HTTP_GET" | "SSL_GET" if c.urls.is_empty() => {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                format!("{kind} has no `url`; checker ignored"),
-                Some("add `url { path / }`".into()),
-            );
+            p.diags
+                .error(n.span(), format!("{kind} has no `url`; checker ignored"))
+                .help("add `url { path / }`");
             return;
         }
         "FILE_CHECK" if c.file_track.is_none() => {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                "FILE_CHECK has no track_file specified - ignoring",
-                Some("add `track_file NAME`".into()),
-            );
+            p.diags
+                .error(
+                    n.span(),
+                    "FILE_CHECK has no track_file specified - ignoring",
+                )
+                .help("add `track_file NAME`");
             return;
         }
         "MISC_CHECK" if c.misc_path.is_none() => {
-            p.diags.add(
-                Severity::Error,
-                n.span(),
-                "MISC_CHECK has no `misc_path`; checker ignored",
-                Some("add `misc_path \"/path/to/script args\"`".into()),
-            );
+            p.diags
+                .error(n.span(), "MISC_CHECK has no `misc_path`; checker ignored")
+                .help("add `misc_path \"/path/to/script args\"`");
             return;
         }
         _ => {}
@@ -450,11 +428,8 @@ pub(super) fn parse_checker(p: &mut Parser, rs: &mut RsB, n: &Node) {
 /// What a checker inherits where it sets nothing itself: its real
 /// server's settings (themselves inherited from the virtual server).
 pub(super) struct Inherited {
+    pub defaults: CheckerDefaults,
     pub delay_loop: Duration,
-    pub retry: Option<u32>,
-    pub connect_timeout: Duration,
-    pub warmup: Option<Duration>,
-    pub delay_before_retry: Option<Duration>,
     pub alpha: bool,
     pub virtualhost: Option<String>,
 }
@@ -472,21 +447,28 @@ impl CheckB {
             _ => (1, Duration::from_secs(1)),
         };
         let conn = c.conn.clone().map(|mut co| {
-            co.connect_timeout = c.connect_timeout.unwrap_or(inherited.connect_timeout);
+            co.connect_timeout = c
+                .connect_timeout
+                .unwrap_or(inherited.defaults.connect_timeout_or_default());
             co
         });
         let common = CheckCommon {
             span: c.span.clone(),
             conn,
-            retry: c.retry.or(inherited.retry).unwrap_or(default_retry),
-            delay_before_retry: c
-                .delay_before_retry
-                .or(inherited.delay_before_retry)
-                .unwrap_or(default_dbr),
-            delay_loop,
-            warmup: c.warmup.or(inherited.warmup).unwrap_or(delay_loop),
-            alpha: c.alpha.unwrap_or(inherited.alpha),
-            log_all_failures: c.log_all_failures,
+            policy: CheckPolicy {
+                retry: c
+                    .retry
+                    .or(inherited.defaults.retry)
+                    .unwrap_or(default_retry),
+                delay_before_retry: c
+                    .delay_before_retry
+                    .or(inherited.defaults.delay_before_retry)
+                    .unwrap_or(default_dbr),
+                delay_loop,
+                warmup: c.warmup.or(inherited.defaults.warmup).unwrap_or(delay_loop),
+                alpha: c.alpha.unwrap_or(inherited.alpha),
+                log_all_failures: c.log_all_failures,
+            },
         };
         match c.kind {
             "TCP_CHECK" => Checker::Tcp(TcpCheck { common }),
@@ -520,8 +502,10 @@ impl CheckB {
                     .hosts
                     .into_iter()
                     .map(|(mut h, t)| {
-                        h.connect_timeout =
-                            t.unwrap_or(c.connect_timeout.unwrap_or(inherited.connect_timeout));
+                        h.connect_timeout = t.unwrap_or(
+                            c.connect_timeout
+                                .unwrap_or(inherited.defaults.connect_timeout_or_default()),
+                        );
                         h
                     })
                     .collect(),

@@ -1,7 +1,6 @@
 //! `track_file` at the top level (keepalived's track_file.c) and the
 //! FILE_CHECKs that name one.
 
-use crate::diag::Severity;
 use crate::model::{Checker, Config, TrackFile};
 use crate::parse::{leaf, Kw, Parser};
 use crate::tree::Node;
@@ -31,12 +30,12 @@ pub(in crate::parse) fn parse_track_file(p: &mut Parser, cfg: &mut Config, n: &N
     };
     p.dispatch("track_file", &[TRACK_FILE_KW], &[], &mut t, body);
     if t.file.is_empty() {
-        p.diags.add(
-            Severity::Error,
-            n.span(),
-            format!("No file set for track_file {} - ignoring", t.name),
-            Some("add `file /path/to/file`".into()),
-        );
+        p.diags
+            .error(
+                n.span(),
+                format!("No file set for track_file {} - ignoring", t.name),
+            )
+            .help("add `file /path/to/file`");
         return;
     }
     p.add_named(n, "track_file", &mut cfg.track_files, t, |t| &t.name);
@@ -49,18 +48,18 @@ static TRACK_FILE_KW: &[Kw<TrackFile>] = &[
         }
     }),
     leaf("weight", |p, t, n| {
-        if let Some(w) = p.int(n, 1, -254, 254) {
-            t.weight = w as i32;
+        if let Some(w) = p.number(n, 1, -254, 254) {
+            t.weight = w;
         }
         match n.words.get(2).map(|w| w.text.as_str()) {
             None => {}
             Some("reverse") => t.weight_reverse = true,
-            Some(other) => p.diags.add(
-                Severity::Error,
-                &n.words[2].span,
-                format!("track_file {} unknown weight option {other}", t.name),
-                None,
-            ),
+            Some(other) => {
+                p.diags.error(
+                    &n.words[2].span,
+                    format!("track_file {} unknown weight option {other}", t.name),
+                );
+            }
         }
     }),
     leaf("init_file", |p, t, n| {
@@ -69,7 +68,7 @@ static TRACK_FILE_KW: &[Kw<TrackFile>] = &[
         for w in &n.words[1..] {
             if w.text == "overwrite" {
                 overwrite = true;
-            } else if let Some(v) = p.int_word("init_file", w, -254, 254) {
+            } else if let Some(v) = p.number_word("init_file", w, -254, 254) {
                 value = v;
             }
         }
@@ -88,12 +87,12 @@ pub(in crate::parse) fn resolve_file_checks(p: &mut Parser, cfg: &mut Config) {
                 if names.contains(&f.track_file) {
                     return true;
                 }
-                p.diags.add(
-                    Severity::Error,
-                    &f.span,
-                    format!("track_file {} not found; FILE_CHECK ignored", f.track_file),
-                    Some("define it with `track_file NAME { file PATH }` at the top level".into()),
-                );
+                p.diags
+                    .error(
+                        &f.span,
+                        format!("track_file {} not found; FILE_CHECK ignored", f.track_file),
+                    )
+                    .help("define it with `track_file NAME { file PATH }` at the top level");
                 false
             });
         }

@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 
 use super::refuse_fwmark;
-use crate::diag::Severity;
 use crate::model::{Config, VirtualServerGroup, VsgEntry};
 use crate::parse::Parser;
 use crate::tree::{Node, Word};
@@ -24,7 +23,7 @@ pub(in crate::parse) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
     for e in body {
         let w0 = &e.words[0];
         if w0.text == "fwmark" {
-            if let Some(m) = p.uint(e, 1, 1, u64::from(u32::MAX)) {
+            if let Some(m) = p.number(e, 1, 1, u32::MAX) {
                 refuse_fwmark(
                     p,
                     &w0.span,
@@ -32,7 +31,7 @@ pub(in crate::parse) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
                 );
                 g.entries.push(VsgEntry::Fwmark {
                     span: w0.span.clone(),
-                    mark: m as u32,
+                    mark: m,
                 });
             }
             continue;
@@ -70,26 +69,19 @@ pub(in crate::parse) fn parse_vsg(p: &mut Parser, cfg: &mut Config, n: &Node) {
 fn addr_range(p: &mut Parser, w: &Word) -> Option<(IpAddr, IpAddr)> {
     let text = w.text.as_str();
     let skip = |p: &mut Parser, why: &str| {
-        p.diags.add(
-            Severity::Error,
-            &w.span,
-            format!("{why} - {text} - skipping"),
-            Some(
-                "write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN".into(),
-            ),
-        );
+        p.diags
+            .error(&w.span, format!("{why} - {text} - skipping"))
+            .help("write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN");
         None
     };
     let head_end = text.find(['-', '/']).unwrap_or(text.len());
     let Ok(first) = text[..head_end].parse::<IpAddr>() else {
-        p.diags.add(
-            Severity::Fatal,
-            &w.span,
-            format!("`{text}` is not an address or address range"),
-            Some(
-                "write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN".into(),
-            ),
-        );
+        p.diags
+            .fatal(
+                &w.span,
+                format!("`{text}` is not an address or address range"),
+            )
+            .help("write ADDRESS, ADDRESS-LAST (192.0.2.3-10), ADDRESS-ADDRESS or ADDRESS/LEN");
         return None;
     };
     let bits: u32 = if first.is_ipv4() { 32 } else { 128 };
