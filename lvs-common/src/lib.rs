@@ -71,6 +71,11 @@ pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_ICMPV6: u8 = 58;
 
+/// EtherType of IPv6, host order (the data path and the agent's NA frames).
+pub const ETH_P_IPV6: u16 = 0x86DD;
+/// The fixed IPv6 header, before any extension header.
+pub const IPV6_HDR_LEN: usize = 40;
+
 /// Names of the pinned maps, as `bpftool map dump pinned <dir>/<name>` wants them.
 pub mod map_names {
     pub const SERVICES: &str = "services";

@@ -43,20 +43,23 @@ const MINUS_ONE: u64 = u64::MAX;
 /// A connection in `state` now holds `backend`.
 #[inline(always)]
 pub fn opened(backend: u32, state: u32) {
-    if is_active(state) {
-        add(backend, ONE, 0);
-    } else {
-        add(backend, 0, ONE);
-    }
+    add_in_state(backend, state, ONE);
 }
 
 /// A connection in `state` no longer holds `backend`.
 #[inline(always)]
 pub fn closed(backend: u32, state: u32) {
+    add_in_state(backend, state, MINUS_ONE);
+}
+
+/// Adds `delta` (ONE or MINUS_ONE) to `backend`'s active or inactive
+/// count, as `state` is.
+#[inline(always)]
+fn add_in_state(backend: u32, state: u32, delta: u64) {
     if is_active(state) {
-        add(backend, MINUS_ONE, 0);
+        add(backend, delta, 0);
     } else {
-        add(backend, 0, MINUS_ONE);
+        add(backend, 0, delta);
     }
 }
 
@@ -107,19 +110,25 @@ pub fn overloaded(id: u32, b: &Backend) -> bool {
     let total = active + inactive;
     // SAFETY: a live array value; the flag word is only stored whole.
     let flagged = unsafe { (*c).overloaded } != 0;
-    let now = if flagged {
-        let lower = b.l_threshold as u64;
-        if lower != 0 {
-            total >= lower
-        } else {
-            total * 4 >= upper * 3
-        }
-    } else {
-        total >= upper
-    };
+    let now = overload_now(flagged, total, upper, b.l_threshold as u64);
     if now != flagged {
         // SAFETY: as above.
         unsafe { (*c).overloaded = now as u64 };
     }
     now
+}
+
+/// IPVS's overload hysteresis (`IP_VS_DEST_F_OVERLOAD`): a server with
+/// `total` connections is overloaded at `upper`, and once so (`flagged`)
+/// stays so until it is under `lower`, or under three quarters of `upper`
+/// when there is no lower threshold.
+#[inline(always)]
+pub fn overload_now(flagged: bool, total: u64, upper: u64, lower: u64) -> bool {
+    if !flagged {
+        total >= upper
+    } else if lower != 0 {
+        total >= lower
+    } else {
+        total * 4 >= upper * 3
+    }
 }

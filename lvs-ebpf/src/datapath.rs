@@ -23,18 +23,21 @@ use crate::{
 /// The program's body: every frame gets exactly one counted verdict.
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
-    let verdict = match process(ctx) {
-        Ok(v) | Err(v) => v,
-    };
-    stats::count_verdict(verdict.reason);
-    verdict.action
+    counted(process(ctx))
 }
 
 /// The IPv6 program's body (`lvs_xdp6`, tail-called by `run` for frames
 /// that are not IPv4): its verdict is counted here.
 #[inline(always)]
 pub fn run6(ctx: &XdpContext) -> u32 {
-    let verdict = match process6(ctx) {
+    counted(process6(ctx))
+}
+
+/// Counts a program's one verdict (the pipeline's end or the step that
+/// stopped it) and returns its XDP action.
+#[inline(always)]
+fn counted(result: Step<Verdict>) -> u32 {
+    let verdict = match result {
         Ok(v) | Err(v) => v,
     };
     stats::count_verdict(verdict.reason);

@@ -11,7 +11,7 @@
 //! passed to the kernel.
 
 use aya_ebpf::programs::XdpContext;
-use lvs_common::{event, verdict as reason, FlowKey, IPPROTO_TCP, IPPROTO_UDP};
+use lvs_common::{event, verdict as reason, Conn, FlowKey, IPPROTO_TCP, IPPROTO_UDP};
 use network_types::eth::EthHdr;
 
 use crate::{
@@ -26,7 +26,8 @@ const DEST_UNREACH: u8 = 3;
 const SOURCE_QUENCH: u8 = 4;
 const TIME_EXCEEDED: u8 = 11;
 const PARAMETER_PROBLEM: u8 = 12;
-const ICMP_HDR_LEN: usize = 8;
+/// The ICMP header, the same 8 bytes in ICMPv6.
+pub const ICMP_HDR_LEN: usize = 8;
 
 /// The connection an ICMP error to a VIP is about, and where it goes.
 #[inline(always)]
@@ -79,7 +80,13 @@ pub fn error_hop(ctx: &XdpContext, ip: &Ipv4) -> Step<(NextHop, u32, u32)> {
         None => HALF_OPEN.get_ptr(key).ok_or(not_ours)?,
     };
     // SAFETY: a live map value, copied.
-    let c = unsafe { *c };
+    to_real_server(unsafe { *c }, not_ours)
+}
+
+/// Where an ICMP or ICMPv6 error about connection `c` goes: its real
+/// server (counted), or the kernel (`not_ours`) when that is gone.
+#[inline(always)]
+pub fn to_real_server(c: Conn, not_ours: Verdict) -> Step<(NextHop, u32, u32)> {
     let hop = schedule::backend_hop(c.backend, c.service).ok_or(not_ours)?;
     stats::count_event(event::ICMP_ERROR_FORWARDED);
     Ok((hop, c.service, c.backend))

@@ -8,13 +8,13 @@
 //! neighbour discovery and every other ICMPv6 message go to the kernel.
 
 use aya_ebpf::programs::XdpContext;
-use lvs_common::{event, verdict as reason, FlowKey6, IPPROTO_TCP, IPPROTO_UDP};
+use lvs_common::{verdict as reason, FlowKey6, IPPROTO_TCP, IPPROTO_UDP, IPV6_HDR_LEN};
 
 use crate::{
     forward::NextHop,
+    icmp::{self, ICMP_HDR_LEN},
     maps::{CONNS6, HALF_OPEN6},
     parse::{ptr_at, Ipv6},
-    schedule, stats,
     verdict::{Step, Verdict},
 };
 
@@ -22,8 +22,6 @@ const DEST_UNREACH: u8 = 1;
 const PACKET_TOO_BIG: u8 = 2;
 const TIME_EXCEEDED: u8 = 3;
 const PARAMETER_PROBLEM: u8 = 4;
-const ICMP_HDR_LEN: usize = 8;
-const IPV6_HDR_LEN: usize = 40;
 
 /// The connection an ICMPv6 error to a VIP (at `off`, the ICMPv6 header)
 /// is about, and where it goes.
@@ -69,8 +67,5 @@ pub fn error_hop(ctx: &XdpContext, ip: &Ipv6, off: usize) -> Step<(NextHop, u32,
         None => HALF_OPEN6.get_ptr(key).ok_or(not_ours)?,
     };
     // SAFETY: a live map value, copied.
-    let c = unsafe { *c };
-    let hop = schedule::backend_hop(c.backend, c.service).ok_or(not_ours)?;
-    stats::count_event(event::ICMP_ERROR_FORWARDED);
-    Ok((hop, c.service, c.backend))
+    icmp::to_real_server(unsafe { *c }, not_ours)
 }

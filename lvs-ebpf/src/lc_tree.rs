@@ -12,7 +12,7 @@
 //! disagree; everything the agent changes (weights, liveness, the list,
 //! `backend_conns_adj`) is read again when it bumps `settings.lc_gen`.
 
-use aya_ebpf::{cty::c_void, helpers::bpf_loop};
+use aya_ebpf::cty::c_void;
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 use lvs_common::{
     ConnCounts, LcLeaf, LcTree, Service, BE_F_ALIVE, LC_LEAF_ELIGIBLE, LC_LEAF_USABLE, LC_NONE,
@@ -20,7 +20,9 @@ use lvs_common::{
     SVC_F_SCHED_OVF, SVC_F_SCHED_WEIGHTED,
 };
 
+use crate::conn_counts;
 use crate::maps::{BACKENDS, BACKEND_CONNS, BACKEND_CONNS_ADJ, LC_PLACE, LC_TREES, RINGS};
+use crate::schedule::bpf_loop_over;
 
 const LEAVES: u32 = LC_TREE_LEAVES as u32;
 const LEAF_MASK: u32 = LEAVES - 1;
@@ -161,16 +163,7 @@ fn judge(leaf: &mut LcLeaf, c: &mut ConnCounts, flags: u32) -> bool {
     if upper != 0 {
         let total = active + inactive;
         let flagged = c.overloaded != 0;
-        let now = if flagged {
-            let lower = leaf.l_threshold as u64;
-            if lower != 0 {
-                total >= lower
-            } else {
-                total * 4 >= upper * 3
-            }
-        } else {
-            total >= upper
-        };
+        let now = conn_counts::overload_now(flagged, total, upper, leaf.l_threshold as u64);
         if now != flagged {
             c.overloaded = now as u64;
         }
@@ -257,22 +250,8 @@ fn rebuild(svc: &Service, len: u32) {
         len,
         flags: svc.flags,
     };
-    // SAFETY: the callbacks are BPF subprograms taking (index, ctx) as
-    // bpf_loop calls them; ctx points at `r` on this stack for the calls.
-    unsafe {
-        bpf_loop(
-            LEAVES,
-            rebuild_leaf as *mut c_void,
-            &mut r as *mut Rebuild as *mut c_void,
-            0,
-        );
-        bpf_loop(
-            LEAVES - 1,
-            rebuild_node as *mut c_void,
-            &mut r as *mut Rebuild as *mut c_void,
-            0,
-        );
-    }
+    bpf_loop_over(LEAVES, rebuild_leaf, &mut r);
+    bpf_loop_over(LEAVES - 1, rebuild_node, &mut r);
 }
 
 /// Leaf `i`: server `i` of the list, or nobody past its end.

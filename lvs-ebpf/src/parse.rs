@@ -5,8 +5,8 @@
 
 use aya_ebpf::programs::XdpContext;
 use lvs_common::{
-    verdict as reason, FlowKey, FlowKey6, Ipv6Words, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-    MAX_IPV6_EXT_HEADERS,
+    verdict as reason, FlowKey, FlowKey6, Ipv6Words, ETH_P_IPV6, IPPROTO_ICMPV6, IPPROTO_TCP,
+    IPPROTO_UDP, IPV6_HDR_LEN, MAX_IPV6_EXT_HEADERS,
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, tcp::TcpHdr, udp::UdpHdr};
 
@@ -164,8 +164,6 @@ pub fn parse(ctx: &XdpContext) -> Step<Packet> {
     l4(ctx, &ip)
 }
 
-const ETH_P_IPV6: u16 = 0x86DD;
-const IPV6_HDR_LEN: usize = 40;
 const NEXTHDR_HOP: u8 = 0;
 const NEXTHDR_ROUTING: u8 = 43;
 const NEXTHDR_FRAGMENT: u8 = 44;

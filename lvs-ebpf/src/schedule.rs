@@ -272,14 +272,8 @@ fn table_entry(svc: &Service, slot: u32) -> Option<u32> {
 #[inline(always)]
 fn source_hash(svc: &Service, addr: u32, port: u16, fallback: bool) -> Step<(u32, NextHop)> {
     let ihash = sh_bucket(addr, port, 0);
-    let id = table_entry(svc, ihash).ok_or(NO_BACKEND)?;
-    if let Some(hop) = available_hop(id, svc.id) {
-        return Ok((id, hop));
-    }
-    if !fallback {
-        return Err(NO_BACKEND);
-    }
-    fallback_walk(svc, addr, port, ihash, SH_TABLE_SIZE, sh_probe)
+    let walk = (SH_TABLE_SIZE, sh_probe as LoopStep);
+    hashed_pick(svc, addr, port, ihash, fallback, walk)
 }
 
 /// One step of `ip_vs_sh_get_fallback`'s walk: 0 to go on, 1 to stop.
@@ -297,6 +291,22 @@ extern "C" fn sh_probe(offset: u32, ctx: *mut c_void) -> i64 {
 #[inline(always)]
 fn maglev(svc: &Service, addr: u32, port: u16, fallback: bool) -> Step<(u32, NextHop)> {
     let ihash = mh_hash(addr, port, MH_KEY1, 0) % MH_TABLE_SIZE;
+    let walk = (MH_TABLE_SIZE, mh_probe as LoopStep);
+    hashed_pick(svc, addr, port, ihash, fallback, walk)
+}
+
+/// A hashed scheduler's (sh, mh) pick: the server in table slot `ihash`
+/// if available, else with `-fallback` the first available one that
+/// `walk` (its probe count and probe) finds.
+#[inline(always)]
+fn hashed_pick(
+    svc: &Service,
+    addr: u32,
+    port: u16,
+    ihash: u32,
+    fallback: bool,
+    (n, probe): (u32, LoopStep),
+) -> Step<(u32, NextHop)> {
     let id = table_entry(svc, ihash).ok_or(NO_BACKEND)?;
     if let Some(hop) = available_hop(id, svc.id) {
         return Ok((id, hop));
@@ -304,7 +314,7 @@ fn maglev(svc: &Service, addr: u32, port: u16, fallback: bool) -> Step<(u32, Nex
     if !fallback {
         return Err(NO_BACKEND);
     }
-    fallback_walk(svc, addr, port, ihash, MH_TABLE_SIZE, mh_probe)
+    fallback_walk(svc, addr, port, ihash, n, probe)
 }
 
 /// One probe of `ip_vs_mh_get_fallback`: 0 to go on, 1 to stop.
@@ -359,7 +369,7 @@ fn fallback_walk(
     port: u16,
     ihash: u32,
     n: u32,
-    probe: extern "C" fn(u32, *mut c_void) -> i64,
+    probe: LoopStep,
 ) -> Step<(u32, NextHop)> {
     let mut walk = Walk {
         service: svc.id,
@@ -371,23 +381,31 @@ fn fallback_walk(
         found: u32::MAX,
         _pad: 0,
     };
-    // SAFETY: `probe` is a BPF subprogram taking (index, ctx) as bpf_loop
-    // calls it; ctx points at `walk` on this stack for the call.
+    bpf_loop_over(n, probe, &mut walk);
+    chosen(walk.found, svc.id)
+}
+
+/// A `bpf_loop` callback: one step at `index`, 0 to go on, 1 to stop.
+pub type LoopStep = extern "C" fn(u32, *mut c_void) -> i64;
+
+/// `step(i, ctx)` for `i` in `0..n` under `bpf_loop`, so the verifier
+/// checks one step rather than `n`; `step` reads its context as a `T`.
+#[inline(always)]
+pub fn bpf_loop_over<T>(n: u32, step: LoopStep, ctx: &mut T) {
+    // SAFETY: `step` is a BPF subprogram taking (index, ctx) as bpf_loop
+    // calls it; ctx points at a live `T` on the caller's stack for the call.
     unsafe {
-        bpf_loop(
-            n,
-            probe as *mut c_void,
-            &mut walk as *mut Walk as *mut c_void,
-            0,
-        );
+        bpf_loop(n, step as *mut c_void, ctx as *mut T as *mut c_void, 0);
     }
-    if walk.found == u32::MAX {
+}
+
+/// The server a walk settled on (`u32::MAX`: none) and its next hop.
+#[inline(always)]
+fn chosen(id: u32, service: u32) -> Step<(u32, NextHop)> {
+    if id == u32::MAX {
         return Err(NO_BACKEND);
     }
-    Ok((
-        walk.found,
-        backend_hop(walk.found, svc.id).ok_or(NO_BACKEND)?,
-    ))
+    Ok((id, backend_hop(id, service).ok_or(NO_BACKEND)?))
 }
 
 /// IPVS `lc`, `wlc`, `sed`, `nq` over the service's list (the ring, in
@@ -419,23 +437,8 @@ fn least_connections(svc: &Service, lc_gen: u32) -> Step<(u32, NextHop)> {
     } else {
         LC_MAX_SERVERS
     };
-    // SAFETY: `lc_step` is a BPF subprogram taking (index, ctx) as
-    // bpf_loop calls it; ctx points at `scan` on this stack for the call.
-    unsafe {
-        bpf_loop(
-            n,
-            lc_step as *mut c_void,
-            &mut scan as *mut LcScan as *mut c_void,
-            0,
-        );
-    }
-    if scan.least == u32::MAX {
-        return Err(NO_BACKEND);
-    }
-    Ok((
-        scan.least,
-        backend_hop(scan.least, svc.id).ok_or(NO_BACKEND)?,
-    ))
+    bpf_loop_over(n, lc_step, &mut scan);
+    chosen(scan.least, svc.id)
 }
 
 /// The walk's state, on the caller's stack.

@@ -116,22 +116,21 @@ impl EcmpRouter {
             let a: Vec<&str> = argv.iter().map(String::as_str).collect();
             lab.spawn(&ns, &a)
         };
+        // A daemon is ready once the file it creates in `dir` is there.
+        let wait_for = |what: &str, file: &str| {
+            wait_until(
+                what,
+                Duration::from_secs(10),
+                Duration::from_millis(20),
+                || dir.join(file).exists(),
+            )
+        };
         r.pids.push(spawn(daemon("zebra", &[]))?);
-        wait_until(
-            "zebra's API socket",
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-            || dir.join("zserv.api").exists(),
-        )?;
+        wait_for("zebra's API socket", "zserv.api")?;
         r.pids
             .push(spawn(daemon("bfdd", &["--bfdctl".into(), d("bfdd.sock")]))?);
         r.pids.push(spawn(daemon("bgpd", &[]))?);
-        wait_until(
-            "bgpd running",
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-            || dir.join("bgpd.pid").exists(),
-        )?;
+        wait_for("bgpd running", "bgpd.pid")?;
         for p in &r.pids {
             ensure!(
                 lab.is_running(*p),

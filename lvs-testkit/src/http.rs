@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
@@ -37,6 +37,17 @@ impl HttpResponse {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.as_str())
     }
+    /// The body of a 2xx answer as [`HttpResponse::body_text`]; any other
+    /// status is an error, `whence` (`from 198.19.0.1: `) before it.
+    pub fn ok_body(&self, whence: &str) -> Result<String> {
+        ensure!(
+            (200..300).contains(&self.status),
+            "{whence}status {} {}",
+            self.status,
+            self.reason
+        );
+        Ok(self.body_text())
+    }
     /// The body as text, trailing newline removed (`rs1\n` → `rs1`).
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body)
@@ -66,37 +77,19 @@ pub fn connect_from_any(
     target: SocketAddr,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
-    let family = if target.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    // SAFETY: plain socket calls on a descriptor created here and owned by
-    // `OwnedFd` right away; every pointer passed is to a live local.
-    unsafe {
-        let fd = libc::socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        );
-        if fd < 0 {
+    let owned = tcp_socket(target)?;
+    let fd = owned.as_raw_fd();
+    if let Some(b) = bind {
+        setopt(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
+        let (sa, len) = sockaddr_any(SocketAddr::new(b, 0));
+        // SAFETY: `sa` lives across the call and `len` is its size.
+        if unsafe { libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let owned = OwnedFd::from_raw_fd(fd);
-        if let Some(b) = bind {
-            let one: libc::c_int = 1;
-            libc::setsockopt(
-                fd,
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                &one as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-            let (sa, len) = sockaddr_any(SocketAddr::new(b, 0));
-            if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
+    }
+    // SAFETY: plain socket calls on the descriptor `owned` holds; every
+    // pointer passed is to a live local.
+    unsafe {
         let (sa, len) = sockaddr_any(target);
         let rc = libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len);
         if rc != 0 {
@@ -158,6 +151,40 @@ fn connect_error(e: io::Error, bind: Option<IpAddr>, target: SocketAddr) -> anyh
     };
     let from = bind.map_or("*".to_string(), |b| b.to_string());
     io_ctx(e, &format!("connect {from} -> {target}{hint}"))
+}
+
+/// A non-blocking, close-on-exec TCP socket of `a`'s family (the lab
+/// clients' and the lab httpd's).
+pub fn tcp_socket(a: SocketAddr) -> io::Result<OwnedFd> {
+    let family = if a.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket() takes no pointers; a descriptor it returns is owned
+    // by `OwnedFd` right away.
+    let fd = unsafe { libc::socket(family, ty, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets an integer socket option (best effort: a lab socket works without
+/// any of the ones set here, only less conveniently).
+pub fn setopt(fd: RawFd, level: i32, opt: i32, v: i32) {
+    // SAFETY: `v` outlives the call and the length passed is its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            &v as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        );
+    }
 }
 
 /// `a` as a C socket address of its family, with its length.
@@ -350,13 +377,7 @@ pub fn http_request_any(
 pub fn http_get(bind: Ipv4Addr, target: SocketAddrV4, timeout: Duration) -> Result<String> {
     let r =
         http_request(Some(bind), target, "/", timeout).with_context(|| format!("from {bind}"))?;
-    ensure!(
-        (200..300).contains(&r.status),
-        "GET http://{target}/ from {bind}: status {} {}",
-        r.status,
-        r.reason
-    );
-    Ok(r.body_text())
+    r.ok_body(&format!("GET http://{target}/ from {bind}: "))
 }
 
 /// A long-lived HTTP/1.1 keep-alive connection (for tests that reload or
@@ -426,13 +447,7 @@ impl KeepAliveClient {
     /// removed). Fails on non-2xx.
     pub fn get(&mut self) -> Result<String> {
         let r = self.request("/")?;
-        ensure!(
-            (200..300).contains(&r.status),
-            "status {} {}",
-            r.status,
-            r.reason
-        );
-        Ok(r.body_text())
+        r.ok_body("")
     }
 
     /// The underlying stream.
@@ -659,15 +674,7 @@ pub fn http_load_with<A: Copy + Into<IpAddr> + Sync>(
                             let timeout = opts.request_timeout.min(deadline - now);
                             let res = http_request_any(Some(addr), target, &opts.path, timeout)
                                 .with_context(|| format!("from {addr}"))
-                                .and_then(|r| {
-                                    ensure!(
-                                        (200..300).contains(&r.status),
-                                        "from {addr}: status {} {}",
-                                        r.status,
-                                        r.reason
-                                    );
-                                    Ok(r.body_text())
-                                });
+                                .and_then(|r| r.ok_body(&format!("from {addr}: ")));
                             record(addr, res);
                         }
                         Ok(())

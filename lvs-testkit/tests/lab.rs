@@ -41,6 +41,18 @@ fn timed_lab(real_servers: usize, client_addrs: usize) -> (Lab, Duration) {
     (lab, t0.elapsed())
 }
 
+/// A lab of one client namespace and nothing else (for the process tests).
+fn client_only_lab() -> Lab {
+    setup();
+    Lab::create(LabSpec {
+        directors: 0,
+        real_servers: 0,
+        client_addrs: 1,
+        ..spec()
+    })
+    .unwrap()
+}
+
 fn pid_alive(pid: u32) -> bool {
     // Our children are reaped by the lab, so /proc/PID disappears.
     Path::new(&format!("/proc/{pid}")).exists()
@@ -317,14 +329,7 @@ fn httpd_listens_on_many_addresses() {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn orphaned_descendants_are_killed_too() {
-    setup();
-    let lab = Lab::create(LabSpec {
-        directors: 0,
-        real_servers: 0,
-        client_addrs: 1,
-        ..spec()
-    })
-    .unwrap();
+    let lab = client_only_lab();
     let ns = lab.client_ns().to_string();
     // A shell with background children; SIGTERM kills the shell only.
     let pid = lab
@@ -359,14 +364,7 @@ fn orphaned_descendants_are_killed_too() {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn exec_is_bounded() {
-    setup();
-    let lab = Lab::create(LabSpec {
-        directors: 0,
-        real_servers: 0,
-        client_addrs: 1,
-        ..spec()
-    })
-    .unwrap();
+    let lab = client_only_lab();
     let t = Instant::now();
     let e = lab
         .exec_timeout(

@@ -20,9 +20,7 @@ use clap::Parser;
 use lvs_common::{FlowKey, IPPROTO_TCP};
 use lvs_userspace::{
     datapath::{
-        testrun::{
-            self, backend_mac, harness_key, tcp6_frame, tcp_frame, Flags, Tools, DIRECTOR_MAC,
-        },
+        testrun::{self, backend_mac, harness_key, tcp_frame, Flags, Tools, DIRECTOR_MAC},
         Datapath, DesiredBackend, DesiredService, DesiredState, NextHop, Options, Persistence,
         Protocol,
     },
@@ -244,8 +242,8 @@ fn main() -> Result<()> {
     // Persistence hit: new connection, existing template.
     let persist_hit = measure(tools.prog("bench_harness")?, &syn(PVIP), repeat)? - harness;
     // IPv6: a new client every repetition.
-    let syn6 = tcp6_frame((CLIENT6, 40000), (VIP6, 80), Flags::SYN, b"");
-    let ack6 = tcp6_frame((CLIENT6, 40000), (VIP6, 80), Flags::ACK, b"");
+    let syn6 = tcp_frame((CLIENT6, 40000), (VIP6, 80), Flags::SYN, b"");
+    let ack6 = tcp_frame((CLIENT6, 40000), (VIP6, 80), Flags::ACK, b"");
     expect_action(tools.prog("bench_harness")?, &syn6, TX, "harness IPv6 SYN")?;
     let new_flow6 = measure(tools.prog("bench_harness")?, &syn6, repeat)? - harness;
     // IPv6, one hot established flow.

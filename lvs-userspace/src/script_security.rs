@@ -146,48 +146,60 @@ pub fn insecure_component(path: &Path) -> Option<PathBuf> {
 }
 
 fn lookup_user(name: &str) -> Option<ScriptUser> {
-    let c = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 16384];
-    // SAFETY: passwd is plain old data; zeroed is a valid initial value.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the call; buf outlives it and its
-    // length is passed; getpwnam_r writes only into pw and buf.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut out,
-        )
-    };
-    (rc == 0 && !out.is_null()).then_some(ScriptUser {
-        uid: pw.pw_uid,
-        gid: pw.pw_gid,
-    })
+    user_ids(name).map(|(uid, gid)| ScriptUser { uid, gid })
 }
 
 fn lookup_group(name: &str) -> Option<u32> {
     if let Ok(gid) = name.parse() {
         return Some(gid);
     }
+    group_id(name)
+}
+
+/// The uid and primary gid of user `name` (getpwnam_r); also what
+/// `MISC_CHECK`'s `user` runs as.
+pub(crate) fn user_ids(name: &str) -> Option<(u32, u32)> {
+    by_name(name, libc::getpwnam_r, |pw: &libc::passwd| {
+        (pw.pw_uid, pw.pw_gid)
+    })
+}
+
+/// The gid of group `name` (getgrnam_r).
+pub(crate) fn group_id(name: &str) -> Option<u32> {
+    by_name(name, libc::getgrnam_r, |gr: &libc::group| gr.gr_gid)
+}
+
+/// One reentrant `get*nam_r` lookup of `name`; `pick` reads what is wanted
+/// before the buffer the entry's strings point into goes.
+fn by_name<T, R>(
+    name: &str,
+    getnam_r: unsafe extern "C" fn(
+        *const libc::c_char,
+        *mut T,
+        *mut libc::c_char,
+        libc::size_t,
+        *mut *mut T,
+    ) -> libc::c_int,
+    pick: impl FnOnce(&T) -> R,
+) -> Option<R> {
     let c = CString::new(name).ok()?;
     let mut buf = vec![0u8; 16384];
-    // SAFETY: group is plain old data; zeroed is a valid initial value.
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut out: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: as in lookup_user.
+    // SAFETY: T is passwd or group, plain old data; zeroed is a valid
+    // initial value, read only after the call filled it.
+    let mut entry: T = unsafe { std::mem::zeroed() };
+    let mut out: *mut T = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; buf outlives it and its
+    // length is passed; the call writes only into entry and buf.
     let rc = unsafe {
-        libc::getgrnam_r(
+        getnam_r(
             c.as_ptr(),
-            &mut gr,
+            &mut entry,
             buf.as_mut_ptr().cast(),
             buf.len(),
             &mut out,
         )
     };
-    (rc == 0 && !out.is_null()).then_some(gr.gr_gid)
+    (rc == 0 && !out.is_null()).then(|| pick(&entry))
 }
 
 #[cfg(test)]

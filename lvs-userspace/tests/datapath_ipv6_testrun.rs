@@ -18,8 +18,8 @@ use lvs_common::{
 use lvs_userspace::{
     datapath::{
         testrun::{
-            self, backend_mac, rewritten, tcp6_frame, tcp_frame, udp6_frame, with_ipv6_ext_headers,
-            Flags, CLIENT_MAC, DIRECTOR_MAC, IPV6_AT, IPV6_LEN,
+            self, backend_mac, rewritten, tcp_frame, udp_frame, with_ipv6_ext_headers, Flags,
+            CLIENT_MAC, DIRECTOR_MAC, IPV6_AT, IPV6_LEN,
         },
         Datapath, DesiredBackend, DesiredService, DesiredState, Persistence, Protocol,
     },
@@ -100,7 +100,7 @@ fn forwarded_to(out: &testrun::Outcome, sent: &[u8]) -> u8 {
 fn handshake(dp: &mut Datapath, client: Ipv6Addr, sport: u16, vip: Ipv6Addr) -> u8 {
     let s = syn(client, sport, vip);
     let n = forwarded_to(&run(dp, &s), &s);
-    let ack = tcp6_frame((client, sport), (vip, 80), Flags::ACK, b"");
+    let ack = tcp_frame((client, sport), (vip, 80), Flags::ACK, b"");
     assert_eq!(
         forwarded_to(&run(dp, &ack), &ack),
         n,
@@ -110,7 +110,7 @@ fn handshake(dp: &mut Datapath, client: Ipv6Addr, sport: u16, vip: Ipv6Addr) -> 
 }
 
 fn syn(client: Ipv6Addr, sport: u16, vip: Ipv6Addr) -> Vec<u8> {
-    tcp6_frame((client, sport), (vip, 80), Flags::SYN, b"")
+    tcp_frame((client, sport), (vip, 80), Flags::SYN, b"")
 }
 
 fn key6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, proto: u8) -> FlowKey6 {
@@ -139,18 +139,18 @@ fn ipv6_new_flow_is_rewritten_and_established_flow_sticks() {
     // forwarded_to); say the hop limit out loud.
     assert_eq!(out.frame[IPV6_AT + 7], 64, "hop limit untouched");
     let key = key6(CLIENT, 40000, VIP, 80, IPPROTO_TCP);
-    let c = dp.conn6(&key).expect("a half-open entry");
+    let c = dp.conn(&key).expect("a half-open entry");
     assert_eq!(c.state, tcp::SYN_RECV);
-    assert!(!dp.is_established6(&key));
+    assert!(!dp.is_established(&key));
 
     // The handshake's ACK promotes it; data follows it to the same server.
-    let ack = tcp6_frame((CLIENT, 40000), (VIP, 80), Flags::ACK, b"");
+    let ack = tcp_frame((CLIENT, 40000), (VIP, 80), Flags::ACK, b"");
     assert_eq!(forwarded_to(&run(&mut dp, &ack), &ack), n);
-    assert!(dp.is_established6(&key));
-    assert_eq!(dp.conn6(&key).unwrap().state, tcp::ESTABLISHED);
+    assert!(dp.is_established(&key));
+    assert_eq!(dp.conn(&key).unwrap().state, tcp::ESTABLISHED);
     let hits = event_count(&dp, event::FLOW_CACHE_HIT);
     for i in 0..5 {
-        let data = tcp6_frame((CLIENT, 40000), (VIP, 80), Flags::ACK, &[i; 100]);
+        let data = tcp_frame((CLIENT, 40000), (VIP, 80), Flags::ACK, &[i; 100]);
         assert_eq!(forwarded_to(&run(&mut dp, &data), &data), n);
     }
     assert!(
@@ -158,9 +158,9 @@ fn ipv6_new_flow_is_rewritten_and_established_flow_sticks() {
         "established IPv6 segments take the flow cache"
     );
     // FIN moves the state on.
-    let fin = tcp6_frame((CLIENT, 40000), (VIP, 80), Flags::FIN_ACK, b"");
+    let fin = tcp_frame((CLIENT, 40000), (VIP, 80), Flags::FIN_ACK, b"");
     assert_eq!(forwarded_to(&run(&mut dp, &fin), &fin), n);
-    assert_eq!(dp.conn6(&key).unwrap().state, tcp::FIN_WAIT);
+    assert_eq!(dp.conn(&key).unwrap().state, tcp::FIN_WAIT);
 
     // The listing reads the IPv6 tables.
     let conns = dp.conns6().unwrap();
@@ -179,13 +179,13 @@ fn ipv6_new_flow_is_rewritten_and_established_flow_sticks() {
 #[ignore = "needs root: run cargo xtask test"]
 fn ipv6_udp_flows_are_forwarded_and_remembered() {
     let mut dp = open(&state6());
-    let q = udp6_frame((CLIENT, 5353), (VIP, 53), b"query");
+    let q = udp_frame((CLIENT, 5353), (VIP, 53), b"query");
     let n = forwarded_to(&run(&mut dp, &q), &q);
     for _ in 0..3 {
         assert_eq!(forwarded_to(&run(&mut dp, &q), &q), n);
     }
     let key = key6(CLIENT, 5353, VIP, 53, IPPROTO_UDP);
-    assert!(dp.is_established6(&key), "the second datagram promotes it");
+    assert!(dp.is_established(&key), "the second datagram promotes it");
 }
 
 /// IPVS's wrr order over the seed weights, walked by one CPU: the same
@@ -208,7 +208,7 @@ fn ipv6_extension_headers_are_walked_and_left_alone() {
     let mut dp = open(&state6());
     let s = syn(CLIENT, 41000, VIP);
     let n = forwarded_to(&run(&mut dp, &s), &s);
-    let ack = tcp6_frame((CLIENT, 41000), (VIP, 80), Flags::ACK, b"GET /");
+    let ack = tcp_frame((CLIENT, 41000), (VIP, 80), Flags::ACK, b"GET /");
     let routing = vec![0, 0, 4, 0, 0, 0, 0, 0]; // segments left 0
     for (name, headers) in [
         ("hop-by-hop", vec![(NEXTHDR_HOP, vec![0; 6])]),
@@ -233,7 +233,7 @@ fn ipv6_extension_headers_are_walked_and_left_alone() {
     let f = with_ipv6_ext_headers(&syn(CLIENT, 41001, VIP), &[(NEXTHDR_HOP, vec![0; 6])]);
     forwarded_to(&run(&mut dp, &f), &f);
     assert!(dp
-        .conn6(&key6(CLIENT, 41001, VIP, 80, IPPROTO_TCP))
+        .conn(&key6(CLIENT, 41001, VIP, 80, IPPROTO_TCP))
         .is_some());
 
     // More than the bound: not classified, passed.
@@ -313,7 +313,7 @@ fn ipv6_truncated_at_every_header_boundary_passes() {
             verdict::PASS_MALFORMED,
         );
     }
-    let u = udp6_frame((CLIENT, 5353), (VIP, 53), b"");
+    let u = udp_frame((CLIENT, 5353), (VIP, 53), b"");
     assert_passes(
         &mut dp,
         "UDP cut at 7 bytes of header",
@@ -340,13 +340,13 @@ fn ipv6_other_traffic_passes() {
     assert_passes(
         &mut dp,
         "TCP to the VIP on another port",
-        &tcp6_frame((CLIENT, 44001), (VIP, 8080), Flags::SYN, b""),
+        &tcp_frame((CLIENT, 44001), (VIP, 8080), Flags::SYN, b""),
         verdict::PASS_NOT_SERVICE,
     );
     assert_passes(
         &mut dp,
         "ACK without a connection",
-        &tcp6_frame((CLIENT, 44002), (VIP, 80), Flags::ACK, b"x"),
+        &tcp_frame((CLIENT, 44002), (VIP, 80), Flags::ACK, b"x"),
         verdict::PASS_NO_CONN,
     );
     // Neighbour solicitation for the VIP (unicast, as NUD sends it).
@@ -450,11 +450,11 @@ fn ipv6_persistence_by_prefix_length() {
         );
     }
     // Established, the template moves into persist6 under the /64.
-    let ack = tcp6_frame((a, 46000), (PVIP, 80), Flags::ACK, b"");
+    let ack = tcp_frame((a, 46000), (PVIP, 80), Flags::ACK, b"");
     run(&mut dp, &ack);
     let svc = service_id(&dp, PVIP, 80, Protocol::Tcp);
     let t = dp
-        .template6(&lvs_common::PersistKey6 {
+        .template(&lvs_common::PersistKey6 {
             service: svc,
             client_be: ipv6_words(Ipv6Addr::new(0x2001, 2, 0, 7, 0, 0, 0, 0).octets()),
         })
@@ -557,10 +557,7 @@ fn lvsadm_prints_ipv6_as_ipvsadm() {
     run(&mut dp, &syn(CLIENT, 50000, VIP));
     let a = Ipv6Addr::new(0x2001, 2, 0, 7, 0, 0, 0, 1);
     run(&mut dp, &syn(a, 50001, PVIP));
-    run(
-        &mut dp,
-        &tcp6_frame((a, 50001), (PVIP, 80), Flags::ACK, b""),
-    );
+    run(&mut dp, &tcp_frame((a, 50001), (PVIP, 80), Flags::ACK, b""));
     let snap = Snapshot::take(&dp).unwrap();
 
     let ln = adm::list(&snap, Format::default(), None, None).unwrap();

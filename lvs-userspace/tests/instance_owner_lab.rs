@@ -16,15 +16,39 @@ use common::{
 };
 use lvs_testkit::{Lab, LabSpec};
 
-fn lab() -> Result<Lab> {
-    Lab::create(LabSpec::sized(2, 20))
+/// The lab, and the bpffs lvsd pins in.
+fn lab() -> Result<(Lab, Bpffs)> {
+    let lab = Lab::create(LabSpec::sized(2, 20))?;
+    let bpffs = Bpffs::mount(&lab)?;
+    Ok((lab, bpffs))
 }
 
 fn config() -> String {
     "vrrp_instance VI_1 {\n state MASTER\n interface bond0\n virtual_router_id 20\n priority 200\n advert_int 1\n virtual_ipaddress {\n  198.18.0.100/16 dev bond0\n }\n}\nvirtual_server 198.18.0.100 80 {\n lb_algo wrr\n lb_kind DR\n protocol TCP\n real_server 198.18.0.11 80 {\n  weight 1\n }\n real_server 198.18.0.12 80 {\n  weight 1\n }\n}\n".into()
 }
 
-/// Runs lvsd to its end inside director 0's namespace (bounded).
+/// The config above in the lab's log directory as `name`.
+fn config_file(lab: &Lab, name: &str) -> Result<String> {
+    let conf = lab.log_dir().join(name);
+    std::fs::write(&conf, config())?;
+    Ok(conf.to_str().context("path")?.to_owned())
+}
+
+/// `lvsd -f CONF` on our bpffs (plus `extra`) run to its end in director
+/// 0's namespace: its exit code and log.
+fn lvsd_once_with(
+    lab: &Lab,
+    bpffs: &Bpffs,
+    conf: &str,
+    extra: &[&str],
+) -> Result<(Option<i32>, String)> {
+    lvsd_once(
+        lab,
+        &[&["-f", conf][..], &bpffs.lab_instance_args()?, extra].concat(),
+    )
+}
+
+/// Whether director 0's bond0 has an XDP program attached.
 fn xdp_on_director(lab: &Lab) -> Result<bool> {
     let out = lab.exec_ok(lab.director_ns(0), &["ip", "-d", "link", "show", "bond0"])?;
     Ok(out.contains("xdp"))
@@ -33,19 +57,12 @@ fn xdp_on_director(lab: &Lab) -> Result<bool> {
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn a_second_lvsd_on_a_running_instance_is_refused_and_the_first_keeps_forwarding() -> Result<()> {
-    let lab = lab()?;
-    let bpffs = Bpffs::mount(&lab)?;
+    let (lab, bpffs) = lab()?;
     let mut d = Director::new(&lab, &bpffs.0, &config())?;
     let first = d.start()?;
     wait_forwarding(&lab)?;
-    let conf = lab.log_dir().join("second.conf");
-    std::fs::write(&conf, config())?;
-
-    let conf = conf.to_str().context("path")?;
-    let (code, log) = lvsd_once(
-        &lab,
-        &[&["-f", conf][..], &bpffs.lab_instance_args()?].concat(),
-    )?;
+    let conf = config_file(&lab, "second.conf")?;
+    let (code, log) = lvsd_once_with(&lab, &bpffs, &conf, &[])?;
     assert_ne!(code, Some(0), "second lvsd must fail: {log}");
     assert!(
         log.contains(&format!("in use by lvsd (pid {})", first.0)),
@@ -79,8 +96,7 @@ fn a_second_lvsd_on_a_running_instance_is_refused_and_the_first_keeps_forwarding
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn keep_datapath_hand_over_waits_for_the_stopping_agent_and_keeps_connections() -> Result<()> {
-    let lab = lab()?;
-    let bpffs = Bpffs::mount(&lab)?;
+    let (lab, bpffs) = lab()?;
     let mut old = Director::new(&lab, &bpffs.0, &config())?;
     old.extra_args = vec!["--keep-datapath".into()];
     old.start()?;
@@ -112,22 +128,16 @@ fn keep_datapath_hand_over_waits_for_the_stopping_agent_and_keeps_connections() 
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn a_failed_start_leaves_no_pins_mounts_or_xdp_behind() -> Result<()> {
-    let lab = lab()?;
-    let bpffs = Bpffs::mount(&lab)?;
-    let conf = lab.log_dir().join("failing.conf");
-    std::fs::write(&conf, config())?;
-    let conf = conf.to_str().context("path")?;
+    let (lab, bpffs) = lab()?;
+    let conf = config_file(&lab, "failing.conf")?;
 
     // bond0 attaches, nosuch0 does not exist: the start fails after
     // pinning maps and a link.
-    let (code, log) = lvsd_once(
+    let (code, log) = lvsd_once_with(
         &lab,
-        &[
-            &["-f", conf][..],
-            &bpffs.lab_instance_args()?,
-            &["--interface", "bond0", "--interface", "nosuch0"],
-        ]
-        .concat(),
+        &bpffs,
+        &conf,
+        &["--interface", "bond0", "--interface", "nosuch0"],
     )?;
     assert_ne!(code, Some(0), "{log}");
     assert!(
@@ -151,7 +161,7 @@ fn a_failed_start_leaves_no_pins_mounts_or_xdp_behind() -> Result<()> {
             "-n",
             "-l",
             "-f",
-            conf,
+            &conf,
             "--bpffs",
             &fresh,
             "--instance",

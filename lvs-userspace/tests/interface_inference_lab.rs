@@ -24,15 +24,21 @@ fn vs_only(reals: &[&str]) -> String {
     s + "}\n"
 }
 
+/// A lab whose director holds the VIP already, as another manager left
+/// it, and the bpffs lvsd pins in.
+fn lab_holding_vip(real_servers: usize, clients: usize) -> Result<(Lab, Bpffs)> {
+    let lab = Lab::create(LabSpec {
+        director_holds_vip: true,
+        ..LabSpec::sized(real_servers, clients)
+    })?;
+    let bpffs = Bpffs::mount(&lab)?;
+    Ok((lab, bpffs))
+}
+
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        // The VIP is on the director already, as another manager left it.
-        director_holds_vip: true,
-        ..LabSpec::sized(3, 30)
-    })?;
-    let bpffs = Bpffs::mount(&lab)?;
+    let (lab, bpffs) = lab_holding_vip(3, 30)?;
 
     // A real server behind a gateway cannot be served by Direct Routing:
     // refused by name, nothing left behind.
@@ -78,11 +84,7 @@ fn without_vrrp_or_interface_lvsd_attaches_where_the_real_servers_are() -> Resul
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn a_nat_service_is_an_error_and_is_not_forwarded() -> Result<()> {
-    let lab = Lab::create(LabSpec {
-        director_holds_vip: true,
-        ..LabSpec::sized(2, 10)
-    })?;
-    let bpffs = Bpffs::mount(&lab)?;
+    let (lab, bpffs) = lab_holding_vip(2, 10)?;
     let config = format!(
         "{}virtual_server 198.18.0.100 8080 {{\n lb_algo rr\n lb_kind NAT\n protocol TCP\n real_server 198.18.0.11 80 {{\n }}\n}}\n",
         vs_only(&["198.18.0.11", "198.18.0.12"])

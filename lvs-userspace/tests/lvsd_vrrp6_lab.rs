@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::Result;
 use common::{Bpffs, Director};
 use lvs_testkit::{Lab, LabSpec};
-use vrrp_util::v6::{enable_ipv6, link_local, vip6_on, Ping6};
-use vrrp_util::{gap_around, now_s};
+use vrrp_util::v6::{enable_ipv6_lab, vip6_on};
+use vrrp_util::{ping_gap_across, Family};
 
 fn config(state: &str, priority: u8) -> String {
     let mut s = format!(
@@ -39,21 +39,7 @@ fn lvsd_runs_an_ipv6_instance_beside_the_ipv4_one() -> Result<()> {
         director_holds_vip: false,
         ..LabSpec::sized(3, 1)
     })?;
-    for d in 0..2 {
-        enable_ipv6(
-            &lab,
-            lab.director_ns(d),
-            "bond0",
-            &format!("2001:2::{}", d + 2),
-        );
-    }
-    enable_ipv6(&lab, lab.client_ns(), "eth0", "2001:2::50");
-    lvs_testkit::wait_until(
-        "link-local addresses",
-        Duration::from_secs(5),
-        Duration::from_millis(20),
-        || link_local(&lab, 0).is_some() && link_local(&lab, 1).is_some(),
-    )?;
+    enable_ipv6_lab(&lab);
     let bpffs = Bpffs::mount(&lab)?;
     let mut m = Director::new(&lab, &bpffs.0, &config("MASTER", 200))?;
     let mut b = Director::new(&lab, &bpffs.0, &config("BACKUP", 100))?;
@@ -86,20 +72,24 @@ fn lvsd_runs_an_ipv6_instance_beside_the_ipv4_one() -> Result<()> {
         b.log()
     );
 
-    let ping = Ping6::start(&lab);
-    std::thread::sleep(Duration::from_millis(500));
-    let at = now_s();
-    m.signal(libc::SIGTERM)?;
-    b.wait_log("(VI_6) Entering MASTER STATE", Duration::from_secs(3))?;
-    b.wait_log("(VI_1) Entering MASTER STATE", Duration::from_secs(3))?;
-    lvs_testkit::wait_until(
-        "the IPv6 VIP on dir2 alone",
-        Duration::from_secs(3),
-        Duration::from_millis(20),
-        || vip6_on(&lab, 1).is_some() && vip6_on(&lab, 0).is_none(),
-    )?;
-    std::thread::sleep(Duration::from_millis(500));
-    let gap = gap_around(&ping.stop(&lab), at)?;
+    let gap = ping_gap_across(
+        &lab,
+        Family::V6,
+        Duration::from_millis(500),
+        || m.signal(libc::SIGTERM).unwrap(),
+        || {
+            for i in ["VI_6", "VI_1"] {
+                b.wait_log(
+                    &format!("({i}) Entering MASTER STATE"),
+                    Duration::from_secs(3),
+                )
+                .unwrap();
+            }
+            Family::V6
+                .wait_master(&lab, 1, Duration::from_secs(3))
+                .unwrap();
+        },
+    );
     println!("lvsd, IPv6 instance: graceful stop → backup lvsd took over, ping -6 gap {gap:?}");
     assert!(gap <= Duration::from_secs(1), "gap {gap:?}");
     assert!(

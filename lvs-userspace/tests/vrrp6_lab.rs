@@ -18,12 +18,13 @@ mod vrrp_util;
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
-use lvs_userspace::vrrp::packet::{
-    build_advert6, parse_advert6, Expect, Outgoing, Rx6, VRRP_MCAST_GROUP6,
-};
+use lvs_userspace::vrrp::packet::{build_advert6, parse_advert6, Outgoing, Rx6, VRRP_MCAST_GROUP6};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use vrrp_util::inject::*;
 use vrrp_util::v6::*;
 use vrrp_util::*;
+
+const V6: Family = Family::V6;
 
 fn outgoing(src: Ipv6Addr) -> Outgoing<'static, Ipv6Addr> {
     Outgoing {
@@ -38,41 +39,21 @@ fn outgoing(src: Ipv6Addr) -> Outgoing<'static, Ipv6Addr> {
     }
 }
 
-fn expect() -> Expect<'static, Ipv6Addr> {
-    Expect {
-        version: 3,
-        vrid: 60,
-        auth_pass: None,
-        adver_int_cs: 100,
-        vips: &[VIP6],
-        check_ttl: true,
-    }
-}
-
-/// The client's link-local address (the source its datagrams carry).
-fn client_ll(lab: &lvs_testkit::Lab) -> Ipv6Addr {
-    lab.run_in_netns(lab.client_ns(), || {
-        let l = lvs_userspace::netlink::link_by_name("eth0").unwrap();
-        lvs_userspace::netlink::addrs6(l.index)
-            .unwrap()
-            .into_iter()
-            .find(lvs_userspace::netlink::IfAddr6::is_link_local)
-            .map(|a| a.addr)
-            .expect("client link-local")
-    })
-    .unwrap()
+fn injector6() -> Socket {
+    let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(112))).unwrap();
+    s.bind_device(Some(b"eth0")).unwrap();
+    let ifindex = lvs_userspace::netlink::link_by_name("eth0").unwrap().index;
+    s.set_multicast_if_v6(ifindex).unwrap();
+    s
 }
 
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn malformed_and_forged_ipv6_adverts_are_counted_and_ignored() {
     let lab = lab6();
-    let m = start_ours6(&lab, 0, &conf6("MASTER", 200, "1"));
-    wait_master6(&lab, 0, Duration::from_secs(10));
-    let b = start_ours6(&lab, 1, &conf6("BACKUP", 100, "1"));
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let me = client_ll(&lab);
+    let (m, b) = settled_seed_pair(&lab, V6);
+    // The client's link-local address (the source its datagrams carry).
+    let me = link_local_in(&lab, lab.client_ns(), "eth0").expect("client link-local");
     let good = build_advert6(&outgoing(me));
     // (counter, message, hop limit). Priority 254: had any been accepted,
     // the backup would have taken over.
@@ -103,62 +84,29 @@ fn malformed_and_forged_ipv6_adverts_are_counted_and_ignored() {
         dst: VRRP_MCAST_GROUP6,
         hop_limit: Some(255),
     };
-    lab.run_in_netns(lab.client_ns(), || {
-        let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(112))).unwrap();
-        s.bind_device(Some(b"eth0")).unwrap();
-        let ifindex = lvs_userspace::netlink::link_by_name("eth0").unwrap().index;
-        s.set_multicast_if_v6(ifindex).unwrap();
-        let mut x: u32 = 0x1234_5678;
-        for _ in 0..3 {
-            for (_, p, hops) in &cases {
-                s.set_multicast_hops_v6(*hops).unwrap();
-                s.send_to(p, &to).unwrap();
-            }
-            s.set_multicast_hops_v6(255).unwrap();
-            for _ in 0..200 {
-                let mut p = build_advert6(&outgoing(me));
-                for byte in p.iter_mut() {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    if x.is_multiple_of(5) {
-                        *byte = x as u8;
-                    }
-                }
-                if parse_advert6(&p, &rx, &expect()).is_err() {
-                    let _ = s.send_to(&p, &to);
-                }
-            }
-            std::thread::sleep(Duration::from_secs(1));
+    let expect = expect_of(&outgoing(me));
+    inject_rounds(&lab, injector6, |s, noise| {
+        for (_, p, hops) in &cases {
+            s.set_multicast_hops_v6(*hops).unwrap();
+            s.send_to(p, &to).unwrap();
         }
-    })
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-
-    for sp in [&m, &b] {
-        assert!(lab.is_running(sp.pid), "a speaker died");
-        for (key, _, _) in &cases {
-            let n = rejected(sp, key);
-            assert!(n >= 3, "{key}: counted {n} on {}", sp.log.display());
+        s.set_multicast_hops_v6(255).unwrap();
+        for p in noise.batch(&good, 0, |p| parse_advert6(p, &rx, &expect).is_err()) {
+            let _ = s.send_to(&p, &to);
         }
-        println!("rejected: {}", stats(sp).unwrap()["rejected"]);
-    }
-    assert!(vip6_on(&lab, 0).is_some() && vip6_on(&lab, 1).is_none());
-    wait_state(&m, "Master", Duration::from_secs(1)).unwrap();
-    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
-    let lb = log_text(&b);
-    assert!(!lb.contains("Transition to MASTER"), "{lb}");
-    for line in [
-        "(VI_6) invalid ttl. 64 and expect 255",
-        "(VI_6) Invalid VRRPv3 checksum",
-        "(VI_6) Invalid packet type. 2 and expect 1",
-        "(VI_6) invalid version. 2 and expect 3",
-        "(VI_6) ip/vrrp header too short. 6 and expect at least 8",
-    ] {
-        assert!(lb.contains(line), "missing log line {line:?} in:\n{lb}");
-    }
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    });
+    assert_counted_and_unmoved(&lab, V6, &m, &b, cases.iter().map(|c| c.0));
+    assert_logged(
+        &b,
+        &[
+            "(VI_6) invalid ttl. 64 and expect 255",
+            "(VI_6) Invalid VRRPv3 checksum",
+            "(VI_6) Invalid packet type. 2 and expect 1",
+            "(VI_6) invalid version. 2 and expect 3",
+            "(VI_6) ip/vrrp header too short. 6 and expect at least 8",
+        ],
+    );
+    stop_all(&lab, &[&m, &b]);
 }
 
 /// Unsolicited NAs for the VIP seen on the client's eth0: (time, sender MAC).
@@ -191,29 +139,29 @@ fn capture_nas(lab: &lvs_testkit::Lab, for_how_long: Duration) -> Vec<(Instant, 
     .unwrap()
 }
 
+/// The NAs of [`capture_nas`] over 5 s in which `conf` starts alone on
+/// director 0 and becomes MASTER.
+fn nas_while_master_starts(lab: &lvs_testkit::Lab, conf: &Conf) -> Vec<(Instant, [u8; 6])> {
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| capture_nas(lab, Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(300));
+        let m = start_master(lab, 0, conf, Peer::Ours);
+        let r = h.join().unwrap();
+        let _ = lab.kill(m.pid);
+        r
+    })
+}
+
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn master_announces_ipv6_vip_by_unsolicited_na_with_garp_repeats() {
     let lab = lab6();
-    let conf = conf6_with(
-        "MASTER",
-        200,
-        "1",
-        "    vrrp_gna_interval 0.05\n",
-        "    garp_master_repeat 3\n    garp_master_delay 1\n",
-    );
-    let cap = {
-        let lab = &lab;
-        std::thread::scope(|sc| {
-            let h = sc.spawn(|| capture_nas(lab, Duration::from_secs(5)));
-            std::thread::sleep(Duration::from_millis(300));
-            let m = start_ours6(lab, 0, &conf);
-            wait_master6(lab, 0, Duration::from_secs(10));
-            let r = h.join().unwrap();
-            let _ = lab.kill(m.pid);
-            r
-        })
+    let conf = Conf {
+        global: "    vrrp_gna_interval 0.05\n",
+        extra: "    garp_master_repeat 3\n    garp_master_delay 1\n",
+        ..V6.seed().0
     };
+    let cap = nas_while_master_starts(&lab, &conf);
     let mac = lab
         .run_in_netns(lab.director_ns(0), || {
             lvs_userspace::netlink::link_by_name("bond0").unwrap().mac
@@ -239,32 +187,15 @@ fn master_announces_ipv6_vip_by_unsolicited_na_with_garp_repeats() {
 #[ignore = "needs root: run cargo xtask test"]
 fn ipv6_vip_removed_under_master_comes_back() {
     let lab = lab6();
-    let m = start_ours6(&lab, 0, &conf6("MASTER", 200, "1"));
-    wait_master6(&lab, 0, Duration::from_secs(10));
-    let b = start_ours6(&lab, 1, &conf6("BACKUP", 100, "1"));
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
-    drop_vip6(&lab, 0);
+    let (m, b) = start_seed_pair(&lab, V6);
+    V6.drop_vip(&lab, 0);
     wait_log(
         &m,
         "(VI_6) VIP 2001:2::100 was removed while MASTER",
         Duration::from_secs(3),
-    )
-    .unwrap();
-    wait_master6(&lab, 0, Duration::from_secs(5));
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
-}
-
-/// Whether director `dir` holds `addr` on bond0.
-fn has6(lab: &lvs_testkit::Lab, dir: usize, addr: Ipv6Addr) -> bool {
-    lab.run_in_netns(lab.director_ns(dir), move || {
-        let l = lvs_userspace::netlink::link_by_name("bond0").unwrap();
-        lvs_userspace::netlink::addrs6(l.index)
-            .unwrap()
-            .iter()
-            .any(|a| a.addr == addr)
-    })
-    .unwrap()
+    );
+    V6.wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    stop_all(&lab, &[&m, &b]);
 }
 
 /// An IPv4 instance with an IPv6 `virtual_ipaddress_excluded`: the IPv6
@@ -276,44 +207,35 @@ fn ipv6_excluded_vip_moves_with_an_ipv4_instance() {
     let lab = lab6();
     let ex: Ipv6Addr = "2001:2::200".parse().unwrap();
     let extra = "    virtual_ipaddress_excluded {\n        2001:2::200/64 dev bond0\n    }\n";
-    let m = start_ours(
+    let (m, b) = start_master_then_backup(
         &lab,
-        0,
         &Conf {
             extra,
             ..Conf::master()
         },
-    );
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
-    let b = start_ours(
-        &lab,
-        1,
         &Conf {
             extra,
             ..Conf::backup()
         },
+        Peer::Ours,
     );
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
-    assert!(has6(&lab, 0, ex) && !has6(&lab, 1, ex));
+    let has6 = |dir: usize| addr_on(&lab, dir, "bond0", ex);
+    assert!(has6(0) && !has6(1));
     wait_log(
         &m,
         "(VI_1) Sending/queueing Unsolicited Neighbour Adverts on bond0 for 2001:2::200",
         Duration::from_secs(2),
-    )
-    .unwrap();
+    );
     sigterm(m.pid);
     wait_master(&lab, 1, Duration::from_secs(5)).unwrap();
-    lvs_testkit::wait_until(
+    wait_for(
         "the excluded IPv6 address on dir2 alone",
         Duration::from_secs(3),
-        Duration::from_millis(20),
-        || has6(&lab, 1, ex) && !has6(&lab, 0, ex),
-    )
-    .unwrap();
+        || has6(1) && !has6(0),
+    );
     let st = stats(&b).unwrap();
     assert_eq!(st["addr_list_mismatch"], 0, "{st}");
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }
 
 /// VRRPv3 over IPv6 at `advert_int 0.1`: the master dies (SIGKILL, its VIP
@@ -323,24 +245,18 @@ fn ipv6_excluded_vip_moves_with_an_ipv4_instance() {
 #[ignore = "needs root: run cargo xtask test"]
 fn v3_fast_adverts_over_ipv6_interrupt_at_most_0_5_s() {
     let lab = lab6();
-    let m = start_ours6(&lab, 0, &conf6("MASTER", 200, "0.1"));
-    wait_master6(&lab, 0, Duration::from_secs(10));
-    let b = start_ours6(&lab, 1, &conf6("BACKUP", 100, "0.1"));
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
-    let ping = Ping6::start(&lab);
-    std::thread::sleep(Duration::from_millis(700));
-    let at = now_s();
-    sigkill(m.pid);
-    drop_vip6(&lab, 0);
-    wait_master6(&lab, 1, Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(500));
-    let gap = gap_around(&ping.stop(&lab), at).unwrap();
+    let (m, b) = start_master_then_backup(
+        &lab,
+        &Conf::master().v6("0.1"),
+        &Conf::backup().v6("0.1"),
+        Peer::Ours,
+    );
+    let gap = handover_gap(&lab, V6, || crash(&lab, V6, 0, &m));
     println!(
         "v6 VRRPv3 advert_int 0.1: master SIGKILLed → backup took over, ping -6 gap {gap:?} (bound 0.5 s)"
     );
     assert!(gap <= Duration::from_millis(500), "gap {gap:?}");
-    let _ = lab.kill(m.pid);
-    let _ = lab.kill(b.pid);
+    stop_all(&lab, &[&m, &b]);
 }
 
 /// SIGHUP with one more IPv6 VIP: the MASTER adds it in place (no
@@ -349,30 +265,24 @@ fn v3_fast_adverts_over_ipv6_interrupt_at_most_0_5_s() {
 #[ignore = "needs root: run cargo xtask test"]
 fn reload_adds_an_ipv6_vip_in_place() {
     let lab = lab6();
-    let m = start_ours6(&lab, 0, &conf6("MASTER", 200, "1"));
-    wait_master6(&lab, 0, Duration::from_secs(10));
+    let conf = V6.seed().0;
+    let m = start_master(&lab, 0, &conf, Peer::Ours);
     let more: Ipv6Addr = "2001:2::101".parse().unwrap();
-    let text = conf6("MASTER", 200, "1").replace(
-        "2001:2::100/64 dev bond0\n",
-        "2001:2::100/64 dev bond0\n        2001:2::101/64 dev bond0\n",
-    );
-    std::fs::write(&m.conf, text).unwrap();
-    sighup(m.pid);
-    lvs_testkit::wait_until(
-        "2001:2::101 on dir1",
-        Duration::from_secs(5),
-        Duration::from_millis(20),
-        || has6(&lab, 0, more),
-    )
-    .unwrap();
+    let with_more = Conf {
+        more_vips: "        2001:2::101/64 dev bond0\n",
+        ..conf
+    };
+    reload(&m, &with_more.text());
+    wait_for("2001:2::101 on dir1", Duration::from_secs(5), || {
+        addr_on(&lab, 0, "bond0", more)
+    });
     wait_log(
         &m,
         "(VI_6) Sending/queueing Unsolicited Neighbour Adverts on bond0 for 2001:2::101",
         Duration::from_secs(2),
-    )
-    .unwrap();
-    assert!(vip6_on(&lab, 0).is_some());
-    wait_state(&m, "Master", Duration::from_secs(1)).unwrap();
+    );
+    assert!(V6.holds_vip(&lab, 0));
+    wait_state(&m, "Master", Duration::from_secs(1));
     assert_eq!(stats(&m).unwrap()["became_master"], 1, "no failover");
     let _ = lab.kill(m.pid);
 }

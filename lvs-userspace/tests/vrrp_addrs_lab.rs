@@ -18,8 +18,7 @@ const VIP2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
 #[ignore = "needs root: run cargo xtask test"]
 fn vip_added_on_one_node_first_keeps_one_master() {
     let lab = lab();
-    let m = start_ours(&lab, 0, &Conf::master());
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let m = start_master(&lab, 0, &Conf::master(), Peer::Ours);
     // The backup already has the new VIP in its list.
     let b = start_ours(
         &lab,
@@ -29,7 +28,7 @@ fn vip_added_on_one_node_first_keeps_one_master() {
             ..Conf::backup()
         },
     );
-    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    wait_log(&b, "Entering BACKUP STATE", Duration::from_secs(5));
     let t0 = Instant::now();
     // Longer than the master-down interval (3.6 s): had the adverts been
     // dropped, the backup would have taken over.
@@ -39,18 +38,13 @@ fn vip_added_on_one_node_first_keeps_one_master() {
         assert!(vip_on(&lab, 0).is_some());
         std::thread::sleep(Duration::from_millis(50));
     }
-    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    assert_backup_of(&b, &Family::V4.director_addr(0));
     let st = stats(&b).unwrap();
     assert!(st["addr_list_mismatch"].as_u64().unwrap() >= 3, "{st}");
-    assert!(
-        st["rejected"].as_object().unwrap().is_empty(),
-        "rejections: {st}"
-    );
     wait_log(
         &b,
         "(VI_1) expected 2 VIPs but received 1",
         Duration::from_secs(1),
-    )
-    .unwrap();
+    );
     stop_all(&lab, &[&m, &b]);
 }

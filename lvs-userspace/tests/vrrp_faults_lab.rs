@@ -52,14 +52,8 @@ fn vip_flushed(backup: Peer) {
     stop_all(&lab, &[&m, &b]);
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn vip_flushed_on_master_pair() {
-    vip_flushed(Peer::Ours);
-}
-
-keepalived_tests! {
-    vip_flushed_on_master_keepalived_backup => vip_flushed(Peer::Keepalived);
+peer_tests! {
+    vip_flushed_on_master_pair, vip_flushed_on_master_keepalived_backup => vip_flushed;
 }
 
 const IN0_VIP: Ipv4Addr = Ipv4Addr::new(198, 19, 3, 100);
@@ -101,15 +95,14 @@ fn vip_interface_carrier(backup: Peer) {
     // Skew time at priority 100 is 0.61 s; the master-down interval 3.6 s.
     assert!(took <= Duration::from_millis(1500), "{took:?}");
     assert!(addr_on(&lab, 1, "in0", IN0_VIP));
-    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1)).unwrap();
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(1));
     match backup {
         Peer::Ours => assert!(priority_zero_received(&b) >= 1),
         Peer::Keepalived => wait_log(
             &b,
             "Backup received priority 0 advertisement",
             Duration::from_secs(1),
-        )
-        .unwrap(),
+        ),
     }
     // Carrier back: BACKUP, then preempts again (priority 200).
     in0_carrier(&lab, 0, true);
@@ -117,22 +110,16 @@ fn vip_interface_carrier(backup: Peer) {
     stop_all(&lab, &[&m, &b]);
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn vip_interface_carrier_down_pair() {
-    vip_interface_carrier(Peer::Ours);
-}
-
-keepalived_tests! {
-    vip_interface_carrier_down_keepalived_backup => vip_interface_carrier(Peer::Keepalived);
+peer_tests! {
+    vip_interface_carrier_down_pair, vip_interface_carrier_down_keepalived_backup =>
+        vip_interface_carrier;
 }
 
 /// A node (re)starting with a weight-0 track script that fails never
 /// becomes MASTER, not even for the script's first interval.
 fn failing_script_never_masters(current: Peer) {
     let lab = lab();
-    let low = start(&lab, 1, &Conf::backup(), current);
-    wait_master(&lab, 1, Duration::from_secs(10)).unwrap();
+    let low = start_master(&lab, 1, &Conf::backup(), current);
     let hi = start_ours(
         &lab,
         0,
@@ -157,14 +144,9 @@ fn failing_script_never_masters(current: Peer) {
     stop_all(&lab, &[&hi, &low]);
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn failing_track_script_never_masters_pair() {
-    failing_script_never_masters(Peer::Ours);
-}
-
-keepalived_tests! {
-    failing_track_script_never_masters_keepalived_master => failing_script_never_masters(Peer::Keepalived);
+peer_tests! {
+    failing_track_script_never_masters_pair, failing_track_script_never_masters_keepalived_master =>
+        failing_script_never_masters;
 }
 
 /// preempt_delay 2 s on the higher node (state BACKUP: keepalived clears
@@ -185,7 +167,6 @@ fn preempt_delay_on_every_preemption() {
         },
         &Conf::backup().v3("0.1"),
         Peer::Ours,
-        Duration::from_secs(5),
     );
     for round in 1..=3 {
         in0_carrier(&lab, 0, false);
@@ -212,35 +193,23 @@ fn preempt_delay_on_every_preemption() {
 fn weighted_track_interface_moves_priority() {
     let lab = lab();
     add_in0(&lab, 0, "198.19.3.2/24");
-    let (m, b) = start_master_then_backup(
-        &lab,
-        &Conf {
-            extra: "    track_interface {\n        in0 weight -150\n    }\n",
-            ..Conf::master().v3("0.1")
-        },
-        &Conf::backup().v3("0.1"),
-        Peer::Ours,
-        Duration::from_secs(5),
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    in0_carrier(&lab, 0, false);
-    wait_takeover(
-        &lab,
-        Duration::from_secs(3),
-        &m,
-        "(VI_1) Changing effective priority from 200 to 50",
-    );
-    assert!(
-        !log_text(&m).contains("Entering FAULT STATE"),
-        "weighted: no FAULT"
-    );
-    in0_carrier(&lab, 0, true);
-    wait_master(&lab, 0, Duration::from_secs(3)).unwrap();
-    wait_log(
-        &m,
-        "(VI_1) Changing effective priority from 50 to 200",
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    let track = "    track_interface {\n        in0 weight -150\n    }\n";
+    let (m, b) = start_fast_pair(&lab, "", track);
+    // (in0's carrier, the director holding the VIP then, why).
+    for (carrier, holder, says) in [
+        (
+            false,
+            1,
+            "(VI_1) Changing effective priority from 200 to 50",
+        ),
+        (true, 0, "(VI_1) Changing effective priority from 50 to 200"),
+    ] {
+        in0_carrier(&lab, 0, carrier);
+        wait_takeover(&lab, holder, Duration::from_secs(3), &m, says);
+        assert!(
+            !log_text(&m).contains("Entering FAULT STATE"),
+            "weighted: no FAULT"
+        );
+    }
     stop_all(&lab, &[&m, &b]);
 }

@@ -9,26 +9,20 @@
 mod vrrp_util;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Duration;
 
 use lvs_userspace::vrrp::packet::{
-    build_advert, pad_pass, parse_advert, Expect, Outgoing, VRRP_MCAST_GROUP,
+    build_advert, pad_pass, parse_advert, Outgoing, VRRP_MCAST_GROUP,
 };
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use vrrp_util::inject::*;
 use vrrp_util::*;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 
 fn advert(priority: u8) -> Vec<u8> {
     build_advert(&Outgoing {
-        version: 2,
-        vrid: 20,
         priority,
-        adver_int_cs: 100,
-        addrs: &[VIP],
-        auth_pass: Some(pad_pass("7890")),
-        src: SRC,
-        dst: VRRP_MCAST_GROUP,
+        ..outgoing()
     })
 }
 
@@ -102,18 +96,7 @@ fn malformed() -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
-/// What the speakers expect (the seed's VI_1).
-fn expect() -> Expect<'static> {
-    Expect {
-        version: 2,
-        vrid: 20,
-        auth_pass: Some(pad_pass("7890")),
-        adver_int_cs: 100,
-        vips: &[VIP],
-        check_ttl: true,
-    }
-}
-
+/// An advert of the seed's VI_1 from another router.
 fn outgoing() -> Outgoing<'static> {
     Outgoing {
         version: 2,
@@ -152,68 +135,33 @@ fn injector() -> Socket {
 #[ignore = "needs root: run cargo xtask test"]
 fn malformed_adverts_are_counted_logged_and_ignored() {
     let lab = lab();
-    let (m, b) = settled_seed_pair(&lab);
+    let (m, b) = settled_seed_pair(&lab, Family::V4);
 
     let cases = malformed();
     let to = SockAddr::from(SocketAddrV4::new(VRRP_MCAST_GROUP, 0));
-    // Three rounds over 3 s, plus 200 datagrams of noise per round.
-    lab.run_in_netns(lab.client_ns(), || {
-        let s = injector();
-        let mut x: u32 = 0x1234_5678;
-        for _ in 0..3 {
-            for (_, p) in &cases {
-                s.send_to(p, &to).unwrap();
-            }
-            for _ in 0..200 {
-                let mut p = advert(254);
-                for byte in p.iter_mut().skip(20) {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    if x.is_multiple_of(5) {
-                        *byte = x as u8;
-                    }
-                }
-                // Random changes can (rarely) leave a valid advert: send
-                // only what the parser refuses.
-                if parse_advert(&p, &expect()).is_err() {
-                    let _ = s.send_to(&p, &to);
-                }
-            }
-            std::thread::sleep(Duration::from_secs(1));
+    let expect = expect_of(&outgoing());
+    // Three rounds over 3 s, plus noise on the VRRP part of the advert.
+    inject_rounds(&lab, injector, |s, noise| {
+        for (_, p) in &cases {
+            s.send_to(p, &to).unwrap();
         }
-    })
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-
-    for sp in [&m, &b] {
-        assert!(lab.is_running(sp.pid), "a speaker died");
-        for (key, _) in &cases {
-            let n = rejected(sp, key);
-            assert!(n >= 3, "{key}: counted {n} on {}", sp.log.display());
+        for p in noise.batch(&advert(254), 20, |p| parse_advert(p, &expect).is_err()) {
+            let _ = s.send_to(&p, &to);
         }
-        let st = stats(sp).unwrap();
-        println!("rejected: {}", st["rejected"]);
-    }
-    // Nothing changed: master still master, backup still backup, no
-    // takeover ever logged by the backup.
-    assert!(vip_on(&lab, 0).is_some() && vip_on(&lab, 1).is_none());
-    wait_state(&m, "Master", Duration::from_secs(1)).unwrap();
-    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
-    let lb = log_text(&b);
-    assert!(!lb.contains("Transition to MASTER"), "{lb}");
-    assert!(!log_text(&m).contains("Entering BACKUP STATE\n"));
-    for line in [
-        "(VI_1) invalid ttl. 64 and expect 255",
-        "(VI_1) Invalid VRRPv2 checksum",
-        "(VI_1) received an invalid passwd!",
-        "(VI_1) received a 0 auth, expecting 1!",
-        "(VI_1) advertisement interval mismatch mine=1 sec rcv'd=3 sec",
-        "(VI_1) invalid version. 3 and expect 2",
-        "(VI_1) Invalid packet type. 2 and expect 1",
-        "(VI_1) ip/vrrp header too short. 24 and expect at least 28",
-    ] {
-        assert!(lb.contains(line), "missing log line {line:?} in:\n{lb}");
-    }
+    });
+    assert_counted_and_unmoved(&lab, Family::V4, &m, &b, cases.iter().map(|c| c.0));
+    assert_logged(
+        &b,
+        &[
+            "(VI_1) invalid ttl. 64 and expect 255",
+            "(VI_1) Invalid VRRPv2 checksum",
+            "(VI_1) received an invalid passwd!",
+            "(VI_1) received a 0 auth, expecting 1!",
+            "(VI_1) advertisement interval mismatch mine=1 sec rcv'd=3 sec",
+            "(VI_1) invalid version. 3 and expect 2",
+            "(VI_1) Invalid packet type. 2 and expect 1",
+            "(VI_1) ip/vrrp header too short. 24 and expect at least 28",
+        ],
+    );
     stop_all(&lab, &[&m, &b]);
 }

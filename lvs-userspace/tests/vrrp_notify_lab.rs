@@ -6,14 +6,15 @@
 mod vrrp_util;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use lvs_testkit::Lab;
 use vrrp_util::*;
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn notify_scripts_follow_transitions() {
-    let lab = lab();
+/// An executable script in the lab's logs that appends its arguments as a
+/// line to a file: (the script, the file).
+fn recording_script(lab: &Lab) -> (PathBuf, PathBuf) {
     let out = lab.log_dir().join("notify.out");
     let script = lab.log_dir().join("notify.sh");
     std::fs::write(
@@ -22,38 +23,36 @@ fn notify_scripts_follow_transitions() {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, out)
+}
+
+#[test]
+#[ignore = "needs root: run cargo xtask test"]
+fn notify_scripts_follow_transitions() {
+    let lab = lab();
+    let (script, out) = recording_script(&lab);
     let s = script.display();
-    let extra: &'static str = Box::leak(
-        format!(
-            "    notify_master \"{s} master-only\"\n    notify_stop \"{s} stop-only\"\n    notify {s}\n"
-        )
-        .into_boxed_str(),
-    );
-    let sp = start_ours(
-        &lab,
-        0,
-        &Conf {
-            extra,
-            ..Conf::master().v3("0.1")
-        },
-    );
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let extra = leak(format!(
+        "    notify_master \"{s} master-only\"\n    notify_stop \"{s} stop-only\"\n    notify {s}\n"
+    ));
+    let conf = Conf {
+        extra,
+        ..Conf::master().v3("0.1")
+    };
+    let sp = start_master(&lab, 0, &conf, Peer::Ours);
     let read = || std::fs::read_to_string(&out).unwrap_or_default();
-    lvs_testkit::wait_until(
-        "notify lines for MASTER",
-        Duration::from_secs(3),
-        Duration::from_millis(20),
-        || read().contains("INSTANCE VI_1 MASTER 200") && read().contains("master-only"),
-    )
-    .unwrap();
+    // The generic `notify` line of a state and its own script's.
+    let wait_lines = |state: &str, own: &str| {
+        let generic = format!("INSTANCE VI_1 {state} 200");
+        wait_for(
+            &format!("notify lines for {state}"),
+            Duration::from_secs(3),
+            || read().contains(&generic) && read().contains(own),
+        )
+    };
+    wait_lines("MASTER", "master-only");
     assert!(read().contains("INSTANCE VI_1 BACKUP 200"), "{}", read());
     let _ = lab.kill(sp.pid); // SIGTERM: graceful stop
-    lvs_testkit::wait_until(
-        "notify lines for STOP",
-        Duration::from_secs(3),
-        Duration::from_millis(20),
-        || read().contains("INSTANCE VI_1 STOP 200") && read().contains("stop-only"),
-    )
-    .unwrap();
+    wait_lines("STOP", "stop-only");
     println!("notify output:\n{}", read());
 }

@@ -18,20 +18,11 @@ use vrrp_util::*;
 /// Kill the master, measure, let it rejoin (preempt).
 fn failover(master: Conf, backup: Conf, bound: Duration, settle: Duration) {
     let lab = lab();
-    let (m, b) =
-        start_master_then_backup(&lab, &master, &backup, Peer::Ours, Duration::from_secs(10));
+    let (m, b) = start_master_then_backup(&lab, &master, &backup, Peer::Ours);
     std::thread::sleep(settle);
     assert!(vip_on(&lab, 1).is_none(), "BACKUP must not hold the VIP");
 
-    let gap = ping_gap_across(
-        &lab,
-        Duration::from_millis(1000),
-        || {
-            sigkill(m.pid);
-            drop_vip(&lab, 0);
-        },
-        || wait_master(&lab, 1, Duration::from_secs(10)).unwrap(),
-    );
+    let gap = handover_gap(&lab, Family::V4, || crash(&lab, Family::V4, 0, &m));
     println!(
         "VRRPv{} advert_int {}: SIGKILL of the master → client ping gap {:?} (bound {:?})",
         master.version, master.advert_int, gap, bound
@@ -47,15 +38,13 @@ fn failover(master: Conf, backup: Conf, bound: Duration, settle: Duration) {
     assert!(log_b.contains("Sending/queueing gratuitous ARPs on bond0 for 198.18.0.100"));
 
     // The old master comes back with its higher priority: it preempts.
-    let m2 = start_ours(&lab, 0, &master);
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let m2 = start_master(&lab, 0, &master, Peer::Ours);
     wait_log(
         &b,
         "with higher priority 200, ours 100",
         Duration::from_secs(2),
-    )
-    .unwrap();
-    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    );
+    wait_state(&b, "Backup", Duration::from_secs(1));
     stop_all(&lab, &[&m2, &b]);
 }
 
@@ -85,13 +74,8 @@ fn v3_advert_int_0_1_sigkill_gap_and_preempt() {
 #[ignore = "needs root: run cargo xtask test"]
 fn v2_graceful_stop_priority_0() {
     let lab = lab();
-    let (m, b) = settled_seed_pair(&lab);
-    let gap = ping_gap_across(
-        &lab,
-        Duration::from_millis(1000),
-        || sigterm(m.pid),
-        || wait_master(&lab, 1, Duration::from_secs(5)).unwrap(),
-    );
+    let (m, b) = settled_seed_pair(&lab, Family::V4);
+    let gap = handover_gap(&lab, Family::V4, || sigterm(m.pid));
     println!(
         "VRRPv2 advert_int 1: graceful stop (priority 0) → client ping gap {gap:?} (bound 1s)"
     );
@@ -108,23 +92,21 @@ fn nopreempt_keeps_the_current_master() {
     let lab = lab();
     // The lower-priority node is master first; the higher one starts with
     // nopreempt (keepalived requires state BACKUP for it) and must wait.
-    let low = start_ours(&lab, 1, &Conf::backup().v3("0.1"));
-    wait_master(&lab, 1, Duration::from_secs(5)).unwrap();
+    let low = start_master(&lab, 1, &Conf::backup().v3("0.1"), Peer::Ours);
     let hi = Conf {
         state: "BACKUP",
         nopreempt: true,
         ..Conf::master().v3("0.1")
     };
     let h = start_ours(&lab, 0, &hi);
-    wait_log(&h, "Entering BACKUP STATE", Duration::from_secs(5)).unwrap();
+    wait_log(&h, "Entering BACKUP STATE", Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(2)); // 20 advert intervals
     assert!(vip_on(&lab, 0).is_none(), "nopreempt node took over");
     assert!(vip_on(&lab, 1).is_some());
-    wait_state(&h, "Backup", Duration::from_secs(1)).unwrap();
+    wait_state(&h, "Backup", Duration::from_secs(1));
     // Without nopreempt it does take over.
     let _ = lab.kill(h.pid);
-    let h2 = start_ours(&lab, 0, &Conf::master().v3("0.1"));
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let h2 = start_master(&lab, 0, &Conf::master().v3("0.1"), Peer::Ours);
     stop_all(&lab, &[&h2, &low]);
 }
 
@@ -132,37 +114,15 @@ fn nopreempt_keeps_the_current_master() {
 #[ignore = "needs root: run cargo xtask test"]
 fn v3_unicast_peers_failover() {
     let lab = lab();
-    let uni = |me: u8, peer: u8| -> &'static str {
-        Box::leak(
-            format!(
-                "    unicast_src_ip 198.18.0.{me}\n    unicast_peer {{\n        198.18.0.{peer}\n    }}\n"
-            )
-            .into_boxed_str(),
-        )
-    };
-    let mc = Conf {
-        extra: uni(2, 3),
-        ..Conf::master().v3("0.1")
-    };
-    let bc = Conf {
-        extra: uni(3, 2),
-        ..Conf::backup().v3("0.1")
-    };
-    let (m, b) = start_master_then_backup(&lab, &mc, &bc, Peer::Ours, Duration::from_secs(5));
+    let mc = Conf::master().v3("0.1").unicast(0, 1);
+    let bc = Conf::backup().v3("0.1").unicast(1, 0);
+    let (m, b) = start_master_then_backup(&lab, &mc, &bc, Peer::Ours);
     std::thread::sleep(Duration::from_millis(1000));
     assert!(vip_on(&lab, 1).is_none(), "unicast backup took over");
     let st = stats(&b).unwrap();
     assert!(st["adverts_received"].as_u64().unwrap() >= 5, "{st}");
     assert_eq!(st["master_ip"], "198.18.0.2");
-    let gap = ping_gap_across(
-        &lab,
-        Duration::from_millis(500),
-        || {
-            sigkill(m.pid);
-            drop_vip(&lab, 0);
-        },
-        || wait_master(&lab, 1, Duration::from_secs(3)).unwrap(),
-    );
+    let gap = handover_gap(&lab, Family::V4, || crash(&lab, Family::V4, 0, &m));
     println!("VRRPv3 unicast advert_int 0.1: SIGKILL of the master → ping gap {gap:?}");
     assert!(gap <= Duration::from_millis(500));
     stop_all(&lab, &[&m, &b]);
@@ -172,27 +132,20 @@ fn v3_unicast_peers_failover() {
 #[ignore = "needs root: run cargo xtask test"]
 fn carrier_loss_is_fault_and_recovery_preempts() {
     let lab = lab();
-    let (m, b) = start_master_then_backup(
-        &lab,
-        &Conf::master().v3("0.1"),
-        &Conf::backup().v3("0.1"),
-        Peer::Ours,
-        Duration::from_secs(5),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let (m, b) = start_fast_pair(&lab, "", "");
     // Director 1 loses its carrier (its bridge-side peer goes down).
     let (sw, peer) = lab.director_peer(0);
     let (sw, peer) = (sw.to_string(), peer.to_string());
     lab.exec_ok(&sw, &["ip", "link", "set", &peer, "down"])
         .unwrap();
-    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(3)).unwrap();
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(3));
     wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    wait_state(&m, "Fault", Duration::from_secs(1)).unwrap();
+    wait_state(&m, "Fault", Duration::from_secs(1));
     // Carrier back: BACKUP, then it preempts with its higher priority.
     lab.exec_ok(&sw, &["ip", "link", "set", &peer, "up"])
         .unwrap();
     wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
-    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    wait_state(&b, "Backup", Duration::from_secs(1));
     stop_all(&lab, &[&m, &b]);
 }
 
@@ -200,15 +153,11 @@ fn carrier_loss_is_fault_and_recovery_preempts() {
 #[ignore = "needs root: run cargo xtask test"]
 fn garp_bursts_on_master_then_after_delay_and_refresh() {
     let lab = lab();
-    let m = start_ours(
-        &lab,
-        0,
-        &Conf {
-            extra: "    garp_master_delay 1\n    garp_master_repeat 3\n    garp_master_refresh 2\n",
-            ..Conf::master().v3("0.1")
-        },
-    );
-    wait_master(&lab, 0, Duration::from_secs(5)).unwrap();
+    let conf = Conf {
+        extra: "    garp_master_delay 1\n    garp_master_repeat 3\n    garp_master_refresh 2\n",
+        ..Conf::master().v3("0.1")
+    };
+    let m = start_master(&lab, 0, &conf, Peer::Ours);
     let bursts = || {
         log_text(&m)
             .matches("Sending/queueing gratuitous ARPs on bond0 for 198.18.0.100")
@@ -216,19 +165,11 @@ fn garp_bursts_on_master_then_after_delay_and_refresh() {
     };
     assert_eq!(bursts(), 1, "first burst on entering MASTER");
     // The second burst garp_master_delay (1 s) later, refreshes every 2 s.
-    lvs_testkit::wait_until(
-        "second burst",
-        Duration::from_millis(1800),
-        Duration::from_millis(20),
-        || bursts() == 2,
-    )
-    .unwrap();
-    lvs_testkit::wait_until(
-        "refresh burst",
-        Duration::from_millis(1800),
-        Duration::from_millis(20),
-        || bursts() == 3,
-    )
-    .unwrap();
+    wait_for("second burst", Duration::from_millis(1800), || {
+        bursts() == 2
+    });
+    wait_for("refresh burst", Duration::from_millis(1800), || {
+        bursts() == 3
+    });
     let _ = lab.kill(m.pid);
 }

@@ -27,17 +27,14 @@ fn has(lab: &lvs_testkit::Lab, a: Ipv4Addr) -> Option<netlink::IfAddr> {
 /// Reloads `s` with `text` and waits until VIP2 is on director 0 (or gone).
 fn reload_until_vip2(lab: &lvs_testkit::Lab, s: &Speaker, text: &str, present: bool) {
     reload(s, text);
-    lvs_testkit::wait_until(
-        if present {
-            "VIP2 on dir1"
-        } else {
-            "VIP2 gone from dir1"
-        },
-        Duration::from_secs(5),
-        Duration::from_millis(20),
-        || has(lab, VIP2).is_some() == present,
-    )
-    .unwrap();
+    let what = if present {
+        "VIP2 on dir1"
+    } else {
+        "VIP2 gone from dir1"
+    };
+    wait_for(what, Duration::from_secs(5), || {
+        has(lab, VIP2).is_some() == present
+    });
 }
 
 #[test]
@@ -45,8 +42,7 @@ fn reload_until_vip2(lab: &lvs_testkit::Lab, s: &Speaker, text: &str, present: b
 fn sighup_adds_and_removes_instances_keeping_unchanged_ones() {
     let lab = lab();
     let base = Conf::master().text();
-    let s = start_ours(&lab, 0, &Conf::master());
-    wait_master(&lab, 0, Duration::from_secs(10)).unwrap();
+    let s = start_master(&lab, 0, &Conf::master(), Peer::Ours);
     let entering = |s: &Speaker| log_text(s).matches("(VI_1) Entering MASTER STATE").count();
     assert_eq!(entering(&s), 1);
 
@@ -67,31 +63,20 @@ fn sighup_adds_and_removes_instances_keeping_unchanged_ones() {
         &s,
         "(VI_1) configuration updated (priority 201",
         Duration::from_secs(3),
-    )
-    .unwrap();
-    lvs_testkit::wait_until(
-        "priority 201 in the stats",
-        Duration::from_secs(2),
-        Duration::from_millis(20),
-        || stats(&s).is_some_and(|v| v["priority"] == 201),
-    )
-    .unwrap();
+    );
+    wait_for("priority 201 in the stats", Duration::from_secs(2), || {
+        stats(&s).is_some_and(|v| v["priority"] == 201)
+    });
     assert_eq!(entering(&s), 1);
     assert!(vip_on(&lab, 0).is_some());
     // A VRID change restarts it (priority 0 first, then a new election).
-    std::fs::write(
-        &s.conf,
-        base.replace("virtual_router_id 20", "virtual_router_id 22"),
-    )
-    .unwrap();
-    sighup(s.pid);
-    lvs_testkit::wait_until(
-        "VI_1 restarted",
-        Duration::from_secs(8),
-        Duration::from_millis(50),
-        || entering(&s) == 2,
-    )
-    .unwrap();
+    reload(
+        &s,
+        &base.replace("virtual_router_id 20", "virtual_router_id 22"),
+    );
+    wait_for("VI_1 restarted", Duration::from_secs(8), || {
+        entering(&s) == 2
+    });
     wait_master(&lab, 0, Duration::from_secs(2)).unwrap();
     let _ = lab.kill(s.pid);
 }
@@ -103,7 +88,7 @@ fn sighup_adds_and_removes_instances_keeping_unchanged_ones() {
 #[ignore = "needs root: run cargo xtask test"]
 fn reload_adding_a_vip_keeps_the_master() {
     let lab = lab();
-    let (m, b) = settled_seed_pair(&lab);
+    let (m, b) = settled_seed_pair(&lab, Family::V4);
     let with_vip2 = Conf {
         more_vips: "        198.18.0.101/16 dev bond0 label bond0:2\n",
         ..Conf::master()
@@ -125,7 +110,7 @@ fn reload_adding_a_vip_keeps_the_master() {
     assert_eq!(priority_zero_received(&b), 0, "priority 0 on the wire");
     let st = stats(&m).unwrap();
     assert_eq!(st["priority_zero_sent"], 0, "{st}");
-    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    wait_state(&b, "Backup", Duration::from_secs(1));
     // And removing it again removes it, still MASTER.
     reload_until_vip2(&lab, &m, &Conf::master().text(), false);
     std::thread::sleep(Duration::from_millis(500));

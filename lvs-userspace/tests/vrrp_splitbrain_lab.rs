@@ -22,11 +22,19 @@ fn client_vip_mac(lab: &lvs_testkit::Lab) -> Option<[u8; 6]> {
     .unwrap()
 }
 
+/// Until the client's ARP entry for the VIP names director `dir`'s MAC.
+fn wait_client_arp(lab: &lvs_testkit::Lab, dir: usize, what: &str, timeout: Duration) {
+    lvs_testkit::wait_until(what, timeout, Duration::from_millis(10), || {
+        client_vip_mac(lab) == Some(lab.director_mac(dir))
+    })
+    .unwrap();
+}
+
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
 fn split_brain_heals_within_one_advert_interval() {
     let lab = lab();
-    let (m, b) = start_seed_pair(&lab);
+    let (m, b) = start_seed_pair(&lab, Family::V4);
     let ping = Ping::start(&lab);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(client_vip_mac(&lab), Some(lab.director_mac(0)));
@@ -36,20 +44,13 @@ fn split_brain_heals_within_one_advert_interval() {
     let (sw, peer) = (sw.to_string(), peer.to_string());
     lab.exec_ok(&sw, &["ip", "link", "set", &peer, "nomaster"])
         .unwrap();
-    lvs_testkit::wait_until(
-        "both directors MASTER",
-        Duration::from_secs(5),
-        Duration::from_millis(20),
-        || vip_on(&lab, 0).is_some() && vip_on(&lab, 1).is_some(),
-    )
-    .unwrap();
-    lvs_testkit::wait_until(
+    wait_both_masters(&lab, "both directors MASTER", Duration::from_secs(5));
+    wait_client_arp(
+        &lab,
+        1,
         "the client to follow director 2's GARP",
         Duration::from_secs(2),
-        Duration::from_millis(20),
-        || client_vip_mac(&lab) == Some(lab.director_mac(1)),
-    )
-    .unwrap();
+    );
     std::thread::sleep(Duration::from_millis(1500)); // 5 s cut in all
 
     // Restore.
@@ -58,13 +59,12 @@ fn split_brain_heals_within_one_advert_interval() {
     let t0 = Instant::now();
     wait_master(&lab, 0, Duration::from_secs(3)).unwrap();
     let one_master = t0.elapsed();
-    lvs_testkit::wait_until(
+    wait_client_arp(
+        &lab,
+        0,
         "the client's ARP entry back on director 1",
         Duration::from_secs(3),
-        Duration::from_millis(10),
-        || client_vip_mac(&lab) == Some(lab.director_mac(0)),
-    )
-    .unwrap();
+    );
     let arp_fixed = t0.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     let ts = ping.stop(&lab);
@@ -76,6 +76,6 @@ fn split_brain_heals_within_one_advert_interval() {
     assert!(one_master <= Duration::from_millis(1200), "{one_master:?}");
     assert!(arp_fixed <= Duration::from_millis(1500), "{arp_fixed:?}");
     assert!(log_text(&m).contains("forcing new election"));
-    wait_state(&b, "Backup", Duration::from_secs(1)).unwrap();
+    wait_state(&b, "Backup", Duration::from_secs(1));
     stop_all(&lab, &[&m, &b]);
 }

@@ -16,15 +16,12 @@ use vrrp_util::*;
 const VIP2: Ipv4Addr = Ipv4Addr::new(198, 19, 3, 100);
 
 fn top(priority: u8, notify_master: &str) -> &'static str {
-    Box::leak(
-        format!(
-            "vrrp_sync_group G {{\n    group {{\n        VI_1\n        VI_2\n    }}\n{notify_master}}}\n\
-             vrrp_instance VI_2 {{\n    state BACKUP\n    interface in0\n    virtual_router_id 21\n    \
-             priority {priority}\n    advert_int 1\n    virtual_ipaddress {{\n        \
-             198.19.3.100/24 dev in0\n    }}\n}}\n"
-        )
-        .into_boxed_str(),
-    )
+    leak(format!(
+        "vrrp_sync_group G {{\n    group {{\n        VI_1\n        VI_2\n    }}\n{notify_master}}}\n\
+         vrrp_instance VI_2 {{\n    state BACKUP\n    interface in0\n    virtual_router_id 21\n    \
+         priority {priority}\n    advert_int 1\n    virtual_ipaddress {{\n        \
+         198.19.3.100/24 dev in0\n    }}\n}}\n"
+    ))
 }
 
 fn both_on(lab: &lvs_testkit::Lab, dir: usize) -> bool {
@@ -36,17 +33,15 @@ fn both_on(lab: &lvs_testkit::Lab, dir: usize) -> bool {
 
 fn wait_both(lab: &lvs_testkit::Lab, dir: usize, timeout: Duration) -> Duration {
     let t0 = Instant::now();
-    lvs_testkit::wait_until(
+    wait_for(
         &format!("both VIPs on dir{} alone", dir + 1),
         timeout,
-        Duration::from_millis(20),
         || both_on(lab, dir),
-    )
-    .unwrap();
+    );
     t0.elapsed()
 }
 
-fn cut_one_interface(keepalived_backup: bool) {
+fn cut_one_interface(backup: Peer) {
     let lab = lab();
     add_shared_in0(&lab);
     let flag = lab.log_dir().join("group-master");
@@ -64,24 +59,15 @@ fn cut_one_interface(keepalived_backup: bool) {
         &m,
         "VRRP_Group(G) Syncing instances to MASTER state",
         Duration::from_secs(1),
-    )
-    .unwrap();
-    lvs_testkit::wait_until(
-        "the group's notify_master",
-        Duration::from_secs(3),
-        Duration::from_millis(20),
-        || flag.exists(),
-    )
-    .unwrap();
+    );
+    wait_for("the group's notify_master", Duration::from_secs(3), || {
+        flag.exists()
+    });
     let bconf = Conf {
         top: top(100, ""),
         ..Conf::backup()
     };
-    let b = if keepalived_backup {
-        start_keepalived(&lab, 1, &bconf)
-    } else {
-        start_ours(&lab, 1, &bconf)
-    };
+    let b = start(&lab, 1, &bconf, backup);
     std::thread::sleep(Duration::from_secs(3));
     assert!(both_on(&lab, 0));
 
@@ -90,14 +76,7 @@ fn cut_one_interface(keepalived_backup: bool) {
     // MASTER once both members want to.
     shared_in0_cable(&lab, 0, false);
     let took = wait_both(&lab, 1, Duration::from_secs(8));
-    println!(
-        "{} backup: master's in0 cut → both VIPs on the backup after {took:?}",
-        if keepalived_backup {
-            "keepalived"
-        } else {
-            "ours"
-        }
-    );
+    println!("{backup:?} backup: master's in0 cut → both VIPs on the backup after {took:?}");
     let log = log_text(&m);
     assert!(
         log.contains("VRRP_Group(G) Syncing instances to FAULT state"),
@@ -114,18 +93,7 @@ fn cut_one_interface(keepalived_backup: bool) {
     stop_all(&lab, &[&m, &b]);
 }
 
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn sync_group_cut_one_interface_moves_both_vips_pair() {
-    cut_one_interface(false);
-}
-
-#[test]
-#[ignore = "needs root: run cargo xtask test"]
-fn sync_group_cut_one_interface_moves_both_vips_keepalived_backup() {
-    if !std::path::Path::new("/usr/sbin/keepalived").exists() {
-        eprintln!("keepalived not installed: skipped");
-        return;
-    }
-    cut_one_interface(true);
+peer_tests! {
+    sync_group_cut_one_interface_moves_both_vips_pair,
+    sync_group_cut_one_interface_moves_both_vips_keepalived_backup => cut_one_interface;
 }

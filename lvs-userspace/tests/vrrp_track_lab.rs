@@ -7,9 +7,29 @@
 
 mod vrrp_util;
 
+use std::path::Path;
 use std::time::Duration;
 
 use vrrp_util::*;
+
+/// A `vrrp_script` `name` (every 0.2 s, with `params`) that fails while
+/// `flag` exists.
+fn failing_while(name: &str, flag: &Path, params: &str) -> String {
+    format!(
+        "vrrp_script {name} {{\n    script \"/usr/bin/test ! -e {}\"\n    interval 0.2\n    \
+         {params}\n}}\n",
+        flag.display()
+    )
+}
+
+/// Makes the script of `flag` fail (creates it) or succeed (removes it).
+fn fail(flag: &Path, failing: bool) {
+    if failing {
+        std::fs::write(flag, "").unwrap();
+    } else {
+        std::fs::remove_file(flag).unwrap();
+    }
+}
 
 #[test]
 #[ignore = "needs root: run cargo xtask test"]
@@ -17,48 +37,31 @@ fn track_script_weight_and_fault() {
     let lab = lab();
     let flag = lab.log_dir().join("down.flag");
     let fault_flag = lab.log_dir().join("fault.flag");
-    let top: &'static str = Box::leak(
-        format!(
-            "vrrp_script chk_down {{\n    script \"/usr/bin/test ! -e {}\"\n    interval 0.2\n    \
-             weight -150\n    fall 1\n    rise 1\n}}\n\
-             vrrp_script chk_fault {{\n    script \"/usr/bin/test ! -e {}\"\n    interval 0.2\n    \
-             weight 0\n}}\n",
-            flag.display(),
-            fault_flag.display()
-        )
-        .into_boxed_str(),
+    let top = leak(
+        failing_while("chk_down", &flag, "weight -150\n    fall 1\n    rise 1")
+            + &failing_while("chk_fault", &fault_flag, "weight 0"),
     );
-    let mc = Conf {
-        top,
-        extra: "    track_script {\n        chk_down\n        chk_fault\n    }\n",
-        ..Conf::master().v3("0.1")
-    };
-    let (m, b) = start_master_then_backup(
-        &lab,
-        &mc,
-        &Conf::backup().v3("0.1"),
-        Peer::Ours,
-        Duration::from_secs(5),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let track = "    track_script {\n        chk_down\n        chk_fault\n    }\n";
+    let (m, b) = start_fast_pair(&lab, top, track);
 
     // chk_down fails: 200 - 150 = 50 < 100: the backup takes over.
-    std::fs::write(&flag, "").unwrap();
+    fail(&flag, true);
     wait_takeover(
         &lab,
+        1,
         Duration::from_secs(3),
         &m,
         "Changing effective priority from 200 to 50",
     );
     // Recovers: the master preempts back.
-    std::fs::remove_file(&flag).unwrap();
+    fail(&flag, false);
     wait_master(&lab, 0, Duration::from_secs(3)).unwrap();
 
     // chk_fault (weight 0) fails: FAULT, VIP gone, the backup takes over.
-    std::fs::write(&fault_flag, "").unwrap();
-    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(3)).unwrap();
+    fail(&fault_flag, true);
+    wait_log(&m, "(VI_1) Entering FAULT STATE", Duration::from_secs(3));
     wait_master(&lab, 1, Duration::from_secs(3)).unwrap();
-    std::fs::remove_file(&fault_flag).unwrap();
+    fail(&fault_flag, false);
     wait_master(&lab, 0, Duration::from_secs(3)).unwrap();
     stop_all(&lab, &[&m, &b]);
 }

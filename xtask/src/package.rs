@@ -273,13 +273,5 @@ fn ensure_cargo_deb() -> Result<()> {
     if ok {
         return Ok(());
     }
-    eprintln!("setup: cargo install cargo-deb");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["install", "cargo-deb", "--locked"])
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .status()?;
-    if !status.success() {
-        bail!("cargo install cargo-deb failed");
-    }
-    Ok(())
+    crate::setup::cargo_install("cargo-deb")
 }

@@ -328,13 +328,19 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
     if cargo_bin("cargo-fuzz").is_file() {
         return Ok(());
     }
-    eprintln!("setup: cargo install cargo-fuzz");
+    cargo_install("cargo-fuzz")
+}
+
+/// `cargo install --locked <krate>` from crates.io, with the workspace's
+/// toolchain pin lifted (a tool builds with the default toolchain).
+pub fn cargo_install(krate: &str) -> Result<()> {
+    eprintln!("setup: cargo install {krate}");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["install", "cargo-fuzz", "--locked"])
+        .args(["install", krate, "--locked"])
         .env_remove("RUSTUP_TOOLCHAIN")
         .status()?;
     if !status.success() {
-        bail!("cargo install cargo-fuzz failed");
+        bail!("cargo install {krate} failed");
     }
     Ok(())
 }

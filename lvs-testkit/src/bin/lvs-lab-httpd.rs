@@ -17,10 +17,10 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::process::exit;
 
-use lvs_testkit::http::sockaddr_any;
+use lvs_testkit::http::{setopt, sockaddr_any, tcp_socket};
 
 struct Opts {
     name: String,
@@ -134,54 +134,27 @@ fn last_err() -> io::Error {
     io::Error::last_os_error()
 }
 
-fn setopt(fd: RawFd, level: i32, opt: i32, v: i32) {
-    // SAFETY: `v` outlives the call and the length passed is its size.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            &v as *const i32 as *const libc::c_void,
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        );
-    }
-}
-
 fn listen_on(a: SocketAddr, freebind: bool, backlog: i32) -> io::Result<RawFd> {
-    let family = if a.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    // SAFETY: plain socket calls on a descriptor this function owns; `sa` lives
-    // across bind() and the length passed is its size.
-    unsafe {
-        let fd = libc::socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        );
-        if fd < 0 {
-            return Err(last_err());
-        }
-        setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
-        if freebind {
-            setopt(fd, libc::IPPROTO_IP, libc::IP_FREEBIND, 1);
-        }
-        if a.is_ipv6() {
-            // `[::]:80` beside `0.0.0.0:80`: IPv6 only.
-            setopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1);
-        }
-        let (sa, len) = sockaddr_any(a);
-        if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) != 0
-            || libc::listen(fd, backlog) != 0
-        {
-            let e = last_err();
-            libc::close(fd);
-            return Err(e);
-        }
-        Ok(fd)
+    let owned = tcp_socket(a)?;
+    let fd = owned.as_raw_fd();
+    setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+    if freebind {
+        setopt(fd, libc::IPPROTO_IP, libc::IP_FREEBIND, 1);
     }
+    if a.is_ipv6() {
+        // `[::]:80` beside `0.0.0.0:80`: IPv6 only.
+        setopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1);
+    }
+    let (sa, len) = sockaddr_any(a);
+    // SAFETY: `sa` lives across bind() and the length passed is its size;
+    // on failure `owned` closes the descriptor.
+    if unsafe {
+        libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) != 0
+            || libc::listen(fd, backlog) != 0
+    } {
+        return Err(last_err());
+    }
+    Ok(owned.into_raw_fd())
 }
 
 struct Conn {

@@ -12,8 +12,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
 use packet::{
-    build_advert, build_advert6, pad_pass, parse_advert, parse_advert6, vrrp_checksum,
-    vrrp_checksum6, Advert, Expect, Outgoing, RejectReason, Rx6,
+    build_advert, build_advert6, pad_pass, parse_advert, parse_advert6, vrrp_checksum, Advert,
+    Expect, Outgoing, RejectReason, Rx6,
 };
 
 /// The expectations the selector's low bits pick: version (bit 0), auth
@@ -76,7 +76,7 @@ fn ipv6(sel: u8, bytes: &[u8]) {
     if sel & 32 != 0 && msg.len() >= 8 {
         msg[6] = 0;
         msg[7] = 0;
-        let c = vrrp_checksum6(version, rx.src, rx.dst, &msg);
+        let c = vrrp_checksum(version, rx.src, rx.dst, &msg);
         msg[6..8].copy_from_slice(&c.to_be_bytes());
     }
     if let Ok(a) = parse_advert6(&msg, &rx, &exp) {

@@ -160,34 +160,7 @@ impl Snapshot {
                 })
                 .and_then(|e| e.scheduler.clone())
         });
-        configured.unwrap_or_else(|| {
-            let f = s.svc.flags;
-            if f & SVC_F_SCHED_RR != 0 {
-                "rr".into()
-            } else if f & SVC_F_SCHED_SH != 0 {
-                "sh".into()
-            } else if f & SVC_F_SCHED_MH != 0 {
-                "mh".into()
-            } else if f & SVC_F_SCHED_DH != 0 {
-                "dh".into()
-            } else if f & SVC_F_SCHED_LC != 0 {
-                if f & lvs_common::SVC_F_SCHED_FO != 0 {
-                    "fo".into()
-                } else if f & lvs_common::SVC_F_SCHED_OVF != 0 {
-                    "ovf".into()
-                } else if f & SVC_F_SCHED_IDLE_FIRST != 0 {
-                    "nq".into()
-                } else if f & SVC_F_SCHED_EXPECTED_DELAY != 0 {
-                    "sed".into()
-                } else if f & SVC_F_SCHED_WEIGHTED != 0 {
-                    "wlc".into()
-                } else {
-                    "lc".into()
-                }
-            } else {
-                "wrr".into()
-            }
-        })
+        configured.unwrap_or_else(|| scheduler_name(s.svc.flags).into())
     }
 
     /// The scheduler flags ipvsadm prints in parentheses after the name
@@ -310,6 +283,29 @@ pub(crate) fn cut(s: String, n: usize) -> String {
     } else {
         s
     }
+}
+
+/// The scheduler the data path's `SVC_F_SCHED_*` bits `f` run, by
+/// ipvsadm's name: the first entry whose bits are all set (the
+/// least-connection variants before plain lc), else wrr.
+fn scheduler_name(f: u32) -> &'static str {
+    const LC: u32 = SVC_F_SCHED_LC;
+    const NAMES: [(u32, &str); 10] = [
+        (SVC_F_SCHED_RR, "rr"),
+        (SVC_F_SCHED_SH, "sh"),
+        (SVC_F_SCHED_MH, "mh"),
+        (SVC_F_SCHED_DH, "dh"),
+        (LC | lvs_common::SVC_F_SCHED_FO, "fo"),
+        (LC | lvs_common::SVC_F_SCHED_OVF, "ovf"),
+        (LC | SVC_F_SCHED_IDLE_FIRST, "nq"),
+        (LC | SVC_F_SCHED_EXPECTED_DELAY, "sed"),
+        (LC | SVC_F_SCHED_WEIGHTED, "wlc"),
+        (LC, "lc"),
+    ];
+    NAMES
+        .iter()
+        .find(|(bits, _)| f & bits == *bits)
+        .map_or("wrr", |(_, name)| name)
 }
 
 #[cfg(test)]

@@ -160,40 +160,37 @@ impl Reconciler {
                 last_seen_ns: now,
             };
             let is_template = e.kind == sync::wire::KIND_TEMPLATE;
-            let ok = match (key, e.client) {
-                (SvcKey::V4(key), IpAddr::V4(client)) => {
-                    let client_be = u32::from_ne_bytes(client.octets());
+            // The same write in both families, but for the key types.
+            macro_rules! insert {
+                ($flow:ident, $tmpl:ident, $svc:expr, $client_be:expr) => {{
+                    let client_be = $client_be;
                     if is_template {
-                        let k = PersistKey { service, client_be };
+                        let k = $tmpl { service, client_be };
                         self.dp.insert_template(k, template).is_ok()
                     } else {
-                        let fkey = FlowKey {
+                        let fkey = $flow {
                             src_be: client_be,
-                            dst_be: key.addr_be,
+                            dst_be: $svc.addr_be,
                             sport_be: e.cport.to_be(),
-                            dport_be: key.port_be,
+                            dport_be: $svc.port_be,
                             proto: e.proto,
                             _pad: [0; 3],
                         };
                         self.dp.insert_conn(fkey, conn).is_ok()
                     }
+                }};
+            }
+            let ok = match (key, e.client) {
+                (SvcKey::V4(svc), IpAddr::V4(client)) => {
+                    insert!(
+                        FlowKey,
+                        PersistKey,
+                        svc,
+                        u32::from_ne_bytes(client.octets())
+                    )
                 }
-                (SvcKey::V6(key), IpAddr::V6(client)) => {
-                    let client_be = ipv6_words(client.octets());
-                    if is_template {
-                        let k = PersistKey6 { service, client_be };
-                        self.dp.insert_template6(k, template).is_ok()
-                    } else {
-                        let fkey = FlowKey6 {
-                            src_be: client_be,
-                            dst_be: key.addr_be,
-                            sport_be: e.cport.to_be(),
-                            dport_be: key.port_be,
-                            proto: e.proto,
-                            _pad: [0; 3],
-                        };
-                        self.dp.insert_conn6(fkey, conn).is_ok()
-                    }
+                (SvcKey::V6(svc), IpAddr::V6(client)) => {
+                    insert!(FlowKey6, PersistKey6, svc, ipv6_words(client.octets()))
                 }
                 _ => false, // a client of the other family than its VIP
             };

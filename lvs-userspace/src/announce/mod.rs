@@ -409,31 +409,34 @@ pub fn metrics(st: &AnnounceStatus) -> String {
     out += "# HELP lvs_bgp_announced Whether this director announces the VIP over BGP (1) or has withdrawn it (0).\n";
     out += "# TYPE lvs_bgp_announced gauge\n";
     for v in &st.vips {
-        let _ = writeln!(
-            out,
-            "lvs_bgp_announced{{vip=\"{v}\"}} {}",
-            u8::from(st.announced.contains(v))
-        );
+        let on = st.announced.contains(v);
+        gauge01(&mut out, "lvs_bgp_announced", &format!("vip=\"{v}\""), on);
     }
     out += "# HELP lvs_bgp_session_up Whether the BGP session (session=\"bgp\": Established) or BFD session (session=\"bfd\": Up) with a neighbor is up.\n";
     out += "# TYPE lvs_bgp_session_up gauge\n";
     for n in &st.neighbors {
-        let _ = writeln!(
-            out,
-            "lvs_bgp_session_up{{neighbor=\"{}\",session=\"bgp\"}} {}",
-            n.addr,
-            u8::from(n.established())
+        let session = |s: &str| format!("neighbor=\"{}\",session=\"{s}\"", n.addr);
+        gauge01(
+            &mut out,
+            "lvs_bgp_session_up",
+            &session("bgp"),
+            n.established(),
         );
         if !n.bfd.is_empty() {
-            let _ = writeln!(
-                out,
-                "lvs_bgp_session_up{{neighbor=\"{}\",session=\"bfd\"}} {}",
-                n.addr,
-                u8::from(n.bfd == "Up")
+            gauge01(
+                &mut out,
+                "lvs_bgp_session_up",
+                &session("bfd"),
+                n.bfd == "Up",
             );
         }
     }
     out
+}
+
+/// One sample `name{labels} 1` (or 0) of a yes/no gauge.
+fn gauge01(out: &mut String, name: &str, labels: &str, on: bool) {
+    let _ = writeln!(out, "{name}{{{labels}}} {}", u8::from(on));
 }
 
 /// `lvsadm --daemon` lines.

@@ -10,7 +10,7 @@
 //! the child is always waited for, and a checker stopped mid-run kills the
 //! group, so no zombie and no stray script is left behind.
 
-use std::{ffi::CString, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 
 use super::{error::CheckError, spec::MiscSpec};
 
@@ -42,49 +42,19 @@ pub fn resolve_user(spec: &str) -> Result<(u32, u32), CheckError> {
 }
 
 fn lookup_user(name: &str) -> Result<(u32, u32), CheckError> {
-    let cname = CString::new(name).map_err(|_| CheckError::Spawn(format!("bad user {name:?}")))?;
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: an all-zero passwd is a valid value of a plain C struct; it is
-    // only read after getpwnam_r filled it.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call, `buf` outlives it and its
-    // length is passed; the strings it fills in point into `buf`.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut out,
-        )
-    };
-    if rc != 0 || out.is_null() {
-        return Err(CheckError::Spawn(format!("unknown user {name}")));
-    }
-    Ok((pw.pw_uid, pw.pw_gid))
+    crate::script_security::user_ids(name).ok_or_else(|| not_found("user", name))
 }
 
 fn lookup_group(name: &str) -> Result<u32, CheckError> {
-    let cname = CString::new(name).map_err(|_| CheckError::Spawn(format!("bad group {name:?}")))?;
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: as in lookup_user, for struct group.
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut out: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: as in lookup_user.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            cname.as_ptr(),
-            &mut gr,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut out,
-        )
-    };
-    if rc != 0 || out.is_null() {
-        return Err(CheckError::Spawn(format!("unknown group {name}")));
+    crate::script_security::group_id(name).ok_or_else(|| not_found("group", name))
+}
+
+fn not_found(what: &str, name: &str) -> CheckError {
+    if name.contains('\0') {
+        CheckError::Spawn(format!("bad {what} {name:?}"))
+    } else {
+        CheckError::Spawn(format!("unknown {what} {name}"))
     }
-    Ok(gr.gr_gid)
 }
 
 /// Sends `sig` to the process group `pgid`.

@@ -67,6 +67,13 @@ impl ApplyReport {
     pub fn is_empty(&self) -> bool {
         *self == ApplyReport::default()
     }
+
+    /// Logs and records that service `d` could not be applied as asked.
+    fn problem(&mut self, d: &super::DesiredService, what: String) {
+        let msg = format!("{}:{} {}: {what}", d.vip, d.port, d.proto.name());
+        tracing::error!("{msg}");
+        self.problems.push(msg);
+    }
 }
 
 impl Applied {
@@ -286,14 +293,10 @@ impl Datapath {
                         // Never leave a dead server scheduled, nor the
                         // services after this one unapplied: round robin
                         // over the live servers always fits.
-                        let msg = format!(
-                            "{}:{} {}: {e}; scheduled as rr over its live real servers until the weights change",
-                            d.vip,
-                            d.port,
-                            d.proto.name()
+                        report.problem(
+                            d,
+                            format!("{e}; scheduled as rr over its live real servers until the weights change"),
                         );
-                        tracing::error!("{msg}");
-                        report.problems.push(msg);
                         sched::schedule(sched::Algorithm::Rr, &weights)?
                     }
                 };
@@ -325,14 +328,10 @@ impl Datapath {
                             // Out of slots: this service gets no new
                             // connections (they pass to the kernel) and says
                             // so; the others are still applied.
-                            let msg = format!(
-                                "{}:{} {}: no room for its {ring_len}-slot schedule ({RING_CAPACITY} slots for all services together); new connections are passed to the kernel",
-                                d.vip,
-                                d.port,
-                                d.proto.name()
+                            report.problem(
+                                d,
+                                format!("no room for its {ring_len}-slot schedule ({RING_CAPACITY} slots for all services together); new connections are passed to the kernel"),
                             );
-                            tracing::error!("{msg}");
-                            report.problems.push(msg);
                             ring_len = 0;
                         }
                     }
@@ -395,20 +394,14 @@ impl Datapath {
                 if current.is_some() {
                     report.services_changed += 1;
                 }
-                match key {
-                    SvcKey::V4(k) => self
-                        .state
-                        .maps
-                        .services
-                        .insert(k, svc, 0)
-                        .map_err(map_err(names::SERVICES))?,
-                    SvcKey::V6(k) => self
-                        .state
-                        .maps
-                        .services6
-                        .insert(k, svc, 0)
-                        .map_err(map_err(names::SERVICES6))?,
-                }
+                let (inserted, name) = match key {
+                    SvcKey::V4(k) => (self.state.maps.services.insert(k, svc, 0), names::SERVICES),
+                    SvcKey::V6(k) => (
+                        self.state.maps.services6.insert(k, svc, 0),
+                        names::SERVICES6,
+                    ),
+                };
+                inserted.map_err(map_err(name))?;
             }
             if ring_changed {
                 // IPVS restarts its wrr walk when the destinations change;

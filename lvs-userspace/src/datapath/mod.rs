@@ -220,32 +220,33 @@ impl TableSizes {
     }
 }
 
-/// The maps the agent reads and writes, typed.
-pub(crate) struct Maps {
-    pub services: HashMap<MapData, ServiceKey, Service>,
-    pub backends: Array<MapData, Backend>,
-    pub rings: Array<MapData, u32>,
-    pub cursors: PerCpuArray<MapData, u32>,
-    pub conns: HashMap<MapData, FlowKey, Conn>,
-    pub half_open: HashMap<MapData, FlowKey, Conn>,
-    pub persist: HashMap<MapData, PersistKey, Persist>,
-    pub persist_pending: HashMap<MapData, PersistKey, Persist>,
-    pub vip_filter: Array<MapData, u64>,
-    pub settings: Array<MapData, Settings>,
-    pub svc_stats: PerCpuArray<MapData, Stats>,
-    pub backend_stats: PerCpuArray<MapData, Stats>,
-    pub backend_conns: Array<MapData, ConnCounts>,
-    pub backend_conns_adj: Array<MapData, ConnCounts>,
-    pub lc_trees: HashMap<MapData, u32, lvs_common::LcTree>,
-    pub verdicts: PerCpuArray<MapData, u64>,
-    pub events: PerCpuArray<MapData, u64>,
-    pub tx_ports: DevMap<MapData>,
-    pub local_macs: Array<MapData, lvs_common::LocalMac>,
-    pub services6: HashMap<MapData, ServiceKey6, Service>,
-    pub conns6: HashMap<MapData, FlowKey6, Conn>,
-    pub half_open6: HashMap<MapData, FlowKey6, Conn>,
-    pub persist6: HashMap<MapData, PersistKey6, Persist>,
-    pub persist_pending6: HashMap<MapData, PersistKey6, Persist>,
+/// The maps the agent reads and writes, typed. Public only as what
+/// [`read::Family`] selects from (its fields stay the crate's business).
+pub struct Maps {
+    pub(crate) services: HashMap<MapData, ServiceKey, Service>,
+    pub(crate) backends: Array<MapData, Backend>,
+    pub(crate) rings: Array<MapData, u32>,
+    pub(crate) cursors: PerCpuArray<MapData, u32>,
+    pub(crate) conns: HashMap<MapData, FlowKey, Conn>,
+    pub(crate) half_open: HashMap<MapData, FlowKey, Conn>,
+    pub(crate) persist: HashMap<MapData, PersistKey, Persist>,
+    pub(crate) persist_pending: HashMap<MapData, PersistKey, Persist>,
+    pub(crate) vip_filter: Array<MapData, u64>,
+    pub(crate) settings: Array<MapData, Settings>,
+    pub(crate) svc_stats: PerCpuArray<MapData, Stats>,
+    pub(crate) backend_stats: PerCpuArray<MapData, Stats>,
+    pub(crate) backend_conns: Array<MapData, ConnCounts>,
+    pub(crate) backend_conns_adj: Array<MapData, ConnCounts>,
+    pub(crate) lc_trees: HashMap<MapData, u32, lvs_common::LcTree>,
+    pub(crate) verdicts: PerCpuArray<MapData, u64>,
+    pub(crate) events: PerCpuArray<MapData, u64>,
+    pub(crate) tx_ports: DevMap<MapData>,
+    pub(crate) local_macs: Array<MapData, lvs_common::LocalMac>,
+    pub(crate) services6: HashMap<MapData, ServiceKey6, Service>,
+    pub(crate) conns6: HashMap<MapData, FlowKey6, Conn>,
+    pub(crate) half_open6: HashMap<MapData, FlowKey6, Conn>,
+    pub(crate) persist6: HashMap<MapData, PersistKey6, Persist>,
+    pub(crate) persist_pending6: HashMap<MapData, PersistKey6, Persist>,
 }
 
 /// Key and value sizes of every map, to refuse re-adopting stale pins.
@@ -390,13 +391,7 @@ impl Datapath {
 
     /// Turns the data path's connection-sync events on or off.
     pub fn set_sync(&mut self, on: bool) -> Result<()> {
-        self.update_settings(|s| {
-            if on {
-                s.flags |= lvs_common::SET_F_SYNC;
-            } else {
-                s.flags &= !lvs_common::SET_F_SYNC;
-            }
-        })
+        self.set_settings_flag(lvs_common::SET_F_SYNC, on)
     }
 
     /// IPVS's `expire_nodest_conn`: on, a packet of a connection whose real
@@ -404,24 +399,23 @@ impl Datapath {
     /// server); off (the default, as IPVS), such TCP segments are dropped
     /// and the connection waits for its server to come back.
     pub fn set_expire_nodest(&mut self, on: bool) -> Result<()> {
-        self.update_settings(|s| {
-            if on {
-                s.flags |= lvs_common::SET_F_EXPIRE_NODEST;
-            } else {
-                s.flags &= !lvs_common::SET_F_EXPIRE_NODEST;
-            }
-        })
+        self.set_settings_flag(lvs_common::SET_F_EXPIRE_NODEST, on)
     }
 
     /// IPVS's `expire_quiescent_template`: on, a persistence template naming
     /// a real server at weight 0 is treated as expired (persistent clients
     /// of a drained or failed-and-inhibited server are scheduled anew).
     pub fn set_expire_quiescent(&mut self, on: bool) -> Result<()> {
+        self.set_settings_flag(lvs_common::SET_F_EXPIRE_QUIESCENT, on)
+    }
+
+    /// Sets or clears one `SET_F_*` bit of the settings.
+    fn set_settings_flag(&mut self, flag: u32, on: bool) -> Result<()> {
         self.update_settings(|s| {
             if on {
-                s.flags |= lvs_common::SET_F_EXPIRE_QUIESCENT;
+                s.flags |= flag;
             } else {
-                s.flags &= !lvs_common::SET_F_EXPIRE_QUIESCENT;
+                s.flags &= !flag;
             }
         })
     }

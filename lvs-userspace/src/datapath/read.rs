@@ -94,7 +94,7 @@ type Expired = (usize, usize, Vec<(u32, u32)>);
 
 /// One address family's connection and template tables, for the walks
 /// both families share (listing, expiry).
-trait Family: aya::Pod + Copy {
+pub trait Family: aya::Pod + Copy {
     type Tmpl: aya::Pod + Copy + Eq + std::hash::Hash;
     fn flow_table(m: &Maps, half_open: bool) -> (&Table<Self, Conn>, &'static str);
     fn flow_table_mut(m: &mut Maps, half_open: bool) -> (&mut Table<Self, Conn>, &'static str);
@@ -210,33 +210,34 @@ fn sum_stats(values: &[Stats]) -> Stats {
     })
 }
 
+/// A per-CPU counter array (`verdicts`, `events`), each slot summed over CPUs.
+fn summed_counters<const N: usize>(
+    map: &aya::maps::PerCpuArray<aya::maps::MapData, u64>,
+    name: &'static str,
+) -> Result<[u64; N]> {
+    let mut out = [0u64; N];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = map.get(&(i as u32), 0).map_err(map_err(name))?.iter().sum();
+    }
+    Ok(out)
+}
+
+/// The `max_entries` a table was created with.
+fn max_entries<K: aya::Pod>(map: &Table<K, Conn>, name: &'static str) -> Result<u32> {
+    use aya::maps::IterableMap;
+    let info = map.map().info().map_err(map_err(name))?;
+    Ok(info.max_entries())
+}
+
 impl State {
     /// Counters per verdict reason, summed over CPUs, in `verdict::NAMES` order.
     pub fn verdicts(&self) -> Result<[u64; verdict::COUNT as usize]> {
-        let mut out = [0u64; verdict::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let v = self
-                .maps
-                .verdicts
-                .get(&(i as u32), 0)
-                .map_err(map_err(names::VERDICTS))?;
-            *slot = v.iter().sum();
-        }
-        Ok(out)
+        summed_counters(&self.maps.verdicts, names::VERDICTS)
     }
 
     /// Counters per event (`lvs_common::event`), summed over CPUs.
     pub fn events(&self) -> Result<[u64; event::COUNT as usize]> {
-        let mut out = [0u64; event::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let v = self
-                .maps
-                .events
-                .get(&(i as u32), 0)
-                .map_err(map_err(names::EVENTS))?;
-            *slot = v.iter().sum();
-        }
-        Ok(out)
+        summed_counters(&self.maps.events, names::EVENTS)
     }
 
     fn stats_of(&self, backend: bool, id: u32) -> Result<Stats> {
@@ -252,27 +253,14 @@ impl State {
     /// Connections `conns` holds at most (what `--conn-table-size` asked
     /// for; the map is created a little larger, see `TableSizes`).
     pub fn conn_table_size(&self) -> Result<u32> {
-        use aya::maps::IterableMap;
-        let info = self
-            .maps
-            .conns
-            .map()
-            .info()
-            .map_err(map_err(names::CONNS))?;
+        let max = max_entries(&self.maps.conns, names::CONNS)?;
         let cpus = super::apply::nr_cpus()? as u32;
-        Ok(super::TableSizes::conn_capacity(info.max_entries(), cpus))
+        Ok(super::TableSizes::conn_capacity(max, cpus))
     }
 
     /// Entries `half_open` holds at most (every CPU's share).
     pub fn half_open_size(&self) -> Result<u32> {
-        use aya::maps::IterableMap;
-        let info = self
-            .maps
-            .half_open
-            .map()
-            .info()
-            .map_err(map_err(names::HALF_OPEN))?;
-        Ok(info.max_entries())
+        max_entries(&self.maps.half_open, names::HALF_OPEN)
     }
 
     /// Every IPv4 connection entry, established and half-open, with its

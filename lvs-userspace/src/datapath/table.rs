@@ -18,11 +18,12 @@ use std::{
 
 use aya::maps::{Array, HashMap, IterableMap, Map, MapData};
 use lvs_common::{
-    map_names as names, tcp, Conn, FlowKey, FlowKey6, Persist, PersistKey, PersistKey6, Service,
-    ServiceKey, ServiceKey6, Settings,
+    map_names as names, tcp, Conn, FlowKey, FlowKey6, Persist, Service, ServiceKey, ServiceKey6,
+    Settings,
 };
 
-use super::{map_err, read::monotonic_ns, DatapathError, Result, State};
+use super::read::{monotonic_ns, Family};
+use super::{map_err, DatapathError, Maps, Result, State};
 
 /// Counts of one real server (by backend id).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -182,53 +183,40 @@ fn for_each_one_by_one<K: aya::Pod, V: aya::Pod>(
     Ok(())
 }
 
-/// The tables a pass walks, both families (backend ids are one space).
-struct Tables<'a> {
-    conns: &'a MapData,
-    half_open: &'a MapData,
-    persist: &'a MapData,
-    conns6: &'a MapData,
-    half_open6: &'a MapData,
-    persist6: &'a MapData,
+/// One family's tables a pass walks, with their names: established,
+/// half-open, templates.
+type FamilyTables<M> = [(M, &'static str); 3];
+
+/// `K`'s tables in `m`.
+fn family_tables<K: Family>(m: &Maps) -> FamilyTables<&MapData> {
+    let (conns, c) = K::flow_table(m, false);
+    let (half_open, h) = K::flow_table(m, true);
+    let (persist, p) = K::template_table(m, false);
+    [(conns.map(), c), (half_open.map(), h), (persist.map(), p)]
 }
 
-/// The pass itself. Entries idle past their timeout are not counted
-/// (ipvsadm does not show what IPVS has expired).
-fn scan(tables: &Tables, t: &Timeouts) -> Result<ConnCounts> {
+/// The pass itself, over both families (backend ids are one space).
+/// Entries idle past their timeout are not counted (ipvsadm does not show
+/// what IPVS has expired).
+fn scan(
+    v4: FamilyTables<&MapData>,
+    v6: FamilyTables<&MapData>,
+    t: &Timeouts,
+) -> Result<ConnCounts> {
     let mut counts = ConnCounts::default();
-    scan_family::<FlowKey, PersistKey>(
-        [
-            (tables.conns, names::CONNS, false),
-            (tables.half_open, names::HALF_OPEN, true),
-        ],
-        (tables.persist, names::PERSIST),
-        |k| k.service,
-        t,
-        &mut counts,
-    )?;
-    scan_family::<FlowKey6, PersistKey6>(
-        [
-            (tables.conns6, names::CONNS6, false),
-            (tables.half_open6, names::HALF_OPEN6, true),
-        ],
-        (tables.persist6, names::PERSIST6),
-        |k| k.service,
-        t,
-        &mut counts,
-    )?;
+    scan_family::<FlowKey>(v4, t, &mut counts)?;
+    scan_family::<FlowKey6>(v6, t, &mut counts)?;
     Ok(counts)
 }
 
-fn scan_family<K: aya::Pod, T: aya::Pod>(
-    flows: [(&MapData, &'static str, bool); 2],
-    persist: (&MapData, &'static str),
-    service_of: impl Fn(&T) -> u32,
+fn scan_family<K: Family>(
+    [conns, half_open, persist]: FamilyTables<&MapData>,
     t: &Timeouts,
     counts: &mut ConnCounts,
 ) -> Result<()> {
     let now = monotonic_ns();
     let idle_s = |last_seen_ns: u64| now.saturating_sub(last_seen_ns) / 1_000_000_000;
-    for (map, name, half) in flows {
+    for ((map, name), half) in [(conns, false), (half_open, true)] {
         for_each::<K, Conn>(map, name, |_, c| {
             if half {
                 counts.half_open_entries += 1;
@@ -247,10 +235,10 @@ fn scan_family<K: aya::Pod, T: aya::Pod>(
             }
         })?;
     }
-    for_each::<T, Persist>(persist.0, persist.1, |k, p| {
+    for_each::<K::Tmpl, Persist>(persist.0, persist.1, |k, p| {
         let timeout_s = t
             .persist_by_service
-            .get(&service_of(k))
+            .get(&K::tmpl_service(k))
             .copied()
             .unwrap_or(0);
         if idle_s(p.last_seen_ns) < timeout_s {
@@ -258,6 +246,17 @@ fn scan_family<K: aya::Pod, T: aya::Pod>(
         }
     })?;
     Ok(())
+}
+
+/// Owned `tables` as the borrowed ones a pass walks.
+fn borrowed(tables: &FamilyTables<MapData>) -> FamilyTables<&MapData> {
+    tables.each_ref().map(|(map, name)| (map, *name))
+}
+
+/// Handles of their own on `tables` (for a [`TableScanner`]).
+fn dup_tables(tables: FamilyTables<&MapData>) -> Result<FamilyTables<MapData>> {
+    let [(c, cn), (h, hn), (p, pn)] = tables;
+    Ok([(dup(c, cn)?, cn), (dup(h, hn)?, hn), (dup(p, pn)?, pn)])
 }
 
 fn timeouts(settings: &Settings, services: impl Iterator<Item = Service>) -> Timeouts {
@@ -281,14 +280,8 @@ impl State {
     pub fn count_conns(&self) -> Result<ConnCounts> {
         let m = &self.maps;
         scan(
-            &Tables {
-                conns: m.conns.map(),
-                half_open: m.half_open.map(),
-                persist: m.persist.map(),
-                conns6: m.conns6.map(),
-                half_open6: m.half_open6.map(),
-                persist6: m.persist6.map(),
-            },
+            family_tables::<FlowKey>(m),
+            family_tables::<FlowKey6>(m),
             &self.timeouts()?,
         )
     }
@@ -296,12 +289,8 @@ impl State {
     /// A scanner with handles of its own on the tables it reads.
     pub fn table_scanner(&self) -> Result<TableScanner> {
         Ok(TableScanner {
-            conns: dup(self.maps.conns.map(), names::CONNS)?,
-            half_open: dup(self.maps.half_open.map(), names::HALF_OPEN)?,
-            persist: dup(self.maps.persist.map(), names::PERSIST)?,
-            conns6: dup(self.maps.conns6.map(), names::CONNS6)?,
-            half_open6: dup(self.maps.half_open6.map(), names::HALF_OPEN6)?,
-            persist6: dup(self.maps.persist6.map(), names::PERSIST6)?,
+            v4: dup_tables(family_tables::<FlowKey>(&self.maps))?,
+            v6: dup_tables(family_tables::<FlowKey6>(&self.maps))?,
             services6: Map::HashMap(dup(self.maps.services6.map(), names::SERVICES6)?)
                 .try_into()
                 .map_err(map_err(names::SERVICES6))?,
@@ -320,12 +309,8 @@ impl State {
 /// maps on each pass, so reloads and `ipvsadm --set`-style changes apply
 /// without telling it.
 pub struct TableScanner {
-    conns: MapData,
-    half_open: MapData,
-    persist: MapData,
-    conns6: MapData,
-    half_open6: MapData,
-    persist6: MapData,
+    v4: FamilyTables<MapData>,
+    v6: FamilyTables<MapData>,
     services: HashMap<MapData, ServiceKey, Service>,
     services6: HashMap<MapData, ServiceKey6, Service>,
     settings: Array<MapData, Settings>,
@@ -346,16 +331,6 @@ impl TableScanner {
 
     /// One pass.
     pub fn count(&self) -> Result<ConnCounts> {
-        scan(
-            &Tables {
-                conns: &self.conns,
-                half_open: &self.half_open,
-                persist: &self.persist,
-                conns6: &self.conns6,
-                half_open6: &self.half_open6,
-                persist6: &self.persist6,
-            },
-            &self.timeouts()?,
-        )
+        scan(borrowed(&self.v4), borrowed(&self.v6), &self.timeouts()?)
     }
 }

@@ -2,7 +2,7 @@
 //! tests' table and the bench use these same frames and runner.
 
 use std::{
-    net::{Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     time::Duration,
 };
 
@@ -93,16 +93,26 @@ impl Flags {
     };
 }
 
-/// An Ethernet/IPv4/TCP frame from the client to `dst`, with a payload.
+/// The Ethernet and IP headers of a frame from the client (TTL or hop
+/// limit 64), in the addresses' family.
+fn ip_step(src: IpAddr, dst: IpAddr) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+    let eth = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("a frame from {src} to {dst} mixes families"),
+    }
+}
+
+/// An Ethernet/IP/TCP frame (IPv4 or IPv6) from the client to `dst`, with
+/// a payload.
 pub fn tcp_frame(
-    src: (Ipv4Addr, u16),
-    dst: (Ipv4Addr, u16),
+    src: (impl Into<IpAddr>, u16),
+    dst: (impl Into<IpAddr>, u16),
     flags: Flags,
     payload: &[u8],
 ) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
-        .ipv4(src.0.octets(), dst.0.octets(), 64)
-        .tcp(src.1, dst.1, 1000, 65535);
+    let b = ip_step(src.0.into(), dst.0.into()).tcp(src.1, dst.1, 1000, 65535);
     tcp_write(b, flags, payload)
 }
 
@@ -132,11 +142,13 @@ fn tcp_write(
     out
 }
 
-/// An Ethernet/IPv4/UDP frame.
-pub fn udp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
-        .ipv4(src.0.octets(), dst.0.octets(), 64)
-        .udp(src.1, dst.1);
+/// An Ethernet/IP/UDP frame (IPv4 or IPv6).
+pub fn udp_frame(
+    src: (impl Into<IpAddr>, u16),
+    dst: (impl Into<IpAddr>, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = ip_step(src.0.into(), dst.0.into()).udp(src.1, dst.1);
     let mut out = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut out, payload).expect("writing to a Vec");
     out
@@ -149,29 +161,6 @@ pub fn backend6(n: u8, weight: u32) -> super::DesiredBackend {
         addr: Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10 + n as u16).into(),
         ..backend(n, weight)
     }
-}
-
-/// An Ethernet/IPv6/TCP frame (hop limit 64) from the client to `dst`.
-pub fn tcp6_frame(
-    src: (Ipv6Addr, u16),
-    dst: (Ipv6Addr, u16),
-    flags: Flags,
-    payload: &[u8],
-) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
-        .ipv6(src.0.octets(), dst.0.octets(), 64)
-        .tcp(src.1, dst.1, 1000, 65535);
-    tcp_write(b, flags, payload)
-}
-
-/// An Ethernet/IPv6/UDP frame.
-pub fn udp6_frame(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
-        .ipv6(src.0.octets(), dst.0.octets(), 64)
-        .udp(src.1, dst.1);
-    let mut out = Vec::with_capacity(b.size(payload.len()));
-    b.write(&mut out, payload).expect("writing to a Vec");
-    out
 }
 
 /// Offset of the IPv6 header in the crafted frames, and its length.

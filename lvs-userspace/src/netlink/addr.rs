@@ -32,19 +32,48 @@ fn message(ifindex: u32, a: &IfAddr, full: bool) -> AddressMessage {
     m
 }
 
-/// Adds `a` to interface `ifindex`. Already present (EEXIST) is success.
-pub fn addr_add(ifindex: u32, a: &IfAddr) -> Result<(), NetlinkError> {
-    let m = message(ifindex, a, true);
-    match request(
-        "add address",
-        RouteNetlinkMessage::NewAddress(m),
-        Kind::Ack,
-        NLM_F_CREATE | NLM_F_EXCL,
-    ) {
+/// Sends an address change (either family) and waits for the ack. `already`
+/// is the errno meaning the interface is already as asked (EEXIST on add,
+/// EADDRNOTAVAIL on delete), which is success.
+pub(super) fn change(
+    op: &'static str,
+    msg: RouteNetlinkMessage,
+    flags: u16,
+    already: i32,
+) -> Result<(), NetlinkError> {
+    match request(op, msg, Kind::Ack, flags) {
         Ok(_) => Ok(()),
-        Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
+        Err(e) if e.errno() == Some(already) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// The RTM_NEWADDR messages of `ifindex` in `family`, from one dump.
+pub(super) fn dump(
+    op: &'static str,
+    family: AddressFamily,
+    ifindex: u32,
+) -> Result<Vec<AddressMessage>, NetlinkError> {
+    let mut q = AddressMessage::default();
+    q.header.family = family;
+    let msgs = request(op, RouteNetlinkMessage::GetAddress(q), Kind::Dump, 0)?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(m)
+                if m.header.index == ifindex && m.header.family == family =>
+            {
+                Some(m)
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// Adds `a` to interface `ifindex`. Already present (EEXIST) is success.
+pub fn addr_add(ifindex: u32, a: &IfAddr) -> Result<(), NetlinkError> {
+    let m = RouteNetlinkMessage::NewAddress(message(ifindex, a, true));
+    change("add address", m, NLM_F_CREATE | NLM_F_EXCL, libc::EEXIST)
 }
 
 /// Removes `a` (matched by address and prefix length) from `ifindex`.
@@ -52,37 +81,14 @@ pub fn addr_add(ifindex: u32, a: &IfAddr) -> Result<(), NetlinkError> {
 pub fn addr_del(ifindex: u32, a: &IfAddr) -> Result<(), NetlinkError> {
     // Label, brd and scope are left out: the kernel then matches on the
     // address and prefix only, which is what "remove this VIP" means.
-    let m = message(ifindex, a, false);
-    match request(
-        "delete address",
-        RouteNetlinkMessage::DelAddress(m),
-        Kind::Ack,
-        0,
-    ) {
-        Ok(_) => Ok(()),
-        Err(e) if e.errno() == Some(libc::EADDRNOTAVAIL) => Ok(()),
-        Err(e) => Err(e),
-    }
+    let m = RouteNetlinkMessage::DelAddress(message(ifindex, a, false));
+    change("delete address", m, 0, libc::EADDRNOTAVAIL)
 }
 
 /// The IPv4 addresses of `ifindex`, in the kernel's order.
 pub fn addrs(ifindex: u32) -> Result<Vec<IfAddr>, NetlinkError> {
-    let mut q = AddressMessage::default();
-    q.header.family = AddressFamily::Inet;
-    let msgs = request(
-        "list addresses",
-        RouteNetlinkMessage::GetAddress(q),
-        Kind::Dump,
-        0,
-    )?;
     let mut out = Vec::new();
-    for m in msgs {
-        let RouteNetlinkMessage::NewAddress(m) = m else {
-            continue;
-        };
-        if m.header.index != ifindex || m.header.family != AddressFamily::Inet {
-            continue;
-        }
+    for m in dump("list addresses", AddressFamily::Inet, ifindex)? {
         let mut local = None;
         let mut address = None;
         let mut a = IfAddr {

@@ -8,7 +8,7 @@ use netlink_packet_route::address::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::sock::{request, Kind};
+use super::addr::{change, dump};
 use super::NetlinkError;
 
 /// One IPv6 address of an interface (what `ip -6 addr` shows).
@@ -48,58 +48,30 @@ fn message(ifindex: u32, a: &IfAddr6) -> AddressMessage {
 
 /// Adds `a` to interface `ifindex`. Already present (EEXIST) is success.
 pub fn addr6_add(ifindex: u32, a: &IfAddr6) -> Result<(), NetlinkError> {
-    match request(
+    let m = RouteNetlinkMessage::NewAddress(message(ifindex, a));
+    change(
         "add IPv6 address",
-        RouteNetlinkMessage::NewAddress(message(ifindex, a)),
-        Kind::Ack,
+        m,
         NLM_F_CREATE | NLM_F_EXCL,
-    ) {
-        Ok(_) => Ok(()),
-        Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
-        Err(e) => Err(e),
-    }
+        libc::EEXIST,
+    )
 }
 
 /// Removes `a` from `ifindex`. Not present (EADDRNOTAVAIL) is success.
 pub fn addr6_del(ifindex: u32, a: &IfAddr6) -> Result<(), NetlinkError> {
-    let m = message(
-        ifindex,
-        &IfAddr6 {
-            nodad: false,
-            ..a.clone()
-        },
-    );
-    match request(
-        "delete IPv6 address",
-        RouteNetlinkMessage::DelAddress(m),
-        Kind::Ack,
-        0,
-    ) {
-        Ok(_) => Ok(()),
-        Err(e) if e.errno() == Some(libc::EADDRNOTAVAIL) => Ok(()),
-        Err(e) => Err(e),
-    }
+    let plain = IfAddr6 {
+        nodad: false,
+        ..a.clone()
+    };
+    let m = RouteNetlinkMessage::DelAddress(message(ifindex, &plain));
+    change("delete IPv6 address", m, 0, libc::EADDRNOTAVAIL)
 }
 
 /// The IPv6 addresses of `ifindex`, in the kernel's order (`nodad` as the
 /// kernel reports the flag).
 pub fn addrs6(ifindex: u32) -> Result<Vec<IfAddr6>, NetlinkError> {
-    let mut q = AddressMessage::default();
-    q.header.family = AddressFamily::Inet6;
-    let msgs = request(
-        "list IPv6 addresses",
-        RouteNetlinkMessage::GetAddress(q),
-        Kind::Dump,
-        0,
-    )?;
     let mut out = Vec::new();
-    for m in msgs {
-        let RouteNetlinkMessage::NewAddress(m) = m else {
-            continue;
-        };
-        if m.header.index != ifindex || m.header.family != AddressFamily::Inet6 {
-            continue;
-        }
+    for m in dump("list IPv6 addresses", AddressFamily::Inet6, ifindex)? {
         let mut addr = None;
         let mut nodad = m.header.flags.contains(AddressHeaderFlags::Nodad);
         for at in &m.attributes {

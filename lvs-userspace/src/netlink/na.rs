@@ -7,10 +7,10 @@
 
 use std::net::Ipv6Addr;
 
+use lvs_common::{ETH_P_IPV6, IPPROTO_ICMPV6};
+
 use super::NetlinkError;
 
-const ETH_P_IPV6: u16 = 0x86dd;
-const IPPROTO_ICMPV6: u8 = 58;
 const ND_NEIGHBOR_ADVERT: u8 = 136;
 const ND_OPT_TARGET_LINKADDR: u8 = 2;
 const NA_FLAG_ROUTER: u8 = 0x80;

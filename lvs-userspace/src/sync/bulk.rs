@@ -211,6 +211,14 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// The report the timer at `at` finishes with (panics if it does not).
+    fn finished_at(b: &mut BulkSync, at: Instant) -> BulkReport {
+        match b.on_timer(at) {
+            Some(BulkAction::Finished(r)) => r,
+            other => panic!("not finished at the timer: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_whole_answer_finishes_after_the_settle_time() {
         let t0 = Instant::now();
@@ -221,13 +229,9 @@ mod tests {
         }
         b.on_done(t0 + ms(11), A, 7, 3, 174);
         assert_eq!(b.on_timer(t0 + ms(100)), None, "others may still answer");
-        match b.on_timer(t0 + ms(400)) {
-            Some(BulkAction::Finished(r)) => {
-                assert!(r.complete);
-                assert_eq!((r.peers, r.entries, r.attempts), (1, 174, 1));
-            }
-            other => panic!("{other:?}"),
-        }
+        let r = finished_at(&mut b, t0 + ms(400));
+        assert!(r.complete);
+        assert_eq!((r.peers, r.entries, r.attempts), (1, 174, 1));
         assert!(b.finished());
         assert_eq!(b.on_timer(t0 + ms(500)), None);
     }
@@ -243,15 +247,9 @@ mod tests {
         b.on_entries(t0 + ms(200), A, 8, 0, 58);
         b.on_entries(t0 + ms(200), A, 8, 1, 42);
         b.on_done(t0 + ms(200), A, 8, 2, 100);
-        assert!(matches!(
-            b.on_timer(t0 + ms(600)),
-            Some(BulkAction::Finished(BulkReport {
-                complete: true,
-                entries: 100,
-                attempts: 2,
-                ..
-            }))
-        ));
+        let r = finished_at(&mut b, t0 + ms(600));
+        assert!(r.complete);
+        assert_eq!((r.entries, r.attempts), (100, 2));
     }
 
     #[test]
@@ -261,14 +259,9 @@ mod tests {
         assert_eq!(b.on_timer(t0 + ms(500)), None);
         assert_eq!(b.on_timer(t0 + ms(1000)), Some(BulkAction::Request(1)));
         assert_eq!(b.on_timer(t0 + ms(2000)), Some(BulkAction::Request(1)));
-        assert!(matches!(
-            b.on_timer(t0 + ms(3000)),
-            Some(BulkAction::Finished(BulkReport {
-                complete: false,
-                peers: 0,
-                ..
-            }))
-        ));
+        let r = finished_at(&mut b, t0 + ms(3000));
+        assert!(!r.complete);
+        assert_eq!(r.peers, 0);
     }
 
     #[test]
@@ -281,14 +274,8 @@ mod tests {
         assert_eq!(b.on_timer(t0 + ms(400)), None, "B is still answering");
         b.on_entries(t0 + ms(450), B, 3, 1, 5);
         b.on_done(t0 + ms(450), B, 3, 2, 63);
-        assert!(matches!(
-            b.on_timer(t0 + ms(500)),
-            Some(BulkAction::Finished(BulkReport {
-                complete: true,
-                peers: 2,
-                entries: 73,
-                ..
-            }))
-        ));
+        let r = finished_at(&mut b, t0 + ms(500));
+        assert!(r.complete);
+        assert_eq!((r.peers, r.entries), (2, 73));
     }
 }

@@ -27,7 +27,7 @@ use std::{
 
 use aya::maps::{MapData, RingBuf};
 use lvs_common::{
-    tcp, SyncEvent, SyncEvent6, SYNC_CONN, SYNC_CONN6, SYNC_TEMPLATE, SYNC_TEMPLATE6,
+    tcp, Ipv6Words, SyncEvent, SyncEvent6, SYNC_CONN, SYNC_CONN6, SYNC_TEMPLATE, SYNC_TEMPLATE6,
 };
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
@@ -171,46 +171,43 @@ pub struct Event {
     pub cport: u16,
 }
 
-impl Event {
-    pub fn of(ev: &SyncEvent) -> Option<Self> {
-        let (client, cport, kind) = match ev.kind {
-            SYNC_CONN => (
-                addr_of(ev.key.src_be),
-                u16::from_be(ev.key.sport_be),
-                wire::KIND_CONN,
-            ),
-            SYNC_TEMPLATE => (addr_of(ev.client_be), 0, wire::KIND_TEMPLATE),
-            _ => return None,
-        };
-        Some(Event {
-            kind,
-            state: ev.state,
-            service: ev.service,
-            backend: ev.backend,
-            client: client.into(),
-            cport,
-        })
-    }
+/// `Event::$name` for one family's `sync_events` record: its two kinds and
+/// how it turns an address into an `IpAddr` (the records differ only there).
+macro_rules! event_of {
+    ($name:ident, $record:ty, $conn:ident, $template:ident, $addr:expr) => {
+        pub fn $name(ev: &$record) -> Option<Self> {
+            let (client, cport, kind) = match ev.kind {
+                $conn => (
+                    ($addr)(&ev.key.src_be),
+                    u16::from_be(ev.key.sport_be),
+                    wire::KIND_CONN,
+                ),
+                $template => (($addr)(&ev.client_be), 0, wire::KIND_TEMPLATE),
+                _ => return None,
+            };
+            Some(Event {
+                kind,
+                state: ev.state,
+                service: ev.service,
+                backend: ev.backend,
+                client,
+                cport,
+            })
+        }
+    };
+}
 
-    pub fn of6(ev: &SyncEvent6) -> Option<Self> {
-        let (client, cport, kind) = match ev.kind {
-            SYNC_CONN6 => (
-                addr6_of(&ev.key.src_be),
-                u16::from_be(ev.key.sport_be),
-                wire::KIND_CONN,
-            ),
-            SYNC_TEMPLATE6 => (addr6_of(&ev.client_be), 0, wire::KIND_TEMPLATE),
-            _ => return None,
-        };
-        Some(Event {
-            kind,
-            state: ev.state,
-            service: ev.service,
-            backend: ev.backend,
-            client: client.into(),
-            cport,
-        })
-    }
+impl Event {
+    event_of!(of, SyncEvent, SYNC_CONN, SYNC_TEMPLATE, |a: &u32| {
+        IpAddr::from(addr_of(*a))
+    });
+    event_of!(
+        of6,
+        SyncEvent6,
+        SYNC_CONN6,
+        SYNC_TEMPLATE6,
+        |a: &Ipv6Words| { IpAddr::from(addr6_of(a)) }
+    );
 
     /// The wire entry, by address (None: an id this director no longer
     /// has, or a family mix that cannot be).

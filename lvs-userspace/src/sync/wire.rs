@@ -20,7 +20,7 @@
 //! Everything here is untrusted input: `decode` checks every field it can
 //! and never panics (fuzzed by `cargo xtask fuzz --target sync_decode`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -163,27 +163,28 @@ fn v6(a: IpAddr) -> [u8; 16] {
     }
 }
 
+/// One entry: `kind proto state 0`, client, VIP, cport, vport, real server,
+/// rsport, 2 bytes of padding; the addresses 4 or 16 bytes by family.
 fn put_entry(out: &mut Vec<u8>, e: &Entry) {
-    if e.is_ipv6() {
-        let kind = if e.kind == KIND_TEMPLATE {
-            KIND_TEMPLATE6
+    let ipv6 = e.is_ipv6();
+    let kind = match (ipv6, e.kind == KIND_TEMPLATE) {
+        (false, _) => e.kind,
+        (true, true) => KIND_TEMPLATE6,
+        (true, false) => KIND_CONN6,
+    };
+    let put_addr = |out: &mut Vec<u8>, a: IpAddr| {
+        if ipv6 {
+            out.extend_from_slice(&v6(a));
         } else {
-            KIND_CONN6
-        };
-        out.extend_from_slice(&[kind, e.proto, e.state, 0]);
-        out.extend_from_slice(&v6(e.client));
-        out.extend_from_slice(&v6(e.vip));
-        out.extend_from_slice(&e.cport.to_be_bytes());
-        out.extend_from_slice(&e.vport.to_be_bytes());
-        out.extend_from_slice(&v6(e.rs));
-    } else {
-        out.extend_from_slice(&[e.kind, e.proto, e.state, 0]);
-        out.extend_from_slice(&v4(e.client));
-        out.extend_from_slice(&v4(e.vip));
-        out.extend_from_slice(&e.cport.to_be_bytes());
-        out.extend_from_slice(&e.vport.to_be_bytes());
-        out.extend_from_slice(&v4(e.rs));
-    }
+            out.extend_from_slice(&v4(a));
+        }
+    };
+    out.extend_from_slice(&[kind, e.proto, e.state, 0]);
+    put_addr(out, e.client);
+    put_addr(out, e.vip);
+    out.extend_from_slice(&e.cport.to_be_bytes());
+    out.extend_from_slice(&e.vport.to_be_bytes());
+    put_addr(out, e.rs);
     out.extend_from_slice(&e.rsport.to_be_bytes());
     out.extend_from_slice(&[0, 0]);
 }
@@ -270,10 +271,10 @@ pub fn decode(buf: &[u8], key: Option<&[u8]>) -> Result<Message, WireError> {
     }
     let word = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
     let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
-    let ip4 = |b: &[u8]| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
-    let ip6 = |b: &[u8]| {
-        let o: [u8; 16] = b.try_into().expect("16 bytes");
-        IpAddr::V6(Ipv6Addr::from(o))
+    // An address of 4 or 16 bytes.
+    let ip = |b: &[u8]| match <[u8; 4]>::try_from(b) {
+        Ok(o) => IpAddr::from(o),
+        Err(_) => IpAddr::from(<[u8; 16]>::try_from(b).expect("16 bytes")),
     };
     let mut entries = Vec::with_capacity(count);
     let mut at = HEADER_LEN;
@@ -308,30 +309,18 @@ pub fn decode(buf: &[u8], key: Option<&[u8]>) -> Result<Message, WireError> {
         if !state_ok {
             return Err(WireError::State(i, e[2]));
         }
-        entries.push(if ipv6 {
-            Entry {
-                kind,
-                proto: e[1],
-                state: e[2],
-                client: ip6(&e[4..20]),
-                vip: ip6(&e[20..36]),
-                cport: port(&e[36..38]),
-                vport: port(&e[38..40]),
-                rs: ip6(&e[40..56]),
-                rsport: port(&e[56..58]),
-            }
-        } else {
-            Entry {
-                kind,
-                proto: e[1],
-                state: e[2],
-                client: ip4(&e[4..8]),
-                vip: ip4(&e[8..12]),
-                cport: port(&e[12..14]),
-                vport: port(&e[14..16]),
-                rs: ip4(&e[16..20]),
-                rsport: port(&e[20..22]),
-            }
+        // The same layout in both families but for the addresses' width.
+        let w = if ipv6 { 16 } else { 4 };
+        entries.push(Entry {
+            kind,
+            proto: e[1],
+            state: e[2],
+            client: ip(&e[4..4 + w]),
+            vip: ip(&e[4 + w..4 + 2 * w]),
+            cport: port(&e[4 + 2 * w..]),
+            vport: port(&e[6 + 2 * w..]),
+            rs: ip(&e[8 + 2 * w..8 + 3 * w]),
+            rsport: port(&e[8 + 3 * w..]),
         });
     }
     Ok(Message {
@@ -347,6 +336,7 @@ pub fn decode(buf: &[u8], key: Option<&[u8]>) -> Result<Message, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     fn entry(n: u8) -> Entry {
         Entry {

@@ -15,7 +15,8 @@ use super::fifo::NotifyFifos;
 use super::gate::PreemptGate;
 use super::notify::{notify, NotifyScripts};
 use super::packet::{
-    self, Expect, Outgoing, RejectReason, Rx6, VRRP_MCAST_GROUP, VRRP_MCAST_GROUP6,
+    self, Advert, AdvertAddr, Expect, Outgoing, RejectReason, Rx6, VRRP_MCAST_GROUP,
+    VRRP_MCAST_GROUP6,
 };
 use super::socket::VrrpSocket;
 use super::state::{Action, Heard, Machine, MachineParams, VrrpState};
@@ -1053,48 +1054,13 @@ impl Task {
     }
 
     async fn on_packet(&mut self, pkt: &[u8], rx6: Option<Rx6>) {
-        let adver_int_cs = (self.p.machine.adver_int.as_millis() / 10) as u16;
-        let check_ttl = self.p.unicast_peers.is_empty();
         // Both families reduce to what the state machine hears plus the
         // address-list mismatch line.
         let parsed: Result<(Heard, Option<String>), RejectReason> = match rx6 {
-            Some(rx) => packet::parse_advert6(
-                pkt,
-                &rx,
-                &Expect {
-                    version: self.p.machine.version,
-                    vrid: self.p.vrid,
-                    auth_pass: self.p.auth_pass,
-                    adver_int_cs,
-                    vips: &self.p.advert_addrs6,
-                    check_ttl,
-                },
-            )
-            .map(|a| {
-                let line = a
-                    .addr_mismatch
-                    .as_ref()
-                    .map(|m| m.log_line(&self.p.machine.name, a.src));
-                (heard(a.src.into(), a.priority, a.adver_int_cs), line)
-            }),
-            None => packet::parse_advert(
-                pkt,
-                &Expect {
-                    version: self.p.machine.version,
-                    vrid: self.p.vrid,
-                    auth_pass: self.p.auth_pass,
-                    adver_int_cs,
-                    vips: &self.p.advert_addrs,
-                    check_ttl,
-                },
-            )
-            .map(|a| {
-                let line = a
-                    .addr_mismatch
-                    .as_ref()
-                    .map(|m| m.log_line(&self.p.machine.name, a.src));
-                (heard(a.src.into(), a.priority, a.adver_int_cs), line)
-            }),
+            Some(rx) => packet::parse_advert6(pkt, &rx, &self.expect(&self.p.advert_addrs6))
+                .map(|a| self.heard_advert(a)),
+            None => packet::parse_advert(pkt, &self.expect(&self.p.advert_addrs))
+                .map(|a| self.heard_advert(a)),
         };
         match parsed {
             Err(reason) => self.reject(&reason),
@@ -1129,6 +1095,47 @@ impl Task {
         }
     }
 
+    /// Our advert interval, in the centiseconds the codec speaks.
+    fn adver_int_cs(&self) -> u16 {
+        (self.p.machine.adver_int.as_millis() / 10) as u16
+    }
+
+    /// What a received advert must match, for our addresses of its family.
+    fn expect<'a, A>(&'a self, vips: &'a [A]) -> Expect<'a, A> {
+        Expect {
+            version: self.p.machine.version,
+            vrid: self.p.vrid,
+            auth_pass: self.p.auth_pass,
+            adver_int_cs: self.adver_int_cs(),
+            vips,
+            check_ttl: self.p.unicast_peers.is_empty(),
+        }
+    }
+
+    /// What the state machine hears from an accepted advert, with the
+    /// address-list mismatch line.
+    fn heard_advert<A: AdvertAddr + Into<IpAddr>>(&self, a: Advert<A>) -> (Heard, Option<String>) {
+        let line = a
+            .addr_mismatch
+            .as_ref()
+            .map(|m| m.log_line(&self.p.machine.name, a.src));
+        (heard(a.src.into(), a.priority, a.adver_int_cs), line)
+    }
+
+    /// Our advert with `priority` from `src` to `dst`, carrying `addrs`.
+    fn outgoing<'a, A>(&'a self, priority: u8, addrs: &'a [A], src: A, dst: A) -> Outgoing<'a, A> {
+        Outgoing {
+            version: self.p.machine.version,
+            vrid: self.p.vrid,
+            priority,
+            adver_int_cs: self.adver_int_cs(),
+            addrs,
+            auth_pass: self.p.auth_pass,
+            src,
+            dst,
+        }
+    }
+
     fn reject(&mut self, reason: &RejectReason) {
         let key = reason.key();
         *self
@@ -1156,34 +1163,15 @@ impl Task {
         } else {
             self.p.unicast_peers.clone()
         };
-        let adver_int_cs = (self.p.machine.adver_int.as_millis() / 10) as u16;
         for dst in dsts {
             let sent = match (src, dst) {
                 (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                    let pkt = packet::build_advert(&Outgoing {
-                        version: self.p.machine.version,
-                        vrid: self.p.vrid,
-                        priority,
-                        adver_int_cs,
-                        addrs: &self.p.advert_addrs,
-                        auth_pass: self.p.auth_pass,
-                        src,
-                        dst,
-                    });
-                    self.sock.send(&pkt, dst)
+                    let o = self.outgoing(priority, &self.p.advert_addrs, src, dst);
+                    self.sock.send(&packet::build_advert(&o), dst)
                 }
                 (IpAddr::V6(src), IpAddr::V6(dst)) => {
-                    let msg = packet::build_advert6(&Outgoing {
-                        version: self.p.machine.version,
-                        vrid: self.p.vrid,
-                        priority,
-                        adver_int_cs,
-                        addrs: &self.p.advert_addrs6,
-                        auth_pass: self.p.auth_pass,
-                        src,
-                        dst,
-                    });
-                    self.sock.send6(&msg, src, dst)
+                    let o = self.outgoing(priority, &self.p.advert_addrs6, src, dst);
+                    self.sock.send6(&packet::build_advert6(&o), src, dst)
                 }
                 _ => Err(std::io::Error::other(format!(
                     "source {src} and destination {dst} are of different families"

@@ -219,57 +219,60 @@ fn csum_fold(mut acc: u32) -> u16 {
     !(acc as u16)
 }
 
-fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u32 {
-    let mut p = [0u8; 12];
-    p[0..4].copy_from_slice(&src.octets());
-    p[4..8].copy_from_slice(&dst.octets());
-    p[9] = IPPROTO_VRRP;
-    p[10..12].copy_from_slice(&(len as u16).to_be_bytes());
-    csum_add(0, &p)
+/// What the codec needs of an address family: the width of an address in
+/// the advert's list, and reading and writing one.
+pub trait AdvertAddr: Copy + PartialEq + Display {
+    /// Bytes of one address on the wire.
+    const LEN: usize;
+    /// The address in `b` (`LEN` bytes).
+    fn read(b: &[u8]) -> Self;
+    /// Writes the address into `out` (`LEN` bytes).
+    fn write(self, out: &mut [u8]);
+}
+
+impl AdvertAddr for Ipv4Addr {
+    const LEN: usize = 4;
+    fn read(b: &[u8]) -> Self {
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+    fn write(self, out: &mut [u8]) {
+        out.copy_from_slice(&self.octets());
+    }
+}
+
+impl AdvertAddr for Ipv6Addr {
+    const LEN: usize = 16;
+    fn read(b: &[u8]) -> Self {
+        Ipv6Addr::from(<[u8; 16]>::try_from(b).expect("16 bytes"))
+    }
+    fn write(self, out: &mut [u8]) {
+        out.copy_from_slice(&self.octets());
+    }
 }
 
 /// The VRRP checksum of `msg` (checksum field zeroed or not: a message with
-/// a correct checksum sums to 0).
-pub fn vrrp_checksum(version: u8, src: Ipv4Addr, dst: Ipv4Addr, msg: &[u8]) -> u16 {
-    let acc = if version == 3 {
-        pseudo(src, dst, msg.len())
-    } else {
-        0
-    };
+/// a correct checksum sums to 0); v3 adds the family's pseudo-header.
+pub fn vrrp_checksum<A: AdvertAddr>(version: u8, src: A, dst: A, msg: &[u8]) -> u16 {
+    let mut acc = 0;
+    if version == 3 {
+        // Both pseudo-headers hold source, destination, protocol and the
+        // length, each aligned to 16-bit words (IPv6's 32-bit length has a
+        // zero upper half: a message is under 64 KiB), and the RFC 1071 sum
+        // does not depend on the words' order: one sum serves both.
+        let mut addr = [0u8; 16];
+        for a in [src, dst] {
+            a.write(&mut addr[..A::LEN]);
+            acc = csum_add(acc, &addr[..A::LEN]);
+        }
+        acc += IPPROTO_VRRP as u32 + msg.len() as u32;
+    }
     csum_fold(csum_add(acc, msg))
 }
 
-/// Parses and validates one received IPv4 packet (IP header included, as a
-/// raw socket delivers it), in keepalived's order of checks.
-pub fn parse_advert(bytes: &[u8], exp: &Expect<'_>) -> Result<Advert, RejectReason> {
-    let min = IP_HDR + VRRP_HDR;
-    if bytes.len() < min {
-        return Err(RejectReason::TooShort {
-            got: bytes.len(),
-            min,
-        });
-    }
-    if bytes[0] >> 4 != 4 {
-        return Err(RejectReason::BadIpHeader);
-    }
-    let ihl = ((bytes[0] & 0x0f) as usize) * 4;
-    if ihl < IP_HDR || bytes[9] != IPPROTO_VRRP {
-        return Err(RejectReason::BadIpHeader);
-    }
-    if bytes.len() < ihl + VRRP_HDR {
-        return Err(RejectReason::TooShort {
-            got: bytes.len(),
-            min: ihl + VRRP_HDR,
-        });
-    }
-    let ttl = bytes[8];
-    let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
-    let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
-    let tot_len = u16::from_be_bytes([bytes[2], bytes[3]]) as usize;
-    let hd = &bytes[ihl..];
-    if exp.check_ttl && ttl != VRRP_TTL {
-        return Err(RejectReason::Ttl(ttl));
-    }
+/// The checks of the VRRP header both families make, in keepalived's
+/// order, up to the VRID; `hd` is the VRRP message and whatever follows it,
+/// `pw_area` the bytes whose last 8 are a v2 password. Returns the version.
+fn check_header<A>(hd: &[u8], pw_area: &[u8], exp: &Expect<'_, A>) -> Result<u8, RejectReason> {
     if exp.version == 2 {
         let auth = hd[4];
         if auth != AUTH_NONE && auth != AUTH_PASS && auth != AUTH_AH {
@@ -287,9 +290,8 @@ pub fn parse_advert(bytes: &[u8], exp: &Expect<'_>) -> Result<Advert, RejectReas
             });
         }
         if let Some(pw) = &exp.auth_pass {
-            // The password is the last 8 bytes of the IP datagram.
-            let end = tot_len.min(bytes.len());
-            if end < ihl + VRRP_HDR + AUTH_LEN || &bytes[end - AUTH_LEN..end] != pw {
+            let n = pw_area.len();
+            if n < VRRP_HDR + AUTH_LEN || &pw_area[n - AUTH_LEN..] != pw {
                 return Err(RejectReason::Password);
             }
         }
@@ -317,28 +319,35 @@ pub fn parse_advert(bytes: &[u8], exp: &Expect<'_>) -> Result<Advert, RejectReas
             expected: exp.vrid,
         });
     }
+    Ok(version)
+}
+
+/// The checks after [`check_header`] (length, checksum) and the advert
+/// itself. `hd` is the VRRP message to the end of what was received,
+/// `outer` the bytes of IP header before it (counted in the lengths logged).
+fn finish<A: AdvertAddr>(
+    hd: &[u8],
+    outer: usize,
+    version: u8,
+    (src, dst): (A, A),
+    exp: &Expect<'_, A>,
+) -> Result<Advert<A>, RejectReason> {
     let naddr = hd[3];
-    if tot_len != bytes.len() {
-        return Err(RejectReason::IpTotLen {
-            tot_len,
-            got: bytes.len(),
-        });
-    }
     let auth_len = if exp.version == 2 { AUTH_LEN } else { 0 };
-    let msg_len = VRRP_HDR + 4 * naddr as usize + auth_len;
-    let expected = ihl + msg_len;
-    if bytes.len() != expected {
+    let addrs_len = A::LEN * naddr as usize;
+    let msg_len = VRRP_HDR + addrs_len + auth_len;
+    if hd.len() != msg_len {
         return Err(RejectReason::Length {
-            got: bytes.len(),
-            expected,
+            got: outer + hd.len(),
+            expected: outer + msg_len,
         });
     }
-    if vrrp_checksum(version, src, dst, &hd[..msg_len]) != 0 {
+    if vrrp_checksum(version, src, dst, hd) != 0 {
         return Err(RejectReason::Checksum { version });
     }
-    let addrs: Vec<Ipv4Addr> = hd[VRRP_HDR..VRRP_HDR + 4 * naddr as usize]
-        .chunks_exact(4)
-        .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]))
+    let addrs: Vec<A> = hd[VRRP_HDR..VRRP_HDR + addrs_len]
+        .chunks_exact(A::LEN)
+        .map(A::read)
         .collect();
     let addr_mismatch = if naddr as usize != exp.vips.len() {
         Some(AddrMismatch::Count {
@@ -371,6 +380,49 @@ pub fn parse_advert(bytes: &[u8], exp: &Expect<'_>) -> Result<Advert, RejectReas
     })
 }
 
+/// Parses and validates one received IPv4 packet (IP header included, as a
+/// raw socket delivers it), in keepalived's order of checks.
+pub fn parse_advert(bytes: &[u8], exp: &Expect<'_>) -> Result<Advert, RejectReason> {
+    let min = IP_HDR + VRRP_HDR;
+    if bytes.len() < min {
+        return Err(RejectReason::TooShort {
+            got: bytes.len(),
+            min,
+        });
+    }
+    if bytes[0] >> 4 != 4 {
+        return Err(RejectReason::BadIpHeader);
+    }
+    let ihl = ((bytes[0] & 0x0f) as usize) * 4;
+    if ihl < IP_HDR || bytes[9] != IPPROTO_VRRP {
+        return Err(RejectReason::BadIpHeader);
+    }
+    if bytes.len() < ihl + VRRP_HDR {
+        return Err(RejectReason::TooShort {
+            got: bytes.len(),
+            min: ihl + VRRP_HDR,
+        });
+    }
+    let ttl = bytes[8];
+    let src = Ipv4Addr::read(&bytes[12..16]);
+    let dst = Ipv4Addr::read(&bytes[16..20]);
+    let tot_len = u16::from_be_bytes([bytes[2], bytes[3]]) as usize;
+    let hd = &bytes[ihl..];
+    if exp.check_ttl && ttl != VRRP_TTL {
+        return Err(RejectReason::Ttl(ttl));
+    }
+    // The password is the last 8 bytes of the IP datagram.
+    let pw_area = bytes.get(ihl..tot_len.min(bytes.len())).unwrap_or(&[]);
+    let version = check_header(hd, pw_area, exp)?;
+    if tot_len != bytes.len() {
+        return Err(RejectReason::IpTotLen {
+            tot_len,
+            got: bytes.len(),
+        });
+    }
+    finish(hd, ihl, version, (src, dst), exp)
+}
+
 /// What to send.
 #[derive(Clone, Debug)]
 pub struct Outgoing<'a, A = Ipv4Addr> {
@@ -385,24 +437,13 @@ pub struct Outgoing<'a, A = Ipv4Addr> {
     pub dst: A,
 }
 
-/// The whole IPv4 datagram of an advertisement (for an `IP_HDRINCL` socket).
-pub fn build_advert(o: &Outgoing<'_>) -> Vec<u8> {
+/// The VRRP message of an advertisement in either family (the checksum is
+/// computed with `o.src`, which must be the source it is sent from).
+fn build_message<A: AdvertAddr>(o: &Outgoing<'_, A>) -> Vec<u8> {
     let auth_len = if o.version == 2 { AUTH_LEN } else { 0 };
     let n = o.addrs.len().min(255);
-    let msg_len = VRRP_HDR + 4 * n + auth_len;
-    let mut p = vec![0u8; IP_HDR + msg_len];
-    // IP header.
-    p[0] = 0x45;
-    p[1] = TOS;
-    p[2..4].copy_from_slice(&((IP_HDR + msg_len) as u16).to_be_bytes());
-    p[8] = VRRP_TTL;
-    p[9] = IPPROTO_VRRP;
-    p[12..16].copy_from_slice(&o.src.octets());
-    p[16..20].copy_from_slice(&o.dst.octets());
-    let ipc = csum_fold(csum_add(0, &p[..IP_HDR]));
-    p[10..12].copy_from_slice(&ipc.to_be_bytes());
-    // VRRP.
-    let h = &mut p[IP_HDR..];
+    let msg_len = VRRP_HDR + A::LEN * n + auth_len;
+    let mut h = vec![0u8; msg_len];
     h[0] = (o.version << 4) | 1;
     h[1] = o.vrid;
     h[2] = o.priority;
@@ -418,13 +459,30 @@ pub fn build_advert(o: &Outgoing<'_>) -> Vec<u8> {
         h[5] = (o.adver_int_cs / 100).clamp(1, 255) as u8;
     }
     for (i, a) in o.addrs.iter().take(n).enumerate() {
-        h[VRRP_HDR + 4 * i..VRRP_HDR + 4 * i + 4].copy_from_slice(&a.octets());
+        a.write(&mut h[VRRP_HDR + A::LEN * i..VRRP_HDR + A::LEN * (i + 1)]);
     }
     if let (2, Some(pw)) = (o.version, &o.auth_pass) {
         h[msg_len - AUTH_LEN..msg_len].copy_from_slice(pw);
     }
-    let c = vrrp_checksum(o.version, o.src, o.dst, &h[..msg_len]);
+    let c = vrrp_checksum(o.version, o.src, o.dst, &h);
     h[6..8].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
+/// The whole IPv4 datagram of an advertisement (for an `IP_HDRINCL` socket).
+pub fn build_advert(o: &Outgoing<'_>) -> Vec<u8> {
+    let msg = build_message(o);
+    let mut p = vec![0u8; IP_HDR];
+    p[0] = 0x45;
+    p[1] = TOS;
+    p[2..4].copy_from_slice(&((IP_HDR + msg.len()) as u16).to_be_bytes());
+    p[8] = VRRP_TTL;
+    p[9] = IPPROTO_VRRP;
+    p[12..16].copy_from_slice(&o.src.octets());
+    p[16..20].copy_from_slice(&o.dst.octets());
+    let ipc = csum_fold(csum_add(0, &p));
+    p[10..12].copy_from_slice(&ipc.to_be_bytes());
+    p.extend_from_slice(&msg);
     p
 }
 
@@ -436,26 +494,6 @@ pub struct Rx6 {
     /// From `IPV6_HOPLIMIT` ancillary data (`None`: not delivered, which
     /// counts as a bad hop limit where it is checked).
     pub hop_limit: Option<u8>,
-}
-
-fn pseudo6(src: Ipv6Addr, dst: Ipv6Addr, len: usize) -> u32 {
-    let mut p = [0u8; 40];
-    p[0..16].copy_from_slice(&src.octets());
-    p[16..32].copy_from_slice(&dst.octets());
-    p[32..36].copy_from_slice(&(len as u32).to_be_bytes());
-    p[39] = IPPROTO_VRRP;
-    csum_add(0, &p)
-}
-
-/// The VRRP checksum of an IPv6 advert `msg` (v3: with the IPv6
-/// pseudo-header).
-pub fn vrrp_checksum6(version: u8, src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
-    let acc = if version == 3 {
-        pseudo6(src, dst, msg.len())
-    } else {
-        0
-    };
-    csum_fold(csum_add(acc, msg))
 }
 
 /// Parses and validates one VRRP message received over IPv6, in
@@ -475,130 +513,15 @@ pub fn parse_advert6(
     if exp.check_ttl && rx.hop_limit != Some(VRRP_TTL) {
         return Err(RejectReason::Ttl(rx.hop_limit.unwrap_or(0)));
     }
-    let hd = msg;
-    if exp.version == 2 {
-        let auth = hd[4];
-        if auth != AUTH_NONE && auth != AUTH_PASS && auth != AUTH_AH {
-            return Err(RejectReason::InvalidAuthType(auth));
-        }
-        let want = if exp.auth_pass.is_some() {
-            AUTH_PASS
-        } else {
-            AUTH_NONE
-        };
-        if auth != want {
-            return Err(RejectReason::AuthTypeMismatch {
-                got: auth,
-                expected: want,
-            });
-        }
-        if let Some(pw) = &exp.auth_pass {
-            if msg.len() < VRRP_HDR + AUTH_LEN || &msg[msg.len() - AUTH_LEN..] != pw {
-                return Err(RejectReason::Password);
-            }
-        }
-        let got_s = hd[5] as u16;
-        if got_s as u32 * 100 != exp.adver_int_cs as u32 {
-            return Err(RejectReason::Interval {
-                mine_s: exp.adver_int_cs / 100,
-                got_s,
-            });
-        }
-    }
-    let version = hd[0] >> 4;
-    if version != exp.version {
-        return Err(RejectReason::Version {
-            got: version,
-            expected: exp.version,
-        });
-    }
-    if hd[0] & 0x0f != 1 {
-        return Err(RejectReason::Type(hd[0] & 0x0f));
-    }
-    if hd[1] != exp.vrid {
-        return Err(RejectReason::Vrid {
-            got: hd[1],
-            expected: exp.vrid,
-        });
-    }
-    let naddr = hd[3];
-    let auth_len = if exp.version == 2 { AUTH_LEN } else { 0 };
-    let expected = VRRP_HDR + 16 * naddr as usize + auth_len;
-    if msg.len() != expected {
-        return Err(RejectReason::Length {
-            got: msg.len(),
-            expected,
-        });
-    }
-    if vrrp_checksum6(version, rx.src, rx.dst, msg) != 0 {
-        return Err(RejectReason::Checksum { version });
-    }
-    let addrs: Vec<Ipv6Addr> = hd[VRRP_HDR..VRRP_HDR + 16 * naddr as usize]
-        .chunks_exact(16)
-        .map(|c| Ipv6Addr::from(<[u8; 16]>::try_from(c).expect("16 bytes")))
-        .collect();
-    let addr_mismatch = if naddr as usize != exp.vips.len() {
-        Some(AddrMismatch::Count {
-            got: naddr,
-            expected: exp.vips.len(),
-        })
-    } else {
-        exp.vips
-            .iter()
-            .find(|v| !addrs.contains(v))
-            .map(|missing| AddrMismatch::Missing {
-                vrid: exp.vrid,
-                addr: *missing,
-            })
-    };
-    let adver_int_cs = if version == 3 {
-        u16::from_be_bytes([hd[4], hd[5]]) & 0x0fff
-    } else {
-        hd[5] as u16 * 100
-    };
-    Ok(Advert {
-        version,
-        vrid: hd[1],
-        priority: hd[2],
-        src: rx.src,
-        dst: rx.dst,
-        adver_int_cs,
-        addrs,
-        addr_mismatch,
-    })
+    let version = check_header(msg, msg, exp)?;
+    finish(msg, 0, version, (rx.src, rx.dst), exp)
 }
 
 /// The VRRP message of an IPv6 advertisement (the kernel writes the IPv6
 /// header; the checksum is computed with `o.src`, which must be the source
 /// the message is sent from).
 pub fn build_advert6(o: &Outgoing<'_, Ipv6Addr>) -> Vec<u8> {
-    let auth_len = if o.version == 2 { AUTH_LEN } else { 0 };
-    let n = o.addrs.len().min(255);
-    let msg_len = VRRP_HDR + 16 * n + auth_len;
-    let mut h = vec![0u8; msg_len];
-    h[0] = (o.version << 4) | 1;
-    h[1] = o.vrid;
-    h[2] = o.priority;
-    h[3] = n as u8;
-    if o.version == 3 {
-        h[4..6].copy_from_slice(&(o.adver_int_cs & 0x0fff).to_be_bytes());
-    } else {
-        h[4] = if o.auth_pass.is_some() {
-            AUTH_PASS
-        } else {
-            AUTH_NONE
-        };
-        h[5] = (o.adver_int_cs / 100).clamp(1, 255) as u8;
-    }
-    for (i, a) in o.addrs.iter().take(n).enumerate() {
-        h[VRRP_HDR + 16 * i..VRRP_HDR + 16 * i + 16].copy_from_slice(&a.octets());
-    }
-    if let (2, Some(pw)) = (o.version, &o.auth_pass) {
-        h[msg_len - AUTH_LEN..msg_len].copy_from_slice(pw);
-    }
-    let c = vrrp_checksum6(o.version, o.src, o.dst, &h);
-    h[6..8].copy_from_slice(&c.to_be_bytes());
-    h
+    build_message(o)
 }
 
 /// `auth_pass` as sent on the wire: at most 8 bytes, zero padded.
@@ -639,6 +562,13 @@ mod tests {
             vips: &[VIP],
             check_ttl: true,
         }
+    }
+
+    /// `good` with byte `at` replaced by `byte`.
+    fn with_byte(good: &[u8], at: usize, byte: u8) -> Vec<u8> {
+        let mut b = good.to_vec();
+        b[at] = byte;
+        b
     }
 
     const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
@@ -704,18 +634,16 @@ mod tests {
             ..RX6
         };
         assert_eq!(r(&good, &forged), "checksum");
-        let mut b = good.clone();
-        b[1] = 61;
-        assert_eq!(r(&b, &RX6), "vrid");
+        for (at, byte, key) in [
+            (1, 61, "vrid"),
+            (0, 0x21, "version"),
+            (10, good[10] ^ 1, "checksum"),
+        ] {
+            assert_eq!(r(&with_byte(&good, at, byte), &RX6), key, "byte {at}");
+        }
         let mut b = good.clone();
         b.push(0);
         assert_eq!(r(&b, &RX6), "packet_length");
-        let mut b = good.clone();
-        b[0] = 0x21;
-        assert_eq!(r(&b, &RX6), "version");
-        let mut b = good.clone();
-        b[10] ^= 1;
-        assert_eq!(r(&b, &RX6), "checksum");
         // Unicast peers: the hop limit is not checked (keepalived).
         let e = Expect {
             check_ttl: false,
@@ -768,7 +696,7 @@ mod tests {
         let p = out6(200);
         assert_eq!(&p[..6], &[0x31, 60, 200, 1, 0, 100]);
         assert_eq!(&p[8..24], &VIP6.octets());
-        assert_eq!(vrrp_checksum6(3, LL, VRRP_MCAST_GROUP6, &p), 0);
+        assert_eq!(vrrp_checksum(3, LL, VRRP_MCAST_GROUP6, &p), 0);
     }
 
     #[test]
@@ -809,26 +737,18 @@ mod tests {
         let good = out(2, Some("7890"));
         let r = |b: &[u8], e: &Expect| parse_advert(b, e).unwrap_err().key();
         assert_eq!(r(&good[..20], &e2), "packet_too_short");
-        let mut b = good.clone();
-        b[8] = 64;
-        assert_eq!(r(&b, &e2), "ip_ttl");
         assert_eq!(r(&out(2, Some("1234")), &e2), "auth_failure");
         assert_eq!(r(&out(2, None), &e2), "auth_type_mismatch");
-        let mut b = good.clone();
-        b[24] = 7;
-        assert_eq!(r(&b, &e2), "invalid_auth_type");
-        let mut b = good.clone();
-        b[25] = 3;
-        assert_eq!(r(&b, &e2), "advert_interval");
-        let mut b = good.clone();
-        b[21] = 21;
-        assert_eq!(r(&b, &e2), "vrid");
-        let mut b = good.clone();
-        b[20] = 0x22;
-        assert_eq!(r(&b, &e2), "invalid_type");
-        let mut b = good.clone();
-        b[26] ^= 0xff;
-        assert_eq!(r(&b, &e2), "checksum");
+        for (at, byte, key) in [
+            (8, 64, "ip_ttl"),
+            (24, 7, "invalid_auth_type"),
+            (25, 3, "advert_interval"),
+            (21, 21, "vrid"),
+            (20, 0x22, "invalid_type"),
+            (26, good[26] ^ 0xff, "checksum"),
+        ] {
+            assert_eq!(r(&with_byte(&good, at, byte), &e2), key, "byte {at}");
+        }
         let two = build_advert(&Outgoing {
             version: 2,
             vrid: 20,

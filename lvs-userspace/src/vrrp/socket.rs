@@ -32,17 +32,19 @@ pub struct VrrpSocket {
 
 use super::packet::Rx6;
 
+/// A raw socket of `domain` for protocol 112 (VRRP), bound to `ifname`.
+fn raw_vrrp_socket(domain: Domain, ifname: &str) -> std::io::Result<Socket> {
+    let s = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP as i32)))?;
+    s.bind_device(Some(ifname.as_bytes()))?;
+    Ok(s)
+}
+
 impl VrrpSocket {
     /// Opens the socket in the calling thread's network namespace.
     /// `group`: the multicast group to join, `None` for unicast.
     pub fn open(ifname: &str, ifindex: u32, group: Option<Ipv4Addr>) -> std::io::Result<Self> {
-        let s = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(IPPROTO_VRRP as i32)),
-        )?;
+        let s = raw_vrrp_socket(Domain::IPV4, ifname)?;
         s.set_header_included_v4(true)?;
-        s.bind_device(Some(ifname.as_bytes()))?;
         s.set_multicast_loop_v4(false)?;
         s.set_multicast_ttl_v4(255)?;
         s.set_ttl_v4(255)?;
@@ -63,12 +65,7 @@ impl VrrpSocket {
     /// The IPv6 socket of an instance on `ifindex`; `group`: ff02::12 (or
     /// `None` for unicast).
     pub fn open6(ifname: &str, ifindex: u32, group: Option<Ipv6Addr>) -> std::io::Result<Self> {
-        let s = Socket::new(
-            Domain::IPV6,
-            Type::RAW,
-            Some(Protocol::from(IPPROTO_VRRP as i32)),
-        )?;
-        s.bind_device(Some(ifname.as_bytes()))?;
+        let s = raw_vrrp_socket(Domain::IPV6, ifname)?;
         s.set_multicast_loop_v6(false)?;
         s.set_multicast_hops_v6(255)?;
         s.set_unicast_hops_v6(255)?;

@@ -1,13 +1,16 @@
-//! Shared helpers of the VRRP lab tests: configs derived from the seed,
-//! starting `examples/vrrp_only` (and keepalived) in director namespaces,
-//! reading their counters, VIP checks through the netlink module, and a
-//! 10 ms ping from the client measuring the longest gap.
+//! Shared helpers of the VRRP lab tests: configs derived from the seed
+//! (IPv4 VI_1, or the IPv6 VI_6 beside it), starting `examples/vrrp_only`
+//! (and keepalived) in director namespaces, reading their counters, VIP
+//! checks through the netlink module, and a 10 ms ping from the client
+//! measuring the longest gap of a handover.
 
 #![allow(dead_code)]
 
+pub mod inject;
+pub mod interop;
 pub mod v6;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -31,9 +34,148 @@ pub fn lab() -> Lab {
     .expect("lab")
 }
 
-/// The seed's `vrrp_instance VI_1`, mapped into the lab.
+/// The address family of a test's instance: the seed's IPv4 VI_1
+/// (198.18.0.100/16), or the IPv6 VI_6 (2001:2::100/64, VRRPv3 over IPv6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The lab of two directors and a client; for IPv6 with IPv6 turned on.
+    pub fn lab(self) -> Lab {
+        match self {
+            Family::V4 => lab(),
+            Family::V6 => v6::lab6(),
+        }
+    }
+
+    pub fn vip(self) -> IpAddr {
+        match self {
+            Family::V4 => VIP.into(),
+            Family::V6 => v6::VIP6.into(),
+        }
+    }
+
+    pub fn instance(self) -> &'static str {
+        match self {
+            Family::V4 => "VI_1",
+            Family::V6 => "VI_6",
+        }
+    }
+
+    /// The log line of a new master announcing the VIP: gratuitous ARPs,
+    /// or unsolicited neighbour advertisements (keepalived's wording).
+    pub fn announce(self) -> String {
+        let what = match self {
+            Family::V4 => "gratuitous ARPs",
+            Family::V6 => "Unsolicited Neighbour Adverts",
+        };
+        format!(
+            "({}) Sending/queueing {what} on bond0 for {}",
+            self.instance(),
+            self.vip()
+        )
+    }
+
+    /// Whether director `dir` holds the VIP on bond0.
+    pub fn holds_vip(self, lab: &Lab, dir: usize) -> bool {
+        match self {
+            Family::V4 => vip_on(lab, dir).is_some(),
+            Family::V6 => v6::vip6_on(lab, dir).is_some(),
+        }
+    }
+
+    /// Waits until exactly director `master` holds the VIP, then checks
+    /// it is configured as the instance says.
+    pub fn wait_master(self, lab: &Lab, master: usize, timeout: Duration) -> Result<()> {
+        let t0 = Instant::now();
+        lvs_testkit::wait_until(
+            &format!("dir{} to hold the {self:?} VIP alone", master + 1),
+            timeout,
+            Duration::from_millis(20),
+            || self.holds_vip(lab, master) && !self.holds_vip(lab, 1 - master),
+        )?;
+        match self {
+            Family::V4 => {
+                let a = vip_on(lab, master).unwrap();
+                assert_eq!(a.label.as_deref(), Some("bond0:1"));
+                assert_eq!(a.prefix_len, 16);
+                assert_eq!(a.brd, Some(Ipv4Addr::new(198, 18, 255, 255)));
+            }
+            Family::V6 => {
+                let a = v6::vip6_on(lab, master).unwrap();
+                assert_eq!(a.prefix_len, 64);
+                assert!(
+                    a.nodad,
+                    "IPv6 VIPs are added with nodad, as keepalived does"
+                );
+            }
+        }
+        eprintln!(
+            "dir{} holds the {self:?} VIP after {:?}",
+            master + 1,
+            t0.elapsed()
+        );
+        Ok(())
+    }
+
+    /// Takes the VIP off director `dir`'s bond0 (its host is gone).
+    pub fn drop_vip(self, lab: &Lab, dir: usize) {
+        on_bond0(lab, dir, |index| match self {
+            Family::V4 => netlink::addr_del(index, &IfAddr::new(VIP, 16)).unwrap(),
+            Family::V6 => netlink::addr6_del(
+                index,
+                &netlink::IfAddr6 {
+                    addr: v6::VIP6,
+                    prefix_len: 64,
+                    nodad: false,
+                },
+            )
+            .unwrap(),
+        })
+    }
+
+    /// Director `dir`'s address on bond0 (2001:2::2 and ::3 once IPv6 is
+    /// on).
+    pub fn director_addr(self, dir: usize) -> String {
+        match self {
+            Family::V4 => format!("198.18.0.{}", dir + 2),
+            Family::V6 => format!("2001:2::{}", dir + 2),
+        }
+    }
+
+    /// The source of director `dir`'s multicast adverts: its address on
+    /// bond0, for IPv6 the link-local one.
+    pub fn advert_src(self, lab: &Lab, dir: usize) -> String {
+        match self {
+            Family::V4 => self.director_addr(dir),
+            Family::V6 => v6::link_local(lab, dir).unwrap().to_string(),
+        }
+    }
+
+    /// The seed's MASTER and BACKUP (IPv4: v2, advert_int 1; IPv6: v3,
+    /// advert_int 1).
+    pub fn seed(self) -> (Conf, Conf) {
+        match self {
+            Family::V4 => (Conf::master(), Conf::backup()),
+            Family::V6 => (Conf::master().v6("1"), Conf::backup().v6("1")),
+        }
+    }
+}
+
+/// A config built at run time where [`Conf`] wants a `&'static str` (a
+/// test leaks a few short strings).
+pub fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// The seed's `vrrp_instance VI_1`, mapped into the lab (or, with
+/// [`Conf::v6`], the IPv6 instance VI_6 in its place).
 #[derive(Clone, Debug)]
 pub struct Conf {
+    pub family: Family,
     pub state: &'static str,
     pub priority: u8,
     pub version: u8,
@@ -49,11 +191,14 @@ pub struct Conf {
     pub top: &'static str,
     /// More `virtual_ipaddress` lines (e.g. on a second interface).
     pub more_vips: &'static str,
+    /// More `global_defs` lines.
+    pub global: &'static str,
 }
 
 impl Conf {
     pub fn master() -> Conf {
         Conf {
+            family: Family::V4,
             state: "MASTER",
             priority: 200,
             version: 2,
@@ -64,6 +209,7 @@ impl Conf {
             sync_daemon: true,
             top: "",
             more_vips: "",
+            global: "",
         }
     }
     pub fn backup() -> Conf {
@@ -79,6 +225,38 @@ impl Conf {
         self.pass = None;
         self
     }
+    /// The IPv6 instance VI_6 instead (vrid 60, VIP 2001:2::100/64):
+    /// VRRPv3, which keepalived picks from the VIP's family.
+    pub fn v6(self, advert_int: &'static str) -> Conf {
+        Conf {
+            family: Family::V6,
+            sync_daemon: false,
+            ..self.v3(advert_int)
+        }
+    }
+    /// This instance advertising by unicast from director `me` to `peer`
+    /// (their addresses on bond0) instead of multicast.
+    pub fn unicast(self, me: usize, peer: usize) -> Conf {
+        let fam = self.family;
+        Conf {
+            extra: leak(format!(
+                "    unicast_src_ip {}\n    unicast_peer {{\n        {}\n    }}\n",
+                fam.director_addr(me),
+                fam.director_addr(peer)
+            )),
+            ..self
+        }
+    }
+    /// How long a speaker started alone with this config may take to hold
+    /// the VIP: its master-down interval (3.6 s at advert_int 1, under
+    /// 0.4 s at 0.1) and its start, with room for a busy machine.
+    pub fn start_within(&self) -> Duration {
+        if self.advert_int.parse::<f64>().unwrap() >= 0.5 {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(5)
+        }
+    }
     pub fn text(&self) -> String {
         let auth = match self.pass {
             Some(p) => format!(
@@ -86,13 +264,24 @@ impl Conf {
             ),
             None => String::new(),
         };
+        let (router_id, vrid, version, vip) = match self.family {
+            Family::V4 => (
+                "mllvs1",
+                20,
+                format!("version {}\n    ", self.version),
+                "198.18.0.100/16 brd 198.18.255.255 dev bond0 label bond0:1",
+            ),
+            Family::V6 => ("lvs6", 60, String::new(), "2001:2::100/64 dev bond0"),
+        };
         self.top.to_string()
             + &format!(
-                "global_defs {{\n    router_id mllvs1\n}}\n\
-             vrrp_instance VI_1 {{\n    state {}\n    priority {}\n    interface bond0\n    \
-             {}virtual_router_id 20\n    version {}\n    \
+                "global_defs {{\n    router_id {router_id}\n{}}}\n\
+             vrrp_instance {} {{\n    state {}\n    priority {}\n    interface bond0\n    \
+             {}virtual_router_id {vrid}\n    {version}\
              advert_int {}\n{auth}{}{}    virtual_ipaddress {{\n        \
-             198.18.0.100/16 brd 198.18.255.255 dev bond0 label bond0:1\n{}    }}\n}}\n",
+             {vip}\n{}    }}\n}}\n",
+                self.global,
+                self.family.instance(),
                 self.state,
                 self.priority,
                 if self.sync_daemon {
@@ -100,7 +289,6 @@ impl Conf {
                 } else {
                     ""
                 },
-                self.version,
                 self.advert_int,
                 if self.nopreempt {
                     "    nopreempt\n"
@@ -272,34 +460,28 @@ pub fn vip_on(lab: &Lab, dir: usize) -> Option<IfAddr> {
     bond0_addr(lab, dir, VIP)
 }
 
+/// `f(bond0's index)` in director `dir`'s namespace.
+pub fn on_bond0<T: Send>(lab: &Lab, dir: usize, f: impl FnOnce(u32) -> T + Send) -> T {
+    lab.run_in_netns(lab.director_ns(dir), || {
+        f(netlink::link_by_name("bond0").unwrap().index)
+    })
+    .unwrap()
+}
+
 /// Address `addr` as configured on director `dir`'s bond0, if present.
 pub fn bond0_addr(lab: &Lab, dir: usize, addr: Ipv4Addr) -> Option<IfAddr> {
-    lab.run_in_netns(lab.director_ns(dir), || {
-        let l = netlink::link_by_name("bond0").unwrap();
-        netlink::addrs(l.index)
+    on_bond0(lab, dir, |index| {
+        netlink::addrs(index)
             .unwrap()
             .into_iter()
             .find(|a| a.addr == addr)
     })
-    .unwrap()
 }
 
 /// Waits until exactly director `master` holds the VIP (with the seed's
 /// label and broadcast) and the other does not.
 pub fn wait_master(lab: &Lab, master: usize, timeout: Duration) -> Result<()> {
-    let t0 = Instant::now();
-    lvs_testkit::wait_until(
-        &format!("dir{} to hold the VIP alone", master + 1),
-        timeout,
-        Duration::from_millis(20),
-        || vip_on(lab, master).is_some() && vip_on(lab, 1 - master).is_none(),
-    )?;
-    let a = vip_on(lab, master).unwrap();
-    assert_eq!(a.label.as_deref(), Some("bond0:1"));
-    assert_eq!(a.prefix_len, 16);
-    assert_eq!(a.brd, Some(Ipv4Addr::new(198, 18, 255, 255)));
-    eprintln!("dir{} holds the VIP after {:?}", master + 1, t0.elapsed());
-    Ok(())
+    Family::V4.wait_master(lab, master, timeout)
 }
 
 pub fn sigkill(pid: Pid) {
@@ -339,11 +521,19 @@ pub fn sigterm(pid: Pid) {
 /// Simulates the death of director `dir`'s host for the VIP's traffic after
 /// its VRRP speaker was SIGKILLed: the VIP it left behind stops answering.
 pub fn drop_vip(lab: &Lab, dir: usize) {
-    lab.run_in_netns(lab.director_ns(dir), || {
-        let l = netlink::link_by_name("bond0").unwrap();
-        netlink::addr_del(l.index, &IfAddr::new(VIP, 16)).unwrap();
-    })
-    .unwrap();
+    Family::V4.drop_vip(lab, dir)
+}
+
+/// The speaker on director `dir` dies with its host: SIGKILL (keepalived's
+/// VRRP child first, so no priority 0 goes out), and the VIP it leaves
+/// behind stops answering.
+pub fn crash(lab: &Lab, fam: Family, dir: usize, s: &Speaker) {
+    if s.child_pidfile.is_some() {
+        sigkill_keepalived(s);
+    } else {
+        sigkill(s.pid);
+    }
+    fam.drop_vip(lab, dir);
 }
 
 pub fn now_s() -> f64 {
@@ -353,7 +543,8 @@ pub fn now_s() -> f64 {
         .as_secs_f64()
 }
 
-/// `ping -D -i 0.01` from the client to the VIP.
+/// `ping -D -i 0.01` from the client to the VIP (`ping -6` to the IPv6
+/// one).
 pub struct Ping {
     pub pid: Pid,
     log: PathBuf,
@@ -361,21 +552,17 @@ pub struct Ping {
 
 impl Ping {
     pub fn start(lab: &Lab) -> Ping {
-        let pid = lab
-            .spawn(
-                lab.client_ns(),
-                &[
-                    "ping",
-                    "-n",
-                    "-D",
-                    "-i",
-                    "0.01",
-                    "-W",
-                    "1",
-                    &VIP.to_string(),
-                ],
-            )
-            .expect("ping");
+        Ping::to(lab, Family::V4)
+    }
+
+    pub fn to(lab: &Lab, fam: Family) -> Ping {
+        let vip = fam.vip().to_string();
+        let mut argv = vec!["ping"];
+        if fam == Family::V6 {
+            argv.push("-6");
+        }
+        argv.extend(["-n", "-D", "-i", "0.01", "-W", "1", &vip]);
+        let pid = lab.spawn(lab.client_ns(), &argv).expect("ping");
         let log = lab.log_path(pid).unwrap();
         Ping { pid, log }
     }
@@ -426,7 +613,9 @@ pub fn log_contains(path: &Path, needle: &str) -> bool {
         .unwrap_or(false)
 }
 
-pub fn wait_log(s: &Speaker, needle: &str, timeout: Duration) -> Result<()> {
+/// Waits until `needle` is in the speaker's log; fails the test with the
+/// log after `timeout`.
+pub fn wait_log(s: &Speaker, needle: &str, timeout: Duration) {
     lvs_testkit::wait_until(
         &format!("{needle:?} in {}", s.log.display()),
         timeout,
@@ -434,17 +623,19 @@ pub fn wait_log(s: &Speaker, needle: &str, timeout: Duration) -> Result<()> {
         || log_contains(&s.log, needle),
     )
     .with_context(|| log_text(s))
+    .unwrap()
 }
 
 /// Waits until the speaker's stats file shows `state` (it is rewritten
-/// every 100 ms).
-pub fn wait_state(s: &Speaker, want: &str, timeout: Duration) -> Result<()> {
+/// every 100 ms); fails the test after `timeout`.
+pub fn wait_state(s: &Speaker, want: &str, timeout: Duration) {
     lvs_testkit::wait_until(
         &format!("state {want}"),
         timeout,
         Duration::from_millis(20),
         || state(s) == want,
     )
+    .unwrap()
 }
 
 /// A second interface `in0` in director `dir`, the end of a veth pair
@@ -471,17 +662,23 @@ pub fn in0_carrier(lab: &Lab, dir: usize, on: bool) {
         .expect("in0p up/down");
 }
 
-/// Whether director `dir` holds `addr` on `ifname`.
-pub fn addr_on(lab: &Lab, dir: usize, ifname: &str, addr: Ipv4Addr) -> bool {
-    let ifname = ifname.to_string();
+/// Whether director `dir` holds `addr` (IPv4 or IPv6) on `ifname`.
+pub fn addr_on(lab: &Lab, dir: usize, ifname: &str, addr: impl Into<IpAddr>) -> bool {
+    let (ifname, addr) = (ifname.to_string(), addr.into());
     lab.run_in_netns(lab.director_ns(dir), move || {
         let Ok(l) = netlink::link_by_name(&ifname) else {
             return false;
         };
-        netlink::addrs(l.index)
-            .unwrap_or_default()
-            .into_iter()
-            .any(|a| a.addr == addr)
+        match addr {
+            IpAddr::V4(addr) => netlink::addrs(l.index)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| a.addr == addr),
+            IpAddr::V6(addr) => netlink::addrs6(l.index)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| a.addr == addr),
+        }
     })
     .unwrap()
 }
@@ -571,6 +768,16 @@ macro_rules! keepalived_tests {
     )+};
 }
 
+/// `conf` run by `who` on director `dir`, alone: once it holds the VIP
+/// (within [`Conf::start_within`]).
+pub fn start_master(lab: &Lab, dir: usize, conf: &Conf, who: Peer) -> Speaker {
+    let s = start(lab, dir, conf, who);
+    conf.family
+        .wait_master(lab, dir, conf.start_within())
+        .unwrap();
+    s
+}
+
 /// Our MASTER on director 0 (alone at first, so it takes the VIP), then
 /// `backup` run by `who` on director 1, once it says it is BACKUP (within
 /// 5 s, keepalived 10 s).
@@ -579,16 +786,14 @@ pub fn start_master_then_backup(
     master: &Conf,
     backup: &Conf,
     who: Peer,
-    within: Duration,
 ) -> (Speaker, Speaker) {
-    let m = start_ours(lab, 0, master);
-    wait_master(lab, 0, within).unwrap();
+    let m = start_master(lab, 0, master, Peer::Ours);
     let b = start(lab, 1, backup, who);
     let backup_within = match who {
         Peer::Ours => Duration::from_secs(5),
         Peer::Keepalived => Duration::from_secs(10),
     };
-    wait_log(&b, "Entering BACKUP STATE", backup_within).unwrap();
+    wait_log(&b, "Entering BACKUP STATE", backup_within);
     (m, b)
 }
 
@@ -597,11 +802,12 @@ pub fn start_master_then_backup(
 /// the new holder), then `settle` more.
 pub fn ping_gap_across(
     lab: &Lab,
+    fam: Family,
     settle: Duration,
     event: impl FnOnce(),
     takeover: impl FnOnce(),
 ) -> Duration {
-    let ping = Ping::start(lab);
+    let ping = Ping::to(lab, fam);
     std::thread::sleep(settle);
     let at = now_s();
     event();
@@ -617,28 +823,112 @@ pub fn stop_all(lab: &Lab, speakers: &[&Speaker]) {
     }
 }
 
-/// The seed's pair (VRRPv2, advert_int 1): our MASTER on director 0, our
+/// A VRRPv3 pair of ours at advert_int 0.1: the MASTER on director 0 with
+/// `top` blocks and `extra` instance lines (what it tracks), the BACKUP on
+/// director 1; then 0.5 s of adverts.
+pub fn start_fast_pair(lab: &Lab, top: &'static str, extra: &'static str) -> (Speaker, Speaker) {
+    let master = Conf {
+        top,
+        extra,
+        ..Conf::master().v3("0.1")
+    };
+    let pair = start_master_then_backup(lab, &master, &Conf::backup().v3("0.1"), Peer::Ours);
+    std::thread::sleep(Duration::from_millis(500));
+    pair
+}
+
+/// The longest gap in the client's pings (for a second before and after)
+/// while director 0's master goes (`event`) and director 1 takes the VIP
+/// over. The wait for director 1 allows 10 s: the bound that matters is
+/// the caller's on the gap, which spans the takeover.
+pub fn handover_gap(lab: &Lab, fam: Family, event: impl FnOnce()) -> Duration {
+    ping_gap_across(lab, fam, Duration::from_secs(1), event, || {
+        fam.wait_master(lab, 1, Duration::from_secs(10)).unwrap()
+    })
+}
+
+/// The seed's pair ([`Family::seed`]): our MASTER on director 0, our
 /// BACKUP on director 1.
-pub fn start_seed_pair(lab: &Lab) -> (Speaker, Speaker) {
-    start_master_then_backup(
-        lab,
-        &Conf::master(),
-        &Conf::backup(),
-        Peer::Ours,
-        Duration::from_secs(10),
-    )
+pub fn start_seed_pair(lab: &Lab, fam: Family) -> (Speaker, Speaker) {
+    let (m, b) = fam.seed();
+    start_master_then_backup(lab, &m, &b, Peer::Ours)
 }
 
 /// [`start_seed_pair`], then 1.5 s of adverts so both have settled.
-pub fn settled_seed_pair(lab: &Lab) -> (Speaker, Speaker) {
-    let pair = start_seed_pair(lab);
+pub fn settled_seed_pair(lab: &Lab, fam: Family) -> (Speaker, Speaker) {
+    let pair = start_seed_pair(lab, fam);
     std::thread::sleep(Duration::from_millis(1500));
     pair
 }
 
-/// Director 1 takes the VIP over within `within`, and the old master says
-/// why within a second.
-pub fn wait_takeover(lab: &Lab, within: Duration, master: &Speaker, says: &str) {
-    wait_master(lab, 1, within).unwrap();
-    wait_log(master, says, Duration::from_secs(1)).unwrap();
+/// Director `dir` takes the VIP over within `within`, and `s` says why
+/// within a second.
+pub fn wait_takeover(lab: &Lab, dir: usize, within: Duration, s: &Speaker, says: &str) {
+    wait_master(lab, dir, within).unwrap();
+    wait_log(s, says, Duration::from_secs(1));
+}
+
+/// The master goes to FAULT saying `says`: director 1 takes the VIP over
+/// within `within`, and the master says both within a second.
+pub fn wait_fault_takeover(lab: &Lab, within: Duration, master: &Speaker, says: &str) {
+    wait_takeover(lab, 1, within, master, says);
+    wait_log(
+        master,
+        "(VI_1) Entering FAULT STATE",
+        Duration::from_secs(1),
+    );
+}
+
+/// Polls `cond` every 20 ms until it holds; fails the test naming `what`
+/// after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    lvs_testkit::wait_until(what, timeout, Duration::from_millis(20), cond).unwrap()
+}
+
+/// Until both directors hold the VIP (split brain).
+pub fn wait_both_masters(lab: &Lab, what: &str, timeout: Duration) {
+    wait_for(what, timeout, || {
+        vip_on(lab, 0).is_some() && vip_on(lab, 1).is_some()
+    })
+}
+
+/// Our speaker `s`, a BACKUP, accepted at least `n` adverts of the master
+/// (within 5 s).
+pub fn wait_received(s: &Speaker, n: u64) {
+    lvs_testkit::wait_until(
+        &format!("{n} adverts accepted"),
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || received(s) >= n,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", log_text(s)))
+}
+
+/// Our speaker `s` is BACKUP under the master advertising from
+/// `master_ip`, and refused none of its adverts.
+pub fn assert_backup_of(s: &Speaker, master_ip: &str) {
+    wait_state(s, "Backup", Duration::from_secs(1));
+    let st = stats(s).unwrap();
+    assert!(
+        st["rejected"].as_object().unwrap().is_empty(),
+        "rejections: {st}"
+    );
+    assert_eq!(st["master_ip"], master_ip, "{st}");
+}
+
+/// One test per peer of our speaker: ours, and keepalived (skipped where
+/// it is not installed): `ours_test, keepalived_test => f;` runs
+/// `f(Peer::Ours)` and `f(Peer::Keepalived)`.
+#[macro_export]
+macro_rules! peer_tests {
+    ($($ours:ident, $keepalived:ident => $f:path;)+) => {$(
+        #[test]
+        #[ignore = "needs root: run cargo xtask test"]
+        fn $ours() {
+            $f(Peer::Ours);
+        }
+        $crate::keepalived_tests! {
+            $keepalived => $f(Peer::Keepalived);
+        }
+    )+};
 }
