@@ -85,7 +85,11 @@ enum Cmd {
 /// Fuzz targets: (directory with its own fuzz workspace, target name).
 /// The test-only parts (`datapath::testrun`, `lvs-xdp-pass`): on for the
 /// tests, the bench and the demo; the package is built without them.
-const TEST_SUPPORT: &str = "lvs-userspace/test-support";
+/// Unqualified on purpose: with `--workspace`, cargo 1.95 enables
+/// `lvs-userspace/test-support` for the library but still skips the binary
+/// whose `required-features` names it, and the demo then has no
+/// `lvs-xdp-pass` on a fresh clone.
+const TEST_SUPPORT: &str = "test-support";
 
 const FUZZ_TARGETS: [(&str, &str); 3] = [
     ("lvs-config/fuzz", "parse"),
@@ -212,7 +216,6 @@ fn fuzz(seconds: u64, only: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Runs one of lvs-userspace's examples (release) with `args`.
 /// Every binary, with the test-only ones the lab starts (`lvs-xdp-pass`).
 fn build_lab_bins(release: bool) -> Result<()> {
     let mut argv = vec!["build", "--workspace", "--bins", "--features", TEST_SUPPORT];
@@ -222,6 +225,7 @@ fn build_lab_bins(release: bool) -> Result<()> {
     cargo(&argv)
 }
 
+/// Runs one of lvs-userspace's examples (release) with `args`.
 fn example(name: &str, args: &[&str]) -> Result<()> {
     let mut argv = vec![
         "run",
