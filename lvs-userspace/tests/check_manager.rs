@@ -192,13 +192,7 @@ async fn a_slow_server_does_not_hold_up_another() -> Result<()> {
 
 #[tokio::test]
 async fn keepalived_log_lines() -> Result<()> {
-    let cap = Capture::default();
-    let writer = cap.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let cap = Capture::global();
     let (a, _) = counting_listener("127.0.0.1:0").await?;
     let closed = closed_port().await?;
     let dead: SocketAddr = format!("127.0.0.1:{closed}").parse()?;
@@ -207,7 +201,7 @@ async fn keepalived_log_lines() -> Result<()> {
     let (checkers, mut rx) = start_checkers(&cfg);
     collect(&mut rx, 2, Duration::from_secs(4)).await?;
     checkers.shutdown().await;
-    let text = String::from_utf8(cap.0.lock().unwrap().clone())?;
+    let text = cap.text();
     print!("{text}");
     let (pa, pd) = (a.port(), closed);
     for line in [

@@ -214,10 +214,38 @@ pub fn with_checkers(
     })?
 }
 
-/// Log lines captured from a `tracing` subscriber (give it
-/// `with_writer(move || capture.clone())`).
+/// Log lines captured from a `tracing` subscriber.
 #[derive(Clone, Default)]
 pub struct Capture(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Capture {
+    /// The test process's whole log, captured from the first call on. A
+    /// per-thread subscriber (`set_default`) is not enough when tests run
+    /// in parallel: a test thread without one that reaches a log call first
+    /// leaves tracing's per-callsite cache saying "nobody listens", and the
+    /// capturing thread misses that line. Assert on lines that name the
+    /// test's own addresses or ports.
+    pub fn global() -> Capture {
+        static LOG: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+        LOG.get_or_init(|| {
+            let capture = Capture::default();
+            let writer = capture.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in a test process");
+            capture
+        })
+        .clone()
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
 
 impl std::io::Write for Capture {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
