@@ -39,7 +39,9 @@ fn flood_case(table: u32, factor: u64, persistence: Option<u32>) -> Result<()> {
     let mut spec = seed_spec(120);
     spec.second_client_addrs = 1;
     let lab = Lab::create(spec)?;
-    let instance = format!("test-flood-{}-{table}", std::process::id());
+    // One instance per case: the cases may run side by side.
+    let persist = persistence.map_or("np", |_| "p");
+    let instance = format!("test-flood-{}-{table}-{persist}", std::process::id());
     let _guard = PinGuard(instance.clone());
     let mut opts = Options::new(&instance);
     opts.conn_table_size = table;
